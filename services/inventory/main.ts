@@ -1,0 +1,35 @@
+import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { createLogger } from "../../shared/logging/index.js";
+import { runMain } from "../../shared/process/index.js";
+import { openDatabase } from "../../shared/sqlite/index.js";
+import { inventoryConfig } from "./config.js";
+import { inventoryHandlers } from "./handlers/index.js";
+import { inventoryMigrations } from "./schema.js";
+import { InventoryStore } from "./store.js";
+
+const config = inventoryConfig(process.env);
+const logger = createLogger("inventory", config.logLevel);
+
+runMain(logger, async () => {
+  const db = openDatabase({ file: config.dbFile, migrations: inventoryMigrations, synchronous: config.synchronous });
+  const store = new InventoryStore(db);
+  let ready = true;
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    logger,
+    services: [
+      registration(InventoryService, inventoryHandlers(store)),
+      healthService([InventoryService.typeName], () => ready && db.open),
+    ],
+  });
+  logger.info({ port: server.port, db: config.dbFile }, "listening");
+  return {
+    async close() {
+      ready = false;
+      await server.close();
+      db.close();
+    },
+  };
+});

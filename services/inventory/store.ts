@@ -1,0 +1,285 @@
+import { OrderlyError } from "../../shared/errors/index.js";
+import type { Db } from "../../shared/sqlite/index.js";
+
+/** An item as stored. */
+export interface ItemRecord {
+  sku: string;
+  name: string;
+  unitPriceMinor: number;
+  currencyCode: string;
+  available: number;
+  reserved: number;
+  createTime: number;
+  updateTime: number;
+  version: number;
+}
+
+/** One reserved line, with the unit price captured when reserved. */
+export interface ReservedLine {
+  sku: string;
+  quantity: number;
+  unitPriceMinor: number;
+}
+
+/** Reservation states, as stored (the values of orderly.inventory.v1.Reservation.State). */
+export const ReservationState = { RESERVED: 1, RELEASED: 2 } as const;
+
+/** A reservation as stored. */
+export interface ReservationRecord {
+  orderId: string;
+  state: (typeof ReservationState)[keyof typeof ReservationState];
+  lines: ReservedLine[];
+  totalMinor: number;
+  currencyCode: string;
+}
+
+/** A restock: quantity to add, and optionally new attributes. */
+export interface RestockInput {
+  sku: string;
+  quantity: number;
+  name?: string;
+  unitPriceMinor?: number;
+  currencyCode?: string;
+  requestId?: string;
+}
+
+interface ItemRow {
+  sku: string;
+  name: string;
+  unit_price_minor: number;
+  currency_code: string;
+  available: number;
+  reserved: number;
+  create_time: number;
+  update_time: number;
+  version: number;
+}
+
+interface ReservationRow {
+  order_id: string;
+  state: number;
+  lines: string;
+  total_minor: number;
+  currency_code: string;
+}
+
+const MAX_STOCK = 2 ** 31 - 1;
+
+function toItem(row: ItemRow): ItemRecord {
+  return {
+    sku: row.sku,
+    name: row.name,
+    unitPriceMinor: row.unit_price_minor,
+    currencyCode: row.currency_code,
+    available: row.available,
+    reserved: row.reserved,
+    createTime: row.create_time,
+    updateTime: row.update_time,
+    version: row.version,
+  };
+}
+
+function toReservation(row: ReservationRow): ReservationRecord {
+  return {
+    orderId: row.order_id,
+    state: row.state as ReservationRecord["state"],
+    lines: JSON.parse(row.lines) as ReservedLine[],
+    totalMinor: row.total_minor,
+    currencyCode: row.currency_code,
+  };
+}
+
+function sameLines(a: readonly { sku: string; quantity: number }[], b: readonly { sku: string; quantity: number }[]): boolean {
+  return a.length === b.length && a.every((line, i) => line.sku === b[i]!.sku && line.quantity === b[i]!.quantity);
+}
+
+/**
+ * The inventory's data: items and reservations in SQLite. Every change is
+ * one IMMEDIATE transaction, so check-and-reserve cannot oversell, whatever
+ * the concurrency (and whatever the number of processes sharing the file).
+ */
+export class InventoryStore {
+  private readonly statements;
+  private readonly reserveTx;
+  private readonly releaseTx;
+  private readonly restockTx;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.statements = {
+      getItem: db.prepare<[string], ItemRow>("SELECT * FROM items WHERE sku = ?"),
+      listItems: db.prepare<[string, number], ItemRow>("SELECT * FROM items WHERE sku > ? ORDER BY sku LIMIT ?"),
+      countItems: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM items"),
+      insertItem: db.prepare(
+        `INSERT INTO items (sku, name, unit_price_minor, currency_code, available, reserved, create_time, update_time, version)
+         VALUES (@sku, @name, @unitPriceMinor, @currencyCode, @quantity, 0, @now, @now, 1)`,
+      ),
+      restockItem: db.prepare(
+        `UPDATE items SET available = available + @quantity, name = @name, unit_price_minor = @unitPriceMinor,
+           currency_code = @currencyCode, update_time = @now, version = version + 1 WHERE sku = @sku`,
+      ),
+      reserveItem: db.prepare<[number, number, number, string]>(
+        "UPDATE items SET available = available - ?, reserved = reserved + ?, update_time = ?, version = version + 1 WHERE sku = ?",
+      ),
+      releaseItem: db.prepare<[number, number, number, string]>(
+        "UPDATE items SET available = available + ?, reserved = reserved - ?, update_time = ?, version = version + 1 WHERE sku = ?",
+      ),
+      getReservation: db.prepare<[string], ReservationRow>("SELECT * FROM reservations WHERE order_id = ?"),
+      insertReservation: db.prepare(
+        `INSERT INTO reservations (order_id, state, lines, total_minor, currency_code, create_time, update_time)
+         VALUES (@orderId, @state, @lines, @totalMinor, @currencyCode, @now, @now)`,
+      ),
+      markReleased: db.prepare<[number, number, string]>("UPDATE reservations SET state = ?, update_time = ? WHERE order_id = ?"),
+      getRestock: db.prepare<[string], { sku: string; quantity: number }>("SELECT sku, quantity FROM restocks WHERE request_id = ?"),
+      insertRestock: db.prepare<[string, string, number, number]>(
+        "INSERT INTO restocks (request_id, sku, quantity, create_time) VALUES (?, ?, ?, ?)",
+      ),
+    };
+    this.reserveTx = db.transaction((orderId: string, lines: readonly { sku: string; quantity: number }[]) =>
+      this.reserveInTx(orderId, lines),
+    );
+    this.releaseTx = db.transaction((orderId: string) => this.releaseInTx(orderId));
+    this.restockTx = db.transaction((input: RestockInput) => this.restockInTx(input));
+  }
+
+  /** Returns an item, or undefined when the SKU is unknown. */
+  getItem(sku: string): ItemRecord | undefined {
+    const row = this.statements.getItem.get(sku);
+    return row && toItem(row);
+  }
+
+  /** Returns up to `limit` items with a SKU after `afterSku`, ordered by SKU. */
+  listItems(afterSku: string, limit: number): ItemRecord[] {
+    return this.statements.listItems.all(afterSku, limit).map(toItem);
+  }
+
+  /** The number of SKUs. */
+  countItems(): number {
+    return this.statements.countItems.get()!.n;
+  }
+
+  /** Returns a reservation, or undefined. */
+  getReservation(orderId: string): ReservationRecord | undefined {
+    const row = this.statements.getReservation.get(orderId);
+    return row && toReservation(row);
+  }
+
+  /** Adds stock (creating the SKU when new); with a request id, applies it once. */
+  restock(input: RestockInput): ItemRecord {
+    return this.restockTx.immediate(input);
+  }
+
+  /** Reserves every line for an order or none; idempotent per order id. */
+  reserve(orderId: string, lines: readonly { sku: string; quantity: number }[]): ReservationRecord {
+    return this.reserveTx.immediate(orderId, lines);
+  }
+
+  /** Releases an order's reservation; idempotent, and leaves a tombstone for an unknown order. */
+  release(orderId: string): ReservationRecord {
+    return this.releaseTx.immediate(orderId);
+  }
+
+  private restockInTx(input: RestockInput): ItemRecord {
+    const now = this.clock();
+    if (input.requestId) {
+      const previous = this.statements.getRestock.get(input.requestId);
+      if (previous) {
+        if (previous.sku !== input.sku || previous.quantity !== input.quantity) {
+          throw new OrderlyError("IDEMPOTENCY_KEY_REUSED", "this request id was used for a different restock");
+        }
+        return this.getItem(input.sku)!;
+      }
+      this.statements.insertRestock.run(input.requestId, input.sku, input.quantity, now);
+    }
+    const current = this.getItem(input.sku);
+    if (current === undefined) {
+      this.statements.insertItem.run({
+        sku: input.sku,
+        name: input.name ?? input.sku,
+        unitPriceMinor: input.unitPriceMinor ?? 0,
+        currencyCode: input.currencyCode ?? "USD",
+        quantity: input.quantity,
+        now,
+      });
+    } else {
+      if (current.available + current.reserved + input.quantity > MAX_STOCK) {
+        throw new OrderlyError("STOCK_LIMIT_EXCEEDED", `stock of ${input.sku} would exceed ${MAX_STOCK}`, {
+          metadata: { sku: input.sku },
+        });
+      }
+      this.statements.restockItem.run({
+        sku: input.sku,
+        quantity: input.quantity,
+        name: input.name ?? current.name,
+        unitPriceMinor: input.unitPriceMinor ?? current.unitPriceMinor,
+        currencyCode: input.currencyCode ?? current.currencyCode,
+        now,
+      });
+    }
+    return this.getItem(input.sku)!;
+  }
+
+  private reserveInTx(orderId: string, lines: readonly { sku: string; quantity: number }[]): ReservationRecord {
+    const existing = this.getReservation(orderId);
+    if (existing) {
+      if (existing.state === ReservationState.RELEASED) {
+        throw new OrderlyError("RESERVATION_RELEASED", `the reservation of order ${orderId} was released`, {
+          metadata: { orderId },
+        });
+      }
+      if (!sameLines(existing.lines, lines)) {
+        throw new OrderlyError("RESERVATION_MISMATCH", `order ${orderId} is reserved with other lines`, {
+          metadata: { orderId },
+        });
+      }
+      return existing;
+    }
+    const reserved: ReservedLine[] = [];
+    let currencyCode = "";
+    for (const line of lines) {
+      const item = this.getItem(line.sku);
+      if (item === undefined) {
+        throw new OrderlyError("UNKNOWN_SKU", `unknown SKU ${line.sku}`, { metadata: { sku: line.sku } });
+      }
+      if (item.available < line.quantity) {
+        throw new OrderlyError("INSUFFICIENT_STOCK", `not enough stock of ${line.sku}`, {
+          metadata: { sku: line.sku, requested: String(line.quantity), available: String(item.available) },
+        });
+      }
+      if (currencyCode !== "" && item.currencyCode !== currencyCode) {
+        throw new OrderlyError("MIXED_CURRENCIES", "the order's items are priced in different currencies", {
+          metadata: { sku: line.sku },
+        });
+      }
+      currencyCode = item.currencyCode;
+      reserved.push({ sku: line.sku, quantity: line.quantity, unitPriceMinor: item.unitPriceMinor });
+    }
+    const now = this.clock();
+    for (const line of reserved) this.statements.reserveItem.run(line.quantity, line.quantity, now, line.sku);
+    const record: ReservationRecord = {
+      orderId,
+      state: ReservationState.RESERVED,
+      lines: reserved,
+      totalMinor: reserved.reduce((sum, line) => sum + line.quantity * line.unitPriceMinor, 0),
+      currencyCode,
+    };
+    this.statements.insertReservation.run({ ...record, lines: JSON.stringify(reserved), now });
+    return record;
+  }
+
+  private releaseInTx(orderId: string): ReservationRecord {
+    const now = this.clock();
+    const existing = this.getReservation(orderId);
+    if (existing === undefined) {
+      const tombstone: ReservationRecord = { orderId, state: ReservationState.RELEASED, lines: [], totalMinor: 0, currencyCode: "" };
+      this.statements.insertReservation.run({ ...tombstone, lines: "[]", now });
+      return tombstone;
+    }
+    if (existing.state === ReservationState.RELEASED) return existing;
+    for (const line of existing.lines) this.statements.releaseItem.run(line.quantity, line.quantity, now, line.sku);
+    this.statements.markReleased.run(ReservationState.RELEASED, now, orderId);
+    return { ...existing, state: ReservationState.RELEASED };
+  }
+}

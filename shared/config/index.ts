@@ -1,0 +1,1 @@
+export { readString, readInt, readChoice, ConfigError, type Env } from "./env.js";

@@ -1,0 +1,62 @@
+import { Code } from "./code.js";
+import type { Reason } from "./reasons.js";
+
+/**
+ * Reasons that HTTP has a more precise status for than their gRPC code's
+ * standard mapping gives.
+ */
+const httpStatusByReason: Partial<Record<Reason, number>> = {
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  METHOD_NOT_ALLOWED: 405,
+};
+
+/**
+ * The HTTP status for an error: the standard gRPC→HTTP mapping (as
+ * grpc-gateway and Envoy use it), refined by the reasons above.
+ */
+export function httpStatusFor(code: Code, reason?: Reason): number {
+  const refined = reason === undefined ? undefined : httpStatusByReason[reason];
+  if (refined !== undefined) return refined;
+  switch (code) {
+    case Code.OK:
+      return 200;
+    case Code.CANCELLED:
+      return 499;
+    case Code.UNKNOWN:
+      return 500;
+    case Code.INVALID_ARGUMENT:
+      return 400;
+    case Code.DEADLINE_EXCEEDED:
+      return 504;
+    case Code.NOT_FOUND:
+      return 404;
+    case Code.ALREADY_EXISTS:
+      return 409;
+    case Code.PERMISSION_DENIED:
+      return 403;
+    case Code.RESOURCE_EXHAUSTED:
+      return 429;
+    case Code.FAILED_PRECONDITION:
+      return 400;
+    case Code.ABORTED:
+      return 409;
+    case Code.OUT_OF_RANGE:
+      return 400;
+    case Code.UNIMPLEMENTED:
+      return 501;
+    case Code.INTERNAL:
+      return 500;
+    case Code.UNAVAILABLE:
+      return 503;
+    case Code.DATA_LOSS:
+      return 500;
+    case Code.UNAUTHENTICATED:
+      return 401;
+    default: {
+      const unreachable: never = code;
+      return unreachable;
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import { Code, codeName } from "./code.js";
+import { reasons, type Reason } from "./reasons.js";
+
+/** One invalid field of a request (google.rpc.BadRequest.FieldViolation). */
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+/** The error domain in every ErrorInfo Orderly sends. */
+export const ERROR_DOMAIN = "orderly";
+
+/**
+ * The one error type of Orderly: a status code, a message safe to show a
+ * client, a machine-readable reason, string metadata and optional field
+ * violations. Anything thrown is turned into one by `OrderlyError.from`.
+ */
+export class OrderlyError extends Error {
+  override readonly name = "OrderlyError";
+  readonly code: Code;
+  readonly reason: Reason;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly violations: readonly FieldViolation[];
+
+  constructor(
+    reason: Reason,
+    message: string,
+    options: {
+      metadata?: Record<string, string>;
+      violations?: FieldViolation[];
+      code?: Code;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.reason = reason;
+    this.code = options.code ?? reasons[reason];
+    this.metadata = options.metadata ?? {};
+    this.violations = options.violations ?? [];
+  }
+
+  /** Turns anything thrown into an OrderlyError; unknown errors become INTERNAL with a generic message. */
+  static from(error: unknown): OrderlyError {
+    if (error instanceof OrderlyError) return error;
+    return new OrderlyError("INTERNAL", "internal error", { cause: error });
+  }
+
+  /** A short form for logs: "NOT_FOUND/ORDER_NOT_FOUND: ...". */
+  override toString(): string {
+    return `${codeName(this.code)}/${this.reason}: ${this.message}`;
+  }
+}
+
+/** Shorthand for a VALIDATION_FAILED error listing field violations. */
+export function validationError(violations: FieldViolation[]): OrderlyError {
+  const summary = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+  return new OrderlyError("VALIDATION_FAILED", `invalid request: ${summary}`, { violations });
+}

@@ -1,0 +1,92 @@
+import { Code } from "./code.js";
+
+/**
+ * Every machine-readable error reason Orderly returns, in `ErrorInfo.reason`,
+ * with the status code it always travels with. The README's table of error
+ * reasons is this list.
+ */
+export const reasons = {
+  /** The HTTP body is not valid JSON. */
+  MALFORMED_JSON: Code.INVALID_ARGUMENT,
+  /** A JSON or query field is unknown, or its value has the wrong type. */
+  INVALID_FIELD: Code.INVALID_ARGUMENT,
+  /** Fields broke a rule; a BadRequest detail lists each violation. */
+  VALIDATION_FAILED: Code.INVALID_ARGUMENT,
+  /** The page_token is not one this API issued for this query. */
+  INVALID_PAGE_TOKEN: Code.INVALID_ARGUMENT,
+  /** X-Request-Timeout, X-Request-Id or Idempotency-Key is malformed. */
+  INVALID_HEADER: Code.INVALID_ARGUMENT,
+  /** The request body is larger than the gateway accepts (HTTP 413). */
+  PAYLOAD_TOO_LARGE: Code.INVALID_ARGUMENT,
+  /** The request body is not application/json (HTTP 415). */
+  UNSUPPORTED_MEDIA_TYPE: Code.INVALID_ARGUMENT,
+  /** The Idempotency-Key was used before with a different request (HTTP 422). */
+  IDEMPOTENCY_KEY_REUSED: Code.INVALID_ARGUMENT,
+  /** No route matches the path. */
+  ROUTE_NOT_FOUND: Code.NOT_FOUND,
+  /** The path exists but not for this HTTP method (HTTP 405). */
+  METHOD_NOT_ALLOWED: Code.UNIMPLEMENTED,
+  /** No order has this id (or it is not visible to the caller). */
+  ORDER_NOT_FOUND: Code.NOT_FOUND,
+  /** No item has this SKU. */
+  ITEM_NOT_FOUND: Code.NOT_FOUND,
+  /** An order line names a SKU the inventory does not know. */
+  UNKNOWN_SKU: Code.FAILED_PRECONDITION,
+  /** Not enough available stock for an order line. */
+  INSUFFICIENT_STOCK: Code.FAILED_PRECONDITION,
+  /** The lines of an order are priced in different currencies. */
+  MIXED_CURRENCIES: Code.FAILED_PRECONDITION,
+  /** The order is REJECTED, so it cannot be cancelled. */
+  ORDER_NOT_CANCELLABLE: Code.FAILED_PRECONDITION,
+  /** The order's reservation was released; it cannot be reserved again. */
+  RESERVATION_RELEASED: Code.FAILED_PRECONDITION,
+  /** A reservation for this order exists with other lines. */
+  RESERVATION_MISMATCH: Code.FAILED_PRECONDITION,
+  /** The restock would take a SKU's stock past its limit. */
+  STOCK_LIMIT_EXCEEDED: Code.FAILED_PRECONDITION,
+  /** The call's deadline passed before it completed. */
+  DEADLINE_EXCEEDED: Code.DEADLINE_EXCEEDED,
+  /** The caller went away and the call was abandoned. */
+  CANCELLED: Code.CANCELLED,
+  /** A service this call needs did not answer or failed. */
+  DEPENDENCY_UNAVAILABLE: Code.UNAVAILABLE,
+  /** A dependency's circuit breaker is open: failing fast until it recovers. */
+  CIRCUIT_OPEN: Code.UNAVAILABLE,
+  /** Too many calls to a dependency are in flight; retry later. */
+  BULKHEAD_FULL: Code.RESOURCE_EXHAUSTED,
+  /** The service is not ready, or is shutting down. */
+  SERVICE_UNAVAILABLE: Code.UNAVAILABLE,
+  /** An unexpected error; its details are in the server's log, under the request id. */
+  INTERNAL: Code.INTERNAL,
+} as const satisfies Record<string, Code>;
+
+/** A machine-readable error reason. */
+export type Reason = keyof typeof reasons;
+
+/** The reason used when an error arrives with a code but without one. */
+export function defaultReason(code: Code): Reason {
+  switch (code) {
+    case Code.DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case Code.CANCELLED:
+      return "CANCELLED";
+    case Code.UNAVAILABLE:
+      return "DEPENDENCY_UNAVAILABLE";
+    case Code.RESOURCE_EXHAUSTED:
+      return "BULKHEAD_FULL";
+    case Code.INVALID_ARGUMENT:
+    case Code.OUT_OF_RANGE:
+      return "VALIDATION_FAILED";
+    case Code.NOT_FOUND:
+      return "ROUTE_NOT_FOUND";
+    case Code.UNIMPLEMENTED:
+      return "METHOD_NOT_ALLOWED";
+    default:
+      return "INTERNAL";
+  }
+}
+
+/** Whether a string is one of Orderly's reasons. */
+export function isReason(value: string): value is Reason {
+  return Object.hasOwn(reasons, value);
+}

@@ -1,0 +1,81 @@
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Code, OrderlyError, fromStatus } from "../errors/index.js";
+import { metadataKeys } from "./metadata-keys.js";
+import type { CallOptions, Client } from "./types.js";
+
+/** A connection (channel) to one gRPC server, shared by all calls to it. */
+export type Connection = grpc.Client;
+
+/** Opens a connection to host:port. Connections are lazy; close them with `connection.close()`. */
+export function connect(address: string, options: { maxMessageBytes?: number } = {}): Connection {
+  const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+  return new grpc.Client(address, grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": maxBytes,
+    "grpc.max_send_message_length": maxBytes,
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 2000,
+  });
+}
+
+/** Turns a grpc-js error into an OrderlyError, using the google.rpc.Status in its trailers when present. */
+export function fromServiceError(error: grpc.ServiceError): OrderlyError {
+  const details = error.metadata?.get(metadataKeys.statusDetails)[0];
+  const code = (error.code as number as Code) ?? Code.UNKNOWN;
+  return fromStatus(code, error.details, details instanceof Buffer ? details : undefined);
+}
+
+/** Makes one unary call; rejects with an OrderlyError. */
+export function callUnary<I extends DescMessage, O extends DescMessage>(
+  connection: Connection,
+  method: DescMethodUnary<I, O>,
+  request: MessageInitShape<I>,
+  options: CallOptions = {},
+): Promise<MessageShape<O>> {
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(new OrderlyError("CANCELLED", "the call was cancelled before it started"));
+      return;
+    }
+    const metadata = new grpc.Metadata();
+    for (const [key, value] of Object.entries(options.metadata ?? {})) metadata.set(key, value);
+    if (options.requestId) metadata.set(metadataKeys.requestId, options.requestId);
+    const onAbort = () => call.cancel();
+    const call = connection.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
+      `/${method.parent.typeName}/${method.name}`,
+      (message) => Buffer.from(toBinary(method.input, message)),
+      (bytes) => fromBinary(method.output, bytes),
+      create(method.input, request),
+      metadata,
+      { deadline: options.deadline ?? Infinity },
+      (error, response) => {
+        options.signal?.removeEventListener("abort", onAbort);
+        if (error) reject(fromServiceError(error));
+        else resolve(response!);
+      },
+    );
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * A typed promise client for a service over a connection. `around`, when
+ * given, wraps every call (the resilience policy of the dependency).
+ */
+export function createClient<S extends DescService>(
+  service: S,
+  connection: Connection,
+  around?: (method: DescMethodUnary, call: (options: CallOptions) => Promise<unknown>, options: CallOptions) => Promise<unknown>,
+): Client<S> {
+  const client: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") continue;
+    const unary = method as DescMethodUnary;
+    client[method.localName] = (request: never, options: CallOptions = {}) => {
+      const call = (attempt: CallOptions) => callUnary(connection, unary, request, attempt);
+      return around ? around(unary, call, options) : call(options);
+    };
+  }
+  return client as Client<S>;
+}

@@ -1,0 +1,22 @@
+import type { Logger } from "../logging/index.js";
+
+/** What a handler knows about the call it serves. */
+export interface CallContext {
+  /** The full method name, e.g. "orderly.order.v1.OrderService/CreateOrder". */
+  readonly method: string;
+  /** The request id (x-request-id), generated when the caller sent none. */
+  readonly requestId: string;
+  /** The absolute deadline (epoch ms), or undefined when the caller set none. */
+  readonly deadline: number | undefined;
+  /** Aborted when the caller cancels or the deadline passes. */
+  readonly signal: AbortSignal;
+  /** A logger bound to this call (method, request id). */
+  readonly logger: Logger;
+  /** The request metadata, lower-case keys, text values only. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** Milliseconds left until the context's deadline (Infinity without one). */
+export function remainingMs(context: Pick<CallContext, "deadline">, now = Date.now()): number {
+  return context.deadline === undefined ? Infinity : context.deadline - now;
+}

@@ -1,0 +1,46 @@
+import type { Message } from "@bufbuild/protobuf";
+import { Code, OrderlyError, codeName } from "../errors/index.js";
+import type { CallContext } from "./context.js";
+
+/** The next step of a call: the handler itself, or the rest of the chain. */
+export type Next = (request: Message, context: CallContext) => Promise<unknown>;
+
+/** Cross-cutting work around every handler of a server. */
+export type Interceptor = (next: Next) => Next;
+
+/** Composes interceptors; the first in the list runs outermost. */
+export function chain(interceptors: readonly Interceptor[], handler: Next): Next {
+  return interceptors.reduceRight<Next>((next, interceptor) => interceptor(next), handler);
+}
+
+/** Logs each call's outcome and duration: errors a client caused at info, others at error. */
+export const logCalls: Interceptor = (next) => async (request, context) => {
+  const started = performance.now();
+  try {
+    const response = await next(request, context);
+    context.logger.debug({ ms: Math.round(performance.now() - started) }, "call ok");
+    return response;
+  } catch (error) {
+    const err = OrderlyError.from(error);
+    const ms = Math.round(performance.now() - started);
+    const fields = { ms, code: codeName(err.code), reason: err.reason };
+    if (err.code === Code.INTERNAL || err.code === Code.UNKNOWN) {
+      context.logger.error({ ...fields, err: err.cause ?? err }, "call failed");
+    } else {
+      context.logger.info({ ...fields, message: err.message }, "call failed");
+    }
+    throw err;
+  }
+};
+
+/** Refuses a call whose deadline has already passed or whose caller went away, before any work. */
+export const enforceDeadline: Interceptor = (next) => async (request, context) => {
+  if (context.signal.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
+  if (context.deadline !== undefined && context.deadline <= Date.now()) {
+    throw new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded before the call started");
+  }
+  return next(request, context);
+};
+
+/** The interceptors every Orderly server runs, outermost first. */
+export const defaultInterceptors: readonly Interceptor[] = [logCalls, enforceDeadline];

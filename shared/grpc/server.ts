@@ -1,0 +1,150 @@
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary, type DescMessage, type DescService, type Message } from "@bufbuild/protobuf";
+import { randomUUID } from "node:crypto";
+import { OrderlyError, toStatusBinary } from "../errors/index.js";
+import type { Logger } from "../logging/index.js";
+import type { CallContext } from "./context.js";
+import { chain, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
+import { metadataKeys } from "./metadata-keys.js";
+import type { ServiceHandlers } from "./types.js";
+
+/** A protobuf-es service descriptor with its handlers. */
+export interface ServiceRegistration<S extends DescService = DescService> {
+  service: S;
+  handlers: ServiceHandlers<S>;
+}
+
+/** Pairs a service descriptor with its handlers, checking their types. */
+export function registration<S extends DescService>(service: S, handlers: ServiceHandlers<S>): ServiceRegistration {
+  return { service, handlers } as unknown as ServiceRegistration;
+}
+
+/** A started gRPC server. */
+export interface RunningServer {
+  /** The port it listens on (useful when asked for port 0). */
+  readonly port: number;
+  /** Stops accepting calls, lets in-flight calls finish for up to graceMs, then cancels the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Options for startGrpcServer. */
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  services: readonly ServiceRegistration[];
+  logger: Logger;
+  interceptors?: readonly Interceptor[];
+  /** Largest message accepted or sent (bytes). */
+  maxMessageBytes?: number;
+}
+
+function serializer(schema: DescMessage) {
+  return (message: Message) => Buffer.from(toBinary(schema, message));
+}
+
+function deserializer(schema: DescMessage) {
+  return (bytes: Buffer) => fromBinary(schema, bytes);
+}
+
+/** The grpc-js service definition of a protobuf-es service descriptor (unary methods only). */
+export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") continue;
+    definition[method.name] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: serializer(method.input),
+      requestDeserialize: deserializer(method.input),
+      responseSerialize: serializer(method.output),
+      responseDeserialize: deserializer(method.output),
+      originalName: method.localName,
+    };
+  }
+  return definition;
+}
+
+function metadataRecord(metadata: grpc.Metadata): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata.getMap())) {
+    if (typeof value === "string") record[key] = value;
+  }
+  return record;
+}
+
+function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string, logger: Logger): CallContext {
+  const metadata = metadataRecord(call.metadata);
+  const requestId = metadata[metadataKeys.requestId] || randomUUID();
+  const rawDeadline = call.getDeadline();
+  const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort(new OrderlyError("CANCELLED", "the caller cancelled the call")));
+  return {
+    method,
+    requestId,
+    deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
+    signal: controller.signal,
+    logger: logger.child({ method, requestId }),
+    metadata,
+  };
+}
+
+/** The grpc-js error for an OrderlyError: its code, message, and google.rpc.Status in the trailers. */
+export function toServiceError(error: OrderlyError): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  metadata.set(metadataKeys.statusDetails, Buffer.from(toStatusBinary(error)));
+  return { code: error.code as number as grpc.status, details: error.message, metadata };
+}
+
+function implementation(registration: ServiceRegistration, logger: Logger, interceptors: readonly Interceptor[]) {
+  const { service, handlers } = registration;
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") continue;
+    const handler = (handlers as unknown as Record<string, Next>)[method.localName];
+    if (handler === undefined) continue;
+    const fullName = `${service.typeName}/${method.name}`;
+    const run = chain(interceptors, handler);
+    impl[method.name] = (call: grpc.ServerUnaryCall<Message, Message>, callback: grpc.sendUnaryData<Message>) => {
+      const context = contextOf(call, fullName, logger);
+      run(call.request, context).then(
+        (response) => callback(null, create(method.output, response as never) as Message),
+        (error: unknown) => callback(toServiceError(OrderlyError.from(error))),
+      );
+    };
+  }
+  return impl;
+}
+
+/** Starts a grpc-js server with the given services on host:port (0 picks a free port). */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningServer> {
+  const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxBytes,
+    "grpc.max_send_message_length": maxBytes,
+  });
+  const interceptors = options.interceptors ?? defaultInterceptors;
+  for (const registration of options.services) {
+    server.addService(grpcServiceDefinition(registration.service), implementation(registration, options.logger, interceptors));
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
+  });
+  return {
+    port,
+    close: (graceMs = 5000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

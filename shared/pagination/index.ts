@@ -1,0 +1,1 @@
+export { pageSize, encodePageToken, decodePageToken, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./page-token.js";

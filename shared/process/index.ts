@@ -1,0 +1,1 @@
+export { runMain, type Stoppable } from "./run-main.js";

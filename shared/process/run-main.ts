@@ -1,0 +1,54 @@
+import type { Logger } from "../logging/index.js";
+
+/** Something a process started and must stop on shutdown. */
+export interface Stoppable {
+  /** Stops accepting work, finishes or abandons what is in flight, and releases resources. */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs a process's `start`, then waits for SIGTERM or SIGINT and closes what
+ * it returned. A second signal, or a close that takes longer than
+ * `graceMs`, ends the process at once. The only place that calls process.exit.
+ */
+export function runMain(
+  logger: Logger,
+  start: () => Promise<Stoppable>,
+  graceMs = 10_000,
+): void {
+  let stopping = false;
+  const fail = (error: unknown) => {
+    logger.fatal({ err: error }, "fatal error");
+    process.exit(1);
+  };
+  process.on("uncaughtException", fail);
+  process.on("unhandledRejection", fail);
+  start().then(
+    (running) => {
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          logger.warn({ signal }, "second signal: exiting now");
+          process.exit(1);
+        }
+        stopping = true;
+        logger.info({ signal }, "shutting down");
+        const timer = setTimeout(() => {
+          logger.error({ graceMs }, "shutdown took too long: exiting");
+          process.exit(1);
+        }, graceMs);
+        timer.unref();
+        running.close().then(
+          () => {
+            logger.info("stopped");
+            logger.flush();
+            process.exit(0);
+          },
+          fail,
+        );
+      };
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+    },
+    fail,
+  );
+}

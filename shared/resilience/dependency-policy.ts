@@ -1,0 +1,169 @@
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  CircuitState,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  TaskCancelledError,
+  TimeoutStrategy,
+  bulkhead,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  timeout,
+  wrap,
+  type IPolicy,
+} from "cockatiel";
+import { Code, OrderlyError } from "../errors/index.js";
+import { RetryBudget } from "./retry-budget.js";
+
+/** The knobs of one dependency's policy. */
+export interface DependencyPolicyOptions {
+  /** The dependency's name, e.g. "inventory" (in errors and logs). */
+  name: string;
+  /** Longest time one attempt may take (ms). */
+  attemptTimeoutMs: number;
+  /** Attempts per call in total, the first included (idempotent calls only). */
+  maxAttempts: number;
+  /** First backoff before a retry (ms); grows exponentially with jitter. */
+  backoffInitialMs: number;
+  /** Longest backoff (ms). */
+  backoffMaxMs: number;
+  /** Consecutive failures that open the breaker. */
+  breakerFailures: number;
+  /** How long the breaker stays open before a half-open probe (ms). */
+  halfOpenAfterMs: number;
+  /** Calls in flight at once. */
+  bulkheadLimit: number;
+  /** Calls waiting for a slot; beyond it calls fail at once. */
+  bulkheadQueue: number;
+}
+
+/** Defaults that suit a call inside a request budget of a few seconds. */
+export const defaultDependencyPolicyOptions: Omit<DependencyPolicyOptions, "name"> = {
+  attemptTimeoutMs: 2000,
+  maxAttempts: 3,
+  backoffInitialMs: 25,
+  backoffMaxMs: 250,
+  breakerFailures: 5,
+  halfOpenAfterMs: 5000,
+  bulkheadLimit: 128,
+  bulkheadQueue: 512,
+};
+
+/** What one attempt gets: an abort signal (attempt timeout, caller gone) and its deadline (the overall one or the attempt timeout, whichever is first). */
+export interface Attempt {
+  signal: AbortSignal;
+  deadline: number | undefined;
+}
+
+/** The state of a dependency's breaker, as reported in health and metrics. */
+export type BreakerState = "closed" | "open" | "half-open" | "isolated";
+
+const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN]);
+
+/**
+ * The resilience policy of one downstream dependency, shared by every call
+ * to it (cockatiel): a bulkhead, then — for idempotent calls only — a
+ * bounded, jittered, budgeted retry on UNAVAILABLE and attempt timeouts,
+ * then a consecutive-failure circuit breaker, then a per-attempt timeout.
+ * Infrastructure errors leave it as OrderlyErrors with a reason.
+ */
+export class DependencyPolicy {
+  readonly name: string;
+  private readonly breaker;
+  private readonly attemptTimeoutMs: number;
+  private readonly budget = new RetryBudget();
+  private readonly idempotent: IPolicy;
+  private readonly once: IPolicy;
+
+  constructor(options: Partial<DependencyPolicyOptions> & { name: string }) {
+    const o = { ...defaultDependencyPolicyOptions, ...options };
+    this.name = o.name;
+    this.attemptTimeoutMs = o.attemptTimeoutMs;
+    const isFailure = (error: Error) =>
+      error instanceof TaskCancelledError || (error instanceof OrderlyError && failureCodes.has(error.code));
+    const isRetryable = (error: Error) => {
+      const retryable =
+        error instanceof TaskCancelledError ||
+        (error instanceof OrderlyError && error.code === Code.UNAVAILABLE && error.reason !== "CIRCUIT_OPEN");
+      if (!retryable) return false;
+      this.budget.recordFailure();
+      return this.budget.allowsRetry();
+    };
+    const limiter = bulkhead(o.bulkheadLimit, o.bulkheadQueue);
+    this.breaker = circuitBreaker(handleWhen(isFailure), {
+      halfOpenAfter: o.halfOpenAfterMs,
+      breaker: new ConsecutiveBreaker(o.breakerFailures),
+    });
+    const attemptTimeout = timeout(o.attemptTimeoutMs, TimeoutStrategy.Aggressive);
+    const retries = retry(handleWhen(isRetryable), {
+      maxAttempts: Math.max(0, o.maxAttempts - 1),
+      backoff: new ExponentialBackoff({ initialDelay: o.backoffInitialMs, maxDelay: o.backoffMaxMs }),
+    });
+    this.idempotent = wrap(limiter, retries, this.breaker, attemptTimeout);
+    this.once = wrap(limiter, this.breaker, attemptTimeout);
+  }
+
+  /** The breaker's state. */
+  get breakerState(): BreakerState {
+    switch (this.breaker.state) {
+      case CircuitState.Closed:
+        return "closed";
+      case CircuitState.Open:
+        return "open";
+      case CircuitState.HalfOpen:
+        return "half-open";
+      case CircuitState.Isolated:
+        return "isolated";
+    }
+  }
+
+  /**
+   * Runs `attempt` under the policy. Retries only when `idempotent`; never
+   * waits past `deadline`; aborting `signal` abandons the call.
+   */
+  async execute<T>(
+    idempotent: boolean,
+    attempt: (attempt: Attempt) => Promise<T>,
+    options: { deadline?: number; signal?: AbortSignal } = {},
+  ): Promise<T> {
+    const { deadline, signal: callerSignal } = options;
+    const signals = [callerSignal, deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - Date.now()))];
+    const signal = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+    const policy = idempotent ? this.idempotent : this.once;
+    try {
+      const result = await policy.execute(({ signal: attemptSignal }) => {
+        if (deadline !== undefined && Date.now() >= deadline) {
+          throw new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`);
+        }
+        const attemptDeadline = Date.now() + this.attemptTimeoutMs;
+        return attempt({ signal: attemptSignal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) });
+      }, signal);
+      this.budget.recordSuccess();
+      return result;
+    } catch (error) {
+      throw this.translate(error, callerSignal, deadline);
+    }
+  }
+
+  private translate(error: unknown, callerSignal: AbortSignal | undefined, deadline: number | undefined): OrderlyError {
+    const metadata = { dependency: this.name };
+    if (error instanceof BrokenCircuitError) {
+      return new OrderlyError("CIRCUIT_OPEN", `${this.name} is failing; not calling it until it recovers`, { metadata });
+    }
+    if (error instanceof BulkheadRejectedError) {
+      return new OrderlyError("BULKHEAD_FULL", `too many calls to ${this.name} in flight`, { metadata });
+    }
+    if (error instanceof TaskCancelledError) {
+      if (callerSignal?.aborted) return new OrderlyError("CANCELLED", "the caller cancelled the call");
+      const overall = deadline !== undefined && Date.now() >= deadline;
+      return new OrderlyError("DEADLINE_EXCEEDED", overall ? `deadline exceeded calling ${this.name}` : `${this.name} did not answer in time`, { metadata });
+    }
+    const err = OrderlyError.from(error);
+    if (err.code === Code.UNAVAILABLE && err.reason === "DEPENDENCY_UNAVAILABLE") {
+      return new OrderlyError("DEPENDENCY_UNAVAILABLE", `${this.name} is unavailable`, { metadata, cause: err });
+    }
+    return err;
+  }
+}

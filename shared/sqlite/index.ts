@@ -1,0 +1,1 @@
+export { openDatabase, type Db, type Migration, type OpenDatabaseOptions } from "./open-database.js";

@@ -1,0 +1,49 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+/** A better-sqlite3 database handle. */
+export type Db = Database.Database;
+
+/** One schema step; migrations run in order and each exactly once (PRAGMA user_version). */
+export type Migration = string;
+
+/** How to open a database file. */
+export interface OpenDatabaseOptions {
+  /** A file path, or ":memory:" in unit tests. */
+  file: string;
+  /** The schema, as an ordered list of SQL scripts. */
+  migrations: readonly Migration[];
+  /** How long a writer waits for a lock held by another connection (ms). */
+  busyTimeoutMs?: number;
+  /** PRAGMA synchronous: NORMAL survives process crashes in WAL mode; FULL also power loss. */
+  synchronous?: "NORMAL" | "FULL";
+}
+
+/**
+ * Opens (creating when missing) a SQLite database in WAL mode and brings its
+ * schema up to date, each migration in its own transaction.
+ */
+export function openDatabase(options: OpenDatabaseOptions): Db {
+  if (options.file !== ":memory:") mkdirSync(dirname(options.file), { recursive: true });
+  const db = new Database(options.file);
+  db.pragma("journal_mode = WAL");
+  db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`);
+  db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+  db.pragma("foreign_keys = ON");
+  migrate(db, options.migrations);
+  return db;
+}
+
+function migrate(db: Db, migrations: readonly Migration[]): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new Error(`database schema version ${current} is newer than this code knows (${migrations.length})`);
+  }
+  for (let version = current; version < migrations.length; version++) {
+    db.transaction(() => {
+      db.exec(migrations[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}

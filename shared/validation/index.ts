@@ -1,0 +1,1 @@
+export { Violations, IDENTIFIER_PATTERN } from "./field-checks.js";
