@@ -7,7 +7,6 @@ import type { Reason } from "./reasons.js";
  */
 const httpStatusByReason: Partial<Record<Reason, number>> = {
   PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
   IDEMPOTENCY_KEY_REUSED: 422,
   METHOD_NOT_ALLOWED: 405,
 };

@@ -18,8 +18,6 @@ export const reasons = {
   INVALID_HEADER: Code.INVALID_ARGUMENT,
   /** The request body is larger than the gateway accepts (HTTP 413). */
   PAYLOAD_TOO_LARGE: Code.INVALID_ARGUMENT,
-  /** The request body is not application/json (HTTP 415). */
-  UNSUPPORTED_MEDIA_TYPE: Code.INVALID_ARGUMENT,
   /** The Idempotency-Key was used before with a different request (HTTP 422). */
   IDEMPOTENCY_KEY_REUSED: Code.INVALID_ARGUMENT,
   /** No route matches the path. */

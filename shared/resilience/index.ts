@@ -1,3 +1,3 @@
 export { DependencyPolicy, defaultDependencyPolicyOptions, type DependencyPolicyOptions, type BreakerState, type Attempt } from "./dependency-policy.js";
 export { RetryBudget } from "./retry-budget.js";
-export { createResilientClient } from "./resilient-client.js";
+export { createResilientClient, callWithPolicy, isIdempotent } from "./resilient-client.js";

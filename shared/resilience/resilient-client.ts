@@ -1,19 +1,31 @@
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethodUnary, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client, type Connection } from "../grpc/index.js";
+import { callUnary, createClient, type CallOptions, type Client, type Connection } from "../grpc/index.js";
 import type { DependencyPolicy } from "./dependency-policy.js";
 
-/**
- * A typed client whose every call runs under the dependency's policy. A
- * method is retried only when its proto declares `idempotency_level`
- * IDEMPOTENT or NO_SIDE_EFFECTS.
- */
+/** Whether a method may be retried: its proto declares idempotency_level IDEMPOTENT or NO_SIDE_EFFECTS. */
+export function isIdempotent(method: DescMethodUnary): boolean {
+  return method.idempotency !== MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN;
+}
+
+/** Makes one unary call under a dependency's policy (retried only when the method is idempotent). */
+export function callWithPolicy<I extends DescMessage, O extends DescMessage>(
+  policy: DependencyPolicy,
+  connection: Connection,
+  method: DescMethodUnary<I, O>,
+  request: MessageInitShape<I>,
+  options: CallOptions = {},
+): Promise<MessageShape<O>> {
+  return policy.execute(
+    isIdempotent(method as DescMethodUnary),
+    ({ signal, deadline }) => callUnary(connection, method, request, { ...options, signal, deadline }),
+    options,
+  );
+}
+
+/** A typed client whose every call runs under the dependency's policy. */
 export function createResilientClient<S extends DescService>(service: S, connection: Connection, policy: DependencyPolicy): Client<S> {
   return createClient(service, connection, (method, call, options) =>
-    policy.execute(
-      method.idempotency !== MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN,
-      ({ signal, deadline }) => call({ ...options, signal, deadline }),
-      options,
-    ),
+    policy.execute(isIdempotent(method), ({ signal, deadline }) => call({ ...options, signal, deadline }), options),
   );
 }

@@ -1,0 +1,34 @@
+import { readInt, readString, type Env } from "../shared/config/index.js";
+import type { GatewayLimits } from "./http-server.js";
+
+/** The gateway's configuration, read from the environment once. */
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  logLevel: string;
+  orderAddress: string;
+  inventoryAddress: string;
+  limits: GatewayLimits;
+  /** Slow-client guards: time to receive headers / a whole request (ms). */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+/** Reads the gateway's configuration (see the README's environment table). */
+export function gatewayConfig(env: Env): GatewayConfig {
+  const maxTimeoutMs = readInt(env, "MAX_REQUEST_TIMEOUT_MS", 30_000, 1);
+  return {
+    host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
+    port: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
+    logLevel: readString(env, "LOG_LEVEL", "info"),
+    orderAddress: readString(env, "ORDER_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_GRPC_PORT", 50051, 1, 65535)}`),
+    inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
+    limits: {
+      defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
+      maxTimeoutMs,
+      maxBodyBytes: readInt(env, "MAX_BODY_BYTES", 1024 * 1024, 1),
+    },
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: maxTimeoutMs + 10_000,
+  };
+}

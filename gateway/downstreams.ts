@@ -1,0 +1,54 @@
+import type { DescService, Message } from "@bufbuild/protobuf";
+import { Health, HealthCheckResponse_ServingStatus } from "../proto/gen/grpc/health/v1/health_pb.js";
+import { OrderlyError } from "../shared/errors/index.js";
+import { callUnary, connect, type CallOptions, type Connection } from "../shared/grpc/index.js";
+import { DependencyPolicy, callWithPolicy, type DependencyPolicyOptions } from "../shared/resilience/index.js";
+import type { Route } from "./routes/index.js";
+
+/** A service the gateway fronts: where it is, and the policy of calls to it. */
+export interface Downstream {
+  name: string;
+  service: DescService;
+  connection: Connection;
+  policy: DependencyPolicy;
+}
+
+/** Connects to each service at its address, with one policy per service. */
+export function connectDownstreams(
+  targets: readonly { name: string; service: DescService; address: string }[],
+  policy: Omit<DependencyPolicyOptions, "name">,
+): Downstream[] {
+  return targets.map((t) => ({
+    name: t.name,
+    service: t.service,
+    connection: connect(t.address),
+    policy: new DependencyPolicy({ ...policy, name: t.name }),
+  }));
+}
+
+/** Calls a route's RPC on the downstream that serves its service. */
+export function routeCaller(downstreams: readonly Downstream[]) {
+  const byService = new Map(downstreams.map((d) => [d.service.typeName, d]));
+  return (route: Route, request: Message, options: CallOptions): Promise<Message> => {
+    const downstream = byService.get(route.service.typeName);
+    if (downstream === undefined) throw new OrderlyError("SERVICE_UNAVAILABLE", `no downstream serves ${route.service.typeName}`);
+    return callWithPolicy(downstream.policy, downstream.connection, route.method, request as never, options);
+  };
+}
+
+/** Asks every downstream's grpc.health.v1 whether it is SERVING (each within timeoutMs). */
+export function readinessProbe(downstreams: readonly Downstream[], timeoutMs = 1000) {
+  return async (): Promise<{ ready: boolean; services: Record<string, string> }> => {
+    const results = await Promise.all(
+      downstreams.map(async (d) => {
+        try {
+          const response = await callUnary(d.connection, Health.method.check, { service: d.service.typeName }, { deadline: Date.now() + timeoutMs });
+          return [d.name, HealthCheckResponse_ServingStatus[response.status]] as const;
+        } catch {
+          return [d.name, "UNREACHABLE"] as const;
+        }
+      }),
+    );
+    return { ready: results.every(([, status]) => status === "SERVING"), services: Object.fromEntries(results) };
+  };
+}

@@ -1,0 +1,156 @@
+import type { JsonValue, Message } from "@bufbuild/protobuf";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
+import type { CallOptions } from "../shared/grpc/index.js";
+import type { Logger } from "../shared/logging/index.js";
+import { resolveRoute, type Route } from "./routes/index.js";
+import { requestFromHttp, responseToHttp } from "./transcode.js";
+
+/** The limits and budgets of the gateway. */
+export interface GatewayLimits {
+  /** Deadline budget of a request that asks for none (ms). */
+  defaultTimeoutMs: number;
+  /** Largest budget a client may ask for with X-Request-Timeout (ms); larger asks are capped. */
+  maxTimeoutMs: number;
+  /** Largest request body (bytes); larger bodies get 413. */
+  maxBodyBytes: number;
+}
+
+/** What the gateway's request handler needs. */
+export interface GatewayDeps {
+  routes: readonly Route[];
+  /** Calls the RPC of a route on its service. */
+  call: (route: Route, request: Message, options: CallOptions) => Promise<Message>;
+  /** Whether every downstream service answers, and each one's status. */
+  readiness: () => Promise<{ ready: boolean; services: Record<string, string> }>;
+  /** The OpenAPI document (served at /openapi.json). */
+  openApi: () => JsonValue;
+  logger: Logger;
+  limits: GatewayLimits;
+}
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const TIMEOUT_PATTERN = /^\d{1,9}$/;
+
+function send(res: ServerResponse, status: number, body: JsonValue): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(payload) });
+  res.end(payload);
+}
+
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  const tooLarge = () =>
+    new OrderlyError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBytes} bytes`, { metadata: { limitBytes: String(maxBytes) } });
+  if (declared > maxBytes) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads the body as JSON whatever its Content-Type says (curl -d sends form-urlencoded by default). */
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<JsonValue | undefined> {
+  const raw = await readBody(req, maxBytes);
+  if (raw.length === 0) return undefined;
+  try {
+    return JSON.parse(raw.toString("utf8")) as JsonValue;
+  } catch {
+    throw new OrderlyError("MALFORMED_JSON", "the request body is not valid JSON");
+  }
+}
+
+function deadlineOf(req: IncomingMessage, limits: GatewayLimits, now: number): number {
+  const raw = req.headers["x-request-timeout"];
+  if (raw === undefined) return now + limits.defaultTimeoutMs;
+  const value = Array.isArray(raw) ? raw[0]! : raw;
+  if (!TIMEOUT_PATTERN.test(value) || Number(value) < 1) {
+    throw new OrderlyError("INVALID_HEADER", "X-Request-Timeout must be a whole number of milliseconds, 1 or more", {
+      metadata: { header: "X-Request-Timeout" },
+    });
+  }
+  return now + Math.min(Number(value), limits.maxTimeoutMs);
+}
+
+function idempotencyKeyOf(req: IncomingMessage): string | undefined {
+  const raw = req.headers["idempotency-key"];
+  if (raw === undefined) return undefined;
+  const value = Array.isArray(raw) ? raw[0]! : raw;
+  if (!/^[\x21-\x7e]{1,128}$/.test(value)) {
+    throw new OrderlyError("INVALID_HEADER", "Idempotency-Key must be 1-128 printable ASCII characters", {
+      metadata: { header: "Idempotency-Key" },
+    });
+  }
+  return value;
+}
+
+/**
+ * The gateway's HTTP handler: request id, built-in endpoints, route lookup,
+ * deadline, body, transcoding to the RPC and back, and errors as
+ * google.rpc.Status JSON with the mapped HTTP status. Nothing internal
+ * (stack traces, addresses) reaches the client.
+ */
+export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { limits, logger } = deps;
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://gateway");
+    const method = req.method ?? "GET";
+    if (method === "GET" && url.pathname === "/healthz") return send(res, 200, { status: "ok" });
+    if (method === "GET" && url.pathname === "/readyz") {
+      const readiness = await deps.readiness();
+      return send(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
+    }
+    if (method === "GET" && url.pathname === "/openapi.json") return send(res, 200, deps.openApi());
+
+    const { route, params } = resolveRoute(deps.routes, method, url.pathname);
+    const deadline = deadlineOf(req, limits, Date.now());
+    const idempotencyKey = idempotencyKeyOf(req);
+    const body = route.body === "" ? undefined : await readJson(req, limits.maxBodyBytes);
+    const request = requestFromHttp(route, { params, query: url.searchParams, body, idempotencyKey });
+    const abandoned = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abandoned.abort();
+    };
+    res.on("close", onClose);
+    try {
+      const response = await deps.call(route, request, { deadline, signal: abandoned.signal, requestId });
+      send(res, 200, responseToHttp(route, response));
+    } finally {
+      res.off("close", onClose);
+    }
+  }
+
+  return (req, res) => {
+    const sent = req.headers["x-request-id"];
+    const requestId = typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID();
+    res.setHeader("x-request-id", requestId);
+    const started = performance.now();
+    handle(req, res, requestId).then(
+      () => logger.debug({ requestId, method: req.method, url: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request"),
+      (error: unknown) => {
+        const err = OrderlyError.from(error);
+        const status = httpStatusFor(err.code, err.reason);
+        const fields = { requestId, method: req.method, url: req.url, status, reason: err.reason, ms: Math.round(performance.now() - started) };
+        if (status >= 500 && err.code !== Code.UNAVAILABLE && err.code !== Code.DEADLINE_EXCEEDED) logger.error({ ...fields, err: err.cause ?? err }, "request failed");
+        else logger.info({ ...fields, message: err.message }, "request failed");
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        if (err.reason === "METHOD_NOT_ALLOWED" && err.metadata.allow) res.setHeader("allow", err.metadata.allow);
+        if (err.code === Code.UNAVAILABLE || err.code === Code.RESOURCE_EXHAUSTED) res.setHeader("retry-after", "1");
+        if (err.reason === "PAYLOAD_TOO_LARGE") {
+          res.setHeader("connection", "close");
+          req.resume();
+        }
+        send(res, status, toStatusJson(err));
+      },
+    );
+  };
+}

@@ -1,0 +1,53 @@
+import { createServer } from "node:http";
+import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { createLogger } from "../shared/logging/index.js";
+import { runMain } from "../shared/process/index.js";
+import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
+import { gatewayConfig } from "./config.js";
+import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
+import { createGatewayHandler } from "./http-server.js";
+import { openApiDocument } from "./openapi.js";
+import { routesOf } from "./routes/index.js";
+
+const config = gatewayConfig(process.env);
+const logger = createLogger("gateway", config.logLevel);
+
+runMain(logger, async () => {
+  const downstreams = connectDownstreams(
+    [
+      { name: "order", service: OrderService, address: config.orderAddress },
+      { name: "inventory", service: InventoryService, address: config.inventoryAddress },
+    ],
+    // The budget bounds each call; a per-attempt timeout shorter than the largest budget would cut it.
+    { ...defaultDependencyPolicyOptions, attemptTimeoutMs: config.limits.maxTimeoutMs },
+  );
+  const routes = routesOf(downstreams.map((d) => d.service));
+  const openApi = openApiDocument(routes, { title: "Orderly", version: "v1" });
+  const server = createServer(
+    { headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs, keepAliveTimeout: 5000 },
+    createGatewayHandler({
+      routes,
+      call: routeCaller(downstreams),
+      readiness: readinessProbe(downstreams),
+      openApi: () => openApi,
+      logger,
+      limits: config.limits,
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  logger.info({ port, routes: routes.map((r) => `${r.httpMethod} ${r.template.source}`) }, "listening");
+  return {
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await closed;
+      for (const d of downstreams) d.connection.close();
+    },
+  };
+});

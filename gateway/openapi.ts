@@ -1,0 +1,199 @@
+import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { StatusSchema } from "../proto/gen/google/rpc/status_pb.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../proto/gen/google/rpc/error_details_pb.js";
+import { reasons } from "../shared/errors/index.js";
+import { openApiPath, type Route } from "./routes/index.js";
+
+const WELL_KNOWN: Record<string, JsonObject> = {
+  "google.protobuf.Timestamp": { type: "string", format: "date-time" },
+  "google.protobuf.Duration": { type: "string", pattern: "^-?\\d+(\\.\\d+)?s$" },
+  "google.protobuf.Any": { type: "object", properties: { "@type": { type: "string" } }, required: ["@type"], additionalProperties: true },
+};
+
+/** The error statuses every route can answer with, and when. */
+const ERROR_RESPONSES: Record<string, string> = {
+  "400": "Invalid request (INVALID_ARGUMENT or FAILED_PRECONDITION): see the ErrorInfo reason",
+  "404": "Not found (ORDER_NOT_FOUND, ITEM_NOT_FOUND, ROUTE_NOT_FOUND)",
+  "413": "Request body too large (PAYLOAD_TOO_LARGE)",
+  "422": "Idempotency-Key reused with a different request (IDEMPOTENCY_KEY_REUSED)",
+  "429": "Too many requests in flight (BULKHEAD_FULL)",
+  "499": "The client closed the request (CANCELLED)",
+  "500": "Internal error (INTERNAL)",
+  "503": "A service is unavailable (DEPENDENCY_UNAVAILABLE, CIRCUIT_OPEN, SERVICE_UNAVAILABLE); retry after Retry-After",
+  "504": "The request's deadline passed (DEADLINE_EXCEEDED)",
+};
+
+function ref(typeName: string): JsonObject {
+  return { $ref: `#/components/schemas/${typeName}` };
+}
+
+function scalarSchema(scalar: ScalarType): JsonObject {
+  switch (scalar) {
+    case ScalarType.INT32:
+    case ScalarType.SINT32:
+    case ScalarType.SFIXED32:
+      return { type: "integer", format: "int32" };
+    case ScalarType.UINT32:
+    case ScalarType.FIXED32:
+      return { type: "integer", format: "uint32", minimum: 0 };
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+      return { type: "string", format: "int64", pattern: "^-?\\d+$" };
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return { type: "string", format: "uint64", pattern: "^\\d+$" };
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return { type: "number" };
+    case ScalarType.BOOL:
+      return { type: "boolean" };
+    case ScalarType.STRING:
+      return { type: "string" };
+    case ScalarType.BYTES:
+      return { type: "string", contentEncoding: "base64" };
+  }
+}
+
+/** Collects JSON Schemas (proto3 JSON mapping) of messages and enums into `schemas`. */
+class SchemaCollector {
+  readonly schemas: Record<string, JsonObject> = {};
+
+  message(message: DescMessage, omit: ReadonlySet<string> = new Set()): JsonObject {
+    const known = WELL_KNOWN[message.typeName];
+    if (known) return known;
+    if (omit.size === 0) {
+      if (!(message.typeName in this.schemas)) {
+        this.schemas[message.typeName] = {};
+        this.schemas[message.typeName] = this.object(message, omit);
+      }
+      return ref(message.typeName);
+    }
+    return this.object(message, omit);
+  }
+
+  private object(message: DescMessage, omit: ReadonlySet<string>): JsonObject {
+    const properties: JsonObject = {};
+    for (const field of message.fields) {
+      if (!omit.has(field.name)) properties[field.jsonName] = this.field(field);
+    }
+    return { type: "object", properties, additionalProperties: false };
+  }
+
+  private enumSchema(desc: DescEnum): JsonObject {
+    if (!(desc.typeName in this.schemas)) {
+      this.schemas[desc.typeName] = { type: "string", enum: desc.values.map((v) => v.name) };
+    }
+    return ref(desc.typeName);
+  }
+
+  private single(field: { scalar?: ScalarType; message?: DescMessage; enum?: DescEnum }): JsonObject {
+    if (field.message) return this.message(field.message);
+    if (field.enum) return this.enumSchema(field.enum);
+    return scalarSchema(field.scalar!);
+  }
+
+  field(field: DescField): JsonObject {
+    switch (field.fieldKind) {
+      case "scalar":
+        return scalarSchema(field.scalar);
+      case "enum":
+        return this.enumSchema(field.enum);
+      case "message":
+        return this.message(field.message);
+      case "list":
+        return {
+          type: "array",
+          items: this.single({ scalar: field.scalar, message: field.message, enum: field.enum }),
+        };
+      case "map":
+        return {
+          type: "object",
+          additionalProperties: this.single({ scalar: field.scalar, message: field.message, enum: field.enum }),
+        };
+    }
+  }
+}
+
+function fieldByName(message: DescMessage, name: string): DescField | undefined {
+  return message.fields.find((f) => f.name === name || f.jsonName === name);
+}
+
+function operation(route: Route, collector: SchemaCollector): JsonObject {
+  const input = route.method.input;
+  const pathFields = new Set(route.template.segments.flatMap((s) => ("variable" in s ? [s.variable] : [])));
+  const parameters: JsonValue[] = [...pathFields].map((name) => {
+    const field = fieldByName(input, name);
+    return { name, in: "path", required: true, schema: field ? collector.field(field) : { type: "string" } };
+  });
+  if (route.body !== "*") {
+    for (const field of input.fields) {
+      if (pathFields.has(field.name) || field.name === route.body || field.name === "request_id") continue;
+      if (field.fieldKind === "message" || field.fieldKind === "map") continue;
+      parameters.push({ name: field.jsonName, in: "query", required: false, schema: collector.field(field) });
+    }
+  }
+  parameters.push(
+    { name: "X-Request-Id", in: "header", required: false, schema: { type: "string", pattern: "^[A-Za-z0-9._:-]{1,128}$" }, description: "Correlation id; generated when absent and returned in the response" },
+    { name: "X-Request-Timeout", in: "header", required: false, schema: { type: "integer", minimum: 1 }, description: "Deadline budget in milliseconds (capped)" },
+  );
+  if (fieldByName(input, "request_id")) {
+    parameters.push({ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 128 }, description: "Makes retries safe: the same key and body return the same result" });
+  }
+  const op: JsonObject = {
+    operationId: `${route.service.name}_${route.method.name}`,
+    tags: [route.service.name],
+    summary: `${route.service.typeName}.${route.method.name}`,
+    parameters,
+    responses: {
+      "200": {
+        description: "OK",
+        content: { "application/json": { schema: responseSchema(route, collector) } },
+      },
+      ...Object.fromEntries(Object.keys(ERROR_RESPONSES).map((status) => [status, { $ref: `#/components/responses/Error${status}` }])),
+    },
+  };
+  if (route.body !== "") {
+    const schema =
+      route.body === "*" ? collector.message(input, new Set([...pathFields, "request_id"])) : collector.field(fieldByName(input, route.body)!);
+    op.requestBody = { required: route.body !== "*", content: { "application/json": { schema } } };
+  }
+  return op;
+}
+
+function responseSchema(route: Route, collector: SchemaCollector): JsonObject {
+  if (route.responseBody === "") return collector.message(route.method.output);
+  return collector.field(fieldByName(route.method.output, route.responseBody)!);
+}
+
+/** An OpenAPI 3.1 document of the routes, derived from the same descriptors as the routes themselves. */
+export function openApiDocument(routes: readonly Route[], info: { title: string; version: string }): JsonObject {
+  const collector = new SchemaCollector();
+  const paths: Record<string, JsonObject> = {};
+  for (const route of routes) {
+    const path = openApiPath(route.template);
+    paths[path] ??= {};
+    paths[path][route.httpMethod.toLowerCase()] = operation(route, collector);
+  }
+  collector.message(StatusSchema);
+  collector.message(ErrorInfoSchema);
+  collector.message(BadRequestSchema);
+  const errorSchema: JsonObject = {
+    allOf: [ref(StatusSchema.typeName)],
+    description: `details hold a google.rpc.ErrorInfo whose reason is one of: ${Object.keys(reasons).join(", ")}`,
+  };
+  return {
+    openapi: "3.1.0",
+    info: { ...info, description: "Orderly's HTTP API, generated from the google.api.http annotations of its protos." },
+    paths,
+    components: {
+      schemas: collector.schemas,
+      responses: Object.fromEntries(
+        Object.entries(ERROR_RESPONSES).map(([status, description]) => [
+          `Error${status}`,
+          { description, content: { "application/json": { schema: errorSchema } } },
+        ]),
+      ),
+    },
+  };
+}

@@ -1,0 +1,2 @@
+export { routesOf, resolveRoute, type Route, type RouteMatch } from "./route-table.js";
+export { parsePathTemplate, matchPath, openApiPath, type PathTemplate, type TemplateSegment } from "./path-template.js";

@@ -1,0 +1,72 @@
+/** One segment of a path template: literal text, or a variable bound to a request field. */
+export type TemplateSegment = { literal: string } | { variable: string };
+
+/** A parsed google.api.http path template ("/v1/orders/{id}:cancel"). */
+export interface PathTemplate {
+  readonly source: string;
+  readonly segments: readonly TemplateSegment[];
+  readonly verb: string | undefined;
+}
+
+/**
+ * Parses a path template of the google.api.http syntax. Orderly supports
+ * literal segments, single-segment variables ({field} or {field=*}, field
+ * paths with dots) and a trailing ":verb"; anything else is refused at start-up.
+ */
+export function parsePathTemplate(source: string): PathTemplate {
+  if (!source.startsWith("/")) throw new Error(`path template must start with "/": ${source}`);
+  let rest = source.slice(1);
+  let verb: string | undefined;
+  const colon = rest.indexOf(":", Math.max(rest.lastIndexOf("/"), rest.lastIndexOf("}")) + 1);
+  if (colon >= 0) {
+    verb = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(verb)) throw new Error(`unsupported verb in path template: ${source}`);
+  }
+  const segments = rest.split("/").map((part): TemplateSegment => {
+    const variable = /^\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)(?:=\*)?\}$/.exec(part);
+    if (variable) return { variable: variable[1]! };
+    if (/^[A-Za-z0-9._~-]+$/.test(part)) return { literal: part };
+    throw new Error(`unsupported path template segment "${part}" in ${source}`);
+  });
+  return { source, segments, verb };
+}
+
+/**
+ * Matches a request path against a template: the variables' values
+ * (percent-decoded), or undefined when it does not match.
+ */
+export function matchPath(template: PathTemplate, path: string): Record<string, string> | undefined {
+  let rest = path.startsWith("/") ? path.slice(1) : path;
+  if (template.verb !== undefined) {
+    const suffix = `:${template.verb}`;
+    if (!rest.endsWith(suffix)) return undefined;
+    rest = rest.slice(0, -suffix.length);
+  }
+  const parts = rest.split("/");
+  if (parts.length !== template.segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < parts.length; i++) {
+    const segment = template.segments[i]!;
+    const part = parts[i]!;
+    if ("literal" in segment) {
+      if (segment.literal !== part) return undefined;
+    } else {
+      if (part === "") return undefined;
+      let value: string;
+      try {
+        value = decodeURIComponent(part);
+      } catch {
+        return undefined;
+      }
+      params[segment.variable] = value;
+    }
+  }
+  return params;
+}
+
+/** The template in OpenAPI's path form: "/v1/orders/{id}:cancel". */
+export function openApiPath(template: PathTemplate): string {
+  const path = template.segments.map((s) => ("literal" in s ? s.literal : `{${s.variable}}`)).join("/");
+  return `/${path}${template.verb === undefined ? "" : `:${template.verb}`}`;
+}

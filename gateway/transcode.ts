@@ -1,0 +1,113 @@
+import { fromJson, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { OrderlyError } from "../shared/errors/index.js";
+import type { Route } from "./routes/index.js";
+
+/** The parts of an HTTP request that map onto a request message. */
+export interface HttpRequestParts {
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** The parsed JSON body, or undefined when there was none. */
+  body: JsonValue | undefined;
+  /** The Idempotency-Key header, if sent. */
+  idempotencyKey: string | undefined;
+}
+
+const REQUEST_ID_FIELD = "request_id";
+
+function fieldByName(message: DescMessage, name: string): DescField | undefined {
+  return message.fields.find((f) => f.name === name || f.jsonName === name);
+}
+
+/** Sets a value at a proto field path ("a.b") in a JSON object, using JSON names. */
+function setPath(message: DescMessage, json: JsonObject, path: string, value: JsonValue, source: string): void {
+  const names = path.split(".");
+  let schema: DescMessage = message;
+  let target = json;
+  names.forEach((name, i) => {
+    const field = fieldByName(schema, name);
+    if (field === undefined) throw new OrderlyError("INVALID_FIELD", `${source} "${path}" is not a field of the request`);
+    if (i === names.length - 1) {
+      if (target[field.jsonName] !== undefined && target[field.jsonName] !== value) {
+        throw new OrderlyError("INVALID_FIELD", `"${path}" is set by the ${source} and must not be set in the body too`, {
+          violations: [{ field: path, description: `set by the ${source}` }],
+        });
+      }
+      target[field.jsonName] = value;
+      return;
+    }
+    if (field.fieldKind !== "message") throw new OrderlyError("INVALID_FIELD", `${source} "${path}" is not a field path of the request`);
+    const next = target[field.jsonName];
+    const child: JsonObject = typeof next === "object" && next !== null && !Array.isArray(next) ? next : {};
+    target[field.jsonName] = child;
+    target = child;
+    schema = field.message;
+  });
+}
+
+function queryValue(field: DescField, values: string[]): JsonValue {
+  const convert = (value: string): JsonValue => {
+    if (field.fieldKind === "scalar" || field.fieldKind === "list") {
+      if (field.scalar === 8 /* BOOL */) {
+        if (value === "true") return true;
+        if (value === "false") return false;
+      }
+    }
+    return value;
+  };
+  if (field.fieldKind === "list") return values.map(convert);
+  if (values.length > 1) throw new OrderlyError("INVALID_FIELD", `query parameter "${field.name}" must not repeat`);
+  return convert(values[0]!);
+}
+
+/**
+ * Builds the request message of a route from the HTTP request, following
+ * the google.api.http rules: path variables, then the body (one field, or
+ * "*"), then query parameters for the fields left; the Idempotency-Key header
+ * fills `request_id`. Unknown fields and wrong types are INVALID_FIELD.
+ */
+export function requestFromHttp(route: Route, parts: HttpRequestParts): Message {
+  const input = route.method.input;
+  let json: JsonObject = {};
+  if (route.body !== "" && parts.body !== undefined) {
+    const field = route.body === "*" ? undefined : fieldByName(input, route.body);
+    const wantsObject = route.body === "*" || field?.fieldKind === "message";
+    if (wantsObject && (typeof parts.body !== "object" || parts.body === null || Array.isArray(parts.body))) {
+      throw new OrderlyError("INVALID_FIELD", "the request body must be a JSON object");
+    }
+    if (field === undefined) json = { ...(parts.body as JsonObject) };
+    else json[field.jsonName] = parts.body;
+  }
+  for (const [path, value] of Object.entries(parts.params)) setPath(input, json, path, value, "path");
+  if (route.body !== "*") {
+    const keys = new Set(parts.query.keys());
+    for (const key of keys) {
+      const field = fieldByName(input, key);
+      if (field === undefined || field.fieldKind === "message" || field.fieldKind === "map") {
+        throw new OrderlyError("INVALID_FIELD", `unknown query parameter "${key}"`, {
+          violations: [{ field: key, description: "not a query parameter of this route" }],
+        });
+      }
+      setPath(input, json, field.name, queryValue(field, parts.query.getAll(key)), "query");
+    }
+  } else if ([...parts.query.keys()].length > 0) {
+    throw new OrderlyError("INVALID_FIELD", "this route takes no query parameters");
+  }
+  if (parts.idempotencyKey !== undefined) {
+    const field = fieldByName(input, REQUEST_ID_FIELD);
+    if (field !== undefined) setPath(input, json, REQUEST_ID_FIELD, parts.idempotencyKey, "Idempotency-Key header");
+  }
+  try {
+    return fromJson(input, json, { ignoreUnknownFields: false });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.replace(/^cannot decode message [\w.]+ from JSON: /, "") : "invalid JSON";
+    throw new OrderlyError("INVALID_FIELD", `invalid request: ${message}`, { cause: error });
+  }
+}
+
+/** The HTTP body of a response: its proto3 JSON (default values included), or the `response_body` field of it. */
+export function responseToHttp(route: Route, response: Message): JsonValue {
+  const json = toJson(route.method.output, response, { alwaysEmitImplicit: true }) as JsonObject;
+  if (route.responseBody === "") return json;
+  const field = fieldByName(route.method.output, route.responseBody);
+  return field === undefined ? json : (json[field.jsonName] ?? null);
+}

@@ -1,0 +1,42 @@
+import { join } from "node:path";
+import { readChoice, readInt, readString, type Env } from "../../shared/config/index.js";
+import type { DependencyPolicyOptions } from "../../shared/resilience/index.js";
+
+/** The order service's configuration, read from the environment once. */
+export interface OrderConfig {
+  host: string;
+  port: number;
+  dbFile: string;
+  logLevel: string;
+  synchronous: "NORMAL" | "FULL";
+  inventoryAddress: string;
+  inventoryPolicy: DependencyPolicyOptions;
+  defaultBudgetMs: number;
+  idempotencyKeyTtlMs: number;
+}
+
+/** Reads the order service's configuration (see the README's environment table). */
+export function orderConfig(env: Env): OrderConfig {
+  const dataDir = readString(env, "ORDERLY_DATA_DIR", "./.data");
+  return {
+    host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
+    port: readInt(env, "ORDER_GRPC_PORT", 50051, 0, 65535),
+    dbFile: join(dataDir, "order.db"),
+    logLevel: readString(env, "LOG_LEVEL", "info"),
+    synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
+    inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
+    inventoryPolicy: {
+      name: "inventory",
+      attemptTimeoutMs: readInt(env, "INVENTORY_ATTEMPT_TIMEOUT_MS", 2000, 1),
+      maxAttempts: readInt(env, "INVENTORY_MAX_ATTEMPTS", 3, 1, 10),
+      backoffInitialMs: 25,
+      backoffMaxMs: 250,
+      breakerFailures: readInt(env, "INVENTORY_BREAKER_FAILURES", 5, 1),
+      halfOpenAfterMs: readInt(env, "INVENTORY_BREAKER_HALF_OPEN_MS", 5000, 1),
+      bulkheadLimit: readInt(env, "INVENTORY_BULKHEAD_LIMIT", 128, 1),
+      bulkheadQueue: readInt(env, "INVENTORY_BULKHEAD_QUEUE", 512, 0),
+    },
+    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
+    idempotencyKeyTtlMs: readInt(env, "IDEMPOTENCY_KEY_TTL_MS", 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000),
+  };
+}

@@ -1,0 +1,49 @@
+import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import { connect, healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { createLogger } from "../../shared/logging/index.js";
+import { runMain } from "../../shared/process/index.js";
+import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
+import { openDatabase } from "../../shared/sqlite/index.js";
+import { orderConfig } from "./config.js";
+import { orderHandlers } from "./handlers/index.js";
+import { newOrderId } from "./order-id.js";
+import { orderMigrations } from "./schema.js";
+import { OrderStore } from "./store.js";
+
+const config = orderConfig(process.env);
+const logger = createLogger("order", config.logLevel);
+
+runMain(logger, async () => {
+  const db = openDatabase({ file: config.dbFile, migrations: orderMigrations, synchronous: config.synchronous });
+  const store = new OrderStore(db);
+  const inventoryConnection = connect(config.inventoryAddress);
+  const inventory = createResilientClient(InventoryService, inventoryConnection, new DependencyPolicy(config.inventoryPolicy));
+  let ready = true;
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    logger,
+    services: [
+      registration(OrderService, orderHandlers({ store, inventory, newId: () => newOrderId(), defaultBudgetMs: config.defaultBudgetMs })),
+      healthService([OrderService.typeName], () => ready && db.open),
+    ],
+  });
+  const pruneKeys = () => {
+    const pruned = store.pruneIdempotencyKeys(Date.now() - config.idempotencyKeyTtlMs);
+    if (pruned > 0) logger.info({ pruned }, "pruned expired idempotency keys");
+  };
+  pruneKeys();
+  const pruneTimer = setInterval(pruneKeys, 60 * 60 * 1000);
+  pruneTimer.unref();
+  logger.info({ port: server.port, db: config.dbFile, inventory: config.inventoryAddress }, "listening");
+  return {
+    async close() {
+      ready = false;
+      clearInterval(pruneTimer);
+      await server.close();
+      inventoryConnection.close();
+      db.close();
+    },
+  };
+});

@@ -1,0 +1,237 @@
+import { OrderlyError, type Reason } from "../../shared/errors/index.js";
+import type { Db } from "../../shared/sqlite/index.js";
+
+/** Order statuses, as stored (the values of orderly.order.v1.OrderStatus). */
+export const Status = { PENDING: 1, CONFIRMED: 2, REJECTED: 3, CANCELLED: 4 } as const;
+export type Status = (typeof Status)[keyof typeof Status];
+
+/** One line of an order; the price is 0 until the stock is reserved. */
+export interface OrderLine {
+  sku: string;
+  quantity: number;
+  unitPriceMinor: number;
+}
+
+/** An order as stored. */
+export interface OrderRecord {
+  id: string;
+  customerId: string;
+  status: Status;
+  items: OrderLine[];
+  totalMinor: number;
+  currencyCode: string;
+  rejectReason: string;
+  rejectMetadata: Record<string, string>;
+  createTime: number;
+  updateTime: number;
+  version: number;
+}
+
+/** What CreateOrder asks the store to record. */
+export interface NewOrder {
+  id: string;
+  customerId: string;
+  items: { sku: string; quantity: number }[];
+  requestId: string;
+  requestHash: string;
+}
+
+/** The result of `begin`: the order, and the response first returned for its idempotency key, if any. */
+export interface BegunOrder {
+  order: OrderRecord;
+  replay: OrderRecord | undefined;
+}
+
+interface OrderRow {
+  id: string;
+  customer_id: string;
+  status: number;
+  items: string;
+  total_minor: number;
+  currency_code: string;
+  reject_reason: string;
+  reject_metadata: string;
+  create_time: number;
+  update_time: number;
+  version: number;
+}
+
+function toOrder(row: OrderRow): OrderRecord {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    status: row.status as Status,
+    items: JSON.parse(row.items) as OrderLine[],
+    totalMinor: row.total_minor,
+    currencyCode: row.currency_code,
+    rejectReason: row.reject_reason,
+    rejectMetadata: JSON.parse(row.reject_metadata) as Record<string, string>,
+    createTime: row.create_time,
+    updateTime: row.update_time,
+    version: row.version,
+  };
+}
+
+/**
+ * The order service's data: orders and idempotency keys in SQLite. Status
+ * changes are conditional on the current status, so concurrent creates,
+ * retries and cancels of one order settle on one outcome.
+ */
+export class OrderStore {
+  private readonly statements;
+  private readonly beginTx;
+  private readonly decideTx;
+  private readonly discardTx;
+
+  constructor(
+    db: Db,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.statements = {
+      get: db.prepare<[string], OrderRow>("SELECT * FROM orders WHERE id = ?"),
+      listByCustomer: db.prepare<[string, number, number, string, number], OrderRow>(
+        `SELECT * FROM orders WHERE customer_id = ? AND (create_time < ? OR (create_time = ? AND id < ?))
+         ORDER BY create_time DESC, id DESC LIMIT ?`,
+      ),
+      insert: db.prepare(
+        `INSERT INTO orders (id, customer_id, status, items, create_time, update_time, version)
+         VALUES (@id, @customerId, ${Status.PENDING}, @items, @now, @now, 1)`,
+      ),
+      decide: db.prepare(
+        `UPDATE orders SET status = @status, items = @items, total_minor = @totalMinor, currency_code = @currencyCode,
+           reject_reason = @rejectReason, reject_metadata = @rejectMetadata, update_time = @now, version = version + 1
+         WHERE id = @id AND status = ${Status.PENDING}`,
+      ),
+      cancel: db.prepare<[number, string]>(
+        `UPDATE orders SET status = ${Status.CANCELLED}, update_time = ?, version = version + 1
+         WHERE id = ? AND status IN (${Status.PENDING}, ${Status.CONFIRMED})`,
+      ),
+      deletePending: db.prepare<[string]>(`DELETE FROM orders WHERE id = ? AND status = ${Status.PENDING}`),
+      getKey: db.prepare<[string, string], { request_hash: string; order_id: string; response: string | null }>(
+        "SELECT request_hash, order_id, response FROM idempotency_keys WHERE customer_id = ? AND request_id = ?",
+      ),
+      insertKey: db.prepare<[string, string, string, string, number]>(
+        "INSERT INTO idempotency_keys (customer_id, request_id, request_hash, order_id, create_time) VALUES (?, ?, ?, ?, ?)",
+      ),
+      saveResponse: db.prepare<[string, string]>("UPDATE idempotency_keys SET response = ? WHERE order_id = ? AND response IS NULL"),
+      deleteKeysOf: db.prepare<[string]>("DELETE FROM idempotency_keys WHERE order_id = ?"),
+      pruneKeys: db.prepare<[number]>("DELETE FROM idempotency_keys WHERE create_time < ?"),
+      pendingBefore: db.prepare<[number, number], OrderRow>(
+        `SELECT * FROM orders WHERE status = ${Status.PENDING} AND update_time < ? ORDER BY update_time LIMIT ?`,
+      ),
+    };
+    this.beginTx = db.transaction((order: NewOrder) => this.beginInTx(order));
+    this.decideTx = db.transaction((id: string, decision: Decision) => this.decideInTx(id, decision));
+    this.discardTx = db.transaction((id: string) => {
+      if (this.statements.deletePending.run(id).changes > 0) this.statements.deleteKeysOf.run(id);
+    });
+  }
+
+  /** Returns an order, or undefined. */
+  get(id: string): OrderRecord | undefined {
+    const row = this.statements.get.get(id);
+    return row && toOrder(row);
+  }
+
+  /** A customer's orders older than the cursor (create time, id), newest first. */
+  listByCustomer(customerId: string, before: { createTime: number; id: string } | undefined, limit: number): OrderRecord[] {
+    const time = before?.createTime ?? Number.MAX_SAFE_INTEGER;
+    const id = before?.id ?? "";
+    return this.statements.listByCustomer.all(customerId, time, time, id, limit).map(toOrder);
+  }
+
+  /**
+   * Records a new PENDING order, or — when its idempotency key was seen —
+   * returns the order that key created (IDEMPOTENCY_KEY_REUSED when the
+   * request differs).
+   */
+  begin(order: NewOrder): BegunOrder {
+    return this.beginTx.immediate(order);
+  }
+
+  /** Confirms a PENDING order with the prices its reservation captured. */
+  confirm(id: string, pricing: { items: OrderLine[]; totalMinor: number; currencyCode: string }): OrderRecord {
+    return this.decideTx.immediate(id, { status: Status.CONFIRMED, ...pricing, rejectReason: "", rejectMetadata: {} });
+  }
+
+  /** Rejects a PENDING order for a reason. */
+  reject(id: string, reason: Reason, metadata: Record<string, string>): OrderRecord {
+    const current = this.get(id);
+    return this.decideTx.immediate(id, {
+      status: Status.REJECTED,
+      items: current?.items ?? [],
+      totalMinor: 0,
+      currencyCode: "",
+      rejectReason: reason,
+      rejectMetadata: metadata,
+    });
+  }
+
+  /** Forgets a PENDING order and its idempotency key (for requests that turned out to be invalid). */
+  discard(id: string): void {
+    this.discardTx.immediate(id);
+  }
+
+  /** Cancels a PENDING or CONFIRMED order; returns the order as it now is. */
+  cancel(id: string): OrderRecord | undefined {
+    this.statements.cancel.run(this.clock(), id);
+    return this.get(id);
+  }
+
+  /** PENDING orders not changed since `before` (epoch ms), oldest first. */
+  pendingSince(before: number, limit: number): OrderRecord[] {
+    return this.statements.pendingBefore.all(before, limit).map(toOrder);
+  }
+
+  /** Deletes idempotency keys created before `before` (epoch ms); returns how many. */
+  pruneIdempotencyKeys(before: number): number {
+    return this.statements.pruneKeys.run(before).changes;
+  }
+
+  private beginInTx(order: NewOrder): BegunOrder {
+    if (order.requestId !== "") {
+      const key = this.statements.getKey.get(order.customerId, order.requestId);
+      if (key) {
+        if (key.request_hash !== order.requestHash) {
+          throw new OrderlyError("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request", {
+            metadata: { orderId: key.order_id },
+          });
+        }
+        const existing = this.get(key.order_id);
+        if (existing) return { order: existing, replay: key.response === null ? undefined : (JSON.parse(key.response) as OrderRecord) };
+      }
+    }
+    const now = this.clock();
+    const items: OrderLine[] = order.items.map((item) => ({ ...item, unitPriceMinor: 0 }));
+    this.statements.insert.run({ id: order.id, customerId: order.customerId, items: JSON.stringify(items), now });
+    if (order.requestId !== "") {
+      this.statements.insertKey.run(order.customerId, order.requestId, order.requestHash, order.id, now);
+    }
+    return { order: this.get(order.id)!, replay: undefined };
+  }
+
+  private decideInTx(id: string, decision: Decision): OrderRecord {
+    const changed = this.statements.decide.run({
+      id,
+      status: decision.status,
+      items: JSON.stringify(decision.items),
+      totalMinor: decision.totalMinor,
+      currencyCode: decision.currencyCode,
+      rejectReason: decision.rejectReason,
+      rejectMetadata: JSON.stringify(decision.rejectMetadata),
+      now: this.clock(),
+    }).changes;
+    const order = this.get(id)!;
+    if (changed > 0) this.statements.saveResponse.run(JSON.stringify(order), id);
+    return order;
+  }
+}
+
+interface Decision {
+  status: Status;
+  items: OrderLine[];
+  totalMinor: number;
+  currencyCode: string;
+  rejectReason: string;
+  rejectMetadata: Record<string, string>;
+}
