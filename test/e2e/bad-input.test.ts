@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { reasonOf, startSystem, type System } from "../helpers/system.js";
+
+interface BadInput {
+  name: string;
+  method: string;
+  path: string;
+  body?: unknown;
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+  status: number;
+  reason: string;
+}
+
+const order = (items: unknown, extra: Record<string, unknown> = {}) => ({ customerId: "eve", items, ...extra });
+
+const cases: BadInput[] = [
+  { name: "malformed JSON", method: "POST", path: "/v1/orders", rawBody: '{"customerId": "eve", "items": [', status: 400, reason: "MALFORMED_JSON" },
+  { name: "an unknown field", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }], { discount: 50 }), status: 400, reason: "INVALID_FIELD" },
+  { name: "an unknown field in a line", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1, colour: "red" }]), status: 400, reason: "INVALID_FIELD" },
+  { name: "a string quantity", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: "lots" }]), status: 400, reason: "INVALID_FIELD" },
+  { name: "a fractional quantity", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1.5 }]), status: 400, reason: "INVALID_FIELD" },
+  { name: "items that are not a list", method: "POST", path: "/v1/orders", body: order({ sku: "BOX-1" }), status: 400, reason: "INVALID_FIELD" },
+  { name: "a body that is not an object", method: "POST", path: "/v1/orders", body: [1, 2], status: 400, reason: "INVALID_FIELD" },
+  { name: "quantity 0", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 0 }]), status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a negative quantity", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: -3 }]), status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a quantity over the line limit", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1001 }]), status: 400, reason: "VALIDATION_FAILED" },
+  { name: "empty items", method: "POST", path: "/v1/orders", body: order([]), status: 400, reason: "VALIDATION_FAILED" },
+  { name: "no body", method: "POST", path: "/v1/orders", status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a missing customer id", method: "POST", path: "/v1/orders", body: { items: [{ sku: "BOX-1", quantity: 1 }] }, status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a malformed SKU", method: "POST", path: "/v1/orders", body: order([{ sku: "box 1; DROP TABLE orders", quantity: 1 }]), status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a repeated SKU", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }, { sku: "BOX-1", quantity: 2 }]), status: 400, reason: "VALIDATION_FAILED" },
+  { name: "an unknown SKU", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }, { sku: "GHOST-9", quantity: 1 }]), status: 400, reason: "UNKNOWN_SKU" },
+  { name: "a huge body", method: "POST", path: "/v1/orders", rawBody: JSON.stringify(order([{ sku: "BOX-1", quantity: 1 }], { pad: "x".repeat(2 * 1024 * 1024) })), status: 413, reason: "PAYLOAD_TOO_LARGE" },
+  { name: "an unknown query parameter", method: "GET", path: "/v1/inventory?limit=5", status: 400, reason: "INVALID_FIELD" },
+  { name: "a non-numeric page size", method: "GET", path: "/v1/customers/eve/orders?pageSize=ten", status: 400, reason: "INVALID_FIELD" },
+  { name: "a negative page size", method: "GET", path: "/v1/inventory?pageSize=-1", status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a forged page token", method: "GET", path: "/v1/customers/eve/orders?pageToken=bm90LWEtdG9rZW4", status: 400, reason: "INVALID_PAGE_TOKEN" },
+  { name: "a restock of 0 units", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 0 }, status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a restock with a bad currency", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, currencyCode: "dollars" }, status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a restock that sets the SKU in the body too", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { sku: "OTHER-1", quantity: 1 }, status: 400, reason: "INVALID_FIELD" },
+  { name: "a malformed X-Request-Timeout", method: "GET", path: "/v1/inventory", headers: { "x-request-timeout": "soon" }, status: 400, reason: "INVALID_HEADER" },
+  { name: "an over-long Idempotency-Key", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }]), headers: { "idempotency-key": "k".repeat(200) }, status: 400, reason: "INVALID_HEADER" },
+  { name: "an unknown route", method: "GET", path: "/v2/orders", status: 404, reason: "ROUTE_NOT_FOUND" },
+  { name: "a wrong method", method: "DELETE", path: "/v1/inventory/BOX-1", status: 405, reason: "METHOD_NOT_ALLOWED" },
+];
+
+describe("bad input gets a 4xx with a reason and changes nothing", () => {
+  let system: System;
+  beforeAll(async () => {
+    system = await startSystem();
+    await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: 7, unitPriceMinor: "300" } });
+    await system.api("POST", "/v1/orders", { body: order([{ sku: "BOX-1", quantity: 2 }]) });
+  });
+  afterAll(async () => {
+    await system?.[Symbol.asyncDispose]();
+  });
+
+  async function snapshot() {
+    const inventory = await system.api("GET", "/v1/inventory");
+    const orders = await system.api("GET", "/v1/customers/eve/orders");
+    return { inventory: inventory.body, orders: orders.body };
+  }
+
+  test.each(cases)("$name → $status $reason", async (c) => {
+    const before = await snapshot();
+    const r = await system.api(c.method, c.path, { body: c.body, rawBody: c.rawBody, headers: c.headers });
+    expect(r.status).toBe(c.status);
+    expect(reasonOf(r.body)).toBe(c.reason);
+    expect(typeof r.body.message).toBe("string");
+    expect(r.body.code).toBeGreaterThan(0);
+    expect(r.text).not.toMatch(/\bat .*\.(ts|js):\d+|node_modules|Error:/);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test("field violations name the offending fields", async () => {
+    const r = await system.api("POST", "/v1/orders", {
+      body: { customerId: "", items: [{ sku: "BOX-1", quantity: 0 }] },
+    });
+    const badRequest = r.body.details.find((d: { "@type": string }) => d["@type"] === "type.googleapis.com/google.rpc.BadRequest");
+    expect(badRequest.fieldViolations.map((v: { field: string }) => v.field)).toEqual(["order.customer_id", "order.items[0].quantity"]);
+  });
+
+  test("a page size over the cap is clamped to 100", async () => {
+    for (let i = 0; i < 3; i++) await system.api("POST", `/v1/inventory/CLAMP-${i}:restock`, { body: { quantity: 1 } });
+    const r = await system.api("GET", "/v1/inventory?pageSize=100000");
+    expect(r.status).toBe(200);
+    expect(r.body.items.length).toBeLessThanOrEqual(100);
+  });
+});

@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** A service process started by a test: its port, its log lines, and one way to stop it. */
+export interface ServiceProcess extends AsyncDisposable {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** The port it reported in its "listening" log line. */
+  readonly port: number;
+  /** Every log line so far (JSON lines from pino, or raw text). */
+  readonly logs: string[];
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  readonly exited: Promise<number | string>;
+  /** Sends a signal and waits for the process to end (SIGKILL after timeoutMs). */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
+}
+
+/**
+ * Starts `node --import tsx <entry>` with the environment given, and waits
+ * for its "listening" log line (the port comes from it, so port 0 works).
+ */
+export async function startService(name: string, entry: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: string[] = [];
+  const exited = new Promise<number | string>((resolve) => {
+    child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${logs.join("\n")}`)), timeoutMs);
+    const onLine = (line: string) => {
+      logs.push(line);
+      if (!line.includes('"listening"')) return;
+      try {
+        const parsed = JSON.parse(line) as { msg?: string; port?: number };
+        if (parsed.msg === "listening" && typeof parsed.port === "number") {
+          clearTimeout(timer);
+          resolve(parsed.port);
+        }
+      } catch {
+        // not a JSON line
+      }
+    };
+    createInterface({ input: child.stdout! }).on("line", onLine);
+    createInterface({ input: child.stderr! }).on("line", (line) => logs.push(line));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code}) before listening:\n${logs.join("\n")}`));
+    });
+  });
+  const stop = async (signal: NodeJS.Signals = "SIGTERM", timeout = 10_000) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
+      await exited;
+      clearTimeout(timer);
+    }
+    return exited;
+  };
+  return { name, child, port, logs, exited, stop, [Symbol.asyncDispose]: async () => void (await stop()) };
+}
+
+/** Waits until `condition` returns a truthy value, polling; fails with `message` after timeoutMs. */
+export async function waitFor<T>(condition: () => T | Promise<T>, message: string, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message}${lastError ? `: ${String(lastError)}` : ""}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Whether a process with this pid is still running. */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export { once };
