@@ -138,7 +138,13 @@ export class DependencyPolicy {
           throw new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`);
         }
         const attemptDeadline = Date.now() + this.attemptTimeoutMs;
-        return attempt({ signal: attemptSignal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) });
+        return attempt({ signal: attemptSignal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) }).catch(
+          (error: unknown) => {
+            // The attempt was cut by its timeout or the deadline, not by the caller: say so, whatever the transport said.
+            if (attemptSignal.aborted && !callerSignal?.aborted) throw new TaskCancelledError(`${this.name} attempt timed out`);
+            throw error;
+          },
+        );
       }, signal);
       this.budget.recordSuccess();
       return result;

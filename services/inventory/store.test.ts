@@ -1,0 +1,71 @@
+import { describe, expect, test } from "vitest";
+import { openDatabase } from "../../shared/sqlite/index.js";
+import { inventoryMigrations } from "./schema.js";
+import { InventoryStore, ReservationState } from "./store.js";
+
+function store() {
+  let now = 1_000;
+  return new InventoryStore(openDatabase({ file: ":memory:", migrations: inventoryMigrations }), () => now++);
+}
+
+describe("InventoryStore", () => {
+  test("reserves all lines or none", () => {
+    const s = store();
+    s.restock({ sku: "A", quantity: 5 });
+    s.restock({ sku: "B", quantity: 1 });
+    expect(() => s.reserve("o1", [{ sku: "A", quantity: 2 }, { sku: "B", quantity: 2 }])).toThrow(expect.objectContaining({ reason: "INSUFFICIENT_STOCK" }));
+    expect(s.getItem("A")).toMatchObject({ available: 5, reserved: 0 });
+    expect(s.getReservation("o1")).toBeUndefined();
+  });
+
+  test("reserving twice for one order holds the stock once", () => {
+    const s = store();
+    s.restock({ sku: "A", quantity: 5, unitPriceMinor: 100 });
+    const first = s.reserve("o1", [{ sku: "A", quantity: 2 }]);
+    const second = s.reserve("o1", [{ sku: "A", quantity: 2 }]);
+    expect(second).toEqual(first);
+    expect(first.totalMinor).toBe(200);
+    expect(s.getItem("A")).toMatchObject({ available: 3, reserved: 2 });
+    expect(() => s.reserve("o1", [{ sku: "A", quantity: 3 }])).toThrow(expect.objectContaining({ reason: "RESERVATION_MISMATCH" }));
+  });
+
+  test("a release is idempotent, and a released order cannot be reserved again", () => {
+    const s = store();
+    s.restock({ sku: "A", quantity: 5 });
+    s.reserve("o1", [{ sku: "A", quantity: 2 }]);
+    expect(s.release("o1").state).toBe(ReservationState.RELEASED);
+    expect(s.release("o1").state).toBe(ReservationState.RELEASED);
+    expect(s.getItem("A")).toMatchObject({ available: 5, reserved: 0 });
+    expect(() => s.reserve("o1", [{ sku: "A", quantity: 2 }])).toThrow(expect.objectContaining({ reason: "RESERVATION_RELEASED" }));
+  });
+
+  test("releasing an order never reserved leaves a tombstone that blocks a late reserve", () => {
+    const s = store();
+    s.restock({ sku: "A", quantity: 5 });
+    expect(s.release("late").lines).toEqual([]);
+    expect(() => s.reserve("late", [{ sku: "A", quantity: 1 }])).toThrow(expect.objectContaining({ reason: "RESERVATION_RELEASED" }));
+    expect(s.getItem("A")).toMatchObject({ available: 5, reserved: 0 });
+  });
+
+  test("a restock with a request id is applied once", () => {
+    const s = store();
+    s.restock({ sku: "A", quantity: 5, requestId: "r1" });
+    expect(s.restock({ sku: "A", quantity: 5, requestId: "r1" }).available).toBe(5);
+    expect(() => s.restock({ sku: "A", quantity: 6, requestId: "r1" })).toThrow(expect.objectContaining({ reason: "IDEMPOTENCY_KEY_REUSED" }));
+  });
+
+  test("unknown SKUs and mixed currencies are refused", () => {
+    const s = store();
+    s.restock({ sku: "A", quantity: 5, currencyCode: "USD" });
+    s.restock({ sku: "E", quantity: 5, currencyCode: "EUR" });
+    expect(() => s.reserve("o1", [{ sku: "Z", quantity: 1 }])).toThrow(expect.objectContaining({ reason: "UNKNOWN_SKU" }));
+    expect(() => s.reserve("o2", [{ sku: "A", quantity: 1 }, { sku: "E", quantity: 1 }])).toThrow(expect.objectContaining({ reason: "MIXED_CURRENCIES" }));
+  });
+
+  test("lists items by SKU after a cursor", () => {
+    const s = store();
+    for (const sku of ["C", "A", "B"]) s.restock({ sku, quantity: 1 });
+    expect(s.listItems("", 2).map((i) => i.sku)).toEqual(["A", "B"]);
+    expect(s.listItems("B", 2).map((i) => i.sku)).toEqual(["C"]);
+  });
+});

@@ -1,0 +1,79 @@
+import { describe, expect, test } from "vitest";
+import { OrderlyError } from "../errors/index.js";
+import { DependencyPolicy } from "./dependency-policy.js";
+
+const unavailable = () => new OrderlyError("DEPENDENCY_UNAVAILABLE", "down");
+
+function policy(overrides = {}) {
+  return new DependencyPolicy({ name: "dep", backoffInitialMs: 1, backoffMaxMs: 2, halfOpenAfterMs: 60_000, ...overrides });
+}
+
+describe("DependencyPolicy", () => {
+  test("retries an idempotent call on UNAVAILABLE up to the attempt limit", async () => {
+    let attempts = 0;
+    await expect(
+      policy({ maxAttempts: 3 }).execute(true, async () => {
+        attempts++;
+        throw unavailable();
+      }),
+    ).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE", metadata: { dependency: "dep" } });
+    expect(attempts).toBe(3);
+  });
+
+  test("never retries a call that is not idempotent", async () => {
+    let attempts = 0;
+    await expect(
+      policy().execute(false, async () => {
+        attempts++;
+        throw unavailable();
+      }),
+    ).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    expect(attempts).toBe(1);
+  });
+
+  test("never retries business errors", async () => {
+    let attempts = 0;
+    await expect(
+      policy().execute(true, async () => {
+        attempts++;
+        throw new OrderlyError("INSUFFICIENT_STOCK", "no");
+      }),
+    ).rejects.toMatchObject({ reason: "INSUFFICIENT_STOCK" });
+    expect(attempts).toBe(1);
+  });
+
+  test("opens the breaker after consecutive failures, then fails fast without calling", async () => {
+    const p = policy({ breakerFailures: 3, maxAttempts: 1 });
+    let attempts = 0;
+    const failing = async () => {
+      attempts++;
+      throw unavailable();
+    };
+    for (let i = 0; i < 3; i++) await expect(p.execute(false, failing)).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    expect(p.breakerState).toBe("open");
+    const started = performance.now();
+    await expect(p.execute(false, failing)).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", code: 14 });
+    expect(performance.now() - started).toBeLessThan(50);
+    expect(attempts).toBe(3);
+  });
+
+  test("a full bulkhead rejects at once with BULKHEAD_FULL", async () => {
+    const p = policy({ bulkheadLimit: 1, bulkheadQueue: 0 });
+    let release!: () => void;
+    const holding = p.execute(false, () => new Promise<void>((resolve) => (release = resolve)));
+    await expect(p.execute(false, async () => undefined)).rejects.toMatchObject({ reason: "BULKHEAD_FULL", code: 8 });
+    release();
+    await holding;
+  });
+
+  test("a slow attempt times out and the call ends by its deadline", async () => {
+    const p = policy({ attemptTimeoutMs: 50, maxAttempts: 5 });
+    const started = Date.now();
+    await expect(
+      p.execute(true, ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")))), {
+        deadline: Date.now() + 120,
+      }),
+    ).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    expect(Date.now() - started).toBeLessThan(400);
+  });
+});

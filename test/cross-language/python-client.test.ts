@@ -1,0 +1,128 @@
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { promisify } from "node:util";
+import { expect, test } from "vitest";
+import { ROOT, startService } from "../helpers/processes.js";
+
+const run = promisify(execFile);
+
+/** The system Python, where Debian's python3-grpcio and python3-protobuf install. */
+const PYTHON = "/usr/bin/python3";
+
+/** What provides every tool this test needs, on Debian and Ubuntu. */
+const APT_INSTALL = "apt-get install -y python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc libprotobuf-dev";
+
+/** The protos the client needs: the service, and google.rpc for its error details (google/protobuf comes from protoc's include path). */
+const PROTOS = [
+  "orderly/inventory/v1/inventory.proto",
+  "google/api/annotations.proto",
+  "google/api/http.proto",
+  "google/rpc/status.proto",
+  "google/rpc/error_details.proto",
+];
+
+/** A temporary directory, deleted on dispose. */
+function tempDir(prefix: string): Disposable & { path: string } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The path of an executable on PATH, or undefined. */
+function onPath(name: string): string | undefined {
+  return (process.env.PATH ?? "")
+    .split(delimiter)
+    .map((dir) => join(dir, name))
+    .find((file) => existsSync(file));
+}
+
+/** Fails (never skips) with the apt command to run when a tool is missing. */
+async function requireTools(): Promise<{ protoc: string; grpcPythonPlugin: string }> {
+  const missing: string[] = [];
+  const protoc = onPath("protoc");
+  if (protoc === undefined) missing.push("protoc (protobuf-compiler)");
+  const grpcPythonPlugin = onPath("grpc_python_plugin");
+  if (grpcPythonPlugin === undefined) missing.push("grpc_python_plugin (protobuf-compiler-grpc)");
+  try {
+    await run(PYTHON, ["-c", "import grpc, google.protobuf"], { env: pythonEnv() });
+  } catch (error) {
+    missing.push(`grpc and protobuf for ${PYTHON} (python3-grpcio, python3-protobuf): ${(error as Error).message.trim()}`);
+  }
+  if (protoc === undefined || grpcPythonPlugin === undefined || missing.length > 0) {
+    throw new Error(`the Python cross-language test needs:\n  ${missing.join("\n  ")}\nInstall them with: ${APT_INSTALL}`);
+  }
+  return { protoc, grpcPythonPlugin };
+}
+
+/** The environment for the system Python: no variables of another Python install, no .pyc files. */
+function pythonEnv(): NodeJS.ProcessEnv {
+  const { PYTHONPATH: _path, PYTHONHOME: _home, ...env } = process.env;
+  return { ...env, PYTHONDONTWRITEBYTECODE: "1" };
+}
+
+/** The JSON the Python client prints. */
+interface ClientOutput {
+  restocked: Record<string, unknown>;
+  item: Record<string, unknown>;
+  unknownSku: { code: string; statusCode: number; reason: string; domain: string; metadata: Record<string, string> };
+  invalidSku: { code: string; reason: string; fieldViolations?: { field: string; description: string }[] };
+}
+
+test("a Python client generated from proto/ restocks and reads an item over gRPC", async () => {
+  const tools = await requireTools();
+  using genDir = tempDir("orderly-python-gen-");
+  using dataDir = tempDir("orderly-python-data-");
+
+  // Messages (--python_out) and the InventoryServiceStub (--grpc_python_out).
+  await run(
+    tools.protoc,
+    [
+      "-I",
+      "proto",
+      `--plugin=protoc-gen-grpc_python=${tools.grpcPythonPlugin}`,
+      `--python_out=${genDir.path}`,
+      `--grpc_python_out=${genDir.path}`,
+      ...PROTOS,
+    ],
+    { cwd: ROOT },
+  ).catch((error: Error & { stderr?: string }) => {
+    throw new Error(`protoc failed (${APT_INSTALL} provides it and the google/protobuf includes):\n${error.stderr ?? error.message}`);
+  });
+  expect(existsSync(join(genDir.path, "orderly/inventory/v1/inventory_pb2_grpc.py"))).toBe(true);
+
+  await using inventory = await startService("inventory", "services/inventory/main.ts", {
+    ORDERLY_DATA_DIR: dataDir.path,
+    INVENTORY_GRPC_PORT: "0",
+  });
+
+  const sku = "PY-WIDGET-1";
+  const client = join(ROOT, "test/cross-language/inventory_client.py");
+  const args = [client, "--gen-dir", genDir.path, "--address", `127.0.0.1:${inventory.port}`, "--sku", sku, "--quantity", "7"];
+  const { stdout } = await run(PYTHON, args, { env: pythonEnv(), timeout: 60_000 }).catch((error: Error & { stderr?: string }) => {
+    throw new Error(`the Python client failed: ${error.message}\n${error.stderr ?? ""}\ninventory logs:\n${inventory.logs.join("\n")}`);
+  });
+  const output = JSON.parse(stdout) as ClientOutput;
+
+  const expectedItem = {
+    sku,
+    name: `Python widget ${sku}`,
+    unitPriceMinor: "1250", // proto3 JSON writes int64 as a string
+    currencyCode: "EUR",
+    available: 7,
+    reserved: 0,
+  };
+  expect(output.restocked).toMatchObject(expectedItem);
+  expect(output.item).toMatchObject(expectedItem);
+  expect(output.item.version).toBe(output.restocked.version);
+
+  expect(output.unknownSku).toMatchObject({
+    code: "NOT_FOUND",
+    statusCode: 5,
+    reason: "ITEM_NOT_FOUND",
+    domain: "orderly",
+    metadata: { sku: `${sku}-unknown` },
+  });
+  expect(output.invalidSku).toMatchObject({ code: "INVALID_ARGUMENT", reason: "VALIDATION_FAILED" });
+  expect(output.invalidSku.fieldViolations).toContainEqual(expect.objectContaining({ field: "sku" }));
+});

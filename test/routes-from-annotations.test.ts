@@ -1,0 +1,123 @@
+import { create, createFileRegistry, setExtension, type DescService } from "@bufbuild/protobuf";
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FileDescriptorProtoSchema,
+  MethodOptionsSchema,
+} from "@bufbuild/protobuf/wkt";
+import { createServer } from "node:http";
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { expect, test } from "vitest";
+import { file_google_api_annotations, http } from "../proto/gen/google/api/annotations_pb.js";
+import { HttpRuleSchema } from "../proto/gen/google/api/http_pb.js";
+import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { connectDownstreams, readinessProbe, routeCaller } from "../gateway/downstreams.js";
+import { createGatewayHandler } from "../gateway/http-server.js";
+import { openApiDocument } from "../gateway/openapi.js";
+import { routesOf } from "../gateway/routes/index.js";
+import { startGrpcServer, type ServiceRegistration } from "../shared/grpc/index.js";
+import { silentLogger } from "../shared/logging/index.js";
+import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
+import { api } from "./helpers/system.js";
+
+/** A service the gateway has never heard of: Echo is annotated, Whisper is not. */
+function echoService(): DescService {
+  const annotated = create(MethodOptionsSchema);
+  setExtension(annotated, http, create(HttpRuleSchema, { pattern: { case: "get", value: "/v1/echo/{text}" } }));
+  const stringField = (name: string, number: number) => ({
+    name,
+    number,
+    jsonName: name,
+    type: FieldDescriptorProto_Type.STRING,
+    label: FieldDescriptorProto_Label.OPTIONAL,
+  });
+  const file = create(FileDescriptorProtoSchema, {
+    name: "test/echo/v1/echo.proto",
+    package: "test.echo.v1",
+    syntax: "proto3",
+    dependency: ["google/api/annotations.proto"],
+    messageType: [
+      { name: "EchoRequest", field: [stringField("text", 1), stringField("suffix", 2)] },
+      { name: "EchoResponse", field: [stringField("text", 1)] },
+    ],
+    service: [
+      {
+        name: "EchoService",
+        method: [
+          { name: "Echo", inputType: ".test.echo.v1.EchoRequest", outputType: ".test.echo.v1.EchoResponse", options: annotated },
+          { name: "Whisper", inputType: ".test.echo.v1.EchoRequest", outputType: ".test.echo.v1.EchoResponse" },
+        ],
+      },
+    ],
+  });
+  const registry = createFileRegistry(file, (name) => (name === "google/api/annotations.proto" ? file_google_api_annotations : undefined));
+  return registry.getService("test.echo.v1.EchoService")!;
+}
+
+test("the route table of Orderly's services is exactly their google.api.http annotations", () => {
+  const routes = routesOf([OrderService, InventoryService]).map((r) => `${r.httpMethod} ${r.template.source} -> ${r.method.name}`);
+  expect(routes.sort()).toEqual(
+    [
+      "POST /v1/orders -> CreateOrder",
+      "GET /v1/orders/{id} -> GetOrder",
+      "GET /v1/customers/{customer_id}/orders -> ListOrders",
+      "POST /v1/orders/{id}:cancel -> CancelOrder",
+      "GET /v1/inventory/{sku} -> GetItem",
+      "GET /v1/inventory -> ListItems",
+      "POST /v1/inventory/{sku}:restock -> Restock",
+    ].sort(),
+  );
+  const document = openApiDocument(routesOf([OrderService, InventoryService]), { title: "t", version: "v1" }) as any;
+  expect(Object.keys(document.paths).sort()).toEqual(
+    ["/v1/orders", "/v1/orders/{id}", "/v1/customers/{customer_id}/orders", "/v1/orders/{id}:cancel", "/v1/inventory/{sku}", "/v1/inventory", "/v1/inventory/{sku}:restock"].sort(),
+  );
+  expect(document.paths["/v1/orders"].post.responses["422"]).toBeDefined();
+  expect(document.components.schemas["orderly.order.v1.Order"].properties.status).toEqual({ $ref: "#/components/schemas/orderly.order.v1.OrderStatus" });
+});
+
+test("an RPC is exposed over HTTP because of its annotation, with no gateway code, and appears in OpenAPI", async () => {
+  const service = echoService();
+  const routes = routesOf([service]);
+  expect(routes.map((r) => `${r.httpMethod} ${r.template.source} -> ${r.method.name}`)).toEqual(["GET /v1/echo/{text} -> Echo"]);
+
+  const openApi = openApiDocument(routes, { title: "echo", version: "v1" }) as any;
+  expect(Object.keys(openApi.paths)).toEqual(["/v1/echo/{text}"]);
+  expect(openApi.paths["/v1/echo/{text}"].get.operationId).toBe("EchoService_Echo");
+  expect(openApi.paths["/v1/echo/{text}"].get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toContain("query:suffix");
+
+  const logger = silentLogger();
+  const echo = { echo: (req: { text: string; suffix: string }) => ({ text: req.text + req.suffix }) };
+  const grpcServer = await startGrpcServer({
+    host: "127.0.0.1",
+    port: 0,
+    logger,
+    services: [{ service, handlers: echo } as unknown as ServiceRegistration],
+  });
+  const downstreams = connectDownstreams([{ name: "echo", service, address: `127.0.0.1:${grpcServer.port}` }], defaultDependencyPolicyOptions);
+  const server = createServer(
+    createGatewayHandler({
+      routes,
+      call: routeCaller(downstreams),
+      readiness: readinessProbe(downstreams),
+      openApi: () => openApi,
+      logger,
+      limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 10_000, maxBodyBytes: 1024 },
+    }),
+  );
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  try {
+    const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const r = await api(baseUrl, "GET", "/v1/echo/hello%20world?suffix=!");
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ text: "hello world!" });
+    const unannotated = await api(baseUrl, "POST", "/test.echo.v1.EchoService/Whisper");
+    expect(unannotated.status).toBe(404);
+  } finally {
+    server.close();
+    for (const d of downstreams) d.connection.close();
+    await grpcServer.close();
+  }
+});
