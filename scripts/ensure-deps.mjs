@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Makes sure this machine has what Orderly needs, installing what it can:
+//   - node_modules matching package-lock.json (npm ci);
+//   - with --test, the system tools the test suite uses (Debian packages:
+//     Python gRPC and protoc for the cross-language client test).
+// Installs apt packages only when running as root (as on CI and dev boxes
+// here); otherwise it stops and prints the exact command to run.
+// Plain JavaScript with no dependencies: it runs before node_modules exists.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Installs node_modules with `npm ci` when missing or older than package-lock.json. */
+export function ensureNodeModules() {
+  const marker = join(root, "node_modules", ".package-lock.json");
+  const lock = join(root, "package-lock.json");
+  if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
+  console.log("Installing dependencies (npm ci)…");
+  const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  if (result.status !== 0) throw new Error("npm ci failed");
+}
+
+function has(command) {
+  return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
+}
+
+function python3HasGrpc() {
+  return existsSync("/usr/bin/python3") && spawnSync("/usr/bin/python3", ["-c", "import grpc, google.protobuf"], { stdio: "ignore" }).status === 0;
+}
+
+/** Debian packages the test suite needs, each with the check that tells it is present. */
+export const testPackages = [
+  { name: "protobuf-compiler", present: () => has("protoc") },
+  { name: "protobuf-compiler-grpc", present: () => has("grpc_python_plugin") },
+  { name: "libprotobuf-dev", present: () => existsSync("/usr/include/google/protobuf/timestamp.proto") },
+  { name: "python3-grpcio", present: python3HasGrpc },
+  { name: "python3-protobuf", present: python3HasGrpc },
+];
+
+/** Installs the missing Debian packages of a list (as root), or throws with the command to run. */
+export function ensureAptPackages(packages) {
+  const missing = packages.filter((p) => !p.present()).map((p) => p.name);
+  if (missing.length === 0) return;
+  const command = `apt-get update && apt-get install -y ${missing.join(" ")}`;
+  if (process.getuid?.() !== 0 || !has("apt-get")) {
+    throw new Error(`missing system packages: ${missing.join(", ")}\nInstall them with:\n  sudo sh -c '${command}'`);
+  }
+  console.log(`Installing ${missing.join(", ")} (apt-get)…`);
+  execFileSync("sh", ["-c", command], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  try {
+    ensureNodeModules();
+    if (process.argv.includes("--test")) ensureAptPackages(testPackages);
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,40 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { reasons } from "../shared/errors/index.js";
+import { ROOT } from "./helpers/processes.js";
+
+const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+
+test("the README's error table lists every error reason", () => {
+  const missing = Object.keys(reasons).filter((reason) => !readme.includes(`| \`${reason}\` |`));
+  expect(missing).toEqual([]);
+});
+
+test("the README's environment table lists every variable a process reads", () => {
+  const configFiles = ["gateway/config.ts", "services/order/config.ts", "services/inventory/config.ts"];
+  const names = new Set<string>();
+  for (const file of configFiles) {
+    for (const match of readFileSync(join(ROOT, file), "utf8").matchAll(/read(?:String|Int|Choice)\(env, "([A-Z_]+)"/g)) names.add(match[1]!);
+  }
+  expect(names.size).toBeGreaterThan(10);
+  const missing = [...names].filter((name) => !readme.includes(`\`${name}\``) && !readme.includes(`\`${name.replace(/_QUEUE$|_LIMIT$/, "")}_LIMIT\` / \`_QUEUE\``));
+  expect(missing).toEqual([]);
+});
+
+test("this Node version is inside the range package.json declares", () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines: { node: string } };
+  const minimum = /^>=(\d+)\.(\d+)\.(\d+)$/.exec(pkg.engines.node);
+  expect(minimum).not.toBeNull();
+  const [major, minor, patch] = process.versions.node.split(".").map(Number) as [number, number, number];
+  const [minMajor, minMinor, minPatch] = minimum!.slice(1).map(Number) as [number, number, number];
+  expect(major * 1e6 + minor * 1e3 + patch).toBeGreaterThanOrEqual(minMajor * 1e6 + minMinor * 1e3 + minPatch);
+});
+
+test("every service folder has an entry file and a config module", () => {
+  for (const service of readdirSync(join(ROOT, "services"))) {
+    const files = readdirSync(join(ROOT, "services", service));
+    expect(files).toContain("main.ts");
+    expect(files).toContain("config.ts");
+  }
+});
