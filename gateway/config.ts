@@ -8,6 +8,7 @@ export interface GatewayConfig {
   logLevel: string;
   orderAddress: string;
   inventoryAddress: string;
+  queryAddress: string;
   limits: GatewayLimits;
   /** Slow-client guards: time to receive headers / a whole request (ms). */
   headersTimeoutMs: number;
@@ -23,6 +24,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
     logLevel: readString(env, "LOG_LEVEL", "info"),
     orderAddress: readString(env, "ORDER_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_GRPC_PORT", 50051, 1, 65535)}`),
     inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
+    queryAddress: readString(env, "QUERY_ADDRESS", `127.0.0.1:${readInt(env, "QUERY_GRPC_PORT", 50053, 1, 65535)}`),
     limits: {
       defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
       maxTimeoutMs,

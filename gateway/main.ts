@@ -1,6 +1,7 @@
 import { createServer } from "node:http";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { createLogger } from "../shared/logging/index.js";
 import { runMain } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
@@ -18,6 +19,7 @@ runMain(logger, async () => {
     [
       { name: "order", service: OrderService, address: config.orderAddress },
       { name: "inventory", service: InventoryService, address: config.inventoryAddress },
+      { name: "query", service: QueryService, address: config.queryAddress },
     ],
     // The budget bounds each call; a per-attempt timeout shorter than the largest budget would cut it.
     { ...defaultDependencyPolicyOptions, attemptTimeoutMs: config.limits.maxTimeoutMs },

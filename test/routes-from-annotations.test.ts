@@ -13,6 +13,7 @@ import { file_google_api_annotations, http } from "../proto/gen/google/api/annot
 import { HttpRuleSchema } from "../proto/gen/google/api/http_pb.js";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "../gateway/downstreams.js";
 import { createGatewayHandler } from "../gateway/http-server.js";
 import { openApiDocument } from "../gateway/openapi.js";
@@ -57,22 +58,25 @@ function echoService(): DescService {
 }
 
 test("the route table of Orderly's services is exactly their google.api.http annotations", () => {
-  const routes = routesOf([OrderService, InventoryService]).map((r) => `${r.httpMethod} ${r.template.source} -> ${r.method.name}`);
+  const services = [OrderService, InventoryService, QueryService];
+  const routes = routesOf(services).map((r) => `${r.httpMethod} ${r.template.source} -> ${r.service.name}.${r.method.name}`);
   expect(routes.sort()).toEqual(
     [
-      "POST /v1/orders -> CreateOrder",
-      "GET /v1/orders/{id} -> GetOrder",
-      "GET /v1/customers/{customer_id}/orders -> ListOrders",
-      "POST /v1/orders/{id}:cancel -> CancelOrder",
-      "GET /v1/inventory/{sku} -> GetItem",
-      "GET /v1/inventory -> ListItems",
-      "POST /v1/inventory/{sku}:restock -> Restock",
+      "POST /v1/orders -> OrderService.CreateOrder",
+      "POST /v1/orders/{id}:cancel -> OrderService.CancelOrder",
+      "GET /v1/inventory/{sku} -> InventoryService.GetItem",
+      "GET /v1/inventory -> InventoryService.ListItems",
+      "POST /v1/inventory/{sku}:restock -> InventoryService.Restock",
+      "GET /v1/orders/{id} -> QueryService.GetOrder",
+      "GET /v1/orders/{id}/timeline -> QueryService.GetOrderTimeline",
+      "GET /v1/customers/{customer_id}/orders -> QueryService.ListCustomerOrders",
+      "GET /v1/stock/{sku} -> QueryService.GetStockLevel",
+      "GET /v1/stock -> QueryService.ListStockLevels",
+      "GET /v1/sales/daily -> QueryService.ListDailySales",
     ].sort(),
   );
-  const document = openApiDocument(routesOf([OrderService, InventoryService]), { title: "t", version: "v1" }) as any;
-  expect(Object.keys(document.paths).sort()).toEqual(
-    ["/v1/orders", "/v1/orders/{id}", "/v1/customers/{customer_id}/orders", "/v1/orders/{id}:cancel", "/v1/inventory/{sku}", "/v1/inventory", "/v1/inventory/{sku}:restock"].sort(),
-  );
+  const document = openApiDocument(routesOf(services), { title: "t", version: "v1" }) as any;
+  expect(Object.keys(document.paths)).toHaveLength(11);
   expect(document.paths["/v1/orders"].post.responses["422"]).toBeDefined();
   expect(document.components.schemas["orderly.order.v1.Order"].properties.status).toEqual({ $ref: "#/components/schemas/orderly.order.v1.OrderStatus" });
 });

@@ -8,6 +8,9 @@ export interface InventoryConfig {
   dbFile: string;
   logLevel: string;
   synchronous: "NORMAL" | "FULL";
+  natsUrl: string;
+  maxDeliveries: number;
+  retryDelayMs: number;
 }
 
 /** Reads the inventory service's configuration (see the README's environment table). */
@@ -19,5 +22,8 @@ export function inventoryConfig(env: Env): InventoryConfig {
     dbFile: join(dataDir, "inventory.db"),
     logLevel: readString(env, "LOG_LEVEL", "info"),
     synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
+    maxDeliveries: readInt(env, "CONSUMER_MAX_DELIVERIES", 5, 1),
+    retryDelayMs: readInt(env, "CONSUMER_RETRY_DELAY_MS", 200, 1),
+    natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
   };
 }

@@ -1,10 +1,12 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
 import { healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { runMain } from "../../shared/process/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
+import { releaseStockOfEndedOrders } from "./order-events.js";
 import { inventoryMigrations } from "./schema.js";
 import { InventoryStore } from "./store.js";
 
@@ -13,7 +15,20 @@ const logger = createLogger("inventory", config.logLevel);
 
 runMain(logger, async () => {
   const db = openDatabase({ file: config.dbFile, migrations: inventoryMigrations, synchronous: config.synchronous });
-  const store = new InventoryStore(db);
+  const outbox = new Outbox(db);
+  const store = new InventoryStore(db, outbox);
+  const events = startEventRuntime({
+    servers: config.natsUrl,
+    name: "inventory",
+    logger,
+    db,
+    outbox,
+    consumers: [
+      { stream: streams.orders.name, durable: "inventory-order-events", filterSubject: "orderly.orders.>", handle: releaseStockOfEndedOrders(store) },
+    ],
+    maxDeliveries: config.maxDeliveries,
+    retryDelayMs: config.retryDelayMs,
+  });
   let ready = true;
   const server = await startGrpcServer({
     host: config.host,
@@ -24,11 +39,12 @@ runMain(logger, async () => {
       healthService([InventoryService.typeName], () => ready && db.open),
     ],
   });
-  logger.info({ port: server.port, db: config.dbFile }, "listening");
+  logger.info({ port: server.port, db: config.dbFile, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;
       await server.close();
+      await events.close();
       db.close();
     },
   };

@@ -1,3 +1,4 @@
+import { inboxMigration, outboxMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The inventory database schema, in order. Stock levels can never go negative (CHECK constraints). */
@@ -36,4 +37,6 @@ export const inventoryMigrations: readonly Migration[] = [
     create_time INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  outboxMigration,
+  inboxMigration,
 ];

@@ -1,11 +1,13 @@
 import { describe, expect, test } from "vitest";
+import { Outbox } from "../../shared/events/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { inventoryMigrations } from "./schema.js";
 import { InventoryStore, ReservationState } from "./store.js";
 
 function store() {
   let now = 1_000;
-  return new InventoryStore(openDatabase({ file: ":memory:", migrations: inventoryMigrations }), () => now++);
+  const db = openDatabase({ file: ":memory:", migrations: inventoryMigrations });
+  return new InventoryStore(db, new Outbox(db), () => now++);
 }
 
 describe("InventoryStore", () => {

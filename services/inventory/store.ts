@@ -1,5 +1,7 @@
 import { OrderlyError } from "../../shared/errors/index.js";
+import { newEvent, type EventMeta, type Outbox } from "../../shared/events/index.js";
 import type { Db } from "../../shared/sqlite/index.js";
+import { itemMessage } from "./messages.js";
 
 /** An item as stored. */
 export interface ItemRecord {
@@ -96,7 +98,9 @@ function sameLines(a: readonly { sku: string; quantity: number }[], b: readonly 
 /**
  * The inventory's data: items and reservations in SQLite. Every change is
  * one IMMEDIATE transaction, so check-and-reserve cannot oversell, whatever
- * the concurrency (and whatever the number of processes sharing the file).
+ * the concurrency (and whatever the number of processes sharing the file);
+ * the same transaction appends the change's events (one per SKU touched,
+ * versioned by the item's version) to the outbox.
  */
 export class InventoryStore {
   private readonly statements;
@@ -106,6 +110,7 @@ export class InventoryStore {
 
   constructor(
     private readonly db: Db,
+    private readonly outbox: Outbox,
     private readonly clock: () => number = Date.now,
   ) {
     this.statements = {
@@ -137,11 +142,11 @@ export class InventoryStore {
         "INSERT INTO restocks (request_id, sku, quantity, create_time) VALUES (?, ?, ?, ?)",
       ),
     };
-    this.reserveTx = db.transaction((orderId: string, lines: readonly { sku: string; quantity: number }[]) =>
-      this.reserveInTx(orderId, lines),
+    this.reserveTx = db.transaction((orderId: string, lines: readonly { sku: string; quantity: number }[], meta: EventMeta) =>
+      this.reserveInTx(orderId, lines, meta),
     );
-    this.releaseTx = db.transaction((orderId: string) => this.releaseInTx(orderId));
-    this.restockTx = db.transaction((input: RestockInput) => this.restockInTx(input));
+    this.releaseTx = db.transaction((orderId: string, meta: EventMeta) => this.releaseInTx(orderId, meta));
+    this.restockTx = db.transaction((input: RestockInput, meta: EventMeta) => this.restockInTx(input, meta));
   }
 
   /** Returns an item, or undefined when the SKU is unknown. */
@@ -167,21 +172,21 @@ export class InventoryStore {
   }
 
   /** Adds stock (creating the SKU when new); with a request id, applies it once. */
-  restock(input: RestockInput): ItemRecord {
-    return this.restockTx.immediate(input);
+  restock(input: RestockInput, meta: EventMeta = {}): ItemRecord {
+    return this.restockTx.immediate(input, meta);
   }
 
   /** Reserves every line for an order or none; idempotent per order id. */
-  reserve(orderId: string, lines: readonly { sku: string; quantity: number }[]): ReservationRecord {
-    return this.reserveTx.immediate(orderId, lines);
+  reserve(orderId: string, lines: readonly { sku: string; quantity: number }[], meta: EventMeta = {}): ReservationRecord {
+    return this.reserveTx.immediate(orderId, lines, meta);
   }
 
   /** Releases an order's reservation; idempotent, and leaves a tombstone for an unknown order. */
-  release(orderId: string): ReservationRecord {
-    return this.releaseTx.immediate(orderId);
+  release(orderId: string, meta: EventMeta = {}): ReservationRecord {
+    return this.releaseTx.immediate(orderId, meta);
   }
 
-  private restockInTx(input: RestockInput): ItemRecord {
+  private restockInTx(input: RestockInput, meta: EventMeta): ItemRecord {
     const now = this.clock();
     if (input.requestId) {
       const previous = this.statements.getRestock.get(input.requestId);
@@ -218,10 +223,14 @@ export class InventoryStore {
         now,
       });
     }
-    return this.getItem(input.sku)!;
+    const item = this.getItem(input.sku)!;
+    this.outbox.append(
+      newEvent(item.sku, item.version, now, { case: "stockRestocked", value: { item: itemMessage(item), quantity: input.quantity } }, meta),
+    );
+    return item;
   }
 
-  private reserveInTx(orderId: string, lines: readonly { sku: string; quantity: number }[]): ReservationRecord {
+  private reserveInTx(orderId: string, lines: readonly { sku: string; quantity: number }[], meta: EventMeta): ReservationRecord {
     const existing = this.getReservation(orderId);
     if (existing) {
       if (existing.state === ReservationState.RELEASED) {
@@ -257,7 +266,13 @@ export class InventoryStore {
       reserved.push({ sku: line.sku, quantity: line.quantity, unitPriceMinor: item.unitPriceMinor });
     }
     const now = this.clock();
-    for (const line of reserved) this.statements.reserveItem.run(line.quantity, line.quantity, now, line.sku);
+    for (const line of reserved) {
+      this.statements.reserveItem.run(line.quantity, line.quantity, now, line.sku);
+      const item = this.getItem(line.sku)!;
+      this.outbox.append(
+        newEvent(item.sku, item.version, now, { case: "stockReserved", value: { item: itemMessage(item), orderId, quantity: line.quantity } }, meta),
+      );
+    }
     const record: ReservationRecord = {
       orderId,
       state: ReservationState.RESERVED,
@@ -269,7 +284,7 @@ export class InventoryStore {
     return record;
   }
 
-  private releaseInTx(orderId: string): ReservationRecord {
+  private releaseInTx(orderId: string, meta: EventMeta): ReservationRecord {
     const now = this.clock();
     const existing = this.getReservation(orderId);
     if (existing === undefined) {
@@ -278,7 +293,13 @@ export class InventoryStore {
       return tombstone;
     }
     if (existing.state === ReservationState.RELEASED) return existing;
-    for (const line of existing.lines) this.statements.releaseItem.run(line.quantity, line.quantity, now, line.sku);
+    for (const line of existing.lines) {
+      this.statements.releaseItem.run(line.quantity, line.quantity, now, line.sku);
+      const item = this.getItem(line.sku)!;
+      this.outbox.append(
+        newEvent(item.sku, item.version, now, { case: "stockReleased", value: { item: itemMessage(item), orderId, quantity: line.quantity } }, meta),
+      );
+    }
     this.statements.markReleased.run(ReservationState.RELEASED, now, orderId);
     return { ...existing, state: ReservationState.RELEASED };
   }

@@ -9,6 +9,7 @@ export interface OrderConfig {
   dbFile: string;
   logLevel: string;
   synchronous: "NORMAL" | "FULL";
+  natsUrl: string;
   inventoryAddress: string;
   inventoryPolicy: DependencyPolicyOptions;
   defaultBudgetMs: number;
@@ -24,6 +25,7 @@ export function orderConfig(env: Env): OrderConfig {
     dbFile: join(dataDir, "order.db"),
     logLevel: readString(env, "LOG_LEVEL", "info"),
     synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
+    natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
     inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
     inventoryPolicy: {
       name: "inventory",

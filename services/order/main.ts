@@ -1,5 +1,6 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import { Outbox, startEventRuntime } from "../../shared/events/index.js";
 import { connect, healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { runMain } from "../../shared/process/index.js";
@@ -16,7 +17,9 @@ const logger = createLogger("order", config.logLevel);
 
 runMain(logger, async () => {
   const db = openDatabase({ file: config.dbFile, migrations: orderMigrations, synchronous: config.synchronous });
-  const store = new OrderStore(db);
+  const outbox = new Outbox(db);
+  const store = new OrderStore(db, outbox);
+  const events = startEventRuntime({ servers: config.natsUrl, name: "order", logger, db, outbox });
   const inventoryConnection = connect(config.inventoryAddress);
   const inventory = createResilientClient(InventoryService, inventoryConnection, new DependencyPolicy(config.inventoryPolicy));
   let ready = true;
@@ -36,12 +39,13 @@ runMain(logger, async () => {
   pruneKeys();
   const pruneTimer = setInterval(pruneKeys, 60 * 60 * 1000);
   pruneTimer.unref();
-  logger.info({ port: server.port, db: config.dbFile, inventory: config.inventoryAddress }, "listening");
+  logger.info({ port: server.port, db: config.dbFile, inventory: config.inventoryAddress, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;
       clearInterval(pruneTimer);
       await server.close();
+      await events.close();
       inventoryConnection.close();
       db.close();
     },

@@ -1,3 +1,4 @@
+import { outboxMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The order database schema, in order. */
@@ -16,7 +17,9 @@ export const orderMigrations: readonly Migration[] = [
     reject_metadata TEXT NOT NULL DEFAULT '{}',
     create_time     INTEGER NOT NULL,
     update_time     INTEGER NOT NULL,
-    version         INTEGER NOT NULL
+    version         INTEGER NOT NULL,
+    -- 1 once OrderCreated was written to the outbox (orders are announced when decided)
+    announced       INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
   CREATE INDEX orders_by_customer ON orders (customer_id, create_time DESC, id DESC);
   CREATE INDEX orders_pending ON orders (update_time) WHERE status = 1;
@@ -36,4 +39,5 @@ export const orderMigrations: readonly Migration[] = [
   CREATE INDEX idempotency_keys_by_order ON idempotency_keys (order_id);
   CREATE INDEX idempotency_keys_by_time ON idempotency_keys (create_time);
   `,
+  outboxMigration,
 ];

@@ -1,5 +1,7 @@
 import { OrderlyError, type Reason } from "../../shared/errors/index.js";
+import { newEvent, type EventMeta, type EventPayload, type Outbox } from "../../shared/events/index.js";
 import type { Db } from "../../shared/sqlite/index.js";
+import { orderMessage } from "./messages.js";
 
 /** Order statuses, as stored (the values of orderly.order.v1.OrderStatus). */
 export const Status = { PENDING: 1, CONFIRMED: 2, REJECTED: 3, CANCELLED: 4 } as const;
@@ -54,6 +56,7 @@ interface OrderRow {
   create_time: number;
   update_time: number;
   version: number;
+  announced: number;
 }
 
 function toOrder(row: OrderRow): OrderRecord {
@@ -75,16 +78,22 @@ function toOrder(row: OrderRow): OrderRecord {
 /**
  * The order service's data: orders and idempotency keys in SQLite. Status
  * changes are conditional on the current status, so concurrent creates,
- * retries and cancels of one order settle on one outcome.
+ * retries and cancels of one order settle on one outcome. Each change
+ * appends its event to the outbox in the same transaction. An order is
+ * announced (OrderCreated) together with its first decision, so an order
+ * that turns out invalid (unknown SKU) and is discarded never reaches the
+ * event streams.
  */
 export class OrderStore {
   private readonly statements;
   private readonly beginTx;
   private readonly decideTx;
   private readonly discardTx;
+  private readonly cancelTx;
 
   constructor(
     db: Db,
+    private readonly outbox: Outbox,
     private readonly clock: () => number = Date.now,
   ) {
     this.statements = {
@@ -99,13 +108,14 @@ export class OrderStore {
       ),
       decide: db.prepare(
         `UPDATE orders SET status = @status, items = @items, total_minor = @totalMinor, currency_code = @currencyCode,
-           reject_reason = @rejectReason, reject_metadata = @rejectMetadata, update_time = @now, version = version + 1
+           reject_reason = @rejectReason, reject_metadata = @rejectMetadata, update_time = @now, version = version + 1, announced = 1
          WHERE id = @id AND status = ${Status.PENDING}`,
       ),
       cancel: db.prepare<[number, string]>(
-        `UPDATE orders SET status = ${Status.CANCELLED}, update_time = ?, version = version + 1
+        `UPDATE orders SET status = ${Status.CANCELLED}, update_time = ?, version = version + 1, announced = 1
          WHERE id = ? AND status IN (${Status.PENDING}, ${Status.CONFIRMED})`,
       ),
+      getAnnounced: db.prepare<[string], { announced: number }>("SELECT announced FROM orders WHERE id = ?"),
       deletePending: db.prepare<[string]>(`DELETE FROM orders WHERE id = ? AND status = ${Status.PENDING}`),
       getKey: db.prepare<[string, string], { request_hash: string; order_id: string; response: string | null }>(
         "SELECT request_hash, order_id, response FROM idempotency_keys WHERE customer_id = ? AND request_id = ?",
@@ -121,7 +131,17 @@ export class OrderStore {
       ),
     };
     this.beginTx = db.transaction((order: NewOrder) => this.beginInTx(order));
-    this.decideTx = db.transaction((id: string, decision: Decision) => this.decideInTx(id, decision));
+    this.decideTx = db.transaction((id: string, decision: Decision, meta: EventMeta) => this.decideInTx(id, decision, meta));
+    this.cancelTx = db.transaction((id: string, meta: EventMeta) => {
+      const before = this.get(id);
+      if (before === undefined) return undefined;
+      const announced = this.statements.getAnnounced.get(id)!.announced === 1;
+      if (this.statements.cancel.run(this.clock(), id).changes === 0) return before;
+      const after = this.get(id)!;
+      if (!announced) this.announce(before, meta);
+      this.emit(after, { case: "orderCancelled", value: { order: orderMessage(after) } }, meta);
+      return after;
+    });
     this.discardTx = db.transaction((id: string) => {
       if (this.statements.deletePending.run(id).changes > 0) this.statements.deleteKeysOf.run(id);
     });
@@ -150,21 +170,18 @@ export class OrderStore {
   }
 
   /** Confirms a PENDING order with the prices its reservation captured. */
-  confirm(id: string, pricing: { items: OrderLine[]; totalMinor: number; currencyCode: string }): OrderRecord {
-    return this.decideTx.immediate(id, { status: Status.CONFIRMED, ...pricing, rejectReason: "", rejectMetadata: {} });
+  confirm(id: string, pricing: { items: OrderLine[]; totalMinor: number; currencyCode: string }, meta: EventMeta = {}): OrderRecord {
+    return this.decideTx.immediate(id, { status: Status.CONFIRMED, ...pricing, rejectReason: "", rejectMetadata: {} }, meta);
   }
 
   /** Rejects a PENDING order for a reason. */
-  reject(id: string, reason: Reason, metadata: Record<string, string>): OrderRecord {
+  reject(id: string, reason: Reason, metadata: Record<string, string>, meta: EventMeta = {}): OrderRecord {
     const current = this.get(id);
-    return this.decideTx.immediate(id, {
-      status: Status.REJECTED,
-      items: current?.items ?? [],
-      totalMinor: 0,
-      currencyCode: "",
-      rejectReason: reason,
-      rejectMetadata: metadata,
-    });
+    return this.decideTx.immediate(
+      id,
+      { status: Status.REJECTED, items: current?.items ?? [], totalMinor: 0, currencyCode: "", rejectReason: reason, rejectMetadata: metadata },
+      meta,
+    );
   }
 
   /** Forgets a PENDING order and its idempotency key (for requests that turned out to be invalid). */
@@ -173,9 +190,8 @@ export class OrderStore {
   }
 
   /** Cancels a PENDING or CONFIRMED order; returns the order as it now is. */
-  cancel(id: string): OrderRecord | undefined {
-    this.statements.cancel.run(this.clock(), id);
-    return this.get(id);
+  cancel(id: string, meta: EventMeta = {}): OrderRecord | undefined {
+    return this.cancelTx.immediate(id, meta);
   }
 
   /** PENDING orders not changed since `before` (epoch ms), oldest first. */
@@ -210,7 +226,8 @@ export class OrderStore {
     return { order: this.get(order.id)!, replay: undefined };
   }
 
-  private decideInTx(id: string, decision: Decision): OrderRecord {
+  private decideInTx(id: string, decision: Decision, meta: EventMeta): OrderRecord {
+    const before = this.get(id);
     const changed = this.statements.decide.run({
       id,
       status: decision.status,
@@ -222,8 +239,23 @@ export class OrderStore {
       now: this.clock(),
     }).changes;
     const order = this.get(id)!;
-    if (changed > 0) this.statements.saveResponse.run(JSON.stringify(order), id);
+    if (changed > 0) {
+      this.statements.saveResponse.run(JSON.stringify(order), id);
+      this.announce(before!, meta);
+      const value = { order: orderMessage(order) };
+      this.emit(order, order.status === Status.CONFIRMED ? { case: "orderConfirmed", value } : { case: "orderRejected", value }, meta);
+    }
     return order;
+  }
+
+  /** Appends OrderCreated for the order as it was recorded (PENDING, version 1). */
+  private announce(pending: OrderRecord, meta: EventMeta): void {
+    const created = { ...pending, status: Status.PENDING, version: 1, updateTime: pending.createTime };
+    this.emit(created, { case: "orderCreated", value: { order: orderMessage(created) } }, meta);
+  }
+
+  private emit(order: OrderRecord, payload: EventPayload, meta: EventMeta): void {
+    this.outbox.append(newEvent(order.id, order.version, order.updateTime, payload, meta));
   }
 }
 

@@ -50,7 +50,8 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
   beforeAll(async () => {
     system = await startSystem();
     await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: 7, unitPriceMinor: "300" } });
-    await system.api("POST", "/v1/orders", { body: order([{ sku: "BOX-1", quantity: 2 }]) });
+    const placed = await system.api("POST", "/v1/orders", { body: order([{ sku: "BOX-1", quantity: 2 }]) });
+    await system.api("GET", `/v1/orders/${placed.body.id}?minVersion=${placed.body.version}`);
   });
   afterAll(async () => {
     await system?.[Symbol.asyncDispose]();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { waitFor } from "../helpers/processes.js";
 import { reasonOf, startSystem, type System } from "../helpers/system.js";
 
 describe("Idempotency-Key on CreateOrder", () => {
@@ -20,6 +21,7 @@ describe("Idempotency-Key on CreateOrder", () => {
     }
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
     expect(new Set(responses.map((r) => r.text)).size).toBe(1);
+    await system.api("GET", `/v1/orders/${responses[0]!.body.id}?minVersion=2`);
     const list = await system.api("GET", "/v1/customers/dana/orders");
     expect(list.body.orders.map((o: { id: string }) => o.id)).toEqual([responses[0]!.body.id]);
     expect((await system.api("GET", "/v1/inventory/KEY-1")).body).toMatchObject({ available: 96, reserved: 4 });

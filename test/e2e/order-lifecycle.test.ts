@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { waitFor } from "../helpers/processes.js";
 import { reasonOf, startSystem, type System } from "../helpers/system.js";
 
 describe("order lifecycle over HTTP", () => {
@@ -45,7 +46,7 @@ describe("order lifecycle over HTTP", () => {
     expect((await system.api("GET", "/v1/inventory/MUG-1")).body).toMatchObject({ available: 17, reserved: 3 });
     expect((await system.api("GET", "/v1/inventory/TEA-1")).body).toMatchObject({ available: 3, reserved: 2 });
 
-    const fetched = await system.api("GET", `/v1/orders/${order.id}`);
+    const fetched = await system.api("GET", `/v1/orders/${order.id}?minVersion=${order.version}`);
     expect(fetched.status).toBe(200);
     expect(fetched.body).toEqual(order);
 
@@ -58,6 +59,13 @@ describe("order lifecycle over HTTP", () => {
     const cancelledAgain = await system.api("POST", `/v1/orders/${order.id}:cancel`, { body: {} });
     expect(cancelledAgain.status).toBe(200);
     expect(cancelledAgain.body).toEqual(cancelled.body);
+
+    const timeline = await system.api("GET", `/v1/orders/${order.id}/timeline?minVersion=3`);
+    expect(timeline.body.changes.map((c: { status: string; version: string }) => `${c.version}:${c.status}`)).toEqual([
+      "1:ORDER_STATUS_PENDING",
+      "2:ORDER_STATUS_CONFIRMED",
+      "3:ORDER_STATUS_CANCELLED",
+    ]);
     expect((await system.api("GET", "/v1/inventory/MUG-1")).body).toMatchObject({ available: 20, reserved: 0 });
   });
 
@@ -70,6 +78,7 @@ describe("order lifecycle over HTTP", () => {
       ids.push(r.body.id);
     }
     await system.api("POST", "/v1/orders", { body: { customerId: "carol", items: [{ sku: "PEN-1", quantity: 1 }] } });
+    await waitFor(async () => (await system.api("GET", "/v1/customers/bob/orders")).body.orders.length === 5, "bob's orders in the read model");
 
     const seen: string[] = [];
     let token = "";
@@ -110,7 +119,7 @@ describe("order lifecycle over HTTP", () => {
     expect((await system.api("GET", "/healthz")).status).toBe(200);
     const ready = await system.api("GET", "/readyz");
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: "ready", services: { order: "SERVING", inventory: "SERVING" } });
+    expect(ready.body).toEqual({ status: "ready", services: { order: "SERVING", inventory: "SERVING", query: "SERVING" } });
   });
 });
 

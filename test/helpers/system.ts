@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startNats, type NatsServer } from "./nats.js";
 import { startService, type ServiceProcess } from "./processes.js";
 
 /** What an HTTP call through the gateway returned. */
@@ -11,13 +12,19 @@ export interface ApiResponse<T = any> {
   text: string;
 }
 
-/** A running Orderly (inventory, order, gateway) on free ports with its own data directory. */
+/** A running Orderly (nats-server, inventory, order, query, gateway) on free ports with its own data directory. */
 export interface System extends AsyncDisposable {
   readonly dataDir: string;
   readonly baseUrl: string;
+  readonly nats: NatsServer;
   readonly inventory: ServiceProcess;
   readonly order: ServiceProcess;
+  readonly query: ServiceProcess;
   readonly gateway: ServiceProcess;
+  /** The environment the services were started with (to restart one the same way). */
+  readonly env: { common: Record<string, string>; inventory: Record<string, string>; order: Record<string, string>; query: Record<string, string> };
+  /** Starts a stopped service again with its original environment, replacing it in the system. */
+  restart(name: "inventory" | "order" | "query"): Promise<ServiceProcess>;
   /** Calls the gateway; a body object is sent as JSON. */
   api<T = any>(method: string, path: string, options?: { body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
 }
@@ -25,37 +32,70 @@ export interface System extends AsyncDisposable {
 /** Starts the whole system for a test; `await using` stops it and deletes its data. */
 export async function startSystem(env: Record<string, string> = {}): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-test-"));
-  const common = { ORDERLY_DATA_DIR: dataDir, ...env };
-  const started: ServiceProcess[] = [];
+  const nats = await startNats();
+  const common = { ORDERLY_DATA_DIR: dataDir, NATS_URL: nats.url, CONSUMER_RETRY_DELAY_MS: "50", ...env };
+  const started = new Map<string, ServiceProcess>();
+  const stopAll = async () => {
+    await Promise.all([...started.values()].map((p) => p.stop()));
+    await nats[Symbol.asyncDispose]();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   try {
-    const inventory = await startService("inventory", "services/inventory/main.ts", { ...common, INVENTORY_GRPC_PORT: "0" });
-    started.push(inventory);
-    const inventoryAddress = `127.0.0.1:${inventory.port}`;
-    const order = await startService("order", "services/order/main.ts", { ...common, ORDER_GRPC_PORT: "0", INVENTORY_ADDRESS: inventoryAddress });
-    started.push(order);
+    const inventoryEnv = { ...common, INVENTORY_GRPC_PORT: "0" };
+    started.set("inventory", await startService("inventory", "services/inventory/main.ts", inventoryEnv));
+    const inventoryAddress = `127.0.0.1:${started.get("inventory")!.port}`;
+    const orderEnv = { ...common, ORDER_GRPC_PORT: "0", INVENTORY_ADDRESS: inventoryAddress };
+    const queryEnv = { ...common, QUERY_GRPC_PORT: "0" };
+    const [order, query] = await Promise.all([
+      startService("order", "services/order/main.ts", orderEnv),
+      startService("query", "services/query/main.ts", queryEnv),
+    ]);
+    started.set("order", order);
+    started.set("query", query);
+    // Restarted services come back on their first port, so the gateway keeps finding them.
+    const envs = {
+      common,
+      inventory: { ...inventoryEnv, INVENTORY_GRPC_PORT: String(started.get("inventory")!.port) },
+      order: { ...orderEnv, ORDER_GRPC_PORT: String(order.port) },
+      query: { ...queryEnv, QUERY_GRPC_PORT: String(query.port) },
+    };
     const gateway = await startService("gateway", "gateway/main.ts", {
       ...common,
       GATEWAY_PORT: "0",
       ORDER_ADDRESS: `127.0.0.1:${order.port}`,
       INVENTORY_ADDRESS: inventoryAddress,
+      QUERY_ADDRESS: `127.0.0.1:${query.port}`,
     });
-    started.push(gateway);
+    started.set("gateway", gateway);
     const baseUrl = `http://127.0.0.1:${gateway.port}`;
-    return {
+    const entries = { inventory: "services/inventory/main.ts", order: "services/order/main.ts", query: "services/query/main.ts" };
+    const system: System = {
       dataDir,
       baseUrl,
-      inventory,
-      order,
-      gateway,
-      api: (method, path, options = {}) => api(baseUrl, method, path, options),
-      async [Symbol.asyncDispose]() {
-        await Promise.all(started.map((p) => p.stop()));
-        rmSync(dataDir, { recursive: true, force: true });
+      nats,
+      get inventory() {
+        return started.get("inventory")!;
       },
+      get order() {
+        return started.get("order")!;
+      },
+      get query() {
+        return started.get("query")!;
+      },
+      gateway,
+      env: envs,
+      async restart(name) {
+        await started.get(name)?.stop();
+        const process = await startService(name, entries[name], envs[name]);
+        started.set(name, process);
+        return process;
+      },
+      api: (method, path, options = {}) => api(baseUrl, method, path, options),
+      [Symbol.asyncDispose]: stopAll,
     };
+    return system;
   } catch (error) {
-    await Promise.all(started.map((p) => p.stop()));
-    rmSync(dataDir, { recursive: true, force: true });
+    await stopAll();
     throw error;
   }
 }

@@ -3,7 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { OrderlyError } from "../../../shared/errors/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { InventoryStore } from "../store.js";
-import { itemMessage } from "./messages.js";
+import { itemMessage } from "../messages.js";
 
 /** GetItem: one item by SKU; ITEM_NOT_FOUND when unknown. */
 export function getItem(store: InventoryStore) {

@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ListItemsRequest, ListItemsResponseSchema } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { decodePageToken, encodePageToken, pageSize } from "../../../shared/pagination/index.js";
 import type { InventoryStore } from "../store.js";
-import { itemMessage } from "./messages.js";
+import { itemMessage } from "../messages.js";
 
 const QUERY = "items";
 

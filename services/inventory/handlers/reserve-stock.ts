@@ -1,8 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ReserveStockRequest, ReserveStockResponseSchema } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import type { CallContext } from "../../../shared/grpc/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { InventoryStore } from "../store.js";
-import { reservationMessage } from "./messages.js";
+import { reservationMessage } from "../messages.js";
 
 /** The most lines one reservation may hold. */
 export const MAX_LINES = 100;
@@ -16,7 +17,7 @@ export function checkOrderId(violations: Violations, orderId: string): void {
 
 /** ReserveStock: all lines or none, idempotent per order id. */
 export function reserveStock(store: InventoryStore) {
-  return (request: ReserveStockRequest): MessageInitShape<typeof ReserveStockResponseSchema> => {
+  return (request: ReserveStockRequest, context: CallContext): MessageInitShape<typeof ReserveStockResponseSchema> => {
     const violations = new Violations();
     checkOrderId(violations, request.orderId);
     violations.check(request.lines.length >= 1 && request.lines.length <= MAX_LINES, "lines", `must hold 1-${MAX_LINES} lines`);
@@ -29,6 +30,6 @@ export function reserveStock(store: InventoryStore) {
     });
     violations.throwIfAny();
     const lines = request.lines.map((line) => ({ sku: line.sku, quantity: line.quantity }));
-    return { reservation: reservationMessage(store.reserve(request.orderId, lines)) };
+    return { reservation: reservationMessage(store.reserve(request.orderId, lines, { requestId: context.requestId })) };
   };
 }

@@ -1,15 +1,16 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { RestockRequest, RestockResponseSchema } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import type { CallContext } from "../../../shared/grpc/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { InventoryStore } from "../store.js";
-import { itemMessage } from "./messages.js";
+import { itemMessage } from "../messages.js";
 
 /** The most units one restock may add. */
 export const MAX_RESTOCK_QUANTITY = 1_000_000;
 
 /** Restock: adds stock to a SKU, creating it when new; once per request id. */
 export function restock(store: InventoryStore) {
-  return (request: RestockRequest): MessageInitShape<typeof RestockResponseSchema> => {
+  return (request: RestockRequest, context: CallContext): MessageInitShape<typeof RestockResponseSchema> => {
     const violations = new Violations();
     violations.identifier(request.sku, "sku");
     violations.intRange(request.quantity, 1, MAX_RESTOCK_QUANTITY, "quantity");
@@ -35,7 +36,7 @@ export function restock(store: InventoryStore) {
       unitPriceMinor: request.unitPriceMinor === undefined ? undefined : Number(request.unitPriceMinor),
       currencyCode: request.currencyCode,
       requestId: request.requestId || undefined,
-    });
+    }, { requestId: context.requestId });
     return { item: itemMessage(item) };
   };
 }

@@ -5,7 +5,7 @@ import { OrderlyError } from "../../../shared/errors/index.js";
 import type { CallContext, Client } from "../../../shared/grpc/index.js";
 import { Status, type OrderStore } from "../store.js";
 import { findOrder } from "./get-order.js";
-import { orderMessage } from "./messages.js";
+import { orderMessage } from "../messages.js";
 
 /** What CancelOrder needs. */
 export interface CancelOrderDeps {
@@ -32,6 +32,6 @@ export function cancelOrder(deps: CancelOrderDeps) {
       { orderId: order.id },
       { deadline: context.deadline ?? Date.now() + deps.defaultBudgetMs, signal: context.signal, requestId: context.requestId },
     );
-    return { order: orderMessage(deps.store.cancel(order.id)!) };
+    return { order: orderMessage(deps.store.cancel(order.id, { requestId: context.requestId })!) };
   };
 }

@@ -6,7 +6,7 @@ import { OrderlyError } from "../../../shared/errors/index.js";
 import type { CallContext, Client } from "../../../shared/grpc/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import { Status, type OrderRecord, type OrderStore } from "../store.js";
-import { orderMessage, rejectionError } from "./messages.js";
+import { orderMessage, rejectionError } from "../messages.js";
 
 /** The most lines one order may hold. */
 export const MAX_ORDER_LINES = 100;
@@ -83,18 +83,22 @@ export function createOrder(deps: CreateOrderDeps) {
         },
       );
       return outcome(
-        deps.store.confirm(orderId, {
-          items: reservation!.lines.map((line) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: Number(line.unitPriceMinor) })),
-          totalMinor: Number(reservation!.totalMinor),
-          currencyCode: reservation!.currencyCode,
-        }),
+        deps.store.confirm(
+          orderId,
+          {
+            items: reservation!.lines.map((line) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: Number(line.unitPriceMinor) })),
+            totalMinor: Number(reservation!.totalMinor),
+            currencyCode: reservation!.currencyCode,
+          },
+          { requestId: context.requestId },
+        ),
       );
     } catch (error) {
       const err = OrderlyError.from(error);
       switch (err.reason) {
         case "INSUFFICIENT_STOCK":
         case "MIXED_CURRENCIES":
-          return outcome(deps.store.reject(orderId, err.reason, { ...err.metadata }));
+          return outcome(deps.store.reject(orderId, err.reason, { ...err.metadata }, { requestId: context.requestId }));
         case "UNKNOWN_SKU":
           deps.store.discard(orderId);
           throw err;

@@ -3,7 +3,7 @@ import type { GetOrderRequest, GetOrderResponseSchema } from "../../../proto/gen
 import { OrderlyError } from "../../../shared/errors/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { OrderRecord, OrderStore } from "../store.js";
-import { isPlausibleOrderId, orderMessage } from "./messages.js";
+import { isPlausibleOrderId, orderMessage } from "../messages.js";
 
 /** Loads an order by a client-supplied id: VALIDATION_FAILED for a malformed id, ORDER_NOT_FOUND for an unknown one. */
 export function findOrder(store: OrderStore, id: string): OrderRecord {

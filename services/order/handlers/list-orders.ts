@@ -3,7 +3,7 @@ import type { ListOrdersRequest, ListOrdersResponseSchema } from "../../../proto
 import { decodePageToken, encodePageToken, pageSize } from "../../../shared/pagination/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { OrderStore } from "../store.js";
-import { orderMessage } from "./messages.js";
+import { orderMessage } from "../messages.js";
 
 /** ListOrders: a customer's orders, newest first, a page at a time. */
 export function listOrders(store: OrderStore) {

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { ItemSchema, ReservationSchema } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
-import type { ItemRecord, ReservationRecord } from "../store.js";
+import type { ItemSchema, ReservationSchema } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import type { ItemRecord, ReservationRecord } from "./store.js";
 
 /** The Item message of a stored item. */
 export function itemMessage(item: ItemRecord): MessageInitShape<typeof ItemSchema> {

@@ -1,8 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { OrderSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
-import { OrderlyError, isReason } from "../../../shared/errors/index.js";
-import { Status, type OrderRecord } from "../store.js";
+import type { OrderSchema } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import { OrderlyError, isReason } from "../../shared/errors/index.js";
+import { Status, type OrderRecord } from "./store.js";
 
 /** The Order message of a stored order. */
 export function orderMessage(order: OrderRecord): MessageInitShape<typeof OrderSchema> {

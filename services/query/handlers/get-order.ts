@@ -1,0 +1,40 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { GetOrderRequest, GetOrderResponseSchema } from "../../../proto/gen/orderly/query/v1/query_pb.js";
+import { OrderlyError } from "../../../shared/errors/index.js";
+import type { CallContext } from "../../../shared/grpc/index.js";
+import { Violations } from "../../../shared/validation/index.js";
+import type { Order } from "../../../proto/gen/orderly/order/v1/order_pb.js";
+import type { ReadStore } from "../read-store.js";
+import type { ViewChanges } from "../view-changes.js";
+
+/** What the order reads need. */
+export interface OrderReadDeps {
+  store: ReadStore;
+  changes: ViewChanges;
+  defaultBudgetMs: number;
+}
+
+/**
+ * Reads an order view, first waiting (within the deadline) for `minVersion`
+ * when given: the read-your-writes mechanism.
+ */
+export async function readOrder(deps: OrderReadDeps, id: string, minVersion: bigint, context: CallContext): Promise<Order> {
+  const violations = new Violations();
+  violations.check(/^[A-Za-z0-9._-]{1,64}$/.test(id), "id", "must be 1-64 characters of A-Z, a-z, 0-9, '-', '_' or '.'");
+  violations.check(minVersion >= 0n, "min_version", "must not be negative");
+  violations.throwIfAny();
+  let view = deps.store.order(id);
+  if (minVersion > 0n && (view === undefined || BigInt(view.version) < minVersion)) {
+    await deps.changes.waitFor(id, Number(minVersion), context.deadline ?? Date.now() + deps.defaultBudgetMs, context.signal);
+    view = deps.store.order(id);
+  }
+  if (view === undefined) throw new OrderlyError("ORDER_NOT_FOUND", `no order with id ${id}`, { metadata: { orderId: id } });
+  return view.order;
+}
+
+/** GetOrder: the order view (see readOrder). */
+export function getOrder(deps: OrderReadDeps) {
+  return async (request: GetOrderRequest, context: CallContext): Promise<MessageInitShape<typeof GetOrderResponseSchema>> => ({
+    order: await readOrder(deps, request.id, request.minVersion, context),
+  });
+}

@@ -1,0 +1,51 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type {
+  GetStockLevelRequest,
+  GetStockLevelResponseSchema,
+  ListStockLevelsRequest,
+  ListStockLevelsResponseSchema,
+  StockLevelSchema,
+} from "../../../proto/gen/orderly/query/v1/query_pb.js";
+import { OrderlyError } from "../../../shared/errors/index.js";
+import { decodePageToken, encodePageToken, pageSize } from "../../../shared/pagination/index.js";
+import { Violations } from "../../../shared/validation/index.js";
+import type { ReadStore, StockLevelRow } from "../read-store.js";
+
+function stockLevelMessage(row: StockLevelRow): MessageInitShape<typeof StockLevelSchema> {
+  return {
+    sku: row.sku,
+    name: row.name,
+    available: row.available,
+    reserved: row.reserved,
+    version: BigInt(row.version),
+    updateTime: timestampFromMs(row.update_time),
+  };
+}
+
+/** GetStockLevel: one SKU's projected stock. */
+export function getStockLevel(store: ReadStore) {
+  return (request: GetStockLevelRequest): MessageInitShape<typeof GetStockLevelResponseSchema> => {
+    const violations = new Violations();
+    violations.identifier(request.sku, "sku");
+    violations.throwIfAny();
+    const row = store.stockLevel(request.sku);
+    if (!row) throw new OrderlyError("ITEM_NOT_FOUND", `no stock level for SKU ${request.sku}`, { metadata: { sku: request.sku } });
+    return { stockLevel: stockLevelMessage(row) };
+  };
+}
+
+/** ListStockLevels: projected stock ordered by SKU. */
+export function listStockLevels(store: ReadStore) {
+  return (request: ListStockLevelsRequest): MessageInitShape<typeof ListStockLevelsResponseSchema> => {
+    const size = pageSize(request.pageSize);
+    const cursor = decodePageToken("stock", request.pageToken);
+    const rows = store.stockLevels(cursor === undefined ? "" : String(cursor[0]), size + 1);
+    const page = rows.slice(0, size);
+    const last = page.at(-1);
+    return {
+      stockLevels: page.map(stockLevelMessage),
+      nextPageToken: rows.length > size && last ? encodePageToken("stock", [last.sku]) : "",
+    };
+  };
+}

@@ -1,0 +1,49 @@
+import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
+import { startEventRuntime } from "../../shared/events/index.js";
+import { healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { createLogger } from "../../shared/logging/index.js";
+import { runMain } from "../../shared/process/index.js";
+import { openDatabase } from "../../shared/sqlite/index.js";
+import { queryConfig } from "./config.js";
+import { queryHandlers } from "./handlers/index.js";
+import { projectionConsumers } from "./projection-consumers.js";
+import { Projector } from "./projector.js";
+import { ReadStore } from "./read-store.js";
+import { queryMigrations } from "./schema.js";
+import { ViewChanges } from "./view-changes.js";
+
+const config = queryConfig(process.env);
+const logger = createLogger("query", config.logLevel);
+
+runMain(logger, async () => {
+  const db = openDatabase({ file: config.dbFile, migrations: queryMigrations, synchronous: config.synchronous });
+  const changes = new ViewChanges();
+  const events = startEventRuntime({
+    servers: config.natsUrl,
+    name: "query",
+    logger,
+    db,
+    consumers: projectionConsumers(config.consumerName, new Projector(db), changes),
+    maxDeliveries: config.maxDeliveries,
+    retryDelayMs: config.retryDelayMs,
+  });
+  let ready = true;
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    logger,
+    services: [
+      registration(QueryService, queryHandlers({ store: new ReadStore(db), changes, defaultBudgetMs: config.defaultBudgetMs })),
+      healthService([QueryService.typeName], () => ready && db.open),
+    ],
+  });
+  logger.info({ port: server.port, db: config.dbFile, nats: config.natsUrl }, "listening");
+  return {
+    async close() {
+      ready = false;
+      await server.close();
+      await events.close();
+      db.close();
+    },
+  };
+});

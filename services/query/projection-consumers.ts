@@ -1,0 +1,17 @@
+import { streams, type ConsumerSpec } from "../../shared/events/index.js";
+import type { Projector } from "./projector.js";
+import type { ViewChanges } from "./view-changes.js";
+
+/** The durable consumers that feed the read models: one per stream. */
+export function projectionConsumers(name: string, projector: Projector, changes: ViewChanges): ConsumerSpec[] {
+  return [
+    {
+      stream: streams.orders.name,
+      durable: `${name}-orders`,
+      filterSubject: "orderly.orders.>",
+      handle: projector.handle,
+      onApplied: (event) => changes.changed(event.aggregateId, Number(event.aggregateVersion)),
+    },
+    { stream: streams.inventory.name, durable: `${name}-inventory`, filterSubject: "orderly.inventory.>", handle: projector.handle },
+  ];
+}

@@ -1,0 +1,118 @@
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import type { Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import { OrderSchema, OrderStatus, type Order } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import type { EventHandler } from "../../shared/events/index.js";
+import type { Db } from "../../shared/sqlite/index.js";
+
+interface ViewHead {
+  version: number;
+  status: number;
+  confirmed_day: string | null;
+  order_pb: Buffer;
+}
+
+/** The UTC day (YYYY-MM-DD) of an epoch-ms time. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/**
+ * Applies events to the read models. Every event carries the aggregate's
+ * snapshot and version, so an event older than what a view holds is
+ * ignored (out-of-order deliveries converge on the latest state), and
+ * replaying the streams from the start yields the same rows.
+ */
+export class Projector {
+  private readonly statements;
+
+  constructor(db: Db) {
+    this.statements = {
+      viewHead: db.prepare<[string], ViewHead>("SELECT version, status, confirmed_day, order_pb FROM order_views WHERE id = ?"),
+      upsertView: db.prepare(
+        `INSERT INTO order_views (id, customer_id, status, version, create_time, update_time, confirmed_day, order_pb)
+         VALUES (@id, @customerId, @status, @version, @createTime, @updateTime, @confirmedDay, @orderPb)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version, update_time = excluded.update_time,
+           confirmed_day = excluded.confirmed_day, order_pb = excluded.order_pb`,
+      ),
+      timeline: db.prepare<[string, number, number, number]>(
+        "INSERT OR IGNORE INTO order_timeline (order_id, version, status, change_time) VALUES (?, ?, ?, ?)",
+      ),
+      addSales: db.prepare(
+        `INSERT INTO daily_sales (day, sku, currency_code, units, revenue_minor) VALUES (@day, @sku, @currency, @units, @revenue)
+         ON CONFLICT (day, sku, currency_code) DO UPDATE SET units = units + excluded.units, revenue_minor = revenue_minor + excluded.revenue_minor`,
+      ),
+      dropEmptySales: db.prepare<[string, string, string]>("DELETE FROM daily_sales WHERE day = ? AND sku = ? AND currency_code = ? AND units = 0"),
+      stockVersion: db.prepare<[string], { version: number }>("SELECT version FROM stock_levels WHERE sku = ?"),
+      upsertStock: db.prepare(
+        `INSERT INTO stock_levels (sku, name, available, reserved, version, update_time) VALUES (@sku, @name, @available, @reserved, @version, @updateTime)
+         ON CONFLICT (sku) DO UPDATE SET name = excluded.name, available = excluded.available, reserved = excluded.reserved,
+           version = excluded.version, update_time = excluded.update_time`,
+      ),
+    };
+  }
+
+  /** The handler for every Orderly event (order and inventory streams). */
+  readonly handle: EventHandler = (event) => {
+    switch (event.payload.case) {
+      case "orderCreated":
+      case "orderConfirmed":
+      case "orderRejected":
+      case "orderCancelled":
+        if (event.payload.value.order) this.applyOrder(event, event.payload.value.order);
+        return;
+      case "stockRestocked":
+      case "stockReserved":
+      case "stockReleased":
+        if (event.payload.value.item) this.applyStock(event, event.payload.value.item);
+        return;
+      default:
+        throw new Error(`event ${event.eventId} has no payload this projector knows`);
+    }
+  };
+
+  private applyOrder(event: Event, order: Order): void {
+    const version = Number(event.aggregateVersion);
+    const changeTime = order.updateTime ? timestampMs(order.updateTime) : 0;
+    this.statements.timeline.run(order.id, version, order.status, changeTime);
+    const head = this.statements.viewHead.get(order.id);
+    if (head && head.version >= version) return;
+    if (head?.status === OrderStatus.CONFIRMED && head.confirmed_day) {
+      this.addSales(fromBinary(OrderSchema, head.order_pb), head.confirmed_day, -1);
+    }
+    const confirmedDay = order.status === OrderStatus.CONFIRMED ? utcDay(changeTime) : null;
+    if (confirmedDay) this.addSales(order, confirmedDay, 1);
+    this.statements.upsertView.run({
+      id: order.id,
+      customerId: order.customerId,
+      status: order.status,
+      version,
+      createTime: order.createTime ? timestampMs(order.createTime) : 0,
+      updateTime: changeTime,
+      confirmedDay,
+      orderPb: toBinary(OrderSchema, order),
+    });
+  }
+
+  private addSales(order: Order, day: string, sign: 1 | -1): void {
+    for (const item of order.items) {
+      const row = { day, sku: item.sku, currency: order.currencyCode, units: sign * item.quantity, revenue: sign * Number(item.lineTotalMinor) };
+      this.statements.addSales.run(row);
+      if (sign < 0) this.statements.dropEmptySales.run(day, item.sku, order.currencyCode);
+    }
+  }
+
+  private applyStock(event: Event, item: { sku: string; name: string; available: number; reserved: number; updateTime?: { seconds: bigint; nanos: number } }): void {
+    const version = Number(event.aggregateVersion);
+    const current = this.statements.stockVersion.get(item.sku);
+    if (current && current.version >= version) return;
+    this.statements.upsertStock.run({
+      sku: item.sku,
+      name: item.name,
+      available: item.available,
+      reserved: item.reserved,
+      version,
+      updateTime: item.updateTime ? timestampMs(item.updateTime as never) : 0,
+    });
+  }
+}

@@ -1,0 +1,95 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { OrderSchema, type Order } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import type { Db } from "../../shared/sqlite/index.js";
+import { readModelTables } from "./schema.js";
+
+/** A stock level row. */
+export interface StockLevelRow {
+  sku: string;
+  name: string;
+  available: number;
+  reserved: number;
+  version: number;
+  update_time: number;
+}
+
+/** A daily sales row. */
+export interface DailySalesRow {
+  day: string;
+  sku: string;
+  currency_code: string;
+  units: number;
+  revenue_minor: number;
+}
+
+/** Reads of the read models (the query side never writes). */
+export class ReadStore {
+  private readonly statements;
+
+  constructor(private readonly db: Db) {
+    this.statements = {
+      order: db.prepare<[string], { order_pb: Buffer; version: number }>("SELECT order_pb, version FROM order_views WHERE id = ?"),
+      timeline: db.prepare<[string], { status: number; version: number; change_time: number }>(
+        "SELECT status, version, change_time FROM order_timeline WHERE order_id = ? ORDER BY version",
+      ),
+      customerOrders: db.prepare<[string, number, number, string, number], { order_pb: Buffer; create_time: number; id: string }>(
+        `SELECT order_pb, create_time, id FROM order_views WHERE customer_id = ? AND (create_time < ? OR (create_time = ? AND id < ?))
+         ORDER BY create_time DESC, id DESC LIMIT ?`,
+      ),
+      stockLevel: db.prepare<[string], StockLevelRow>("SELECT * FROM stock_levels WHERE sku = ?"),
+      stockLevels: db.prepare<[string, number], StockLevelRow>("SELECT * FROM stock_levels WHERE sku > ? ORDER BY sku LIMIT ?"),
+      sales: db.prepare(
+        `SELECT * FROM daily_sales WHERE (@sku = '' OR sku = @sku) AND day >= @start AND day <= @end
+           AND (day > @afterDay OR (day = @afterDay AND (sku > @afterSku OR (sku = @afterSku AND currency_code > @afterCurrency))))
+         ORDER BY day, sku, currency_code LIMIT @limit`,
+      ),
+    };
+  }
+
+  /** An order view and its version, or undefined. */
+  order(id: string): { order: Order; version: number } | undefined {
+    const row = this.statements.order.get(id);
+    return row && { order: fromBinary(OrderSchema, row.order_pb), version: row.version };
+  }
+
+  /** An order's status changes, oldest first. */
+  timeline(id: string) {
+    return this.statements.timeline.all(id);
+  }
+
+  /** A customer's orders older than the cursor, newest first. */
+  customerOrders(customerId: string, before: { createTime: number; id: string } | undefined, limit: number) {
+    const time = before?.createTime ?? Number.MAX_SAFE_INTEGER;
+    return this.statements.customerOrders
+      .all(customerId, time, time, before?.id ?? "", limit)
+      .map((row) => ({ order: fromBinary(OrderSchema, row.order_pb), createTime: row.create_time, id: row.id }));
+  }
+
+  /** One SKU's stock level. */
+  stockLevel(sku: string): StockLevelRow | undefined {
+    return this.statements.stockLevel.get(sku);
+  }
+
+  /** Stock levels after a SKU, ordered by SKU. */
+  stockLevels(afterSku: string, limit: number): StockLevelRow[] {
+    return this.statements.stockLevels.all(afterSku, limit);
+  }
+
+  /** Daily sales rows in a day range (optionally one SKU), after a cursor. */
+  sales(filter: { sku: string; start: string; end: string }, after: [string, string, string] | undefined, limit: number): DailySalesRow[] {
+    const [afterDay, afterSku, afterCurrency] = after ?? ["", "", ""];
+    return this.statements.sales.all({ ...filter, afterDay, afterSku, afterCurrency, limit }) as DailySalesRow[];
+  }
+
+  /** Every read-model row, table by table in a fixed order (for comparing two builds). */
+  dump(): Record<string, unknown[]> {
+    return dumpReadModels(this.db);
+  }
+}
+
+/** Every read-model row of a database, table by table in a fixed order. */
+export function dumpReadModels(db: Db): Record<string, unknown[]> {
+  return Object.fromEntries(
+    Object.entries(readModelTables).map(([table, order]) => [table, db.prepare(`SELECT * FROM ${table} ORDER BY ${order}`).all()]),
+  );
+}

@@ -1,0 +1,60 @@
+import { inboxMigration } from "../../shared/events/index.js";
+import type { Migration } from "../../shared/sqlite/index.js";
+
+/** The read models, built only from events. */
+export const queryMigrations: readonly Migration[] = [
+  `
+  -- The order view: the latest snapshot of each order (binary orderly.order.v1.Order),
+  -- with the columns queries filter and sort on. Indexed by customer: orders by customer.
+  CREATE TABLE order_views (
+    id            TEXT PRIMARY KEY,
+    customer_id   TEXT NOT NULL,
+    status        INTEGER NOT NULL,
+    version       INTEGER NOT NULL,
+    create_time   INTEGER NOT NULL,
+    update_time   INTEGER NOT NULL,
+    confirmed_day TEXT,
+    order_pb      BLOB NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX order_views_by_customer ON order_views (customer_id, create_time DESC, id DESC);
+
+  -- Every status an order went through.
+  CREATE TABLE order_timeline (
+    order_id    TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    status      INTEGER NOT NULL,
+    change_time INTEGER NOT NULL,
+    PRIMARY KEY (order_id, version)
+  ) WITHOUT ROWID;
+
+  -- Stock per SKU, from inventory events.
+  CREATE TABLE stock_levels (
+    sku         TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    available   INTEGER NOT NULL,
+    reserved    INTEGER NOT NULL,
+    version     INTEGER NOT NULL,
+    update_time INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- Units and revenue per SKU per UTC day of confirmation, of orders that are confirmed now.
+  CREATE TABLE daily_sales (
+    day           TEXT NOT NULL,
+    sku           TEXT NOT NULL,
+    currency_code TEXT NOT NULL,
+    units         INTEGER NOT NULL,
+    revenue_minor INTEGER NOT NULL,
+    PRIMARY KEY (day, sku, currency_code)
+  ) WITHOUT ROWID;
+  CREATE INDEX daily_sales_by_sku ON daily_sales (sku, day);
+  `,
+  inboxMigration,
+];
+
+/** The read-model tables and the order of their rows, for dumps and comparisons. */
+export const readModelTables = {
+  order_views: "id",
+  order_timeline: "order_id, version",
+  stock_levels: "sku",
+  daily_sales: "day, sku, currency_code",
+} as const;

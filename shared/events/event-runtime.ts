@@ -1,0 +1,126 @@
+import type { NatsConnection } from "nats";
+import type { Logger } from "../logging/index.js";
+import type { Db } from "../sqlite/index.js";
+import { EventConsumer, type EventHandler } from "./event-consumer.js";
+import { connectNats } from "./nats-connection.js";
+import type { Outbox } from "./outbox.js";
+import { OutboxRelay } from "./outbox-relay.js";
+import { defaultStreamLimits, ensureDurableConsumer, ensureStreams, type StreamLimits } from "./stream-setup.js";
+
+/** One durable consumer a process runs. */
+export interface ConsumerSpec {
+  stream: string;
+  durable: string;
+  filterSubject: string;
+  handle: EventHandler;
+  onApplied?: ConstructorParameters<typeof EventConsumer>[0]["onApplied"];
+}
+
+/** The event side of a process: where NATS is, what it publishes and what it consumes. */
+export interface EventRuntimeOptions {
+  servers: string;
+  name: string;
+  logger: Logger;
+  db: Db;
+  /** The outbox to relay (publishers only). */
+  outbox?: Outbox;
+  consumers?: readonly ConsumerSpec[];
+  streamLimits?: StreamLimits;
+  maxDeliveries?: number;
+  retryDelayMs?: number;
+}
+
+/** A process's running relay and consumers. */
+export interface EventRuntime {
+  /** Resolves once connected, with streams and consumers in place. */
+  readonly ready: Promise<void>;
+  /** The relay, once connected (undefined before, or for a process without an outbox). */
+  relay(): OutboxRelay | undefined;
+  consumers(): readonly EventConsumer[];
+  /** Whether NATS is connected now. */
+  isConnected(): boolean;
+  /** Stops consumers and the relay, then drains the connection. */
+  close(): Promise<void>;
+}
+
+async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean, task: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await task();
+    } catch (error) {
+      if (isClosed()) throw error;
+      if (attempt === 1 || attempt % 20 === 0) logger.warn({ err: error, attempt }, `${what} failed; retrying`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * attempt)));
+    }
+  }
+}
+
+/**
+ * Connects to NATS in the background — the process serves requests before
+ * and while NATS is unreachable, and its outbox simply grows — then makes
+ * sure the streams and durable consumers exist and starts the outbox relay
+ * and the consumers.
+ */
+export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
+  const { logger } = options;
+  let nc: NatsConnection | undefined;
+  let relay: OutboxRelay | undefined;
+  let consumers: EventConsumer[] = [];
+  let closed = false;
+  const isClosed = () => closed;
+
+  const ready = (async () => {
+    nc = await connectNats(options.servers, options.name, logger);
+    if (closed) {
+      await nc.close();
+      return;
+    }
+    const jsm = await retrying("stream setup", logger, isClosed, async () => {
+      const manager = await nc!.jetstreamManager();
+      await ensureStreams(manager, options.streamLimits ?? defaultStreamLimits);
+      for (const c of options.consumers ?? []) await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject);
+      return manager;
+    });
+    void jsm;
+    if (closed) return;
+    const js = nc.jetstream();
+    if (options.outbox) {
+      const started = new OutboxRelay({ db: options.db, js, logger });
+      options.outbox.onAppend(() => started.notify());
+      started.start();
+      relay = started;
+    }
+    consumers = (options.consumers ?? []).map((c) => {
+      const consumer = new EventConsumer({
+        js,
+        db: options.db,
+        logger,
+        stream: c.stream,
+        durable: c.durable,
+        handle: c.handle,
+        onApplied: c.onApplied,
+        maxDeliveries: options.maxDeliveries,
+        retryDelayMs: options.retryDelayMs,
+      });
+      consumer.start();
+      return consumer;
+    });
+    logger.info({ relay: relay !== undefined, consumers: consumers.length }, "event runtime started");
+  })();
+  ready.catch((error: unknown) => {
+    if (!closed) logger.error({ err: error }, "event runtime failed to start");
+  });
+
+  return {
+    ready,
+    relay: () => relay,
+    consumers: () => consumers,
+    isConnected: () => nc !== undefined && !nc.isClosed() && nc.info !== undefined,
+    async close() {
+      closed = true;
+      await Promise.all(consumers.map((c) => c.close()));
+      await relay?.close();
+      if (nc && !nc.isClosed()) await nc.drain().catch(() => nc?.close());
+    },
+  };
+}

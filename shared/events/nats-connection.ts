@@ -1,0 +1,27 @@
+import { connect, type NatsConnection } from "nats";
+import type { Logger } from "../logging/index.js";
+
+/**
+ * Connects to NATS and keeps reconnecting for ever, logging each change of
+ * connection state; the first connection is awaited (retried until it works
+ * or `signal` aborts), so a process can start before its NATS server does.
+ */
+export async function connectNats(servers: string, name: string, logger: Logger): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: servers.split(","),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+    pingInterval: 10_000,
+  });
+  logger.info({ server: nc.getServer() }, "nats connected");
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "pingTimer") continue;
+      const level = status.type === "disconnect" || status.type === "error" ? "warn" : "info";
+      logger[level]({ nats: status.type, data: typeof status.data === "string" ? status.data : undefined }, "nats connection state");
+    }
+  })();
+  return nc;
+}

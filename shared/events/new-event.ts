@@ -1,0 +1,27 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { randomUUID } from "node:crypto";
+import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+
+/** The payload of an event (one case of Event.payload). */
+export type EventPayload = MessageInitShape<typeof EventSchema>["payload"];
+
+/** Who caused a change: carried into the events it produces. */
+export interface EventMeta {
+  requestId?: string;
+  traceparent?: string;
+}
+
+/** A new event with a fresh id. */
+export function newEvent(aggregateId: string, aggregateVersion: number, occurTimeMs: number, payload: EventPayload, meta: EventMeta = {}): Event {
+  return create(EventSchema, {
+    eventId: randomUUID(),
+    aggregateId,
+    aggregateVersion: BigInt(aggregateVersion),
+    occurTime: timestampFromMs(occurTimeMs),
+    requestId: meta.requestId ?? "",
+    traceparent: meta.traceparent ?? "",
+    payload,
+  });
+}

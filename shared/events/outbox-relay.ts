@@ -1,0 +1,167 @@
+import type { JetStreamClient } from "nats";
+import type { Logger } from "../logging/index.js";
+import type { Db } from "../sqlite/index.js";
+
+/** How the relay publishes. */
+export interface OutboxRelayOptions {
+  db: Db;
+  js: JetStreamClient;
+  logger: Logger;
+  /** Events published concurrently (pipelined on one connection, so in order). */
+  batchSize?: number;
+  /** How often to look for events when nothing woke the relay (ms). */
+  pollMs?: number;
+  /** How long to wait for a PubAck (ms). */
+  publishTimeoutMs?: number;
+  /** Published rows older than this are deleted (ms). */
+  retentionMs?: number;
+  clock?: () => number;
+}
+
+/** What the relay has done, for health and metrics. */
+export interface OutboxStats {
+  published: number;
+  duplicates: number;
+  failures: number;
+  backlog: number;
+  oldestUnpublishedAgeMs: number;
+}
+
+interface Row {
+  seq: number;
+  event_id: string;
+  subject: string;
+  payload: Buffer;
+  create_time: number;
+}
+
+/**
+ * Publishes outbox rows to JetStream, oldest first, with the event id as
+ * Nats-Msg-Id, many in flight on one connection (which keeps per-aggregate
+ * order), marking each row published when its PubAck arrives. After a crash
+ * it resumes from the unpublished rows; a row published but not marked is
+ * published again and JetStream drops it as a duplicate. While NATS is down
+ * it backs off and retries; writers never wait for it.
+ */
+export class OutboxRelay {
+  private readonly statements;
+  private readonly markPublished;
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+  private readonly publishTimeoutMs: number;
+  private readonly retentionMs: number;
+  private readonly clock: () => number;
+  private wake: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private lastPrune = 0;
+  private readonly counters = { published: 0, duplicates: 0, failures: 0 };
+
+  constructor(private readonly options: OutboxRelayOptions) {
+    const { db } = options;
+    this.batchSize = options.batchSize ?? 256;
+    this.pollMs = options.pollMs ?? 200;
+    this.publishTimeoutMs = options.publishTimeoutMs ?? 5000;
+    this.retentionMs = options.retentionMs ?? 60 * 60 * 1000;
+    this.clock = options.clock ?? Date.now;
+    this.statements = {
+      unpublished: db.prepare<[number], Row>(
+        "SELECT seq, event_id, subject, payload, create_time FROM outbox WHERE published_time IS NULL ORDER BY seq LIMIT ?",
+      ),
+      mark: db.prepare<[number, number]>("UPDATE outbox SET published_time = ? WHERE seq = ?"),
+      prune: db.prepare<[number]>("DELETE FROM outbox WHERE published_time IS NOT NULL AND published_time < ?"),
+      backlog: db.prepare<[], { n: number; oldest: number | null }>(
+        "SELECT count(*) AS n, min(create_time) AS oldest FROM outbox WHERE published_time IS NULL",
+      ),
+    };
+    this.markPublished = db.transaction((seqs: number[], now: number) => {
+      for (const seq of seqs) this.statements.mark.run(now, seq);
+    });
+  }
+
+  /** Starts publishing in the background. */
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Wakes the relay now (after a commit that appended events). */
+  notify(): void {
+    this.wake?.();
+  }
+
+  /** Counters and the current backlog. */
+  stats(): OutboxStats {
+    const backlog = this.statements.backlog.get()!;
+    return {
+      ...this.counters,
+      backlog: backlog.n,
+      oldestUnpublishedAgeMs: backlog.oldest === null ? 0 : Math.max(0, this.clock() - backlog.oldest),
+    };
+  }
+
+  /** Stops after the batch in flight (its acked rows are marked; the rest stay for the next start). */
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      let progressed = false;
+      try {
+        progressed = await this.publishBatch();
+        failures = 0;
+      } catch (error) {
+        failures++;
+        this.counters.failures++;
+        if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ err: error, failures }, "outbox publish failed; retrying");
+      }
+      this.pruneNow();
+      if (progressed && failures === 0) continue;
+      const delay = failures === 0 ? this.pollMs : Math.min(2000, 50 * 2 ** Math.min(failures, 6));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** Publishes one batch; true when it published anything. Throws when any publish failed (after marking the rest). */
+  private async publishBatch(): Promise<boolean> {
+    const rows = this.statements.unpublished.all(this.batchSize);
+    if (rows.length === 0) return false;
+    const results = await Promise.allSettled(
+      rows.map((row) => this.options.js.publish(row.subject, row.payload, { msgID: row.event_id, timeout: this.publishTimeoutMs })),
+    );
+    const acked: number[] = [];
+    let firstError: unknown;
+    results.forEach((result, i) => {
+      if (result.status === "fulfilled") {
+        acked.push(rows[i]!.seq);
+        if (result.value.duplicate) this.counters.duplicates++;
+      } else {
+        firstError ??= result.reason;
+      }
+    });
+    if (acked.length > 0) {
+      this.markPublished(acked, this.clock());
+      this.counters.published += acked.length;
+    }
+    if (firstError !== undefined) throw firstError;
+    return true;
+  }
+
+  private pruneNow(): void {
+    const now = this.clock();
+    if (now - this.lastPrune < 60_000) return;
+    this.lastPrune = now;
+    const pruned = this.statements.prune.run(now - this.retentionMs).changes;
+    if (pruned > 0) this.options.logger.debug({ pruned }, "pruned published outbox rows");
+  }
+}

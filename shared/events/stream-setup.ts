@@ -1,0 +1,81 @@
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "nats";
+import { streams } from "./subjects.js";
+
+/** Limits of the event streams. Rebuilding read models replays what the streams still hold. */
+export interface StreamLimits {
+  /** How long JetStream drops a re-published event id (ns are derived). */
+  duplicateWindowMs: number;
+  /** Oldest event kept (0: no age limit). */
+  maxAgeMs: number;
+  /** Largest stream size in bytes (oldest events are dropped beyond it). */
+  maxBytes: number;
+}
+
+/** Defaults: a 10-minute duplicate window, no age limit, 1 GiB per stream. */
+export const defaultStreamLimits: StreamLimits = {
+  duplicateWindowMs: 10 * 60 * 1000,
+  maxAgeMs: 0,
+  maxBytes: 1024 * 1024 * 1024,
+};
+
+const MS = 1_000_000;
+
+function config(stream: { name: string; subjects: readonly string[] }, limits: StreamLimits): Partial<StreamConfig> {
+  return {
+    name: stream.name,
+    subjects: [...stream.subjects],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    duplicate_window: limits.duplicateWindowMs * MS,
+    max_age: limits.maxAgeMs * MS,
+    max_bytes: limits.maxBytes,
+    num_replicas: 1,
+  };
+}
+
+/** Creates Orderly's streams, or updates them to this configuration; safe to run from every process at once. */
+export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits = defaultStreamLimits): Promise<void> {
+  for (const stream of Object.values(streams)) {
+    const wanted = config(stream, limits);
+    try {
+      await jsm.streams.info(stream.name);
+      await jsm.streams.update(stream.name, wanted);
+    } catch (error) {
+      if (!/stream not found/i.test(String(error))) throw error;
+      try {
+        await jsm.streams.add(wanted);
+      } catch (addError) {
+        // Another process created it in between: bring it to this configuration.
+        if (!/already in use/i.test(String(addError))) throw addError;
+        await jsm.streams.update(stream.name, wanted);
+      }
+    }
+  }
+}
+
+/** Creates a durable pull consumer with explicit ack (or updates it). Deliveries are unlimited; the consumer dead-letters itself. */
+export async function ensureDurableConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  durable: string,
+  filterSubject: string,
+  ackWaitMs = 30_000,
+): Promise<void> {
+  const wanted = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: filterSubject,
+    ack_wait: ackWaitMs * MS,
+    max_ack_pending: 1000,
+    max_deliver: -1,
+  };
+  try {
+    await jsm.consumers.info(stream, durable);
+    await jsm.consumers.update(stream, durable, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: -1 });
+  } catch (error) {
+    if (!/consumer not found/i.test(String(error))) throw error;
+    await jsm.consumers.add(stream, wanted);
+  }
+}

@@ -1,0 +1,24 @@
+import type { Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
+
+/** The JetStream streams Orderly publishes to, and the subjects each captures. */
+export const streams = {
+  orders: { name: "ORDERS", subjects: ["orderly.orders.>"] },
+  inventory: { name: "INVENTORY", subjects: ["orderly.inventory.>"] },
+} as const;
+
+const subjectByCase: Record<NonNullable<Event["payload"]["case"]>, string> = {
+  orderCreated: "orderly.orders.created",
+  orderConfirmed: "orderly.orders.confirmed",
+  orderRejected: "orderly.orders.rejected",
+  orderCancelled: "orderly.orders.cancelled",
+  stockRestocked: "orderly.inventory.restocked",
+  stockReserved: "orderly.inventory.reserved",
+  stockReleased: "orderly.inventory.released",
+};
+
+/** The subject an event is published on, by its payload. */
+export function subjectOf(event: Event): string {
+  const kind = event.payload.case;
+  if (kind === undefined) throw new Error(`event ${event.eventId} has no payload`);
+  return subjectByCase[kind];
+}

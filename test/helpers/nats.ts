@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+/** A free TCP port on 127.0.0.1 (bound and released at once). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/** A real nats-server with JetStream, on its own port and store directory. */
+export interface NatsServer extends AsyncDisposable {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  readonly logs: string[];
+  child(): ChildProcess;
+  /** Kills the server (SIGKILL by default) and waits for it to end. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port and store. */
+  restart(): Promise<void>;
+}
+
+/** Starts `nats-server -js` (from PATH) on a free port with a temp store; `await using` stops it and deletes the store. */
+export async function startNats(): Promise<NatsServer> {
+  const port = await freePort();
+  const storeDir = mkdtempSync(join(tmpdir(), "orderly-nats-"));
+  const logs: string[] = [];
+  let child: ChildProcess;
+  let exited: Promise<void> = Promise.resolve();
+
+  const launch = () =>
+    new Promise<void>((resolve, reject) => {
+      child = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
+      exited = new Promise((done) => child.once("exit", () => done()));
+      const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${logs.join("\n")}`)), 20_000);
+      child.once("error", (error) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot run nats-server (install it: apt-get install -y nats-server): ${error.message}`));
+      });
+      const onLine = (line: string) => {
+        logs.push(line);
+        if (line.includes("Server is ready")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      createInterface({ input: child.stdout! }).on("line", onLine);
+      createInterface({ input: child.stderr! }).on("line", onLine);
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`nats-server exited:\n${logs.join("\n")}`));
+      });
+    });
+
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  await launch();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    logs,
+    child: () => child,
+    kill,
+    restart: launch,
+    async [Symbol.asyncDispose]() {
+      await kill("SIGTERM");
+      rmSync(storeDir, { recursive: true, force: true });
+    },
+  };
+}
