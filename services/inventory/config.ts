@@ -11,6 +11,7 @@ export interface InventoryConfig {
   natsUrl: string;
   maxDeliveries: number;
   retryDelayMs: number;
+  ackWaitMs: number;
 }
 
 /** Reads the inventory service's configuration (see the README's environment table). */
@@ -24,6 +25,7 @@ export function inventoryConfig(env: Env): InventoryConfig {
     synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
     maxDeliveries: readInt(env, "CONSUMER_MAX_DELIVERIES", 5, 1),
     retryDelayMs: readInt(env, "CONSUMER_RETRY_DELAY_MS", 200, 1),
+    ackWaitMs: readInt(env, "CONSUMER_ACK_WAIT_MS", 5000, 100),
     natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
   };
 }

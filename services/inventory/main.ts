@@ -28,6 +28,7 @@ runMain(logger, async () => {
     ],
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
+    ackWaitMs: config.ackWaitMs,
   });
   let ready = true;
   const server = await startGrpcServer({

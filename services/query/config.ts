@@ -13,6 +13,7 @@ export interface QueryConfig {
   consumerName: string;
   maxDeliveries: number;
   retryDelayMs: number;
+  ackWaitMs: number;
   defaultBudgetMs: number;
 }
 
@@ -29,6 +30,7 @@ export function queryConfig(env: Env): QueryConfig {
     consumerName: readString(env, "QUERY_CONSUMER_NAME", "query"),
     maxDeliveries: readInt(env, "CONSUMER_MAX_DELIVERIES", 5, 1),
     retryDelayMs: readInt(env, "CONSUMER_RETRY_DELAY_MS", 200, 1),
+    ackWaitMs: readInt(env, "CONSUMER_ACK_WAIT_MS", 5000, 100),
     defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
   };
 }

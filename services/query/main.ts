@@ -26,6 +26,7 @@ runMain(logger, async () => {
     consumers: projectionConsumers(config.consumerName, new Projector(db), changes),
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
+    ackWaitMs: config.ackWaitMs,
   });
   let ready = true;
   const server = await startGrpcServer({

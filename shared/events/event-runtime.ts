@@ -28,6 +28,8 @@ export interface EventRuntimeOptions {
   streamLimits?: StreamLimits;
   maxDeliveries?: number;
   retryDelayMs?: number;
+  /** How long JetStream waits for an ack before redelivering (ms); also how soon a crashed consumer's messages come back. */
+  ackWaitMs?: number;
 }
 
 /** A process's running relay and consumers. */
@@ -78,7 +80,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     const jsm = await retrying("stream setup", logger, isClosed, async () => {
       const manager = await nc!.jetstreamManager();
       await ensureStreams(manager, options.streamLimits ?? defaultStreamLimits);
-      for (const c of options.consumers ?? []) await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject);
+      for (const c of options.consumers ?? []) await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs);
       return manager;
     });
     void jsm;

@@ -60,7 +60,7 @@ export async function ensureDurableConsumer(
   stream: string,
   durable: string,
   filterSubject: string,
-  ackWaitMs = 30_000,
+  ackWaitMs = 5000,
 ): Promise<void> {
   const wanted = {
     durable_name: durable,

@@ -1,0 +1,198 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import Database from "better-sqlite3";
+import { connect } from "nats";
+import { describe, expect, test } from "vitest";
+import { dumpReadModels } from "../../services/query/read-store.js";
+import { percentile } from "../helpers/load.js";
+import { openReadOnly, streamCounts } from "../helpers/models.js";
+import { ROOT, waitFor } from "../helpers/processes.js";
+import { startSystem } from "../helpers/system.js";
+import { orderBurst, stockUp, waitForConvergence } from "./events-helpers.js";
+
+const run = promisify(execFile);
+
+/** Commit → read-model lag of order events: when the projector applied each one, minus when its outbox row was written. */
+function projectionLagMs(dataDir: string): number[] {
+  const orderDb = openReadOnly(dataDir, "order.db");
+  const queryDb = openReadOnly(dataDir, "query.db");
+  try {
+    const committed = new Map(
+      (orderDb.prepare("SELECT event_id, create_time FROM outbox").all() as { event_id: string; create_time: number }[]).map((r) => [r.event_id, r.create_time]),
+    );
+    return (queryDb.prepare("SELECT event_id, applied_time FROM processed_events WHERE consumer = 'query-orders'").all() as { event_id: string; applied_time: number }[])
+      .filter((r) => committed.has(r.event_id))
+      .map((r) => r.applied_time - committed.get(r.event_id)!);
+  } finally {
+    orderDb.close();
+    queryDb.close();
+  }
+}
+
+describe("events through JetStream into the read models", () => {
+  test("after 1,000 orders (creates and cancels mixed) every read model equals the write models; a rebuild from the streams is identical; a re-publish after a relay crash changes nothing", async () => {
+    await using system = await startSystem();
+    await stockUp(system);
+    const started = performance.now();
+    const statuses = await orderBurst(system, 1000, 1);
+    const burstMs = performance.now() - started;
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+
+    const converged = await waitForConvergence(system);
+    expect(converged.write.orders).toHaveLength(1000);
+    const streams = await streamCounts(system.nats.url);
+    expect(converged.counts.processed).toBe(streams.ORDERS + streams.INVENTORY);
+    expect(converged.counts.timeline).toBe(streams.ORDERS);
+    const lag = projectionLagMs(system.dataDir);
+    console.log(
+      `[figures] 1,000 orders in ${Math.round(burstMs)} ms (${Math.round((1000 / burstMs) * 1000)} orders/s), ` +
+        `${streams.ORDERS + streams.INVENTORY} events; commit→read-model lag p50 ${percentile(lag, 50)} ms, p99 ${percentile(lag, 99)} ms`,
+    );
+
+    // A sample of orders through HTTP: the query side serves what the write side returned.
+    const listed = await system.api("GET", "/v1/customers/cust-3/orders?pageSize=100");
+    expect(listed.body.orders.length).toBe(converged.write.orders.filter((o) => o.customerId === "cust-3").length);
+    const stock = await system.api("GET", "/v1/stock/EV-1");
+    const written = converged.write.stock.find((s) => (s as { sku: string }).sku === "EV-1") as { available: number; reserved: number; version: number };
+    expect(stock.body).toMatchObject({ sku: "EV-1", available: written.available, reserved: written.reserved, version: String(written.version) });
+
+    // Rebuild every read model from the streams into a new file: identical rows.
+    const rebuildDir = mkdtempSync(join(tmpdir(), "orderly-rebuild-"));
+    try {
+      const out = join(rebuildDir, "query.db");
+      const { stdout } = await run(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--out", out], {
+        cwd: ROOT,
+        env: { ...process.env, ORDERLY_DATA_DIR: system.dataDir, NATS_URL: system.nats.url },
+      });
+      expect(stdout).toContain("the rebuilt read models equal the live ones");
+      const rebuilt = new Database(out, { readonly: true });
+      const live = openReadOnly(system.dataDir, "query.db");
+      expect(dumpReadModels(rebuilt)).toEqual(dumpReadModels(live));
+      rebuilt.close();
+      live.close();
+    } finally {
+      rmSync(rebuildDir, { recursive: true, force: true });
+    }
+
+    // The relay "crashes" after publishing but before marking: every row is unpublished again on restart.
+    await system.order.stop();
+    const orderDb = new Database(join(system.dataDir, "order.db"));
+    const republished = orderDb.prepare("UPDATE outbox SET published_time = NULL").run().changes;
+    orderDb.close();
+    expect(republished).toBeGreaterThan(2000);
+    const restarted = await system.restart("order");
+    const afterRepublish = await waitForConvergence(system);
+    expect(await streamCounts(system.nats.url)).toEqual(streams);
+    expect(afterRepublish.counts.processed).toBe(converged.counts.processed);
+    expect(afterRepublish.read).toEqual(converged.read);
+    expect(restarted.logs.join("\n")).not.toMatch(/"level":50/);
+  });
+
+  test("kill -9 of the projector in the middle of a burst: after a restart every event is applied exactly once", async () => {
+    await using system = await startSystem();
+    await stockUp(system);
+    let killed = false;
+    const statuses = await orderBurst(system, 600, 2, async (done) => {
+      if (done === 250 && !killed) {
+        killed = true;
+        await system.query.stop("SIGKILL");
+      }
+    });
+    expect(killed).toBe(true);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    await system.restart("query");
+    const converged = await waitForConvergence(system);
+    const streams = await streamCounts(system.nats.url);
+    expect(converged.counts.processed).toBe(streams.ORDERS + streams.INVENTORY);
+    expect(converged.counts.timeline).toBe(streams.ORDERS);
+    const units = converged.read.sales.reduce((sum, row) => sum + row.units, 0);
+    expect(units).toBe(converged.write.sales.reduce((sum, row) => sum + row.units, 0));
+  });
+
+  test("kill -9 of nats-server during 1,000 order creations: writes keep succeeding, and after a restart no order is missing or doubled", async () => {
+    await using system = await startSystem();
+    await stockUp(system);
+    let killedAt = 0;
+    const statuses = await orderBurst(system, 1000, 3, async (done) => {
+      if (done === 300 && killedAt === 0) {
+        killedAt = done;
+        await system.nats.kill("SIGKILL");
+      }
+    });
+    expect(killedAt).toBe(300);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    const backlog = (() => {
+      const db = openReadOnly(system.dataDir, "order.db");
+      const n = (db.prepare("SELECT count(*) AS n FROM outbox WHERE published_time IS NULL").get() as { n: number }).n;
+      db.close();
+      return n;
+    })();
+    expect(backlog).toBeGreaterThan(500);
+
+    const restartedAt = performance.now();
+    await system.nats.restart();
+    await waitFor(() => {
+      const db = openReadOnly(system.dataDir, "order.db");
+      const n = (db.prepare("SELECT count(*) AS n FROM outbox WHERE published_time IS NULL").get() as { n: number }).n;
+      db.close();
+      return n === 0;
+    }, "the order outbox backlog to drain", 60_000, 20);
+    const drainMs = performance.now() - restartedAt;
+    console.log(`[figures] relay drained a backlog of ${backlog} order events in ${Math.round(drainMs)} ms after NATS came back (${Math.round((backlog / drainMs) * 1000)} events/s, including reconnect)`);
+
+    const converged = await waitForConvergence(system);
+    expect(converged.write.orders).toHaveLength(1000);
+    expect(new Set(converged.read.orders.map((o) => (o as { id: string }).id)).size).toBe(1000);
+    const streams = await streamCounts(system.nats.url);
+    expect(converged.counts.processed).toBe(streams.ORDERS + streams.INVENTORY);
+  });
+
+  test("a poison event ends in the dead-letter record after the configured deliveries, and later events are still applied", async () => {
+    await using system = await startSystem({ CONSUMER_MAX_DELIVERIES: "3", CONSUMER_RETRY_DELAY_MS: "20" });
+    const nc = await connect({ servers: system.nats.url });
+    try {
+      const js = nc.jetstream();
+      await waitFor(async () => (await streamCounts(system.nats.url)).ORDERS >= 0, "the streams to exist");
+      await js.publish("orderly.orders.created", new TextEncoder().encode("this is not protobuf"), { msgID: "poison-1" });
+    } finally {
+      await nc.close();
+    }
+    const letter = await waitFor(() => {
+      const db = openReadOnly(system.dataDir, "query.db");
+      const row = db.prepare("SELECT consumer, deliveries, reason, subject FROM dead_letters").get() as
+        | { consumer: string; deliveries: number; reason: string; subject: string }
+        | undefined;
+      db.close();
+      return row;
+    }, "the poison event in dead_letters");
+    expect(letter).toMatchObject({ consumer: "query-orders", deliveries: 3, subject: "orderly.orders.created" });
+    expect(letter.reason).toMatch(/UndecodableEvent/);
+
+    await system.api("POST", "/v1/inventory/AFTER-1:restock", { body: { quantity: 3 } });
+    const created = await system.api("POST", "/v1/orders", { body: { customerId: "zed", items: [{ sku: "AFTER-1", quantity: 1 }] } });
+    const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(created.body);
+  });
+
+  test("read your writes: a read with the version a write returned sees that write", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/RYW-1:restock", { body: { quantity: 100 } });
+    for (let i = 0; i < 20; i++) {
+      const created = await system.api("POST", "/v1/orders", { body: { customerId: "ryw", items: [{ sku: "RYW-1", quantity: 1 }] } });
+      const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`);
+      expect(read.status).toBe(200);
+      expect(read.body).toEqual(created.body);
+      if (i % 5 === 0) {
+        const cancelled = await system.api("POST", `/v1/orders/${created.body.id}:cancel`);
+        const after = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${cancelled.body.version}`);
+        expect(after.body.status).toBe("ORDER_STATUS_CANCELLED");
+      }
+    }
+    const never = await system.api("GET", "/v1/orders/ord_01J00000000000000000000000?minVersion=1", { headers: { "x-request-timeout": "300" } });
+    expect(never.status).toBe(504);
+  });
+});
