@@ -169,7 +169,7 @@ describe("events through JetStream into the read models", () => {
       return row;
     }, "the poison event in dead_letters");
     expect(letter).toMatchObject({ consumer: "query-orders", deliveries: 3, subject: "orderly.orders.created" });
-    expect(letter.reason).toMatch(/UndecodableEvent/);
+    expect(letter!.reason).toMatch(/UndecodableEvent/);
 
     await system.api("POST", "/v1/inventory/AFTER-1:restock", { body: { quantity: 3 } });
     const created = await system.api("POST", "/v1/orders", { body: { customerId: "zed", items: [{ sku: "AFTER-1", quantity: 1 }] } });
