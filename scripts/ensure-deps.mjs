@@ -2,7 +2,7 @@
 // Makes sure this machine has what Orderly needs, installing what it can:
 //   - node_modules matching package-lock.json (npm ci);
 //   - with --test, the system tools the test suite uses (Debian packages:
-//     Python gRPC and protoc for the cross-language client test).
+//     nats-server, and Python gRPC and protoc for the cross-language client test).
 // Installs apt packages only when running as root (as on CI and dev boxes
 // here); otherwise it stops and prints the exact command to run.
 // Plain JavaScript with no dependencies: it runs before node_modules exists.
@@ -31,8 +31,12 @@ function python3HasGrpc() {
   return existsSync("/usr/bin/python3") && spawnSync("/usr/bin/python3", ["-c", "import grpc, google.protobuf"], { stdio: "ignore" }).status === 0;
 }
 
+/** nats-server with JetStream, from Debian (the local run and the tests start their own). */
+export const natsPackage = { name: "nats-server", present: () => has("nats-server") || existsSync("/usr/sbin/nats-server") };
+
 /** Debian packages the test suite needs, each with the check that tells it is present. */
 export const testPackages = [
+  natsPackage,
   { name: "protobuf-compiler", present: () => has("protoc") },
   { name: "protobuf-compiler-grpc", present: () => has("grpc_python_plugin") },
   { name: "libprotobuf-dev", present: () => existsSync("/usr/include/google/protobuf/timestamp.proto") },
