@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,11 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
     });
   });
+}
+
+/** The nats-server binary: $NATS_SERVER_BIN, else Debian's /usr/sbin/nats-server (not on every PATH), else PATH. */
+export function natsServerBinary(): string {
+  return process.env.NATS_SERVER_BIN ?? (existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server");
 }
 
 /** A real nats-server with JetStream, on its own port and store directory. */
@@ -40,7 +45,7 @@ export async function startNats(): Promise<NatsServer> {
 
   const launch = () =>
     new Promise<void>((resolve, reject) => {
-      child = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
+      child = spawn(natsServerBinary(), ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
       exited = new Promise((done) => child.once("exit", () => done()));
       const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${logs.join("\n")}`)), 20_000);
       child.once("error", (error) => {
