@@ -1,0 +1,588 @@
+/**
+ * The local supervisor behind `npm start`: starts every process of Orderly
+ * (nats-server, inventory, order, query, gateway; each waits for the ones
+ * before it to listen), streams their logs with
+ * a name prefix, waits until the gateway is ready, seeds a demo catalog into
+ * an empty inventory, prints how to try it, and on SIGINT/SIGTERM/SIGHUP stops
+ * everything in reverse order. Run through scripts/start.mjs.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { ConfigError, readInt, readString, type Env } from "../shared/config/index.js";
+
+// ---------------------------------------------------------------------------
+// Configuration: the only place this script reads the environment.
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+/** The address the supervisor uses to reach the processes it started. */
+const HOST = "127.0.0.1";
+const READY_LINE_TIMEOUT_MS = 60_000;
+const READYZ_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** What `npm start` can be told through the environment. */
+export interface LocalRunConfig {
+  gatewayPort: number;
+  orderGrpcPort: number;
+  inventoryGrpcPort: number;
+  queryGrpcPort: number;
+  natsPort: number;
+  /** An existing NATS server or cluster to use; undefined: start our own nats-server. */
+  natsUrl: string | undefined;
+  /** The nats-server executable. */
+  natsServerBin: string;
+  /** Absolute path of the data directory (ORDERLY_DATA_DIR, relative to the repository root). */
+  dataDir: string;
+  /** Whether to color the output (stdout is a terminal and NO_COLOR is unset). */
+  color: boolean;
+}
+
+/** Reads the local run's configuration; throws ConfigError on a bad value. */
+export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConfig {
+  return {
+    gatewayPort: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
+    orderGrpcPort: readInt(env, "ORDER_GRPC_PORT", 50051, 0, 65535),
+    inventoryGrpcPort: readInt(env, "INVENTORY_GRPC_PORT", 50052, 0, 65535),
+    queryGrpcPort: readInt(env, "QUERY_GRPC_PORT", 50053, 0, 65535),
+    natsPort: readInt(env, "NATS_PORT", 4222, 1, 65535),
+    natsUrl: readString(env, "NATS_URL", "") || undefined,
+    // Debian installs it in /usr/sbin, which is not on every PATH.
+    natsServerBin: readString(env, "NATS_SERVER_BIN", existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server"),
+    dataDir: resolve(ROOT, readString(env, "ORDERLY_DATA_DIR", "./.data")),
+    color: stdoutIsTty && (env.NO_COLOR ?? "") === "",
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The processes, in start order (they stop in reverse). To add one, add a row.
+
+/** The ports of the processes started so far, by name. */
+export type Ports = Readonly<Record<string, number>>;
+
+/** One process of the local system: how to start it and how to tell that it listens. */
+export interface ProcessSpec {
+  /** Short name, used as the log prefix. */
+  name: string;
+  /** The environment variable that sets its port (named when the port is taken). */
+  portEnv: string;
+  /** The port it is asked to listen on (0: any free port). */
+  port: number;
+  /** The command line; the first element is the executable. */
+  command: readonly string[];
+  /** Environment added to the supervisor's own, given the ports of the processes started before it. */
+  env: (ports: Ports) => Record<string, string>;
+  /** The port it listens on, when this output line says it is ready. */
+  readyPort: (line: string) => number | undefined;
+  /** The signal that stops it cleanly (default SIGTERM). */
+  stopSignal?: NodeJS.Signals;
+  /** What to do when it cannot be started at all (e.g. how to install it). */
+  installHint?: string;
+}
+
+/** The process table of a local run. */
+export function processTable(config: LocalRunConfig): ProcessSpec[] {
+  const natsUrl = (ports: Ports) => config.natsUrl ?? `nats://${addressOf(ports, "nats")}`;
+  const nats: ProcessSpec = {
+    name: "nats",
+    portEnv: "NATS_PORT",
+    port: config.natsPort,
+    command: [config.natsServerBin, "-js", "-a", HOST, "-p", String(config.natsPort), "-sd", join(config.dataDir, "nats")],
+    env: () => ({}),
+    readyPort: (line) => (line.includes("Server is ready") ? config.natsPort : undefined),
+    stopSignal: "SIGINT", // nats-server exits 0 on SIGINT, 1 on SIGTERM
+    installHint: "Install nats-server (Debian: apt-get install nats-server), set NATS_SERVER_BIN to it, or set NATS_URL to a running server.",
+  };
+  return [
+    ...(config.natsUrl === undefined ? [nats] : []),
+    {
+      name: "inventory",
+      portEnv: "INVENTORY_GRPC_PORT",
+      port: config.inventoryGrpcPort,
+      command: nodeEntry("services/inventory/main.ts"),
+      env: (ports) => ({ INVENTORY_GRPC_PORT: String(config.inventoryGrpcPort), NATS_URL: natsUrl(ports) }),
+      readyPort: pinoListeningPort,
+    },
+    {
+      name: "order",
+      portEnv: "ORDER_GRPC_PORT",
+      port: config.orderGrpcPort,
+      command: nodeEntry("services/order/main.ts"),
+      env: (ports) => ({
+        ORDER_GRPC_PORT: String(config.orderGrpcPort),
+        INVENTORY_ADDRESS: addressOf(ports, "inventory"),
+        NATS_URL: natsUrl(ports),
+      }),
+      readyPort: pinoListeningPort,
+    },
+    {
+      name: "query",
+      portEnv: "QUERY_GRPC_PORT",
+      port: config.queryGrpcPort,
+      command: nodeEntry("services/query/main.ts"),
+      env: (ports) => ({ QUERY_GRPC_PORT: String(config.queryGrpcPort), NATS_URL: natsUrl(ports) }),
+      readyPort: pinoListeningPort,
+    },
+    {
+      name: "gateway",
+      portEnv: "GATEWAY_PORT",
+      port: config.gatewayPort,
+      command: nodeEntry("gateway/main.ts"),
+      env: (ports) => ({
+        GATEWAY_PORT: String(config.gatewayPort),
+        ORDER_ADDRESS: addressOf(ports, "order"),
+        INVENTORY_ADDRESS: addressOf(ports, "inventory"),
+        QUERY_ADDRESS: addressOf(ports, "query"),
+      }),
+      readyPort: pinoListeningPort,
+    },
+  ];
+}
+
+/** The command line that runs a TypeScript entry file of this repository. */
+export function nodeEntry(entry: string): string[] {
+  return [process.execPath, "--import", "tsx", entry];
+}
+
+/** The port of a pino `{"msg":"listening","port":N}` line, or undefined for any other line. */
+export function pinoListeningPort(line: string): number | undefined {
+  if (!line.includes('"listening"')) return undefined;
+  const record = parseJsonObject(line);
+  return record?.msg === "listening" && typeof record.port === "number" ? record.port : undefined;
+}
+
+/** The host:port of a process started earlier (a table in the wrong order throws). */
+export function addressOf(ports: Ports, name: string): string {
+  const port = ports[name];
+  if (port === undefined) throw new Error(`process table: "${name}" must start before the processes that use it`);
+  return `${HOST}:${port}`;
+}
+
+// ---------------------------------------------------------------------------
+// The demo catalog, seeded over HTTP when the inventory is empty.
+
+/** One SKU of the demo catalog. */
+export interface DemoItem {
+  sku: string;
+  name: string;
+  unitPriceMinor: string;
+  quantity: number;
+}
+
+/** The demo catalog (prices in cents, USD). */
+export const DEMO_CATALOG: readonly DemoItem[] = [
+  { sku: "MUG-CLASSIC", name: "Classic ceramic mug", unitPriceMinor: "1299", quantity: 120 },
+  { sku: "TEE-ORGANIC-M", name: "Organic cotton T-shirt (M)", unitPriceMinor: "2499", quantity: 80 },
+  { sku: "BOTTLE-STEEL", name: "Insulated steel bottle 750 ml", unitPriceMinor: "3499", quantity: 60 },
+  { sku: "NOTEBOOK-A5", name: "A5 dotted notebook", unitPriceMinor: "899", quantity: 200 },
+  { sku: "HEADPHONES-BT", name: "Wireless headphones", unitPriceMinor: "8999", quantity: 25 },
+];
+const DEMO_CURRENCY = "USD";
+
+// ---------------------------------------------------------------------------
+// Output: every line prefixed with a padded (and, on a terminal, colored) name.
+
+const SUPERVISOR = "orderly";
+const NAME_COLORS = [36, 35, 32, 33, 34, 96, 95]; // cyan, magenta, green, yellow, blue, …
+const LEVELS: Record<number, { name: string; color: number }> = {
+  10: { name: "TRACE", color: 90 },
+  20: { name: "DEBUG", color: 90 },
+  30: { name: "INFO", color: 32 },
+  40: { name: "WARN", color: 33 },
+  50: { name: "ERROR", color: 31 },
+  60: { name: "FATAL", color: 31 },
+};
+const MAX_VALUE_CHARS = 120;
+
+/** Writes prefixed lines for the supervisor and its processes. */
+export interface Output {
+  /** Writes one line (or several) under a process's name. */
+  line(name: string, text: string, stream?: NodeJS.WritableStream): void;
+  /** Writes text as it is, without a prefix (for blocks meant to be copied). */
+  plain(text: string): void;
+  /** Wraps text in an ANSI style when coloring. */
+  style(code: number, text: string): string;
+}
+
+/** Creates the output for these process names. */
+export function createOutput(names: readonly string[], color: boolean): Output {
+  const all = [SUPERVISOR, ...names];
+  const width = Math.max(...all.map((n) => n.length));
+  const style = (code: number, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
+  const prefixes = new Map(
+    all.map((name, i) => [name, style(i === 0 ? 1 : (NAME_COLORS[(i - 1) % NAME_COLORS.length] ?? 0), name.padEnd(width)) + " | "]),
+  );
+  return {
+    line(name, text, stream = process.stdout) {
+      const prefix = prefixes.get(name) ?? `${name.padEnd(width)} | `;
+      stream.write(text.split("\n").map((l) => prefix + l).join("\n") + "\n");
+    },
+    plain(text) {
+      process.stdout.write(text + "\n");
+    },
+    style,
+  };
+}
+
+/**
+ * A pino JSON line as `time LEVEL msg key=value…` (an error's stack on following lines), a nats-server line
+ * (`[pid] date time [LVL] msg`) as `time LVL msg`; other text unchanged.
+ */
+export function formatLogLine(line: string, style: (code: number, text: string) => string = (_c, t) => t): string {
+  const natsLine = /^\[\d+\] \d{4}\/\d\d\/\d\d (\d\d:\d\d:\d\d)\.\d+ \[(\w+)\] (.*)$/.exec(line);
+  if (natsLine) {
+    const [, time = "", level = "", msg = ""] = natsLine;
+    const color = level === "INF" ? 32 : level === "WRN" ? 33 : level === "DBG" || level === "TRC" ? 90 : 31;
+    return `${style(90, time)} ${style(color, level.padEnd(5))} ${msg}`;
+  }
+  const record = parseJsonObject(line);
+  if (record === undefined || typeof record.level !== "number") return line;
+  const { level, time, msg, service: _service, pid: _pid, hostname: _hostname, err, ...fields } = record;
+  const levelInfo = LEVELS[level] ?? { name: String(level), color: 0 };
+  const parts = [
+    typeof time === "string" ? style(90, clockTime(time)) : "",
+    style(levelInfo.color, levelInfo.name.padEnd(5)),
+    typeof msg === "string" ? msg : "",
+  ];
+  const error = typeof err === "object" && err !== null ? (err as { message?: unknown; stack?: unknown }) : undefined;
+  if (error) parts.push(`err=${valueText(error.message)}`);
+  for (const [key, value] of Object.entries(fields)) parts.push(`${style(90, key + "=")}${valueText(value)}`);
+  let text = parts.filter((p) => p !== "").join(" ");
+  if (error && level >= 50 && typeof error.stack === "string") {
+    text += "\n" + error.stack.split("\n").slice(1).map((l) => style(90, "    " + l.trim())).join("\n");
+  }
+  return text;
+}
+
+function valueText(value: unknown): string {
+  const text = typeof value === "string" && /^[^\s"=]*$/.test(value) && value !== "" ? value : JSON.stringify(value) ?? String(value);
+  return text.length > MAX_VALUE_CHARS ? text.slice(0, MAX_VALUE_CHARS - 1) + "…" : text;
+}
+
+function clockTime(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toTimeString().slice(0, 8);
+}
+
+function parseJsonObject(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Running processes.
+
+/** How a process ended: its exit code, or the signal that ended it. */
+type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+/** A started process. */
+interface Running {
+  spec: ProcessSpec;
+  child: ChildProcess;
+  /** Resolves with the port once the process says it listens. */
+  ready: Promise<number>;
+  /** Resolves when the process has ended (or failed to spawn). */
+  exited: Promise<Exit>;
+  /** Whether the process has ended. */
+  hasExited(): boolean;
+  /** The last lines it wrote (for diagnosing a failed start). */
+  tail: string[];
+}
+
+/** The reason the supervisor stops: a signal, or a failure to report. */
+type StopReason = { signal: NodeJS.Signals } | { failure: string };
+
+/** Raised inside the start sequence when a stop was decided meanwhile. */
+class StopRequested extends Error {}
+
+/** Starts one process, streaming its output through `out`. */
+function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, onSpawnError: (error: Error) => void): Running {
+  const [executable, ...args] = spec.command;
+  if (executable === undefined) throw new Error(`process table: "${spec.name}" has an empty command`);
+  // Its own process group: a terminal's Ctrl-C does not reach it directly; the supervisor stops the processes in
+  // order, and can signal whatever a process started (its group) too.
+  const child = spawn(executable, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const tail: string[] = [];
+  let exited = false;
+  const exitedPromise = new Promise<Exit>((resolveExit) => {
+    // "close", not "exit": by then every line it wrote has been read.
+    child.once("close", (code, signal) => {
+      exited = true;
+      resolveExit({ code, signal });
+    });
+    child.once("error", (error) => {
+      if (child.pid === undefined) {
+        exited = true;
+        resolveExit({ code: null, signal: null });
+      }
+      onSpawnError(error);
+    });
+  });
+  const ready = new Promise<number>((resolveReady) => {
+    const onLine = (line: string, stream: NodeJS.WritableStream) => {
+      tail.push(line);
+      if (tail.length > 50) tail.shift();
+      out.line(spec.name, formatLogLine(line, out.style), stream);
+      const port = spec.readyPort(line);
+      if (port !== undefined) resolveReady(port);
+    };
+    createInterface({ input: child.stdout! }).on("line", (line) => onLine(line, process.stdout));
+    createInterface({ input: child.stderr! }).on("line", (line) => onLine(line, process.stderr));
+  });
+  return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, tail };
+}
+
+/** Sends a signal (0: none, just a check) to the process group a process leads; false when no process of it is left. */
+function signalGroup(running: Running, signal: NodeJS.Signals | 0): boolean {
+  const pid = running.child.pid;
+  if (pid === undefined) return false;
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Waits until no process of a process's group is left (its helpers, e.g. tsx's esbuild); false on timeout. */
+async function groupEnded(running: Running, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (signalGroup(running, 0)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolveDelay) => setTimeout(resolveDelay, 25));
+  }
+  return true;
+}
+
+/** Why a process ended before the supervisor asked it to, in words a person can act on. */
+function unexpectedExitMessage(running: Running, exit: Exit, wasReady: boolean): string {
+  const { name, port, portEnv } = running.spec;
+  const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}; see its log above`;
+  if (running.tail.some((line) => /EADDRINUSE|address already in use/.test(line))) {
+    return (
+      `${name} could not listen on port ${port}: it is already in use (is another Orderly still running?).\n` +
+      `Set ${portEnv} to a free port, e.g.  ${portEnv}=${port + 100} npm start`
+    );
+  }
+  return wasReady ? `${name} exited unexpectedly (${how}).` : `${name} exited before it was ready (${how}).`;
+}
+
+/** Polls the gateway's /readyz until it answers 200. */
+async function waitForReadyz(baseUrl: string, stopped: () => boolean): Promise<void> {
+  const deadline = Date.now() + READYZ_TIMEOUT_MS;
+  let last = "no answer";
+  while (!stopped()) {
+    try {
+      const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
+      last = `HTTP ${response.status} ${await response.text()}`;
+      if (response.status === 200) return;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) throw new Error(`the gateway was not ready within ${READYZ_TIMEOUT_MS / 1000} s (/readyz: ${last})`);
+    await new Promise((resolveDelay) => setTimeout(resolveDelay, 100));
+  }
+}
+
+/** Calls the gateway with a JSON body; throws on a non-2xx answer. */
+async function callGateway(baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+  const response = await fetch(baseUrl + path, {
+    method,
+    headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path} answered HTTP ${response.status}: ${text}`);
+  return text === "" ? undefined : (JSON.parse(text) as unknown);
+}
+
+/** Seeds the demo catalog when the inventory is empty; returns whether it did. */
+export async function seedDemoCatalogIfEmpty(baseUrl: string): Promise<boolean> {
+  const list = (await callGateway(baseUrl, "GET", "/v1/inventory")) as { items?: unknown[] } | undefined;
+  if ((list?.items?.length ?? 0) > 0) return false;
+  for (const item of DEMO_CATALOG) {
+    await callGateway(
+      baseUrl,
+      "POST",
+      `/v1/inventory/${item.sku}:restock`,
+      { quantity: item.quantity, name: item.name, unitPriceMinor: item.unitPriceMinor, currencyCode: DEMO_CURRENCY },
+      { "Idempotency-Key": `demo-seed-${item.sku}` },
+    );
+  }
+  return true;
+}
+
+/** The block printed once the system is ready: the URL and commands to paste. */
+export function readyBanner(baseUrl: string, dataDir: string, style: Output["style"]): string {
+  const sku = DEMO_CATALOG[0]?.sku ?? "MUG-CLASSIC";
+  const json = "-H 'content-type: application/json'";
+  const comment = (text: string) => style(90, `  # ${text}`);
+  return [
+    "",
+    `  ${style(1, "Orderly is running at")} ${style(4, baseUrl)}`,
+    `  data: ${dataDir}    OpenAPI: ${baseUrl}/openapi.json`,
+    "",
+    comment("list the inventory"),
+    `  curl -sS -w '\\n' ${baseUrl}/v1/inventory`,
+    comment("restock a SKU (a new SKU also takes name, unitPriceMinor, currencyCode)"),
+    `  curl -sS -w '\\n' -X POST ${baseUrl}/v1/inventory/${sku}:restock ${json} -d '{"quantity": 10}'`,
+    comment("place an order (the same Idempotency-Key again returns the same order) and keep its id"),
+    `  ORDER_ID=$(curl -sS -X POST ${baseUrl}/v1/orders ${json} -H "Idempotency-Key: demo-$RANDOM" -d '{"customerId": "alice", "items": [{"sku": "${sku}", "quantity": 2}]}' | tee /dev/stderr | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).id'); echo`,
+    comment("get the order"),
+    `  curl -sS -w '\\n' ${baseUrl}/v1/orders/$ORDER_ID`,
+    comment("list alice's orders"),
+    `  curl -sS -w '\\n' ${baseUrl}/v1/customers/alice/orders`,
+    comment("cancel the order (its stock is released)"),
+    `  curl -sS -w '\\n' -X POST ${baseUrl}/v1/orders/$ORDER_ID:cancel`,
+    "",
+    `  ${style(1, "Press Ctrl-C to stop.")}`,
+    "",
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------
+// The supervisor.
+
+/** Runs the local system until a signal or a failure; resolves with the exit code. */
+export async function runLocal(env: Env): Promise<number> {
+  let config: LocalRunConfig;
+  try {
+    config = readLocalRunConfig(env, process.stdout.isTTY === true);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return 2;
+  }
+  const table = processTable(config);
+  const out = createOutput(
+    table.map((spec) => spec.name),
+    config.color,
+  );
+  const say = (text: string) => out.line(SUPERVISOR, text);
+  const running: Running[] = [];
+
+  let stopReason: StopReason | undefined;
+  let stopStartedAt = 0;
+  let decide!: (reason: StopReason) => void;
+  const decided = new Promise<StopReason>((resolveDecided) => {
+    decide = (reason) => {
+      if (stopReason !== undefined) return;
+      stopReason = reason;
+      stopStartedAt = Date.now();
+      resolveDecided(reason);
+    };
+  });
+  /** Waits for a step of the start sequence, or gives up when a stop was decided meanwhile. */
+  const unlessStopped = <T>(step: Promise<T>): Promise<T> =>
+    Promise.race([step, decided.then(() => Promise.reject(new StopRequested()))]);
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopReason === undefined) {
+      say(`${signal} received: stopping`);
+      decide({ signal });
+    } else if (Date.now() - stopStartedAt > 1000) {
+      // One Ctrl-C arrives here more than once (npm and start.mjs both pass it on): only a later one is news.
+      say(`${signal} received: still stopping (a process that does not stop gets SIGKILL after ${STOP_TIMEOUT_MS / 1000} s)`);
+    }
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, onSignal);
+
+  const startAll = async () => {
+    mkdirSync(config.dataDir, { recursive: true });
+    say(`data directory: ${config.dataDir}`);
+    const ports: Record<string, number> = {};
+    for (const spec of table) {
+      if (stopReason !== undefined) return;
+      const childEnv = { ...process.env, ORDERLY_DATA_DIR: config.dataDir, ...spec.env(ports) };
+      const proc = launch(spec, childEnv, out, (error) =>
+        decide({ failure: `could not start ${spec.name} (${spec.command[0]}): ${error.message}${spec.installHint ? `\n${spec.installHint}` : ""}` }),
+      );
+      running.push(proc);
+      say(`starting ${spec.name} (pid ${proc.child.pid ?? "?"})`);
+      let wasReady = false;
+      void proc.exited.then((exit) => {
+        if (stopReason === undefined) decide({ failure: unexpectedExitMessage(proc, exit, wasReady) });
+      });
+      const timeout = new Promise<never>((_resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${spec.name} did not report that it listens within ${READY_LINE_TIMEOUT_MS / 1000} s`)),
+          READY_LINE_TIMEOUT_MS,
+        );
+        void proc.ready.finally(() => clearTimeout(timer));
+        void decided.finally(() => clearTimeout(timer));
+      });
+      ports[spec.name] = await unlessStopped(Promise.race([proc.ready, timeout]));
+      wasReady = true;
+    }
+    const gatewayPort = ports.gateway;
+    if (gatewayPort === undefined) throw new Error('process table: there is no "gateway"');
+    const baseUrl = `http://${HOST}:${gatewayPort}`;
+    await unlessStopped(waitForReadyz(baseUrl, () => stopReason !== undefined));
+    const seeded = await unlessStopped(seedDemoCatalogIfEmpty(baseUrl));
+    say(
+      seeded
+        ? `inventory was empty: seeded the demo catalog (${DEMO_CATALOG.length} SKUs)`
+        : "inventory already has items: keeping them (no demo seed)",
+    );
+    out.plain(readyBanner(baseUrl, config.dataDir, out.style));
+  };
+  startAll().catch((error: unknown) => {
+    if (error instanceof StopRequested) return;
+    decide({ failure: error instanceof Error ? error.message : String(error) });
+  });
+
+  const reason = await decided;
+  if ("failure" in reason) out.line(SUPERVISOR, out.style(31, `✖ ${reason.failure}`), process.stderr);
+  const clean = await stopAll(running, say);
+  if ("failure" in reason) {
+    say("stopped after a failure");
+    return 1;
+  }
+  say(clean ? "stopped; nothing left running" : "stopped, but not every process exited cleanly");
+  return clean ? 0 : 1;
+}
+
+/** Stops the processes in reverse start order (their stop signal, then SIGKILL after a timeout); returns whether all exited 0. */
+async function stopAll(running: readonly Running[], say: (text: string) => void): Promise<boolean> {
+  let clean = true;
+  for (const proc of [...running].reverse()) {
+    const { name } = proc.spec;
+    if (!proc.hasExited()) {
+      say(`stopping ${name}`);
+      signalGroup(proc, proc.spec.stopSignal ?? "SIGTERM");
+      const timer = setTimeout(() => {
+        say(`${name} did not stop within ${STOP_TIMEOUT_MS / 1000} s: killing it`);
+        signalGroup(proc, "SIGKILL");
+      }, STOP_TIMEOUT_MS);
+      const exit = await proc.exited;
+      clearTimeout(timer);
+      if (exit.code !== 0) say(`${name} ended with ${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`}`);
+    }
+    if ((await proc.exited).code !== 0) clean = false;
+    if (!(await groupEnded(proc))) {
+      say(`${name} left processes behind: killing them`);
+      signalGroup(proc, "SIGKILL");
+      if (!(await groupEnded(proc))) say(`some processes of ${name} (process group ${proc.child.pid}) are still running`);
+      clean = false;
+    }
+  }
+  return clean;
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  runLocal(process.env).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`local run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,60 @@
+// `npm start`: makes sure dependencies (node_modules, nats-server) are installed, then runs the local
+// supervisor (scripts/local-run.ts). Plain JavaScript with no dependencies,
+// because it runs before node_modules may exist.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { ensureAptPackages, ensureNodeModules, natsPackage } from "./ensure-deps.mjs";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const MIN_NODE_MAJOR = 20;
+
+if (Number(process.versions.node.split(".")[0]) < MIN_NODE_MAJOR) {
+  console.error(`Orderly needs Node ${MIN_NODE_MAJOR} or newer; this is Node ${process.versions.node}.`);
+  process.exit(1);
+}
+
+try {
+  ensureNodeModules(); // npm ci when node_modules is missing or older than package-lock.json
+  // nats-server, unless told to use another server or binary (scripts/local-run.ts reads these too).
+  if (!process.env.NATS_URL && !process.env.NATS_SERVER_BIN) ensureAptPackages([natsPackage]);
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+}
+
+// Its own process group, so that on exit we can wait for its helpers too (tsx's esbuild outlives it briefly).
+// Signals reach it through this process, which forwards them.
+const child = spawn(process.execPath, ["--import", "tsx", "scripts/local-run.ts"], { cwd: ROOT, stdio: "inherit", detached: true });
+
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => child.kill(signal));
+}
+
+/** Whether any process of the group `pid` leads is left. */
+function groupAlive(pid) {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === "EPERM";
+  }
+}
+
+child.on("error", (error) => {
+  console.error(`could not start scripts/local-run.ts: ${error.message}`);
+  process.exit(1);
+});
+
+child.on("exit", async (code) => {
+  // Wait (bounded) for the rest of its group, such as tsx's esbuild helper, which ends just after it.
+  const deadline = Date.now() + 5000;
+  while (groupAlive(child.pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (groupAlive(child.pid)) {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // ended meanwhile
+    }
+  }
+  process.exit(code ?? 1);
+});

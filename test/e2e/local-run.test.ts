@@ -1,0 +1,179 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { DEMO_CATALOG } from "../../scripts/local-run.js";
+import { isRunning, ROOT, waitFor } from "../helpers/processes.js";
+import { api } from "../helpers/system.js";
+
+const START_TIMEOUT_MS = 90_000;
+
+/** `node scripts/start.mjs` running in a test, with everything it printed so far. */
+interface LocalRun extends AsyncDisposable {
+  readonly child: ChildProcess;
+  /** stdout and stderr, interleaved as they arrived. */
+  output(): string;
+  /** The pids the supervisor reported for the processes it started. */
+  servicePids(): number[];
+  /** Every process descended from start.mjs right now. */
+  descendants(): number[];
+  /** Sends a signal and resolves with how the process ended. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Free TCP ports: bound to port 0 together (so they differ), then released. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<Server>((resolve, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => {
+    const address = server.address();
+    if (typeof address !== "object" || address === null) throw new Error("no port");
+    return address.port;
+  });
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+/** The pids of every process descended from `pid`, from `ps`. */
+function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const row of execFileSync("ps", ["-A", "-o", "pid=,ppid="], { encoding: "utf8" }).split("\n")) {
+    const [child, parent] = row.trim().split(/\s+/).map(Number);
+    if (child === undefined || parent === undefined || Number.isNaN(child) || Number.isNaN(parent)) continue;
+    children.set(parent, [...(children.get(parent) ?? []), child]);
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/** Runs `node scripts/start.mjs`; disposing it stops it and kills anything it left behind. */
+function startLocalRun(env: Record<string, string>): LocalRun {
+  const child = spawn(process.execPath, ["scripts/start.mjs"], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+  const seen = new Set<number>();
+  const descendants = () => {
+    const pids = child.pid === undefined ? [] : descendantsOf(child.pid);
+    for (const pid of pids) seen.add(pid);
+    return pids;
+  };
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
+  return {
+    child,
+    output: () => output,
+    servicePids: () => [...output.matchAll(/starting \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1])),
+    descendants,
+    stop,
+    async [Symbol.asyncDispose]() {
+      if (child.exitCode === null && child.signalCode === null) {
+        descendants();
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      for (const pid of seen) if (isRunning(pid)) process.kill(pid, "SIGKILL");
+    },
+  };
+}
+
+/** Waits until the run printed its banner and the gateway answers /readyz with 200. */
+async function waitUntilReady(run: LocalRun, baseUrl: string): Promise<void> {
+  await waitFor(() => run.output().includes("Press Ctrl-C to stop.") || run.child.exitCode !== null, "the ready banner", START_TIMEOUT_MS);
+  if (run.child.exitCode !== null) throw new Error(`npm start exited (${run.child.exitCode}):\n${run.output()}`);
+  await waitFor(async () => (await api(baseUrl, "GET", "/readyz")).status === 200, "/readyz = 200");
+}
+
+/** Stops a run with SIGTERM and checks that it exits 0 leaving no process behind. */
+async function stopCleanly(run: LocalRun): Promise<void> {
+  const pids = run.descendants();
+  expect(pids).toEqual(expect.arrayContaining(run.servicePids()));
+  expect(run.servicePids()).toHaveLength(5); // nats, inventory, order, query, gateway
+  expect(await run.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+  expect(pids.filter(isRunning)).toEqual([]);
+  expect(run.output()).toContain("stopped; nothing left running");
+}
+
+test("npm start on an empty data dir comes up ready, serves the demo catalog, and leaves no process behind after SIGTERM", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
+  try {
+    const [gatewayPort, orderPort, inventoryPort, queryPort, natsPort] = await freePorts(5);
+    const env = {
+      GATEWAY_PORT: String(gatewayPort),
+      ORDER_GRPC_PORT: String(orderPort),
+      INVENTORY_GRPC_PORT: String(inventoryPort),
+      QUERY_GRPC_PORT: String(queryPort),
+      NATS_PORT: String(natsPort),
+      NATS_URL: "", // start its own nats-server
+      ORDERLY_DATA_DIR: dataDir,
+    };
+    const baseUrl = `http://127.0.0.1:${gatewayPort}`;
+    const demoSkus = DEMO_CATALOG.map((item) => item.sku).sort();
+    const [restocked, untouched] = DEMO_CATALOG;
+    if (restocked === undefined || untouched === undefined) throw new Error("the demo catalog needs two SKUs");
+
+    {
+      await using run = startLocalRun(env);
+      await waitUntilReady(run, baseUrl);
+      expect(run.output()).toContain(`Orderly is running at ${baseUrl}`);
+      expect(run.output()).toContain(`curl -sS -w '\\n' ${baseUrl}/v1/inventory`);
+      expect(run.output()).toContain("seeded the demo catalog");
+
+      const list = await api(baseUrl, "GET", "/v1/inventory");
+      expect(list.status).toBe(200);
+      expect(list.body.items.map((item: { sku: string }) => item.sku).sort()).toEqual(demoSkus);
+      expect(list.body.items.find((item: { sku: string }) => item.sku === restocked.sku)).toMatchObject({
+        name: restocked.name,
+        unitPriceMinor: restocked.unitPriceMinor,
+        currencyCode: "USD",
+        available: restocked.quantity,
+      });
+      const restock = await api(baseUrl, "POST", `/v1/inventory/${restocked.sku}:restock`, { body: { quantity: 7 } });
+      expect(restock.status).toBe(200);
+      expect(restock.body.available).toBe(restocked.quantity + 7);
+
+      await stopCleanly(run);
+    }
+
+    {
+      await using run = startLocalRun(env);
+      await waitUntilReady(run, baseUrl);
+      expect(run.output()).toContain("no demo seed");
+      expect(run.output()).not.toContain("seeded the demo catalog");
+
+      const list = await api(baseUrl, "GET", "/v1/inventory");
+      expect(list.body.items.map((item: { sku: string }) => item.sku).sort()).toEqual(demoSkus);
+      expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`)).body.available).toBe(restocked.quantity + 7);
+      expect((await api(baseUrl, "GET", `/v1/inventory/${untouched.sku}`)).body.available).toBe(untouched.quantity);
+
+      await stopCleanly(run);
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
