@@ -10,6 +10,7 @@ export interface GatewayConfig {
   inventoryAddress: string;
   queryAddress: string;
   limits: GatewayLimits;
+  shedding: { maxInFlight: number; maxEventLoopLagMs: number };
   /** Slow-client guards: time to receive headers / a whole request (ms). */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -29,6 +30,10 @@ export function gatewayConfig(env: Env): GatewayConfig {
       defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
       maxTimeoutMs,
       maxBodyBytes: readInt(env, "MAX_BODY_BYTES", 1024 * 1024, 1),
+    },
+    shedding: {
+      maxInFlight: readInt(env, "GATEWAY_MAX_IN_FLIGHT", 2048, 1),
+      maxEventLoopLagMs: readInt(env, "GATEWAY_MAX_EVENT_LOOP_LAG_MS", 1000, 1),
     },
     headersTimeoutMs: 10_000,
     requestTimeoutMs: maxTimeoutMs + 10_000,

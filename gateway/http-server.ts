@@ -2,8 +2,9 @@ import type { JsonValue, Message } from "@bufbuild/protobuf";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
-import type { CallOptions } from "../shared/grpc/index.js";
+import { HTTP_CODE_HEADER, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
+import type { LoadShedder } from "./load-shedder.js";
 import { resolveRoute, type Route } from "./routes/index.js";
 import { requestFromHttp, responseToHttp } from "./transcode.js";
 
@@ -28,6 +29,8 @@ export interface GatewayDeps {
   openApi: () => JsonValue;
   logger: Logger;
   limits: GatewayLimits;
+  /** Admits or refuses API requests (health endpoints are always answered). */
+  shedder?: LoadShedder;
 }
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -89,6 +92,12 @@ function idempotencyKeyOf(req: IncomingMessage): string | undefined {
   return value;
 }
 
+/** The 2xx status a service asked for (e.g. 202 Accepted), or 200. */
+function successStatus(requested: string | undefined): number {
+  const status = Number(requested);
+  return Number.isInteger(status) && status >= 200 && status <= 299 ? status : 200;
+}
+
 /**
  * The gateway's HTTP handler: request id, built-in endpoints, route lookup,
  * deadline, body, transcoding to the RPC and back, and errors as
@@ -108,6 +117,15 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
     if (method === "GET" && url.pathname === "/openapi.json") return send(res, 200, deps.openApi());
 
+    const release = deps.shedder?.admit();
+    try {
+      await handleRoute(req, res, url, method, requestId);
+    } finally {
+      release?.();
+    }
+  }
+
+  async function handleRoute(req: IncomingMessage, res: ServerResponse, url: URL, method: string, requestId: string): Promise<void> {
     const { route, params } = resolveRoute(deps.routes, method, url.pathname);
     const deadline = deadlineOf(req, limits, Date.now());
     const idempotencyKey = idempotencyKeyOf(req);
@@ -119,8 +137,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     };
     res.on("close", onClose);
     try {
-      const response = await deps.call(route, request, { deadline, signal: abandoned.signal, requestId });
-      send(res, 200, responseToHttp(route, response));
+      const responseHeaders: Record<string, string> = {};
+      const response = await deps.call(route, request, { deadline, signal: abandoned.signal, requestId, responseHeaders });
+      send(res, successStatus(responseHeaders[HTTP_CODE_HEADER]), responseToHttp(route, response));
     } finally {
       res.off("close", onClose);
     }

@@ -8,6 +8,7 @@ import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { createGatewayHandler } from "./http-server.js";
+import { LoadShedder } from "./load-shedder.js";
 import { openApiDocument } from "./openapi.js";
 import { routesOf } from "./routes/index.js";
 
@@ -26,6 +27,7 @@ runMain(logger, async () => {
   );
   const routes = routesOf(downstreams.map((d) => d.service));
   const openApi = openApiDocument(routes, { title: "Orderly", version: "v1" });
+  const shedder = new LoadShedder(config.shedding);
   const server = createServer(
     { headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs, keepAliveTimeout: 5000 },
     createGatewayHandler({
@@ -35,6 +37,7 @@ runMain(logger, async () => {
       openApi: () => openApi,
       logger,
       limits: config.limits,
+      shedder,
     }),
   );
   await new Promise<void>((resolve, reject) => {
@@ -49,6 +52,7 @@ runMain(logger, async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await closed;
+      shedder.close();
       for (const d of downstreams) d.connection.close();
     },
   };

@@ -6,7 +6,7 @@ import { runMain } from "../../shared/process/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
-import { releaseStockOfEndedOrders } from "./order-events.js";
+import { handleOrderEvents } from "./order-events.js";
 import { inventoryMigrations } from "./schema.js";
 import { InventoryStore } from "./store.js";
 
@@ -24,7 +24,7 @@ runMain(logger, async () => {
     db,
     outbox,
     consumers: [
-      { stream: streams.orders.name, durable: "inventory-order-events", filterSubject: "orderly.orders.>", handle: releaseStockOfEndedOrders(store) },
+      { stream: streams.orders.name, durable: "inventory-order-events", filterSubject: "orderly.orders.>", handle: handleOrderEvents(store, outbox) },
     ],
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,

@@ -1,15 +1,37 @@
-import type { EventHandler } from "../../shared/events/index.js";
+import { OrderlyError } from "../../shared/errors/index.js";
+import { newEvent, type EventHandler, type Outbox } from "../../shared/events/index.js";
+import { reservationMessage } from "./messages.js";
 import type { InventoryStore } from "./store.js";
 
+/** Reasons a reservation is refused for good (any other error is retried by the consumer). */
+const refusals = new Set(["INSUFFICIENT_STOCK", "UNKNOWN_SKU", "MIXED_CURRENCIES", "RESERVATION_RELEASED", "RESERVATION_MISMATCH", "VALIDATION_FAILED"]);
+
 /**
- * Choreography: when an order is cancelled or rejected, release whatever
- * stock it holds. Release is idempotent and leaves a tombstone, so this is
- * safe alongside the order service's own ReleaseStock call, in any order.
+ * Choreography on order events:
+ * - an order accepted without a reservation (OrderCreated awaiting one) is
+ *   reserved here, and the outcome published as ReservationSucceeded or
+ *   ReservationFailed for the order service;
+ * - a cancelled or rejected order's stock is released (idempotent, leaving a
+ *   tombstone, so it is safe next to the order service's own ReleaseStock).
  */
-export function releaseStockOfEndedOrders(store: InventoryStore): EventHandler {
+export function handleOrderEvents(store: InventoryStore, outbox: Outbox, clock: () => number = Date.now): EventHandler {
   return (event) => {
     const { payload } = event;
-    if (payload.case !== "orderCancelled" && payload.case !== "orderRejected") return;
-    store.release(event.aggregateId, { requestId: event.requestId, traceparent: event.traceparent });
+    const meta = { requestId: event.requestId, traceparent: event.traceparent };
+    if (payload.case === "orderCreated" && payload.value.awaitingReservation && payload.value.order) {
+      const order = payload.value.order;
+      const lines = order.items.map((item) => ({ sku: item.sku, quantity: item.quantity }));
+      try {
+        const reservation = store.reserve(order.id, lines, meta);
+        outbox.append(newEvent(order.id, 1, clock(), { case: "reservationSucceeded", value: { reservation: reservationMessage(reservation) } }, meta));
+      } catch (error) {
+        if (!(error instanceof OrderlyError) || !refusals.has(error.reason)) throw error;
+        outbox.append(
+          newEvent(order.id, 1, clock(), { case: "reservationFailed", value: { orderId: order.id, reason: error.reason, metadata: { ...error.metadata } } }, meta),
+        );
+      }
+    } else if (payload.case === "orderCancelled" || payload.case === "orderRejected") {
+      store.release(event.aggregateId, meta);
+    }
   };
 }

@@ -14,6 +14,11 @@ export interface OrderConfig {
   inventoryPolicy: DependencyPolicyOptions;
   defaultBudgetMs: number;
   idempotencyKeyTtlMs: number;
+  /** Accept orders as PENDING (202) when the inventory is unreachable (degrade), or answer 503 (fail-fast). */
+  inventoryFallback: "degrade" | "fail-fast";
+  degradeMarginMs: number;
+  recoveryAfterMs: number;
+  recoveryIntervalMs: number;
 }
 
 /** Reads the order service's configuration (see the README's environment table). */
@@ -40,5 +45,9 @@ export function orderConfig(env: Env): OrderConfig {
     },
     defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
     idempotencyKeyTtlMs: readInt(env, "IDEMPOTENCY_KEY_TTL_MS", 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000),
+    inventoryFallback: readChoice(env, "INVENTORY_FALLBACK", ["degrade", "fail-fast"], "degrade"),
+    degradeMarginMs: readInt(env, "DEGRADE_MARGIN_MS", 250, 0),
+    recoveryAfterMs: readInt(env, "PENDING_RECOVERY_AFTER_MS", 10_000, 100),
+    recoveryIntervalMs: readInt(env, "PENDING_RECOVERY_INTERVAL_MS", 5000, 100),
   };
 }

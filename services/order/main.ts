@@ -1,6 +1,6 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { Outbox, startEventRuntime } from "../../shared/events/index.js";
+import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
 import { connect, healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { runMain } from "../../shared/process/index.js";
@@ -9,6 +9,8 @@ import { openDatabase } from "../../shared/sqlite/index.js";
 import { orderConfig } from "./config.js";
 import { orderHandlers } from "./handlers/index.js";
 import { newOrderId } from "./order-id.js";
+import { PendingRecovery } from "./pending-recovery.js";
+import { applyReservationOutcomes } from "./reservation-outcomes.js";
 import { orderMigrations } from "./schema.js";
 import { OrderStore } from "./store.js";
 
@@ -19,16 +21,44 @@ runMain(logger, async () => {
   const db = openDatabase({ file: config.dbFile, migrations: orderMigrations, synchronous: config.synchronous });
   const outbox = new Outbox(db);
   const store = new OrderStore(db, outbox);
-  const events = startEventRuntime({ servers: config.natsUrl, name: "order", logger, db, outbox });
+  const events = startEventRuntime({
+    servers: config.natsUrl,
+    name: "order",
+    logger,
+    db,
+    outbox,
+    consumers: [
+      {
+        stream: streams.inventory.name,
+        durable: "order-reservation-outcomes",
+        filterSubject: "orderly.inventory.reservation.>",
+        handle: applyReservationOutcomes(store),
+      },
+    ],
+  });
   const inventoryConnection = connect(config.inventoryAddress);
-  const inventory = createResilientClient(InventoryService, inventoryConnection, new DependencyPolicy(config.inventoryPolicy));
+  const inventory = createResilientClient(InventoryService, inventoryConnection, new DependencyPolicy({ ...config.inventoryPolicy, logger }));
+  const degrade = config.inventoryFallback === "degrade";
+  const recovery = new PendingRecovery({
+    store,
+    inventory,
+    degrade,
+    logger,
+    afterMs: config.recoveryAfterMs,
+    intervalMs: config.recoveryIntervalMs,
+    budgetMs: config.defaultBudgetMs,
+  });
+  recovery.start();
   let ready = true;
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
     logger,
     services: [
-      registration(OrderService, orderHandlers({ store, inventory, newId: () => newOrderId(), defaultBudgetMs: config.defaultBudgetMs })),
+      registration(
+        OrderService,
+        orderHandlers({ store, inventory, degrade, newId: () => newOrderId(), defaultBudgetMs: config.defaultBudgetMs, degradeMarginMs: config.degradeMarginMs }),
+      ),
       healthService([OrderService.typeName], () => ready && db.open),
     ],
   });
@@ -45,6 +75,7 @@ runMain(logger, async () => {
       ready = false;
       clearInterval(pruneTimer);
       await server.close();
+      await recovery.close();
       await events.close();
       inventoryConnection.close();
       db.close();

@@ -1,4 +1,4 @@
-import { outboxMigration } from "../../shared/events/index.js";
+import { inboxMigration, outboxMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The order database schema, in order. */
@@ -40,4 +40,5 @@ export const orderMigrations: readonly Migration[] = [
   CREATE INDEX idempotency_keys_by_time ON idempotency_keys (create_time);
   `,
   outboxMigration,
+  inboxMigration,
 ];

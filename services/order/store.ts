@@ -27,6 +27,8 @@ export interface OrderRecord {
   createTime: number;
   updateTime: number;
   version: number;
+  /** Whether the order's events were published (it was decided, or accepted awaiting an async reservation). */
+  announced: boolean;
 }
 
 /** What CreateOrder asks the store to record. */
@@ -72,6 +74,7 @@ function toOrder(row: OrderRow): OrderRecord {
     createTime: row.create_time,
     updateTime: row.update_time,
     version: row.version,
+    announced: row.announced === 1,
   };
 }
 
@@ -90,6 +93,7 @@ export class OrderStore {
   private readonly decideTx;
   private readonly discardTx;
   private readonly cancelTx;
+  private readonly acceptTx;
 
   constructor(
     db: Db,
@@ -115,7 +119,7 @@ export class OrderStore {
         `UPDATE orders SET status = ${Status.CANCELLED}, update_time = ?, version = version + 1, announced = 1
          WHERE id = ? AND status IN (${Status.PENDING}, ${Status.CONFIRMED})`,
       ),
-      getAnnounced: db.prepare<[string], { announced: number }>("SELECT announced FROM orders WHERE id = ?"),
+      markAnnounced: db.prepare<[string]>(`UPDATE orders SET announced = 1 WHERE id = ? AND status = ${Status.PENDING} AND announced = 0`),
       deletePending: db.prepare<[string]>(`DELETE FROM orders WHERE id = ? AND status = ${Status.PENDING}`),
       getKey: db.prepare<[string, string], { request_hash: string; order_id: string; response: string | null }>(
         "SELECT request_hash, order_id, response FROM idempotency_keys WHERE customer_id = ? AND request_id = ?",
@@ -132,13 +136,19 @@ export class OrderStore {
     };
     this.beginTx = db.transaction((order: NewOrder) => this.beginInTx(order));
     this.decideTx = db.transaction((id: string, decision: Decision, meta: EventMeta) => this.decideInTx(id, decision, meta));
+    this.acceptTx = db.transaction((id: string, meta: EventMeta) => {
+      const before = this.get(id);
+      if (before === undefined || this.statements.markAnnounced.run(id).changes === 0) return before;
+      this.announce(before, meta, true);
+      this.statements.saveResponse.run(JSON.stringify({ ...before, announced: true }), id);
+      return this.get(id);
+    });
     this.cancelTx = db.transaction((id: string, meta: EventMeta) => {
       const before = this.get(id);
       if (before === undefined) return undefined;
-      const announced = this.statements.getAnnounced.get(id)!.announced === 1;
       if (this.statements.cancel.run(this.clock(), id).changes === 0) return before;
       const after = this.get(id)!;
-      if (!announced) this.announce(before, meta);
+      if (!before.announced) this.announce(before, meta);
       this.emit(after, { case: "orderCancelled", value: { order: orderMessage(after) } }, meta);
       return after;
     });
@@ -182,6 +192,15 @@ export class OrderStore {
       { status: Status.REJECTED, items: current?.items ?? [], totalMinor: 0, currencyCode: "", rejectReason: reason, rejectMetadata: metadata },
       meta,
     );
+  }
+
+  /**
+   * Announces a PENDING order as accepted without a reservation (the async
+   * path: the inventory service reserves from the OrderCreated event); the
+   * response for its idempotency key is this PENDING order.
+   */
+  acceptAwaitingReservation(id: string, meta: EventMeta = {}): OrderRecord | undefined {
+    return this.acceptTx.immediate(id, meta);
   }
 
   /** Forgets a PENDING order and its idempotency key (for requests that turned out to be invalid). */
@@ -241,7 +260,7 @@ export class OrderStore {
     const order = this.get(id)!;
     if (changed > 0) {
       this.statements.saveResponse.run(JSON.stringify(order), id);
-      this.announce(before!, meta);
+      if (!before!.announced) this.announce(before!, meta);
       const value = { order: orderMessage(order) };
       this.emit(order, order.status === Status.CONFIRMED ? { case: "orderConfirmed", value } : { case: "orderRejected", value }, meta);
     }
@@ -249,9 +268,9 @@ export class OrderStore {
   }
 
   /** Appends OrderCreated for the order as it was recorded (PENDING, version 1). */
-  private announce(pending: OrderRecord, meta: EventMeta): void {
+  private announce(pending: OrderRecord, meta: EventMeta, awaitingReservation = false): void {
     const created = { ...pending, status: Status.PENDING, version: 1, updateTime: pending.createTime };
-    this.emit(created, { case: "orderCreated", value: { order: orderMessage(created) } }, meta);
+    this.emit(created, { case: "orderCreated", value: { order: orderMessage(created), awaitingReservation } }, meta);
   }
 
   private emit(order: OrderRecord, payload: EventPayload, meta: EventMeta): void {

@@ -66,6 +66,10 @@ export class Projector {
       case "stockReleased":
         if (event.payload.value.item) this.applyStock(event, event.payload.value.item);
         return;
+      case "reservationSucceeded":
+      case "reservationFailed":
+        // Outcomes of the async reservation path: the order events that follow carry their effect.
+        return;
       default:
         throw new Error(`event ${event.eventId} has no payload this projector knows`);
     }

@@ -52,6 +52,8 @@ export const reasons = {
   CIRCUIT_OPEN: Code.UNAVAILABLE,
   /** Too many calls to a dependency are in flight; retry later. */
   BULKHEAD_FULL: Code.RESOURCE_EXHAUSTED,
+  /** The gateway is shedding load (too many requests in flight, or its event loop lags); retry after Retry-After. */
+  OVERLOADED: Code.UNAVAILABLE,
   /** The service is not ready, or is shutting down. */
   SERVICE_UNAVAILABLE: Code.UNAVAILABLE,
   /** An unexpected error; its details are in the server's log, under the request id. */

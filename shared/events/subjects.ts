@@ -14,6 +14,8 @@ const subjectByCase: Record<NonNullable<Event["payload"]["case"]>, string> = {
   stockRestocked: "orderly.inventory.restocked",
   stockReserved: "orderly.inventory.reserved",
   stockReleased: "orderly.inventory.released",
+  reservationSucceeded: "orderly.inventory.reservation.succeeded",
+  reservationFailed: "orderly.inventory.reservation.failed",
 };
 
 /** The subject an event is published on, by its payload. */

@@ -56,6 +56,12 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
       },
     );
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.responseHeaders) {
+      const target = options.responseHeaders;
+      call.on("metadata", (headers: grpc.Metadata) => {
+        for (const [key, value] of Object.entries(headers.getMap())) if (typeof value === "string") target[key] = value;
+      });
+    }
   });
 }
 

@@ -14,7 +14,12 @@ export interface CallContext {
   readonly logger: Logger;
   /** The request metadata, lower-case keys, text values only. */
   readonly metadata: Readonly<Record<string, string>>;
+  /** Response header metadata to send with the response (e.g. x-http-code for the gateway). */
+  readonly responseHeaders: Record<string, string>;
 }
+
+/** Response header asking the HTTP gateway for a status other than 200 (as grpc-gateway's x-http-code). */
+export const HTTP_CODE_HEADER = "x-http-code";
 
 /** Milliseconds left until the context's deadline (Infinity without one). */
 export function remainingMs(context: Pick<CallContext, "deadline">, now = Date.now()): number {

@@ -10,6 +10,7 @@ const context = (overrides: Partial<CallContext> = {}): CallContext => ({
   signal: new AbortController().signal,
   logger: silentLogger(),
   metadata: {},
+  responseHeaders: {},
   ...overrides,
 });
 

@@ -87,6 +87,7 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
     signal: controller.signal,
     logger: logger.child({ method, requestId }),
     metadata,
+    responseHeaders: {},
   };
 }
 
@@ -109,7 +110,15 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
     impl[method.name] = (call: grpc.ServerUnaryCall<Message, Message>, callback: grpc.sendUnaryData<Message>) => {
       const context = contextOf(call, fullName, logger);
       run(call.request, context).then(
-        (response) => callback(null, create(method.output, response as never) as Message),
+        (response) => {
+          const headers = Object.entries(context.responseHeaders);
+          if (headers.length > 0) {
+            const metadata = new grpc.Metadata();
+            for (const [key, value] of headers) metadata.set(key, value);
+            call.sendMetadata(metadata);
+          }
+          callback(null, create(method.output, response as never) as Message);
+        },
         (error: unknown) => callback(toServiceError(OrderlyError.from(error))),
       );
     };

@@ -32,6 +32,8 @@ export interface CallOptions {
   requestId?: string;
   /** More metadata to send. */
   metadata?: Readonly<Record<string, string>>;
+  /** Filled with the response's header metadata (text values), when given. */
+  responseHeaders?: Record<string, string>;
 }
 
 /** A typed promise client: one async function per unary method. */

@@ -15,6 +15,7 @@ import {
   type IPolicy,
 } from "cockatiel";
 import { Code, OrderlyError } from "../errors/index.js";
+import type { Logger } from "../logging/index.js";
 import { RetryBudget } from "./retry-budget.js";
 
 /** The knobs of one dependency's policy. */
@@ -57,6 +58,16 @@ export interface Attempt {
   deadline: number | undefined;
 }
 
+/** What a policy has done, for logs, health and metrics. */
+export interface DependencyStats {
+  calls: number;
+  attempts: number;
+  retries: number;
+  failures: number;
+  rejectedByBreaker: number;
+  rejectedByBulkhead: number;
+}
+
 /** The state of a dependency's breaker, as reported in health and metrics. */
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
@@ -73,14 +84,22 @@ export class DependencyPolicy {
   readonly name: string;
   private readonly breaker;
   private readonly attemptTimeoutMs: number;
+  private readonly bulkheadLimit: number;
+  private readonly bulkheadQueue: number;
   private readonly budget = new RetryBudget();
   private readonly idempotent: IPolicy;
   private readonly once: IPolicy;
+  private readonly logger: Logger | undefined;
+  private readonly limiter;
+  readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
-  constructor(options: Partial<DependencyPolicyOptions> & { name: string }) {
+  constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger }) {
     const o = { ...defaultDependencyPolicyOptions, ...options };
     this.name = o.name;
+    this.logger = options.logger;
     this.attemptTimeoutMs = o.attemptTimeoutMs;
+    this.bulkheadLimit = o.bulkheadLimit;
+    this.bulkheadQueue = o.bulkheadQueue;
     const isFailure = (error: Error) =>
       error instanceof TaskCancelledError || (error instanceof OrderlyError && failureCodes.has(error.code));
     const isRetryable = (error: Error) => {
@@ -92,6 +111,7 @@ export class DependencyPolicy {
       return this.budget.allowsRetry();
     };
     const limiter = bulkhead(o.bulkheadLimit, o.bulkheadQueue);
+    this.limiter = limiter;
     this.breaker = circuitBreaker(handleWhen(isFailure), {
       halfOpenAfter: o.halfOpenAfterMs,
       breaker: new ConsecutiveBreaker(o.breakerFailures),
@@ -103,6 +123,11 @@ export class DependencyPolicy {
     });
     this.idempotent = wrap(limiter, retries, this.breaker, attemptTimeout);
     this.once = wrap(limiter, this.breaker, attemptTimeout);
+  }
+
+  /** Calls running and queued in the bulkhead. */
+  get bulkhead(): { inUse: number; queued: number } {
+    return { inUse: this.bulkheadLimit - this.limiter.executionSlots, queued: this.bulkheadQueue - this.limiter.queueSlots };
   }
 
   /** The breaker's state. */
@@ -126,9 +151,11 @@ export class DependencyPolicy {
   async execute<T>(
     idempotent: boolean,
     attempt: (attempt: Attempt) => Promise<T>,
-    options: { deadline?: number; signal?: AbortSignal } = {},
+    options: { deadline?: number; signal?: AbortSignal; requestId?: string } = {},
   ): Promise<T> {
     const { deadline, signal: callerSignal } = options;
+    this.stats.calls++;
+    let attempts = 0;
     const signals = [callerSignal, deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - Date.now()))];
     const signal = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
     const policy = idempotent ? this.idempotent : this.once;
@@ -136,6 +163,12 @@ export class DependencyPolicy {
       const result = await policy.execute(({ signal: attemptSignal }) => {
         if (deadline !== undefined && Date.now() >= deadline) {
           throw new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`);
+        }
+        attempts++;
+        this.stats.attempts++;
+        if (attempts > 1) {
+          this.stats.retries++;
+          this.logger?.info({ dependency: this.name, attempt: attempts, requestId: options.requestId }, "retrying a call");
         }
         const attemptDeadline = Date.now() + this.attemptTimeoutMs;
         return attempt({ signal: attemptSignal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) }).catch(
@@ -149,7 +182,11 @@ export class DependencyPolicy {
       this.budget.recordSuccess();
       return result;
     } catch (error) {
-      throw this.translate(error, callerSignal, deadline);
+      const translated = this.translate(error, callerSignal, deadline);
+      if (translated.reason === "CIRCUIT_OPEN") this.stats.rejectedByBreaker++;
+      else if (translated.reason === "BULKHEAD_FULL") this.stats.rejectedByBulkhead++;
+      else this.stats.failures++;
+      throw translated;
     }
   }
 

@@ -1,12 +1,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createHash } from "node:crypto";
-import type { InventoryService } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import type { CreateOrderRequest, CreateOrderResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
-import { OrderlyError } from "../../../shared/errors/index.js";
-import type { CallContext, Client } from "../../../shared/grpc/index.js";
+import { HTTP_CODE_HEADER, type CallContext } from "../../../shared/grpc/index.js";
 import { Violations } from "../../../shared/validation/index.js";
-import { Status, type OrderRecord, type OrderStore } from "../store.js";
 import { orderMessage, rejectionError } from "../messages.js";
+import { settleOrder, type SettleDeps } from "../settle-order.js";
+import { Status, type OrderRecord } from "../store.js";
 
 /** The most lines one order may hold. */
 export const MAX_ORDER_LINES = 100;
@@ -14,12 +13,12 @@ export const MAX_ORDER_LINES = 100;
 export const MAX_LINE_QUANTITY = 1000;
 
 /** What CreateOrder needs. */
-export interface CreateOrderDeps {
-  store: OrderStore;
-  inventory: Client<typeof InventoryService>;
+export interface CreateOrderDeps extends SettleDeps {
   newId: () => string;
   /** Deadline budget (ms) for calls made on behalf of a caller that set none. */
   defaultBudgetMs: number;
+  /** When degrading, the part of the caller's budget kept to answer 202 after a reservation times out (ms). */
+  degradeMarginMs: number;
 }
 
 type Response = MessageInitShape<typeof CreateOrderResponseSchema>;
@@ -49,19 +48,21 @@ function validate(request: CreateOrderRequest): void {
   violations.throwIfAny();
 }
 
-/** What the client is told about a decided order: the order, or the rejection. */
-function outcome(order: OrderRecord): Response {
+/** What the client is told: the order (202 Accepted while PENDING), or the rejection. */
+function outcome(order: OrderRecord, context: CallContext): Response {
   if (order.status === Status.REJECTED) throw rejectionError(order);
+  if (order.status === Status.PENDING) context.responseHeaders[HTTP_CODE_HEADER] = "202";
   return { order: orderMessage(order) };
 }
 
 /**
  * CreateOrder: records the order as PENDING (once per idempotency key),
  * reserves its stock on the inventory service within the caller's deadline,
- * then confirms or rejects it. When the reservation's outcome is unknown
- * (inventory unavailable, deadline) the order stays PENDING and the error is
- * returned; a retry with the same key resumes it, and reserving is
- * idempotent per order id, so nothing is reserved twice.
+ * then confirms or rejects it. When the inventory cannot answer in time, the
+ * order is accepted as PENDING (202) and reserved through events (degrade),
+ * or the error is returned (fail fast) and a retry with the same key — or the
+ * recovery loop — resumes it; reserving is idempotent per order id, so
+ * nothing is reserved twice.
  */
 export function createOrder(deps: CreateOrderDeps) {
   return async (request: CreateOrderRequest, context: CallContext): Promise<Response> => {
@@ -70,44 +71,14 @@ export function createOrder(deps: CreateOrderDeps) {
     const items = request.order!.items.map((item) => ({ sku: item.sku, quantity: item.quantity }));
     const requestHash = createHash("sha256").update(JSON.stringify([customerId, items])).digest("base64url");
     const begun = deps.store.begin({ id: deps.newId(), customerId, items, requestId: request.requestId, requestHash });
-    if (begun.replay) return outcome(begun.replay);
-    if (begun.order.status !== Status.PENDING) return outcome(begun.order);
-    const orderId = begun.order.id;
-    try {
-      const { reservation } = await deps.inventory.reserveStock(
-        { orderId, lines: items },
-        {
-          deadline: context.deadline ?? Date.now() + deps.defaultBudgetMs,
-          signal: context.signal,
-          requestId: context.requestId,
-        },
-      );
-      return outcome(
-        deps.store.confirm(
-          orderId,
-          {
-            items: reservation!.lines.map((line) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: Number(line.unitPriceMinor) })),
-            totalMinor: Number(reservation!.totalMinor),
-            currencyCode: reservation!.currencyCode,
-          },
-          { requestId: context.requestId },
-        ),
-      );
-    } catch (error) {
-      const err = OrderlyError.from(error);
-      switch (err.reason) {
-        case "INSUFFICIENT_STOCK":
-        case "MIXED_CURRENCIES":
-          return outcome(deps.store.reject(orderId, err.reason, { ...err.metadata }, { requestId: context.requestId }));
-        case "UNKNOWN_SKU":
-          deps.store.discard(orderId);
-          throw err;
-        case "RESERVATION_RELEASED":
-          // Cancelled while we were reserving: the cancel won.
-          return outcome(deps.store.get(orderId)!);
-        default:
-          throw err;
-      }
-    }
+    if (begun.replay) return outcome(begun.replay, context);
+    if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
+    const deadline = context.deadline ?? Date.now() + deps.defaultBudgetMs;
+    const settled = await settleOrder(deps, begun.order, {
+      deadline: deps.degrade ? deadline - deps.degradeMarginMs : deadline,
+      signal: context.signal,
+      requestId: context.requestId,
+    });
+    return outcome(settled, context);
   };
 }

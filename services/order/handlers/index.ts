@@ -3,16 +3,14 @@ import type { OrderService } from "../../../proto/gen/orderly/order/v1/order_pb.
 import type { Client, ServiceHandlers } from "../../../shared/grpc/index.js";
 import type { OrderStore } from "../store.js";
 import { cancelOrder } from "./cancel-order.js";
-import { createOrder } from "./create-order.js";
+import { createOrder, type CreateOrderDeps } from "./create-order.js";
 import { getOrder } from "./get-order.js";
 import { listOrders } from "./list-orders.js";
 
 /** What the OrderService handlers need. */
-export interface OrderHandlerDeps {
+export interface OrderHandlerDeps extends CreateOrderDeps {
   store: OrderStore;
   inventory: Client<typeof InventoryService>;
-  newId: () => string;
-  defaultBudgetMs: number;
 }
 
 /** The OrderService handlers. */

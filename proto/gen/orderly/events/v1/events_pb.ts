@@ -6,7 +6,7 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Item } from "../../inventory/v1/inventory_pb.js";
+import type { Item, Reservation } from "../../inventory/v1/inventory_pb.js";
 import { file_orderly_inventory_v1_inventory } from "../../inventory/v1/inventory_pb.js";
 import type { Order } from "../../order/v1/order_pb.js";
 import { file_orderly_order_v1_order } from "../../order/v1/order_pb.js";
@@ -16,14 +16,15 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file orderly/events/v1/events.proto.
  */
 export const file_orderly_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch5vcmRlcmx5L2V2ZW50cy92MS9ldmVudHMucHJvdG8SEW9yZGVybHkuZXZlbnRzLnYxItYECgVFdmVudBIQCghldmVudF9pZBgBIAEoCRIUCgxhZ2dyZWdhdGVfaWQYAiABKAkSGQoRYWdncmVnYXRlX3ZlcnNpb24YAyABKAMSLgoKb2NjdXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgFIAEoCRITCgt0cmFjZXBhcmVudBgGIAEoCRI4Cg1vcmRlcl9jcmVhdGVkGAogASgLMh8ub3JkZXJseS5ldmVudHMudjEuT3JkZXJDcmVhdGVkSAASPAoPb3JkZXJfY29uZmlybWVkGAsgASgLMiEub3JkZXJseS5ldmVudHMudjEuT3JkZXJDb25maXJtZWRIABI6Cg5vcmRlcl9yZWplY3RlZBgMIAEoCzIgLm9yZGVybHkuZXZlbnRzLnYxLk9yZGVyUmVqZWN0ZWRIABI8Cg9vcmRlcl9jYW5jZWxsZWQYDSABKAsyIS5vcmRlcmx5LmV2ZW50cy52MS5PcmRlckNhbmNlbGxlZEgAEjwKD3N0b2NrX3Jlc3RvY2tlZBgUIAEoCzIhLm9yZGVybHkuZXZlbnRzLnYxLlN0b2NrUmVzdG9ja2VkSAASOgoOc3RvY2tfcmVzZXJ2ZWQYFSABKAsyIC5vcmRlcmx5LmV2ZW50cy52MS5TdG9ja1Jlc2VydmVkSAASOgoOc3RvY2tfcmVsZWFzZWQYFiABKAsyIC5vcmRlcmx5LmV2ZW50cy52MS5TdG9ja1JlbGVhc2VkSABCCQoHcGF5bG9hZCI2CgxPcmRlckNyZWF0ZWQSJgoFb3JkZXIYASABKAsyFy5vcmRlcmx5Lm9yZGVyLnYxLk9yZGVyIjgKDk9yZGVyQ29uZmlybWVkEiYKBW9yZGVyGAEgASgLMhcub3JkZXJseS5vcmRlci52MS5PcmRlciI3Cg1PcmRlclJlamVjdGVkEiYKBW9yZGVyGAEgASgLMhcub3JkZXJseS5vcmRlci52MS5PcmRlciI4Cg5PcmRlckNhbmNlbGxlZBImCgVvcmRlchgBIAEoCzIXLm9yZGVybHkub3JkZXIudjEuT3JkZXIiTAoOU3RvY2tSZXN0b2NrZWQSKAoEaXRlbRgBIAEoCzIaLm9yZGVybHkuaW52ZW50b3J5LnYxLkl0ZW0SEAoIcXVhbnRpdHkYAiABKAUiXQoNU3RvY2tSZXNlcnZlZBIoCgRpdGVtGAEgASgLMhoub3JkZXJseS5pbnZlbnRvcnkudjEuSXRlbRIQCghvcmRlcl9pZBgCIAEoCRIQCghxdWFudGl0eRgDIAEoBSJdCg1TdG9ja1JlbGVhc2VkEigKBGl0ZW0YASABKAsyGi5vcmRlcmx5LmludmVudG9yeS52MS5JdGVtEhAKCG9yZGVyX2lkGAIgASgJEhAKCHF1YW50aXR5GAMgASgFYgZwcm90bzM", [file_google_protobuf_timestamp, file_orderly_inventory_v1_inventory, file_orderly_order_v1_order]);
+  fileDesc("Ch5vcmRlcmx5L2V2ZW50cy92MS9ldmVudHMucHJvdG8SEW9yZGVybHkuZXZlbnRzLnYxIuQFCgVFdmVudBIQCghldmVudF9pZBgBIAEoCRIUCgxhZ2dyZWdhdGVfaWQYAiABKAkSGQoRYWdncmVnYXRlX3ZlcnNpb24YAyABKAMSLgoKb2NjdXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgFIAEoCRITCgt0cmFjZXBhcmVudBgGIAEoCRI4Cg1vcmRlcl9jcmVhdGVkGAogASgLMh8ub3JkZXJseS5ldmVudHMudjEuT3JkZXJDcmVhdGVkSAASPAoPb3JkZXJfY29uZmlybWVkGAsgASgLMiEub3JkZXJseS5ldmVudHMudjEuT3JkZXJDb25maXJtZWRIABI6Cg5vcmRlcl9yZWplY3RlZBgMIAEoCzIgLm9yZGVybHkuZXZlbnRzLnYxLk9yZGVyUmVqZWN0ZWRIABI8Cg9vcmRlcl9jYW5jZWxsZWQYDSABKAsyIS5vcmRlcmx5LmV2ZW50cy52MS5PcmRlckNhbmNlbGxlZEgAEjwKD3N0b2NrX3Jlc3RvY2tlZBgUIAEoCzIhLm9yZGVybHkuZXZlbnRzLnYxLlN0b2NrUmVzdG9ja2VkSAASOgoOc3RvY2tfcmVzZXJ2ZWQYFSABKAsyIC5vcmRlcmx5LmV2ZW50cy52MS5TdG9ja1Jlc2VydmVkSAASOgoOc3RvY2tfcmVsZWFzZWQYFiABKAsyIC5vcmRlcmx5LmV2ZW50cy52MS5TdG9ja1JlbGVhc2VkSAASSAoVcmVzZXJ2YXRpb25fc3VjY2VlZGVkGBcgASgLMicub3JkZXJseS5ldmVudHMudjEuUmVzZXJ2YXRpb25TdWNjZWVkZWRIABJCChJyZXNlcnZhdGlvbl9mYWlsZWQYGCABKAsyJC5vcmRlcmx5LmV2ZW50cy52MS5SZXNlcnZhdGlvbkZhaWxlZEgAQgkKB3BheWxvYWQiVAoMT3JkZXJDcmVhdGVkEiYKBW9yZGVyGAEgASgLMhcub3JkZXJseS5vcmRlci52MS5PcmRlchIcChRhd2FpdGluZ19yZXNlcnZhdGlvbhgCIAEoCCI4Cg5PcmRlckNvbmZpcm1lZBImCgVvcmRlchgBIAEoCzIXLm9yZGVybHkub3JkZXIudjEuT3JkZXIiNwoNT3JkZXJSZWplY3RlZBImCgVvcmRlchgBIAEoCzIXLm9yZGVybHkub3JkZXIudjEuT3JkZXIiOAoOT3JkZXJDYW5jZWxsZWQSJgoFb3JkZXIYASABKAsyFy5vcmRlcmx5Lm9yZGVyLnYxLk9yZGVyIkwKDlN0b2NrUmVzdG9ja2VkEigKBGl0ZW0YASABKAsyGi5vcmRlcmx5LmludmVudG9yeS52MS5JdGVtEhAKCHF1YW50aXR5GAIgASgFIl0KDVN0b2NrUmVzZXJ2ZWQSKAoEaXRlbRgBIAEoCzIaLm9yZGVybHkuaW52ZW50b3J5LnYxLkl0ZW0SEAoIb3JkZXJfaWQYAiABKAkSEAoIcXVhbnRpdHkYAyABKAUiXQoNU3RvY2tSZWxlYXNlZBIoCgRpdGVtGAEgASgLMhoub3JkZXJseS5pbnZlbnRvcnkudjEuSXRlbRIQCghvcmRlcl9pZBgCIAEoCRIQCghxdWFudGl0eRgDIAEoBSJOChRSZXNlcnZhdGlvblN1Y2NlZWRlZBI2CgtyZXNlcnZhdGlvbhgBIAEoCzIhLm9yZGVybHkuaW52ZW50b3J5LnYxLlJlc2VydmF0aW9uIqwBChFSZXNlcnZhdGlvbkZhaWxlZBIQCghvcmRlcl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSRAoIbWV0YWRhdGEYAyADKAsyMi5vcmRlcmx5LmV2ZW50cy52MS5SZXNlcnZhdGlvbkZhaWxlZC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AWIGcHJvdG8z", [file_google_protobuf_timestamp, file_orderly_inventory_v1_inventory, file_orderly_order_v1_order]);
 
 /**
  * Every state change of Orderly, as published to NATS JetStream.
  *
  * Streams and subjects (see the README):
  *   stream ORDERS     subjects orderly.orders.{created|confirmed|rejected|cancelled}
- *   stream INVENTORY  subjects orderly.inventory.{restocked|reserved|released}
+ *   stream INVENTORY  subjects orderly.inventory.{restocked|reserved|released},
+ *                     orderly.inventory.reservation.{succeeded|failed}
  * Each message is one binary Event; its event_id is also the Nats-Msg-Id, so
  * JetStream drops a re-published event inside the duplicate window.
  *
@@ -134,6 +135,22 @@ export type Event = Message<"orderly.events.v1.Event"> & {
      */
     value: StockReleased;
     case: "stockReleased";
+  } | {
+    /**
+     * An order accepted without a reservation got one (the async path).
+     *
+     * @generated from field: orderly.events.v1.ReservationSucceeded reservation_succeeded = 23;
+     */
+    value: ReservationSucceeded;
+    case: "reservationSucceeded";
+  } | {
+    /**
+     * An order accepted without a reservation could not get one.
+     *
+     * @generated from field: orderly.events.v1.ReservationFailed reservation_failed = 24;
+     */
+    value: ReservationFailed;
+    case: "reservationFailed";
   } | { case: undefined; value?: undefined };
 };
 
@@ -156,6 +173,15 @@ export type OrderCreated = Message<"orderly.events.v1.OrderCreated"> & {
    * @generated from field: orderly.order.v1.Order order = 1;
    */
   order?: Order | undefined;
+
+  /**
+   * True when the order was accepted while the inventory service could not
+   * be reached: the inventory service reserves its stock from this event and
+   * answers with ReservationSucceeded or ReservationFailed.
+   *
+   * @generated from field: bool awaiting_reservation = 2;
+   */
+  awaitingReservation: boolean;
 };
 
 /**
@@ -325,4 +351,60 @@ export type StockReleased = Message<"orderly.events.v1.StockReleased"> & {
  */
 export const StockReleasedSchema: GenMessage<StockReleased> = /*@__PURE__*/
   messageDesc(file_orderly_events_v1_events, 7);
+
+/**
+ * The stock of an order accepted without a reservation was reserved.
+ *
+ * @generated from message orderly.events.v1.ReservationSucceeded
+ */
+export type ReservationSucceeded = Message<"orderly.events.v1.ReservationSucceeded"> & {
+  /**
+   * The reservation, with the captured prices.
+   *
+   * @generated from field: orderly.inventory.v1.Reservation reservation = 1;
+   */
+  reservation?: Reservation | undefined;
+};
+
+/**
+ * Describes the message orderly.events.v1.ReservationSucceeded.
+ * Use `create(ReservationSucceededSchema)` to create a new message.
+ */
+export const ReservationSucceededSchema: GenMessage<ReservationSucceeded> = /*@__PURE__*/
+  messageDesc(file_orderly_events_v1_events, 8);
+
+/**
+ * The stock of an order accepted without a reservation could not be reserved.
+ *
+ * @generated from message orderly.events.v1.ReservationFailed
+ */
+export type ReservationFailed = Message<"orderly.events.v1.ReservationFailed"> & {
+  /**
+   * The order.
+   *
+   * @generated from field: string order_id = 1;
+   */
+  orderId: string;
+
+  /**
+   * Why, as an error reason (INSUFFICIENT_STOCK, UNKNOWN_SKU, RESERVATION_RELEASED, ...).
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Details of the reason (e.g. the SKU).
+   *
+   * @generated from field: map<string, string> metadata = 3;
+   */
+  metadata: { [key: string]: string };
+};
+
+/**
+ * Describes the message orderly.events.v1.ReservationFailed.
+ * Use `create(ReservationFailedSchema)` to create a new message.
+ */
+export const ReservationFailedSchema: GenMessage<ReservationFailed> = /*@__PURE__*/
+  messageDesc(file_orderly_events_v1_events, 9);
 

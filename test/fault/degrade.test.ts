@@ -1,0 +1,55 @@
+import { expect, test } from "vitest";
+import { waitFor } from "../helpers/processes.js";
+import { reasonOf, startSystem } from "../helpers/system.js";
+
+test("with inventory down, an order is accepted as PENDING (202) and confirmed through events once inventory is back", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/DEG-1:restock", { body: { quantity: 5, unitPriceMinor: "700" } });
+  await system.inventory.stop("SIGKILL");
+
+  const started = performance.now();
+  const accepted = await system.api("POST", "/v1/orders", {
+    body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 2 }] },
+    headers: { "idempotency-key": "deg-1", "x-request-timeout": "2000" },
+  });
+  expect(performance.now() - started).toBeLessThan(2100);
+  expect(accepted.status).toBe(202);
+  expect(accepted.body).toMatchObject({ status: "ORDER_STATUS_PENDING", version: "1" });
+  const replay = await system.api("POST", "/v1/orders", {
+    body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 2 }] },
+    headers: { "idempotency-key": "deg-1" },
+  });
+  expect(replay.status).toBe(202);
+  expect(replay.text).toBe(accepted.text);
+
+  const tooMany = await system.api("POST", "/v1/orders", { body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 9 }] } });
+  expect(tooMany.status).toBe(202);
+
+  await system.restart("inventory");
+  const confirmed = await system.api("GET", `/v1/orders/${accepted.body.id}?minVersion=2`, { headers: { "x-request-timeout": "20000" } });
+  expect(confirmed.body).toMatchObject({ status: "ORDER_STATUS_CONFIRMED", totalMinor: "1400" });
+  const rejected = await system.api("GET", `/v1/orders/${tooMany.body.id}?minVersion=2`, { headers: { "x-request-timeout": "20000" } });
+  expect(rejected.body).toMatchObject({ status: "ORDER_STATUS_REJECTED", rejectReason: "INSUFFICIENT_STOCK" });
+  expect((await system.api("GET", "/v1/inventory/DEG-1")).body).toMatchObject({ available: 3, reserved: 2 });
+});
+
+test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503, and the recovery loop settles the order later", async () => {
+  await using system = await startSystem({ INVENTORY_FALLBACK: "fail-fast", PENDING_RECOVERY_AFTER_MS: "500", PENDING_RECOVERY_INTERVAL_MS: "200" });
+  await system.api("POST", "/v1/inventory/FF-1:restock", { body: { quantity: 5 } });
+  await system.inventory.stop("SIGKILL");
+  const r = await system.api("POST", "/v1/orders", {
+    body: { customerId: "fay", items: [{ sku: "FF-1", quantity: 1 }] },
+    headers: { "idempotency-key": "ff-1", "x-request-timeout": "3000" },
+  });
+  expect(r.status).toBe(503);
+  expect(["DEPENDENCY_UNAVAILABLE", "CIRCUIT_OPEN"]).toContain(reasonOf(r.body));
+  await system.restart("inventory");
+  const item = await waitFor(async () => {
+    const it = await system.api("GET", "/v1/inventory/FF-1");
+    return it.body.reserved === 1 ? it.body : undefined;
+  }, "the recovery loop to reserve the pending order");
+  expect(item).toMatchObject({ available: 4, reserved: 1 });
+  const retried = await system.api("POST", "/v1/orders", { body: { customerId: "fay", items: [{ sku: "FF-1", quantity: 1 }] }, headers: { "idempotency-key": "ff-1" } });
+  expect(retried.status).toBe(200);
+  expect(retried.body.status).toBe("ORDER_STATUS_CONFIRMED");
+});
