@@ -69,13 +69,13 @@ export async function startService(name: string, entry: string, env: Record<stri
 }
 
 /** Waits until `condition` returns a truthy value, polling; fails with `message` after timeoutMs. */
-export async function waitFor<T>(condition: () => T | Promise<T>, message: string, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
+export async function waitFor<T>(condition: () => T | Promise<T>, message: string, timeoutMs = 15_000, intervalMs = 50): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const value = await condition();
-      if (value) return value;
+      if (value) return value as NonNullable<T>;
     } catch (error) {
       lastError = error;
     }
