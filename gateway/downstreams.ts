@@ -3,6 +3,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "../proto/gen/grpc/hea
 import { OrderlyError } from "../shared/errors/index.js";
 import { callUnary, connect, type CallOptions, type Connection } from "../shared/grpc/index.js";
 import { DependencyPolicy, callWithPolicy, type DependencyPolicyOptions } from "../shared/resilience/index.js";
+import type { Logger } from "../shared/logging/index.js";
 import type { Route } from "./routes/index.js";
 
 /** A service the gateway fronts: where it is, and the policy of calls to it. */
@@ -16,7 +17,7 @@ export interface Downstream {
 /** Connects to each service at its address, with one policy per service. */
 export function connectDownstreams(
   targets: readonly { name: string; service: DescService; address: string }[],
-  policy: Omit<DependencyPolicyOptions, "name">,
+  policy: Omit<DependencyPolicyOptions, "name"> & { logger?: Logger },
 ): Downstream[] {
   return targets.map((t) => ({
     name: t.name,

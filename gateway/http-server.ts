@@ -110,7 +110,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway");
     const method = req.method ?? "GET";
-    if (method === "GET" && url.pathname === "/healthz") return send(res, 200, { status: "ok" });
+    if (method === "GET" && url.pathname === "/healthz") {
+      return send(res, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 });
+    }
     if (method === "GET" && url.pathname === "/readyz") {
       const readiness = await deps.readiness();
       return send(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });

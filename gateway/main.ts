@@ -23,7 +23,7 @@ runMain(logger, async () => {
       { name: "query", service: QueryService, address: config.queryAddress },
     ],
     // The budget bounds each call; a per-attempt timeout shorter than the largest budget would cut it.
-    { ...defaultDependencyPolicyOptions, attemptTimeoutMs: config.limits.maxTimeoutMs },
+    { ...defaultDependencyPolicyOptions, attemptTimeoutMs: config.limits.maxTimeoutMs, logger },
   );
   const routes = routesOf(downstreams.map((d) => d.service));
   const openApi = openApiDocument(routes, { title: "Orderly", version: "v1" });

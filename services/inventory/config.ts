@@ -9,6 +9,8 @@ export interface InventoryConfig {
   logLevel: string;
   synchronous: "NORMAL" | "FULL";
   natsUrl: string;
+  /** Fault injection for tests and drills: delay these RPCs (all when empty) by this many ms. */
+  faultDelay: { ms: number; methods: string[] };
   maxDeliveries: number;
   retryDelayMs: number;
   ackWaitMs: number;
@@ -26,6 +28,10 @@ export function inventoryConfig(env: Env): InventoryConfig {
     maxDeliveries: readInt(env, "CONSUMER_MAX_DELIVERIES", 5, 1),
     retryDelayMs: readInt(env, "CONSUMER_RETRY_DELAY_MS", 200, 1),
     ackWaitMs: readInt(env, "CONSUMER_ACK_WAIT_MS", 5000, 100),
+    faultDelay: {
+      ms: readInt(env, "FAULT_DELAY_MS", 0, 0),
+      methods: readString(env, "FAULT_DELAY_METHODS", "").split(",").filter((m) => m !== ""),
+    },
     natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
   };
 }

@@ -1,6 +1,6 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
-import { healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { defaultInterceptors, healthService, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { runMain } from "../../shared/process/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
@@ -35,6 +35,7 @@ runMain(logger, async () => {
     host: config.host,
     port: config.port,
     logger,
+    interceptors: config.faultDelay.ms > 0 ? [...defaultInterceptors, injectDelay(config.faultDelay.ms, config.faultDelay.methods)] : defaultInterceptors,
     services: [
       registration(InventoryService, inventoryHandlers(store)),
       healthService([InventoryService.typeName], () => ready && db.open),

@@ -245,6 +245,10 @@ export class InventoryStore {
       }
       return existing;
     }
+    const skus = new Set(lines.map((line) => line.sku));
+    if (lines.length === 0 || skus.size !== lines.length || lines.some((line) => !Number.isInteger(line.quantity) || line.quantity < 1)) {
+      throw new OrderlyError("VALIDATION_FAILED", "a reservation needs lines of distinct SKUs with quantities of 1 or more", { metadata: { orderId } });
+    }
     const reserved: ReservedLine[] = [];
     let currencyCode = "";
     for (const line of lines) {

@@ -21,6 +21,8 @@ export class OrderlyError extends Error {
   readonly reason: Reason;
   readonly metadata: Readonly<Record<string, string>>;
   readonly violations: readonly FieldViolation[];
+  /** True when a peer service sent this error (its google.rpc.Status), false when it arose here or in the transport. */
+  readonly remote: boolean;
 
   constructor(
     reason: Reason,
@@ -30,6 +32,7 @@ export class OrderlyError extends Error {
       violations?: FieldViolation[];
       code?: Code;
       cause?: unknown;
+      remote?: boolean;
     } = {},
   ) {
     super(message, { cause: options.cause });
@@ -37,6 +40,7 @@ export class OrderlyError extends Error {
     this.code = options.code ?? reasons[reason];
     this.metadata = options.metadata ?? {};
     this.violations = options.violations ?? [];
+    this.remote = options.remote ?? false;
   }
 
   /** Turns anything thrown into an OrderlyError; unknown errors become INTERNAL with a generic message. */

@@ -54,7 +54,7 @@ export function fromStatus(code: Code, message: string, statusBinary?: Uint8Arra
       violations = badRequest.fieldViolations.map((v) => ({ field: v.field, description: v.description }));
     }
   }
-  return new OrderlyError(reason, status.message || message, { code, metadata, violations });
+  return new OrderlyError(reason, status.message || message, { code, metadata, violations, remote: true });
 }
 
 function genericMessage(code: Code): string {

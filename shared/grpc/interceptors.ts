@@ -44,3 +44,29 @@ export const enforceDeadline: Interceptor = (next) => async (request, context) =
 
 /** The interceptors every Orderly server runs, outermost first. */
 export const defaultInterceptors: readonly Interceptor[] = [logCalls, enforceDeadline];
+
+/**
+ * Fault injection (tests and drills only): delays the named methods by `ms`
+ * before they run, as a slow dependency would be. The wait ends early —
+ * and the call fails CANCELLED — when the caller gives up, so the service
+ * does no work for a caller that is gone.
+ */
+export function injectDelay(ms: number, methods: readonly string[]): Interceptor {
+  return (next) => async (request, context) => {
+    const name = context.method.slice(context.method.lastIndexOf("/") + 1);
+    if (ms > 0 && (methods.length === 0 || methods.includes(name))) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          context.signal.removeEventListener("abort", onAbort);
+          resolve();
+        }, ms);
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(new OrderlyError("CANCELLED", "the caller gave up while the call was delayed"));
+        };
+        context.signal.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+    return next(request, context);
+  };
+}

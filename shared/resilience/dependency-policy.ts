@@ -100,12 +100,16 @@ export class DependencyPolicy {
     this.attemptTimeoutMs = o.attemptTimeoutMs;
     this.bulkheadLimit = o.bulkheadLimit;
     this.bulkheadQueue = o.bulkheadQueue;
+    // An error the dependency answered with (a remote google.rpc.Status) means it is up: only errors of
+    // the transport or of the dependency's own failure count against it, and only those are retried —
+    // so an UNAVAILABLE it relays from its own dependency neither opens this breaker nor retries twice.
     const isFailure = (error: Error) =>
-      error instanceof TaskCancelledError || (error instanceof OrderlyError && failureCodes.has(error.code));
+      error instanceof TaskCancelledError ||
+      (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN));
     const isRetryable = (error: Error) => {
       const retryable =
         error instanceof TaskCancelledError ||
-        (error instanceof OrderlyError && error.code === Code.UNAVAILABLE && error.reason !== "CIRCUIT_OPEN");
+        (error instanceof OrderlyError && error.code === Code.UNAVAILABLE && !error.remote && error.reason !== "CIRCUIT_OPEN");
       if (!retryable) return false;
       this.budget.recordFailure();
       return this.budget.allowsRetry();

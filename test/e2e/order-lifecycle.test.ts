@@ -116,7 +116,9 @@ describe("order lifecycle over HTTP", () => {
   });
 
   test("health and readiness report every downstream service", async () => {
-    expect((await system.api("GET", "/healthz")).status).toBe(200);
+    const health = await system.api("GET", "/healthz");
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ status: "ok", inFlight: 0 });
     const ready = await system.api("GET", "/readyz");
     expect(ready.status).toBe(200);
     expect(ready.body).toEqual({ status: "ready", services: { order: "SERVING", inventory: "SERVING", query: "SERVING" } });

@@ -45,7 +45,8 @@ test("inventory killed (-9) and paused (SIGSTOP) during a 60 s load: nothing han
   };
   await Promise.all([faults, ...Array.from({ length: 8 }, client)]);
 
-  const overDeadline = durations.filter((ms) => ms > BUDGET_MS + 250);
+  // A hang is a request that outlives its deadline; 500 ms covers timer and scheduling jitter on a loaded 2-core machine.
+  const overDeadline = durations.filter((ms) => ms > BUDGET_MS + 500);
   console.log(
     `[figures] ${durations.length} requests in 60 s with inventory killed for 10 s and paused for 12 s: ` +
       `${JSON.stringify(Object.fromEntries(statuses))}; latency p50 ${Math.round(percentile(durations, 50))} ms, p99 ${Math.round(percentile(durations, 99))} ms, max ${Math.round(Math.max(...durations))} ms; ${accepted.length} accepted as PENDING`,

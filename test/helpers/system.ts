@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNats, type NatsServer } from "./nats.js";
 import { startService, type ServiceProcess } from "./processes.js";
+import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
 /** What an HTTP call through the gateway returned. */
 export interface ApiResponse<T = any> {
@@ -21,22 +22,26 @@ export interface System extends AsyncDisposable {
   readonly order: ServiceProcess;
   readonly query: ServiceProcess;
   readonly gateway: ServiceProcess;
+  /** The proxy between the order service and inventory, when started with `inventoryProxy`. */
+  readonly inventoryProxy: TcpProxy | undefined;
   /** The environment the services were started with (to restart one the same way). */
   readonly env: { common: Record<string, string>; inventory: Record<string, string>; order: Record<string, string>; query: Record<string, string> };
-  /** Starts a stopped service again with its original environment, replacing it in the system. */
-  restart(name: "inventory" | "order" | "query"): Promise<ServiceProcess>;
+  /** Starts a stopped service again with its original environment (plus `extraEnv`), replacing it in the system. */
+  restart(name: "inventory" | "order" | "query", extraEnv?: Record<string, string>): Promise<ServiceProcess>;
   /** Calls the gateway; a body object is sent as JSON. */
   api<T = any>(method: string, path: string, options?: { body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
 }
 
 /** Starts the whole system for a test; `await using` stops it and deletes its data. */
-export async function startSystem(env: Record<string, string> = {}): Promise<System> {
+export async function startSystem(env: Record<string, string> = {}, options: { inventoryProxy?: boolean } = {}): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-test-"));
   const nats = await startNats();
   const common = { ORDERLY_DATA_DIR: dataDir, NATS_URL: nats.url, CONSUMER_RETRY_DELAY_MS: "50", ...env };
   const started = new Map<string, ServiceProcess>();
+  let proxy: TcpProxy | undefined;
   const stopAll = async () => {
     await Promise.all([...started.values()].map((p) => p.stop()));
+    await proxy?.close();
     await nats[Symbol.asyncDispose]();
     rmSync(dataDir, { recursive: true, force: true });
   };
@@ -44,7 +49,8 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Sys
     const inventoryEnv = { ...common, INVENTORY_GRPC_PORT: "0" };
     started.set("inventory", await startService("inventory", "services/inventory/main.ts", inventoryEnv));
     const inventoryAddress = `127.0.0.1:${started.get("inventory")!.port}`;
-    const orderEnv = { ...common, ORDER_GRPC_PORT: "0", INVENTORY_ADDRESS: inventoryAddress };
+    if (options.inventoryProxy) proxy = await startTcpProxy({ host: "127.0.0.1", port: started.get("inventory")!.port });
+    const orderEnv = { ...common, ORDER_GRPC_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? inventoryAddress };
     const queryEnv = { ...common, QUERY_GRPC_PORT: "0" };
     const [order, query] = await Promise.all([
       startService("order", "services/order/main.ts", orderEnv),
@@ -83,10 +89,11 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Sys
         return started.get("query")!;
       },
       gateway,
+      inventoryProxy: proxy,
       env: envs,
-      async restart(name) {
+      async restart(name, extraEnv = {}) {
         await started.get(name)?.stop();
-        const process = await startService(name, entries[name], envs[name]);
+        const process = await startService(name, entries[name], { ...envs[name], ...extraEnv });
         started.set(name, process);
         return process;
       },

@@ -17,7 +17,7 @@ export interface CreateOrderDeps extends SettleDeps {
   newId: () => string;
   /** Deadline budget (ms) for calls made on behalf of a caller that set none. */
   defaultBudgetMs: number;
-  /** When degrading, the part of the caller's budget kept to answer 202 after a reservation times out (ms). */
+  /** The part of the caller's budget kept to answer (202 when degrading, else 504) after a reservation runs out of time (ms). */
   degradeMarginMs: number;
 }
 
@@ -75,7 +75,8 @@ export function createOrder(deps: CreateOrderDeps) {
     if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
     const deadline = context.deadline ?? Date.now() + deps.defaultBudgetMs;
     const settled = await settleOrder(deps, begun.order, {
-      deadline: deps.degrade ? deadline - deps.degradeMarginMs : deadline,
+      // Keep a margin of the budget to answer (202, or a clean 504) before the caller's own deadline.
+      deadline: deadline - deps.degradeMarginMs,
       signal: context.signal,
       requestId: context.requestId,
     });

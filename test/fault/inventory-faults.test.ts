@@ -1,0 +1,151 @@
+import { expect, test } from "vitest";
+import { percentile, runPool } from "../helpers/load.js";
+import { waitFor } from "../helpers/processes.js";
+import { reasonOf, startSystem } from "../helpers/system.js";
+import { checkStockInvariants } from "./invariants.js";
+
+interface LogLine {
+  msg?: string;
+  requestId?: string;
+  reason?: string;
+  ms?: number;
+  method?: string;
+}
+
+function logLines(logs: readonly string[]): LogLine[] {
+  return logs.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as LogLine];
+    } catch {
+      return [];
+    }
+  });
+}
+
+test.each([
+  // A reservation that gets through in time is a 200; once the breaker opens on the timeouts, the rest fail fast.
+  // 504 stays allowed when degrading: a 202 needs the order service to get the CPU within its margin.
+  { fallback: "degrade", statuses: [202, 200, 504] },
+  { fallback: "fail-fast", statuses: [504, 503] },
+])(
+  "inventory delayed 5 s with a 2 s budget ($fallback): the client gets $statuses.0 within 2.1 s at p99, inventory sees the cancellation, and no reservation is left behind",
+  async ({ fallback, statuses }) => {
+    await using system = await startSystem({
+      INVENTORY_FALLBACK: fallback,
+      PENDING_RECOVERY_AFTER_MS: "1000",
+      PENDING_RECOVERY_INTERVAL_MS: "300",
+      FAULT_DELAY_MS: "5000",
+      FAULT_DELAY_METHODS: "ReserveStock",
+    });
+    await system.api("POST", "/v1/inventory/SLOW-1:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
+
+    const results = await runPool(20, 5, async (i) => {
+      const started = performance.now();
+      const r = await system.api("POST", "/v1/orders", {
+        body: { customerId: "sloth", items: [{ sku: "SLOW-1", quantity: 1 }] },
+        headers: { "x-request-timeout": "2000", "x-request-id": `slow-${fallback}-${i}` },
+      });
+      return { ms: performance.now() - started, status: r.status, reason: reasonOf(r.body) };
+    });
+    const p99 = percentile(results.map((r) => r.ms), 99);
+    console.log(`[figures] ${fallback}: 20 orders with inventory delayed 5 s and a 2 s budget: ${JSON.stringify([...new Set(results.map((r) => `${r.status} ${r.reason ?? ""}`.trim()))])}, p99 ${Math.round(p99)} ms`);
+    expect(results.filter((r) => !statuses.includes(r.status))).toEqual([]);
+    expect(results.filter((r) => r.status === statuses[0]).length).toBeGreaterThanOrEqual(5);
+    expect(p99).toBeLessThan(2100);
+
+    // Inventory saw the callers give up and did no work for them.
+    const cancelled = logLines(system.inventory.logs).filter((l) => l.requestId?.startsWith(`slow-${fallback}-`) && l.reason === "CANCELLED");
+    expect(cancelled.length).toBeGreaterThanOrEqual(5);
+
+    // Recovery: inventory answers promptly again; every order settles and no reservation is left behind.
+    await system.restart("inventory", { FAULT_DELAY_MS: "0" });
+    const settled = await waitFor(() => {
+      const state = checkStockInvariants(system.dataDir, { "SLOW-1": 100 });
+      return state.pending === 0 && state.orphanReservations.length === 0 && state.badItems.length === 0 ? state : undefined;
+    }, "every order settled and no orphan reservation", 30_000, 200);
+    expect(settled.confirmedWithoutReservation).toEqual([]);
+  },
+);
+
+test("inventory answering UNAVAILABLE to every call: at most 3 attempts per request, no retry of CreateOrder, the breaker opens within 5 failures and then fails fast, and closes within halfOpenAfter + 1 s of recovery", async () => {
+  await using system = await startSystem({ INVENTORY_FALLBACK: "fail-fast", INVENTORY_BREAKER_HALF_OPEN_MS: "2000" }, { inventoryProxy: true });
+  const proxy = system.inventoryProxy!;
+  await system.api("POST", "/v1/inventory/DOWN-1:restock", { body: { quantity: 100 } });
+  proxy.reset();
+
+  const reasons: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const r = await system.api("POST", "/v1/orders", {
+      body: { customerId: "rex", items: [{ sku: "DOWN-1", quantity: 1 }] },
+      headers: { "x-request-id": `down-${i}`, "x-request-timeout": "3000" },
+    });
+    expect(r.status).toBe(503);
+    reasons.push(reasonOf(r.body)!);
+  }
+  const order = logLines(system.order.logs);
+  const retriesOf = (id: string) => order.filter((l) => l.msg === "retrying a call" && l.requestId === id).length;
+  for (let i = 0; i < 12; i++) expect(retriesOf(`down-${i}`)).toBeLessThanOrEqual(2);
+  const firstOpen = reasons.indexOf("CIRCUIT_OPEN");
+  const failuresBeforeOpen = reasons.slice(0, firstOpen).reduce((sum, _, i) => sum + 1 + retriesOf(`down-${i}`), 0);
+  expect(firstOpen).toBeGreaterThan(0);
+  expect(failuresBeforeOpen).toBeLessThanOrEqual(5);
+  expect(reasons.slice(firstOpen).every((r) => r === "CIRCUIT_OPEN")).toBe(true);
+
+  // CreateOrder is not idempotent: the gateway never retries it, so the order service saw each request once.
+  const createCalls = order.filter((l) => l.msg === "call failed" && l.method?.endsWith("/CreateOrder"));
+  expect(createCalls.map((l) => l.requestId).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `down-${i}`).sort());
+  expect(logLines(system.gateway.logs).filter((l) => l.msg === "retrying a call")).toEqual([]);
+  const fastFails = createCalls.filter((l) => l.reason === "CIRCUIT_OPEN").map((l) => l.ms!);
+  console.log(`[figures] breaker open after ${failuresBeforeOpen} failed attempts; CreateOrder while open: p50 ${percentile(fastFails, 50)} ms, max ${Math.max(...fastFails)} ms in the order service`);
+  expect(Math.max(...fastFails)).toBeLessThan(5);
+
+  proxy.pass();
+  const recovered = performance.now();
+  await waitFor(async () => {
+    const r = await system.api("POST", "/v1/orders", { body: { customerId: "rex", items: [{ sku: "DOWN-1", quantity: 1 }] } });
+    return r.status === 200;
+  }, "the breaker to close", 10_000, 100);
+  const closedAfter = performance.now() - recovered;
+  console.log(`[figures] breaker closed ${Math.round(closedAfter)} ms after inventory recovered (halfOpenAfter 2000 ms)`);
+  expect(closedAfter).toBeLessThan(3000);
+});
+
+test("bulkhead: calls beyond limit + queue are rejected at once with 429 and Retry-After while the gateway's event loop stays responsive", async () => {
+  await using system = await startSystem(
+    { INVENTORY_FALLBACK: "fail-fast", INVENTORY_BULKHEAD_LIMIT: "4", INVENTORY_BULKHEAD_QUEUE: "4", PENDING_RECOVERY_AFTER_MS: "600000" },
+    { inventoryProxy: true },
+  );
+  const proxy = system.inventoryProxy!;
+  await system.api("POST", "/v1/inventory/BH-1:restock", { body: { quantity: 100 } });
+  proxy.blackhole();
+
+  let lagMax = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const health = await system.api("GET", "/healthz");
+      lagMax = Math.max(lagMax, health.body.eventLoopLagMs);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  const results = await Promise.all(
+    Array.from({ length: 30 }, async () => {
+      const started = performance.now();
+      const r = await system.api("POST", "/v1/orders", { body: { customerId: "bea", items: [{ sku: "BH-1", quantity: 1 }] }, headers: { "x-request-timeout": "2000" } });
+      return { ms: performance.now() - started, status: r.status, retryAfter: r.headers.get("retry-after"), reason: reasonOf(r.body) };
+    }),
+  );
+  sampling = false;
+  await sampler;
+  const rejected = results.filter((r) => r.status === 429);
+  const waited = results.filter((r) => r.status === 504);
+  console.log(
+    `[figures] bulkhead 4+4 with inventory hung: ${rejected.length} rejected (p99 ${Math.round(percentile(rejected.map((r) => r.ms), 99))} ms), ${waited.length} waited for their deadline; gateway event-loop lag max ${Math.round(lagMax)} ms`,
+  );
+  expect(waited).toHaveLength(8);
+  expect(rejected).toHaveLength(22);
+  expect(rejected.every((r) => r.reason === "BULKHEAD_FULL" && r.retryAfter === "1")).toBe(true);
+  expect(Math.max(...rejected.map((r) => r.ms))).toBeLessThan(1000);
+  expect(lagMax).toBeLessThan(100);
+  proxy.pass();
+});
