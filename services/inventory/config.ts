@@ -9,6 +9,8 @@ export interface InventoryConfig {
   logLevel: string;
   synchronous: "NORMAL" | "FULL";
   natsUrl: string;
+  reservationTtlMs: number;
+  reservationSweepMs: number;
   /** Fault injection for tests and drills: delay these RPCs (all when empty) by this many ms. */
   faultDelay: { ms: number; methods: string[] };
   maxDeliveries: number;
@@ -32,6 +34,8 @@ export function inventoryConfig(env: Env): InventoryConfig {
       ms: readInt(env, "FAULT_DELAY_MS", 0, 0),
       methods: readString(env, "FAULT_DELAY_METHODS", "").split(",").filter((m) => m !== ""),
     },
+    reservationTtlMs: readInt(env, "RESERVATION_TTL_MS", 15 * 60 * 1000, 1000),
+    reservationSweepMs: readInt(env, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100),
     natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
   };
 }

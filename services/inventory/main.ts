@@ -8,6 +8,7 @@ import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
 import { handleOrderEvents } from "./order-events.js";
 import { inventoryMigrations } from "./schema.js";
+import { ReservationExpiry } from "./reservation-expiry.js";
 import { InventoryStore } from "./store.js";
 
 const config = inventoryConfig(process.env);
@@ -30,6 +31,7 @@ runMain(logger, async () => {
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,
   });
+  const expiry = new ReservationExpiry(store, logger, config.reservationTtlMs, config.reservationSweepMs);
   let ready = true;
   const server = await startGrpcServer({
     host: config.host,
@@ -46,6 +48,7 @@ runMain(logger, async () => {
     async close() {
       ready = false;
       await server.close();
+      expiry.close();
       await events.close();
       db.close();
     },

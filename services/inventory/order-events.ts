@@ -12,7 +12,8 @@ const refusals = new Set(["INSUFFICIENT_STOCK", "UNKNOWN_SKU", "MIXED_CURRENCIES
  *   reserved here, and the outcome published as ReservationSucceeded or
  *   ReservationFailed for the order service;
  * - a cancelled or rejected order's stock is released (idempotent, leaving a
- *   tombstone, so it is safe next to the order service's own ReleaseStock).
+ *   tombstone, so it is safe next to the order service's own ReleaseStock);
+ * - a confirmed order's reservation is marked, so it never expires.
  */
 export function handleOrderEvents(store: InventoryStore, outbox: Outbox, clock: () => number = Date.now): EventHandler {
   return (event) => {
@@ -32,6 +33,8 @@ export function handleOrderEvents(store: InventoryStore, outbox: Outbox, clock: 
       }
     } else if (payload.case === "orderCancelled" || payload.case === "orderRejected") {
       store.release(event.aggregateId, meta);
+    } else if (payload.case === "orderConfirmed") {
+      store.markOrderConfirmed(event.aggregateId);
     }
   };
 }

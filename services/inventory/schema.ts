@@ -39,4 +39,10 @@ export const inventoryMigrations: readonly Migration[] = [
   `,
   outboxMigration,
   inboxMigration,
+  `
+  -- 1 once the order holding the reservation was confirmed (from OrderConfirmed events);
+  -- RESERVED rows still 0 after RESERVATION_TTL_MS are released.
+  ALTER TABLE reservations ADD COLUMN order_confirmed INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX reservations_unconfirmed ON reservations (create_time) WHERE state = 1 AND order_confirmed = 0;
+  `,
 ];

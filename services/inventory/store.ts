@@ -137,6 +137,10 @@ export class InventoryStore {
          VALUES (@orderId, @state, @lines, @totalMinor, @currencyCode, @now, @now)`,
       ),
       markReleased: db.prepare<[number, number, string]>("UPDATE reservations SET state = ?, update_time = ? WHERE order_id = ?"),
+      markConfirmed: db.prepare<[string]>("UPDATE reservations SET order_confirmed = 1 WHERE order_id = ?"),
+      unconfirmedBefore: db.prepare<[number, number], { order_id: string }>(
+        `SELECT order_id FROM reservations WHERE state = ${ReservationState.RESERVED} AND order_confirmed = 0 AND create_time < ? ORDER BY create_time LIMIT ?`,
+      ),
       getRestock: db.prepare<[string], { sku: string; quantity: number }>("SELECT sku, quantity FROM restocks WHERE request_id = ?"),
       insertRestock: db.prepare<[string, string, number, number]>(
         "INSERT INTO restocks (request_id, sku, quantity, create_time) VALUES (?, ?, ?, ?)",
@@ -169,6 +173,16 @@ export class InventoryStore {
   getReservation(orderId: string): ReservationRecord | undefined {
     const row = this.statements.getReservation.get(orderId);
     return row && toReservation(row);
+  }
+
+  /** Records that the order holding a reservation was confirmed, so the reservation never expires. */
+  markOrderConfirmed(orderId: string): void {
+    this.statements.markConfirmed.run(orderId);
+  }
+
+  /** Reservations still held for orders never confirmed, made before `before` (epoch ms). */
+  unconfirmedSince(before: number, limit: number): string[] {
+    return this.statements.unconfirmedBefore.all(before, limit).map((row) => row.order_id);
   }
 
   /** Adds stock (creating the SKU when new); with a request id, applies it once. */

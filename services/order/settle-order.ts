@@ -3,7 +3,7 @@ import type { InventoryService } from "../../proto/gen/orderly/inventory/v1/inve
 import { Code, OrderlyError, type Reason } from "../../shared/errors/index.js";
 import type { EventMeta } from "../../shared/events/index.js";
 import type { Client } from "../../shared/grpc/index.js";
-import type { OrderLine, OrderRecord, OrderStore } from "./store.js";
+import { Status, type OrderLine, type OrderRecord, type OrderStore } from "./store.js";
 
 /** What settling an order needs. */
 export interface SettleDeps {
@@ -39,8 +39,10 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
         throw new OrderlyError("UNKNOWN_SKU", `unknown SKU ${metadata.sku ?? ""}`.trim(), { metadata });
       }
       return store.reject(order.id, reason, metadata, meta);
-    case "RESERVATION_RELEASED":
-      return store.get(order.id);
+    case "RESERVATION_RELEASED": {
+      const current = store.get(order.id);
+      return current?.status === Status.PENDING ? store.reject(order.id, reason, metadata, meta) : current;
+    }
     default:
       return undefined;
   }

@@ -53,3 +53,33 @@ test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503, 
   expect(retried.status).toBe(200);
   expect(retried.body.status).toBe("ORDER_STATUS_CONFIRMED");
 });
+
+test("a reservation whose order never confirms is released after RESERVATION_TTL_MS, and a confirmed order's never is", async () => {
+  await using system = await startSystem({ RESERVATION_TTL_MS: "1500", RESERVATION_SWEEP_INTERVAL_MS: "200" });
+  await system.api("POST", "/v1/inventory/TTL-1:restock", { body: { quantity: 10 } });
+  const confirmed = await system.api("POST", "/v1/orders", { body: { customerId: "tia", items: [{ sku: "TTL-1", quantity: 2 }] } });
+  expect(confirmed.body.status).toBe("ORDER_STATUS_CONFIRMED");
+
+  // An orphan: stock reserved over gRPC for an order the order service never heard of (as after a crash mid-way).
+  const { connect, createClient } = await import("../../shared/grpc/index.js");
+  const { InventoryService } = await import("../../proto/gen/orderly/inventory/v1/inventory_pb.js");
+  const connection = connect(`127.0.0.1:${system.inventory.port}`);
+  const inventory = createClient(InventoryService, connection);
+  const reservedIs = (n: number) =>
+    waitFor(async () => {
+      const it = await system.api("GET", "/v1/inventory/TTL-1");
+      return it.body.reserved === n ? it.body : undefined;
+    }, `reserved to be ${n}`, 15_000, 100);
+  try {
+    await inventory.reserveStock({ orderId: "ord_orphan_1", lines: [{ sku: "TTL-1", quantity: 3 }] });
+    expect((await system.api("GET", "/v1/inventory/TTL-1")).body).toMatchObject({ available: 5, reserved: 5 });
+    expect(await reservedIs(2)).toMatchObject({ available: 8, reserved: 2 });
+    // A second orphan made after the confirmed order's reservation: once it expires, sweeps have run past the
+    // confirmed reservation's TTL too — and that one is still held.
+    await inventory.reserveStock({ orderId: "ord_orphan_2", lines: [{ sku: "TTL-1", quantity: 1 }] });
+    await reservedIs(3);
+    expect(await reservedIs(2)).toMatchObject({ available: 8, reserved: 2 });
+  } finally {
+    connection.close();
+  }
+});
