@@ -12,7 +12,7 @@ test("the README's error table lists every error reason", () => {
 });
 
 test("the README's environment table lists every variable a process reads", () => {
-  const configFiles = ["gateway/config.ts", "services/order/config.ts", "services/inventory/config.ts", "services/query/config.ts", "scripts/local-run.ts"];
+  const configFiles = ["gateway/config.ts", "services/order/config.ts", "services/inventory/config.ts", "services/query/config.ts", "scripts/local-run.ts", "shared/config/service-config.ts"];
   const names = new Set<string>();
   for (const file of configFiles) {
     for (const match of readFileSync(join(ROOT, file), "utf8").matchAll(/read(?:String|Int|Choice)\(env, "([A-Z_]+)"/g)) names.add(match[1]!);

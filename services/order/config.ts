@@ -1,15 +1,10 @@
 import { join } from "node:path";
-import { readChoice, readInt, readString, type Env } from "../../shared/config/index.js";
+import { readChoice, readInt, readString, serviceBaseConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 import type { DependencyPolicyOptions } from "../../shared/resilience/index.js";
 
 /** The order service's configuration, read from the environment once. */
-export interface OrderConfig {
-  host: string;
-  port: number;
+export interface OrderConfig extends ServiceBaseConfig {
   dbFile: string;
-  logLevel: string;
-  synchronous: "NORMAL" | "FULL";
-  natsUrl: string;
   inventoryAddress: string;
   inventoryPolicy: DependencyPolicyOptions;
   defaultBudgetMs: number;
@@ -23,14 +18,10 @@ export interface OrderConfig {
 
 /** Reads the order service's configuration (see the README's environment table). */
 export function orderConfig(env: Env): OrderConfig {
-  const dataDir = readString(env, "ORDERLY_DATA_DIR", "./.data");
+  const base = serviceBaseConfig(env, "ORDER_GRPC_PORT", 50051);
   return {
-    host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
-    port: readInt(env, "ORDER_GRPC_PORT", 50051, 0, 65535),
-    dbFile: join(dataDir, "order.db"),
-    logLevel: readString(env, "LOG_LEVEL", "info"),
-    synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
-    natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
+    ...base,
+    dbFile: join(base.dataDir, "order.db"),
     inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
     inventoryPolicy: {
       name: "inventory",

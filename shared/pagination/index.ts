@@ -1,1 +1,2 @@
 export { pageSize, encodePageToken, decodePageToken, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./page-token.js";
+export { pageOf } from "./page.js";

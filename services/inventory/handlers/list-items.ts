@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ListItemsRequest, ListItemsResponseSchema } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
-import { decodePageToken, encodePageToken, pageSize } from "../../../shared/pagination/index.js";
+import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/index.js";
 import type { InventoryStore } from "../store.js";
 import { itemMessage } from "../messages.js";
 
@@ -12,12 +12,7 @@ export function listItems(store: InventoryStore) {
     const size = pageSize(request.pageSize);
     const cursor = decodePageToken(QUERY, request.pageToken);
     const afterSku = cursor === undefined ? "" : String(cursor[0]);
-    const rows = store.listItems(afterSku, size + 1);
-    const page = rows.slice(0, size);
-    const last = page.at(-1);
-    return {
-      items: page.map(itemMessage),
-      nextPageToken: rows.length > size && last ? encodePageToken(QUERY, [last.sku]) : "",
-    };
+    const page = pageOf(store.listItems(afterSku, size + 1), size, QUERY, (item) => [item.sku]);
+    return { items: page.rows.map(itemMessage), nextPageToken: page.nextPageToken };
   };
 }

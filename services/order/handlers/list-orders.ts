@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ListOrdersRequest, ListOrdersResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
-import { decodePageToken, encodePageToken, pageSize } from "../../../shared/pagination/index.js";
+import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { OrderStore } from "../store.js";
 import { orderMessage } from "../messages.js";
@@ -15,12 +15,7 @@ export function listOrders(store: OrderStore) {
     const query = `orders:${request.customerId}`;
     const cursor = decodePageToken(query, request.pageToken);
     const before = cursor === undefined ? undefined : { createTime: Number(cursor[0]), id: String(cursor[1]) };
-    const rows = store.listByCustomer(request.customerId, before, size + 1);
-    const page = rows.slice(0, size);
-    const last = page.at(-1);
-    return {
-      orders: page.map(orderMessage),
-      nextPageToken: rows.length > size && last ? encodePageToken(query, [last.createTime, last.id]) : "",
-    };
+    const page = pageOf(store.listByCustomer(request.customerId, before, size + 1), size, query, (order) => [order.createTime, order.id]);
+    return { orders: page.rows.map(orderMessage), nextPageToken: page.nextPageToken };
   };
 }

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ListCustomerOrdersRequest, ListCustomerOrdersResponseSchema } from "../../../proto/gen/orderly/query/v1/query_pb.js";
-import { decodePageToken, encodePageToken, pageSize } from "../../../shared/pagination/index.js";
+import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { ReadStore } from "../read-store.js";
 
@@ -14,12 +14,7 @@ export function listCustomerOrders(store: ReadStore) {
     const query = `orders:${request.customerId}`;
     const cursor = decodePageToken(query, request.pageToken);
     const before = cursor === undefined ? undefined : { createTime: Number(cursor[0]), id: String(cursor[1]) };
-    const rows = store.customerOrders(request.customerId, before, size + 1);
-    const page = rows.slice(0, size);
-    const last = page.at(-1);
-    return {
-      orders: page.map((row) => row.order),
-      nextPageToken: rows.length > size && last ? encodePageToken(query, [last.createTime, last.id]) : "",
-    };
+    const page = pageOf(store.customerOrders(request.customerId, before, size + 1), size, query, (row) => [row.createTime, row.id]);
+    return { orders: page.rows.map((row) => row.order), nextPageToken: page.nextPageToken };
   };
 }

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ListDailySalesRequest, ListDailySalesResponseSchema } from "../../../proto/gen/orderly/query/v1/query_pb.js";
-import { decodePageToken, encodePageToken, pageSize } from "../../../shared/pagination/index.js";
+import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { ReadStore } from "../read-store.js";
 
@@ -19,17 +19,16 @@ export function listDailySales(store: ReadStore) {
     const size = pageSize(request.pageSize);
     const cursor = decodePageToken(query, request.pageToken);
     const rows = store.sales(filter, cursor === undefined ? undefined : (cursor.map(String) as [string, string, string]), size + 1);
-    const page = rows.slice(0, size);
-    const last = page.at(-1);
+    const page = pageOf(rows, size, query, (row) => [row.day, row.sku, row.currency_code]);
     return {
-      sales: page.map((row) => ({
+      sales: page.rows.map((row) => ({
         sku: row.sku,
         day: row.day,
         units: BigInt(row.units),
         revenueMinor: BigInt(row.revenue_minor),
         currencyCode: row.currency_code,
       })),
-      nextPageToken: rows.length > size && last ? encodePageToken(query, [last.day, last.sku, last.currency_code]) : "",
+      nextPageToken: page.nextPageToken,
     };
   };
 }

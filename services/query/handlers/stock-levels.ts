@@ -8,7 +8,7 @@ import type {
   StockLevelSchema,
 } from "../../../proto/gen/orderly/query/v1/query_pb.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
-import { decodePageToken, encodePageToken, pageSize } from "../../../shared/pagination/index.js";
+import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/index.js";
 import { Violations } from "../../../shared/validation/index.js";
 import type { ReadStore, StockLevelRow } from "../read-store.js";
 
@@ -40,12 +40,7 @@ export function listStockLevels(store: ReadStore) {
   return (request: ListStockLevelsRequest): MessageInitShape<typeof ListStockLevelsResponseSchema> => {
     const size = pageSize(request.pageSize);
     const cursor = decodePageToken("stock", request.pageToken);
-    const rows = store.stockLevels(cursor === undefined ? "" : String(cursor[0]), size + 1);
-    const page = rows.slice(0, size);
-    const last = page.at(-1);
-    return {
-      stockLevels: page.map(stockLevelMessage),
-      nextPageToken: rows.length > size && last ? encodePageToken("stock", [last.sku]) : "",
-    };
+    const page = pageOf(store.stockLevels(cursor === undefined ? "" : String(cursor[0]), size + 1), size, "stock", (row) => [row.sku]);
+    return { stockLevels: page.rows.map(stockLevelMessage), nextPageToken: page.nextPageToken };
   };
 }

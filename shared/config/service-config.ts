@@ -1,0 +1,39 @@
+import { readChoice, readInt, readString, type Env } from "./env.js";
+
+/** What every Orderly service reads the same way. */
+export interface ServiceBaseConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: string;
+  synchronous: "NORMAL" | "FULL";
+  natsUrl: string;
+}
+
+/** Reads the settings every service shares; `portVariable` names its gRPC port. */
+export function serviceBaseConfig(env: Env, portVariable: string, defaultPort: number): ServiceBaseConfig {
+  return {
+    host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
+    port: readInt(env, portVariable, defaultPort, 0, 65535),
+    dataDir: readString(env, "ORDERLY_DATA_DIR", "./.data"),
+    logLevel: readString(env, "LOG_LEVEL", "info"),
+    synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
+    natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
+  };
+}
+
+/** How a service's event consumers retry, dead-letter and wait for acks. */
+export interface ConsumerConfig {
+  maxDeliveries: number;
+  retryDelayMs: number;
+  ackWaitMs: number;
+}
+
+/** Reads the consumer settings (CONSUMER_*). */
+export function consumerConfig(env: Env): ConsumerConfig {
+  return {
+    maxDeliveries: readInt(env, "CONSUMER_MAX_DELIVERIES", 5, 1),
+    retryDelayMs: readInt(env, "CONSUMER_RETRY_DELAY_MS", 200, 1),
+    ackWaitMs: readInt(env, "CONSUMER_ACK_WAIT_MS", 5000, 100),
+  };
+}
