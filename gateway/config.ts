@@ -11,6 +11,9 @@ export interface GatewayConfig {
   queryAddress: string;
   limits: GatewayLimits;
   shedding: { maxInFlight: number; maxEventLoopLagMs: number };
+  /** TTL of the read cache (ms); 0 turns it off. */
+  cacheTtlMs: number;
+  natsUrl: string;
   /** Slow-client guards: time to receive headers / a whole request (ms). */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -35,6 +38,8 @@ export function gatewayConfig(env: Env): GatewayConfig {
       maxInFlight: readInt(env, "GATEWAY_MAX_IN_FLIGHT", 2048, 1),
       maxEventLoopLagMs: readInt(env, "GATEWAY_MAX_EVENT_LOOP_LAG_MS", 1000, 1),
     },
+    cacheTtlMs: readInt(env, "GATEWAY_CACHE_TTL_MS", 1000, 0),
+    natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
     headersTimeoutMs: 10_000,
     requestTimeoutMs: maxTimeoutMs + 10_000,
   };

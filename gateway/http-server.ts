@@ -5,6 +5,8 @@ import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/error
 import { HTTP_CODE_HEADER, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import type { LoadShedder } from "./load-shedder.js";
+import type { GatewayMetrics } from "./metrics.js";
+import type { ReadCache } from "./read-cache.js";
 import { resolveRoute, type Route } from "./routes/index.js";
 import { requestFromHttp, responseToHttp } from "./transcode.js";
 
@@ -31,13 +33,19 @@ export interface GatewayDeps {
   limits: GatewayLimits;
   /** Admits or refuses API requests (health endpoints are always answered). */
   shedder?: LoadShedder;
+  /** The read cache, and which RPCs it serves: full method name → the path variable naming the aggregate. */
+  cache?: { store: ReadCache; routes: ReadonlyMap<string, string> };
+  metrics?: GatewayMetrics;
 }
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const TIMEOUT_PATTERN = /^\d{1,9}$/;
 
 function send(res: ServerResponse, status: number, body: JsonValue): void {
-  const payload = JSON.stringify(body);
+  sendRaw(res, status, JSON.stringify(body));
+}
+
+function sendRaw(res: ServerResponse, status: number, payload: string): void {
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(payload) });
   res.end(payload);
 }
@@ -107,9 +115,15 @@ function successStatus(requested: string | undefined): number {
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { limits, logger } = deps;
 
-  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, state: { route: string }): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway");
     const method = req.method ?? "GET";
+    if (method === "GET" && url.pathname === "/metrics" && deps.metrics) {
+      const text = await deps.metrics.registry.metrics();
+      res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
     if (method === "GET" && url.pathname === "/healthz") {
       return send(res, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 });
     }
@@ -121,18 +135,32 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
     const release = deps.shedder?.admit();
     try {
-      await handleRoute(req, res, url, method, requestId);
+      await handleRoute(req, res, url, method, requestId, state);
     } finally {
       release?.();
     }
   }
 
-  async function handleRoute(req: IncomingMessage, res: ServerResponse, url: URL, method: string, requestId: string): Promise<void> {
+  async function handleRoute(req: IncomingMessage, res: ServerResponse, url: URL, method: string, requestId: string, state: { route: string }): Promise<void> {
     const { route, params } = resolveRoute(deps.routes, method, url.pathname);
+    state.route = `${route.httpMethod} ${route.template.source}`;
     const deadline = deadlineOf(req, limits, Date.now());
     const idempotencyKey = idempotencyKeyOf(req);
     const body = route.body === "" ? undefined : await readJson(req, limits.maxBodyBytes);
     const request = requestFromHttp(route, { params, query: url.searchParams, body, idempotencyKey });
+    const fullName = `${route.service.typeName}/${route.method.name}`;
+    const cacheParam = deps.cache?.routes.get(fullName);
+    const aggregateId = cacheParam === undefined ? undefined : params[cacheParam];
+    const cacheKey = `${fullName}|${aggregateId}`;
+    let generation = 0;
+    if (deps.cache && aggregateId !== undefined) {
+      const hit = deps.cache.store.get(cacheKey, Number(url.searchParams.get("minVersion")) || 0);
+      if (hit !== undefined) {
+        res.setHeader("x-cache", "hit");
+        return sendRaw(res, 200, hit);
+      }
+      generation = deps.cache.store.generation(aggregateId);
+    }
     const abandoned = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abandoned.abort();
@@ -141,7 +169,16 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     try {
       const responseHeaders: Record<string, string> = {};
       const response = await deps.call(route, request, { deadline, signal: abandoned.signal, requestId, responseHeaders });
-      send(res, successStatus(responseHeaders[HTTP_CODE_HEADER]), responseToHttp(route, response));
+      const json = responseToHttp(route, response);
+      const payload = JSON.stringify(json);
+      const status = successStatus(responseHeaders[HTTP_CODE_HEADER]);
+      if (deps.cache) {
+        const version = Number((json as { version?: unknown } | null)?.version) || 0;
+        if (aggregateId !== undefined && status === 200) deps.cache.store.set(cacheKey, aggregateId, payload, version, generation);
+        // A write through this gateway drops what it cached of the resource at once, before the event arrives.
+        if (route.httpMethod !== "GET") for (const value of Object.values(params)) deps.cache.store.invalidate(value, version);
+      }
+      sendRaw(res, status, payload);
     } finally {
       res.off("close", onClose);
     }
@@ -152,7 +189,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const requestId = typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID();
     res.setHeader("x-request-id", requestId);
     const started = performance.now();
-    handle(req, res, requestId).then(
+    const state = { route: "unmatched" };
+    res.once("finish", () => deps.metrics?.observe(state.route, res.statusCode, (performance.now() - started) / 1000));
+    handle(req, res, requestId, state).then(
       () => logger.debug({ requestId, method: req.method, url: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request"),
       (error: unknown) => {
         const err = OrderlyError.from(error);

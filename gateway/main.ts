@@ -8,7 +8,10 @@ import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { createGatewayHandler } from "./http-server.js";
+import { invalidateOnEvents } from "./cache-invalidation.js";
 import { LoadShedder } from "./load-shedder.js";
+import { GatewayMetrics } from "./metrics.js";
+import { ReadCache } from "./read-cache.js";
 import { openApiDocument } from "./openapi.js";
 import { routesOf } from "./routes/index.js";
 
@@ -28,6 +31,17 @@ runMain(logger, async () => {
   const routes = routesOf(downstreams.map((d) => d.service));
   const openApi = openApiDocument(routes, { title: "Orderly", version: "v1" });
   const shedder = new LoadShedder(config.shedding);
+  const cache = config.cacheTtlMs > 0 ? new ReadCache(config.cacheTtlMs) : undefined;
+  const invalidation = cache ? invalidateOnEvents(cache, config.natsUrl, logger) : undefined;
+  const metrics = new GatewayMetrics({ cache, shedder });
+  /**
+   * Single-resource reads of the query side the cache serves, and the path variable naming the
+   * resource. (InventoryService.GetItem is the authoritative stock and is not cached.)
+   */
+  const cachedReads = new Map([
+    [`${QueryService.typeName}/GetOrder`, "id"],
+    [`${QueryService.typeName}/GetStockLevel`, "sku"],
+  ]);
   const server = createServer(
     { headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs, keepAliveTimeout: 5000 },
     createGatewayHandler({
@@ -38,6 +52,8 @@ runMain(logger, async () => {
       logger,
       limits: config.limits,
       shedder,
+      cache: cache && { store: cache, routes: cachedReads },
+      metrics,
     }),
   );
   await new Promise<void>((resolve, reject) => {
@@ -53,6 +69,7 @@ runMain(logger, async () => {
       server.closeIdleConnections();
       await closed;
       shedder.close();
+      await invalidation?.close();
       for (const d of downstreams) d.connection.close();
     },
   };

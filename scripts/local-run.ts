@@ -135,6 +135,7 @@ export function processTable(config: LocalRunConfig): ProcessSpec[] {
         ORDER_ADDRESS: addressOf(ports, "order"),
         INVENTORY_ADDRESS: addressOf(ports, "inventory"),
         QUERY_ADDRESS: addressOf(ports, "query"),
+        NATS_URL: natsUrl(ports),
       }),
       readyPort: pinoListeningPort,
     },

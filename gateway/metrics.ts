@@ -1,0 +1,85 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { LoadShedder } from "./load-shedder.js";
+import type { ReadCache } from "./read-cache.js";
+
+/** The gateway's Prometheus metrics (served at /metrics). */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<"route" | "code">;
+  readonly duration: Histogram<"route">;
+
+  constructor(sources: { cache?: ReadCache; shedder?: LoadShedder }) {
+    collectDefaultMetrics({ register: this.registry, prefix: "orderly_gateway_" });
+    this.requests = new Counter({
+      name: "orderly_gateway_requests_total",
+      help: "HTTP requests by route template and status code",
+      labelNames: ["route", "code"],
+      registers: [this.registry],
+    });
+    this.duration = new Histogram({
+      name: "orderly_gateway_request_duration_seconds",
+      help: "HTTP request duration by route template",
+      labelNames: ["route"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+    const { cache, shedder } = sources;
+    if (cache) {
+      new Counter({
+        name: "orderly_gateway_cache_lookups_total",
+        help: "Read-cache lookups by result (hit, miss, bypass for a newer minVersion)",
+        labelNames: ["result"],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc({ result: "hit" }, cache.stats.hits);
+          this.inc({ result: "miss" }, cache.stats.misses);
+          this.inc({ result: "bypass" }, cache.stats.bypasses);
+        },
+      });
+      new Gauge({
+        name: "orderly_gateway_cache_hit_ratio",
+        help: "Read-cache hits / lookups since start",
+        registers: [this.registry],
+        collect() {
+          this.set(cache.hitRatio());
+        },
+      });
+      new Gauge({
+        name: "orderly_gateway_cache_entries",
+        help: "Responses in the read cache",
+        registers: [this.registry],
+        collect() {
+          this.set(cache.stats.entries);
+        },
+      });
+    }
+    if (shedder) {
+      new Gauge({
+        name: "orderly_gateway_in_flight_requests",
+        help: "API requests in flight",
+        registers: [this.registry],
+        collect() {
+          this.set(shedder.current);
+        },
+      });
+      new Counter({
+        name: "orderly_gateway_shed_requests_total",
+        help: "Requests refused with 503 OVERLOADED, by cause",
+        labelNames: ["cause"],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc({ cause: "in_flight" }, shedder.stats.shedInFlight);
+          this.inc({ cause: "event_loop_lag" }, shedder.stats.shedLag);
+        },
+      });
+    }
+  }
+
+  /** Records one finished request. */
+  observe(route: string, code: number, seconds: number): void {
+    this.requests.inc({ route, code: String(code) });
+    this.duration.observe({ route }, seconds);
+  }
+}

@@ -1,0 +1,48 @@
+import { describe, expect, test } from "vitest";
+import { ReadCache } from "./read-cache.js";
+
+describe("ReadCache", () => {
+  test("serves a cached body until its TTL, and counts hits and misses", () => {
+    let now = 0;
+    const cache = new ReadCache(1000, 100, () => now);
+    expect(cache.get("k", 0)).toBeUndefined();
+    cache.set("k", "ord_1", '{"version":"2"}', 2, cache.generation("ord_1"));
+    expect(cache.get("k", 0)).toBe('{"version":"2"}');
+    now = 1000;
+    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 2 });
+    expect(cache.hitRatio()).toBeCloseTo(1 / 3);
+  });
+
+  test("never serves a version older than the read asks for", () => {
+    const cache = new ReadCache(60_000);
+    cache.set("k", "ord_1", "v2", 2, 0);
+    expect(cache.get("k", 3)).toBeUndefined();
+    expect(cache.get("k", 2)).toBe("v2");
+    expect(cache.stats.bypasses).toBe(1);
+  });
+
+  test("an event drops every cached read of its aggregate, and a fill that raced it is not stored", () => {
+    const cache = new ReadCache(60_000);
+    cache.set("a", "ord_1", "v1", 1, 0);
+    cache.set("b", "ord_1", "v1-timeline", 1, 0);
+    const before = cache.generation("ord_1");
+    cache.invalidate("ord_1", 2);
+    expect(cache.get("a", 0)).toBeUndefined();
+    expect(cache.get("b", 0)).toBeUndefined();
+    cache.set("a", "ord_1", "v1-stale", 1, before);
+    expect(cache.get("a", 0)).toBeUndefined();
+    cache.set("a", "ord_1", "v1-late", 1, cache.generation("ord_1"));
+    expect(cache.get("a", 0)).toBeUndefined();
+    cache.set("a", "ord_1", "v2", 2, cache.generation("ord_1"));
+    expect(cache.get("a", 0)).toBe("v2");
+  });
+
+  test("holds at most maxEntries, dropping the oldest", () => {
+    const cache = new ReadCache(60_000, 2);
+    for (const id of ["x", "y", "z"]) cache.set(id, id, id, 1, 0);
+    expect(cache.get("x", 0)).toBeUndefined();
+    expect(cache.get("z", 0)).toBe("z");
+    expect(cache.stats.entries).toBe(2);
+  });
+});

@@ -1,0 +1,105 @@
+/** A cached HTTP response body of one resource read. */
+interface Entry {
+  body: string;
+  version: number;
+  expires: number;
+  aggregateId: string;
+}
+
+/** What the cache has done. */
+export interface ReadCacheStats {
+  hits: number;
+  misses: number;
+  bypasses: number;
+  invalidations: number;
+  entries: number;
+}
+
+/**
+ * The gateway's read cache: response bodies of single-resource reads (an
+ * order, an item's stock), kept for a short TTL, dropped as soon as an event
+ * says the resource changed, and never used for a read that asks for a newer
+ * version (minVersion) than the one cached. Bounded: the oldest entries go
+ * first beyond `maxEntries`.
+ */
+export class ReadCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly keysByAggregate = new Map<string, Set<string>>();
+  /** Per aggregate: how many times it was invalidated, and the newest version an event announced. */
+  private readonly seen = new Map<string, { generation: number; version: number }>();
+  readonly stats: ReadCacheStats = { hits: 0, misses: 0, bypasses: 0, invalidations: 0, entries: 0 };
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries = 50_000,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** The cached body for `key`, unless missing, expired, or older than `minVersion`. */
+  get(key: string, minVersion: number): string | undefined {
+    const entry = this.entries.get(key);
+    if (entry === undefined || entry.expires <= this.clock()) {
+      if (entry) this.delete(key, entry);
+      this.stats.misses++;
+      return undefined;
+    }
+    if (entry.version < minVersion) {
+      this.stats.bypasses++;
+      return undefined;
+    }
+    this.stats.hits++;
+    return entry.body;
+  }
+
+  /** A token to pass to `set`, taken before fetching, so a fill that raced an invalidation is not stored. */
+  generation(aggregateId: string): number {
+    return this.seen.get(aggregateId)?.generation ?? 0;
+  }
+
+  /** Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version. */
+  set(key: string, aggregateId: string, body: string, version: number, generation: number): void {
+    const seen = this.seen.get(aggregateId);
+    if ((seen?.generation ?? 0) !== generation || version < (seen?.version ?? 0)) return;
+    const previous = this.entries.get(key);
+    if (previous) this.delete(key, previous);
+    this.entries.set(key, { body, version, expires: this.clock() + this.ttlMs, aggregateId });
+    let keys = this.keysByAggregate.get(aggregateId);
+    if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));
+    keys.add(key);
+    if (this.entries.size > this.maxEntries) {
+      const [oldestKey, oldest] = this.entries.entries().next().value as [string, Entry];
+      this.delete(oldestKey, oldest);
+    }
+    this.stats.entries = this.entries.size;
+  }
+
+  /** Drops every cached read of an aggregate (an event or a write through this gateway changed it). */
+  invalidate(aggregateId: string, version = 0): void {
+    const seen = this.seen.get(aggregateId) ?? { generation: 0, version: 0 };
+    seen.generation++;
+    seen.version = Math.max(seen.version, version);
+    // Keep this bookkeeping bounded too: it only matters while a fill may be in flight.
+    this.seen.delete(aggregateId);
+    this.seen.set(aggregateId, seen);
+    if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.keys().next().value as string);
+    const keys = this.keysByAggregate.get(aggregateId);
+    if (keys) for (const key of [...keys]) this.delete(key, this.entries.get(key));
+    this.stats.invalidations++;
+  }
+
+  /** hits / (hits + misses + bypasses), or 0 before any lookup. */
+  hitRatio(): number {
+    const lookups = this.stats.hits + this.stats.misses + this.stats.bypasses;
+    return lookups === 0 ? 0 : this.stats.hits / lookups;
+  }
+
+  private delete(key: string, entry: Entry | undefined): void {
+    this.entries.delete(key);
+    if (entry) {
+      const keys = this.keysByAggregate.get(entry.aggregateId);
+      keys?.delete(key);
+      if (keys?.size === 0) this.keysByAggregate.delete(entry.aggregateId);
+    }
+    this.stats.entries = this.entries.size;
+  }
+}
