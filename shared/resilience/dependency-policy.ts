@@ -120,7 +120,8 @@ export class DependencyPolicy {
       halfOpenAfter: o.halfOpenAfterMs,
       breaker: new ConsecutiveBreaker(o.breakerFailures),
     });
-    const attemptTimeout = timeout(o.attemptTimeoutMs, TimeoutStrategy.Aggressive);
+    // abortOnReturn off: aborting every finished attempt's signal would build a DOMException per call.
+    const attemptTimeout = timeout(o.attemptTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
     const retries = retry(handleWhen(isRetryable), {
       maxAttempts: Math.max(0, o.maxAttempts - 1),
       backoff: new ExponentialBackoff({ initialDelay: o.backoffInitialMs, maxDelay: o.backoffMaxMs }),
@@ -160,8 +161,6 @@ export class DependencyPolicy {
     const { deadline, signal: callerSignal } = options;
     this.stats.calls++;
     let attempts = 0;
-    const signals = [callerSignal, deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - Date.now()))];
-    const signal = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
     const policy = idempotent ? this.idempotent : this.once;
     try {
       const result = await policy.execute(({ signal: attemptSignal }) => {
@@ -177,12 +176,14 @@ export class DependencyPolicy {
         const attemptDeadline = Date.now() + this.attemptTimeoutMs;
         return attempt({ signal: attemptSignal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) }).catch(
           (error: unknown) => {
-            // The attempt was cut by its timeout or the deadline, not by the caller: say so, whatever the transport said.
-            if (attemptSignal.aborted && !callerSignal?.aborted) throw new TaskCancelledError(`${this.name} attempt timed out`);
+            // The attempt was cut by its own timeout (or the deadline), not by the caller: say so, whatever the transport said.
+            const ownTimeout =
+              error instanceof OrderlyError && error.code === Code.DEADLINE_EXCEEDED && !error.remote && (deadline === undefined || attemptDeadline < deadline);
+            if ((attemptSignal.aborted || ownTimeout) && !callerSignal?.aborted) throw new TaskCancelledError(`${this.name} attempt timed out`);
             throw error;
           },
         );
-      }, signal);
+      }, callerSignal);
       this.budget.recordSuccess();
       return result;
     } catch (error) {
