@@ -55,6 +55,7 @@ export function injectDelay(ms: number, methods: readonly string[]): Interceptor
   return (next) => async (request, context) => {
     const name = context.method.slice(context.method.lastIndexOf("/") + 1);
     if (ms > 0 && (methods.length === 0 || methods.includes(name))) {
+      context.logger.debug({ ms }, "fault injection: delaying the call");
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           context.signal.removeEventListener("abort", onAbort);

@@ -149,3 +149,26 @@ test("bulkhead: calls beyond limit + queue are rejected at once with 429 and Ret
   expect(lagMax).toBeLessThan(100);
   proxy.pass();
 });
+
+test("a client that disconnects cancels the work downstream: the order service's call to inventory is cancelled too", async () => {
+  await using system = await startSystem({ INVENTORY_FALLBACK: "fail-fast", FAULT_DELAY_MS: "5000", FAULT_DELAY_METHODS: "ReserveStock", LOG_LEVEL: "debug" });
+  await system.api("POST", "/v1/inventory/GONE-1:restock", { body: { quantity: 10 } });
+  const controller = new AbortController();
+  const request = fetch(`${system.baseUrl}/v1/orders`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-request-id": "gone-1", "x-request-timeout": "20000" },
+    body: JSON.stringify({ customerId: "gus", items: [{ sku: "GONE-1", quantity: 1 }] }),
+    signal: controller.signal,
+  }).catch((error: unknown) => error);
+  // Wait until inventory holds the call (inside the injected delay), then hang up.
+  await waitFor(
+    () => logLines(system.inventory.logs).some((l) => l.requestId === "gone-1" && l.msg === "fault injection: delaying the call"),
+    "inventory to hold the call",
+  );
+  controller.abort();
+  await request;
+  const cancelledAt = (name: "inventory" | "order") =>
+    logLines(system[name].logs).some((l) => l.requestId === "gone-1" && l.reason === "CANCELLED");
+  await waitFor(() => cancelledAt("inventory") && cancelledAt("order"), "order and inventory to log the cancellation", 4000);
+  expect((await system.api("GET", "/v1/inventory/GONE-1")).body).toMatchObject({ available: 10, reserved: 0 });
+});
