@@ -1,0 +1,106 @@
+import { parseArgs } from "node:util";
+
+/** The phases of a run. */
+export const PHASES = ["reads", "writes", "relay"] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** How a bench run is set up (`npm run bench -- --help`). */
+export interface BenchOptions {
+  /** Interleaved rounds per phase. */
+  rounds: number;
+  /** Seconds of each saturation run and of each half-load run. */
+  durationS: number;
+  /** Seconds of the unrecorded saturation run each target gets before round 1. */
+  warmupS: number;
+  /** Connections of saturation runs (closed loop). */
+  connections: number;
+  /** Orders stored for the main figures and the small side of the growth check. */
+  smallOrders: number;
+  /** Orders stored on the large side of the growth check. */
+  largeOrders: number;
+  /** Orders created while NATS is down, per relay round. */
+  relayOrders: number;
+  /** Messages per JetStream ceiling run. */
+  publishCount: number;
+  phases: Phase[];
+  /** Write V8 CPU profiles of the Orderly services and summarise them in the report. */
+  profile: boolean;
+  /** Extra environment for every Orderly process (experiments: GATEWAY_CACHE_TTL_MS=0, …). */
+  stackEnv: Record<string, string>;
+  outDir: string;
+}
+
+export const USAGE = `npm run bench [-- options]
+
+Measures Orderly against this machine's own ceilings in one run, interleaving
+rounds (A B A B …) so that drift on a shared machine hits both sides.
+
+  --rounds N          interleaved rounds per phase (default 3)
+  --duration S        seconds per saturation run and per half-load run (default 5)
+  --warmup S          unrecorded warm-up seconds per target (default 2)
+  --connections N     connections of saturation runs (default 64)
+  --small N           orders stored for the main figures (default 10000)
+  --large N           orders stored on the large side of the growth check (default 100000)
+  --growth            the large side holds 1,000,000 orders (seeding adds ~2 minutes)
+  --relay-orders N    orders created while NATS is down, per relay round (default 3000)
+  --publish-count N   messages per JetStream ceiling run (default 20000)
+  --only LIST         phases to run, comma-separated: reads,writes,relay (default all)
+  --profile           CPU-profile the Orderly services (inspector, written at exit) and report the top functions
+  --env KEY=VALUE     extra environment for every Orderly process, e.g. --env GATEWAY_CACHE_TTL_MS=0 (repeatable)
+  --quick             a smoke run: 1 round of 2 s, 20000 large orders, 1500 relay orders
+  --out DIR           where results go (default bench-results)
+`;
+
+/** Parses the command line (throws with the usage on a bad value). */
+export function parseOptions(argv: string[]): BenchOptions | "help" {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rounds: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      connections: { type: "string" },
+      small: { type: "string" },
+      large: { type: "string" },
+      growth: { type: "boolean", default: false },
+      "relay-orders": { type: "string" },
+      "publish-count": { type: "string" },
+      only: { type: "string" },
+      profile: { type: "boolean", default: false },
+      env: { type: "string", multiple: true, default: [] },
+      quick: { type: "boolean", default: false },
+      out: { type: "string", default: "bench-results" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) return "help";
+  const int = (name: string, raw: string | undefined, fallback: number, min: number): number => {
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}\n\n${USAGE}`);
+    return value;
+  };
+  const quick = values.quick;
+  const phases = (values.only ?? PHASES.join(",")).split(",").map((p) => p.trim());
+  for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--only: unknown phase "${p}"\n\n${USAGE}`);
+  const stackEnv: Record<string, string> = {};
+  for (const pair of values.env ?? []) {
+    const at = pair.indexOf("=");
+    if (at < 1) throw new Error(`--env must be KEY=VALUE, got "${pair}"\n\n${USAGE}`);
+    stackEnv[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return {
+    rounds: int("rounds", values.rounds, quick ? 1 : 3, 1),
+    durationS: int("duration", values.duration, quick ? 2 : 5, 1),
+    warmupS: int("warmup", values.warmup, quick ? 1 : 2, 0),
+    connections: int("connections", values.connections, 64, 1),
+    smallOrders: int("small", values.small, 10_000, 100),
+    largeOrders: values.growth ? 1_000_000 : int("large", values.large, quick ? 20_000 : 100_000, 100),
+    relayOrders: int("relay-orders", values["relay-orders"], quick ? 1500 : 3000, 100),
+    publishCount: int("publish-count", values["publish-count"], quick ? 10_000 : 20_000, 1000),
+    phases: phases as Phase[],
+    profile: values.profile,
+    stackEnv,
+    outDir: values.out,
+  };
+}

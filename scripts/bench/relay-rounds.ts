@@ -1,0 +1,186 @@
+/**
+ * The outbox relay against the JetStream ceiling, interleaved. A relay round
+ * stops the stack's nats-server, creates orders (their events pile up in the
+ * order service's outbox: writes never wait for NATS), starts NATS again on
+ * the same store and times the drain from the rows' published_time.
+ *
+ * Isolated rounds (the ones compared with the ceiling) also stop the
+ * inventory and query services before NATS comes back, so that, like the
+ * ceiling's publisher, the relay is the only client of its nats-server and
+ * nothing else competes for the CPUs; they are started again afterwards and
+ * catch up. One last round drains with everything running (the relay in the
+ * system: inventory's relay and three consumers at work at the same time).
+ *
+ * A ceiling round runs scripts/bench/ceilings/js-publish.ts against a
+ * separate nats-server: 256 PubAcks outstanding (and, for diagnosis, in
+ * batches of 256 that wait for all their acks, as the relay does).
+ */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { waitFor } from "../../test/helpers/processes.js";
+import { drainRate, meanPayloadBytes, openReadOnly, outboxHighWater, unappliedSince, unpublishedAfter, type DrainMeasurement } from "./event-metrics.js";
+import type { LoadGenerator } from "./load-generator.js";
+import { recordPids, waitReady, type Stack } from "./orderly.js";
+import { cpuMs } from "./proc.js";
+import type { RssSampler } from "./rss.js";
+import { median } from "./stats.js";
+import type { HttpTarget } from "./targets.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** One JetStream publisher run. */
+export interface PublishRun {
+  mode: "window" | "batch";
+  count: number;
+  ms: number;
+  msgsPerSec: number;
+  /** CPU ms per message of the publisher process and of its nats-server. */
+  cpuMsPerMsg: number;
+  natsCpuMsPerMsg: number;
+}
+
+/** One relay round. */
+export interface RelayRound {
+  round: number;
+  /** Whether inventory and query were stopped while the relay drained. */
+  isolated: boolean;
+  ordersCreated: number;
+  /** Events the order service's outbox held when NATS came back. */
+  backlog: number;
+  drain: DrainMeasurement;
+  /** CPU ms per event of the order service (the relay) and of the stack's nats-server, from NATS's restart to the end of the drain. */
+  cpuMsPerEvent: { order: number; nats: number };
+  ceiling: PublishRun;
+  batchedPublish: PublishRun;
+}
+
+/** The relay phase's result. */
+export interface RelayResult {
+  payloadBytes: number;
+  /** Isolated rounds, each with the ceiling measured beside it. */
+  rounds: RelayRound[];
+  /** The drain with every service running (no ceiling beside it). */
+  inSystem: Omit<RelayRound, "ceiling" | "batchedPublish">;
+  /** Median events per second the relay published in isolated rounds. */
+  eventsPerSec: number;
+  /** Median messages per second of the ceiling (256 in flight, sliding). */
+  ceilingMsgsPerSec: number;
+  /** Median messages per second publishing in batches of 256 (the relay's pattern without SQLite). */
+  batchedMsgsPerSec: number;
+  /** Median of per-round relay / ceiling. */
+  ratio: number;
+}
+
+async function publishRun(nats: { url: string; pid: () => number | undefined }, count: number, bytes: number, mode: "window" | "batch"): Promise<PublishRun> {
+  const natsPid = nats.pid();
+  const natsBefore = natsPid === undefined ? undefined : cpuMs(natsPid);
+  const run = await new Promise<Omit<PublishRun, "natsCpuMsPerMsg">>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "scripts/bench/ceilings/js-publish.ts", "--url", nats.url, "--count", String(count), "--bytes", String(bytes), "--mode", mode, "--window", "256"],
+      { cwd: ROOT, timeout: 180_000, env: { ...process.env, NODE_OPTIONS: "" } },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`js-publish failed: ${error.message}\n${stderr}`));
+        try {
+          resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as Omit<PublishRun, "natsCpuMsPerMsg">);
+        } catch {
+          reject(new Error(`js-publish printed no result:\n${stdout}\n${stderr}`));
+        }
+      },
+    );
+  });
+  const natsAfter = natsPid === undefined ? undefined : cpuMs(natsPid);
+  // The publisher's warm-up messages are counted on the server side too: a slight overestimate.
+  return { ...run, natsCpuMsPerMsg: natsBefore === undefined || natsAfter === undefined ? NaN : (natsAfter - natsBefore) / count };
+}
+
+async function relayRound(
+  stack: Stack,
+  loader: LoadGenerator,
+  createOrder: HttpTarget,
+  orders: number,
+  isolated: boolean,
+): Promise<Omit<RelayRound, "round" | "ceiling" | "batchedPublish">> {
+  const { system } = stack;
+  const orderDb = openReadOnly(system.dataDir, "order.db");
+  const roundStart = Date.now();
+  try {
+    // Start from an empty outbox backlog, so the drain measured is only this round's.
+    await waitFor(() => unpublishedAfter(orderDb, 0) === 0, "the outbox to be empty before the relay round", 60_000, 100);
+    const before = outboxHighWater(orderDb);
+    await system.nats.kill("SIGTERM");
+    const created = await loader.run(
+      { kind: "saturate", host: createOrder.endpoint.host, port: createOrder.endpoint.port, request: createOrder.request, connections: 32, durationS: 0, amount: orders },
+      300_000,
+    );
+    const backlog = unpublishedAfter(orderDb, before);
+    if (isolated) await Promise.all([system.inventory.stop(), system.query.stop()]);
+    await system.nats.restart();
+    const natsReadyAt = Date.now();
+    const orderPid = system.order.child.pid!;
+    const natsPid = system.nats.child().pid!;
+    const cpuBefore = { order: cpuMs(orderPid) ?? NaN, nats: cpuMs(natsPid) ?? NaN };
+    await waitFor(() => unpublishedAfter(orderDb, before) === 0, "the relay to drain the outbox", 180_000, 50);
+    const cpuAfter = { order: cpuMs(orderPid) ?? NaN, nats: cpuMs(natsPid) ?? NaN };
+    const drain = drainRate(orderDb, before, natsReadyAt);
+    const cpuMsPerEvent = { order: (cpuAfter.order - cpuBefore.order) / drain.events, nats: (cpuAfter.nats - cpuBefore.nats) / drain.events };
+    if (isolated) {
+      await system.restart("inventory");
+      await system.restart("query");
+      recordPids(stack);
+    }
+    await waitReady(system);
+    // Let the read model catch up before anything else is measured.
+    await waitFor(() => unappliedSince(system.dataDir, roundStart) === 0, "the read model to catch up after the relay round", 180_000, 200);
+    return { isolated, ordersCreated: created.ok, backlog, drain, cpuMsPerEvent };
+  } finally {
+    orderDb.close();
+  }
+}
+
+/** Interleaved relay and ceiling rounds. */
+export async function measureRelay(
+  stack: Stack,
+  ceilingNats: { url: string; pid: () => number | undefined },
+  loader: LoadGenerator,
+  createOrder: HttpTarget,
+  settings: { rounds: number; orders: number; publishCount: number; log: (line: string) => void },
+  rss: RssSampler,
+): Promise<RelayResult> {
+  const orderDb = openReadOnly(stack.system.dataDir, "order.db");
+  const payloadBytes = meanPayloadBytes(orderDb);
+  orderDb.close();
+  const rounds: RelayRound[] = [];
+  for (let round = 1; round <= settings.rounds; round++) {
+    const ceilingFirst = round % 2 === 0;
+    let ceiling: PublishRun | undefined;
+    let batchedPublish: PublishRun | undefined;
+    const runCeiling = async () => {
+      ceiling = await publishRun(ceilingNats, settings.publishCount, payloadBytes, "window");
+      batchedPublish = await publishRun(ceilingNats, settings.publishCount, payloadBytes, "batch");
+    };
+    if (ceilingFirst) await runCeiling();
+    const relay = await relayRound(stack, loader, createOrder, settings.orders, true);
+    if (!ceilingFirst) await runCeiling();
+    rounds.push({ round, ...relay, ceiling: ceiling!, batchedPublish: batchedPublish! });
+    rss.roundEnded();
+    settings.log(
+      `  round ${round} relay (isolated) ${Math.round(relay.drain.eventsPerSec)} events/s (${relay.drain.events} events, ${relay.drain.batches} batches, drained ${relay.drain.drainMs} ms after NATS was back)` +
+        `  ceiling ${Math.round(ceiling!.msgsPerSec)} msgs/s, batched ${Math.round(batchedPublish!.msgsPerSec)} msgs/s`,
+    );
+  }
+  const inSystem = { round: rounds.length + 1, ...(await relayRound(stack, loader, createOrder, settings.orders, false)) };
+  rss.roundEnded();
+  settings.log(
+    `  in the running system: relay ${Math.round(inSystem.drain.eventsPerSec)} events/s (${inSystem.drain.events} events, drained ${inSystem.drain.drainMs} ms after NATS was back)`,
+  );
+  return {
+    payloadBytes,
+    rounds,
+    inSystem,
+    eventsPerSec: median(rounds.map((r) => r.drain.eventsPerSec)),
+    ceilingMsgsPerSec: median(rounds.map((r) => r.ceiling.msgsPerSec)),
+    batchedMsgsPerSec: median(rounds.map((r) => r.batchedPublish.msgsPerSec)),
+    ratio: median(rounds.map((r) => r.drain.eventsPerSec / r.ceiling.msgsPerSec)),
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * What a load run sends, as plain data (it crosses to the load-generator
+ * process over IPC), and the generator that turns it into one request after
+ * another there.
+ */
+import { seedCustomerId, seedOrderId } from "./seed-data.js";
+
+/** A request description that survives structured cloning. */
+export type RequestSpec =
+  /** The same request every time. */
+  | { kind: "fixed"; method: "GET" | "POST"; path: string; body?: string }
+  /**
+   * GET /v1/orders/{id} of seeded orders: without `hotSet`, every one of `orders` once per cycle in a
+   * scattered order (no id repeats within a cycle, so a short-TTL cache never answers); with
+   * `hotSet`, uniformly among that many of them (a cache answers nearly all).
+   */
+  | { kind: "seeded-order"; orders: number; hotSet?: number }
+  /** GET /v1/customers/{id}/orders of every one of `customers` seeded customers once per cycle, scattered. */
+  | { kind: "seeded-customer-orders"; customers: number }
+  /** GET /v1/inventory/{sku} of one of `skus`, uniformly. */
+  | { kind: "inventory-item"; skus: string[] }
+  /**
+   * POST `path` with a CreateOrder body: one line of one of `skus` (quantity 1) for one of
+   * `customers` customers named `${customerPrefix}${n}`; no Idempotency-Key.
+   */
+  | { kind: "create-order"; path: string; skus: string[]; customers: number; customerPrefix: string };
+
+/** One concrete request. */
+export interface HttpRequest {
+  method: string;
+  path: string;
+  body: string | undefined;
+}
+
+/** A prime above any seed size, so i ↦ i·STRIDE mod n visits every index of [0, n) once per cycle. */
+const STRIDE = 1_000_003;
+
+/** Indices of [0, n): each once per cycle, scattered (consecutive picks are far apart), from a random start. */
+export function scatteredCycle(n: number): () => number {
+  let k = Math.floor(Math.random() * n);
+  return () => {
+    k = (k + 1) % n;
+    return n % STRIDE === 0 ? k : Number((BigInt(k) * BigInt(STRIDE)) % BigInt(n));
+  };
+}
+
+/** A source of requests for a spec. */
+export function requestGenerator(spec: RequestSpec): () => HttpRequest {
+  const pick = (n: number) => Math.floor(Math.random() * n);
+  switch (spec.kind) {
+    case "fixed":
+      return () => ({ method: spec.method, path: spec.path, body: spec.body });
+    case "seeded-order": {
+      if (spec.hotSet !== undefined) {
+        const hot = Array.from({ length: Math.min(spec.hotSet, spec.orders) }, (_, j) => seedOrderId((j * STRIDE) % spec.orders));
+        return () => ({ method: "GET", path: `/v1/orders/${hot[pick(hot.length)]}`, body: undefined });
+      }
+      const next = scatteredCycle(spec.orders);
+      return () => ({ method: "GET", path: `/v1/orders/${seedOrderId(next())}`, body: undefined });
+    }
+    case "seeded-customer-orders": {
+      const next = scatteredCycle(spec.customers);
+      return () => ({ method: "GET", path: `/v1/customers/${seedCustomerId(next())}/orders`, body: undefined });
+    }
+    case "inventory-item":
+      return () => ({ method: "GET", path: `/v1/inventory/${spec.skus[pick(spec.skus.length)]}`, body: undefined });
+    case "create-order":
+      return () => ({
+        method: "POST",
+        path: spec.path,
+        body: JSON.stringify({
+          customerId: `${spec.customerPrefix}${pick(spec.customers)}`,
+          items: [{ sku: spec.skus[pick(spec.skus.length)], quantity: 1 }],
+        }),
+      });
+  }
+}
