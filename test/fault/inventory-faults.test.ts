@@ -172,3 +172,29 @@ test("a client that disconnects cancels the work downstream: the order service's
   await waitFor(() => cancelledAt("inventory") && cancelledAt("order"), "order and inventory to log the cancellation", 4000);
   expect((await system.api("GET", "/v1/inventory/GONE-1")).body).toMatchObject({ available: 10, reserved: 0 });
 });
+
+test("network latency between order and inventory (TCP proxy): orders still succeed while it fits the budget, and no request outlives its budget when it does not", async () => {
+  await using system = await startSystem({ INVENTORY_FALLBACK: "degrade" }, { inventoryProxy: true });
+  const proxy = system.inventoryProxy!;
+  await system.api("POST", "/v1/inventory/LAT-1:restock", { body: { quantity: 100 } });
+  const place = async () => {
+    const started = performance.now();
+    const r = await system.api("POST", "/v1/orders", { body: { customerId: "lou", items: [{ sku: "LAT-1", quantity: 1 }] }, headers: { "x-request-timeout": "2000" } });
+    return { ms: performance.now() - started, status: r.status };
+  };
+  await place(); // connect through the proxy first
+  proxy.delay(150);
+  const slow = await runPool(10, 5, place);
+  expect(slow.map((r) => r.status)).toEqual(Array(10).fill(200));
+  expect(Math.min(...slow.map((r) => r.ms))).toBeGreaterThanOrEqual(300);
+  proxy.delay(3000);
+  const tooSlow = await runPool(10, 5, place);
+  console.log(`[figures] 150 ms each way: p50 ${Math.round(percentile(slow.map((r) => r.ms), 50))} ms, all 200; 3 s each way with a 2 s budget: ${JSON.stringify([...new Set(tooSlow.map((r) => r.status))])}, max ${Math.round(Math.max(...tooSlow.map((r) => r.ms)))} ms`);
+  expect(tooSlow.every((r) => r.status === 202 || r.status === 504)).toBe(true);
+  expect(Math.max(...tooSlow.map((r) => r.ms))).toBeLessThan(2500);
+  proxy.pass();
+  await waitFor(() => {
+    const state = checkStockInvariants(system.dataDir, { "LAT-1": 100 });
+    return state.pending === 0 && state.orphanReservations.length === 0 && state.badItems.length === 0;
+  }, "every order settled with consistent stock", 30_000, 200);
+});
