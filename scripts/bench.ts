@@ -42,7 +42,7 @@ function watchStack(rss: RssSampler, stack: Stack): void {
 }
 
 async function run(options: BenchOptions): Promise<BenchResults> {
-  await using cleanup = new Cleanup();
+  await using cleanup = new Cleanup(() => process.exit(130));
   const started = new Date();
   const stamp = started.toISOString().replace(/:/g, "-").replace(/\.\d+Z$/, "Z");
   const outDir = resolve(options.outDir);

@@ -3,18 +3,18 @@ import { readdirSync, readFileSync } from "node:fs";
 /**
  * Everything the bench started, stopped in reverse order exactly once: at
  * the end of `await using`, on a failure, or on SIGINT/SIGTERM/SIGHUP (then
- * the process exits 130). As a last resort it also stops any direct child
- * process still running (by pid: only processes this bench started).
+ * `afterSignal` runs, e.g. to exit). As a last resort it also stops any
+ * direct child process still running (by pid: only processes this bench started).
  */
 export class Cleanup implements AsyncDisposable {
   private readonly stack: { name: string; stop: () => Promise<void> }[] = [];
   private disposing: Promise<void> | undefined;
   private readonly onSignal = (signal: NodeJS.Signals) => {
     console.error(`\n${signal}: stopping everything the bench started…`);
-    void this[Symbol.asyncDispose]().finally(() => process.exit(130));
+    void this[Symbol.asyncDispose]().finally(() => this.afterSignal(signal));
   };
 
-  constructor() {
+  constructor(private readonly afterSignal: (signal: NodeJS.Signals) => void) {
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, this.onSignal);
   }
 

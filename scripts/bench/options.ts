@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 
 /** The phases of a run. */
 export const PHASES = ["reads", "writes", "relay"] as const;
+/** One phase of a run. */
 export type Phase = (typeof PHASES)[number];
 
 /** How a bench run is set up (`npm run bench -- --help`). */
@@ -30,6 +31,7 @@ export interface BenchOptions {
   outDir: string;
 }
 
+/** The help text. */
 export const USAGE = `npm run bench [-- options]
 
 Measures Orderly against this machine's own ceilings in one run, interleaving
@@ -41,7 +43,7 @@ rounds (A B A B …) so that drift on a shared machine hits both sides.
   --connections N     connections of saturation runs (default 64)
   --small N           orders stored for the main figures (default 10000)
   --large N           orders stored on the large side of the growth check (default 100000)
-  --growth            the large side holds 1,000,000 orders (seeding adds ~2 minutes)
+  --growth            the large side holds 1,000,000 orders (seeding takes ~40-100 s; the run ~8.5 minutes)
   --relay-orders N    orders created while NATS is down, per relay round (default 3000)
   --publish-count N   messages per JetStream ceiling run (default 20000)
   --only LIST         phases to run, comma-separated: reads,writes,relay (default all)

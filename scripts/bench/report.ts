@@ -295,7 +295,7 @@ export function markdownReport(results: BenchResults): string {
         cpuTable(results.http),
     );
   }
-  parts.push("## Memory (RSS) under sustained load\n\nSampled every second from /proc/<pid>/status and at the end of every round; bounded = RSS at the last round end ≤ 110% of the first + 5 MB.\n\n" + rssTable(results.rss));
+  parts.push("## Memory (RSS) under sustained load\n\nSampled every second from /proc/<pid>/status and at the end of every round; bounded = RSS at the last round end ≤ 105% (+5 MB) of RSS at the middle round's end (a plateau over the second half). Three rounds are short: a “no” can be heap warm-up; `--rounds 10 --only writes` soaks longer.\n\n" + rssTable(results.rss));
   for (const p of results.profiles) {
     parts.push(
       `## CPU profile: ${p.service}\n\n${p.summary.busyMs} ms busy of ${p.summary.wallMs} ms profiled (\`${p.summary.file}\`).\n\n` +

@@ -73,12 +73,17 @@ export class RssSampler implements Disposable {
   }
 }
 
-/** Whether a series stayed bounded: RSS at the last round end within 10% (+5 MB) of the first, and its growth per round. */
+/**
+ * Whether a series looks bounded: RSS at the last round end within 5% (+5 MB) of RSS at the end of
+ * the middle round (a plateau over the second half of the run; the first rounds are heap warm-up).
+ * Also the first, peak and last values and the growth per round over the whole run.
+ */
 export function rssVerdict(series: RssSeries): { first: number; peak: number; last: number; perRoundMb: number; bounded: boolean } {
   const ends = series.roundEnds.length ? series.roundEnds : series.samples;
   const first = ends[0] ?? NaN;
   const last = ends.at(-1) ?? NaN;
+  const middle = ends[Math.floor((ends.length - 1) / 2)] ?? NaN;
   const peak = Math.max(...series.samples, ...series.roundEnds);
   const perRoundMb = ends.length > 1 ? (last - first) / (ends.length - 1) : 0;
-  return { first, peak, last, perRoundMb, bounded: last <= first * 1.1 + 5 };
+  return { first, peak, last, perRoundMb, bounded: last <= middle * 1.05 + 5 };
 }
