@@ -45,4 +45,13 @@ describe("ReadCache", () => {
     expect(cache.get("z", 0)).toBe("z");
     expect(cache.stats.entries).toBe(2);
   });
+
+  test("expired entries are dropped as new ones arrive, so the cache holds only live reads", () => {
+    let now = 0;
+    const cache = new ReadCache(100, 1000, () => now);
+    for (let i = 0; i < 50; i++) cache.set(`k${i}`, `a${i}`, "x", 1, 0);
+    now = 200;
+    cache.set("fresh", "b", "y", 1, 0);
+    expect(cache.stats.entries).toBe(1);
+  });
 });

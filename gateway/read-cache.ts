@@ -62,6 +62,12 @@ export class ReadCache {
     if ((seen?.generation ?? 0) !== generation || version < (seen?.version ?? 0)) return;
     const previous = this.entries.get(key);
     if (previous) this.delete(key, previous);
+    // Entries expire in insertion order (one TTL for all): drop the expired ones at the head.
+    const now = this.clock();
+    for (const [oldestKey, oldest] of this.entries) {
+      if (oldest.expires > now) break;
+      this.delete(oldestKey, oldest);
+    }
     this.entries.set(key, { body, version, expires: this.clock() + this.ttlMs, aggregateId });
     let keys = this.keysByAggregate.get(aggregateId);
     if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));

@@ -76,4 +76,18 @@ describe("DependencyPolicy", () => {
     ).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
     expect(Date.now() - started).toBeLessThan(400);
   });
+
+  test("callers that hang up are not failures of the dependency: the breaker stays closed", async () => {
+    const p = policy({ breakerFailures: 3 });
+    for (let i = 0; i < 10; i++) {
+      const caller = new AbortController();
+      const call = p.execute(true, ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("cancelled")))), {
+        signal: caller.signal,
+      });
+      caller.abort();
+      await expect(call).rejects.toMatchObject({ reason: "CANCELLED" });
+    }
+    expect(p.breakerState).toBe("closed");
+    await expect(p.execute(false, async () => "ok")).resolves.toBe("ok");
+  });
 });

@@ -71,6 +71,23 @@ export interface DependencyStats {
 /** The state of a dependency's breaker, as reported in health and metrics. */
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
+/** A signal aborted when either is (without AbortSignal.any, which is costly per call on Node 20). */
+function eitherSignal(a: AbortSignal, b: AbortSignal | undefined): { signal: AbortSignal; release: () => void } {
+  if (b === undefined) return { signal: a, release: () => {} };
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  if (a.aborted || b.aborted) abort();
+  a.addEventListener("abort", abort, { once: true });
+  b.addEventListener("abort", abort, { once: true });
+  return {
+    signal: controller.signal,
+    release: () => {
+      a.removeEventListener("abort", abort);
+      b.removeEventListener("abort", abort);
+    },
+  };
+}
+
 const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN]);
 
 /**
@@ -163,7 +180,10 @@ export class DependencyPolicy {
     let attempts = 0;
     const policy = idempotent ? this.idempotent : this.once;
     try {
+      // The caller's signal is not handed to cockatiel: its timeout policy would turn a caller that
+      // hangs up into a TaskCancelledError, which the breaker would count against the dependency.
       const result = await policy.execute(({ signal: attemptSignal }) => {
+        if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
         if (deadline !== undefined && Date.now() >= deadline) {
           throw new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`);
         }
@@ -174,16 +194,18 @@ export class DependencyPolicy {
           this.logger?.info({ dependency: this.name, attempt: attempts, requestId: options.requestId }, "retrying a call");
         }
         const attemptDeadline = Date.now() + this.attemptTimeoutMs;
-        return attempt({ signal: attemptSignal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) }).catch(
-          (error: unknown) => {
-            // The attempt was cut by its own timeout (or the deadline), not by the caller: say so, whatever the transport said.
+        const { signal, release } = eitherSignal(attemptSignal, callerSignal);
+        return attempt({ signal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) })
+          .catch((error: unknown) => {
+            if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
+            // The attempt was cut by its own timeout (or the deadline): say so, whatever the transport said.
             const ownTimeout =
               error instanceof OrderlyError && error.code === Code.DEADLINE_EXCEEDED && !error.remote && (deadline === undefined || attemptDeadline < deadline);
-            if ((attemptSignal.aborted || ownTimeout) && !callerSignal?.aborted) throw new TaskCancelledError(`${this.name} attempt timed out`);
+            if (attemptSignal.aborted || ownTimeout) throw new TaskCancelledError(`${this.name} attempt timed out`);
             throw error;
-          },
-        );
-      }, callerSignal);
+          })
+          .finally(release);
+      });
       this.budget.recordSuccess();
       return result;
     } catch (error) {
