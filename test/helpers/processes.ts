@@ -35,7 +35,11 @@ export async function startService(name: string, entry: string, env: Record<stri
     child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
   });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${logs.join("\n")}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Leave nothing behind: a process that never reported its port is stopped.
+      child.kill("SIGKILL");
+      reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${logs.join("\n")}`));
+    }, timeoutMs);
     const onLine = (line: string) => {
       logs.push(line);
       if (!line.includes('"listening"')) return;
