@@ -116,7 +116,6 @@ export class InventoryStore {
     this.statements = {
       getItem: db.prepare<[string], ItemRow>("SELECT * FROM items WHERE sku = ?"),
       listItems: db.prepare<[string, number], ItemRow>("SELECT * FROM items WHERE sku > ? ORDER BY sku LIMIT ?"),
-      countItems: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM items"),
       insertItem: db.prepare(
         `INSERT INTO items (sku, name, unit_price_minor, currency_code, available, reserved, create_time, update_time, version)
          VALUES (@sku, @name, @unitPriceMinor, @currencyCode, @quantity, 0, @now, @now, 1)`,
@@ -162,11 +161,6 @@ export class InventoryStore {
   /** Returns up to `limit` items with a SKU after `afterSku`, ordered by SKU. */
   listItems(afterSku: string, limit: number): ItemRecord[] {
     return this.statements.listItems.all(afterSku, limit).map(toItem);
-  }
-
-  /** The number of SKUs. */
-  countItems(): number {
-    return this.statements.countItems.get()!.n;
   }
 
   /** Returns a reservation, or undefined. */

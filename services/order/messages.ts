@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { OrderSchema } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { OrderlyError, isReason } from "../../shared/errors/index.js";
-import { Status, type OrderRecord } from "./store.js";
+import type { OrderRecord } from "./store.js";
 
 /** The Order message of a stored order. */
 export function orderMessage(order: OrderRecord): MessageInitShape<typeof OrderSchema> {
@@ -37,9 +37,4 @@ export function rejectionError(order: OrderRecord): OrderlyError {
 /** Checks an order id as it arrives from a client: its format only, not its existence. */
 export function isPlausibleOrderId(id: string): boolean {
   return /^[A-Za-z0-9._-]{1,64}$/.test(id);
-}
-
-/** A stored order's status is final unless PENDING. */
-export function isDecided(order: OrderRecord): boolean {
-  return order.status !== Status.PENDING;
 }

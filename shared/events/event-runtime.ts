@@ -77,13 +77,11 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       await nc.close();
       return;
     }
-    const jsm = await retrying("stream setup", logger, isClosed, async () => {
+    await retrying("stream setup", logger, isClosed, async () => {
       const manager = await nc!.jetstreamManager();
       await ensureStreams(manager, options.streamLimits ?? defaultStreamLimits);
       for (const c of options.consumers ?? []) await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs);
-      return manager;
     });
-    void jsm;
     if (closed) return;
     const js = nc.jetstream();
     if (options.outbox) {

@@ -20,8 +20,3 @@ export interface CallContext {
 
 /** Response header asking the HTTP gateway for a status other than 200 (as grpc-gateway's x-http-code). */
 export const HTTP_CODE_HEADER = "x-http-code";
-
-/** Milliseconds left until the context's deadline (Infinity without one). */
-export function remainingMs(context: Pick<CallContext, "deadline">, now = Date.now()): number {
-  return context.deadline === undefined ? Infinity : context.deadline - now;
-}

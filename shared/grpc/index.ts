@@ -2,6 +2,6 @@ export { startGrpcServer, registration, grpcServiceDefinition, toServiceError, t
 export { connect, callUnary, createClient, fromServiceError, type Connection } from "./client.js";
 export { healthService, ServingStatus } from "./health.js";
 export { chain, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
-export { remainingMs, HTTP_CODE_HEADER, type CallContext } from "./context.js";
+export { HTTP_CODE_HEADER, type CallContext } from "./context.js";
 export { metadataKeys } from "./metadata-keys.js";
 export type { Client, CallOptions, ServiceHandlers, UnaryHandler, UnaryMethodName } from "./types.js";

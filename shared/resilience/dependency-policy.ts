@@ -101,13 +101,10 @@ export class DependencyPolicy {
   readonly name: string;
   private readonly breaker;
   private readonly attemptTimeoutMs: number;
-  private readonly bulkheadLimit: number;
-  private readonly bulkheadQueue: number;
   private readonly budget = new RetryBudget();
   private readonly idempotent: IPolicy;
   private readonly once: IPolicy;
   private readonly logger: Logger | undefined;
-  private readonly limiter;
   readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
   constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger }) {
@@ -115,8 +112,6 @@ export class DependencyPolicy {
     this.name = o.name;
     this.logger = options.logger;
     this.attemptTimeoutMs = o.attemptTimeoutMs;
-    this.bulkheadLimit = o.bulkheadLimit;
-    this.bulkheadQueue = o.bulkheadQueue;
     // An error the dependency answered with (a remote google.rpc.Status) means it is up: only errors of
     // the transport or of the dependency's own failure count against it, and only those are retried —
     // so an UNAVAILABLE it relays from its own dependency neither opens this breaker nor retries twice.
@@ -132,7 +127,6 @@ export class DependencyPolicy {
       return this.budget.allowsRetry();
     };
     const limiter = bulkhead(o.bulkheadLimit, o.bulkheadQueue);
-    this.limiter = limiter;
     this.breaker = circuitBreaker(handleWhen(isFailure), {
       halfOpenAfter: o.halfOpenAfterMs,
       breaker: new ConsecutiveBreaker(o.breakerFailures),
@@ -145,11 +139,6 @@ export class DependencyPolicy {
     });
     this.idempotent = wrap(limiter, retries, this.breaker, attemptTimeout);
     this.once = wrap(limiter, this.breaker, attemptTimeout);
-  }
-
-  /** Calls running and queued in the bulkhead. */
-  get bulkhead(): { inUse: number; queued: number } {
-    return { inUse: this.bulkheadLimit - this.limiter.executionSlots, queued: this.bulkheadQueue - this.limiter.queueSlots };
   }
 
   /** The breaker's state. */

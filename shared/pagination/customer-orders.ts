@@ -1,0 +1,22 @@
+import { Violations } from "../validation/index.js";
+import { decodePageToken, pageSize } from "./page-token.js";
+
+/** A validated request for a page of a customer's orders, newest first (write side and read side alike). */
+export interface CustomerOrdersPage {
+  /** The page token's query key. */
+  query: string;
+  size: number;
+  /** The (create time, id) of the last order of the previous page, or undefined for the first page. */
+  before: { createTime: number; id: string } | undefined;
+}
+
+/** Validates the customer id, the page size and the page token of a customer's order listing. */
+export function customerOrdersPage(customerId: string, requestedSize: number, pageToken: string): CustomerOrdersPage {
+  const violations = new Violations();
+  violations.identifier(customerId, "customer_id");
+  violations.throwIfAny();
+  const size = pageSize(requestedSize);
+  const query = `orders:${customerId}`;
+  const cursor = decodePageToken(query, pageToken);
+  return { query, size, before: cursor === undefined ? undefined : { createTime: Number(cursor[0]), id: String(cursor[1]) } };
+}
