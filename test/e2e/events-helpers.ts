@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { runPool } from "../helpers/load.js";
-import { snapshotModels } from "../helpers/models.js";
+import { snapshotModels, streamCounts } from "../helpers/models.js";
 import { waitFor } from "../helpers/processes.js";
 import type { System } from "../helpers/system.js";
 
@@ -70,4 +70,23 @@ export async function waitForConvergence(system: System, timeoutMs = 90_000): Pr
     }
     throw error;
   }
+}
+
+/**
+ * Waits until the projector has applied as many events as the streams hold (events delivered to a
+ * killed projector come back only after the ack wait), then returns both counts; exactly once means
+ * they are equal, never more.
+ */
+export async function waitForAllApplied(system: System, timeoutMs = 60_000): Promise<{ processed: number; inStreams: number; orderEvents: number }> {
+  return waitFor(
+    async () => {
+      const streams = await streamCounts(system.nats.url);
+      const processed = snapshotModels(system.dataDir).counts.processed;
+      const inStreams = streams.ORDERS + streams.INVENTORY;
+      return processed >= inStreams ? { processed, inStreams, orderEvents: streams.ORDERS } : undefined;
+    },
+    "every event in the streams to be applied",
+    timeoutMs,
+    200,
+  );
 }
