@@ -1,6 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { NatsConnection, Subscription } from "nats";
 import { EventSchema } from "../proto/gen/orderly/events/v1/events_pb.js";
+import type { NatsAuth } from "../shared/config/index.js";
 import { connectNats } from "../shared/events/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import type { ReadCache } from "./read-cache.js";
@@ -11,12 +12,12 @@ import type { ReadCache } from "./read-cache.js";
  * the aggregate each one changed. Connects in the background; until then the
  * TTL alone bounds staleness.
  */
-export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Logger): { close(): Promise<void> } {
+export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Logger, auth?: NatsAuth): { close(): Promise<void> } {
   let nc: NatsConnection | undefined;
   let subscription: Subscription | undefined;
   let closed = false;
   const started = (async () => {
-    nc = await connectNats(servers, "gateway-cache", logger);
+    nc = await connectNats(servers, "gateway-cache", logger, auth);
     if (closed) return;
     subscription = nc.subscribe("orderly.>");
     for await (const msg of subscription) {

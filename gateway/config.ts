@@ -1,4 +1,6 @@
-import { readInt, readString, type Env } from "../shared/config/index.js";
+import { natsAuthConfig, readInt, readString, type Env, type NatsAuth } from "../shared/config/index.js";
+import { securityConfig, type SecurityConfig } from "../shared/security/index.js";
+import type { RateLimit } from "./rate-limiter.js";
 import type { GatewayLimits } from "./http-server.js";
 
 /** The gateway's configuration, read from the environment once. */
@@ -14,9 +16,16 @@ export interface GatewayConfig {
   /** TTL of the read cache (ms); 0 turns it off. */
   cacheTtlMs: number;
   natsUrl: string;
+  natsAuth: NatsAuth | undefined;
   /** Slow-client guards: time to receive headers / a whole request (ms). */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Largest size of a request's headers (bytes); larger get 431. */
+  maxHeaderBytes: number;
+  /** Requests per principal. */
+  rateLimit: RateLimit;
+  /** Token verification, the link key, mTLS to the services. */
+  security: SecurityConfig;
 }
 
 /** Reads the gateway's configuration (see the README's environment table). */
@@ -33,6 +42,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
       defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
       maxTimeoutMs,
       maxBodyBytes: readInt(env, "MAX_BODY_BYTES", 1024 * 1024, 1),
+      maxJsonDepth: readInt(env, "MAX_JSON_DEPTH", 32, 1, 1000),
     },
     shedding: {
       maxInFlight: readInt(env, "GATEWAY_MAX_IN_FLIGHT", 2048, 1),
@@ -40,7 +50,14 @@ export function gatewayConfig(env: Env): GatewayConfig {
     },
     cacheTtlMs: readInt(env, "GATEWAY_CACHE_TTL_MS", 1000, 0),
     natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
-    headersTimeoutMs: 10_000,
+    natsAuth: natsAuthConfig(env),
+    headersTimeoutMs: readInt(env, "GATEWAY_HEADERS_TIMEOUT_MS", 10_000, 100),
     requestTimeoutMs: maxTimeoutMs + 10_000,
+    maxHeaderBytes: readInt(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024, 1024),
+    rateLimit: {
+      perSecond: readInt(env, "RATE_LIMIT_PER_SECOND", 100, 1),
+      burst: readInt(env, "RATE_LIMIT_BURST", 200, 1),
+    },
+    security: securityConfig(env, readString(env, "ORDERLY_DATA_DIR", "./.data"), { requireJwt: true }),
   };
 }

@@ -4,6 +4,7 @@ import { OrderlyError } from "../shared/errors/index.js";
 import { callUnary, connect, type CallOptions, type Connection } from "../shared/grpc/index.js";
 import { DependencyPolicy, callWithPolicy, type DependencyPolicyOptions } from "../shared/resilience/index.js";
 import type { Logger } from "../shared/logging/index.js";
+import type { TlsFiles } from "../shared/security/index.js";
 import type { Route } from "./routes/index.js";
 
 /** A service the gateway fronts: where it is, and the policy of calls to it. */
@@ -18,11 +19,12 @@ export interface Downstream {
 export function connectDownstreams(
   targets: readonly { name: string; service: DescService; address: string }[],
   policy: Omit<DependencyPolicyOptions, "name"> & { logger?: Logger },
+  tls?: TlsFiles,
 ): Downstream[] {
   return targets.map((t) => ({
     name: t.name,
     service: t.service,
-    connection: connect(t.address),
+    connection: connect(t.address, { tls }),
     policy: new DependencyPolicy({ ...policy, name: t.name }),
   }));
 }

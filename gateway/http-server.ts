@@ -4,7 +4,9 @@ import { randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
+import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
 import type { LoadShedder } from "./load-shedder.js";
+import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { ReadCache } from "./read-cache.js";
 import { resolveRoute, type Route } from "./routes/index.js";
@@ -18,11 +20,24 @@ export interface GatewayLimits {
   maxTimeoutMs: number;
   /** Largest request body (bytes); larger bodies get 413. */
   maxBodyBytes: number;
+  /** Deepest nesting of objects and arrays a JSON body may have; deeper bodies get 400 (JSON_TOO_DEEP). */
+  maxJsonDepth: number;
+}
+
+/** How the gateway knows who is calling, and tells the services. */
+export interface GatewayAuth {
+  /** The principal of an Authorization header value: AUTHENTICATION_REQUIRED without one, INVALID_CREDENTIALS when it does not verify. */
+  authenticate: (authorization: string | undefined) => Promise<Principal>;
+  /** The metadata that carries a principal to a service (signed for the link). */
+  linkMetadata: (principal: Principal) => Readonly<Record<string, string>>;
+  /** Requests per principal (or per address before authentication). */
+  rateLimiter?: RateLimiter;
 }
 
 /** What the gateway's request handler needs. */
 export interface GatewayDeps {
   routes: readonly Route[];
+  auth: GatewayAuth;
   /** Calls the RPC of a route on its service. */
   call: (route: Route, request: Message, options: CallOptions) => Promise<Message>;
   /** Whether every downstream service answers, and each one's status. */
@@ -33,9 +48,20 @@ export interface GatewayDeps {
   limits: GatewayLimits;
   /** Admits or refuses API requests (health endpoints are always answered). */
   shedder?: LoadShedder;
-  /** The read cache, and which RPCs it serves: full method name → the path variable naming the aggregate. */
-  cache?: { store: ReadCache; routes: ReadonlyMap<string, string> };
+  /**
+   * The read cache, and which RPCs it serves: full method name → the path
+   * variable naming the aggregate, and whether the resource belongs to a
+   * customer (then entries are kept per customer, so a cached read is only
+   * served to a principal the service already allowed to read it).
+   */
+  cache?: { store: ReadCache; routes: ReadonlyMap<string, CachedRead> };
   metrics?: GatewayMetrics;
+}
+
+/** A read the gateway caches: the path variable naming the resource, and whether it belongs to a customer. */
+export interface CachedRead {
+  param: string;
+  perCustomer: boolean;
 }
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -65,12 +91,35 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer>
   return Buffer.concat(chunks);
 }
 
+/** Whether JSON text nests objects and arrays deeper than `max` (checked before parsing, in one pass). */
+export function jsonDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
 /** Reads the body as JSON whatever its Content-Type says (curl -d sends form-urlencoded by default). */
-async function readJson(req: IncomingMessage, maxBytes: number): Promise<JsonValue | undefined> {
-  const raw = await readBody(req, maxBytes);
+async function readJson(req: IncomingMessage, limits: GatewayLimits): Promise<JsonValue | undefined> {
+  const raw = await readBody(req, limits.maxBodyBytes);
   if (raw.length === 0) return undefined;
+  const text = raw.toString("utf8");
+  if (jsonDeeperThan(text, limits.maxJsonDepth)) {
+    throw new OrderlyError("JSON_TOO_DEEP", `the JSON body nests deeper than ${limits.maxJsonDepth} levels`, {
+      metadata: { maxDepth: String(limits.maxJsonDepth) },
+    });
+  }
   try {
-    return JSON.parse(raw.toString("utf8")) as JsonValue;
+    return JSON.parse(text) as JsonValue;
   } catch {
     throw new OrderlyError("MALFORMED_JSON", "the request body is not valid JSON");
   }
@@ -135,23 +184,49 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
     const release = deps.shedder?.admit();
     try {
-      await handleRoute(req, res, url, method, requestId, state);
+      const principal = await authenticate(req);
+      await handleRoute(req, res, url, method, requestId, state, principal);
     } finally {
       release?.();
     }
   }
 
-  async function handleRoute(req: IncomingMessage, res: ServerResponse, url: URL, method: string, requestId: string, state: { route: string }): Promise<void> {
+  /**
+   * Who is calling (401 otherwise), within its rate limit (429): counted per
+   * principal, or per address when the credentials are missing or wrong, so
+   * guessing tokens is limited too.
+   */
+  async function authenticate(req: IncomingMessage): Promise<Principal> {
+    let principal: Principal | undefined;
+    let failure: unknown;
+    try {
+      principal = await deps.auth.authenticate(req.headers.authorization);
+    } catch (error) {
+      failure = error;
+    }
+    const wait = deps.auth.rateLimiter?.take(principal ? `sub:${principal.subject}` : `ip:${req.socket.remoteAddress}`) ?? 0;
+    if (wait > 0) {
+      throw new OrderlyError("RATE_LIMITED", "too many requests; retry after Retry-After seconds", { metadata: { retryAfterSeconds: String(wait) } });
+    }
+    if (principal === undefined) throw failure;
+    return principal;
+  }
+
+  async function handleRoute(req: IncomingMessage, res: ServerResponse, url: URL, method: string, requestId: string, state: { route: string }, principal: Principal): Promise<void> {
     const { route, params } = resolveRoute(deps.routes, method, url.pathname);
     state.route = `${route.httpMethod} ${route.template.source}`;
+    // The services enforce the RPC's access rule; checking it here too refuses a wrong role before any work (and before the cache).
+    checkAccess(accessRuleOf(route.method), principal, `${route.service.typeName}/${route.method.name}`);
     const deadline = deadlineOf(req, limits, Date.now());
     const idempotencyKey = idempotencyKeyOf(req);
-    const body = route.body === "" ? undefined : await readJson(req, limits.maxBodyBytes);
+    const body = route.body === "" ? undefined : await readJson(req, limits);
     const request = requestFromHttp(route, { params, query: url.searchParams, body, idempotencyKey });
     const fullName = `${route.service.typeName}/${route.method.name}`;
-    const cacheParam = deps.cache?.routes.get(fullName);
-    const aggregateId = cacheParam === undefined ? undefined : params[cacheParam];
-    const cacheKey = `${fullName}|${aggregateId}`;
+    const cached = deps.cache?.routes.get(fullName);
+    const aggregateId = cached === undefined ? undefined : params[cached.param];
+    // Per-customer resources are cached per customer (admins share one scope): a hit is only what the service let this scope read.
+    const scope = cached?.perCustomer && !actsForAnyCustomer(principal) ? `c:${principal.customerId}` : "*";
+    const cacheKey = `${fullName}|${aggregateId}|${scope}`;
     let generation = 0;
     if (deps.cache && aggregateId !== undefined) {
       const hit = deps.cache.store.get(cacheKey, Number(url.searchParams.get("minVersion")) || 0);
@@ -168,7 +243,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     res.on("close", onClose);
     try {
       const responseHeaders: Record<string, string> = {};
-      const response = await deps.call(route, request, { deadline, signal: abandoned.signal, requestId, responseHeaders });
+      const metadata = deps.auth.linkMetadata(principal);
+      const response = await deps.call(route, request, { deadline, signal: abandoned.signal, requestId, responseHeaders, metadata });
       const json = responseToHttp(route, response);
       const payload = JSON.stringify(json);
       const status = successStatus(responseHeaders[HTTP_CODE_HEADER]);
@@ -204,7 +280,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
           return;
         }
         if (err.reason === "METHOD_NOT_ALLOWED" && err.metadata.allow) res.setHeader("allow", err.metadata.allow);
-        if (err.code === Code.UNAVAILABLE || err.code === Code.RESOURCE_EXHAUSTED) res.setHeader("retry-after", "1");
+        if (err.code === Code.UNAVAILABLE || err.code === Code.RESOURCE_EXHAUSTED) res.setHeader("retry-after", err.metadata.retryAfterSeconds ?? "1");
+        if (err.code === Code.UNAUTHENTICATED) {
+          res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
+        }
         if (err.reason === "PAYLOAD_TOO_LARGE") {
           res.setHeader("connection", "close");
           req.resume();

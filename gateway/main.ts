@@ -7,7 +7,10 @@ import { runMain } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
-import { createGatewayHandler } from "./http-server.js";
+import { OrderlyError, toStatusJson } from "../shared/errors/index.js";
+import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY, bearerToken } from "../shared/security/index.js";
+import { createGatewayHandler, type CachedRead } from "./http-server.js";
+import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
 import { LoadShedder } from "./load-shedder.js";
 import { GatewayMetrics } from "./metrics.js";
@@ -27,25 +30,45 @@ runMain(logger, async () => {
     ],
     // The budget bounds each call; a per-attempt timeout shorter than the largest budget would cut it.
     { ...defaultDependencyPolicyOptions, attemptTimeoutMs: config.limits.maxTimeoutMs, logger },
+    config.security.tls,
   );
   const routes = routesOf(downstreams.map((d) => d.service));
   const openApi = openApiDocument(routes, { title: "Orderly", version: "v1" });
   const shedder = new LoadShedder(config.shedding);
   const cache = config.cacheTtlMs > 0 ? new ReadCache(config.cacheTtlMs) : undefined;
-  const invalidation = cache ? invalidateOnEvents(cache, config.natsUrl, logger) : undefined;
+  const invalidation = cache ? invalidateOnEvents(cache, config.natsUrl, logger, config.natsAuth) : undefined;
   const metrics = new GatewayMetrics({ cache, shedder });
   /**
    * Single-resource reads of the query side the cache serves, and the path variable naming the
    * resource. (InventoryService.GetItem is the authoritative stock and is not cached.)
    */
-  const cachedReads = new Map([
-    [`${QueryService.typeName}/GetOrder`, "id"],
-    [`${QueryService.typeName}/GetStockLevel`, "sku"],
+  const cachedReads = new Map<string, CachedRead>([
+    [`${QueryService.typeName}/GetOrder`, { param: "id", perCustomer: true }],
+    [`${QueryService.typeName}/GetStockLevel`, { param: "sku", perCustomer: false }],
   ]);
+  const jwt = new JwtVerifier(config.security.jwt!);
+  const links = new LinkTokens(config.security.linkKey);
   const server = createServer(
-    { headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs, keepAliveTimeout: 5000 },
+    {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: 5000,
+      maxHeaderSize: config.maxHeaderBytes,
+      // How often slow clients (headers or body trickling in) are checked for and cut off.
+      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+    },
     createGatewayHandler({
       routes,
+      auth: {
+        authenticate: async (authorization) => {
+          if (authorization === undefined) throw new OrderlyError("AUTHENTICATION_REQUIRED", "send Authorization: Bearer <token>");
+          const token = bearerToken(authorization);
+          if (token === undefined) throw new OrderlyError("INVALID_CREDENTIALS", "the Authorization header must be Bearer <token>");
+          return jwt.verify(token);
+        },
+        linkMetadata: (principal) => ({ [PRINCIPAL_METADATA_KEY]: links.sign(principal) }),
+        rateLimiter: new RateLimiter(config.rateLimit),
+      },
       call: routeCaller(downstreams),
       readiness: readinessProbe(downstreams),
       openApi: () => openApi,
@@ -56,6 +79,18 @@ runMain(logger, async () => {
       metrics,
     }),
   );
+  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    // Requests Node refuses before the handler sees them: too-large headers (431), malformed HTTP (400), slow clients (408).
+    if (!socket.writable) return socket.destroy();
+    if (error.code === "HPE_HEADER_OVERFLOW") {
+      const body = JSON.stringify(toStatusJson(new OrderlyError("HEADERS_TOO_LARGE", `the request headers are larger than ${config.maxHeaderBytes} bytes`)));
+      socket.end(`HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    } else if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+      socket.end("HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    } else {
+      socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    }
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());

@@ -107,7 +107,9 @@ test("an RPC is exposed over HTTP because of its annotation, with no gateway cod
       readiness: readinessProbe(downstreams),
       openApi: () => openApi,
       logger,
-      limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 10_000, maxBodyBytes: 1024 },
+      limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 10_000, maxBodyBytes: 1024, maxJsonDepth: 32 },
+      // Routing only: every caller is an admin here (authentication has its own tests).
+      auth: { authenticate: async () => ({ subject: "test", customerId: undefined, roles: ["admin"] }), linkMetadata: () => ({}) },
     }),
   );
   server.listen(0, "127.0.0.1");

@@ -1,8 +1,9 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
-import { defaultInterceptors, healthService, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { healthService, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { runMain } from "../../shared/process/index.js";
+import { serviceAuth } from "../../shared/security/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
@@ -20,6 +21,7 @@ runMain(logger, async () => {
   const store = new InventoryStore(db, outbox);
   const events = startEventRuntime({
     servers: config.natsUrl,
+    natsAuth: config.natsAuth,
     name: "inventory",
     logger,
     db,
@@ -36,8 +38,10 @@ runMain(logger, async () => {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
+    auth: serviceAuth(config.security),
+    tls: config.security.tls,
     logger,
-    interceptors: config.faultDelay.ms > 0 ? [...defaultInterceptors, injectDelay(config.faultDelay.ms, config.faultDelay.methods)] : defaultInterceptors,
+    interceptors: config.faultDelay.ms > 0 ? [injectDelay(config.faultDelay.ms, config.faultDelay.methods)] : [],
     services: [
       registration(InventoryService, inventoryHandlers(store)),
       healthService([InventoryService.typeName], () => ready && db.open),

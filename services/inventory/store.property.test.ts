@@ -622,7 +622,7 @@ describe("InventoryStore properties", () => {
           await scheduler.schedule(Promise.resolve(), `server runs ${context.method}`);
           return next(request, context);
         };
-        await using inventory = await startInventoryOnFile([...defaultInterceptors, scheduledByFastCheck]);
+        await using inventory = await startInventoryOnFile([scheduledByFastCheck]);
 
         const stocked = new Map<string, number>();
         SKUS.forEach((sku, i) => {

@@ -4,6 +4,7 @@ import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js
 import { connect, healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { runMain } from "../../shared/process/index.js";
+import { LinkTokens, PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { orderConfig } from "./config.js";
@@ -23,6 +24,7 @@ runMain(logger, async () => {
   const store = new OrderStore(db, outbox);
   const events = startEventRuntime({
     servers: config.natsUrl,
+    natsAuth: config.natsAuth,
     name: "order",
     logger,
     db,
@@ -36,7 +38,13 @@ runMain(logger, async () => {
       },
     ],
   });
-  const inventoryConnection = connect(config.inventoryAddress);
+  // The order service calls inventory on its own behalf (reserving, releasing), as the "service" role.
+  const links = new LinkTokens(config.security.linkKey);
+  const self: Principal = { subject: "service:order", customerId: undefined, roles: ["service"] };
+  const inventoryConnection = connect(config.inventoryAddress, {
+    tls: config.security.tls,
+    callMetadata: () => ({ [PRINCIPAL_METADATA_KEY]: links.sign(self) }),
+  });
   const inventory = createResilientClient(InventoryService, inventoryConnection, new DependencyPolicy({ ...config.inventoryPolicy, logger }));
   const degrade = config.inventoryFallback === "degrade";
   const recovery = new PendingRecovery({
@@ -53,6 +61,8 @@ runMain(logger, async () => {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
+    auth: serviceAuth(config.security),
+    tls: config.security.tls,
     logger,
     services: [
       registration(

@@ -33,8 +33,3 @@ export function rejectionError(order: OrderRecord): OrderlyError {
     metadata: { ...order.rejectMetadata, orderId: order.id },
   });
 }
-
-/** Checks an order id as it arrives from a client: its format only, not its existence. */
-export function isPlausibleOrderId(id: string): boolean {
-  return /^[A-Za-z0-9._-]{1,64}$/.test(id);
-}

@@ -3,6 +3,7 @@ import { startEventRuntime } from "../../shared/events/index.js";
 import { healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { runMain } from "../../shared/process/index.js";
+import { serviceAuth } from "../../shared/security/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { queryConfig } from "./config.js";
 import { queryHandlers } from "./handlers/index.js";
@@ -20,6 +21,7 @@ runMain(logger, async () => {
   const changes = new ViewChanges();
   const events = startEventRuntime({
     servers: config.natsUrl,
+    natsAuth: config.natsAuth,
     name: "query",
     logger,
     db,
@@ -32,6 +34,8 @@ runMain(logger, async () => {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
+    auth: serviceAuth(config.security),
+    tls: config.security.tls,
     logger,
     services: [
       registration(QueryService, queryHandlers({ store: new ReadStore(db), changes, defaultBudgetMs: config.defaultBudgetMs })),

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { securityConfig, type SecurityConfig } from "../security/config.js";
 import { readChoice, readInt, readString, type Env } from "./env.js";
 
 /** What every Orderly service reads the same way. */
@@ -8,17 +10,39 @@ export interface ServiceBaseConfig {
   logLevel: string;
   synchronous: "NORMAL" | "FULL";
   natsUrl: string;
+  /** NATS credentials (user and password), when the server requires them. */
+  natsAuth: NatsAuth | undefined;
+  /** Link key, token verification, mTLS. */
+  security: SecurityConfig;
+}
+
+/** A NATS user and its password. */
+export interface NatsAuth {
+  user: string;
+  pass: string;
+}
+
+/** Reads NATS_USER with NATS_PASSWORD or NATS_PASSWORD_FILE (the password never in the repo). */
+export function natsAuthConfig(env: Env): NatsAuth | undefined {
+  const user = readString(env, "NATS_USER", "");
+  if (user === "") return undefined;
+  const file = readString(env, "NATS_PASSWORD_FILE", "");
+  const pass = file === "" ? readString(env, "NATS_PASSWORD", "") : readFileSync(file, "utf8").trim();
+  return { user, pass };
 }
 
 /** Reads the settings every service shares; `portVariable` names its gRPC port. */
 export function serviceBaseConfig(env: Env, portVariable: string, defaultPort: number): ServiceBaseConfig {
+  const dataDir = readString(env, "ORDERLY_DATA_DIR", "./.data");
   return {
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
     port: readInt(env, portVariable, defaultPort, 0, 65535),
-    dataDir: readString(env, "ORDERLY_DATA_DIR", "./.data"),
+    dataDir,
     logLevel: readString(env, "LOG_LEVEL", "info"),
     synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
     natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
+    natsAuth: natsAuthConfig(env),
+    security: securityConfig(env, dataDir, { requireJwt: false }),
   };
 }
 

@@ -9,6 +9,7 @@ const httpStatusByReason: Partial<Record<Reason, number>> = {
   PAYLOAD_TOO_LARGE: 413,
   IDEMPOTENCY_KEY_REUSED: 422,
   METHOD_NOT_ALLOWED: 405,
+  HEADERS_TOO_LARGE: 431,
 };
 
 /**

@@ -20,6 +20,20 @@ export const reasons = {
   PAYLOAD_TOO_LARGE: Code.INVALID_ARGUMENT,
   /** The Idempotency-Key was used before with a different request (HTTP 422). */
   IDEMPOTENCY_KEY_REUSED: Code.INVALID_ARGUMENT,
+  /** The request carries no credentials (HTTP: no `Authorization: Bearer` token). */
+  AUTHENTICATION_REQUIRED: Code.UNAUTHENTICATED,
+  /** The bearer token (or a link's signed principal) is malformed, forged, expired, or for another issuer or audience. */
+  INVALID_CREDENTIALS: Code.UNAUTHENTICATED,
+  /** The caller's role may not call this RPC (e.g. a customer restocking). */
+  ROLE_NOT_ALLOWED: Code.PERMISSION_DENIED,
+  /** A customer acting for another customer (creating an order for, or listing the orders of). */
+  NOT_YOUR_CUSTOMER: Code.PERMISSION_DENIED,
+  /** The caller sent more requests than its rate limit allows (HTTP 429 with Retry-After). */
+  RATE_LIMITED: Code.RESOURCE_EXHAUSTED,
+  /** The JSON body nests objects or arrays deeper than the gateway accepts. */
+  JSON_TOO_DEEP: Code.INVALID_ARGUMENT,
+  /** The request's headers are larger than the gateway accepts (HTTP 431). */
+  HEADERS_TOO_LARGE: Code.INVALID_ARGUMENT,
   /** No route matches the path. */
   ROUTE_NOT_FOUND: Code.NOT_FOUND,
   /** The path exists but not for this HTTP method (HTTP 405). */
@@ -81,6 +95,10 @@ export function defaultReason(code: Code): Reason {
       return "ROUTE_NOT_FOUND";
     case Code.UNIMPLEMENTED:
       return "METHOD_NOT_ALLOWED";
+    case Code.UNAUTHENTICATED:
+      return "INVALID_CREDENTIALS";
+    case Code.PERMISSION_DENIED:
+      return "ROLE_NOT_ALLOWED";
     default:
       return "INTERNAL";
   }

@@ -2,6 +2,7 @@ import type { NatsConnection } from "nats";
 import type { Logger } from "../logging/index.js";
 import type { Db } from "../sqlite/index.js";
 import { EventConsumer, type EventHandler } from "./event-consumer.js";
+import type { NatsAuth } from "../config/index.js";
 import { connectNats } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
@@ -19,6 +20,8 @@ export interface ConsumerSpec {
 /** The event side of a process: where NATS is, what it publishes and what it consumes. */
 export interface EventRuntimeOptions {
   servers: string;
+  /** The NATS user to log in as, when the server requires one. */
+  natsAuth?: NatsAuth;
   name: string;
   logger: Logger;
   db: Db;
@@ -72,7 +75,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
   const isClosed = () => closed;
 
   const ready = (async () => {
-    nc = await connectNats(options.servers, options.name, logger);
+    nc = await connectNats(options.servers, options.name, logger, options.natsAuth);
     if (closed) {
       await nc.close();
       return;

@@ -1,14 +1,18 @@
 import { connect, type NatsConnection } from "nats";
+import type { NatsAuth } from "../config/service-config.js";
 import type { Logger } from "../logging/index.js";
 
 /**
  * Connects to NATS and keeps reconnecting for ever, logging each change of
  * connection state; the first connection is awaited (retried until it works
  * or `signal` aborts), so a process can start before its NATS server does.
+ * With `auth`, it logs in as that NATS user (whose permissions the server
+ * config limits to the process's own subjects).
  */
-export async function connectNats(servers: string, name: string, logger: Logger): Promise<NatsConnection> {
+export async function connectNats(servers: string, name: string, logger: Logger, auth?: NatsAuth): Promise<NatsConnection> {
   const nc = await connect({
     servers: servers.split(","),
+    ...(auth ? { user: auth.user, pass: auth.pass } : {}),
     name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,

@@ -1,16 +1,45 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Code, OrderlyError, fromStatus } from "../errors/index.js";
+import { readFileSync } from "node:fs";
+import type { TlsFiles } from "../security/config.js";
 import { metadataKeys } from "./metadata-keys.js";
 import type { CallOptions, Client } from "./types.js";
 
 /** A connection (channel) to one gRPC server, shared by all calls to it. */
 export type Connection = grpc.Client;
 
+/** How a connection is opened. */
+export interface ConnectOptions {
+  maxMessageBytes?: number;
+  /** Certificate files: the connection speaks TLS, checks the server against the CA and presents its own certificate (mTLS). */
+  tls?: TlsFiles;
+  /** Metadata added to every call on the connection (e.g. the caller's signed principal), computed per call. */
+  callMetadata?: () => Readonly<Record<string, string>>;
+}
+
+/** The channel credentials for certificate files (mTLS), or plaintext without them. */
+export function channelCredentials(tls: TlsFiles | undefined): grpc.ChannelCredentials {
+  if (tls === undefined) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(readFileSync(tls.caFile), readFileSync(tls.keyFile), readFileSync(tls.certFile));
+}
+
+/** A client interceptor adding metadata to every call (unless the call already sets that key). */
+function metadataInterceptor(callMetadata: () => Readonly<Record<string, string>>): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        for (const [key, value] of Object.entries(callMetadata())) if (metadata.get(key).length === 0) metadata.set(key, value);
+        next(metadata, listener);
+      },
+    });
+}
+
 /** Opens a connection to host:port. Connections are lazy; close them with `connection.close()`. */
-export function connect(address: string, options: { maxMessageBytes?: number } = {}): Connection {
+export function connect(address: string, options: ConnectOptions = {}): Connection {
   const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
-  return new grpc.Client(address, grpc.credentials.createInsecure(), {
+  return new grpc.Client(address, channelCredentials(options.tls), {
+    ...(options.callMetadata ? { interceptors: [metadataInterceptor(options.callMetadata)] } : {}),
     "grpc.max_receive_message_length": maxBytes,
     "grpc.max_send_message_length": maxBytes,
     "grpc.keepalive_time_ms": 30_000,

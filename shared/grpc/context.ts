@@ -1,9 +1,15 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../logging/index.js";
+import type { Principal } from "../security/principal.js";
 
 /** What a handler knows about the call it serves. */
 export interface CallContext {
   /** The full method name, e.g. "orderly.order.v1.OrderService/CreateOrder". */
   readonly method: string;
+  /** The method's descriptor (its input schema, options such as who may call it). */
+  readonly rpc: DescMethod | undefined;
+  /** Who is calling, once authenticated (set by the authorization interceptor). */
+  principal: Principal | undefined;
   /** The request id (x-request-id), generated when the caller sent none. */
   readonly requestId: string;
   /** The absolute deadline (epoch ms), or undefined when the caller set none. */

@@ -1,7 +1,8 @@
-export { startGrpcServer, registration, grpcServiceDefinition, toServiceError, type RunningServer, type ServiceRegistration, type GrpcServerOptions } from "./server.js";
-export { connect, callUnary, createClient, fromServiceError, type Connection } from "./client.js";
+export { startGrpcServer, registration, grpcServiceDefinition, toServiceError, serverCredentials, type RunningServer, type ServiceRegistration, type GrpcServerOptions } from "./server.js";
+export { connect, callUnary, createClient, fromServiceError, channelCredentials, type Connection, type ConnectOptions } from "./client.js";
 export { healthService, ServingStatus } from "./health.js";
 export { chain, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
 export { HTTP_CODE_HEADER, type CallContext } from "./context.js";
 export { metadataKeys } from "./metadata-keys.js";
 export type { Client, CallOptions, ServiceHandlers, UnaryHandler, UnaryMethodName } from "./types.js";
+export { validateRequests } from "./validate-requests.js";

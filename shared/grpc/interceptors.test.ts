@@ -5,6 +5,8 @@ import { chain, defaultInterceptors, enforceDeadline, logCalls, type Interceptor
 
 const context = (overrides: Partial<CallContext> = {}): CallContext => ({
   method: "test/Method",
+  rpc: undefined,
+  principal: undefined,
   requestId: "r1",
   deadline: undefined,
   signal: new AbortController().signal,

@@ -1,10 +1,14 @@
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type DescService, type Message } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { OrderlyError, toStatusBinary } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
+import { authorizeCalls, type ServiceAuth } from "../security/server-auth.js";
+import type { TlsFiles } from "../security/config.js";
 import { chain, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
+import { validateRequests } from "./validate-requests.js";
 import { metadataKeys } from "./metadata-keys.js";
 import type { ServiceHandlers } from "./types.js";
 
@@ -33,6 +37,11 @@ export interface GrpcServerOptions {
   port: number;
   services: readonly ServiceRegistration[];
   logger: Logger;
+  /** Authenticates callers and enforces each RPC's access rule; without it, calls are not authorized (tests of other concerns only). */
+  auth?: ServiceAuth;
+  /** With certificate files, the server speaks TLS and requires a client certificate from the same CA (mTLS). */
+  tls?: TlsFiles;
+  /** More interceptors, run inside the standard ones (logging, deadline, authorization, validation). */
   interceptors?: readonly Interceptor[];
   /** Largest message accepted or sent (bytes). */
   maxMessageBytes?: number;
@@ -73,7 +82,7 @@ function metadataRecord(metadata: grpc.Metadata): Record<string, string> {
   return record;
 }
 
-function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string, logger: Logger): CallContext {
+function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string, rpc: DescMethod, logger: Logger): CallContext {
   const metadata = metadataRecord(call.metadata);
   const requestId = metadata[metadataKeys.requestId] || randomUUID();
   const rawDeadline = call.getDeadline();
@@ -82,6 +91,8 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
   call.on("cancelled", () => controller.abort(new OrderlyError("CANCELLED", "the caller cancelled the call")));
   return {
     method,
+    rpc,
+    principal: undefined,
     requestId,
     deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
     signal: controller.signal,
@@ -108,7 +119,7 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
     const fullName = `${service.typeName}/${method.name}`;
     const run = chain(interceptors, handler);
     impl[method.name] = (call: grpc.ServerUnaryCall<Message, Message>, callback: grpc.sendUnaryData<Message>) => {
-      const context = contextOf(call, fullName, logger);
+      const context = contextOf(call, fullName, method, logger);
       run(call.request, context).then(
         (response) => {
           const headers = Object.entries(context.responseHeaders);
@@ -126,6 +137,16 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
   return impl;
 }
 
+/** TLS that requires a client certificate signed by the CA (mTLS), or plaintext without certificate files. */
+export function serverCredentials(tls: TlsFiles | undefined): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(
+    readFileSync(tls.caFile),
+    [{ private_key: readFileSync(tls.keyFile), cert_chain: readFileSync(tls.certFile) }],
+    true,
+  );
+}
+
 /** Starts a grpc-js server with the given services on host:port (0 picks a free port). */
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningServer> {
   const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
@@ -133,12 +154,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.max_receive_message_length": maxBytes,
     "grpc.max_send_message_length": maxBytes,
   });
-  const interceptors = options.interceptors ?? defaultInterceptors;
+  const interceptors = [
+    ...defaultInterceptors,
+    ...(options.auth ? [authorizeCalls(options.auth)] : []),
+    validateRequests,
+    ...(options.interceptors ?? []),
+  ];
   for (const registration of options.services) {
     server.addService(grpcServiceDefinition(registration.service), implementation(registration, options.logger, interceptors));
   }
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+    server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.tls), (error, bound) =>
       error ? reject(error) : resolve(bound),
     );
   });

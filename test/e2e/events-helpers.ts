@@ -80,7 +80,7 @@ export async function waitForConvergence(system: System, timeoutMs = 90_000): Pr
 export async function waitForAllApplied(system: System, timeoutMs = 60_000): Promise<{ processed: number; inStreams: number; orderEvents: number }> {
   return waitFor(
     async () => {
-      const streams = await streamCounts(system.nats.url);
+      const streams = await streamCounts(system.nats);
       const processed = snapshotModels(system.dataDir).counts.processed;
       const inStreams = streams.ORDERS + streams.INVENTORY;
       return processed >= inStreams ? { processed, inStreams, orderEvents: streams.ORDERS } : undefined;

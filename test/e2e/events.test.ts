@@ -46,7 +46,7 @@ describe("events through JetStream into the read models", () => {
     expect(applied.processed).toBe(applied.inStreams);
     const converged = await waitForConvergence(system);
     expect(converged.write.orders).toHaveLength(1000);
-    const streams = await streamCounts(system.nats.url);
+    const streams = await streamCounts(system.nats);
     expect(converged.counts.processed).toBe(streams.ORDERS + streams.INVENTORY);
     expect(converged.counts.timeline).toBe(streams.ORDERS);
     const lag = projectionLagMs(system.dataDir);
@@ -68,7 +68,7 @@ describe("events through JetStream into the read models", () => {
       const out = join(rebuildDir, "query.db");
       const { stdout } = await run(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--out", out], {
         cwd: ROOT,
-        env: { ...process.env, ORDERLY_DATA_DIR: system.dataDir, NATS_URL: system.nats.url },
+        env: { ...process.env, ...system.env.query },
       });
       expect(stdout).toContain("the rebuilt read models equal the live ones");
       const rebuilt = new Database(out, { readonly: true });
@@ -88,7 +88,7 @@ describe("events through JetStream into the read models", () => {
     expect(republished).toBeGreaterThan(2000);
     const restarted = await system.restart("order");
     const afterRepublish = await waitForConvergence(system);
-    expect(await streamCounts(system.nats.url)).toEqual(streams);
+    expect(await streamCounts(system.nats)).toEqual(streams);
     expect(afterRepublish.counts.processed).toBe(converged.counts.processed);
     expect(afterRepublish.read).toEqual(converged.read);
     expect(restarted.logs.join("\n")).not.toMatch(/"level":50/);
@@ -157,10 +157,10 @@ describe("events through JetStream into the read models", () => {
 
   test("a poison event ends in the dead-letter record after the configured deliveries, and later events are still applied", async () => {
     await using system = await startSystem({ CONSUMER_MAX_DELIVERIES: "3", CONSUMER_RETRY_DELAY_MS: "20" });
-    const nc = await connect({ servers: system.nats.url });
+    const nc = await connect(system.nats.connectOptions);
     try {
       const js = nc.jetstream();
-      await waitFor(async () => (await streamCounts(system.nats.url)).ORDERS >= 0, "the streams to exist");
+      await waitFor(async () => (await streamCounts(system.nats)).ORDERS >= 0, "the streams to exist");
       await js.publish("orderly.orders.created", new TextEncoder().encode("this is not protobuf"), { msgID: "poison-1" });
     } finally {
       await nc.close();

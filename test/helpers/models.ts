@@ -61,8 +61,8 @@ export function snapshotModels(dataDir: string) {
 }
 
 /** Messages in each of Orderly's streams. */
-export async function streamCounts(natsUrl: string): Promise<{ ORDERS: number; INVENTORY: number }> {
-  const nc = await connect({ servers: natsUrl });
+export async function streamCounts(nats: { connectOptions: { servers: string; user?: string; pass?: string } }): Promise<{ ORDERS: number; INVENTORY: number }> {
+  const nc = await connect(nats.connectOptions);
   try {
     const jsm = await nc.jetstreamManager();
     return {

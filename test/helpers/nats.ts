@@ -27,6 +27,8 @@ export interface NatsServer extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** How a test connects (with the operator's credentials when the server requires users). */
+  readonly connectOptions: { servers: string; user?: string; pass?: string };
   readonly logs: string[];
   child(): ChildProcess;
   /** Kills the server (SIGKILL by default) and waits for it to end. */
@@ -35,8 +37,12 @@ export interface NatsServer extends AsyncDisposable {
   restart(): Promise<void>;
 }
 
-/** Starts `nats-server -js` (from PATH) on a free port with a temp store; `await using` stops it and deletes the store. */
-export async function startNats(): Promise<NatsServer> {
+/**
+ * Starts `nats-server -js` (from PATH) on a free port with a temp store;
+ * `await using` stops it and deletes the store. With `configFile`, the server
+ * also reads it (users and permissions), and `operator` is who tests log in as.
+ */
+export async function startNats(options: { configFile?: string; operator?: { user: string; pass: string } } = {}): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "orderly-nats-"));
   const logs: string[] = [];
@@ -45,7 +51,8 @@ export async function startNats(): Promise<NatsServer> {
 
   const launch = () =>
     new Promise<void>((resolve, reject) => {
-      child = spawn(natsServerBinary(), ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
+      const config = options.configFile === undefined ? [] : ["-c", options.configFile];
+      child = spawn(natsServerBinary(), [...config, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
       exited = new Promise((done) => child.once("exit", () => done()));
       const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${logs.join("\n")}`)), 20_000);
       child.once("error", (error) => {
@@ -76,6 +83,7 @@ export async function startNats(): Promise<NatsServer> {
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
+    connectOptions: { servers: `nats://127.0.0.1:${port}`, ...options.operator },
     logs,
     child: () => child,
     kill,

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type DevTokens } from "../../scripts/dev-security.js";
 import { startNats, type NatsServer } from "./nats.js";
 import { startService, type ServiceProcess } from "./processes.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
@@ -13,9 +14,28 @@ export interface ApiResponse<T = any> {
   text: string;
 }
 
-/** A running Orderly (nats-server, inventory, order, query, gateway) on free ports with its own data directory. */
+/** Who a test calls the gateway as: "admin", a dev customer's id, `{ token }`, or null for no credentials. */
+export type Caller = string | { token: string } | null;
+
+/** Options of one call through the gateway. */
+export interface ApiOptions {
+  body?: unknown;
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+  /** Who calls (default: the admin). */
+  as?: Caller;
+}
+
+/**
+ * A running Orderly (nats-server, inventory, order, query, gateway) on free
+ * ports with its own data directory, secured as `npm start` secures it: dev
+ * credentials (tokens for an admin and customers "alice" and "bob"), NATS
+ * users with per-service permissions, and mTLS on gRPC links when asked.
+ */
 export interface System extends AsyncDisposable {
   readonly dataDir: string;
+  /** The dev bearer tokens (also in $dataDir/dev-tokens.json). */
+  readonly tokens: DevTokens;
   readonly baseUrl: string;
   readonly nats: NatsServer;
   readonly inventory: ServiceProcess;
@@ -28,15 +48,41 @@ export interface System extends AsyncDisposable {
   readonly env: { common: Record<string, string>; inventory: Record<string, string>; order: Record<string, string>; query: Record<string, string> };
   /** Starts a stopped service again with its original environment (plus `extraEnv`), replacing it in the system. */
   restart(name: "inventory" | "order" | "query", extraEnv?: Record<string, string>): Promise<ServiceProcess>;
-  /** Calls the gateway; a body object is sent as JSON. */
-  api<T = any>(method: string, path: string, options?: { body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
+  /** Calls the gateway (as the admin unless `as` says otherwise); a body object is sent as JSON. */
+  api<T = any>(method: string, path: string, options?: ApiOptions): Promise<ApiResponse<T>>;
 }
 
-/** Starts the whole system for a test; `await using` stops it and deletes its data. */
-export async function startSystem(env: Record<string, string> = {}, options: { inventoryProxy?: boolean } = {}): Promise<System> {
+/** The Authorization header for a caller. */
+export function authorization(tokens: DevTokens, caller: Caller): Record<string, string> {
+  if (caller === null) return {};
+  const token = typeof caller === "object" ? caller.token : caller === "admin" ? tokens.admin : tokens.customers[caller];
+  if (token === undefined) throw new Error(`no dev token for ${String(caller)}`);
+  return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * Starts the whole system for a test; `await using` stops it and deletes its
+ * data. The rate limit is lifted unless `env` sets one (tests of other
+ * concerns send many requests as one admin).
+ */
+export async function startSystem(env: Record<string, string> = {}, options: { inventoryProxy?: boolean; mtls?: boolean } = {}): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-test-"));
-  const nats = await startNats();
-  const common = { ORDERLY_DATA_DIR: dataDir, NATS_URL: nats.url, CONSUMER_RETRY_DELAY_MS: "50", ...env };
+  const tokens = await writeDevCredentials(dataDir);
+  const natsSecurity = writeNatsSecurity(dataDir);
+  const nats = await startNats({ configFile: natsSecurity.configFile, operator: natsSecurity.credentials("operator") });
+  const certificates = options.mtls ? writeDevCertificates(join(dataDir, "secrets", "tls")) : undefined;
+  const processEnv = (name: "inventory" | "order" | "query" | "gateway") => ({
+    ...natsSecurity.envFor(name),
+    ...(certificates ? tlsEnv(certificates[name]!) : {}),
+  });
+  const common = {
+    ORDERLY_DATA_DIR: dataDir,
+    NATS_URL: nats.url,
+    CONSUMER_RETRY_DELAY_MS: "50",
+    RATE_LIMIT_PER_SECOND: "1000000",
+    RATE_LIMIT_BURST: "1000000",
+    ...env,
+  };
   const started = new Map<string, ServiceProcess>();
   let proxy: TcpProxy | undefined;
   const stopAll = async () => {
@@ -46,12 +92,12 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const inventoryEnv = { ...common, INVENTORY_GRPC_PORT: "0" };
+    const inventoryEnv = { ...common, ...processEnv("inventory"), INVENTORY_GRPC_PORT: "0" };
     started.set("inventory", await startService("inventory", "services/inventory/main.ts", inventoryEnv));
     const inventoryAddress = `127.0.0.1:${started.get("inventory")!.port}`;
     if (options.inventoryProxy) proxy = await startTcpProxy({ host: "127.0.0.1", port: started.get("inventory")!.port });
-    const orderEnv = { ...common, ORDER_GRPC_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? inventoryAddress };
-    const queryEnv = { ...common, QUERY_GRPC_PORT: "0" };
+    const orderEnv = { ...common, ...processEnv("order"), ORDER_GRPC_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? inventoryAddress };
+    const queryEnv = { ...common, ...processEnv("query"), QUERY_GRPC_PORT: "0" };
     const [order, query] = await Promise.all([
       startService("order", "services/order/main.ts", orderEnv),
       startService("query", "services/query/main.ts", queryEnv),
@@ -67,6 +113,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     };
     const gateway = await startService("gateway", "gateway/main.ts", {
       ...common,
+      ...processEnv("gateway"),
       GATEWAY_PORT: "0",
       ORDER_ADDRESS: `127.0.0.1:${order.port}`,
       INVENTORY_ADDRESS: inventoryAddress,
@@ -77,6 +124,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     const entries = { inventory: "services/inventory/main.ts", order: "services/order/main.ts", query: "services/query/main.ts" };
     const system: System = {
       dataDir,
+      tokens,
       baseUrl,
       nats,
       get inventory() {
@@ -97,7 +145,8 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
         started.set(name, process);
         return process;
       },
-      api: (method, path, options = {}) => api(baseUrl, method, path, options),
+      api: (method, path, { as = "admin", ...options } = {}) =>
+        api(baseUrl, method, path, { ...options, headers: { ...authorization(tokens, as), ...options.headers } }),
       [Symbol.asyncDispose]: stopAll,
     };
     return system;

@@ -21,7 +21,7 @@ export interface CancelOrderDeps {
  */
 export function cancelOrder(deps: CancelOrderDeps) {
   return async (request: CancelOrderRequest, context: CallContext): Promise<MessageInitShape<typeof CancelOrderResponseSchema>> => {
-    const order = findOrder(deps.store, request.id);
+    const order = findOrder(deps.store, request.id, context.principal);
     if (order.status === Status.CANCELLED) return { order: orderMessage(order) };
     if (order.status === Status.REJECTED) {
       throw new OrderlyError("ORDER_NOT_CANCELLABLE", `order ${order.id} was rejected and cannot be cancelled`, {

@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GetOrderRequest, GetOrderResponseSchema } from "../../../proto/gen/orderly/query/v1/query_pb.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
 import type { CallContext } from "../../../shared/grpc/index.js";
-import { Violations } from "../../../shared/validation/index.js";
+import { mayActFor } from "../../../shared/security/index.js";
 import type { Order } from "../../../proto/gen/orderly/order/v1/order_pb.js";
 import type { ReadStore } from "../read-store.js";
 import type { ViewChanges } from "../view-changes.js";
@@ -16,19 +16,17 @@ export interface OrderReadDeps {
 
 /**
  * Reads an order view, first waiting (within the deadline) for `minVersion`
- * when given: the read-your-writes mechanism.
+ * when given: the read-your-writes mechanism. ORDER_NOT_FOUND when unknown
+ * or not the caller's to see.
  */
 export async function readOrder(deps: OrderReadDeps, id: string, minVersion: bigint, context: CallContext): Promise<Order> {
-  const violations = new Violations();
-  violations.check(/^[A-Za-z0-9._-]{1,64}$/.test(id), "id", "must be 1-64 characters of A-Z, a-z, 0-9, '-', '_' or '.'");
-  violations.check(minVersion >= 0n, "min_version", "must not be negative");
-  violations.throwIfAny();
   let view = deps.store.order(id);
   if (minVersion > 0n && (view === undefined || BigInt(view.version) < minVersion)) {
     await deps.changes.waitFor(id, Number(minVersion), context.deadline ?? Date.now() + deps.defaultBudgetMs, context.signal);
     view = deps.store.order(id);
   }
-  if (view === undefined) throw new OrderlyError("ORDER_NOT_FOUND", `no order with id ${id}`, { metadata: { orderId: id } });
+  // Another customer's order is answered as unknown, so its existence is not revealed.
+  if (view === undefined || !mayActFor(context.principal, view.order.customerId)) throw new OrderlyError("ORDER_NOT_FOUND", `no order with id ${id}`, { metadata: { orderId: id } });
   return view.order;
 }
 

@@ -1,19 +1,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ListDailySalesRequest, ListDailySalesResponseSchema } from "../../../proto/gen/orderly/query/v1/query_pb.js";
 import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/index.js";
-import { Violations } from "../../../shared/validation/index.js";
 import type { ReadStore } from "../read-store.js";
-
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 /** ListDailySales: units and revenue per SKU per day, ordered by day then SKU. */
 export function listDailySales(store: ReadStore) {
   return (request: ListDailySalesRequest): MessageInitShape<typeof ListDailySalesResponseSchema> => {
-    const violations = new Violations();
-    if (request.sku !== "") violations.identifier(request.sku, "sku");
-    violations.check(request.startDay === "" || DAY.test(request.startDay), "start_day", "must be YYYY-MM-DD");
-    violations.check(request.endDay === "" || DAY.test(request.endDay), "end_day", "must be YYYY-MM-DD");
-    violations.throwIfAny();
     const filter = { sku: request.sku, start: request.startDay || "0000-00-00", end: request.endDay || "9999-99-99" };
     const query = `sales:${filter.sku}:${filter.start}:${filter.end}`;
     const size = pageSize(request.pageSize);

@@ -9,7 +9,6 @@ import type {
 } from "../../../proto/gen/orderly/query/v1/query_pb.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
 import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/index.js";
-import { Violations } from "../../../shared/validation/index.js";
 import type { ReadStore, StockLevelRow } from "../read-store.js";
 
 function stockLevelMessage(row: StockLevelRow): MessageInitShape<typeof StockLevelSchema> {
@@ -26,9 +25,6 @@ function stockLevelMessage(row: StockLevelRow): MessageInitShape<typeof StockLev
 /** GetStockLevel: one SKU's projected stock. */
 export function getStockLevel(store: ReadStore) {
   return (request: GetStockLevelRequest): MessageInitShape<typeof GetStockLevelResponseSchema> => {
-    const violations = new Violations();
-    violations.identifier(request.sku, "sku");
-    violations.throwIfAny();
     const row = store.stockLevel(request.sku);
     if (!row) throw new OrderlyError("ITEM_NOT_FOUND", `no stock level for SKU ${request.sku}`, { metadata: { sku: request.sku } });
     return { stockLevel: stockLevelMessage(row) };

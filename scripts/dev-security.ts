@@ -1,0 +1,175 @@
+/**
+ * Dev credentials for a local run and for the tests, generated into the data
+ * directory (never the repository): the link key, an ES256 key pair and
+ * bearer tokens signed with it (dev-tokens.json), NATS users with per-service
+ * permissions, and optionally a dev CA with certificates for mTLS.
+ */
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync, randomBytes, createPrivateKey } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SignJWT } from "jose";
+import { streams } from "../shared/events/subjects.js";
+import { secretsDir, type TlsFiles } from "../shared/security/index.js";
+
+/** The dev tokens file: `{"admin": "<token>", "customers": {"<customerId>": "<token>"}}`. */
+export interface DevTokens {
+  admin: string;
+  customers: Record<string, string>;
+}
+
+/** The customers that get a dev token. */
+export const DEV_CUSTOMERS = ["alice", "bob"] as const;
+/** Issuer and audience of dev tokens (the services' defaults for AUTH_JWT_ISSUER / AUTH_JWT_AUDIENCE). */
+export const DEV_ISSUER = "orderly-dev";
+export const DEV_AUDIENCE = "orderly";
+
+function ensureDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  return dir;
+}
+
+function writeSecret(file: string, content: string): void {
+  writeFileSync(file, content, { mode: 0o600 });
+}
+
+/** Writes `file` with a new secret unless it exists; returns its content. */
+function keepOrCreate(file: string, create: () => string): string {
+  if (!existsSync(file)) writeSecret(file, create());
+  return readFileSync(file, "utf8");
+}
+
+/** Signs a dev bearer token with the dev private key. */
+export async function mintDevToken(
+  dataDir: string,
+  claims: { sub: string; roles: string[]; customer_id?: string },
+  options: { ttlSeconds?: number; issuer?: string; audience?: string } = {},
+): Promise<string> {
+  const key = createPrivateKey(readFileSync(join(secretsDir(dataDir), "jwt-private.pem"), "utf8"));
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: "ES256", typ: "JWT" })
+    .setIssuer(options.issuer ?? DEV_ISSUER)
+    .setAudience(options.audience ?? DEV_AUDIENCE)
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(`${options.ttlSeconds ?? 7 * 24 * 3600}s`)
+    .sign(key);
+}
+
+/**
+ * Creates (or keeps) the link key and the token key pair under
+ * $ORDERLY_DATA_DIR/secrets, and writes fresh tokens for an admin and each
+ * dev customer to $ORDERLY_DATA_DIR/dev-tokens.json.
+ */
+export async function writeDevCredentials(dataDir: string): Promise<DevTokens> {
+  const dir = ensureDir(secretsDir(dataDir));
+  keepOrCreate(join(dir, "link.key"), () => randomBytes(32).toString("hex"));
+  if (!existsSync(join(dir, "jwt-private.pem")) || !existsSync(join(dir, "jwt-public.pem"))) {
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    writeSecret(join(dir, "jwt-private.pem"), privateKey.export({ type: "pkcs8", format: "pem" }).toString());
+    writeFileSync(join(dir, "jwt-public.pem"), publicKey.export({ type: "spki", format: "pem" }).toString());
+  }
+  const tokens: DevTokens = {
+    admin: await mintDevToken(dataDir, { sub: "admin", roles: ["admin"] }),
+    customers: {},
+  };
+  for (const customer of DEV_CUSTOMERS) {
+    tokens.customers[customer] = await mintDevToken(dataDir, { sub: `customer:${customer}`, roles: ["customer"], customer_id: customer });
+  }
+  writeSecret(join(dataDir, "dev-tokens.json"), `${JSON.stringify(tokens, null, 2)}\n`);
+  return tokens;
+}
+
+/** The NATS users of a local run, and what each may publish and subscribe to. */
+const natsUsers = {
+  // Services publish their own events (through the outbox relay) and use the JetStream API to set up and pull from consumers.
+  inventory: { publish: [...streams.inventory.subjects, "$JS.API.>", "$JS.ACK.>"], subscribe: ["_INBOX.>"] },
+  order: { publish: [...streams.orders.subjects, "$JS.API.>", "$JS.ACK.>"], subscribe: ["_INBOX.>"] },
+  query: { publish: ["$JS.API.>", "$JS.ACK.>"], subscribe: ["_INBOX.>"] },
+  // The gateway only listens to events (to invalidate its read cache).
+  gateway: { publish: [] as string[], subscribe: ["orderly.>", "_INBOX.>"] },
+  // For people and tools (nats CLI, tests): everything.
+  operator: { publish: [">"], subscribe: [">"] },
+} as const;
+
+/** Which process logs in to NATS as which user. */
+export type NatsUser = keyof typeof natsUsers;
+
+/** NATS security for a local run: a server config file and, per process, the environment to log in with. */
+export interface NatsSecurity {
+  configFile: string;
+  envFor(user: NatsUser): Record<string, string>;
+  /** A user's name and password (to connect from a test or a tool). */
+  credentials(user: NatsUser): { user: string; pass: string };
+}
+
+/**
+ * Writes a nats-server config with one user per process (passwords in files
+ * beside it) whose permissions let a service publish only its own event
+ * subjects: a service cannot publish another service's events. The JetStream
+ * API ($JS.API.>) stays open to the services, which create their streams and
+ * consumers themselves.
+ */
+export function writeNatsSecurity(dataDir: string): NatsSecurity {
+  const dir = ensureDir(secretsDir(dataDir));
+  const passwordFile = (user: string) => join(dir, `nats-${user}.password`);
+  const quote = (s: string) => JSON.stringify(s);
+  const users = Object.entries(natsUsers).map(([user, permissions]) => {
+    const password = keepOrCreate(passwordFile(user), () => randomBytes(24).toString("hex")).trim();
+    const publish = permissions.publish.length === 0 ? `{ deny: [">"] }` : `{ allow: [${permissions.publish.map(quote).join(", ")}] }`;
+    return `    { user: ${quote(user)}, password: ${quote(password)}, permissions: { publish: ${publish}, subscribe: { allow: [${permissions.subscribe.map(quote).join(", ")}] } } }`;
+  });
+  const configFile = join(dir, "nats.conf");
+  writeSecret(configFile, `# Written by Orderly's local run: one user per process, each limited to its own subjects.\nauthorization {\n  users: [\n${users.join(",\n")}\n  ]\n}\n`);
+  return {
+    configFile,
+    envFor: (user) => ({ NATS_USER: user, NATS_PASSWORD_FILE: passwordFile(user) }),
+    credentials: (user) => ({ user, pass: readFileSync(passwordFile(user), "utf8").trim() }),
+  };
+}
+
+/** The processes that get a certificate for mTLS. */
+export const TLS_PROCESSES = ["gateway", "order", "inventory", "query"] as const;
+
+function openssl(args: string[]): void {
+  try {
+    execFileSync("openssl", args, { stdio: "pipe" });
+  } catch (error) {
+    const stderr = (error as { stderr?: Buffer }).stderr?.toString() ?? String(error);
+    throw new Error(`openssl ${args[0]} failed (install it: apt-get install -y openssl): ${stderr}`);
+  }
+}
+
+/**
+ * A dev CA and one certificate per process (for localhost and 127.0.0.1,
+ * usable as server and as client), made with the openssl CLI under
+ * `dir`; a certificate is reused while it exists. Returns each process's files.
+ */
+export function writeDevCertificates(dir: string, names: readonly string[] = TLS_PROCESSES, caName = "Orderly dev CA"): Record<string, TlsFiles> {
+  ensureDir(dir);
+  const caKey = join(dir, "ca.key");
+  const caFile = join(dir, "ca.crt");
+  if (!existsSync(caFile)) {
+    openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", caKey, "-out", caFile, "-days", "30", "-subj", `/CN=${caName}`]);
+  }
+  const extFile = join(dir, "leaf.ext");
+  writeFileSync(extFile, "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n");
+  const files: Record<string, TlsFiles> = {};
+  for (const name of names) {
+    const keyFile = join(dir, `${name}.key`);
+    const certFile = join(dir, `${name}.crt`);
+    if (!existsSync(certFile)) {
+      const csr = join(dir, `${name}.csr`);
+      openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", keyFile, "-out", csr, "-subj", `/CN=${name}`]);
+      openssl(["x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, "-CAcreateserial", "-out", certFile, "-days", "30", "-extfile", extFile]);
+    }
+    files[name] = { caFile, certFile, keyFile };
+  }
+  return files;
+}
+
+/** The environment that points a process at its certificate files. */
+export function tlsEnv(files: TlsFiles): Record<string, string> {
+  return { ORDERLY_TLS_CA_FILE: files.caFile, ORDERLY_TLS_CERT_FILE: files.certFile, ORDERLY_TLS_KEY_FILE: files.keyFile };
+}

@@ -1,0 +1,22 @@
+import { createValidator } from "@bufbuild/protovalidate";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import { OrderlyError, validationError } from "../errors/index.js";
+import type { Interceptor } from "./interceptors.js";
+
+const validator = createValidator();
+
+/**
+ * Checks every request against the buf.validate rules in its proto before
+ * the handler runs: VALIDATION_FAILED with one field violation per broken
+ * rule, the same for clients in every language and through the gateway.
+ */
+export const validateRequests: Interceptor = (next) => (request, context) => {
+  if (context.rpc !== undefined) {
+    const result = validator.validate(context.rpc.input, request as never);
+    if (result.kind === "invalid") {
+      throw validationError(result.violations.map((v) => ({ field: pathToString(v.field), description: v.message })));
+    }
+    if (result.kind === "error") throw new OrderlyError("INTERNAL", "the request's validation rules could not be evaluated", { cause: result.error });
+  }
+  return next(request, context);
+};

@@ -1,0 +1,68 @@
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { errors, jwtVerify } from "jose";
+import { OrderlyError } from "../errors/index.js";
+import { rolesFrom, type Principal } from "./principal.js";
+
+/** What a bearer token must satisfy. */
+export interface JwtSettings {
+  /** The issuer's public key (PEM, SPKI), ES256. */
+  publicKeyPem: string;
+  issuer: string;
+  audience: string;
+}
+
+/** The largest number of verified tokens remembered (each until it expires). */
+const MAX_REMEMBERED = 10_000;
+
+/**
+ * Verifies bearer tokens (JWT, ES256) with jose: signature, issuer,
+ * audience, expiry (30 s of clock skew allowed). Claims: `sub`, `roles`
+ * (["customer"] or ["admin"]), and `customer_id` for customers. A verified
+ * token is remembered until it expires, so a client's repeated calls cost a
+ * map lookup rather than a signature check.
+ */
+export class JwtVerifier {
+  private readonly key: KeyObject;
+  private readonly remembered = new Map<string, { principal: Principal; exp: number }>();
+
+  constructor(private readonly settings: JwtSettings) {
+    this.key = createPublicKey(settings.publicKeyPem);
+  }
+
+  /** The principal of a bearer token; UNAUTHENTICATED (INVALID_CREDENTIALS) when it does not verify. */
+  async verify(token: string, now = Date.now()): Promise<Principal> {
+    const known = this.remembered.get(token);
+    if (known !== undefined && known.exp > now) return known.principal;
+    try {
+      const { payload } = await jwtVerify(token, this.key, {
+        issuer: this.settings.issuer,
+        audience: this.settings.audience,
+        algorithms: ["ES256"],
+        clockTolerance: 30,
+        requiredClaims: ["sub", "exp"],
+        currentDate: new Date(now),
+      });
+      const roles = rolesFrom(payload.roles).filter((role) => role !== "service");
+      const customerId = typeof payload.customer_id === "string" ? payload.customer_id : undefined;
+      if (roles.length === 0) throw new OrderlyError("INVALID_CREDENTIALS", "the bearer token grants no role");
+      if (roles.includes("customer") && customerId === undefined) {
+        throw new OrderlyError("INVALID_CREDENTIALS", "a customer's bearer token must carry customer_id");
+      }
+      const principal: Principal = { subject: payload.sub!, customerId, roles };
+      if (this.remembered.size >= MAX_REMEMBERED) this.remembered.clear();
+      this.remembered.set(token, { principal, exp: payload.exp! * 1000 });
+      return principal;
+    } catch (error) {
+      if (error instanceof OrderlyError) throw error;
+      const expired = error instanceof errors.JWTExpired;
+      throw new OrderlyError("INVALID_CREDENTIALS", expired ? "the bearer token has expired" : "the bearer token is not valid");
+    }
+  }
+}
+
+/** The token of an `Authorization: Bearer <token>` value, or undefined when it is not one. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const match = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization.trim());
+  return match?.[1];
+}

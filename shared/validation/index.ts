@@ -1,1 +1,0 @@
-export { Violations, IDENTIFIER_PATTERN } from "./field-checks.js";
