@@ -5,13 +5,20 @@
  * a name prefix, waits until the gateway is ready, seeds a demo catalog into
  * an empty inventory, prints how to try it, and on SIGINT/SIGTERM/SIGHUP stops
  * everything in reverse order. Run through scripts/start.mjs.
+ *
+ * Security is on: before starting, it writes dev credentials into the data
+ * directory (link key, token key pair, dev-tokens.json), a NATS config with one
+ * user per process (when it starts its own nats-server), and, with
+ * ORDERLY_MTLS=1, a dev CA and certificates for mTLS between the processes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { ConfigError, readInt, readString, type Env } from "../shared/config/index.js";
+import { ConfigError, readChoice, readInt, readString, type Env } from "../shared/config/index.js";
+import { secretsDir, type TlsFiles } from "../shared/security/index.js";
+import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 
 // ---------------------------------------------------------------------------
 // Configuration: the only place this script reads the environment.
@@ -38,6 +45,16 @@ export interface LocalRunConfig {
   dataDir: string;
   /** Whether to color the output (stdout is a terminal and NO_COLOR is unset). */
   color: boolean;
+  /** Whether gRPC links use mTLS with dev certificates (ORDERLY_MTLS=1). */
+  mtls: boolean;
+}
+
+/** The generated credentials the processes of a local run use. */
+export interface LocalSecurity {
+  /** NATS users and their config (when the run starts its own nats-server). */
+  nats: NatsSecurity | undefined;
+  /** Certificate files per process (with mTLS). */
+  tls: Record<string, TlsFiles> | undefined;
 }
 
 /** Reads the local run's configuration; throws ConfigError on a bad value. */
@@ -53,6 +70,7 @@ export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConf
     natsServerBin: readString(env, "NATS_SERVER_BIN", existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server"),
     dataDir: resolve(ROOT, readString(env, "ORDERLY_DATA_DIR", "./.data")),
     color: stdoutIsTty && (env.NO_COLOR ?? "") === "",
+    mtls: readChoice(env, "ORDERLY_MTLS", ["0", "1"], "0") === "1",
   };
 }
 
@@ -83,13 +101,19 @@ export interface ProcessSpec {
 }
 
 /** The process table of a local run. */
-export function processTable(config: LocalRunConfig): ProcessSpec[] {
+export function processTable(config: LocalRunConfig, security: LocalSecurity = { nats: undefined, tls: undefined }): ProcessSpec[] {
   const natsUrl = (ports: Ports) => config.natsUrl ?? `nats://${addressOf(ports, "nats")}`;
+  /** A process's credentials: its NATS user, its certificate. */
+  const credentials = (name: NatsUser) => ({
+    ...security.nats?.envFor(name),
+    ...(security.tls?.[name] ? tlsEnv(security.tls[name]) : {}),
+  });
+  const natsConfig = security.nats ? ["-c", security.nats.configFile] : [];
   const nats: ProcessSpec = {
     name: "nats",
     portEnv: "NATS_PORT",
     port: config.natsPort,
-    command: [config.natsServerBin, "-js", "-a", HOST, "-p", String(config.natsPort), "-sd", join(config.dataDir, "nats")],
+    command: [config.natsServerBin, ...natsConfig, "-js", "-a", HOST, "-p", String(config.natsPort), "-sd", join(config.dataDir, "nats")],
     env: () => ({}),
     readyPort: (line) => (line.includes("Server is ready") ? config.natsPort : undefined),
     stopSignal: "SIGINT", // nats-server exits 0 on SIGINT, 1 on SIGTERM
@@ -102,7 +126,7 @@ export function processTable(config: LocalRunConfig): ProcessSpec[] {
       portEnv: "INVENTORY_GRPC_PORT",
       port: config.inventoryGrpcPort,
       command: nodeEntry("services/inventory/main.ts"),
-      env: (ports) => ({ INVENTORY_GRPC_PORT: String(config.inventoryGrpcPort), NATS_URL: natsUrl(ports) }),
+      env: (ports) => ({ ...credentials("inventory"), INVENTORY_GRPC_PORT: String(config.inventoryGrpcPort), NATS_URL: natsUrl(ports) }),
       readyPort: pinoListeningPort,
     },
     {
@@ -111,6 +135,7 @@ export function processTable(config: LocalRunConfig): ProcessSpec[] {
       port: config.orderGrpcPort,
       command: nodeEntry("services/order/main.ts"),
       env: (ports) => ({
+        ...credentials("order"),
         ORDER_GRPC_PORT: String(config.orderGrpcPort),
         INVENTORY_ADDRESS: addressOf(ports, "inventory"),
         NATS_URL: natsUrl(ports),
@@ -122,7 +147,7 @@ export function processTable(config: LocalRunConfig): ProcessSpec[] {
       portEnv: "QUERY_GRPC_PORT",
       port: config.queryGrpcPort,
       command: nodeEntry("services/query/main.ts"),
-      env: (ports) => ({ QUERY_GRPC_PORT: String(config.queryGrpcPort), NATS_URL: natsUrl(ports) }),
+      env: (ports) => ({ ...credentials("query"), QUERY_GRPC_PORT: String(config.queryGrpcPort), NATS_URL: natsUrl(ports) }),
       readyPort: pinoListeningPort,
     },
     {
@@ -131,6 +156,7 @@ export function processTable(config: LocalRunConfig): ProcessSpec[] {
       port: config.gatewayPort,
       command: nodeEntry("gateway/main.ts"),
       env: (ports) => ({
+        ...credentials("gateway"),
         GATEWAY_PORT: String(config.gatewayPort),
         ORDER_ADDRESS: addressOf(ports, "order"),
         INVENTORY_ADDRESS: addressOf(ports, "inventory"),
@@ -405,9 +431,10 @@ async function callGateway(baseUrl: string, method: string, path: string, body?:
   return text === "" ? undefined : (JSON.parse(text) as unknown);
 }
 
-/** Seeds the demo catalog when the inventory is empty; returns whether it did. */
-export async function seedDemoCatalogIfEmpty(baseUrl: string): Promise<boolean> {
-  const list = (await callGateway(baseUrl, "GET", "/v1/inventory")) as { items?: unknown[] } | undefined;
+/** Seeds the demo catalog (as the admin) when the inventory is empty; returns whether it did. */
+export async function seedDemoCatalogIfEmpty(baseUrl: string, adminToken: string): Promise<boolean> {
+  const admin = { authorization: `Bearer ${adminToken}` };
+  const list = (await callGateway(baseUrl, "GET", "/v1/inventory", undefined, admin)) as { items?: unknown[] } | undefined;
   if ((list?.items?.length ?? 0) > 0) return false;
   for (const item of DEMO_CATALOG) {
     await callGateway(
@@ -415,7 +442,7 @@ export async function seedDemoCatalogIfEmpty(baseUrl: string): Promise<boolean> 
       "POST",
       `/v1/inventory/${item.sku}:restock`,
       { quantity: item.quantity, name: item.name, unitPriceMinor: item.unitPriceMinor, currencyCode: DEMO_CURRENCY },
-      { "Idempotency-Key": `demo-seed-${item.sku}` },
+      { ...admin, "Idempotency-Key": `demo-seed-${item.sku}` },
     );
   }
   return true;
@@ -426,23 +453,31 @@ export function readyBanner(baseUrl: string, dataDir: string, style: Output["sty
   const sku = DEMO_CATALOG[0]?.sku ?? "MUG-CLASSIC";
   const json = "-H 'content-type: application/json'";
   const comment = (text: string) => style(90, `  # ${text}`);
+  const tokensFile = join(dataDir, "dev-tokens.json");
+  const token = (path: string) => `"Authorization: Bearer $(node -p "require('${tokensFile}').${path}")"`;
   return [
     "",
     `  ${style(1, "Orderly is running at")} ${style(4, baseUrl)}`,
     `  data: ${dataDir}    OpenAPI: ${baseUrl}/openapi.json`,
+    `  dev tokens (an admin; customers alice and bob): ${tokensFile}`,
     "",
+    comment("keep the Authorization headers of the admin and of two customers"),
+    `  ADMIN=${token("admin")}`,
+    `  ALICE=${token("customers.alice")}`,
+    `  BOB=${token("customers.bob")}`,
     comment("list the inventory"),
-    `  curl -sS -w '\\n' ${baseUrl}/v1/inventory`,
-    comment("restock a SKU (a new SKU also takes name, unitPriceMinor, currencyCode)"),
-    `  curl -sS -w '\\n' -X POST ${baseUrl}/v1/inventory/${sku}:restock ${json} -d '{"quantity": 10}'`,
-    comment("place an order (the same Idempotency-Key again returns the same order) and keep its id"),
-    `  ORDER_ID=$(curl -sS -X POST ${baseUrl}/v1/orders ${json} -H "Idempotency-Key: demo-$RANDOM" -d '{"customerId": "alice", "items": [{"sku": "${sku}", "quantity": 2}]}' | tee /dev/stderr | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).id'); echo`,
-    comment("get the order"),
-    `  curl -sS -w '\\n' ${baseUrl}/v1/orders/$ORDER_ID`,
+    `  curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/inventory`,
+    comment("restock a SKU, as the admin (a new SKU also takes name, unitPriceMinor, currencyCode)"),
+    `  curl -sS -w '\\n' -H "$ADMIN" -X POST ${baseUrl}/v1/inventory/${sku}:restock ${json} -d '{"quantity": 10}'`,
+    comment("place an order as alice (the same Idempotency-Key again returns the same order) and keep its id"),
+    `  ORDER=$(curl -sS -H "$ALICE" -X POST ${baseUrl}/v1/orders ${json} -H "Idempotency-Key: demo-$RANDOM" -d '{"customerId": "alice", "items": [{"sku": "${sku}", "quantity": 2}]}'); echo "$ORDER"`,
+    `  ORDER_ID=$(node -pe 'JSON.parse(process.argv[1]).id' "$ORDER")`,
+    comment("get the order (bob gets 404 for it)"),
+    `  curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/orders/$ORDER_ID`,
     comment("list alice's orders"),
-    `  curl -sS -w '\\n' ${baseUrl}/v1/customers/alice/orders`,
+    `  curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/customers/alice/orders`,
     comment("cancel the order (its stock is released)"),
-    `  curl -sS -w '\\n' -X POST ${baseUrl}/v1/orders/$ORDER_ID:cancel`,
+    `  curl -sS -w '\\n' -H "$ALICE" -X POST ${baseUrl}/v1/orders/$ORDER_ID:cancel`,
     "",
     `  ${style(1, "Press Ctrl-C to stop.")}`,
     "",
@@ -462,7 +497,20 @@ export async function runLocal(env: Env): Promise<number> {
     process.stderr.write(`${error.message}\n`);
     return 2;
   }
-  const table = processTable(config);
+  let security: LocalSecurity;
+  let adminToken: string;
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+    adminToken = (await writeDevCredentials(config.dataDir)).admin;
+    security = {
+      nats: config.natsUrl === undefined ? writeNatsSecurity(config.dataDir) : undefined,
+      tls: config.mtls ? writeDevCertificates(join(secretsDir(config.dataDir), "tls")) : undefined,
+    };
+  } catch (error) {
+    process.stderr.write(`could not write the dev credentials: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+  const table = processTable(config, security);
   const out = createOutput(
     table.map((spec) => spec.name),
     config.color,
@@ -527,7 +575,7 @@ export async function runLocal(env: Env): Promise<number> {
     if (gatewayPort === undefined) throw new Error('process table: there is no "gateway"');
     const baseUrl = `http://${HOST}:${gatewayPort}`;
     await unlessStopped(waitForReadyz(baseUrl, () => stopReason !== undefined));
-    const seeded = await unlessStopped(seedDemoCatalogIfEmpty(baseUrl));
+    const seeded = await unlessStopped(seedDemoCatalogIfEmpty(baseUrl, adminToken));
     say(
       seeded
         ? `inventory was empty: seeded the demo catalog (${DEMO_CATALOG.length} SKUs)`

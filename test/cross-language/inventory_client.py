@@ -8,18 +8,24 @@ only from the .proto files, can talk to the inventory service. It:
 2. reads it back with GetItem,
 3. calls GetItem for an unknown SKU and for an invalid SKU, and decodes the
    google.rpc.Status each error carries in the `grpc-status-details-bin` trailer,
+4. calls GetItem without a token, and Restock with a customer's token,
+
+Calls carry `authorization: Bearer <token>` metadata: the admin's token, unless
+said otherwise.
 
 then prints one JSON object on stdout:
 
     {"restocked": {...Item}, "item": {...Item},
      "unknownSku": {"code": "NOT_FOUND", "reason": "ITEM_NOT_FOUND", ...},
-     "invalidSku": {"code": "INVALID_ARGUMENT", "reason": "VALIDATION_FAILED", ...}}
+     "invalidSku": {"code": "INVALID_ARGUMENT", "reason": "VALIDATION_FAILED", ...},
+     "anonymous": {"code": "UNAUTHENTICATED", ...}, "customerRestock": {"code": "PERMISSION_DENIED", ...}}
 
 Items are proto3 JSON (json_format.MessageToDict, camelCase names, int64 as
 strings). Any unexpected outcome is written to stderr with exit status 1.
 
 Usage:
     inventory_client.py --gen-dir DIR --address HOST:PORT --sku SKU --quantity N
+                        --admin-token TOKEN --customer-token TOKEN
 
 DIR holds the modules protoc generated with --python_out and --grpc_python_out.
 """
@@ -42,6 +48,8 @@ def parse_args():
     parser.add_argument("--address", required=True, help="host:port of the inventory gRPC service")
     parser.add_argument("--sku", required=True, help="SKU to restock and read")
     parser.add_argument("--quantity", type=int, default=7, help="units to restock")
+    parser.add_argument("--admin-token", required=True, help="bearer token of an admin")
+    parser.add_argument("--customer-token", required=True, help="bearer token of a customer")
     return parser.parse_args()
 
 
@@ -93,10 +101,15 @@ def main():
             raise RuntimeError(f"{error.code().name} whose google.rpc.Status has no ErrorInfo: {status}")
         return decoded
 
-    def expect_error(call, request):
+    def bearer(token):
+        return (("authorization", f"Bearer {token}"),)
+
+    admin = bearer(args.admin_token)
+
+    def expect_error(call, request, metadata=admin):
         """Makes a call that must fail, and returns its decoded error."""
         try:
-            response = call(request, timeout=CALL_TIMEOUT_SECONDS)
+            response = call(request, timeout=CALL_TIMEOUT_SECONDS, metadata=metadata)
         except grpc.RpcError as error:
             return decode_error(error)
         raise RuntimeError(f"expected an error, got {json_format.MessageToJson(response)}")
@@ -114,11 +127,18 @@ def main():
                     request_id=f"python-client-{args.sku}",
                 ),
                 timeout=CALL_TIMEOUT_SECONDS,
+                metadata=admin,
                 wait_for_ready=True,  # the first call waits for the connection
             ).item
-            item = stub.GetItem(inventory_pb2.GetItemRequest(sku=args.sku), timeout=CALL_TIMEOUT_SECONDS).item
+            item = stub.GetItem(inventory_pb2.GetItemRequest(sku=args.sku), timeout=CALL_TIMEOUT_SECONDS, metadata=admin).item
             unknown = expect_error(stub.GetItem, inventory_pb2.GetItemRequest(sku=f"{args.sku}-unknown"))
             invalid = expect_error(stub.GetItem, inventory_pb2.GetItemRequest(sku="bad sku"))
+            anonymous = expect_error(stub.GetItem, inventory_pb2.GetItemRequest(sku=args.sku), metadata=())
+            customer_restock = expect_error(
+                stub.Restock,
+                inventory_pb2.RestockRequest(sku=args.sku, quantity=1),
+                metadata=bearer(args.customer_token),
+            )
         except grpc.RpcError as error:
             print(f"unexpected gRPC error {error.code().name}: {error.details()}", file=sys.stderr)
             return 1
@@ -131,6 +151,8 @@ def main():
         "item": item_to_dict(item),
         "unknownSku": unknown,
         "invalidSku": invalid,
+        "anonymous": anonymous,
+        "customerRestock": customer_restock,
     }
     print(json.dumps(output, sort_keys=True))
     return 0

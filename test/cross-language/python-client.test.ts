@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { expect, test } from "vitest";
+import { writeDevCredentials } from "../../scripts/dev-security.js";
 import { ROOT, startService } from "../helpers/processes.js";
 
 const run = promisify(execFile);
@@ -17,6 +18,8 @@ const APT_INSTALL = "apt-get install -y python3-grpcio python3-protobuf protobuf
 /** The protos the client needs: the service, and google.rpc for its error details (google/protobuf comes from protoc's include path). */
 const PROTOS = [
   "orderly/inventory/v1/inventory.proto",
+  "orderly/auth/v1/access.proto",
+  "buf/validate/validate.proto",
   "google/api/annotations.proto",
   "google/api/http.proto",
   "google/rpc/status.proto",
@@ -67,6 +70,8 @@ interface ClientOutput {
   item: Record<string, unknown>;
   unknownSku: { code: string; statusCode: number; reason: string; domain: string; metadata: Record<string, string> };
   invalidSku: { code: string; reason: string; fieldViolations?: { field: string; description: string }[] };
+  anonymous: { code: string; reason: string };
+  customerRestock: { code: string; reason: string };
 }
 
 test("a Python client generated from proto/ restocks and reads an item over gRPC", async () => {
@@ -91,6 +96,7 @@ test("a Python client generated from proto/ restocks and reads an item over gRPC
   });
   expect(existsSync(join(genDir.path, "orderly/inventory/v1/inventory_pb2_grpc.py"))).toBe(true);
 
+  const tokens = await writeDevCredentials(dataDir.path);
   await using inventory = await startService("inventory", "services/inventory/main.ts", {
     ORDERLY_DATA_DIR: dataDir.path,
     INVENTORY_GRPC_PORT: "0",
@@ -98,7 +104,8 @@ test("a Python client generated from proto/ restocks and reads an item over gRPC
 
   const sku = "PY-WIDGET-1";
   const client = join(ROOT, "test/cross-language/inventory_client.py");
-  const args = [client, "--gen-dir", genDir.path, "--address", `127.0.0.1:${inventory.port}`, "--sku", sku, "--quantity", "7"];
+  const args = [client, "--gen-dir", genDir.path, "--address", `127.0.0.1:${inventory.port}`, "--sku", sku, "--quantity", "7",
+    "--admin-token", tokens.admin, "--customer-token", tokens.customers.alice!];
   const { stdout } = await run(PYTHON, args, { env: pythonEnv(), timeout: 60_000 }).catch((error: Error & { stderr?: string }) => {
     throw new Error(`the Python client failed: ${error.message}\n${error.stderr ?? ""}\ninventory logs:\n${inventory.logs.join("\n")}`);
   });
@@ -125,4 +132,7 @@ test("a Python client generated from proto/ restocks and reads an item over gRPC
   });
   expect(output.invalidSku).toMatchObject({ code: "INVALID_ARGUMENT", reason: "VALIDATION_FAILED" });
   expect(output.invalidSku.fieldViolations).toContainEqual(expect.objectContaining({ field: "sku" }));
+  // The service itself authenticates (a bearer token sent straight to it) and enforces the RPC's access rule.
+  expect(output.anonymous).toMatchObject({ code: "UNAUTHENTICATED", reason: "AUTHENTICATION_REQUIRED" });
+  expect(output.customerRestock).toMatchObject({ code: "PERMISSION_DENIED", reason: "ROLE_NOT_ALLOWED" });
 });

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,6 +102,21 @@ function startLocalRun(env: Record<string, string>): LocalRun {
   };
 }
 
+/** The shell commands of the ready banner (its lines after the token variables, without comments and colors). */
+function bannerCommands(output: string): string {
+  // eslint-disable-next-line no-control-regex
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, "");
+  const lines = plain.split("\n");
+  const start = lines.findIndex((line) => line.trim().startsWith("ADMIN="));
+  const end = lines.findIndex((line) => line.includes("Press Ctrl-C to stop."));
+  if (start < 0 || end < start) throw new Error(`no commands in the banner:\n${plain}`);
+  return lines
+    .slice(start, end)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .join("\n");
+}
+
 /** Waits until the run printed its banner and the gateway answers /readyz with 200. */
 async function waitUntilReady(run: LocalRun, baseUrl: string): Promise<void> {
   await waitFor(() => run.output().includes("Press Ctrl-C to stop.") || run.child.exitCode !== null, "the ready banner", START_TIMEOUT_MS);
@@ -141,21 +156,33 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       await using run = startLocalRun(env);
       await waitUntilReady(run, baseUrl);
       expect(run.output()).toContain(`Orderly is running at ${baseUrl}`);
-      expect(run.output()).toContain(`curl -sS -w '\\n' ${baseUrl}/v1/inventory`);
+      expect(run.output()).toContain(`curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/inventory`);
       expect(run.output()).toContain("seeded the demo catalog");
 
-      const list = await api(baseUrl, "GET", "/v1/inventory");
+      // Security is on: dev tokens for an admin and two customers are in the data directory.
+      const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string; customers: Record<string, string> };
+      expect(Object.keys(tokens.customers).length).toBeGreaterThanOrEqual(2);
+      const admin = { authorization: `Bearer ${tokens.admin}` };
+      expect((await api(baseUrl, "GET", "/v1/inventory")).status).toBe(401);
+
+      // The commands the banner prints work when pasted into a shell.
+      const pasted = bannerCommands(run.output());
+      const shell = execFileSync("bash", ["-c", `set -euo pipefail\n${pasted}`], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      expect(shell).toContain('"status":"ORDER_STATUS_CANCELLED"');
+
+      const list = await api(baseUrl, "GET", "/v1/inventory", { headers: admin });
       expect(list.status).toBe(200);
       expect(list.body.items.map((item: { sku: string }) => item.sku).sort()).toEqual(demoSkus);
       expect(list.body.items.find((item: { sku: string }) => item.sku === restocked.sku)).toMatchObject({
         name: restocked.name,
         unitPriceMinor: restocked.unitPriceMinor,
         currencyCode: "USD",
-        available: restocked.quantity,
+        available: restocked.quantity + 10, // the banner's restock; its order was cancelled
       });
-      const restock = await api(baseUrl, "POST", `/v1/inventory/${restocked.sku}:restock`, { body: { quantity: 7 } });
+      const restock = await api(baseUrl, "POST", `/v1/inventory/${restocked.sku}:restock`, { body: { quantity: 7 }, headers: admin });
       expect(restock.status).toBe(200);
-      expect(restock.body.available).toBe(restocked.quantity + 7);
+      // The banner's commands restocked 10 and ordered 2, then cancelled the order (giving the 2 back).
+      expect(restock.body.available).toBe(restocked.quantity + 10 + 7);
 
       await stopCleanly(run);
     }
@@ -166,10 +193,12 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(run.output()).toContain("no demo seed");
       expect(run.output()).not.toContain("seeded the demo catalog");
 
-      const list = await api(baseUrl, "GET", "/v1/inventory");
+      const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string };
+      const admin = { headers: { authorization: `Bearer ${tokens.admin}` } };
+      const list = await api(baseUrl, "GET", "/v1/inventory", admin);
       expect(list.body.items.map((item: { sku: string }) => item.sku).sort()).toEqual(demoSkus);
-      expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`)).body.available).toBe(restocked.quantity + 7);
-      expect((await api(baseUrl, "GET", `/v1/inventory/${untouched.sku}`)).body.available).toBe(untouched.quantity);
+      expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`, admin)).body.available).toBe(restocked.quantity + 10 + 7);
+      expect((await api(baseUrl, "GET", `/v1/inventory/${untouched.sku}`, admin)).body.available).toBe(untouched.quantity);
 
       await stopCleanly(run);
     }
