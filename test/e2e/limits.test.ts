@@ -1,0 +1,117 @@
+import { connect as connectTcp } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { Code, OrderlyError } from "../../shared/errors/index.js";
+import { connect, createClient } from "../../shared/grpc/index.js";
+import { waitFor } from "../helpers/processes.js";
+import { api, reasonOf, startSystem, type System } from "../helpers/system.js";
+
+describe("limits", () => {
+  let system: System;
+
+  beforeAll(async () => {
+    system = await startSystem({ GATEWAY_HEADERS_TIMEOUT_MS: "1000" });
+  }, 60_000);
+
+  afterAll(async () => {
+    await system?.[Symbol.asyncDispose]();
+  });
+
+  test("a body over MAX_BODY_BYTES (1 MiB) gets 413 PAYLOAD_TOO_LARGE", async () => {
+    const body = JSON.stringify({ customerId: "alice", items: [{ sku: "X", quantity: 1 }], padding: "x".repeat(1024 * 1024) });
+    const response = await system.api("POST", "/v1/orders", { rawBody: body, headers: { "content-type": "application/json" } });
+    expect({ status: response.status, reason: reasonOf(response.body) }).toEqual({ status: 413, reason: "PAYLOAD_TOO_LARGE" });
+  });
+
+  test("JSON nested deeper than MAX_JSON_DEPTH (32) gets 400 JSON_TOO_DEEP; shallower nesting reaches validation", async () => {
+    const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+    const deep = await system.api("POST", "/v1/orders", { rawBody: `{"customerId":"alice","items":${nested(40)}}` });
+    expect({ status: deep.status, reason: reasonOf(deep.body) }).toEqual({ status: 400, reason: "JSON_TOO_DEEP" });
+    const deepInString = await system.api("POST", "/v1/orders", { rawBody: `{"customerId":"${nested(40)}","items":[]}` });
+    expect(reasonOf(deepInString.body)).not.toBe("JSON_TOO_DEEP"); // brackets inside a string do not nest
+    const shallow = await system.api("POST", "/v1/orders", { rawBody: `{"customerId":"alice","items":${nested(10)}}` });
+    expect(shallow.status).toBe(400);
+    expect(reasonOf(shallow.body)).toBe("INVALID_FIELD");
+  });
+
+  test("page sizes over 100 are clamped to 100 (documented); negative ones get 400", async () => {
+    for (let i = 0; i < 101; i++) {
+      const sku = `PAGE-${String(i).padStart(3, "0")}`;
+      const restocked = await system.api("POST", `/v1/inventory/${sku}:restock`, { body: { quantity: 1, name: sku, unitPriceMinor: "1", currencyCode: "USD" } });
+      expect(restocked.status).toBe(200);
+    }
+    const page = await system.api("GET", "/v1/inventory?pageSize=1000");
+    expect(page.status).toBe(200);
+    expect(page.body.items).toHaveLength(100);
+    expect(page.body.nextPageToken).not.toBe("");
+    const negative = await system.api("GET", "/v1/inventory?pageSize=-1");
+    expect({ status: negative.status, reason: reasonOf(negative.body) }).toEqual({ status: 400, reason: "VALIDATION_FAILED" });
+    expect(negative.body.details.find((d: { fieldViolations?: unknown }) => d.fieldViolations).fieldViolations).toEqual([
+      expect.objectContaining({ field: "page_size" }),
+    ]);
+  });
+
+  test("headers over GATEWAY_MAX_HEADER_BYTES (16 KiB) get 431 HEADERS_TOO_LARGE", async () => {
+    const response = await system.api("GET", "/v1/inventory", { headers: { "x-filler": "a".repeat(20 * 1024) } });
+    expect({ status: response.status, reason: reasonOf(response.body) }).toEqual({ status: 431, reason: "HEADERS_TOO_LARGE" });
+  });
+
+  test("a client that trickles its headers is cut off after GATEWAY_HEADERS_TIMEOUT_MS with 408", async () => {
+    const port = Number(new URL(system.baseUrl).port);
+    const socket = connectTcp({ host: "127.0.0.1", port });
+    let received = "";
+    let closed = false;
+    socket.on("data", (chunk) => (received += chunk.toString("latin1")));
+    socket.on("close", () => (closed = true));
+    socket.on("error", () => (closed = true));
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write("GET /v1/inventory HTTP/1.1\r\nhost: orderly\r\n");
+    // Keep trickling a header byte now and then, as a slowloris client does: the connection is still cut.
+    const trickle = setInterval(() => socket.writable && socket.write("x"), 200);
+    try {
+      await waitFor(() => closed, "the gateway to close the slow connection", 15_000);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
+    expect(received).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  test("a gRPC message over the 4 MiB limit is refused with RESOURCE_EXHAUSTED, and nothing is stored", async () => {
+    const connection = connect(`127.0.0.1:${system.inventory.port}`, { maxMessageBytes: 16 * 1024 * 1024 });
+    try {
+      const inventory = createClient(InventoryService, connection);
+      const error = await inventory
+        .restock(
+          { sku: "HUGE-1", quantity: 1, name: "n".repeat(5 * 1024 * 1024) },
+          { metadata: { authorization: `Bearer ${system.tokens.admin}` }, deadline: Date.now() + 10_000 },
+        )
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error).toBeInstanceOf(OrderlyError);
+      expect(Code[(error as OrderlyError).code]).toBe("RESOURCE_EXHAUSTED");
+    } finally {
+      connection.close();
+    }
+    expect((await system.api("GET", "/v1/inventory/HUGE-1")).status).toBe(404);
+  });
+});
+
+test("each principal gets RATE_LIMIT_BURST requests at once, then 429 RATE_LIMITED with Retry-After; other principals are not affected", async () => {
+  await using system = await startSystem({ RATE_LIMIT_BURST: "5", RATE_LIMIT_PER_SECOND: "1" });
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await system.api("GET", "/v1/inventory", { as: "alice" })).status);
+  expect(statuses).toEqual([200, 200, 200, 200, 200]);
+  const limited = await system.api("GET", "/v1/inventory", { as: "alice" });
+  expect({ status: limited.status, reason: reasonOf(limited.body) }).toEqual({ status: 429, reason: "RATE_LIMITED" });
+  expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+  expect((await system.api("GET", "/v1/inventory", { as: "bob" })).status).toBe(200);
+  // After Retry-After, alice may call again (one token per second refills).
+  await waitFor(async () => (await system.api("GET", "/v1/inventory", { as: "alice" })).status === 200, "alice's bucket to refill", 10_000, 250);
+  // Callers without valid credentials are limited per address, so guessing tokens is limited too.
+  const anonymous: number[] = [];
+  for (let i = 0; i < 6; i++) anonymous.push((await api(system.baseUrl, "GET", "/v1/inventory")).status);
+  expect(anonymous).toEqual([401, 401, 401, 401, 401, 429]);
+});
