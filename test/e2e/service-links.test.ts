@@ -1,0 +1,98 @@
+import * as grpc from "@grpc/grpc-js";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as connectNats, type NatsConnection } from "nats";
+import { describe, expect, test } from "vitest";
+import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
+import { callUnary, ServingStatus } from "../../shared/grpc/index.js";
+import { Code, OrderlyError } from "../../shared/errors/index.js";
+import { writeDevCertificates } from "../../scripts/dev-security.js";
+import { streamCounts } from "../helpers/models.js";
+import { waitFor } from "../helpers/processes.js";
+import { startSystem } from "../helpers/system.js";
+
+/** The outcome of a health check over a channel with the given credentials: the serving status, or the error's code. */
+async function healthOver(address: string, credentials: grpc.ChannelCredentials): Promise<string> {
+  const client = new grpc.Client(address, credentials);
+  try {
+    const response = await callUnary(client, Health.method.check, { service: "" }, { deadline: Date.now() + 5000 });
+    return ServingStatus[response.status];
+  } catch (error) {
+    return Code[(error as OrderlyError).code];
+  } finally {
+    client.close();
+  }
+}
+
+describe("mTLS between the gateway and the services (ORDERLY_MTLS=1 in the local run)", () => {
+  test("the system works over mTLS; a client without a certificate, with one from another CA, or in plaintext cannot call a service", async () => {
+    await using system = await startSystem({}, { mtls: true });
+    // Through the gateway: gateway → order → inventory, and gateway → query, all over mTLS.
+    await system.api("POST", "/v1/inventory/TLS-1:restock", { body: { quantity: 5, name: "TLS widget", unitPriceMinor: "100", currencyCode: "USD" } });
+    const order = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "TLS-1", quantity: 2 }] }, as: "alice" });
+    expect(order.status).toBe(200);
+    expect(order.body.status).toBe("ORDER_STATUS_CONFIRMED");
+    expect((await system.api("GET", `/v1/orders/${order.body.id}?minVersion=${order.body.version}`, { as: "alice" })).status).toBe(200);
+
+    const tls = join(system.dataDir, "secrets", "tls");
+    const ca = readFileSync(join(tls, "ca.crt"));
+    const address = `127.0.0.1:${system.inventory.port}`;
+    const otherDir = mkdtempSync(join(tmpdir(), "orderly-other-ca-"));
+    try {
+      const intruder = writeDevCertificates(otherDir, ["intruder"], "Another CA")["intruder"]!;
+      // With a certificate of our CA (the gateway's), the call goes through.
+      expect(await healthOver(address, grpc.credentials.createSsl(ca, readFileSync(join(tls, "gateway.key")), readFileSync(join(tls, "gateway.crt"))))).toBe("SERVING");
+      // Without a client certificate, with one from another CA, or without TLS at all: refused.
+      expect(await healthOver(address, grpc.credentials.createSsl(ca))).toBe("UNAVAILABLE");
+      expect(await healthOver(address, grpc.credentials.createSsl(ca, readFileSync(intruder.keyFile), readFileSync(intruder.certFile)))).toBe("UNAVAILABLE");
+      expect(await healthOver(address, grpc.credentials.createInsecure())).toBe("UNAVAILABLE");
+    } finally {
+      rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("NATS users with per-service permissions", () => {
+  test("a service cannot publish another service's events, the gateway cannot publish at all, and anonymous connections are refused", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/NATS-1:restock", { body: { quantity: 5, name: "NATS widget", unitPriceMinor: "100", currencyCode: "USD" } });
+    const before = await waitFor(async () => {
+      const counts = await streamCounts(system.nats);
+      return counts.INVENTORY >= 1 ? counts : undefined;
+    }, "the restock event in the INVENTORY stream");
+
+    const password = (user: string) => readFileSync(join(system.dataDir, "secrets", `nats-${user}.password`), "utf8").trim();
+    const attempts: [user: string, subject: string][] = [
+      ["order", "orderly.inventory.restocked"],
+      ["inventory", "orderly.orders.created"],
+      ["query", "orderly.orders.created"],
+      ["gateway", "orderly.inventory.restocked"],
+    ];
+    for (const [user, subject] of attempts) {
+      const nc: NatsConnection = await connectNats({ ...system.nats.connectOptions, user, pass: password(user) });
+      try {
+        const published = await nc
+          .jetstream()
+          .publish(subject, new TextEncoder().encode("forged"), { timeout: 2000 })
+          .then(
+            () => "stored",
+            (error: Error) => error.message,
+          );
+        expect({ user, subject, published }).toEqual({ user, subject, published: `Permissions Violation for Publish to "${subject}"` });
+      } finally {
+        await nc.close();
+      }
+    }
+    expect(await streamCounts(system.nats)).toEqual(before);
+
+    const anonymous = await connectNats({ servers: system.nats.url, maxReconnectAttempts: 0 }).then(
+      async (nc) => {
+        await nc.close();
+        return "connected";
+      },
+      (error: Error) => error.message,
+    );
+    expect(anonymous).toMatch(/authorization/i);
+  });
+});
