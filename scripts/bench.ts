@@ -66,6 +66,13 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     "chain front",
     await startService("ceiling-front", "scripts/bench/ceilings/grpc-chain.ts", { CHAIN_ROLE: "http", CHAIN_NEXT: `127.0.0.1:${middle.port}` }),
   );
+
+  log(`starting Orderly with ${options.smallOrders.toLocaleString("en-US")} orders stored${options.profile ? ` (CPU profiles in ${profileDir})` : ""}…`);
+  const stackEnv = { ...options.stackEnv, ...(options.profile ? { NODE_OPTIONS: `--import=${PROFILER_PRELOAD}`, BENCH_CPU_PROFILE_DIR: profileDir } : {}) };
+  const small = cleanup.use("Orderly (small)", await startStack("10k", stackEnv));
+  const stacks: Stack[] = [small];
+  watchStack(rss, small);
+  // Orderly's targets authenticate as their stack's admin; the ceilings get the same Authorization header (and ignore it).
   const ceilings = ceilingTargets({
     hello: { host: "127.0.0.1", port: hello.port },
     helloProcesses: [{ name: "hello", pid: () => hello.child.pid }],
@@ -75,13 +82,8 @@ async function run(options: BenchOptions): Promise<BenchResults> {
       { name: "gRPC middle", pid: () => middle.child.pid },
       { name: "gRPC leaf", pid: () => leaf.child.pid },
     ],
+    token: small.system.tokens.admin,
   });
-
-  log(`starting Orderly with ${options.smallOrders.toLocaleString("en-US")} orders stored${options.profile ? ` (CPU profiles in ${profileDir})` : ""}…`);
-  const stackEnv = { ...options.stackEnv, ...(options.profile ? { NODE_OPTIONS: `--import=${PROFILER_PRELOAD}`, BENCH_CPU_PROFILE_DIR: profileDir } : {}) };
-  const small = cleanup.use("Orderly (small)", await startStack("10k", stackEnv));
-  const stacks: Stack[] = [small];
-  watchStack(rss, small);
   await restockBenchSkus(small.system);
   const seeding: BenchResults["seeding"] = { small: await seedStack(small, options.smallOrders) };
 
@@ -167,6 +169,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
 
   notes.push(
     `Load comes from a separate process (scripts/bench/loader-process.ts, raw keep-alive HTTP/1.1 sockets): saturation is a closed loop of ${options.connections} connections that lets requests in flight finish at the end; half load is an open loop at a constant rate with latency from each request's due time (no coordinated omission).`,
+    "Every request carries `authorization: Bearer <admin token>`, the ceilings' too (they ignore it). Orderly's figures include bearer-token authentication (a verified token is cached, so a steady client costs a map lookup), the signed principal on each gRPC hop and protovalidate request validation in the services.",
     "On this 2-CPU machine the load generator shares the CPUs with the processes under test; its CPU use is in the per-round table. Orderly's reads run through 2 processes (gateway → query/inventory) and writes through 3, so they compete with the load generator more than a one-process ceiling does.",
   );
   for (const t of http) {

@@ -66,6 +66,8 @@ export interface ClosedLoopOptions {
   amount?: number;
   /** A request still unanswered this long after the end counts as an error (ms). */
   timeoutMs: number;
+  /** Sent as `authorization: Bearer <token>` on every request, when set. */
+  token?: string;
   next: () => HttpRequest;
 }
 
@@ -79,6 +81,8 @@ export interface OpenLoopOptions {
   /** Most connections open at once (requests queue beyond that, and their wait counts). */
   maxConnections: number;
   timeoutMs: number;
+  /** Sent as `authorization: Bearer <token>` on every request, when set. */
+  token?: string;
   next: () => HttpRequest;
 }
 
@@ -152,13 +156,17 @@ class Connection {
   }
 }
 
-function encode(host: string, port: number, request: HttpRequest): Buffer {
-  const body = request.body === undefined ? undefined : Buffer.from(request.body);
-  const head =
-    `${request.method} ${request.path} HTTP/1.1\r\nhost: ${host}:${port}\r\naccept: application/json\r\n` +
-    (body ? `content-type: application/json\r\ncontent-length: ${body.length}\r\n` : "") +
-    "\r\n";
-  return body ? Buffer.concat([Buffer.from(head, "latin1"), body]) : Buffer.from(head, "latin1");
+/** The wire form of requests to host:port; the header lines every request shares (host, accept, authorization) are built once. */
+function requestEncoder(host: string, port: number, token: string | undefined): (request: HttpRequest) => Buffer {
+  const common = `host: ${host}:${port}\r\naccept: application/json\r\n` + (token === undefined ? "" : `authorization: Bearer ${token}\r\n`);
+  return (request) => {
+    const body = request.body === undefined ? undefined : Buffer.from(request.body);
+    const head =
+      `${request.method} ${request.path} HTTP/1.1\r\n${common}` +
+      (body ? `content-type: application/json\r\ncontent-length: ${body.length}\r\n` : "") +
+      "\r\n";
+    return body ? Buffer.concat([Buffer.from(head, "latin1"), body]) : Buffer.from(head, "latin1");
+  };
 }
 
 /** Counts outcomes and latencies of one run. */
@@ -206,6 +214,7 @@ class Tally {
 export function runClosedLoop(options: ClosedLoopOptions): Promise<LoadRunResult> {
   if (options.durationMs === undefined && options.amount === undefined) throw new Error("a closed loop needs a duration or an amount");
   const tally = new Tally(options.amount ?? 100_000);
+  const encode = requestEncoder(options.host, options.port, options.token);
   const all = new Set<Connection>();
   let sent = 0;
   let inFlight = 0;
@@ -252,7 +261,7 @@ export function runClosedLoop(options: ClosedLoopOptions): Promise<LoadRunResult
       sent++;
       inFlight++;
       const sentAt = performance.now();
-      c.send(encode(options.host, options.port, options.next()), (status, raw, cacheHit) => {
+      c.send(encode(options.next()), (status, raw, cacheHit) => {
         inFlight--;
         const now = performance.now();
         tally.response(status, now - sentAt, raw, cacheHit);
@@ -286,6 +295,7 @@ export function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
   const due = Math.max(1, Math.round((options.rate * options.durationMs) / 1000));
   const intervalMs = 1000 / options.rate;
   const tally = new Tally(due);
+  const encode = requestEncoder(options.host, options.port, options.token);
   let finished = 0;
   let sent = 0;
   let nextIndex = 0;
@@ -352,7 +362,7 @@ export function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
         const dueAt = queue[queueHead++]!;
         const c = connection;
         sent++;
-        c.send(encode(options.host, options.port, options.next()), (status, raw, cacheHit) => {
+        c.send(encode(options.next()), (status, raw, cacheHit) => {
           const now = performance.now();
           lastResponseAt = now;
           finished++;

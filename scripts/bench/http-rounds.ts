@@ -66,7 +66,7 @@ export async function probeTargets(targets: readonly HttpTarget[]): Promise<void
     const r = requestGenerator(t.request)();
     const response = await fetch(`http://${t.endpoint.host}:${t.endpoint.port}${r.path}`, {
       method: r.method,
-      headers: r.body === undefined ? {} : { "content-type": "application/json" },
+      headers: { authorization: `Bearer ${t.token}`, ...(r.body === undefined ? {} : { "content-type": "application/json" }) },
       body: r.body,
     });
     const text = await response.text();
@@ -84,7 +84,7 @@ export async function measureHttpRounds(
   await probeTargets(targets);
   const rounds = new Map<string, HttpRound[]>(targets.map((t) => [t.id, []]));
   const saturate = (t: HttpTarget, durationS: number) =>
-    loader.run({ kind: "saturate", host: t.endpoint.host, port: t.endpoint.port, request: t.request, connections: settings.connections, durationS });
+    loader.run({ kind: "saturate", host: t.endpoint.host, port: t.endpoint.port, request: t.request, token: t.token, connections: settings.connections, durationS });
   const meters = new Map(targets.map((t) => [t.id, new CpuMeter([...t.processes, { name: "load generator", pid: () => loader.pid }])]));
   if (settings.warmupS > 0) {
     settings.log(`  warm-up: ${targets.length} targets × ${settings.warmupS} s`);
@@ -104,6 +104,7 @@ export async function measureHttpRounds(
         host: t.endpoint.host,
         port: t.endpoint.port,
         request: t.request,
+        token: t.token,
         rate,
         durationS: settings.durationS,
         maxConnections: Math.max(256, settings.connections * 4),

@@ -14,13 +14,15 @@ export type LoadJob =
       host: string;
       port: number;
       request: RequestSpec;
+      /** The bearer token every request carries. */
+      token: string;
       connections: number;
       /** Seconds; ignored when `amount` is set. */
       durationS: number;
       /** Send exactly this many requests instead of running for a duration. */
       amount?: number;
     }
-  | { kind: "rate"; host: string; port: number; request: RequestSpec; rate: number; durationS: number; maxConnections: number };
+  | { kind: "rate"; host: string; port: number; request: RequestSpec; token: string; rate: number; durationS: number; maxConnections: number };
 
 /** A result, with the load generator's own CPU use (a loader near 100% of a CPU may itself be the limit). */
 export type LoadResult = (({ kind: "saturate" } & LoadRunResult) | ({ kind: "rate" } & OpenLoopResult)) & { loaderCpuPct: number };
@@ -41,6 +43,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
             connections: job.connections,
             ...(job.amount ? { amount: job.amount } : { durationMs: job.durationS * 1000 }),
             timeoutMs: TIMEOUT_MS,
+            token: job.token,
             next,
           })),
         }
@@ -53,6 +56,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
             durationMs: job.durationS * 1000,
             maxConnections: job.maxConnections,
             timeoutMs: TIMEOUT_MS,
+            token: job.token,
             next,
           })),
         };

@@ -110,7 +110,7 @@ async function relayRound(
     const before = outboxHighWater(orderDb);
     await system.nats.kill("SIGTERM");
     const created = await loader.run(
-      { kind: "saturate", host: createOrder.endpoint.host, port: createOrder.endpoint.port, request: createOrder.request, connections: 32, durationS: 0, amount: orders },
+      { kind: "saturate", host: createOrder.endpoint.host, port: createOrder.endpoint.port, request: createOrder.request, token: createOrder.token, connections: 32, durationS: 0, amount: orders },
       300_000,
     );
     const backlog = unpublishedAfter(orderDb, before);

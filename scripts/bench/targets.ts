@@ -21,6 +21,8 @@ export interface HttpTarget {
   label: string;
   endpoint: Endpoint;
   request: RequestSpec;
+  /** The bearer token every request carries: the stack's admin (the ceilings get the same bytes and ignore them). */
+  token: string;
   /** The id of the ceiling target it is compared with (none for a ceiling itself). */
   ceiling?: string;
   /** For growth comparisons: the target measured on the small stack this one mirrors. */
@@ -37,6 +39,8 @@ export interface CeilingEndpoints {
   helloProcesses: Watched[];
   chain: Endpoint;
   chainProcesses: Watched[];
+  /** The bearer token Orderly's targets send, sent to the ceilings too so that they parse the same header bytes. */
+  token: string;
 }
 
 const gatewayOf = (stack: Stack): Endpoint => ({ host: "127.0.0.1", port: stack.system.gateway.port });
@@ -57,6 +61,7 @@ export function ceilingTargets(c: CeilingEndpoints): { hello: HttpTarget; chain:
       label: "bare node:http hello",
       endpoint: c.hello,
       request: { kind: "fixed", method: "GET", path: "/hello" },
+      token: c.token,
       processes: c.helloProcesses,
     },
     chain: {
@@ -65,6 +70,7 @@ export function ceilingTargets(c: CeilingEndpoints): { hello: HttpTarget; chain:
       endpoint: c.chain,
       processes: c.chainProcesses,
       request: { kind: "create-order", path: "/echo", skus: BENCH_SKUS, customers: 10_000, customerPrefix: "bench-c" },
+      token: c.token,
     },
   };
 }
@@ -77,6 +83,7 @@ export function readTargets(small: Stack, large: Stack | undefined, hello: HttpT
       id: "get-order",
       label: "GET /v1/orders/{id}",
       endpoint: gatewayOf(small),
+      token: small.system.tokens.admin,
       request: { kind: "seeded-order", orders: small.seededOrders },
       ceiling: hello.id,
       storedOrders: small.seededOrders,
@@ -87,6 +94,7 @@ export function readTargets(small: Stack, large: Stack | undefined, hello: HttpT
       id: "get-order-cached",
       label: "GET /v1/orders/{id} (cached: 64 hot orders)",
       endpoint: gatewayOf(small),
+      token: small.system.tokens.admin,
       request: { kind: "seeded-order", orders: small.seededOrders, hotSet: 64 },
       ceiling: hello.id,
       storedOrders: small.seededOrders,
@@ -96,6 +104,7 @@ export function readTargets(small: Stack, large: Stack | undefined, hello: HttpT
       id: "get-inventory",
       label: "GET /v1/inventory/{sku}",
       endpoint: gatewayOf(small),
+      token: small.system.tokens.admin,
       request: { kind: "inventory-item", skus: BENCH_SKUS },
       ceiling: hello.id,
       processes: stackProcesses(small),
@@ -104,6 +113,7 @@ export function readTargets(small: Stack, large: Stack | undefined, hello: HttpT
       id: "list-customer-orders",
       label: "GET /v1/customers/{id}/orders",
       endpoint: gatewayOf(small),
+      token: small.system.tokens.admin,
       request: { kind: "seeded-customer-orders", customers: small.seededCustomers },
       ceiling: hello.id,
       storedOrders: small.seededOrders,
@@ -119,6 +129,7 @@ export function readTargets(small: Stack, large: Stack | undefined, hello: HttpT
           id: `${t.id}@large`,
           label: `${t.label} (${large.seededOrders.toLocaleString("en-US")} stored)`,
           endpoint: gatewayOf(large),
+          token: large.system.tokens.admin,
           request:
             t.request.kind === "seeded-order"
               ? { ...t.request, orders: large.seededOrders }
@@ -142,6 +153,7 @@ export function writeTargets(small: Stack, chain: HttpTarget): HttpTarget[] {
       id: "create-order",
       label: "POST /v1/orders",
       endpoint: gatewayOf(small),
+      token: small.system.tokens.admin,
       request: { kind: "create-order", path: "/v1/orders", skus: BENCH_SKUS, customers: 10_000, customerPrefix: "bench-c" },
       ceiling: chain.id,
       processes: stackProcesses(small),

@@ -79,7 +79,7 @@ describe("NATS users with per-service permissions", () => {
             () => "stored",
             (error: Error) => error.message,
           );
-        expect({ user, subject, published }).toEqual({ user, subject, published: `Permissions Violation for Publish to "${subject}"` });
+        expect({ user, subject, published }).toEqual({ user, subject, published: `'Permissions Violation for Publish to "${subject}"'` });
       } finally {
         await nc.close();
       }

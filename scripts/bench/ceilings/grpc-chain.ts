@@ -2,7 +2,9 @@
  * Ceiling 2: a bare HTTP → gRPC → gRPC echo chain with @grpc/grpc-js, the
  * same shape as gateway → order → inventory with none of the work: one
  * process per hop, raw Buffer messages of an Orderly order's size, a
- * deadline on each call. The role comes from the environment:
+ * deadline on each call. The HTTP front gets the same request bytes as
+ * Orderly's gateway, Authorization header included, and ignores it (no
+ * authentication, no principal on the hops). The role comes from the environment:
  *
  *   CHAIN_ROLE=leaf                          answers every call with a fixed ~500-byte message
  *   CHAIN_ROLE=middle CHAIN_NEXT=host:port   forwards each call to the leaf and returns its answer

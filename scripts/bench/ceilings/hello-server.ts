@@ -1,7 +1,9 @@
 /**
  * Ceiling 1: a bare node:http server answering a small JSON object — the
  * most a Node.js HTTP process on this machine serves, with nothing else in
- * the way. Prints {"msg":"listening","port"} (test/helpers/processes.ts reads it).
+ * the way. It gets the same request bytes as Orderly's gateway, Authorization
+ * header included, and ignores them. Prints {"msg":"listening","port"}
+ * (test/helpers/processes.ts reads it).
  */
 import { createServer } from "node:http";
 
