@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import type { NatsAuth } from "../../shared/config/index.js";
 import { connectNats, streams } from "../../shared/events/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { openDatabase, type Db } from "../../shared/sqlite/index.js";
@@ -19,9 +20,9 @@ import { dumpReadModels } from "./read-store.js";
 import { queryMigrations } from "./schema.js";
 
 /** Replays every stream from its start up to its last message now into `db`; returns events applied per stream. */
-export async function replayStreams(servers: string, db: Db, consumerName: string): Promise<Record<string, number>> {
+export async function replayStreams(servers: string, db: Db, consumerName: string, natsAuth?: NatsAuth): Promise<Record<string, number>> {
   const logger = createLogger("rebuild", "warn");
-  const nc = await connectNats(servers, "rebuild", logger);
+  const nc = await connectNats(servers, "rebuild", logger, natsAuth);
   try {
     const jsm = await nc.jetstreamManager();
     const js = nc.jetstream();
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
   for (const suffix of ["", "-wal", "-shm"]) rmSync(out + suffix, { force: true });
   const db = openDatabase({ file: out, migrations: queryMigrations, synchronous: "NORMAL" });
   const started = performance.now();
-  const counts = await replayStreams(config.natsUrl, db, config.consumerName);
+  const counts = await replayStreams(config.natsUrl, db, config.consumerName, config.natsAuth);
   const rebuilt = dumpReadModels(db);
   db.close();
   const summary = Object.fromEntries(Object.entries(rebuilt).map(([table, rows]) => [table, rows.length]));

@@ -60,11 +60,13 @@ export function securityConfig(env: Env, dataDir: string, options: { requireJwt:
   const jwt = publicKeyPem === undefined
     ? undefined
     : { publicKeyPem, issuer: readString(env, "AUTH_JWT_ISSUER", "orderly-dev"), audience: readString(env, "AUTH_JWT_AUDIENCE", "orderly") };
-  const tlsNames = ["ORDERLY_TLS_CA_FILE", "ORDERLY_TLS_CERT_FILE", "ORDERLY_TLS_KEY_FILE"] as const;
-  const set = tlsNames.filter((name) => env[name]);
-  if (set.length > 0 && set.length < tlsNames.length) {
-    throw new ConfigError(`mTLS needs all of ${tlsNames.join(", ")}; only ${set.join(", ")} set`);
-  }
-  const tls = set.length === 0 ? undefined : { caFile: env.ORDERLY_TLS_CA_FILE!, certFile: env.ORDERLY_TLS_CERT_FILE!, keyFile: env.ORDERLY_TLS_KEY_FILE! };
+  const tlsFiles = {
+    caFile: readString(env, "ORDERLY_TLS_CA_FILE", ""),
+    certFile: readString(env, "ORDERLY_TLS_CERT_FILE", ""),
+    keyFile: readString(env, "ORDERLY_TLS_KEY_FILE", ""),
+  };
+  const set = Object.values(tlsFiles).filter((file) => file !== "").length;
+  if (set > 0 && set < 3) throw new ConfigError("mTLS needs all of ORDERLY_TLS_CA_FILE, ORDERLY_TLS_CERT_FILE and ORDERLY_TLS_KEY_FILE");
+  const tls = set === 0 ? undefined : tlsFiles;
   return { linkKey: Buffer.from(linkKey), jwt, tls };
 }
