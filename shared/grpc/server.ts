@@ -8,7 +8,7 @@ import type { CallContext } from "./context.js";
 import { authorizeCalls, type ServiceAuth } from "../security/server-auth.js";
 import type { TlsFiles } from "../security/config.js";
 import { chain, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
-import { validateRequests } from "./validate-requests.js";
+import { prepareValidation, validateRequests } from "./validate-requests.js";
 import { metadataKeys } from "./metadata-keys.js";
 import type { ServiceHandlers } from "./types.js";
 
@@ -160,6 +160,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     validateRequests,
     ...(options.interceptors ?? []),
   ];
+  prepareValidation(options.services.map((r) => r.service));
   for (const registration of options.services) {
     server.addService(grpcServiceDefinition(registration.service), implementation(registration, options.logger, interceptors));
   }

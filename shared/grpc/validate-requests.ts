@@ -1,3 +1,4 @@
+import { create, type DescService } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { OrderlyError, validationError } from "../errors/index.js";
@@ -20,3 +21,12 @@ export const validateRequests: Interceptor = (next) => (request, context) => {
   }
   return next(request, context);
 };
+
+/**
+ * Compiles the rules of every request type of the services now (protovalidate
+ * plans and compiles CEL on a type's first validation), so the first caller
+ * of each RPC does not pay for it.
+ */
+export function prepareValidation(services: readonly DescService[]): void {
+  for (const service of services) for (const method of service.methods) validator.validate(method.input, create(method.input));
+}

@@ -24,6 +24,7 @@ const MAX_REMEMBERED = 10_000;
 export class JwtVerifier {
   private readonly key: KeyObject;
   private readonly remembered = new Map<string, { principal: Principal; exp: number }>();
+  private readonly pending = new Map<string, Promise<Principal>>();
 
   constructor(private readonly settings: JwtSettings) {
     this.key = createPublicKey(settings.publicKeyPem);
@@ -33,6 +34,16 @@ export class JwtVerifier {
   async verify(token: string, now = Date.now()): Promise<Principal> {
     const known = this.remembered.get(token);
     if (known !== undefined && known.exp > now) return known.principal;
+    // Concurrent first calls with one token share one signature check.
+    let pending = this.pending.get(token);
+    if (pending === undefined) {
+      pending = this.check(token, now).finally(() => this.pending.delete(token));
+      this.pending.set(token, pending);
+    }
+    return pending;
+  }
+
+  private async check(token: string, now: number): Promise<Principal> {
     try {
       const { payload } = await jwtVerify(token, this.key, {
         issuer: this.settings.issuer,

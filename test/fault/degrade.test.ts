@@ -63,7 +63,8 @@ test("a reservation whose order never confirms is released after RESERVATION_TTL
   // An orphan: stock reserved over gRPC for an order the order service never heard of (as after a crash mid-way).
   const { connect, createClient } = await import("../../shared/grpc/index.js");
   const { InventoryService } = await import("../../proto/gen/orderly/inventory/v1/inventory_pb.js");
-  const connection = connect(`127.0.0.1:${system.inventory.port}`);
+  // The admin's bearer token, sent straight to the service (reserving is for services and admins).
+  const connection = connect(`127.0.0.1:${system.inventory.port}`, { callMetadata: () => ({ authorization: `Bearer ${system.tokens.admin}` }) });
   const inventory = createClient(InventoryService, connection);
   const reservedIs = (n: number) =>
     waitFor(async () => {

@@ -156,7 +156,7 @@ test("a client that disconnects cancels the work downstream: the order service's
   const controller = new AbortController();
   const request = fetch(`${system.baseUrl}/v1/orders`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-request-id": "gone-1", "x-request-timeout": "20000" },
+    headers: { "content-type": "application/json", "x-request-id": "gone-1", "x-request-timeout": "20000", authorization: `Bearer ${system.tokens.admin}` },
     body: JSON.stringify({ customerId: "gus", items: [{ sku: "GONE-1", quantity: 1 }] }),
     signal: controller.signal,
   }).catch((error: unknown) => error);
