@@ -1,8 +1,9 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
-import { connect, healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, connect, defaultInterceptors, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
+import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
 import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
@@ -18,9 +19,11 @@ const config = orderConfig(process.env);
 const logger = createLogger("order", config.logLevel);
 
 runMain(logger, async () => {
+  const tracing = await startTracing({ service: "order", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
+  const metrics = new ProcessMetrics("order");
   const db = openDatabase({ file: config.dbFile, migrations: orderMigrations, synchronous: config.synchronous });
   const outbox = new Outbox(db);
-  const store = new OrderStore(db, outbox);
+  const store = new OrderStore(db, outbox, Date.now, metrics.transactions);
   const events = startEventRuntime({
     servers: config.natsUrl,
     name: "order",
@@ -35,9 +38,11 @@ runMain(logger, async () => {
         handle: applyReservationOutcomes(store),
       },
     ],
+    transactions: metrics.transactions,
   });
   const inventoryConnection = connect(config.inventoryAddress);
-  const inventory = createResilientClient(InventoryService, inventoryConnection, new DependencyPolicy({ ...config.inventoryPolicy, logger }));
+  const inventoryPolicy = new DependencyPolicy({ ...config.inventoryPolicy, logger });
+  const inventory = createResilientClient(InventoryService, inventoryConnection, inventoryPolicy);
   const degrade = config.inventoryFallback === "degrade";
   const recovery = new PendingRecovery({
     store,
@@ -50,18 +55,21 @@ runMain(logger, async () => {
   });
   recovery.start();
   let ready = true;
+  const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected() });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
     logger,
+    interceptors: [metrics.observeCalls, ...defaultInterceptors],
+    health,
     services: [
       registration(
         OrderService,
         orderHandlers({ store, inventory, degrade, newId: () => newOrderId(), defaultBudgetMs: config.defaultBudgetMs, degradeMarginMs: config.degradeMarginMs }),
       ),
-      healthService([OrderService.typeName], () => ready && db.open),
     ],
   });
+  const admin = await startServiceAdmin({ name: "order", host: config.host, port: config.adminPort, metrics, health, logger, policies: [inventoryPolicy], events });
   const pruneKeys = () => {
     const pruned = store.pruneIdempotencyKeys(Date.now() - config.idempotencyKeyTtlMs);
     if (pruned > 0) logger.info({ pruned }, "pruned expired idempotency keys");
@@ -69,7 +77,7 @@ runMain(logger, async () => {
   pruneKeys();
   const pruneTimer = setInterval(pruneKeys, 60 * 60 * 1000);
   pruneTimer.unref();
-  logger.info({ port: server.port, db: config.dbFile, inventory: config.inventoryAddress, nats: config.natsUrl }, "listening");
+  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, inventory: config.inventoryAddress, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;
@@ -79,6 +87,8 @@ runMain(logger, async () => {
       await events.close();
       inventoryConnection.close();
       db.close();
+      await admin.close();
+      await tracing.shutdown();
     },
   };
 });

@@ -7,6 +7,9 @@ import type { CallContext } from "./context.js";
 import { chain, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
 import { metadataKeys } from "./metadata-keys.js";
 import type { ServiceHandlers } from "./types.js";
+import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
+import { alwaysServing, healthService, type HealthState } from "./health.js";
+import { reflectionServices } from "./reflection.js";
 
 /** A protobuf-es service descriptor with its handlers. */
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -17,6 +20,18 @@ export interface ServiceRegistration<S extends DescService = DescService> {
 /** Pairs a service descriptor with its handlers, checking their types. */
 export function registration<S extends DescService>(service: S, handlers: ServiceHandlers<S>): ServiceRegistration {
   return { service, handlers } as unknown as ServiceRegistration;
+}
+
+/**
+ * A service implemented on grpc-js directly: for the streaming protocols
+ * Orderly serves itself (health Watch, reflection), which the unary
+ * handler adapter does not cover.
+ */
+export interface StreamingRegistration {
+  /** The full service name it is registered under (e.g. grpc.health.v1.Health). */
+  name: string;
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
 }
 
 /** A started gRPC server. */
@@ -36,6 +51,10 @@ export interface GrpcServerOptions {
   interceptors?: readonly Interceptor[];
   /** Largest message accepted or sent (bytes). */
   maxMessageBytes?: number;
+  /** The readiness grpc.health.v1.Health reports for the server and each service (always SERVING when absent). */
+  health?: HealthState;
+  /** Serve gRPC server reflection (v1 and v1alpha) of every service registered (default true). */
+  reflection?: boolean;
 }
 
 function serializer(schema: DescMessage) {
@@ -46,15 +65,14 @@ function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => fromBinary(schema, bytes);
 }
 
-/** The grpc-js service definition of a protobuf-es service descriptor (unary methods only). */
-export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+/** The grpc-js service definition of a protobuf-es service descriptor (served under `typeName`, its own by default). */
+export function grpcServiceDefinition(service: DescService, typeName = service.typeName): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of service.methods) {
-    if (method.methodKind !== "unary") continue;
     definition[method.name] = {
-      path: `/${service.typeName}/${method.name}`,
-      requestStream: false,
-      responseStream: false,
+      path: `/${typeName}/${method.name}`,
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: serializer(method.input),
       requestDeserialize: deserializer(method.input),
       responseSerialize: serializer(method.output),
@@ -134,9 +152,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.max_send_message_length": maxBytes,
   });
   const interceptors = options.interceptors ?? defaultInterceptors;
+  const unaryOnly = (service: DescService) => {
+    const definition = grpcServiceDefinition(service);
+    return Object.fromEntries(Object.entries(definition).filter(([, method]) => !method.requestStream && !method.responseStream));
+  };
   for (const registration of options.services) {
-    server.addService(grpcServiceDefinition(registration.service), implementation(registration, options.logger, interceptors));
+    server.addService(unaryOnly(registration.service), implementation(registration, options.logger, interceptors));
   }
+  const names = options.services.map((r) => r.service.typeName);
+  const streaming = [healthService(names, options.health ?? alwaysServing)];
+  if (options.reflection ?? true) streaming.push(...reflectionServices([...options.services.map((r) => r.service), Health]));
+  for (const s of streaming) server.addService(s.definition, s.implementation);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error ? reject(error) : resolve(bound),
