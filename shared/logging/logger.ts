@@ -1,4 +1,4 @@
-import { pino, type Logger as PinoLogger } from "pino";
+import { pino, type DestinationStream, type Logger as PinoLogger } from "pino";
 import { activeTraceIds } from "../observability/trace-context.js";
 
 /** A structured logger (pino): JSON lines on stdout. */
@@ -27,15 +27,20 @@ function traceFields(): object {
   return activeTraceIds() ?? {};
 }
 
-/** Creates the logger of one process; `service` is added to every line, and the trace and span ids of the active span. */
-export function createLogger(service: string, level: string = "info"): Logger {
-  return pino({
+/**
+ * Creates the logger of one process (JSON lines on stdout, or `destination`);
+ * `service` is added to every line, and the trace and span ids of the active
+ * span; credentials are redacted.
+ */
+export function createLogger(service: string, level: string = "info", destination?: DestinationStream): Logger {
+  const options = {
     level,
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
     mixin: traceFields,
     redact: { paths: redactedPaths, censor: "[redacted]" },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /** A logger that drops everything, for unit tests. */

@@ -21,17 +21,16 @@ const breakerStates: readonly BreakerState[] = ["closed", "open", "half-open", "
 export function registerDependencyMetrics(registry: Registry, policies: () => readonly DependencyPolicy[]): void {
   new Counter({
     name: "orderly_dependency_calls_total",
-    help: "Calls to a dependency by outcome (ok, failed, rejected by the breaker or the bulkhead)",
+    help: "Calls to a dependency by outcome: ok, error (any error it answered or the transport raised), circuit_open, bulkhead_full",
     labelNames: ["dependency", "outcome"],
     registers: [registry],
     collect() {
       this.reset();
       for (const p of policies()) {
         const s = p.stats;
-        const failed = s.failures;
         const rejected = s.rejectedByBreaker + s.rejectedByBulkhead;
-        this.inc({ dependency: p.name, outcome: "ok" }, Math.max(0, s.calls - failed - rejected));
-        this.inc({ dependency: p.name, outcome: "failed" }, failed);
+        this.inc({ dependency: p.name, outcome: "ok" }, Math.max(0, s.calls - s.failures - rejected));
+        this.inc({ dependency: p.name, outcome: "error" }, s.failures);
         this.inc({ dependency: p.name, outcome: "circuit_open" }, s.rejectedByBreaker);
         this.inc({ dependency: p.name, outcome: "bulkhead_full" }, s.rejectedByBulkhead);
       }
