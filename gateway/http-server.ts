@@ -42,6 +42,9 @@ export interface GatewayDeps {
   status?: { report: () => Promise<unknown>; page: string };
 }
 
+/** The gateway's own endpoints (metrics label them by path; every other path is a route or unmatched). */
+const builtInPaths = new Set(["/metrics", "/healthz", "/readyz", "/openapi.json", "/status", "/status.json"]);
+
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const TIMEOUT_PATTERN = /^\d{1,9}$/;
 
@@ -122,6 +125,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, state: { route: string }): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway");
     const method = req.method ?? "GET";
+    if (builtInPaths.has(url.pathname)) state.route = `${method} ${url.pathname}`;
     if (method === "GET" && url.pathname === "/metrics" && deps.metrics) {
       const text = await deps.metrics.registry.metrics();
       res.writeHead(200, { "content-type": deps.metrics.registry.contentType });

@@ -18,7 +18,7 @@ export const statusPageHtml = `<!doctype html>
   h1 { font-size:20px; margin:0; }
   #overall { padding:4px 12px; border-radius:999px; font-weight:600; }
   #updated { margin-left:auto; color:var(--dim); font-size:13px; }
-  main { display:grid; grid-template-columns:repeat(auto-fill, minmax(420px, 1fr)); gap:16px; padding:24px; }
+  main { display:grid; grid-template-columns:repeat(auto-fill, minmax(430px, 1fr)); gap:16px; padding:20px; }
   .card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:14px 16px; }
   .card.down { border-color:var(--bad); }
   .title { display:flex; align-items:center; gap:10px; margin-bottom:6px; }
@@ -27,11 +27,11 @@ export const statusPageHtml = `<!doctype html>
   .ok { background:var(--ok); } .bad { background:var(--bad); } .warn { background:var(--warn); color:#111; }
   .meta { color:var(--dim); font-size:12px; margin-bottom:8px; }
   .meta a { color:var(--dim); }
-  table { width:100%; border-collapse:collapse; margin:6px 0 10px; font-variant-numeric:tabular-nums; }
-  th { text-align:left; color:var(--dim); font-weight:500; font-size:12px; border-bottom:1px solid var(--line); padding:3px 4px; }
-  td { padding:3px 4px; border-bottom:1px solid #1e2833; }
+  table { width:100%; border-collapse:collapse; margin:6px 0 10px; font-size:13px; font-variant-numeric:tabular-nums; }
+  th { text-align:left; color:var(--dim); font-weight:500; font-size:12px; border-bottom:1px solid var(--line); padding:3px 4px; white-space:nowrap; }
+  td { padding:3px 4px; border-bottom:1px solid #1e2833; white-space:nowrap; }
   td.num, th.num { text-align:right; }
-  td.name { max-width:230px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+  td.name { max-width:170px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
   h3 { font-size:12px; color:var(--dim); text-transform:uppercase; letter-spacing:.05em; margin:10px 0 2px; }
   .error { color:var(--bad); }
   .empty { color:var(--dim); font-style:italic; }
@@ -61,13 +61,13 @@ function card(p) {
   const s = p.status;
   const title = '<div class="title"><h2>' + esc(p.name) + "</h2>" + badge(p.healthy, "healthy", p.status ? "not serving" : "down") +
     (p.grpcHealth !== "self" ? ' <span class="meta">gRPC health: ' + esc(p.grpcHealth) + "</span>" : "") + "</div>";
-  if (!s) return '<section class="card down" data-process="' + esc(p.name) + '">' + title + '<div class="error">unreachable: ' + esc(p.error) + "</div></section>";
+  if (!s) return '<section class="card down" data-process="' + esc(p.name) + '" data-healthy="false">' + title + '<div class="error">unreachable: ' + esc(p.error) + "</div></section>";
   const checks = Object.entries(s.checks).map(([k, v]) => esc(k) + (v ? " ✓" : " ✗")).join(" · ");
   const meta = '<div class="meta">pid ' + s.pid + " · up " + s.uptimeSeconds + " s · " + Math.round(s.rssBytes / 1048576) + " MiB · event-loop p99 " + num(s.eventLoopLagMs) + " ms" +
     (checks ? " · " + checks : "") + ' · <a href="' + esc(p.metricsUrl) + '">metrics</a></div>';
   const routes = table(
     [{ label: p.name === "gateway" ? "route" : "RPC" }, { label: "req/s", num: true }, { label: "err/s", num: true }, { label: "p50 ms", num: true }, { label: "p99 ms", num: true }, { label: "total", num: true }],
-    s.routes.map((r) => [r.name.replace(/^orderly\\.|\\.v1\\./g, (m) => (m === "orderly." ? "" : ".")), num(r.rate), num(r.errorRate), num(r.p50Ms), num(r.p99Ms), r.total]),
+    s.routes.map((r) => [r.name.replace(/^[a-z0-9_.]+\\.(?=[A-Za-z]+\\/)/, ""), num(r.rate), num(r.errorRate), num(r.p50Ms), num(r.p99Ms), r.total]),
     "no requests yet",
   );
   const deps = s.dependencies.length === 0 ? "" : "<h3>dependencies</h3>" + table(
@@ -77,11 +77,11 @@ function card(p) {
   );
   const outbox = s.outbox ? "<h3>outbox</h3>" + table(
     [{ label: "relay" }, { label: "backlog", num: true }, { label: "oldest ms", num: true }, { label: "published", num: true }],
-    [["to NATS", s.outbox.backlog, s.outbox.oldestAgeMs, s.outbox.published]],
+    [["outbox → NATS", s.outbox.backlog, s.outbox.oldestAgeMs, s.outbox.published]],
     "",
   ) : "";
   const consumers = s.consumers.length === 0 ? "" : "<h3>consumers</h3>" + table(
-    [{ label: "consumer" }, { label: "lag", num: true }, { label: "unacked", num: true }, { label: "redelivered", num: true }, { label: "applied", num: true }, { label: "dead letters", num: true }],
+    [{ label: "consumer" }, { label: "lag", num: true }, { label: "unacked", num: true }, { label: "redeliv.", num: true }, { label: "applied", num: true }, { label: "DLQ", num: true }],
     s.consumers.map((c) => [c.durable, c.pending ?? "–", c.ackPending ?? "–", c.redelivered ?? "–", c.applied, c.deadLetters]),
     "",
   );

@@ -8,9 +8,9 @@ export interface RouteSummary {
   rate: number;
   /** Requests per second that failed on the server's side (HTTP 5xx; gRPC INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED, …). */
   errorRate: number;
-  /** Median and 99th-percentile duration over the window (ms), estimated from the histogram's buckets. */
-  p50Ms: number;
-  p99Ms: number;
+  /** Median and 99th-percentile duration over the window (ms), estimated from the histogram's buckets; null with no request in it. */
+  p50Ms: number | null;
+  p99Ms: number | null;
   /** Requests since the process started. */
   total: number;
 }
@@ -80,8 +80,8 @@ export class RequestWindow {
         name,
         rate: seconds > 0 ? count / seconds : 0,
         errorRate: seconds > 0 ? errors / seconds : 0,
-        p50Ms: quantileFromBuckets(bounds, buckets, 0.5) * 1000,
-        p99Ms: quantileFromBuckets(bounds, buckets, 0.99) * 1000,
+        p50Ms: count > 0 ? quantileFromBuckets(bounds, buckets, 0.5) * 1000 : null,
+        p99Ms: count > 0 ? quantileFromBuckets(bounds, buckets, 0.99) * 1000 : null,
         total: series.count,
       });
     }
