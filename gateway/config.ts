@@ -31,9 +31,9 @@ export function gatewayConfig(env: Env): GatewayConfig {
     inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
     queryAddress: readString(env, "QUERY_ADDRESS", `127.0.0.1:${readInt(env, "QUERY_GRPC_PORT", 50053, 1, 65535)}`),
     adminAddresses: {
-      order: readString(env, "ORDER_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_ADMIN_PORT", 9051, 1, 65535)}`),
-      inventory: readString(env, "INVENTORY_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_ADMIN_PORT", 9052, 1, 65535)}`),
-      query: readString(env, "QUERY_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "QUERY_ADMIN_PORT", 9053, 1, 65535)}`),
+      order: readString(env, "ORDER_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_ADMIN_PORT", 9051, 0, 65535)}`),
+      inventory: readString(env, "INVENTORY_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_ADMIN_PORT", 9052, 0, 65535)}`),
+      query: readString(env, "QUERY_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "QUERY_ADMIN_PORT", 9053, 0, 65535)}`),
     },
     limits: {
       defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),

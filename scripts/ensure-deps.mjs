@@ -2,7 +2,8 @@
 // Makes sure this machine has what Orderly needs, installing what it can:
 //   - node_modules matching package-lock.json (npm ci);
 //   - with --test, the system tools the test suite uses (Debian packages:
-//     nats-server, and Python gRPC and protoc for the cross-language client test).
+//     nats-server, Python gRPC and protoc for the cross-language client test,
+//     and Chromium for the status page test).
 // Installs apt packages only when running as root (as on CI and dev boxes
 // here); otherwise it stops and prints the exact command to run.
 // Plain JavaScript with no dependencies: it runs before node_modules exists.
@@ -42,6 +43,7 @@ export const testPackages = [
   { name: "libprotobuf-dev", present: () => existsSync("/usr/include/google/protobuf/timestamp.proto") },
   { name: "python3-grpcio", present: python3HasGrpc },
   { name: "python3-protobuf", present: python3HasGrpc },
+  { name: "chromium", present: () => existsSync("/usr/bin/chromium") },
 ];
 
 /** Installs the missing Debian packages of a list (as root), or throws with the command to run. */
