@@ -265,7 +265,7 @@ export function formatLogLine(line: string, style: (code: number, text: string) 
   }
   const record = parseJsonObject(line);
   if (record === undefined || typeof record.level !== "number") return line;
-  const { level, time, msg, service: _service, pid: _pid, hostname: _hostname, err, ...fields } = record;
+  const { level, time, msg, service: _service, pid: _pid, hostname: _hostname, spanId: _spanId, err, ...fields } = record;
   const levelInfo = LEVELS[level] ?? { name: String(level), color: 0 };
   const parts = [
     typeof time === "string" ? style(90, clockTime(time)) : "",
