@@ -46,8 +46,10 @@ export class HealthState {
 
   /** Calls `listener` with the current state, then on every change; returns the unsubscribe function. */
   watch(listener: (serving: boolean) => void): () => void {
+    const serving = this.serving();
+    if (this.listeners.size === 0) this.last = serving;
     this.listeners.add(listener);
-    listener(this.serving());
+    listener(serving);
     this.timer ??= setInterval(() => this.poll(), this.pollMs).unref();
     return () => {
       this.listeners.delete(listener);
@@ -70,9 +72,6 @@ export class HealthState {
   }
 }
 
-/** A health state with no checks: always SERVING. */
-export const alwaysServing = new HealthState({});
-
 function statusFor(request: HealthCheckRequest, serviceNames: readonly string[], serving: boolean) {
   if (request.service !== "" && !serviceNames.includes(request.service)) return undefined;
   return create(HealthCheckResponseSchema, { status: serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING });
@@ -86,6 +85,7 @@ function statusFor(request: HealthCheckRequest, serviceNames: readonly string[],
  */
 export function healthService(serviceNames: readonly string[], state: HealthState): StreamingRegistration {
   const names = [...serviceNames, Health.typeName];
+  const watching = new Set<() => void>();
   const definition = grpcServiceDefinition(Health);
   const implementation: grpc.UntypedServiceImplementation = {
     Check(call: grpc.ServerUnaryCall<HealthCheckRequest, unknown>, callback: grpc.sendUnaryData<unknown>) {
@@ -99,10 +99,27 @@ export function healthService(serviceNames: readonly string[], state: HealthStat
         return;
       }
       const stop = state.watch((serving) => call.write(statusFor(call.request, names, serving)));
-      call.on("cancelled", stop);
-      call.on("close", stop);
-      call.on("error", stop);
+      const end = () => {
+        stop();
+        watching.delete(end);
+      };
+      watching.add(() => {
+        // The server is closing: say so, and end the stream so the shutdown need not wait for it.
+        call.write(create(HealthCheckResponseSchema, { status: ServingStatus.NOT_SERVING }));
+        call.end();
+        end();
+      });
+      call.on("cancelled", end);
+      call.on("close", end);
+      call.on("error", end);
     },
   };
-  return { name: Health.typeName, definition, implementation };
+  return {
+    name: Health.typeName,
+    definition,
+    implementation,
+    close: () => {
+      for (const close of [...watching]) close();
+    },
+  };
 }

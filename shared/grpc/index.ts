@@ -1,6 +1,6 @@
 export { startGrpcServer, registration, grpcServiceDefinition, toServiceError, type RunningServer, type ServiceRegistration, type StreamingRegistration, type GrpcServerOptions } from "./server.js";
 export { connect, callUnary, createClient, fromServiceError, type Connection } from "./client.js";
-export { healthService, HealthState, alwaysServing, ServingStatus, type HealthChecks } from "./health.js";
+export { healthService, HealthState, ServingStatus, type HealthChecks } from "./health.js";
 export { reflectionServices } from "./reflection.js";
 export { chain, traceCalls, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
 export { HTTP_CODE_HEADER, type CallContext } from "./context.js";

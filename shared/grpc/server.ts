@@ -8,7 +8,7 @@ import { chain, defaultInterceptors, type Interceptor, type Next } from "./inter
 import { metadataKeys } from "./metadata-keys.js";
 import type { ServiceHandlers } from "./types.js";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
-import { alwaysServing, healthService, type HealthState } from "./health.js";
+import { HealthState, healthService } from "./health.js";
 import { reflectionServices } from "./reflection.js";
 
 /** A protobuf-es service descriptor with its handlers. */
@@ -32,6 +32,8 @@ export interface StreamingRegistration {
   name: string;
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  /** Ends its open streams when the server closes (so a graceful shutdown does not wait for them). */
+  close?: () => void;
 }
 
 /** A started gRPC server. */
@@ -160,7 +162,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     server.addService(unaryOnly(registration.service), implementation(registration, options.logger, interceptors));
   }
   const names = options.services.map((r) => r.service.typeName);
-  const streaming = [healthService(names, options.health ?? alwaysServing)];
+  const streaming = [healthService(names, options.health ?? new HealthState({}))];
   if (options.reflection ?? true) streaming.push(...reflectionServices([...options.services.map((r) => r.service), Health]));
   for (const s of streaming) server.addService(s.definition, s.implementation);
   const port = await new Promise<number>((resolve, reject) => {
@@ -172,6 +174,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     port,
     close: (graceMs = 5000) =>
       new Promise<void>((resolve) => {
+        for (const s of streaming) s.close?.();
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();
