@@ -11,7 +11,6 @@ export class GatewayMetrics {
   readonly duration: Histogram<"route">;
 
   constructor(sources: { cache?: ReadCache; shedder?: LoadShedder; policies?: readonly DependencyPolicy[] }) {
-    this.registry.setDefaultLabels({ service: "gateway" });
     collectDefaultMetrics({ register: this.registry, prefix: "orderly_gateway_" });
     registerDependencyMetrics(this.registry, () => sources.policies ?? []);
     this.requests = new Counter({

@@ -33,12 +33,27 @@ test("one trace follows an order from the gateway through order, inventory, the 
   const traceId = traceresponse!.split("-")[1]!;
   const requestId = created.headers.get("x-request-id")!;
 
-  // The projector's span arrives last: wait until the query service reported processing the order's events.
+  // Each process exports on its own schedule: wait until every span asserted below has arrived.
+  const expected: [service: string, kind: number, name: string][] = [
+    ["gateway", SERVER, "POST /v1/orders"],
+    ["gateway", CLIENT, "orderly.order.v1.OrderService/CreateOrder"],
+    ["order", SERVER, "orderly.order.v1.OrderService/CreateOrder"],
+    ["order", CLIENT, "orderly.inventory.v1.InventoryService/ReserveStock"],
+    ["order", 1, "sqlite begin"],
+    ["order", 1, "sqlite decide"],
+    ["order", PRODUCER, "publish orderly.orders.created"],
+    ["order", PRODUCER, "publish orderly.orders.confirmed"],
+    ["inventory", SERVER, "orderly.inventory.v1.InventoryService/ReserveStock"],
+    ["inventory", 1, "sqlite reserve"],
+    ["inventory", PRODUCER, "publish orderly.inventory.reserved"],
+    ["inventory", CONSUMER, "process orderly.orders.confirmed"],
+    ["query", CONSUMER, "process orderly.orders.created"],
+    ["query", CONSUMER, "process orderly.orders.confirmed"],
+  ];
   const spans = await waitFor(() => {
     const found = receiver.trace(traceId);
-    const projected = found.some((s) => s.service === "query" && s.kind === CONSUMER && s.attributes["messaging.consumer.group.name"] === "query-orders");
-    const released = found.some((s) => s.service === "inventory" && s.kind === CONSUMER);
-    return projected && released ? found : undefined;
+    const missing = expected.filter(([service, kind, name]) => !found.some((s) => s.service === service && s.kind === kind && s.name === name));
+    return missing.length === 0 ? found : undefined;
   }, "the order's spans from every process");
 
   const of = (service: string, kind: number, name: string | RegExp) =>
