@@ -188,11 +188,8 @@ export class OrderStore {
   /** Rejects a PENDING order for a reason. */
   reject(id: string, reason: Reason, metadata: Record<string, string>, meta: EventMeta = {}): OrderRecord {
     const current = this.get(id);
-    return this.transactions.run("decide", () => this.decideTx.immediate(
-      id,
-      { status: Status.REJECTED, items: current?.items ?? [], totalMinor: 0, currencyCode: "", rejectReason: reason, rejectMetadata: metadata },
-      meta,
-    ));
+    const decision = { status: Status.REJECTED, items: current?.items ?? [], totalMinor: 0, currencyCode: "", rejectReason: reason, rejectMetadata: metadata };
+    return this.transactions.run("decide", () => this.decideTx.immediate(id, decision, meta));
   }
 
   /**
