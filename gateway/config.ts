@@ -1,16 +1,17 @@
-import { natsAuthConfig, readInt, readString, type Env, type NatsAuth } from "../shared/config/index.js";
+import { natsAuthConfig, observabilityConfig, readInt, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
 import { securityConfig, type SecurityConfig } from "../shared/security/index.js";
 import type { RateLimit } from "./rate-limiter.js";
 import type { GatewayLimits } from "./http-server.js";
 
 /** The gateway's configuration, read from the environment once. */
-export interface GatewayConfig {
+export interface GatewayConfig extends ObservabilityConfig {
   host: string;
   port: number;
-  logLevel: string;
   orderAddress: string;
   inventoryAddress: string;
   queryAddress: string;
+  /** host:port of each service's admin server (/metrics, /status.json), for the status page. */
+  adminAddresses: { order: string; inventory: string; query: string };
   limits: GatewayLimits;
   shedding: { maxInFlight: number; maxEventLoopLagMs: number };
   /** TTL of the read cache (ms); 0 turns it off. */
@@ -32,12 +33,17 @@ export interface GatewayConfig {
 export function gatewayConfig(env: Env): GatewayConfig {
   const maxTimeoutMs = readInt(env, "MAX_REQUEST_TIMEOUT_MS", 30_000, 1);
   return {
+    ...observabilityConfig(env),
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
     port: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
-    logLevel: readString(env, "LOG_LEVEL", "info"),
     orderAddress: readString(env, "ORDER_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_GRPC_PORT", 50051, 1, 65535)}`),
     inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
     queryAddress: readString(env, "QUERY_ADDRESS", `127.0.0.1:${readInt(env, "QUERY_GRPC_PORT", 50053, 1, 65535)}`),
+    adminAddresses: {
+      order: readString(env, "ORDER_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_ADMIN_PORT", 9051, 0, 65535)}`),
+      inventory: readString(env, "INVENTORY_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_ADMIN_PORT", 9052, 0, 65535)}`),
+      query: readString(env, "QUERY_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "QUERY_ADMIN_PORT", 9053, 0, 65535)}`),
+    },
     limits: {
       defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
       maxTimeoutMs,

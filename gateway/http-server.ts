@@ -1,10 +1,12 @@
 import type { JsonValue, Message } from "@bufbuild/protobuf";
+import { SpanKind, SpanStatusCode, type Span } from "@opentelemetry/api";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
+import { contextFromTraceparent, traceparentOf, tracer, withSpan } from "../shared/observability/index.js";
 import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
@@ -56,6 +58,8 @@ export interface GatewayDeps {
    */
   cache?: { store: ReadCache; routes: ReadonlyMap<string, CachedRead> };
   metrics?: GatewayMetrics;
+  /** The system's status (served at /status.json), and the page drawing it (at /status). */
+  status?: { report: () => Promise<unknown>; page: string };
 }
 
 /** A read the gateway caches: the path variable naming the resource, and whether it belongs to a customer. */
@@ -63,6 +67,9 @@ export interface CachedRead {
   param: string;
   perCustomer: boolean;
 }
+
+/** The gateway's own endpoints (metrics label them by path; every other path is a route or unmatched). */
+const builtInPaths = new Set(["/metrics", "/healthz", "/readyz", "/openapi.json", "/status", "/status.json"]);
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const TIMEOUT_PATTERN = /^\d{1,9}$/;
@@ -167,6 +174,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, state: { route: string }): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway");
     const method = req.method ?? "GET";
+    if (builtInPaths.has(url.pathname)) state.route = `${method} ${url.pathname}`;
     if (method === "GET" && url.pathname === "/metrics" && deps.metrics) {
       const text = await deps.metrics.registry.metrics();
       res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
@@ -181,6 +189,15 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       return send(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
     }
     if (method === "GET" && url.pathname === "/openapi.json") return send(res, 200, deps.openApi());
+    if (method === "GET" && url.pathname === "/status.json" && deps.status) {
+      res.setHeader("cache-control", "no-store");
+      return send(res, 200, (await deps.status.report()) as JsonValue);
+    }
+    if (method === "GET" && url.pathname === "/status" && deps.status) {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      res.end(deps.status.page);
+      return;
+    }
 
     const release = deps.shedder?.admit();
     try {
@@ -260,13 +277,44 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
   }
 
+  /**
+   * An API request runs in a SERVER span, child of the client's
+   * `traceparent` when it sends one; its trace context is answered in
+   * `traceresponse` (W3C Trace Context level 2) so a client can find its trace.
+   */
+  function startSpan(req: IncomingMessage, res: ServerResponse, requestId: string): Span | undefined {
+    if (!req.url?.startsWith("/v1/")) return undefined;
+    const sent = req.headers.traceparent;
+    const span = tracer().startSpan(`HTTP ${req.method}`, { kind: SpanKind.SERVER }, contextFromTraceparent(typeof sent === "string" ? sent : undefined));
+    res.setHeader("traceresponse", traceparentOf(span.spanContext()));
+    if (span.isRecording()) span.setAttributes({ "http.request.method": req.method ?? "", "url.path": req.url, "orderly.request_id": requestId });
+    return span;
+  }
+
   return (req, res) => {
     const sent = req.headers["x-request-id"];
     const requestId = typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID();
     res.setHeader("x-request-id", requestId);
     const started = performance.now();
     const state = { route: "unmatched" };
-    res.once("finish", () => deps.metrics?.observe(state.route, res.statusCode, (performance.now() - started) / 1000));
+    const span = startSpan(req, res, requestId);
+    res.once("finish", () => {
+      deps.metrics?.observe(state.route, res.statusCode, (performance.now() - started) / 1000);
+      if (span) {
+        if (span.isRecording()) {
+          span.updateName(`${state.route}`);
+          span.setAttributes({ "http.route": state.route, "http.response.status_code": res.statusCode });
+          if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        span.end();
+      }
+    });
+    const run = () => respond(req, res, requestId, state, started);
+    if (span) withSpan(span, run);
+    else run();
+  };
+
+  function respond(req: IncomingMessage, res: ServerResponse, requestId: string, state: { route: string }, started: number): void {
     handle(req, res, requestId, state).then(
       () => logger.debug({ requestId, method: req.method, url: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request"),
       (error: unknown) => {
@@ -291,5 +339,5 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         send(res, status, toStatusJson(err));
       },
     );
-  };
+  }
 }

@@ -2,7 +2,9 @@ import { createServer } from "node:http";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
+import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
+import { EventLoopLag, RequestWindow, startTracing, statusReporter } from "../shared/observability/index.js";
 import { runMain } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
@@ -17,11 +19,14 @@ import { GatewayMetrics } from "./metrics.js";
 import { ReadCache } from "./read-cache.js";
 import { openApiDocument } from "./openapi.js";
 import { routesOf } from "./routes/index.js";
+import { statusPageHtml } from "./status-page.js";
+import { systemStatus } from "./system-status.js";
 
 const config = gatewayConfig(process.env);
 const logger = createLogger("gateway", config.logLevel);
 
 runMain(logger, async () => {
+  const tracing = await startTracing({ service: "gateway", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const downstreams = connectDownstreams(
     [
       { name: "order", service: OrderService, address: config.orderAddress },
@@ -37,7 +42,23 @@ runMain(logger, async () => {
   const shedder = new LoadShedder(config.shedding);
   const cache = config.cacheTtlMs > 0 ? new ReadCache(config.cacheTtlMs) : undefined;
   const invalidation = cache ? invalidateOnEvents(cache, config.natsUrl, logger, config.natsAuth) : undefined;
-  const metrics = new GatewayMetrics({ cache, shedder });
+  const policies = downstreams.map((d) => d.policy);
+  const metrics = new GatewayMetrics({ cache, shedder, policies });
+  const readiness = readinessProbe(downstreams);
+  const lag = new EventLoopLag();
+  let listeningPort = config.port;
+  const status = systemStatus({
+    self: statusReporter({
+      name: "gateway",
+      health: new HealthState({ listening: () => true }),
+      requests: new RequestWindow(metrics.requests, metrics.duration, "route", "code", (code) => Number(code) >= 500),
+      lag,
+      policies,
+    }),
+    selfMetricsUrl: () => `http://${config.host}:${listeningPort}/metrics`,
+    readiness,
+    targets: Object.entries(config.adminAddresses).map(([name, address]) => ({ name, address })),
+  });
   /**
    * Single-resource reads of the query side the cache serves, and the path variable naming the
    * resource. (InventoryService.GetItem is the authoritative stock and is not cached.)
@@ -70,13 +91,14 @@ runMain(logger, async () => {
         rateLimiter: new RateLimiter(config.rateLimit),
       },
       call: routeCaller(downstreams),
-      readiness: readinessProbe(downstreams),
+      readiness,
       openApi: () => openApi,
       logger,
       limits: config.limits,
       shedder,
       cache: cache && { store: cache, routes: cachedReads },
       metrics,
+      status: { report: status, page: statusPageHtml },
     }),
   );
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
@@ -97,6 +119,7 @@ runMain(logger, async () => {
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
+  listeningPort = port;
   logger.info({ port, routes: routes.map((r) => `${r.httpMethod} ${r.template.source}`) }, "listening");
   return {
     async close() {
@@ -106,6 +129,8 @@ runMain(logger, async () => {
       shedder.close();
       await invalidation?.close();
       for (const d of downstreams) d.connection.close();
+      lag.close();
+      await tracing.shutdown();
     },
   };
 });

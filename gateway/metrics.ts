@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { latencyBuckets, registerDependencyMetrics } from "../shared/observability/index.js";
+import type { DependencyPolicy } from "../shared/resilience/index.js";
 import type { LoadShedder } from "./load-shedder.js";
 import type { ReadCache } from "./read-cache.js";
 
@@ -8,8 +10,9 @@ export class GatewayMetrics {
   readonly requests: Counter<"route" | "code">;
   readonly duration: Histogram<"route">;
 
-  constructor(sources: { cache?: ReadCache; shedder?: LoadShedder }) {
+  constructor(sources: { cache?: ReadCache; shedder?: LoadShedder; policies?: readonly DependencyPolicy[] }) {
     collectDefaultMetrics({ register: this.registry, prefix: "orderly_gateway_" });
+    registerDependencyMetrics(this.registry, () => sources.policies ?? []);
     this.requests = new Counter({
       name: "orderly_gateway_requests_total",
       help: "HTTP requests by route template and status code",
@@ -20,7 +23,7 @@ export class GatewayMetrics {
       name: "orderly_gateway_request_duration_seconds",
       help: "HTTP request duration by route template",
       labelNames: ["route"],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: latencyBuckets,
       registers: [this.registry],
     });
     const { cache, shedder } = sources;

@@ -3,7 +3,8 @@
 //   - node_modules matching package-lock.json (npm ci);
 //   - with --test, the system tools the test suite uses (Debian packages:
 //     nats-server, Python gRPC and protoc for the cross-language client test,
-//     openssl for the mTLS tests' dev certificates).
+//     openssl for the mTLS tests' dev certificates, and Chromium for the
+//     status page test).
 // Installs apt packages only when running as root (as on CI and dev boxes
 // here); otherwise it stops and prints the exact command to run.
 // Plain JavaScript with no dependencies: it runs before node_modules exists.
@@ -45,6 +46,7 @@ export const testPackages = [
   { name: "python3-protobuf", present: python3HasGrpc },
   // The dev CA and certificates of the mTLS tests (and of `ORDERLY_MTLS=1 npm start`).
   { name: "openssl", present: () => has("openssl") },
+  { name: "chromium", present: () => existsSync("/usr/bin/chromium") },
 ];
 
 /** Installs the missing Debian packages of a list (as root), or throws with the command to run. */

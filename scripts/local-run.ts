@@ -36,6 +36,10 @@ export interface LocalRunConfig {
   orderGrpcPort: number;
   inventoryGrpcPort: number;
   queryGrpcPort: number;
+  /** Admin ports (/metrics, /healthz, /status.json) of the services. */
+  orderAdminPort: number;
+  inventoryAdminPort: number;
+  queryAdminPort: number;
   natsPort: number;
   /** An existing NATS server or cluster to use; undefined: start our own nats-server. */
   natsUrl: string | undefined;
@@ -45,6 +49,8 @@ export interface LocalRunConfig {
   dataDir: string;
   /** Whether to color the output (stdout is a terminal and NO_COLOR is unset). */
   color: boolean;
+  /** The processes' log lines: readable and prefixed (pretty, the default on a terminal), or their JSON as it is (json). */
+  logFormat: "pretty" | "json";
   /** Whether gRPC links use mTLS with dev certificates (ORDERLY_MTLS=1). */
   mtls: boolean;
 }
@@ -64,12 +70,16 @@ export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConf
     orderGrpcPort: readInt(env, "ORDER_GRPC_PORT", 50051, 0, 65535),
     inventoryGrpcPort: readInt(env, "INVENTORY_GRPC_PORT", 50052, 0, 65535),
     queryGrpcPort: readInt(env, "QUERY_GRPC_PORT", 50053, 0, 65535),
+    orderAdminPort: readInt(env, "ORDER_ADMIN_PORT", 9051, 0, 65535),
+    inventoryAdminPort: readInt(env, "INVENTORY_ADMIN_PORT", 9052, 0, 65535),
+    queryAdminPort: readInt(env, "QUERY_ADMIN_PORT", 9053, 0, 65535),
     natsPort: readInt(env, "NATS_PORT", 4222, 1, 65535),
     natsUrl: readString(env, "NATS_URL", "") || undefined,
     // Debian installs it in /usr/sbin, which is not on every PATH.
     natsServerBin: readString(env, "NATS_SERVER_BIN", existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server"),
     dataDir: resolve(ROOT, readString(env, "ORDERLY_DATA_DIR", "./.data")),
     color: stdoutIsTty && (env.NO_COLOR ?? "") === "",
+    logFormat: readChoice(env, "LOG_FORMAT", ["pretty", "json"], stdoutIsTty ? "pretty" : "json"),
     mtls: readChoice(env, "ORDERLY_MTLS", ["0", "1"], "0") === "1",
   };
 }
@@ -77,7 +87,7 @@ export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConf
 // ---------------------------------------------------------------------------
 // The processes, in start order (they stop in reverse). To add one, add a row.
 
-/** The ports of the processes started so far, by name. */
+/** The ports of the processes started so far, by name (a service's admin port as `${name}-admin`). */
 export type Ports = Readonly<Record<string, number>>;
 
 /** One process of the local system: how to start it and how to tell that it listens. */
@@ -126,7 +136,12 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
       portEnv: "INVENTORY_GRPC_PORT",
       port: config.inventoryGrpcPort,
       command: nodeEntry("services/inventory/main.ts"),
-      env: (ports) => ({ ...credentials("inventory"), INVENTORY_GRPC_PORT: String(config.inventoryGrpcPort), NATS_URL: natsUrl(ports) }),
+      env: (ports) => ({
+        ...credentials("inventory"),
+        INVENTORY_GRPC_PORT: String(config.inventoryGrpcPort),
+        INVENTORY_ADMIN_PORT: String(config.inventoryAdminPort),
+        NATS_URL: natsUrl(ports),
+      }),
       readyPort: pinoListeningPort,
     },
     {
@@ -137,6 +152,7 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
       env: (ports) => ({
         ...credentials("order"),
         ORDER_GRPC_PORT: String(config.orderGrpcPort),
+        ORDER_ADMIN_PORT: String(config.orderAdminPort),
         INVENTORY_ADDRESS: addressOf(ports, "inventory"),
         NATS_URL: natsUrl(ports),
       }),
@@ -147,7 +163,12 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
       portEnv: "QUERY_GRPC_PORT",
       port: config.queryGrpcPort,
       command: nodeEntry("services/query/main.ts"),
-      env: (ports) => ({ ...credentials("query"), QUERY_GRPC_PORT: String(config.queryGrpcPort), NATS_URL: natsUrl(ports) }),
+      env: (ports) => ({
+        ...credentials("query"),
+        QUERY_GRPC_PORT: String(config.queryGrpcPort),
+        QUERY_ADMIN_PORT: String(config.queryAdminPort),
+        NATS_URL: natsUrl(ports),
+      }),
       readyPort: pinoListeningPort,
     },
     {
@@ -161,6 +182,9 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
         ORDER_ADDRESS: addressOf(ports, "order"),
         INVENTORY_ADDRESS: addressOf(ports, "inventory"),
         QUERY_ADDRESS: addressOf(ports, "query"),
+        ORDER_ADMIN_ADDRESS: addressOf(ports, "order-admin"),
+        INVENTORY_ADMIN_ADDRESS: addressOf(ports, "inventory-admin"),
+        QUERY_ADMIN_ADDRESS: addressOf(ports, "query-admin"),
         NATS_URL: natsUrl(ports),
       }),
       readyPort: pinoListeningPort,
@@ -178,6 +202,13 @@ export function pinoListeningPort(line: string): number | undefined {
   if (!line.includes('"listening"')) return undefined;
   const record = parseJsonObject(line);
   return record?.msg === "listening" && typeof record.port === "number" ? record.port : undefined;
+}
+
+/** The admin port a service's "listening" line reports (`adminPort`), if any. */
+export function pinoAdminPort(line: string): number | undefined {
+  if (!line.includes('"adminPort"')) return undefined;
+  const record = parseJsonObject(line);
+  return record?.msg === "listening" && typeof record.adminPort === "number" ? record.adminPort : undefined;
 }
 
 /** The host:port of a process started earlier (a table in the wrong order throws). */
@@ -266,7 +297,7 @@ export function formatLogLine(line: string, style: (code: number, text: string) 
   }
   const record = parseJsonObject(line);
   if (record === undefined || typeof record.level !== "number") return line;
-  const { level, time, msg, service: _service, pid: _pid, hostname: _hostname, err, ...fields } = record;
+  const { level, time, msg, service: _service, pid: _pid, hostname: _hostname, spanId: _spanId, err, ...fields } = record;
   const levelInfo = LEVELS[level] ?? { name: String(level), color: 0 };
   const parts = [
     typeof time === "string" ? style(90, clockTime(time)) : "",
@@ -321,6 +352,8 @@ interface Running {
   hasExited(): boolean;
   /** The last lines it wrote (for diagnosing a failed start). */
   tail: string[];
+  /** The admin port its "listening" line reported, once it did. */
+  adminPort(): number | undefined;
 }
 
 /** The reason the supervisor stops: a signal, or a failure to report. */
@@ -329,8 +362,8 @@ type StopReason = { signal: NodeJS.Signals } | { failure: string };
 /** Raised inside the start sequence when a stop was decided meanwhile. */
 class StopRequested extends Error {}
 
-/** Starts one process, streaming its output through `out`. */
-function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, onSpawnError: (error: Error) => void): Running {
+/** Starts one process, streaming its output through `out` (readable and prefixed, or its JSON lines as they are). */
+function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, logFormat: LocalRunConfig["logFormat"], onSpawnError: (error: Error) => void): Running {
   const [executable, ...args] = spec.command;
   if (executable === undefined) throw new Error(`process table: "${spec.name}" has an empty command`);
   // Its own process group: a terminal's Ctrl-C does not reach it directly; the supervisor stops the processes in
@@ -338,6 +371,7 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, onSpawnE
   const child = spawn(executable, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const tail: string[] = [];
   let exited = false;
+  let adminPort: number | undefined;
   const exitedPromise = new Promise<Exit>((resolveExit) => {
     // "close", not "exit": by then every line it wrote has been read.
     child.once("close", (code, signal) => {
@@ -356,14 +390,16 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, onSpawnE
     const onLine = (line: string, stream: NodeJS.WritableStream) => {
       tail.push(line);
       if (tail.length > 50) tail.shift();
-      out.line(spec.name, formatLogLine(line, out.style), stream);
+      if (logFormat === "pretty" || !line.startsWith("{")) out.line(spec.name, formatLogLine(line, out.style), stream);
+      else stream.write(line + "\n");
+      adminPort ??= pinoAdminPort(line);
       const port = spec.readyPort(line);
       if (port !== undefined) resolveReady(port);
     };
     createInterface({ input: child.stdout! }).on("line", (line) => onLine(line, process.stdout));
     createInterface({ input: child.stderr! }).on("line", (line) => onLine(line, process.stderr));
   });
-  return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, tail };
+  return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, tail, adminPort: () => adminPort };
 }
 
 /** Sends a signal (0: none, just a check) to the process group a process leads; false when no process of it is left. */
@@ -459,6 +495,7 @@ export function readyBanner(baseUrl: string, dataDir: string, style: Output["sty
     "",
     `  ${style(1, "Orderly is running at")} ${style(4, baseUrl)}`,
     `  data: ${dataDir}    OpenAPI: ${baseUrl}/openapi.json`,
+    `  ${style(1, "live status:")} ${style(4, `${baseUrl}/status`)}    metrics: ${baseUrl}/status.json lists each process's /metrics`,
     `  dev tokens (an admin; customers alice and bob): ${tokensFile}`,
     "",
     comment("keep the Authorization headers of the admin and of two customers"),
@@ -551,7 +588,7 @@ export async function runLocal(env: Env): Promise<number> {
     for (const spec of table) {
       if (stopReason !== undefined) return;
       const childEnv = { ...process.env, ORDERLY_DATA_DIR: config.dataDir, ...spec.env(ports) };
-      const proc = launch(spec, childEnv, out, (error) =>
+      const proc = launch(spec, childEnv, out, config.logFormat, (error) =>
         decide({ failure: `could not start ${spec.name} (${spec.command[0]}): ${error.message}${spec.installHint ? `\n${spec.installHint}` : ""}` }),
       );
       running.push(proc);
@@ -569,6 +606,8 @@ export async function runLocal(env: Env): Promise<number> {
         void decided.finally(() => clearTimeout(timer));
       });
       ports[spec.name] = await unlessStopped(Promise.race([proc.ready, timeout]));
+      const adminPort = proc.adminPort();
+      if (adminPort !== undefined) ports[`${spec.name}-admin`] = adminPort;
       wasReady = true;
     }
     const gatewayPort = ports.gateway;

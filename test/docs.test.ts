@@ -15,9 +15,12 @@ test("the README's environment table lists every variable a process reads", () =
   const configFiles = ["gateway/config.ts", "services/order/config.ts", "services/inventory/config.ts", "services/query/config.ts", "scripts/local-run.ts", "shared/config/service-config.ts", "shared/security/config.ts"];
   const names = new Set<string>();
   for (const file of configFiles) {
-    for (const match of readFileSync(join(ROOT, file), "utf8").matchAll(/(?:read(?:String|Int|Choice)|secretFrom)\(env, "([A-Z_]+)"(?:, "([A-Z_]+)")?/g)) {
+    const text = readFileSync(join(ROOT, file), "utf8");
+    for (const match of text.matchAll(/(?:read(?:String|Int|Choice)|secretFrom)\(env, "([A-Z_]+)"(?:, "([A-Z_]+)")?/g)) {
       for (const name of match.slice(1)) if (name) names.add(name);
     }
+    // Port variables handed to serviceBaseConfig as ["NAME", default].
+    for (const match of text.matchAll(/\["([A-Z_]+_PORT)", \d+\]/g)) names.add(match[1]!);
   }
   expect(names.size).toBeGreaterThan(10);
   const missing = [...names].filter((name) => !readme.includes(`\`${name}\``) && !readme.includes(`\`${name.replace(/_QUEUE$|_LIMIT$/, "")}_LIMIT\` / \`_QUEUE\``));

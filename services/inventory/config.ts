@@ -12,7 +12,7 @@ export interface InventoryConfig extends ServiceBaseConfig, ConsumerConfig {
 
 /** Reads the inventory service's configuration (see the README's environment table). */
 export function inventoryConfig(env: Env): InventoryConfig {
-  const base = serviceBaseConfig(env, "INVENTORY_GRPC_PORT", 50052);
+  const base = serviceBaseConfig(env, { grpc: ["INVENTORY_GRPC_PORT", 50052], admin: ["INVENTORY_ADMIN_PORT", 9052] });
   return {
     ...base,
     dbFile: join(base.dataDir, "inventory.db"),

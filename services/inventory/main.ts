@@ -1,7 +1,8 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
-import { healthService, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
+import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
@@ -16,9 +17,11 @@ const config = inventoryConfig(process.env);
 const logger = createLogger("inventory", config.logLevel);
 
 runMain(logger, async () => {
+  const tracing = await startTracing({ service: "inventory", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
+  const metrics = new ProcessMetrics("inventory");
   const db = openDatabase({ file: config.dbFile, migrations: inventoryMigrations, synchronous: config.synchronous });
   const outbox = new Outbox(db);
-  const store = new InventoryStore(db, outbox);
+  const store = new InventoryStore(db, outbox, Date.now, metrics.transactions);
   const events = startEventRuntime({
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
@@ -32,22 +35,24 @@ runMain(logger, async () => {
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,
+    transactions: metrics.transactions,
   });
   const expiry = new ReservationExpiry(store, logger, config.reservationTtlMs, config.reservationSweepMs);
   let ready = true;
+  const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected() });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
     auth: serviceAuth(config.security),
     tls: config.security.tls,
     logger,
+    observeCalls: metrics.observeCalls,
     interceptors: config.faultDelay.ms > 0 ? [injectDelay(config.faultDelay.ms, config.faultDelay.methods)] : [],
-    services: [
-      registration(InventoryService, inventoryHandlers(store)),
-      healthService([InventoryService.typeName], () => ready && db.open),
-    ],
+    health,
+    services: [registration(InventoryService, inventoryHandlers(store))],
   });
-  logger.info({ port: server.port, db: config.dbFile, nats: config.natsUrl }, "listening");
+  const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, metrics, health, logger, events });
+  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;
@@ -55,6 +60,8 @@ runMain(logger, async () => {
       expiry.close();
       await events.close();
       db.close();
+      await admin.close();
+      await tracing.shutdown();
     },
   };
 });

@@ -1,6 +1,6 @@
 import { OrderlyError } from "../../shared/errors/index.js";
 import { newEvent, type EventMeta, type Outbox } from "../../shared/events/index.js";
-import type { Db } from "../../shared/sqlite/index.js";
+import { untimed, type Db, type TransactionTimer } from "../../shared/sqlite/index.js";
 import { itemMessage } from "./messages.js";
 
 /** An item as stored. */
@@ -112,6 +112,7 @@ export class InventoryStore {
     private readonly db: Db,
     private readonly outbox: Outbox,
     private readonly clock: () => number = Date.now,
+    private readonly transactions: TransactionTimer = untimed,
   ) {
     this.statements = {
       getItem: db.prepare<[string], ItemRow>("SELECT * FROM items WHERE sku = ?"),
@@ -181,17 +182,17 @@ export class InventoryStore {
 
   /** Adds stock (creating the SKU when new); with a request id, applies it once. */
   restock(input: RestockInput, meta: EventMeta = {}): ItemRecord {
-    return this.restockTx.immediate(input, meta);
+    return this.transactions.run("restock", () => this.restockTx.immediate(input, meta));
   }
 
   /** Reserves every line for an order or none; idempotent per order id. */
   reserve(orderId: string, lines: readonly { sku: string; quantity: number }[], meta: EventMeta = {}): ReservationRecord {
-    return this.reserveTx.immediate(orderId, lines, meta);
+    return this.transactions.run("reserve", () => this.reserveTx.immediate(orderId, lines, meta));
   }
 
   /** Releases an order's reservation; idempotent, and leaves a tombstone for an unknown order. */
   release(orderId: string, meta: EventMeta = {}): ReservationRecord {
-    return this.releaseTx.immediate(orderId, meta);
+    return this.transactions.run("release", () => this.releaseTx.immediate(orderId, meta));
   }
 
   private restockInTx(input: RestockInput, meta: EventMeta): ItemRecord {

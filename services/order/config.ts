@@ -18,7 +18,7 @@ export interface OrderConfig extends ServiceBaseConfig {
 
 /** Reads the order service's configuration (see the README's environment table). */
 export function orderConfig(env: Env): OrderConfig {
-  const base = serviceBaseConfig(env, "ORDER_GRPC_PORT", 50051);
+  const base = serviceBaseConfig(env, { grpc: ["ORDER_GRPC_PORT", 50051], admin: ["ORDER_ADMIN_PORT", 9051] });
   return {
     ...base,
     dbFile: join(base.dataDir, "order.db"),

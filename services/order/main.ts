@@ -1,8 +1,9 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
-import { connect, healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
+import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
 import { LinkTokens, PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
@@ -19,9 +20,11 @@ const config = orderConfig(process.env);
 const logger = createLogger("order", config.logLevel);
 
 runMain(logger, async () => {
+  const tracing = await startTracing({ service: "order", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
+  const metrics = new ProcessMetrics("order");
   const db = openDatabase({ file: config.dbFile, migrations: orderMigrations, synchronous: config.synchronous });
   const outbox = new Outbox(db);
-  const store = new OrderStore(db, outbox);
+  const store = new OrderStore(db, outbox, Date.now, metrics.transactions);
   const events = startEventRuntime({
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
@@ -37,6 +40,7 @@ runMain(logger, async () => {
         handle: applyReservationOutcomes(store),
       },
     ],
+    transactions: metrics.transactions,
   });
   // The order service calls inventory on its own behalf (reserving, releasing), as the "service" role.
   const links = new LinkTokens(config.security.linkKey);
@@ -45,7 +49,8 @@ runMain(logger, async () => {
     tls: config.security.tls,
     callMetadata: () => ({ [PRINCIPAL_METADATA_KEY]: links.sign(self) }),
   });
-  const inventory = createResilientClient(InventoryService, inventoryConnection, new DependencyPolicy({ ...config.inventoryPolicy, logger }));
+  const inventoryPolicy = new DependencyPolicy({ ...config.inventoryPolicy, logger });
+  const inventory = createResilientClient(InventoryService, inventoryConnection, inventoryPolicy);
   const degrade = config.inventoryFallback === "degrade";
   const recovery = new PendingRecovery({
     store,
@@ -58,20 +63,23 @@ runMain(logger, async () => {
   });
   recovery.start();
   let ready = true;
+  const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected() });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
     auth: serviceAuth(config.security),
     tls: config.security.tls,
     logger,
+    observeCalls: metrics.observeCalls,
+    health,
     services: [
       registration(
         OrderService,
         orderHandlers({ store, inventory, degrade, newId: () => newOrderId(), defaultBudgetMs: config.defaultBudgetMs, degradeMarginMs: config.degradeMarginMs }),
       ),
-      healthService([OrderService.typeName], () => ready && db.open),
     ],
   });
+  const admin = await startServiceAdmin({ name: "order", host: config.host, port: config.adminPort, metrics, health, logger, policies: [inventoryPolicy], events });
   const pruneKeys = () => {
     const pruned = store.pruneIdempotencyKeys(Date.now() - config.idempotencyKeyTtlMs);
     if (pruned > 0) logger.info({ pruned }, "pruned expired idempotency keys");
@@ -79,7 +87,7 @@ runMain(logger, async () => {
   pruneKeys();
   const pruneTimer = setInterval(pruneKeys, 60 * 60 * 1000);
   pruneTimer.unref();
-  logger.info({ port: server.port, db: config.dbFile, inventory: config.inventoryAddress, nats: config.natsUrl }, "listening");
+  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, inventory: config.inventoryAddress, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;
@@ -89,6 +97,8 @@ runMain(logger, async () => {
       await events.close();
       inventoryConnection.close();
       db.close();
+      await admin.close();
+      await tracing.shutdown();
     },
   };
 });

@@ -1,6 +1,6 @@
 import { OrderlyError, type Reason } from "../../shared/errors/index.js";
 import { newEvent, type EventMeta, type EventPayload, type Outbox } from "../../shared/events/index.js";
-import type { Db } from "../../shared/sqlite/index.js";
+import { untimed, type Db, type TransactionTimer } from "../../shared/sqlite/index.js";
 import { orderMessage } from "./messages.js";
 
 /** Order statuses, as stored (the values of orderly.order.v1.OrderStatus). */
@@ -99,6 +99,7 @@ export class OrderStore {
     db: Db,
     private readonly outbox: Outbox,
     private readonly clock: () => number = Date.now,
+    private readonly transactions: TransactionTimer = untimed,
   ) {
     this.statements = {
       get: db.prepare<[string], OrderRow>("SELECT * FROM orders WHERE id = ?"),
@@ -176,22 +177,19 @@ export class OrderStore {
    * request differs).
    */
   begin(order: NewOrder): BegunOrder {
-    return this.beginTx.immediate(order);
+    return this.transactions.run("begin", () => this.beginTx.immediate(order));
   }
 
   /** Confirms a PENDING order with the prices its reservation captured. */
   confirm(id: string, pricing: { items: OrderLine[]; totalMinor: number; currencyCode: string }, meta: EventMeta = {}): OrderRecord {
-    return this.decideTx.immediate(id, { status: Status.CONFIRMED, ...pricing, rejectReason: "", rejectMetadata: {} }, meta);
+    return this.transactions.run("decide", () => this.decideTx.immediate(id, { status: Status.CONFIRMED, ...pricing, rejectReason: "", rejectMetadata: {} }, meta));
   }
 
   /** Rejects a PENDING order for a reason. */
   reject(id: string, reason: Reason, metadata: Record<string, string>, meta: EventMeta = {}): OrderRecord {
     const current = this.get(id);
-    return this.decideTx.immediate(
-      id,
-      { status: Status.REJECTED, items: current?.items ?? [], totalMinor: 0, currencyCode: "", rejectReason: reason, rejectMetadata: metadata },
-      meta,
-    );
+    const decision = { status: Status.REJECTED, items: current?.items ?? [], totalMinor: 0, currencyCode: "", rejectReason: reason, rejectMetadata: metadata };
+    return this.transactions.run("decide", () => this.decideTx.immediate(id, decision, meta));
   }
 
   /**
@@ -200,17 +198,17 @@ export class OrderStore {
    * response for its idempotency key is this PENDING order.
    */
   acceptAwaitingReservation(id: string, meta: EventMeta = {}): OrderRecord | undefined {
-    return this.acceptTx.immediate(id, meta);
+    return this.transactions.run("accept", () => this.acceptTx.immediate(id, meta));
   }
 
   /** Forgets a PENDING order and its idempotency key (for requests that turned out to be invalid). */
   discard(id: string): void {
-    this.discardTx.immediate(id);
+    this.transactions.run("discard", () => this.discardTx.immediate(id));
   }
 
   /** Cancels a PENDING or CONFIRMED order; returns the order as it now is. */
   cancel(id: string, meta: EventMeta = {}): OrderRecord | undefined {
-    return this.cancelTx.immediate(id, meta);
+    return this.transactions.run("cancel", () => this.cancelTx.immediate(id, meta));
   }
 
   /** PENDING orders not changed since `before` (epoch ms), oldest first. */

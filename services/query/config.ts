@@ -11,7 +11,7 @@ export interface QueryConfig extends ServiceBaseConfig, ConsumerConfig {
 
 /** Reads the query service's configuration (see the README's environment table). */
 export function queryConfig(env: Env): QueryConfig {
-  const base = serviceBaseConfig(env, "QUERY_GRPC_PORT", 50053);
+  const base = serviceBaseConfig(env, { grpc: ["QUERY_GRPC_PORT", 50053], admin: ["QUERY_ADMIN_PORT", 9053] });
   return {
     ...base,
     dbFile: readString(env, "QUERY_DB_FILE", join(base.dataDir, "query.db")),

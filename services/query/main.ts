@@ -1,7 +1,8 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { startEventRuntime } from "../../shared/events/index.js";
-import { healthService, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
+import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
@@ -17,6 +18,8 @@ const config = queryConfig(process.env);
 const logger = createLogger("query", config.logLevel);
 
 runMain(logger, async () => {
+  const tracing = await startTracing({ service: "query", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
+  const metrics = new ProcessMetrics("query");
   const db = openDatabase({ file: config.dbFile, migrations: queryMigrations, synchronous: config.synchronous });
   const changes = new ViewChanges();
   const events = startEventRuntime({
@@ -29,26 +32,32 @@ runMain(logger, async () => {
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,
+    transactions: metrics.transactions,
   });
   let ready = true;
+  const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected() });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
     auth: serviceAuth(config.security),
     tls: config.security.tls,
     logger,
+    observeCalls: metrics.observeCalls,
+    health,
     services: [
       registration(QueryService, queryHandlers({ store: new ReadStore(db), changes, defaultBudgetMs: config.defaultBudgetMs })),
-      healthService([QueryService.typeName], () => ready && db.open),
     ],
   });
-  logger.info({ port: server.port, db: config.dbFile, nats: config.natsUrl }, "listening");
+  const admin = await startServiceAdmin({ name: "query", host: config.host, port: config.adminPort, metrics, health, logger, events });
+  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;
       await server.close();
       await events.close();
       db.close();
+      await admin.close();
+      await tracing.shutdown();
     },
   };
 });

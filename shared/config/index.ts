@@ -1,2 +1,11 @@
 export { readString, readInt, readChoice, ConfigError, type Env } from "./env.js";
-export { serviceBaseConfig, consumerConfig, natsAuthConfig, type ServiceBaseConfig, type ConsumerConfig, type NatsAuth } from "./service-config.js";
+export {
+  serviceBaseConfig,
+  consumerConfig,
+  natsAuthConfig,
+  observabilityConfig,
+  type ServiceBaseConfig,
+  type ConsumerConfig,
+  type NatsAuth,
+  type ObservabilityConfig,
+} from "./service-config.js";

@@ -2,12 +2,31 @@ import { readFileSync } from "node:fs";
 import { securityConfig, type SecurityConfig } from "../security/config.js";
 import { readChoice, readInt, readString, type Env } from "./env.js";
 
+/** How a process logs and traces. */
+export interface ObservabilityConfig {
+  logLevel: string;
+  /** OTLP/HTTP endpoint spans are exported to; undefined: trace ids only, nothing exported. */
+  otlpEndpoint: string | undefined;
+  /** Longest time a finished span waits before export (ms). */
+  spanExportDelayMs: number;
+}
+
+/** Reads LOG_LEVEL and the OpenTelemetry settings (the standard OTEL_* names). */
+export function observabilityConfig(env: Env): ObservabilityConfig {
+  return {
+    logLevel: readString(env, "LOG_LEVEL", "info"),
+    otlpEndpoint: readString(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "") || undefined,
+    spanExportDelayMs: readInt(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1),
+  };
+}
+
 /** What every Orderly service reads the same way. */
-export interface ServiceBaseConfig {
+export interface ServiceBaseConfig extends ObservabilityConfig {
   host: string;
   port: number;
+  /** Port of the admin HTTP server (/metrics, /healthz, /status.json); 0 picks a free one. */
+  adminPort: number;
   dataDir: string;
-  logLevel: string;
   synchronous: "NORMAL" | "FULL";
   natsUrl: string;
   /** NATS credentials (user and password), when the server requires them. */
@@ -31,14 +50,18 @@ export function natsAuthConfig(env: Env): NatsAuth | undefined {
   return { user, pass };
 }
 
-/** Reads the settings every service shares; `portVariable` names its gRPC port. */
-export function serviceBaseConfig(env: Env, portVariable: string, defaultPort: number): ServiceBaseConfig {
+/** Reads the settings every service shares; the variables named set its gRPC and admin ports. */
+export function serviceBaseConfig(
+  env: Env,
+  ports: { grpc: readonly [variable: string, fallback: number]; admin: readonly [variable: string, fallback: number] },
+): ServiceBaseConfig {
   const dataDir = readString(env, "ORDERLY_DATA_DIR", "./.data");
   return {
+    ...observabilityConfig(env),
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
-    port: readInt(env, portVariable, defaultPort, 0, 65535),
+    port: readInt(env, ports.grpc[0], ports.grpc[1], 0, 65535),
+    adminPort: readInt(env, ports.admin[0], ports.admin[1], 0, 65535),
     dataDir,
-    logLevel: readString(env, "LOG_LEVEL", "info"),
     synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
     natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
     natsAuth: natsAuthConfig(env),

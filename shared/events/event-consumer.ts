@@ -1,8 +1,12 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import type { ConsumerMessages, JetStreamClient, JsMsg } from "nats";
+import { SpanKind } from "@opentelemetry/api";
+import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "nats";
 import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { Logger } from "../logging/index.js";
-import type { Db } from "../sqlite/index.js";
+import { contextFromTraceparent, endSpanWithError, withSpan } from "../observability/trace-context.js";
+import { tracer } from "../observability/tracing.js";
+import { untimed, type Db, type TransactionTimer } from "../sqlite/index.js";
+import { TRACEPARENT_HEADER } from "./outbox-relay.js";
 
 /** What a consumer does with one event: called inside a SQLite transaction, so a throw undoes it. */
 export type EventHandler = (event: Event, subject: string) => void;
@@ -24,6 +28,8 @@ export interface EventConsumerOptions {
   batch?: number;
   /** Called after each transaction that applied an event. */
   onApplied?: (event: Event) => void;
+  /** Times and traces each event's transaction. */
+  transactions?: TransactionTimer;
   clock?: () => number;
 }
 
@@ -33,6 +39,16 @@ export interface ConsumerStats {
   skippedDuplicates: number;
   retried: number;
   deadLettered: number;
+}
+
+/** Where a durable consumer stands in its stream, as JetStream reports it. */
+export interface ConsumerLag {
+  /** Messages in the stream not yet delivered to it. */
+  pending: number;
+  /** Messages delivered and not yet acked. */
+  ackPending: number;
+  /** Messages delivered more than once and not yet acked. */
+  redelivered: number;
 }
 
 /** The message could not be decoded into an Event; it will never succeed. */
@@ -53,7 +69,10 @@ export class EventConsumer {
   private readonly maxDeliveries: number;
   private readonly retryDelayMs: number;
   private readonly clock: () => number;
+  private readonly transactions: TransactionTimer;
+  private readonly txName: string;
   private messages: ConsumerMessages | undefined;
+  private consumer: Consumer | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
   readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, retried: 0, deadLettered: 0 };
@@ -63,9 +82,12 @@ export class EventConsumer {
     this.maxDeliveries = options.maxDeliveries ?? 5;
     this.retryDelayMs = options.retryDelayMs ?? 200;
     this.clock = options.clock ?? Date.now;
+    this.transactions = options.transactions ?? untimed;
+    this.txName = `consume ${durable}`;
     this.statements = {
       seen: db.prepare<[string, string], { one: number }>("SELECT 1 AS one FROM processed_events WHERE consumer = ? AND event_id = ?"),
       record: db.prepare<[string, string, number]>("INSERT INTO processed_events (consumer, event_id, applied_time) VALUES (?, ?, ?)"),
+      deadLetters: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM dead_letters WHERE consumer = ?"),
       deadLetter: db.prepare(
         `INSERT OR IGNORE INTO dead_letters (consumer, stream, stream_seq, subject, event_id, deliveries, reason, payload, create_time)
          VALUES (@consumer, @stream, @streamSeq, @subject, @eventId, @deliveries, @reason, @payload, @now)`,
@@ -77,6 +99,23 @@ export class EventConsumer {
       this.statements.record.run(durable, event.eventId, this.clock());
       return true;
     });
+  }
+
+  /** The durable consumer's name. */
+  get durable(): string {
+    return this.options.durable;
+  }
+
+  /** Its backlog and redeliveries, asked of JetStream; undefined while it is not connected. */
+  async lag(): Promise<ConsumerLag | undefined> {
+    if (this.consumer === undefined) return undefined;
+    const info = await this.consumer.info();
+    return { pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered };
+  }
+
+  /** How many messages it has dead-lettered (all time, from its database). */
+  deadLetterCount(): number {
+    return this.statements.deadLetters.get(this.options.durable)?.n ?? 0;
   }
 
   /** Starts consuming in the background; reconnects and resumes on its own. */
@@ -96,6 +135,7 @@ export class EventConsumer {
     while (!this.stopped) {
       try {
         const consumer = await this.options.js.consumers.get(this.options.stream, this.options.durable);
+        this.consumer = consumer;
         this.messages = await consumer.consume({ max_messages: this.options.batch ?? 256 });
         if (this.stopped) this.messages.stop();
         for await (const msg of this.messages) {
@@ -111,7 +151,24 @@ export class EventConsumer {
     }
   }
 
+  /**
+   * Processes one message in a CONSUMER span, child of the publish span
+   * named by its `traceparent` header (or the event's own, for a message
+   * published without headers), so the effect and its log lines join the
+   * trace of the change that caused it.
+   */
   private process(msg: JsMsg): void {
+    const traceparent = msg.headers?.get(TRACEPARENT_HEADER) || undefined;
+    const parent = contextFromTraceparent(traceparent);
+    const span = tracer().startSpan(`process ${msg.subject}`, { kind: SpanKind.CONSUMER }, parent);
+    if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": msg.subject, "messaging.consumer.group.name": this.options.durable });
+    const failed = withSpan(span, () => this.processInSpan(msg), parent);
+    if (failed === undefined) span.end();
+    else endSpanWithError(span, failed);
+  }
+
+  /** Applies, acks or fails one message; returns the error when it failed. */
+  private processInSpan(msg: JsMsg): unknown {
     let event: Event | undefined;
     try {
       try {
@@ -120,15 +177,19 @@ export class EventConsumer {
         throw new UndecodableEvent(`not an orderly.events.v1.Event: ${String(error)}`);
       }
       if (event.eventId === "" || event.payload.case === undefined) throw new UndecodableEvent("event without id or payload");
-      if (this.applyTx.immediate(event, msg.subject)) {
+      const decoded = event;
+      if (this.transactions.run(this.txName, () => this.applyTx.immediate(decoded, msg.subject))) {
         this.stats.applied++;
+        this.options.logger.debug({ durable: this.options.durable, eventId: event.eventId, subject: msg.subject, requestId: event.requestId }, "event applied");
         this.options.onApplied?.(event);
       } else {
         this.stats.skippedDuplicates++;
       }
       msg.ack();
+      return undefined;
     } catch (error) {
       this.fail(msg, event, error);
+      return error;
     }
   }
 

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "nats";
 import type { Logger } from "../logging/index.js";
-import type { Db } from "../sqlite/index.js";
+import type { Db, TransactionTimer } from "../sqlite/index.js";
 import { EventConsumer, type EventHandler } from "./event-consumer.js";
 import type { NatsAuth } from "../config/index.js";
 import { connectNats } from "./nats-connection.js";
@@ -33,6 +33,8 @@ export interface EventRuntimeOptions {
   retryDelayMs?: number;
   /** How long JetStream waits for an ack before redelivering (ms); also how soon a crashed consumer's messages come back. */
   ackWaitMs?: number;
+  /** Times and traces the consumers' transactions. */
+  transactions?: TransactionTimer;
 }
 
 /** A process's running relay and consumers. */
@@ -104,6 +106,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         onApplied: c.onApplied,
         maxDeliveries: options.maxDeliveries,
         retryDelayMs: options.retryDelayMs,
+        transactions: options.transactions,
       });
       consumer.start();
       return consumer;

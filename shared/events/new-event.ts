@@ -3,6 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { randomUUID } from "node:crypto";
 import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { activeTraceparent } from "../observability/trace-context.js";
 
 /** The payload of an event (one case of Event.payload). */
 export type EventPayload = MessageInitShape<typeof EventSchema>["payload"];
@@ -13,7 +14,7 @@ export interface EventMeta {
   traceparent?: string;
 }
 
-/** A new event with a fresh id. */
+/** A new event with a fresh id, carrying the active span's trace context (else the one in `meta`). */
 export function newEvent(aggregateId: string, aggregateVersion: number, occurTimeMs: number, payload: EventPayload, meta: EventMeta = {}): Event {
   return create(EventSchema, {
     eventId: randomUUID(),
@@ -21,7 +22,7 @@ export function newEvent(aggregateId: string, aggregateVersion: number, occurTim
     aggregateVersion: BigInt(aggregateVersion),
     occurTime: timestampFromMs(occurTimeMs),
     requestId: meta.requestId ?? "",
-    traceparent: meta.traceparent ?? "",
+    traceparent: activeTraceparent() ?? meta.traceparent ?? "",
     payload,
   });
 }

@@ -1,5 +1,8 @@
-import type { JetStreamClient } from "nats";
+import { SpanKind } from "@opentelemetry/api";
+import { headers, type JetStreamClient, type PubAck } from "nats";
 import type { Logger } from "../logging/index.js";
+import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } from "../observability/trace-context.js";
+import { tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
 
 /** How the relay publishes. */
@@ -33,7 +36,11 @@ interface Row {
   subject: string;
   payload: Buffer;
   create_time: number;
+  traceparent: string | null;
 }
+
+/** The NATS header carrying the W3C trace context of the publish span. */
+export const TRACEPARENT_HEADER = "traceparent";
 
 /**
  * Publishes outbox rows to JetStream, oldest first, with the event id as
@@ -66,7 +73,7 @@ export class OutboxRelay {
     this.clock = options.clock ?? Date.now;
     this.statements = {
       unpublished: db.prepare<[number], Row>(
-        "SELECT seq, event_id, subject, payload, create_time FROM outbox WHERE published_time IS NULL ORDER BY seq LIMIT ?",
+        "SELECT seq, event_id, subject, payload, create_time, traceparent FROM outbox WHERE published_time IS NULL ORDER BY seq LIMIT ?",
       ),
       mark: db.prepare<[number, number]>("UPDATE outbox SET published_time = ? WHERE seq = ?"),
       prune: db.prepare<[number]>("DELETE FROM outbox WHERE published_time IS NOT NULL AND published_time < ?"),
@@ -136,9 +143,7 @@ export class OutboxRelay {
   private async publishBatch(): Promise<boolean> {
     const rows = this.statements.unpublished.all(this.batchSize);
     if (rows.length === 0) return false;
-    const results = await Promise.allSettled(
-      rows.map((row) => this.options.js.publish(row.subject, row.payload, { msgID: row.event_id, timeout: this.publishTimeoutMs })),
-    );
+    const results = await Promise.allSettled(rows.map((row) => this.publish(row)));
     const acked: number[] = [];
     let firstError: unknown;
     results.forEach((result, i) => {
@@ -155,6 +160,34 @@ export class OutboxRelay {
     }
     if (firstError !== undefined) throw firstError;
     return true;
+  }
+
+  /**
+   * Publishes one row. A row written inside a trace is published in a
+   * PRODUCER span of that trace, whose context travels in the message's
+   * `traceparent` header to the consumers.
+   */
+  private publish(row: Row): Promise<PubAck> {
+    const options = { msgID: row.event_id, timeout: this.publishTimeoutMs };
+    if (row.traceparent === null) return this.options.js.publish(row.subject, row.payload, options);
+    const parent = contextFromTraceparent(row.traceparent);
+    const span = tracer().startSpan(`publish ${row.subject}`, { kind: SpanKind.PRODUCER }, parent);
+    if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": row.subject, "messaging.message.id": row.event_id });
+    const h = headers();
+    h.set(TRACEPARENT_HEADER, traceparentOf(span.spanContext()));
+    return this.options.js.publish(row.subject, row.payload, { ...options, headers: h }).then(
+      (ack) => {
+        if (this.options.logger.isLevelEnabled("debug")) {
+          withSpan(span, () => this.options.logger.debug({ eventId: row.event_id, subject: row.subject, streamSeq: ack.seq }, "event published"), parent);
+        }
+        span.end();
+        return ack;
+      },
+      (error: unknown) => {
+        endSpanWithError(span, error);
+        throw error;
+      },
+    );
   }
 
   private pruneNow(): void {

@@ -12,14 +12,14 @@ export class Outbox {
   private readonly listeners = new Set<() => void>();
 
   constructor(db: Db, private readonly clock: () => number = Date.now) {
-    this.insert = db.prepare<[string, string, Uint8Array, number]>(
-      "INSERT INTO outbox (event_id, subject, payload, create_time) VALUES (?, ?, ?, ?)",
+    this.insert = db.prepare<[string, string, Uint8Array, number, string | null]>(
+      "INSERT INTO outbox (event_id, subject, payload, create_time, traceparent) VALUES (?, ?, ?, ?, ?)",
     );
   }
 
   /** Adds an event; it is published after the surrounding transaction commits. */
   append(event: Event): void {
-    this.insert.run(event.eventId, subjectOf(event), toBinary(EventSchema, event), this.clock());
+    this.insert.run(event.eventId, subjectOf(event), toBinary(EventSchema, event), this.clock(), event.traceparent || null);
     for (const listener of this.listeners) listener();
   }
 

@@ -36,3 +36,8 @@ export const inboxMigration: Migration = `
     UNIQUE (consumer, stream, stream_seq)
   );
 `;
+
+/** The outbox row keeps the trace context of the change, so the relay's publish joins the trace that caused it. */
+export const outboxTraceMigration: Migration = `
+  ALTER TABLE outbox ADD COLUMN traceparent TEXT;
+`;

@@ -1,8 +1,11 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { SpanKind, trace } from "@opentelemetry/api";
 import { Code, OrderlyError, fromStatus } from "../errors/index.js";
 import { readFileSync } from "node:fs";
 import type { TlsFiles } from "../security/config.js";
+import { tracer } from "../observability/tracing.js";
+import { endSpanWithError, traceparentOf } from "../observability/trace-context.js";
 import { metadataKeys } from "./metadata-keys.js";
 import type { CallOptions, Client } from "./types.js";
 
@@ -70,9 +73,16 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
     const metadata = new grpc.Metadata();
     for (const [key, value] of Object.entries(options.metadata ?? {})) metadata.set(key, value);
     if (options.requestId) metadata.set(metadataKeys.requestId, options.requestId);
+    const path = `/${method.parent.typeName}/${method.name}`;
+    // A CLIENT span for calls made inside a trace (not for a probe outside any), passed on as traceparent.
+    const span = trace.getActiveSpan() === undefined ? undefined : tracer().startSpan(path.slice(1), { kind: SpanKind.CLIENT });
+    if (span) {
+      metadata.set(metadataKeys.traceparent, traceparentOf(span.spanContext()));
+      if (span.isRecording()) span.setAttributes({ "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name });
+    }
     const onAbort = () => call.cancel();
     const call = connection.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
-      `/${method.parent.typeName}/${method.name}`,
+      path,
       (message) => Buffer.from(toBinary(method.input, message)),
       (bytes) => fromBinary(method.output, bytes),
       create(method.input, request),
@@ -80,8 +90,14 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
       { deadline: options.deadline ?? Infinity },
       (error, response) => {
         options.signal?.removeEventListener("abort", onAbort);
-        if (error) reject(fromServiceError(error));
-        else resolve(response!);
+        if (error) {
+          const err = fromServiceError(error);
+          if (span) endSpanWithError(span, err, { "rpc.grpc.status_code": err.code });
+          reject(err);
+        } else {
+          span?.end();
+          resolve(response!);
+        }
       },
     );
     options.signal?.addEventListener("abort", onAbort, { once: true });

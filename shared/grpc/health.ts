@@ -1,21 +1,125 @@
-import { HealthCheckResponse_ServingStatus, Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
+import * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import {
+  Health,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus,
+  type HealthCheckRequest,
+} from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { OrderlyError } from "../errors/index.js";
-import { registration, type ServiceRegistration } from "./server.js";
+import { grpcServiceDefinition, type StreamingRegistration } from "./server.js";
 
 /** Serving status of grpc.health.v1. */
 export const ServingStatus = HealthCheckResponse_ServingStatus;
 
+/** The named checks a process's readiness is made of (e.g. database open, NATS connected). */
+export type HealthChecks = Readonly<Record<string, () => boolean>>;
+
 /**
- * The grpc.health.v1 Health service for a server: "" and each named service
- * report SERVING while `isReady()` holds, NOT_SERVING otherwise.
+ * A process's readiness: SERVING while every check holds. Watchers hear of
+ * each change; the checks are evaluated every `pollMs` while any watcher
+ * is listening (and on every read), so a NATS disconnect or a closing
+ * database shows within that time.
  */
-export function healthService(serviceNames: readonly string[], isReady: () => boolean): ServiceRegistration {
-  return registration(Health, {
-    check(request) {
-      if (request.service !== "" && !serviceNames.includes(request.service)) {
-        throw new OrderlyError("ROUTE_NOT_FOUND", `unknown service "${request.service}"`);
-      }
-      return { status: isReady() ? ServingStatus.SERVING : ServingStatus.NOT_SERVING };
+export class HealthState {
+  private readonly listeners = new Set<(serving: boolean) => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private last: boolean | undefined;
+
+  constructor(
+    private readonly checks: HealthChecks,
+    private readonly pollMs = 500,
+  ) {}
+
+  /** Each check's result now. */
+  report(): Record<string, boolean> {
+    const report: Record<string, boolean> = {};
+    for (const [name, check] of Object.entries(this.checks)) report[name] = check();
+    return report;
+  }
+
+  /** Whether every check holds now. */
+  serving(): boolean {
+    for (const check of Object.values(this.checks)) if (!check()) return false;
+    return true;
+  }
+
+  /** Calls `listener` with the current state, then on every change; returns the unsubscribe function. */
+  watch(listener: (serving: boolean) => void): () => void {
+    const serving = this.serving();
+    if (this.listeners.size === 0) this.last = serving;
+    this.listeners.add(listener);
+    listener(serving);
+    this.timer ??= setInterval(() => this.poll(), this.pollMs).unref();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stopPolling();
+    };
+  }
+
+  /** Re-evaluates now (e.g. right after a dependency changed state) and tells watchers of a change. */
+  poll(): void {
+    const serving = this.serving();
+    if (serving === this.last) return;
+    this.last = serving;
+    for (const listener of this.listeners) listener(serving);
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.last = undefined;
+  }
+}
+
+function statusFor(request: HealthCheckRequest, serviceNames: readonly string[], serving: boolean) {
+  if (request.service !== "" && !serviceNames.includes(request.service)) return undefined;
+  return create(HealthCheckResponseSchema, { status: serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING });
+}
+
+/**
+ * grpc.health.v1.Health for a server: "" and each named service report
+ * SERVING while the state's checks hold, NOT_SERVING otherwise; Check of an
+ * unknown service is NOT_FOUND, and Watch streams each change (and
+ * SERVICE_UNKNOWN for an unknown service, as the protocol says).
+ */
+export function healthService(serviceNames: readonly string[], state: HealthState): StreamingRegistration {
+  const names = [...serviceNames, Health.typeName];
+  const watching = new Set<() => void>();
+  const definition = grpcServiceDefinition(Health);
+  const implementation: grpc.UntypedServiceImplementation = {
+    Check(call: grpc.ServerUnaryCall<HealthCheckRequest, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const response = statusFor(call.request, names, state.serving());
+      if (response) callback(null, response);
+      else callback({ code: grpc.status.NOT_FOUND, details: new OrderlyError("ROUTE_NOT_FOUND", `unknown service "${call.request.service}"`).message });
     },
-  });
+    Watch(call: grpc.ServerWritableStream<HealthCheckRequest, unknown>) {
+      if (!names.includes(call.request.service) && call.request.service !== "") {
+        call.write(create(HealthCheckResponseSchema, { status: ServingStatus.SERVICE_UNKNOWN }));
+        return;
+      }
+      const stop = state.watch((serving) => call.write(statusFor(call.request, names, serving)));
+      const end = () => {
+        stop();
+        watching.delete(end);
+      };
+      watching.add(() => {
+        // The server is closing: say so, and end the stream so the shutdown need not wait for it.
+        call.write(create(HealthCheckResponseSchema, { status: ServingStatus.NOT_SERVING }));
+        call.end();
+        end();
+      });
+      call.on("cancelled", end);
+      call.on("close", end);
+      call.on("error", end);
+    },
+  };
+  return {
+    name: Health.typeName,
+    definition,
+    implementation,
+    close: () => {
+      for (const close of [...watching]) close();
+    },
+  };
 }

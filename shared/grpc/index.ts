@@ -1,7 +1,18 @@
-export { startGrpcServer, registration, grpcServiceDefinition, toServiceError, serverCredentials, type RunningServer, type ServiceRegistration, type GrpcServerOptions } from "./server.js";
+export {
+  startGrpcServer,
+  registration,
+  grpcServiceDefinition,
+  toServiceError,
+  serverCredentials,
+  type RunningServer,
+  type ServiceRegistration,
+  type StreamingRegistration,
+  type GrpcServerOptions,
+} from "./server.js";
 export { connect, callUnary, createClient, fromServiceError, channelCredentials, type Connection, type ConnectOptions } from "./client.js";
-export { healthService, ServingStatus } from "./health.js";
-export { chain, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
+export { healthService, HealthState, ServingStatus, type HealthChecks } from "./health.js";
+export { reflectionServices } from "./reflection.js";
+export { chain, traceCalls, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
 export { HTTP_CODE_HEADER, type CallContext } from "./context.js";
 export { metadataKeys } from "./metadata-keys.js";
 export type { Client, CallOptions, ServiceHandlers, UnaryHandler, UnaryMethodName } from "./types.js";

@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
 import { silentLogger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
-import { chain, defaultInterceptors, enforceDeadline, logCalls, type Interceptor } from "./interceptors.js";
+import { chain, defaultInterceptors, enforceDeadline, logCalls, traceCalls, type Interceptor } from "./interceptors.js";
 
 const context = (overrides: Partial<CallContext> = {}): CallContext => ({
   method: "test/Method",
@@ -32,8 +32,8 @@ test("interceptors run in list order, the first outermost", async () => {
   expect(order).toEqual(["a>", "b>", "handler", "<b", "<a"]);
 });
 
-test("the default chain logs outermost, then refuses expired deadlines before the handler runs", async () => {
-  expect(defaultInterceptors).toEqual([logCalls, enforceDeadline]);
+test("the default chain traces outermost, then logs, then refuses expired deadlines before the handler runs", async () => {
+  expect(defaultInterceptors).toEqual([traceCalls, logCalls, enforceDeadline]);
   let ran = false;
   const run = chain(defaultInterceptors, async () => {
     ran = true;

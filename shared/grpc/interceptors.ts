@@ -1,6 +1,10 @@
 import type { Message } from "@bufbuild/protobuf";
+import { SpanKind } from "@opentelemetry/api";
 import { Code, OrderlyError, codeName } from "../errors/index.js";
+import { tracer } from "../observability/tracing.js";
+import { contextFromTraceparent, endSpanWithError, withSpan } from "../observability/trace-context.js";
 import type { CallContext } from "./context.js";
+import { metadataKeys } from "./metadata-keys.js";
 
 /** The next step of a call: the handler itself, or the rest of the chain. */
 export type Next = (request: Message, context: CallContext) => Promise<unknown>;
@@ -12,6 +16,37 @@ export type Interceptor = (next: Next) => Next;
 export function chain(interceptors: readonly Interceptor[], handler: Next): Next {
   return interceptors.reduceRight<Next>((next, interceptor) => interceptor(next), handler);
 }
+
+/**
+ * Runs each call in a SERVER span, child of the caller's span when its
+ * `traceparent` metadata names one, so the handler, its log lines, its
+ * outgoing calls and the events it writes all carry the caller's trace.
+ */
+export const traceCalls: Interceptor = (next) => (request, context) => {
+  const parent = contextFromTraceparent(context.metadata[metadataKeys.traceparent]);
+  const span = tracer().startSpan(context.method, { kind: SpanKind.SERVER }, parent);
+  if (span.isRecording()) {
+    const slash = context.method.lastIndexOf("/");
+    span.setAttributes({
+      "rpc.system": "grpc",
+      "rpc.service": context.method.slice(0, slash),
+      "rpc.method": context.method.slice(slash + 1),
+      "orderly.request_id": context.requestId,
+    });
+  }
+  return withSpan(span, () => next(request, context), parent).then(
+    (response) => {
+      span.setAttribute("rpc.grpc.status_code", 0);
+      span.end();
+      return response;
+    },
+    (error: unknown) => {
+      const err = OrderlyError.from(error);
+      endSpanWithError(span, err, { "rpc.grpc.status_code": err.code, "orderly.reason": err.reason });
+      throw error;
+    },
+  );
+};
 
 /** Logs each call's outcome and duration: errors a client caused at info, others at error. */
 export const logCalls: Interceptor = (next) => async (request, context) => {
@@ -42,8 +77,8 @@ export const enforceDeadline: Interceptor = (next) => async (request, context) =
   return next(request, context);
 };
 
-/** The interceptors every Orderly server runs, outermost first. */
-export const defaultInterceptors: readonly Interceptor[] = [logCalls, enforceDeadline];
+/** The interceptors every Orderly server runs, outermost first: the span first, so the log lines carry its trace id. */
+export const defaultInterceptors: readonly Interceptor[] = [traceCalls, logCalls, enforceDeadline];
 
 /**
  * Fault injection (tests and drills only): delays the named methods by `ms`

@@ -11,6 +11,9 @@ import { chain, defaultInterceptors, type Interceptor, type Next } from "./inter
 import { prepareValidation, validateRequests } from "./validate-requests.js";
 import { metadataKeys } from "./metadata-keys.js";
 import type { ServiceHandlers } from "./types.js";
+import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
+import { HealthState, healthService } from "./health.js";
+import { reflectionServices } from "./reflection.js";
 
 /** A protobuf-es service descriptor with its handlers. */
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -21,6 +24,20 @@ export interface ServiceRegistration<S extends DescService = DescService> {
 /** Pairs a service descriptor with its handlers, checking their types. */
 export function registration<S extends DescService>(service: S, handlers: ServiceHandlers<S>): ServiceRegistration {
   return { service, handlers } as unknown as ServiceRegistration;
+}
+
+/**
+ * A service implemented on grpc-js directly: for the streaming protocols
+ * Orderly serves itself (health Watch, reflection), which the unary
+ * handler adapter does not cover.
+ */
+export interface StreamingRegistration {
+  /** The full service name it is registered under (e.g. grpc.health.v1.Health). */
+  name: string;
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+  /** Ends its open streams when the server closes (so a graceful shutdown does not wait for them). */
+  close?: () => void;
 }
 
 /** A started gRPC server. */
@@ -41,10 +58,16 @@ export interface GrpcServerOptions {
   auth?: ServiceAuth;
   /** With certificate files, the server speaks TLS and requires a client certificate from the same CA (mTLS). */
   tls?: TlsFiles;
-  /** More interceptors, run inside the standard ones (logging, deadline, authorization, validation). */
+  /** Runs outermost, around every call (the process's per-RPC metrics). */
+  observeCalls?: Interceptor;
+  /** More interceptors, run inside the standard ones (tracing, logging, deadline, authorization, validation). */
   interceptors?: readonly Interceptor[];
   /** Largest message accepted or sent (bytes). */
   maxMessageBytes?: number;
+  /** The readiness grpc.health.v1.Health reports for the server and each service (always SERVING when absent). */
+  health?: HealthState;
+  /** Serve gRPC server reflection (v1 and v1alpha) of every service registered (default true). */
+  reflection?: boolean;
 }
 
 function serializer(schema: DescMessage) {
@@ -55,15 +78,14 @@ function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => fromBinary(schema, bytes);
 }
 
-/** The grpc-js service definition of a protobuf-es service descriptor (unary methods only). */
-export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+/** The grpc-js service definition of a protobuf-es service descriptor (served under `typeName`, its own by default). */
+export function grpcServiceDefinition(service: DescService, typeName = service.typeName): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of service.methods) {
-    if (method.methodKind !== "unary") continue;
     definition[method.name] = {
-      path: `/${service.typeName}/${method.name}`,
-      requestStream: false,
-      responseStream: false,
+      path: `/${typeName}/${method.name}`,
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: serializer(method.input),
       requestDeserialize: deserializer(method.input),
       responseSerialize: serializer(method.output),
@@ -155,15 +177,24 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.max_send_message_length": maxBytes,
   });
   const interceptors = [
+    ...(options.observeCalls ? [options.observeCalls] : []),
     ...defaultInterceptors,
     ...(options.auth ? [authorizeCalls(options.auth)] : []),
     validateRequests,
     ...(options.interceptors ?? []),
   ];
   prepareValidation(options.services.map((r) => r.service));
+  const unaryOnly = (service: DescService) => {
+    const definition = grpcServiceDefinition(service);
+    return Object.fromEntries(Object.entries(definition).filter(([, method]) => !method.requestStream && !method.responseStream));
+  };
   for (const registration of options.services) {
-    server.addService(grpcServiceDefinition(registration.service), implementation(registration, options.logger, interceptors));
+    server.addService(unaryOnly(registration.service), implementation(registration, options.logger, interceptors));
   }
+  const names = options.services.map((r) => r.service.typeName);
+  const streaming = [healthService(names, options.health ?? new HealthState({}))];
+  if (options.reflection ?? true) streaming.push(...reflectionServices([...options.services.map((r) => r.service), Health]));
+  for (const s of streaming) server.addService(s.definition, s.implementation);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.tls), (error, bound) =>
       error ? reject(error) : resolve(bound),
@@ -173,6 +204,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     port,
     close: (graceMs = 5000) =>
       new Promise<void>((resolve) => {
+        for (const s of streaming) s.close?.();
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();

@@ -68,6 +68,14 @@ export interface DependencyStats {
   rejectedByBulkhead: number;
 }
 
+/** Calls holding a bulkhead slot, and calls waiting for one. */
+export interface BulkheadUse {
+  inUse: number;
+  queued: number;
+  limit: number;
+  queueLimit: number;
+}
+
 /** The state of a dependency's breaker, as reported in health and metrics. */
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
@@ -100,6 +108,8 @@ const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INT
 export class DependencyPolicy {
   readonly name: string;
   private readonly breaker;
+  private readonly limiter;
+  private readonly limits: { limit: number; queueLimit: number };
   private readonly attemptTimeoutMs: number;
   private readonly budget = new RetryBudget();
   private readonly idempotent: IPolicy;
@@ -127,6 +137,8 @@ export class DependencyPolicy {
       return this.budget.allowsRetry();
     };
     const limiter = bulkhead(o.bulkheadLimit, o.bulkheadQueue);
+    this.limiter = limiter;
+    this.limits = { limit: o.bulkheadLimit, queueLimit: o.bulkheadQueue };
     this.breaker = circuitBreaker(handleWhen(isFailure), {
       halfOpenAfter: o.halfOpenAfterMs,
       breaker: new ConsecutiveBreaker(o.breakerFailures),
@@ -153,6 +165,15 @@ export class DependencyPolicy {
       case CircuitState.Isolated:
         return "isolated";
     }
+  }
+
+  /** How full the bulkhead is now. */
+  get bulkhead(): BulkheadUse {
+    return {
+      inUse: this.limits.limit - this.limiter.executionSlots,
+      queued: this.limits.queueLimit - this.limiter.queueSlots,
+      ...this.limits,
+    };
   }
 
   /**

@@ -1,1 +1,2 @@
 export { openDatabase, type Db, type Migration, type OpenDatabaseOptions } from "./open-database.js";
+export { untimed, type TransactionTimer } from "./transaction-timer.js";

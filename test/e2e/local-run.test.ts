@@ -144,6 +144,10 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       INVENTORY_GRPC_PORT: String(inventoryPort),
       QUERY_GRPC_PORT: String(queryPort),
       NATS_PORT: String(natsPort),
+      // Admin ports: 0 picks free ones, which the run passes on to the gateway's status page.
+      ORDER_ADMIN_PORT: "0",
+      INVENTORY_ADMIN_PORT: "0",
+      QUERY_ADMIN_PORT: "0",
       NATS_URL: "", // start its own nats-server
       ORDERLY_DATA_DIR: dataDir,
     };
@@ -158,6 +162,15 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(run.output()).toContain(`Orderly is running at ${baseUrl}`);
       expect(run.output()).toContain(`curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/inventory`);
       expect(run.output()).toContain("seeded the demo catalog");
+      // Not a terminal: the processes' lines are their JSON, and the status page finds every service.
+      expect(run.output()).toMatch(/^\{"level":30,.*"service":"order".*"msg":"listening"/m);
+      const status = await api(baseUrl, "GET", "/status.json");
+      expect(status.body.processes.map((p: { name: string; healthy: boolean }) => [p.name, p.healthy])).toEqual([
+        ["gateway", true],
+        ["order", true],
+        ["inventory", true],
+        ["query", true],
+      ]);
 
       // Security is on: dev tokens for an admin and two customers are in the data directory.
       const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string; customers: Record<string, string> };

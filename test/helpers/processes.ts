@@ -12,6 +12,8 @@ export interface ServiceProcess extends AsyncDisposable {
   readonly child: ChildProcess;
   /** The port it reported in its "listening" log line. */
   readonly port: number;
+  /** The admin port (/metrics, /healthz, /status.json) it reported there, when it has one. */
+  readonly adminPort: number | undefined;
   /** Every log line so far (JSON lines from pino, or raw text). */
   readonly logs: string[];
   /** Resolves with the exit code (or signal name) when the process ends. */
@@ -34,6 +36,7 @@ export async function startService(name: string, entry: string, env: Record<stri
   const exited = new Promise<number | string>((resolve) => {
     child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
   });
+  let adminPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       // Leave nothing behind: a process that never reported its port is stopped.
@@ -44,9 +47,10 @@ export async function startService(name: string, entry: string, env: Record<stri
       logs.push(line);
       if (!line.includes('"listening"')) return;
       try {
-        const parsed = JSON.parse(line) as { msg?: string; port?: number };
+        const parsed = JSON.parse(line) as { msg?: string; port?: number; adminPort?: number };
         if (parsed.msg === "listening" && typeof parsed.port === "number") {
           clearTimeout(timer);
+          adminPort = parsed.adminPort;
           resolve(parsed.port);
         }
       } catch {
@@ -69,7 +73,7 @@ export async function startService(name: string, entry: string, env: Record<stri
     }
     return exited;
   };
-  return { name, child, port, logs, exited, stop, [Symbol.asyncDispose]: async () => void (await stop()) };
+  return { name, child, port, adminPort, logs, exited, stop, [Symbol.asyncDispose]: async () => void (await stop()) };
 }
 
 /** Waits until `condition` returns a truthy value, polling; fails with `message` after timeoutMs. */

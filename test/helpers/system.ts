@@ -92,24 +92,25 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const inventoryEnv = { ...common, ...processEnv("inventory"), INVENTORY_GRPC_PORT: "0" };
+    const inventoryEnv = { ...common, ...processEnv("inventory"), INVENTORY_GRPC_PORT: "0", INVENTORY_ADMIN_PORT: "0" };
     started.set("inventory", await startService("inventory", "services/inventory/main.ts", inventoryEnv));
     const inventoryAddress = `127.0.0.1:${started.get("inventory")!.port}`;
     if (options.inventoryProxy) proxy = await startTcpProxy({ host: "127.0.0.1", port: started.get("inventory")!.port });
-    const orderEnv = { ...common, ...processEnv("order"), ORDER_GRPC_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? inventoryAddress };
-    const queryEnv = { ...common, ...processEnv("query"), QUERY_GRPC_PORT: "0" };
+    const orderEnv = { ...common, ...processEnv("order"), ORDER_GRPC_PORT: "0", ORDER_ADMIN_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? inventoryAddress };
+    const queryEnv = { ...common, ...processEnv("query"), QUERY_GRPC_PORT: "0", QUERY_ADMIN_PORT: "0" };
     const [order, query] = await Promise.all([
       startService("order", "services/order/main.ts", orderEnv),
       startService("query", "services/query/main.ts", queryEnv),
     ]);
     started.set("order", order);
     started.set("query", query);
-    // Restarted services come back on their first port, so the gateway keeps finding them.
+    // Restarted services come back on their first ports, so the gateway keeps finding them.
+    const inventory = started.get("inventory")!;
     const envs = {
       common,
-      inventory: { ...inventoryEnv, INVENTORY_GRPC_PORT: String(started.get("inventory")!.port) },
-      order: { ...orderEnv, ORDER_GRPC_PORT: String(order.port) },
-      query: { ...queryEnv, QUERY_GRPC_PORT: String(query.port) },
+      inventory: { ...inventoryEnv, INVENTORY_GRPC_PORT: String(inventory.port), INVENTORY_ADMIN_PORT: String(inventory.adminPort) },
+      order: { ...orderEnv, ORDER_GRPC_PORT: String(order.port), ORDER_ADMIN_PORT: String(order.adminPort) },
+      query: { ...queryEnv, QUERY_GRPC_PORT: String(query.port), QUERY_ADMIN_PORT: String(query.adminPort) },
     };
     const gateway = await startService("gateway", "gateway/main.ts", {
       ...common,
@@ -118,6 +119,9 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       ORDER_ADDRESS: `127.0.0.1:${order.port}`,
       INVENTORY_ADDRESS: inventoryAddress,
       QUERY_ADDRESS: `127.0.0.1:${query.port}`,
+      ORDER_ADMIN_ADDRESS: `127.0.0.1:${order.adminPort}`,
+      INVENTORY_ADMIN_ADDRESS: `127.0.0.1:${inventory.adminPort}`,
+      QUERY_ADMIN_ADDRESS: `127.0.0.1:${query.adminPort}`,
     });
     started.set("gateway", gateway);
     const baseUrl = `http://127.0.0.1:${gateway.port}`;

@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from "node:util";
 import { describe, expect, test, vi } from "vitest";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { OrderlyError } from "../../shared/errors/index.js";
-import { callUnary, connect as connectGrpc, healthService, ServingStatus, startGrpcServer } from "../../shared/grpc/index.js";
+import { callUnary, connect as connectGrpc, ServingStatus, startGrpcServer } from "../../shared/grpc/index.js";
 import { silentLogger } from "../../shared/logging/index.js";
 import { startTcpProxy } from "./tcp-proxy.js";
 
@@ -278,7 +278,7 @@ describe("tcp proxy in front of a grpc-js server", () => {
       host: "127.0.0.1",
       port: 0,
       logger: silentLogger(),
-      services: [healthService([], () => true)],
+      services: [],
     });
     await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
     await using proxy = await startTcpProxy({ host: "127.0.0.1", port: server.port });

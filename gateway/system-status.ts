@@ -1,0 +1,75 @@
+import type { ProcessStatus } from "../shared/observability/index.js";
+
+/** One process as the status page shows it. */
+export interface ProcessEntry {
+  name: string;
+  /** Serving: its gRPC health is SERVING (the gateway: it answers) and its own checks hold. */
+  healthy: boolean;
+  /** grpc.health.v1 as the gateway sees it (SERVING, NOT_SERVING, UNREACHABLE); "self" for the gateway. */
+  grpcHealth: string;
+  /** Where its Prometheus metrics are. */
+  metricsUrl: string;
+  /** What it reported at /status.json; undefined when it could not be reached. */
+  status: ProcessStatus | undefined;
+  error?: string;
+}
+
+/** The whole system, served at /status.json and drawn by /status. */
+export interface SystemStatus {
+  time: string;
+  healthy: boolean;
+  processes: ProcessEntry[];
+}
+
+/** Where to find a service's admin server. */
+export interface AdminTarget {
+  name: string;
+  /** host:port of its admin server. */
+  address: string;
+}
+
+async function fetchStatus(address: string, timeoutMs: number): Promise<ProcessStatus> {
+  const response = await fetch(`http://${address}/status.json`, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return (await response.json()) as ProcessStatus;
+}
+
+/**
+ * The system's status: the gateway's own report, and each service's —
+ * its grpc.health.v1 answer together with what its admin server reports
+ * (rates, p99, breakers, outbox, consumers). A service that does not
+ * answer is listed as down, with the reason.
+ */
+export function systemStatus(deps: {
+  self: () => Promise<ProcessStatus>;
+  selfMetricsUrl: () => string;
+  readiness: () => Promise<{ ready: boolean; services: Record<string, string> }>;
+  targets: readonly AdminTarget[];
+  timeoutMs?: number;
+}): () => Promise<SystemStatus> {
+  const timeoutMs = deps.timeoutMs ?? 1000;
+  return async () => {
+    const [self, readiness, reports] = await Promise.all([
+      deps.self(),
+      deps.readiness(),
+      Promise.all(deps.targets.map((t) => fetchStatus(t.address, timeoutMs).then((status) => ({ status }), (error: unknown) => ({ error: String(error) })))),
+    ]);
+    const processes: ProcessEntry[] = [
+      { name: self.name, healthy: self.healthy, grpcHealth: "self", metricsUrl: deps.selfMetricsUrl(), status: self },
+      ...deps.targets.map((target, i): ProcessEntry => {
+        const report = reports[i]!;
+        const grpcHealth = readiness.services[target.name] ?? "UNKNOWN";
+        const status = "status" in report ? report.status : undefined;
+        return {
+          name: target.name,
+          healthy: grpcHealth === "SERVING" && status?.healthy === true,
+          grpcHealth,
+          metricsUrl: `http://${target.address}/metrics`,
+          status,
+          ...("error" in report ? { error: report.error } : {}),
+        };
+      }),
+    ];
+    return { time: new Date().toISOString(), healthy: processes.every((p) => p.healthy), processes };
+  };
+}

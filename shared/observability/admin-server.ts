@@ -1,0 +1,71 @@
+import { createServer, type Server } from "node:http";
+import type { Registry } from "prom-client";
+import type { HealthState } from "../grpc/index.js";
+import type { Logger } from "../logging/index.js";
+import type { ProcessStatus } from "./process-status.js";
+
+/** What a service's admin HTTP server serves. */
+export interface AdminServerOptions {
+  host: string;
+  /** 0 picks a free port (the port is in the returned object, and services log it). */
+  port: number;
+  registry: Registry;
+  status: () => Promise<ProcessStatus>;
+  health: HealthState;
+  logger: Logger;
+}
+
+/** A started admin server. */
+export interface AdminServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A service's admin endpoints, apart from its gRPC port: `/metrics`
+ * (Prometheus text), `/healthz` (200 while ready, else 503, with each
+ * check) and `/status.json` (what the gateway's status page shows).
+ */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const json = (status: number, body: unknown) => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+      res.end(text);
+    };
+    const answer = async () => {
+      if (req.method !== "GET") return json(405, { error: "GET only" });
+      if (path === "/metrics") {
+        const text = await options.registry.metrics();
+        res.writeHead(200, { "content-type": options.registry.contentType });
+        return res.end(text);
+      }
+      if (path === "/status.json") return json(200, await options.status());
+      if (path === "/healthz") {
+        const checks = options.health.report();
+        const healthy = Object.values(checks).every(Boolean);
+        return json(healthy ? 200 : 503, { status: healthy ? "ok" : "not ready", checks });
+      }
+      return json(404, { error: "not found", paths: ["/metrics", "/healthz", "/status.json"] });
+    };
+    answer().catch((error: unknown) => {
+      options.logger.error({ err: error, path }, "admin request failed");
+      if (!res.headersSent) json(500, { error: "internal error" });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : options.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

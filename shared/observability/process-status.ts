@@ -1,0 +1,73 @@
+import type { EventRuntime } from "../events/index.js";
+import type { BreakerState, DependencyPolicy } from "../resilience/index.js";
+import type { RouteSummary } from "./request-window.js";
+
+/** A dependency's resilience state. */
+export interface DependencyStatus {
+  name: string;
+  breaker: BreakerState;
+  inUse: number;
+  queued: number;
+  retries: number;
+  failures: number;
+}
+
+/** A durable consumer's position and troubles. */
+export interface ConsumerStatus {
+  durable: string;
+  /** Not yet delivered (undefined while JetStream cannot be asked). */
+  pending: number | undefined;
+  ackPending: number | undefined;
+  redelivered: number | undefined;
+  applied: number;
+  deadLetters: number;
+}
+
+/** What one process reports about itself at /status.json. */
+export interface ProcessStatus {
+  name: string;
+  /** Every readiness check holds. */
+  healthy: boolean;
+  checks: Record<string, boolean>;
+  pid: number;
+  uptimeSeconds: number;
+  rssBytes: number;
+  /** p99 event-loop delay (ms) since the last report. */
+  eventLoopLagMs: number;
+  /** Per HTTP route (gateway) or per RPC (services). */
+  routes: RouteSummary[];
+  dependencies: DependencyStatus[];
+  outbox: { backlog: number; oldestAgeMs: number; published: number } | undefined;
+  consumers: ConsumerStatus[];
+}
+
+/** The resilience state of each policy. */
+export function dependencyStatuses(policies: readonly DependencyPolicy[]): DependencyStatus[] {
+  return policies.map((p) => {
+    const { inUse, queued } = p.bulkhead;
+    return { name: p.name, breaker: p.breakerState, inUse, queued, retries: p.stats.retries, failures: p.stats.failures };
+  });
+}
+
+/** The outbox and consumers of an event runtime. */
+export async function eventStatuses(events: EventRuntime | undefined): Promise<Pick<ProcessStatus, "outbox" | "consumers">> {
+  const relay = events?.relay();
+  const stats = relay?.stats();
+  const consumers = await Promise.all(
+    (events?.consumers() ?? []).map(async (c): Promise<ConsumerStatus> => {
+      const lag = await c.lag().catch(() => undefined);
+      return {
+        durable: c.durable,
+        pending: lag?.pending,
+        ackPending: lag?.ackPending,
+        redelivered: lag?.redelivered,
+        applied: c.stats.applied,
+        deadLetters: c.deadLetterCount(),
+      };
+    }),
+  );
+  return {
+    outbox: stats && { backlog: stats.backlog, oldestAgeMs: stats.oldestUnpublishedAgeMs, published: stats.published },
+    consumers,
+  };
+}

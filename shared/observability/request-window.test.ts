@@ -1,0 +1,38 @@
+import { Counter, Histogram, Registry } from "prom-client";
+import { expect, test } from "vitest";
+import { RequestWindow, quantileFromBuckets } from "./request-window.js";
+
+test("quantiles interpolate inside the bucket they fall in, as histogram_quantile does", () => {
+  const bounds = [0.01, 0.1, 1, Infinity];
+  expect(quantileFromBuckets(bounds, [0, 0, 0, 0], 0.99)).toBe(0);
+  expect(quantileFromBuckets(bounds, [50, 100, 100, 100], 0.5)).toBeCloseTo(0.01);
+  expect(quantileFromBuckets(bounds, [50, 100, 100, 100], 0.75)).toBeCloseTo(0.055);
+  expect(quantileFromBuckets(bounds, [0, 0, 0, 10], 0.99)).toBe(1);
+});
+
+test("rates and quantiles cover only the requests since the oldest report in the window", async () => {
+  const registry = new Registry();
+  const requests = new Counter({ name: "r_total", help: "r", labelNames: ["route", "code"], registers: [registry] });
+  const duration = new Histogram({ name: "d_seconds", help: "d", labelNames: ["route"], buckets: [0.01, 0.1, 1], registers: [registry] });
+  const window = new RequestWindow(requests, duration, "route", "code", (code) => Number(code) >= 500, 30_000);
+  const serve = (route: string, code: string, seconds: number) => {
+    requests.inc({ route, code });
+    duration.observe({ route }, seconds);
+  };
+  for (let i = 0; i < 10; i++) serve("GET /a", "200", 0.5);
+  const first = await window.summarize(1_000);
+  expect(first).toEqual([{ name: "GET /a", rate: 0, errorRate: 0, p50Ms: expect.any(Number), p99Ms: expect.any(Number), total: 10 }]);
+
+  for (let i = 0; i < 18; i++) serve("GET /a", "200", 0.005);
+  serve("GET /a", "503", 0.005);
+  serve("GET /a", "503", 0.005);
+  const [later] = await window.summarize(11_000);
+  expect(later!.rate).toBeCloseTo(2); // 20 requests in 10 s, the slow ten before the window
+  expect(later!.errorRate).toBeCloseTo(0.2);
+  expect(later!.p99Ms).toBeLessThanOrEqual(10);
+  expect(later!.total).toBe(30);
+
+  // Nothing since the report at 11 s, and the one at 1 s has left the window: no rate, no quantiles.
+  const [idle] = await window.summarize(45_000);
+  expect(idle).toMatchObject({ rate: 0, errorRate: 0, p50Ms: null, p99Ms: null, total: 30 });
+});

@@ -1,0 +1,36 @@
+import type { EventRuntime } from "../events/index.js";
+import type { HealthState } from "../grpc/index.js";
+import type { DependencyPolicy } from "../resilience/index.js";
+import type { EventLoopLag } from "./event-loop-lag.js";
+import { dependencyStatuses, eventStatuses, type ProcessStatus } from "./process-status.js";
+import type { RequestWindow } from "./request-window.js";
+
+/** What a process's status report is made of. */
+export interface StatusSources {
+  name: string;
+  health: HealthState;
+  requests: RequestWindow;
+  lag: EventLoopLag;
+  policies?: readonly DependencyPolicy[];
+  events?: EventRuntime;
+}
+
+/** The function that reports a process's status (served at /status.json by its admin server). */
+export function statusReporter(sources: StatusSources): () => Promise<ProcessStatus> {
+  const started = Date.now();
+  return async () => {
+    const checks = sources.health.report();
+    return {
+      name: sources.name,
+      healthy: Object.values(checks).every(Boolean),
+      checks,
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      rssBytes: process.memoryUsage.rss(),
+      eventLoopLagMs: Math.round(sources.lag.read() * 10) / 10,
+      routes: await sources.requests.summarize(),
+      dependencies: dependencyStatuses(sources.policies ?? []),
+      ...(await eventStatuses(sources.events)),
+    };
+  };
+}

@@ -1,0 +1,51 @@
+import { ROOT_CONTEXT, SpanStatusCode, context, isSpanContextValid, trace, type Context, type Span, type SpanContext } from "@opentelemetry/api";
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/**
+ * The W3C `traceparent` of a span context. Written out here rather than
+ * through the propagation API's carrier, because it is called per message
+ * on the relay's and the gRPC client's hot paths.
+ */
+export function traceparentOf(spanContext: SpanContext): string {
+  return `00-${spanContext.traceId}-${spanContext.spanId}-0${(spanContext.traceFlags & 1).toString(16)}`;
+}
+
+/** The traceparent of the active span, or undefined outside any trace. */
+export function activeTraceparent(): string | undefined {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return undefined;
+  const spanContext = span.spanContext();
+  return isSpanContextValid(spanContext) ? traceparentOf(spanContext) : undefined;
+}
+
+/** A context whose remote parent is this traceparent; ROOT_CONTEXT (a new trace) when it is missing or malformed. */
+export function contextFromTraceparent(traceparent: string | undefined): Context {
+  const match = traceparent ? TRACEPARENT.exec(traceparent) : null;
+  if (match === null) return ROOT_CONTEXT;
+  const spanContext: SpanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: parseInt(match[3]!, 16) & 1, isRemote: true };
+  return isSpanContextValid(spanContext) ? trace.setSpanContext(ROOT_CONTEXT, spanContext) : ROOT_CONTEXT;
+}
+
+/** The trace id and span id of the active span (for log lines), or undefined outside any trace. */
+export function activeTraceIds(): { traceId: string; spanId: string } | undefined {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return undefined;
+  const { traceId, spanId } = span.spanContext();
+  return isSpanContextValid(span.spanContext()) ? { traceId, spanId } : undefined;
+}
+
+/** Ends a span with an error status and the error recorded (for a recording span). */
+export function endSpanWithError(span: Span, error: unknown, attributes: Record<string, string | number> = {}): void {
+  if (span.isRecording()) {
+    span.setAttributes(attributes);
+    if (error instanceof Error) span.recordException(error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+  }
+  span.end();
+}
+
+/** Runs `fn` with `span` as the active span. */
+export function withSpan<T>(span: Span, fn: () => T, parent: Context = context.active()): T {
+  return context.with(trace.setSpan(parent, span), fn);
+}

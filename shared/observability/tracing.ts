@@ -1,0 +1,74 @@
+import { context, propagation, trace, type Tracer } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
+import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+
+/** How a process traces. */
+export interface TracingOptions {
+  /** service.name of every span. */
+  service: string;
+  /** OTLP/HTTP endpoint (spans go to `${endpoint}/v1/traces`); undefined: ids only, nothing recorded or exported. */
+  otlpEndpoint?: string;
+  /** Longest time a finished span waits in the batch before export (ms). */
+  scheduleDelayMs?: number;
+  /** Extra span processors (unit tests collect spans in memory with one). */
+  spanProcessors?: readonly SpanProcessor[];
+}
+
+/** A process's tracing, started once in its entry file. */
+export interface Tracing {
+  /** Whether spans are recorded and exported (an endpoint or a processor was given). */
+  readonly recording: boolean;
+  /** Exports what is buffered, then stops. */
+  shutdown(): Promise<void>;
+}
+
+/** The name of Orderly's tracer (instrumentation scope). */
+export const TRACER_NAME = "orderly";
+
+/** The tracer Orderly's instrumentation uses: the process's provider once startTracing ran, a no-op one before. */
+export function tracer(): Tracer {
+  return trace.getTracer(TRACER_NAME);
+}
+
+/**
+ * Starts OpenTelemetry tracing for a process: AsyncLocalStorage context, the
+ * W3C TraceContext propagator, and a tracer provider. Registration is global
+ * because that is OpenTelemetry's contract (the API finds the provider,
+ * context manager and propagator there); it happens once, in a `main`.
+ *
+ * Without an endpoint spans are never recorded: the sampler drops them all,
+ * so a span costs an id and a context, and trace ids still flow through
+ * gRPC metadata, the outbox and NATS headers into every log line. The
+ * exporter is only loaded when an endpoint is set.
+ */
+export async function startTracing(options: TracingOptions): Promise<Tracing> {
+  const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
+  if (options.otlpEndpoint) {
+    const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-http");
+    const exporter = new OTLPTraceExporter({ url: `${options.otlpEndpoint.replace(/\/+$/, "")}/v1/traces` });
+    processors.push(new BatchSpanProcessor(exporter, { scheduledDelayMillis: options.scheduleDelayMs ?? 5000 }));
+  }
+  const recording = processors.length > 0;
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.service }),
+    sampler: recording ? new ParentBasedSampler({ root: new AlwaysOnSampler() }) : new AlwaysOffSampler(),
+    spanProcessors: processors,
+  });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  return {
+    recording,
+    shutdown: () => provider.shutdown(),
+  };
+}

@@ -1,0 +1,113 @@
+import * as grpc from "@grpc/grpc-js";
+import { create, createFileRegistry, fromBinary, toBinary, toJson, type DescMessage } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { expect, test } from "vitest";
+import {
+  ServerReflectionRequestSchema,
+  ServerReflectionResponseSchema,
+  type ServerReflectionResponse,
+} from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
+import { waitFor } from "../helpers/processes.js";
+import { startSystem } from "../helpers/system.js";
+
+const bytes = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+/** A generic grpc-js client: nothing of Orderly's, no generated code. */
+function genericClient(address: string): grpc.Client {
+  return new grpc.Client(address, grpc.credentials.createInsecure());
+}
+
+/** Streams grpc.health.v1.Health/Watch of a service; `statuses` fills with each status name received. */
+function watchHealth(client: grpc.Client, service: string) {
+  const statuses: string[] = [];
+  const names = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
+  // HealthCheckRequest{service} and HealthCheckResponse{status} by hand: field 1, a string and an enum.
+  const request = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]);
+  const call = client.makeServerStreamRequest(
+    "/grpc.health.v1.Health/Watch",
+    (b: Buffer) => b,
+    (b: Buffer) => (b.length >= 2 ? b[1]! : 0),
+    request,
+  );
+  call.on("data", (status: number) => statuses.push(names[status] ?? String(status)));
+  call.on("error", () => {});
+  return { statuses, cancel: () => call.cancel() };
+}
+
+/** Asks the reflection service one question over a bidi stream, in the reflection protocol's own messages. */
+function reflect(client: grpc.Client, request: Parameters<typeof create<typeof ServerReflectionRequestSchema>>[1]): Promise<ServerReflectionResponse> {
+  return new Promise((resolve, reject) => {
+    const call = client.makeBidiStreamRequest(
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      (m: Uint8Array) => Buffer.from(m),
+      (b: Buffer) => fromBinary(ServerReflectionResponseSchema, bytes(b)),
+    );
+    call.on("data", (response: ServerReflectionResponse) => {
+      resolve(response);
+      call.end();
+    });
+    call.on("error", reject);
+    call.write(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, request)));
+  });
+}
+
+test("grpc.health.v1 reports SERVING, then NOT_SERVING while NATS is down, then SERVING again; Check agrees", async () => {
+  await using system = await startSystem();
+  const client = genericClient(`127.0.0.1:${system.query.port}`);
+  using _client = { [Symbol.dispose]: () => client.close() };
+  const watch = watchHealth(client, "orderly.query.v1.QueryService");
+  using _watch = { [Symbol.dispose]: () => watch.cancel() };
+  await waitFor(() => watch.statuses.includes("SERVING"), "SERVING from Watch");
+
+  await system.nats.kill();
+  await waitFor(() => watch.statuses.at(-1) === "NOT_SERVING", "NOT_SERVING from Watch once NATS is down");
+  const ready = await fetch(`${system.baseUrl}/readyz`);
+  expect(ready.status).toBe(503);
+  expect(((await ready.json()) as { services: Record<string, string> }).services.query).toBe("NOT_SERVING");
+  const admin = await fetch(`http://127.0.0.1:${system.query.adminPort}/healthz`);
+  expect(admin.status).toBe(503);
+  expect(await admin.json()).toMatchObject({ status: "not ready", checks: { database: true, nats: false } });
+
+  await system.nats.restart();
+  await waitFor(() => watch.statuses.at(-1) === "SERVING", "SERVING again once NATS is back", 30_000);
+  expect(watch.statuses).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
+});
+
+test("a generic client lists the services by reflection and calls one with only the reflected descriptors", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/REFLECT-1:restock", { body: { quantity: 7, name: "Reflected mug", unitPriceMinor: "1234", currencyCode: "EUR" } });
+  const client = genericClient(`127.0.0.1:${system.inventory.port}`);
+  using _client = { [Symbol.dispose]: () => client.close() };
+
+  const listed = await reflect(client, { messageRequest: { case: "listServices", value: "*" } });
+  expect(listed.messageResponse.case).toBe("listServicesResponse");
+  const services = listed.messageResponse.case === "listServicesResponse" ? listed.messageResponse.value.service.map((s) => s.name) : [];
+  expect(services.sort()).toEqual(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "orderly.inventory.v1.InventoryService"]);
+
+  const answer = await reflect(client, { messageRequest: { case: "fileContainingSymbol", value: "orderly.inventory.v1.InventoryService" } });
+  if (answer.messageResponse.case !== "fileDescriptorResponse") throw new Error(`no descriptors: ${answer.messageResponse.case}`);
+  const files = answer.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
+  expect(files[0]!.name).toBe("orderly/inventory/v1/inventory.proto");
+  // The file first, then its dependencies in no promised order: resolve imports by name.
+  const registry = createFileRegistry(files[0]!, (name) => files.find((f) => f.name === name));
+  const service = registry.getService("orderly.inventory.v1.InventoryService")!;
+  const method = service.methods.find((m) => m.name === "GetItem")!;
+  const input: DescMessage = method.input;
+  const output: DescMessage = method.output;
+
+  const response = await new Promise<unknown>((resolve, reject) => {
+    client.makeUnaryRequest(
+      `/${service.typeName}/${method.name}`,
+      (m: Uint8Array) => Buffer.from(m),
+      (b: Buffer) => toJson(output, fromBinary(output, bytes(b)), { registry }),
+      toBinary(input, create(input, { sku: "REFLECT-1" } as never)),
+      new grpc.Metadata(),
+      { deadline: Date.now() + 5000 },
+      (error, value) => (error ? reject(error) : resolve(value)),
+    );
+  });
+  expect(response).toMatchObject({ item: { sku: "REFLECT-1", name: "Reflected mug", unitPriceMinor: "1234", currencyCode: "EUR", available: 7 } });
+
+  const missing = await reflect(client, { messageRequest: { case: "fileContainingSymbol", value: "no.such.Service" } });
+  expect(missing.messageResponse.case).toBe("errorResponse");
+});

@@ -1,0 +1,75 @@
+import { expect, test } from "vitest";
+import { waitFor } from "../helpers/processes.js";
+import { sampleValue, scrape, type Sample } from "../helpers/prometheus.js";
+import { startSystem, type System } from "../helpers/system.js";
+
+/** Every process's /metrics, parsed (the gateway's on its HTTP port, the services' on their admin ports). */
+async function scrapeAll(system: System): Promise<Record<"gateway" | "order" | "inventory" | "query", Sample[]>> {
+  const [gateway, order, inventory, query] = await Promise.all([
+    scrape(`${system.baseUrl}/metrics`),
+    scrape(`http://127.0.0.1:${system.order.adminPort}/metrics`),
+    scrape(`http://127.0.0.1:${system.inventory.adminPort}/metrics`),
+    scrape(`http://127.0.0.1:${system.query.adminPort}/metrics`),
+  ]);
+  return { gateway, order, inventory, query };
+}
+
+const createOrder = "orderly.order.v1.OrderService/CreateOrder";
+const reserveStock = "orderly.inventory.v1.InventoryService/ReserveStock";
+
+test("every process serves Prometheus text whose counters and histograms move with traffic, and a dead dependency opens its breaker", async () => {
+  await using system = await startSystem({ INVENTORY_BREAKER_FAILURES: "3", INVENTORY_BREAKER_HALF_OPEN_MS: "60000" });
+  const before = await scrapeAll(system);
+  for (const samples of Object.values(before)) {
+    expect(sampleValue(samples, "process_cpu_user_seconds_total") + sampleValue(samples, "orderly_gateway_process_cpu_user_seconds_total")).toBeGreaterThan(0);
+  }
+  expect(sampleValue(before.order, "orderly_dependency_breaker_state", { dependency: "inventory", state: "closed" })).toBe(1);
+  expect(sampleValue(before.gateway, "orderly_dependency_breaker_state", { dependency: "inventory", state: "closed" })).toBe(1);
+  expect(sampleValue(before.order, "orderly_ready", { check: "all" })).toBe(1);
+
+  await system.api("POST", "/v1/inventory/METRIC-1:restock", { body: { quantity: 100, name: "Mug", unitPriceMinor: "500", currencyCode: "USD" } });
+  const orders = 5;
+  for (let i = 0; i < orders; i++) {
+    const r = await system.api("POST", "/v1/orders", { body: { customerId: "mia", items: [{ sku: "METRIC-1", quantity: 1 }] } });
+    expect(r.status).toBe(200);
+  }
+  const rejected = await system.api("POST", "/v1/orders", { body: { customerId: "mia", items: [{ sku: "METRIC-1", quantity: 1000 }] } });
+  expect(rejected.status).toBe(400);
+
+  // Wait until the projector applied every order's events, then read every process again.
+  const after = await waitFor(async () => {
+    const now = await scrapeAll(system);
+    const applied = sampleValue(now.query, "orderly_consumer_events_total", { consumer: "query-orders", outcome: "applied" });
+    return applied >= orders * 2 ? now : undefined;
+  }, "the projector to apply the orders' events");
+
+  const gatewayRoute = { route: "POST /v1/orders" };
+  expect(sampleValue(after.gateway, "orderly_gateway_requests_total", { ...gatewayRoute, code: "200" })).toBe(orders);
+  expect(sampleValue(after.gateway, "orderly_gateway_requests_total", { ...gatewayRoute, code: "400" })).toBe(1);
+  expect(sampleValue(after.gateway, "orderly_gateway_request_duration_seconds_count", gatewayRoute)).toBe(orders + 1);
+  expect(sampleValue(after.gateway, "orderly_gateway_request_duration_seconds_bucket", { ...gatewayRoute, le: "+Inf" })).toBe(orders + 1);
+
+  expect(sampleValue(after.order, "orderly_rpc_server_requests_total", { method: createOrder, code: "OK" })).toBe(orders);
+  expect(sampleValue(after.order, "orderly_rpc_server_requests_total", { method: createOrder, code: "FAILED_PRECONDITION" })).toBe(1);
+  expect(sampleValue(after.order, "orderly_rpc_server_duration_seconds_count", { method: createOrder })).toBe(orders + 1);
+  expect(sampleValue(after.order, "orderly_sqlite_transaction_duration_seconds_count", { transaction: "begin" })).toBe(orders + 1);
+  expect(sampleValue(after.order, "orderly_dependency_calls_total", { dependency: "inventory", outcome: "ok" })).toBe(orders);
+  expect(sampleValue(after.order, "orderly_dependency_calls_total", { dependency: "inventory", outcome: "error" })).toBe(1);
+  expect(sampleValue(after.order, "orderly_outbox_published_total")).toBeGreaterThanOrEqual(orders * 2);
+  expect(sampleValue(after.order, "orderly_outbox_backlog")).toBeGreaterThanOrEqual(0);
+  expect(sampleValue(after.inventory, "orderly_rpc_server_requests_total", { method: reserveStock, code: "OK" })).toBe(orders);
+  expect(sampleValue(after.inventory, "orderly_sqlite_transaction_duration_seconds_count", { transaction: "reserve" })).toBe(orders + 1);
+  expect(sampleValue(after.query, "orderly_consumer_dead_letters", { consumer: "query-orders" })).toBe(0);
+  expect(after.query.some((s) => s.name === "orderly_consumer_pending" && s.labels.consumer === "query-orders")).toBe(true);
+  expect(after.order.some((s) => s.name === "nodejs_eventloop_lag_p99_seconds")).toBe(true);
+
+  // Kill inventory: the order service's calls fail until its breaker opens, and the metric says so.
+  await system.inventory.stop("SIGKILL");
+  const opened = await waitFor(async () => {
+    await system.api("POST", "/v1/orders", { body: { customerId: "mia", items: [{ sku: "METRIC-1", quantity: 1 }] }, headers: { "x-request-timeout": "1500" } });
+    const order = await scrape(`http://127.0.0.1:${system.order.adminPort}/metrics`);
+    return sampleValue(order, "orderly_dependency_breaker_state", { dependency: "inventory", state: "open" }) === 1 ? order : undefined;
+  }, "the order service's inventory breaker to open", 30_000);
+  expect(sampleValue(opened, "orderly_dependency_breaker_state", { dependency: "inventory", state: "closed" })).toBe(0);
+  expect(sampleValue(opened, "orderly_dependency_calls_total", { dependency: "inventory", outcome: "error" })).toBeGreaterThan(1);
+});

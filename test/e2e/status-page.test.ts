@@ -1,0 +1,47 @@
+import { existsSync } from "node:fs";
+import { expect, test } from "vitest";
+import { launchBrowser } from "../helpers/browser.js";
+import { startSystem } from "../helpers/system.js";
+
+test("the status page shows every process healthy with its traffic, then the killed inventory as down and its breaker open", async () => {
+  await using system = await startSystem({ INVENTORY_BREAKER_FAILURES: "2", INVENTORY_BREAKER_HALF_OPEN_MS: "60000" });
+  await system.api("POST", "/v1/inventory/STATUS-1:restock", { body: { quantity: 50, name: "Status mug", unitPriceMinor: "900", currencyCode: "USD" } });
+  await using browser = await launchBrowser();
+  const page = await browser.newPage();
+  await page.goto(`${system.baseUrl}/status`);
+  await expect.poll(() => page.locator("section[data-process]").count(), { timeout: 15_000 }).toBe(4);
+  // Traffic while the page watches, so its windowed rates show it.
+  for (let i = 0; i < 10; i++) {
+    expect((await system.api("POST", "/v1/orders", { body: { customerId: "sam", items: [{ sku: "STATUS-1", quantity: 1 }] } })).status).toBe(200);
+    expect((await system.api("GET", "/v1/inventory/STATUS-1")).status).toBe(200);
+  }
+
+  const card = (name: string) => page.locator(`section[data-process="${name}"]`);
+  await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toBe("all 4 processes healthy");
+  for (const name of ["gateway", "order", "inventory", "query"]) {
+    await expect.poll(() => card(name).getAttribute("data-healthy")).toBe("true");
+  }
+  // Rates and p99 per route (the gateway) and per RPC (the services); the outbox and consumers of each.
+  const ordersRow = card("gateway").locator("tr", { hasText: "POST /v1/orders" });
+  // The row's req/s cell (the second) is above zero once a report covers the traffic.
+  await expect.poll(async () => Number(await ordersRow.locator("td").nth(1).textContent()), { timeout: 15_000 }).toBeGreaterThan(0);
+  expect(await card("order").textContent()).toContain("OrderService/CreateOrder");
+  expect(await card("order").textContent()).toMatch(/inventory\s*closed/);
+  expect(await card("query").textContent()).toContain("query-orders");
+  expect(await card("order").locator("h3", { hasText: "outbox" }).count()).toBe(1);
+  const healthyShot = await browser.screenshot(page, "status-page-healthy");
+  expect(existsSync(healthyShot)).toBe(true);
+
+  // Kill inventory: the page shows it down, and the order service's breaker open after a few orders.
+  await system.inventory.stop("SIGKILL");
+  for (let i = 0; i < 4; i++) {
+    await system.api("POST", "/v1/orders", { body: { customerId: "sam", items: [{ sku: "STATUS-1", quantity: 1 }] }, headers: { "x-request-timeout": "1500" } });
+  }
+  await expect.poll(() => card("inventory").getAttribute("data-healthy"), { timeout: 15_000 }).toBe("false");
+  await expect.poll(() => page.locator("#overall").textContent()).toBe("down: inventory");
+  expect(await card("inventory").textContent()).toContain("unreachable");
+  await expect.poll(() => card("order").textContent()).toMatch(/inventory\s*open/);
+  expect(await card("order").getAttribute("data-healthy")).toBe("true");
+  const downShot = await browser.screenshot(page, "status-page-inventory-down");
+  expect(existsSync(downShot)).toBe(true);
+});
