@@ -95,13 +95,16 @@ test("a generic client lists the services by reflection and calls one with only 
   const input: DescMessage = method.input;
   const output: DescMessage = method.output;
 
+  // Reflection is open to anyone; calling an RPC still takes a bearer token.
+  const credentials = new grpc.Metadata();
+  credentials.set("authorization", `Bearer ${system.tokens.admin}`);
   const response = await new Promise<unknown>((resolve, reject) => {
     client.makeUnaryRequest(
       `/${service.typeName}/${method.name}`,
       (m: Uint8Array) => Buffer.from(m),
       (b: Buffer) => toJson(output, fromBinary(output, bytes(b)), { registry }),
       toBinary(input, create(input, { sku: "REFLECT-1" } as never)),
-      new grpc.Metadata(),
+      credentials,
       { deadline: Date.now() + 5000 },
       (error, value) => (error ? reject(error) : resolve(value)),
     );
