@@ -1,9 +1,9 @@
 import type { JsonValue, Message } from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, type Span } from "@opentelemetry/api";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
-import { HTTP_CODE_HEADER, type CallOptions } from "../shared/grpc/index.js";
+import { HTTP_CODE_HEADER, checkRules, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
 import { contextFromTraceparent, traceparentOf, tracer, withSpan } from "../shared/observability/index.js";
@@ -246,6 +246,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const cacheKey = `${fullName}|${aggregateId}|${scope}`;
     let generation = 0;
     if (deps.cache && aggregateId !== undefined) {
+      // A cached answer must not skip the checks the service would make: the proto's rules first.
+      checkRules(route.method.input, request);
       const hit = deps.cache.store.get(cacheKey, Number(url.searchParams.get("minVersion")) || 0);
       if (hit !== undefined) {
         res.setHeader("x-cache", "hit");
@@ -340,4 +342,25 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       },
     );
   }
+}
+
+/**
+ * The whole HTTP response to a request Node's parser refused before the
+ * handler saw it: headers too large (431), headers not sent in time (408),
+ * anything else malformed (400). Like every other answer, a
+ * google.rpc.Status JSON body with a reason, and an X-Request-Id.
+ */
+export function clientErrorResponse(error: NodeJS.ErrnoException, maxHeaderBytes: number): string {
+  const err =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? new OrderlyError("HEADERS_TOO_LARGE", `the request headers are larger than ${maxHeaderBytes} bytes`)
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? new OrderlyError("REQUEST_TIMEOUT", "the request was not received in time")
+        : new OrderlyError("MALFORMED_REQUEST", "the request is not valid HTTP/1.1");
+  const status = httpStatusFor(err.code, err.reason);
+  const body = JSON.stringify(toStatusJson(err));
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\nconnection: close\r\n\r\n${body}`
+  );
 }

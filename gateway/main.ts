@@ -9,9 +9,9 @@ import { runMain } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
-import { OrderlyError, toStatusJson } from "../shared/errors/index.js";
+import { OrderlyError } from "../shared/errors/index.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY, bearerToken } from "../shared/security/index.js";
-import { createGatewayHandler, type CachedRead } from "./http-server.js";
+import { clientErrorResponse, createGatewayHandler, type CachedRead } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
 import { LoadShedder } from "./load-shedder.js";
@@ -102,16 +102,8 @@ runMain(logger, async () => {
     }),
   );
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
-    // Requests Node refuses before the handler sees them: too-large headers (431), malformed HTTP (400), slow clients (408).
-    if (!socket.writable) return socket.destroy();
-    if (error.code === "HPE_HEADER_OVERFLOW") {
-      const body = JSON.stringify(toStatusJson(new OrderlyError("HEADERS_TOO_LARGE", `the request headers are larger than ${config.maxHeaderBytes} bytes`)));
-      socket.end(`HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    } else if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
-      socket.end("HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    } else {
-      socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    }
+    if (socket.writable) socket.end(clientErrorResponse(error, config.maxHeaderBytes));
+    else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -92,8 +92,15 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
   } else if ([...parts.query.keys()].length > 0) {
     throw new OrderlyError("INVALID_FIELD", "this route takes no query parameters");
   }
+  const requestIdField = fieldByName(input, REQUEST_ID_FIELD);
+  if (requestIdField !== undefined && (requestIdField.jsonName in json || REQUEST_ID_FIELD in json)) {
+    // Over HTTP the idempotency key has one place, the header (as the OpenAPI document says).
+    throw new OrderlyError("INVALID_FIELD", "request_id is set by the Idempotency-Key header, not in the body or query", {
+      violations: [{ field: REQUEST_ID_FIELD, description: "send it as the Idempotency-Key header" }],
+    });
+  }
   if (parts.idempotencyKey !== undefined) {
-    const field = fieldByName(input, REQUEST_ID_FIELD);
+    const field = requestIdField;
     if (field !== undefined) setPath(input, json, REQUEST_ID_FIELD, parts.idempotencyKey, "Idempotency-Key header");
   }
   try {

@@ -258,26 +258,26 @@ export class InventoryStore {
     if (lines.length === 0 || skus.size !== lines.length || lines.some((line) => !Number.isInteger(line.quantity) || line.quantity < 1)) {
       throw new OrderlyError("VALIDATION_FAILED", "a reservation needs lines of distinct SKUs with quantities of 1 or more", { metadata: { orderId } });
     }
-    const reserved: ReservedLine[] = [];
-    let currencyCode = "";
-    for (const line of lines) {
+    // Checks that do not depend on stock come first, so the outcome does not depend on the order of the lines.
+    const items = lines.map((line) => {
       const item = this.getItem(line.sku);
-      if (item === undefined) {
-        throw new OrderlyError("UNKNOWN_SKU", `unknown SKU ${line.sku}`, { metadata: { sku: line.sku } });
-      }
+      if (item === undefined) throw new OrderlyError("UNKNOWN_SKU", `unknown SKU ${line.sku}`, { metadata: { sku: line.sku } });
+      return item;
+    });
+    const currencyCode = items[0]!.currencyCode;
+    const otherCurrency = items.find((item) => item.currencyCode !== currencyCode);
+    if (otherCurrency !== undefined) {
+      throw new OrderlyError("MIXED_CURRENCIES", "the order's items are priced in different currencies", { metadata: { sku: otherCurrency.sku } });
+    }
+    const reserved: ReservedLine[] = lines.map((line, i) => {
+      const item = items[i]!;
       if (item.available < line.quantity) {
         throw new OrderlyError("INSUFFICIENT_STOCK", `not enough stock of ${line.sku}`, {
           metadata: { sku: line.sku, requested: String(line.quantity), available: String(item.available) },
         });
       }
-      if (currencyCode !== "" && item.currencyCode !== currencyCode) {
-        throw new OrderlyError("MIXED_CURRENCIES", "the order's items are priced in different currencies", {
-          metadata: { sku: line.sku },
-        });
-      }
-      currencyCode = item.currencyCode;
-      reserved.push({ sku: line.sku, quantity: line.quantity, unitPriceMinor: item.unitPriceMinor });
-    }
+      return { sku: line.sku, quantity: line.quantity, unitPriceMinor: item.unitPriceMinor };
+    });
     const now = this.clock();
     for (const line of reserved) {
       this.statements.reserveItem.run(line.quantity, line.quantity, now, line.sku);

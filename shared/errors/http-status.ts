@@ -10,6 +10,7 @@ const httpStatusByReason: Partial<Record<Reason, number>> = {
   IDEMPOTENCY_KEY_REUSED: 422,
   METHOD_NOT_ALLOWED: 405,
   HEADERS_TOO_LARGE: 431,
+  REQUEST_TIMEOUT: 408,
 };
 
 /**

@@ -34,6 +34,10 @@ export const reasons = {
   JSON_TOO_DEEP: Code.INVALID_ARGUMENT,
   /** The request's headers are larger than the gateway accepts (HTTP 431). */
   HEADERS_TOO_LARGE: Code.INVALID_ARGUMENT,
+  /** The request is not valid HTTP/1.1 (bad characters in the request line or a header, an unknown method). */
+  MALFORMED_REQUEST: Code.INVALID_ARGUMENT,
+  /** The client did not send its request headers in time (HTTP 408). */
+  REQUEST_TIMEOUT: Code.DEADLINE_EXCEEDED,
   /** No route matches the path. */
   ROUTE_NOT_FOUND: Code.NOT_FOUND,
   /** The path exists but not for this HTTP method (HTTP 405). */

@@ -1,3 +1,4 @@
+import "../wire/utf8.js";
 export { streams, subjectOf } from "./subjects.js";
 export { connectNats } from "./nats-connection.js";
 export { ensureStreams, ensureDurableConsumer, defaultStreamLimits, type StreamLimits } from "./stream-setup.js";

@@ -1,3 +1,4 @@
+import "../wire/utf8.js";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { SpanKind, trace } from "@opentelemetry/api";

@@ -16,4 +16,4 @@ export { chain, traceCalls, logCalls, enforceDeadline, injectDelay, defaultInter
 export { HTTP_CODE_HEADER, type CallContext } from "./context.js";
 export { metadataKeys } from "./metadata-keys.js";
 export type { Client, CallOptions, ServiceHandlers, UnaryHandler, UnaryMethodName } from "./types.js";
-export { validateRequests } from "./validate-requests.js";
+export { validateRequests, checkRules } from "./validate-requests.js";

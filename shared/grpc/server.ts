@@ -1,3 +1,4 @@
+import "../wire/utf8.js";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import { readFileSync } from "node:fs";

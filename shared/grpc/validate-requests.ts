@@ -1,4 +1,4 @@
-import { create, type DescService } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescService, type Message } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { OrderlyError, validationError } from "../errors/index.js";
@@ -12,15 +12,18 @@ const validator = createValidator();
  * rule, the same for clients in every language and through the gateway.
  */
 export const validateRequests: Interceptor = (next) => (request, context) => {
-  if (context.rpc !== undefined) {
-    const result = validator.validate(context.rpc.input, request as never);
-    if (result.kind === "invalid") {
-      throw validationError(result.violations.map((v) => ({ field: pathToString(v.field), description: v.message })));
-    }
-    if (result.kind === "error") throw new OrderlyError("INTERNAL", "the request's validation rules could not be evaluated", { cause: result.error });
-  }
+  if (context.rpc !== undefined) checkRules(context.rpc.input, request);
   return next(request, context);
 };
+
+/** Throws VALIDATION_FAILED (one violation per broken rule) unless the message keeps its proto's rules. */
+export function checkRules(schema: DescMessage, message: Message): void {
+  const result = validator.validate(schema, message as never);
+  if (result.kind === "invalid") {
+    throw validationError(result.violations.map((v) => ({ field: pathToString(v.field), description: v.message })));
+  }
+  if (result.kind === "error") throw new OrderlyError("INTERNAL", "the request's validation rules could not be evaluated", { cause: result.error });
+}
 
 /**
  * Compiles the rules of every request type of the services now (protovalidate

@@ -75,6 +75,7 @@ describe("limits", () => {
       socket.destroy();
     }
     expect(received).toMatch(/^HTTP\/1\.1 408/);
+    expect(received).toContain("\"reason\":\"REQUEST_TIMEOUT\"");
   });
 
   test("a gRPC message over the 4 MiB limit is refused with RESOURCE_EXHAUSTED, and nothing is stored", async () => {
