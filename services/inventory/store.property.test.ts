@@ -302,16 +302,13 @@ class ReserveCommand implements InventoryCommand {
       if (!sameLines(existing.lines, requested)) return { ok: false, reason: "RESERVATION_MISMATCH" };
       return { ok: true, value: existing };
     }
-    let currencyCode = "";
-    const lines: ReservedLine[] = [];
-    for (const line of requested) {
-      const item = model.items.get(line.sku);
-      if (item === undefined) return { ok: false, reason: "UNKNOWN_SKU" };
-      if (item.available < line.quantity) return { ok: false, reason: "INSUFFICIENT_STOCK" };
-      if (currencyCode !== "" && item.currencyCode !== currencyCode) return { ok: false, reason: "MIXED_CURRENCIES" };
-      currencyCode = item.currencyCode;
-      lines.push({ sku: line.sku, quantity: line.quantity, unitPriceMinor: item.unitPriceMinor });
-    }
+    // The store's contract: unknown SKUs first, then mixed currencies, then stock, whatever the order of the lines.
+    const items = requested.map((line) => model.items.get(line.sku));
+    if (items.some((item) => item === undefined)) return { ok: false, reason: "UNKNOWN_SKU" };
+    if (new Set(items.map((item) => item!.currencyCode)).size > 1) return { ok: false, reason: "MIXED_CURRENCIES" };
+    if (requested.some((line, i) => items[i]!.available < line.quantity)) return { ok: false, reason: "INSUFFICIENT_STOCK" };
+    const lines: ReservedLine[] = requested.map((line, i) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: items[i]!.unitPriceMinor }));
+    const currencyCode = items[0]!.currencyCode;
     for (const line of lines) {
       const item = model.items.get(line.sku)!;
       model.items.set(line.sku, {
