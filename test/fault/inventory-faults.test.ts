@@ -146,7 +146,9 @@ test("bulkhead: calls beyond limit + queue are rejected at once with 429 and Ret
   expect(rejected).toHaveLength(22);
   expect(rejected.every((r) => r.reason === "BULKHEAD_FULL" && r.retryAfter === "1")).toBe(true);
   expect(Math.max(...rejected.map((r) => r.ms))).toBeLessThan(1000);
-  expect(lagMax).toBeLessThan(100);
+  // Responsive, not fast: a gateway that waited on the hung dependency would lag by its 2 s deadlines.
+  // (The figure above is typically 60-100 ms on this 2-core machine; speed belongs to the bench.)
+  expect(lagMax).toBeLessThan(500);
   proxy.pass();
 });
 
