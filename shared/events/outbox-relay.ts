@@ -10,8 +10,8 @@ export interface OutboxRelayOptions {
   db: Db;
   js: JetStreamClient;
   logger: Logger;
-  /** Most PubAcks awaited at once (publishes are pipelined on one connection, so in order). */
-  window?: number;
+  /** Events published concurrently (pipelined on one connection, so in order). */
+  batchSize?: number;
   /** How often to look for events when nothing woke the relay (ms). */
   pollMs?: number;
   /** How long to wait for a PubAck (ms). */
@@ -53,7 +53,7 @@ export const TRACEPARENT_HEADER = "traceparent";
 export class OutboxRelay {
   private readonly statements;
   private readonly markPublished;
-  private readonly window: number;
+  private readonly batchSize: number;
   private readonly pollMs: number;
   private readonly publishTimeoutMs: number;
   private readonly retentionMs: number;
@@ -66,14 +66,14 @@ export class OutboxRelay {
 
   constructor(private readonly options: OutboxRelayOptions) {
     const { db } = options;
-    this.window = options.window ?? 256;
+    this.batchSize = options.batchSize ?? 256;
     this.pollMs = options.pollMs ?? 200;
     this.publishTimeoutMs = options.publishTimeoutMs ?? 5000;
     this.retentionMs = options.retentionMs ?? 60 * 60 * 1000;
     this.clock = options.clock ?? Date.now;
     this.statements = {
-      unpublishedAfter: db.prepare<[number, number], Row>(
-        "SELECT seq, event_id, subject, payload, create_time, traceparent FROM outbox WHERE seq > ? AND published_time IS NULL ORDER BY seq LIMIT ?",
+      unpublished: db.prepare<[number], Row>(
+        "SELECT seq, event_id, subject, payload, create_time, traceparent FROM outbox WHERE published_time IS NULL ORDER BY seq LIMIT ?",
       ),
       mark: db.prepare<[number, number]>("UPDATE outbox SET published_time = ? WHERE seq = ?"),
       prune: db.prepare<[number]>("DELETE FROM outbox WHERE published_time IS NOT NULL AND published_time < ?"),
@@ -106,7 +106,7 @@ export class OutboxRelay {
     };
   }
 
-  /** Stops after the publishes in flight (acked rows are marked; the rest stay for the next start). */
+  /** Stops after the batch in flight (its acked rows are marked; the rest stay for the next start). */
   async close(): Promise<void> {
     this.stopped = true;
     this.wake?.();
@@ -118,7 +118,7 @@ export class OutboxRelay {
     while (!this.stopped) {
       let progressed = false;
       try {
-        progressed = await this.drain();
+        progressed = await this.publishBatch();
         failures = 0;
       } catch (error) {
         failures++;
@@ -139,68 +139,27 @@ export class OutboxRelay {
     }
   }
 
-  /**
-   * Publishes the unpublished rows in order with up to `window` PubAcks
-   * outstanding, refilling when half of them have come back (no pause
-   * between batches), and marks acked rows published in one transaction per
-   * turn of the event loop. True when it published anything. When a publish
-   * fails it stops sending, lets the rest settle, marks what was acked and
-   * throws (the loop backs off and resumes from the first unmarked row).
-   */
-  private async drain(): Promise<boolean> {
-    let cursor = 0;
-    let inFlight = 0;
-    let sent = false;
-    let failure: unknown;
-    let acked: number[] = [];
-    let flushQueued = false;
-    let settled: (() => void) | undefined;
-    const flush = () => {
-      flushQueued = false;
-      if (acked.length === 0) return;
-      const seqs = acked;
-      acked = [];
-      this.markPublished(seqs, this.clock());
-      this.counters.published += seqs.length;
-    };
-    const onSettled = () => {
-      inFlight--;
-      if (!flushQueued) {
-        flushQueued = true;
-        setImmediate(flush);
+  /** Publishes one batch; true when it published anything. Throws when any publish failed (after marking the rest). */
+  private async publishBatch(): Promise<boolean> {
+    const rows = this.statements.unpublished.all(this.batchSize);
+    if (rows.length === 0) return false;
+    const results = await Promise.allSettled(rows.map((row) => this.publish(row)));
+    const acked: number[] = [];
+    let firstError: unknown;
+    results.forEach((result, i) => {
+      if (result.status === "fulfilled") {
+        acked.push(rows[i]!.seq);
+        if (result.value.duplicate) this.counters.duplicates++;
+      } else {
+        firstError ??= result.reason;
       }
-      settled?.();
-    };
-    for (;;) {
-      const sending = failure === undefined && !this.stopped;
-      if (sending && inFlight <= this.window / 2) {
-        const rows = this.statements.unpublishedAfter.all(cursor, this.window - inFlight);
-        for (const row of rows) {
-          cursor = row.seq;
-          inFlight++;
-          sent = true;
-          this.publish(row).then(
-            (ack) => {
-              if (ack.duplicate) this.counters.duplicates++;
-              acked.push(row.seq);
-              onSettled();
-            },
-            (error: unknown) => {
-              failure ??= error;
-              onSettled();
-            },
-          );
-        }
-        if (rows.length === 0 && inFlight === 0) break;
-      } else if (!sending && inFlight === 0) {
-        break;
-      }
-      await new Promise<void>((resolve) => (settled = resolve));
-      settled = undefined;
+    });
+    if (acked.length > 0) {
+      this.markPublished(acked, this.clock());
+      this.counters.published += acked.length;
     }
-    flush();
-    if (failure !== undefined) throw failure;
-    return sent;
+    if (firstError !== undefined) throw firstError;
+    return true;
   }
 
   /**
