@@ -30,7 +30,8 @@ if (!values.url || !(count > 0) || !(window > 0) || (mode !== "window" && mode !
   throw new Error("usage: js-publish.ts --url nats://… [--count N] [--window W] [--bytes B] [--mode window|batch]");
 }
 
-const nc = await connect({ servers: values.url });
+// The same connection options as Orderly's relay (no stack captured per request), so the ceiling stays a ceiling.
+const nc = await connect({ servers: values.url, noAsyncTraces: true });
 try {
   const jsm = await nc.jetstreamManager();
   const name = `BENCH_${randomUUID().slice(0, 8)}`;
