@@ -9,8 +9,7 @@ import { runMain } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
-import { OrderlyError } from "../shared/errors/index.js";
-import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY, bearerToken } from "../shared/security/index.js";
+import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
 import { clientErrorResponse, createGatewayHandler, type CachedRead } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
@@ -81,12 +80,7 @@ runMain(logger, async () => {
     createGatewayHandler({
       routes,
       auth: {
-        authenticate: async (authorization) => {
-          if (authorization === undefined) throw new OrderlyError("AUTHENTICATION_REQUIRED", "send Authorization: Bearer <token>");
-          const token = bearerToken(authorization);
-          if (token === undefined) throw new OrderlyError("INVALID_CREDENTIALS", "the Authorization header must be Bearer <token>");
-          return jwt.verify(token);
-        },
+        authenticate: (authorization) => jwt.authenticate(authorization),
         linkMetadata: (principal) => ({ [PRINCIPAL_METADATA_KEY]: links.sign(principal) }),
         rateLimiter: new RateLimiter(config.rateLimit),
       },

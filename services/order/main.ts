@@ -5,7 +5,7 @@ import { HealthState, connect, registration, startGrpcServer } from "../../share
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
-import { LinkTokens, PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
+import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { orderConfig } from "./config.js";
@@ -43,7 +43,8 @@ runMain(logger, async () => {
     transactions: metrics.transactions,
   });
   // The order service calls inventory on its own behalf (reserving, releasing), as the "service" role.
-  const links = new LinkTokens(config.security.linkKey);
+  const auth = serviceAuth(config.security);
+  const { links } = auth;
   const self: Principal = { subject: "service:order", customerId: undefined, roles: ["service"] };
   const inventoryConnection = connect(config.inventoryAddress, {
     tls: config.security.tls,
@@ -67,7 +68,7 @@ runMain(logger, async () => {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
-    auth: serviceAuth(config.security),
+    auth,
     tls: config.security.tls,
     logger,
     observeCalls: metrics.observeCalls,

@@ -63,6 +63,7 @@ export class OutboxRelay {
   private stopped = false;
   private lastPrune = 0;
   private readonly counters = { published: 0, duplicates: 0, failures: 0 };
+  private backlog: { n: number; oldest: number | null; at: number } | undefined;
 
   constructor(private readonly options: OutboxRelayOptions) {
     const { db } = options;
@@ -98,11 +99,14 @@ export class OutboxRelay {
 
   /** Counters and the current backlog. */
   stats(): OutboxStats {
-    const backlog = this.statements.backlog.get()!;
+    const now = this.clock();
+    // The backlog is a COUNT over the outbox: read at most once a second, however many metrics and status reports ask.
+    if (this.backlog === undefined || now - this.backlog.at >= 1000) this.backlog = { ...this.statements.backlog.get()!, at: now };
+    const { backlog } = this;
     return {
       ...this.counters,
       backlog: backlog.n,
-      oldestUnpublishedAgeMs: backlog.oldest === null ? 0 : Math.max(0, this.clock() - backlog.oldest),
+      oldestUnpublishedAgeMs: backlog.oldest === null ? 0 : Math.max(0, now - backlog.oldest),
     };
   }
 

@@ -30,6 +30,18 @@ export class JwtVerifier {
     this.key = createPublicKey(settings.publicKeyPem);
   }
 
+  /**
+   * The principal of an Authorization header value: AUTHENTICATION_REQUIRED
+   * without one, INVALID_CREDENTIALS when it is not `Bearer <token>` or the
+   * token does not verify. The gateway and the services use it alike.
+   */
+  authenticate(authorization: string | undefined): Promise<Principal> {
+    if (authorization === undefined) return Promise.reject(new OrderlyError("AUTHENTICATION_REQUIRED", "send Authorization: Bearer <token>"));
+    const token = bearerToken(authorization);
+    if (token === undefined) return Promise.reject(new OrderlyError("INVALID_CREDENTIALS", "the Authorization header must be Bearer <token>"));
+    return this.verify(token);
+  }
+
   /** The principal of a bearer token; UNAUTHENTICATED (INVALID_CREDENTIALS) when it does not verify. */
   async verify(token: string, now = Date.now()): Promise<Principal> {
     const known = this.remembered.get(token);

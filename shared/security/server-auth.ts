@@ -2,7 +2,7 @@ import { getOption, hasOption, type DescMethod } from "@bufbuild/protobuf";
 import { access } from "../../proto/gen/orderly/auth/v1/access_pb.js";
 import { OrderlyError } from "../errors/index.js";
 import type { Interceptor } from "../grpc/interceptors.js";
-import { bearerToken, type JwtVerifier } from "./jwt.js";
+import type { JwtVerifier } from "./jwt.js";
 import { PRINCIPAL_METADATA_KEY, type LinkTokens } from "./link-token.js";
 import { roleOfEnum, type Principal, type Role } from "./principal.js";
 
@@ -56,9 +56,9 @@ export function authorizeCalls(auth: ServiceAuth): Interceptor {
     const rule = context.rpc === undefined ? [] : accessRuleOf(context.rpc);
     if (rule !== "public") {
       const linked = context.metadata[PRINCIPAL_METADATA_KEY];
-      const bearer = bearerToken(context.metadata.authorization);
+      const authorization = context.metadata.authorization;
       if (linked !== undefined) context.principal = auth.links.verify(linked);
-      else if (bearer !== undefined && auth.jwt !== undefined) context.principal = await auth.jwt.verify(bearer);
+      else if (authorization !== undefined && auth.jwt !== undefined) context.principal = await auth.jwt.authenticate(authorization);
       checkAccess(rule, context.principal, context.method);
     }
     return next(request, context);
