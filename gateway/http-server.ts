@@ -1,18 +1,18 @@
 import type { JsonValue, Message } from "@bufbuild/protobuf";
-import { SpanKind, SpanStatusCode, type Span } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, checkRules, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
-import { contextFromTraceparent, traceparentOf, tracer, withSpan } from "../shared/observability/index.js";
+import { contextFromTraceparent, spanIds, traceparentOf, tracer } from "../shared/observability/index.js";
 import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { ReadCache } from "./read-cache.js";
 import { resolveRoute, type Route } from "./routes/index.js";
-import { requestFromHttp, responseToHttp } from "./transcode.js";
+import { requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
 
 /** The limits and budgets of the gateway. */
 export interface GatewayLimits {
@@ -66,6 +66,37 @@ export interface GatewayDeps {
 export interface CachedRead {
   param: string;
   perCustomer: boolean;
+}
+
+/** What the handler knows of one request as it goes. */
+interface RequestState {
+  /** The X-Request-Id (the client's, when it sent a valid one). */
+  readonly id: string;
+  /** The route template (or built-in path) for metrics and the span's name; "unmatched" until known. */
+  route: string;
+  /** performance.now() when it arrived. */
+  readonly started: number;
+  /** The SERVER span of an API request, and the context that holds it (the parent of the gRPC call). */
+  span: Span | undefined;
+  traceContext: Context | undefined;
+}
+
+/** The path and the query string (without "?") of a request target; no URL object is needed for the gateway's routes. */
+function splitTarget(target: string): { path: string; search: string } {
+  const at = target.indexOf("?");
+  return at < 0 ? { path: target, search: "" } : { path: target.slice(0, at), search: target.slice(at + 1) };
+}
+
+/** What a request's log line says of it (its trace ids too: the gateway never makes a span context active). */
+function logFields(req: IncomingMessage, request: RequestState, status: number) {
+  return {
+    requestId: request.id,
+    ...(request.span ? spanIds(request.span) : {}),
+    method: req.method,
+    url: req.url,
+    status,
+    ms: Math.round(performance.now() - request.started),
+  };
 }
 
 /** The gateway's own endpoints (metrics label them by path; every other path is a route or unmatched). */
@@ -171,29 +202,29 @@ function successStatus(requested: string | undefined): number {
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { limits, logger } = deps;
 
-  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, state: { route: string }): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://gateway");
+  async function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> {
+    const { path, search } = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
-    if (builtInPaths.has(url.pathname)) state.route = `${method} ${url.pathname}`;
-    if (method === "GET" && url.pathname === "/metrics" && deps.metrics) {
+    if (builtInPaths.has(path)) request.route = `${method} ${path}`;
+    if (method === "GET" && path === "/metrics" && deps.metrics) {
       const text = await deps.metrics.registry.metrics();
       res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
       res.end(text);
       return;
     }
-    if (method === "GET" && url.pathname === "/healthz") {
+    if (method === "GET" && path === "/healthz") {
       return send(res, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 });
     }
-    if (method === "GET" && url.pathname === "/readyz") {
+    if (method === "GET" && path === "/readyz") {
       const readiness = await deps.readiness();
       return send(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
     }
-    if (method === "GET" && url.pathname === "/openapi.json") return send(res, 200, deps.openApi());
-    if (method === "GET" && url.pathname === "/status.json" && deps.status) {
+    if (method === "GET" && path === "/openapi.json") return send(res, 200, deps.openApi());
+    if (method === "GET" && path === "/status.json" && deps.status) {
       res.setHeader("cache-control", "no-store");
       return send(res, 200, (await deps.status.report()) as JsonValue);
     }
-    if (method === "GET" && url.pathname === "/status" && deps.status) {
+    if (method === "GET" && path === "/status" && deps.status) {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
       res.end(deps.status.page);
       return;
@@ -202,7 +233,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const release = deps.shedder?.admit();
     try {
       const principal = await authenticate(req);
-      await handleRoute(req, res, url, method, requestId, state, principal);
+      await handleRoute(req, res, path, search, method, request, principal);
     } finally {
       release?.();
     }
@@ -229,32 +260,57 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     return principal;
   }
 
-  async function handleRoute(req: IncomingMessage, res: ServerResponse, url: URL, method: string, requestId: string, state: { route: string }, principal: Principal): Promise<void> {
-    const { route, params } = resolveRoute(deps.routes, method, url.pathname);
-    state.route = `${route.httpMethod} ${route.template.source}`;
+  async function handleRoute(req: IncomingMessage, res: ServerResponse, path: string, search: string, method: string, request: RequestState, principal: Principal): Promise<void> {
+    const { route, params } = resolveRoute(deps.routes, method, path);
+    request.route = `${route.httpMethod} ${route.template.source}`;
+    const fullName = `${route.service.typeName}/${route.method.name}`;
     // The services enforce the RPC's access rule; checking it here too refuses a wrong role before any work (and before the cache).
-    checkAccess(accessRuleOf(route.method), principal, `${route.service.typeName}/${route.method.name}`);
+    checkAccess(accessRuleOf(route.method), principal, fullName);
     const deadline = deadlineOf(req, limits, Date.now());
     const idempotencyKey = idempotencyKeyOf(req);
-    const body = route.body === "" ? undefined : await readJson(req, limits);
-    const request = requestFromHttp(route, { params, query: url.searchParams, body, idempotencyKey });
-    const fullName = `${route.service.typeName}/${route.method.name}`;
+    const query = search === "" ? new URLSearchParams() : new URLSearchParams(search);
+    const parts = { params, query, body: undefined, idempotencyKey };
     const cached = deps.cache?.routes.get(fullName);
     const aggregateId = cached === undefined ? undefined : params[cached.param];
+    if (deps.cache === undefined || cached === undefined || aggregateId === undefined) return forward(res, route, params, await transcode(req, route, parts), request, principal, deadline);
+
     // Per-customer resources are cached per customer (admins share one scope): a hit is only what the service let this scope read.
-    const scope = cached?.perCustomer && !actsForAnyCustomer(principal) ? `c:${principal.customerId}` : "*";
+    const scope = cached.perCustomer && !actsForAnyCustomer(principal) ? `c:${principal.customerId}` : "*";
     const cacheKey = `${fullName}|${aggregateId}|${scope}`;
-    let generation = 0;
-    if (deps.cache && aggregateId !== undefined) {
-      // A cached answer must not skip the checks the service would make: the proto's rules first.
-      checkRules(route.method.input, request);
-      const hit = deps.cache.store.get(cacheKey, Number(url.searchParams.get("minVersion")) || 0);
-      if (hit !== undefined) {
-        res.setHeader("x-cache", "hit");
-        return sendRaw(res, 200, hit);
-      }
-      generation = deps.cache.store.generation(aggregateId);
+    // A cached answer must not skip the checks the service would make. Without a query string the
+    // request is the path variable alone, and an entry is only filled with the service's answer to
+    // that very request once it met the proto's rules: a hit needs neither transcoding nor the rules
+    // again. Any other request is transcoded and checked first.
+    const message = search === "" ? undefined : await transcode(req, route, parts);
+    if (message !== undefined) checkRules(route.method.input, message);
+    const hit = deps.cache.store.get(cacheKey, Number(query.get("minVersion")) || 0);
+    if (hit !== undefined) {
+      res.setHeader("x-cache", "hit");
+      return sendRaw(res, 200, hit);
     }
+    const generation = deps.cache.store.generation(aggregateId);
+    const fetched = message ?? (await transcode(req, route, parts));
+    if (message === undefined) checkRules(route.method.input, fetched);
+    return forward(res, route, params, fetched, request, principal, deadline, { key: cacheKey, aggregateId, generation });
+  }
+
+  /** The request message of a route: path variables, query, then the JSON body when the route takes one. */
+  async function transcode(req: IncomingMessage, route: Route, parts: HttpRequestParts): Promise<Message> {
+    const body = route.body === "" ? undefined : await readJson(req, limits);
+    return requestFromHttp(route, { ...parts, body });
+  }
+
+  /** Calls the route's RPC and answers with its response; fills the cache entry `fill` names, and a write drops what is cached of its resources. */
+  async function forward(
+    res: ServerResponse,
+    route: Route,
+    params: Record<string, string>,
+    message: Message,
+    request: RequestState,
+    principal: Principal,
+    deadline: number,
+    fill?: { key: string; aggregateId: string; generation: number },
+  ): Promise<void> {
     const abandoned = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abandoned.abort();
@@ -263,13 +319,20 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     try {
       const responseHeaders: Record<string, string> = {};
       const metadata = deps.auth.linkMetadata(principal);
-      const response = await deps.call(route, request, { deadline, signal: abandoned.signal, requestId, responseHeaders, metadata });
+      const response = await deps.call(route, message, {
+        deadline,
+        signal: abandoned.signal,
+        requestId: request.id,
+        responseHeaders,
+        metadata,
+        traceContext: request.traceContext,
+      });
       const json = responseToHttp(route, response);
       const payload = JSON.stringify(json);
       const status = successStatus(responseHeaders[HTTP_CODE_HEADER]);
       if (deps.cache) {
         const version = Number((json as { version?: unknown } | null)?.version) || 0;
-        if (aggregateId !== undefined && status === 200) deps.cache.store.set(cacheKey, aggregateId, payload, version, generation);
+        if (fill !== undefined && status === 200) deps.cache.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
         // A write through this gateway drops what it cached of the resource at once, before the event arrives.
         if (route.httpMethod !== "GET") for (const value of Object.values(params)) deps.cache.store.invalidate(value, version);
       }
@@ -283,46 +346,55 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * An API request runs in a SERVER span, child of the client's
    * `traceparent` when it sends one; its trace context is answered in
    * `traceresponse` (W3C Trace Context level 2) so a client can find its trace.
+   * The context is handed to the gRPC call explicitly (not made active), and
+   * the request's log lines carry its ids.
    */
-  function startSpan(req: IncomingMessage, res: ServerResponse, requestId: string): Span | undefined {
-    if (!req.url?.startsWith("/v1/")) return undefined;
+  function startSpan(req: IncomingMessage, res: ServerResponse, request: RequestState): void {
+    if (!req.url?.startsWith("/v1/")) return;
     const sent = req.headers.traceparent;
-    const span = tracer().startSpan(`HTTP ${req.method}`, { kind: SpanKind.SERVER }, contextFromTraceparent(typeof sent === "string" ? sent : undefined));
+    const parent = contextFromTraceparent(typeof sent === "string" ? sent : undefined);
+    const span = tracer().startSpan(`HTTP ${req.method}`, { kind: SpanKind.SERVER }, parent);
     res.setHeader("traceresponse", traceparentOf(span.spanContext()));
-    if (span.isRecording()) span.setAttributes({ "http.request.method": req.method ?? "", "url.path": req.url, "orderly.request_id": requestId });
-    return span;
+    if (span.isRecording()) span.setAttributes({ "http.request.method": req.method ?? "", "url.path": req.url, "orderly.request_id": request.id });
+    request.span = span;
+    request.traceContext = trace.setSpan(parent, span);
   }
 
   return (req, res) => {
     const sent = req.headers["x-request-id"];
-    const requestId = typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID();
-    res.setHeader("x-request-id", requestId);
-    const started = performance.now();
-    const state = { route: "unmatched" };
-    const span = startSpan(req, res, requestId);
+    const request: RequestState = {
+      id: typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID(),
+      route: "unmatched",
+      started: performance.now(),
+      span: undefined,
+      traceContext: undefined,
+    };
+    res.setHeader("x-request-id", request.id);
+    startSpan(req, res, request);
     res.once("finish", () => {
-      deps.metrics?.observe(state.route, res.statusCode, (performance.now() - started) / 1000);
+      deps.metrics?.observe(request.route, res.statusCode, (performance.now() - request.started) / 1000);
+      const span = request.span;
       if (span) {
         if (span.isRecording()) {
-          span.updateName(`${state.route}`);
-          span.setAttributes({ "http.route": state.route, "http.response.status_code": res.statusCode });
+          span.updateName(request.route);
+          span.setAttributes({ "http.route": request.route, "http.response.status_code": res.statusCode });
           if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
         }
         span.end();
       }
     });
-    const run = () => respond(req, res, requestId, state, started);
-    if (span) withSpan(span, run);
-    else run();
+    respond(req, res, request);
   };
 
-  function respond(req: IncomingMessage, res: ServerResponse, requestId: string, state: { route: string }, started: number): void {
-    handle(req, res, requestId, state).then(
-      () => logger.debug({ requestId, method: req.method, url: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request"),
+  function respond(req: IncomingMessage, res: ServerResponse, request: RequestState): void {
+    handle(req, res, request).then(
+      () => {
+        if (logger.isLevelEnabled("debug")) logger.debug(logFields(req, request, res.statusCode), "request");
+      },
       (error: unknown) => {
         const err = OrderlyError.from(error);
         const status = httpStatusFor(err.code, err.reason);
-        const fields = { requestId, method: req.method, url: req.url, status, reason: err.reason, ms: Math.round(performance.now() - started) };
+        const fields = { ...logFields(req, request, status), reason: err.reason };
         if (status >= 500 && err.code !== Code.UNAVAILABLE && err.code !== Code.DEADLINE_EXCEEDED) logger.error({ ...fields, err: err.cause ?? err }, "request failed");
         else logger.info({ ...fields, message: err.message }, "request failed");
         if (res.headersSent) {

@@ -80,9 +80,16 @@ export class GatewayMetrics {
     }
   }
 
+  /** Each route's and status code's series, found by two map lookups (prom-client hashes a label object per call). */
+  private readonly series = new Map<string, Map<number, { count: Counter.Internal; time: Histogram.Internal<"route"> }>>();
+
   /** Records one finished request. */
   observe(route: string, code: number, seconds: number): void {
-    this.requests.inc({ route, code: String(code) });
-    this.duration.observe({ route }, seconds);
+    let byCode = this.series.get(route);
+    if (byCode === undefined) this.series.set(route, (byCode = new Map()));
+    let series = byCode.get(code);
+    if (series === undefined) byCode.set(code, (series = { count: this.requests.labels(route, String(code)), time: this.duration.labels(route) }));
+    series.count.inc();
+    series.time.observe(seconds);
   }
 }

@@ -32,37 +32,47 @@ export function parsePathTemplate(source: string): PathTemplate {
   return { source, segments, verb };
 }
 
+/** The segments of a request path ("/v1/orders/x" → ["v1", "orders", "x"]), split once for every template it is matched against. */
+export function splitPath(path: string): string[] {
+  return (path.startsWith("/") ? path.slice(1) : path).split("/");
+}
+
 /**
- * Matches a request path against a template: the variables' values
- * (percent-decoded), or undefined when it does not match.
+ * The path variables (percent-decoded) when the path matches the template,
+ * else undefined. A variable must be a non-empty single segment.
  */
 export function matchPath(template: PathTemplate, path: string): Record<string, string> | undefined {
-  let rest = path.startsWith("/") ? path.slice(1) : path;
-  if (template.verb !== undefined) {
-    const suffix = `:${template.verb}`;
-    if (!rest.endsWith(suffix)) return undefined;
-    rest = rest.slice(0, -suffix.length);
-  }
-  const parts = rest.split("/");
-  if (parts.length !== template.segments.length) return undefined;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < parts.length; i++) {
+  return matchSegments(template, splitPath(path));
+}
+
+/** matchPath over a path already split by splitPath. */
+export function matchSegments(template: PathTemplate, parts: readonly string[]): Record<string, string> | undefined {
+  const count = template.segments.length;
+  if (parts.length !== count) return undefined;
+  let params: Record<string, string> | undefined;
+  for (let i = 0; i < count; i++) {
     const segment = template.segments[i]!;
-    const part = parts[i]!;
+    let part = parts[i]!;
+    if (i === count - 1 && template.verb !== undefined) {
+      if (!part.endsWith(`:${template.verb}`)) return undefined;
+      part = part.slice(0, -template.verb.length - 1);
+    }
     if ("literal" in segment) {
       if (segment.literal !== part) return undefined;
-    } else {
-      if (part === "") return undefined;
-      let value: string;
+      continue;
+    }
+    if (part === "") return undefined;
+    let value = part;
+    if (part.includes("%")) {
       try {
         value = decodeURIComponent(part);
       } catch {
         return undefined;
       }
-      params[segment.variable] = value;
     }
+    (params ??= {})[segment.variable] = value;
   }
-  return params;
+  return params ?? {};
 }
 
 /** The template in OpenAPI's path form: "/v1/orders/{id}:cancel". */

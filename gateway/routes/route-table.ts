@@ -2,7 +2,7 @@ import { getOption, hasOption, type DescMethodUnary, type DescService } from "@b
 import { http } from "../../proto/gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../proto/gen/google/api/http_pb.js";
 import { OrderlyError } from "../../shared/errors/index.js";
-import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
+import { matchSegments, parsePathTemplate, splitPath, type PathTemplate } from "./path-template.js";
 
 /** An HTTP route, derived from one google.api.http binding of an RPC. */
 export interface Route {
@@ -64,8 +64,9 @@ export function routesOf(services: readonly DescService[]): Route[] {
 /** Finds the route of a request. ROUTE_NOT_FOUND when no path matches, METHOD_NOT_ALLOWED when only the method differs. */
 export function resolveRoute(routes: readonly Route[], httpMethod: string, path: string): RouteMatch {
   const allowed: string[] = [];
+  const parts = splitPath(path);
   for (const route of routes) {
-    const params = matchPath(route.template, path);
+    const params = matchSegments(route.template, parts);
     if (params === undefined) continue;
     if (route.httpMethod === httpMethod) return { route, params };
     allowed.push(route.httpMethod);

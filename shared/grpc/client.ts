@@ -1,7 +1,7 @@
 import "../wire/utf8.js";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { SpanKind, trace } from "@opentelemetry/api";
+import { SpanKind, context, trace } from "@opentelemetry/api";
 import { Code, OrderlyError, fromStatus } from "../errors/index.js";
 import { readFileSync } from "node:fs";
 import type { TlsFiles } from "../security/config.js";
@@ -76,7 +76,8 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
     if (options.requestId) metadata.set(metadataKeys.requestId, options.requestId);
     const path = `/${method.parent.typeName}/${method.name}`;
     // A CLIENT span for calls made inside a trace (not for a probe outside any), passed on as traceparent.
-    const span = trace.getActiveSpan() === undefined ? undefined : tracer().startSpan(path.slice(1), { kind: SpanKind.CLIENT });
+    const parent = options.traceContext ?? context.active();
+    const span = trace.getSpan(parent) === undefined ? undefined : tracer().startSpan(path.slice(1), { kind: SpanKind.CLIENT }, parent);
     if (span) {
       metadata.set(metadataKeys.traceparent, traceparentOf(span.spanContext()));
       if (span.isRecording()) span.setAttributes({ "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name });

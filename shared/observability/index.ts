@@ -1,5 +1,5 @@
 export { startTracing, tracer, TRACER_NAME, type Tracing, type TracingOptions } from "./tracing.js";
-export { traceparentOf, activeTraceparent, activeTraceIds, contextFromTraceparent, endSpanWithError, withSpan } from "./trace-context.js";
+export { traceparentOf, activeTraceparent, activeTraceIds, spanIds, contextFromTraceparent, endSpanWithError, withSpan } from "./trace-context.js";
 export { ProcessMetrics, latencyBuckets, registerDependencyMetrics, registerEventMetrics, registerHealthMetric } from "./metrics.js";
 export { RequestWindow, quantileFromBuckets, type RouteSummary } from "./request-window.js";
 export { EventLoopLag } from "./event-loop-lag.js";

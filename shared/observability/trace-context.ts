@@ -30,9 +30,13 @@ export function contextFromTraceparent(traceparent: string | undefined): Context
 /** The trace id and span id of the active span (for log lines), or undefined outside any trace. */
 export function activeTraceIds(): { traceId: string; spanId: string } | undefined {
   const span = trace.getActiveSpan();
-  if (span === undefined) return undefined;
-  const { traceId, spanId } = span.spanContext();
-  return isSpanContextValid(span.spanContext()) ? { traceId, spanId } : undefined;
+  return span === undefined ? undefined : spanIds(span);
+}
+
+/** The trace id and span id of a span (for log lines), or undefined when its context is not valid. */
+export function spanIds(span: Span): { traceId: string; spanId: string } | undefined {
+  const spanContext = span.spanContext();
+  return isSpanContextValid(spanContext) ? { traceId: spanContext.traceId, spanId: spanContext.spanId } : undefined;
 }
 
 /** Ends a span with an error status and the error recorded (for a recording span). */

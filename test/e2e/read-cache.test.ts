@@ -19,6 +19,13 @@ test("the gateway caches order reads, drops them when the order changes, and nev
     return r.headers.get("x-cache") === "hit" ? r : undefined;
   }, "a cached read");
   expect(second.body).toEqual(first.body);
+  // A hit skips transcoding only for the bare path; anything more is checked as the service would check it.
+  const unknown = await system.api("GET", `/v1/orders/${created.body.id}?colour=red`);
+  expect([unknown.status, unknown.body.details?.[0]?.reason]).toEqual([400, "INVALID_FIELD"]);
+  const badVersion = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=-1`);
+  expect(badVersion.status).toBe(400);
+  const stranger = await system.api("GET", `/v1/orders/${created.body.id}`, { as: "bob" });
+  expect([stranger.status, stranger.headers.get("x-cache")]).toEqual([404, null]);
 
   const cancelled = await system.api("POST", `/v1/orders/${created.body.id}:cancel`);
   const after = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${cancelled.body.version}`);
