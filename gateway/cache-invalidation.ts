@@ -1,10 +1,34 @@
-import { fromBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import type { NatsConnection, Subscription } from "nats";
-import { EventSchema } from "../proto/gen/orderly/events/v1/events_pb.js";
+import type { Event } from "../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../shared/config/index.js";
 import { connectNats } from "../shared/events/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import type { ReadCache } from "./read-cache.js";
+
+/** Field numbers of orderly.events.v1.Event the cache needs. */
+const AGGREGATE_ID = 2;
+const AGGREGATE_VERSION = 3;
+
+/**
+ * The aggregate an event changed and its version, read from the event's
+ * wire form with protobuf-es's reader, skipping every other field: the
+ * cache needs two scalars, and decoding the whole event (an order with its
+ * lines, timestamps) for each one cost ~5% of the gateway's CPU under writes.
+ * Throws on bytes that are not a message.
+ */
+export function aggregateOf(bytes: Uint8Array): Pick<Event, "aggregateId"> & { aggregateVersion: number } {
+  const reader = new BinaryReader(bytes);
+  let aggregateId = "";
+  let aggregateVersion = 0;
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === AGGREGATE_ID && wireType === WireType.LengthDelimited) aggregateId = reader.string();
+    else if (field === AGGREGATE_VERSION && wireType === WireType.Varint) aggregateVersion = Number(reader.int64());
+    else reader.skip(wireType, field);
+  }
+  return { aggregateId, aggregateVersion };
+}
 
 /**
  * Listens to every Orderly event (a plain NATS subscription on the stream
@@ -22,8 +46,8 @@ export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Lo
     subscription = nc.subscribe("orderly.>");
     for await (const msg of subscription) {
       try {
-        const event = fromBinary(EventSchema, msg.data);
-        cache.invalidate(event.aggregateId, Number(event.aggregateVersion));
+        const { aggregateId, aggregateVersion } = aggregateOf(msg.data);
+        if (aggregateId !== "") cache.invalidate(aggregateId, aggregateVersion);
       } catch {
         // Not an Orderly event: nothing cached depends on it.
       }

@@ -2,7 +2,7 @@ import { SpanKind } from "@opentelemetry/api";
 import { headers, type JetStreamClient, type PubAck } from "nats";
 import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } from "../observability/trace-context.js";
-import { tracer } from "../observability/tracing.js";
+import { recordsSpans, tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
 
 /** How the relay publishes. */
@@ -77,13 +77,16 @@ export class OutboxRelay {
         "SELECT seq, event_id, subject, payload, create_time, traceparent FROM outbox WHERE published_time IS NULL ORDER BY seq LIMIT ?",
       ),
       mark: db.prepare<[number, number]>("UPDATE outbox SET published_time = ? WHERE seq = ?"),
+      markRange: db.prepare<[number, number, number]>("UPDATE outbox SET published_time = ? WHERE seq BETWEEN ? AND ? AND published_time IS NULL"),
       prune: db.prepare<[number]>("DELETE FROM outbox WHERE published_time IS NOT NULL AND published_time < ?"),
       backlog: db.prepare<[], { n: number; oldest: number | null }>(
         "SELECT count(*) AS n, min(create_time) AS oldest FROM outbox WHERE published_time IS NULL",
       ),
     };
-    this.markPublished = db.transaction((seqs: number[], now: number) => {
-      for (const seq of seqs) this.statements.mark.run(now, seq);
+    this.markPublished = db.transaction((seqs: number[], now: number, wholeBatch: boolean) => {
+      // A batch is the oldest unpublished rows in seq order: when all were acked, one range update marks them.
+      if (wholeBatch) this.statements.markRange.run(now, seqs[0]!, seqs[seqs.length - 1]!);
+      else for (const seq of seqs) this.statements.mark.run(now, seq);
     });
   }
 
@@ -159,7 +162,7 @@ export class OutboxRelay {
       }
     });
     if (acked.length > 0) {
-      this.markPublished(acked, this.clock());
+      this.markPublished(acked, this.clock(), acked.length === rows.length);
       this.counters.published += acked.length;
     }
     if (firstError !== undefined) throw firstError;
@@ -169,11 +172,18 @@ export class OutboxRelay {
   /**
    * Publishes one row. A row written inside a trace is published in a
    * PRODUCER span of that trace, whose context travels in the message's
-   * `traceparent` header to the consumers.
+   * `traceparent` header to the consumers. When the process records no
+   * spans, the row's own traceparent travels instead (same trace, no span
+   * to make per event).
    */
   private publish(row: Row): Promise<PubAck> {
     const options = { msgID: row.event_id, timeout: this.publishTimeoutMs };
     if (row.traceparent === null) return this.options.js.publish(row.subject, row.payload, options);
+    if (!recordsSpans()) {
+      const h = headers();
+      h.set(TRACEPARENT_HEADER, row.traceparent);
+      return this.options.js.publish(row.subject, row.payload, { ...options, headers: h });
+    }
     const parent = contextFromTraceparent(row.traceparent);
     const span = tracer().startSpan(`publish ${row.subject}`, { kind: SpanKind.PRODUCER }, parent);
     if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": row.subject, "messaging.message.id": row.event_id });

@@ -1,4 +1,4 @@
-export { startTracing, tracer, TRACER_NAME, type Tracing, type TracingOptions } from "./tracing.js";
+export { startTracing, tracer, recordsSpans, TRACER_NAME, type Tracing, type TracingOptions } from "./tracing.js";
 export { traceparentOf, activeTraceparent, activeTraceIds, spanIds, contextFromTraceparent, endSpanWithError, withSpan } from "./trace-context.js";
 export { ProcessMetrics, latencyBuckets, registerDependencyMetrics, registerEventMetrics, registerHealthMetric } from "./metrics.js";
 export { RequestWindow, quantileFromBuckets, type RouteSummary } from "./request-window.js";

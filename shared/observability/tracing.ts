@@ -35,6 +35,17 @@ export interface Tracing {
 /** The name of Orderly's tracer (instrumentation scope). */
 export const TRACER_NAME = "orderly";
 
+let recordingProcess = false;
+
+/**
+ * Whether this process records spans (startTracing got an endpoint or a
+ * processor). Hot paths that only pass a trace context on may skip their
+ * own span when nothing would ever see it.
+ */
+export function recordsSpans(): boolean {
+  return recordingProcess;
+}
+
 /** The tracer Orderly's instrumentation uses: the process's provider once startTracing ran, a no-op one before. */
 export function tracer(): Tracer {
   return trace.getTracer(TRACER_NAME);
@@ -59,6 +70,7 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
     processors.push(new BatchSpanProcessor(exporter, { scheduledDelayMillis: options.scheduleDelayMs ?? 5000 }));
   }
   const recording = processors.length > 0;
+  recordingProcess = recording;
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.service }),
     sampler: recording ? new ParentBasedSampler({ root: new AlwaysOnSampler() }) : new AlwaysOffSampler(),
