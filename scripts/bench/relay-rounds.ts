@@ -5,10 +5,10 @@
  * the same store and times the drain from the rows' published_time.
  *
  * Isolated rounds (the ones compared with the ceiling) also stop the
- * inventory and query services before NATS comes back, so that, like the
- * ceiling's publisher, the relay is the only client of its nats-server and
- * nothing else competes for the CPUs; they are started again afterwards and
- * catch up. One last round drains with everything running (the relay in the
+ * inventory and query services and the gateway (whose cache subscribes to
+ * every event) before NATS comes back, so that, like the ceiling's
+ * publisher, the relay is the only client of its nats-server and nothing
+ * else competes for the CPUs; they are started again afterwards and catch up. One last round drains with everything running (the relay in the
  * system: inventory's relay and three consumers at work at the same time).
  *
  * A ceiling round runs scripts/bench/ceilings/js-publish.ts against a
@@ -114,7 +114,7 @@ async function relayRound(
       300_000,
     );
     const backlog = unpublishedAfter(orderDb, before);
-    if (isolated) await Promise.all([system.inventory.stop(), system.query.stop()]);
+    if (isolated) await Promise.all([system.inventory.stop(), system.query.stop(), system.gateway.stop()]);
     await system.nats.restart();
     const natsReadyAt = Date.now();
     const orderPid = system.order.child.pid!;
@@ -127,6 +127,7 @@ async function relayRound(
     if (isolated) {
       await system.restart("inventory");
       await system.restart("query");
+      await system.restart("gateway");
       recordPids(stack);
     }
     await waitReady(system);

@@ -45,9 +45,15 @@ export interface System extends AsyncDisposable {
   /** The proxy between the order service and inventory, when started with `inventoryProxy`. */
   readonly inventoryProxy: TcpProxy | undefined;
   /** The environment the services were started with (to restart one the same way). */
-  readonly env: { common: Record<string, string>; inventory: Record<string, string>; order: Record<string, string>; query: Record<string, string> };
-  /** Starts a stopped service again with its original environment (plus `extraEnv`), replacing it in the system. */
-  restart(name: "inventory" | "order" | "query", extraEnv?: Record<string, string>): Promise<ServiceProcess>;
+  readonly env: {
+    common: Record<string, string>;
+    inventory: Record<string, string>;
+    order: Record<string, string>;
+    query: Record<string, string>;
+    gateway: Record<string, string>;
+  };
+  /** Starts a stopped process again with its original environment and port (plus `extraEnv`), replacing it in the system. */
+  restart(name: "inventory" | "order" | "query" | "gateway", extraEnv?: Record<string, string>): Promise<ServiceProcess>;
   /** Calls the gateway (as the admin unless `as` says otherwise); a body object is sent as JSON. */
   api<T = any>(method: string, path: string, options?: ApiOptions): Promise<ApiResponse<T>>;
 }
@@ -112,7 +118,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       order: { ...orderEnv, ORDER_GRPC_PORT: String(order.port), ORDER_ADMIN_PORT: String(order.adminPort) },
       query: { ...queryEnv, QUERY_GRPC_PORT: String(query.port), QUERY_ADMIN_PORT: String(query.adminPort) },
     };
-    const gateway = await startService("gateway", "gateway/main.ts", {
+    const gatewayEnv = {
       ...common,
       ...processEnv("gateway"),
       GATEWAY_PORT: "0",
@@ -122,10 +128,12 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       ORDER_ADMIN_ADDRESS: `127.0.0.1:${order.adminPort}`,
       INVENTORY_ADMIN_ADDRESS: `127.0.0.1:${inventory.adminPort}`,
       QUERY_ADMIN_ADDRESS: `127.0.0.1:${query.adminPort}`,
-    });
+    };
+    const gateway = await startService("gateway", "gateway/main.ts", gatewayEnv);
     started.set("gateway", gateway);
+    const env = { ...envs, gateway: { ...gatewayEnv, GATEWAY_PORT: String(gateway.port) } };
     const baseUrl = `http://127.0.0.1:${gateway.port}`;
-    const entries = { inventory: "services/inventory/main.ts", order: "services/order/main.ts", query: "services/query/main.ts" };
+    const entries = { inventory: "services/inventory/main.ts", order: "services/order/main.ts", query: "services/query/main.ts", gateway: "gateway/main.ts" };
     const system: System = {
       dataDir,
       tokens,
@@ -140,12 +148,14 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       get query() {
         return started.get("query")!;
       },
-      gateway,
+      get gateway() {
+        return started.get("gateway")!;
+      },
       inventoryProxy: proxy,
-      env: envs,
+      env,
       async restart(name, extraEnv = {}) {
         await started.get(name)?.stop();
-        const process = await startService(name, entries[name], { ...envs[name], ...extraEnv });
+        const process = await startService(name, entries[name], { ...env[name], ...extraEnv });
         started.set(name, process);
         return process;
       },
