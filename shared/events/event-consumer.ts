@@ -75,6 +75,8 @@ export class EventConsumer {
   private consumer: Consumer | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Messages applied and committed, acked together once the messages already delivered are processed. */
+  private readonly unacked: JsMsg[] = [];
   readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, retried: 0, deadLettered: 0 };
 
   constructor(private readonly options: EventConsumerOptions) {
@@ -128,6 +130,21 @@ export class EventConsumer {
     this.stopped = true;
     this.messages?.stop();
     await this.running;
+    this.ackApplied();
+  }
+
+  /**
+   * Acks a message whose effect is committed, with the others processed in
+   * the same turn of the event loop: nats.js writes to its socket once per
+   * turn, so a burst of messages costs one write for its acks, not one each.
+   * A crash before the ack only redelivers what the inbox then skips.
+   */
+  private ackLater(msg: JsMsg): void {
+    if (this.unacked.push(msg) === 1) setImmediate(() => this.ackApplied());
+  }
+
+  private ackApplied(): void {
+    for (const msg of this.unacked.splice(0)) msg.ack();
   }
 
   private async loop(): Promise<void> {
@@ -185,7 +202,7 @@ export class EventConsumer {
       } else {
         this.stats.skippedDuplicates++;
       }
-      msg.ack();
+      this.ackLater(msg);
       return undefined;
     } catch (error) {
       this.fail(msg, event, error);
