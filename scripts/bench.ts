@@ -29,7 +29,7 @@ import { USAGE, parseOptions, type BenchOptions } from "./bench/options.js";
 import { restockBenchSkus, seedStack, startStack, type Stack } from "./bench/orderly.js";
 import { measureRelay } from "./bench/relay-rounds.js";
 import { judgeGoals, markdownReport, summaryTable, type BenchResults } from "./bench/report.js";
-import { RssSampler } from "./bench/rss.js";
+import { RssSampler, type HeapSource } from "./bench/rss.js";
 import { ceilingTargets, readTargets, writeTargets } from "./bench/targets.js";
 
 const log = (line: string) => console.log(line);
@@ -37,7 +37,14 @@ const log = (line: string) => console.log(line);
 const PROFILER_PRELOAD = fileURLToPath(new URL("./bench/cpu-profiler-preload.mjs", import.meta.url));
 
 function watchStack(rss: RssSampler, stack: Stack): void {
-  for (const name of ["gateway", "order", "inventory", "query"] as const) rss.watch(`${stack.name} ${name}`, () => stack.system[name].child.pid);
+  for (const name of ["gateway", "order", "inventory", "query"] as const) {
+    // The gateway serves /metrics on its own port (its default metrics prefixed); the services on their admin port.
+    const heap: HeapSource =
+      name === "gateway"
+        ? { url: () => `${stack.system.baseUrl}/metrics`, metric: "orderly_gateway_nodejs_heap_size_used_bytes" }
+        : { url: () => `http://127.0.0.1:${stack.system[name].adminPort}/metrics`, metric: "nodejs_heap_size_used_bytes" };
+    rss.watch(`${stack.name} ${name}`, () => stack.system[name].child.pid, heap);
+  }
   rss.watch(`${stack.name} nats-server`, () => stack.system.nats.child().pid);
 }
 

@@ -169,11 +169,15 @@ function cpuTable(http: readonly HttpTargetResult[]): string {
 }
 
 function rssTable(series: readonly RssSeries[]): string {
-  const lines = [row(["process", "phase", "RSS at first round end (MB)", "peak", "at last round end", "per round", "bounded"]), row(["---", "---", "---:", "---:", "---:", "---:", "---"])];
+  const lines = [
+    row(["process", "phase", "RSS at first round end (MB)", "peak", "at last round end", "per round", "bounded", "V8 heap floor first → last round (MB)", "heap bounded"]),
+    row(["---", "---", "---:", "---:", "---:", "---:", "---", "---:", "---"]),
+  ];
   for (const s of series) {
     if (s.samples.length === 0 && s.roundEnds.length === 0) continue;
     const v = rssVerdict(s);
-    lines.push(row([s.process, s.phase, fmt(v.first), fmt(v.peak), fmt(v.last), `${v.perRoundMb >= 0 ? "+" : ""}${fmt(v.perRoundMb, 2)} MB`, v.bounded ? "yes" : "**no**"]));
+    const heap = v.heap === undefined ? ["–", "–"] : [`${fmt(v.heap.first)} → ${fmt(v.heap.last)}`, v.heap.bounded ? "yes" : "**no**"];
+    lines.push(row([s.process, s.phase, fmt(v.first), fmt(v.peak), fmt(v.last), `${v.perRoundMb >= 0 ? "+" : ""}${fmt(v.perRoundMb, 2)} MB`, v.bounded ? "yes" : "**no**", ...heap]));
   }
   return lines.join("\n");
 }
@@ -295,7 +299,7 @@ export function markdownReport(results: BenchResults): string {
         cpuTable(results.http),
     );
   }
-  parts.push("## Memory (RSS) under sustained load\n\nSampled every second from /proc/<pid>/status and at the end of every round; bounded = RSS at the last round end ≤ 105% (+5 MB) of RSS at the middle round's end (a plateau over the second half). Three rounds are short: a “no” can be heap warm-up; `--rounds 10 --only writes` soaks longer.\n\n" + rssTable(results.rss));
+  parts.push("## Memory (RSS) under sustained load\n\nSampled every second from /proc/<pid>/status and at the end of every round; bounded = RSS at the last round end ≤ 105% (+5 MB) of RSS at the middle round's end (a plateau over the second half). The V8 heap floor is the lowest heap in use each Node.js process reported on its /metrics (read every 3 s) during a round — close to what survives a garbage collection, so a leak shows as a floor that keeps rising while RSS alone also moves with heap sizing; heap bounded = the lowest floor of the second half of the rounds ≤ 105% (+5 MB) of the lowest of the first half. Three rounds are short: a “no” can be heap warm-up; `--rounds 10 --only writes` soaks longer.\n\n" + rssTable(results.rss));
   for (const p of results.profiles) {
     parts.push(
       `## CPU profile: ${p.service}\n\n${p.summary.busyMs} ms busy of ${p.summary.wallMs} ms profiled (\`${p.summary.file}\`).\n\n` +
