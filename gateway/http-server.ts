@@ -283,7 +283,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // again. Any other request is transcoded and checked first.
     const message = search === "" ? undefined : await transcode(req, route, parts);
     if (message !== undefined) checkRules(route.method.input, message);
-    const hit = deps.cache.store.get(cacheKey, Number(query.get("minVersion")) || 0);
+    const hit = deps.cache.store.get(cacheKey, message === undefined ? 0 : minVersionOf(message));
     if (hit !== undefined) {
       res.setHeader("x-cache", "hit");
       return sendRaw(res, 200, hit);
@@ -435,4 +435,10 @@ export function clientErrorResponse(error: NodeJS.ErrnoException, maxHeaderBytes
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\nconnection: close\r\n\r\n${body}`
   );
+}
+
+/** The version a cached read must have reached: the request's `min_version`, however the query spelled it (minVersion or min_version). */
+function minVersionOf(message: Message): number {
+  const version = (message as { minVersion?: bigint }).minVersion;
+  return version === undefined ? 0 : Number(version);
 }
