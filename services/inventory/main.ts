@@ -57,10 +57,11 @@ runMain(logger, async () => {
     async close() {
       ready = false;
       await server.close();
+      // The admin port (readiness, metrics) goes before the database its metrics read.
+      await admin.close();
       expiry.close();
       await events.close();
       db.close();
-      await admin.close();
       await tracing.shutdown();
     },
   };

@@ -94,11 +94,12 @@ runMain(logger, async () => {
       ready = false;
       clearInterval(pruneTimer);
       await server.close();
+      // The admin port (readiness, metrics) goes before the database its metrics read.
+      await admin.close();
       await recovery.close();
       await events.close();
       inventoryConnection.close();
       db.close();
-      await admin.close();
       await tracing.shutdown();
     },
   };
