@@ -77,6 +77,7 @@ export class EventConsumer {
   private stopped = false;
   /** Messages applied and committed, acked together once the messages already delivered are processed. */
   private readonly unacked: JsMsg[] = [];
+  private lagRead: { at: number; lag: Promise<ConsumerLag | undefined> } | undefined;
   readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, retried: 0, deadLettered: 0 };
 
   constructor(private readonly options: EventConsumerOptions) {
@@ -108,8 +109,18 @@ export class EventConsumer {
     return this.options.durable;
   }
 
-  /** Its backlog and redeliveries, asked of JetStream; undefined while it is not connected. */
-  async lag(): Promise<ConsumerLag | undefined> {
+  /**
+   * Its backlog and redeliveries, asked of JetStream; undefined while it is
+   * not connected. One request answers every caller for a second: a scrape
+   * reads three gauges from it, and the status report reads it again.
+   */
+  lag(): Promise<ConsumerLag | undefined> {
+    const now = this.clock();
+    if (this.lagRead === undefined || now - this.lagRead.at >= 1000) this.lagRead = { at: now, lag: this.readLag() };
+    return this.lagRead.lag;
+  }
+
+  private async readLag(): Promise<ConsumerLag | undefined> {
     if (this.consumer === undefined) return undefined;
     const info = await this.consumer.info();
     return { pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered };
