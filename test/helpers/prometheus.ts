@@ -38,10 +38,11 @@ export function parsePrometheus(text: string): Sample[] {
   return samples;
 }
 
-/** The value of the sample with this name whose labels include `labels` (0 when there is none). */
+/** The value of the sample with this name whose labels include `labels`; throws when there is none, so a missing metric fails a test. */
 export function sampleValue(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number {
   const found = samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  return found?.value ?? 0;
+  if (found === undefined) throw new Error(`no sample ${name}${JSON.stringify(labels)}`);
+  return found.value;
 }
 
 /** Fetches and parses a /metrics endpoint. */
