@@ -1,14 +1,14 @@
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import type { NatsConnection, Subscription } from "nats";
-import type { Event } from "../proto/gen/orderly/events/v1/events_pb.js";
+import { EventSchema, type Event } from "../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../shared/config/index.js";
 import { connectNats } from "../shared/events/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import type { ReadCache } from "./read-cache.js";
 
-/** Field numbers of orderly.events.v1.Event the cache needs. */
-const AGGREGATE_ID = 2;
-const AGGREGATE_VERSION = 3;
+/** Field numbers of orderly.events.v1.Event the cache needs, from its descriptor. */
+const AGGREGATE_ID = EventSchema.field.aggregateId.number;
+const AGGREGATE_VERSION = EventSchema.field.aggregateVersion.number;
 
 /**
  * The aggregate an event changed and its version, read from the event's
