@@ -7,7 +7,7 @@ import {
   type HealthCheckRequest,
 } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { OrderlyError } from "../errors/index.js";
-import { grpcServiceDefinition, type StreamingRegistration } from "./server.js";
+import { grpcServiceDefinition, toServiceError, type StreamingRegistration } from "./server.js";
 
 /** Serving status of grpc.health.v1. */
 export const ServingStatus = HealthCheckResponse_ServingStatus;
@@ -91,14 +91,13 @@ export function healthService(serviceNames: readonly string[], state: HealthStat
     Check(call: grpc.ServerUnaryCall<HealthCheckRequest, unknown>, callback: grpc.sendUnaryData<unknown>) {
       const response = statusFor(call.request, names, state.serving());
       if (response) callback(null, response);
-      else callback({ code: grpc.status.NOT_FOUND, details: new OrderlyError("ROUTE_NOT_FOUND", `unknown service "${call.request.service}"`).message });
+      else callback(toServiceError(new OrderlyError("ROUTE_NOT_FOUND", `unknown service "${call.request.service}"`)));
     },
     Watch(call: grpc.ServerWritableStream<HealthCheckRequest, unknown>) {
-      if (!names.includes(call.request.service) && call.request.service !== "") {
-        call.write(create(HealthCheckResponseSchema, { status: ServingStatus.SERVICE_UNKNOWN }));
-        return;
-      }
-      const stop = state.watch((serving) => call.write(statusFor(call.request, names, serving)));
+      // An unknown service's stream stays open (it may become known, says the protocol) and ends with the server like the others.
+      const known = call.request.service === "" || names.includes(call.request.service);
+      if (!known) call.write(create(HealthCheckResponseSchema, { status: ServingStatus.SERVICE_UNKNOWN }));
+      const stop = known ? state.watch((serving) => call.write(statusFor(call.request, names, serving))) : () => {};
       const end = () => {
         stop();
         watching.delete(end);

@@ -17,9 +17,10 @@ function genericClient(address: string): grpc.Client {
   return new grpc.Client(address, grpc.credentials.createInsecure());
 }
 
-/** Streams grpc.health.v1.Health/Watch of a service; `statuses` fills with each status name received. */
+/** Streams grpc.health.v1.Health/Watch of a service; `statuses` fills with each status name received, `end` with how the stream ended. */
 function watchHealth(client: grpc.Client, service: string) {
   const statuses: string[] = [];
+  const end: { code?: grpc.status } = {};
   const names = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
   // HealthCheckRequest{service} and HealthCheckResponse{status} by hand: field 1, a string and an enum.
   const request = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]);
@@ -31,7 +32,8 @@ function watchHealth(client: grpc.Client, service: string) {
   );
   call.on("data", (status: number) => statuses.push(names[status] ?? String(status)));
   call.on("error", () => {});
-  return { statuses, cancel: () => call.cancel() };
+  call.on("status", (status: grpc.StatusObject) => (end.code = status.code));
+  return { statuses, end, cancel: () => call.cancel() };
 }
 
 /** Asks the reflection service one question over a bidi stream, in the reflection protocol's own messages. */
@@ -71,6 +73,18 @@ test("grpc.health.v1 reports SERVING, then NOT_SERVING while NATS is down, then 
   await system.nats.restart();
   await waitFor(() => watch.statuses.at(-1) === "SERVING", "SERVING again once NATS is back", 30_000);
   expect(watch.statuses).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
+
+  // An unknown service: Check says NOT_FOUND, Watch says SERVICE_UNKNOWN and stays open until the server closes, which ends it.
+  const check = await new Promise<grpc.ServiceError | undefined>((resolve) =>
+    client.makeUnaryRequest("/grpc.health.v1.Health/Check", (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 2, 0x6e, 0x6f]), (error) => resolve(error ?? undefined)),
+  );
+  expect(check?.code).toBe(grpc.status.NOT_FOUND);
+  const unknown = watchHealth(client, "no.such.Service");
+  using _unknown = { [Symbol.dispose]: () => unknown.cancel() };
+  await waitFor(() => unknown.statuses.length > 0, "an answer for an unknown service");
+  await system.query.stop("SIGTERM");
+  expect([watch.statuses.at(-1), watch.end.code]).toEqual(["NOT_SERVING", grpc.status.OK]);
+  expect([unknown.statuses, unknown.end.code]).toEqual([["SERVICE_UNKNOWN", "NOT_SERVING"], grpc.status.OK]);
 });
 
 test("a generic client lists the services by reflection and calls one with only the reflected descriptors", async () => {
