@@ -1,4 +1,4 @@
-import type { ProcessStatus } from "../shared/observability/index.js";
+import { readAtMost, type ProcessStatus } from "../shared/observability/index.js";
 
 /** One process as the status page shows it. */
 export interface ProcessEntry {
@@ -48,7 +48,8 @@ export function systemStatus(deps: {
   timeoutMs?: number;
 }): () => Promise<SystemStatus> {
   const timeoutMs = deps.timeoutMs ?? 1000;
-  return async () => {
+  // /status.json is open to anyone and asks every service: one report a second answers every caller.
+  return readAtMost(1000, async () => {
     const [self, readiness, reports] = await Promise.all([
       deps.self(),
       deps.readiness(),
@@ -71,5 +72,5 @@ export function systemStatus(deps: {
       }),
     ];
     return { time: new Date().toISOString(), healthy: processes.every((p) => p.healthy), processes };
-  };
+  });
 }

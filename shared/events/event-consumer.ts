@@ -4,6 +4,7 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "nats";
 import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, withSpan } from "../observability/trace-context.js";
+import { readAtMost } from "../observability/read-at-most.js";
 import { tracer } from "../observability/tracing.js";
 import { untimed, type Db, type TransactionTimer } from "../sqlite/index.js";
 import { TRACEPARENT_HEADER } from "./outbox-relay.js";
@@ -77,7 +78,6 @@ export class EventConsumer {
   private stopped = false;
   /** Messages applied and committed, acked together once the messages already delivered are processed. */
   private readonly unacked: JsMsg[] = [];
-  private lagRead: { at: number; lag: Promise<ConsumerLag | undefined> } | undefined;
   readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, retried: 0, deadLettered: 0 };
 
   constructor(private readonly options: EventConsumerOptions) {
@@ -114,11 +114,7 @@ export class EventConsumer {
    * not connected. One request answers every caller for a second: a scrape
    * reads three gauges from it, and the status report reads it again.
    */
-  lag(): Promise<ConsumerLag | undefined> {
-    const now = this.clock();
-    if (this.lagRead === undefined || now - this.lagRead.at >= 1000) this.lagRead = { at: now, lag: this.readLag() };
-    return this.lagRead.lag;
-  }
+  readonly lag: () => Promise<ConsumerLag | undefined> = readAtMost(1000, () => this.readLag());
 
   private async readLag(): Promise<ConsumerLag | undefined> {
     if (this.consumer === undefined) return undefined;

@@ -2,6 +2,7 @@ import { SpanKind } from "@opentelemetry/api";
 import { headers, type JetStreamClient, type PubAck } from "nats";
 import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } from "../observability/trace-context.js";
+import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
 
@@ -63,7 +64,8 @@ export class OutboxRelay {
   private stopped = false;
   private lastPrune = 0;
   private readonly counters = { published: 0, duplicates: 0, failures: 0 };
-  private backlog: { n: number; oldest: number | null; at: number } | undefined;
+  /** The backlog is a COUNT over the outbox: read at most once a second, however many metrics and status reports ask. */
+  private readonly backlog: () => { n: number; oldest: number | null };
 
   constructor(private readonly options: OutboxRelayOptions) {
     const { db } = options;
@@ -83,6 +85,7 @@ export class OutboxRelay {
         "SELECT count(*) AS n, min(create_time) AS oldest FROM outbox WHERE published_time IS NULL",
       ),
     };
+    this.backlog = readAtMost(1000, () => this.statements.backlog.get()!, this.clock);
     this.markPublished = db.transaction((seqs: number[], now: number, wholeBatch: boolean) => {
       // A batch is the oldest unpublished rows in seq order: when all were acked, one range update marks them.
       if (wholeBatch) this.statements.markRange.run(now, seqs[0]!, seqs[seqs.length - 1]!);
@@ -103,9 +106,7 @@ export class OutboxRelay {
   /** Counters and the current backlog. */
   stats(): OutboxStats {
     const now = this.clock();
-    // The backlog is a COUNT over the outbox: read at most once a second, however many metrics and status reports ask.
-    if (this.backlog === undefined || now - this.backlog.at >= 1000) this.backlog = { ...this.statements.backlog.get()!, at: now };
-    const { backlog } = this;
+    const backlog = this.backlog();
     return {
       ...this.counters,
       backlog: backlog.n,

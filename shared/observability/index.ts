@@ -7,3 +7,4 @@ export { dependencyStatuses, eventStatuses, type ProcessStatus, type DependencyS
 export { statusReporter, type StatusSources } from "./status-reporter.js";
 export { startAdminServer, type AdminServer, type AdminServerOptions } from "./admin-server.js";
 export { startServiceAdmin, type ServiceAdminOptions } from "./service-admin.js";
+export { readAtMost } from "./read-at-most.js";
