@@ -1,8 +1,9 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../scripts/local-run.js";
 import { isRunning, ROOT, waitFor } from "../helpers/processes.js";
@@ -180,8 +181,9 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
 
       // The commands the banner prints work when pasted into a shell.
       const pasted = bannerCommands(run.output());
-      const shell = execFileSync("bash", ["-c", `set -euo pipefail\n${pasted}`], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-      expect(shell).toContain('"status":"ORDER_STATUS_CANCELLED"');
+      // Asynchronously, so the system's log pipes keep draining while the shell runs; bounded, so a hung curl fails the test.
+      const shell = await promisify(execFile)("bash", ["-c", `set -euo pipefail\n${pasted}`], { encoding: "utf8", timeout: 60_000 });
+      expect(shell.stdout).toContain('"status":"ORDER_STATUS_CANCELLED"');
 
       const list = await api(baseUrl, "GET", "/v1/inventory", { headers: admin });
       expect(list.status).toBe(200);
