@@ -92,6 +92,7 @@ export async function measureHttpRounds(
   }
   for (let round = 1; round <= settings.rounds; round++) {
     const order = round % 2 === 1 ? targets : [...targets].reverse();
+    rss.roundStarted();
     for (const t of order) {
       const meter = meters.get(t.id)!;
       meter.start();

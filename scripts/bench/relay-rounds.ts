@@ -154,6 +154,7 @@ export async function measureRelay(
   const rounds: RelayRound[] = [];
   for (let round = 1; round <= settings.rounds; round++) {
     const ceilingFirst = round % 2 === 0;
+    rss.roundStarted();
     let ceiling: PublishRun | undefined;
     let batchedPublish: PublishRun | undefined;
     const runCeiling = async () => {
@@ -170,6 +171,7 @@ export async function measureRelay(
         `  ceiling ${Math.round(ceiling!.msgsPerSec)} msgs/s, batched ${Math.round(batchedPublish!.msgsPerSec)} msgs/s`,
     );
   }
+  rss.roundStarted();
   const inSystem = { round: rounds.length + 1, ...(await relayRound(stack, loader, createOrder, settings.orders, false)) };
   rss.roundEnded();
   settings.log(

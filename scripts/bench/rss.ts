@@ -45,6 +45,8 @@ export class RssSampler implements Disposable {
   private readonly series = new Map<string, RssSeries>();
   /** Per process: the lowest heap in use read since the last round end. */
   private readonly heapLow = new Map<string, number>();
+  /** Changes at every round start and end: a heap reading answered after it belongs to no round. */
+  private readings = 0;
   private phase = "idle";
   private readonly timer: NodeJS.Timeout;
   private readonly heapTimer: NodeJS.Timeout;
@@ -66,8 +68,15 @@ export class RssSampler implements Disposable {
     this.phase = phase;
   }
 
+  /** A measured round starts: heap readings from before it (warm-up, the previous round's last scrape) do not count. */
+  roundStarted(): void {
+    this.readings++;
+    this.heapLow.clear();
+  }
+
   /** Records every process's RSS as the end of a round of the current phase. */
   roundEnded(): void {
+    this.readings++;
     for (const w of this.watched) {
       const pid = w.pid();
       const mb = pid === undefined ? undefined : rssMb(pid);
@@ -100,6 +109,7 @@ export class RssSampler implements Disposable {
 
   private async sampleHeaps(): Promise<void> {
     if (this.phase === "idle") return;
+    const readings = this.readings;
     await Promise.all(
       this.watched.map(async (w) => {
         const url = w.heap?.url();
@@ -107,7 +117,7 @@ export class RssSampler implements Disposable {
         try {
           const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
           const mb = metricMb(await response.text(), w.heap.metric);
-          if (mb !== undefined) this.heapLow.set(w.name, Math.min(this.heapLow.get(w.name) ?? Infinity, mb));
+          if (mb !== undefined && readings === this.readings) this.heapLow.set(w.name, Math.min(this.heapLow.get(w.name) ?? Infinity, mb));
         } catch {
           // Restarting or stopped (relay rounds stop some services): no reading this time.
         }
