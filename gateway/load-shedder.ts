@@ -1,5 +1,5 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { OrderlyError } from "../shared/errors/index.js";
+import { EventLoopLag } from "../shared/observability/index.js";
 
 /** When the gateway refuses new work. */
 export interface LoadSheddingOptions {
@@ -20,17 +20,14 @@ export class LoadShedder {
   private inFlight = 0;
   private lagMs = 0;
   private lagging = false;
-  private readonly histogram: IntervalHistogram;
+  private readonly lag = new EventLoopLag();
   private readonly timer: NodeJS.Timeout;
   readonly stats = { shedInFlight: 0, shedLag: 0 };
 
   constructor(private readonly options: LoadSheddingOptions) {
-    this.histogram = monitorEventLoopDelay({ resolution: 10 });
-    this.histogram.enable();
     this.timer = setInterval(() => {
       const previous = this.lagMs;
-      this.lagMs = this.histogram.percentile(99) / 1e6;
-      this.histogram.reset();
+      this.lagMs = this.lag.read();
       // One slow window is a burst being parsed; two in a row is a saturated loop.
       this.lagging = previous > options.maxEventLoopLagMs && this.lagMs > options.maxEventLoopLagMs;
     }, options.windowMs ?? 500);
@@ -70,6 +67,6 @@ export class LoadShedder {
   /** Stops sampling. */
   close(): void {
     clearInterval(this.timer);
-    this.histogram.disable();
+    this.lag.close();
   }
 }
