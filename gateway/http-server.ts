@@ -130,7 +130,7 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer>
 }
 
 /** Whether JSON text nests objects and arrays deeper than `max` (checked before parsing, in one pass). */
-export function jsonDeeperThan(text: string, max: number): boolean {
+function jsonDeeperThan(text: string, max: number): boolean {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {

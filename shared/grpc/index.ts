@@ -3,13 +3,12 @@ export {
   registration,
   grpcServiceDefinition,
   toServiceError,
-  serverCredentials,
   type RunningServer,
   type ServiceRegistration,
   type StreamingRegistration,
   type GrpcServerOptions,
 } from "./server.js";
-export { connect, callUnary, createClient, fromServiceError, channelCredentials, type Connection, type ConnectOptions } from "./client.js";
+export { connect, callUnary, createClient, fromServiceError, type Connection, type ConnectOptions } from "./client.js";
 export { healthService, HealthState, ServingStatus, type HealthChecks } from "./health.js";
 export { reflectionServices } from "./reflection.js";
 export { chain, traceCalls, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";

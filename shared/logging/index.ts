@@ -1,1 +1,1 @@
-export { createLogger, silentLogger, redactedPaths, type Logger } from "./logger.js";
+export { createLogger, silentLogger, type Logger } from "./logger.js";
