@@ -6,6 +6,7 @@
  */
 import Database from "better-sqlite3";
 import { join } from "node:path";
+import { unpublishedRows } from "../../shared/events/index.js";
 import { percentiles } from "./stats.js";
 
 /** A read-only connection to one of a data directory's databases. */
@@ -22,7 +23,7 @@ export function outboxHighWater(orderDb: Database.Database): number {
 
 /** Unpublished outbox rows after a sequence number. */
 export function unpublishedAfter(orderDb: Database.Database, seq: number): number {
-  return (orderDb.prepare("SELECT count(*) AS n FROM outbox WHERE seq > ? AND published_time IS NULL").get(seq) as { n: number }).n;
+  return unpublishedRows(orderDb, seq);
 }
 
 /** The mean outbox payload size (bytes) of the latest rows. */
@@ -34,29 +35,31 @@ export function meanPayloadBytes(orderDb: Database.Database): number {
 /** How fast a backlog of outbox rows was published. */
 export interface DrainMeasurement {
   events: number;
-  /** Distinct mark times (≈ batches of the relay). */
+  /** Batches the relay recorded. */
   batches: number;
   /** Events per second between the first and the last batch marked (excludes reconnecting). */
   eventsPerSec: number;
-  /** From NATS being ready again to the last row marked published (ms): includes the relay's reconnect and back-off. */
+  /** From NATS being ready again to the last batch recorded (ms): includes the relay's reconnect and back-off. */
   drainMs: number;
 }
 
 /**
- * The drain rate of the rows after `afterSeq`, from their published_time:
- * rows marked at the first mark time are the first batch, so the rate is
- * (rows after the first batch) / (last mark − first mark).
+ * The drain rate of the rows after `afterSeq`, from the relay's record of
+ * its batches (outbox_batches): the rate is (rows after the first batch) /
+ * (last batch's time − first batch's time).
  */
 export function drainRate(orderDb: Database.Database, afterSeq: number, natsReadyAt: number): DrainMeasurement {
-  const times = (orderDb.prepare("SELECT published_time AS t FROM outbox WHERE seq > ? ORDER BY published_time").all(afterSeq) as { t: number }[]).map((r) => r.t);
-  const first = times[0] ?? NaN;
-  const last = times.at(-1) ?? NaN;
-  const firstBatch = times.filter((t) => t === first).length;
+  const batches = orderDb
+    .prepare("SELECT events, publish_time AS t FROM outbox_batches WHERE through_seq > ? ORDER BY through_seq")
+    .all(afterSeq) as { events: number; t: number }[];
+  const events = batches.reduce((sum, b) => sum + b.events, 0);
+  const first = batches[0];
+  const last = batches.at(-1);
   return {
-    events: times.length,
-    batches: new Set(times).size,
-    eventsPerSec: last > first ? ((times.length - firstBatch) / (last - first)) * 1000 : NaN,
-    drainMs: last - natsReadyAt,
+    events,
+    batches: batches.length,
+    eventsPerSec: first && last && last.t > first.t ? ((events - first.events) / (last.t - first.t)) * 1000 : NaN,
+    drainMs: (last?.t ?? NaN) - natsReadyAt,
   };
 }
 

@@ -2,7 +2,7 @@
  * The outbox relay against the JetStream ceiling, interleaved. A relay round
  * stops the stack's nats-server, creates orders (their events pile up in the
  * order service's outbox: writes never wait for NATS), starts NATS again on
- * the same store and times the drain from the rows' published_time.
+ * the same store and times the drain from the relay's record of its batches.
  *
  * Isolated rounds (the ones compared with the ceiling) also stop the
  * inventory and query services and the gateway (whose cache subscribes to

@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxTraceMigration } from "../../shared/events/index.js";
+import { inboxMigration, outboxMigration, outboxProgressMigration, outboxTraceMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The inventory database schema, in order. Stock levels can never go negative (CHECK constraints). */
@@ -46,4 +46,5 @@ export const inventoryMigrations: readonly Migration[] = [
   CREATE INDEX reservations_unconfirmed ON reservations (create_time) WHERE state = 1 AND order_confirmed = 0;
   `,
   outboxTraceMigration,
+  outboxProgressMigration,
 ];

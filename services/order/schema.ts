@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxTraceMigration } from "../../shared/events/index.js";
+import { inboxMigration, outboxMigration, outboxProgressMigration, outboxTraceMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The order database schema, in order. */
@@ -42,4 +42,5 @@ export const orderMigrations: readonly Migration[] = [
   outboxMigration,
   inboxMigration,
   outboxTraceMigration,
+  outboxProgressMigration,
 ];

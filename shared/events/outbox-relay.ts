@@ -1,15 +1,17 @@
 import { SpanKind } from "@opentelemetry/api";
-import { headers, type JetStreamClient, type PubAck } from "nats";
+import type { NatsConnection, PubAck } from "nats";
 import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } from "../observability/trace-context.js";
 import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
+import { JetStreamPublisher } from "./jetstream-publisher.js";
+import { PUBLISHED_THROUGH_SQL } from "./schema.js";
 
 /** How the relay publishes. */
 export interface OutboxRelayOptions {
   db: Db;
-  js: JetStreamClient;
+  nc: NatsConnection;
   logger: Logger;
   /** Events published concurrently (pipelined on one connection, so in order). */
   batchSize?: number;
@@ -40,23 +42,27 @@ interface Row {
   traceparent: string | null;
 }
 
+/** Rows deleted per statement when pruning, so a large prune does not hold the database (or the event loop) long. */
+const PRUNE_CHUNK = 1000;
+const PRUNE_CHUNKS_PER_PASS = 20;
+
 /** The NATS header carrying the W3C trace context of the publish span. */
 export const TRACEPARENT_HEADER = "traceparent";
 
 /**
  * Publishes outbox rows to JetStream, oldest first, with the event id as
- * Nats-Msg-Id, many in flight on one connection (which keeps per-aggregate
- * order), marking each row published when its PubAck arrives. After a crash
- * it resumes from the unpublished rows; a row published but not marked is
- * published again and JetStream drops it as a duplicate. While NATS is down
- * it backs off and retries; writers never wait for it.
+ * Nats-Msg-Id, a batch in flight at a time on one connection (which keeps
+ * per-aggregate order), recording how far it got once the batch's PubAcks
+ * are in (outbox_batches). After a crash it resumes after the last batch
+ * recorded; a row published but not recorded is published again and
+ * JetStream drops it as a duplicate. While NATS is down it backs off and
+ * retries; writers never wait for it.
  */
 export class OutboxRelay {
   private readonly statements;
-  private readonly markPublished;
   private readonly batchSize: number;
   private readonly pollMs: number;
-  private readonly publishTimeoutMs: number;
+  private readonly publisher: JetStreamPublisher;
   private readonly retentionMs: number;
   private readonly clock: () => number;
   private wake: (() => void) | undefined;
@@ -64,6 +70,8 @@ export class OutboxRelay {
   private stopped = false;
   private lastPrune = 0;
   private readonly counters = { published: 0, duplicates: 0, failures: 0 };
+  /** The highest seq published: every row up to it is (rows after it may be too, and are then published again). */
+  private publishedThrough: number;
   /** The backlog is a COUNT over the outbox: read at most once a second, however many metrics and status reports ask. */
   private readonly backlog: () => { n: number; oldest: number | null };
 
@@ -71,26 +79,22 @@ export class OutboxRelay {
     const { db } = options;
     this.batchSize = options.batchSize ?? 256;
     this.pollMs = options.pollMs ?? 200;
-    this.publishTimeoutMs = options.publishTimeoutMs ?? 5000;
+    this.publisher = new JetStreamPublisher(options.nc, options.publishTimeoutMs ?? 5000);
     this.retentionMs = options.retentionMs ?? 60 * 60 * 1000;
     this.clock = options.clock ?? Date.now;
     this.statements = {
-      unpublished: db.prepare<[number], Row>(
-        "SELECT seq, event_id, subject, payload, create_time, traceparent FROM outbox WHERE published_time IS NULL ORDER BY seq LIMIT ?",
-      ),
-      mark: db.prepare<[number, number]>("UPDATE outbox SET published_time = ? WHERE seq = ?"),
-      markRange: db.prepare<[number, number, number]>("UPDATE outbox SET published_time = ? WHERE seq BETWEEN ? AND ? AND published_time IS NULL"),
-      prune: db.prepare<[number]>("DELETE FROM outbox WHERE published_time IS NOT NULL AND published_time < ?"),
-      backlog: db.prepare<[], { n: number; oldest: number | null }>(
-        "SELECT count(*) AS n, min(create_time) AS oldest FROM outbox WHERE published_time IS NULL",
+      unpublished: db.prepare<[number, number], Row>("SELECT seq, event_id, subject, payload, create_time, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
+      published: db.prepare(PUBLISHED_THROUGH_SQL).pluck(),
+      recordBatch: db.prepare<[number, number, number]>("INSERT INTO outbox_batches (through_seq, events, publish_time) VALUES (?, ?, ?)"),
+      // Published rows in seq order, a chunk at a time: rows are appended in time order, so the old ones come first.
+      prune: db.prepare<[number, number, number]>("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE seq <= ? ORDER BY seq LIMIT ?) AND create_time < ?"),
+      pruneBatches: db.prepare<[number, number]>("DELETE FROM outbox_batches WHERE through_seq < ? AND publish_time < ?"),
+      backlog: db.prepare<[number, number], { n: number; oldest: number | null }>(
+        "SELECT count(*) AS n, (SELECT create_time FROM outbox WHERE seq > ? ORDER BY seq LIMIT 1) AS oldest FROM outbox WHERE seq > ?",
       ),
     };
-    this.backlog = readAtMost(1000, () => this.statements.backlog.get()!, this.clock);
-    this.markPublished = db.transaction((seqs: number[], now: number, wholeBatch: boolean) => {
-      // A batch is the oldest unpublished rows in seq order: when all were acked, one range update marks them.
-      if (wholeBatch) this.statements.markRange.run(now, seqs[0]!, seqs[seqs.length - 1]!);
-      else for (const seq of seqs) this.statements.mark.run(now, seq);
-    });
+    this.publishedThrough = this.statements.published.get() as number;
+    this.backlog = readAtMost(1000, () => this.statements.backlog.get(this.publishedThrough, this.publishedThrough)!, this.clock);
   }
 
   /** Starts publishing in the background. */
@@ -114,11 +118,12 @@ export class OutboxRelay {
     };
   }
 
-  /** Stops after the batch in flight (its acked rows are marked; the rest stay for the next start). */
+  /** Stops after the batch in flight (what it published is recorded; the rest stays for the next start). */
   async close(): Promise<void> {
     this.stopped = true;
     this.wake?.();
     await this.running;
+    this.publisher.close();
   }
 
   private async loop(): Promise<void> {
@@ -147,24 +152,27 @@ export class OutboxRelay {
     }
   }
 
-  /** Publishes one batch; true when it published anything. Throws when any publish failed (after marking the rest). */
+  /** Publishes one batch; true when it published anything. Throws when any publish failed (after recording what went before it). */
   private async publishBatch(): Promise<boolean> {
-    const rows = this.statements.unpublished.all(this.batchSize);
+    const rows = this.statements.unpublished.all(this.publishedThrough, this.batchSize);
     if (rows.length === 0) return false;
     const results = await Promise.allSettled(rows.map((row) => this.publish(row)));
-    const acked: number[] = [];
+    // Progress is the run of acked rows from the start of the batch; acked rows after a failure are published again next time (JetStream drops them as duplicates).
+    let through = 0;
     let firstError: unknown;
-    results.forEach((result, i) => {
+    for (const result of results) {
       if (result.status === "fulfilled") {
-        acked.push(rows[i]!.seq);
+        this.counters.published++;
         if (result.value.duplicate) this.counters.duplicates++;
+        if (firstError === undefined) through++;
       } else {
         firstError ??= result.reason;
       }
-    });
-    if (acked.length > 0) {
-      this.markPublished(acked, this.clock(), acked.length === rows.length);
-      this.counters.published += acked.length;
+    }
+    if (through > 0) {
+      const seq = rows[through - 1]!.seq;
+      this.statements.recordBatch.run(seq, through, this.clock());
+      this.publishedThrough = seq;
     }
     if (firstError !== undefined) throw firstError;
     return true;
@@ -178,19 +186,13 @@ export class OutboxRelay {
    * to make per event).
    */
   private publish(row: Row): Promise<PubAck> {
-    const options = { msgID: row.event_id, timeout: this.publishTimeoutMs };
-    if (row.traceparent === null) return this.options.js.publish(row.subject, row.payload, options);
-    if (!recordsSpans()) {
-      const h = headers();
-      h.set(TRACEPARENT_HEADER, row.traceparent);
-      return this.options.js.publish(row.subject, row.payload, { ...options, headers: h });
-    }
+    const message = { subject: row.subject, payload: row.payload, msgID: row.event_id };
+    if (row.traceparent === null) return this.publisher.publish(message);
+    if (!recordsSpans()) return this.publisher.publish({ ...message, headers: { [TRACEPARENT_HEADER]: row.traceparent } });
     const parent = contextFromTraceparent(row.traceparent);
     const span = tracer().startSpan(`publish ${row.subject}`, { kind: SpanKind.PRODUCER }, parent);
     if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": row.subject, "messaging.message.id": row.event_id });
-    const h = headers();
-    h.set(TRACEPARENT_HEADER, traceparentOf(span.spanContext()));
-    return this.options.js.publish(row.subject, row.payload, { ...options, headers: h }).then(
+    return this.publisher.publish({ ...message, headers: { [TRACEPARENT_HEADER]: traceparentOf(span.spanContext()) } }).then(
       (ack) => {
         if (this.options.logger.isLevelEnabled("debug")) {
           withSpan(span, () => this.options.logger.debug({ eventId: row.event_id, subject: row.subject, streamSeq: ack.seq }, "event published"), parent);
@@ -208,8 +210,16 @@ export class OutboxRelay {
   private pruneNow(): void {
     const now = this.clock();
     if (now - this.lastPrune < 60_000) return;
-    this.lastPrune = now;
-    const pruned = this.statements.prune.run(now - this.retentionMs).changes;
+    const cutoff = now - this.retentionMs;
+    let pruned = 0;
+    let changes = PRUNE_CHUNK;
+    for (let chunk = 0; chunk < PRUNE_CHUNKS_PER_PASS && changes === PRUNE_CHUNK; chunk++) {
+      changes = this.statements.prune.run(this.publishedThrough, PRUNE_CHUNK, cutoff).changes;
+      pruned += changes;
+    }
+    // More left than one pass takes: go on after the next batch instead of in a minute.
+    if (changes < PRUNE_CHUNK) this.lastPrune = now;
+    this.statements.pruneBatches.run(this.publishedThrough, cutoff);
     if (pruned > 0) this.options.logger.debug({ pruned }, "pruned published outbox rows");
   }
 }

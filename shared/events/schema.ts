@@ -1,4 +1,4 @@
-import type { Migration } from "../sqlite/index.js";
+import type { Db, Migration } from "../sqlite/index.js";
 
 /** The outbox table: events written in the same transaction as the change they describe. */
 export const outboxMigration: Migration = `
@@ -41,3 +41,32 @@ export const inboxMigration: Migration = `
 export const outboxTraceMigration: Migration = `
   ALTER TABLE outbox ADD COLUMN traceparent TEXT;
 `;
+
+/**
+ * The relay records how far it has published — one row per batch (the
+ * highest seq it covers, how many rows, when) — instead of marking every
+ * row: marking rewrote each row with its payload and moved it between two
+ * indexes, which cost the relay more than publishing did. Rows after the
+ * latest through_seq are unpublished; published rows are pruned by age.
+ */
+export const outboxProgressMigration: Migration = `
+  CREATE TABLE outbox_batches (
+    through_seq  INTEGER PRIMARY KEY,
+    events       INTEGER NOT NULL,
+    publish_time INTEGER NOT NULL
+  );
+  INSERT INTO outbox_batches (through_seq, events, publish_time)
+    SELECT coalesce((SELECT min(seq) - 1 FROM outbox WHERE published_time IS NULL), max(seq)), 0, coalesce(max(published_time), 0)
+    FROM outbox HAVING count(*) > 0;
+  DROP INDEX outbox_unpublished;
+  DROP INDEX outbox_published;
+  ALTER TABLE outbox DROP COLUMN published_time;
+`;
+
+/** The SQL giving the highest outbox seq published (0 before the first batch). */
+export const PUBLISHED_THROUGH_SQL = "SELECT coalesce(max(through_seq), 0) FROM outbox_batches";
+
+/** Outbox rows not yet published (after `afterSeq`, when given). */
+export function unpublishedRows(db: Db, afterSeq = 0): number {
+  return db.prepare(`SELECT count(*) FROM outbox WHERE seq > max(?, (${PUBLISHED_THROUGH_SQL}))`).pluck().get(afterSeq) as number;
+}

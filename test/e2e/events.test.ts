@@ -7,6 +7,7 @@ import Database from "better-sqlite3";
 import { connect } from "nats";
 import { describe, expect, test } from "vitest";
 import { dumpReadModels } from "../../services/query/read-store.js";
+import { unpublishedRows } from "../../shared/events/index.js";
 import { percentile } from "../helpers/load.js";
 import { openReadOnly, streamCounts } from "../helpers/models.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
@@ -80,10 +81,11 @@ describe("events through JetStream into the read models", () => {
       rmSync(rebuildDir, { recursive: true, force: true });
     }
 
-    // The relay "crashes" after publishing but before marking: every row is unpublished again on restart.
+    // The relay "crashes" after publishing but before recording it: every row is unpublished again on restart.
     await system.order.stop();
     const orderDb = new Database(join(system.dataDir, "order.db"));
-    const republished = orderDb.prepare("UPDATE outbox SET published_time = NULL").run().changes;
+    orderDb.prepare("DELETE FROM outbox_batches").run();
+    const republished = unpublishedRows(orderDb);
     orderDb.close();
     expect(republished).toBeGreaterThan(2000);
     const restarted = await system.restart("order");
@@ -131,7 +133,7 @@ describe("events through JetStream into the read models", () => {
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     const backlog = (() => {
       const db = openReadOnly(system.dataDir, "order.db");
-      const n = (db.prepare("SELECT count(*) AS n FROM outbox WHERE published_time IS NULL").get() as { n: number }).n;
+      const n = unpublishedRows(db);
       db.close();
       return n;
     })();
@@ -141,7 +143,7 @@ describe("events through JetStream into the read models", () => {
     await system.nats.restart();
     await waitFor(() => {
       const db = openReadOnly(system.dataDir, "order.db");
-      const n = (db.prepare("SELECT count(*) AS n FROM outbox WHERE published_time IS NULL").get() as { n: number }).n;
+      const n = unpublishedRows(db);
       db.close();
       return n === 0;
     }, "the order outbox backlog to drain", 60_000, 20);

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { join } from "node:path";
 import { connect } from "nats";
+import { unpublishedRows } from "../../shared/events/index.js";
 
 /** Opens one of a system's SQLite files read-only (WAL readers do not block the service). */
 export function openReadOnly(dataDir: string, file: "order.db" | "inventory.db" | "query.db") {
@@ -48,9 +49,7 @@ export function snapshotModels(dataDir: string) {
         processed: (queryDb.prepare("SELECT count(*) AS n FROM processed_events").get() as { n: number }).n,
         timeline: (queryDb.prepare("SELECT count(*) AS n FROM order_timeline").get() as { n: number }).n,
         deadLetters: (queryDb.prepare("SELECT count(*) AS n FROM dead_letters").get() as { n: number }).n,
-        unpublished:
-          (orderDb.prepare("SELECT count(*) AS n FROM outbox WHERE published_time IS NULL").get() as { n: number }).n +
-          (inventoryDb.prepare("SELECT count(*) AS n FROM outbox WHERE published_time IS NULL").get() as { n: number }).n,
+        unpublished: unpublishedRows(orderDb) + unpublishedRows(inventoryDb),
       },
     };
   } finally {

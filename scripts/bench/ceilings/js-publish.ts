@@ -2,8 +2,13 @@
  * Ceiling 3: JetStream publishing with many PubAcks outstanding, against a
  * real nats-server -js. Creates a file-backed stream configured like
  * Orderly's (limits retention, 10-minute duplicate window), publishes
- * `--count` messages of `--bytes` bytes, each with a fresh Nats-Msg-Id, and
- * prints one JSON line {"mode","count","ms","msgsPerSec","cpuMsPerMsg"}.
+ * `--count` messages of `--bytes` bytes, each with a fresh Nats-Msg-Id and a
+ * traceparent header (what the relay sends), and prints one JSON line
+ * {"mode","count","ms","msgsPerSec","cpuMsPerMsg"}. It publishes the way the
+ * relay does, with shared/events' JetStreamPublisher (a core publish with a
+ * reply subject per message, PubAcks on one subscription): nats.js's own
+ * js.publish reached well under half of that rate here, so it would not be
+ * a ceiling.
  *
  *   --mode window   keeps --window publishes in flight at all times (the ceiling)
  *   --mode batch    publishes --window at a time and waits for all their acks
@@ -12,6 +17,7 @@
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { DiscardPolicy, RetentionPolicy, StorageType, connect } from "nats";
+import { JetStreamPublisher } from "../../../shared/events/jetstream-publisher.js";
 
 const { values } = parseArgs({
   options: {
@@ -45,8 +51,9 @@ try {
     duplicate_window: 10 * 60 * 1_000_000_000,
     num_replicas: 1,
   });
-  const js = nc.jetstream();
-  const publish = () => js.publish(subject, payload, { msgID: randomUUID(), timeout: 10_000 });
+  const publisher = new JetStreamPublisher(nc, 10_000);
+  const headers = { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" };
+  const publish = () => publisher.publish({ subject, payload, msgID: randomUUID(), headers });
   // Warm up the connection and the stream's files.
   await Promise.all(Array.from({ length: Math.min(window, 256) }, publish));
   const started = performance.now();
@@ -68,6 +75,7 @@ try {
   const ms = performance.now() - started;
   const used = process.cpuUsage(cpu);
   console.log(JSON.stringify({ mode, count, ms: Math.round(ms), msgsPerSec: count / (ms / 1000), cpuMsPerMsg: (used.user + used.system) / 1000 / count }));
+  publisher.close();
   await jsm.streams.delete(name);
 } finally {
   await nc.close();

@@ -1,0 +1,43 @@
+import { connect } from "nats";
+import { expect, test } from "vitest";
+import { startNats } from "../../test/helpers/nats.js";
+import { JetStreamPublisher, JetStreamPublishError } from "./jetstream-publisher.js";
+import { ensureStreams } from "./stream-setup.js";
+import { streams } from "./subjects.js";
+
+test("the publisher stores messages in order with their headers, reports duplicates, and fails fast or at its deadline", async () => {
+  await using nats = await startNats();
+  const nc = await connect(nats.connectOptions);
+  using _nc = { [Symbol.dispose]: () => void nc.close() };
+  const jsm = await nc.jetstreamManager();
+  await ensureStreams(jsm);
+  const publisher = new JetStreamPublisher(nc, 300);
+  using _publisher = { [Symbol.dispose]: () => publisher.close() };
+  const payload = (i: number) => new TextEncoder().encode(`event ${i}`);
+
+  // 500 in flight at once: every one acked, stored in the order published.
+  const acks = await Promise.all(
+    Array.from({ length: 500 }, (_, i) => publisher.publish({ subject: "orderly.orders.created", payload: payload(i), msgID: `id-${i}`, headers: { traceparent: `tp-${i}` } })),
+  );
+  expect(acks.map((a) => [a.stream, a.seq, a.duplicate])).toEqual(Array.from({ length: 500 }, (_, i) => [streams.orders.name, i + 1, false]));
+  const stored = await jsm.streams.getMessage(streams.orders.name, { seq: 321 });
+  expect([new TextDecoder().decode(stored.data), stored.header.get("Nats-Msg-Id"), stored.header.get("traceparent")]).toEqual(["event 320", "id-320", "tp-320"]);
+
+  // The same Nats-Msg-Id again: JetStream keeps the first and says so.
+  const again = await publisher.publish({ subject: "orderly.orders.created", payload: payload(7), msgID: "id-7" });
+  expect([again.seq, again.duplicate]).toEqual([8, true]);
+  expect((await jsm.streams.info(streams.orders.name)).state.messages).toBe(500);
+
+  // No stream takes the subject: refused at once, not at the deadline.
+  const started = Date.now();
+  await expect(publisher.publish({ subject: "nowhere.at.all", payload: payload(0), msgID: "x" })).rejects.toBeInstanceOf(JetStreamPublishError);
+  expect(Date.now() - started).toBeLessThan(300);
+
+  // A server that stops answering: each publish fails at its deadline.
+  nats.child().kill("SIGSTOP");
+  try {
+    await expect(publisher.publish({ subject: "orderly.orders.created", payload: payload(0), msgID: "stalled" })).rejects.toThrow(/no PubAck within 300 ms/);
+  } finally {
+    nats.child().kill("SIGCONT");
+  }
+});

@@ -1,0 +1,45 @@
+import { connect } from "nats";
+import { expect, test } from "vitest";
+import { startNats } from "../../test/helpers/nats.js";
+import { waitFor } from "../../test/helpers/processes.js";
+import { silentLogger } from "../logging/index.js";
+import { openDatabase } from "../sqlite/index.js";
+import { OutboxRelay } from "./outbox-relay.js";
+import { outboxMigration, outboxProgressMigration, outboxTraceMigration, unpublishedRows } from "./schema.js";
+import { ensureStreams } from "./stream-setup.js";
+import { streams } from "./subjects.js";
+
+test("the relay publishes the outbox in order, resumes after what it recorded, and prunes only old published rows", async () => {
+  await using nats = await startNats();
+  const nc = await connect(nats.connectOptions);
+  using _nc = { [Symbol.dispose]: () => void nc.close() };
+  const jsm = await nc.jetstreamManager();
+  await ensureStreams(jsm);
+  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
+  const append = db.prepare("INSERT INTO outbox (event_id, subject, payload, create_time) VALUES (?, 'orderly.orders.created', ?, ?)");
+  const HOUR = 3_600_000;
+  let now = 10 * HOUR;
+  // 2,500 rows written two hours ago, then 100 just now.
+  db.transaction(() => {
+    for (let i = 1; i <= 2600; i++) append.run(`event-${i}`, Buffer.from(`payload ${i}`), i <= 2500 ? now - 2 * HOUR : now);
+  })();
+
+  const relay = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now });
+  relay.start();
+  await waitFor(() => unpublishedRows(db) === 0, "the outbox published");
+  await relay.close();
+  const stream = await jsm.streams.info(streams.orders.name);
+  expect(stream.state.messages).toBe(2600);
+  const sample = await jsm.streams.getMessage(streams.orders.name, { seq: 1234 });
+  expect([new TextDecoder().decode(sample.data), sample.header.get("Nats-Msg-Id")]).toEqual(["payload 1234", "event-1234"]);
+
+  // A new relay on the same database starts after the last batch recorded: nothing is published twice.
+  now += 2 * 60_000;
+  const again = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now });
+  again.start();
+  // Its first pass prunes the published rows older than the retention: the 2,500 old ones, not the 100 recent.
+  await waitFor(() => db.prepare("SELECT count(*) FROM outbox").pluck().get() === 100, "the old published rows pruned");
+  await again.close();
+  expect([again.stats().published, (await jsm.streams.info(streams.orders.name)).state.messages]).toEqual([0, 2600]);
+  expect(db.prepare("SELECT min(seq) FROM outbox").pluck().get()).toBe(2501);
+});
