@@ -38,7 +38,6 @@ interface Row {
   event_id: string;
   subject: string;
   payload: Buffer;
-  create_time: number;
   traceparent: string | null;
 }
 
@@ -83,7 +82,7 @@ export class OutboxRelay {
     this.retentionMs = options.retentionMs ?? 60 * 60 * 1000;
     this.clock = options.clock ?? Date.now;
     this.statements = {
-      unpublished: db.prepare<[number, number], Row>("SELECT seq, event_id, subject, payload, create_time, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
+      unpublished: db.prepare<[number, number], Row>("SELECT seq, event_id, subject, payload, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
       published: db.prepare(PUBLISHED_THROUGH_SQL).pluck(),
       recordBatch: db.prepare<[number, number, number]>("INSERT INTO outbox_batches (through_seq, events, publish_time) VALUES (?, ?, ?)"),
       // Published rows in seq order, a chunk at a time: rows are appended in time order, so the old ones come first.
