@@ -55,7 +55,9 @@ export const TRACEPARENT_HEADER = "traceparent";
  * are in (outbox_batches). After a crash it resumes after the last batch
  * recorded; a row published but not recorded is published again and
  * JetStream drops it as a duplicate. While NATS is down it backs off and
- * retries; writers never wait for it.
+ * retries; writers never wait for it. Progress can be a single seq because
+ * rows become visible in seq order: the service's one connection writes
+ * them, a transaction at a time.
  */
 export class OutboxRelay {
   private readonly statements;
