@@ -110,9 +110,10 @@ export class EventConsumer {
   }
 
   /**
-   * Its backlog and redeliveries, asked of JetStream; undefined while it is
-   * not connected. One request answers every caller for a second: a scrape
-   * reads three gauges from it, and the status report reads it again.
+   * Its backlog and redeliveries, asked of JetStream: undefined before it
+   * first reached its consumer, rejected while JetStream cannot answer.
+   * One request answers every caller for a second: a scrape reads three
+   * gauges from it, and the status report reads it again.
    */
   readonly lag: () => Promise<ConsumerLag | undefined> = readAtMost(1000, () => this.readLag());
 
@@ -177,9 +178,9 @@ export class EventConsumer {
 
   /**
    * Processes one message in a CONSUMER span, child of the publish span
-   * named by its `traceparent` header (or the event's own, for a message
-   * published without headers), so the effect and its log lines join the
-   * trace of the change that caused it.
+   * named by its `traceparent` header (a message without one starts a new
+   * trace), so the effect and its log lines join the trace of the change
+   * that caused it.
    */
   private process(msg: JsMsg): void {
     const traceparent = msg.headers?.get(TRACEPARENT_HEADER) || undefined;
@@ -204,7 +205,9 @@ export class EventConsumer {
       const decoded = event;
       if (this.transactions.run(this.txName, () => this.applyTx.immediate(decoded, msg.subject))) {
         this.stats.applied++;
-        this.options.logger.debug({ durable: this.options.durable, eventId: event.eventId, subject: msg.subject, requestId: event.requestId }, "event applied");
+        if (this.options.logger.isLevelEnabled("debug")) {
+          this.options.logger.debug({ durable: this.options.durable, eventId: event.eventId, subject: msg.subject, requestId: event.requestId }, "event applied");
+        }
         this.options.onApplied?.(event);
       } else {
         this.stats.skippedDuplicates++;
