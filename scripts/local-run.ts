@@ -582,7 +582,6 @@ export async function runLocal(env: Env): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, onSignal);
 
   const startAll = async () => {
-    mkdirSync(config.dataDir, { recursive: true });
     say(`data directory: ${config.dataDir}`);
     const ports: Record<string, number> = {};
     for (const spec of table) {

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Page } from "playwright-core";
 import { ROOT } from "./processes.js";
 
 /** Debian's Chromium (apt-get install chromium); playwright-core drives it, nothing is downloaded. */
@@ -12,7 +12,6 @@ export const TEST_OUTPUT_DIR = join(ROOT, "test-output");
 
 /** A headless Chromium with a fresh profile; `await using` closes it and deletes the profile. */
 export interface HeadlessBrowser extends AsyncDisposable {
-  readonly browser: Browser;
   newPage(): Promise<Page>;
   /** Saves a screenshot of the page under test-output/ and returns its path. */
   screenshot(page: Page, name: string): Promise<string>;
@@ -28,7 +27,6 @@ export async function launchBrowser(): Promise<HeadlessBrowser> {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   return {
-    browser: context.browser()!,
     newPage: () => context.newPage(),
     async screenshot(page, name) {
       mkdirSync(TEST_OUTPUT_DIR, { recursive: true });
