@@ -100,14 +100,15 @@ export function healthService(serviceNames: readonly string[], state: HealthStat
       const stop = known ? state.watch((serving) => call.write(statusFor(call.request, names, serving))) : () => {};
       const end = () => {
         stop();
-        watching.delete(end);
+        watching.delete(serverClosing);
       };
-      watching.add(() => {
-        // The server is closing: say so, and end the stream so the shutdown need not wait for it.
-        call.write(create(HealthCheckResponseSchema, { status: ServingStatus.NOT_SERVING }));
+      const serverClosing = () => {
+        // The server is closing: say so (of a service it serves), and end the stream so the shutdown need not wait for it.
+        if (known) call.write(create(HealthCheckResponseSchema, { status: ServingStatus.NOT_SERVING }));
         call.end();
         end();
-      });
+      };
+      watching.add(serverClosing);
       call.on("cancelled", end);
       call.on("close", end);
       call.on("error", end);
