@@ -1,6 +1,8 @@
 import { connect } from "nats";
+import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { startNats } from "../../test/helpers/nats.js";
+import { waitFor } from "../../test/helpers/processes.js";
 import { JetStreamPublisher, JetStreamPublishError } from "./jetstream-publisher.js";
 import { ensureStreams } from "./stream-setup.js";
 import { streams } from "./subjects.js";
@@ -35,9 +37,15 @@ test("the publisher stores messages in order with their headers, reports duplica
 
   // A server that stops answering: each publish fails at its deadline.
   nats.child().kill("SIGSTOP");
+  // The stop takes effect when the kernel gets to every thread: publish once the process is stopped (state T).
+  await waitFor(() => readFileSync(`/proc/${nats.child().pid}/stat`, "utf8").split(") ")[1]?.startsWith("T"), "nats-server stopped");
   try {
     await expect(publisher.publish({ subject: "orderly.orders.created", payload: payload(0), msgID: "stalled" })).rejects.toThrow(/no PubAck within 300 ms/);
   } finally {
     nats.child().kill("SIGCONT");
   }
+
+  // Once closed, it refuses at once instead of publishing what it could never confirm.
+  publisher.close();
+  await expect(publisher.publish({ subject: "orderly.orders.created", payload: payload(0), msgID: "late" })).rejects.toThrow(/closed/);
 });

@@ -22,6 +22,7 @@ interface Waiter {
 }
 
 const decoder = new TextDecoder();
+const CLOSED = "the publisher is closed";
 
 /**
  * Publishes to JetStream the way `js.publish` does — a core NATS publish
@@ -40,23 +41,41 @@ export class JetStreamPublisher {
   private readonly waiting = new Map<number, Waiter>();
   private nextId = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  /** Why nothing more can be published (closed, or the server refused the reply subscription). */
+  private unusable: string | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs = 5000,
-    private readonly clock: () => number = Date.now,
+    private readonly clock: () => number = () => performance.now(),
   ) {
     this.inbox = `${createInbox()}.`;
-    this.subscription = nc.subscribe(`${this.inbox}*`, { callback: (_error, msg) => this.answer(msg) });
+    // nats.js calls this from its protocol reader: nothing may throw out of it.
+    this.subscription = nc.subscribe(`${this.inbox}*`, {
+      callback: (error, msg) => {
+        if (error) {
+          this.unusable = `the PubAck subscription failed: ${error.message}`;
+          this.fail(() => true, this.unusable);
+        } else {
+          this.answer(msg);
+        }
+      },
+    });
   }
 
-  /** Publishes one message; resolves with its PubAck, rejects with a JetStreamPublishError (or the connection's error). */
+  /**
+   * Publishes one message; resolves with its PubAck, rejects with a
+   * JetStreamPublishError (or the connection's error). Without an answer it
+   * fails after `timeoutMs`, give or take the sweep's period (a quarter of
+   * it, at most a second).
+   */
   publish(message: JetStreamMessage): Promise<PubAck> {
     return new Promise<PubAck>((resolve, reject) => {
+      if (this.unusable !== undefined) return reject(new JetStreamPublishError(this.unusable));
       const id = this.nextId++;
       const h: MsgHdrs = natsHeaders();
-      h.set("Nats-Msg-Id", message.msgID);
       if (message.headers) for (const [key, value] of Object.entries(message.headers)) h.set(key, value);
+      h.set("Nats-Msg-Id", message.msgID);
       this.waiting.set(id, { deadline: this.clock() + this.timeoutMs, resolve, reject });
       try {
         this.nc.publish(message.subject, message.payload, { reply: `${this.inbox}${id}`, headers: h });
@@ -74,12 +93,14 @@ export class JetStreamPublisher {
 
   /** Stops listening for PubAcks; whatever is still waiting fails. */
   close(): void {
+    if (this.unusable === CLOSED) return;
+    this.unusable = CLOSED;
     this.subscription.unsubscribe();
     this.fail(() => true, "the publisher was closed before JetStream answered");
   }
 
   private answer(msg: Msg): void {
-    const id = Number(msg.subject.slice(this.inbox.length));
+    const id = Number(msg.subject?.slice(this.inbox.length));
     const waiter = this.waiting.get(id);
     if (waiter === undefined) return; // answered after its deadline
     this.waiting.delete(id);
@@ -92,6 +113,7 @@ export class JetStreamPublisher {
       return waiter.reject(new JetStreamPublishError("JetStream answered with something that is not a PubAck"));
     }
     if (ack.error) return waiter.reject(new JetStreamPublishError(`JetStream refused the message: ${ack.error.code ?? ""} ${ack.error.description ?? ""}`));
+    if (typeof ack.stream !== "string" || ack.stream === "") return waiter.reject(new JetStreamPublishError("JetStream answered with a PubAck naming no stream"));
     waiter.resolve({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate === true, domain: ack.domain });
   }
 
