@@ -37,7 +37,7 @@ export interface DrainMeasurement {
   events: number;
   /** Batches the relay recorded. */
   batches: number;
-  /** Events per second between the first and the last batch marked (excludes reconnecting). */
+  /** Events per second between the first and the last batch recorded (excludes reconnecting). */
   eventsPerSec: number;
   /** From NATS being ready again to the last batch recorded (ms): includes the relay's reconnect and back-off. */
   drainMs: number;

@@ -57,7 +57,7 @@ runMain(logger, async () => {
     async close() {
       ready = false;
       await server.close();
-      // The admin port (readiness, metrics) goes before the database its metrics read.
+      // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
       await admin.close();
       expiry.close();
       await events.close();

@@ -94,7 +94,7 @@ runMain(logger, async () => {
       ready = false;
       clearInterval(pruneTimer);
       await server.close();
-      // The admin port (readiness, metrics) goes before the database its metrics read.
+      // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
       await admin.close();
       await recovery.close();
       await events.close();

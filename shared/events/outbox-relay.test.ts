@@ -43,3 +43,39 @@ test("the relay publishes the outbox in order, resumes after what it recorded, a
   expect([again.stats().published, (await jsm.streams.info(streams.orders.name)).state.messages]).toEqual([0, 2600]);
   expect(db.prepare("SELECT min(seq) FROM outbox").pluck().get()).toBe(2501);
 });
+
+test("an event JetStream refuses is set aside and retried without holding up the rest, and published once it can be", async () => {
+  await using nats = await startNats();
+  const nc = await connect(nats.connectOptions);
+  using _nc = { [Symbol.dispose]: () => void nc.close() };
+  const jsm = await nc.jetstreamManager();
+  await ensureStreams(jsm);
+  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
+  const append = db.prepare("INSERT INTO outbox (event_id, subject, payload, create_time) VALUES (?, ?, ?, ?)");
+  const HOUR = 3_600_000;
+  let now = 10 * HOUR;
+  // Row 3 goes to a subject no stream takes (yet): JetStream answers "no responders" for it alone.
+  db.transaction(() => {
+    for (let i = 1; i <= 600; i++) append.run(`event-${i}`, i === 3 ? "orderly.later.created" : "orderly.orders.created", Buffer.from(`payload ${i}`), now - 2 * HOUR);
+  })();
+  const relay = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now });
+  relay.start();
+  await waitFor(() => relay.stats().published === 599, "every other event published");
+  expect((await jsm.streams.info(streams.orders.name)).state.messages).toBe(599);
+  expect(db.prepare("SELECT seq, failures FROM outbox_retry").all()).toEqual([{ seq: 3, failures: 1 }]);
+  expect(unpublishedRows(db)).toBe(1);
+
+  // Pruning keeps the row set aside, however old.
+  now += 2 * 60_000;
+  relay.notify();
+  await waitFor(() => db.prepare("SELECT count(*) FROM outbox").pluck().get() === 1, "the published rows pruned");
+
+  // Once a stream takes the subject, the next retry publishes it.
+  await jsm.streams.add({ name: "LATER", subjects: ["orderly.later.>"] });
+  now += 60_000;
+  relay.notify();
+  await waitFor(() => unpublishedRows(db) === 0, "the set-aside event published");
+  await relay.close();
+  const later = await jsm.streams.getMessage("LATER", { seq: 1 });
+  expect([new TextDecoder().decode(later.data), later.header.get("Nats-Msg-Id"), relay.stats().published]).toEqual(["payload 3", "event-3", 600]);
+});

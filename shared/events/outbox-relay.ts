@@ -41,7 +41,7 @@ interface Row {
   traceparent: string | null;
 }
 
-/** Rows deleted per statement when pruning, so a large prune does not hold the database (or the event loop) long. */
+/** Pruning looks at this many rows per statement and at most this many chunks per pass, so a large prune does not hold the database (or the event loop) long. */
 const PRUNE_CHUNK = 1000;
 const PRUNE_CHUNKS_PER_PASS = 20;
 
@@ -71,8 +71,9 @@ export class OutboxRelay {
   private stopped = false;
   private lastPrune = 0;
   private readonly counters = { published: 0, duplicates: 0, failures: 0 };
-  /** The highest seq published: every row up to it is (rows after it may be too, and are then published again). */
+  /** The highest seq the relay got past: every row up to it is published or set aside in outbox_retry. */
   private publishedThrough: number;
+  private readonly recordProgress;
   /** The backlog is a COUNT over the outbox: read at most once a second, however many metrics and status reports ask. */
   private readonly backlog: () => { n: number; oldest: number | null };
 
@@ -85,17 +86,45 @@ export class OutboxRelay {
     this.clock = options.clock ?? Date.now;
     this.statements = {
       unpublished: db.prepare<[number, number], Row>("SELECT seq, event_id, subject, payload, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
-      published: db.prepare(PUBLISHED_THROUGH_SQL).pluck(),
+      due: db.prepare<[number, number], Row & { failures: number }>(
+        "SELECT seq, event_id, subject, payload, traceparent, failures FROM outbox_retry JOIN outbox USING (seq) WHERE next_attempt <= ? ORDER BY seq LIMIT ?",
+      ),
       recordBatch: db.prepare<[number, number, number]>("INSERT INTO outbox_batches (through_seq, events, publish_time) VALUES (?, ?, ?)"),
+      setAside: db.prepare<[number, number, string, number]>(
+        `INSERT INTO outbox_retry (seq, failures, last_error, next_attempt) VALUES (?, ?, ?, ?)
+         ON CONFLICT (seq) DO UPDATE SET failures = excluded.failures, last_error = excluded.last_error, next_attempt = excluded.next_attempt`,
+      ),
+      retried: db.prepare<[number]>("DELETE FROM outbox_retry WHERE seq = ?"),
       // Published rows in seq order, a chunk at a time: rows are appended in time order, so the old ones come first.
-      prune: db.prepare<[number, number, number]>("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE seq <= ? ORDER BY seq LIMIT ?) AND create_time < ?"),
+      chunkEnd: db.prepare<[number, number, number]>("SELECT max(seq) FROM (SELECT seq FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)").pluck(),
+      prune: db.prepare<[number, number, number]>(
+        "DELETE FROM outbox WHERE seq > ? AND seq <= ? AND create_time < ? AND seq NOT IN (SELECT seq FROM outbox_retry)",
+      ),
       pruneBatches: db.prepare<[number, number]>("DELETE FROM outbox_batches WHERE through_seq < ? AND publish_time < ?"),
-      backlog: db.prepare<[number, number], { n: number; oldest: number | null }>(
-        "SELECT count(*) AS n, (SELECT create_time FROM outbox WHERE seq > ? ORDER BY seq LIMIT 1) AS oldest FROM outbox WHERE seq > ?",
+      backlog: db.prepare<[{ through: number }], { n: number; oldest: number | null }>(
+        `SELECT (SELECT count(*) FROM outbox WHERE seq > @through) + (SELECT count(*) FROM outbox_retry) AS n,
+                nullif(min(coalesce((SELECT create_time FROM outbox WHERE seq > @through ORDER BY seq LIMIT 1), 1e18),
+                           coalesce((SELECT min(create_time) FROM outbox_retry JOIN outbox USING (seq)), 1e18)), 1e18) AS oldest`,
       ),
     };
-    this.publishedThrough = this.statements.published.get() as number;
-    this.backlog = readAtMost(1000, () => this.statements.backlog.get(this.publishedThrough, this.publishedThrough)!, this.clock);
+    this.publishedThrough = db.prepare(PUBLISHED_THROUGH_SQL).pluck().get() as number;
+    this.backlog = readAtMost(1000, () => this.statements.backlog.get({ through: this.publishedThrough })!);
+    this.recordProgress = db.transaction((fresh: Row[], freshResults: PromiseSettledResult<PubAck>[], retried: (Row & { failures: number })[], retryResults: PromiseSettledResult<PubAck>[]) => {
+      const now = this.clock();
+      retried.forEach((row, i) => {
+        const result = retryResults[i]!;
+        if (result.status === "fulfilled") this.statements.retried.run(row.seq);
+        else this.setAside(row, row.failures + 1, result.reason, now);
+      });
+      if (fresh.length === 0) return;
+      fresh.forEach((row, i) => {
+        const result = freshResults[i]!;
+        if (result.status === "rejected") this.setAside(row, 1, result.reason, now);
+      });
+      const through = fresh[fresh.length - 1]!.seq;
+      this.statements.recordBatch.run(through, fresh.length, now);
+      this.publishedThrough = through;
+    });
   }
 
   /** Starts publishing in the background. */
@@ -153,30 +182,48 @@ export class OutboxRelay {
     }
   }
 
-  /** Publishes one batch; true when it published anything. Throws when any publish failed (after recording what went before it). */
+  /**
+   * Publishes the rows set aside that are due again, and the next batch.
+   * The relay gets past a batch when any of its rows was acked: the rows
+   * refused meanwhile are set aside (outbox_retry) and retried with a
+   * growing delay, so one event JetStream keeps refusing does not hold up
+   * the rest. A batch of which nothing was acked (NATS down, JetStream not
+   * answering) is tried again as it is, after a back-off. True when it got
+   * anywhere; throws when it did not because of a failure.
+   */
   private async publishBatch(): Promise<boolean> {
-    const rows = this.statements.unpublished.all(this.publishedThrough, this.batchSize);
-    if (rows.length === 0) return false;
-    const results = await Promise.allSettled(rows.map((row) => this.publish(row)));
-    // Progress is the run of acked rows from the start of the batch; acked rows after a failure are published again next time (JetStream drops them as duplicates).
-    let through = 0;
+    const retried = this.statements.due.all(this.clock(), this.batchSize);
+    const fresh = this.statements.unpublished.all(this.publishedThrough, this.batchSize);
+    if (retried.length + fresh.length === 0) return false;
+    const results = await Promise.allSettled([...retried, ...fresh].map((row) => this.publish(row)));
+    const retryResults = results.slice(0, retried.length);
+    const freshResults = results.slice(retried.length);
     let firstError: unknown;
+    let acked = 0;
     for (const result of results) {
       if (result.status === "fulfilled") {
-        this.counters.published++;
+        acked++;
         if (result.value.duplicate) this.counters.duplicates++;
-        if (firstError === undefined) through++;
       } else {
         firstError ??= result.reason;
       }
     }
-    if (through > 0) {
-      const seq = rows[through - 1]!.seq;
-      this.statements.recordBatch.run(seq, through, this.clock());
-      this.publishedThrough = seq;
+    this.counters.published += acked;
+    const past = freshResults.some((r) => r.status === "fulfilled") ? fresh : [];
+    this.recordProgress(past, freshResults, retried, retryResults);
+    const setAside = past.filter((_, i) => freshResults[i]!.status === "rejected");
+    if (setAside.length > 0) {
+      const first = freshResults.find((r) => r.status === "rejected") as PromiseRejectedResult;
+      this.options.logger.warn({ err: first.reason, count: setAside.length, seqs: setAside.slice(0, 10).map((row) => row.seq) }, "events refused while the rest of their batch was published; set aside to retry");
     }
-    if (firstError !== undefined) throw firstError;
-    return true;
+    if (past.length === 0 && firstError !== undefined) throw firstError;
+    return past.length > 0 || acked > 0;
+  }
+
+  /** Records a row to publish again later: after 1 s, doubling per failure up to a minute. */
+  private setAside(row: Row, failures: number, reason: unknown, now: number): void {
+    const delay = Math.min(60_000, 1000 * 2 ** Math.min(failures - 1, 6));
+    this.statements.setAside.run(row.seq, failures, String(reason).slice(0, 500), now + delay);
   }
 
   /**
@@ -213,13 +260,17 @@ export class OutboxRelay {
     if (now - this.lastPrune < 60_000) return;
     const cutoff = now - this.retentionMs;
     let pruned = 0;
-    let changes = PRUNE_CHUNK;
-    for (let chunk = 0; chunk < PRUNE_CHUNKS_PER_PASS && changes === PRUNE_CHUNK; chunk++) {
-      changes = this.statements.prune.run(this.publishedThrough, PRUNE_CHUNK, cutoff).changes;
-      pruned += changes;
+    let done = false;
+    for (let chunk = 0, from = 0; chunk < PRUNE_CHUNKS_PER_PASS && !done; chunk++) {
+      const end = this.statements.chunkEnd.get(from, this.publishedThrough, PRUNE_CHUNK) as number | null;
+      const deleted = end === null ? 0 : this.statements.prune.run(from, end, cutoff).changes;
+      pruned += deleted;
+      // Nothing left up to the cursor, or the chunk held no old row: the rest are younger.
+      done = end === null || deleted === 0;
+      from = end ?? from;
     }
-    // More left than one pass takes: go on after the next batch instead of in a minute.
-    if (changes < PRUNE_CHUNK) this.lastPrune = now;
+    // More left than one pass takes: go on at the next pass of the loop instead of in a minute.
+    if (done) this.lastPrune = now;
     this.statements.pruneBatches.run(this.publishedThrough, cutoff);
     if (pruned > 0) this.options.logger.debug({ pruned }, "pruned published outbox rows");
   }

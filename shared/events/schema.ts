@@ -47,7 +47,9 @@ export const outboxTraceMigration: Migration = `
  * highest seq it covers, how many rows, when) — instead of marking every
  * row: marking rewrote each row with its payload and moved it between two
  * indexes, which cost the relay more than publishing did. Rows after the
- * latest through_seq are unpublished; published rows are pruned by age.
+ * latest through_seq are unpublished, and so are the rows set aside in
+ * outbox_retry (refused while the rest of their batch was published; retried
+ * with a growing delay). Published rows are pruned by age.
  */
 export const outboxProgressMigration: Migration = `
   CREATE TABLE outbox_batches (
@@ -55,9 +57,16 @@ export const outboxProgressMigration: Migration = `
     events       INTEGER NOT NULL,
     publish_time INTEGER NOT NULL
   );
+  CREATE TABLE outbox_retry (
+    seq          INTEGER PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    last_error   TEXT NOT NULL,
+    next_attempt INTEGER NOT NULL
+  );
   INSERT INTO outbox_batches (through_seq, events, publish_time)
-    SELECT coalesce((SELECT min(seq) - 1 FROM outbox WHERE published_time IS NULL), max(seq)), 0, coalesce(max(published_time), 0)
-    FROM outbox HAVING count(*) > 0;
+    SELECT through, 0, at FROM (
+      SELECT coalesce((SELECT min(seq) - 1 FROM outbox WHERE published_time IS NULL), max(seq)) AS through, coalesce(max(published_time), 0) AS at FROM outbox
+    ) WHERE through IS NOT NULL;
   DROP INDEX outbox_unpublished;
   DROP INDEX outbox_published;
   ALTER TABLE outbox DROP COLUMN published_time;
@@ -66,7 +75,10 @@ export const outboxProgressMigration: Migration = `
 /** The SQL giving the highest outbox seq published (0 before the first batch). */
 export const PUBLISHED_THROUGH_SQL = "SELECT coalesce(max(through_seq), 0) FROM outbox_batches";
 
-/** Outbox rows not yet published (after `afterSeq`, when given). */
+/** Outbox rows not yet published (after `afterSeq`, when given): those after the last batch, and those set aside to retry. */
 export function unpublishedRows(db: Db, afterSeq = 0): number {
-  return db.prepare(`SELECT count(*) FROM outbox WHERE seq > max(?, (${PUBLISHED_THROUGH_SQL}))`).pluck().get(afterSeq) as number;
+  return db
+    .prepare(`SELECT (SELECT count(*) FROM outbox WHERE seq > max(@after, (${PUBLISHED_THROUGH_SQL}))) + (SELECT count(*) FROM outbox_retry WHERE seq > @after)`)
+    .pluck()
+    .get({ after: afterSeq }) as number;
 }
