@@ -6,7 +6,7 @@ import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
 import { JetStreamPublisher } from "./jetstream-publisher.js";
-import { PUBLISHED_THROUGH_SQL } from "./schema.js";
+import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
 
 /** How the relay publishes. */
 export interface OutboxRelayOptions {
@@ -39,6 +39,15 @@ interface Row {
   subject: string;
   payload: Buffer;
   traceparent: string | null;
+}
+
+/** A row set aside earlier, with how often it was refused. */
+type RetryRow = Row & { failures: number };
+
+/** A row and what JetStream answered to it. */
+interface Outcome<R extends Row> {
+  row: R;
+  result: PromiseSettledResult<PubAck>;
 }
 
 /** Pruning looks at this many rows per statement and at most this many chunks per pass, so a large prune does not hold the database (or the event loop) long. */
@@ -74,7 +83,7 @@ export class OutboxRelay {
   /** The highest seq the relay got past: every row up to it is published or set aside in outbox_retry. */
   private publishedThrough: number;
   private readonly recordProgress;
-  /** The backlog is a COUNT over the outbox: read at most once a second, however many metrics and status reports ask. */
+  /** The backlog counts the unpublished rows: read at most once a second, however many metrics and status reports ask. */
   private readonly backlog: () => { n: number; oldest: number | null };
 
   constructor(private readonly options: OutboxRelayOptions) {
@@ -86,7 +95,7 @@ export class OutboxRelay {
     this.clock = options.clock ?? Date.now;
     this.statements = {
       unpublished: db.prepare<[number, number], Row>("SELECT seq, event_id, subject, payload, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
-      due: db.prepare<[number, number], Row & { failures: number }>(
+      due: db.prepare<[number, number], RetryRow>(
         "SELECT seq, event_id, subject, payload, traceparent, failures FROM outbox_retry JOIN outbox USING (seq) WHERE next_attempt <= ? ORDER BY seq LIMIT ?",
       ),
       recordBatch: db.prepare<[number, number, number]>("INSERT INTO outbox_batches (through_seq, events, publish_time) VALUES (?, ?, ?)"),
@@ -101,28 +110,19 @@ export class OutboxRelay {
         "DELETE FROM outbox WHERE seq > ? AND seq <= ? AND create_time < ? AND seq NOT IN (SELECT seq FROM outbox_retry)",
       ),
       pruneBatches: db.prepare<[number, number]>("DELETE FROM outbox_batches WHERE through_seq < ? AND publish_time < ?"),
-      backlog: db.prepare<[{ through: number }], { n: number; oldest: number | null }>(
-        `SELECT (SELECT count(*) FROM outbox WHERE seq > @through) + (SELECT count(*) FROM outbox_retry) AS n,
-                nullif(min(coalesce((SELECT create_time FROM outbox WHERE seq > @through ORDER BY seq LIMIT 1), 1e18),
-                           coalesce((SELECT min(create_time) FROM outbox_retry JOIN outbox USING (seq)), 1e18)), 1e18) AS oldest`,
-      ),
     };
     this.publishedThrough = db.prepare(PUBLISHED_THROUGH_SQL).pluck().get() as number;
-    this.backlog = readAtMost(1000, () => this.statements.backlog.get({ through: this.publishedThrough })!);
-    this.recordProgress = db.transaction((fresh: Row[], freshResults: PromiseSettledResult<PubAck>[], retried: (Row & { failures: number })[], retryResults: PromiseSettledResult<PubAck>[]) => {
+    this.backlog = readAtMost(1000, () => outboxBacklog(db));
+    this.recordProgress = db.transaction((retries: Outcome<RetryRow>[], refused: Outcome<Row>[], batch: Row[]) => {
       const now = this.clock();
-      retried.forEach((row, i) => {
-        const result = retryResults[i]!;
+      for (const { row, result } of retries) {
         if (result.status === "fulfilled") this.statements.retried.run(row.seq);
         else this.setAside(row, row.failures + 1, result.reason, now);
-      });
-      if (fresh.length === 0) return;
-      fresh.forEach((row, i) => {
-        const result = freshResults[i]!;
-        if (result.status === "rejected") this.setAside(row, 1, result.reason, now);
-      });
-      const through = fresh[fresh.length - 1]!.seq;
-      this.statements.recordBatch.run(through, fresh.length, now);
+      }
+      for (const { row, result } of refused) this.setAside(row, 1, (result as PromiseRejectedResult).reason, now);
+      if (batch.length === 0) return;
+      const through = batch[batch.length - 1]!.seq;
+      this.statements.recordBatch.run(through, batch.length, now);
       this.publishedThrough = through;
     });
   }
@@ -196,28 +196,24 @@ export class OutboxRelay {
     const fresh = this.statements.unpublished.all(this.publishedThrough, this.batchSize);
     if (retried.length + fresh.length === 0) return false;
     const results = await Promise.allSettled([...retried, ...fresh].map((row) => this.publish(row)));
-    const retryResults = results.slice(0, retried.length);
-    const freshResults = results.slice(retried.length);
-    let firstError: unknown;
-    let acked = 0;
+    const retries = retried.map((row, i) => ({ row, result: results[i]! }));
+    const batch = fresh.map((row, i) => ({ row, result: results[retried.length + i]! }));
     for (const result of results) {
       if (result.status === "fulfilled") {
-        acked++;
+        this.counters.published++;
         if (result.value.duplicate) this.counters.duplicates++;
-      } else {
-        firstError ??= result.reason;
       }
     }
-    this.counters.published += acked;
-    const past = freshResults.some((r) => r.status === "fulfilled") ? fresh : [];
-    this.recordProgress(past, freshResults, retried, retryResults);
-    const setAside = past.filter((_, i) => freshResults[i]!.status === "rejected");
-    if (setAside.length > 0) {
-      const first = freshResults.find((r) => r.status === "rejected") as PromiseRejectedResult;
-      this.options.logger.warn({ err: first.reason, count: setAside.length, seqs: setAside.slice(0, 10).map((row) => row.seq) }, "events refused while the rest of their batch was published; set aside to retry");
+    const gotPast = batch.some(({ result }) => result.status === "fulfilled");
+    const refused = gotPast ? batch.filter(({ result }) => result.status === "rejected") : [];
+    this.recordProgress(retries, refused, gotPast ? fresh : []);
+    if (refused.length > 0) {
+      const { reason } = refused[0]!.result as PromiseRejectedResult;
+      this.options.logger.warn({ err: reason, count: refused.length, seqs: refused.slice(0, 10).map(({ row }) => row.seq) }, "events refused while the rest of their batch was published; set aside to retry");
     }
-    if (past.length === 0 && firstError !== undefined) throw firstError;
-    return past.length > 0 || acked > 0;
+    if (gotPast || retries.some(({ result }) => result.status === "fulfilled")) return true;
+    // Nothing was acked, so every row was refused: back off with the first reason.
+    throw (results[0] as PromiseRejectedResult).reason;
   }
 
   /** Records a row to publish again later: after 1 s, doubling per failure up to a minute. */

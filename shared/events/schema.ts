@@ -75,10 +75,24 @@ export const outboxProgressMigration: Migration = `
 /** The SQL giving the highest outbox seq published (0 before the first batch). */
 export const PUBLISHED_THROUGH_SQL = "SELECT coalesce(max(through_seq), 0) FROM outbox_batches";
 
-/** Outbox rows not yet published (after `afterSeq`, when given): those after the last batch, and those set aside to retry. */
-export function unpublishedRows(db: Db, afterSeq = 0): number {
+/**
+ * The outbox rows not yet published — after the relay's last batch, or set
+ * aside to retry — (only those after `afterSeq`, when given): how many, and
+ * when the oldest was written.
+ */
+export function outboxBacklog(db: Db, afterSeq = 0): { n: number; oldest: number | null } {
   return db
-    .prepare(`SELECT (SELECT count(*) FROM outbox WHERE seq > max(@after, (${PUBLISHED_THROUGH_SQL}))) + (SELECT count(*) FROM outbox_retry WHERE seq > @after)`)
-    .pluck()
-    .get({ after: afterSeq }) as number;
+    .prepare<{ after: number }, { n: number; oldest: number | null }>(
+      `WITH pending (create_time) AS (
+         SELECT create_time FROM outbox WHERE seq > max(@after, (${PUBLISHED_THROUGH_SQL}))
+         UNION ALL
+         SELECT create_time FROM outbox_retry JOIN outbox USING (seq) WHERE seq > @after)
+       SELECT count(*) AS n, min(create_time) AS oldest FROM pending`,
+    )
+    .get({ after: afterSeq })!;
+}
+
+/** How many outbox rows are not yet published (after `afterSeq`, when given). */
+export function unpublishedRows(db: Db, afterSeq = 0): number {
+  return outboxBacklog(db, afterSeq).n;
 }
