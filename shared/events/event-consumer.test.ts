@@ -2,23 +2,23 @@ import { toBinary } from "@bufbuild/protobuf";
 import { connect } from "nats";
 import { expect, test } from "vitest";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
-import { startNats } from "../../test/helpers/nats.js";
+import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
 import { openDatabase } from "../sqlite/index.js";
 import { EventConsumer } from "./event-consumer.js";
 import { newEvent } from "./new-event.js";
 import { inboxMigration } from "./schema.js";
-import { ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
+import { ensureDurableConsumer } from "./stream-setup.js";
 import { streams, subjectOf } from "./subjects.js";
 
 test("an event whose ack was lost with the connection is redelivered and skipped: applied once", async () => {
   await using nats = await startNats();
   const logger = silentLogger();
   const db = openDatabase({ file: ":memory:", migrations: [inboxMigration] });
-  const first = await connect(nats.connectOptions);
-  const jsm = await first.jetstreamManager();
-  await ensureStreams(jsm);
+  // Closed by the test itself after the event is applied (closing twice is harmless).
+  await using firstClient = await connectWithStreams(nats);
+  const { nc: first, jsm } = firstClient;
   await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 500);
   const event = newEvent("order-1", 1, Date.now(), { case: "orderCancelled", value: {} });
   await first.jetstream().publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });

@@ -1,18 +1,14 @@
-import { connect } from "nats";
 import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
-import { startNats } from "../../test/helpers/nats.js";
+import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { JetStreamPublisher, JetStreamPublishError } from "./jetstream-publisher.js";
-import { ensureStreams } from "./stream-setup.js";
 import { streams } from "./subjects.js";
 
 test("the publisher stores messages in order with their headers, reports duplicates, and fails fast or at its deadline", async () => {
   await using nats = await startNats();
-  const nc = await connect(nats.connectOptions);
-  using _nc = { [Symbol.dispose]: () => void nc.close() };
-  const jsm = await nc.jetstreamManager();
-  await ensureStreams(jsm);
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
   const publisher = new JetStreamPublisher(nc, 300);
   using _publisher = { [Symbol.dispose]: () => publisher.close() };
   const payload = (i: number) => new TextEncoder().encode(`event ${i}`);

@@ -1,28 +1,34 @@
-import { connect } from "nats";
 import { expect, test } from "vitest";
-import { startNats } from "../../test/helpers/nats.js";
+import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
-import { openDatabase } from "../sqlite/index.js";
+import { openDatabase, type Db } from "../sqlite/index.js";
 import { OutboxRelay } from "./outbox-relay.js";
 import { outboxMigration, outboxProgressMigration, outboxTraceMigration, unpublishedRows } from "./schema.js";
-import { ensureStreams } from "./stream-setup.js";
 import { streams } from "./subjects.js";
+
+const HOUR = 3_600_000;
+
+/** An outbox holding row n (from 1) as event-<n> with payload "payload <n>", on the subject and with the write time `row(n)` gives. */
+function outboxOf(count: number, row: (n: number) => { subject: string; createTime: number }): Db {
+  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
+  const append = db.prepare("INSERT INTO outbox (event_id, subject, payload, create_time) VALUES (?, ?, ?, ?)");
+  db.transaction(() => {
+    for (let n = 1; n <= count; n++) {
+      const { subject, createTime } = row(n);
+      append.run(`event-${n}`, subject, Buffer.from(`payload ${n}`), createTime);
+    }
+  })();
+  return db;
+}
 
 test("the relay publishes the outbox in order, resumes after what it recorded, and prunes only old published rows", async () => {
   await using nats = await startNats();
-  const nc = await connect(nats.connectOptions);
-  using _nc = { [Symbol.dispose]: () => void nc.close() };
-  const jsm = await nc.jetstreamManager();
-  await ensureStreams(jsm);
-  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
-  const append = db.prepare("INSERT INTO outbox (event_id, subject, payload, create_time) VALUES (?, 'orderly.orders.created', ?, ?)");
-  const HOUR = 3_600_000;
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
   let now = 10 * HOUR;
   // 2,500 rows written two hours ago, then 100 just now.
-  db.transaction(() => {
-    for (let i = 1; i <= 2600; i++) append.run(`event-${i}`, Buffer.from(`payload ${i}`), i <= 2500 ? now - 2 * HOUR : now);
-  })();
+  const db = outboxOf(2600, (n) => ({ subject: "orderly.orders.created", createTime: n <= 2500 ? now - 2 * HOUR : now }));
 
   const relay = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now });
   relay.start();
@@ -46,18 +52,11 @@ test("the relay publishes the outbox in order, resumes after what it recorded, a
 
 test("an event JetStream refuses is set aside and retried without holding up the rest, and published once it can be", async () => {
   await using nats = await startNats();
-  const nc = await connect(nats.connectOptions);
-  using _nc = { [Symbol.dispose]: () => void nc.close() };
-  const jsm = await nc.jetstreamManager();
-  await ensureStreams(jsm);
-  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
-  const append = db.prepare("INSERT INTO outbox (event_id, subject, payload, create_time) VALUES (?, ?, ?, ?)");
-  const HOUR = 3_600_000;
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
   let now = 10 * HOUR;
   // Row 3 goes to a subject no stream takes (yet): JetStream answers "no responders" for it alone.
-  db.transaction(() => {
-    for (let i = 1; i <= 600; i++) append.run(`event-${i}`, i === 3 ? "orderly.later.created" : "orderly.orders.created", Buffer.from(`payload ${i}`), now - 2 * HOUR);
-  })();
+  const db = outboxOf(600, (n) => ({ subject: n === 3 ? "orderly.later.created" : "orderly.orders.created", createTime: now - 2 * HOUR }));
   const relay = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now });
   relay.start();
   await waitFor(() => relay.stats().published === 599, "every other event published");

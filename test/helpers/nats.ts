@@ -4,6 +4,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { connect, type JetStreamManager, type NatsConnection } from "nats";
+import { ensureStreams } from "../../shared/events/stream-setup.js";
 
 /** A free TCP port on 127.0.0.1 (bound and released at once). */
 export function freePort(): Promise<number> {
@@ -93,4 +95,12 @@ export async function startNats(options: { configFile?: string; operator?: { use
       rmSync(storeDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A connection to a test server on which Orderly's streams exist; `await using` closes it. */
+export async function connectWithStreams(server: NatsServer): Promise<{ nc: NatsConnection; jsm: JetStreamManager } & AsyncDisposable> {
+  const nc = await connect(server.connectOptions);
+  const jsm = await nc.jetstreamManager();
+  await ensureStreams(jsm);
+  return { nc, jsm, [Symbol.asyncDispose]: () => nc.close() };
 }
