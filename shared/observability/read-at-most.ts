@@ -4,7 +4,7 @@
  * one request). For what metrics, status reports and probes ask of a
  * database or another process, however many of them ask at once.
  */
-export function readAtMost<T>(intervalMs: number, read: () => T, clock: () => number = Date.now): () => T {
+export function readAtMost<T>(intervalMs: number, read: () => T, clock: () => number = () => performance.now()): () => T {
   let last: { at: number; value: T } | undefined;
   return () => {
     const now = clock();
