@@ -28,8 +28,11 @@ export interface GatewayLimits {
 
 /** How the gateway knows who is calling, and tells the services. */
 export interface GatewayAuth {
-  /** The principal of an Authorization header value: AUTHENTICATION_REQUIRED without one, INVALID_CREDENTIALS when it does not verify. */
-  authenticate: (authorization: string | undefined) => Promise<Principal>;
+  /**
+   * The principal of an Authorization header value: AUTHENTICATION_REQUIRED without one,
+   * INVALID_CREDENTIALS when it does not verify. A token it already knows may be answered at once.
+   */
+  authenticate: (authorization: string | undefined) => Principal | Promise<Principal>;
   /** The metadata that carries a principal to a service (signed for the link). */
   linkMetadata: (principal: Principal) => Readonly<Record<string, string>>;
   /** Requests per principal (or per address before authentication). */
@@ -60,6 +63,8 @@ export interface GatewayDeps {
   metrics?: GatewayMetrics;
   /** The system's status (served at /status.json), and the page drawing it (at /status). */
   status?: { report: () => Promise<unknown>; page: string };
+  /** Start every API request's span as it arrives (spans are recorded); otherwise see ensureSpan. */
+  tracesEveryRequest?: boolean;
 }
 
 /** A read the gateway caches: the path variable naming the resource, and whether it belongs to a customer. */
@@ -76,9 +81,35 @@ interface RequestState {
   route: string;
   /** performance.now() when it arrived. */
   readonly started: number;
-  /** The SERVER span of an API request, and the context that holds it (the parent of the gRPC call). */
+  readonly method: string;
+  readonly url: string;
+  /** Whether it is an API request (under /v1/): only those get a span. */
+  readonly api: boolean;
+  /** The client's traceparent header, if it sent one. */
+  readonly traceparent: string | string[] | undefined;
+  /** The SERVER span of an API request, and the context that holds it (the parent of the gRPC call); see ensureSpan. */
   span: Span | undefined;
   traceContext: Context | undefined;
+}
+
+/** Where a response keeps its request's state for the "finish" listener. */
+const REQUEST = Symbol("orderly.request");
+type Tracked = ServerResponse & { [REQUEST]?: RequestState };
+
+/** An RPC call a request makes, once its route is known and its caller allowed. */
+interface Call {
+  route: Route;
+  params: Record<string, string>;
+  request: RequestState;
+  principal: Principal;
+  deadline: number;
+}
+
+/** Where a read's answer is cached. */
+interface Fill {
+  store: ReadCache;
+  key: string;
+  aggregateId: string;
 }
 
 /** The path and the query string (without "?") of a request target; no URL object is needed for the gateway's routes. */
@@ -109,9 +140,48 @@ function send(res: ServerResponse, status: number, body: JsonValue): void {
   sendRaw(res, status, JSON.stringify(body));
 }
 
+/** A read answered by the cache: `x-cache: hit` from an entry, `shared` from another request's fetch of the same key. */
+function sendHit(res: ServerResponse, body: string, how: "hit" | "shared" = "hit"): void {
+  head(res, 200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), "x-cache": how });
+  res.end(body);
+}
+
 function sendRaw(res: ServerResponse, status: number, payload: string): void {
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(payload) });
+  head(res, status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(payload) });
   res.end(payload);
+}
+
+/**
+ * Writes the status line and headers, with the request's X-Request-Id. Every
+ * header of a response on its fast path goes in this one call: Node merges
+ * headers set earlier with setHeader one by one (slower); paths that set
+ * some (errors, traceresponse) still work.
+ */
+function head(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
+  const request = (res as Tracked)[REQUEST];
+  res.writeHead(status, request === undefined ? headers : { ...headers, "x-request-id": request.id });
+}
+
+/** What `promise` settles to, unless `deadline` (epoch ms) passes first: then DEADLINE_EXCEEDED, as a call would fail. */
+function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "the deadline passed waiting for the read in flight")), deadline - Date.now());
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** What a request carries besides its body, for transcoding. */
+function partsOf(params: Record<string, string>, search: string, idempotencyKey: string | undefined): HttpRequestParts {
+  return { params, query: search === "" ? new URLSearchParams() : new URLSearchParams(search), body: undefined, idempotencyKey };
 }
 
 async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
@@ -198,69 +268,93 @@ function successStatus(requested: string | undefined): number {
  * deadline, body, transcoding to the RPC and back, and errors as
  * google.rpc.Status JSON with the mapped HTTP status. Nothing internal
  * (stack traces, addresses) reaches the client.
+ *
+ * A request runs synchronously as far as it can: a known token, the route,
+ * the access rule and a read-cache hit need no promise, so a hit is answered
+ * in the tick that parsed it. Only what waits (an unknown token's signature,
+ * a body, a service) goes asynchronous.
  */
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { limits, logger } = deps;
 
-  async function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> {
+  /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
+  function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
     const { path, search } = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
-    if (builtInPaths.has(path)) request.route = `${method} ${path}`;
-    if (method === "GET" && path === "/metrics" && deps.metrics) {
-      const text = await deps.metrics.registry.metrics();
-      res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
-      res.end(text);
-      return;
+    if (builtInPaths.has(path)) {
+      request.route = `${method} ${path}`;
+      const builtIn = method === "GET" ? builtIns[path] : undefined;
+      if (builtIn !== undefined) return builtIn(res);
     }
-    if (method === "GET" && path === "/healthz") {
-      return send(res, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 });
-    }
-    if (method === "GET" && path === "/readyz") {
-      const readiness = await deps.readiness();
-      return send(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
-    }
-    if (method === "GET" && path === "/openapi.json") return send(res, 200, deps.openApi());
-    if (method === "GET" && path === "/status.json" && deps.status) {
-      res.setHeader("cache-control", "no-store");
-      return send(res, 200, (await deps.status.report()) as JsonValue);
-    }
-    if (method === "GET" && path === "/status" && deps.status) {
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
-      res.end(deps.status.page);
-      return;
-    }
-
     const release = deps.shedder?.admit();
+    let outcome: Promise<void> | void = undefined;
     try {
-      const principal = await authenticate(req);
-      await handleRoute(req, res, path, search, method, request, principal);
+      const principal = authenticate(req);
+      outcome = principal instanceof Promise ? principal.then((p) => handleRoute(req, res, path, search, method, request, p)) : handleRoute(req, res, path, search, method, request, principal);
+      return outcome;
     } finally {
-      release?.();
+      if (!(outcome instanceof Promise)) release?.();
+      else if (release) outcome.then(release, release);
     }
   }
+
+  /** The gateway's own GET endpoints. */
+  const builtIns: Record<string, ((res: ServerResponse) => Promise<void> | void) | undefined> = {
+    "/metrics": deps.metrics && (async (res) => {
+      const text = await deps.metrics!.registry.metrics();
+      head(res, 200, { "content-type": deps.metrics!.registry.contentType });
+      res.end(text);
+    }),
+    "/healthz": (res) => send(res, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 }),
+    "/readyz": async (res) => {
+      const readiness = await deps.readiness();
+      send(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
+    },
+    "/openapi.json": (res) => send(res, 200, deps.openApi()),
+    "/status.json": deps.status && (async (res) => {
+      res.setHeader("cache-control", "no-store");
+      send(res, 200, (await deps.status!.report()) as JsonValue);
+    }),
+    "/status": deps.status && ((res) => {
+      head(res, 200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      res.end(deps.status!.page);
+    }),
+  };
 
   /**
    * Who is calling (401 otherwise), within its rate limit (429): counted per
    * principal, or per address when the credentials are missing or wrong, so
-   * guessing tokens is limited too.
+   * guessing tokens is limited too. A token verified before is known at once.
    */
-  async function authenticate(req: IncomingMessage): Promise<Principal> {
-    let principal: Principal | undefined;
-    let failure: unknown;
+  function authenticate(req: IncomingMessage): Principal | Promise<Principal> {
+    let verified: Principal | Promise<Principal>;
     try {
-      principal = await deps.auth.authenticate(req.headers.authorization);
+      verified = deps.auth.authenticate(req.headers.authorization);
     } catch (error) {
-      failure = error;
+      verified = Promise.reject(error);
     }
+    if (!(verified instanceof Promise)) return charge(req, verified);
+    return verified.then(
+      (principal) => charge(req, principal),
+      (failure: unknown) => {
+        charge(req, undefined);
+        throw failure;
+      },
+    );
+  }
+
+  /** Takes a token of the caller's rate limit, or throws RATE_LIMITED. */
+  function charge(req: IncomingMessage, principal: Principal): Principal;
+  function charge(req: IncomingMessage, principal: undefined): undefined;
+  function charge(req: IncomingMessage, principal: Principal | undefined): Principal | undefined {
     const wait = deps.auth.rateLimiter?.take(principal ? `sub:${principal.subject}` : `ip:${req.socket.remoteAddress}`) ?? 0;
     if (wait > 0) {
       throw new OrderlyError("RATE_LIMITED", "too many requests; retry after Retry-After seconds", { metadata: { retryAfterSeconds: String(wait) } });
     }
-    if (principal === undefined) throw failure;
     return principal;
   }
 
-  async function handleRoute(req: IncomingMessage, res: ServerResponse, path: string, search: string, method: string, request: RequestState, principal: Principal): Promise<void> {
+  function handleRoute(req: IncomingMessage, res: ServerResponse, path: string, search: string, method: string, request: RequestState, principal: Principal): Promise<void> | void {
     const { route, params } = resolveRoute(deps.routes, method, path);
     request.route = `${route.httpMethod} ${route.template.source}`;
     const fullName = `${route.service.typeName}/${route.method.name}`;
@@ -268,30 +362,53 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     checkAccess(accessRuleOf(route.method), principal, fullName);
     const deadline = deadlineOf(req, limits, Date.now());
     const idempotencyKey = idempotencyKeyOf(req);
-    const query = search === "" ? new URLSearchParams() : new URLSearchParams(search);
-    const parts = { params, query, body: undefined, idempotencyKey };
     const cached = deps.cache?.routes.get(fullName);
     const aggregateId = cached === undefined ? undefined : params[cached.param];
-    if (deps.cache === undefined || cached === undefined || aggregateId === undefined) return forward(res, route, params, await transcode(req, route, parts), request, principal, deadline);
+    const call = { route, params, request, principal, deadline };
+    if (deps.cache === undefined || cached === undefined || aggregateId === undefined) {
+      return transcode(req, route, partsOf(params, search, idempotencyKey)).then((message) => forward(res, call, message));
+    }
 
     // Per-customer resources are cached per customer (admins share one scope): a hit is only what the service let this scope read.
     const scope = cached.perCustomer && !actsForAnyCustomer(principal) ? `c:${principal.customerId}` : "*";
-    const cacheKey = `${fullName}|${aggregateId}|${scope}`;
+    const fill = { store: deps.cache.store, key: `${fullName}|${aggregateId}|${scope}`, aggregateId };
     // A cached answer must not skip the checks the service would make. Without a query string the
     // request is the path variable alone, and an entry is only filled with the service's answer to
     // that very request once it met the proto's rules: a hit needs neither transcoding nor the rules
     // again. Any other request is transcoded and checked first.
-    const message = search === "" ? undefined : await transcode(req, route, parts);
-    if (message !== undefined) checkRules(route.method.input, message);
-    const hit = deps.cache.store.get(cacheKey, message === undefined ? 0 : minVersionOf(message));
-    if (hit !== undefined) {
-      res.setHeader("x-cache", "hit");
-      return sendRaw(res, 200, hit);
+    if (search === "") {
+      const hit = fill.store.get(fill.key, 0);
+      if (hit !== undefined) return sendHit(res, hit);
     }
-    const generation = deps.cache.store.generation(aggregateId);
-    const fetched = message ?? (await transcode(req, route, parts));
-    if (message === undefined) checkRules(route.method.input, fetched);
-    return forward(res, route, params, fetched, request, principal, deadline, { key: cacheKey, aggregateId, generation });
+    return readThrough(req, res, call, partsOf(params, search, idempotencyKey), fill, search === "");
+  }
+
+  /**
+   * A read the cache did not answer: transcoded and checked, looked up again
+   * with its min_version when it has a query, else answered by a fetch of the
+   * same key already in flight, or fetched (and cached) by this request.
+   */
+  async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, looked: boolean): Promise<void> {
+    const generation = fill.store.generation(fill.aggregateId);
+    const message = await transcode(req, call.route, parts);
+    checkRules(call.route.method.input, message);
+    if (!looked) {
+      const hit = fill.store.get(fill.key, minVersionOf(message));
+      if (hit !== undefined) return sendHit(res, hit);
+      return forward(res, call, message, { ...fill, generation });
+    }
+    const shared = fill.store.inFlight(fill.key, fill.aggregateId);
+    if (shared !== undefined) {
+      const body = await beforeDeadline(shared, call.deadline);
+      if (body !== undefined) return sendHit(res, body, "shared");
+      // That fetch failed: this request asks for itself, and gets its own answer.
+    }
+    const settle = fill.store.fetching(fill.key, generation);
+    try {
+      await forward(res, call, message, { ...fill, generation, settle });
+    } finally {
+      settle(undefined);
+    }
   }
 
   /** The request message of a route: path variables, query, then the JSON body when the route takes one. */
@@ -303,14 +420,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   /** Calls the route's RPC and answers with its response; fills the cache entry `fill` names, and a write drops what is cached of its resources. */
   async function forward(
     res: ServerResponse,
-    route: Route,
-    params: Record<string, string>,
+    call: Call,
     message: Message,
-    request: RequestState,
-    principal: Principal,
-    deadline: number,
-    fill?: { key: string; aggregateId: string; generation: number },
+    fill?: Fill & { generation: number; settle?: (body: string | undefined) => void },
   ): Promise<void> {
+    const { route, request } = call;
+    ensureSpan(call.request, res);
     const abandoned = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abandoned.abort();
@@ -318,9 +433,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     res.on("close", onClose);
     try {
       const responseHeaders: Record<string, string> = {};
-      const metadata = deps.auth.linkMetadata(principal);
+      const metadata = deps.auth.linkMetadata(call.principal);
       const response = await deps.call(route, message, {
-        deadline,
+        deadline: call.deadline,
         signal: abandoned.signal,
         requestId: request.id,
         responseHeaders,
@@ -332,9 +447,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       const status = successStatus(responseHeaders[HTTP_CODE_HEADER]);
       if (deps.cache) {
         const version = Number((json as { version?: unknown } | null)?.version) || 0;
-        if (fill !== undefined && status === 200) deps.cache.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
+        if (fill !== undefined && status === 200) {
+          fill.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
+          fill.settle?.(payload);
+        }
         // A write through this gateway drops what it cached of the resource at once, before the event arrives.
-        if (route.httpMethod !== "GET") for (const value of Object.values(params)) deps.cache.store.invalidate(value, version);
+        if (route.httpMethod !== "GET") for (const value of Object.values(call.params)) deps.cache.store.invalidate(value, version);
       }
       sendRaw(res, status, payload);
     } finally {
@@ -343,76 +461,96 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   }
 
   /**
-   * An API request runs in a SERVER span, child of the client's
-   * `traceparent` when it sends one; its trace context is answered in
-   * `traceresponse` (W3C Trace Context level 2) so a client can find its trace.
-   * The context is handed to the gRPC call explicitly (not made active), and
-   * the request's log lines carry its ids.
+   * An API request's SERVER span, child of the client's `traceparent` when it
+   * sends one; its trace context is answered in `traceresponse` (W3C Trace
+   * Context level 2) so a client can find its trace. The context is handed to
+   * the gRPC call explicitly (not made active), and the request's log lines
+   * carry its ids. When spans are recorded every request gets one as it
+   * arrives; otherwise (ids only, for the logs) a request gets one when it
+   * reaches a service or fails, and a cache hit, which logs nothing, none.
    */
-  function startSpan(req: IncomingMessage, res: ServerResponse, request: RequestState): void {
-    if (!req.url?.startsWith("/v1/")) return;
-    const sent = req.headers.traceparent;
+  function ensureSpan(request: RequestState, res: ServerResponse): void {
+    if (request.span !== undefined || !request.api) return;
+    const sent = request.traceparent;
     const parent = contextFromTraceparent(typeof sent === "string" ? sent : undefined);
-    const span = tracer().startSpan(`HTTP ${req.method}`, { kind: SpanKind.SERVER }, parent);
-    res.setHeader("traceresponse", traceparentOf(span.spanContext()));
-    if (span.isRecording()) span.setAttributes({ "http.request.method": req.method ?? "", "url.path": req.url, "orderly.request_id": request.id });
+    const span = tracer().startSpan(`HTTP ${request.method}`, { kind: SpanKind.SERVER }, parent);
+    if (!res.headersSent) res.setHeader("traceresponse", traceparentOf(span.spanContext()));
+    if (span.isRecording()) span.setAttributes({ "http.request.method": request.method, "url.path": request.url, "orderly.request_id": request.id });
     request.span = span;
     request.traceContext = trace.setSpan(parent, span);
   }
 
+  /** Metrics and the span's end, once the response is sent ("finish" is emitted once; one listener serves every response). */
+  function onFinish(this: ServerResponse): void {
+    const res = this;
+    const request = (res as Tracked)[REQUEST]!;
+    deps.metrics?.observe(request.route, res.statusCode, (performance.now() - request.started) / 1000);
+    const span = request.span;
+    if (span) {
+      if (span.isRecording()) {
+        span.updateName(request.route);
+        span.setAttributes({ "http.route": request.route, "http.response.status_code": res.statusCode });
+        if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    }
+  }
+
   return (req, res) => {
     const sent = req.headers["x-request-id"];
+    const url = req.url ?? "/";
     const request: RequestState = {
       id: typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID(),
       route: "unmatched",
       started: performance.now(),
+      method: req.method ?? "",
+      url,
+      api: url.startsWith("/v1/"),
+      traceparent: req.headers.traceparent,
       span: undefined,
       traceContext: undefined,
     };
-    res.setHeader("x-request-id", request.id);
-    startSpan(req, res, request);
-    res.once("finish", () => {
-      deps.metrics?.observe(request.route, res.statusCode, (performance.now() - request.started) / 1000);
-      const span = request.span;
-      if (span) {
-        if (span.isRecording()) {
-          span.updateName(request.route);
-          span.setAttributes({ "http.route": request.route, "http.response.status_code": res.statusCode });
-          if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        }
-        span.end();
-      }
-    });
-    respond(req, res, request);
+    (res as Tracked)[REQUEST] = request;
+    if (deps.tracesEveryRequest) ensureSpan(request, res);
+    res.on("finish", onFinish);
+    let outcome: Promise<void> | void = undefined;
+    try {
+      outcome = handle(req, res, request);
+    } catch (error) {
+      return failed(req, res, request, error);
+    }
+    if (!(outcome instanceof Promise)) return succeeded(req, res, request);
+    outcome.then(
+      () => succeeded(req, res, request),
+      (error: unknown) => failed(req, res, request, error),
+    );
   };
 
-  function respond(req: IncomingMessage, res: ServerResponse, request: RequestState): void {
-    handle(req, res, request).then(
-      () => {
-        if (logger.isLevelEnabled("debug")) logger.debug(logFields(req, request, res.statusCode), "request");
-      },
-      (error: unknown) => {
-        const err = OrderlyError.from(error);
-        const status = httpStatusFor(err.code, err.reason);
-        const fields = { ...logFields(req, request, status), reason: err.reason };
-        if (status >= 500 && err.code !== Code.UNAVAILABLE && err.code !== Code.DEADLINE_EXCEEDED) logger.error({ ...fields, err: err.cause ?? err }, "request failed");
-        else logger.info({ ...fields, message: err.message }, "request failed");
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        if (err.reason === "METHOD_NOT_ALLOWED" && err.metadata.allow) res.setHeader("allow", err.metadata.allow);
-        if (err.code === Code.UNAVAILABLE || err.code === Code.RESOURCE_EXHAUSTED) res.setHeader("retry-after", err.metadata.retryAfterSeconds ?? "1");
-        if (err.code === Code.UNAUTHENTICATED) {
-          res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
-        }
-        if (err.reason === "PAYLOAD_TOO_LARGE") {
-          res.setHeader("connection", "close");
-          req.resume();
-        }
-        send(res, status, toStatusJson(err));
-      },
-    );
+  function succeeded(req: IncomingMessage, res: ServerResponse, request: RequestState): void {
+    if (logger.isLevelEnabled("debug")) logger.debug(logFields(req, request, res.statusCode), "request");
+  }
+
+  function failed(req: IncomingMessage, res: ServerResponse, request: RequestState, error: unknown): void {
+    const err = OrderlyError.from(error);
+    const status = httpStatusFor(err.code, err.reason);
+    ensureSpan(request, res);
+    const fields = { ...logFields(req, request, status), reason: err.reason };
+    if (status >= 500 && err.code !== Code.UNAVAILABLE && err.code !== Code.DEADLINE_EXCEEDED) logger.error({ ...fields, err: err.cause ?? err }, "request failed");
+    else logger.info({ ...fields, message: err.message }, "request failed");
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err.reason === "METHOD_NOT_ALLOWED" && err.metadata.allow) res.setHeader("allow", err.metadata.allow);
+    if (err.code === Code.UNAVAILABLE || err.code === Code.RESOURCE_EXHAUSTED) res.setHeader("retry-after", err.metadata.retryAfterSeconds ?? "1");
+    if (err.code === Code.UNAUTHENTICATED) {
+      res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
+    }
+    if (err.reason === "PAYLOAD_TOO_LARGE") {
+      res.setHeader("connection", "close");
+      req.resume();
+    }
+    send(res, status, toStatusJson(err));
   }
 }
 

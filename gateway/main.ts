@@ -93,6 +93,7 @@ runMain(logger, async () => {
       cache: cache && { store: cache, routes: cachedReads },
       metrics,
       status: { report: status, page: statusPageHtml },
+      tracesEveryRequest: tracing.recording,
     }),
   );
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {

@@ -54,4 +54,26 @@ describe("ReadCache", () => {
     cache.set("fresh", "b", "y", 1, 0);
     expect(cache.stats.entries).toBe(1);
   });
+
+  test("a fetch in flight is shared with reads of the same key until it settles, unless the aggregate changed since it started", async () => {
+    const cache = new ReadCache(60_000);
+    expect(cache.inFlight("k", "ord_1")).toBeUndefined();
+    const settle = cache.fetching("k", cache.generation("ord_1"));
+    const shared = cache.inFlight("k", "ord_1");
+    expect(cache.inFlight("other", "ord_2")).toBeUndefined();
+    settle("v1");
+    settle("ignored");
+    expect(await shared).toBe("v1");
+    expect(cache.inFlight("k", "ord_1")).toBeUndefined();
+
+    const failing = cache.fetching("k", cache.generation("ord_1"));
+    const waiting = cache.inFlight("k", "ord_1");
+    failing(undefined);
+    expect(await waiting).toBeUndefined();
+
+    cache.fetching("k", cache.generation("ord_1"));
+    cache.invalidate("ord_1", 2);
+    // Its answer may predate the change a reader saw: not shared.
+    expect(cache.inFlight("k", "ord_1")).toBeUndefined();
+  });
 });

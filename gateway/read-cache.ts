@@ -15,18 +15,30 @@ export interface ReadCacheStats {
   entries: number;
 }
 
+/** A fetch of one key in flight: the generation it started at, and its body (undefined when it failed). */
+interface Fill {
+  generation: number;
+  body: Promise<string | undefined>;
+}
+
 /**
  * The gateway's read cache: response bodies of single-resource reads (an
  * order, an item's stock), kept for a short TTL, dropped as soon as an event
  * says the resource changed, and never used for a read that asks for a newer
  * version (minVersion) than the one cached. Bounded: the oldest entries go
  * first beyond `maxEntries`.
+ *
+ * One fetch per key at a time: reads that miss while the same key is being
+ * fetched (and nothing changed since it started) wait for that fetch instead
+ * of asking the service again — when a hot entry expires, its readers make
+ * one call, not one each.
  */
 export class ReadCache {
   private readonly entries = new Map<string, Entry>();
   private readonly keysByAggregate = new Map<string, Set<string>>();
   /** Per aggregate: how many times it was invalidated, and the newest version an event announced. */
   private readonly seen = new Map<string, { generation: number; version: number }>();
+  private readonly filling = new Map<string, Fill>();
   readonly stats: ReadCacheStats = { hits: 0, misses: 0, bypasses: 0, invalidations: 0, entries: 0 };
 
   constructor(
@@ -77,6 +89,31 @@ export class ReadCache {
       this.delete(oldestKey, oldest);
     }
     this.stats.entries = this.entries.size;
+  }
+
+  /**
+   * The body of a fetch of `key` already in flight, to wait for instead of
+   * fetching again; undefined when there is none, or when the aggregate
+   * changed since it started (its answer may predate a write the caller saw).
+   */
+  inFlight(key: string, aggregateId: string): Promise<string | undefined> | undefined {
+    const fill = this.filling.get(key);
+    return fill !== undefined && fill.generation === this.generation(aggregateId) ? fill.body : undefined;
+  }
+
+  /**
+   * Announces a fetch of `key` started at `generation` (see inFlight); call
+   * the returned function once with its body, or undefined when it failed
+   * (later calls do nothing).
+   */
+  fetching(key: string, generation: number): (body: string | undefined) => void {
+    let settle!: (body: string | undefined) => void;
+    const fill: Fill = { generation, body: new Promise((resolve) => (settle = resolve)) };
+    this.filling.set(key, fill);
+    return (body) => {
+      if (this.filling.get(key) === fill) this.filling.delete(key);
+      settle(body);
+    };
   }
 
   /** Drops every cached read of an aggregate (an event or a write through this gateway changed it). */

@@ -92,6 +92,18 @@ test("one trace follows an order from the gateway through order, inventory, the 
   const inventoryLines = logLinesOfTrace(system.inventory.logs, traceId);
   expect(inventoryLines.some((l) => l.msg === "call ok" && l.requestId === requestId)).toBe(true);
   await waitFor(() => logLinesOfTrace(system.query.logs, traceId).some((l) => l.msg === "event applied" && l.requestId === requestId), "the projector's log line");
+
+  // A read the gateway's cache answers is traced too: its own SERVER span, and no call.
+  const hit = await waitFor(async () => {
+    const r = await system.api("GET", `/v1/orders/${created.body.id}`);
+    return r.headers.get("x-cache") === "hit" ? r : undefined;
+  }, "a cached read");
+  const hitTrace = hit.headers.get("traceresponse")!.split("-")[1]!;
+  const hitSpans = await waitFor(() => {
+    const found = receiver.trace(hitTrace);
+    return found.some((s) => s.kind === SERVER) ? found : undefined;
+  }, "the cached read's span");
+  expect(hitSpans.map((s) => [s.service, s.kind, s.name, s.attributes["http.response.status_code"]])).toEqual([["gateway", SERVER, "GET /v1/orders/{id}", 200]]);
 });
 
 test("without an OTLP endpoint nothing is exported, yet trace ids still reach every log line", async () => {
@@ -103,6 +115,12 @@ test("without an OTLP endpoint nothing is exported, yet trace ids still reach ev
   const traceresponse = created.headers.get("traceresponse")!;
   expect(traceresponse).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
   const traceId = traceresponse.split("-")[1]!;
+  // A cache hit logs nothing and records nothing, so it names no trace.
+  const hit = await waitFor(async () => {
+    const r = await system.api("GET", `/v1/orders/${created.body.id}`);
+    return r.headers.get("x-cache") === "hit" ? r : undefined;
+  }, "a cached read");
+  expect(hit.headers.get("traceresponse")).toBeNull();
   expect(logLinesOfTrace(system.order.logs, traceId).length).toBeGreaterThan(0);
   expect(logLinesOfTrace(system.inventory.logs, traceId).length).toBeGreaterThan(0);
   await waitFor(() => logLinesOfTrace(system.query.logs, traceId).length > 0, "the projector's log line with the trace id");

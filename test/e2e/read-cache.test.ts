@@ -1,6 +1,7 @@
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
-import { startSystem } from "../helpers/system.js";
+import { sampleValue, scrape } from "../helpers/prometheus.js";
+import { startSystem, type ApiResponse } from "../helpers/system.js";
 
 function metric(text: string, name: string, labels = ""): number {
   const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
@@ -43,4 +44,35 @@ test("the gateway caches order reads, drops them when the order changes, and nev
   expect(metric(metrics.text, "orderly_gateway_cache_lookups_total", '{result="hit"}')).toBeGreaterThanOrEqual(1);
   expect(metric(metrics.text, "orderly_gateway_cache_hit_ratio")).toBeGreaterThan(0);
   expect(metrics.text).toContain('orderly_gateway_requests_total{route="POST /v1/orders",code="200"} 1');
+});
+
+test("reads that miss while the same order is being fetched wait for that fetch: the query service answers once for all of them", async () => {
+  await using system = await startSystem({ GATEWAY_CACHE_TTL_MS: "60000" });
+  await system.api("POST", "/v1/inventory/CACHE-2:restock", { body: { quantity: 10 } });
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "CACHE-2", quantity: 1 }] } });
+  const served = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`);
+  expect(served.status).toBe(200);
+  // The admin's reads fill the admins' entry; the customer's own reads below have an entry of their own, still empty.
+  const cancelled = await system.api("POST", `/v1/orders/${created.body.id}:cancel`);
+  await waitFor(async () => (await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${cancelled.body.version}`)).status === 200, "the cancel in the read model");
+  const getOrder = { method: "orderly.query.v1.QueryService/GetOrder", code: "OK" };
+  const queryMetrics = `http://127.0.0.1:${system.query.adminPort}/metrics`;
+  const callsBefore = sampleValue(await scrape(queryMetrics), "orderly_rpc_server_requests_total", getOrder);
+
+  // The query service is paused, so the first read's call cannot finish while the others arrive.
+  system.query.child.kill("SIGSTOP");
+  let reads: Promise<ApiResponse>[] = [];
+  try {
+    reads = Array.from({ length: 12 }, () => system.api("GET", `/v1/orders/${created.body.id}`, { as: "alice" }));
+    await waitFor(async () => sampleValue(await scrape(`${system.baseUrl}/metrics`), "orderly_gateway_in_flight_requests") === 12, "all 12 reads in the gateway");
+  } finally {
+    system.query.child.kill("SIGCONT");
+  }
+  const answers = await Promise.all(reads);
+  expect(answers.map((a) => a.status)).toEqual(Array(12).fill(200));
+  for (const a of answers) expect(a.body).toEqual(answers[0]!.body);
+  expect(answers[0]!.body.status).toBe("ORDER_STATUS_CANCELLED");
+  expect(answers.map((a) => a.headers.get("x-cache")).sort()).toEqual([null, ...Array(11).fill("shared")]);
+  const callsAfter = sampleValue(await scrape(queryMetrics), "orderly_rpc_server_requests_total", getOrder);
+  expect(callsAfter - callsBefore).toBe(1);
 });
