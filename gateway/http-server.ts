@@ -162,6 +162,11 @@ function head(res: ServerResponse, status: number, headers: Record<string, strin
   res.writeHead(status, request === undefined ? headers : { ...headers, "x-request-id": request.id });
 }
 
+/** The `version` of a resource's JSON, 0 when it has none. */
+function versionOf(json: JsonValue): number {
+  return Number((json as { version?: unknown } | null)?.version) || 0;
+}
+
 /** What `promise` settles to, unless `deadline` (epoch ms) passes first: then DEADLINE_EXCEEDED, as a call would fail. */
 function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -378,9 +383,43 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // again. Any other request is transcoded and checked first.
     if (search === "") {
       const hit = fill.store.get(fill.key, 0);
-      if (hit !== undefined) return sendHit(res, hit);
+      if (hit !== undefined) {
+        sendHit(res, hit);
+        if (fill.store.refreshDue(fill.key)) void refresh(call, partsOf(params, search, idempotencyKey), fill);
+        return;
+      }
     }
     return readThrough(req, res, call, partsOf(params, search, idempotencyKey), fill, search === "");
+  }
+
+  /**
+   * Fetches a fresh copy of a hit's entry in the background, as the reader
+   * whose hit found it near expiry (the entry is that reader's scope), with
+   * the default budget. It is the request the entry was filled with (the
+   * path alone, which met the proto's rules then). Readers that miss
+   * meanwhile share it; a failure only leaves the entry to expire.
+   */
+  async function refresh(call: Call, parts: HttpRequestParts, fill: Fill): Promise<void> {
+    const generation = fill.store.generation(fill.aggregateId);
+    const settle = fill.store.fetching(fill.key, generation);
+    const { route, principal, request } = call;
+    try {
+      const response = await deps.call(route, requestFromHttp(route, parts), {
+        deadline: Date.now() + limits.defaultTimeoutMs,
+        requestId: request.id,
+        responseHeaders: {},
+        metadata: deps.auth.linkMetadata(principal),
+        traceContext: request.traceContext,
+      });
+      const json = responseToHttp(route, response);
+      const payload = JSON.stringify(json);
+      fill.store.set(fill.key, fill.aggregateId, payload, versionOf(json), generation);
+      settle(payload);
+    } catch (error) {
+      logger.debug({ err: error, requestId: request.id, key: fill.key }, "cache refresh failed");
+    } finally {
+      settle(undefined);
+    }
   }
 
   /**
@@ -446,7 +485,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       const payload = JSON.stringify(json);
       const status = successStatus(responseHeaders[HTTP_CODE_HEADER]);
       if (deps.cache) {
-        const version = Number((json as { version?: unknown } | null)?.version) || 0;
+        const version = versionOf(json);
         if (fill !== undefined && status === 200) {
           fill.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
           fill.settle?.(payload);

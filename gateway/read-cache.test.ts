@@ -76,4 +76,23 @@ describe("ReadCache", () => {
     // Its answer may predate the change a reader saw: not shared.
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
   });
+
+  test("a hit in the last fifth of the TTL asks for a refresh, once until it lands", () => {
+    let now = 0;
+    const cache = new ReadCache(1000, 100, () => now);
+    cache.set("k", "ord_1", "v1", 1, 0);
+    now = 799;
+    expect(cache.refreshDue("k")).toBe(false);
+    now = 800;
+    expect(cache.refreshDue("k")).toBe(true);
+    const settle = cache.fetching("k", cache.generation("ord_1"));
+    expect(cache.refreshDue("k")).toBe(false);
+    cache.set("k", "ord_1", "v1-fresh", 1, 0);
+    settle("v1-fresh");
+    expect(cache.refreshDue("k")).toBe(false);
+    expect(cache.get("k", 0)).toBe("v1-fresh");
+    now = 1799;
+    expect(cache.get("k", 0)).toBe("v1-fresh");
+    expect(cache.refreshDue("missing")).toBe(false);
+  });
 });

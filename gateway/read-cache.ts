@@ -3,8 +3,13 @@ interface Entry {
   body: string;
   version: number;
   expires: number;
+  /** From then on a hit asks for a fresh copy in the background (see refreshDue). */
+  refreshAt: number;
   aggregateId: string;
 }
+
+/** The last part of an entry's TTL in which a hit refreshes it. */
+const REFRESH_AHEAD_SHARE = 0.2;
 
 /** What the cache has done. */
 export interface ReadCacheStats {
@@ -31,7 +36,9 @@ interface Fill {
  * One fetch per key at a time: reads that miss while the same key is being
  * fetched (and nothing changed since it started) wait for that fetch instead
  * of asking the service again — when a hot entry expires, its readers make
- * one call, not one each.
+ * one call, not one each. And a hit in the last fifth of an entry's TTL asks
+ * for a fresh copy in the background, so an entry read all the time is
+ * replaced before it expires and its readers never wait.
  */
 export class ReadCache {
   private readonly entries = new Map<string, Entry>();
@@ -80,7 +87,7 @@ export class ReadCache {
       if (oldest.expires > now) break;
       this.delete(oldestKey, oldest);
     }
-    this.entries.set(key, { body, version, expires: this.clock() + this.ttlMs, aggregateId });
+    this.entries.set(key, { body, version, expires: now + this.ttlMs, refreshAt: now + this.ttlMs * (1 - REFRESH_AHEAD_SHARE), aggregateId });
     let keys = this.keysByAggregate.get(aggregateId);
     if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));
     keys.add(key);
@@ -89,6 +96,12 @@ export class ReadCache {
       this.delete(oldestKey, oldest);
     }
     this.stats.entries = this.entries.size;
+  }
+
+  /** Whether a hit of `key` should fetch a fresh copy in the background: its entry is near expiry and no fetch of it is in flight. */
+  refreshDue(key: string): boolean {
+    const entry = this.entries.get(key);
+    return entry !== undefined && entry.refreshAt <= this.clock() && !this.filling.has(key);
   }
 
   /**

@@ -76,3 +76,25 @@ test("reads that miss while the same order is being fetched wait for that fetch:
   const callsAfter = sampleValue(await scrape(queryMetrics), "orderly_rpc_server_requests_total", getOrder);
   expect(callsAfter - callsBefore).toBe(1);
 });
+
+test("an order read all the time never expires from the cache: hits near the end of the TTL refresh it in the background", async () => {
+  await using system = await startSystem({ GATEWAY_CACHE_TTL_MS: "2500" });
+  await system.api("POST", "/v1/inventory/CACHE-3:restock", { body: { quantity: 10 } });
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "CACHE-3", quantity: 1 }] } });
+  const getOrder = { method: "orderly.query.v1.QueryService/GetOrder", code: "OK" };
+  const queryMetrics = `http://127.0.0.1:${system.query.adminPort}/metrics`;
+  await waitFor(async () => (await system.api("GET", `/v1/orders/${created.body.id}`)).headers.get("x-cache") === "hit", "a cached read");
+  const callsBefore = sampleValue(await scrape(queryMetrics), "orderly_rpc_server_requests_total", getOrder);
+  // Reads one after another for over two TTLs: none of them waits for a call of its own.
+  const seen: (string | null)[] = [];
+  for (const until = Date.now() + 6000; Date.now() < until; ) {
+    const r = await system.api("GET", `/v1/orders/${created.body.id}`);
+    expect(r.status).toBe(200);
+    seen.push(r.headers.get("x-cache"));
+  }
+  expect(seen.filter((how) => how !== "hit" && how !== "shared")).toEqual([]);
+  // The entry was fetched again in the background, about once per TTL.
+  const refreshes = sampleValue(await scrape(queryMetrics), "orderly_rpc_server_requests_total", getOrder) - callsBefore;
+  expect(refreshes).toBeGreaterThanOrEqual(2);
+  expect(refreshes).toBeLessThanOrEqual(5);
+});
