@@ -92,10 +92,6 @@ interface RequestState {
   traceContext: Context | undefined;
 }
 
-/** Where a response keeps its request's state for the "finish" listener. */
-const REQUEST = Symbol("orderly.request");
-type Tracked = ServerResponse & { [REQUEST]?: RequestState };
-
 /** An RPC call a request makes, once its route is known and its caller allowed. */
 interface Call {
   route: Route;
@@ -136,31 +132,27 @@ const builtInPaths = new Set(["/metrics", "/healthz", "/readyz", "/openapi.json"
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const TIMEOUT_PATTERN = /^\d{1,9}$/;
 
-function send(res: ServerResponse, status: number, body: JsonValue): void {
-  sendRaw(res, status, JSON.stringify(body));
+function send(res: ServerResponse, requestId: string, status: number, body: JsonValue): void {
+  sendRaw(res, requestId, status, JSON.stringify(body));
 }
 
 /** A read answered by the cache: `x-cache: hit` from an entry, `shared` from another request's fetch of the same key. */
-function sendHit(res: ServerResponse, body: string, how: "hit" | "shared" = "hit"): void {
-  head(res, 200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), "x-cache": how });
+function sendHit(res: ServerResponse, requestId: string, body: string, how: "hit" | "shared" = "hit"): void {
+  res.writeHead(200, { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(body), "x-cache": how, "x-request-id": requestId });
   res.end(body);
 }
 
-function sendRaw(res: ServerResponse, status: number, payload: string): void {
-  head(res, status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(payload) });
+/**
+ * A JSON response. Every header goes in the one writeHead call (headers set
+ * earlier with setHeader, as on error paths, send Node down a slower path
+ * that merges them one by one).
+ */
+function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string): void {
+  res.writeHead(status, { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(payload), "x-request-id": requestId });
   res.end(payload);
 }
 
-/**
- * Writes the status line and headers, with the request's X-Request-Id. Every
- * header of a response on its fast path goes in this one call: Node merges
- * headers set earlier with setHeader one by one (slower); paths that set
- * some (errors, traceresponse) still work.
- */
-function head(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
-  const request = (res as Tracked)[REQUEST];
-  res.writeHead(status, request === undefined ? headers : { ...headers, "x-request-id": request.id });
-}
+const JSON_TYPE = "application/json; charset=utf-8";
 
 /** The `version` of a resource's JSON, 0 when it has none. */
 function versionOf(json: JsonValue): number {
@@ -289,7 +281,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (builtInPaths.has(path)) {
       request.route = `${method} ${path}`;
       const builtIn = method === "GET" ? builtIns[path] : undefined;
-      if (builtIn !== undefined) return builtIn(res);
+      if (builtIn !== undefined) return builtIn(res, request.id);
     }
     const release = deps.shedder?.admit();
     let outcome: Promise<void> | void = undefined;
@@ -304,24 +296,24 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   }
 
   /** The gateway's own GET endpoints. */
-  const builtIns: Record<string, ((res: ServerResponse) => Promise<void> | void) | undefined> = {
-    "/metrics": deps.metrics && (async (res) => {
+  const builtIns: Record<string, ((res: ServerResponse, id: string) => Promise<void> | void) | undefined> = {
+    "/metrics": deps.metrics && (async (res, id) => {
       const text = await deps.metrics!.registry.metrics();
-      head(res, 200, { "content-type": deps.metrics!.registry.contentType });
+      res.writeHead(200, { "content-type": deps.metrics!.registry.contentType, "x-request-id": id });
       res.end(text);
     }),
-    "/healthz": (res) => send(res, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 }),
-    "/readyz": async (res) => {
+    "/healthz": (res, id) => send(res, id, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 }),
+    "/readyz": async (res, id) => {
       const readiness = await deps.readiness();
-      send(res, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
+      send(res, id, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
     },
-    "/openapi.json": (res) => send(res, 200, deps.openApi()),
-    "/status.json": deps.status && (async (res) => {
+    "/openapi.json": (res, id) => send(res, id, 200, deps.openApi()),
+    "/status.json": deps.status && (async (res, id) => {
       res.setHeader("cache-control", "no-store");
-      send(res, 200, (await deps.status!.report()) as JsonValue);
+      send(res, id, 200, (await deps.status!.report()) as JsonValue);
     }),
-    "/status": deps.status && ((res) => {
-      head(res, 200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+    "/status": deps.status && ((res, id) => {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-request-id": id });
       res.end(deps.status!.page);
     }),
   };
@@ -384,7 +376,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (search === "") {
       const hit = fill.store.get(fill.key, 0);
       if (hit !== undefined) {
-        sendHit(res, hit);
+        sendHit(res, request.id, hit);
         if (fill.store.refreshDue(fill.key)) void refresh(call, partsOf(params, search, idempotencyKey), fill);
         return;
       }
@@ -433,13 +425,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     checkRules(call.route.method.input, message);
     if (!looked) {
       const hit = fill.store.get(fill.key, minVersionOf(message));
-      if (hit !== undefined) return sendHit(res, hit);
+      if (hit !== undefined) return sendHit(res, call.request.id, hit);
       return forward(res, call, message, { ...fill, generation });
     }
     const shared = fill.store.inFlight(fill.key, fill.aggregateId);
     if (shared !== undefined) {
       const body = await beforeDeadline(shared, call.deadline);
-      if (body !== undefined) return sendHit(res, body, "shared");
+      if (body !== undefined) return sendHit(res, call.request.id, body, "shared");
       // That fetch failed: this request asks for itself, and gets its own answer.
     }
     const settle = fill.store.fetching(fill.key, generation);
@@ -493,7 +485,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         // A write through this gateway drops what it cached of the resource at once, before the event arrives.
         if (route.httpMethod !== "GET") for (const value of Object.values(call.params)) deps.cache.store.invalidate(value, version);
       }
-      sendRaw(res, status, payload);
+      sendRaw(res, request.id, status, payload);
     } finally {
       res.off("close", onClose);
     }
@@ -519,10 +511,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     request.traceContext = trace.setSpan(parent, span);
   }
 
-  /** Metrics and the span's end, once the response is sent ("finish" is emitted once; one listener serves every response). */
-  function onFinish(this: ServerResponse): void {
-    const res = this;
-    const request = (res as Tracked)[REQUEST]!;
+  /** Metrics and the span's end, once the response is sent. */
+  function finished(res: ServerResponse, request: RequestState): void {
     deps.metrics?.observe(request.route, res.statusCode, (performance.now() - request.started) / 1000);
     const span = request.span;
     if (span) {
@@ -549,16 +539,20 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       span: undefined,
       traceContext: undefined,
     };
-    (res as Tracked)[REQUEST] = request;
     if (deps.tracesEveryRequest) ensureSpan(request, res);
-    res.on("finish", onFinish);
     let outcome: Promise<void> | void = undefined;
     try {
       outcome = handle(req, res, request);
     } catch (error) {
-      return failed(req, res, request, error);
+      failed(req, res, request, error);
+      return finished(res, request);
     }
-    if (!(outcome instanceof Promise)) return succeeded(req, res, request);
+    // Answered at once (a hit, an error, most built-ins): the response is written, so it is recorded now.
+    if (!(outcome instanceof Promise)) {
+      finished(res, request);
+      return succeeded(req, res, request);
+    }
+    res.once("finish", () => finished(res, request));
     outcome.then(
       () => succeeded(req, res, request),
       (error: unknown) => failed(req, res, request, error),
@@ -589,7 +583,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       res.setHeader("connection", "close");
       req.resume();
     }
-    send(res, status, toStatusJson(err));
+    send(res, request.id, status, toStatusJson(err));
   }
 }
 
