@@ -98,3 +98,30 @@ test("an order read all the time never expires from the cache: hits near the end
   expect(refreshes).toBeGreaterThanOrEqual(2);
   expect(refreshes).toBeLessThanOrEqual(5);
 });
+
+test("a read waiting for another's fetch still ends at its own deadline", async () => {
+  await using system = await startSystem({ GATEWAY_CACHE_TTL_MS: "60000" });
+  await system.api("POST", "/v1/inventory/CACHE-4:restock", { body: { quantity: 10 } });
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "bob", items: [{ sku: "CACHE-4", quantity: 1 }] } });
+  await waitFor(async () => (await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`)).status === 200, "the order in the read model");
+
+  system.query.child.kill("SIGSTOP");
+  try {
+    // The first read fetches with a long budget; the others join it with short ones (bob's own entry is still empty).
+    const first = system.api("GET", `/v1/orders/${created.body.id}`, { as: "bob", headers: { "x-request-timeout": "20000" } });
+    await waitFor(async () => sampleValue(await scrape(`${system.baseUrl}/metrics`), "orderly_gateway_in_flight_requests") === 1, "the first read in the gateway");
+    const started = Date.now();
+    const joined = await Promise.all(
+      Array.from({ length: 4 }, () => system.api("GET", `/v1/orders/${created.body.id}`, { as: "bob", headers: { "x-request-timeout": "300" } })),
+    );
+    const waited = Date.now() - started;
+    expect(joined.map((r) => [r.status, r.body.details?.[0]?.reason])).toEqual(Array(4).fill([504, "DEADLINE_EXCEEDED"]));
+    // Their 300 ms, not the first read's 20 s (the bound is loose for a slow machine).
+    expect(waited).toBeLessThan(5000);
+    system.query.child.kill("SIGCONT");
+    const answered = await first;
+    expect([answered.status, answered.body.id]).toEqual([200, created.body.id]);
+  } finally {
+    system.query.child.kill("SIGCONT");
+  }
+});
