@@ -10,7 +10,7 @@ import { contextFromTraceparent, spanIds, traceparentOf, tracer } from "../share
 import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
-import type { ReadCache } from "./read-cache.js";
+import type { FetchedRead, ReadCache } from "./read-cache.js";
 import { resolveRoute, type Route } from "./routes/index.js";
 import { requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
 
@@ -387,37 +387,24 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   /**
    * Fetches a fresh copy of a hit's entry in the background, as the reader
    * whose hit found it near expiry (the entry is that reader's scope), with
-   * the default budget. It is the request the entry was filled with (the
-   * path alone, which met the proto's rules then). Readers that miss
-   * meanwhile share it; a failure only leaves the entry to expire.
+   * the default budget and in no reader's trace. It is the request the entry
+   * was filled with (the path alone, which met the proto's rules then).
+   * Readers that miss meanwhile share it; a failure only leaves the entry to
+   * expire.
    */
   async function refresh(call: Call, parts: HttpRequestParts, fill: Fill): Promise<void> {
-    const generation = fill.store.generation(fill.aggregateId);
-    const settle = fill.store.fetching(fill.key, generation);
-    const { route, principal, request } = call;
     try {
-      const response = await deps.call(route, requestFromHttp(route, parts), {
-        deadline: Date.now() + limits.defaultTimeoutMs,
-        requestId: request.id,
-        responseHeaders: {},
-        metadata: deps.auth.linkMetadata(principal),
-        traceContext: request.traceContext,
-      });
-      const json = responseToHttp(route, response);
-      const payload = JSON.stringify(json);
-      fill.store.set(fill.key, fill.aggregateId, payload, versionOf(json), generation);
-      settle(payload);
+      const background = { ...call, deadline: Date.now() + limits.defaultTimeoutMs, request: { ...call.request, traceContext: undefined } };
+      await fetchShared(background, requestFromHttp(call.route, parts), fill);
     } catch (error) {
-      logger.debug({ err: error, requestId: request.id, key: fill.key }, "cache refresh failed");
-    } finally {
-      settle(undefined);
+      logger.debug({ err: error, requestId: call.request.id, key: fill.key }, "cache refresh failed");
     }
   }
 
   /**
-   * A read the cache did not answer: transcoded and checked, looked up again
-   * with its min_version when it has a query, else answered by a fetch of the
-   * same key already in flight, or fetched (and cached) by this request.
+   * A read the cache did not answer: transcoded and checked; looked up again
+   * with its min_version when it has a query (then fetched by itself), else
+   * answered by the fetch of the same key in flight, or by one it starts.
    */
   async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, looked: boolean): Promise<void> {
     const generation = fill.store.generation(fill.aggregateId);
@@ -429,17 +416,39 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       return forward(res, call, message, { ...fill, generation });
     }
     const shared = fill.store.inFlight(fill.key, fill.aggregateId);
-    if (shared !== undefined) {
-      const body = await beforeDeadline(shared, call.deadline);
-      if (body !== undefined) return sendHit(res, call.request.id, body, "shared");
-      // That fetch failed: this request asks for itself, and gets its own answer.
-    }
-    const settle = fill.store.fetching(fill.key, generation);
-    try {
-      await forward(res, call, message, { ...fill, generation, settle });
-    } finally {
-      settle(undefined);
-    }
+    ensureSpan(call.request, res);
+    // Each reader waits within its own deadline; the fetch has the longer of its starter's and the default budget.
+    const answer = await beforeDeadline(shared ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation), call.deadline);
+    if (shared !== undefined && answer.status === 200) return sendHit(res, call.request.id, answer.body, "shared");
+    sendRaw(res, call.request.id, answer.status, answer.body);
+  }
+
+  /**
+   * Fetches a read as the one fetch of its key in flight (ReadCache.share),
+   * for every reader that misses meanwhile: no reader's disconnect cancels
+   * it, and its answer (or error) is theirs. Cached when 200.
+   */
+  function fetchShared(call: Call, message: Message, fill: Fill, generation = fill.store.generation(fill.aggregateId)): Promise<FetchedRead> {
+    return fill.store.share(fill.key, generation, async () => {
+      const { payload, status, version } = await invoke(call, message);
+      if (status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, generation);
+      return { body: payload, status };
+    });
+  }
+
+  /** Calls a route's RPC: its response as the HTTP body, the status the service asked for, and the resource's version. */
+  async function invoke(call: Call, message: Message, signal?: AbortSignal): Promise<{ payload: string; status: number; version: number }> {
+    const responseHeaders: Record<string, string> = {};
+    const response = await deps.call(call.route, message, {
+      deadline: call.deadline,
+      signal,
+      requestId: call.request.id,
+      responseHeaders,
+      metadata: deps.auth.linkMetadata(call.principal),
+      traceContext: call.request.traceContext,
+    });
+    const json = responseToHttp(call.route, response);
+    return { payload: JSON.stringify(json), status: successStatus(responseHeaders[HTTP_CODE_HEADER]), version: versionOf(json) };
   }
 
   /** The request message of a route: path variables, query, then the JSON body when the route takes one. */
@@ -448,14 +457,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     return requestFromHttp(route, { ...parts, body });
   }
 
-  /** Calls the route's RPC and answers with its response; fills the cache entry `fill` names, and a write drops what is cached of its resources. */
-  async function forward(
-    res: ServerResponse,
-    call: Call,
-    message: Message,
-    fill?: Fill & { generation: number; settle?: (body: string | undefined) => void },
-  ): Promise<void> {
-    const { route, request } = call;
+  /**
+   * Calls the route's RPC for this request alone (a client that hangs up
+   * abandons it) and answers with its response; fills the cache entry `fill`
+   * names, and a write drops what is cached of its resources.
+   */
+  async function forward(res: ServerResponse, call: Call, message: Message, fill?: Fill & { generation: number }): Promise<void> {
     ensureSpan(call.request, res);
     const abandoned = new AbortController();
     const onClose = () => {
@@ -463,29 +470,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     };
     res.on("close", onClose);
     try {
-      const responseHeaders: Record<string, string> = {};
-      const metadata = deps.auth.linkMetadata(call.principal);
-      const response = await deps.call(route, message, {
-        deadline: call.deadline,
-        signal: abandoned.signal,
-        requestId: request.id,
-        responseHeaders,
-        metadata,
-        traceContext: request.traceContext,
-      });
-      const json = responseToHttp(route, response);
-      const payload = JSON.stringify(json);
-      const status = successStatus(responseHeaders[HTTP_CODE_HEADER]);
+      const { payload, status, version } = await invoke(call, message, abandoned.signal);
       if (deps.cache) {
-        const version = versionOf(json);
-        if (fill !== undefined && status === 200) {
-          fill.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
-          fill.settle?.(payload);
-        }
+        if (fill !== undefined && status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
         // A write through this gateway drops what it cached of the resource at once, before the event arrives.
-        if (route.httpMethod !== "GET") for (const value of Object.values(call.params)) deps.cache.store.invalidate(value, version);
+        if (call.route.httpMethod !== "GET") for (const value of Object.values(call.params)) deps.cache.store.invalidate(value, version);
       }
-      sendRaw(res, request.id, status, payload);
+      sendRaw(res, call.request.id, status, payload);
     } finally {
       res.off("close", onClose);
     }

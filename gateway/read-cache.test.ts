@@ -58,26 +58,38 @@ describe("ReadCache", () => {
   test("a fetch in flight is shared with reads of the same key until it settles, unless the aggregate changed since it started", async () => {
     const cache = new ReadCache(60_000);
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
-    const settle = cache.fetching("k", cache.generation("ord_1"));
-    const shared = cache.inFlight("k", "ord_1");
+    let answer!: (read: { body: string; status: number }) => void;
+    const first = cache.share("k", cache.generation("ord_1"), () => new Promise((resolve) => (answer = resolve)));
+    expect(cache.inFlight("k", "ord_1")).toBe(first);
     expect(cache.inFlight("other", "ord_2")).toBeUndefined();
-    settle("v1");
-    settle("ignored");
-    expect(await shared).toBe("v1");
+    answer({ body: "v1", status: 200 });
+    expect(await first).toEqual({ body: "v1", status: 200 });
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
 
-    const failing = cache.fetching("k", cache.generation("ord_1"));
-    const waiting = cache.inFlight("k", "ord_1");
-    failing(undefined);
-    expect(await waiting).toBeUndefined();
+    // A failure is every waiter's answer, and ends the fetch too.
+    const failing = cache.share("k", cache.generation("ord_1"), () => Promise.reject(new Error("ORDER_NOT_FOUND")));
+    await expect(cache.inFlight("k", "ord_1")).rejects.toThrow("ORDER_NOT_FOUND");
+    await expect(failing).rejects.toThrow("ORDER_NOT_FOUND");
+    expect(cache.inFlight("k", "ord_1")).toBeUndefined();
 
-    cache.fetching("k", cache.generation("ord_1"));
+    const pending = cache.share("k", cache.generation("ord_1"), () => new Promise(() => {}));
+    expect(cache.inFlight("k", "ord_1")).toBe(pending);
     cache.invalidate("ord_1", 2);
     // Its answer may predate the change a reader saw: not shared.
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
   });
 
-  test("a hit in the last fifth of the TTL asks for a refresh, once until it lands", () => {
+  test("a fetch answered with an older version than the entry cached meanwhile does not replace it", () => {
+    const cache = new ReadCache(60_000);
+    const generation = cache.generation("ord_1");
+    cache.set("k", "ord_1", "v6", 6, generation);
+    cache.set("k", "ord_1", "v5", 5, generation);
+    expect(cache.get("k", 0)).toBe("v6");
+    cache.set("k", "ord_1", "v7", 7, generation);
+    expect(cache.get("k", 0)).toBe("v7");
+  });
+
+  test("a hit in the last fifth of the TTL asks for a refresh, once until it lands", async () => {
     let now = 0;
     const cache = new ReadCache(1000, 100, () => now);
     cache.set("k", "ord_1", "v1", 1, 0);
@@ -85,10 +97,12 @@ describe("ReadCache", () => {
     expect(cache.refreshDue("k")).toBe(false);
     now = 800;
     expect(cache.refreshDue("k")).toBe(true);
-    const settle = cache.fetching("k", cache.generation("ord_1"));
+    let answer!: (read: { body: string; status: number }) => void;
+    const refreshing = cache.share("k", cache.generation("ord_1"), () => new Promise((resolve) => (answer = resolve)));
     expect(cache.refreshDue("k")).toBe(false);
     cache.set("k", "ord_1", "v1-fresh", 1, 0);
-    settle("v1-fresh");
+    answer({ body: "v1-fresh", status: 200 });
+    await refreshing;
     expect(cache.refreshDue("k")).toBe(false);
     expect(cache.get("k", 0)).toBe("v1-fresh");
     now = 1799;

@@ -20,10 +20,16 @@ export interface ReadCacheStats {
   entries: number;
 }
 
-/** A fetch of one key in flight: the generation it started at, and its body (undefined when it failed). */
+/** What a read of the service answered: the HTTP body and status. */
+export interface FetchedRead {
+  body: string;
+  status: number;
+}
+
+/** A fetch of one key in flight: the generation it started at, and its answer. */
 interface Fill {
   generation: number;
-  body: Promise<string | undefined>;
+  answer: Promise<FetchedRead>;
 }
 
 /**
@@ -80,6 +86,8 @@ export class ReadCache {
     const seen = this.seen.get(aggregateId);
     if ((seen?.generation ?? 0) !== generation || version < (seen?.version ?? 0)) return;
     const previous = this.entries.get(key);
+    // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
+    if (previous && previous.version > version && previous.expires > this.clock()) return;
     if (previous) this.delete(key, previous);
     // Entries expire in insertion order (one TTL for all): drop the expired ones at the head.
     const now = this.clock();
@@ -105,28 +113,24 @@ export class ReadCache {
   }
 
   /**
-   * The body of a fetch of `key` already in flight, to wait for instead of
+   * The answer of a fetch of `key` already in flight, to wait for instead of
    * fetching again; undefined when there is none, or when the aggregate
    * changed since it started (its answer may predate a write the caller saw).
    */
-  inFlight(key: string, aggregateId: string): Promise<string | undefined> | undefined {
+  inFlight(key: string, aggregateId: string): Promise<FetchedRead> | undefined {
     const fill = this.filling.get(key);
-    return fill !== undefined && fill.generation === this.generation(aggregateId) ? fill.body : undefined;
+    return fill !== undefined && fill.generation === this.generation(aggregateId) ? fill.answer : undefined;
   }
 
-  /**
-   * Announces a fetch of `key` started at `generation` (see inFlight); call
-   * the returned function once with its body, or undefined when it failed
-   * (later calls do nothing).
-   */
-  fetching(key: string, generation: number): (body: string | undefined) => void {
-    let settle!: (body: string | undefined) => void;
-    const fill: Fill = { generation, body: new Promise((resolve) => (settle = resolve)) };
+  /** Runs `fetch` as the fetch of `key` in flight (see inFlight), started at `generation`, until it settles. */
+  share(key: string, generation: number, fetch: () => Promise<FetchedRead>): Promise<FetchedRead> {
+    const fill: Fill = { generation, answer: fetch() };
     this.filling.set(key, fill);
-    return (body) => {
+    const done = () => {
       if (this.filling.get(key) === fill) this.filling.delete(key);
-      settle(body);
     };
+    fill.answer.then(done, done);
+    return fill.answer;
   }
 
   /** Drops every cached read of an aggregate (an event or a write through this gateway changed it). */
