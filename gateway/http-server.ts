@@ -81,12 +81,8 @@ interface RequestState {
   route: string;
   /** performance.now() when it arrived. */
   readonly started: number;
-  readonly method: string;
-  readonly url: string;
-  /** Whether it is an API request (under /v1/): only those get a span. */
-  readonly api: boolean;
-  /** The client's traceparent header, if it sent one. */
-  readonly traceparent: string | string[] | undefined;
+  /** The request itself (its method, target and traceparent make its span). */
+  readonly req: IncomingMessage;
   /** The SERVER span of an API request, and the context that holds it (the parent of the gRPC call); see ensureSpan. */
   span: Span | undefined;
   traceContext: Context | undefined;
@@ -126,9 +122,6 @@ function logFields(req: IncomingMessage, request: RequestState, status: number) 
   };
 }
 
-/** The gateway's own endpoints (metrics label them by path; every other path is a route or unmatched). */
-const builtInPaths = new Set(["/metrics", "/healthz", "/readyz", "/openapi.json", "/status", "/status.json"]);
-
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const TIMEOUT_PATTERN = /^\d{1,9}$/;
 
@@ -136,19 +129,17 @@ function send(res: ServerResponse, requestId: string, status: number, body: Json
   sendRaw(res, requestId, status, JSON.stringify(body));
 }
 
-/** A read answered by the cache: `x-cache: hit` from an entry, `shared` from another request's fetch of the same key. */
-function sendHit(res: ServerResponse, requestId: string, body: string, how: "hit" | "shared" = "hit"): void {
-  res.writeHead(200, { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(body), "x-cache": how, "x-request-id": requestId });
-  res.end(body);
-}
-
 /**
- * A JSON response. Every header goes in the one writeHead call (headers set
- * earlier with setHeader, as on error paths, send Node down a slower path
- * that merges them one by one).
+ * A JSON response; `cache` says a read was answered by the cache (`hit`
+ * from an entry, `shared` from another request's fetch of the same key).
+ * Every header goes in the one writeHead call (headers set earlier with
+ * setHeader, as on error paths, send Node down a slower path that merges
+ * them one by one).
  */
-function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string): void {
-  res.writeHead(status, { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(payload), "x-request-id": requestId });
+function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string, cache?: "hit" | "shared"): void {
+  const headers: Record<string, string | number> = { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(payload), "x-request-id": requestId };
+  if (cache !== undefined) headers["x-cache"] = cache;
+  res.writeHead(status, headers);
   res.end(payload);
 }
 
@@ -278,7 +269,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
     const { path, search } = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
-    if (builtInPaths.has(path)) {
+    // A built-in path is labelled by itself in metrics whatever the method; other methods go on like any request.
+    if (Object.hasOwn(builtIns, path)) {
       request.route = `${method} ${path}`;
       const builtIn = method === "GET" ? builtIns[path] : undefined;
       if (builtIn !== undefined) return builtIn(res, request.id);
@@ -295,7 +287,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
   }
 
-  /** The gateway's own GET endpoints. */
+  /** The gateway's own GET endpoints (one whose source is not configured goes on like any request). */
   const builtIns: Record<string, ((res: ServerResponse, id: string) => Promise<void> | void) | undefined> = {
     "/metrics": deps.metrics && (async (res, id) => {
       const text = await deps.metrics!.registry.metrics();
@@ -376,7 +368,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (search === "") {
       const hit = fill.store.get(fill.key, 0);
       if (hit !== undefined) {
-        sendHit(res, request.id, hit);
+        sendRaw(res, request.id, 200, hit, "hit");
         if (fill.store.refreshDue(fill.key)) void refresh(call, partsOf(params, search, idempotencyKey), fill);
         return;
       }
@@ -412,14 +404,14 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     checkRules(call.route.method.input, message);
     if (!looked) {
       const hit = fill.store.get(fill.key, minVersionOf(message));
-      if (hit !== undefined) return sendHit(res, call.request.id, hit);
+      if (hit !== undefined) return sendRaw(res, call.request.id, 200, hit, "hit");
       return forward(res, call, message, { ...fill, generation });
     }
     const shared = fill.store.inFlight(fill.key, fill.aggregateId);
     ensureSpan(call.request, res);
     // Each reader waits within its own deadline; the fetch has the longer of its starter's and the default budget.
     const answer = await beforeDeadline(shared ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation), call.deadline);
-    if (shared !== undefined && answer.status === 200) return sendHit(res, call.request.id, answer.body, "shared");
+    if (shared !== undefined && answer.status === 200) return sendRaw(res, call.request.id, 200, answer.body, "shared");
     sendRaw(res, call.request.id, answer.status, answer.body);
   }
 
@@ -492,12 +484,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * reaches a service or fails, and a cache hit, which logs nothing, none.
    */
   function ensureSpan(request: RequestState, res: ServerResponse): void {
-    if (request.span !== undefined || !request.api) return;
-    const sent = request.traceparent;
+    const { req } = request;
+    if (request.span !== undefined || !req.url?.startsWith("/v1/")) return;
+    const sent = req.headers.traceparent;
     const parent = contextFromTraceparent(typeof sent === "string" ? sent : undefined);
-    const span = tracer().startSpan(`HTTP ${request.method}`, { kind: SpanKind.SERVER }, parent);
+    const span = tracer().startSpan(`HTTP ${req.method}`, { kind: SpanKind.SERVER }, parent);
     if (!res.headersSent) res.setHeader("traceresponse", traceparentOf(span.spanContext()));
-    if (span.isRecording()) span.setAttributes({ "http.request.method": request.method, "url.path": request.url, "orderly.request_id": request.id });
+    if (span.isRecording()) span.setAttributes({ "http.request.method": req.method ?? "", "url.path": req.url, "orderly.request_id": request.id });
     request.span = span;
     request.traceContext = trace.setSpan(parent, span);
   }
@@ -523,10 +516,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       id: typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID(),
       route: "unmatched",
       started: performance.now(),
-      method: req.method ?? "",
-      url,
-      api: url.startsWith("/v1/"),
-      traceparent: req.headers.traceparent,
+      req,
       span: undefined,
       traceContext: undefined,
     };
