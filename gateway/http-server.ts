@@ -345,8 +345,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
   function handleRoute(req: IncomingMessage, res: ServerResponse, path: string, search: string, method: string, request: RequestState, principal: Principal): Promise<void> | void {
     const { route, params } = resolveRoute(deps.routes, method, path);
-    request.route = `${route.httpMethod} ${route.template.source}`;
-    const fullName = `${route.service.typeName}/${route.method.name}`;
+    request.route = route.label;
+    const { fullName } = route;
     // The services enforce the RPC's access rule; checking it here too refuses a wrong role before any work (and before the cache).
     checkAccess(accessRuleOf(route.method), principal, fullName);
     const deadline = deadlineOf(req, limits, Date.now());

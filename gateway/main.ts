@@ -107,7 +107,7 @@ runMain(logger, async () => {
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   listeningPort = port;
-  logger.info({ port, routes: routes.map((r) => `${r.httpMethod} ${r.template.source}`) }, "listening");
+  logger.info({ port, routes: routes.map((r) => r.label) }, "listening");
   return {
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

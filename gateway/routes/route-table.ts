@@ -14,6 +14,10 @@ export interface Route {
   readonly body: string;
   /** "" for the whole response, or the response field the HTTP body carries. */
   readonly responseBody: string;
+  /** The RPC's full name ("orderly.order.v1.OrderService/CreateOrder"). */
+  readonly fullName: string;
+  /** "POST /v1/orders": how logs and metrics name the route. */
+  readonly label: string;
 }
 
 /** A route that matched a request, with its path variables. */
@@ -54,6 +58,8 @@ export function routesOf(services: readonly DescService[]): Route[] {
           method: method as DescMethodUnary,
           body: binding.body,
           responseBody: binding.responseBody,
+          fullName: `${service.typeName}/${method.name}`,
+          label: `${binding.httpMethod} ${binding.path}`,
         });
       }
     }

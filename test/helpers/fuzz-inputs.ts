@@ -170,7 +170,7 @@ export function routeShape(route: Route): RouteShape {
     body = { message: field.message, omit: new Set(), required: rulesOf(field)?.required ?? false };
   }
   return {
-    key: `${route.httpMethod} ${route.template.source}`,
+    key: route.label,
     route,
     pathFields,
     queryFields,
