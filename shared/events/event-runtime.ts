@@ -90,7 +90,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     if (closed) return;
     const js = nc.jetstream();
     if (options.outbox) {
-      const started = new OutboxRelay({ db: options.db, nc, logger });
+      const started = new OutboxRelay({ db: options.db, nc, logger, outbox: options.outbox });
       options.outbox.onAppend(() => started.notify());
       started.start();
       relay = started;

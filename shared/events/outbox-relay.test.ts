@@ -3,6 +3,10 @@ import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
+import { fromBinary } from "@bufbuild/protobuf";
+import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import { newEvent } from "./new-event.js";
+import { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
 import { outboxMigration, outboxProgressMigration, outboxTraceMigration, unpublishedRows } from "./schema.js";
 import { streams } from "./subjects.js";
@@ -77,4 +81,41 @@ test("an event JetStream refuses is set aside and retried without holding up the
   await relay.close();
   const later = await jsm.streams.getMessage("LATER", { seq: 1 });
   expect([new TextDecoder().decode(later.data), later.header.get("Nats-Msg-Id"), relay.stats().published]).toEqual(["payload 3", "event-3", 600]);
+});
+
+test("events the outbox remembers are published as appended, without reading them back; rolled-back and forgotten ones come from the table", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
+  // Remembers at most 50 events.
+  const outbox = new Outbox(db, { rememberEvents: 50 });
+  const restocked = (n: number) => newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
+  // An append whose transaction rolls back has no row: it is remembered, never published, and pushed out by newer ones.
+  const rolledBack = restocked(999);
+  expect(() =>
+    db.transaction(() => {
+      outbox.append(rolledBack);
+      throw new Error("the change failed");
+    })(),
+  ).toThrow("the change failed");
+  // Of the 120 appended next, the first 70 are forgotten.
+  const appended = Array.from({ length: 120 }, (_, i) => restocked(i + 1));
+  db.transaction(() => appended.forEach((event) => outbox.append(event)))();
+  // Change every stored payload behind the outbox's back: what the relay publishes shows where it read each event from.
+  db.prepare("UPDATE outbox SET payload = CAST('from the table' AS BLOB)").run();
+
+  // Batches of 10: a batch is taken from memory when the outbox remembers all of it.
+  const relay = new OutboxRelay({ db, nc, logger: silentLogger(), outbox, batchSize: 10 });
+  relay.start();
+  await waitFor(() => unpublishedRows(db) === 0, "the outbox published");
+  await relay.close();
+  const stream = await jsm.streams.info(streams.inventory.name);
+  expect(stream.state.messages).toBe(120);
+  const published = await Promise.all(Array.from({ length: 120 }, (_, i) => jsm.streams.getMessage(streams.inventory.name, { seq: i + 1 })));
+  expect(published.map((m) => m.header.get("Nats-Msg-Id"))).toEqual(appended.map((e) => e.eventId));
+  const bodies = published.map((m) => (new TextDecoder().decode(m.data) === "from the table" ? "table" : fromBinary(EventSchema, m.data).eventId));
+  expect(bodies).toEqual(appended.map((e, i) => (i < 70 ? "table" : e.eventId)));
+  // What was published is forgotten.
+  expect([rolledBack, ...appended].map((e) => outbox.take(e.eventId)).filter(Boolean)).toEqual([]);
 });

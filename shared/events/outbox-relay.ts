@@ -5,7 +5,8 @@ import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } fro
 import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
-import { JetStreamPublisher } from "./jetstream-publisher.js";
+import { JetStreamPublisher, type JetStreamMessage } from "./jetstream-publisher.js";
+import type { Outbox, OutboxMessage } from "./outbox.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
 
 /** How the relay publishes. */
@@ -13,6 +14,8 @@ export interface OutboxRelayOptions {
   db: Db;
   nc: NatsConnection;
   logger: Logger;
+  /** The process's outbox, when it writes to `db`: the events it still remembers are not read back from the table. */
+  outbox?: Outbox;
   /** Events published concurrently (pipelined on one connection, so in order). */
   batchSize?: number;
   /** How often to look for events when nothing woke the relay (ms). */
@@ -33,12 +36,9 @@ export interface OutboxStats {
   oldestUnpublishedAgeMs: number;
 }
 
-interface Row {
+interface Row extends OutboxMessage {
   seq: number;
   event_id: string;
-  subject: string;
-  payload: Buffer;
-  traceparent: string | null;
 }
 
 /** A row set aside earlier, with how often it was refused. */
@@ -95,6 +95,7 @@ export class OutboxRelay {
     this.clock = options.clock ?? Date.now;
     this.statements = {
       unpublished: db.prepare<[number, number], Row>("SELECT seq, event_id, subject, payload, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
+      unpublishedKeys: db.prepare<[number, number], [number, string]>("SELECT seq, event_id FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?").raw(true),
       due: db.prepare<[number, number], RetryRow>(
         "SELECT seq, event_id, subject, payload, traceparent, failures FROM outbox_retry JOIN outbox USING (seq) WHERE next_attempt <= ? ORDER BY seq LIMIT ?",
       ),
@@ -193,7 +194,7 @@ export class OutboxRelay {
    */
   private async publishBatch(): Promise<boolean> {
     const retried = this.statements.due.all(this.clock(), this.batchSize);
-    const fresh = this.statements.unpublished.all(this.publishedThrough, this.batchSize);
+    const fresh = this.nextRows();
     if (retried.length + fresh.length === 0) return false;
     const results = await Promise.allSettled([...retried, ...fresh].map((row) => this.publish(row)));
     const retries = retried.map((row, i) => ({ row, result: results[i]! }));
@@ -216,6 +217,21 @@ export class OutboxRelay {
     throw (results[0] as PromiseRejectedResult).reason;
   }
 
+  /** The next batch of rows after the last one published: from the outbox's memory when it still has every one of them, else from the table. */
+  private nextRows(): Row[] {
+    const { outbox } = this.options;
+    if (outbox !== undefined) {
+      const keys = this.statements.unpublishedKeys.all(this.publishedThrough, this.batchSize);
+      const rows: Row[] = [];
+      for (const [seq, eventId] of keys) {
+        const message = outbox.take(eventId);
+        if (message !== undefined) rows.push({ seq, event_id: eventId, subject: message.subject, payload: message.payload, traceparent: message.traceparent });
+      }
+      if (rows.length === keys.length) return rows;
+    }
+    return this.statements.unpublished.all(this.publishedThrough, this.batchSize);
+  }
+
   /** Records a row to publish again later: after 1 s, doubling per failure up to a minute. */
   private setAside(row: Row, failures: number, reason: unknown, now: number): void {
     const delay = Math.min(60_000, 1000 * 2 ** Math.min(failures - 1, 6));
@@ -230,13 +246,11 @@ export class OutboxRelay {
    * to make per event).
    */
   private publish(row: Row): Promise<PubAck> {
-    const message = { subject: row.subject, payload: row.payload, msgID: row.event_id };
-    if (row.traceparent === null) return this.publisher.publish(message);
-    if (!recordsSpans()) return this.publisher.publish({ ...message, headers: { [TRACEPARENT_HEADER]: row.traceparent } });
+    if (row.traceparent === null || !recordsSpans()) return this.publisher.publish(this.messageOf(row, row.traceparent));
     const parent = contextFromTraceparent(row.traceparent);
     const span = tracer().startSpan(`publish ${row.subject}`, { kind: SpanKind.PRODUCER }, parent);
     if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": row.subject, "messaging.message.id": row.event_id });
-    return this.publisher.publish({ ...message, headers: { [TRACEPARENT_HEADER]: traceparentOf(span.spanContext()) } }).then(
+    return this.publisher.publish(this.messageOf(row, traceparentOf(span.spanContext()))).then(
       (ack) => {
         if (this.options.logger.isLevelEnabled("debug")) {
           withSpan(span, () => this.options.logger.debug({ eventId: row.event_id, subject: row.subject, streamSeq: ack.seq }, "event published"), parent);
@@ -249,6 +263,10 @@ export class OutboxRelay {
         throw error;
       },
     );
+  }
+
+  private messageOf(row: Row, traceparent: string | null): JetStreamMessage {
+    return { subject: row.subject, payload: row.payload, msgID: row.event_id, headers: traceparent === null ? undefined : { [TRACEPARENT_HEADER]: traceparent } };
   }
 
   private pruneNow(): void {
