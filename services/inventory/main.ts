@@ -5,7 +5,7 @@ import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
-import { openDatabase } from "../../shared/sqlite/index.js";
+import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
 import { handleOrderEvents } from "./order-events.js";
@@ -20,6 +20,7 @@ runMain(logger, async () => {
   const tracing = await startTracing({ service: "inventory", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("inventory");
   const db = openDatabase({ file: config.dbFile, migrations: inventoryMigrations, synchronous: config.synchronous });
+  const checkpoints = await startBackgroundCheckpoints(db, logger);
   const outbox = new Outbox(db);
   const store = new InventoryStore(db, outbox, Date.now, metrics.transactions);
   const events = startEventRuntime({
@@ -61,6 +62,7 @@ runMain(logger, async () => {
       await admin.close();
       expiry.close();
       await events.close();
+      await checkpoints.close();
       db.close();
       await tracing.shutdown();
     },

@@ -7,7 +7,7 @@ import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/ob
 import { runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
-import { openDatabase } from "../../shared/sqlite/index.js";
+import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { orderConfig } from "./config.js";
 import { orderHandlers } from "./handlers/index.js";
 import { newOrderId } from "./order-id.js";
@@ -23,6 +23,7 @@ runMain(logger, async () => {
   const tracing = await startTracing({ service: "order", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("order");
   const db = openDatabase({ file: config.dbFile, migrations: orderMigrations, synchronous: config.synchronous });
+  const checkpoints = await startBackgroundCheckpoints(db, logger);
   const outbox = new Outbox(db);
   const store = new OrderStore(db, outbox, Date.now, metrics.transactions);
   const events = startEventRuntime({
@@ -99,6 +100,7 @@ runMain(logger, async () => {
       await recovery.close();
       await events.close();
       inventoryConnection.close();
+      await checkpoints.close();
       db.close();
       await tracing.shutdown();
     },

@@ -5,7 +5,7 @@ import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
-import { openDatabase } from "../../shared/sqlite/index.js";
+import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { queryConfig } from "./config.js";
 import { queryHandlers } from "./handlers/index.js";
 import { projectionConsumers } from "./projection-consumers.js";
@@ -22,6 +22,7 @@ runMain(logger, async () => {
   const metrics = new ProcessMetrics("query");
   // The read side serves scattered reads over every order ever stored: a larger page cache and a memory map keep them off read().
   const db = openDatabase({ file: config.dbFile, migrations: queryMigrations, synchronous: config.synchronous, cacheMiB: 64, mmapMiB: 1024 });
+  const checkpoints = await startBackgroundCheckpoints(db, logger);
   const changes = new ViewChanges();
   const events = startEventRuntime({
     servers: config.natsUrl,
@@ -58,6 +59,7 @@ runMain(logger, async () => {
       // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
       await admin.close();
       await events.close();
+      await checkpoints.close();
       db.close();
       await tracing.shutdown();
     },

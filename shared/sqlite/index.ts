@@ -1,2 +1,3 @@
 export { openDatabase, type Db, type Migration, type OpenDatabaseOptions } from "./open-database.js";
 export { untimed, type TransactionTimer } from "./transaction-timer.js";
+export { startBackgroundCheckpoints, type BackgroundCheckpoints, type BackgroundCheckpointOptions } from "./background-checkpoints.js";

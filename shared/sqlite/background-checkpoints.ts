@@ -1,0 +1,105 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import type { Logger } from "../logging/index.js";
+import type { Db } from "./open-database.js";
+
+/** When checkpoints happen. */
+export interface BackgroundCheckpointOptions {
+  /** How often the worker copies the WAL into the database file (ms). */
+  intervalMs?: number;
+  /**
+   * The WAL length (pages) at which the service's own connection checkpoints
+   * after a commit, as SQLite does at 1000 by default. The worker cannot start
+   * the WAL over while writes never pause (it always finds newer pages than
+   * it copied), so the connection still does, this much less often; by then
+   * the worker has copied and synced nearly all of it.
+   */
+  walPages?: number;
+}
+
+/** SQLite's own auto-checkpoint threshold (pages), restored when the worker cannot run. */
+const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
+
+/**
+ * The worker: its own connection to the same file and a PASSIVE checkpoint
+ * every interval (it copies what it can of the WAL into the database file and
+ * syncs it, never waiting for or blocking the service's connection), and a
+ * last one when asked to stop. CommonJS, evaluated in the worker, so it
+ * needs no loader.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+const checkpoint = () => db.pragma("wal_checkpoint(PASSIVE)");
+// Busy (the service's connection checkpointing at the same moment): the next interval tries again. Anything else ends the worker.
+const timer = setInterval(() => {
+  try { checkpoint(); } catch (error) { if (error.code !== "SQLITE_BUSY") throw error; }
+}, workerData.intervalMs);
+parentPort.on("message", () => {
+  clearInterval(timer);
+  try { checkpoint(); } finally { db.close(); parentPort.close(); }
+});
+parentPort.postMessage("ready");
+`;
+
+/** A running background checkpointer. */
+export interface BackgroundCheckpoints {
+  /** Stops the worker after a last checkpoint and gives checkpoints back to SQLite; call before closing the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Moves most of a database's WAL checkpointing off the event loop. By default
+ * SQLite checkpoints inside the commit that takes the WAL past 1000 pages:
+ * that commit copies the WAL into the database file and, with
+ * synchronous=NORMAL, syncs both files, on the event loop. Here a worker
+ * thread with its own connection copies and syncs every `intervalMs`, and
+ * the service's connection checkpoints only past `walPages`, finding little
+ * left to do. If the worker cannot start or fails, the connection goes back
+ * to SQLite's own threshold. better-sqlite3 has no asynchronous checkpoint,
+ * hence the worker.
+ */
+export async function startBackgroundCheckpoints(db: Db, logger: Logger, options: BackgroundCheckpointOptions = {}): Promise<BackgroundCheckpoints> {
+  const intervalMs = options.intervalMs ?? 50;
+  const walPages = options.walPages ?? 16_384;
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { driver: createRequire(import.meta.url).resolve("better-sqlite3"), file: db.name, intervalMs },
+    // Not the parent's --import hooks: the worker is plain CommonJS.
+    execArgv: [],
+  });
+  // A process that ends without closing it is not held up by it.
+  worker.unref();
+  let closing = false;
+  let failed = false;
+  /** Back to SQLite's own checkpoints, once, when the worker fails (not when it was asked to stop). */
+  const failOver = (error: unknown) => {
+    if (closing || failed) return;
+    failed = true;
+    if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
+    logger.warn({ err: error, file: db.name }, "background checkpoints stopped; SQLite checkpoints on commit again");
+  };
+  const exited = new Promise<void>((resolve) =>
+    worker.once("exit", (code) => {
+      failOver(new Error(`the checkpoint worker exited with code ${code}`));
+      resolve();
+    }),
+  );
+  worker.on("error", failOver);
+  const started = await new Promise<boolean>((resolve) => {
+    worker.once("message", () => resolve(true));
+    void exited.then(() => resolve(false));
+  });
+  if (started && !failed) db.pragma(`wal_autocheckpoint = ${walPages}`);
+  return {
+    async close() {
+      if (!closing) {
+        closing = true;
+        worker.postMessage("stop");
+      }
+      await exited;
+      if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
+    },
+  };
+}
