@@ -31,7 +31,14 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
-const checkpoint = () => db.pragma("wal_checkpoint(PASSIVE)");
+let last = "";
+const checkpoint = () => {
+  const [{ log, checkpointed }] = db.pragma("wal_checkpoint(PASSIVE)");
+  // Says how far it got when that changed (not every idle interval).
+  const now = log + "/" + checkpointed;
+  if (now !== last) parentPort.postMessage({ log, checkpointed });
+  last = now;
+};
 // Busy (the service's connection checkpointing at the same moment): the next interval tries again. Anything else ends the worker.
 const timer = setInterval(() => {
   try { checkpoint(); } catch (error) { if (error.code !== "SQLITE_BUSY") throw error; }
@@ -43,8 +50,16 @@ parentPort.on("message", () => {
 parentPort.postMessage("ready");
 `;
 
+/** What the worker's latest checkpoint found: the WAL's length and how much of it is in the database file (pages). */
+export interface CheckpointProgress {
+  log: number;
+  checkpointed: number;
+}
+
 /** A running background checkpointer. */
 export interface BackgroundCheckpoints {
+  /** The worker's latest checkpoint that changed anything (undefined before the first). */
+  readonly latest: CheckpointProgress | undefined;
   /** Stops the worker after a last checkpoint and gives checkpoints back to SQLite; call before closing the database. */
   close(): Promise<void>;
 }
@@ -87,12 +102,19 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
     }),
   );
   worker.on("error", failOver);
+  let latest: CheckpointProgress | undefined;
   const started = await new Promise<boolean>((resolve) => {
-    worker.once("message", () => resolve(true));
+    worker.on("message", (message: "ready" | CheckpointProgress) => {
+      if (message === "ready") resolve(true);
+      else latest = message;
+    });
     void exited.then(() => resolve(false));
   });
   if (started && !failed) db.pragma(`wal_autocheckpoint = ${walPages}`);
   return {
+    get latest() {
+      return latest;
+    },
     async close() {
       if (!closing) {
         closing = true;
