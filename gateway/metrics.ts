@@ -88,6 +88,7 @@ export class GatewayMetrics {
 
   /** Records one finished request. */
   observe(route: string, code: number, seconds: number): void {
+    if (!Number.isFinite(seconds)) return;
     let counts = this.routes.get(route);
     if (counts === undefined) this.routes.set(route, (counts = { byCode: new Map(), buckets: new Array<number>(latencyBuckets.length + 1).fill(0), sum: 0, count: 0 }));
     counts.byCode.set(code, (counts.byCode.get(code) ?? 0) + 1);

@@ -30,22 +30,26 @@ const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
-const db = new Database(workerData.file, { fileMustExist: true });
+// A short busy timeout: the worker never has a reason to wait long for a lock.
+const db = new Database(workerData.file, { fileMustExist: true, timeout: 100 });
 let last = "";
-const checkpoint = () => {
-  const [{ log, checkpointed }] = db.pragma("wal_checkpoint(PASSIVE)");
-  // Says how far it got when that changed (not every idle interval).
+const checkpoint = (always) => {
+  const [{ busy, log, checkpointed }] = db.pragma("wal_checkpoint(PASSIVE)");
+  // busy: the service's connection was checkpointing at that moment; the next interval tries again.
+  if (busy) return;
+  // Says how far it got when that changed (not every idle interval), or when asked.
   const now = log + "/" + checkpointed;
-  if (now !== last) parentPort.postMessage({ log, checkpointed });
+  if (always || now !== last) parentPort.postMessage({ log, checkpointed });
   last = now;
 };
-// Busy (the service's connection checkpointing at the same moment): the next interval tries again. Anything else ends the worker.
+// A lock not had within the busy timeout: the next interval tries again. Anything else ends the worker.
 const timer = setInterval(() => {
-  try { checkpoint(); } catch (error) { if (error.code !== "SQLITE_BUSY") throw error; }
+  try { checkpoint(false); } catch (error) { if (error.code !== "SQLITE_BUSY") throw error; }
 }, workerData.intervalMs);
-parentPort.on("message", () => {
+parentPort.on("message", (message) => {
+  if (message === "checkpoint") return checkpoint(true);
   clearInterval(timer);
-  try { checkpoint(); } finally { db.close(); parentPort.close(); }
+  try { checkpoint(false); } finally { db.close(); parentPort.close(); }
 });
 parentPort.postMessage("ready");
 `;
@@ -58,8 +62,10 @@ export interface CheckpointProgress {
 
 /** A running background checkpointer. */
 export interface BackgroundCheckpoints {
-  /** The worker's latest checkpoint that changed anything (undefined before the first). */
+  /** The worker's latest checkpoint that changed anything, or was asked for (undefined before the first). */
   readonly latest: CheckpointProgress | undefined;
+  /** Asks the worker for a checkpoint now (besides its interval); `latest` shows it once done. */
+  checkpointNow(): void;
   /** Stops the worker after a last checkpoint and gives checkpoints back to SQLite; call before closing the database. */
   close(): Promise<void>;
 }
@@ -78,14 +84,20 @@ export interface BackgroundCheckpoints {
 export async function startBackgroundCheckpoints(db: Db, logger: Logger, options: BackgroundCheckpointOptions = {}): Promise<BackgroundCheckpoints> {
   const intervalMs = options.intervalMs ?? 50;
   const walPages = options.walPages ?? 16_384;
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: { driver: createRequire(import.meta.url).resolve("better-sqlite3"), file: db.name, intervalMs },
-    // Not the parent's --import hooks: the worker is plain CommonJS.
-    execArgv: [],
-  });
-  // A process that ends without closing it is not held up by it.
-  worker.unref();
+  // An in-memory database has no WAL to checkpoint (and a second connection would open another one).
+  if (db.memory) return { latest: undefined, checkpointNow() {}, close: () => Promise.resolve() };
+  let worker: Worker;
+  try {
+    worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { driver: createRequire(import.meta.url).resolve("better-sqlite3"), file: db.name, intervalMs },
+      // Not the parent's --import hooks: the worker is plain CommonJS.
+      execArgv: [],
+    });
+  } catch (error) {
+    logger.warn({ err: error, file: db.name }, "background checkpoints could not start; SQLite checkpoints on commit");
+    return { latest: undefined, checkpointNow() {}, close: () => Promise.resolve() };
+  }
   let closing = false;
   let failed = false;
   /** Back to SQLite's own checkpoints, once, when the worker fails (not when it was asked to stop). */
@@ -114,6 +126,9 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
   return {
     get latest() {
       return latest;
+    },
+    checkpointNow() {
+      if (!closing && !failed) worker.postMessage("checkpoint");
     },
     async close() {
       if (!closing) {
