@@ -90,10 +90,8 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     if (closed) return;
     const js = nc.jetstream();
     if (options.outbox) {
-      const started = new OutboxRelay({ db: options.db, nc, logger, outbox: options.outbox });
-      options.outbox.onAppend(() => started.notify());
-      started.start();
-      relay = started;
+      relay = new OutboxRelay({ db: options.db, nc, logger, outbox: options.outbox });
+      relay.start();
     }
     consumers = (options.consumers ?? []).map((c) => {
       const consumer = new EventConsumer({

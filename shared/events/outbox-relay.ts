@@ -14,7 +14,7 @@ export interface OutboxRelayOptions {
   db: Db;
   nc: NatsConnection;
   logger: Logger;
-  /** The process's outbox, when it writes to `db`: the events it still remembers are not read back from the table. */
+  /** The process's outbox, when it writes to `db`: each append wakes the relay, and the events it still remembers are not read back from the table. */
   outbox?: Outbox;
   /** Events published concurrently (pipelined on one connection, so in order). */
   batchSize?: number;
@@ -85,6 +85,8 @@ export class OutboxRelay {
   private readonly recordProgress;
   /** The backlog counts the unpublished rows: read at most once a second, however many metrics and status reports ask. */
   private readonly backlog: () => { n: number; oldest: number | null };
+  /** Stops listening to the outbox's appends. */
+  private readonly stopListening: () => void;
 
   constructor(private readonly options: OutboxRelayOptions) {
     const { db } = options;
@@ -114,6 +116,8 @@ export class OutboxRelay {
     };
     this.publishedThrough = db.prepare(PUBLISHED_THROUGH_SQL).pluck().get() as number;
     this.backlog = readAtMost(1000, () => outboxBacklog(db));
+    const unsubscribe = options.outbox?.onAppend(() => this.notify());
+    this.stopListening = () => void unsubscribe?.();
     this.recordProgress = db.transaction((retries: Outcome<RetryRow>[], refused: Outcome<Row>[], batch: Row[]) => {
       const now = this.clock();
       for (const { row, result } of retries) {
@@ -152,6 +156,7 @@ export class OutboxRelay {
   /** Stops after the batch in flight (what it published is recorded; the rest stays for the next start). */
   async close(): Promise<void> {
     this.stopped = true;
+    this.stopListening();
     this.wake?.();
     await this.running;
     this.publisher.close();

@@ -36,9 +36,13 @@ test("the worker checkpoints the WAL while the service's connection does not, so
   // ~6 MiB into the WAL (a 4 KiB row takes about three pages).
   write(db, 500);
   const walAfterFirst = walBytes(file);
-  checkpoints.checkpointNow();
-  // The worker copies every frame into the database file.
-  await waitFor(() => checkpoints.latest !== undefined && checkpoints.latest.log > 0 && checkpoints.latest.checkpointed === checkpoints.latest.log, "the worker's checkpoint");
+  // The worker, asked (again until it has), copies every frame into the database file.
+  await waitFor(() => {
+    const latest = checkpoints.latest;
+    if (latest !== undefined && latest.log > 0 && latest.checkpointed === latest.log) return true;
+    checkpoints.checkpointNow();
+    return false;
+  }, "the worker's checkpoint of every frame");
   expect(statSync(file).size).toBeGreaterThan(500 * 4096);
   // So the next writes start the WAL over instead of appending to it: the file does not grow (it would double).
   write(db, 500);

@@ -32,29 +32,29 @@ const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
 // A short busy timeout: the worker never has a reason to wait long for a lock.
 const db = new Database(workerData.file, { fileMustExist: true, timeout: 100 });
-let last = "";
-const checkpoint = (always) => {
-  const [{ busy, log, checkpointed }] = db.pragma("wal_checkpoint(PASSIVE)");
-  // busy: the service's connection was checkpointing at that moment; the next interval tries again.
-  if (busy) return;
-  // Says how far it got when that changed (not every idle interval), or when asked.
-  const now = log + "/" + checkpointed;
-  if (always || now !== last) parentPort.postMessage({ log, checkpointed });
-  last = now;
+// A lock not had within the busy timeout counts as busy: the next interval tries again. Anything else ends the worker.
+const checkpoint = () => {
+  try {
+    return db.pragma("wal_checkpoint(PASSIVE)")[0];
+  } catch (error) {
+    if (error.code !== "SQLITE_BUSY") throw error;
+    return { busy: 1 };
+  }
 };
-// A lock not had within the busy timeout: the next interval tries again. Anything else ends the worker.
-const timer = setInterval(() => {
-  try { checkpoint(false); } catch (error) { if (error.code !== "SQLITE_BUSY") throw error; }
-}, workerData.intervalMs);
+const timer = setInterval(checkpoint, workerData.intervalMs);
 parentPort.on("message", (message) => {
-  if (message === "checkpoint") return checkpoint(true);
+  // Asked how far it gets: the WAL's length and how much of it is in the database file (-1: busy, the service's connection was checkpointing).
+  if (message === "checkpoint") {
+    const { busy, log, checkpointed } = checkpoint();
+    return parentPort.postMessage(busy ? { log: -1, checkpointed: -1 } : { log, checkpointed });
+  }
   clearInterval(timer);
-  try { checkpoint(false); } finally { db.close(); parentPort.close(); }
+  try { checkpoint(); } finally { db.close(); parentPort.close(); }
 });
 parentPort.postMessage("ready");
 `;
 
-/** What the worker's latest checkpoint found: the WAL's length and how much of it is in the database file (pages). */
+/** What a checkpoint asked of the worker found: the WAL's length and how much of it is in the database file (pages; -1 when it could not run). */
 export interface CheckpointProgress {
   log: number;
   checkpointed: number;
@@ -62,9 +62,9 @@ export interface CheckpointProgress {
 
 /** A running background checkpointer. */
 export interface BackgroundCheckpoints {
-  /** The worker's latest checkpoint that changed anything, or was asked for (undefined before the first). */
+  /** What the latest checkpoint asked for found (undefined before one is done). */
   readonly latest: CheckpointProgress | undefined;
-  /** Asks the worker for a checkpoint now (besides its interval); `latest` shows it once done. */
+  /** Asks the worker for a checkpoint now, besides its interval; `latest` shows it once done. */
   checkpointNow(): void;
   /** Stops the worker after a last checkpoint and gives checkpoints back to SQLite; call before closing the database. */
   close(): Promise<void>;
