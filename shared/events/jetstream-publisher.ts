@@ -1,4 +1,4 @@
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type PubAck, type Subscription } from "nats";
+import { createInbox, Events, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type PubAck, type Status, type Subscription } from "nats";
 
 /** One message to publish to a JetStream stream. */
 export interface JetStreamMessage {
@@ -34,6 +34,13 @@ const CLOSED = "the publisher is closed";
  * flight, it published ~2.4x the messages per second at a third of the CPU
  * per message. Many may be in flight on the one connection, so they reach
  * the server in the order they were published.
+ *
+ * It follows the connection's state: when the connection drops, whatever
+ * is waiting fails at once (a PubAck the server sent on the lost connection
+ * never arrives, and nats.js's buffered publishes were never acked after a
+ * reconnect either: measured, they waited out their deadline), and until it
+ * is back each publish is refused at once. `onReconnect` tells a caller
+ * when publishing can work again, so it need not wait out a back-off.
  */
 export class JetStreamPublisher {
   private readonly inbox: string;
@@ -43,6 +50,10 @@ export class JetStreamPublisher {
   private sweeper: NodeJS.Timeout | undefined;
   /** Why nothing more can be published (closed, or the server refused the reply subscription). */
   private unusable: string | undefined;
+  /** False from the connection's disconnect to its reconnect. */
+  private connected = true;
+  private readonly statuses: AsyncIterable<Status> & { stop(): void };
+  private readonly reconnectListeners = new Set<() => void>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -61,6 +72,20 @@ export class JetStreamPublisher {
         }
       },
     });
+    // nats.js's status() is an iterator it ends with stop() (typed only as AsyncIterable).
+    this.statuses = nc.status() as AsyncIterable<Status> & { stop(): void };
+    void this.followConnection();
+  }
+
+  /** Whether the connection is up (as of the last state change nats.js reported). */
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** Calls `listener` each time the connection comes back after a drop; returns how to stop. */
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   /**
@@ -72,6 +97,7 @@ export class JetStreamPublisher {
   publish(message: JetStreamMessage): Promise<PubAck> {
     return new Promise<PubAck>((resolve, reject) => {
       if (this.unusable !== undefined) return reject(new JetStreamPublishError(this.unusable));
+      if (!this.connected) return reject(new JetStreamPublishError("not connected to NATS"));
       const id = this.nextId++;
       const h: MsgHdrs = natsHeaders();
       if (message.headers) for (const [key, value] of Object.entries(message.headers)) h.set(key, value);
@@ -95,8 +121,22 @@ export class JetStreamPublisher {
   close(): void {
     if (this.unusable === CLOSED) return;
     this.unusable = CLOSED;
+    this.statuses.stop();
+    this.reconnectListeners.clear();
     this.subscription.unsubscribe();
     this.fail(() => true, "the publisher was closed before JetStream answered");
+  }
+
+  private async followConnection(): Promise<void> {
+    for await (const status of this.statuses) {
+      if (status.type === Events.Disconnect) {
+        this.connected = false;
+        this.fail(() => true, "the NATS connection was lost before JetStream answered");
+      } else if (status.type === Events.Reconnect) {
+        this.connected = true;
+        for (const listener of this.reconnectListeners) listener();
+      }
+    }
   }
 
   private answer(msg: Msg): void {

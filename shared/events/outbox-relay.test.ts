@@ -8,6 +8,8 @@ import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { newEvent } from "./new-event.js";
 import { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
+import { connectNats } from "./nats-connection.js";
+import { ensureStreams } from "./stream-setup.js";
 import { outboxMigration, outboxProgressMigration, outboxTraceMigration, unpublishedRows } from "./schema.js";
 import { streams } from "./subjects.js";
 
@@ -118,4 +120,36 @@ test("events the outbox remembers are published as appended, without reading the
   expect(bodies).toEqual(appended.map((e, i) => (i < 70 ? "table" : e.eventId)));
   // What was published is forgotten.
   expect([rolledBack, ...appended].map((e) => outbox.take(e.eventId)).filter(Boolean)).toEqual([]);
+});
+
+test("while NATS is down the relay waits out its back-off, and when NATS is back it publishes what piled up at once", async () => {
+  await using nats = await startNats();
+  // The services' own connection settings (they keep reconnecting).
+  const nc = await connectNats(nats.url, "relay-test", silentLogger());
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  await ensureStreams(await nc.jetstreamManager());
+  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
+  const outbox = new Outbox(db);
+  const restocked = (n: number) => newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
+  const append = (from: number, count: number) => db.transaction(() => { for (let n = from; n < from + count; n++) outbox.append(restocked(n)); })();
+  // Waiting a minute for a PubAck, or after a failed pass: this test ends long before either.
+  const relay = new OutboxRelay({ db, nc, logger: silentLogger(), outbox, publishTimeoutMs: 60_000, backoff: { initialMs: 60_000, maxMs: 60_000 } });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  append(1, 10);
+  await waitFor(() => relay.stats().published === 10, "the first events published");
+
+  await nats.kill();
+  // The pass after the connection dropped fails without waiting for a PubAck...
+  append(11, 1);
+  await waitFor(() => relay.stats().failures === 1, "a pass failed");
+  // ...and writes during the back-off do not start passes bound to fail.
+  for (let n = 12; n < 600; n += 50) append(n, 50);
+
+  await nats.restart();
+  // Back at once: not after the minute of back-off.
+  await waitFor(() => unpublishedRows(db) === 0, "the events written during the outage published", 20_000);
+  expect(relay.stats()).toMatchObject({ published: 611, failures: 1 });
+  const stream = await (await nc.jetstreamManager()).streams.info(streams.inventory.name);
+  expect(stream.state.messages).toBe(611);
 });

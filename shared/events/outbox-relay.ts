@@ -5,7 +5,7 @@ import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } fro
 import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
-import { JetStreamPublisher, type JetStreamMessage } from "./jetstream-publisher.js";
+import { JetStreamPublisher, JetStreamPublishError, type JetStreamMessage } from "./jetstream-publisher.js";
 import type { Outbox, OutboxMessage } from "./outbox.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
 
@@ -22,6 +22,8 @@ export interface OutboxRelayOptions {
   pollMs?: number;
   /** How long to wait for a PubAck (ms). */
   publishTimeoutMs?: number;
+  /** The wait after a failed pass, doubling per failure from `initialMs` up to `maxMs` (default 100 ms to 2 s). */
+  backoff?: { initialMs: number; maxMs: number };
   /** Published rows older than this are deleted (ms). */
   retentionMs?: number;
   clock?: () => number;
@@ -64,7 +66,8 @@ export const TRACEPARENT_HEADER = "traceparent";
  * are in (outbox_batches). After a crash it resumes after the last batch
  * recorded; a row published but not recorded is published again and
  * JetStream drops it as a duplicate. While NATS is down it backs off and
- * retries; writers never wait for it. Progress can be a single seq because
+ * retries (appends do not cut the back-off short; the connection coming
+ * back does); writers never wait for it. Progress can be a single seq because
  * rows become visible in seq order: the service's one connection writes
  * them, a transaction at a time.
  */
@@ -72,12 +75,15 @@ export class OutboxRelay {
   private readonly statements;
   private readonly batchSize: number;
   private readonly pollMs: number;
+  private readonly backoff: { initialMs: number; maxMs: number };
   private readonly publisher: JetStreamPublisher;
   private readonly retentionMs: number;
   private readonly clock: () => number;
   private wake: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Passes in a row that failed (NATS down, JetStream not answering); 0 after one that did not. */
+  private failures = 0;
   private lastPrune = 0;
   private readonly counters = { published: 0, duplicates: 0, failures: 0 };
   /** The highest seq the relay got past: every row up to it is published or set aside in outbox_retry. */
@@ -85,13 +91,14 @@ export class OutboxRelay {
   private readonly recordProgress;
   /** The backlog counts the unpublished rows: read at most once a second, however many metrics and status reports ask. */
   private readonly backlog: () => { n: number; oldest: number | null };
-  /** Stops listening to the outbox's appends. */
+  /** Stops listening to the outbox's appends and the connection's returns. */
   private readonly stopListening: () => void;
 
   constructor(private readonly options: OutboxRelayOptions) {
     const { db } = options;
     this.batchSize = options.batchSize ?? 256;
     this.pollMs = options.pollMs ?? 200;
+    this.backoff = options.backoff ?? { initialMs: 100, maxMs: 2000 };
     this.publisher = new JetStreamPublisher(options.nc, options.publishTimeoutMs ?? 5000);
     this.retentionMs = options.retentionMs ?? 60 * 60 * 1000;
     this.clock = options.clock ?? Date.now;
@@ -116,8 +123,19 @@ export class OutboxRelay {
     };
     this.publishedThrough = db.prepare(PUBLISHED_THROUGH_SQL).pluck().get() as number;
     this.backlog = readAtMost(1000, () => outboxBacklog(db));
-    const unsubscribe = options.outbox?.onAppend(() => this.notify());
-    this.stopListening = () => void unsubscribe?.();
+    // An append wakes the relay unless it is backing off after a failure: while NATS is down, each
+    // write would otherwise start a pass bound to fail. The connection coming back ends the back-off.
+    const stopAppends = options.outbox?.onAppend(() => {
+      if (this.failures === 0) this.notify();
+    });
+    const stopReconnects = this.publisher.onReconnect(() => {
+      this.failures = 0;
+      this.notify();
+    });
+    this.stopListening = () => {
+      stopAppends?.();
+      stopReconnects();
+    };
     this.recordProgress = db.transaction((retries: Outcome<RetryRow>[], refused: Outcome<Row>[], batch: Row[]) => {
       const now = this.clock();
       for (const { row, result } of retries) {
@@ -163,20 +181,20 @@ export class OutboxRelay {
   }
 
   private async loop(): Promise<void> {
-    let failures = 0;
     while (!this.stopped) {
       let progressed = false;
       try {
         progressed = await this.publishBatch();
-        failures = 0;
+        this.failures = 0;
       } catch (error) {
-        failures++;
+        const failures = ++this.failures;
         this.counters.failures++;
         if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ err: error, failures }, "outbox publish failed; retrying");
       }
       this.pruneNow();
+      const { failures } = this;
       if (progressed && failures === 0) continue;
-      const delay = failures === 0 ? this.pollMs : Math.min(2000, 50 * 2 ** Math.min(failures, 6));
+      const delay = failures === 0 ? this.pollMs : Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(failures - 1, 30));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -198,6 +216,8 @@ export class OutboxRelay {
    * anywhere; throws when it did not because of a failure.
    */
   private async publishBatch(): Promise<boolean> {
+    // Not even a read while NATS is down: rows taken from the outbox's memory would have to be read back later.
+    if (!this.publisher.isConnected) throw new JetStreamPublishError("not connected to NATS");
     const retried = this.statements.due.all(this.clock(), this.batchSize);
     const fresh = this.nextRows();
     if (retried.length + fresh.length === 0) return false;
