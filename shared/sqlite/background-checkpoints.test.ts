@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { afterEach, expect, test } from "vitest";
 import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
-import { startBackgroundCheckpoints } from "./background-checkpoints.js";
-import { openDatabase, type Db } from "./open-database.js";
+import { startBackgroundCheckpoints, type BackgroundCheckpoints } from "./background-checkpoints.js";
+import { openDatabase, WAL_SIZE_LIMIT_BYTES, type Db } from "./open-database.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -28,6 +28,16 @@ function write(db: Db, count: number): void {
   for (let i = 1; i <= count; i++) insert.run(Buffer.alloc(4096, i % 256));
 }
 
+/** Asks the worker to checkpoint (again until it has) and waits until every frame is copied into the database file. */
+async function checkpointEverything(checkpoints: BackgroundCheckpoints): Promise<void> {
+  await waitFor(() => {
+    const latest = checkpoints.latest;
+    if (latest !== undefined && latest.log > 0 && latest.checkpointed === latest.log) return true;
+    checkpoints.checkpointNow();
+    return false;
+  }, "the worker's checkpoint of every frame");
+}
+
 test("the worker checkpoints the WAL while the service's connection does not, so the WAL starts over instead of growing", async () => {
   const { db, file } = fileDatabase();
   // The service's connection would checkpoint only past a million pages, and the worker only when asked: every checkpoint here is the one asked for.
@@ -36,13 +46,8 @@ test("the worker checkpoints the WAL while the service's connection does not, so
   // ~6 MiB into the WAL (a 4 KiB row takes about three pages).
   write(db, 500);
   const walAfterFirst = walBytes(file);
-  // The worker, asked (again until it has), copies every frame into the database file.
-  await waitFor(() => {
-    const latest = checkpoints.latest;
-    if (latest !== undefined && latest.log > 0 && latest.checkpointed === latest.log) return true;
-    checkpoints.checkpointNow();
-    return false;
-  }, "the worker's checkpoint of every frame");
+  // The worker, asked, copies every frame into the database file.
+  await checkpointEverything(checkpoints);
   expect(statSync(file).size).toBeGreaterThan(500 * 4096);
   // So the next writes start the WAL over instead of appending to it: the file does not grow (it would double).
   write(db, 500);
@@ -50,6 +55,20 @@ test("the worker checkpoints the WAL while the service's connection does not, so
   await checkpoints.close();
   expect(autocheckpoint(db)).toBe(1000);
   expect(db.prepare("SELECT count(*) FROM pages").pluck().get()).toBe(1000);
+  db.close();
+});
+
+test("after a burst, the WAL file is cut back to its size limit when it starts over", async () => {
+  const { db, file } = fileDatabase();
+  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { intervalMs: 3_600_000, walPages: 1_000_000 });
+  // ~24 MiB into the WAL.
+  write(db, 2000);
+  expect(walBytes(file)).toBeGreaterThan(WAL_SIZE_LIMIT_BYTES);
+  await checkpointEverything(checkpoints);
+  // The next commit starts the WAL over and truncates the file.
+  write(db, 1);
+  expect(walBytes(file)).toBeLessThanOrEqual(WAL_SIZE_LIMIT_BYTES);
+  await checkpoints.close();
   db.close();
 });
 

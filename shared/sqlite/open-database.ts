@@ -8,6 +8,14 @@ export type Db = Database.Database;
 /** One schema step; migrations run in order and each exactly once (PRAGMA user_version). */
 export type Migration = string;
 
+/**
+ * How large a WAL file is left after it starts over (bytes). Under a burst
+ * the WAL grows past this (the service's connection checkpoints only past
+ * 16,384 pages, ~64 MiB: background-checkpoints.ts); without a limit SQLite
+ * keeps the file at its high-water mark for good.
+ */
+export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
+
 /** How to open a database file. */
 export interface OpenDatabaseOptions {
   /** A file path, or ":memory:" in unit tests. */
@@ -39,6 +47,7 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
   db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`);
   db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   db.pragma("foreign_keys = ON");
+  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   if (options.cacheMiB !== undefined) db.pragma(`cache_size = ${-Math.round(options.cacheMiB * 1024)}`);
   if (options.mmapMiB !== undefined) db.pragma(`mmap_size = ${Math.round(options.mmapMiB * 1024 * 1024)}`);
   migrate(db, options.migrations);
