@@ -1,5 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { SpanKind } from "@opentelemetry/api";
+import { SpanKind, type Context, type Span } from "@opentelemetry/api";
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "nats";
 import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { Logger } from "../logging/index.js";
@@ -52,6 +52,19 @@ export interface ConsumerLag {
   redelivered: number;
 }
 
+/** What became of one message of a batch: applied, skipped as a duplicate, or failed; its span ends once the batch is committed. */
+interface Outcome {
+  msg: JsMsg;
+  event: Event | undefined;
+  applied: boolean;
+  error?: unknown;
+  span: Span;
+  parent: Context;
+}
+
+/** At most this many messages in one transaction. */
+const MAX_BATCH = 256;
+
 /** The message could not be decoded into an Event; it will never succeed. */
 class UndecodableEvent extends Error {
   override readonly name = "UndecodableEvent";
@@ -63,10 +76,18 @@ class UndecodableEvent extends Error {
  * redelivery finds the id and changes nothing); a failure is nak'ed with a
  * growing delay; after `maxDeliveries` the message is recorded in
  * dead_letters with the reason and terminated, so it does not stall the rest.
+ *
+ * The messages delivered in one turn of the event loop (a burst: nats.js
+ * hands over what one read of its socket holds) share a transaction, each
+ * event in a savepoint of its own, so a failing event undoes only itself;
+ * nothing is acked before the commit. A commit costs more than applying an
+ * event does; should the shared transaction itself fail, each message gets
+ * a transaction of its own.
  */
 export class EventConsumer {
   private readonly statements;
   private readonly applyTx;
+  private readonly applyBatch;
   private readonly maxDeliveries: number;
   private readonly retryDelayMs: number;
   private readonly clock: () => number;
@@ -78,6 +99,8 @@ export class EventConsumer {
   private stopped = false;
   /** Messages applied and committed, acked together once the messages already delivered are processed. */
   private readonly unacked: JsMsg[] = [];
+  /** Messages delivered in this turn of the event loop, applied together at its end. */
+  private readonly pending: JsMsg[] = [];
   readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, retried: 0, deadLettered: 0 };
 
   constructor(private readonly options: EventConsumerOptions) {
@@ -101,6 +124,14 @@ export class EventConsumer {
       options.handle(event, subject);
       this.statements.record.run(durable, event.eventId, this.clock());
       return true;
+    });
+    this.applyBatch = db.transaction((batch: readonly JsMsg[], outcomes: Outcome[]) => {
+      for (const msg of batch) {
+        const outcome = this.apply(msg);
+        outcomes.push(outcome);
+        // An error SQLite answers by rolling back the whole transaction (disk full, I/O): none of the batch stands.
+        if (outcome.error !== undefined && !db.inTransaction) throw outcome.error;
+      }
     });
   }
 
@@ -133,11 +164,12 @@ export class EventConsumer {
     this.running ??= this.loop();
   }
 
-  /** Stops pulling; the message in hand is finished first. */
+  /** Stops pulling; the messages in hand are finished first. */
   async close(): Promise<void> {
     this.stopped = true;
     this.messages?.stop();
     await this.running;
+    this.processPending();
     this.ackApplied();
   }
 
@@ -165,7 +197,7 @@ export class EventConsumer {
         if (this.stopped) this.messages.stop();
         for await (const msg of this.messages) {
           failures = 0;
-          this.process(msg);
+          this.receive(msg);
         }
       } catch (error) {
         if (this.stopped) break;
@@ -176,24 +208,47 @@ export class EventConsumer {
     }
   }
 
+  /** Queues a delivered message for the batch applied at the end of this turn of the event loop. */
+  private receive(msg: JsMsg): void {
+    const queued = this.pending.push(msg);
+    if (queued === 1) setImmediate(() => this.processPending());
+    else if (queued >= MAX_BATCH) this.processPending();
+  }
+
+  private processPending(): void {
+    if (this.pending.length > 0) this.process(this.pending.splice(0));
+  }
+
+  /** Applies messages in one transaction, then acks, naks or dead-letters each by its outcome. */
+  private process(batch: readonly JsMsg[]): void {
+    const outcomes: Outcome[] = [];
+    try {
+      this.transactions.run(this.txName, () => this.applyBatch.immediate(batch, outcomes));
+    } catch (error) {
+      // Not one event's failure (that rolls back to its savepoint): the transaction itself failed, and nothing of it was committed.
+      for (const { span } of outcomes) endSpanWithError(span, error);
+      if (batch.length > 1) {
+        for (const msg of batch) this.process([msg]);
+      } else {
+        const msg = batch[0]!;
+        this.fail(msg, undefined, error);
+      }
+      return;
+    }
+    for (const outcome of outcomes) this.settle(outcome);
+  }
+
   /**
-   * Processes one message in a CONSUMER span, child of the publish span
-   * named by its `traceparent` header (a message without one starts a new
-   * trace), so the effect and its log lines join the trace of the change
-   * that caused it.
+   * Decodes and applies one message, inside the batch's transaction, in a
+   * CONSUMER span, child of the publish span named by its `traceparent`
+   * header (a message without one starts a new trace), so the effect and its
+   * log lines join the trace of the change that caused it.
    */
-  private process(msg: JsMsg): void {
+  private apply(msg: JsMsg): Outcome {
     const traceparent = msg.headers?.get(TRACEPARENT_HEADER) || undefined;
     const parent = contextFromTraceparent(traceparent);
     const span = tracer().startSpan(`process ${msg.subject}`, { kind: SpanKind.CONSUMER }, parent);
     if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": msg.subject, "messaging.consumer.group.name": this.options.durable });
-    const failed = withSpan(span, () => this.processInSpan(msg), parent);
-    if (failed === undefined) span.end();
-    else endSpanWithError(span, failed);
-  }
-
-  /** Applies, acks or fails one message; returns the error when it failed. */
-  private processInSpan(msg: JsMsg): unknown {
     let event: Event | undefined;
     try {
       try {
@@ -203,21 +258,32 @@ export class EventConsumer {
       }
       if (event.eventId === "" || event.payload.case === undefined) throw new UndecodableEvent("event without id or payload");
       const decoded = event;
-      if (this.transactions.run(this.txName, () => this.applyTx.immediate(decoded, msg.subject))) {
-        this.stats.applied++;
-        if (this.options.logger.isLevelEnabled("debug")) {
-          this.options.logger.debug({ durable: this.options.durable, eventId: event.eventId, subject: msg.subject, requestId: event.requestId }, "event applied");
-        }
-        this.options.onApplied?.(event);
-      } else {
-        this.stats.skippedDuplicates++;
-      }
-      this.ackLater(msg);
-      return undefined;
+      // A transaction inside the batch's: a savepoint, rolled back alone when the handler throws.
+      const applied = withSpan(span, () => this.applyTx(decoded, msg.subject), parent);
+      return { msg, event, applied, span, parent };
     } catch (error) {
-      this.fail(msg, event, error);
-      return error;
+      return { msg, event, applied: false, error, span, parent };
     }
+  }
+
+  /** After the commit: acks what was applied or skipped, fails the rest, ends each span. */
+  private settle({ msg, event, applied, error, span, parent }: Outcome): void {
+    if (error !== undefined) {
+      withSpan(span, () => this.fail(msg, event, error), parent);
+      endSpanWithError(span, error);
+      return;
+    }
+    if (applied && event !== undefined) {
+      this.stats.applied++;
+      if (this.options.logger.isLevelEnabled("debug")) {
+        withSpan(span, () => this.options.logger.debug({ durable: this.options.durable, eventId: event.eventId, subject: msg.subject, requestId: event.requestId }, "event applied"), parent);
+      }
+      this.options.onApplied?.(event);
+    } else {
+      this.stats.skippedDuplicates++;
+    }
+    this.ackLater(msg);
+    span.end();
   }
 
   private fail(msg: JsMsg, event: Event | undefined, error: unknown): void {
@@ -235,7 +301,9 @@ export class EventConsumer {
         payload: Buffer.from(msg.data),
         now: this.clock(),
       });
-      msg.term(reason.slice(0, 200));
+      // No reason with the +TERM: nats-server 2.9 takes only a bare "+TERM" (a reason came in 2.10) and ignores
+      // anything else, so the message stayed pending and came back every ack wait. The reason is in dead_letters.
+      msg.term();
       this.stats.deadLettered++;
       this.options.logger.error({ durable: this.options.durable, seq: msg.info.streamSequence, deliveries, reason }, "event dead-lettered");
       return;
