@@ -44,7 +44,7 @@ rounds (A B A B …) so that drift on a shared machine hits both sides.
   --small N           orders stored for the main figures (default 10000)
   --large N           orders stored on the large side of the growth check (default 100000)
   --growth            the large side holds 1,000,000 orders (seeding takes ~40-100 s; the run ~8.5 minutes)
-  --relay-orders N    orders created while NATS is down, per relay round (default 3000)
+  --relay-orders N    orders created while NATS is down, per relay round (default 10000: 20,000 events, as many as a ceiling run publishes)
   --publish-count N   messages per JetStream ceiling run (default 20000)
   --only LIST         phases to run, comma-separated: reads,writes,relay (default all)
   --profile           CPU-profile the Orderly services (inspector, written at exit) and report the top functions
@@ -98,8 +98,8 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     connections: int("connections", values.connections, 64, 1),
     smallOrders: int("small", values.small, 10_000, 100),
     largeOrders: values.growth ? 1_000_000 : int("large", values.large, quick ? 20_000 : 100_000, 100),
-    relayOrders: int("relay-orders", values["relay-orders"], quick ? 1500 : 3000, 100),
-    publishCount: int("publish-count", values["publish-count"], quick ? 10_000 : 20_000, 1000),
+    relayOrders: int("relay-orders", values["relay-orders"], quick ? 1500 : 10_000, 100),
+    publishCount: int("publish-count", values["publish-count"], quick ? 3000 : 20_000, 1000),
     phases: phases as Phase[],
     profile: values.profile,
     stackEnv,

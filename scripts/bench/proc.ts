@@ -55,3 +55,23 @@ export class CpuMeter {
     return used;
   }
 }
+
+/**
+ * Waits until a process has been idle (under `maxShare` of one CPU over two
+ * windows of `windowMs` in a row), or `timeoutMs` passed; returns how long it
+ * waited (ms).
+ */
+export async function waitIdle(pid: number, options: { windowMs?: number; maxShare?: number; timeoutMs?: number } = {}): Promise<number> {
+  const { windowMs = 500, maxShare = 0.05, timeoutMs = 30_000 } = options;
+  const start = Date.now();
+  let quiet = 0;
+  let before = cpuMs(pid);
+  while (quiet < 2 && Date.now() - start < timeoutMs && before !== undefined) {
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const now = cpuMs(pid);
+    if (now === undefined) break;
+    quiet = now - before <= windowMs * maxShare ? quiet + 1 : 0;
+    before = now;
+  }
+  return Date.now() - start;
+}

@@ -238,13 +238,14 @@ export function markdownReport(results: BenchResults): string {
     parts.push(
       "## Outbox relay\n\n" +
         `Event payload ≈ ${r.payloadBytes} bytes. Relay: NATS stopped, ${o.relayOrders} orders created, NATS restarted; rate from the relay's record of its batches (outbox_batches, after the first batch). ` +
-        `Isolated rounds also stop inventory, query and the gateway while the relay drains, so the relay is its nats-server's only client, like the ceiling's publisher; the last round drains with every service running. ` +
+        `Isolated rounds also stop inventory, query and the gateway while the relay drains, so the relay is its nats-server's only client, like the ceiling's publisher, and bring NATS back once the order service is idle (its checkpoint of the writes done: "settled"); the last round drains with every service running, at once. ` +
         `Ceiling: a separate nats-server, 256 PubAcks outstanding (sliding); "batched": 256 at a time, waiting for all (the relay's pattern without SQLite).\n\n` +
         [
           row([
             "round",
             "isolated",
             "backlog events",
+            "settled (ms)",
             "relay events/s",
             "batches",
             "drained after NATS back (ms)",
@@ -253,7 +254,7 @@ export function markdownReport(results: BenchResults): string {
             "batched msgs/s",
             "ceiling CPU ms/msg: publisher / nats-server",
           ]),
-          row(["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+          row(["---:", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
         ]
           .concat(
             r.rounds.map((x) =>
@@ -261,6 +262,7 @@ export function markdownReport(results: BenchResults): string {
                 x.round,
                 "yes",
                 x.backlog,
+                x.settleMs,
                 fmt(x.drain.eventsPerSec),
                 x.drain.batches,
                 x.drain.drainMs,
@@ -276,6 +278,7 @@ export function markdownReport(results: BenchResults): string {
               r.inSystem.round,
               "no",
               r.inSystem.backlog,
+              "–",
               fmt(r.inSystem.drain.eventsPerSec),
               r.inSystem.drain.batches,
               r.inSystem.drain.drainMs,
