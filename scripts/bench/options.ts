@@ -44,8 +44,8 @@ rounds (A B A B …) so that drift on a shared machine hits both sides.
   --small N           orders stored for the main figures (default 10000)
   --large N           orders stored on the large side of the growth check (default 100000)
   --growth            the large side holds 1,000,000 orders (seeding takes ~40-100 s; the run ~8.5 minutes)
-  --relay-orders N    orders created while NATS is down, per relay round (default 10000: 20,000 events, as many as a ceiling run publishes)
-  --publish-count N   messages per JetStream ceiling run (default 20000)
+  --relay-orders N    orders created while NATS is down, per relay round (default 10000: 20,000 events, as many as a ceiling run publishes; 1500 with --quick)
+  --publish-count N   messages per JetStream ceiling run (default 20000; 3000 with --quick)
   --only LIST         phases to run, comma-separated: reads,writes,relay (default all)
   --profile           CPU-profile the Orderly services (inspector, written at exit) and report the top functions
   --env KEY=VALUE     extra environment for every Orderly process, e.g. --env GATEWAY_CACHE_TTL_MS=0 (repeatable)

@@ -58,10 +58,10 @@ export class CpuMeter {
 
 /**
  * Waits until a process has been idle (under `maxShare` of one CPU over two
- * windows of `windowMs` in a row), or `timeoutMs` passed; returns how long it
- * waited (ms).
+ * windows of `windowMs` in a row), at most `timeoutMs`; says how long it
+ * waited (ms) and whether the process did settle.
  */
-export async function waitIdle(pid: number, options: { windowMs?: number; maxShare?: number; timeoutMs?: number } = {}): Promise<number> {
+export async function waitIdle(pid: number, options: { windowMs?: number; maxShare?: number; timeoutMs?: number } = {}): Promise<{ ms: number; idle: boolean }> {
   const { windowMs = 500, maxShare = 0.05, timeoutMs = 30_000 } = options;
   const start = Date.now();
   let quiet = 0;
@@ -73,5 +73,5 @@ export async function waitIdle(pid: number, options: { windowMs?: number; maxSha
     quiet = now - before <= windowMs * maxShare ? quiet + 1 : 0;
     before = now;
   }
-  return Date.now() - start;
+  return { ms: Date.now() - start, idle: quiet >= 2 };
 }

@@ -48,8 +48,8 @@ export interface RelayRound {
   /** Events the order service's outbox held when NATS came back. */
   backlog: number;
   drain: DrainMeasurement;
-  /** How long the order service took to settle (idle) after the orders were created, before NATS came back (isolated rounds; 0 otherwise). */
-  settleMs: number;
+  /** How long the bench waited for the order service to settle (idle) after the orders were created, before NATS came back, and whether it did (isolated rounds only). */
+  settled?: { ms: number; idle: boolean };
   /** CPU ms per event of the order service (the relay) and of the stack's nats-server, from NATS's restart to the end of the drain. */
   cpuMsPerEvent: { order: number; nats: number };
   ceiling: PublishRun;
@@ -119,7 +119,7 @@ async function relayRound(
     if (isolated) await Promise.all([system.inventory.stop(), system.query.stop(), system.gateway.stop()]);
     // NATS comes back once the order service has settled (its checkpoint worker copying the writes' WAL, collections): an
     // isolated drain is then the relay's work alone, as the ceiling's is the publisher's. The in-system round does not wait.
-    const settleMs = isolated ? await waitIdle(system.order.child.pid!) : 0;
+    const settled = isolated ? await waitIdle(system.order.child.pid!) : undefined;
     await system.nats.restart();
     const natsReadyAt = Date.now();
     const orderPid = system.order.child.pid!;
@@ -138,7 +138,7 @@ async function relayRound(
     await waitReady(system);
     // Let the read model catch up before anything else is measured.
     await waitFor(() => unappliedSince(system.dataDir, roundStart) === 0, "the read model to catch up after the relay round", 180_000, 200);
-    return { isolated, ordersCreated: created.ok, backlog, drain, cpuMsPerEvent, settleMs };
+    return { isolated, ordersCreated: created.ok, backlog, drain, cpuMsPerEvent, settled };
   } finally {
     orderDb.close();
   }

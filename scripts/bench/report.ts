@@ -262,7 +262,7 @@ export function markdownReport(results: BenchResults): string {
                 x.round,
                 "yes",
                 x.backlog,
-                x.settleMs,
+                x.settled === undefined ? "–" : x.settled.idle ? x.settled.ms : `not idle after ${x.settled.ms}`,
                 fmt(x.drain.eventsPerSec),
                 x.drain.batches,
                 x.drain.drainMs,

@@ -29,7 +29,7 @@ export interface EventConsumerOptions {
   batch?: number;
   /** Called after each transaction that applied an event. */
   onApplied?: (event: Event) => void;
-  /** Times and traces each event's transaction. */
+  /** Times each burst's transaction (under the name `consume <durable>`). */
   transactions?: TransactionTimer;
   clock?: () => number;
 }
@@ -64,6 +64,14 @@ interface Outcome {
 
 /** At most this many messages in one transaction. */
 const MAX_BATCH = 256;
+
+/** An event's handler failed in a way SQLite answered by rolling back the whole transaction (disk full, I/O). */
+class TransactionLost extends Error {
+  override readonly name = "TransactionLost";
+  constructor(readonly outcome: Outcome) {
+    super("an event's failure rolled back its whole transaction", { cause: outcome.error });
+  }
+}
 
 /** The message could not be decoded into an Event; it will never succeed. */
 class UndecodableEvent extends Error {
@@ -130,7 +138,7 @@ export class EventConsumer {
         const outcome = this.apply(msg);
         outcomes.push(outcome);
         // An error SQLite answers by rolling back the whole transaction (disk full, I/O): none of the batch stands.
-        if (outcome.error !== undefined && !db.inTransaction) throw outcome.error;
+        if (outcome.error !== undefined && !db.inTransaction) throw new TransactionLost(outcome);
       }
     });
   }
@@ -215,8 +223,15 @@ export class EventConsumer {
     else if (queued >= MAX_BATCH) this.processPending();
   }
 
+  /** Applies the messages queued; runs from setImmediate, so nothing may throw out of it. */
   private processPending(): void {
-    if (this.pending.length > 0) this.process(this.pending.splice(0));
+    if (this.pending.length === 0) return;
+    const batch = this.pending.splice(0);
+    try {
+      this.process(batch);
+    } catch (error) {
+      this.options.logger.error({ err: error, durable: this.options.durable, count: batch.length }, "a burst could not be settled; what was not acked comes back after its ack wait");
+    }
   }
 
   /** Applies messages in one transaction, then acks, naks or dead-letters each by its outcome. */
@@ -225,17 +240,37 @@ export class EventConsumer {
     try {
       this.transactions.run(this.txName, () => this.applyBatch.immediate(batch, outcomes));
     } catch (error) {
-      // Not one event's failure (that rolls back to its savepoint): the transaction itself failed, and nothing of it was committed.
-      for (const { span } of outcomes) endSpanWithError(span, error);
-      if (batch.length > 1) {
+      // Nothing of the transaction was committed.
+      if (error instanceof TransactionLost && batch.length === 1) return this.settle(error.outcome);
+      for (const { span } of outcomes) endSpanWithError(span, error instanceof TransactionLost ? error.outcome.error : error);
+      if (error instanceof TransactionLost) {
+        // One event's failure undid the whole batch: each message again in a transaction of its own, so only that one fails.
         for (const msg of batch) this.process([msg]);
       } else {
-        const msg = batch[0]!;
-        this.fail(msg, undefined, error);
+        // BEGIN or COMMIT failed (the database locked, full or failing): no event is to blame, so none of them
+        // comes nearer to being dead-lettered; all come back after a delay.
+        this.redeliverLater(batch, error);
       }
       return;
     }
-    for (const outcome of outcomes) this.settle(outcome);
+    for (const outcome of outcomes) {
+      try {
+        this.settle(outcome);
+      } catch (error) {
+        // A nak, term or dead-letter record that failed: that message comes back after its ack wait; the rest are settled.
+        this.options.logger.error({ err: error, durable: this.options.durable, seq: outcome.msg.info.streamSequence }, "could not settle an event; it will be redelivered");
+      }
+    }
+  }
+
+  private redeliverLater(batch: readonly JsMsg[], error: unknown): void {
+    this.stats.retried += batch.length;
+    this.options.logger.warn({ err: error, durable: this.options.durable, count: batch.length }, "the consumer's transaction failed; its events will be redelivered");
+    for (const msg of batch) msg.nak(this.retryDelay(msg.info.deliveryCount));
+  }
+
+  private retryDelay(deliveries: number): number {
+    return Math.min(30_000, this.retryDelayMs * 2 ** (deliveries - 1));
   }
 
   /**
@@ -309,7 +344,7 @@ export class EventConsumer {
       return;
     }
     this.stats.retried++;
-    const delay = Math.min(30_000, this.retryDelayMs * 2 ** (deliveries - 1));
+    const delay = this.retryDelay(deliveries);
     this.options.logger.warn({ durable: this.options.durable, seq: msg.info.streamSequence, deliveries, reason, delay }, "event failed; will retry");
     msg.nak(delay);
   }

@@ -12,7 +12,12 @@ export interface JetStreamMessage {
 
 /** JetStream did not store the message: it answered with an error, nothing answered in time, or no stream takes the subject. */
 export class JetStreamPublishError extends Error {
-  override readonly name = "JetStreamPublishError";
+  override readonly name: string = "JetStreamPublishError";
+}
+
+/** The connection to NATS was down when the message was published, or dropped before JetStream answered: it may or may not be stored. */
+export class NatsConnectionLost extends JetStreamPublishError {
+  override readonly name = "NatsConnectionLost";
 }
 
 interface Waiter {
@@ -51,7 +56,7 @@ export class JetStreamPublisher {
   /** Why nothing more can be published (closed, or the server refused the reply subscription). */
   private unusable: string | undefined;
   /** False from the connection's disconnect to its reconnect. */
-  private connected = true;
+  private connected: boolean;
   private readonly statuses: AsyncIterable<Status> & { stop(): void };
   private readonly reconnectListeners = new Set<() => void>();
 
@@ -72,9 +77,13 @@ export class JetStreamPublisher {
         }
       },
     });
-    // nats.js's status() is an iterator it ends with stop() (typed only as AsyncIterable).
+    // nats.js's status() is an iterator it ends with stop() (typed only as AsyncIterable). A publisher made
+    // while the connection is down would not hear of the disconnect: the state it starts from is nats.js's own
+    // (not public API; assumed up when it is not there).
     this.statuses = nc.status() as AsyncIterable<Status> & { stop(): void };
-    void this.followConnection();
+    this.connected = (nc as { protocol?: { connected?: unknown } }).protocol?.connected !== false;
+    // Should following the connection fail, publishes are left to their deadlines, as without it.
+    void this.followConnection().catch(() => (this.connected = true));
   }
 
   /** Whether the connection is up (as of the last state change nats.js reported). */
@@ -97,7 +106,7 @@ export class JetStreamPublisher {
   publish(message: JetStreamMessage): Promise<PubAck> {
     return new Promise<PubAck>((resolve, reject) => {
       if (this.unusable !== undefined) return reject(new JetStreamPublishError(this.unusable));
-      if (!this.connected) return reject(new JetStreamPublishError("not connected to NATS"));
+      if (!this.connected) return reject(new NatsConnectionLost("not connected to NATS"));
       const id = this.nextId++;
       const h: MsgHdrs = natsHeaders();
       if (message.headers) for (const [key, value] of Object.entries(message.headers)) h.set(key, value);
@@ -131,10 +140,16 @@ export class JetStreamPublisher {
     for await (const status of this.statuses) {
       if (status.type === Events.Disconnect) {
         this.connected = false;
-        this.fail(() => true, "the NATS connection was lost before JetStream answered");
+        this.fail(() => true, "the NATS connection was lost before JetStream answered", NatsConnectionLost);
       } else if (status.type === Events.Reconnect) {
         this.connected = true;
-        for (const listener of this.reconnectListeners) listener();
+        for (const listener of this.reconnectListeners) {
+          try {
+            listener();
+          } catch {
+            // A listener's failure is its own; the others still hear of it.
+          }
+        }
       }
     }
   }
@@ -162,12 +177,12 @@ export class JetStreamPublisher {
     this.fail((w) => w.deadline <= now, `no PubAck within ${this.timeoutMs} ms`);
   }
 
-  private fail(which: (w: Waiter) => boolean, reason: string): void {
+  private fail(which: (w: Waiter) => boolean, reason: string, kind: typeof JetStreamPublishError = JetStreamPublishError): void {
     let error: JetStreamPublishError | undefined;
     for (const [id, waiter] of this.waiting) {
       if (!which(waiter)) continue;
       this.waiting.delete(id);
-      waiter.reject((error ??= new JetStreamPublishError(reason)));
+      waiter.reject((error ??= new kind(reason)));
     }
     if (this.waiting.size === 0 && this.sweeper !== undefined) {
       clearInterval(this.sweeper);

@@ -1,4 +1,5 @@
 import { expect, test } from "vitest";
+import { readFileSync } from "node:fs";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
@@ -122,7 +123,7 @@ test("events the outbox remembers are published as appended, without reading the
   expect([rolledBack, ...appended].map((e) => outbox.take(e.eventId)).filter(Boolean)).toEqual([]);
 });
 
-test("while NATS is down the relay waits out its back-off, and when NATS is back it publishes what piled up at once", async () => {
+test("a publish in flight when NATS goes down fails at once; writes during the outage wait, and are published in order as soon as NATS is back", async () => {
   await using nats = await startNats();
   // The services' own connection settings (they keep reconnecting).
   const nc = await connectNats(nats.url, "relay-test", silentLogger());
@@ -131,7 +132,15 @@ test("while NATS is down the relay waits out its back-off, and when NATS is back
   const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
   const outbox = new Outbox(db);
   const restocked = (n: number) => newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
-  const append = (from: number, count: number) => db.transaction(() => { for (let n = from; n < from + count; n++) outbox.append(restocked(n)); })();
+  const appended: string[] = [];
+  const append = (from: number, count: number) =>
+    db.transaction(() => {
+      for (let n = from; n < from + count; n++) {
+        const event = restocked(n);
+        outbox.append(event);
+        appended.push(event.eventId);
+      }
+    })();
   // Waiting a minute for a PubAck, or after a failed pass: this test ends long before either.
   const relay = new OutboxRelay({ db, nc, logger: silentLogger(), outbox, publishTimeoutMs: 60_000, backoff: { initialMs: 60_000, maxMs: 60_000 } });
   await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
@@ -139,17 +148,23 @@ test("while NATS is down the relay waits out its back-off, and when NATS is back
   append(1, 10);
   await waitFor(() => relay.stats().published === 10, "the first events published");
 
-  await nats.kill();
-  // The pass after the connection dropped fails without waiting for a PubAck...
+  // A server that stops answering, with one event published to it (taken from the outbox's memory)...
+  nats.child().kill("SIGSTOP");
+  await waitFor(() => readFileSync(`/proc/${nats.child().pid}/stat`, "utf8").split(") ")[1]?.startsWith("T"), "nats-server stopped");
   append(11, 1);
-  await waitFor(() => relay.stats().failures === 1, "a pass failed");
-  // ...and writes during the back-off do not start passes bound to fail.
+  await waitFor(() => outbox.rememberedEvents === 0, "event 11 published");
+  // ...then gone: the publish fails when the connection drops, not at its deadline.
+  await nats.kill("SIGKILL");
+  await waitFor(() => relay.stats().failures === 1, "the pass failed");
+  // Writes during the outage (they do not start passes bound to fail).
   for (let n = 12; n < 600; n += 50) append(n, 50);
 
   await nats.restart();
   // Back at once: not after the minute of back-off.
   await waitFor(() => unpublishedRows(db) === 0, "the events written during the outage published", 20_000);
   expect(relay.stats()).toMatchObject({ published: 611, failures: 1 });
-  const stream = await (await nc.jetstreamManager()).streams.info(streams.inventory.name);
-  expect(stream.state.messages).toBe(611);
+  const jsm = await nc.jetstreamManager();
+  expect((await jsm.streams.info(streams.inventory.name)).state.messages).toBe(611);
+  const stored = await Promise.all(appended.map((_, i) => jsm.streams.getMessage(streams.inventory.name, { seq: i + 1 })));
+  expect(stored.map((m) => m.header.get("Nats-Msg-Id"))).toEqual(appended);
 });

@@ -5,7 +5,7 @@ import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } fro
 import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
-import { JetStreamPublisher, JetStreamPublishError, type JetStreamMessage } from "./jetstream-publisher.js";
+import { JetStreamPublisher, NatsConnectionLost, type JetStreamMessage } from "./jetstream-publisher.js";
 import type { Outbox, OutboxMessage } from "./outbox.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
 
@@ -84,6 +84,8 @@ export class OutboxRelay {
   private stopped = false;
   /** Passes in a row that failed (NATS down, JetStream not answering); 0 after one that did not. */
   private failures = 0;
+  /** The connection came back since the loop last looked: no back-off before the next pass. */
+  private reconnected = false;
   private lastPrune = 0;
   private readonly counters = { published: 0, duplicates: 0, failures: 0 };
   /** The highest seq the relay got past: every row up to it is published or set aside in outbox_retry. */
@@ -123,13 +125,14 @@ export class OutboxRelay {
     };
     this.publishedThrough = db.prepare(PUBLISHED_THROUGH_SQL).pluck().get() as number;
     this.backlog = readAtMost(1000, () => outboxBacklog(db));
-    // An append wakes the relay unless it is backing off after a failure: while NATS is down, each
-    // write would otherwise start a pass bound to fail. The connection coming back ends the back-off.
+    // An append wakes the relay unless it is backing off after a failure or NATS is down: each write
+    // would otherwise start a pass bound to fail. The connection coming back ends the back-off.
     const stopAppends = options.outbox?.onAppend(() => {
-      if (this.failures === 0) this.notify();
+      if (this.failures === 0 && this.publisher.isConnected) this.notify();
     });
     const stopReconnects = this.publisher.onReconnect(() => {
       this.failures = 0;
+      this.reconnected = true;
       this.notify();
     });
     this.stopListening = () => {
@@ -182,19 +185,25 @@ export class OutboxRelay {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
-      let progressed = false;
+      let progressed: boolean | "disconnected" = false;
       try {
         progressed = await this.publishBatch();
-        this.failures = 0;
+        if (progressed !== "disconnected") this.failures = 0;
       } catch (error) {
         const failures = ++this.failures;
         this.counters.failures++;
         if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ err: error, failures }, "outbox publish failed; retrying");
       }
       this.pruneNow();
+      if (this.reconnected) {
+        this.reconnected = false;
+        continue;
+      }
       const { failures } = this;
-      if (progressed && failures === 0) continue;
-      const delay = failures === 0 ? this.pollMs : Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(failures - 1, 30));
+      if (progressed === true && failures === 0) continue;
+      // While NATS is down the relay tries nothing (no failure to count); the reconnect wakes it.
+      const delay =
+        progressed === "disconnected" ? this.backoff.maxMs : failures === 0 ? this.pollMs : Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(failures - 1, 30));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -212,12 +221,17 @@ export class OutboxRelay {
    * refused meanwhile are set aside (outbox_retry) and retried with a
    * growing delay, so one event JetStream keeps refusing does not hold up
    * the rest. A batch of which nothing was acked (NATS down, JetStream not
-   * answering) is tried again as it is, after a back-off. True when it got
-   * anywhere; throws when it did not because of a failure.
+   * answering) is tried again as it is, after a back-off. When the
+   * connection drops during a batch, the relay gets past only the rows
+   * acked before the first that was not, and tries the rest again once NATS
+   * is back (JetStream drops those it had stored as duplicates), so a short
+   * outage does not reorder events. True when it got anywhere; throws when
+   * it did not because of a failure; "disconnected" when it tried nothing
+   * because NATS is down.
    */
-  private async publishBatch(): Promise<boolean> {
+  private async publishBatch(): Promise<boolean | "disconnected"> {
     // Not even a read while NATS is down: rows taken from the outbox's memory would have to be read back later.
-    if (!this.publisher.isConnected) throw new JetStreamPublishError("not connected to NATS");
+    if (!this.publisher.isConnected) return "disconnected";
     const retried = this.statements.due.all(this.clock(), this.batchSize);
     const fresh = this.nextRows();
     if (retried.length + fresh.length === 0) return false;
@@ -229,6 +243,12 @@ export class OutboxRelay {
         this.counters.published++;
         if (result.value.duplicate) this.counters.duplicates++;
       }
+    }
+    const lost = batch.find(({ result }) => result.status === "rejected" && result.reason instanceof NatsConnectionLost);
+    if (lost !== undefined) {
+      const acked = batch.findIndex(({ result }) => result.status === "rejected");
+      this.recordProgress(retries, [], fresh.slice(0, acked));
+      throw (lost.result as PromiseRejectedResult).reason;
     }
     const gotPast = batch.some(({ result }) => result.status === "fulfilled");
     const refused = gotPast ? batch.filter(({ result }) => result.status === "rejected") : [];

@@ -65,6 +65,11 @@ export class Outbox {
     return () => this.listeners.delete(listener);
   }
 
+  /** How many appended events it remembers (not yet taken, nor pushed out). */
+  get rememberedEvents(): number {
+    return this.remembered.size;
+  }
+
   /** The message appended under `eventId`, once (it is forgotten); undefined when it is not remembered. */
   take(eventId: string): OutboxMessage | undefined {
     const message = this.remembered.get(eventId);
