@@ -33,6 +33,8 @@ export interface GatewayAuth {
    * INVALID_CREDENTIALS when it does not verify. A token it already knows may be answered at once.
    */
   authenticate: (authorization: string | undefined) => Principal | Promise<Principal>;
+  /** The principal of a token it already knows (verified before and not expired), without verifying anything. */
+  known?: (authorization: string | undefined) => Principal | undefined;
   /** The metadata that carries a principal to a service (signed for the link). */
   linkMetadata: (principal: Principal) => Readonly<Record<string, string>>;
   /** Requests per principal (or per address before authentication). */
@@ -314,8 +316,21 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * Who is calling (401 otherwise), within its rate limit (429): counted per
    * principal, or per address when the credentials are missing or wrong, so
    * guessing tokens is limited too. A token verified before is known at once.
+   * An address out of tokens gets its 429 before any token of it is
+   * verified: a signature check costs far more than the refusal, and someone
+   * guessing tokens must not be able to make the gateway do them at will (a
+   * valid token new to the gateway, sent from that address, waits too).
    */
   function authenticate(req: IncomingMessage): Principal | Promise<Principal> {
+    const limiter = deps.auth.rateLimiter;
+    if (limiter !== undefined && deps.auth.known !== undefined) {
+      const wait = limiter.wait(addressKey(req));
+      if (wait > 0) {
+        const known = deps.auth.known(req.headers.authorization);
+        if (known === undefined) throw rateLimited(wait);
+        return charge(req, known);
+      }
+    }
     let verified: Principal | Promise<Principal>;
     try {
       verified = deps.auth.authenticate(req.headers.authorization);
@@ -336,10 +351,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   function charge(req: IncomingMessage, principal: Principal): Principal;
   function charge(req: IncomingMessage, principal: undefined): undefined;
   function charge(req: IncomingMessage, principal: Principal | undefined): Principal | undefined {
-    const wait = deps.auth.rateLimiter?.take(principal ? `sub:${principal.subject}` : `ip:${req.socket.remoteAddress}`) ?? 0;
-    if (wait > 0) {
-      throw new OrderlyError("RATE_LIMITED", "too many requests; retry after Retry-After seconds", { metadata: { retryAfterSeconds: String(wait) } });
-    }
+    const wait = deps.auth.rateLimiter?.take(principal ? `sub:${principal.subject}` : addressKey(req)) ?? 0;
+    if (wait > 0) throw rateLimited(wait);
     return principal;
   }
 
@@ -593,4 +606,13 @@ export function clientErrorResponse(error: NodeJS.ErrnoException, maxHeaderBytes
 function minVersionOf(message: Message): number {
   const version = (message as { minVersion?: bigint }).minVersion;
   return version === undefined ? 0 : Number(version);
+}
+
+/** The rate limit's key of a caller not (yet) authenticated: its address. */
+function addressKey(req: IncomingMessage): string {
+  return `ip:${req.socket.remoteAddress}`;
+}
+
+function rateLimited(waitSeconds: number): OrderlyError {
+  return new OrderlyError("RATE_LIMITED", "too many requests; retry after Retry-After seconds", { metadata: { retryAfterSeconds: String(waitSeconds) } });
 }

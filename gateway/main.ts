@@ -81,6 +81,7 @@ runMain(logger, async () => {
       routes,
       auth: {
         authenticate: (authorization) => jwt.authenticate(authorization),
+        known: (authorization) => jwt.known(authorization),
         linkMetadata: (principal) => ({ [PRINCIPAL_METADATA_KEY]: links.sign(principal) }),
         rateLimiter: new RateLimiter(config.rateLimit),
       },

@@ -13,3 +13,13 @@ test("a client gets its burst at once, then one request per 1/perSecond, and wai
   now += 10_000; // a long pause refills to the burst, no more
   expect([limiter.take("a"), limiter.take("a"), limiter.take("a"), limiter.take("a")].filter((w) => w === 0)).toHaveLength(3);
 });
+
+test("asking how long a client would wait takes nothing, and knows no client it has not seen", () => {
+  let now = 0;
+  const limiter = new RateLimiter({ perSecond: 1, burst: 2 }, () => now);
+  expect(limiter.wait("a")).toBe(0);
+  expect([limiter.take("a"), limiter.wait("a"), limiter.wait("a"), limiter.take("a")]).toEqual([0, 0, 0, 0]);
+  expect([limiter.wait("a"), limiter.wait("a")]).toEqual([1, 1]);
+  now += 1000;
+  expect([limiter.wait("a"), limiter.take("a"), limiter.wait("a")]).toEqual([0, 0, 1]);
+});

@@ -47,6 +47,14 @@ export class RateLimiter {
     return Math.max(1, Math.ceil((1 - bucket.tokens) / this.limit.perSecond));
   }
 
+  /** The seconds `client` would wait for its next token (0 when it has one), taking nothing. */
+  wait(client: string): number {
+    const bucket = this.buckets.get(client);
+    if (bucket === undefined) return 0;
+    const tokens = Math.min(this.limit.burst, bucket.tokens + ((this.clock() - bucket.at) / 1000) * this.limit.perSecond);
+    return tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - tokens) / this.limit.perSecond));
+  }
+
   private forgetIdle(now: number): void {
     const refillMs = (this.limit.burst / this.limit.perSecond) * 1000;
     for (const [client, bucket] of this.buckets) if (now - bucket.at >= refillMs) this.buckets.delete(client);

@@ -1,0 +1,60 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../scripts/dev-security.js";
+import { silentLogger } from "../shared/logging/index.js";
+import { JwtVerifier } from "../shared/security/jwt.js";
+import { reasonOf } from "../test/helpers/system.js";
+import { createGatewayHandler } from "./http-server.js";
+import { RateLimiter } from "./rate-limiter.js";
+
+test("an address out of rate-limit tokens is refused before any more of its tokens are verified; a known token from it is still served", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "orderly-gateway-"));
+  using _dir = { [Symbol.dispose]: () => rmSync(dataDir, { recursive: true, force: true }) };
+  const tokens = await writeDevCredentials(dataDir);
+  const jwt = new JwtVerifier({ publicKeyPem: readFileSync(join(dataDir, "secrets", "jwt-public.pem"), "utf8"), issuer: DEV_ISSUER, audience: DEV_AUDIENCE });
+  let verifications = 0;
+  const handler = createGatewayHandler({
+    routes: [],
+    auth: {
+      // Counts what would reach the signature check: a token the verifier does not know yet.
+      authenticate: (authorization) => {
+        if (jwt.known(authorization) === undefined) verifications++;
+        return jwt.authenticate(authorization);
+      },
+      known: (authorization) => jwt.known(authorization),
+      linkMetadata: () => ({}),
+      // 3 at once, then one a minute: the test ends before a token refills.
+      rateLimiter: new RateLimiter({ perSecond: 1 / 60, burst: 3 }),
+    },
+    call: () => Promise.reject(new Error("no route calls a service here")),
+    readiness: async () => ({ ready: true, services: {} }),
+    openApi: () => ({}),
+    logger: silentLogger(),
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+  });
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await using _server = { [Symbol.asyncDispose]: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/anything`;
+  const get = async (token: string) => {
+    const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+    return { status: response.status, reason: reasonOf((await response.json()) as Parameters<typeof reasonOf>[0]) };
+  };
+
+  // The admin's token, verified once (and then known): its requests count against the admin, not the address.
+  expect((await get(tokens.admin)).status).toBe(404);
+  // Guessed tokens from the same address: three verified and refused, then refused unverified.
+  const guesses = [];
+  for (let i = 0; i < 10; i++) guesses.push(await get(`guess.${i}.x`));
+  expect(guesses.map((g) => g.status)).toEqual([401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+  expect(guesses[3]!.reason).toBe("RATE_LIMITED");
+  expect(verifications).toBe(1 + 3);
+  // The known token is still answered from that address; a valid token new to the gateway waits like a guess.
+  expect((await get(tokens.admin)).status).toBe(404);
+  expect((await get(tokens.customers.alice!)).status).toBe(429);
+  expect(verifications).toBe(4);
+});
