@@ -34,7 +34,7 @@ export interface GatewayAuth {
    */
   authenticate: (authorization: string | undefined) => Principal | Promise<Principal>;
   /** The principal of a token it already knows (verified before and not expired), without verifying anything. */
-  known?: (authorization: string | undefined) => Principal | undefined;
+  known: (authorization: string | undefined) => Principal | undefined;
   /** The metadata that carries a principal to a service (signed for the link). */
   linkMetadata: (principal: Principal) => Readonly<Record<string, string>>;
   /** Requests per principal (or per address before authentication). */
@@ -322,15 +322,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * valid token new to the gateway, sent from that address, waits too).
    */
   function authenticate(req: IncomingMessage): Principal | Promise<Principal> {
-    const limiter = deps.auth.rateLimiter;
-    if (limiter !== undefined && deps.auth.known !== undefined) {
-      const wait = limiter.wait(addressKey(req));
-      if (wait > 0) {
-        const known = deps.auth.known(req.headers.authorization);
-        if (known === undefined) throw rateLimited(wait);
-        return charge(req, known);
-      }
-    }
+    const known = deps.auth.known(req.headers.authorization);
+    if (known !== undefined) return charge(req, known);
+    const wait = deps.auth.rateLimiter?.wait(addressKey(req)) ?? 0;
+    if (wait > 0) throw rateLimited(wait);
     let verified: Principal | Promise<Principal>;
     try {
       verified = deps.auth.authenticate(req.headers.authorization);

@@ -37,22 +37,32 @@ export class RateLimiter {
       bucket = { tokens: this.limit.burst, at: now };
       this.buckets.set(client, bucket);
     } else {
-      bucket.tokens = Math.min(this.limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.limit.perSecond);
+      bucket.tokens = this.tokensAt(bucket, now);
       bucket.at = now;
     }
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return 0;
     }
-    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.limit.perSecond));
+    return this.secondsUntilOne(bucket.tokens);
   }
 
   /** The seconds `client` would wait for its next token (0 when it has one), taking nothing. */
   wait(client: string): number {
     const bucket = this.buckets.get(client);
     if (bucket === undefined) return 0;
-    const tokens = Math.min(this.limit.burst, bucket.tokens + ((this.clock() - bucket.at) / 1000) * this.limit.perSecond);
-    return tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - tokens) / this.limit.perSecond));
+    const tokens = this.tokensAt(bucket, this.clock());
+    return tokens >= 1 ? 0 : this.secondsUntilOne(tokens);
+  }
+
+  /** The bucket's tokens at `now`, refilled since it was last counted, at most the burst. */
+  private tokensAt(bucket: Bucket, now: number): number {
+    return Math.min(this.limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.limit.perSecond);
+  }
+
+  /** Whole seconds (at least 1) until `tokens` refills to one. */
+  private secondsUntilOne(tokens: number): number {
+    return Math.max(1, Math.ceil((1 - tokens) / this.limit.perSecond));
   }
 
   private forgetIdle(now: number): void {

@@ -199,11 +199,8 @@ export class OutboxRelay {
         this.reconnected = false;
         continue;
       }
-      const { failures } = this;
-      if (progressed === true && failures === 0) continue;
-      // While NATS is down the relay tries nothing (no failure to count); the reconnect wakes it.
-      const delay =
-        progressed === "disconnected" ? this.backoff.maxMs : failures === 0 ? this.pollMs : Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(failures - 1, 30));
+      if (progressed === true && this.failures === 0) continue;
+      const delay = this.delayAfter(progressed);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -213,6 +210,14 @@ export class OutboxRelay {
       });
       this.wake = undefined;
     }
+  }
+
+  /** How long to wait after a pass that did not go on at once: a poll, a back-off doubling per failure, or (NATS down, nothing tried) until the reconnect wakes it. */
+  private delayAfter(progressed: boolean | "disconnected"): number {
+    const { initialMs, maxMs } = this.backoff;
+    if (progressed === "disconnected") return maxMs;
+    if (this.failures === 0) return this.pollMs;
+    return Math.min(maxMs, initialMs * 2 ** Math.min(this.failures - 1, 30));
   }
 
   /**
