@@ -168,3 +168,25 @@ test("a publish in flight when NATS goes down fails at once; writes during the o
   const stored = await Promise.all(appended.map((_, i) => jsm.streams.getMessage(streams.inventory.name, { seq: i + 1 })));
   expect(stored.map((m) => m.header.get("Nats-Msg-Id"))).toEqual(appended);
 });
+
+test("while a full batch is in flight the next is read ahead, and dropped when the batch is refused as a whole: nothing is skipped or reordered", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  // The first batch of 10 goes to a subject no stream takes yet: JetStream refuses all of it, again and again.
+  const db = outboxOf(30, (n) => ({ subject: n <= 10 ? "orderly.later.created" : "orderly.orders.created", createTime: 1_000 }));
+  const relay = new OutboxRelay({ db, nc, logger: silentLogger(), batchSize: 10, backoff: { initialMs: 20, maxMs: 100 } });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  await waitFor(() => relay.stats().failures >= 3, "the first batch refused a few times");
+  // The batch read ahead each time (rows 11-20) was not published past the refused one.
+  expect([relay.stats().published, (await jsm.streams.info(streams.orders.name)).state.messages]).toEqual([0, 0]);
+
+  await jsm.streams.add({ name: "LATER", subjects: ["orderly.later.>"] });
+  await waitFor(() => unpublishedRows(db) === 0, "the outbox published");
+  const ids = async (stream: string, count: number) =>
+    (await Promise.all(Array.from({ length: count }, (_, i) => jsm.streams.getMessage(stream, { seq: i + 1 })))).map((m) => m.header.get("Nats-Msg-Id"));
+  expect(await ids("LATER", 10)).toEqual(Array.from({ length: 10 }, (_, i) => `event-${i + 1}`));
+  expect(await ids(streams.orders.name, 20)).toEqual(Array.from({ length: 20 }, (_, i) => `event-${i + 11}`));
+  expect(relay.stats().published).toBe(30);
+});
