@@ -1,8 +1,13 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { connect } from "nats";
 import { expect, test } from "vitest";
 import { EventSchema } from "../proto/gen/orderly/events/v1/events_pb.js";
-import { aggregateOf } from "./cache-invalidation.js";
+import { silentLogger } from "../shared/logging/index.js";
+import { startNats } from "../test/helpers/nats.js";
+import { waitFor } from "../test/helpers/processes.js";
+import { aggregateOf, invalidateOnEvents } from "./cache-invalidation.js";
+import { ReadCache } from "./read-cache.js";
 
 test("reads an event's aggregate id and version from its wire form, whatever else it carries", () => {
   const event = create(EventSchema, {
@@ -17,4 +22,42 @@ test("reads an event's aggregate id and version from its wire form, whatever els
   expect(aggregateOf(toBinary(EventSchema, event))).toEqual({ aggregateId: "ord_1", aggregateVersion: 7 });
   expect(aggregateOf(toBinary(EventSchema, create(EventSchema, {})))).toEqual({ aggregateId: "", aggregateVersion: 0 });
   expect(() => aggregateOf(new Uint8Array([0x12, 0x05, 0x61]))).toThrow();
+});
+
+test("the cache serves only while its events arrive: not before the subscription is in place, not while NATS is down, and empty when it is back", async () => {
+  await using nats = await startNats();
+  const cache = new ReadCache(60_000);
+  const invalidation = invalidateOnEvents(cache, nats.url, silentLogger());
+  await using _invalidation = { [Symbol.asyncDispose]: () => invalidation.close() };
+  /** Caches a read of ord_1 at `version` (when the cache takes it) and says whether it is served. */
+  const cachedNow = (version = 1) => {
+    cache.set("GetOrder|ord_1|*", "ord_1", `{"id":"ord_1","version":"${version}"}`, version, cache.generation("ord_1"));
+    return cache.get("GetOrder|ord_1|*", 0) !== undefined;
+  };
+  expect(cachedNow()).toBe(false);
+  await waitFor(() => cache.isLive, "subscribed");
+  expect(cachedNow()).toBe(true);
+
+  // An event of the order drops it.
+  const nc = await connect(nats.connectOptions);
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  nc.publish("orderly.orders.cancelled", toBinary(EventSchema, create(EventSchema, { aggregateId: "ord_1", aggregateVersion: 2n })));
+  await waitFor(() => cache.get("GetOrder|ord_1|*", 0) === undefined, "the event's invalidation");
+  expect(cachedNow(2)).toBe(true);
+
+  // NATS gone: the cache is emptied at once and takes nothing while events cannot arrive.
+  await nats.kill("SIGKILL");
+  await waitFor(() => !cache.isLive, "suspended");
+  expect(cachedNow(2)).toBe(false);
+
+  // Back (the gateway's connection keeps reconnecting), subscribed again: it caches again, from empty.
+  await nats.restart();
+  await waitFor(() => cache.isLive, "resumed", 20_000);
+  expect(cache.stats.entries).toBe(0);
+  expect(cachedNow(2)).toBe(true);
+  await waitFor(async () => {
+    nc.publish("orderly.orders.cancelled", toBinary(EventSchema, create(EventSchema, { aggregateId: "ord_1", aggregateVersion: 3n })));
+    await nc.flush();
+    return cache.get("GetOrder|ord_1|*", 0) === undefined;
+  }, "invalidations heard again");
 });

@@ -1,5 +1,5 @@
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import type { NatsConnection, Subscription } from "nats";
+import { Events, type NatsConnection, type Subscription } from "nats";
 import { EventSchema, type Event } from "../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../shared/config/index.js";
 import { connectNats } from "../shared/events/index.js";
@@ -33,17 +33,39 @@ export function aggregateOf(bytes: Uint8Array): Pick<Event, "aggregateId"> & { a
 /**
  * Listens to every Orderly event (a plain NATS subscription on the stream
  * subjects: no consumer state, nothing to ack) and drops the cached reads of
- * the aggregate each one changed. Connects in the background; until then the
- * TTL alone bounds staleness.
+ * the aggregate each one changed. The cache is suspended (empty, serving
+ * nothing) until the subscription is in place, and again from each drop of
+ * the connection until it is back and subscribed: events published
+ * meanwhile are never heard, so nothing cached before them may be served
+ * after. Connects in the background; reads go to the services meanwhile.
  */
 export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Logger, auth?: NatsAuth): { close(): Promise<void> } {
   let nc: NatsConnection | undefined;
   let subscription: Subscription | undefined;
   let closed = false;
+  /** Whether the connection is up, as of the last state change nats.js reported. */
+  let up = true;
+  cache.suspend();
+  /**
+   * Resumes the cache once the server has the subscription (a flush is
+   * answered after every SUB sent before it), unless the connection dropped
+   * meanwhile: then its reconnect resumes it.
+   */
+  const resumeWhenSubscribed = async (connection: NatsConnection) => {
+    try {
+      await connection.flush();
+    } catch {
+      return;
+    }
+    if (up && !closed && !connection.isClosed()) cache.resume();
+  };
   const started = (async () => {
     nc = await connectNats(servers, "gateway-cache", logger, auth);
     if (closed) return;
-    subscription = nc.subscribe("orderly.>");
+    const connection = nc;
+    subscription = connection.subscribe("orderly.>");
+    void followConnection(connection).catch((error: unknown) => logger.warn({ err: error }, "cache invalidation stopped following the NATS connection"));
+    await resumeWhenSubscribed(connection);
     for await (const msg of subscription) {
       try {
         const { aggregateId, aggregateVersion } = aggregateOf(msg.data);
@@ -53,10 +75,23 @@ export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Lo
       }
     }
   })();
+  /** Suspends the cache while the connection is down; nats.js subscribes again as it reconnects. */
+  async function followConnection(connection: NatsConnection): Promise<void> {
+    for await (const status of connection.status()) {
+      if (status.type === Events.Disconnect) {
+        up = false;
+        cache.suspend();
+      } else if (status.type === Events.Reconnect) {
+        up = true;
+        void resumeWhenSubscribed(connection);
+      }
+    }
+  }
   started.catch((error: unknown) => logger.warn({ err: error }, "cache invalidation stopped"));
   return {
     async close() {
       closed = true;
+      cache.suspend();
       subscription?.unsubscribe();
       if (nc && !nc.isClosed()) await nc.close();
     },

@@ -33,7 +33,7 @@ export class GatewayMetrics {
     if (cache) {
       new Counter({
         name: "orderly_gateway_cache_lookups_total",
-        help: "Read-cache lookups by result (hit, miss, bypass for a newer minVersion)",
+        help: "Read-cache lookups by result (hit, miss, bypass: a newer minVersion, or the cache suspended while cut off from NATS)",
         labelNames: ["result"],
         registers: [this.registry],
         collect() {
@@ -49,6 +49,14 @@ export class GatewayMetrics {
         registers: [this.registry],
         collect() {
           this.set(cache.hitRatio());
+        },
+      });
+      new Gauge({
+        name: "orderly_gateway_cache_live",
+        help: "1 while the read cache serves (its invalidating events can arrive), 0 while it is suspended",
+        registers: [this.registry],
+        collect() {
+          this.set(cache.isLive ? 1 : 0);
         },
       });
       new Gauge({

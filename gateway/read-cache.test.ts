@@ -109,4 +109,21 @@ describe("ReadCache", () => {
     expect(cache.get("k", 0)).toBe("v1-fresh");
     expect(cache.refreshDue("missing")).toBe(false);
   });
+
+  test("suspended, it is empty and neither serves nor stores; resumed, it starts empty, and a fetch begun before does not land", () => {
+    const cache = new ReadCache(60_000);
+    cache.set("k", "ord_1", "v1", 1, cache.generation("ord_1"));
+    const before = cache.generation("ord_1");
+    cache.suspend();
+    expect([cache.isLive, cache.get("k", 0), cache.stats.entries]).toEqual([false, undefined, 0]);
+    cache.set("k", "ord_1", "v2", 2, cache.generation("ord_1"));
+    expect(cache.get("k", 0)).toBeUndefined();
+    cache.resume();
+    expect([cache.isLive, cache.get("k", 0)]).toEqual([true, undefined]);
+    // Fetched before the suspension: its answer may predate an event missed meanwhile.
+    cache.set("k", "ord_1", "v1", 1, before);
+    expect(cache.get("k", 0)).toBeUndefined();
+    cache.set("k", "ord_1", "v3", 3, cache.generation("ord_1"));
+    expect(cache.get("k", 0)).toBe("v3");
+  });
 });

@@ -45,13 +45,25 @@ interface Fill {
  * one call, not one each. And a hit in the last fifth of an entry's TTL asks
  * for a fresh copy in the background, so an entry read all the time is
  * replaced before it expires and its readers never wait.
+ *
+ * It is only trusted while the events that invalidate it arrive: `suspend`
+ * (the gateway's NATS connection dropped, or is not up yet) empties it and
+ * stops it serving and storing; `resume` (subscribed again) starts it
+ * empty. An invalidation missed while disconnected cannot leave a stale
+ * entry behind, so the TTL is a backstop rather than the bound on staleness.
  */
 export class ReadCache {
   private readonly entries = new Map<string, Entry>();
   private readonly keysByAggregate = new Map<string, Set<string>>();
-  /** Per aggregate: how many times it was invalidated, and the newest version an event announced. */
+  /** Per aggregate: the change count at its last invalidation, and the newest version an event announced. */
   private readonly seen = new Map<string, { generation: number; version: number }>();
   private readonly filling = new Map<string, Fill>();
+  /** Invalidations and clears so far: a fill's generation token never comes back once something changed. */
+  private changes = 0;
+  /** The generation of an aggregate not invalidated since the last clear. */
+  private clearedAt = 0;
+  /** Whether entries are served and stored (see suspend). */
+  private live = true;
   readonly stats: ReadCacheStats = { hits: 0, misses: 0, bypasses: 0, invalidations: 0, entries: 0 };
 
   constructor(
@@ -62,6 +74,10 @@ export class ReadCache {
 
   /** The cached body for `key`, unless missing, expired, or older than `minVersion`. */
   get(key: string, minVersion: number): string | undefined {
+    if (!this.live) {
+      this.stats.bypasses++;
+      return undefined;
+    }
     const entry = this.entries.get(key);
     if (entry === undefined || entry.expires <= this.clock()) {
       if (entry) this.delete(key, entry);
@@ -78,13 +94,13 @@ export class ReadCache {
 
   /** A token to pass to `set`, taken before fetching, so a fill that raced an invalidation is not stored. */
   generation(aggregateId: string): number {
-    return this.seen.get(aggregateId)?.generation ?? 0;
+    return this.seen.get(aggregateId)?.generation ?? this.clearedAt;
   }
 
   /** Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version. */
   set(key: string, aggregateId: string, body: string, version: number, generation: number): void {
     const seen = this.seen.get(aggregateId);
-    if ((seen?.generation ?? 0) !== generation || version < (seen?.version ?? 0)) return;
+    if (!this.live || (seen?.generation ?? this.clearedAt) !== generation || version < (seen?.version ?? 0)) return;
     const previous = this.entries.get(key);
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
     if (previous && previous.version > version && previous.expires > this.clock()) return;
@@ -136,7 +152,7 @@ export class ReadCache {
   /** Drops every cached read of an aggregate (an event or a write through this gateway changed it). */
   invalidate(aggregateId: string, version = 0): void {
     const seen = this.seen.get(aggregateId) ?? { generation: 0, version: 0 };
-    seen.generation++;
+    seen.generation = ++this.changes;
     seen.version = Math.max(seen.version, version);
     // Keep this bookkeeping bounded too: it only matters while a fill may be in flight.
     this.seen.delete(aggregateId);
@@ -147,10 +163,36 @@ export class ReadCache {
     this.stats.invalidations++;
   }
 
+  /** Empties the cache and stops it serving and storing until `resume`: its invalidations may be missed meanwhile. */
+  suspend(): void {
+    this.live = false;
+    this.clear();
+  }
+
+  /** Starts serving and storing again, empty (call once the invalidations arrive again). */
+  resume(): void {
+    this.clear();
+    this.live = true;
+  }
+
+  /** Whether it serves and stores entries. */
+  get isLive(): boolean {
+    return this.live;
+  }
+
   /** hits / (hits + misses + bypasses), or 0 before any lookup. */
   hitRatio(): number {
     const lookups = this.stats.hits + this.stats.misses + this.stats.bypasses;
     return lookups === 0 ? 0 : this.stats.hits / lookups;
+  }
+
+  /** Drops every entry and what was seen; fetches in flight are not stored, nor shared with later reads. */
+  private clear(): void {
+    this.entries.clear();
+    this.keysByAggregate.clear();
+    this.seen.clear();
+    this.clearedAt = ++this.changes;
+    this.stats.entries = 0;
   }
 
   private delete(key: string, entry: Entry | undefined): void {

@@ -43,6 +43,7 @@ test("the gateway caches order reads, drops them when the order changes, and nev
   expect(metrics.status).toBe(200);
   expect(metric(metrics.text, "orderly_gateway_cache_lookups_total", '{result="hit"}')).toBeGreaterThanOrEqual(1);
   expect(metric(metrics.text, "orderly_gateway_cache_hit_ratio")).toBeGreaterThan(0);
+  expect(metric(metrics.text, "orderly_gateway_cache_live")).toBe(1);
   expect(metrics.text).toContain('orderly_gateway_requests_total{route="POST /v1/orders",code="200"} 1');
 });
 
