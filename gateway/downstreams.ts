@@ -39,9 +39,14 @@ export function routeCaller(downstreams: readonly Downstream[]) {
   };
 }
 
-/** Asks every downstream's grpc.health.v1 whether it is SERVING (each within timeoutMs). */
+/**
+ * Asks every downstream's grpc.health.v1 whether it is SERVING (each within
+ * timeoutMs). Probes asked for while one is in flight get its answer: /readyz
+ * is answered without authentication or a rate limit, so a burst of it costs
+ * the services one round of health checks, not one each.
+ */
 export function readinessProbe(downstreams: readonly Downstream[], timeoutMs = 1000) {
-  return async (): Promise<{ ready: boolean; services: Record<string, string> }> => {
+  const probe = async (): Promise<{ ready: boolean; services: Record<string, string> }> => {
     const results = await Promise.all(
       downstreams.map(async (d) => {
         try {
@@ -54,4 +59,6 @@ export function readinessProbe(downstreams: readonly Downstream[], timeoutMs = 1
     );
     return { ready: results.every(([, status]) => status === "SERVING"), services: Object.fromEntries(results) };
   };
+  let inFlight: ReturnType<typeof probe> | undefined;
+  return () => (inFlight ??= probe().finally(() => (inFlight = undefined)));
 }
