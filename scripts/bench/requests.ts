@@ -11,7 +11,8 @@ export type RequestSpec =
   | { kind: "fixed"; method: "GET" | "POST"; path: string; body?: string }
   /**
    * GET /v1/orders/{id} of seeded orders: without `hotSet`, every one of `orders` once per cycle in a
-   * scattered order (no id repeats within a cycle, so a short-TTL cache never answers); with
+   * scattered order, the cycle going on from run to run (no id repeats within a cycle, so a cache
+   * whose TTL is shorter than a cycle never answers); with
    * `hotSet`, uniformly among that many of them (a cache answers nearly all).
    */
   | { kind: "seeded-order"; orders: number; hotSet?: number }
@@ -35,11 +36,20 @@ export interface HttpRequest {
 /** A prime above any seed size, so i ↦ i·STRIDE mod n visits every index of [0, n) once per cycle. */
 const STRIDE = 1_000_003;
 
-/** Indices of [0, n): each once per cycle, scattered (consecutive picks are far apart), from a random start. */
-export function scatteredCycle(n: number): () => number {
-  let k = Math.floor(Math.random() * n);
+/**
+ * Where each cycle of this process stopped, by name: a run of the same
+ * target goes on from there, so the next run (the half-load run right after
+ * a saturation run, say) does not read again what the last one read a few
+ * seconds before, when the gateway's cache may still hold it.
+ */
+const cyclePositions = new Map<string, number>();
+
+/** Indices of [0, n): each once per cycle, scattered (consecutive picks are far apart), from a random start or where the cycle `name` stopped. */
+export function scatteredCycle(n: number, name?: string): () => number {
+  let k = (name === undefined ? undefined : cyclePositions.get(name)) ?? Math.floor(Math.random() * n);
   return () => {
     k = (k + 1) % n;
+    if (name !== undefined) cyclePositions.set(name, k);
     return n % STRIDE === 0 ? k : Number((BigInt(k) * BigInt(STRIDE)) % BigInt(n));
   };
 }
@@ -55,11 +65,11 @@ export function requestGenerator(spec: RequestSpec): () => HttpRequest {
         const hot = Array.from({ length: Math.min(spec.hotSet, spec.orders) }, (_, j) => seedOrderId((j * STRIDE) % spec.orders));
         return () => ({ method: "GET", path: `/v1/orders/${hot[pick(hot.length)]}`, body: undefined });
       }
-      const next = scatteredCycle(spec.orders);
+      const next = scatteredCycle(spec.orders, `orders:${spec.orders}`);
       return () => ({ method: "GET", path: `/v1/orders/${seedOrderId(next())}`, body: undefined });
     }
     case "seeded-customer-orders": {
-      const next = scatteredCycle(spec.customers);
+      const next = scatteredCycle(spec.customers, `customers:${spec.customers}`);
       return () => ({ method: "GET", path: `/v1/customers/${seedCustomerId(next())}/orders`, body: undefined });
     }
     case "inventory-item":
