@@ -33,11 +33,11 @@ export function aggregateOf(bytes: Uint8Array): Pick<Event, "aggregateId"> & { a
 /**
  * Listens to every Orderly event (a plain NATS subscription on the stream
  * subjects: no consumer state, nothing to ack) and drops the cached reads of
- * the aggregate each one changed. The cache is suspended (empty, serving
- * nothing) until the subscription is in place, and again from each drop of
- * the connection until it is back and subscribed: events published
- * meanwhile are never heard, so nothing cached before them may be served
- * after. Connects in the background; reads go to the services meanwhile.
+ * the aggregate each one changed. The cache is suspended (entries live at
+ * most a second: see ReadCache.suspend) until the subscription is in place,
+ * from each drop of the connection until it is back and subscribed, and for
+ * good if the subscription ends (the server refused it, say) or the
+ * connection can no longer be followed. Connects in the background.
  */
 export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Logger, auth?: NatsAuth): { close(): Promise<void> } {
   let nc: NatsConnection | undefined;
@@ -45,11 +45,13 @@ export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Lo
   let closed = false;
   /** Whether the connection is up, as of the last state change nats.js reported. */
   let up = true;
+  /** Whether the events are being read (false before the subscription, and after it ended). */
+  let listening = false;
   cache.suspend();
   /**
    * Resumes the cache once the server has the subscription (a flush is
    * answered after every SUB sent before it), unless the connection dropped
-   * meanwhile: then its reconnect resumes it.
+   * meanwhile (then its reconnect resumes it) or the subscription ended.
    */
   const resumeWhenSubscribed = async (connection: NatsConnection) => {
     try {
@@ -57,22 +59,32 @@ export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Lo
     } catch {
       return;
     }
-    if (up && !closed && !connection.isClosed()) cache.resume();
+    if (up && listening && !closed && !connection.isClosed()) cache.resume();
   };
   const started = (async () => {
-    nc = await connectNats(servers, "gateway-cache", logger, auth);
-    if (closed) return;
-    const connection = nc;
+    const connection = await connectNats(servers, "gateway-cache", logger, auth);
+    nc = connection;
+    if (closed) return await connection.close();
     subscription = connection.subscribe("orderly.>");
-    void followConnection(connection).catch((error: unknown) => logger.warn({ err: error }, "cache invalidation stopped following the NATS connection"));
-    await resumeWhenSubscribed(connection);
-    for await (const msg of subscription) {
-      try {
-        const { aggregateId, aggregateVersion } = aggregateOf(msg.data);
-        if (aggregateId !== "") cache.invalidate(aggregateId, aggregateVersion);
-      } catch {
-        // Not an Orderly event: nothing cached depends on it.
+    listening = true;
+    try {
+      void followConnection(connection).catch((error: unknown) => {
+        listening = false;
+        cache.suspend();
+        logger.warn({ err: error }, "cache invalidation stopped following the NATS connection; cached reads live at most a second");
+      });
+      await resumeWhenSubscribed(connection);
+      for await (const msg of subscription) {
+        try {
+          const { aggregateId, aggregateVersion } = aggregateOf(msg.data);
+          if (aggregateId !== "") cache.invalidate(aggregateId, aggregateVersion);
+        } catch {
+          // Not an Orderly event: nothing cached depends on it.
+        }
       }
+    } finally {
+      listening = false;
+      cache.suspend();
     }
   })();
   /** Suspends the cache while the connection is down; nats.js subscribes again as it reconnects. */
@@ -87,7 +99,7 @@ export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Lo
       }
     }
   }
-  started.catch((error: unknown) => logger.warn({ err: error }, "cache invalidation stopped"));
+  started.catch((error: unknown) => logger.warn({ err: error }, "cache invalidation stopped; cached reads live at most a second"));
   return {
     async close() {
       closed = true;

@@ -33,7 +33,7 @@ export class GatewayMetrics {
     if (cache) {
       new Counter({
         name: "orderly_gateway_cache_lookups_total",
-        help: "Read-cache lookups by result (hit, miss, bypass: a newer minVersion, or the cache suspended while cut off from NATS)",
+        help: "Read-cache lookups by result (hit, miss, bypass for a newer minVersion)",
         labelNames: ["result"],
         registers: [this.registry],
         collect() {
@@ -53,7 +53,7 @@ export class GatewayMetrics {
       });
       new Gauge({
         name: "orderly_gateway_cache_live",
-        help: "1 while the read cache serves (its invalidating events can arrive), 0 while it is suspended",
+        help: "1 while the read cache hears the events that invalidate it, 0 while it does not (cut off from NATS: entries live at most a second)",
         registers: [this.registry],
         collect() {
           this.set(cache.isLive ? 1 : 0);

@@ -110,20 +110,49 @@ describe("ReadCache", () => {
     expect(cache.refreshDue("missing")).toBe(false);
   });
 
-  test("suspended, it is empty and neither serves nor stores; resumed, it starts empty, and a fetch begun before does not land", () => {
-    const cache = new ReadCache(60_000);
+  test("suspended, every entry lives at most the outage TTL; resumed, it starts empty with the full TTL, and a fetch begun before does not land", () => {
+    let now = 0;
+    const cache = new ReadCache(5000, 100, () => now, 1000);
     cache.set("k", "ord_1", "v1", 1, cache.generation("ord_1"));
     const before = cache.generation("ord_1");
+    now = 100;
     cache.suspend();
-    expect([cache.isLive, cache.get("k", 0), cache.stats.entries]).toEqual([false, undefined, 0]);
-    cache.set("k", "ord_1", "v2", 2, cache.generation("ord_1"));
+    expect([cache.isLive, cache.get("k", 0)]).toEqual([false, "v1"]);
+    // Stored while suspended: the outage TTL too.
+    cache.set("j", "ord_2", "w1", 1, cache.generation("ord_2"));
+    now = 1099;
+    expect([cache.get("k", 0), cache.get("j", 0)]).toEqual(["v1", "w1"]);
+    now = 1100;
     expect(cache.get("k", 0)).toBeUndefined();
     cache.resume();
-    expect([cache.isLive, cache.get("k", 0)]).toEqual([true, undefined]);
-    // Fetched before the suspension: its answer may predate an event missed meanwhile.
+    expect([cache.isLive, cache.get("j", 0), cache.stats.entries]).toEqual([true, undefined, 0]);
+    // Fetched before the resume: its answer may predate an event missed meanwhile.
     cache.set("k", "ord_1", "v1", 1, before);
     expect(cache.get("k", 0)).toBeUndefined();
     cache.set("k", "ord_1", "v3", 3, cache.generation("ord_1"));
+    now = 6099;
     expect(cache.get("k", 0)).toBe("v3");
+  });
+
+  test("the version an event announced still holds after a suspension: an older answer of the read model is not stored", () => {
+    const cache = new ReadCache(60_000);
+    cache.invalidate("ord_1", 5);
+    cache.suspend();
+    cache.resume();
+    cache.set("k", "ord_1", "v4", 4, cache.generation("ord_1"));
+    expect(cache.get("k", 0)).toBeUndefined();
+    cache.set("k", "ord_1", "v5", 5, cache.generation("ord_1"));
+    expect(cache.get("k", 0)).toBe("v5");
+  });
+
+  test("a fill begun before its aggregate was forgotten from the bookkeeping is not stored", () => {
+    const cache = new ReadCache(60_000, 2);
+    const token = cache.generation("ord_1");
+    cache.invalidate("ord_1", 1);
+    // Two more aggregates push ord_1's bookkeeping out.
+    cache.invalidate("ord_2", 1);
+    cache.invalidate("ord_3", 1);
+    cache.set("k", "ord_1", "stale", 1, token);
+    expect(cache.get("k", 0)).toBeUndefined();
   });
 });

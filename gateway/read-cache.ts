@@ -46,11 +46,14 @@ interface Fill {
  * for a fresh copy in the background, so an entry read all the time is
  * replaced before it expires and its readers never wait.
  *
- * It is only trusted while the events that invalidate it arrive: `suspend`
- * (the gateway's NATS connection dropped, or is not up yet) empties it and
- * stops it serving and storing; `resume` (subscribed again) starts it
- * empty. An invalidation missed while disconnected cannot leave a stale
- * entry behind, so the TTL is a backstop rather than the bound on staleness.
+ * Its TTL is meant for while the events that invalidate it arrive. While
+ * the gateway knows it cannot hear them (`suspend`: its NATS connection
+ * dropped, or is not up yet) every entry lives at most `outageTtlMs`, so an
+ * outage neither leaves entries behind for long nor sends every cached read
+ * to the service; `resume` (subscribed again) starts it empty, as what it
+ * held may predate an event it missed. The TTL still bounds what it cannot
+ * know it missed (an event lost before a dead connection is noticed, or one
+ * the read model applies only after the gateway is back).
  */
 export class ReadCache {
   private readonly entries = new Map<string, Entry>();
@@ -58,11 +61,15 @@ export class ReadCache {
   /** Per aggregate: the change count at its last invalidation, and the newest version an event announced. */
   private readonly seen = new Map<string, { generation: number; version: number }>();
   private readonly filling = new Map<string, Fill>();
-  /** Invalidations and clears so far: a fill's generation token never comes back once something changed. */
+  /** Invalidations and clears so far: the source of generations, which only grow. */
   private changes = 0;
-  /** The generation of an aggregate not invalidated since the last clear. */
-  private clearedAt = 0;
-  /** Whether entries are served and stored (see suspend). */
+  /**
+   * Every aggregate's generation is at least this: raised by a clear (so no
+   * fill begun before it is stored or shared) and to the generation of an
+   * aggregate forgotten from `seen` (so none begun before that is either).
+   */
+  private floor = 0;
+  /** Whether the invalidating events are heard (see suspend). */
   private live = true;
   readonly stats: ReadCacheStats = { hits: 0, misses: 0, bypasses: 0, invalidations: 0, entries: 0 };
 
@@ -70,14 +77,12 @@ export class ReadCache {
     private readonly ttlMs: number,
     private readonly maxEntries = 50_000,
     private readonly clock: () => number = Date.now,
+    /** How long an entry lives while suspended (at most the TTL). */
+    private readonly outageTtlMs = Math.min(ttlMs, 1000),
   ) {}
 
   /** The cached body for `key`, unless missing, expired, or older than `minVersion`. */
   get(key: string, minVersion: number): string | undefined {
-    if (!this.live) {
-      this.stats.bypasses++;
-      return undefined;
-    }
     const entry = this.entries.get(key);
     if (entry === undefined || entry.expires <= this.clock()) {
       if (entry) this.delete(key, entry);
@@ -94,24 +99,24 @@ export class ReadCache {
 
   /** A token to pass to `set`, taken before fetching, so a fill that raced an invalidation is not stored. */
   generation(aggregateId: string): number {
-    return this.seen.get(aggregateId)?.generation ?? this.clearedAt;
+    return Math.max(this.seen.get(aggregateId)?.generation ?? 0, this.floor);
   }
 
   /** Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version. */
   set(key: string, aggregateId: string, body: string, version: number, generation: number): void {
-    const seen = this.seen.get(aggregateId);
-    if (!this.live || (seen?.generation ?? this.clearedAt) !== generation || version < (seen?.version ?? 0)) return;
+    if (this.generation(aggregateId) !== generation || version < (this.seen.get(aggregateId)?.version ?? 0)) return;
     const previous = this.entries.get(key);
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
     if (previous && previous.version > version && previous.expires > this.clock()) return;
     if (previous) this.delete(key, previous);
-    // Entries expire in insertion order (one TTL for all): drop the expired ones at the head.
+    // Entries expire in insertion order (one TTL at a time; a suspension shortens those before it): drop the expired ones at the head.
     const now = this.clock();
     for (const [oldestKey, oldest] of this.entries) {
       if (oldest.expires > now) break;
       this.delete(oldestKey, oldest);
     }
-    this.entries.set(key, { body, version, expires: now + this.ttlMs, refreshAt: now + this.ttlMs * (1 - REFRESH_AHEAD_SHARE), aggregateId });
+    const ttl = this.live ? this.ttlMs : this.outageTtlMs;
+    this.entries.set(key, { body, version, expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
     let keys = this.keysByAggregate.get(aggregateId);
     if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));
     keys.add(key);
@@ -157,25 +162,35 @@ export class ReadCache {
     // Keep this bookkeeping bounded too: it only matters while a fill may be in flight.
     this.seen.delete(aggregateId);
     this.seen.set(aggregateId, seen);
-    if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.keys().next().value as string);
+    if (this.seen.size > this.maxEntries) {
+      const [forgotten, { generation }] = this.seen.entries().next().value as [string, { generation: number }];
+      this.seen.delete(forgotten);
+      this.floor = Math.max(this.floor, generation);
+    }
     const keys = this.keysByAggregate.get(aggregateId);
     if (keys) for (const key of [...keys]) this.delete(key, this.entries.get(key));
     this.stats.invalidations++;
   }
 
-  /** Empties the cache and stops it serving and storing until `resume`: its invalidations may be missed meanwhile. */
+  /** Its invalidations may be missed from now on: every entry, and every one stored until `resume`, lives at most `outageTtlMs`. */
   suspend(): void {
+    if (!this.live) return;
     this.live = false;
-    this.clear();
+    const latest = this.clock() + this.outageTtlMs;
+    const refreshBy = latest - this.outageTtlMs * REFRESH_AHEAD_SHARE;
+    for (const entry of this.entries.values()) {
+      entry.expires = Math.min(entry.expires, latest);
+      entry.refreshAt = Math.min(entry.refreshAt, refreshBy);
+    }
   }
 
-  /** Starts serving and storing again, empty (call once the invalidations arrive again). */
+  /** Its invalidations arrive again: it starts empty (what it held may predate an event it missed), with the full TTL. */
   resume(): void {
     this.clear();
     this.live = true;
   }
 
-  /** Whether it serves and stores entries. */
+  /** Whether it hears its invalidations (entries get the full TTL). */
   get isLive(): boolean {
     return this.live;
   }
@@ -186,12 +201,11 @@ export class ReadCache {
     return lookups === 0 ? 0 : this.stats.hits / lookups;
   }
 
-  /** Drops every entry and what was seen; fetches in flight are not stored, nor shared with later reads. */
+  /** Drops every entry; fetches in flight are not stored, nor shared with later reads. The versions events announced are kept. */
   private clear(): void {
     this.entries.clear();
     this.keysByAggregate.clear();
-    this.seen.clear();
-    this.clearedAt = ++this.changes;
+    this.floor = ++this.changes;
     this.stats.entries = 0;
   }
 

@@ -5,7 +5,7 @@
  * half-load runs are open loops at a fixed rate (scripts/bench/http-load.ts).
  */
 import { runClosedLoop, runOpenLoop, type LoadRunResult, type OpenLoopResult } from "./http-load.js";
-import { requestGenerator, type RequestSpec } from "./requests.js";
+import { requestGenerator, type CyclePositions, type RequestSpec } from "./requests.js";
 
 /** A job for the load generator. */
 export type LoadJob =
@@ -29,10 +29,13 @@ export type LoadResult = (({ kind: "saturate" } & LoadRunResult) | ({ kind: "rat
 
 const TIMEOUT_MS = 10_000;
 
+/** Where this process's request cycles stopped, so each run of a target goes on from its last. */
+const positions: CyclePositions = new Map();
+
 async function run(job: LoadJob): Promise<LoadResult> {
   const cpu = process.cpuUsage();
   const started = performance.now();
-  const next = requestGenerator(job.request);
+  const next = requestGenerator(job.request, positions);
   const measured =
     job.kind === "saturate"
       ? {

@@ -37,25 +37,25 @@ export interface HttpRequest {
 const STRIDE = 1_000_003;
 
 /**
- * Where each cycle of this process stopped, by name: a run of the same
- * target goes on from there, so the next run (the half-load run right after
- * a saturation run, say) does not read again what the last one read a few
- * seconds before, when the gateway's cache may still hold it.
+ * Where each cycle stopped, by name, kept by whoever generates load: a run
+ * of the same target goes on from there, so the next run (the half-load run
+ * right after a saturation run, say) does not read again what the last one
+ * read a few seconds before, when the gateway's cache may still hold it.
  */
-const cyclePositions = new Map<string, number>();
+export type CyclePositions = Map<string, number>;
 
-/** Indices of [0, n): each once per cycle, scattered (consecutive picks are far apart), from a random start or where the cycle `name` stopped. */
-export function scatteredCycle(n: number, name?: string): () => number {
-  let k = (name === undefined ? undefined : cyclePositions.get(name)) ?? Math.floor(Math.random() * n);
+/** Indices of [0, n): each once per cycle, scattered (consecutive picks are far apart), from where cycle `name` stopped in `positions`, or a random start. */
+export function scatteredCycle(n: number, positions?: CyclePositions, name = ""): () => number {
+  let k = positions?.get(name) ?? Math.floor(Math.random() * n);
   return () => {
     k = (k + 1) % n;
-    if (name !== undefined) cyclePositions.set(name, k);
+    positions?.set(name, k);
     return n % STRIDE === 0 ? k : Number((BigInt(k) * BigInt(STRIDE)) % BigInt(n));
   };
 }
 
-/** A source of requests for a spec. */
-export function requestGenerator(spec: RequestSpec): () => HttpRequest {
+/** A source of requests for a spec; cycles go on from `positions` (see CyclePositions) when given. */
+export function requestGenerator(spec: RequestSpec, positions?: CyclePositions): () => HttpRequest {
   const pick = (n: number) => Math.floor(Math.random() * n);
   switch (spec.kind) {
     case "fixed":
@@ -65,11 +65,11 @@ export function requestGenerator(spec: RequestSpec): () => HttpRequest {
         const hot = Array.from({ length: Math.min(spec.hotSet, spec.orders) }, (_, j) => seedOrderId((j * STRIDE) % spec.orders));
         return () => ({ method: "GET", path: `/v1/orders/${hot[pick(hot.length)]}`, body: undefined });
       }
-      const next = scatteredCycle(spec.orders, `orders:${spec.orders}`);
+      const next = scatteredCycle(spec.orders, positions, `orders:${spec.orders}`);
       return () => ({ method: "GET", path: `/v1/orders/${seedOrderId(next())}`, body: undefined });
     }
     case "seeded-customer-orders": {
-      const next = scatteredCycle(spec.customers, `customers:${spec.customers}`);
+      const next = scatteredCycle(spec.customers, positions, `customers:${spec.customers}`);
       return () => ({ method: "GET", path: `/v1/customers/${seedCustomerId(next())}/orders`, body: undefined });
     }
     case "inventory-item":

@@ -63,13 +63,13 @@ export const TRACEPARENT_HEADER = "traceparent";
  * Publishes outbox rows to JetStream, oldest first, with the event id as
  * Nats-Msg-Id, a batch in flight at a time on one connection (which keeps
  * per-aggregate order; the next batch is read meanwhile), recording how far
- * it got once the batch's PubAcks are in (outbox_batches). After a crash it resumes after the last batch
- * recorded; a row published but not recorded is published again and
- * JetStream drops it as a duplicate. While NATS is down it backs off and
- * retries (appends do not cut the back-off short; the connection coming
- * back does); writers never wait for it. Progress can be a single seq because
- * rows become visible in seq order: the service's one connection writes
- * them, a transaction at a time.
+ * it got once the batch's PubAcks are in (outbox_batches). After a crash it
+ * resumes after the last batch recorded; a row published but not recorded
+ * is published again and JetStream drops it as a duplicate. While NATS is
+ * down it backs off and retries (appends do not cut the back-off short; the
+ * connection coming back does); writers never wait for it. Progress can be
+ * a single seq because rows become visible in seq order: the service's one
+ * connection writes them, a transaction at a time.
  */
 export class OutboxRelay {
   private readonly statements;
@@ -237,7 +237,8 @@ export class OutboxRelay {
    * because NATS is down.
    */
   private async publishBatch(): Promise<boolean | "disconnected"> {
-    // Not even a read while NATS is down: rows taken from the outbox's memory would have to be read back later.
+    // Not even a read while NATS is down: rows taken from the outbox's memory would have to be read back later
+    // (a batch read ahead before the drop is kept: it is used, or dropped, as after any batch).
     if (!this.publisher.isConnected) return "disconnected";
     const retried = this.statements.due.all(this.clock(), this.batchSize);
     const fresh = this.takePrefetched() ?? this.nextRows(this.publishedThrough);
