@@ -62,6 +62,7 @@ export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Lo
     if (up && listening && !closed && !connection.isClosed()) cache.resume();
   };
   const started = (async () => {
+    // connectNats waits for a first connection however long it takes; closed meanwhile, the connection is closed once made.
     const connection = await connectNats(servers, "gateway-cache", logger, auth);
     nc = connection;
     if (closed) return await connection.close();

@@ -407,7 +407,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * answered by the fetch of the same key in flight, or by one it starts.
    */
   async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, looked: boolean): Promise<void> {
-    const generation = fill.store.generation(fill.aggregateId);
+    const generation = fill.store.generation();
     const message = await transcode(req, call.route, parts);
     checkRules(call.route.method.input, message);
     if (!looked) {
@@ -428,7 +428,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * for every reader that misses meanwhile: no reader's disconnect cancels
    * it, and its answer (or error) is theirs. Cached when 200.
    */
-  function fetchShared(call: Call, message: Message, fill: Fill, generation = fill.store.generation(fill.aggregateId)): Promise<FetchedRead> {
+  function fetchShared(call: Call, message: Message, fill: Fill, generation = fill.store.generation()): Promise<FetchedRead> {
     return fill.store.share(fill.key, generation, async () => {
       const { payload, status, version } = await invoke(call, message);
       if (status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, generation);

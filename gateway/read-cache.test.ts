@@ -4,9 +4,9 @@ import { ReadCache } from "./read-cache.js";
 describe("ReadCache", () => {
   test("serves a cached body until its TTL, and counts hits and misses", () => {
     let now = 0;
-    const cache = new ReadCache(1000, 100, () => now);
+    const cache = new ReadCache(1000, { maxEntries: 100, clock: () => now });
     expect(cache.get("k", 0)).toBeUndefined();
-    cache.set("k", "ord_1", '{"version":"2"}', 2, cache.generation("ord_1"));
+    cache.set("k", "ord_1", '{"version":"2"}', 2, cache.generation());
     expect(cache.get("k", 0)).toBe('{"version":"2"}');
     now = 1000;
     expect(cache.get("k", 0)).toBeUndefined();
@@ -26,20 +26,20 @@ describe("ReadCache", () => {
     const cache = new ReadCache(60_000);
     cache.set("a", "ord_1", "v1", 1, 0);
     cache.set("b", "ord_1", "v1-timeline", 1, 0);
-    const before = cache.generation("ord_1");
+    const before = cache.generation();
     cache.invalidate("ord_1", 2);
     expect(cache.get("a", 0)).toBeUndefined();
     expect(cache.get("b", 0)).toBeUndefined();
     cache.set("a", "ord_1", "v1-stale", 1, before);
     expect(cache.get("a", 0)).toBeUndefined();
-    cache.set("a", "ord_1", "v1-late", 1, cache.generation("ord_1"));
+    cache.set("a", "ord_1", "v1-late", 1, cache.generation());
     expect(cache.get("a", 0)).toBeUndefined();
-    cache.set("a", "ord_1", "v2", 2, cache.generation("ord_1"));
+    cache.set("a", "ord_1", "v2", 2, cache.generation());
     expect(cache.get("a", 0)).toBe("v2");
   });
 
   test("holds at most maxEntries, dropping the oldest", () => {
-    const cache = new ReadCache(60_000, 2);
+    const cache = new ReadCache(60_000, { maxEntries: 2 });
     for (const id of ["x", "y", "z"]) cache.set(id, id, id, 1, 0);
     expect(cache.get("x", 0)).toBeUndefined();
     expect(cache.get("z", 0)).toBe("z");
@@ -48,7 +48,7 @@ describe("ReadCache", () => {
 
   test("expired entries are dropped as new ones arrive, so the cache holds only live reads", () => {
     let now = 0;
-    const cache = new ReadCache(100, 1000, () => now);
+    const cache = new ReadCache(100, { maxEntries: 1000, clock: () => now });
     for (let i = 0; i < 50; i++) cache.set(`k${i}`, `a${i}`, "x", 1, 0);
     now = 200;
     cache.set("fresh", "b", "y", 1, 0);
@@ -59,7 +59,7 @@ describe("ReadCache", () => {
     const cache = new ReadCache(60_000);
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
     let answer!: (read: { body: string; status: number }) => void;
-    const first = cache.share("k", cache.generation("ord_1"), () => new Promise((resolve) => (answer = resolve)));
+    const first = cache.share("k", cache.generation(), () => new Promise((resolve) => (answer = resolve)));
     expect(cache.inFlight("k", "ord_1")).toBe(first);
     expect(cache.inFlight("other", "ord_2")).toBeUndefined();
     answer({ body: "v1", status: 200 });
@@ -67,12 +67,12 @@ describe("ReadCache", () => {
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
 
     // A failure is every waiter's answer, and ends the fetch too.
-    const failing = cache.share("k", cache.generation("ord_1"), () => Promise.reject(new Error("ORDER_NOT_FOUND")));
+    const failing = cache.share("k", cache.generation(), () => Promise.reject(new Error("ORDER_NOT_FOUND")));
     await expect(cache.inFlight("k", "ord_1")).rejects.toThrow("ORDER_NOT_FOUND");
     await expect(failing).rejects.toThrow("ORDER_NOT_FOUND");
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
 
-    const pending = cache.share("k", cache.generation("ord_1"), () => new Promise(() => {}));
+    const pending = cache.share("k", cache.generation(), () => new Promise(() => {}));
     expect(cache.inFlight("k", "ord_1")).toBe(pending);
     cache.invalidate("ord_1", 2);
     // Its answer may predate the change a reader saw: not shared.
@@ -81,7 +81,7 @@ describe("ReadCache", () => {
 
   test("a fetch answered with an older version than the entry cached meanwhile does not replace it", () => {
     const cache = new ReadCache(60_000);
-    const generation = cache.generation("ord_1");
+    const generation = cache.generation();
     cache.set("k", "ord_1", "v6", 6, generation);
     cache.set("k", "ord_1", "v5", 5, generation);
     expect(cache.get("k", 0)).toBe("v6");
@@ -91,14 +91,14 @@ describe("ReadCache", () => {
 
   test("a hit in the last fifth of the TTL asks for a refresh, once until it lands", async () => {
     let now = 0;
-    const cache = new ReadCache(1000, 100, () => now);
+    const cache = new ReadCache(1000, { maxEntries: 100, clock: () => now });
     cache.set("k", "ord_1", "v1", 1, 0);
     now = 799;
     expect(cache.refreshDue("k")).toBe(false);
     now = 800;
     expect(cache.refreshDue("k")).toBe(true);
     let answer!: (read: { body: string; status: number }) => void;
-    const refreshing = cache.share("k", cache.generation("ord_1"), () => new Promise((resolve) => (answer = resolve)));
+    const refreshing = cache.share("k", cache.generation(), () => new Promise((resolve) => (answer = resolve)));
     expect(cache.refreshDue("k")).toBe(false);
     cache.set("k", "ord_1", "v1-fresh", 1, 0);
     answer({ body: "v1-fresh", status: 200 });
@@ -112,14 +112,14 @@ describe("ReadCache", () => {
 
   test("suspended, every entry lives at most the outage TTL; resumed, it starts empty with the full TTL, and a fetch begun before does not land", () => {
     let now = 0;
-    const cache = new ReadCache(5000, 100, () => now, 1000);
-    cache.set("k", "ord_1", "v1", 1, cache.generation("ord_1"));
-    const before = cache.generation("ord_1");
+    const cache = new ReadCache(5000, { clock: () => now, outageTtlMs: 1000 });
+    cache.set("k", "ord_1", "v1", 1, cache.generation());
+    const before = cache.generation();
     now = 100;
     cache.suspend();
     expect([cache.isLive, cache.get("k", 0)]).toEqual([false, "v1"]);
     // Stored while suspended: the outage TTL too.
-    cache.set("j", "ord_2", "w1", 1, cache.generation("ord_2"));
+    cache.set("j", "ord_2", "w1", 1, cache.generation());
     now = 1099;
     expect([cache.get("k", 0), cache.get("j", 0)]).toEqual(["v1", "w1"]);
     now = 1100;
@@ -129,7 +129,7 @@ describe("ReadCache", () => {
     // Fetched before the resume: its answer may predate an event missed meanwhile.
     cache.set("k", "ord_1", "v1", 1, before);
     expect(cache.get("k", 0)).toBeUndefined();
-    cache.set("k", "ord_1", "v3", 3, cache.generation("ord_1"));
+    cache.set("k", "ord_1", "v3", 3, cache.generation());
     now = 6099;
     expect(cache.get("k", 0)).toBe("v3");
   });
@@ -139,20 +139,29 @@ describe("ReadCache", () => {
     cache.invalidate("ord_1", 5);
     cache.suspend();
     cache.resume();
-    cache.set("k", "ord_1", "v4", 4, cache.generation("ord_1"));
+    cache.set("k", "ord_1", "v4", 4, cache.generation());
     expect(cache.get("k", 0)).toBeUndefined();
-    cache.set("k", "ord_1", "v5", 5, cache.generation("ord_1"));
+    cache.set("k", "ord_1", "v5", 5, cache.generation());
     expect(cache.get("k", 0)).toBe("v5");
   });
 
   test("a fill begun before its aggregate was forgotten from the bookkeeping is not stored", () => {
-    const cache = new ReadCache(60_000, 2);
-    const token = cache.generation("ord_1");
+    const cache = new ReadCache(60_000, { maxEntries: 2 });
+    const token = cache.generation();
     cache.invalidate("ord_1", 1);
     // Two more aggregates push ord_1's bookkeeping out.
     cache.invalidate("ord_2", 1);
     cache.invalidate("ord_3", 1);
     cache.set("k", "ord_1", "stale", 1, token);
     expect(cache.get("k", 0)).toBeUndefined();
+  });
+
+  test("changes of other aggregates do not stop a fill from landing, even once the bookkeeping is full", () => {
+    const cache = new ReadCache(60_000, { maxEntries: 2 });
+    for (const id of ["a", "b", "c"]) cache.invalidate(id);
+    const token = cache.generation();
+    cache.invalidate("d");
+    cache.set("k", "ord_9", "x", 1, token);
+    expect(cache.get("k", 0)).toBe("x");
   });
 });

@@ -61,25 +61,37 @@ export class ReadCache {
   /** Per aggregate: the change count at its last invalidation, and the newest version an event announced. */
   private readonly seen = new Map<string, { generation: number; version: number }>();
   private readonly filling = new Map<string, Fill>();
-  /** Invalidations and clears so far: the source of generations, which only grow. */
+  /** Invalidations and clears so far: a point in the cache's history (see generation). */
   private changes = 0;
   /**
-   * Every aggregate's generation is at least this: raised by a clear (so no
-   * fill begun before it is stored or shared) and to the generation of an
-   * aggregate forgotten from `seen` (so none begun before that is either).
+   * Every aggregate counts as changed at least this late: raised by a clear
+   * (so no fill begun before it is stored or shared), and to the last change
+   * of an aggregate forgotten from `seen` (so none of it begun before that is).
    */
   private floor = 0;
   /** Whether the invalidating events are heard (see suspend). */
   private live = true;
   readonly stats: ReadCacheStats = { hits: 0, misses: 0, bypasses: 0, invalidations: 0, entries: 0 };
 
+  private readonly maxEntries: number;
+  private readonly clock: () => number;
+  /** How long an entry lives while suspended. */
+  private readonly outageTtlMs: number;
+
   constructor(
     private readonly ttlMs: number,
-    private readonly maxEntries = 50_000,
-    private readonly clock: () => number = Date.now,
-    /** How long an entry lives while suspended (at most the TTL). */
-    private readonly outageTtlMs = Math.min(ttlMs, 1000),
-  ) {}
+    options: {
+      /** Entries (and aggregates' bookkeeping) kept at most; the oldest go first. */
+      maxEntries?: number;
+      clock?: () => number;
+      /** How long an entry lives while suspended (default a second; never more than the TTL). */
+      outageTtlMs?: number;
+    } = {},
+  ) {
+    this.maxEntries = options.maxEntries ?? 50_000;
+    this.clock = options.clock ?? Date.now;
+    this.outageTtlMs = Math.min(ttlMs, options.outageTtlMs ?? 1000);
+  }
 
   /** The cached body for `key`, unless missing, expired, or older than `minVersion`. */
   get(key: string, minVersion: number): string | undefined {
@@ -97,14 +109,24 @@ export class ReadCache {
     return entry.body;
   }
 
-  /** A token to pass to `set`, taken before fetching, so a fill that raced an invalidation is not stored. */
-  generation(aggregateId: string): number {
+  /**
+   * A token to pass to `set` (and `share`), taken before fetching: the
+   * point in the cache's history the fetch began at, so a fill that raced a
+   * change of its aggregate (or a clear) is not stored, while changes of
+   * other aggregates do not matter.
+   */
+  generation(): number {
+    return this.changes;
+  }
+
+  /** The point of the last change of an aggregate (its invalidation, a clear, or the floor). */
+  private changedAt(aggregateId: string): number {
     return Math.max(this.seen.get(aggregateId)?.generation ?? 0, this.floor);
   }
 
   /** Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version. */
   set(key: string, aggregateId: string, body: string, version: number, generation: number): void {
-    if (this.generation(aggregateId) !== generation || version < (this.seen.get(aggregateId)?.version ?? 0)) return;
+    if (this.changedAt(aggregateId) > generation || version < (this.seen.get(aggregateId)?.version ?? 0)) return;
     const previous = this.entries.get(key);
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
     if (previous && previous.version > version && previous.expires > this.clock()) return;
@@ -140,7 +162,7 @@ export class ReadCache {
    */
   inFlight(key: string, aggregateId: string): Promise<FetchedRead> | undefined {
     const fill = this.filling.get(key);
-    return fill !== undefined && fill.generation === this.generation(aggregateId) ? fill.answer : undefined;
+    return fill !== undefined && fill.generation >= this.changedAt(aggregateId) ? fill.answer : undefined;
   }
 
   /** Runs `fetch` as the fetch of `key` in flight (see inFlight), started at `generation`, until it settles. */
@@ -159,7 +181,7 @@ export class ReadCache {
     const seen = this.seen.get(aggregateId) ?? { generation: 0, version: 0 };
     seen.generation = ++this.changes;
     seen.version = Math.max(seen.version, version);
-    // Keep this bookkeeping bounded too: it only matters while a fill may be in flight.
+    // Keep this bookkeeping bounded too: an aggregate forgotten loses its announced version (fills begun before are still refused).
     this.seen.delete(aggregateId);
     this.seen.set(aggregateId, seen);
     if (this.seen.size > this.maxEntries) {
