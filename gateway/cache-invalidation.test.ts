@@ -1,5 +1,8 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect } from "nats";
 import { expect, test } from "vitest";
 import { EventSchema } from "../proto/gen/orderly/events/v1/events_pb.js";
@@ -62,4 +65,21 @@ test("cut off from its events, the cache keeps entries at most a second: before 
     await nc.flush();
     return cache.get(key, 0) === undefined;
   }, "invalidations heard again");
+});
+
+test("a subscription the server refuses leaves the cache cut off: entries keep living at most a second", async () => {
+  // A user that may not subscribe to the events.
+  const dir = mkdtempSync(join(tmpdir(), "orderly-nats-conf-"));
+  await using _dir = { [Symbol.asyncDispose]: async () => rmSync(dir, { recursive: true, force: true }) };
+  const configFile = join(dir, "nats.conf");
+  writeFileSync(configFile, `authorization { users: [ { user: "gw", password: "pw", permissions: { subscribe: { allow: ["_INBOX.>"] } } } ] }\n`);
+  await using nats = await startNats({ configFile });
+  const cache = new ReadCache(60_000);
+  const warnings: string[] = [];
+  const logger = silentLogger();
+  logger.warn = ((_fields: unknown, message: string) => void warnings.push(message)) as typeof logger.warn;
+  const invalidation = invalidateOnEvents(cache, nats.url, logger, { user: "gw", pass: "pw" });
+  await using _invalidation = { [Symbol.asyncDispose]: () => invalidation.close() };
+  await waitFor(() => warnings.some((m) => m.startsWith("cache invalidation stopped")), "the refusal logged");
+  expect(cache.isLive).toBe(false);
 });
