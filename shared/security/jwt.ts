@@ -30,13 +30,6 @@ export class JwtVerifier {
     this.key = createPublicKey(settings.publicKeyPem);
   }
 
-  /**
-   * The principal of an Authorization header value: AUTHENTICATION_REQUIRED
-   * without one, INVALID_CREDENTIALS when it is not `Bearer <token>` or the
-   * token does not verify. The gateway and the services use it alike. A
-   * remembered token's principal is returned as it is, not in a promise, so a
-   * caller that is not waiting on anything else need not wait at all.
-   */
   /** The principal of a token verified before and not expired; undefined otherwise (nothing is verified). */
   known(authorization: string | undefined, now = Date.now()): Principal | undefined {
     if (authorization === undefined) return undefined;
@@ -44,6 +37,13 @@ export class JwtVerifier {
     return known !== undefined && known.exp > now ? known.principal : undefined;
   }
 
+  /**
+   * The principal of an Authorization header value: AUTHENTICATION_REQUIRED
+   * without one, INVALID_CREDENTIALS when it is not `Bearer <token>` or the
+   * token does not verify. The gateway and the services use it alike. A
+   * remembered token's principal is returned as it is, not in a promise, so a
+   * caller that is not waiting on anything else need not wait at all.
+   */
   authenticate(authorization: string | undefined, now = Date.now()): Principal | Promise<Principal> {
     if (authorization === undefined) return Promise.reject(new OrderlyError("AUTHENTICATION_REQUIRED", "send Authorization: Bearer <token>"));
     // Remembered by the header as sent, so a steady client costs one map lookup (not even the header's parsing).
