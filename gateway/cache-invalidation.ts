@@ -1,8 +1,8 @@
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import { Events, type NatsConnection, type Subscription } from "nats";
+import type { NatsConnection, Subscription } from "nats";
 import { EventSchema, type Event } from "../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../shared/config/index.js";
-import { connectNats } from "../shared/events/index.js";
+import { connectNats, followConnection } from "../shared/events/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import type { ReadCache } from "./read-cache.js";
 
@@ -69,7 +69,17 @@ export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Lo
     subscription = connection.subscribe("orderly.>");
     listening = true;
     try {
-      void followConnection(connection).catch((error: unknown) => {
+      // Suspended while the connection is down; nats.js subscribes again as it reconnects.
+      followConnection(connection, {
+        down: () => {
+          up = false;
+          cache.suspend();
+        },
+        up: () => {
+          up = true;
+          void resumeWhenSubscribed(connection);
+        },
+      }).done.catch((error: unknown) => {
         listening = false;
         cache.suspend();
         logger.warn({ err: error }, "cache invalidation stopped following the NATS connection; cached reads live at most a second");
@@ -88,18 +98,6 @@ export function invalidateOnEvents(cache: ReadCache, servers: string, logger: Lo
       cache.suspend();
     }
   })();
-  /** Suspends the cache while the connection is down; nats.js subscribes again as it reconnects. */
-  async function followConnection(connection: NatsConnection): Promise<void> {
-    for await (const status of connection.status()) {
-      if (status.type === Events.Disconnect) {
-        up = false;
-        cache.suspend();
-      } else if (status.type === Events.Reconnect) {
-        up = true;
-        void resumeWhenSubscribed(connection);
-      }
-    }
-  }
   started.catch((error: unknown) => logger.warn({ err: error }, "cache invalidation stopped; cached reads live at most a second"));
   return {
     async close() {

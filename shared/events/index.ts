@@ -1,6 +1,6 @@
 import "../wire/utf8.js";
 export { streams, subjectOf } from "./subjects.js";
-export { connectNats } from "./nats-connection.js";
+export { connectNats, followConnection, type ConnectionWatcher } from "./nats-connection.js";
 export { ensureStreams, ensureDurableConsumer, defaultStreamLimits, type StreamLimits } from "./stream-setup.js";
 export { outboxMigration, outboxTraceMigration, outboxProgressMigration, inboxMigration, unpublishedRows } from "./schema.js";
 export { Outbox } from "./outbox.js";

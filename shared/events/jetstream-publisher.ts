@@ -1,4 +1,5 @@
-import { createInbox, Events, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type PubAck, type Status, type Subscription } from "nats";
+import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type PubAck, type Subscription } from "nats";
+import { followConnection } from "./nats-connection.js";
 
 /** One message to publish to a JetStream stream. */
 export interface JetStreamMessage {
@@ -57,7 +58,7 @@ export class JetStreamPublisher {
   private unusable: string | undefined;
   /** False from the connection's disconnect to its reconnect. */
   private connected: boolean;
-  private readonly statuses: AsyncIterable<Status> & { stop(): void };
+  private readonly following: { stop(): void };
   private readonly reconnectListeners = new Set<() => void>();
 
   constructor(
@@ -77,13 +78,13 @@ export class JetStreamPublisher {
         }
       },
     });
-    // nats.js's status() is an iterator it ends with stop() (typed only as AsyncIterable). A publisher made
-    // while the connection is down would not hear of the disconnect: the state it starts from is nats.js's own
-    // (not public API; assumed up when it is not there).
-    this.statuses = nc.status() as AsyncIterable<Status> & { stop(): void };
+    // A publisher made while the connection is down would not hear of the disconnect: the state it starts
+    // from is nats.js's own (not public API; assumed up when it is not there).
     this.connected = (nc as { protocol?: { connected?: unknown } }).protocol?.connected !== false;
+    const following = followConnection(nc, { down: () => this.disconnected(), up: () => this.reconnected() });
     // Should following the connection fail, publishes are left to their deadlines, as without it.
-    void this.followConnection().catch(() => (this.connected = true));
+    following.done.catch(() => (this.connected = true));
+    this.following = following;
   }
 
   /** Whether the connection is up (as of the last state change nats.js reported). */
@@ -130,26 +131,24 @@ export class JetStreamPublisher {
   close(): void {
     if (this.unusable === CLOSED) return;
     this.unusable = CLOSED;
-    this.statuses.stop();
+    this.following.stop();
     this.reconnectListeners.clear();
     this.subscription.unsubscribe();
     this.fail(() => true, "the publisher was closed before JetStream answered");
   }
 
-  private async followConnection(): Promise<void> {
-    for await (const status of this.statuses) {
-      if (status.type === Events.Disconnect) {
-        this.connected = false;
-        this.fail(() => true, "the NATS connection was lost before JetStream answered", NatsConnectionLost);
-      } else if (status.type === Events.Reconnect) {
-        this.connected = true;
-        for (const listener of this.reconnectListeners) {
-          try {
-            listener();
-          } catch {
-            // A listener's failure is its own; the others still hear of it.
-          }
-        }
+  private disconnected(): void {
+    this.connected = false;
+    this.fail(() => true, "the NATS connection was lost before JetStream answered", NatsConnectionLost);
+  }
+
+  private reconnected(): void {
+    this.connected = true;
+    for (const listener of this.reconnectListeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own; the others still hear of it.
       }
     }
   }

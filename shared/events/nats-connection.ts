@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from "nats";
+import { Events, connect, type NatsConnection, type Status } from "nats";
 import type { NatsAuth } from "../config/service-config.js";
 import type { Logger } from "../logging/index.js";
 
@@ -31,4 +31,30 @@ export async function connectNats(servers: string, name: string, logger: Logger,
     }
   })();
   return nc;
+}
+
+/** What `followConnection` calls as the connection's state changes. */
+export interface ConnectionWatcher {
+  /** The connection dropped (nats.js keeps reconnecting). */
+  down(): void;
+  /** It is back (nats.js has sent the subscriptions again). */
+  up(): void;
+}
+
+/**
+ * Calls `watcher` on each drop and return of a connection, as nats.js
+ * reports them, until `stop` (or the connection closes). `done` settles when
+ * it stops following: rejected if nats.js's status iterator failed, or a
+ * callback threw, after which nothing more is reported.
+ */
+export function followConnection(nc: NatsConnection, watcher: ConnectionWatcher): { stop(): void; done: Promise<void> } {
+  // nats.js's status() is an iterator it ends with stop() (typed only as AsyncIterable).
+  const statuses = nc.status() as AsyncIterable<Status> & { stop(): void };
+  const done = (async () => {
+    for await (const status of statuses) {
+      if (status.type === Events.Disconnect) watcher.down();
+      else if (status.type === Events.Reconnect) watcher.up();
+    }
+  })();
+  return { stop: () => statuses.stop(), done };
 }
