@@ -49,7 +49,8 @@ runMain(logger, async () => {
   const status = systemStatus({
     self: statusReporter({
       name: "gateway",
-      health: new HealthState({ listening: () => true }),
+      // The cache's check: whether it hears the events that invalidate it (cut off from NATS, entries live a second).
+      health: new HealthState({ listening: () => true, ...(cache ? { cacheLive: () => cache.isLive } : {}) }),
       requests: new RequestWindow(metrics.requests, metrics.duration, "route", "code", (code) => Number(code) >= 500),
       lag,
       policies,

@@ -37,6 +37,12 @@ function watchHealth(client: grpc.Client, service: string) {
 }
 
 /** Asks the reflection service one question over a bidi stream, in the reflection protocol's own messages. */
+/** The gateway's own checks, as its /status.json reports them. */
+async function gatewayChecks(baseUrl: string): Promise<Record<string, boolean>> {
+  const status = (await (await fetch(`${baseUrl}/status.json`)).json()) as { processes: { name: string; status?: { checks: Record<string, boolean> } }[] };
+  return status.processes.find((p) => p.name === "gateway")!.status!.checks;
+}
+
 function reflect(client: grpc.Client, request: Parameters<typeof create<typeof ServerReflectionRequestSchema>>[1]): Promise<ServerReflectionResponse> {
   return new Promise((resolve, reject) => {
     const call = client.makeBidiStreamRequest(
@@ -53,7 +59,7 @@ function reflect(client: grpc.Client, request: Parameters<typeof create<typeof S
   });
 }
 
-test("grpc.health.v1 reports SERVING, then NOT_SERVING while NATS is down, then SERVING again; Check agrees", async () => {
+test("grpc.health.v1 reports SERVING, then NOT_SERVING while NATS is down, then SERVING again; Check agrees; the gateway reports its cache cut off meanwhile", async () => {
   await using system = await startSystem();
   const client = genericClient(`127.0.0.1:${system.query.port}`);
   using _client = { [Symbol.dispose]: () => client.close() };
@@ -69,10 +75,13 @@ test("grpc.health.v1 reports SERVING, then NOT_SERVING while NATS is down, then 
   const admin = await fetch(`http://127.0.0.1:${system.query.adminPort}/healthz`);
   expect(admin.status).toBe(503);
   expect(await admin.json()).toMatchObject({ status: "not ready", checks: { database: true, nats: false } });
+  // The gateway still answers, but its read cache is cut off from the events that invalidate it: its status says so.
+  await waitFor(async () => (await gatewayChecks(system.baseUrl)).cacheLive === false, "the gateway's cacheLive check false while NATS is down");
 
   await system.nats.restart();
   await waitFor(() => watch.statuses.at(-1) === "SERVING", "SERVING again once NATS is back", 30_000);
   expect(watch.statuses).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
+  await waitFor(async () => (await gatewayChecks(system.baseUrl)).cacheLive === true, "the gateway's cacheLive check true once NATS is back");
 
   // An unknown service: Check says NOT_FOUND, Watch says SERVICE_UNKNOWN and stays open until the server closes, which ends it.
   const check = await new Promise<grpc.ServiceError | undefined>((resolve) =>
