@@ -138,7 +138,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
       { url: ceilingNats.url, pid: () => ceilingNats.child().pid },
       loader,
       createOrder,
-      { rounds: Math.max(2, Math.min(options.rounds, 3)), orders: options.relayOrders, publishCount: options.publishCount, log },
+      { rounds: Math.max(2, Math.min(options.rounds, 3)), orders: options.relayOrders, publishCount: options.publishCount, warmup: options.warmupS > 0, log },
       rss,
     );
     rss.setPhase("idle");

@@ -39,7 +39,7 @@ rounds (A B A B …) so that drift on a shared machine hits both sides.
 
   --rounds N          interleaved rounds per phase (default 3)
   --duration S        seconds per saturation run and per half-load run (default 5)
-  --warmup S          unrecorded warm-up seconds per target (default 2)
+  --warmup S          unrecorded warm-up seconds per target (default 2; 0 also skips the relay's warm-up drain)
   --connections N     connections of saturation runs (default 64)
   --small N           orders stored for the main figures (default 10000)
   --large N           orders stored on the large side of the growth check (default 100000)

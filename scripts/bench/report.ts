@@ -238,7 +238,7 @@ export function markdownReport(results: BenchResults): string {
     parts.push(
       "## Outbox relay\n\n" +
         `Event payload ≈ ${r.payloadBytes} bytes. Relay: NATS stopped, ${o.relayOrders} orders created, NATS restarted; rate from the relay's record of its batches (outbox_batches, after the first batch). ` +
-        `Isolated rounds also stop inventory, query and the gateway while the relay drains, so the relay is its nats-server's only client, like the ceiling's publisher, and bring NATS back once the order service is idle (its checkpoint of the writes done: "settled"); the last round drains with every service running, at once. ` +
+        `An unrecorded warm-up drain of half as many orders comes first (unless --warmup 0). Isolated rounds also stop inventory, query and the gateway while the relay drains, so the relay is its nats-server's only client, like the ceiling's publisher, and bring NATS back once the order service is idle (its checkpoint of the writes done: "settled"); the last round drains with every service running, at once. ` +
         `Ceiling: a separate nats-server, 256 PubAcks outstanding (sliding); "batched": 256 at a time, waiting for all (the relay's pattern without SQLite).\n\n` +
         [
           row([
