@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { readChoice, readInt, readString, serviceBaseConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
-import type { DependencyPolicyOptions } from "../../shared/resilience/index.js";
+import { defaultDependencyPolicyOptions, type DependencyPolicyOptions } from "../../shared/resilience/index.js";
 
 /** The order service's configuration, read from the environment once. */
 export interface OrderConfig extends ServiceBaseConfig {
@@ -33,6 +33,7 @@ export function orderConfig(env: Env): OrderConfig {
       halfOpenAfterMs: readInt(env, "INVENTORY_BREAKER_HALF_OPEN_MS", 5000, 1),
       bulkheadLimit: readInt(env, "INVENTORY_BULKHEAD_LIMIT", 128, 1),
       bulkheadQueue: readInt(env, "INVENTORY_BULKHEAD_QUEUE", 512, 0),
+      slowCallMs: defaultDependencyPolicyOptions.slowCallMs,
     },
     defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
     idempotencyKeyTtlMs: readInt(env, "IDEMPOTENCY_KEY_TTL_MS", 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000),

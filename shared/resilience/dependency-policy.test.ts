@@ -77,6 +77,43 @@ describe("DependencyPolicy", () => {
     expect(Date.now() - started).toBeLessThan(400);
   });
 
+  test("a caller's deadline too short to meet does not open the breaker; a dependency silent for slowCallMs does", async () => {
+    const p = policy({ breakerFailures: 3, maxAttempts: 1, slowCallMs: 60, attemptTimeoutMs: 10_000 });
+    // As grpc-js fails a call at the deadline it was given: a local DEADLINE_EXCEEDED.
+    const silent = ({ deadline }: { deadline: number | undefined }) =>
+      new Promise<never>((_, reject) => setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline! - Date.now()));
+    for (let i = 0; i < 10; i++) {
+      await expect(p.execute(false, silent, { deadline: Date.now() + 2 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+      await expect(p.execute(false, silent, { deadline: Date.now() - 1 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    }
+    expect(p.breakerState).toBe("closed");
+    for (let i = 0; i < 3; i++) await expect(p.execute(false, silent, { deadline: Date.now() + 100 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    expect(p.breakerState).toBe("open");
+  });
+
+  test("a call waiting in a full bulkhead's queue ends at its deadline, or when its caller hangs up, and never runs", async () => {
+    const p = policy({ bulkheadLimit: 1, bulkheadQueue: 4, breakerFailures: 1 });
+    let release!: () => void;
+    const holding = p.execute(false, () => new Promise<void>((resolve) => (release = resolve)));
+    let ran = 0;
+    const started = Date.now();
+    const timedOut = p.execute(false, async () => ran++, { deadline: Date.now() + 50 });
+    await expect(timedOut).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    expect(Date.now() - started).toBeLessThan(1000);
+    const caller = new AbortController();
+    const abandoned = p.execute(false, async () => ran++, { signal: caller.signal });
+    caller.abort();
+    await expect(abandoned).rejects.toMatchObject({ reason: "CANCELLED" });
+    expect(p.bulkhead.queued).toBe(2);
+    release();
+    await holding;
+    await expect.poll(() => p.bulkhead.queued).toBe(0);
+    expect(ran).toBe(0);
+    // Neither said anything about the dependency.
+    expect(p.breakerState).toBe("closed");
+    await expect(p.execute(false, async () => "ok")).resolves.toBe("ok");
+  });
+
   test("callers that hang up are not failures of the dependency: the breaker stays closed", async () => {
     const p = policy({ breakerFailures: 3 });
     for (let i = 0; i < 10; i++) {

@@ -38,6 +38,11 @@ export interface DependencyPolicyOptions {
   bulkheadLimit: number;
   /** Calls waiting for a slot; beyond it calls fail at once. */
   bulkheadQueue: number;
+  /**
+   * How long the dependency must have had to answer before a call its caller's own deadline cut
+   * short counts against it (ms): a caller that allows a millisecond says nothing about the dependency.
+   */
+  slowCallMs: number;
 }
 
 /** Defaults that suit a call inside a request budget of a few seconds. */
@@ -50,6 +55,7 @@ export const defaultDependencyPolicyOptions: Omit<DependencyPolicyOptions, "name
   halfOpenAfterMs: 5000,
   bulkheadLimit: 128,
   bulkheadQueue: 512,
+  slowCallMs: 1000,
 };
 
 /** What one attempt gets: an abort signal (attempt timeout, caller gone) and its deadline (the overall one or the attempt timeout, whichever is first). */
@@ -115,6 +121,9 @@ export class DependencyPolicy {
   private readonly idempotent: IPolicy;
   private readonly once: IPolicy;
   private readonly logger: Logger | undefined;
+  private readonly slowCallMs: number;
+  /** Errors that end a call but say nothing about the dependency: the breaker does not count them. */
+  private readonly excused = new WeakSet<Error>();
   readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
   constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger }) {
@@ -122,12 +131,14 @@ export class DependencyPolicy {
     this.name = o.name;
     this.logger = options.logger;
     this.attemptTimeoutMs = o.attemptTimeoutMs;
+    this.slowCallMs = o.slowCallMs;
     // An error the dependency answered with (a remote google.rpc.Status) means it is up: only errors of
     // the transport or of the dependency's own failure count against it, and only those are retried —
     // so an UNAVAILABLE it relays from its own dependency neither opens this breaker nor retries twice.
     const isFailure = (error: Error) =>
-      error instanceof TaskCancelledError ||
-      (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN));
+      !this.excused.has(error) &&
+      (error instanceof TaskCancelledError ||
+        (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN)));
     const isRetryable = (error: Error) => {
       const retryable =
         error instanceof TaskCancelledError ||
@@ -178,7 +189,14 @@ export class DependencyPolicy {
 
   /**
    * Runs `attempt` under the policy. Retries only when `idempotent`; never
-   * waits past `deadline`; aborting `signal` abandons the call.
+   * waits past `deadline`, in the bulkhead's queue either; aborting `signal`
+   * abandons the call.
+   *
+   * The breaker counts what the dependency did, not what its callers asked
+   * for: a call its caller's own deadline ends counts against the
+   * dependency only when the dependency had `slowCallMs` to answer, so no
+   * caller can open the breaker for everyone by asking for a deadline too
+   * short to meet.
    */
   async execute<T>(
     idempotent: boolean,
@@ -189,13 +207,15 @@ export class DependencyPolicy {
     this.stats.calls++;
     let attempts = 0;
     const policy = idempotent ? this.idempotent : this.once;
+    // A call that finds every slot taken waits in the bulkhead's queue, which knows no deadline.
+    const queued = this.limiter.executionSlots === 0;
     try {
       // The caller's signal is not handed to cockatiel: its timeout policy would turn a caller that
       // hangs up into a TaskCancelledError, which the breaker would count against the dependency.
-      const result = await policy.execute(({ signal: attemptSignal }) => {
+      const running = policy.execute(({ signal: attemptSignal }) => {
         if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
         if (deadline !== undefined && Date.now() >= deadline) {
-          throw new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`);
+          throw this.excuse(new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`));
         }
         attempts++;
         this.stats.attempts++;
@@ -203,19 +223,22 @@ export class DependencyPolicy {
           this.stats.retries++;
           this.logger?.info({ dependency: this.name, attempt: attempts, requestId: options.requestId }, "retrying a call");
         }
-        const attemptDeadline = Date.now() + this.attemptTimeoutMs;
+        const started = Date.now();
+        const attemptDeadline = started + this.attemptTimeoutMs;
         const { signal, release } = eitherSignal(attemptSignal, callerSignal);
         return attempt({ signal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) })
           .catch((error: unknown) => {
             if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
-            // The attempt was cut by its own timeout (or the deadline): say so, whatever the transport said.
-            const ownTimeout =
-              error instanceof OrderlyError && error.code === Code.DEADLINE_EXCEEDED && !error.remote && (deadline === undefined || attemptDeadline < deadline);
-            if (attemptSignal.aborted || ownTimeout) throw new TaskCancelledError(`${this.name} attempt timed out`);
+            const timedOut = error instanceof OrderlyError && error.code === Code.DEADLINE_EXCEEDED && !error.remote;
+            // The attempt was cut by its own timeout: say so, whatever the transport said.
+            if (attemptSignal.aborted || (timedOut && (deadline === undefined || attemptDeadline < deadline))) throw new TaskCancelledError(`${this.name} attempt timed out`);
+            // Cut by the caller's deadline before the dependency had a fair time to answer.
+            if (timedOut && Date.now() - started < this.slowCallMs) throw this.excuse(error);
             throw error;
           })
           .finally(release);
       });
+      const result = await (queued ? this.withinBudget(running, deadline, callerSignal) : running);
       this.budget.recordSuccess();
       return result;
     } catch (error) {
@@ -225,6 +248,39 @@ export class DependencyPolicy {
       else this.stats.failures++;
       throw translated;
     }
+  }
+
+  private excuse<E extends Error>(error: E): E {
+    this.excused.add(error);
+    return error;
+  }
+
+  /**
+   * What `running` settles to, unless the deadline passes or the caller
+   * hangs up first (a call waiting in the bulkhead's queue). The call left
+   * behind does nothing once it gets its slot: its attempt finds the
+   * deadline passed, or the caller gone, and ends at once.
+   */
+  private withinBudget<T>(running: Promise<T>, deadline: number | undefined, callerSignal: AbortSignal | undefined): Promise<T> {
+    if (deadline === undefined && callerSignal === undefined) return running;
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => settle(() => reject(new OrderlyError("CANCELLED", "the caller cancelled the call")));
+      const timer =
+        deadline === undefined
+          ? undefined
+          : setTimeout(() => settle(() => reject(new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded waiting to call ${this.name}`))), deadline - Date.now());
+      const settle = (how: () => void) => {
+        clearTimeout(timer);
+        callerSignal?.removeEventListener("abort", onAbort);
+        how();
+      };
+      running.then(
+        (value) => settle(() => resolve(value)),
+        (error: unknown) => settle(() => reject(error)),
+      );
+      if (callerSignal?.aborted) onAbort();
+      else callerSignal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   private translate(error: unknown, callerSignal: AbortSignal | undefined, deadline: number | undefined): OrderlyError {
