@@ -23,6 +23,47 @@ describe("limits", () => {
     expect({ status: response.status, reason: reasonOf(response.body) }).toEqual({ status: 413, reason: "PAYLOAD_TOO_LARGE" });
   });
 
+  test("a chunked body (no Content-Length) that grows past MAX_BODY_BYTES gets 413 PAYLOAD_TOO_LARGE too, not a reset connection", async () => {
+    const { hostname, port } = new URL(system.baseUrl);
+    const socket = connectTcp(Number(port), hostname);
+    socket.on("error", () => {}); // the gateway closes the connection after answering; writes still under way may fail
+    let received = "";
+    socket.on("data", (data) => (received += data.toString("utf8")));
+    socket.write(
+      `POST /v1/orders HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${system.tokens.admin}\r\n` +
+        "content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+    );
+    const chunk = "x".repeat(64 * 1024);
+    for (let i = 0; i < 32 && !socket.destroyed && received === ""; i++) {
+      socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const response = await waitFor(() => (/\r\n\r\n(\{.*\})$/s.exec(received) ? received : undefined), "the gateway's answer");
+    socket.destroy();
+    expect(response.split("\r\n")[0]).toBe("HTTP/1.1 413 Payload Too Large");
+    expect(reasonOf(JSON.parse(/\r\n\r\n(\{.*\})$/s.exec(response)![1]!))).toBe("PAYLOAD_TOO_LARGE");
+  });
+
+  test("clients asking for deadlines too short to meet get 504, but do not open the gateway's breakers for everyone else", async () => {
+    const restocked = await system.api("POST", "/v1/inventory/SHORT-1:restock", { body: { quantity: 100, name: "Short", unitPriceMinor: "100", currencyCode: "USD" } });
+    expect(restocked.status).toBe(200);
+    const order = { customerId: "alice", items: [{ sku: "SHORT-1", quantity: 1 }] };
+    const created = await system.api("POST", "/v1/orders", { body: order });
+    expect(created.status).toBe(200);
+    // Twice the breaker's five consecutive failures, each way: a 1 ms budget, and a wait for a version that never comes.
+    const impatient = await Promise.all(
+      Array.from({ length: 10 }, () => system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "NO-SUCH-SKU", quantity: 1 }] }, headers: { "x-request-timeout": "1" } })),
+    );
+    expect(impatient.map((r) => r.status)).toEqual(Array(10).fill(504));
+    const waiting = await Promise.all(
+      Array.from({ length: 10 }, () => system.api("GET", `/v1/orders/${created.body.id}?minVersion=999`, { headers: { "x-request-timeout": "1500" } })),
+    );
+    expect(waiting.map((r) => r.status)).toEqual(Array(10).fill(504));
+    // Everyone else is still served.
+    expect((await system.api("POST", "/v1/orders", { body: order })).status).toBe(200);
+    expect((await system.api("GET", `/v1/orders/${created.body.id}?minVersion=1`)).status).toBe(200);
+  });
+
   test("JSON nested deeper than MAX_JSON_DEPTH (32) gets 400 JSON_TOO_DEEP; shallower nesting reaches validation", async () => {
     const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
     const deep = await system.api("POST", "/v1/orders", { rawBody: `{"customerId":"alice","items":${nested(40)}}` });
