@@ -92,7 +92,7 @@ export class OutboxRelay {
   private publishedThrough: number;
   /** The rows after `after`, read while the batch ending there was in flight (used when the relay gets past it). */
   private prefetched: { after: number; rows: Row[] } | undefined;
-  private readonly recordProgress;
+  private readonly recordProgressTx;
   /** The backlog counts the unpublished rows: read at most once a second, however many metrics and status reports ask. */
   private readonly backlog: () => { n: number; oldest: number | null };
   /** Stops listening to the outbox's appends and the connection's returns. */
@@ -141,18 +141,24 @@ export class OutboxRelay {
       stopAppends?.();
       stopReconnects();
     };
-    this.recordProgress = db.transaction((retries: Outcome<RetryRow>[], refused: Outcome<Row>[], batch: Row[]) => {
+    this.recordProgressTx = db.transaction((retries: Outcome<RetryRow>[], refused: Outcome<Row>[], batch: Row[]): number | undefined => {
       const now = this.clock();
       for (const { row, result } of retries) {
         if (result.status === "fulfilled") this.statements.retried.run(row.seq);
         else this.setAside(row, row.failures + 1, result.reason, now);
       }
       for (const { row, result } of refused) this.setAside(row, 1, (result as PromiseRejectedResult).reason, now);
-      if (batch.length === 0) return;
+      if (batch.length === 0) return undefined;
       const through = batch[batch.length - 1]!.seq;
       this.statements.recordBatch.run(through, batch.length, now);
-      this.publishedThrough = through;
+      return through;
     });
+  }
+
+  /** Records what a pass did; the relay moves past `batch` only once that is committed (a failed COMMIT leaves it to publish again). */
+  private recordProgress(retries: Outcome<RetryRow>[], refused: Outcome<Row>[], batch: Row[]): void {
+    const through = this.recordProgressTx(retries, refused, batch);
+    if (through !== undefined) this.publishedThrough = through;
   }
 
   /** Starts publishing in the background. */
