@@ -17,6 +17,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { ConfigError, readChoice, readInt, readString, type Env } from "../shared/config/index.js";
+import { freePort } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 
@@ -140,6 +141,8 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
         ...credentials("inventory"),
         INVENTORY_GRPC_PORT: String(config.inventoryGrpcPort),
         INVENTORY_ADMIN_PORT: String(config.inventoryAdminPort),
+        // It asks the order service about old reservations, and starts first: the order service's port is set ahead.
+        ORDER_ADDRESS: `${HOST}:${config.orderGrpcPort}`,
         NATS_URL: natsUrl(ports),
       }),
       readyPort: pinoListeningPort,
@@ -547,6 +550,8 @@ export async function runLocal(env: Env): Promise<number> {
     process.stderr.write(`could not write the dev credentials: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
+  // 0 asks for a free port; the order service's must be known before the inventory starts.
+  if (config.orderGrpcPort === 0) config = { ...config, orderGrpcPort: await freePort() };
   const table = processTable(config, security);
   const out = createOutput(
     table.map((spec) => spec.name),

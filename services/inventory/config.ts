@@ -6,6 +6,8 @@ export interface InventoryConfig extends ServiceBaseConfig, ConsumerConfig {
   dbFile: string;
   reservationTtlMs: number;
   reservationSweepMs: number;
+  /** The order service, asked what became of an order before its old reservation is released. */
+  orderAddress: string;
   /** Fault injection for tests and drills: delay these RPCs (all when empty) by this many ms. */
   faultDelay: { ms: number; methods: string[] };
 }
@@ -23,5 +25,6 @@ export function inventoryConfig(env: Env): InventoryConfig {
     },
     reservationTtlMs: readInt(env, "RESERVATION_TTL_MS", 15 * 60 * 1000, 1000),
     reservationSweepMs: readInt(env, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100),
+    orderAddress: readString(env, "ORDER_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_GRPC_PORT", 50051, 1, 65535)}`),
   };
 }

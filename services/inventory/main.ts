@@ -1,16 +1,17 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
-import { HealthState, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, connect, createClient, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
-import { serviceAuth } from "../../shared/security/index.js";
+import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
 import { handleOrderEvents } from "./order-events.js";
 import { inventoryMigrations } from "./schema.js";
-import { ReservationExpiry } from "./reservation-expiry.js";
+import { ReservationExpiry, orderFates } from "./reservation-expiry.js";
 import { InventoryStore } from "./store.js";
 
 const config = inventoryConfig(process.env);
@@ -38,13 +39,20 @@ runMain(logger, async () => {
     ackWaitMs: config.ackWaitMs,
     transactions: metrics.transactions,
   });
-  const expiry = new ReservationExpiry(store, logger, config.reservationTtlMs, config.reservationSweepMs);
+  const auth = serviceAuth(config.security);
+  // The inventory asks the order service about old reservations on its own behalf, as the "service" role.
+  const self: Principal = { subject: "service:inventory", customerId: undefined, roles: ["service"] };
+  const orderConnection = connect(config.orderAddress, {
+    tls: config.security.tls,
+    callMetadata: () => ({ [PRINCIPAL_METADATA_KEY]: auth.links.sign(self) }),
+  });
+  const expiry = new ReservationExpiry(store, orderFates(createClient(OrderService, orderConnection)), logger, config.reservationTtlMs, config.reservationSweepMs);
   let ready = true;
   const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected() });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
-    auth: serviceAuth(config.security),
+    auth,
     tls: config.security.tls,
     logger,
     observeCalls: metrics.observeCalls,
@@ -53,14 +61,15 @@ runMain(logger, async () => {
     services: [registration(InventoryService, inventoryHandlers(store))],
   });
   const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, metrics, health, logger, events });
-  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl }, "listening");
+  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl, order: config.orderAddress }, "listening");
   return {
     async close() {
       ready = false;
       await server.close();
       // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
       await admin.close();
-      expiry.close();
+      await expiry.close();
+      orderConnection.close();
       await events.close();
       await checkpoints.close();
       db.close();

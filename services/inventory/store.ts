@@ -26,6 +26,12 @@ export interface ReservedLine {
 /** Reservation states, as stored (the values of orderly.inventory.v1.Reservation.State). */
 export const ReservationState = { RESERVED: 1, RELEASED: 2 } as const;
 
+/** A reservation the expiry looks at: its order, and when it was made. */
+export interface UnconfirmedReservation {
+  orderId: string;
+  createTime: number;
+}
+
 /** A reservation as stored. */
 export interface ReservationRecord {
   orderId: string;
@@ -138,8 +144,9 @@ export class InventoryStore {
       ),
       markReleased: db.prepare<[number, number, string]>("UPDATE reservations SET state = ?, update_time = ? WHERE order_id = ?"),
       markConfirmed: db.prepare<[string]>("UPDATE reservations SET order_confirmed = 1 WHERE order_id = ?"),
-      unconfirmedBefore: db.prepare<[number, number], { order_id: string }>(
-        `SELECT order_id FROM reservations WHERE state = ${ReservationState.RESERVED} AND order_confirmed = 0 AND create_time < ? ORDER BY create_time LIMIT ?`,
+      unconfirmedBefore: db.prepare<[number, number, number, string, number], { order_id: string; create_time: number }>(
+        `SELECT order_id, create_time FROM reservations WHERE state = ${ReservationState.RESERVED} AND order_confirmed = 0 AND create_time < ?
+           AND (create_time > ? OR (create_time = ? AND order_id > ?)) ORDER BY create_time, order_id LIMIT ?`,
       ),
       getRestock: db.prepare<[string], { sku: string; quantity: number }>("SELECT sku, quantity FROM restocks WHERE request_id = ?"),
       insertRestock: db.prepare<[string, string, number, number]>(
@@ -175,9 +182,14 @@ export class InventoryStore {
     this.statements.markConfirmed.run(orderId);
   }
 
-  /** Reservations still held for orders never confirmed, made before `before` (epoch ms). */
-  unconfirmedSince(before: number, limit: number): string[] {
-    return this.statements.unconfirmedBefore.all(before, limit).map((row) => row.order_id);
+  /**
+   * Reservations still held for orders not known to be confirmed, made before `before` (epoch ms),
+   * oldest first; `after` pages on from the last one of the previous page.
+   */
+  unconfirmedSince(before: number, limit: number, after: UnconfirmedReservation = { orderId: "", createTime: -1 }): UnconfirmedReservation[] {
+    return this.statements.unconfirmedBefore
+      .all(before, after.createTime, after.createTime, after.orderId, limit)
+      .map((row) => ({ orderId: row.order_id, createTime: row.create_time }));
   }
 
   /** Adds stock (creating the SKU when new); with a request id, applies it once. */

@@ -1,1 +1,2 @@
 export { runMain, type Stoppable } from "./run-main.js";
+export { freePort } from "./free-port.js";

@@ -1,6 +1,15 @@
 import { expect, test } from "vitest";
+import { openReadOnly } from "../helpers/models.js";
 import { waitFor } from "../helpers/processes.js";
-import { reasonOf, startSystem } from "../helpers/system.js";
+import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { connect, createClient } from "../../shared/grpc/index.js";
+import { reasonOf, startSystem, type System } from "../helpers/system.js";
+
+/** A gRPC client of the inventory service with the admin's bearer token, sent straight to it (reserving is for services and admins). */
+function adminInventoryClient(system: System) {
+  const connection = connect(`127.0.0.1:${system.inventory.port}`, { callMetadata: () => ({ authorization: `Bearer ${system.tokens.admin}` }) });
+  return { connection, inventory: createClient(InventoryService, connection) };
+}
 
 test("with inventory down, an order is accepted as PENDING (202) and confirmed through events once inventory is back", async () => {
   await using system = await startSystem();
@@ -61,11 +70,7 @@ test("a reservation whose order never confirms is released after RESERVATION_TTL
   expect(confirmed.body.status).toBe("ORDER_STATUS_CONFIRMED");
 
   // An orphan: stock reserved over gRPC for an order the order service never heard of (as after a crash mid-way).
-  const { connect, createClient } = await import("../../shared/grpc/index.js");
-  const { InventoryService } = await import("../../proto/gen/orderly/inventory/v1/inventory_pb.js");
-  // The admin's bearer token, sent straight to the service (reserving is for services and admins).
-  const connection = connect(`127.0.0.1:${system.inventory.port}`, { callMetadata: () => ({ authorization: `Bearer ${system.tokens.admin}` }) });
-  const inventory = createClient(InventoryService, connection);
+  const { connection, inventory } = adminInventoryClient(system);
   const reservedIs = (n: number) =>
     waitFor(async () => {
       const it = await system.api("GET", "/v1/inventory/TTL-1");
@@ -81,6 +86,32 @@ test("a reservation whose order never confirms is released after RESERVATION_TTL
     await reservedIs(3);
     expect(await reservedIs(2)).toMatchObject({ available: 8, reserved: 2 });
   } finally {
+    connection.close();
+  }
+});
+
+test("a confirmed order whose OrderConfirmed is late (NATS down past RESERVATION_TTL_MS) keeps its stock: the order service, not the events, decides", async () => {
+  await using system = await startSystem({ RESERVATION_TTL_MS: "1500", RESERVATION_SWEEP_INTERVAL_MS: "200" });
+  await system.api("POST", "/v1/inventory/LATE-1:restock", { body: { quantity: 10 } });
+  await system.nats.kill();
+  // Orders are still taken and confirmed over gRPC; their events wait in the outboxes.
+  const confirmed = await system.api("POST", "/v1/orders", { body: { customerId: "lee", items: [{ sku: "LATE-1", quantity: 2 }] } });
+  expect(confirmed.body.status).toBe("ORDER_STATUS_CONFIRMED");
+  const { connection, inventory } = adminInventoryClient(system);
+  const inventoryDb = openReadOnly(system.dataDir, "inventory.db");
+  try {
+    // And an orphan, reserved for an order the order service never heard of.
+    await inventory.reserveStock({ orderId: "ord_orphan_late", lines: [{ sku: "LATE-1", quantity: 3 }] });
+    const reservation = (orderId: string) =>
+      inventoryDb.prepare("SELECT state, order_confirmed AS confirmed FROM reservations WHERE order_id = ?").get(orderId) as { state: number; confirmed: number };
+    // Past the TTL, the sweep asks the order service: the confirmed order's reservation is marked (no event could have), the orphan's released.
+    await waitFor(() => reservation(confirmed.body.id).confirmed === 1, "the expiry to mark the confirmed order's reservation", 15_000, 100);
+    await waitFor(() => reservation("ord_orphan_late").state === 2, "the expiry to release the orphan", 15_000, 100);
+    expect(reservation(confirmed.body.id).state).toBe(1);
+    const item = await inventory.getItem({ sku: "LATE-1" });
+    expect({ available: item.item?.available, reserved: item.item?.reserved }).toEqual({ available: 8, reserved: 2 });
+  } finally {
+    inventoryDb.close();
     connection.close();
   }
 });

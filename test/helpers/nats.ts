@@ -1,23 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
+import { freePort } from "../../shared/process/index.js";
 import { ensureStreams } from "../../shared/events/stream-setup.js";
 
-/** A free TCP port on 127.0.0.1 (bound and released at once). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
+export { freePort } from "../../shared/process/index.js";
 
 /** The nats-server binary: $NATS_SERVER_BIN, else Debian's /usr/sbin/nats-server (not on every PATH), else PATH. */
 export function natsServerBinary(): string {

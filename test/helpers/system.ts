@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type DevTokens } from "../../scripts/dev-security.js";
-import { startNats, type NatsServer } from "./nats.js";
+import { freePort, startNats, type NatsServer } from "./nats.js";
 import { startService, type ServiceProcess } from "./processes.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
@@ -98,11 +98,13 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const inventoryEnv = { ...common, ...processEnv("inventory"), INVENTORY_GRPC_PORT: "0", INVENTORY_ADMIN_PORT: "0" };
+    // Inventory asks the order service about old reservations, and starts first: the order service's port is chosen now.
+    const orderPort = await freePort();
+    const inventoryEnv = { ...common, ...processEnv("inventory"), INVENTORY_GRPC_PORT: "0", INVENTORY_ADMIN_PORT: "0", ORDER_ADDRESS: `127.0.0.1:${orderPort}` };
     started.set("inventory", await startService("inventory", "services/inventory/main.ts", inventoryEnv));
     const inventoryAddress = `127.0.0.1:${started.get("inventory")!.port}`;
     if (options.inventoryProxy) proxy = await startTcpProxy({ host: "127.0.0.1", port: started.get("inventory")!.port });
-    const orderEnv = { ...common, ...processEnv("order"), ORDER_GRPC_PORT: "0", ORDER_ADMIN_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? inventoryAddress };
+    const orderEnv = { ...common, ...processEnv("order"), ORDER_GRPC_PORT: String(orderPort), ORDER_ADMIN_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? inventoryAddress };
     const queryEnv = { ...common, ...processEnv("query"), QUERY_GRPC_PORT: "0", QUERY_ADMIN_PORT: "0" };
     const [order, query] = await Promise.all([
       startService("order", "services/order/main.ts", orderEnv),
