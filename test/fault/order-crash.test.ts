@@ -67,3 +67,30 @@ test("the order service killed -9 at random points during 2,000 creations, clien
   expect(stored.size).toBe(keys.orders);
   console.log(`[figures] 2,000 creations, ${crashes} kill -9 of the order service, ${retries} client retries: 0 lost, 0 doubled, 0 orphan reservations`);
 });
+
+test("the order service killed -9 while a cancel's release is on the wire: the order ends CANCELLED with its stock back, never CONFIRMED without it", async () => {
+  await using system = await startSystem({}, { inventoryProxy: true });
+  const proxy = system.inventoryProxy!;
+  await system.api("POST", "/v1/inventory/CXL-1:restock", { body: { quantity: 10 } });
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "cal", items: [{ sku: "CXL-1", quantity: 2 }] } });
+  expect(created.body.status).toBe("ORDER_STATUS_CONFIRMED");
+  // From now on every byte between the order service and inventory takes a second each way: the release
+  // reaches inventory, and the order service is killed before the answer comes back.
+  proxy.delay(1000);
+  const cancelling = system.api("POST", `/v1/orders/${created.body.id}:cancel`, { headers: { "x-request-timeout": "10000" } }).catch(() => undefined);
+  const inventoryDb = openReadOnly(system.dataDir, "inventory.db");
+  try {
+    const state = () => (inventoryDb.prepare("SELECT state FROM reservations WHERE order_id = ?").get(created.body.id) as { state: number }).state;
+    await waitFor(() => state() === 2, "inventory to release the order's stock", 15_000, 20);
+  } finally {
+    inventoryDb.close();
+  }
+  await system.order.stop("SIGKILL");
+  proxy.pass();
+  await cancelling;
+  await system.restart("order");
+  // The order reads as cancelled (its OrderCancelled event was committed with the cancel), and its stock is back.
+  await waitFor(async () => (await system.api("GET", `/v1/orders/${created.body.id}`)).body.status === "ORDER_STATUS_CANCELLED", "the order to read as cancelled", 20_000, 100);
+  expect((await system.api("GET", "/v1/inventory/CXL-1")).body).toMatchObject({ available: 10, reserved: 0 });
+  expect(checkStockInvariants(system.dataDir, { "CXL-1": 10 })).toMatchObject({ confirmedWithoutReservation: [], orphanReservations: [], badItems: [] });
+});

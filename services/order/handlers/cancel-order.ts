@@ -15,23 +15,32 @@ export interface CancelOrderDeps {
 }
 
 /**
- * CancelOrder: releases the order's stock on the inventory service, then
- * marks it CANCELLED. Releasing first means a failure leaves the order as it
- * was (the client may retry) and never a cancelled order holding stock.
+ * CancelOrder: marks the order CANCELLED, with its OrderCancelled event,
+ * then releases its stock on the inventory service at once. The event
+ * releases it too (idempotently), so the stock is freed even when that call
+ * fails or this service dies right after the commit. (Releasing first left
+ * a window: killed between the two, the order stayed CONFIRMED with its
+ * stock released, to be sold again.)
  */
 export function cancelOrder(deps: CancelOrderDeps) {
   return async (request: CancelOrderRequest, context: CallContext): Promise<MessageInitShape<typeof CancelOrderResponseSchema>> => {
     const order = findOrder(deps.store, request.id, context.principal);
     if (order.status === Status.CANCELLED) return { order: orderMessage(order) };
-    if (order.status === Status.REJECTED) {
+    const cancelled = order.status === Status.REJECTED ? order : deps.store.cancel(order.id, { requestId: context.requestId })!;
+    if (cancelled.status === Status.REJECTED) {
       throw new OrderlyError("ORDER_NOT_CANCELLABLE", `order ${order.id} was rejected and cannot be cancelled`, {
         metadata: { orderId: order.id },
       });
     }
-    await deps.inventory.releaseStock(
-      { orderId: order.id },
-      { deadline: context.deadline ?? Date.now() + deps.defaultBudgetMs, signal: context.signal, requestId: context.requestId },
-    );
-    return { order: orderMessage(deps.store.cancel(order.id, { requestId: context.requestId })!) };
+    try {
+      await deps.inventory.releaseStock(
+        { orderId: order.id },
+        { deadline: context.deadline ?? Date.now() + deps.defaultBudgetMs, signal: context.signal, requestId: context.requestId },
+      );
+    } catch (error) {
+      // The order is cancelled; its OrderCancelled event releases the stock when the inventory gets it.
+      context.logger.warn({ err: error, orderId: order.id }, "could not release a cancelled order's stock at once; its event will");
+    }
+    return { order: orderMessage(cancelled) };
   };
 }
