@@ -1,5 +1,5 @@
 import type { Logger } from "../../shared/logging/index.js";
-import { settleOrder, type SettleDeps } from "./settle-order.js";
+import { isTransient, settleOrder, type SettleDeps } from "./settle-order.js";
 
 /** How the recovery loop runs. */
 export interface PendingRecoveryOptions extends SettleDeps {
@@ -38,16 +38,17 @@ export class PendingRecovery {
   async sweep(): Promise<number> {
     const { store, logger } = this.options;
     let settled = 0;
+    // Orders accepted awaiting an async reservation are not asked for: they would fill every page.
     for (const order of store.pendingSince(Date.now() - this.options.afterMs, 100)) {
       if (this.stopped) break;
-      if (order.announced) continue;
       try {
         const after = await settleOrder(this.options, order, { deadline: Date.now() + this.options.budgetMs, requestId: `recovery:${order.id}` });
         settled++;
         logger.info({ orderId: order.id, status: after.status }, "resumed a pending order");
       } catch (error) {
         logger.warn({ orderId: order.id, err: error }, "could not resume a pending order yet");
-        break;
+        // Inventory down or busy: the next sweep tries again. An error about this order alone must not hold up the rest.
+        if (isTransient(error)) break;
       }
     }
     return settled;

@@ -50,6 +50,11 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
 
 const transientCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED]);
 
+/** Whether an error of a call to inventory may pass by itself (it is down, slow or busy), as opposed to one about the order. */
+export function isTransient(error: unknown): boolean {
+  return transientCodes.has(OrderlyError.from(error).code);
+}
+
 /**
  * Reserves a PENDING order's stock and records the outcome, returning the
  * order as it now is. When the inventory cannot answer in time, the order is
@@ -72,7 +77,7 @@ export async function settleOrder(
     const err = OrderlyError.from(error);
     const refused = recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);
     if (refused) return refused;
-    if (deps.degrade && transientCodes.has(err.code) && !options.signal?.aborted) {
+    if (deps.degrade && isTransient(err) && !options.signal?.aborted) {
       return deps.store.acceptAwaitingReservation(order.id, meta) ?? deps.store.get(order.id)!;
     }
     throw err;

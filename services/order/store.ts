@@ -132,7 +132,7 @@ export class OrderStore {
       deleteKeysOf: db.prepare<[string]>("DELETE FROM idempotency_keys WHERE order_id = ?"),
       pruneKeys: db.prepare<[number]>("DELETE FROM idempotency_keys WHERE create_time < ?"),
       pendingBefore: db.prepare<[number, number], OrderRow>(
-        `SELECT * FROM orders WHERE status = ${Status.PENDING} AND update_time < ? ORDER BY update_time LIMIT ?`,
+        `SELECT * FROM orders WHERE status = ${Status.PENDING} AND announced = 0 AND update_time < ? ORDER BY update_time LIMIT ?`,
       ),
     };
     this.beginTx = db.transaction((order: NewOrder) => this.beginInTx(order));
@@ -211,7 +211,7 @@ export class OrderStore {
     return this.transactions.run("cancel", () => this.cancelTx.immediate(id, meta));
   }
 
-  /** PENDING orders not changed since `before` (epoch ms), oldest first. */
+  /** PENDING orders not announced (none awaits an async reservation) and not changed since `before` (epoch ms), oldest first. */
   pendingSince(before: number, limit: number): OrderRecord[] {
     return this.statements.pendingBefore.all(before, limit).map(toOrder);
   }
