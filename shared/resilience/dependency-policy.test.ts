@@ -1,4 +1,4 @@
-import { describe, expect, test } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { OrderlyError } from "../errors/index.js";
 import { DependencyPolicy } from "./dependency-policy.js";
 
@@ -88,6 +88,23 @@ describe("DependencyPolicy", () => {
     }
     expect(p.breakerState).toBe("closed");
     for (let i = 0; i < 3; i++) await expect(p.execute(false, silent, { deadline: Date.now() + 100 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    expect(p.breakerState).toBe("open");
+  });
+
+  test("an impatient caller's call, as the half-open probe, does not close the breaker untested", async () => {
+    const p = policy({ breakerFailures: 2, maxAttempts: 1, slowCallMs: 60, attemptTimeoutMs: 10_000, halfOpenAfterMs: 50 });
+    const silent = ({ deadline }: { deadline: number | undefined }) =>
+      new Promise<never>((_, reject) => setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline! - Date.now()));
+    for (let i = 0; i < 2; i++) await expect(p.execute(false, silent, { deadline: Date.now() + 100 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    expect(p.breakerState).toBe("open");
+    // Past the half-open time (the clock moved on, not waited for): the next call is the probe.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 100);
+      await expect(p.execute(false, silent, { deadline: Date.now() + 2 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    } finally {
+      vi.useRealTimers();
+    }
     expect(p.breakerState).toBe("open");
   });
 

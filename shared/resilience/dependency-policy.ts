@@ -250,8 +250,14 @@ export class DependencyPolicy {
     }
   }
 
+  /**
+   * Marks an error the breaker is not to count, while it is closed. A call
+   * that is a half-open breaker's probe decides it: cockatiel closes the
+   * breaker on an error it does not count, so an impatient probe counts as
+   * a failure (the breaker stays open) rather than closing it untested.
+   */
   private excuse<E extends Error>(error: E): E {
-    this.excused.add(error);
+    if (this.breaker.state === CircuitState.Closed) this.excused.add(error);
     return error;
   }
 
