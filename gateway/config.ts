@@ -1,4 +1,4 @@
-import { natsAuthConfig, observabilityConfig, readInt, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
+import { readAddress, natsAuthConfig, observabilityConfig, readInt, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
 import { securityConfig, type SecurityConfig } from "../shared/security/index.js";
 import type { RateLimit } from "./rate-limiter.js";
 import type { GatewayLimits } from "./http-server.js";
@@ -36,13 +36,13 @@ export function gatewayConfig(env: Env): GatewayConfig {
     ...observabilityConfig(env),
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
     port: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
-    orderAddress: readString(env, "ORDER_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_GRPC_PORT", 50051, 1, 65535)}`),
-    inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
-    queryAddress: readString(env, "QUERY_ADDRESS", `127.0.0.1:${readInt(env, "QUERY_GRPC_PORT", 50053, 1, 65535)}`),
+    orderAddress: readAddress(env, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051),
+    inventoryAddress: readAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
+    queryAddress: readAddress(env, "QUERY_ADDRESS", "QUERY_GRPC_PORT", 50053),
     adminAddresses: {
-      order: readString(env, "ORDER_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "ORDER_ADMIN_PORT", 9051, 0, 65535)}`),
-      inventory: readString(env, "INVENTORY_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_ADMIN_PORT", 9052, 0, 65535)}`),
-      query: readString(env, "QUERY_ADMIN_ADDRESS", `127.0.0.1:${readInt(env, "QUERY_ADMIN_PORT", 9053, 0, 65535)}`),
+      order: readAddress(env, "ORDER_ADMIN_ADDRESS", "ORDER_ADMIN_PORT", 9051, 0),
+      inventory: readAddress(env, "INVENTORY_ADMIN_ADDRESS", "INVENTORY_ADMIN_PORT", 9052, 0),
+      query: readAddress(env, "QUERY_ADMIN_ADDRESS", "QUERY_ADMIN_PORT", 9053, 0),
     },
     limits: {
       defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { readChoice, readInt, readString, serviceBaseConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { readAddress, readChoice, readInt, readString, serviceBaseConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 import { defaultDependencyPolicyOptions, type DependencyPolicyOptions } from "../../shared/resilience/index.js";
 
 /** The order service's configuration, read from the environment once. */
@@ -22,7 +22,7 @@ export function orderConfig(env: Env): OrderConfig {
   return {
     ...base,
     dbFile: join(base.dataDir, "order.db"),
-    inventoryAddress: readString(env, "INVENTORY_ADDRESS", `127.0.0.1:${readInt(env, "INVENTORY_GRPC_PORT", 50052, 1, 65535)}`),
+    inventoryAddress: readAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
     inventoryPolicy: {
       name: "inventory",
       attemptTimeoutMs: readInt(env, "INVENTORY_ATTEMPT_TIMEOUT_MS", 2000, 1),

@@ -31,3 +31,14 @@ export function readChoice<T extends string>(env: Env, name: string, choices: re
   }
   return raw as T;
 }
+
+/**
+ * Reads a host:port from `name`; when it is unset, 127.0.0.1 and the port in
+ * `portName` (the process's own port variable, read only then: a process
+ * told the address never trips on a port of 0 it inherited, which asks the
+ * other process to pick one).
+ */
+export function readAddress(env: Env, name: string, portName: string, defaultPort: number, minPort = 1): string {
+  const address = readString(env, name, "");
+  return address !== "" ? address : `127.0.0.1:${readInt(env, portName, defaultPort, minPort, 65535)}`;
+}
