@@ -115,3 +115,16 @@ test("a confirmed order whose OrderConfirmed is late (NATS down past RESERVATION
     connection.close();
   }
 });
+
+test("a cancel answers 200 within its budget when releasing the stock at once hangs; the OrderCancelled event releases it", async () => {
+  await using system = await startSystem({ FAULT_DELAY_MS: "10000", FAULT_DELAY_METHODS: "ReleaseStock" });
+  await system.api("POST", "/v1/inventory/HANG-1:restock", { body: { quantity: 10 } });
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "hal", items: [{ sku: "HANG-1", quantity: 4 }] } });
+  expect(created.body.status).toBe("ORDER_STATUS_CONFIRMED");
+  const started = performance.now();
+  const cancelled = await system.api("POST", `/v1/orders/${created.body.id}:cancel`, { headers: { "x-request-timeout": "1500" } });
+  expect(performance.now() - started).toBeLessThan(1500);
+  expect({ status: cancelled.status, order: cancelled.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CANCELLED" });
+  await waitFor(async () => (await system.api("GET", "/v1/inventory/HANG-1")).body.reserved === 0, "the event to release the stock", 15_000, 100);
+  expect((await system.api("GET", "/v1/inventory/HANG-1")).body).toMatchObject({ available: 10, reserved: 0 });
+});
