@@ -1,5 +1,5 @@
 import { OrderStatus, type OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { OrderlyError } from "../../shared/errors/index.js";
+import { OrderlyError, isTransient } from "../../shared/errors/index.js";
 import type { Client } from "../../shared/grpc/index.js";
 import type { Logger } from "../../shared/logging/index.js";
 import type { InventoryStore, UnconfirmedReservation } from "./store.js";
@@ -32,7 +32,7 @@ export function orderFates(orders: Client<typeof OrderService>, timeoutMs = 2000
   };
 }
 
-/** How many reservations one sweep looks at, at most. */
+/** How many reservations a sweep reads at a time. */
 const PAGE = 100;
 
 /**
@@ -45,14 +45,15 @@ const PAGE = 100;
  * keeps its stock, and its reservation is marked confirmed here. Nothing is
  * released while the order service cannot be asked.
  *
- * Sweeps page through the candidates from the oldest, so reservations of
- * pending orders, which stay, do not hide newer ones; a sweep that finds
- * fewer than a page starts from the oldest again next time.
+ * A sweep goes through every expired reservation, a page at a time from the
+ * oldest (reservations of pending orders stay, and must not hide newer
+ * ones); an order the order service cannot answer for by itself is skipped,
+ * and the order service being unreachable ends the sweep. A tick that finds
+ * a sweep still going is skipped.
  */
 export class ReservationExpiry {
   private readonly timer: NodeJS.Timeout;
-  private sweeping: Promise<unknown> = Promise.resolve();
-  private after: UnconfirmedReservation | undefined;
+  private sweeping: Promise<unknown> | undefined;
   private closed = false;
 
   constructor(
@@ -63,39 +64,44 @@ export class ReservationExpiry {
     intervalMs: number,
   ) {
     this.timer = setInterval(() => {
-      // One sweep at a time: a slow order service must not pile sweeps up.
-      this.sweeping = this.sweeping
-        .then(() => (this.closed ? undefined : this.sweep()))
-        .catch((error: unknown) => this.logger.error({ err: error }, "reservation sweep failed"));
+      if (this.sweeping !== undefined || this.closed) return;
+      this.sweeping = this.sweep()
+        .catch((error: unknown) => this.logger.error({ err: error }, "reservation sweep failed"))
+        .finally(() => (this.sweeping = undefined));
     }, intervalMs);
     this.timer.unref();
   }
 
-  /** Looks at one page of expired reservations; returns what it did with them. */
+  /** Settles what has expired now with the order service; returns what it did. */
   async sweep(now = Date.now()): Promise<{ released: number; confirmed: number; kept: number }> {
     const done = { released: 0, confirmed: 0, kept: 0 };
-    const page = this.store.unconfirmedSince(now - this.ttlMs, PAGE, this.after);
-    this.after = page.length === PAGE ? page[PAGE - 1] : undefined;
-    for (const { orderId } of page) {
-      let fate: OrderFate;
-      try {
-        fate = await this.fateOf(orderId);
-      } catch (error) {
-        // Not known now: nothing is released, and the next sweep starts over.
-        this.after = undefined;
-        this.logger.warn({ err: error, orderId }, "cannot ask the order service about an expired reservation; keeping it");
-        break;
+    let after: UnconfirmedReservation | undefined;
+    pages: for (;;) {
+      const page = this.store.unconfirmedSince(now - this.ttlMs, PAGE, after);
+      for (const { orderId } of page) {
+        if (this.closed) break pages;
+        let fate: OrderFate;
+        try {
+          fate = await this.fateOf(orderId);
+        } catch (error) {
+          this.logger.warn({ err: error, orderId }, "cannot ask the order service about an expired reservation; keeping it");
+          // The order service down or busy: the next sweep tries again. An error about this order alone skips it.
+          if (isTransient(error)) break pages;
+          done.kept++;
+          continue;
+        }
+        if (fate === "confirmed") {
+          this.store.markOrderConfirmed(orderId);
+          done.confirmed++;
+        } else if (fate === "ended") {
+          this.store.release(orderId, { requestId: `expiry:${orderId}` });
+          done.released++;
+        } else {
+          done.kept++;
+        }
       }
-      if (this.closed) break;
-      if (fate === "confirmed") {
-        this.store.markOrderConfirmed(orderId);
-        done.confirmed++;
-      } else if (fate === "ended") {
-        this.store.release(orderId, { requestId: `expiry:${orderId}` });
-        done.released++;
-      } else {
-        done.kept++;
-      }
+      if (page.length < PAGE) break;
+      after = page[page.length - 1];
     }
     if (done.released + done.confirmed > 0) this.logger.info(done, "expired reservations settled with the order service");
     return done;

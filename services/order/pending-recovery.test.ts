@@ -57,6 +57,17 @@ test("an order the inventory keeps refusing for a reason of its own does not hol
   expect([store.get("ord_mismatch")?.status, store.get("ord_fine")?.status]).toEqual([Status.PENDING, Status.CONFIRMED]);
   db.close();
 
+  // More than a page of them: the sweep pages on past them.
+  const many = setup(async (orderId) => {
+    if (orderId.startsWith("ord_mismatch")) throw new OrderlyError("RESERVATION_MISMATCH", "reserved with other lines");
+    return reserved();
+  });
+  for (let i = 0; i < 150; i++) many.begin(`ord_mismatch_${String(i).padStart(3, "0")}`);
+  many.begin("ord_last");
+  expect(await many.recovery.sweep()).toBe(1);
+  expect(many.store.get("ord_last")?.status).toBe(Status.CONFIRMED);
+  many.db.close();
+
   // Failing fast with the inventory down, the first failure ends the sweep: the rest would fail the same way.
   let asked = 0;
   const down = setup(async () => {

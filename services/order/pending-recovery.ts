@@ -1,5 +1,10 @@
 import type { Logger } from "../../shared/logging/index.js";
-import { isTransient, settleOrder, type SettleDeps } from "./settle-order.js";
+import { isTransient } from "../../shared/errors/index.js";
+import { settleOrder, type SettleDeps } from "./settle-order.js";
+import type { OrderRecord } from "./store.js";
+
+/** How many PENDING orders a sweep reads at a time. */
+const PAGE = 100;
 
 /** How the recovery loop runs. */
 export interface PendingRecoveryOptions extends SettleDeps {
@@ -21,35 +26,48 @@ export interface PendingRecoveryOptions extends SettleDeps {
  */
 export class PendingRecovery {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> = Promise.resolve();
+  private running: Promise<unknown> | undefined;
   private stopped = false;
 
   constructor(private readonly options: PendingRecoveryOptions) {}
 
-  /** Starts looking every intervalMs. */
+  /** Starts looking every intervalMs (a tick that finds a sweep still going is skipped). */
   start(): void {
     this.timer = setInterval(() => {
-      this.running = this.running.then(async () => void (await this.sweep()));
+      if (this.running !== undefined || this.stopped) return;
+      this.running = this.sweep()
+        .catch((error: unknown) => this.options.logger.error({ err: error }, "pending-order sweep failed"))
+        .finally(() => (this.running = undefined));
     }, this.options.intervalMs);
     this.timer.unref();
   }
 
-  /** Resumes what is due now; returns how many orders it settled. */
+  /**
+   * Resumes what is due now, a page at a time from the oldest; returns how
+   * many orders it settled. An order that fails for a reason of its own is
+   * passed over (the pages go on past it); the inventory down ends the sweep.
+   */
   async sweep(): Promise<number> {
     const { store, logger } = this.options;
+    const before = Date.now() - this.options.afterMs;
     let settled = 0;
-    // Orders accepted awaiting an async reservation are not asked for: they would fill every page.
-    for (const order of store.pendingSince(Date.now() - this.options.afterMs, 100)) {
-      if (this.stopped) break;
-      try {
-        const after = await settleOrder(this.options, order, { deadline: Date.now() + this.options.budgetMs, requestId: `recovery:${order.id}` });
-        settled++;
-        logger.info({ orderId: order.id, status: after.status }, "resumed a pending order");
-      } catch (error) {
-        logger.warn({ orderId: order.id, err: error }, "could not resume a pending order yet");
-        // Inventory down or busy: the next sweep tries again. An error about this order alone must not hold up the rest.
-        if (isTransient(error)) break;
+    let after: OrderRecord | undefined;
+    pages: for (;;) {
+      // Orders accepted awaiting an async reservation are not asked for: the events settle them.
+      const page = store.pendingSince(before, PAGE, after);
+      for (const order of page) {
+        if (this.stopped) break pages;
+        try {
+          const settledOrder = await settleOrder(this.options, order, { deadline: Date.now() + this.options.budgetMs, requestId: `recovery:${order.id}` });
+          settled++;
+          logger.info({ orderId: order.id, status: settledOrder.status }, "resumed a pending order");
+        } catch (error) {
+          logger.warn({ orderId: order.id, err: error }, "could not resume a pending order yet");
+          if (isTransient(error)) break pages;
+        }
       }
+      if (page.length < PAGE) break;
+      after = page[page.length - 1];
     }
     return settled;
   }

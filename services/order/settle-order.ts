@@ -1,6 +1,6 @@
 import type { Reservation } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import type { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
-import { Code, OrderlyError, type Reason } from "../../shared/errors/index.js";
+import { OrderlyError, isTransient, type Reason } from "../../shared/errors/index.js";
 import type { EventMeta } from "../../shared/events/index.js";
 import type { Client } from "../../shared/grpc/index.js";
 import { Status, type OrderLine, type OrderRecord, type OrderStore } from "./store.js";
@@ -48,12 +48,6 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
   }
 }
 
-const transientCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED]);
-
-/** Whether an error of a call to inventory may pass by itself (it is down, slow or busy), as opposed to one about the order. */
-export function isTransient(error: unknown): boolean {
-  return transientCodes.has(OrderlyError.from(error).code);
-}
 
 /**
  * Reserves a PENDING order's stock and records the outcome, returning the

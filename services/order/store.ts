@@ -131,8 +131,9 @@ export class OrderStore {
       saveResponse: db.prepare<[string, string]>("UPDATE idempotency_keys SET response = ? WHERE order_id = ? AND response IS NULL"),
       deleteKeysOf: db.prepare<[string]>("DELETE FROM idempotency_keys WHERE order_id = ?"),
       pruneKeys: db.prepare<[number]>("DELETE FROM idempotency_keys WHERE create_time < ?"),
-      pendingBefore: db.prepare<[number, number], OrderRow>(
-        `SELECT * FROM orders WHERE status = ${Status.PENDING} AND announced = 0 AND update_time < ? ORDER BY update_time LIMIT ?`,
+      pendingBefore: db.prepare<[number, number, number, string, number], OrderRow>(
+        `SELECT * FROM orders WHERE status = ${Status.PENDING} AND announced = 0 AND update_time < ?
+           AND (update_time > ? OR (update_time = ? AND id > ?)) ORDER BY update_time, id LIMIT ?`,
       ),
     };
     this.beginTx = db.transaction((order: NewOrder) => this.beginInTx(order));
@@ -211,9 +212,13 @@ export class OrderStore {
     return this.transactions.run("cancel", () => this.cancelTx.immediate(id, meta));
   }
 
-  /** PENDING orders not announced (none awaits an async reservation) and not changed since `before` (epoch ms), oldest first. */
-  pendingSince(before: number, limit: number): OrderRecord[] {
-    return this.statements.pendingBefore.all(before, limit).map(toOrder);
+  /**
+   * PENDING orders not announced (none awaits an async reservation) and not changed since `before` (epoch ms),
+   * oldest first; `after` pages on from the last order of the previous page.
+   */
+  pendingSince(before: number, limit: number, after?: OrderRecord): OrderRecord[] {
+    const time = after?.updateTime ?? -1;
+    return this.statements.pendingBefore.all(before, time, time, after?.id ?? "", limit).map(toOrder);
   }
 
   /** Deletes idempotency keys created before `before` (epoch ms); returns how many. */

@@ -60,3 +60,10 @@ export function validationError(violations: FieldViolation[]): OrderlyError {
   const summary = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
   return new OrderlyError("VALIDATION_FAILED", `invalid request: ${summary}`, { violations });
 }
+
+const transientCodes: ReadonlySet<Code> = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED]);
+
+/** Whether a call's error may pass by itself (the service is down, slow or busy), as opposed to one about the request. */
+export function isTransient(error: unknown): boolean {
+  return transientCodes.has(OrderlyError.from(error).code);
+}
