@@ -2,6 +2,8 @@ import { OrderStatus, type OrderService } from "../../proto/gen/orderly/order/v1
 import { OrderlyError, isTransient } from "../../shared/errors/index.js";
 import type { Client } from "../../shared/grpc/index.js";
 import type { Logger } from "../../shared/logging/index.js";
+import { repeat, type Repeating } from "../../shared/process/index.js";
+import { keysetPages } from "../../shared/sqlite/index.js";
 import type { InventoryStore, UnconfirmedReservation } from "./store.js";
 
 /**
@@ -52,9 +54,7 @@ const PAGE = 100;
  * a sweep still going is skipped.
  */
 export class ReservationExpiry {
-  private readonly timer: NodeJS.Timeout;
-  private sweeping: Promise<unknown> | undefined;
-  private closed = false;
+  private readonly repeating: Repeating;
 
   constructor(
     private readonly store: InventoryStore,
@@ -63,54 +63,41 @@ export class ReservationExpiry {
     private readonly ttlMs: number,
     intervalMs: number,
   ) {
-    this.timer = setInterval(() => {
-      if (this.sweeping !== undefined || this.closed) return;
-      this.sweeping = this.sweep()
-        .catch((error: unknown) => this.logger.error({ err: error }, "reservation sweep failed"))
-        .finally(() => (this.sweeping = undefined));
-    }, intervalMs);
-    this.timer.unref();
+    this.repeating = repeat(intervalMs, () => this.sweep(), logger, "reservation sweep");
   }
 
   /** Settles what has expired now with the order service; returns what it did. */
   async sweep(now = Date.now()): Promise<{ released: number; confirmed: number; kept: number }> {
     const done = { released: 0, confirmed: 0, kept: 0 };
-    let after: UnconfirmedReservation | undefined;
-    pages: for (;;) {
-      const page = this.store.unconfirmedSince(now - this.ttlMs, PAGE, after);
-      for (const { orderId } of page) {
-        if (this.closed) break pages;
-        let fate: OrderFate;
-        try {
-          fate = await this.fateOf(orderId);
-        } catch (error) {
-          this.logger.warn({ err: error, orderId }, "cannot ask the order service about an expired reservation; keeping it");
-          // The order service down or busy: the next sweep tries again. An error about this order alone skips it.
-          if (isTransient(error)) break pages;
-          done.kept++;
-          continue;
-        }
-        if (fate === "confirmed") {
-          this.store.markOrderConfirmed(orderId);
-          done.confirmed++;
-        } else if (fate === "ended") {
-          this.store.release(orderId, { requestId: `expiry:${orderId}` });
-          done.released++;
-        } else {
-          done.kept++;
-        }
+    const expired = keysetPages((after: UnconfirmedReservation | undefined) => this.store.unconfirmedSince(now - this.ttlMs, PAGE, after), PAGE);
+    for (const { orderId } of expired) {
+      if (this.repeating.stopped) break;
+      let fate: OrderFate;
+      try {
+        fate = await this.fateOf(orderId);
+      } catch (error) {
+        this.logger.warn({ err: error, orderId }, "cannot ask the order service about an expired reservation; keeping it");
+        // The order service down or busy: the next sweep tries again. An error about this order alone skips it.
+        if (isTransient(error)) break;
+        done.kept++;
+        continue;
       }
-      if (page.length < PAGE) break;
-      after = page[page.length - 1];
+      if (fate === "confirmed") {
+        this.store.markOrderConfirmed(orderId);
+        done.confirmed++;
+      } else if (fate === "ended") {
+        this.store.release(orderId, { requestId: `expiry:${orderId}` });
+        done.released++;
+      } else {
+        done.kept++;
+      }
     }
     if (done.released + done.confirmed > 0) this.logger.info(done, "expired reservations settled with the order service");
     return done;
   }
 
   /** Stops sweeping (after the sweep under way, if any). */
-  async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.timer);
-    await this.sweeping;
+  close(): Promise<void> {
+    return this.repeating.close();
   }
 }

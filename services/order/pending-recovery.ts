@@ -1,5 +1,7 @@
 import type { Logger } from "../../shared/logging/index.js";
 import { isTransient } from "../../shared/errors/index.js";
+import { repeat, type Repeating } from "../../shared/process/index.js";
+import { keysetPages } from "../../shared/sqlite/index.js";
 import { settleOrder, type SettleDeps } from "./settle-order.js";
 import type { OrderRecord } from "./store.js";
 
@@ -25,21 +27,13 @@ export interface PendingRecoveryOptions extends SettleDeps {
  * awaiting an async reservation are left to the events.
  */
 export class PendingRecovery {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = false;
+  private repeating: Repeating | undefined;
 
   constructor(private readonly options: PendingRecoveryOptions) {}
 
   /** Starts looking every intervalMs (a tick that finds a sweep still going is skipped). */
   start(): void {
-    this.timer = setInterval(() => {
-      if (this.running !== undefined || this.stopped) return;
-      this.running = this.sweep()
-        .catch((error: unknown) => this.options.logger.error({ err: error }, "pending-order sweep failed"))
-        .finally(() => (this.running = undefined));
-    }, this.options.intervalMs);
-    this.timer.unref();
+    this.repeating ??= repeat(this.options.intervalMs, () => this.sweep(), this.options.logger, "pending-order sweep");
   }
 
   /**
@@ -51,31 +45,23 @@ export class PendingRecovery {
     const { store, logger } = this.options;
     const before = Date.now() - this.options.afterMs;
     let settled = 0;
-    let after: OrderRecord | undefined;
-    pages: for (;;) {
-      // Orders accepted awaiting an async reservation are not asked for: the events settle them.
-      const page = store.pendingSince(before, PAGE, after);
-      for (const order of page) {
-        if (this.stopped) break pages;
-        try {
-          const settledOrder = await settleOrder(this.options, order, { deadline: Date.now() + this.options.budgetMs, requestId: `recovery:${order.id}` });
-          settled++;
-          logger.info({ orderId: order.id, status: settledOrder.status }, "resumed a pending order");
-        } catch (error) {
-          logger.warn({ orderId: order.id, err: error }, "could not resume a pending order yet");
-          if (isTransient(error)) break pages;
-        }
+    // Orders accepted awaiting an async reservation are not asked for: the events settle them.
+    for (const order of keysetPages((after: OrderRecord | undefined) => store.pendingSince(before, PAGE, after), PAGE)) {
+      if (this.repeating?.stopped) break;
+      try {
+        const settledOrder = await settleOrder(this.options, order, { deadline: Date.now() + this.options.budgetMs, requestId: `recovery:${order.id}` });
+        settled++;
+        logger.info({ orderId: order.id, status: settledOrder.status }, "resumed a pending order");
+      } catch (error) {
+        logger.warn({ orderId: order.id, err: error }, "could not resume a pending order yet");
+        if (isTransient(error)) break;
       }
-      if (page.length < PAGE) break;
-      after = page[page.length - 1];
     }
     return settled;
   }
 
   /** Stops; waits for a sweep in progress. */
   async close(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+    await this.repeating?.close();
   }
 }

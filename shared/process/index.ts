@@ -1,2 +1,3 @@
 export { runMain, type Stoppable } from "./run-main.js";
 export { freePort } from "./free-port.js";
+export { repeat, type Repeating } from "./repeat.js";

@@ -28,12 +28,12 @@ export function cancelOrder(deps: CancelOrderDeps) {
   return async (request: CancelOrderRequest, context: CallContext): Promise<MessageInitShape<typeof CancelOrderResponseSchema>> => {
     const order = findOrder(deps.store, request.id, context.principal);
     if (order.status === Status.CANCELLED) return { order: orderMessage(order) };
-    const cancelled = order.status === Status.REJECTED ? order : deps.store.cancel(order.id, { requestId: context.requestId })!;
-    if (cancelled.status === Status.REJECTED) {
+    if (order.status === Status.REJECTED) {
       throw new OrderlyError("ORDER_NOT_CANCELLABLE", `order ${order.id} was rejected and cannot be cancelled`, {
         metadata: { orderId: order.id },
       });
     }
+    const cancelled = deps.store.cancel(order.id, { requestId: context.requestId })!;
     try {
       // The cancel is done: the client hears so before its deadline, however long the inventory takes.
       const deadline = (context.deadline ?? Date.now() + deps.defaultBudgetMs) - deps.degradeMarginMs;
