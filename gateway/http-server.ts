@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, checkRules, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
+import { untilDeadline } from "../shared/resilience/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
 import { contextFromTraceparent, spanIds, traceparentOf, tracer } from "../shared/observability/index.js";
 import type { LoadShedder } from "./load-shedder.js";
@@ -150,23 +151,6 @@ const JSON_TYPE = "application/json; charset=utf-8";
 /** The `version` of a resource's JSON, 0 when it has none. */
 function versionOf(json: JsonValue): number {
   return Number((json as { version?: unknown } | null)?.version) || 0;
-}
-
-/** What `promise` settles to, unless `deadline` (epoch ms) passes first: then DEADLINE_EXCEEDED, as a call would fail. */
-function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "the deadline passed waiting for the read in flight")), deadline - Date.now());
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** What a request carries besides its body, for transcoding. */
@@ -418,7 +402,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const shared = fill.store.inFlight(fill.key, fill.aggregateId);
     ensureSpan(call.request, res);
     // Each reader waits within its own deadline; the fetch has the longer of its starter's and the default budget.
-    const answer = await beforeDeadline(shared ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation), call.deadline);
+    const fetching = shared ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation);
+    const answer = await untilDeadline(fetching, call.deadline, "the read in flight");
     if (shared !== undefined && answer.status === 200) return sendRaw(res, call.request.id, 200, answer.body, "shared");
     sendRaw(res, call.request.id, answer.status, answer.body);
   }

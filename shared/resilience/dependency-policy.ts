@@ -17,6 +17,7 @@ import {
 import { Code, OrderlyError } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import { RetryBudget } from "./retry-budget.js";
+import { untilDeadline } from "./until-deadline.js";
 
 /** The knobs of one dependency's policy. */
 export interface DependencyPolicyOptions {
@@ -238,7 +239,8 @@ export class DependencyPolicy {
           })
           .finally(release);
       });
-      const result = await (queued ? this.withinBudget(running, deadline, callerSignal) : running);
+      // Left behind, a queued call does nothing once it gets its slot: its attempt finds the deadline passed, or the caller gone.
+      const result = await (queued ? untilDeadline(running, deadline, `a free slot to call ${this.name}`, callerSignal) : running);
       this.budget.recordSuccess();
       return result;
     } catch (error) {
@@ -259,34 +261,6 @@ export class DependencyPolicy {
   private excuse<E extends Error>(error: E): E {
     if (this.breaker.state === CircuitState.Closed) this.excused.add(error);
     return error;
-  }
-
-  /**
-   * What `running` settles to, unless the deadline passes or the caller
-   * hangs up first (a call waiting in the bulkhead's queue). The call left
-   * behind does nothing once it gets its slot: its attempt finds the
-   * deadline passed, or the caller gone, and ends at once.
-   */
-  private withinBudget<T>(running: Promise<T>, deadline: number | undefined, callerSignal: AbortSignal | undefined): Promise<T> {
-    if (deadline === undefined && callerSignal === undefined) return running;
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => settle(() => reject(new OrderlyError("CANCELLED", "the caller cancelled the call")));
-      const timer =
-        deadline === undefined
-          ? undefined
-          : setTimeout(() => settle(() => reject(new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded waiting to call ${this.name}`))), deadline - Date.now());
-      const settle = (how: () => void) => {
-        clearTimeout(timer);
-        callerSignal?.removeEventListener("abort", onAbort);
-        how();
-      };
-      running.then(
-        (value) => settle(() => resolve(value)),
-        (error: unknown) => settle(() => reject(error)),
-      );
-      if (callerSignal?.aborted) onAbort();
-      else callerSignal?.addEventListener("abort", onAbort, { once: true });
-    });
   }
 
   private translate(error: unknown, callerSignal: AbortSignal | undefined, deadline: number | undefined): OrderlyError {
