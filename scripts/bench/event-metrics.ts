@@ -26,6 +26,11 @@ export function unpublishedAfter(orderDb: Database.Database, seq: number): numbe
   return unpublishedRows(orderDb, seq);
 }
 
+/** Events the relay has recorded as published, in batches after a sequence number. */
+export function recordedAfter(orderDb: Database.Database, seq: number): number {
+  return (orderDb.prepare("SELECT coalesce(sum(events), 0) AS n FROM outbox_batches WHERE through_seq > ?").get(seq) as { n: number }).n;
+}
+
 /** The mean outbox payload size (bytes) of the latest rows. */
 export function meanPayloadBytes(orderDb: Database.Database): number {
   const row = orderDb.prepare("SELECT avg(length(payload)) AS b FROM (SELECT payload FROM outbox ORDER BY seq DESC LIMIT 2000)").get() as { b: number | null };

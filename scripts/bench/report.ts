@@ -237,7 +237,7 @@ export function markdownReport(results: BenchResults): string {
     const r = results.relay;
     parts.push(
       "## Outbox relay\n\n" +
-        `Event payload ≈ ${r.payloadBytes} bytes. Relay: NATS stopped, ${o.relayOrders} orders created, NATS restarted; rate from the relay's record of its batches (outbox_batches, after the first batch). ` +
+        `Event payload ≈ ${r.payloadBytes} bytes. Relay: NATS stopped, ${o.relayOrders} orders created, NATS restarted; rate from the relay's record of its batches (outbox_batches, after the first batch), and CPU from the first batch on too: the first publish after nats-server restarts makes JetStream rebuild the stream's duplicate window (reading back every message of the last 10 minutes), a one-off the ceiling's long-running server does not pay. ` +
         `An unrecorded warm-up drain of half as many orders comes first (unless --warmup 0). Isolated rounds also stop inventory, query and the gateway while the relay drains, so the relay is its nats-server's only client, like the ceiling's publisher, and bring NATS back once the order service is idle (its checkpoint of the writes done: "settled"); the last round drains with every service running, at once. ` +
         `Ceiling: a separate nats-server, 256 PubAcks outstanding (sliding); "batched": 256 at a time, waiting for all (the relay's pattern without SQLite).\n\n` +
         [
