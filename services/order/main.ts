@@ -74,10 +74,12 @@ runMain(logger, async () => {
     logger,
     observeCalls: metrics.observeCalls,
     health,
+    // A reservation or release that runs out of time leaves DEGRADE_MARGIN_MS to answer: 202 when degrading, else 504; a cancel's 200.
+    budget: { defaultMs: config.defaultBudgetMs, answerMarginMs: () => config.degradeMarginMs },
     services: [
       registration(
         OrderService,
-        orderHandlers({ store, inventory, degrade, newId: () => newOrderId(), defaultBudgetMs: config.defaultBudgetMs, degradeMarginMs: config.degradeMarginMs }),
+        orderHandlers({ store, inventory, degrade, newId: () => newOrderId() }),
       ),
     ],
   });

@@ -1,6 +1,6 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { startEventRuntime } from "../../shared/events/index.js";
-import { HealthState, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
@@ -46,8 +46,9 @@ runMain(logger, async () => {
     logger,
     observeCalls: metrics.observeCalls,
     health,
+    budget: { ...defaultCallBudget, defaultMs: config.defaultBudgetMs },
     services: [
-      registration(QueryService, queryHandlers({ store: new ReadStore(db), changes, defaultBudgetMs: config.defaultBudgetMs })),
+      registration(QueryService, queryHandlers({ store: new ReadStore(db), changes })),
     ],
   });
   const admin = await startServiceAdmin({ name: "query", host: config.host, port: config.adminPort, metrics, health, logger, events });

@@ -14,6 +14,16 @@ export interface CallContext {
   readonly requestId: string;
   /** The absolute deadline (epoch ms), or undefined when the caller set none. */
   readonly deadline: number | undefined;
+  /**
+   * When the handler's answer should be on its way (epoch ms): the deadline
+   * (or, without one, the server's default budget from the call's start)
+   * less the server's answer margin. Work that may run long — a call to
+   * another service, a wait — ends by then, so the caller gets this
+   * service's answer (a fallback, or its own DEADLINE_EXCEEDED) rather
+   * than its own deadline passing first, which its breaker would count
+   * against this service.
+   */
+  readonly answerBy: number;
   /** Aborted when the caller cancels or the deadline passes. */
   readonly signal: AbortSignal;
   /** A logger bound to this call (method, request id). */

@@ -9,6 +9,7 @@ const context = (overrides: Partial<CallContext> = {}): CallContext => ({
   principal: undefined,
   requestId: "r1",
   deadline: undefined,
+  answerBy: Date.now() + 5000,
   signal: new AbortController().signal,
   logger: silentLogger(),
   metadata: {},

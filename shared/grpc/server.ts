@@ -69,6 +69,32 @@ export interface GrpcServerOptions {
   health?: HealthState;
   /** Serve gRPC server reflection (v1 and v1alpha) of every service registered (default true). */
   reflection?: boolean;
+  /** A call's budget when it comes without a deadline, and the margin its answer keeps (see CallContext.answerBy); defaultCallBudget when absent. */
+  budget?: CallBudget;
+}
+
+/** How long a call may take when its caller set no deadline, and how early its answer should be on its way. */
+export interface CallBudget {
+  /** The budget of a call without a deadline (ms). */
+  defaultMs: number;
+  /** The part of the time left that a call keeps to answer (ms), given that time (ms). */
+  answerMarginMs: (leftMs: number) => number;
+}
+
+/**
+ * Five seconds without a deadline; an answer margin of a tenth of the time
+ * left, 20 ms to a second: enough for the answer's way back, small against
+ * a short budget, and never most of a long one.
+ */
+export const defaultCallBudget: CallBudget = {
+  defaultMs: 5000,
+  answerMarginMs: (leftMs) => Math.min(1000, Math.max(20, leftMs / 10)),
+};
+
+/** When the answer to a call started at `now` should be on its way (see CallContext.answerBy). */
+export function answerByOf(deadline: number | undefined, now: number, budget: CallBudget): number {
+  const due = deadline ?? now + budget.defaultMs;
+  return due - budget.answerMarginMs(Math.max(0, due - now));
 }
 
 function serializer(schema: DescMessage) {
@@ -105,11 +131,12 @@ function metadataRecord(metadata: grpc.Metadata): Record<string, string> {
   return record;
 }
 
-function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string, rpc: DescMethod, logger: Logger): CallContext {
+function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string, rpc: DescMethod, logger: Logger, budget: CallBudget): CallContext {
   const metadata = metadataRecord(call.metadata);
   const requestId = metadata[metadataKeys.requestId] || randomUUID();
   const rawDeadline = call.getDeadline();
   const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
+  const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
   const controller = new AbortController();
   call.on("cancelled", () => controller.abort(new OrderlyError("CANCELLED", "the caller cancelled the call")));
   return {
@@ -117,7 +144,8 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
     rpc,
     principal: undefined,
     requestId,
-    deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
+    deadline,
+    answerBy: answerByOf(deadline, Date.now(), budget),
     signal: controller.signal,
     logger: logger.child({ method, requestId }),
     metadata,
@@ -132,7 +160,7 @@ export function toServiceError(error: OrderlyError): Partial<grpc.StatusObject> 
   return { code: error.code as number as grpc.status, details: error.message, metadata };
 }
 
-function implementation(registration: ServiceRegistration, logger: Logger, interceptors: readonly Interceptor[]) {
+function implementation(registration: ServiceRegistration, logger: Logger, interceptors: readonly Interceptor[], budget: CallBudget) {
   const { service, handlers } = registration;
   const impl: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
@@ -142,7 +170,7 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
     const fullName = `${service.typeName}/${method.name}`;
     const run = chain(interceptors, handler);
     impl[method.name] = (call: grpc.ServerUnaryCall<Message, Message>, callback: grpc.sendUnaryData<Message>) => {
-      const context = contextOf(call, fullName, method, logger);
+      const context = contextOf(call, fullName, method, logger, budget);
       run(call.request, context).then(
         (response) => {
           const headers = Object.entries(context.responseHeaders);
@@ -190,7 +218,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     return Object.fromEntries(Object.entries(definition).filter(([, method]) => !method.requestStream && !method.responseStream));
   };
   for (const registration of options.services) {
-    server.addService(unaryOnly(registration.service), implementation(registration, options.logger, interceptors));
+    server.addService(unaryOnly(registration.service), implementation(registration, options.logger, interceptors, options.budget ?? defaultCallBudget));
   }
   const names = options.services.map((r) => r.service.typeName);
   const streaming = [healthService(names, options.health ?? new HealthState({}))];

@@ -11,9 +11,6 @@ import { orderMessage } from "../messages.js";
 export interface CancelOrderDeps {
   store: OrderStore;
   inventory: Client<typeof InventoryService>;
-  defaultBudgetMs: number;
-  /** The part of the caller's budget kept to answer after releasing the stock runs out of time (ms). */
-  degradeMarginMs: number;
 }
 
 /**
@@ -36,8 +33,7 @@ export function cancelOrder(deps: CancelOrderDeps) {
     const cancelled = deps.store.cancel(order.id, { requestId: context.requestId })!;
     try {
       // The cancel is done: the client hears so before its deadline, however long the inventory takes.
-      const deadline = (context.deadline ?? Date.now() + deps.defaultBudgetMs) - deps.degradeMarginMs;
-      await deps.inventory.releaseStock({ orderId: order.id }, { deadline, signal: context.signal, requestId: context.requestId });
+      await deps.inventory.releaseStock({ orderId: order.id }, { deadline: context.answerBy, signal: context.signal, requestId: context.requestId });
     } catch (error) {
       // The order is cancelled; its OrderCancelled event releases the stock when the inventory gets it.
       context.logger.warn({ err: error, orderId: order.id }, "could not release a cancelled order's stock at once; its event will");

@@ -10,10 +10,6 @@ import { Status, type OrderRecord } from "../store.js";
 /** What CreateOrder needs. */
 export interface CreateOrderDeps extends SettleDeps {
   newId: () => string;
-  /** Deadline budget (ms) for calls made on behalf of a caller that set none. */
-  defaultBudgetMs: number;
-  /** The part of the caller's budget kept to answer (202 when degrading, else 504) after a reservation runs out of time (ms). */
-  degradeMarginMs: number;
 }
 
 type Response = MessageInitShape<typeof CreateOrderResponseSchema>;
@@ -44,10 +40,9 @@ export function createOrder(deps: CreateOrderDeps) {
     const begun = deps.store.begin({ id: deps.newId(), customerId, items, requestId: request.requestId, requestHash });
     if (begun.replay) return outcome(begun.replay, context);
     if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
-    const deadline = context.deadline ?? Date.now() + deps.defaultBudgetMs;
     const settled = await settleOrder(deps, begun.order, {
-      // Keep a margin of the budget to answer (202, or a clean 504) before the caller's own deadline.
-      deadline: deadline - deps.degradeMarginMs,
+      // Settled or not by then, the caller hears (202, or a clean 504) before its own deadline.
+      deadline: context.answerBy,
       signal: context.signal,
       requestId: context.requestId,
     });

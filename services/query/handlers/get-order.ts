@@ -11,29 +11,19 @@ import type { ViewChanges } from "../view-changes.js";
 export interface OrderReadDeps {
   store: ReadStore;
   changes: ViewChanges;
-  defaultBudgetMs: number;
 }
 
 /**
- * When a wait for a version gives up: a tenth of the budget left (20 ms to
- * a second) before the caller's deadline, so the caller gets this service's
- * answer (DEADLINE_EXCEEDED with the version it waited for) rather than
- * its own deadline passing first — which its breaker would count against
- * the query service.
- */
-function answerBy(deadline: number): number {
-  return deadline - Math.min(1000, Math.max(20, (deadline - Date.now()) / 10));
-}
-
-/**
- * Reads an order view, first waiting (within the deadline) for `minVersion`
- * when given: the read-your-writes mechanism. ORDER_NOT_FOUND when unknown
- * or not the caller's to see.
+ * Reads an order view, first waiting for `minVersion` when given: the
+ * read-your-writes mechanism. The wait gives up at the call's answerBy, so
+ * the caller gets this service's DEADLINE_EXCEEDED (with the version it
+ * waited for) before its own deadline. ORDER_NOT_FOUND when unknown or not
+ * the caller's to see.
  */
 export async function readOrder(deps: OrderReadDeps, id: string, minVersion: bigint, context: CallContext): Promise<Order> {
   let view = deps.store.order(id);
   if (minVersion > 0n && (view === undefined || BigInt(view.version) < minVersion)) {
-    await deps.changes.waitFor(id, Number(minVersion), answerBy(context.deadline ?? Date.now() + deps.defaultBudgetMs), context.signal);
+    await deps.changes.waitFor(id, Number(minVersion), context.answerBy, context.signal);
     view = deps.store.order(id);
   }
   // Another customer's order is answered as unknown, so its existence is not revealed.
