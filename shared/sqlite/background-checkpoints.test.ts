@@ -58,6 +58,24 @@ test("the worker checkpoints the WAL while the service's connection does not, so
   db.close();
 });
 
+test("an idle WAL is looked at less often, down to once a second, and writes after the idle time are still copied without asking", async () => {
+  const { db, file } = fileDatabase();
+  // Only the worker's own checkpoints copy frames here: the service's connection would wait for a million pages.
+  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { intervalMs: 10, walPages: 1_000_000 });
+  const waitingMs = async (wanted: number, what: string) =>
+    waitFor(() => {
+      checkpoints.checkpointNow();
+      return checkpoints.latest?.waitMs === wanted;
+    }, what);
+  await waitingMs(1000, "the idle worker to wait a second");
+  const before = statSync(file).size;
+  write(db, 100);
+  // Not asked: the worker's own next look (within the second) copies them, and the WAL growing brings it back to its interval.
+  await waitFor(() => statSync(file).size >= before + 100 * 4096, "the worker's own checkpoint of the new writes");
+  await checkpoints.close();
+  db.close();
+});
+
 test("after a burst, the WAL file is cut back to its size limit when it starts over", async () => {
   const { db, file } = fileDatabase();
   const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { intervalMs: 3_600_000, walPages: 1_000_000 });
