@@ -134,7 +134,8 @@ async function relayRound(
     const cpuAfter = { order: cpuMs(orderPid) ?? NaN, nats: cpuMs(natsPid) ?? NaN };
     const drain = drainRate(orderDb, before, natsReadyAt);
     const counted = drain.events - firstEvents;
-    const cpuMsPerEvent = { order: (cpuAfter.order - cpuBefore.order) / counted, nats: (cpuAfter.nats - cpuBefore.nats) / counted };
+    // A drain done in the first batch leaves nothing counted: no figure (NaN) rather than a division by zero.
+    const cpuMsPerEvent = counted > 0 ? { order: (cpuAfter.order - cpuBefore.order) / counted, nats: (cpuAfter.nats - cpuBefore.nats) / counted } : { order: NaN, nats: NaN };
     if (isolated) {
       await system.restart("inventory");
       await system.restart("query");
