@@ -1,7 +1,7 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
-import { HealthState, connect, createClient, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { runMain } from "../../shared/process/index.js";
@@ -58,6 +58,7 @@ runMain(logger, async () => {
     observeCalls: metrics.observeCalls,
     interceptors: config.faultDelay.ms > 0 ? [injectDelay(config.faultDelay.ms, config.faultDelay.methods)] : [],
     health,
+    budget: { ...defaultCallBudget, defaultMs: config.defaultBudgetMs },
     services: [registration(InventoryService, inventoryHandlers(store))],
   });
   const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, metrics, health, logger, events });

@@ -7,7 +7,6 @@ export interface OrderConfig extends ServiceBaseConfig {
   dbFile: string;
   inventoryAddress: string;
   inventoryPolicy: DependencyPolicyOptions;
-  defaultBudgetMs: number;
   idempotencyKeyTtlMs: number;
   /** Accept orders as PENDING (202) when the inventory is unreachable (degrade), or answer 503 (fail-fast). */
   inventoryFallback: "degrade" | "fail-fast";
@@ -35,7 +34,6 @@ export function orderConfig(env: Env): OrderConfig {
       bulkheadQueue: readInt(env, "INVENTORY_BULKHEAD_QUEUE", 512, 0),
       slowCallMs: defaultDependencyPolicyOptions.slowCallMs,
     },
-    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
     idempotencyKeyTtlMs: readInt(env, "IDEMPOTENCY_KEY_TTL_MS", 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000),
     inventoryFallback: readChoice(env, "INVENTORY_FALLBACK", ["degrade", "fail-fast"], "degrade"),
     degradeMarginMs: readInt(env, "DEGRADE_MARGIN_MS", 250, 0),

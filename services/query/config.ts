@@ -1,12 +1,11 @@
 import { join } from "node:path";
-import { consumerConfig, readInt, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { consumerConfig, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 
 /** The query service's configuration, read from the environment once. */
 export interface QueryConfig extends ServiceBaseConfig, ConsumerConfig {
   dbFile: string;
   /** Prefix of the durable consumer names; each instance with its own read model needs its own. */
   consumerName: string;
-  defaultBudgetMs: number;
 }
 
 /** Reads the query service's configuration (see the README's environment table). */
@@ -17,6 +16,5 @@ export function queryConfig(env: Env): QueryConfig {
     dbFile: readString(env, "QUERY_DB_FILE", join(base.dataDir, "query.db")),
     consumerName: readString(env, "QUERY_CONSUMER_NAME", "query"),
     ...consumerConfig(env),
-    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
   };
 }

@@ -33,6 +33,8 @@ export interface ServiceBaseConfig extends ObservabilityConfig {
   natsAuth: NatsAuth | undefined;
   /** Link key, token verification, mTLS. */
   security: SecurityConfig;
+  /** The budget of a call that comes without a deadline (ms). */
+  defaultBudgetMs: number;
 }
 
 /** A NATS user and its password. */
@@ -66,6 +68,7 @@ export function serviceBaseConfig(
     natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
     natsAuth: natsAuthConfig(env),
     security: securityConfig(env, dataDir, { requireJwt: false }),
+    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
   };
 }
 
