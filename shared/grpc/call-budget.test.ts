@@ -23,3 +23,8 @@ test("a server's own margin replaces the default one (the order service's DEGRAD
 test("a deadline already passed gives an answer time before it (the deadline check refuses such a call first)", () => {
   expect(answerByOf(now - 10, now, defaultCallBudget)).toBe(now - 30);
 });
+
+test("a margin that is not a positive number keeps none: the answer is due at the deadline, never after it", () => {
+  expect(answerByOf(now + 2000, now, { defaultMs: 5000, answerMarginMs: () => -300 })).toBe(now + 2000);
+  expect(answerByOf(now + 2000, now, { defaultMs: 5000, answerMarginMs: () => Number.NaN })).toBe(now + 2000);
+});

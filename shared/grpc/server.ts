@@ -91,10 +91,11 @@ export const defaultCallBudget: CallBudget = {
   answerMarginMs: (leftMs) => Math.min(1000, Math.max(20, leftMs / 10)),
 };
 
-/** When the answer to a call started at `now` should be on its way (see CallContext.answerBy). */
+/** When the answer to a call started at `now` should be on its way (see CallContext.answerBy); a margin that is not a positive number keeps none. */
 export function answerByOf(deadline: number | undefined, now: number, budget: CallBudget): number {
   const due = deadline ?? now + budget.defaultMs;
-  return due - budget.answerMarginMs(Math.max(0, due - now));
+  const margin = budget.answerMarginMs(Math.max(0, due - now));
+  return margin > 0 ? due - margin : due;
 }
 
 function serializer(schema: DescMessage) {
