@@ -2,6 +2,7 @@ import type { JsonValue, Message } from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, checkRules, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
@@ -158,19 +159,81 @@ function partsOf(params: Record<string, string>, search: string, idempotencyKey:
   return { params, query: search === "" ? new URLSearchParams() : new URLSearchParams(search), body: undefined, idempotencyKey };
 }
 
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers["content-length"] ?? 0);
+/**
+ * The request body, up to `maxBytes`: PAYLOAD_TOO_LARGE as soon as it is
+ * declared or grows larger. The request is left flowing, so what the client
+ * still sends is read and dropped (see lingerOnClose) rather than the
+ * connection torn down under the answer.
+ */
+function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const tooLarge = () =>
     new OrderlyError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBytes} bytes`, { metadata: { limitBytes: String(maxBytes) } });
-  if (declared > maxBytes) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw tooLarge();
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  if (declaredTooLarge(req, maxBytes)) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (error: Error | undefined) => {
+      req.off("data", onData).off("end", onEnd).off("error", settle).off("close", onClose);
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) settle(tooLarge());
+      else chunks.push(chunk);
+    };
+    const onEnd = () => settle(undefined);
+    const onClose = () => settle(new OrderlyError("CANCELLED", "the client closed the connection before its body was sent"));
+    req.on("data", onData).once("end", onEnd).once("error", settle).once("close", onClose);
+  });
+}
+
+/** Whether a request's Content-Length is over `maxBytes`. */
+function declaredTooLarge(req: IncomingMessage, maxBytes: number): boolean {
+  return Number(req.headers["content-length"] ?? 0) > maxBytes;
+}
+
+/**
+ * The server's `checkContinue` listener: a client that sent
+ * `Expect: 100-continue` is told to go on only when the body it declares
+ * fits; otherwise it gets its 413 before sending any of it.
+ */
+export function continueIfWithinLimit(handler: (req: IncomingMessage, res: ServerResponse) => void, maxBodyBytes: number) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    if (!declaredTooLarge(req, maxBodyBytes)) res.writeContinue();
+    handler(req, res);
+  };
+}
+
+/** How long a connection closed with its request body unread goes on reading and dropping what the client still sends. */
+const LINGER_MS = 2000;
+
+/** Whether a request comes with a body (which the gateway may answer before it has read it). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/**
+ * Closes a connection whose request body may be left unread the way nginx's
+ * lingering close does. An answer can come before the body is read (a 413,
+ * a 401, a bad header), and a connection closes after it (`connection:
+ * close`, from either side); closing at once would answer the bytes still
+ * arriving with a TCP reset, which can discard the answer in the client's
+ * buffers before it reads it. Instead, once the answer is written the
+ * sending side is shut (FIN), and what the client still sends is read and
+ * dropped until it closes its side or LINGER_MS pass. Node's server calls
+ * destroySoon after the last response of a connection; this replaces it for
+ * this one socket (a connection kept alive never calls it, and reads the rest
+ * of the body as it always does).
+ */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = () => {
+    socket.end();
+    socket.resume();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.once("close", () => clearTimeout(timer));
+  };
 }
 
 /** Whether JSON text nests objects and arrays deeper than `max` (checked before parsing, in one pass). */
@@ -514,6 +577,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       traceContext: undefined,
     };
     if (deps.tracesEveryRequest) ensureSpan(request, res);
+    if (hasBody(req)) lingerOnClose(req.socket);
     let outcome: Promise<void> | void = undefined;
     try {
       outcome = handle(req, res, request);

@@ -10,7 +10,7 @@ import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
-import { clientErrorResponse, createGatewayHandler, type CachedRead } from "./http-server.js";
+import { clientErrorResponse, continueIfWithinLimit, createGatewayHandler, type CachedRead } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
 import { LoadShedder } from "./load-shedder.js";
@@ -69,6 +69,25 @@ runMain(logger, async () => {
   ]);
   const jwt = new JwtVerifier(config.security.jwt!);
   const links = new LinkTokens(config.security.linkKey);
+  const handler = createGatewayHandler({
+    routes,
+    auth: {
+      authenticate: (authorization) => jwt.authenticate(authorization),
+      known: (authorization) => jwt.known(authorization),
+      linkMetadata: (principal) => ({ [PRINCIPAL_METADATA_KEY]: links.sign(principal) }),
+      rateLimiter: new RateLimiter(config.rateLimit),
+    },
+    call: routeCaller(downstreams),
+    readiness,
+    openApi: () => openApi,
+    logger,
+    limits: config.limits,
+    shedder,
+    cache: cache && { store: cache, routes: cachedReads },
+    metrics,
+    status: { report: status, page: statusPageHtml },
+    tracesEveryRequest: tracing.recording,
+  });
   const server = createServer(
     {
       headersTimeout: config.headersTimeoutMs,
@@ -78,26 +97,10 @@ runMain(logger, async () => {
       // How often slow clients (headers or body trickling in) are checked for and cut off.
       connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
     },
-    createGatewayHandler({
-      routes,
-      auth: {
-        authenticate: (authorization) => jwt.authenticate(authorization),
-        known: (authorization) => jwt.known(authorization),
-        linkMetadata: (principal) => ({ [PRINCIPAL_METADATA_KEY]: links.sign(principal) }),
-        rateLimiter: new RateLimiter(config.rateLimit),
-      },
-      call: routeCaller(downstreams),
-      readiness,
-      openApi: () => openApi,
-      logger,
-      limits: config.limits,
-      shedder,
-      cache: cache && { store: cache, routes: cachedReads },
-      metrics,
-      status: { report: status, page: statusPageHtml },
-      tracesEveryRequest: tracing.recording,
-    }),
+    handler,
   );
+  // A client that sends Expect: 100-continue hears its 413 before it sends a body over the limit.
+  server.on("checkContinue", continueIfWithinLimit(handler, config.limits.maxBodyBytes));
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     if (socket.writable) socket.end(clientErrorResponse(error, config.maxHeaderBytes));
     else socket.destroy();

@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import { connect as connectTcp } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
@@ -23,27 +24,101 @@ describe("limits", () => {
     expect({ status: response.status, reason: reasonOf(response.body) }).toEqual({ status: 413, reason: "PAYLOAD_TOO_LARGE" });
   });
 
-  test("a chunked body (no Content-Length) that grows past MAX_BODY_BYTES gets 413 PAYLOAD_TOO_LARGE too, not a reset connection", async () => {
+  /**
+   * Sends a POST /v1/orders head, then `bodyBytes` of body as fast as the socket takes them (never waiting for the
+   * gateway), and returns the gateway's answer: a client that goes on sending after the gateway has answered.
+   */
+  async function blastBody(
+    framing: "chunked" | "content-length" | "expect-continue",
+    bodyBytes: number,
+    options: { authorization?: string; connectionClose?: boolean } = {},
+  ): Promise<{ statusLine: string; reason: string | undefined; continued: boolean }> {
     const { hostname, port } = new URL(system.baseUrl);
     const socket = connectTcp(Number(port), hostname);
     socket.on("error", () => {}); // the gateway closes the connection after answering; writes still under way may fail
     let received = "";
-    socket.on("data", (data) => (received += data.toString("utf8")));
-    socket.write(
-      `POST /v1/orders HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${system.tokens.admin}\r\n` +
-        "content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
-    );
-    // A client that stops sending once its body is past the limit (1 MiB): each chunk waits for the one before to be
-    // handed to the kernel, so no megabyte is still on its way when the gateway answers and closes (data arriving after
-    // the close is answered with a TCP reset, which can discard the answer before the client reads it).
-    const chunk = "x".repeat(64 * 1024);
-    for (let i = 0; i < 20 && !socket.destroyed && received === ""; i++) {
-      await new Promise<void>((resolve) => socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`, () => resolve()));
+    const complete = () => /\r\n\r\n(\{.*\})$/s.test(received);
+    // The answer once it is whole, or what arrived before the connection closed (nothing, when it was reset).
+    const answered = new Promise<string>((resolve) => {
+      socket.on("data", (data) => {
+        received += data.toString("utf8");
+        if (complete()) resolve(received);
+      });
+      socket.on("close", () => resolve(received));
+    });
+    const framingHeaders = {
+      chunked: "transfer-encoding: chunked\r\n",
+      "content-length": `content-length: ${bodyBytes}\r\n`,
+      "expect-continue": `content-length: ${bodyBytes}\r\nexpect: 100-continue\r\n`,
+    }[framing];
+    const authorization = options.authorization === undefined ? `authorization: Bearer ${system.tokens.admin}\r\n` : options.authorization;
+    const connection = options.connectionClose ? "connection: close\r\n" : "";
+    socket.write(`POST /v1/orders HTTP/1.1\r\nhost: ${hostname}\r\n${authorization}${connection}content-type: application/json\r\n${framingHeaders}\r\n`);
+    // With Expect: 100-continue a client waits for the go-ahead (or an answer) before its body; this one does not wait long.
+    if (framing === "expect-continue") await new Promise((resolve) => setTimeout(resolve, 100));
+    const chunk = Buffer.alloc(64 * 1024, "x");
+    for (let sent = 0; sent < bodyBytes && !socket.destroyed; sent += chunk.length) {
+      socket.write(framing === "chunked" ? `${chunk.length.toString(16)}\r\n${chunk.toString("latin1")}\r\n` : chunk);
     }
-    const response = await waitFor(() => (/\r\n\r\n(\{.*\})$/s.exec(received) ? received : undefined), "the gateway's answer");
-    socket.destroy();
-    expect(response.split("\r\n")[0]).toBe("HTTP/1.1 413 Payload Too Large");
-    expect(reasonOf(JSON.parse(/\r\n\r\n(\{.*\})$/s.exec(response)![1]!))).toBe("PAYLOAD_TOO_LARGE");
+    try {
+      const response = await answered;
+      const body = /\r\n\r\n(\{.*\})$/s.exec(response)?.[1];
+      return { statusLine: response.split("\r\n")[0]!, reason: body === undefined ? undefined : reasonOf(JSON.parse(body)), continued: response.includes("100 Continue") };
+    } finally {
+      socket.destroy();
+    }
+  }
+
+  // Data arriving after a close is answered with a TCP reset, which can discard the answer in the client's buffers before
+  // it reads it: the gateway shuts its side and goes on reading and dropping the body for a while (a lingering close).
+  test.each(["chunked", "content-length"] as const)(
+    "a client that goes on sending a body (%s) far past MAX_BODY_BYTES still gets 413 PAYLOAD_TOO_LARGE, not a reset connection",
+    async (framing) => {
+      for (let i = 0; i < 10; i++) {
+        expect(await blastBody(framing, 8 * 1024 * 1024)).toEqual({ statusLine: "HTTP/1.1 413 Payload Too Large", reason: "PAYLOAD_TOO_LARGE", continued: false });
+      }
+    },
+  );
+
+  test("a client that sends Expect: 100-continue with a body over MAX_BODY_BYTES gets 413 at once, not the go-ahead", async () => {
+    expect(await blastBody("expect-continue", 8 * 1024 * 1024)).toEqual({ statusLine: "HTTP/1.1 413 Payload Too Large", reason: "PAYLOAD_TOO_LARGE", continued: false });
+  });
+
+  test("a client without a token that sends a body with Connection: close gets its 401 before the body is read, not a reset connection", async () => {
+    for (let i = 0; i < 10; i++) {
+      expect(await blastBody("content-length", 4 * 1024 * 1024, { authorization: "", connectionClose: true })).toEqual({
+        statusLine: "HTTP/1.1 401 Unauthorized",
+        reason: "AUTHENTICATION_REQUIRED",
+        continued: false,
+      });
+    }
+  });
+
+  test("a client that sends Expect: 100-continue with a body within the limit is told to go on, and its body is read", async () => {
+    const { hostname, port } = new URL(system.baseUrl);
+    const body = JSON.stringify({ customerId: "alice", items: [{ sku: "NO-SUCH-SKU", quantity: 1 }] });
+    const request = httpRequest({
+      host: hostname,
+      port,
+      method: "POST",
+      path: "/v1/orders",
+      headers: { authorization: `Bearer ${system.tokens.admin}`, "content-type": "application/json", "content-length": Buffer.byteLength(body), expect: "100-continue" },
+    });
+    let continued = false;
+    request.on("continue", () => {
+      continued = true;
+      request.end(body);
+    });
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      request.on("error", reject);
+      request.on("response", (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (data: string) => (text += data));
+        response.on("end", () => resolve({ status: response.statusCode!, text }));
+      });
+    });
+    expect({ continued, status: answer.status, reason: reasonOf(JSON.parse(answer.text)) }).toEqual({ continued: true, status: 400, reason: "UNKNOWN_SKU" });
   });
 
   test("clients asking for deadlines too short to meet get 504, but do not open the gateway's breakers for everyone else", async () => {
