@@ -35,6 +35,8 @@ export interface ServiceBaseConfig extends ObservabilityConfig {
   security: SecurityConfig;
   /** The budget of a call that comes without a deadline (ms). */
   defaultBudgetMs: number;
+  /** Largest size of each event stream (bytes), set on the streams by every service at start. */
+  streamMaxBytes: number;
 }
 
 /** A NATS user and its password. */
@@ -69,6 +71,7 @@ export function serviceBaseConfig(
     natsAuth: natsAuthConfig(env),
     security: securityConfig(env, dataDir, { requireJwt: false }),
     defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
+    streamMaxBytes: readInt(env, "STREAM_MAX_BYTES", 1024 * 1024 * 1024, 64 * 1024),
   };
 }
 

@@ -21,6 +21,17 @@ export class NatsConnectionLost extends JetStreamPublishError {
   override readonly name = "NatsConnectionLost";
 }
 
+/**
+ * JetStream refused the message because its stream (or the server's store) is full: a state of the
+ * stream, not of the message, so the messages after it are refused too until there is room.
+ */
+export class StreamFull extends JetStreamPublishError {
+  override readonly name = "StreamFull";
+}
+
+/** JetStream's descriptions of a full stream (max_bytes or max_msgs with DiscardNew) or a full store. */
+const FULL = /maximum (bytes|messages|msgs)[^"]*exceeded|insufficient resources|storage .*(limit|full)/i;
+
 interface Waiter {
   deadline: number;
   resolve: (ack: PubAck) => void;
@@ -166,7 +177,10 @@ export class JetStreamPublisher {
     } catch {
       return waiter.reject(new JetStreamPublishError("JetStream answered with something that is not a PubAck"));
     }
-    if (ack.error) return waiter.reject(new JetStreamPublishError(`JetStream refused the message: ${ack.error.code ?? ""} ${ack.error.description ?? ""}`));
+    if (ack.error) {
+      const refusal = `JetStream refused the message: ${ack.error.code ?? ""} ${ack.error.description ?? ""}`;
+      return waiter.reject(FULL.test(ack.error.description ?? "") ? new StreamFull(refusal) : new JetStreamPublishError(refusal));
+    }
     if (typeof ack.stream !== "string" || ack.stream === "") return waiter.reject(new JetStreamPublishError("JetStream answered with a PubAck naming no stream"));
     waiter.resolve({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate === true, domain: ack.domain });
   }

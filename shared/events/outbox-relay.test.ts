@@ -10,7 +10,7 @@ import { newEvent } from "./new-event.js";
 import { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
 import { connectNats } from "./nats-connection.js";
-import { ensureStreams } from "./stream-setup.js";
+import { defaultStreamLimits, ensureStreams } from "./stream-setup.js";
 import { outboxMigration, outboxProgressMigration, outboxTraceMigration, unpublishedRows } from "./schema.js";
 import { streams } from "./subjects.js";
 
@@ -189,4 +189,30 @@ test("while a full batch is in flight the next is read ahead, and dropped when t
   expect(await ids("LATER", 10)).toEqual(Array.from({ length: 10 }, (_, i) => `event-${i + 1}`));
   expect(await ids(streams.orders.name, 20)).toEqual(Array.from({ length: 20 }, (_, i) => `event-${i + 11}`));
   expect(relay.stats().published).toBe(30);
+});
+
+test("a full stream refuses new events instead of dropping its oldest: they wait in the outbox, and are published in order once it has room", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  const now = 10 * HOUR;
+  const db = outboxOf(2000, () => ({ subject: "orderly.orders.created", createTime: now }));
+  // Room for a few hundred of these small events.
+  await ensureStreams(jsm, { ...defaultStreamLimits, maxBytes: 64 * 1024 });
+  const relay = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now, backoff: { initialMs: 20, maxMs: 200 } });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  await waitFor(() => relay.stats().failures >= 3, "the relay refused by the full stream, and retrying");
+  const full = (await jsm.streams.info(streams.orders.name)).state;
+  // Nothing dropped: the stream still starts at the first event; the rest wait in the outbox, none set aside.
+  expect({ first: full.first_seq, fewer: full.messages < 2000 }).toEqual({ first: 1, fewer: true });
+  expect(unpublishedRows(db)).toBe(2000 - full.messages);
+  expect(db.prepare("SELECT count(*) FROM outbox_retry").pluck().get()).toBe(0);
+
+  // With room (as after raising STREAM_MAX_BYTES and restarting a service), every event is published once, in order.
+  await ensureStreams(jsm);
+  await waitFor(() => unpublishedRows(db) === 0, "the waiting events published");
+  expect((await jsm.streams.info(streams.orders.name)).state).toMatchObject({ first_seq: 1, messages: 2000 });
+  const stored = await Promise.all(Array.from({ length: 2000 }, (_, i) => jsm.streams.getMessage(streams.orders.name, { seq: i + 1 })));
+  expect(stored.map((m) => new TextDecoder().decode(m.data))).toEqual(Array.from({ length: 2000 }, (_, i) => `payload ${i + 1}`));
 });

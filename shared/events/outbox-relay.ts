@@ -5,7 +5,7 @@ import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } fro
 import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import type { Db } from "../sqlite/index.js";
-import { JetStreamPublisher, NatsConnectionLost, type JetStreamMessage } from "./jetstream-publisher.js";
+import { JetStreamPublisher, NatsConnectionLost, StreamFull, type JetStreamMessage } from "./jetstream-publisher.js";
 import type { Outbox, OutboxMessage } from "./outbox.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
 
@@ -200,7 +200,10 @@ export class OutboxRelay {
       } catch (error) {
         const failures = ++this.failures;
         this.counters.failures++;
-        if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ err: error, failures }, "outbox publish failed; retrying");
+        if (failures === 1 || failures % 20 === 0) {
+          const what = error instanceof StreamFull ? "a stream is full: events wait in the outbox until it has room (STREAM_MAX_BYTES)" : "outbox publish failed; retrying";
+          this.options.logger.warn({ err: error, failures }, what);
+        }
       }
       this.pruneNow();
       if (this.reconnected) {
@@ -235,10 +238,11 @@ export class OutboxRelay {
    * growing delay, so one event JetStream keeps refusing does not hold up
    * the rest. A batch of which nothing was acked (NATS down, JetStream not
    * answering) is tried again as it is, after a back-off. When the
-   * connection drops during a batch, the relay gets past only the rows
-   * acked before the first that was not, and tries the rest again once NATS
-   * is back (JetStream drops those it had stored as duplicates), so a short
-   * outage does not reorder events. True when it got anywhere; throws when
+   * connection drops during a batch, or the stream fills up (a refusal of
+   * the stream, not of the event), the relay gets past only the rows acked
+   * before the first that was not, and tries the rest again once NATS is
+   * back or after a back-off (JetStream drops those it had stored as
+   * duplicates), so an outage or a full stream does not reorder events. True when it got anywhere; throws when
    * it did not because of a failure; "disconnected" when it tried nothing
    * because NATS is down.
    */
@@ -260,7 +264,7 @@ export class OutboxRelay {
         if (result.value.duplicate) this.counters.duplicates++;
       }
     }
-    const lost = batch.find(({ result }) => result.status === "rejected" && result.reason instanceof NatsConnectionLost);
+    const lost = batch.find(({ result }) => result.status === "rejected" && (result.reason instanceof NatsConnectionLost || result.reason instanceof StreamFull));
     if (lost !== undefined) {
       const acked = batch.findIndex(({ result }) => result.status === "rejected");
       this.recordProgress(retries, [], fresh.slice(0, acked));

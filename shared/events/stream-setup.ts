@@ -7,7 +7,7 @@ export interface StreamLimits {
   duplicateWindowMs: number;
   /** Oldest event kept (0: no age limit). */
   maxAgeMs: number;
-  /** Largest stream size in bytes (oldest events are dropped beyond it). */
+  /** Largest stream size in bytes: a full stream refuses new events, which wait in the outboxes. */
   maxBytes: number;
 }
 
@@ -26,7 +26,10 @@ function config(stream: { name: string; subjects: readonly string[] }, limits: S
     subjects: [...stream.subjects],
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
-    discard: DiscardPolicy.Old,
+    // A full stream refuses what comes next (the relay keeps it in the outbox and retries) instead of
+    // dropping its oldest events, which a consumer far behind may not have applied yet, and which a
+    // rebuild replays: nothing is lost without a word, and raising STREAM_MAX_BYTES lets the events on.
+    discard: DiscardPolicy.New,
     duplicate_window: limits.duplicateWindowMs * MS,
     max_age: limits.maxAgeMs * MS,
     max_bytes: limits.maxBytes,

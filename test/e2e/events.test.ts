@@ -9,7 +9,7 @@ import { describe, expect, test } from "vitest";
 import { dumpReadModels } from "../../services/query/read-store.js";
 import { unpublishedRows } from "../../shared/events/index.js";
 import { percentile } from "../helpers/load.js";
-import { openReadOnly, streamCounts } from "../helpers/models.js";
+import { openReadOnly, snapshotModels, streamCounts } from "../helpers/models.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
 import { orderBurst, stockUp, waitForAllApplied, waitForConvergence } from "./events-helpers.js";
@@ -183,6 +183,35 @@ describe("events through JetStream into the read models", () => {
     const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`);
     expect(read.status).toBe(200);
     expect(read.body).toEqual(created.body);
+  });
+
+  test("full streams refuse new events rather than drop old ones: writes go on, and once STREAM_MAX_BYTES is raised every read model catches up", async () => {
+    // Room in each stream for the events of a few dozen orders.
+    await using system = await startSystem({ STREAM_MAX_BYTES: String(64 * 1024) });
+    await stockUp(system);
+    const statuses = await orderBurst(system, 200, 5);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    // The streams are full and still start at their first event; the rest wait in the outboxes.
+    const waiting = await waitFor(() => {
+      const counts = snapshotModels(system.dataDir).counts;
+      return counts.unpublished > 0 && system.order.logs.some((line) => line.includes("a stream is full")) ? counts : undefined;
+    }, "the order service's relay refused by a full stream");
+    const nc = await connect(system.nats.connectOptions);
+    try {
+      const jsm = await nc.jetstreamManager();
+      for (const name of ["ORDERS", "INVENTORY"]) expect((await jsm.streams.info(name)).state.first_seq).toBe(1);
+    } finally {
+      await nc.close();
+    }
+    expect(waiting.unpublished).toBeGreaterThan(0);
+
+    // Raised, and set on the streams by a service's start: everything waiting is published and applied, once.
+    await system.order.stop();
+    await system.restart("order", { STREAM_MAX_BYTES: String(1024 * 1024 * 1024) });
+    const converged = await waitForConvergence(system);
+    expect(converged.counts.unpublished).toBe(0);
+    const applied = await waitForAllApplied(system);
+    expect(applied.processed).toBe(applied.inStreams);
   });
 
   test("read your writes: a read with the version a write returned sees that write", async () => {
