@@ -3,6 +3,7 @@ import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opent
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, checkRules, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
@@ -228,12 +229,19 @@ function hasBody(req: IncomingMessage): boolean {
  * of the body as it always does).
  */
 function lingerOnClose(socket: Socket): void {
-  socket.destroySoon = () => {
-    socket.end();
-    socket.resume();
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
-    socket.once("close", () => clearTimeout(timer));
-  };
+  socket.destroySoon = () => closeLingering(socket);
+}
+
+/**
+ * Shuts the sending side of a connection once what was written is sent
+ * (FIN), then reads and drops what the client still sends until it closes
+ * its side or LINGER_MS pass (see lingerOnClose).
+ */
+export function closeLingering(socket: Duplex): void {
+  socket.end();
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once("close", () => clearTimeout(timer));
 }
 
 /** Whether JSON text nests objects and arrays deeper than `max` (checked before parsing, in one pass). */

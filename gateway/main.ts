@@ -10,7 +10,7 @@ import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
-import { clientErrorResponse, continueIfWithinLimit, createGatewayHandler, type CachedRead } from "./http-server.js";
+import { clientErrorResponse, closeLingering, continueIfWithinLimit, createGatewayHandler, type CachedRead } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
 import { LoadShedder } from "./load-shedder.js";
@@ -102,8 +102,12 @@ runMain(logger, async () => {
   // A client that sends Expect: 100-continue hears its 413 before it sends a body over the limit.
   server.on("checkContinue", continueIfWithinLimit(handler, config.limits.maxBodyBytes));
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
-    if (socket.writable) socket.end(clientErrorResponse(error, config.maxHeaderBytes));
-    else socket.destroy();
+    // Answered already: what the client still sends fails to parse again while the connection lingers.
+    if (socket.writableEnded) return;
+    if (!socket.writable) return socket.destroy();
+    // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
+    socket.write(clientErrorResponse(error, config.maxHeaderBytes));
+    closeLingering(socket);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

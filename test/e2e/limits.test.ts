@@ -31,7 +31,7 @@ describe("limits", () => {
   async function blastBody(
     framing: "chunked" | "content-length" | "expect-continue",
     bodyBytes: number,
-    options: { authorization?: string; connectionClose?: boolean } = {},
+    options: { authorization?: string; connectionClose?: boolean; extraHeaders?: string } = {},
   ): Promise<{ statusLine: string; reason: string | undefined; continued: boolean }> {
     const { hostname, port } = new URL(system.baseUrl);
     const socket = connectTcp(Number(port), hostname);
@@ -53,7 +53,7 @@ describe("limits", () => {
     }[framing];
     const authorization = options.authorization === undefined ? `authorization: Bearer ${system.tokens.admin}\r\n` : options.authorization;
     const connection = options.connectionClose ? "connection: close\r\n" : "";
-    socket.write(`POST /v1/orders HTTP/1.1\r\nhost: ${hostname}\r\n${authorization}${connection}content-type: application/json\r\n${framingHeaders}\r\n`);
+    socket.write(`POST /v1/orders HTTP/1.1\r\nhost: ${hostname}\r\n${authorization}${connection}${options.extraHeaders ?? ""}content-type: application/json\r\n${framingHeaders}\r\n`);
     // With Expect: 100-continue a client waits for the go-ahead (or an answer) before its body; this one does not wait long.
     if (framing === "expect-continue") await new Promise((resolve) => setTimeout(resolve, 100));
     const chunk = Buffer.alloc(64 * 1024, "x");
@@ -89,6 +89,16 @@ describe("limits", () => {
       expect(await blastBody("content-length", 4 * 1024 * 1024, { authorization: "", connectionClose: true })).toEqual({
         statusLine: "HTTP/1.1 401 Unauthorized",
         reason: "AUTHENTICATION_REQUIRED",
+        continued: false,
+      });
+    }
+  });
+
+  test("a client that goes on sending a body after headers over GATEWAY_MAX_HEADER_BYTES gets 431 HEADERS_TOO_LARGE, not a reset connection", async () => {
+    for (let i = 0; i < 10; i++) {
+      expect(await blastBody("content-length", 4 * 1024 * 1024, { extraHeaders: `x-padding: ${"a".repeat(20 * 1024)}\r\n` })).toEqual({
+        statusLine: "HTTP/1.1 431 Request Header Fields Too Large",
+        reason: "HEADERS_TOO_LARGE",
         continued: false,
       });
     }
