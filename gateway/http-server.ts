@@ -2,14 +2,13 @@ import type { JsonValue, Message } from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
-import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, checkRules, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { untilDeadline } from "../shared/resilience/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
 import { contextFromTraceparent, spanIds, traceparentOf, tracer } from "../shared/observability/index.js";
+import { hasBody, isLingering, lingerOnClose } from "./lingering-close.js";
 import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
@@ -170,6 +169,9 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const tooLarge = () =>
     new OrderlyError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBytes} bytes`, { metadata: { limitBytes: String(maxBytes) } });
   if (declaredTooLarge(req, maxBytes)) return Promise.reject(tooLarge());
+  const cancelled = () => new OrderlyError("CANCELLED", "the client closed the connection before its body was sent");
+  // Gone while an unknown token was verified: no event will come.
+  if (req.destroyed) return Promise.reject(cancelled());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -184,7 +186,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
       else chunks.push(chunk);
     };
     const onEnd = () => settle(undefined);
-    const onClose = () => settle(new OrderlyError("CANCELLED", "the client closed the connection before its body was sent"));
+    const onClose = () => settle(cancelled());
     req.on("data", onData).once("end", onEnd).once("error", settle).once("close", onClose);
   });
 }
@@ -204,44 +206,6 @@ export function continueIfWithinLimit(handler: (req: IncomingMessage, res: Serve
     if (!declaredTooLarge(req, maxBodyBytes)) res.writeContinue();
     handler(req, res);
   };
-}
-
-/** How long a connection closed with its request body unread goes on reading and dropping what the client still sends. */
-const LINGER_MS = 2000;
-
-/** Whether a request comes with a body (which the gateway may answer before it has read it). */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
-}
-
-/**
- * Closes a connection whose request body may be left unread the way nginx's
- * lingering close does. An answer can come before the body is read (a 413,
- * a 401, a bad header), and a connection closes after it (`connection:
- * close`, from either side); closing at once would answer the bytes still
- * arriving with a TCP reset, which can discard the answer in the client's
- * buffers before it reads it. Instead, once the answer is written the
- * sending side is shut (FIN), and what the client still sends is read and
- * dropped until it closes its side or LINGER_MS pass. Node's server calls
- * destroySoon after the last response of a connection; this replaces it for
- * this one socket (a connection kept alive never calls it, and reads the rest
- * of the body as it always does).
- */
-function lingerOnClose(socket: Socket): void {
-  socket.destroySoon = () => closeLingering(socket);
-}
-
-/**
- * Shuts the sending side of a connection once what was written is sent
- * (FIN), then reads and drops what the client still sends until it closes
- * its side or LINGER_MS pass (see lingerOnClose).
- */
-export function closeLingering(socket: Duplex): void {
-  socket.end();
-  socket.resume();
-  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
-  socket.once("close", () => clearTimeout(timer));
 }
 
 /** Whether JSON text nests objects and arrays deeper than `max` (checked before parsing, in one pass). */
@@ -574,6 +538,11 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   }
 
   return (req, res) => {
+    // A request pipelined behind a body the gateway refused, read while the connection lingers: it could not be answered.
+    if (isLingering(req.socket)) {
+      req.resume();
+      return;
+    }
     const sent = req.headers["x-request-id"];
     const url = req.url ?? "/";
     const request: RequestState = {

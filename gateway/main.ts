@@ -10,7 +10,8 @@ import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
-import { clientErrorResponse, closeLingering, continueIfWithinLimit, createGatewayHandler, type CachedRead } from "./http-server.js";
+import { clientErrorResponse, continueIfWithinLimit, createGatewayHandler, type CachedRead } from "./http-server.js";
+import { closeLingering, isLingering } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
 import { LoadShedder } from "./load-shedder.js";
@@ -103,8 +104,10 @@ runMain(logger, async () => {
   server.on("checkContinue", continueIfWithinLimit(handler, config.limits.maxBodyBytes));
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     // Answered already: what the client still sends fails to parse again while the connection lingers.
-    if (socket.writableEnded) return;
-    if (!socket.writable) return socket.destroy();
+    if (isLingering(socket)) return;
+    // No answer of its own when there is none to give, or when a response is half-written (it would corrupt it).
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent) return socket.destroy();
     // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
     socket.write(clientErrorResponse(error, config.maxHeaderBytes));
     closeLingering(socket);

@@ -104,6 +104,41 @@ describe("limits", () => {
     }
   });
 
+  test("a request pipelined behind a body refused with 413 is not run: only the 413 comes back, and no order is created", async () => {
+    const restocked = await system.api("POST", "/v1/inventory/PIPE-1:restock", { body: { quantity: 100, name: "Pipe", unitPriceMinor: "100", currencyCode: "USD" } });
+    expect(restocked.status).toBe(200);
+    const { hostname, port } = new URL(system.baseUrl);
+    const head = (length: number) =>
+      `POST /v1/orders HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${system.tokens.admin}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+    const oversized = 2 * 1024 * 1024;
+    const order = JSON.stringify({ customerId: "pipelined", items: [{ sku: "PIPE-1", quantity: 1 }] });
+    // A client that does not close its side when the gateway closes its own (as Node's sockets do unless told to).
+    const socket = connectTcp({ port: Number(port), host: hostname, allowHalfOpen: true });
+    socket.on("error", () => {});
+    let received = "";
+    socket.on("data", (data) => (received += data.toString("utf8")));
+    const answered = new Promise((resolve) => socket.once("end", resolve));
+    socket.write(head(oversized));
+    socket.write(Buffer.alloc(oversized, "x"));
+    socket.write(head(Buffer.byteLength(order)) + order);
+    await answered;
+    // The gateway has shut its side; once it has read what was sent (and lingered) it closes, and then a byte sent draws a
+    // reset. (Empty lines between requests are allowed, so the probes change nothing while it still reads.)
+    await waitFor(() => {
+      if (!socket.destroyed) socket.write("\r\n");
+      return socket.destroyed;
+    }, "the gateway to close the connection");
+    expect(received.match(/^HTTP\/1\.1 \d+/gm)).toEqual(["HTTP/1.1 413"]);
+    // An order of the same customer made afterwards is listed alone: the pipelined one's events would have come first.
+    const after = await system.api("POST", "/v1/orders", { body: { customerId: "pipelined", items: [{ sku: "PIPE-1", quantity: 2 }] } });
+    expect(after.status).toBe(200);
+    const listed = await waitFor(async () => {
+      const list = await system.api("GET", "/v1/customers/pipelined/orders");
+      return list.body.orders?.some((o: { id: string }) => o.id === after.body.id) ? list.body.orders : undefined;
+    }, "the later order listed");
+    expect(listed.map((o: { id: string }) => o.id)).toEqual([after.body.id]);
+  });
+
   test("a client that sends Expect: 100-continue with a body within the limit is told to go on, and its body is read", async () => {
     const { hostname, port } = new URL(system.baseUrl);
     const body = JSON.stringify({ customerId: "alice", items: [{ sku: "NO-SUCH-SKU", quantity: 1 }] });
