@@ -29,8 +29,16 @@ export class StreamFull extends JetStreamPublishError {
   override readonly name = "StreamFull";
 }
 
-/** JetStream's descriptions of a full stream (max_bytes or max_msgs with DiscardNew) or a full store. */
-const FULL = /maximum (bytes|messages|msgs)[^"]*exceeded|insufficient resources|storage .*(limit|full)/i;
+/**
+ * JetStream's error codes for a stream or store that cannot take more: the
+ * stream's store refusing it (10077: "maximum bytes exceeded", "maximum
+ * messages exceeded" with DiscardNew), and the server's or the account's
+ * resources used up (10023 insufficient resources, 10047 and 10028 storage and
+ * memory resources, 10002 account resource limits).
+ */
+const FULL_CODES = new Set([10077, 10023, 10047, 10028, 10002]);
+/** The same, by description, for a server that sends no err_code. */
+const FULL = /maximum (bytes|messages)[a-z ]*exceeded|insufficient (storage |memory )?resources|resource limits exceeded/i;
 
 interface Waiter {
   deadline: number;
@@ -171,15 +179,17 @@ export class JetStreamPublisher {
     this.waiting.delete(id);
     // A status instead of a PubAck: 503 when no stream takes the subject (or JetStream is not there).
     if (msg.headers?.hasError) return waiter.reject(new JetStreamPublishError(`JetStream answered ${msg.headers.code} ${msg.headers.description}`));
-    let ack: PubAck & { error?: { code?: number; description?: string } };
+    let ack: PubAck & { error?: { code?: number; err_code?: number; description?: string } };
     try {
       ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
     } catch {
       return waiter.reject(new JetStreamPublishError("JetStream answered with something that is not a PubAck"));
     }
     if (ack.error) {
-      const refusal = `JetStream refused the message: ${ack.error.code ?? ""} ${ack.error.description ?? ""}`;
-      return waiter.reject(FULL.test(ack.error.description ?? "") ? new StreamFull(refusal) : new JetStreamPublishError(refusal));
+      const { code, err_code: errCode, description = "" } = ack.error;
+      const refusal = `JetStream refused the message: ${code ?? ""} ${errCode ?? ""} ${description}`;
+      const full = errCode === undefined ? FULL.test(description) : FULL_CODES.has(errCode);
+      return waiter.reject(full ? new StreamFull(refusal) : new JetStreamPublishError(refusal));
     }
     if (typeof ack.stream !== "string" || ack.stream === "") return waiter.reject(new JetStreamPublishError("JetStream answered with a PubAck naming no stream"));
     waiter.resolve({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate === true, domain: ack.domain });

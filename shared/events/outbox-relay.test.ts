@@ -191,14 +191,15 @@ test("while a full batch is in flight the next is read ahead, and dropped when t
   expect(relay.stats().published).toBe(30);
 });
 
-test("a full stream refuses new events instead of dropping its oldest: they wait in the outbox, and are published in order once it has room", async () => {
+test("a full stream refuses new events instead of dropping its oldest: they wait in the outbox, and are published once it has room", async () => {
   await using nats = await startNats();
-  await using client = await connectWithStreams(nats);
-  const { nc, jsm } = client;
-  const now = 10 * HOUR;
-  const db = outboxOf(2000, () => ({ subject: "orderly.orders.created", createTime: now }));
+  const nc = await connectNats(nats.url, "relay-test", silentLogger());
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  const jsm = await nc.jetstreamManager();
   // Room for a few hundred of these small events.
   await ensureStreams(jsm, { ...defaultStreamLimits, maxBytes: 64 * 1024 });
+  const now = 10 * HOUR;
+  const db = outboxOf(2000, () => ({ subject: "orderly.orders.created", createTime: now }));
   const relay = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now, backoff: { initialMs: 20, maxMs: 200 } });
   await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
   relay.start();
@@ -209,7 +210,12 @@ test("a full stream refuses new events instead of dropping its oldest: they wait
   expect(unpublishedRows(db)).toBe(2000 - full.messages);
   expect(db.prepare("SELECT count(*) FROM outbox_retry").pluck().get()).toBe(0);
 
-  // With room (as after raising STREAM_MAX_BYTES and restarting a service), every event is published once, in order.
+  // A process started with a smaller limit does not shrink the stream (JetStream would drop its oldest events to fit).
+  await ensureStreams(jsm, { ...defaultStreamLimits, maxBytes: 16 * 1024 });
+  expect((await jsm.streams.info(streams.orders.name)).state).toMatchObject({ first_seq: 1, messages: full.messages });
+
+  // With room (as after raising STREAM_MAX_BYTES and restarting a service), every event is published once. (These
+  // events grow in size, so none fitted after one that did not: the stream holds them in order.)
   await ensureStreams(jsm);
   await waitFor(() => unpublishedRows(db) === 0, "the waiting events published");
   expect((await jsm.streams.info(streams.orders.name)).state).toMatchObject({ first_seq: 1, messages: 2000 });

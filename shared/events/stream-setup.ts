@@ -20,7 +20,7 @@ export const defaultStreamLimits: StreamLimits = {
 
 const MS = 1_000_000;
 
-function config(stream: { name: string; subjects: readonly string[] }, limits: StreamLimits): Partial<StreamConfig> {
+function config(stream: { name: string; subjects: readonly string[] }, limits: StreamLimits): Partial<StreamConfig> & { name: string; max_bytes: number } {
   return {
     name: stream.name,
     subjects: [...stream.subjects],
@@ -37,13 +37,19 @@ function config(stream: { name: string; subjects: readonly string[] }, limits: S
   };
 }
 
-/** Creates Orderly's streams, or updates them to this configuration; safe to run from every process at once. */
+/**
+ * Creates Orderly's streams, or updates them to this configuration; safe to
+ * run from every process at once. A stream's size limit is only ever raised:
+ * JetStream meets a lower one by deleting the oldest events at once, which a
+ * consumer far behind may not have applied, so one process started with a
+ * smaller STREAM_MAX_BYTES than the rest must not shrink the streams
+ * (lowering it on purpose is done with the nats CLI).
+ */
 export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits = defaultStreamLimits): Promise<void> {
   for (const stream of Object.values(streams)) {
     const wanted = config(stream, limits);
     try {
-      await jsm.streams.info(stream.name);
-      await jsm.streams.update(stream.name, wanted);
+      await updateStream(jsm, wanted);
     } catch (error) {
       if (!/stream not found/i.test(String(error))) throw error;
       try {
@@ -51,10 +57,17 @@ export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits 
       } catch (addError) {
         // Another process created it in between: bring it to this configuration.
         if (!/already in use/i.test(String(addError))) throw addError;
-        await jsm.streams.update(stream.name, wanted);
+        await updateStream(jsm, wanted);
       }
     }
   }
+}
+
+/** Brings a stream to `wanted`, keeping its size limit where that is larger (or none). */
+async function updateStream(jsm: JetStreamManager, wanted: Partial<StreamConfig> & { name: string; max_bytes: number }): Promise<void> {
+  const current = (await jsm.streams.info(wanted.name)).config.max_bytes;
+  const maxBytes = current < 0 || wanted.max_bytes < 0 ? -1 : Math.max(current, wanted.max_bytes);
+  await jsm.streams.update(wanted.name, { ...wanted, max_bytes: maxBytes });
 }
 
 /** Creates a durable pull consumer with explicit ack (or updates it). Deliveries are unlimited; the consumer dead-letters itself. */
