@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxProgressMigration, outboxTraceMigration } from "../../shared/events/index.js";
+import { inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The inventory database schema, in order. Stock levels can never go negative (CHECK constraints). */
@@ -47,4 +47,5 @@ export const inventoryMigrations: readonly Migration[] = [
   `,
   outboxTraceMigration,
   outboxProgressMigration,
+  outboxRetryDueMigration,
 ];

@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxProgressMigration, outboxTraceMigration } from "../../shared/events/index.js";
+import { inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The order database schema, in order. */
@@ -43,4 +43,5 @@ export const orderMigrations: readonly Migration[] = [
   inboxMigration,
   outboxTraceMigration,
   outboxProgressMigration,
+  outboxRetryDueMigration,
 ];

@@ -11,14 +11,16 @@ import { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
 import { connectNats } from "./nats-connection.js";
 import { defaultStreamLimits, ensureStreams } from "./stream-setup.js";
-import { outboxMigration, outboxProgressMigration, outboxTraceMigration, unpublishedRows } from "./schema.js";
+import { outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration, unpublishedRows } from "./schema.js";
 import { streams } from "./subjects.js";
 
 const HOUR = 3_600_000;
+/** The outbox's tables, as the services migrate them. */
+const OUTBOX_MIGRATIONS = [outboxMigration, outboxTraceMigration, outboxProgressMigration, outboxRetryDueMigration];
 
 /** An outbox holding row n (from 1) as event-<n> with payload "payload <n>", on the subject and with the write time `row(n)` gives. */
 function outboxOf(count: number, row: (n: number) => { subject: string; createTime: number }): Db {
-  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
+  const db = openDatabase({ file: ":memory:", migrations: OUTBOX_MIGRATIONS });
   const append = db.prepare("INSERT INTO outbox (event_id, subject, payload, create_time) VALUES (?, ?, ?, ?)");
   db.transaction(() => {
     for (let n = 1; n <= count; n++) {
@@ -90,7 +92,7 @@ test("events the outbox remembers are published as appended, without reading the
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);
   const { nc, jsm } = client;
-  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
+  const db = openDatabase({ file: ":memory:", migrations: OUTBOX_MIGRATIONS });
   // Remembers at most 50 events.
   const outbox = new Outbox(db, { rememberEvents: 50 });
   const restocked = (n: number) => newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
@@ -129,7 +131,7 @@ test("a publish in flight when NATS goes down fails at once; writes during the o
   const nc = await connectNats(nats.url, "relay-test", silentLogger());
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   await ensureStreams(await nc.jetstreamManager());
-  const db = openDatabase({ file: ":memory:", migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
+  const db = openDatabase({ file: ":memory:", migrations: OUTBOX_MIGRATIONS });
   const outbox = new Outbox(db);
   const restocked = (n: number) => newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
   const appended: string[] = [];

@@ -72,6 +72,11 @@ export const outboxProgressMigration: Migration = `
   ALTER TABLE outbox DROP COLUMN published_time;
 `;
 
+/** The relay looks up the rows set aside that are due again before every batch: by time, not by reading them all. */
+export const outboxRetryDueMigration: Migration = `
+  CREATE INDEX outbox_retry_due ON outbox_retry (next_attempt);
+`;
+
 /** The SQL giving the highest outbox seq published (0 before the first batch). */
 export const PUBLISHED_THROUGH_SQL = "SELECT coalesce(max(through_seq), 0) FROM outbox_batches";
 
