@@ -1,6 +1,6 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { defaultStreamLimits, Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
+import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
 import { HealthState, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
@@ -27,7 +27,7 @@ runMain(logger, async () => {
   const events = startEventRuntime({
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
-    streamLimits: { ...defaultStreamLimits, maxBytes: config.streamMaxBytes },
+    streamMaxBytes: config.streamMaxBytes,
     name: "inventory",
     logger,
     db,

@@ -1,5 +1,5 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
-import { defaultStreamLimits, startEventRuntime } from "../../shared/events/index.js";
+import { startEventRuntime } from "../../shared/events/index.js";
 import { HealthState, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
@@ -27,7 +27,7 @@ runMain(logger, async () => {
   const events = startEventRuntime({
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
-    streamLimits: { ...defaultStreamLimits, maxBytes: config.streamMaxBytes },
+    streamMaxBytes: config.streamMaxBytes,
     name: "query",
     logger,
     db,

@@ -6,7 +6,7 @@ import type { NatsAuth } from "../config/index.js";
 import { connectNats } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
-import { defaultStreamLimits, ensureDurableConsumer, ensureStreams, type StreamLimits } from "./stream-setup.js";
+import { defaultStreamLimits, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
 
 /** One durable consumer a process runs. */
 export interface ConsumerSpec {
@@ -28,7 +28,8 @@ export interface EventRuntimeOptions {
   /** The outbox to relay (publishers only). */
   outbox?: Outbox;
   consumers?: readonly ConsumerSpec[];
-  streamLimits?: StreamLimits;
+  /** Largest size of each event stream (bytes; STREAM_MAX_BYTES): raised on the streams at start, never lowered. */
+  streamMaxBytes?: number;
   maxDeliveries?: number;
   retryDelayMs?: number;
   /** How long JetStream waits for an ack before redelivering (ms); also how soon a crashed consumer's messages come back. */
@@ -84,7 +85,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     }
     await retrying("stream setup", logger, isClosed, async () => {
       const manager = await nc!.jetstreamManager();
-      await ensureStreams(manager, options.streamLimits ?? defaultStreamLimits);
+      await ensureStreams(manager, { ...defaultStreamLimits, maxBytes: options.streamMaxBytes ?? defaultStreamLimits.maxBytes });
       for (const c of options.consumers ?? []) await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs);
     });
     if (closed) return;

@@ -37,8 +37,6 @@ export class StreamFull extends JetStreamPublishError {
  * memory resources, 10002 account resource limits).
  */
 const FULL_CODES = new Set([10077, 10023, 10047, 10028, 10002]);
-/** The same, by description, for a server that sends no err_code. */
-const FULL = /maximum (bytes|messages)[a-z ]*exceeded|insufficient (storage |memory )?resources|resource limits exceeded/i;
 
 interface Waiter {
   deadline: number;
@@ -188,8 +186,7 @@ export class JetStreamPublisher {
     if (ack.error) {
       const { code, err_code: errCode, description = "" } = ack.error;
       const refusal = `JetStream refused the message: ${code ?? ""} ${errCode ?? ""} ${description}`;
-      const full = errCode === undefined ? FULL.test(description) : FULL_CODES.has(errCode);
-      return waiter.reject(full ? new StreamFull(refusal) : new JetStreamPublishError(refusal));
+      return waiter.reject(errCode !== undefined && FULL_CODES.has(errCode) ? new StreamFull(refusal) : new JetStreamPublishError(refusal));
     }
     if (typeof ack.stream !== "string" || ack.stream === "") return waiter.reject(new JetStreamPublishError("JetStream answered with a PubAck naming no stream"));
     waiter.resolve({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate === true, domain: ack.domain });

@@ -243,9 +243,11 @@ export class OutboxRelay {
    * the stream, not of the event), the relay gets past only the rows acked
    * before the first that was not, and tries the rest again once NATS is
    * back or after a back-off (JetStream drops those it had stored as
-   * duplicates), so an outage or a full stream does not reorder events. True when it got anywhere; throws when
-   * it did not because of a failure; "disconnected" when it tried nothing
-   * because NATS is down.
+   * duplicates), so an outage does not reorder events. (Of the batch in
+   * flight as a stream fills, a later, smaller event may fit where an
+   * earlier one did not, and is stored ahead of it.) True when it got
+   * anywhere; throws when it did not because of a failure; "disconnected"
+   * when it tried nothing because NATS is down.
    */
   private async publishBatch(): Promise<boolean | "disconnected"> {
     // Not even a read while NATS is down: rows taken from the outbox's memory would have to be read back later
@@ -265,11 +267,11 @@ export class OutboxRelay {
         if (result.value.duplicate) this.counters.duplicates++;
       }
     }
-    const lost = batch.find(({ result }) => result.status === "rejected" && (result.reason instanceof NatsConnectionLost || result.reason instanceof StreamFull));
-    if (lost !== undefined) {
+    const halted = batch.find(({ result }) => result.status === "rejected" && (result.reason instanceof NatsConnectionLost || result.reason instanceof StreamFull));
+    if (halted !== undefined) {
       const acked = batch.findIndex(({ result }) => result.status === "rejected");
       this.recordProgress(retries, [], fresh.slice(0, acked));
-      throw (lost.result as PromiseRejectedResult).reason;
+      throw (halted.result as PromiseRejectedResult).reason;
     }
     const gotPast = batch.some(({ result }) => result.status === "fulfilled");
     const refused = gotPast ? batch.filter(({ result }) => result.status === "rejected") : [];
