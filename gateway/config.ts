@@ -7,6 +7,8 @@ import type { GatewayLimits } from "./http-server.js";
 export interface GatewayConfig extends ObservabilityConfig {
   host: string;
   port: number;
+  /** The admin server's port: /metrics, /healthz, /status and /status.json (0 picks a free one). */
+  adminPort: number;
   orderAddress: string;
   inventoryAddress: string;
   queryAddress: string;
@@ -36,6 +38,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
     ...observabilityConfig(env),
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
     port: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
+    adminPort: readInt(env, "GATEWAY_ADMIN_PORT", 9050, 0, 65535),
     orderAddress: readAddress(env, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051),
     inventoryAddress: readAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
     queryAddress: readAddress(env, "QUERY_ADDRESS", "QUERY_GRPC_PORT", 50053),

@@ -64,9 +64,8 @@ export interface GatewayDeps {
    * served to a principal the service already allowed to read it).
    */
   cache?: { store: ReadCache; routes: ReadonlyMap<string, CachedRead> };
+  /** Where finished requests are counted (served on the admin port, with the status page: not here). */
   metrics?: GatewayMetrics;
-  /** The system's status (served at /status.json), and the page drawing it (at /status). */
-  status?: { report: () => Promise<unknown>; page: string };
   /** Start every API request's span as it arrives (spans are recorded); otherwise see ensureSpan. */
   tracesEveryRequest?: boolean;
 }
@@ -293,8 +292,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // A built-in path is labelled by itself in metrics whatever the method; other methods go on like any request.
     if (Object.hasOwn(builtIns, path)) {
       request.route = `${method} ${path}`;
-      const builtIn = method === "GET" ? builtIns[path] : undefined;
-      if (builtIn !== undefined) return builtIn(res, request.id);
+      if (method === "GET") return builtIns[path]!(res, request.id);
     }
     const release = deps.shedder?.admit();
     let outcome: Promise<void> | void = undefined;
@@ -308,27 +306,18 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
   }
 
-  /** The gateway's own GET endpoints (one whose source is not configured goes on like any request). */
-  const builtIns: Record<string, ((res: ServerResponse, id: string) => Promise<void> | void) | undefined> = {
-    "/metrics": deps.metrics && (async (res, id) => {
-      const text = await deps.metrics!.registry.metrics();
-      res.writeHead(200, { "content-type": deps.metrics!.registry.contentType, "x-request-id": id });
-      res.end(text);
-    }),
+  /**
+   * The gateway's own GET endpoints on the API's port: what a load balancer
+   * and a client generator need. Metrics and the status page, which show
+   * internal addresses, are on the admin port (main.ts).
+   */
+  const builtIns: Record<string, (res: ServerResponse, id: string) => Promise<void> | void> = {
     "/healthz": (res, id) => send(res, id, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 }),
     "/readyz": async (res, id) => {
       const readiness = await deps.readiness();
       send(res, id, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
     },
     "/openapi.json": (res, id) => send(res, id, 200, deps.openApi()),
-    "/status.json": deps.status && (async (res, id) => {
-      res.setHeader("cache-control", "no-store");
-      send(res, id, 200, (await deps.status!.report()) as JsonValue);
-    }),
-    "/status": deps.status && ((res, id) => {
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-request-id": id });
-      res.end(deps.status!.page);
-    }),
   };
 
   /**

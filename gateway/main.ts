@@ -4,7 +4,7 @@ import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
-import { EventLoopLag, RequestWindow, startTracing, statusReporter } from "../shared/observability/index.js";
+import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
 import { runMain } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
@@ -46,17 +46,18 @@ runMain(logger, async () => {
   const metrics = new GatewayMetrics({ cache, shedder, policies });
   const readiness = readinessProbe(downstreams);
   const lag = new EventLoopLag();
-  let listeningPort = config.port;
+  // The cache's check: whether it hears the events that invalidate it (cut off from NATS, entries live a second).
+  const health = new HealthState({ listening: () => true, ...(cache ? { cacheLive: () => cache.isLive } : {}) });
+  let adminPort = config.adminPort;
   const status = systemStatus({
     self: statusReporter({
       name: "gateway",
-      // The cache's check: whether it hears the events that invalidate it (cut off from NATS, entries live a second).
-      health: new HealthState({ listening: () => true, ...(cache ? { cacheLive: () => cache.isLive } : {}) }),
+      health,
       requests: new RequestWindow(metrics.requests, metrics.duration, "route", "code", (code) => Number(code) >= 500),
       lag,
       policies,
     }),
-    selfMetricsUrl: () => `http://${config.host}:${listeningPort}/metrics`,
+    selfMetricsUrl: () => `http://${config.host}:${adminPort}/metrics`,
     readiness,
     targets: Object.entries(config.adminAddresses).map(([name, address]) => ({ name, address })),
   });
@@ -86,7 +87,6 @@ runMain(logger, async () => {
     shedder,
     cache: cache && { store: cache, routes: cachedReads },
     metrics,
-    status: { report: status, page: statusPageHtml },
     tracesEveryRequest: tracing.recording,
   });
   const server = createServer(
@@ -116,15 +116,18 @@ runMain(logger, async () => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
   });
+  // Metrics and the system's status (internal addresses, pids, errors) are for operators: on their own port, not the API's.
+  const admin = await startAdminServer({ host: config.host, port: config.adminPort, registry: metrics.registry, status, statusPage: statusPageHtml, health, logger });
+  adminPort = admin.port;
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  listeningPort = port;
-  logger.info({ port, routes: routes.map((r) => r.label) }, "listening");
+  logger.info({ port, adminPort, routes: routes.map((r) => r.label) }, "listening");
   return {
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await closed;
+      await admin.close();
       shedder.close();
       await invalidation?.close();
       for (const d of downstreams) d.connection.close();

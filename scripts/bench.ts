@@ -41,7 +41,7 @@ function watchStack(rss: RssSampler, stack: Stack): void {
     // The gateway serves /metrics on its own port (its default metrics prefixed); the services on their admin port.
     const heap: HeapSource =
       name === "gateway"
-        ? { url: () => `${stack.system.baseUrl}/metrics`, metric: "orderly_gateway_nodejs_heap_size_used_bytes" }
+        ? { url: () => `${stack.system.adminUrl}/metrics`, metric: "orderly_gateway_nodejs_heap_size_used_bytes" }
         : { url: () => `http://127.0.0.1:${stack.system[name].adminPort}/metrics`, metric: "nodejs_heap_size_used_bytes" };
     rss.watch(`${stack.name} ${name}`, () => stack.system[name].child.pid, heap);
   }

@@ -34,6 +34,8 @@ const STOP_TIMEOUT_MS = 10_000;
 /** What `npm start` can be told through the environment. */
 export interface LocalRunConfig {
   gatewayPort: number;
+  /** The gateway's admin port: /metrics, /status (the live status page), /status.json. */
+  gatewayAdminPort: number;
   orderGrpcPort: number;
   inventoryGrpcPort: number;
   queryGrpcPort: number;
@@ -68,6 +70,7 @@ export interface LocalSecurity {
 export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConfig {
   return {
     gatewayPort: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
+    gatewayAdminPort: readInt(env, "GATEWAY_ADMIN_PORT", 9050, 0, 65535),
     orderGrpcPort: readInt(env, "ORDER_GRPC_PORT", 50051, 0, 65535),
     inventoryGrpcPort: readInt(env, "INVENTORY_GRPC_PORT", 50052, 0, 65535),
     queryGrpcPort: readInt(env, "QUERY_GRPC_PORT", 50053, 0, 65535),
@@ -99,6 +102,8 @@ export interface ProcessSpec {
   portEnv: string;
   /** The port it is asked to listen on (0: any free port). */
   port: number;
+  /** Its admin server's port and the variable that sets it, when it has one. */
+  admin?: { portEnv: string; port: number };
   /** The command line; the first element is the executable. */
   command: readonly string[];
   /** Environment added to the supervisor's own, given the ports of the processes started before it. */
@@ -136,6 +141,7 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
       name: "inventory",
       portEnv: "INVENTORY_GRPC_PORT",
       port: config.inventoryGrpcPort,
+      admin: { portEnv: "INVENTORY_ADMIN_PORT", port: config.inventoryAdminPort },
       command: nodeEntry("services/inventory/main.ts"),
       env: (ports) => ({
         ...credentials("inventory"),
@@ -151,6 +157,7 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
       name: "order",
       portEnv: "ORDER_GRPC_PORT",
       port: config.orderGrpcPort,
+      admin: { portEnv: "ORDER_ADMIN_PORT", port: config.orderAdminPort },
       command: nodeEntry("services/order/main.ts"),
       env: (ports) => ({
         ...credentials("order"),
@@ -165,6 +172,7 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
       name: "query",
       portEnv: "QUERY_GRPC_PORT",
       port: config.queryGrpcPort,
+      admin: { portEnv: "QUERY_ADMIN_PORT", port: config.queryAdminPort },
       command: nodeEntry("services/query/main.ts"),
       env: (ports) => ({
         ...credentials("query"),
@@ -178,10 +186,12 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
       name: "gateway",
       portEnv: "GATEWAY_PORT",
       port: config.gatewayPort,
+      admin: { portEnv: "GATEWAY_ADMIN_PORT", port: config.gatewayAdminPort },
       command: nodeEntry("gateway/main.ts"),
       env: (ports) => ({
         ...credentials("gateway"),
         GATEWAY_PORT: String(config.gatewayPort),
+        GATEWAY_ADMIN_PORT: String(config.gatewayAdminPort),
         ORDER_ADDRESS: addressOf(ports, "order"),
         INVENTORY_ADDRESS: addressOf(ports, "inventory"),
         QUERY_ADDRESS: addressOf(ports, "query"),
@@ -429,9 +439,12 @@ async function groupEnded(running: Running, timeoutMs = 2000): Promise<boolean> 
 
 /** Why a process ended before the supervisor asked it to, in words a person can act on. */
 function unexpectedExitMessage(running: Running, exit: Exit, wasReady: boolean): string {
-  const { name, port, portEnv } = running.spec;
+  const { name, admin } = running.spec;
   const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}; see its log above`;
-  if (running.tail.some((line) => /EADDRINUSE|address already in use/.test(line))) {
+  const inUse = running.tail.find((line) => /EADDRINUSE|address already in use/.test(line));
+  if (inUse !== undefined) {
+    // Its admin port, when the line names that one; otherwise the port it serves on.
+    const { port, portEnv } = admin !== undefined && admin.port !== 0 && new RegExp(`:${admin.port}\\b`).test(inUse) ? admin : running.spec;
     return (
       `${name} could not listen on port ${port}: it is already in use (is another Orderly still running?).\n` +
       `Set ${portEnv} to a free port, e.g.  ${portEnv}=${port + 100} npm start`
@@ -488,7 +501,7 @@ export async function seedDemoCatalogIfEmpty(baseUrl: string, adminToken: string
 }
 
 /** The block printed once the system is ready: the URL and commands to paste. */
-export function readyBanner(baseUrl: string, dataDir: string, style: Output["style"]): string {
+export function readyBanner(baseUrl: string, adminUrl: string, dataDir: string, style: Output["style"]): string {
   const sku = DEMO_CATALOG[0]?.sku ?? "MUG-CLASSIC";
   const json = "-H 'content-type: application/json'";
   const comment = (text: string) => style(90, `  # ${text}`);
@@ -498,7 +511,7 @@ export function readyBanner(baseUrl: string, dataDir: string, style: Output["sty
     "",
     `  ${style(1, "Orderly is running at")} ${style(4, baseUrl)}`,
     `  data: ${dataDir}    OpenAPI: ${baseUrl}/openapi.json`,
-    `  ${style(1, "live status:")} ${style(4, `${baseUrl}/status`)}    metrics: ${baseUrl}/status.json lists each process's /metrics`,
+    `  ${style(1, "live status:")} ${style(4, `${adminUrl}/status`)}    metrics: ${adminUrl}/status.json lists each process's /metrics`,
     `  dev tokens (an admin; customers alice and bob): ${tokensFile}`,
     "",
     comment("keep the Authorization headers of the admin and of two customers"),
@@ -617,6 +630,7 @@ export async function runLocal(env: Env): Promise<number> {
     const gatewayPort = ports.gateway;
     if (gatewayPort === undefined) throw new Error('process table: there is no "gateway"');
     const baseUrl = `http://${HOST}:${gatewayPort}`;
+    const adminUrl = `http://${HOST}:${ports["gateway-admin"] ?? config.gatewayAdminPort}`;
     await unlessStopped(waitForReadyz(baseUrl, () => stopReason !== undefined));
     const seeded = await unlessStopped(seedDemoCatalogIfEmpty(baseUrl, adminToken));
     say(
@@ -624,7 +638,7 @@ export async function runLocal(env: Env): Promise<number> {
         ? `inventory was empty: seeded the demo catalog (${DEMO_CATALOG.length} SKUs)`
         : "inventory already has items: keeping them (no demo seed)",
     );
-    out.plain(readyBanner(baseUrl, config.dataDir, out.style));
+    out.plain(readyBanner(baseUrl, adminUrl, config.dataDir, out.style));
   };
   startAll().catch((error: unknown) => {
     if (error instanceof StopRequested) return;

@@ -2,15 +2,17 @@ import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
 import type { HealthState } from "../grpc/index.js";
 import type { Logger } from "../logging/index.js";
-import type { ProcessStatus } from "./process-status.js";
 
-/** What a service's admin HTTP server serves. */
+/** What a process's admin HTTP server serves. */
 export interface AdminServerOptions {
   host: string;
-  /** 0 picks a free port (the port is in the returned object, and services log it). */
+  /** 0 picks a free port (the port is in the returned object, and processes log it). */
   port: number;
   registry: Registry;
-  status: () => Promise<ProcessStatus>;
+  /** The report at /status.json: a service's own (ProcessStatus), the gateway's of the whole system. */
+  status: () => Promise<unknown>;
+  /** An HTML page served at /status (the gateway's status page, which draws /status.json). */
+  statusPage?: string;
   health: HealthState;
   logger: Logger;
 }
@@ -22,9 +24,12 @@ export interface AdminServer {
 }
 
 /**
- * A service's admin endpoints, apart from its gRPC port: `/metrics`
- * (Prometheus text), `/healthz` (200 while ready, else 503, with each
- * check) and `/status.json` (what the gateway's status page shows).
+ * A process's admin endpoints, apart from the port it serves clients on:
+ * `/metrics` (Prometheus text), `/healthz` (200 while ready, else 503, with
+ * each check), `/status.json` (what the gateway's status page shows) and,
+ * for the gateway, the status page itself at `/status`. What they show
+ * (addresses, pids, internal errors) is for operators: the port binds to
+ * ORDERLY_BIND_HOST and belongs on an internal network.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const server: Server = createServer((req, res) => {
@@ -42,12 +47,16 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         return res.end(text);
       }
       if (path === "/status.json") return json(200, await options.status());
+      if (path === "/status" && options.statusPage !== undefined) {
+        res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+        return res.end(options.statusPage);
+      }
       if (path === "/healthz") {
         const checks = options.health.report();
         const healthy = Object.values(checks).every(Boolean);
         return json(healthy ? 200 : 503, { status: healthy ? "ok" : "not ready", checks });
       }
-      return json(404, { error: "not found", paths: ["/metrics", "/healthz", "/status.json"] });
+      return json(404, { error: "not found", paths: ["/metrics", "/healthz", "/status.json", ...(options.statusPage === undefined ? [] : ["/status"])] });
     };
     answer().catch((error: unknown) => {
       options.logger.error({ err: error, path }, "admin request failed");

@@ -6,4 +6,5 @@ export { EventLoopLag } from "./event-loop-lag.js";
 export { type ProcessStatus, type DependencyStatus, type ConsumerStatus } from "./process-status.js";
 export { statusReporter, type StatusSources } from "./status-reporter.js";
 export { startServiceAdmin, type ServiceAdminOptions } from "./service-admin.js";
+export { startAdminServer, type AdminServer, type AdminServerOptions } from "./admin-server.js";
 export { readAtMost } from "./read-at-most.js";

@@ -42,6 +42,25 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** The environment of a local run on free ports, starting its own nats-server, with its data in `dataDir`. */
+async function localRunEnv(dataDir: string): Promise<Record<string, string>> {
+  const [gatewayPort, gatewayAdminPort, orderPort, inventoryPort, queryPort, natsPort] = await freePorts(6);
+  return {
+    GATEWAY_PORT: String(gatewayPort),
+    GATEWAY_ADMIN_PORT: String(gatewayAdminPort),
+    ORDER_GRPC_PORT: String(orderPort),
+    INVENTORY_GRPC_PORT: String(inventoryPort),
+    QUERY_GRPC_PORT: String(queryPort),
+    NATS_PORT: String(natsPort),
+    // Admin ports: 0 picks free ones, which the run passes on to the gateway's status page.
+    ORDER_ADMIN_PORT: "0",
+    INVENTORY_ADMIN_PORT: "0",
+    QUERY_ADMIN_PORT: "0",
+    NATS_URL: "", // start its own nats-server
+    ORDERLY_DATA_DIR: dataDir,
+  };
+}
+
 /** The pids of every process descended from `pid`, from `ps`. */
 function descendantsOf(pid: number): number[] {
   const children = new Map<number, number[]>();
@@ -138,21 +157,9 @@ async function stopCleanly(run: LocalRun): Promise<void> {
 test("npm start on an empty data dir comes up ready, serves the demo catalog, and leaves no process behind after SIGTERM", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
   try {
-    const [gatewayPort, orderPort, inventoryPort, queryPort, natsPort] = await freePorts(5);
-    const env = {
-      GATEWAY_PORT: String(gatewayPort),
-      ORDER_GRPC_PORT: String(orderPort),
-      INVENTORY_GRPC_PORT: String(inventoryPort),
-      QUERY_GRPC_PORT: String(queryPort),
-      NATS_PORT: String(natsPort),
-      // Admin ports: 0 picks free ones, which the run passes on to the gateway's status page.
-      ORDER_ADMIN_PORT: "0",
-      INVENTORY_ADMIN_PORT: "0",
-      QUERY_ADMIN_PORT: "0",
-      NATS_URL: "", // start its own nats-server
-      ORDERLY_DATA_DIR: dataDir,
-    };
-    const baseUrl = `http://127.0.0.1:${gatewayPort}`;
+    const env = await localRunEnv(dataDir);
+    const baseUrl = `http://127.0.0.1:${env.GATEWAY_PORT}`;
+    const adminUrl = `http://127.0.0.1:${env.GATEWAY_ADMIN_PORT}`;
     const demoSkus = DEMO_CATALOG.map((item) => item.sku).sort();
     const [restocked, untouched] = DEMO_CATALOG;
     if (restocked === undefined || untouched === undefined) throw new Error("the demo catalog needs two SKUs");
@@ -163,10 +170,11 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(run.output()).toContain(`Orderly is running at ${baseUrl}`);
       expect(run.output()).toContain(`curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/inventory`);
       expect(run.output()).toContain("seeded the demo catalog");
+      expect(run.output()).toContain(`live status: ${adminUrl}/status`);
       // Not a terminal: the processes' lines are their JSON, and the status page finds every service.
       expect(run.output()).toMatch(/^\{"level":30,.*"service":"order".*"msg":"listening"/m);
       // Polled: the gateway's cache counts as healthy once it hears events, which may come a moment after the banner.
-      const health = async () => (await api(baseUrl, "GET", "/status.json")).body.processes.map((p: { name: string; healthy: boolean }) => [p.name, p.healthy]);
+      const health = async () => (await api(adminUrl, "GET", "/status.json")).body.processes.map((p: { name: string; healthy: boolean }) => [p.name, p.healthy]);
       await expect.poll(health, { timeout: 10_000 }).toEqual([
         ["gateway", true],
         ["order", true],
@@ -219,6 +227,27 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       await stopCleanly(run);
     }
   } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("npm start names the variable to set when a port it needs is taken, the gateway's admin port too", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
+  const taken = createServer();
+  try {
+    const adminPort = await new Promise<number>((resolve, reject) => {
+      taken.once("error", reject);
+      taken.listen(0, "127.0.0.1", () => resolve((taken.address() as { port: number }).port));
+    });
+    await using run = startLocalRun({ ...(await localRunEnv(dataDir)), GATEWAY_ADMIN_PORT: String(adminPort) });
+    const pids = () => run.descendants();
+    await waitFor(() => (pids(), run.child.exitCode !== null), "npm start to give up", START_TIMEOUT_MS);
+    expect(run.child.exitCode).not.toBe(0);
+    expect(run.output()).toContain(`gateway could not listen on port ${adminPort}: it is already in use`);
+    expect(run.output()).toContain(`Set GATEWAY_ADMIN_PORT to a free port, e.g.  GATEWAY_ADMIN_PORT=${adminPort + 100} npm start`);
+    expect(run.servicePids().filter(isRunning)).toEqual([]);
+  } finally {
+    await new Promise((resolve) => taken.close(resolve));
     rmSync(dataDir, { recursive: true, force: true });
   }
 });

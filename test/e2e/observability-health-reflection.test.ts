@@ -37,9 +37,9 @@ function watchHealth(client: grpc.Client, service: string) {
 }
 
 /** Asks the reflection service one question over a bidi stream, in the reflection protocol's own messages. */
-/** The gateway's own checks, as its /status.json reports them. */
-async function gatewayChecks(baseUrl: string): Promise<Record<string, boolean>> {
-  const status = (await (await fetch(`${baseUrl}/status.json`)).json()) as { processes: { name: string; status?: { checks: Record<string, boolean> } }[] };
+/** The gateway's own checks, as its admin server's /status.json reports them. */
+async function gatewayChecks(adminUrl: string): Promise<Record<string, boolean>> {
+  const status = (await (await fetch(`${adminUrl}/status.json`)).json()) as { processes: { name: string; status?: { checks: Record<string, boolean> } }[] };
   return status.processes.find((p) => p.name === "gateway")!.status!.checks;
 }
 
@@ -76,12 +76,12 @@ test("grpc.health.v1 reports SERVING, then NOT_SERVING while NATS is down, then 
   expect(admin.status).toBe(503);
   expect(await admin.json()).toMatchObject({ status: "not ready", checks: { database: true, nats: false } });
   // The gateway still answers, but its read cache is cut off from the events that invalidate it: its status says so.
-  await waitFor(async () => (await gatewayChecks(system.baseUrl)).cacheLive === false, "the gateway's cacheLive check false while NATS is down");
+  await waitFor(async () => (await gatewayChecks(system.adminUrl)).cacheLive === false, "the gateway's cacheLive check false while NATS is down");
 
   await system.nats.restart();
   await waitFor(() => watch.statuses.at(-1) === "SERVING", "SERVING again once NATS is back", 30_000);
   expect(watch.statuses).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
-  await waitFor(async () => (await gatewayChecks(system.baseUrl)).cacheLive === true, "the gateway's cacheLive check true once NATS is back");
+  await waitFor(async () => (await gatewayChecks(system.adminUrl)).cacheLive === true, "the gateway's cacheLive check true once NATS is back");
 
   // An unknown service: Check says NOT_FOUND, Watch says SERVICE_UNKNOWN and stays open until the server closes, which ends it.
   const check = await new Promise<grpc.ServiceError | undefined>((resolve) =>

@@ -1,12 +1,12 @@
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
 import { sampleValue, scrape, type Sample } from "../helpers/prometheus.js";
-import { startSystem, type System } from "../helpers/system.js";
+import { api, startSystem, type System } from "../helpers/system.js";
 
-/** Every process's /metrics, parsed (the gateway's on its HTTP port, the services' on their admin ports). */
+/** Every process's /metrics, parsed (each on its admin port). */
 async function scrapeAll(system: System): Promise<Record<"gateway" | "order" | "inventory" | "query", Sample[]>> {
   const [gateway, order, inventory, query] = await Promise.all([
-    scrape(`${system.baseUrl}/metrics`),
+    scrape(`${system.adminUrl}/metrics`),
     scrape(`http://127.0.0.1:${system.order.adminPort}/metrics`),
     scrape(`http://127.0.0.1:${system.inventory.adminPort}/metrics`),
     scrape(`http://127.0.0.1:${system.query.adminPort}/metrics`),
@@ -27,6 +27,14 @@ test("every process serves Prometheus text whose counters and histograms move wi
   expect(sampleValue(before.order, "orderly_dependency_breaker_state", { dependency: "inventory", state: "closed" })).toBe(1);
   expect(sampleValue(before.gateway, "orderly_dependency_breaker_state", { dependency: "inventory", state: "closed" })).toBe(1);
   expect(sampleValue(before.order, "orderly_ready", { check: "all" })).toBe(1);
+  // Metrics and the status report show internal addresses and pids: the admin port serves them, never the API's.
+  for (const path of ["/metrics", "/status", "/status.json"]) {
+    expect((await api(system.baseUrl, "GET", path)).status).toBe(401);
+    const asAdmin = await system.api("GET", path);
+    expect([asAdmin.status, asAdmin.text]).toEqual([404, expect.stringContaining("ROUTE_NOT_FOUND")]);
+  }
+  const report = (await api(system.adminUrl, "GET", "/status.json")).body as { processes: { name: string; metricsUrl: string }[] };
+  expect(report.processes.find((p) => p.name === "gateway")?.metricsUrl).toBe(`${system.adminUrl}/metrics`);
 
   await system.api("POST", "/v1/inventory/METRIC-1:restock", { body: { quantity: 100, name: "Mug", unitPriceMinor: "500", currencyCode: "USD" } });
   const orders = 5;

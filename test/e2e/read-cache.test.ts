@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
 import { sampleValue, scrape } from "../helpers/prometheus.js";
-import { startSystem, type ApiResponse } from "../helpers/system.js";
+import { api, startSystem, type ApiResponse } from "../helpers/system.js";
 
 function metric(text: string, name: string, labels = ""): number {
   const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
@@ -39,7 +39,7 @@ test("the gateway caches order reads, drops them when the order changes, and nev
   const again = await system.api("GET", `/v1/orders/${created.body.id}`);
   expect(again.body.status).toBe("ORDER_STATUS_CANCELLED");
 
-  const metrics = await system.api("GET", "/metrics");
+  const metrics = await api(system.adminUrl, "GET", "/metrics");
   expect(metrics.status).toBe(200);
   expect(metric(metrics.text, "orderly_gateway_cache_lookups_total", '{result="hit"}')).toBeGreaterThanOrEqual(1);
   expect(metric(metrics.text, "orderly_gateway_cache_hit_ratio")).toBeGreaterThan(0);
@@ -65,7 +65,7 @@ test("reads that miss while the same order is being fetched wait for that fetch:
   let reads: Promise<ApiResponse>[] = [];
   try {
     reads = Array.from({ length: 12 }, () => system.api("GET", `/v1/orders/${created.body.id}`, { as: "alice" }));
-    await waitFor(async () => sampleValue(await scrape(`${system.baseUrl}/metrics`), "orderly_gateway_in_flight_requests") === 12, "all 12 reads in the gateway");
+    await waitFor(async () => sampleValue(await scrape(`${system.adminUrl}/metrics`), "orderly_gateway_in_flight_requests") === 12, "all 12 reads in the gateway");
   } finally {
     system.query.child.kill("SIGCONT");
   }
@@ -109,7 +109,7 @@ test("a read waiting for another's fetch still ends at its own deadline", async 
   await waitFor(async () => (await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`)).status === 200, "the order in the read model");
 
   const queryCalls = async () => {
-    const samples = await scrape(`${system.baseUrl}/metrics`);
+    const samples = await scrape(`${system.adminUrl}/metrics`);
     return samples.filter((x) => x.name === "orderly_dependency_calls_total" && x.labels.dependency === "query").reduce((sum, x) => sum + x.value, 0);
   };
   const callsBefore = await queryCalls();
@@ -117,7 +117,7 @@ test("a read waiting for another's fetch still ends at its own deadline", async 
   try {
     // The first read fetches with a long budget; the others join it with short ones (bob's own entry is still empty).
     const first = system.api("GET", `/v1/orders/${created.body.id}`, { as: "bob", headers: { "x-request-timeout": "20000" } });
-    await waitFor(async () => sampleValue(await scrape(`${system.baseUrl}/metrics`), "orderly_gateway_in_flight_requests") === 1, "the first read in the gateway");
+    await waitFor(async () => sampleValue(await scrape(`${system.adminUrl}/metrics`), "orderly_gateway_in_flight_requests") === 1, "the first read in the gateway");
     const started = Date.now();
     const joined = await Promise.all(
       Array.from({ length: 4 }, () => system.api("GET", `/v1/orders/${created.body.id}`, { as: "bob", headers: { "x-request-timeout": "300" } })),

@@ -8,7 +8,7 @@ test("the status page shows every process healthy with its traffic, then the kil
   await system.api("POST", "/v1/inventory/STATUS-1:restock", { body: { quantity: 50, name: "Status mug", unitPriceMinor: "900", currencyCode: "USD" } });
   await using browser = await launchBrowser();
   const page = await browser.newPage();
-  await page.goto(`${system.baseUrl}/status`);
+  await page.goto(`${system.adminUrl}/status`);
   await expect.poll(() => page.locator("section[data-process]").count(), { timeout: 15_000 }).toBe(4);
   // Traffic while the page watches, so its windowed rates show it.
   for (let i = 0; i < 10; i++) {

@@ -37,6 +37,8 @@ export interface System extends AsyncDisposable {
   /** The dev bearer tokens (also in $dataDir/dev-tokens.json). */
   readonly tokens: DevTokens;
   readonly baseUrl: string;
+  /** The gateway's admin server: /metrics, /healthz, /status and /status.json. */
+  readonly adminUrl: string;
   readonly nats: NatsServer;
   readonly inventory: ServiceProcess;
   readonly order: ServiceProcess;
@@ -124,6 +126,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       ...common,
       ...processEnv("gateway"),
       GATEWAY_PORT: "0",
+      GATEWAY_ADMIN_PORT: "0",
       ORDER_ADDRESS: `127.0.0.1:${order.port}`,
       INVENTORY_ADDRESS: inventoryAddress,
       QUERY_ADDRESS: `127.0.0.1:${query.port}`,
@@ -133,13 +136,14 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     };
     const gateway = await startService("gateway", "gateway/main.ts", gatewayEnv);
     started.set("gateway", gateway);
-    const env = { ...envs, gateway: { ...gatewayEnv, GATEWAY_PORT: String(gateway.port) } };
+    const env = { ...envs, gateway: { ...gatewayEnv, GATEWAY_PORT: String(gateway.port), GATEWAY_ADMIN_PORT: String(gateway.adminPort) } };
     const baseUrl = `http://127.0.0.1:${gateway.port}`;
     const entries = { inventory: "services/inventory/main.ts", order: "services/order/main.ts", query: "services/query/main.ts", gateway: "gateway/main.ts" };
     const system: System = {
       dataDir,
       tokens,
       baseUrl,
+      adminUrl: `http://127.0.0.1:${gateway.adminPort}`,
       nats,
       get inventory() {
         return started.get("inventory")!;
