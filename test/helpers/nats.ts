@@ -35,7 +35,7 @@ export interface NatsServer extends AsyncDisposable {
  * also reads it (users and permissions), and `operator` is who tests log in as.
  */
 export async function startNats(options: { configFile?: string; operator?: { user: string; pass: string } } = {}): Promise<NatsServer> {
-  const port = await freePort();
+  let port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "orderly-nats-"));
   const logs: string[] = [];
   let child: ChildProcess;
@@ -70,7 +70,27 @@ export async function startNats(options: { configFile?: string; operator?: { use
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
-  await launch();
+  // A free port is only free until someone binds it: another test's process can take it before nats-server does.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (error) {
+      if (attempt === 5 || !portTaken(logs)) throw error;
+      port = await freePort();
+    }
+  }
+  /** Again on the same port (its clients reconnect there): what took it meanwhile, an outgoing connection's local port say, is waited out. */
+  const restart = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await launch();
+      } catch (error) {
+        if (attempt === 20 || !portTaken(logs)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  };
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -79,12 +99,17 @@ export async function startNats(options: { configFile?: string; operator?: { use
     logs,
     child: () => child,
     kill,
-    restart: launch,
+    restart,
     async [Symbol.asyncDispose]() {
       await kill("SIGTERM");
       rmSync(storeDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Whether nats-server's last lines say its port was taken. */
+function portTaken(logs: readonly string[]): boolean {
+  return logs.slice(-5).some((line) => line.includes("address already in use"));
 }
 
 /** A connection to a test server on which Orderly's streams exist; `await using` closes it. */
