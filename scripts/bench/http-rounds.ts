@@ -4,6 +4,15 @@
  * half of that rate (open loop: latency). Rounds alternate the order of the
  * targets (A B C, C B A, …) so that drift on a noisy machine, and whatever a
  * run leaves behind for the next, hit every target alike.
+ *
+ * A target compared with a ceiling is saturated in one-second slices
+ * alternating with slices of that ceiling (C T T C C T …), and the round's
+ * ratio is taken between those slices: this machine's speed swings by half
+ * within seconds (other tenants), so two runs twenty seconds apart compare
+ * two machines, while slices taken turn about see the same mix of fast and
+ * slow seconds. A growth mirror is measured against the same ceiling, like
+ * its twin on the small stack, and the two are compared through those
+ * ratios (report.ts), so neither stack does more work than the other.
  */
 import type { LoadGenerator } from "./load-generator.js";
 import type { LoadResult } from "./loader-process.js";
@@ -16,12 +25,20 @@ import type { HttpTarget } from "./targets.js";
 type Saturation = Extract<LoadResult, { kind: "saturate" }>;
 type HalfLoad = Extract<LoadResult, { kind: "rate" }>;
 
+/** A saturation run and the CPU ms each watched process used during it. */
+interface Metered {
+  saturation: Saturation;
+  cpuMs: Record<string, number>;
+}
+
 /** One round of one target. */
 export interface HttpRound {
   round: number;
   saturation: Saturation;
   /** CPU ms per 2xx response of each process serving the target (and of the load generator) during the saturation run. */
   cpuMsPerRequest: Record<string, number>;
+  /** The ceiling's slices, taken turn about with this target's (see the file's comment). */
+  paired?: { reference: string; rps: number; cpuMsPerRequest: Record<string, number> };
   half: HalfLoad;
   /** When the half-load run ran (epoch ms), e.g. to find the events it caused. */
   halfWindow: { start: number; end: number };
@@ -39,7 +56,7 @@ export interface HttpTargetResult {
   rps: number;
   /** Median over rounds of the half-load latency percentiles (ms). */
   half: { rate: number; p50: number; p95: number; p99: number };
-  /** Median over rounds of (this RPS / the ceiling's RPS in the same round). */
+  /** Median over rounds of (this RPS / the ceiling's RPS in the slices paired with this target's). */
   ratio?: number;
   /** Share of non-2xx responses and errors over all runs (should be 0). */
   errorShare: number;
@@ -86,6 +103,25 @@ export async function measureHttpRounds(
   const saturate = (t: HttpTarget, durationS: number) =>
     loader.run({ kind: "saturate", host: t.endpoint.host, port: t.endpoint.port, request: t.request, token: t.token, connections: settings.connections, durationS });
   const meters = new Map(targets.map((t) => [t.id, new CpuMeter([...t.processes, { name: "load generator", pid: () => loader.pid }])]));
+  const byId = new Map(targets.map((t) => [t.id, t]));
+  const metered = async (t: HttpTarget, durationS: number): Promise<Metered> => {
+    const meter = meters.get(t.id)!;
+    meter.start();
+    const saturation = await saturate(t, durationS);
+    return { saturation, cpuMs: meter.stop() };
+  };
+  /** The target's saturation, and its reference's in the slices between (R T T R R T …), each `durationS` in all. */
+  const pairedSaturation = async (t: HttpTarget, reference: HttpTarget): Promise<{ target: Metered; reference: Metered }> => {
+    const slices = Math.max(1, Math.round(settings.durationS));
+    const own: Metered[] = [];
+    const theirs: Metered[] = [];
+    for (let k = 0; k < slices; k++) {
+      if (k % 2 === 0) theirs.push(await metered(reference, settings.durationS / slices));
+      own.push(await metered(t, settings.durationS / slices));
+      if (k % 2 === 1) theirs.push(await metered(reference, settings.durationS / slices));
+    }
+    return { target: mergeSlices(own), reference: mergeSlices(theirs) };
+  };
   if (settings.warmupS > 0) {
     settings.log(`  warm-up: ${targets.length} targets × ${settings.warmupS} s`);
     for (const t of targets) await saturate(t, settings.warmupS);
@@ -94,10 +130,11 @@ export async function measureHttpRounds(
     const order = round % 2 === 1 ? targets : [...targets].reverse();
     rss.roundStarted();
     for (const t of order) {
-      const meter = meters.get(t.id)!;
-      meter.start();
-      const saturation = await saturate(t, settings.durationS);
-      const cpuMsPerRequest = Object.fromEntries(Object.entries(meter.stop()).map(([name, ms]) => [name, saturation.ok ? ms / saturation.ok : NaN]));
+      const reference = byId.get(t.ceiling ?? "");
+      const pair = reference === undefined ? undefined : await pairedSaturation(t, reference);
+      const { saturation, cpuMs } = pair?.target ?? (await metered(t, settings.durationS));
+      const cpuMsPerRequest = perRequest(cpuMs, saturation.ok);
+      const paired = pair && reference && { reference: reference.id, rps: pair.reference.saturation.rps, cpuMsPerRequest: perRequest(pair.reference.cpuMs, pair.reference.saturation.ok) };
       const rate = Math.max(1, Math.round(saturation.rps / 2));
       const start = Date.now();
       const half = await loader.run({
@@ -110,9 +147,10 @@ export async function measureHttpRounds(
         durationS: settings.durationS,
         maxConnections: Math.max(256, settings.connections * 4),
       });
-      rounds.get(t.id)!.push({ round, saturation, cpuMsPerRequest, half, halfWindow: { start, end: Date.now() } });
+      rounds.get(t.id)!.push({ round, saturation, cpuMsPerRequest, ...(paired ? { paired } : {}), half, halfWindow: { start, end: Date.now() } });
       settings.log(
         `  round ${round} ${t.label.padEnd(44)} ${Math.round(saturation.rps).toString().padStart(6)} rps` +
+          (paired ? ` (${(saturation.rps / paired.rps).toFixed(2)}× ${paired.reference} in its slices)` : "") +
           `  half ${rate} rps: p50 ${half.latencyMs.p50.toFixed(1)} p95 ${half.latencyMs.p95.toFixed(1)} p99 ${half.latencyMs.p99.toFixed(1)} ms` +
           (saturation.cacheHits + half.cacheHits > 0 ? `  cache hits ${Math.round(((saturation.cacheHits + half.cacheHits) / (saturation.ok + half.ok)) * 100)}%` : "") +
           (saturation.non2xx + saturation.errors + half.non2xx + half.errors > 0
@@ -150,7 +188,7 @@ function summarize(t: HttpTarget, rounds: HttpRound[], ceiling: HttpRound[] | un
       p95: median(rounds.map((r) => r.half.latencyMs.p95)),
       p99: median(rounds.map((r) => r.half.latencyMs.p99)),
     },
-    ratio: ceiling ? median(rounds.map((r, i) => r.saturation.rps / (ceiling[i]?.saturation.rps ?? NaN))) : undefined,
+    ratio: ceiling ? median(rounds.map((r, i) => r.saturation.rps / (r.paired !== undefined && r.paired.reference === t.ceiling ? r.paired.rps : (ceiling[i]?.saturation.rps ?? NaN)))) : undefined,
     errorShare: total ? failed / total : 0,
     cacheHitShare: ok ? hits / ok : 0,
     loaderCpuPct: median(rounds.map((r) => r.saturation.loaderCpuPct)),
@@ -158,4 +196,47 @@ function summarize(t: HttpTarget, rounds: HttpRound[], ceiling: HttpRound[] | un
       [...new Set(rounds.flatMap((r) => Object.keys(r.cpuMsPerRequest)))].map((name) => [name, median(rounds.map((r) => r.cpuMsPerRequest[name] ?? NaN))]),
     ),
   };
+}
+
+/** CPU ms per 2xx response, by process. */
+function perRequest(cpuMs: Record<string, number>, ok: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(cpuMs).map(([name, ms]) => [name, ok ? ms / ok : NaN]));
+}
+
+/** Slices of one target as one run: counts and CPU summed, RPS over their whole time, latency percentiles the slices' median. */
+function mergeSlices(slices: readonly Metered[]): Metered {
+  const sum = (pick: (s: Saturation) => number) => slices.reduce((total, m) => total + pick(m.saturation), 0);
+  const statuses: Record<string, number> = {};
+  const cpuMs: Record<string, number> = {};
+  for (const { saturation, cpuMs: used } of slices) {
+    for (const [status, n] of Object.entries(saturation.statuses)) statuses[status] = (statuses[status] ?? 0) + n;
+    for (const [name, ms] of Object.entries(used)) cpuMs[name] = (cpuMs[name] ?? 0) + ms;
+  }
+  const latencies = slices.map((m) => m.saturation.latencyMs);
+  const durationS = sum((s) => s.durationS);
+  const ok = sum((s) => s.ok);
+  const saturation: Saturation = {
+    kind: "saturate",
+    sent: sum((s) => s.sent),
+    ok,
+    cacheHits: sum((s) => s.cacheHits),
+    non2xx: sum((s) => s.non2xx),
+    errors: sum((s) => s.errors),
+    statuses,
+    rps: durationS > 0 ? ok / durationS : 0,
+    durationS,
+    latencyMs: {
+      p50: median(latencies.map((l) => l.p50)),
+      p90: median(latencies.map((l) => l.p90)),
+      p95: median(latencies.map((l) => l.p95)),
+      p97_5: median(latencies.map((l) => l.p97_5)),
+      p99: median(latencies.map((l) => l.p99)),
+      max: Math.max(...latencies.map((l) => l.max)),
+      mean: ok > 0 ? slices.reduce((total, m) => total + m.saturation.latencyMs.mean * m.saturation.ok, 0) / ok : 0,
+    },
+    connectionsOpened: sum((s) => s.connectionsOpened),
+    firstFailure: slices.find((m) => m.saturation.firstFailure !== undefined)?.saturation.firstFailure,
+    loaderCpuPct: Math.round(sum((s) => s.loaderCpuPct) / slices.length),
+  };
+  return { saturation, cpuMs };
 }

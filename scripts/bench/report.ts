@@ -100,13 +100,18 @@ export function growthRows(http: readonly HttpTargetResult[]) {
     .filter((t) => t.growthOf !== undefined && byId.has(t.growthOf))
     .map((large) => {
       const small = byId.get(large.growthOf!)!;
-      const perRound = (pick: (r: HttpTargetResult["rounds"][number]) => number) =>
-        median(large.rounds.map((r, i) => pick(r) / pick(small.rounds[i] ?? r)));
-      const serverCpu = (r: HttpTargetResult["rounds"][number]) =>
-        Object.entries(r.cpuMsPerRequest).reduce((sum, [name, ms]) => (name === "load generator" || !Number.isFinite(ms) ? sum : sum + ms), 0);
+      type Round = HttpTargetResult["rounds"][number];
+      const perRound = (pick: (r: Round) => number) => median(large.rounds.map((r, i) => pick(r) / pick(small.rounds[i] ?? r)));
+      const serverCpu = (cpuMsPerRequest: Record<string, number>) =>
+        Object.entries(cpuMsPerRequest).reduce((sum, [name, ms]) => (name === "load generator" || !Number.isFinite(ms) ? sum : sum + ms), 0);
+      // RPS and CPU per request each as a ratio to the ceiling's slices taken turn about with the target's (its own run's without them).
+      const normalized = (r: Round, pick: (x: { rps: number; cpuMsPerRequest: Record<string, number> }) => number) =>
+        pick({ rps: r.saturation.rps, cpuMsPerRequest: r.cpuMsPerRequest }) / (r.paired ? pick(r.paired) : 1);
+      const againstCeiling = (pick: (x: { rps: number; cpuMsPerRequest: Record<string, number> }) => number) =>
+        median(large.rounds.map((r, i) => normalized(r, pick) / normalized(small.rounds[i] ?? r, pick)));
       const figures = [
-        { name: "RPS", change: perRound((r) => r.saturation.rps) - 1, higherIsBetter: true },
-        { name: "CPU/request", change: perRound(serverCpu) - 1, higherIsBetter: false },
+        { name: "RPS", change: againstCeiling((x) => x.rps) - 1, higherIsBetter: true },
+        { name: "CPU/request", change: againstCeiling((x) => serverCpu(x.cpuMsPerRequest)) - 1, higherIsBetter: false },
         { name: "p50", change: perRound((r) => r.half.latencyMs.p50) - 1, higherIsBetter: false },
         { name: "p95", change: perRound((r) => r.half.latencyMs.p95) - 1, higherIsBetter: false },
         { name: "p99", change: perRound((r) => r.half.latencyMs.p99) - 1, higherIsBetter: false },
@@ -184,8 +189,8 @@ function rssTable(series: readonly RssSeries[]): string {
 
 function roundsTable(http: readonly HttpTargetResult[]): string {
   const lines = [
-    row(["target", "round", "RPS (saturation)", "sat. p50 / p97.5 / p99 ms", "half rate", "half p50 / p95 / p99 ms", "non-2xx / errors", "loader CPU"]),
-    row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+    row(["target", "round", "RPS (saturation)", "vs its reference's slices", "sat. p50 / p97.5 / p99 ms", "half rate", "half p50 / p95 / p99 ms", "non-2xx / errors", "loader CPU"]),
+    row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
   ];
   for (const t of http) {
     for (const r of t.rounds) {
@@ -195,6 +200,7 @@ function roundsTable(http: readonly HttpTargetResult[]): string {
           t.label,
           r.round,
           fmt(s.rps),
+          r.paired ? `${pct(s.rps / r.paired.rps)} of ${fmt(r.paired.rps)} (${r.paired.reference})` : "–",
           `${fmt(s.latencyMs.p50)} / ${fmt(s.latencyMs.p97_5)} / ${fmt(s.latencyMs.p99)}`,
           r.half.rate,
           latency(r.half.latencyMs),
