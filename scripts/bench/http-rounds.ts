@@ -150,7 +150,7 @@ export async function measureHttpRounds(
       rounds.get(t.id)!.push({ round, saturation, cpuMsPerRequest, ...(paired ? { paired } : {}), half, halfWindow: { start, end: Date.now() } });
       settings.log(
         `  round ${round} ${t.label.padEnd(44)} ${Math.round(saturation.rps).toString().padStart(6)} rps` +
-          (paired ? ` (${(saturation.rps / paired.rps).toFixed(2)}× ${paired.reference} in its slices)` : "") +
+          (paired ? ` (${((saturation.rps / paired.rps) * 100).toFixed(1)}% of ${paired.reference} in its slices)` : "") +
           `  half ${rate} rps: p50 ${half.latencyMs.p50.toFixed(1)} p95 ${half.latencyMs.p95.toFixed(1)} p99 ${half.latencyMs.p99.toFixed(1)} ms` +
           (saturation.cacheHits + half.cacheHits > 0 ? `  cache hits ${Math.round(((saturation.cacheHits + half.cacheHits) / (saturation.ok + half.ok)) * 100)}%` : "") +
           (saturation.non2xx + saturation.errors + half.non2xx + half.errors > 0
