@@ -112,13 +112,17 @@ runMain(logger, async () => {
     socket.write(clientErrorResponse(error, config.maxHeaderBytes));
     closeLingering(socket);
   });
+  // Metrics and the system's status (internal addresses, pids, errors) are for operators: on their own port, not the API's.
+  // It listens first, so a gateway whose admin port is taken stops before it takes any request.
+  const admin = await startAdminServer({ host: config.host, port: config.adminPort, registry: metrics.registry, status, statusPage: statusPageHtml, health, logger });
+  adminPort = admin.port;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
+  }).catch(async (error: unknown) => {
+    await admin.close();
+    throw error;
   });
-  // Metrics and the system's status (internal addresses, pids, errors) are for operators: on their own port, not the API's.
-  const admin = await startAdminServer({ host: config.host, port: config.adminPort, registry: metrics.registry, status, statusPage: statusPageHtml, health, logger });
-  adminPort = admin.port;
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   logger.info({ port, adminPort, routes: routes.map((r) => r.label) }, "listening");

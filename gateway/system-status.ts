@@ -48,7 +48,7 @@ export function systemStatus(deps: {
   timeoutMs?: number;
 }): () => Promise<SystemStatus> {
   const timeoutMs = deps.timeoutMs ?? 1000;
-  // /status.json is open to anyone and asks every service: one report a second answers every caller.
+  // /status.json (on the admin port, without a token) asks every service: one report a second answers every caller.
   return readAtMost(1000, async () => {
     const [self, readiness, reports] = await Promise.all([
       deps.self(),

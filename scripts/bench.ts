@@ -38,11 +38,11 @@ const PROFILER_PRELOAD = fileURLToPath(new URL("./bench/cpu-profiler-preload.mjs
 
 function watchStack(rss: RssSampler, stack: Stack): void {
   for (const name of ["gateway", "order", "inventory", "query"] as const) {
-    // The gateway serves /metrics on its own port (its default metrics prefixed); the services on their admin port.
-    const heap: HeapSource =
-      name === "gateway"
-        ? { url: () => `${stack.system.adminUrl}/metrics`, metric: "orderly_gateway_nodejs_heap_size_used_bytes" }
-        : { url: () => `http://127.0.0.1:${stack.system[name].adminPort}/metrics`, metric: "nodejs_heap_size_used_bytes" };
+    // Each serves /metrics on its admin port (the gateway's default metrics prefixed).
+    const heap: HeapSource = {
+      url: () => `http://127.0.0.1:${stack.system[name].adminPort}/metrics`,
+      metric: name === "gateway" ? "orderly_gateway_nodejs_heap_size_used_bytes" : "nodejs_heap_size_used_bytes",
+    };
     rss.watch(`${stack.name} ${name}`, () => stack.system[name].child.pid, heap);
   }
   rss.watch(`${stack.name} nats-server`, () => stack.system.nats.child().pid);

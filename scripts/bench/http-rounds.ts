@@ -12,7 +12,9 @@
  * two machines, while slices taken turn about see the same mix of fast and
  * slow seconds. A growth mirror is measured against the same ceiling, like
  * its twin on the small stack, and the two are compared through those
- * ratios (report.ts), so neither stack does more work than the other.
+ * ratios (report.ts), so neither stack does more work than the other. A
+ * target whose work goes on after its answers (POST: events) keeps one run
+ * of its own, compared with the ceiling's own run in the same round.
  */
 import type { LoadGenerator } from "./load-generator.js";
 import type { LoadResult } from "./loader-process.js";
@@ -130,7 +132,7 @@ export async function measureHttpRounds(
     const order = round % 2 === 1 ? targets : [...targets].reverse();
     rss.roundStarted();
     for (const t of order) {
-      const reference = byId.get(t.ceiling ?? "");
+      const reference = t.leavesWork ? undefined : byId.get(t.ceiling ?? "");
       const pair = reference === undefined ? undefined : await pairedSaturation(t, reference);
       const { saturation, cpuMs } = pair?.target ?? (await metered(t, settings.durationS));
       const cpuMsPerRequest = perRequest(cpuMs, saturation.ok);
@@ -203,7 +205,12 @@ function perRequest(cpuMs: Record<string, number>, ok: number): Record<string, n
   return Object.fromEntries(Object.entries(cpuMs).map(([name, ms]) => [name, ok ? ms / ok : NaN]));
 }
 
-/** Slices of one target as one run: counts and CPU summed, RPS over their whole time, latency percentiles the slices' median. */
+/**
+ * Slices of one target as one run: counts and CPU summed, RPS the responses
+ * within the slices' windows over their whole time (a slice's count also holds
+ * the requests in flight at its end, answered after its window), latency
+ * percentiles the slices' median.
+ */
 function mergeSlices(slices: readonly Metered[]): Metered {
   const sum = (pick: (s: Saturation) => number) => slices.reduce((total, m) => total + pick(m.saturation), 0);
   const statuses: Record<string, number> = {};
@@ -223,7 +230,7 @@ function mergeSlices(slices: readonly Metered[]): Metered {
     non2xx: sum((s) => s.non2xx),
     errors: sum((s) => s.errors),
     statuses,
-    rps: durationS > 0 ? ok / durationS : 0,
+    rps: durationS > 0 ? sum((s) => s.rps * s.durationS) / durationS : 0,
     durationS,
     latencyMs: {
       p50: median(latencies.map((l) => l.p50)),

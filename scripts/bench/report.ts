@@ -200,7 +200,7 @@ function roundsTable(http: readonly HttpTargetResult[]): string {
           t.label,
           r.round,
           fmt(s.rps),
-          r.paired ? `${pct(s.rps / r.paired.rps)} of ${fmt(r.paired.rps)} (${r.paired.reference})` : "–",
+          r.paired ? `${((s.rps / r.paired.rps) * 100).toFixed(1)}% of ${fmt(r.paired.rps)}` : "–",
           `${fmt(s.latencyMs.p50)} / ${fmt(s.latencyMs.p97_5)} / ${fmt(s.latencyMs.p99)}`,
           r.half.rate,
           latency(r.half.latencyMs),
@@ -230,7 +230,7 @@ export function markdownReport(results: BenchResults): string {
         (results.seeding.large ? ` (seeded in ${fmt(results.seeding.large.ms / 1000)} s)` : ""),
     ].join("\n"),
   );
-  parts.push("## Summary\n\nRPS: median over rounds at saturation; ratio: median over rounds of target ÷ ceiling measured in the same round; latency: medians over rounds of open-loop runs at half of that round's saturation rate, measured from each request's due time.\n\n" + summaryTable(results));
+  parts.push("## Summary\n\nRPS: median over rounds at saturation; ratio: median over rounds of target ÷ ceiling, both from the one-second slices taken turn about in the target's saturation run (so it need not equal RPS ÷ ceiling RPS, which come from each one's own runs); latency: medians over rounds of open-loop runs at half of that round's saturation rate, measured from each request's due time.\n\n" + summaryTable(results));
   parts.push(
     "## Goals\n\n" +
       [row(["goal", "measured", "target", "met", "margin"]), row(["---", "---:", "---:", "---", "---"])]
@@ -238,7 +238,7 @@ export function markdownReport(results: BenchResults): string {
         .join("\n"),
   );
   const growth = growthTable(results.http);
-  if (growth) parts.push(`## Growth: ${o.smallOrders.toLocaleString("en-US")} vs ${o.largeOrders.toLocaleString("en-US")} orders stored\n\nTwo stacks side by side, rounds interleaved; changes are medians of per-round ratios (✗: more than 15% worse).\n\n${growth}`);
+  if (growth) parts.push(`## Growth: ${o.smallOrders.toLocaleString("en-US")} vs ${o.largeOrders.toLocaleString("en-US")} orders stored\n\nTwo stacks side by side, rounds interleaved; changes are medians of per-round ratios (✗: more than 15% worse). RPS and CPU/request are compared through each stack's ratio to the ceiling in its slices.\n\n${growth}`);
   if (results.relay) {
     const r = results.relay;
     parts.push(

@@ -240,9 +240,12 @@ test("npm start names the variable to set when a port it needs is taken, the gat
       taken.listen(0, "127.0.0.1", () => resolve((taken.address() as { port: number }).port));
     });
     await using run = startLocalRun({ ...(await localRunEnv(dataDir)), GATEWAY_ADMIN_PORT: String(adminPort) });
-    const pids = () => run.descendants();
-    await waitFor(() => (pids(), run.child.exitCode !== null), "npm start to give up", START_TIMEOUT_MS);
-    expect(run.child.exitCode).not.toBe(0);
+    const gaveUp = () => {
+      run.descendants(); // noted, so that disposing the run kills whatever it left
+      return run.output().includes("Set GATEWAY_ADMIN_PORT") && run.child.exitCode !== null;
+    };
+    await waitFor(gaveUp, "npm start to name the taken port and exit", START_TIMEOUT_MS);
+    expect(run.child.exitCode).toBe(1);
     expect(run.output()).toContain(`gateway could not listen on port ${adminPort}: it is already in use`);
     expect(run.output()).toContain(`Set GATEWAY_ADMIN_PORT to a free port, e.g.  GATEWAY_ADMIN_PORT=${adminPort + 100} npm start`);
     expect(run.servicePids().filter(isRunning)).toEqual([]);

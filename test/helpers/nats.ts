@@ -45,7 +45,9 @@ export async function startNats(options: { configFile?: string; operator?: { use
     new Promise<void>((resolve, reject) => {
       const config = options.configFile === undefined ? [] : ["-c", options.configFile];
       child = spawn(natsServerBinary(), [...config, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
-      exited = new Promise((done) => child.once("exit", () => done()));
+      const from = logs.length;
+      // "close", not "exit": by then its last lines (why it stopped) have been read.
+      exited = new Promise((done) => child.once("close", () => done()));
       const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${logs.join("\n")}`)), 20_000);
       child.once("error", (error) => {
         clearTimeout(timer);
@@ -62,7 +64,8 @@ export async function startNats(options: { configFile?: string; operator?: { use
       createInterface({ input: child.stderr! }).on("line", onLine);
       void exited.then(() => {
         clearTimeout(timer);
-        reject(new Error(`nats-server exited:\n${logs.join("\n")}`));
+        const portTaken = logs.slice(from).some((line) => line.includes("address already in use"));
+        reject(Object.assign(new Error(`nats-server exited:\n${logs.join("\n")}`), { portTaken }));
       });
     });
 
@@ -76,7 +79,7 @@ export async function startNats(options: { configFile?: string; operator?: { use
       await launch();
       break;
     } catch (error) {
-      if (attempt === 5 || !portTaken(logs)) throw error;
+      if (attempt === 5 || !portTaken(error)) throw error;
       port = await freePort();
     }
   }
@@ -86,7 +89,7 @@ export async function startNats(options: { configFile?: string; operator?: { use
       try {
         return await launch();
       } catch (error) {
-        if (attempt === 20 || !portTaken(logs)) throw error;
+        if (attempt === 20 || !portTaken(error)) throw error;
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
@@ -107,9 +110,9 @@ export async function startNats(options: { configFile?: string; operator?: { use
   };
 }
 
-/** Whether nats-server's last lines say its port was taken. */
-function portTaken(logs: readonly string[]): boolean {
-  return logs.slice(-5).some((line) => line.includes("address already in use"));
+/** Whether a start failed because nats-server found its port taken. */
+function portTaken(error: unknown): boolean {
+  return (error as { portTaken?: boolean }).portTaken === true;
 }
 
 /** A connection to a test server on which Orderly's streams exist; `await using` closes it. */
