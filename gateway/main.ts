@@ -10,7 +10,8 @@ import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
-import { clientErrorResponse, continueIfWithinLimit, createGatewayHandler, type CachedRead } from "./http-server.js";
+import { cachedReads } from "./cached-reads.js";
+import { clientErrorResponse, continueIfWithinLimit, createGatewayHandler } from "./http-server.js";
 import { closeLingering, isLingering } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
@@ -61,14 +62,6 @@ runMain(logger, async () => {
     readiness,
     targets: Object.entries(config.adminAddresses).map(([name, address]) => ({ name, address })),
   });
-  /**
-   * Single-resource reads of the query side the cache serves, and the path variable naming the
-   * resource. (InventoryService.GetItem is the authoritative stock and is not cached.)
-   */
-  const cachedReads = new Map<string, CachedRead>([
-    [`${QueryService.typeName}/GetOrder`, { param: "id", perCustomer: true }],
-    [`${QueryService.typeName}/GetStockLevel`, { param: "sku", perCustomer: false }],
-  ]);
   const jwt = new JwtVerifier(config.security.jwt!);
   const links = new LinkTokens(config.security.linkKey);
   const handler = createGatewayHandler({

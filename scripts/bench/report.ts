@@ -107,8 +107,7 @@ export function growthRows(http: readonly HttpTargetResult[]) {
       // RPS and CPU per request each as a ratio to the ceiling's slices taken turn about with the target's (its own run's without them).
       const normalized = (r: Round, pick: (x: { rps: number; cpuMsPerRequest: Record<string, number> }) => number) =>
         pick({ rps: r.saturation.rps, cpuMsPerRequest: r.cpuMsPerRequest }) / (r.paired ? pick(r.paired) : 1);
-      const againstCeiling = (pick: (x: { rps: number; cpuMsPerRequest: Record<string, number> }) => number) =>
-        median(large.rounds.map((r, i) => normalized(r, pick) / normalized(small.rounds[i] ?? r, pick)));
+      const againstCeiling = (pick: (x: { rps: number; cpuMsPerRequest: Record<string, number> }) => number) => perRound((r) => normalized(r, pick));
       const figures = [
         { name: "RPS", change: againstCeiling((x) => x.rps) - 1, higherIsBetter: true },
         { name: "CPU/request", change: againstCeiling((x) => serverCpu(x.cpuMsPerRequest)) - 1, higherIsBetter: false },

@@ -73,27 +73,21 @@ export async function startNats(options: { configFile?: string; operator?: { use
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
-  // A free port is only free until someone binds it: another test's process can take it before nats-server does.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await launch();
-      break;
-    } catch (error) {
-      if (attempt === 5 || !portTaken(error)) throw error;
-      port = await freePort();
-    }
-  }
-  /** Again on the same port (its clients reconnect there): what took it meanwhile, an outgoing connection's local port say, is waited out. */
-  const restart = async () => {
+  /** Launches it, again while it finds its port taken, at most `attempts` times, doing `beforeRetry` in between. */
+  const launchWhilePortTaken = async (attempts: number, beforeRetry: () => Promise<unknown>) => {
     for (let attempt = 1; ; attempt++) {
       try {
         return await launch();
       } catch (error) {
-        if (attempt === 20 || !portTaken(error)) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 250));
+        if (attempt === attempts || !portTaken(error)) throw error;
+        await beforeRetry();
       }
     }
   };
+  // A free port is only free until someone binds it: another test's process can take it before nats-server does.
+  await launchWhilePortTaken(5, async () => (port = await freePort()));
+  /** Again on the same port (its clients reconnect there): what took it meanwhile, an outgoing connection's local port say, is waited out. */
+  const restart = () => launchWhilePortTaken(20, () => new Promise((resolve) => setTimeout(resolve, 250)));
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
