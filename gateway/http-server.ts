@@ -30,13 +30,13 @@ export interface GatewayLimits {
 
 /** How the gateway knows who is calling, and tells the services. */
 export interface GatewayAuth {
-  /**
-   * The principal of an Authorization header value: AUTHENTICATION_REQUIRED without one,
-   * INVALID_CREDENTIALS when it does not verify. A token it already knows may be answered at once.
-   */
-  authenticate: (authorization: string | undefined) => Principal | Promise<Principal>;
   /** The principal of a token it already knows (verified before and not expired), without verifying anything. */
   known: (authorization: string | undefined) => Principal | undefined;
+  /**
+   * Verifies an Authorization header value `known` did not know: its principal, AUTHENTICATION_REQUIRED
+   * without one, INVALID_CREDENTIALS when it does not verify.
+   */
+  verify: (authorization: string | undefined) => Promise<Principal>;
   /** The metadata that carries a principal to a service (signed for the link). */
   linkMetadata: (principal: Principal) => Readonly<Record<string, string>>;
   /** Requests per principal (or per address before authentication). */
@@ -334,14 +334,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (known !== undefined) return charge(req, known);
     const wait = deps.auth.rateLimiter?.wait(addressKey(req)) ?? 0;
     if (wait > 0) throw rateLimited(wait);
-    let verified: Principal | Promise<Principal>;
-    try {
-      verified = deps.auth.authenticate(req.headers.authorization);
-    } catch (error) {
-      verified = Promise.reject(error);
-    }
-    if (!(verified instanceof Promise)) return charge(req, verified);
-    return verified.then(
+    return deps.auth.verify(req.headers.authorization).then(
       (principal) => charge(req, principal),
       (failure: unknown) => {
         charge(req, undefined);

@@ -67,8 +67,8 @@ runMain(logger, async () => {
   const handler = createGatewayHandler({
     routes,
     auth: {
-      authenticate: (authorization) => jwt.authenticate(authorization),
       known: (authorization) => jwt.known(authorization),
+      verify: (authorization) => jwt.verify(authorization),
       linkMetadata: (principal) => ({ [PRINCIPAL_METADATA_KEY]: links.sign(principal) }),
       rateLimiter: new RateLimiter(config.rateLimit),
     },

@@ -109,7 +109,7 @@ test("an RPC is exposed over HTTP because of its annotation, with no gateway cod
       logger,
       limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 10_000, maxBodyBytes: 1024, maxJsonDepth: 32 },
       // Routing only: every caller is an admin here (authentication has its own tests).
-      auth: { authenticate: async () => ({ subject: "test", customerId: undefined, roles: ["admin"] }), known: () => undefined, linkMetadata: () => ({}) },
+      auth: { known: () => undefined, verify: async () => ({ subject: "test", customerId: undefined, roles: ["admin"] }), linkMetadata: () => ({}) },
     }),
   );
   server.listen(0, "127.0.0.1");

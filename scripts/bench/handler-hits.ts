@@ -44,8 +44,8 @@ const order = (id: string) => create(GetOrderResponseSchema, { order: create(Ord
 const handler = createGatewayHandler({
   routes,
   auth: {
-    authenticate: (a) => jwt.authenticate(a),
     known: (a) => jwt.known(a),
+    verify: (a) => jwt.verify(a),
     linkMetadata: () => ({}),
     rateLimiter: new RateLimiter({ perSecond: 1e9, burst: 1e9 }),
   },

@@ -45,10 +45,18 @@ export class JwtVerifier {
    * caller that is not waiting on anything else need not wait at all.
    */
   authenticate(authorization: string | undefined, now = Date.now()): Principal | Promise<Principal> {
-    if (authorization === undefined) return Promise.reject(new OrderlyError("AUTHENTICATION_REQUIRED", "send Authorization: Bearer <token>"));
     // Remembered by the header as sent, so a steady client costs one map lookup (not even the header's parsing).
-    const known = this.known(authorization, now);
-    if (known !== undefined) return known;
+    return this.known(authorization, now) ?? this.verify(authorization, now);
+  }
+
+  /**
+   * Verifies an Authorization header value without looking it up first (for
+   * a caller that already knows the token is not remembered): the principal,
+   * or AUTHENTICATION_REQUIRED / INVALID_CREDENTIALS as `authenticate` gives.
+   * Concurrent calls with one header share one signature check.
+   */
+  verify(authorization: string | undefined, now = Date.now()): Promise<Principal> {
+    if (authorization === undefined) return Promise.reject(new OrderlyError("AUTHENTICATION_REQUIRED", "send Authorization: Bearer <token>"));
     const token = bearerToken(authorization);
     if (token === undefined) return Promise.reject(new OrderlyError("INVALID_CREDENTIALS", "the Authorization header must be Bearer <token>"));
     let pending = this.pending.get(authorization);

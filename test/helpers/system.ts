@@ -99,21 +99,36 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     await nats[Symbol.asyncDispose]();
     rmSync(dataDir, { recursive: true, force: true });
   };
+  let queryStarting: Promise<ServiceProcess> | undefined;
   try {
-    // Inventory asks the order service about old reservations, and starts first: the order service's port is chosen now.
-    const orderPort = await freePort();
-    const inventoryEnv = { ...common, ...processEnv("inventory"), INVENTORY_GRPC_PORT: "0", INVENTORY_ADMIN_PORT: "0", ORDER_ADDRESS: `127.0.0.1:${orderPort}` };
-    started.set("inventory", await startService("inventory", "services/inventory/main.ts", inventoryEnv));
-    const inventoryAddress = `127.0.0.1:${started.get("inventory")!.port}`;
-    if (options.inventoryProxy) proxy = await startTcpProxy({ host: "127.0.0.1", port: started.get("inventory")!.port });
-    const orderEnv = { ...common, ...processEnv("order"), ORDER_GRPC_PORT: String(orderPort), ORDER_ADMIN_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? inventoryAddress };
+    // Started processes are tracked as each comes up, so a failed start leaves none of them behind.
+    const track = (name: string, starting: Promise<ServiceProcess>) => starting.then((p) => (started.set(name, p), p));
     const queryEnv = { ...common, ...processEnv("query"), QUERY_GRPC_PORT: "0", QUERY_ADMIN_PORT: "0" };
-    const [order, query] = await Promise.all([
-      startService("order", "services/order/main.ts", orderEnv),
-      startService("query", "services/query/main.ts", queryEnv),
-    ]);
-    started.set("order", order);
-    started.set("query", query);
+    queryStarting = track("query", startService("query", "services/query/main.ts", queryEnv));
+    // Inventory asks the order service about old reservations and starts first, so the order service's port is picked before
+    // either starts. Another process can take that port meanwhile: then inventory starts again, told a new one.
+    let inventoryEnv: Record<string, string>;
+    let orderEnv: Record<string, string>;
+    let order: ServiceProcess;
+    for (let attempt = 1; ; attempt++) {
+      const orderPort = await freePort();
+      inventoryEnv = { ...common, ...processEnv("inventory"), INVENTORY_GRPC_PORT: "0", INVENTORY_ADMIN_PORT: "0", ORDER_ADDRESS: `127.0.0.1:${orderPort}` };
+      const { port: inventoryPort } = await track("inventory", startService("inventory", "services/inventory/main.ts", inventoryEnv));
+      if (options.inventoryProxy) proxy = await startTcpProxy({ host: "127.0.0.1", port: inventoryPort });
+      orderEnv = { ...common, ...processEnv("order"), ORDER_GRPC_PORT: String(orderPort), ORDER_ADMIN_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? `127.0.0.1:${inventoryPort}` };
+      try {
+        order = await track("order", startService("order", "services/order/main.ts", orderEnv));
+        break;
+      } catch (error) {
+        if (attempt === 5 || !portTaken(error)) throw error;
+        await started.get("inventory")!.stop();
+        started.delete("inventory");
+        await proxy?.close();
+        proxy = undefined;
+      }
+    }
+    const query = await queryStarting;
+    const inventoryAddress = `127.0.0.1:${started.get("inventory")!.port}`;
     // Restarted services come back on their first ports, so the gateway keeps finding them.
     const inventory = started.get("inventory")!;
     const envs = {
@@ -161,9 +176,15 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       env,
       async restart(name, extraEnv = {}) {
         await started.get(name)?.stop();
-        const process = await startService(name, entries[name], { ...env[name], ...extraEnv });
-        started.set(name, process);
-        return process;
+        // On its first ports, which the others know: what took one meanwhile (an outgoing connection's local port, say) is waited out.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await track(name, startService(name, entries[name], { ...env[name], ...extraEnv }));
+          } catch (error) {
+            if (attempt === 20 || !portTaken(error)) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 250));
+          }
+        }
       },
       api: (method, path, { as = "admin", ...options } = {}) =>
         api(baseUrl, method, path, { ...options, headers: { ...authorization(tokens, as), ...options.headers } }),
@@ -171,9 +192,15 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     };
     return system;
   } catch (error) {
+    await queryStarting?.catch(() => undefined);
     await stopAll();
     throw error;
   }
+}
+
+/** Whether a service did not start because its port was taken. */
+function portTaken(error: unknown): boolean {
+  return /EADDRINUSE/.test(String(error));
 }
 
 /** One HTTP call to a base URL, returning status, headers and parsed JSON body. */
