@@ -628,9 +628,10 @@ export async function runLocal(env: Env): Promise<number> {
       wasReady = true;
     }
     const gatewayPort = ports.gateway;
-    if (gatewayPort === undefined) throw new Error('process table: there is no "gateway"');
+    const gatewayAdminPort = ports["gateway-admin"];
+    if (gatewayPort === undefined || gatewayAdminPort === undefined) throw new Error('process table: there is no "gateway" reporting its admin port');
     const baseUrl = `http://${HOST}:${gatewayPort}`;
-    const adminUrl = `http://${HOST}:${ports["gateway-admin"] ?? config.gatewayAdminPort}`;
+    const adminUrl = `http://${HOST}:${gatewayAdminPort}`;
     await unlessStopped(waitForReadyz(baseUrl, () => stopReason !== undefined));
     const seeded = await unlessStopped(seedDemoCatalogIfEmpty(baseUrl, adminToken));
     say(
