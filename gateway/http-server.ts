@@ -34,7 +34,7 @@ export interface GatewayAuth {
   known: (authorization: string | undefined) => Principal | undefined;
   /**
    * Verifies an Authorization header value `known` did not know: its principal, AUTHENTICATION_REQUIRED
-   * without one, INVALID_CREDENTIALS when it does not verify.
+   * without one, INVALID_CREDENTIALS when it does not verify. It rejects, never throws.
    */
   verify: (authorization: string | undefined) => Promise<Principal>;
   /** The metadata that carries a principal to a service (signed for the link). */

@@ -40,9 +40,10 @@ export class JwtVerifier {
   /**
    * The principal of an Authorization header value: AUTHENTICATION_REQUIRED
    * without one, INVALID_CREDENTIALS when it is not `Bearer <token>` or the
-   * token does not verify. The gateway and the services use it alike. A
-   * remembered token's principal is returned as it is, not in a promise, so a
-   * caller that is not waiting on anything else need not wait at all.
+   * token does not verify. The services use it; the gateway asks `known`
+   * and then `verify` (it rate-limits in between). A remembered token's
+   * principal is returned as it is, not in a promise, so a caller that is
+   * not waiting on anything else need not wait at all.
    */
   authenticate(authorization: string | undefined, now = Date.now()): Principal | Promise<Principal> {
     // Remembered by the header as sent, so a steady client costs one map lookup (not even the header's parsing).

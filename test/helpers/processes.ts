@@ -59,9 +59,10 @@ export async function startService(name: string, entry: string, env: Record<stri
     };
     createInterface({ input: child.stdout! }).on("line", onLine);
     createInterface({ input: child.stderr! }).on("line", (line) => logs.push(line));
-    void exited.then((code) => {
+    // Read once its output is closed, so the error has its last lines (why it stopped: a port taken, say).
+    child.once("close", (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`${name} exited (${code}) before listening:\n${logs.join("\n")}`));
+      reject(new Error(`${name} exited (${code ?? signal ?? "unknown"}) before listening:\n${logs.join("\n")}`));
     });
   });
   const stop = async (signal: NodeJS.Signals = "SIGTERM", timeout = 10_000) => {

@@ -105,6 +105,8 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     const track = (name: string, starting: Promise<ServiceProcess>) => starting.then((p) => (started.set(name, p), p));
     const queryEnv = { ...common, ...processEnv("query"), QUERY_GRPC_PORT: "0", QUERY_ADMIN_PORT: "0" };
     queryStarting = track("query", startService("query", "services/query/main.ts", queryEnv));
+    // Awaited below; until then, a failed start must not count as an unhandled rejection.
+    queryStarting.catch(() => undefined);
     // Inventory asks the order service about old reservations and starts first, so the order service's port is picked before
     // either starts. Another process can take that port meanwhile: then inventory starts again, told a new one.
     let inventoryEnv: Record<string, string>;
@@ -176,7 +178,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       env,
       async restart(name, extraEnv = {}) {
         await started.get(name)?.stop();
-        // On its first ports, which the others know: what took one meanwhile (an outgoing connection's local port, say) is waited out.
+        // On its first ports, which the others know: a short-lived taker (an outgoing connection's local port, say) is waited out.
         for (let attempt = 1; ; attempt++) {
           try {
             return await track(name, startService(name, entries[name], { ...env[name], ...extraEnv }));
