@@ -27,6 +27,9 @@ import type { HttpTarget } from "./targets.js";
 type Saturation = Extract<LoadResult, { kind: "saturate" }>;
 type HalfLoad = Extract<LoadResult, { kind: "rate" }>;
 
+/** The name under which the load generator's own CPU is counted beside the target's processes. */
+export const LOAD_GENERATOR = "load generator";
+
 /** A saturation run and the CPU ms each watched process used during it. */
 interface Metered {
   saturation: Saturation;
@@ -104,7 +107,7 @@ export async function measureHttpRounds(
   const rounds = new Map<string, HttpRound[]>(targets.map((t) => [t.id, []]));
   const saturate = (t: HttpTarget, durationS: number) =>
     loader.run({ kind: "saturate", host: t.endpoint.host, port: t.endpoint.port, request: t.request, token: t.token, connections: settings.connections, durationS });
-  const meters = new Map(targets.map((t) => [t.id, new CpuMeter([...t.processes, { name: "load generator", pid: () => loader.pid }])]));
+  const meters = new Map(targets.map((t) => [t.id, new CpuMeter([...t.processes, { name: LOAD_GENERATOR, pid: () => loader.pid }])]));
   const byId = new Map(targets.map((t) => [t.id, t]));
   const metered = async (t: HttpTarget, durationS: number): Promise<Metered> => {
     const meter = meters.get(t.id)!;

@@ -3,7 +3,7 @@
  * table is also printed to stdout.
  */
 import type { LagMeasurement } from "./event-metrics.js";
-import type { HttpTargetResult } from "./http-rounds.js";
+import { LOAD_GENERATOR, type HttpTargetResult } from "./http-rounds.js";
 import type { MachineInfo } from "./machine.js";
 import type { BenchOptions } from "./options.js";
 import type { ProfileSummary } from "./cpu-profile.js";
@@ -102,15 +102,13 @@ export function growthRows(http: readonly HttpTargetResult[]) {
       const small = byId.get(large.growthOf!)!;
       type Round = HttpTargetResult["rounds"][number];
       const perRound = (pick: (r: Round) => number) => median(large.rounds.map((r, i) => pick(r) / pick(small.rounds[i] ?? r)));
-      const serverCpu = (cpuMsPerRequest: Record<string, number>) =>
-        Object.entries(cpuMsPerRequest).reduce((sum, [name, ms]) => (name === "load generator" || !Number.isFinite(ms) ? sum : sum + ms), 0);
       // RPS and CPU per request each as a ratio to the ceiling's slices taken turn about with the target's (its own run's without them).
       const normalized = (r: Round, pick: (x: { rps: number; cpuMsPerRequest: Record<string, number> }) => number) =>
         pick({ rps: r.saturation.rps, cpuMsPerRequest: r.cpuMsPerRequest }) / (r.paired ? pick(r.paired) : 1);
       const againstCeiling = (pick: (x: { rps: number; cpuMsPerRequest: Record<string, number> }) => number) => perRound((r) => normalized(r, pick));
       const figures = [
         { name: "RPS", change: againstCeiling((x) => x.rps) - 1, higherIsBetter: true },
-        { name: "CPU/request", change: againstCeiling((x) => serverCpu(x.cpuMsPerRequest)) - 1, higherIsBetter: false },
+        { name: "CPU/request", change: againstCeiling((x) => cpuSum(serverCpu(x.cpuMsPerRequest))) - 1, higherIsBetter: false },
         { name: "p50", change: perRound((r) => r.half.latencyMs.p50) - 1, higherIsBetter: false },
         { name: "p95", change: perRound((r) => r.half.latencyMs.p95) - 1, higherIsBetter: false },
         { name: "p99", change: perRound((r) => r.half.latencyMs.p99) - 1, higherIsBetter: false },
@@ -158,16 +156,25 @@ function growthTable(http: readonly HttpTargetResult[]): string {
   return lines.join("\n");
 }
 
+/** The CPU ms per request of the processes serving a target (the load generator's left out), by process. */
+function serverCpu(cpuMsPerRequest: Record<string, number>): [string, number][] {
+  return Object.entries(cpuMsPerRequest).filter(([name, ms]) => name !== LOAD_GENERATOR && Number.isFinite(ms));
+}
+
+/** The total of `serverCpu`'s figures. */
+function cpuSum(entries: readonly [string, number][]): number {
+  return entries.reduce((total, [, ms]) => total + ms, 0);
+}
+
 function cpuTable(http: readonly HttpTargetResult[]): string {
   const lines = [
     row(["target", "RPS", "cache hits", "CPU ms per request, servers (sum)", "by process", "load generator"]),
     row(["---", "---:", "---:", "---:", "---", "---:"]),
   ];
   for (const t of http) {
-    const entries = Object.entries(t.cpuMsPerRequest).filter(([name, ms]) => name !== "load generator" && Number.isFinite(ms) && ms >= 0.005);
-    const sum = entries.reduce((a, [, ms]) => a + ms, 0);
-    const parts = entries.sort((a, b) => b[1] - a[1]).map(([name, ms]) => `${name} ${fmt(ms, 2)}`);
-    lines.push(row([t.label, fmt(t.rps), pct(t.cacheHitShare), fmt(sum, 2), parts.join(", "), fmt(t.cpuMsPerRequest["load generator"], 2)]));
+    const servers = serverCpu(t.cpuMsPerRequest);
+    const parts = servers.filter(([, ms]) => ms >= 0.005).sort((a, b) => b[1] - a[1]).map(([name, ms]) => `${name} ${fmt(ms, 2)}`);
+    lines.push(row([t.label, fmt(t.rps), pct(t.cacheHitShare), fmt(cpuSum(servers), 2), parts.join(", "), fmt(t.cpuMsPerRequest[LOAD_GENERATOR], 2)]));
   }
   return lines.join("\n");
 }

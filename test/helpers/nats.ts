@@ -3,9 +3,11 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { setTimeout as delay } from "node:timers/promises";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { freePort } from "../../shared/process/index.js";
 import { ensureStreams } from "../../shared/events/stream-setup.js";
+import { PORT_TAKEN, startWhilePortTaken } from "./processes.js";
 
 export { freePort } from "../../shared/process/index.js";
 
@@ -64,7 +66,7 @@ export async function startNats(options: { configFile?: string; operator?: { use
       createInterface({ input: child.stderr! }).on("line", onLine);
       void exited.then(() => {
         clearTimeout(timer);
-        const portTaken = logs.slice(from).some((line) => line.includes("address already in use"));
+        const portTaken = logs.slice(from).some((line) => PORT_TAKEN.test(line));
         reject(Object.assign(new Error(`nats-server exited:\n${logs.join("\n")}`), { portTaken }));
       });
     });
@@ -73,21 +75,10 @@ export async function startNats(options: { configFile?: string; operator?: { use
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
-  /** Launches it, again while it finds its port taken, at most `attempts` times, doing `beforeRetry` in between. */
-  const launchWhilePortTaken = async (attempts: number, beforeRetry: () => Promise<unknown>) => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await launch();
-      } catch (error) {
-        if (attempt === attempts || !portTaken(error)) throw error;
-        await beforeRetry();
-      }
-    }
-  };
-  // A free port is only free until someone binds it: another test's process can take it before nats-server does.
-  await launchWhilePortTaken(5, async () => (port = await freePort()));
-  /** Again on the same port (its clients reconnect there): what took it meanwhile, an outgoing connection's local port say, is waited out. */
-  const restart = () => launchWhilePortTaken(20, () => new Promise((resolve) => setTimeout(resolve, 250)));
+  // Another test's process can take the free port before nats-server does: then another one.
+  await startWhilePortTaken(5, launch, async () => (port = await freePort()));
+  /** Again on the same port (its clients reconnect there): a short-lived taker (an outgoing connection's local port, say) is waited out. */
+  const restart = () => startWhilePortTaken(20, launch, () => delay(250));
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -102,11 +93,6 @@ export async function startNats(options: { configFile?: string; operator?: { use
       rmSync(storeDir, { recursive: true, force: true });
     },
   };
-}
-
-/** Whether a start failed because nats-server found its port taken. */
-function portTaken(error: unknown): boolean {
-  return (error as { portTaken?: boolean }).portTaken === true;
 }
 
 /** A connection to a test server on which Orderly's streams exist; `await using` closes it. */

@@ -62,7 +62,8 @@ export async function startService(name: string, entry: string, env: Record<stri
     // Read once its output is closed, so the error has its last lines (why it stopped: a port taken, say).
     child.once("close", (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`${name} exited (${code ?? signal ?? "unknown"}) before listening:\n${logs.join("\n")}`));
+      const error = new Error(`${name} exited (${code ?? signal ?? "unknown"}) before listening:\n${logs.join("\n")}`);
+      reject(Object.assign(error, { portTaken: logs.some((line) => PORT_TAKEN.test(line)) }));
     });
   });
   const stop = async (signal: NodeJS.Signals = "SIGTERM", timeout = 10_000) => {
@@ -75,6 +76,31 @@ export async function startService(name: string, entry: string, env: Record<stri
     return exited;
   };
   return { name, child, port, adminPort, logs, exited, stop, [Symbol.asyncDispose]: async () => void (await stop()) };
+}
+
+/** How a process says it could not listen: Node's error code, or nats-server's words. */
+export const PORT_TAKEN = /EADDRINUSE|address already in use/;
+
+/** Whether a start failed because the process found its port taken (startService and startNats mark it so). */
+export function portTaken(error: unknown): boolean {
+  return (error as { portTaken?: unknown } | undefined)?.portTaken === true;
+}
+
+/**
+ * Runs `start`, again while it fails because the port it was given is taken,
+ * at most `attempts` times in all, with `beforeRetry` between tries (picking
+ * another port, or waiting for this one): a free port is only free until
+ * someone binds it, and a restart must keep the port its clients know.
+ */
+export async function startWhilePortTaken<T>(attempts: number, start: () => Promise<T>, beforeRetry: () => Promise<unknown>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      if (attempt === attempts || !portTaken(error)) throw error;
+      await beforeRetry();
+    }
+  }
 }
 
 /** Waits until `condition` returns a truthy value, polling; fails with `message` after timeoutMs. */

@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type DevTokens } from "../../scripts/dev-security.js";
 import { freePort, startNats, type NatsServer } from "./nats.js";
-import { startService, type ServiceProcess } from "./processes.js";
+import { startService, startWhilePortTaken, type ServiceProcess } from "./processes.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
 /** What an HTTP call through the gateway returned. */
@@ -109,26 +110,22 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     queryStarting.catch(() => undefined);
     // Inventory asks the order service about old reservations and starts first, so the order service's port is picked before
     // either starts. Another process can take that port meanwhile: then inventory starts again, told a new one.
-    let inventoryEnv: Record<string, string>;
-    let orderEnv: Record<string, string>;
-    let order: ServiceProcess;
-    for (let attempt = 1; ; attempt++) {
+    let inventoryEnv: Record<string, string> = {};
+    let orderEnv: Record<string, string> = {};
+    const startPair = async () => {
       const orderPort = await freePort();
       inventoryEnv = { ...common, ...processEnv("inventory"), INVENTORY_GRPC_PORT: "0", INVENTORY_ADMIN_PORT: "0", ORDER_ADDRESS: `127.0.0.1:${orderPort}` };
       const { port: inventoryPort } = await track("inventory", startService("inventory", "services/inventory/main.ts", inventoryEnv));
       if (options.inventoryProxy) proxy = await startTcpProxy({ host: "127.0.0.1", port: inventoryPort });
       orderEnv = { ...common, ...processEnv("order"), ORDER_GRPC_PORT: String(orderPort), ORDER_ADMIN_PORT: "0", INVENTORY_ADDRESS: proxy?.address ?? `127.0.0.1:${inventoryPort}` };
-      try {
-        order = await track("order", startService("order", "services/order/main.ts", orderEnv));
-        break;
-      } catch (error) {
-        if (attempt === 5 || !portTaken(error)) throw error;
-        await started.get("inventory")!.stop();
-        started.delete("inventory");
-        await proxy?.close();
-        proxy = undefined;
-      }
-    }
+      return track("order", startService("order", "services/order/main.ts", orderEnv));
+    };
+    const order = await startWhilePortTaken(5, startPair, async () => {
+      await started.get("inventory")!.stop();
+      started.delete("inventory");
+      await proxy?.close();
+      proxy = undefined;
+    });
     const query = await queryStarting;
     const inventoryAddress = `127.0.0.1:${started.get("inventory")!.port}`;
     // Restarted services come back on their first ports, so the gateway keeps finding them.
@@ -179,14 +176,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       async restart(name, extraEnv = {}) {
         await started.get(name)?.stop();
         // On its first ports, which the others know: a short-lived taker (an outgoing connection's local port, say) is waited out.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            return await track(name, startService(name, entries[name], { ...env[name], ...extraEnv }));
-          } catch (error) {
-            if (attempt === 20 || !portTaken(error)) throw error;
-            await new Promise((resolve) => setTimeout(resolve, 250));
-          }
-        }
+        return startWhilePortTaken(20, () => track(name, startService(name, entries[name], { ...env[name], ...extraEnv })), () => delay(250));
       },
       api: (method, path, { as = "admin", ...options } = {}) =>
         api(baseUrl, method, path, { ...options, headers: { ...authorization(tokens, as), ...options.headers } }),
@@ -198,11 +188,6 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     await stopAll();
     throw error;
   }
-}
-
-/** Whether a service did not start because its port was taken. */
-function portTaken(error: unknown): boolean {
-  return /EADDRINUSE/.test(String(error));
 }
 
 /** One HTTP call to a base URL, returning status, headers and parsed JSON body. */
