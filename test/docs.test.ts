@@ -43,3 +43,16 @@ test("every service folder has an entry file and a config module", () => {
     expect(files).toContain("config.ts");
   }
 });
+
+test("every dependency with an install script is approved or denied in package.json's allowScripts", () => {
+  // npm 12 skips the install scripts of dependencies that allowScripts does not approve; without
+  // better-sqlite3's, `npm ci` succeeds and the services then fail to load SQLite.
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { allowScripts?: Record<string, boolean> };
+  const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { hasInstallScript?: boolean }> };
+  const withScripts = Object.entries(lock.packages)
+    .filter(([, entry]) => entry.hasInstallScript)
+    .map(([path]) => path.slice(path.lastIndexOf("node_modules/") + "node_modules/".length));
+  expect(withScripts).toContain("better-sqlite3");
+  expect(pkg.allowScripts?.["better-sqlite3"]).toBe(true);
+  expect(withScripts.filter((name) => typeof pkg.allowScripts?.[name] !== "boolean")).toEqual([]);
+});
