@@ -27,7 +27,7 @@ runMain(logger, async () => {
   const events = startEventRuntime({
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
-    streamMaxBytes: config.streamMaxBytes,
+    streamMaxEvents: config.streamMaxEvents,
     name: "inventory",
     logger,
     db,

@@ -36,7 +36,7 @@ export interface ServiceBaseConfig extends ObservabilityConfig {
   /** The budget of a call that comes without a deadline (ms). */
   defaultBudgetMs: number;
   /** Largest size of each event stream (bytes), set on the streams by every service at start. */
-  streamMaxBytes: number;
+  streamMaxEvents: number;
 }
 
 /** A NATS user and its password. */
@@ -71,7 +71,7 @@ export function serviceBaseConfig(
     natsAuth: natsAuthConfig(env),
     security: securityConfig(env, dataDir, { requireJwt: false }),
     defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
-    streamMaxBytes: readInt(env, "STREAM_MAX_BYTES", 1024 * 1024 * 1024, 64 * 1024),
+    streamMaxEvents: readInt(env, "STREAM_MAX_EVENTS", 2_000_000, 10),
   };
 }
 

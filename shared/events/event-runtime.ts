@@ -28,8 +28,8 @@ export interface EventRuntimeOptions {
   /** The outbox to relay (publishers only). */
   outbox?: Outbox;
   consumers?: readonly ConsumerSpec[];
-  /** Largest size of each event stream (bytes; STREAM_MAX_BYTES): raised on the streams at start, never lowered. */
-  streamMaxBytes?: number;
+  /** Most events each stream holds (STREAM_MAX_EVENTS): raised on the streams at start, never lowered. */
+  streamMaxEvents?: number;
   maxDeliveries?: number;
   retryDelayMs?: number;
   /** How long JetStream waits for an ack before redelivering (ms); also how soon a crashed consumer's messages come back. */
@@ -85,7 +85,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     }
     await retrying("stream setup", logger, isClosed, async () => {
       const manager = await nc!.jetstreamManager();
-      await ensureStreams(manager, { ...defaultStreamLimits, maxBytes: options.streamMaxBytes ?? defaultStreamLimits.maxBytes });
+      await ensureStreams(manager, { ...defaultStreamLimits, maxEvents: options.streamMaxEvents ?? defaultStreamLimits.maxEvents });
       for (const c of options.consumers ?? []) await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs);
     });
     if (closed) return;

@@ -198,8 +198,8 @@ test("a full stream refuses new events instead of dropping its oldest: they wait
   const nc = await connectNats(nats.url, "relay-test", silentLogger());
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const jsm = await nc.jetstreamManager();
-  // Room for a few hundred of these small events.
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxBytes: 64 * 1024 });
+  // Room for 300 events.
+  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 300 });
   const now = 10 * HOUR;
   const db = outboxOf(2000, () => ({ subject: "orderly.orders.created", createTime: now }));
   const relay = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now, backoff: { initialMs: 20, maxMs: 200 } });
@@ -208,16 +208,15 @@ test("a full stream refuses new events instead of dropping its oldest: they wait
   await waitFor(() => relay.stats().failures >= 3, "the relay refused by the full stream, and retrying");
   const full = (await jsm.streams.info(streams.orders.name)).state;
   // Nothing dropped: the stream still starts at the first event; the rest wait in the outbox, none set aside.
-  expect({ first: full.first_seq, fewer: full.messages < 2000 }).toEqual({ first: 1, fewer: true });
+  expect({ first: full.first_seq, messages: full.messages }).toEqual({ first: 1, messages: 300 });
   expect(unpublishedRows(db)).toBe(2000 - full.messages);
   expect(db.prepare("SELECT count(*) FROM outbox_retry").pluck().get()).toBe(0);
 
   // A process started with a smaller limit does not shrink the stream (JetStream would drop its oldest events to fit).
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxBytes: 16 * 1024 });
+  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 100 });
   expect((await jsm.streams.info(streams.orders.name)).state).toMatchObject({ first_seq: 1, messages: full.messages });
 
-  // With room (as after raising STREAM_MAX_BYTES and restarting a service), every event is published once. (These
-  // events grow in size, so none fitted after one that did not: the stream holds them in order.)
+  // With room (as after raising STREAM_MAX_EVENTS and restarting a service), every event is published once, in order.
   await ensureStreams(jsm);
   await waitFor(() => unpublishedRows(db) === 0, "the waiting events published");
   expect((await jsm.streams.info(streams.orders.name)).state).toMatchObject({ first_seq: 1, messages: 2000 });

@@ -202,7 +202,7 @@ export class OutboxRelay {
         const failures = ++this.failures;
         this.counters.failures++;
         if (failures === 1 || failures % 20 === 0) {
-          const what = error instanceof StreamFull ? "a stream is full: events wait in the outbox until it has room (STREAM_MAX_BYTES)" : "outbox publish failed; retrying";
+          const what = error instanceof StreamFull ? "a stream is full: events wait in the outbox until it has room (STREAM_MAX_EVENTS)" : "outbox publish failed; retrying";
           this.options.logger.warn({ err: error, failures }, what);
         }
       }

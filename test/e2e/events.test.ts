@@ -185,9 +185,9 @@ describe("events through JetStream into the read models", () => {
     expect(read.body).toEqual(created.body);
   });
 
-  test("full streams refuse new events rather than drop old ones: writes go on, and once STREAM_MAX_BYTES is raised every read model catches up", async () => {
+  test("full streams refuse new events rather than drop old ones: writes go on, and once STREAM_MAX_EVENTS is raised every read model catches up", async () => {
     // Room in each stream for the events of a few dozen orders.
-    await using system = await startSystem({ STREAM_MAX_BYTES: String(64 * 1024) });
+    await using system = await startSystem({ STREAM_MAX_EVENTS: "100" });
     await stockUp(system);
     const statuses = await orderBurst(system, 200, 5);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
@@ -207,7 +207,7 @@ describe("events through JetStream into the read models", () => {
 
     // Raised, and set on the streams by a service's start: everything waiting is published and applied, once.
     await system.order.stop();
-    await system.restart("order", { STREAM_MAX_BYTES: String(1024 * 1024 * 1024) });
+    await system.restart("order", { STREAM_MAX_EVENTS: "1000000" });
     const converged = await waitForConvergence(system);
     expect(converged.counts.unpublished).toBe(0);
     const applied = await waitForAllApplied(system);
