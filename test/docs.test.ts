@@ -27,13 +27,32 @@ test("the README's environment table lists every variable a process reads", () =
   expect(missing).toEqual([]);
 });
 
-test("this Node version is inside the range package.json declares", () => {
+/** package.json's engines.node: one `^major.minor.patch` per supported Node line. */
+function nodeLines(): Array<[number, number, number]> {
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines: { node: string } };
-  const minimum = /^>=(\d+)\.(\d+)\.(\d+)$/.exec(pkg.engines.node);
-  expect(minimum).not.toBeNull();
-  const [major, minor, patch] = process.versions.node.split(".").map(Number) as [number, number, number];
-  const [minMajor, minMinor, minPatch] = minimum!.slice(1).map(Number) as [number, number, number];
-  expect(major * 1e6 + minor * 1e3 + patch).toBeGreaterThanOrEqual(minMajor * 1e6 + minMinor * 1e3 + minPatch);
+  return pkg.engines.node.split("||").map((alternative) => {
+    const match = /^\^(\d+)\.(\d+)\.(\d+)$/.exec(alternative.trim());
+    expect(match, alternative).not.toBeNull();
+    return match!.slice(1).map(Number) as [number, number, number];
+  });
+}
+
+function inLine(version: string, [major, minor, patch]: [number, number, number]): boolean {
+  const [a, b, c] = version.replace(/^v/, "").split(".").map(Number) as [number, number, number];
+  return a === major && b * 1e6 + c >= minor * 1e6 + patch;
+}
+
+test("this Node version is inside the range package.json declares", () => {
+  expect(nodeLines().some((line) => inLine(process.versions.node, line))).toBe(true);
+});
+
+test("CI runs the tests on every Node line package.json declares", () => {
+  const script = readFileSync(join(ROOT, ".ci/other-node-lines"), "utf8");
+  const others = /versions=\(([\d. ]+)\)/.exec(script)![1]!.trim().split(/\s+/);
+  const tested = [process.versions.node, ...others];
+  const lines = nodeLines();
+  expect(lines.filter((line) => !tested.some((version) => inLine(version, line)))).toEqual([]);
+  expect(tested.filter((version) => !lines.some((line) => inLine(version, line)))).toEqual([]);
 });
 
 test("every service folder has an entry file and a config module", () => {
