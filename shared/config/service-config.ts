@@ -35,7 +35,7 @@ export interface ServiceBaseConfig extends ObservabilityConfig {
   security: SecurityConfig;
   /** The budget of a call that comes without a deadline (ms). */
   defaultBudgetMs: number;
-  /** Largest size of each event stream (bytes), set on the streams by every service at start. */
+  /** Most events each event stream holds (STREAM_MAX_EVENTS), raised on the streams by every service at start. */
   streamMaxEvents: number;
 }
 

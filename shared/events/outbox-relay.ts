@@ -243,9 +243,8 @@ export class OutboxRelay {
    * the stream, not of the event), the relay gets past only the rows acked
    * before the first that was not, and tries the rest again once NATS is
    * back or after a back-off (JetStream drops those it had stored as
-   * duplicates), so an outage does not reorder events. (Of the batch in
-   * flight as a stream fills, a later, smaller event may fit where an
-   * earlier one did not, and is stored ahead of it.) True when it got
+   * duplicates), so an outage does not reorder events (a stream's limit is
+   * a count, so no event after the first refused fits). True when it got
    * anywhere; throws when it did not because of a failure; "disconnected"
    * when it tried nothing because NATS is down.
    */

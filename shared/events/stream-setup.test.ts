@@ -1,4 +1,4 @@
-import { expect, test } from "vitest";
+import { expect, test, vi } from "vitest";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "nats";
 import { startNats } from "../../test/helpers/nats.js";
 import { silentLogger } from "../logging/index.js";
@@ -30,7 +30,7 @@ test("a full stream keeps its first event under a burst of events of every size,
   expect((await jsm.streams.info(streams.orders.name)).state).toMatchObject({ first_seq: 1, last_seq: 200, messages: 200 });
 });
 
-test("a stream from before the event limit (a size limit, no count) gets the event limit, never below what it holds, and no size limit", async () => {
+test("a stream from before the event limit (a size limit, no count) gets room for the limit's events beyond those it holds, and no size limit", async () => {
   await using nats = await startNats();
   const nc = await connectNats(nats.url, "stream-setup-test", silentLogger());
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
@@ -50,7 +50,7 @@ test("a stream from before the event limit (a size limit, no count) gets the eve
   await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 20 });
   const orders = await jsm.streams.info(streams.orders.name);
   expect({ maxMsgs: orders.config.max_msgs, maxBytes: orders.config.max_bytes, first: orders.state.first_seq, messages: orders.state.messages }).toEqual({
-    maxMsgs: 50,
+    maxMsgs: 70,
     maxBytes: -1,
     first: 1,
     messages: 50,
@@ -59,5 +59,12 @@ test("a stream from before the event limit (a size limit, no count) gets the eve
   expect((await jsm.streams.info(streams.inventory.name)).config).toMatchObject({ max_msgs: -1, max_bytes: -1 });
 
   await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 1000 });
+  expect((await jsm.streams.info(streams.orders.name)).config.max_msgs).toBe(1000);
+
+  // A process with a smaller limit, or the same, writes nothing: it cannot put back a limit it read before another raised it.
+  const updates = vi.spyOn(jsm.streams, "update");
+  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 20 });
+  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 1000 });
+  expect(updates).not.toHaveBeenCalled();
   expect((await jsm.streams.info(streams.orders.name)).config.max_msgs).toBe(1000);
 });

@@ -34,10 +34,10 @@ function config(stream: { name: string; subjects: readonly string[] }, limits: S
     discard: DiscardPolicy.New,
     duplicate_window: limits.duplicateWindowMs * MS,
     max_age: limits.maxAgeMs * MS,
-    // The limit is a count, not a size: nats-server before 2.10 checks a new message against
-    // max_bytes without the subject and the record's overhead, stores it, then finds the stream over
-    // its size and deletes the oldest messages even under DiscardNew (nats-io/nats-server#4771, #4775);
-    // its count check is exact.
+    // The limit is a count, and there is no size limit: nats-server 2.9 (and 2.10 until the fix of
+    // nats-io/nats-server#4772) checks a new message against max_bytes without its subject and the
+    // record's overhead, stores it, then finds the stream over its size and deletes the oldest
+    // messages even under DiscardNew (#4771); its count check is exact.
     max_msgs: limits.maxEvents,
     max_bytes: -1,
     num_replicas: 1,
@@ -45,12 +45,13 @@ function config(stream: { name: string; subjects: readonly string[] }, limits: S
 }
 
 /**
- * Creates Orderly's streams, or updates them to this configuration; safe to
- * run from every process at once. A stream's limit is only ever raised:
- * JetStream meets a lower one by deleting the oldest events at once, which a
- * consumer far behind may not have applied, so one process started with a
- * smaller STREAM_MAX_EVENTS than the rest must not shrink the streams
- * (lowering it on purpose is done with the nats CLI).
+ * Creates Orderly's streams, or updates them to this configuration; every process runs it at start.
+ * A stream's event limit is only ever raised: JetStream meets a lower one by deleting the oldest
+ * events at once, which a consumer far behind may not have applied, so one process started with a
+ * smaller STREAM_MAX_EVENTS than the rest must not shrink the streams (lowering it on purpose is done
+ * with the nats CLI). A process writes a stream's configuration only when it changes something, so
+ * one that read a limit another process has since raised leaves the raised one alone; two processes
+ * changing a stream at the same instant can still race (JetStream has no compare-and-set for it).
  */
 export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits = defaultStreamLimits): Promise<void> {
   for (const stream of Object.values(streams)) {
@@ -71,15 +72,22 @@ export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits 
 }
 
 /**
- * Brings a stream to `wanted`, keeping its event limit where that is larger (or none). A stream
- * with no event limit but a size limit (as Orderly made them before) gets the event limit, never
- * below the events it holds, and loses the size limit.
+ * The event limit a stream gets: the larger of its own and the one wanted. A stream with no limit at
+ * all (set so by hand) keeps none; one with a size limit and no count (as Orderly made them before)
+ * gets room for as many events as wanted beyond those it holds, so it is neither full at once nor
+ * lowered below the events published while this runs.
  */
+function eventLimit(current: StreamConfig, held: number, wanted: number): number {
+  if (current.max_msgs < 0) return current.max_bytes < 0 ? -1 : held + wanted;
+  return Math.max(current.max_msgs, wanted);
+}
+
+/** Brings a stream to `wanted` with its event limit (see eventLimit), when that changes anything. */
 async function updateStream(jsm: JetStreamManager, wanted: WantedStream): Promise<void> {
   const { config: current, state } = await jsm.streams.info(wanted.name);
-  const unlimited = current.max_msgs < 0 && current.max_bytes < 0;
-  const maxMsgs = unlimited || wanted.max_msgs < 0 ? -1 : Math.max(current.max_msgs, wanted.max_msgs, state.messages);
-  await jsm.streams.update(wanted.name, { ...wanted, max_msgs: maxMsgs });
+  const next = { ...wanted, max_msgs: eventLimit(current, state.messages, wanted.max_msgs) };
+  const unchanged = Object.entries(next).every(([key, value]) => JSON.stringify(current[key as keyof StreamConfig]) === JSON.stringify(value));
+  if (!unchanged) await jsm.streams.update(wanted.name, next);
 }
 
 /** Creates a durable pull consumer with explicit ack (or updates it). Deliveries are unlimited; the consumer dead-letters itself. */
