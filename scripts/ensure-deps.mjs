@@ -15,6 +15,20 @@ import { dirname, join } from "node:path";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+/**
+ * Where a Node version stands against package.json's engines.node, written as one
+ * `^major.minor.patch` per Node line the tests run on: "supported", "too old" (older than its
+ * line's minimum, or than every line) or "untested" (a line not listed).
+ */
+export function nodeSupport(version, engines) {
+  const [major, minor, patch] = version.replace(/^v/, "").split(".").map(Number);
+  const lines = engines.split("||").map((line) => /^\^(\d+)\.(\d+)\.(\d+)$/.exec(line.trim())?.slice(1).map(Number));
+  if (lines.includes(undefined)) throw new Error(`engines.node is not a list of ^major.minor.patch: ${engines}`);
+  const line = lines.find(([lineMajor]) => lineMajor === major);
+  if (line) return minor * 1e6 + patch >= line[1] * 1e6 + line[2] ? "supported" : "too old";
+  return major < Math.min(...lines.map(([lineMajor]) => lineMajor)) ? "too old" : "untested";
+}
+
 /** Installs node_modules with `npm ci` when missing or older than package-lock.json. */
 export function ensureNodeModules() {
   const marker = join(root, "node_modules", ".package-lock.json");

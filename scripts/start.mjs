@@ -2,16 +2,19 @@
 // supervisor (scripts/local-run.ts). Plain JavaScript with no dependencies,
 // because it runs before node_modules may exist.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ensureAptPackages, ensureNodeModules, natsPackage } from "./ensure-deps.mjs";
+import { ensureAptPackages, ensureNodeModules, natsPackage, nodeSupport } from "./ensure-deps.mjs";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const MIN_NODE_MAJOR = 20;
 
-if (Number(process.versions.node.split(".")[0]) < MIN_NODE_MAJOR) {
-  console.error(`Orderly needs Node ${MIN_NODE_MAJOR} or newer; this is Node ${process.versions.node}.`);
+const engines = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).engines.node;
+const support = nodeSupport(process.versions.node, engines);
+if (support === "too old") {
+  console.error(`Orderly needs Node ${engines}; this is Node ${process.versions.node}.`);
   process.exit(1);
 }
+if (support === "untested") console.warn(`Orderly is tested on Node ${engines}; this is Node ${process.versions.node}, which may work.`);
 
 try {
   ensureNodeModules(); // npm ci when node_modules is missing or older than package-lock.json

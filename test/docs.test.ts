@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { expect, test } from "vitest";
 import { reasons } from "../shared/errors/index.js";
 import { ROOT } from "./helpers/processes.js";
+import { nodeSupport } from "../scripts/ensure-deps.mjs";
 
 const readme = readFileSync(join(ROOT, "README.md"), "utf8");
 
@@ -27,32 +28,18 @@ test("the README's environment table lists every variable a process reads", () =
   expect(missing).toEqual([]);
 });
 
-/** package.json's engines.node: one `^major.minor.patch` per supported Node line. */
-function nodeLines(): Array<[number, number, number]> {
-  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines: { node: string } };
-  return pkg.engines.node.split("||").map((alternative) => {
-    const match = /^\^(\d+)\.(\d+)\.(\d+)$/.exec(alternative.trim());
-    expect(match, alternative).not.toBeNull();
-    return match!.slice(1).map(Number) as [number, number, number];
-  });
-}
-
-function inLine(version: string, [major, minor, patch]: [number, number, number]): boolean {
-  const [a, b, c] = version.replace(/^v/, "").split(".").map(Number) as [number, number, number];
-  return a === major && b * 1e6 + c >= minor * 1e6 + patch;
-}
+const engines = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines: { node: string } }).engines.node;
 
 test("this Node version is inside the range package.json declares", () => {
-  expect(nodeLines().some((line) => inLine(process.versions.node, line))).toBe(true);
+  expect(nodeSupport(process.versions.node, engines)).toBe("supported");
 });
 
-test("CI runs the tests on every Node line package.json declares", () => {
+test("CI runs the tests on one version of every Node line package.json declares, and on no other", () => {
   const script = readFileSync(join(ROOT, ".ci/other-node-lines"), "utf8");
-  const others = /versions=\(([\d. ]+)\)/.exec(script)![1]!.trim().split(/\s+/);
-  const tested = [process.versions.node, ...others];
-  const lines = nodeLines();
-  expect(lines.filter((line) => !tested.some((version) => inLine(version, line)))).toEqual([]);
-  expect(tested.filter((version) => !lines.some((line) => inLine(version, line)))).toEqual([]);
+  const versions = /^versions=\(([\d. ]+)\)$/m.exec(script)![1]!.trim().split(/\s+/);
+  expect(versions.filter((version) => nodeSupport(version, engines) !== "supported")).toEqual([]);
+  const majors = (list: string[]) => list.map((version) => version.replace(/^\^/, "").split(".")[0]);
+  expect(majors(versions)).toEqual(majors(engines.split("||").map((line) => line.trim())));
 });
 
 test("every service folder has an entry file and a config module", () => {
