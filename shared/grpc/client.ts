@@ -4,6 +4,8 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, t
 import { SpanKind, context, trace } from "@opentelemetry/api";
 import { Code, OrderlyError, fromStatus } from "../errors/index.js";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { checkServerIdentity } from "node:tls";
 import type { TlsFiles } from "../security/config.js";
 import { tracer } from "../observability/tracing.js";
 import { endSpanWithError, traceparentOf } from "../observability/trace-context.js";
@@ -22,10 +24,41 @@ export interface ConnectOptions {
   callMetadata?: () => Readonly<Record<string, string>>;
 }
 
-/** The channel credentials for certificate files (mTLS), or plaintext without them. */
-export function channelCredentials(tls: TlsFiles | undefined): grpc.ChannelCredentials {
-  if (tls === undefined) return grpc.credentials.createInsecure();
-  return grpc.credentials.createSsl(readFileSync(tls.caFile), readFileSync(tls.keyFile), readFileSync(tls.certFile));
+/** How a channel to one address is secured: its credentials and the channel options they need. */
+export interface ChannelSecurity {
+  credentials: grpc.ChannelCredentials;
+  options: grpc.ChannelOptions;
+}
+
+/** The TLS server name sent to a server addressed by IP (see tlsChannel); a reserved name (RFC 2606). */
+const IP_TARGET_SERVER_NAME = "ip-address.invalid";
+
+/** The host of a gRPC target such as `127.0.0.1:50051`, `[::1]:50051` or `dns:///order:50051`. */
+function targetHost(address: string): string {
+  const authority = address.replace(/^(dns:(\/\/[^/]*\/)?|ipv4:|ipv6:)/, "");
+  return grpc.experimental.splitHostPort(authority)?.host ?? authority;
+}
+
+/**
+ * TLS to `address`, checking the server against `rootCerts`, and presenting `privateKey` and
+ * `certChain` when given (mTLS). grpc-js sends the target's host as the TLS server name (SNI); Node 26
+ * refuses an IP address there (RFC 6066 allows only names; Node warned with DEP0123 before). So for
+ * a server addressed by IP a reserved name is sent instead, and its certificate is checked against
+ * the IP address itself, as it is for a name.
+ */
+export function tlsChannel(address: string, rootCerts: Buffer, privateKey?: Buffer, certChain?: Buffer): ChannelSecurity {
+  const host = targetHost(address);
+  if (isIP(host) === 0) return { credentials: grpc.credentials.createSsl(rootCerts, privateKey, certChain), options: {} };
+  return {
+    credentials: grpc.credentials.createSsl(rootCerts, privateKey, certChain, { checkServerIdentity: (_name, certificate) => checkServerIdentity(host, certificate) }),
+    options: { "grpc.ssl_target_name_override": IP_TARGET_SERVER_NAME },
+  };
+}
+
+/** The channel security for certificate files (mTLS), or plaintext without them. */
+export function channelSecurity(address: string, tls: TlsFiles | undefined): ChannelSecurity {
+  if (tls === undefined) return { credentials: grpc.credentials.createInsecure(), options: {} };
+  return tlsChannel(address, readFileSync(tls.caFile), readFileSync(tls.keyFile), readFileSync(tls.certFile));
 }
 
 /** A client interceptor adding metadata to every call (unless the call already sets that key). */
@@ -42,7 +75,9 @@ function metadataInterceptor(callMetadata: () => Readonly<Record<string, string>
 /** Opens a connection to host:port. Connections are lazy; close them with `connection.close()`. */
 export function connect(address: string, options: ConnectOptions = {}): Connection {
   const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
-  return new grpc.Client(address, channelCredentials(options.tls), {
+  const security = channelSecurity(address, options.tls);
+  return new grpc.Client(address, security.credentials, {
+    ...security.options,
     ...(options.callMetadata ? { interceptors: [metadataInterceptor(options.callMetadata)] } : {}),
     "grpc.max_receive_message_length": maxBytes,
     "grpc.max_send_message_length": maxBytes,

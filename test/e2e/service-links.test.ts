@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { connect as connectNats, type NatsConnection } from "nats";
 import { describe, expect, test } from "vitest";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
-import { callUnary, ServingStatus } from "../../shared/grpc/index.js";
+import { callUnary, channelSecurity, ServingStatus, tlsChannel, type ChannelSecurity } from "../../shared/grpc/index.js";
 import { Code, OrderlyError } from "../../shared/errors/index.js";
 import { writeDevCertificates } from "../../scripts/dev-security.js";
 import { streamCounts } from "../helpers/models.js";
@@ -13,8 +13,8 @@ import { waitFor } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
 
 /** The outcome of a health check over a channel with the given credentials: the serving status, or the error's code. */
-async function healthOver(address: string, credentials: grpc.ChannelCredentials): Promise<string> {
-  const client = new grpc.Client(address, credentials);
+async function healthOver(address: string, security: ChannelSecurity): Promise<string> {
+  const client = new grpc.Client(address, security.credentials, security.options);
   try {
     const response = await callUnary(client, Health.method.check, { service: "" }, { deadline: Date.now() + 5000 });
     return ServingStatus[response.status];
@@ -42,11 +42,11 @@ describe("mTLS between the gateway and the services (ORDERLY_MTLS=1 in the local
     try {
       const intruder = writeDevCertificates(otherDir, ["intruder"], "Another CA")["intruder"]!;
       // With a certificate of our CA (the gateway's), the call goes through.
-      expect(await healthOver(address, grpc.credentials.createSsl(ca, readFileSync(join(tls, "gateway.key")), readFileSync(join(tls, "gateway.crt"))))).toBe("SERVING");
+      expect(await healthOver(address, tlsChannel(address, ca, readFileSync(join(tls, "gateway.key")), readFileSync(join(tls, "gateway.crt"))))).toBe("SERVING");
       // Without a client certificate, with one from another CA, or without TLS at all: refused.
-      expect(await healthOver(address, grpc.credentials.createSsl(ca))).toBe("UNAVAILABLE");
-      expect(await healthOver(address, grpc.credentials.createSsl(ca, readFileSync(intruder.keyFile), readFileSync(intruder.certFile)))).toBe("UNAVAILABLE");
-      expect(await healthOver(address, grpc.credentials.createInsecure())).toBe("UNAVAILABLE");
+      expect(await healthOver(address, tlsChannel(address, ca))).toBe("UNAVAILABLE");
+      expect(await healthOver(address, tlsChannel(address, ca, readFileSync(intruder.keyFile), readFileSync(intruder.certFile)))).toBe("UNAVAILABLE");
+      expect(await healthOver(address, channelSecurity(address, undefined))).toBe("UNAVAILABLE");
     } finally {
       rmSync(otherDir, { recursive: true, force: true });
     }
