@@ -7,39 +7,51 @@ import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { writeDevCertificates } from "../../scripts/dev-security.js";
 import { callUnary, tlsChannel } from "./client.js";
 import { HealthState, healthService, ServingStatus } from "./health.js";
+import type { OrderlyError } from "../errors/index.js";
+import type { TlsFiles } from "../security/config.js";
 
-test("TLS to a server addressed by IP works on every Node line, and its certificate is still checked against that IP", async () => {
-  // The dev certificates name localhost and 127.0.0.1. One server listens on 127.0.0.1 and 127.0.0.2.
+test("TLS to a server addressed by IP works on every Node line, and its certificate is still checked: against that IP, and up to the CA", async () => {
+  // The dev certificates name localhost and 127.0.0.1. One server listens on 127.0.0.1 and 127.0.0.2
+  // (Linux answers the whole of 127/8 on loopback); another, with a certificate of another CA, on 127.0.0.1.
   const dir = mkdtempSync(join(tmpdir(), "orderly-tls-ip-"));
-  const server = new grpc.Server();
+  const servers: grpc.Server[] = [];
   try {
-    const certs = writeDevCertificates(dir, ["server", "client"], "Test CA");
-    const ca = readFileSync(join(dir, "ca.crt"));
-    const health = healthService([], new HealthState({}));
-    server.addService(health.definition, health.implementation);
-    const credentials = grpc.ServerCredentials.createSsl(ca, [{ private_key: readFileSync(certs.server!.keyFile), cert_chain: readFileSync(certs.server!.certFile) }], true);
-    const bind = (address: string) => new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port))));
-    const port = await bind("127.0.0.1:0");
-    await bind(`127.0.0.2:${port}`);
+    const certs = writeDevCertificates(join(dir, "ours"), ["server", "client"], "Test CA");
+    const rogue = writeDevCertificates(join(dir, "other"), ["server"], "Another CA")["server"]!;
+    const ca = readFileSync(join(dir, "ours", "ca.crt"));
+    const serve = (files: TlsFiles) => {
+      const server = new grpc.Server();
+      servers.push(server);
+      const health = healthService([], new HealthState({}));
+      server.addService(health.definition, health.implementation);
+      const credentials = grpc.ServerCredentials.createSsl(readFileSync(files.caFile), [{ private_key: readFileSync(files.keyFile), cert_chain: readFileSync(files.certFile) }], false);
+      return (address: string) => new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port))));
+    };
+    const bindOurs = serve(certs.server!);
+    const port = await bindOurs("127.0.0.1:0");
+    await bindOurs(`127.0.0.2:${port}`);
+    const roguePort = await serve(rogue)("127.0.0.1:0");
 
-    const check = async (host: string) => {
-      const address = `${host}:${port}`;
+    /** SERVING, or why the connection was refused. */
+    const check = async (address: string) => {
       const security = tlsChannel(address, ca, readFileSync(certs.client!.keyFile), readFileSync(certs.client!.certFile));
       const client = new grpc.Client(address, security.credentials, security.options);
       try {
         return ServingStatus[(await callUnary(client, Health.method.check, { service: "" }, { deadline: Date.now() + 5000 })).status];
       } catch (error) {
-        return (error as Error).message;
+        return String(((error as OrderlyError).cause as Error | undefined)?.message);
       } finally {
         client.close();
       }
     };
-    expect(await check("127.0.0.1")).toBe("SERVING");
-    expect(await check("localhost")).toBe("SERVING");
-    // The same server, at an address its certificate does not name: refused.
-    expect(await check("127.0.0.2")).toMatch(/unavailable/);
+    expect(await check(`127.0.0.1:${port}`)).toBe("SERVING");
+    expect(await check(`ipv4:127.0.0.1:${port}`)).toBe("SERVING");
+    expect(await check(`localhost:${port}`)).toBe("SERVING");
+    // The same server, at an address its certificate does not name; a server whose certificate names the address but is not of our CA.
+    expect(await check(`127.0.0.2:${port}`)).toMatch(/IP: 127\.0\.0\.2 is not in the cert's list/);
+    expect(await check(`127.0.0.1:${roguePort}`)).toMatch(/self[- ]signed|unable to (get|verify)/i);
   } finally {
-    server.forceShutdown();
+    for (const server of servers) server.forceShutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -35,7 +35,8 @@ const IP_TARGET_SERVER_NAME = "ip-address.invalid";
 
 /** The host of a gRPC target such as `127.0.0.1:50051`, `[::1]:50051` or `dns:///order:50051`. */
 function targetHost(address: string): string {
-  const authority = address.replace(/^(dns:(\/\/[^/]*\/)?|ipv4:|ipv6:)/, "");
+  // ipv4:/ipv6: targets may list several addresses; grpc-js names the channel after the first.
+  const authority = address.replace(/^(dns:(\/\/[^/]*\/)?|ipv4:|ipv6:)/, "").split(",")[0]!;
   return grpc.experimental.splitHostPort(authority)?.host ?? authority;
 }
 
@@ -44,7 +45,7 @@ function targetHost(address: string): string {
  * `certChain` when given (mTLS). grpc-js sends the target's host as the TLS server name (SNI); Node 26
  * refuses an IP address there (RFC 6066 allows only names; Node warned with DEP0123 before). So for
  * a server addressed by IP a reserved name is sent instead, and its certificate is checked against
- * the IP address itself, as it is for a name.
+ * the IP address itself, as it is for a name. The result is for `address` only.
  */
 export function tlsChannel(address: string, rootCerts: Buffer, privateKey?: Buffer, certChain?: Buffer): ChannelSecurity {
   const host = targetHost(address);
