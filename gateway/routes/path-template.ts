@@ -6,6 +6,8 @@ export interface PathTemplate {
   readonly source: string;
   readonly segments: readonly TemplateSegment[];
   readonly verb: string | undefined;
+  /** ":" and the verb, as the last segment of a path ends (made once, not per request). */
+  readonly verbSuffix: string | undefined;
 }
 
 /**
@@ -29,7 +31,7 @@ export function parsePathTemplate(source: string): PathTemplate {
     if (/^[A-Za-z0-9._~-]+$/.test(part)) return { literal: part };
     throw new Error(`unsupported path template segment "${part}" in ${source}`);
   });
-  return { source, segments, verb };
+  return { source, segments, verb, verbSuffix: verb === undefined ? undefined : `:${verb}` };
 }
 
 /** The segments of a request path ("/v1/orders/x" → ["v1", "orders", "x"]), split once for every template it is matched against. */
@@ -53,9 +55,9 @@ export function matchSegments(template: PathTemplate, parts: readonly string[]):
   for (let i = 0; i < count; i++) {
     const segment = template.segments[i]!;
     let part = parts[i]!;
-    if (i === count - 1 && template.verb !== undefined) {
-      if (!part.endsWith(`:${template.verb}`)) return undefined;
-      part = part.slice(0, -template.verb.length - 1);
+    if (i === count - 1 && template.verbSuffix !== undefined) {
+      if (!part.endsWith(template.verbSuffix)) return undefined;
+      part = part.slice(0, -template.verbSuffix.length);
     }
     if ("literal" in segment) {
       if (segment.literal !== part) return undefined;

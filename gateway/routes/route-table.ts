@@ -67,17 +67,62 @@ export function routesOf(services: readonly DescService[]): Route[] {
   return routes;
 }
 
+/**
+ * The routes a path can match, by its number of segments and its second
+ * segment ("orders" of /v1/orders/{id}): each list keeps the table's order,
+ * with the routes whose second segment is a variable (or the verb's segment).
+ * A request tries these few instead of every route of the table.
+ */
+interface RouteIndex {
+  bySegments: Map<number, { byLiteral: Map<string, Route[]>; other: Route[] }>;
+}
+
+const indexes = new WeakMap<readonly Route[], RouteIndex>();
+
+function indexOf(routes: readonly Route[]): RouteIndex {
+  let index = indexes.get(routes);
+  if (index !== undefined) return index;
+  index = { bySegments: new Map() };
+  /** The literal a route is found by (its second segment), or undefined when any second segment may match it. */
+  const literalOf = (route: Route) => {
+    const { segments, verb } = route.template;
+    const second = segments[1];
+    return second !== undefined && "literal" in second && !(verb !== undefined && segments.length === 2) ? second.literal : undefined;
+  };
+  for (const route of routes) {
+    const count = route.template.segments.length;
+    let group = index.bySegments.get(count);
+    if (group === undefined) index.bySegments.set(count, (group = { byLiteral: new Map(), other: [] }));
+    const literal = literalOf(route);
+    if (literal !== undefined && !group.byLiteral.has(literal)) group.byLiteral.set(literal, []);
+  }
+  // Each list in the table's order: a route joins the list of its literal, or every list of its count when it has none.
+  for (const route of routes) {
+    const group = index.bySegments.get(route.template.segments.length)!;
+    const literal = literalOf(route);
+    if (literal !== undefined) group.byLiteral.get(literal)!.push(route);
+    else {
+      group.other.push(route);
+      for (const list of group.byLiteral.values()) list.push(route);
+    }
+  }
+  indexes.set(routes, index);
+  return index;
+}
+
 /** Finds the route of a request. ROUTE_NOT_FOUND when no path matches, METHOD_NOT_ALLOWED when only the method differs. */
 export function resolveRoute(routes: readonly Route[], httpMethod: string, path: string): RouteMatch {
-  const allowed: string[] = [];
   const parts = splitPath(path);
-  for (const route of routes) {
+  const group = indexOf(routes).bySegments.get(parts.length);
+  const candidates = group === undefined ? [] : (group.byLiteral.get(parts[1]!) ?? group.other);
+  let allowed: string[] | undefined;
+  for (const route of candidates) {
     const params = matchSegments(route.template, parts);
     if (params === undefined) continue;
     if (route.httpMethod === httpMethod) return { route, params };
-    allowed.push(route.httpMethod);
+    (allowed ??= []).push(route.httpMethod);
   }
-  if (allowed.length > 0) {
+  if (allowed !== undefined) {
     throw new OrderlyError("METHOD_NOT_ALLOWED", `${httpMethod} is not allowed on ${path}`, { metadata: { allow: allowed.join(", ") } });
   }
   throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${httpMethod} ${path}`);

@@ -1,0 +1,56 @@
+import fc from "fast-check";
+import { expect, test } from "vitest";
+import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
+import { OrderlyError } from "../../shared/errors/index.js";
+import { matchPath, parsePathTemplate } from "./path-template.js";
+import { resolveRoute, routesOf, type Route } from "./route-table.js";
+
+/** What resolveRoute answers, found by trying every route in the table's order (what its index must agree with). */
+function byScan(routes: readonly Route[], httpMethod: string, path: string) {
+  const allowed: string[] = [];
+  for (const route of routes) {
+    const params = matchPath(route.template, path);
+    if (params === undefined) continue;
+    if (route.httpMethod === httpMethod) return { label: route.label, params };
+    allowed.push(route.httpMethod);
+  }
+  return allowed.length > 0 ? { reason: "METHOD_NOT_ALLOWED", allow: allowed.join(", ") } : { reason: "ROUTE_NOT_FOUND" };
+}
+
+function resolved(routes: readonly Route[], httpMethod: string, path: string) {
+  try {
+    const { route, params } = resolveRoute(routes, httpMethod, path);
+    return { label: route.label, params };
+  } catch (error) {
+    const { reason, metadata } = error as OrderlyError;
+    return reason === "METHOD_NOT_ALLOWED" ? { reason, allow: metadata.allow } : { reason };
+  }
+}
+
+test("a request finds the route a scan of every route would find, with the same params, or the same refusal", () => {
+  const routes = routesOf([OrderService, InventoryService, QueryService]);
+  // A table with a second segment that is a variable and one whose verb ends its second segment.
+  const like = (httpMethod: string, source: string): Route => ({ ...routes[0]!, httpMethod, template: parsePathTemplate(source), label: `${httpMethod} ${source}` });
+  const extra = [like("GET", "/v1/{name}/orders"), ...routes.slice(0, 6), like("POST", "/v1/orders:cancel"), like("GET", "/v1/{name}"), ...routes.slice(6), like("DELETE", "/{version}/orders/{id}")];
+  const segment = fc.constantFrom("v1", "orders", "inventory", "customers", "stock", "sales", "daily", "timeline", "ord_1", "SKU-1", "a%2Eb", "%E0%A4%A", "", "ord_1:cancel", "SKU-1:restock", "x:cancel", "orders:cancel");
+  const path = fc.array(segment, { minLength: 0, maxLength: 5 }).map((parts) => `/${parts.join("/")}`);
+  const method = fc.constantFrom("GET", "POST", "DELETE");
+  fc.assert(
+    fc.property(method, path, (m, p) => {
+      expect(resolved(routes, m, p)).toEqual(byScan(routes, m, p));
+      expect(resolved(extra, m, p)).toEqual(byScan(extra, m, p));
+    }),
+    { numRuns: 3000 },
+  );
+  // A few that must match, so the property is not only about refusals.
+  expect(resolved(routes, "GET", "/v1/orders/ord_1")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1" } });
+  expect(resolved(routes, "POST", "/v1/orders/ord_1:cancel")).toEqual({ label: "POST /v1/orders/{id}:cancel", params: { id: "ord_1" } });
+  expect(resolved(routes, "DELETE", "/v1/orders")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "POST" });
+  expect(resolved(routes, "GET", "/v2/orders")).toEqual({ reason: "ROUTE_NOT_FOUND" });
+  expect(resolved(extra, "POST", "/v1/orders:cancel")).toEqual({ label: "POST /v1/orders:cancel", params: {} });
+  expect(resolved(extra, "GET", "/v1/orders/ord_1")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1" } });
+  expect(resolved(extra, "GET", "/v1/stock/orders")).toEqual({ label: "GET /v1/{name}/orders", params: { name: "stock" } });
+  expect(resolved(extra, "DELETE", "/v1/orders/ord_1")).toEqual({ label: "DELETE /{version}/orders/{id}", params: { version: "v1", id: "ord_1" } });
+});
