@@ -11,53 +11,9 @@
  *
  *   node --import tsx scripts/bench/handler-hits.ts
  */
-import { create } from "@bufbuild/protobuf";
-import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
-import { OrderService, OrderSchema } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { QueryService, GetOrderResponseSchema } from "../../proto/gen/orderly/query/v1/query_pb.js";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { cachedReads } from "../../gateway/cached-reads.js";
-import { createGatewayHandler } from "../../gateway/http-server.js";
-import { JwtVerifier } from "../../shared/security/index.js";
-import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../dev-security.js";
-import { ReadCache } from "../../gateway/read-cache.js";
-import { GatewayMetrics } from "../../gateway/metrics.js";
-import { LoadShedder } from "../../gateway/load-shedder.js";
-import { RateLimiter } from "../../gateway/rate-limiter.js";
-import { routesOf } from "../../gateway/routes/index.js";
-import { silentLogger } from "../../shared/logging/index.js";
+import { cannedGateway } from "./canned-gateway.js";
 
-const routes = routesOf([OrderService, InventoryService, QueryService]);
-const cache = new ReadCache(600_000);
-const shedder = new LoadShedder({ maxInFlight: 100000, maxEventLoopLagMs: 100000 });
-const metrics = new GatewayMetrics({ cache, shedder, policies: [] });
-// The dev admin's token, verified by the gateway's own verifier (once; then it is known, as for a steady client).
-const dataDir = mkdtempSync(join(tmpdir(), "orderly-handler-hits-"));
-const tokens = await writeDevCredentials(dataDir);
-const jwt = new JwtVerifier({ publicKeyPem: readFileSync(join(dataDir, "secrets", "jwt-public.pem"), "utf8"), issuer: DEV_ISSUER, audience: DEV_AUDIENCE });
-rmSync(dataDir, { recursive: true, force: true });
-const authorization = `Bearer ${tokens.admin}`;
-await jwt.authenticate(authorization);
-const order = (id: string) => create(GetOrderResponseSchema, { order: create(OrderSchema, { id, customerId: "c-1", status: 2, items: [{ sku: "SKU-1", quantity: 2 }, { sku: "SKU-2", quantity: 1 }] as never, totalMinor: 2599n, currencyCode: "USD", version: 3n } as never) });
-const handler = createGatewayHandler({
-  routes,
-  auth: {
-    known: (a) => jwt.known(a),
-    verify: (a) => jwt.verify(a),
-    linkMetadata: () => ({}),
-    rateLimiter: new RateLimiter({ perSecond: 1e9, burst: 1e9 }),
-  },
-  call: async (_route, request) => order((request as unknown as { id: string }).id) as never,
-  readiness: async () => ({ ready: true, services: {} }),
-  openApi: () => ({}),
-  logger: silentLogger(),
-  limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 30000, maxBodyBytes: 1 << 20, maxJsonDepth: 32 },
-  shedder,
-  cache: { store: cache, routes: cachedReads },
-  metrics,
-});
+const { handler, authorization, cache, close } = await cannedGateway();
 const socket = { remoteAddress: "127.0.0.1", writableEnded: false };
 let written = 0;
 function fakeRes() {
@@ -94,4 +50,4 @@ for (let b = 0; b < Number(process.env.BATCHES ?? 60); b++) {
 if (cache.stats.hits < Number(process.env.BATCHES ?? 60) * N) throw new Error(`only ${cache.stats.hits} of the timed requests were cache hits: the setup is wrong`);
 batches.sort((a, b) => a - b);
 console.log(`hit: best ${batches[0]!.toFixed(0)} ns, p25 ${batches[Math.floor(batches.length / 4)]!.toFixed(0)} ns, median ${batches[batches.length >> 1]!.toFixed(0)} ns; hits ${cache.stats.hits} (written ${written})`);
-shedder.close();
+close();
