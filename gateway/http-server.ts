@@ -320,6 +320,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     },
     "/openapi.json": (res, id) => send(res, id, 200, deps.openApi()),
   };
+  // handle() looks built-ins up only outside the API's /v1/ paths.
+  if (Object.keys(builtIns).some((path) => path.startsWith("/v1/"))) throw new Error("a built-in path must not be under /v1/");
 
   /**
    * Who is calling (401 otherwise), within its rate limit (429): counted per

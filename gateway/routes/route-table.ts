@@ -45,7 +45,7 @@ function bindingsOf(rule: HttpRule): { httpMethod: string; path: string; body: s
 }
 
 /** Every route of the services' google.api.http annotations; RPCs without one are not exposed. */
-export function routesOf(services: readonly DescService[]): Route[] {
+export function routesOf(services: readonly DescService[]): readonly Route[] {
   const routes: Route[] = [];
   for (const service of services) {
     for (const method of service.methods) {
@@ -64,7 +64,8 @@ export function routesOf(services: readonly DescService[]): Route[] {
       }
     }
   }
-  return routes;
+  // Frozen: resolveRoute indexes a table once, by the array.
+  return Object.freeze(routes);
 }
 
 /**

@@ -30,6 +30,14 @@ test("a remembered token is known only by its whole header: another header endin
   const lower = `bearer ${tokens.admin}`;
   expect(jwt.known(lower)).toBeUndefined();
   expect((await jwt.authenticate(lower)).roles).toEqual(["admin"]);
+  // They share the remembered slot: the newer spelling is known, the other is verified again when it comes.
+  expect(jwt.known(lower)?.roles).toEqual(["admin"]);
+  expect(jwt.known(admin)).toBeUndefined();
   expect((await jwt.authenticate(admin)).roles).toEqual(["admin"]);
   expect(jwt.known(admin)?.roles).toEqual(["admin"]);
+
+  // Not known once expired (the dev tokens live a week), and forgotten then.
+  const weekLater = Date.now() + 8 * 24 * 3600 * 1000;
+  expect(jwt.known(admin, weekLater)).toBeUndefined();
+  expect(jwt.known(admin)).toBeUndefined();
 });

@@ -11,7 +11,7 @@ export interface JwtSettings {
   audience: string;
 }
 
-/** The largest number of verified tokens remembered (each until it expires). */
+/** The largest number of verified tokens remembered (each until it expires, or until all are forgotten at once when full). */
 const MAX_REMEMBERED = 10_000;
 
 /**
@@ -21,7 +21,8 @@ const MAX_REMEMBERED = 10_000;
  * every character of the token per request (callgrind: ~2,900 instructions
  * of a gateway's cache hit with a 270-character header, more for a token
  * with more claims). The entry keeps the whole header and a lookup compares
- * it, so two headers sharing a tail only miss each other.
+ * it, so two headers sharing a tail (the same token with the scheme spelled
+ * differently) evict each other, and neither is ever given the other's.
  */
 const REMEMBER_KEY_LENGTH = 24;
 function rememberKey(authorization: string): string {
@@ -47,8 +48,12 @@ export class JwtVerifier {
   /** The principal of a token verified before and not expired; undefined otherwise (nothing is verified). */
   known(authorization: string | undefined, now = Date.now()): Principal | undefined {
     if (authorization === undefined) return undefined;
-    const known = this.remembered.get(rememberKey(authorization));
-    return known !== undefined && known.exp > now && known.authorization === authorization ? known.principal : undefined;
+    const key = rememberKey(authorization);
+    const known = this.remembered.get(key);
+    if (known === undefined || known.authorization !== authorization) return undefined;
+    if (known.exp > now) return known.principal;
+    this.remembered.delete(key);
+    return undefined;
   }
 
   /**
@@ -99,8 +104,9 @@ export class JwtVerifier {
         throw new OrderlyError("INVALID_CREDENTIALS", "a customer's bearer token must carry customer_id");
       }
       const principal: Principal = { subject: payload.sub!, customerId, roles };
-      if (this.remembered.size >= MAX_REMEMBERED) this.remembered.clear();
-      this.remembered.set(rememberKey(authorization), { authorization, principal, exp: payload.exp! * 1000 });
+      const key = rememberKey(authorization);
+      if (this.remembered.size >= MAX_REMEMBERED && !this.remembered.has(key)) this.remembered.clear();
+      this.remembered.set(key, { authorization, principal, exp: payload.exp! * 1000 });
       return principal;
     } catch (error) {
       if (error instanceof OrderlyError) throw error;
