@@ -13,7 +13,7 @@ import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { FetchedRead, ReadCache } from "./read-cache.js";
-import { resolveRoute, type Route } from "./routes/index.js";
+import { indexRoutes, resolveRoute, type Route } from "./routes/index.js";
 import { requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
 
 /** The limits and budgets of the gateway. */
@@ -284,6 +284,9 @@ function successStatus(requested: string | undefined): number {
  */
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { limits, logger } = deps;
+  const routeIndex = indexRoutes(deps.routes);
+  /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
+  const subjectKeys = new WeakMap<Principal, string>();
 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
   function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
@@ -346,6 +349,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     );
   }
 
+  /** The rate limit's key of a principal, so a request neither concatenates it nor hashes a new string. */
+  function subjectKey(principal: Principal): string {
+    let key = subjectKeys.get(principal);
+    if (key === undefined) subjectKeys.set(principal, (key = `sub:${principal.subject}`));
+    return key;
+  }
+
   /** Takes a token of the caller's rate limit, or throws RATE_LIMITED. */
   function charge(req: IncomingMessage, principal: Principal): Principal;
   function charge(req: IncomingMessage, principal: undefined): undefined;
@@ -356,7 +366,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   }
 
   function handleRoute(req: IncomingMessage, res: ServerResponse, path: string, search: string, method: string, request: RequestState, principal: Principal): Promise<void> | void {
-    const { route, params } = resolveRoute(deps.routes, method, path);
+    const { route, params } = resolveRoute(routeIndex, method, path);
     request.route = route.label;
     const { fullName } = route;
     // The services enforce the RPC's access rule; checking it here too refuses a wrong role before any work (and before the cache).
@@ -613,18 +623,6 @@ function minVersionOf(message: Message): number {
   const version = (message as { minVersion?: bigint }).minVersion;
   return version === undefined ? 0 : Number(version);
 }
-
-/**
- * The rate limit's key of a principal, made once per principal object (a
- * remembered token's principal is the same object on every request), so a
- * request neither concatenates it nor hashes a new string.
- */
-function subjectKey(principal: Principal): string {
-  let key = subjectKeys.get(principal);
-  if (key === undefined) subjectKeys.set(principal, (key = `sub:${principal.subject}`));
-  return key;
-}
-const subjectKeys = new WeakMap<Principal, string>();
 
 /** The rate limit's key of a caller not (yet) authenticated: its address. */
 function addressKey(req: IncomingMessage): string {

@@ -5,7 +5,7 @@ import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { OrderlyError } from "../../shared/errors/index.js";
 import { matchPath, parsePathTemplate } from "./path-template.js";
-import { resolveRoute, routesOf, type Route } from "./route-table.js";
+import { indexRoutes, resolveRoute, routesOf, type Route } from "./route-table.js";
 
 /** What resolveRoute answers, found by trying every route in the table's order (what its index must agree with). */
 function byScan(routes: readonly Route[], httpMethod: string, path: string) {
@@ -21,7 +21,7 @@ function byScan(routes: readonly Route[], httpMethod: string, path: string) {
 
 function resolved(routes: readonly Route[], httpMethod: string, path: string) {
   try {
-    const { route, params } = resolveRoute(routes, httpMethod, path);
+    const { route, params } = resolveRoute(indexRoutes(routes), httpMethod, path);
     return { label: route.label, params };
   } catch (error) {
     const { reason, metadata } = error as OrderlyError;

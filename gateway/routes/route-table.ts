@@ -45,7 +45,7 @@ function bindingsOf(rule: HttpRule): { httpMethod: string; path: string; body: s
 }
 
 /** Every route of the services' google.api.http annotations; RPCs without one are not exposed. */
-export function routesOf(services: readonly DescService[]): readonly Route[] {
+export function routesOf(services: readonly DescService[]): Route[] {
   const routes: Route[] = [];
   for (const service of services) {
     for (const method of service.methods) {
@@ -64,8 +64,7 @@ export function routesOf(services: readonly DescService[]): readonly Route[] {
       }
     }
   }
-  // Frozen: resolveRoute indexes a table once, by the array.
-  return Object.freeze(routes);
+  return routes;
 }
 
 /**
@@ -74,16 +73,13 @@ export function routesOf(services: readonly DescService[]): readonly Route[] {
  * with the routes whose second segment is a variable (or the verb's segment).
  * A request tries these few instead of every route of the table.
  */
-interface RouteIndex {
-  bySegments: Map<number, { byLiteral: Map<string, Route[]>; other: Route[] }>;
+export interface RouteIndex {
+  readonly bySegments: ReadonlyMap<number, { byLiteral: ReadonlyMap<string, readonly Route[]>; other: readonly Route[] }>;
 }
 
-const indexes = new WeakMap<readonly Route[], RouteIndex>();
-
-function indexOf(routes: readonly Route[]): RouteIndex {
-  let index = indexes.get(routes);
-  if (index !== undefined) return index;
-  index = { bySegments: new Map() };
+/** The index of a route table, made once (when the gateway's handler is created) and then only read. */
+export function indexRoutes(routes: readonly Route[]): RouteIndex {
+  const bySegments = new Map<number, { byLiteral: Map<string, Route[]>; other: Route[] }>();
   /** The literal a route is found by (its second segment), or undefined when any second segment may match it. */
   const literalOf = (route: Route) => {
     const { segments, verb } = route.template;
@@ -92,14 +88,14 @@ function indexOf(routes: readonly Route[]): RouteIndex {
   };
   for (const route of routes) {
     const count = route.template.segments.length;
-    let group = index.bySegments.get(count);
-    if (group === undefined) index.bySegments.set(count, (group = { byLiteral: new Map(), other: [] }));
+    let group = bySegments.get(count);
+    if (group === undefined) bySegments.set(count, (group = { byLiteral: new Map(), other: [] }));
     const literal = literalOf(route);
     if (literal !== undefined && !group.byLiteral.has(literal)) group.byLiteral.set(literal, []);
   }
   // Each list in the table's order: a route joins the list of its literal, or every list of its count when it has none.
   for (const route of routes) {
-    const group = index.bySegments.get(route.template.segments.length)!;
+    const group = bySegments.get(route.template.segments.length)!;
     const literal = literalOf(route);
     if (literal !== undefined) group.byLiteral.get(literal)!.push(route);
     else {
@@ -107,14 +103,13 @@ function indexOf(routes: readonly Route[]): RouteIndex {
       for (const list of group.byLiteral.values()) list.push(route);
     }
   }
-  indexes.set(routes, index);
-  return index;
+  return { bySegments };
 }
 
 /** Finds the route of a request. ROUTE_NOT_FOUND when no path matches, METHOD_NOT_ALLOWED when only the method differs. */
-export function resolveRoute(routes: readonly Route[], httpMethod: string, path: string): RouteMatch {
+export function resolveRoute(index: RouteIndex, httpMethod: string, path: string): RouteMatch {
   const parts = splitPath(path);
-  const group = indexOf(routes).bySegments.get(parts.length);
+  const group = index.bySegments.get(parts.length);
   const candidates = group === undefined ? [] : (group.byLiteral.get(parts[1]!) ?? group.other);
   let allowed: string[] | undefined;
   for (const route of candidates) {
