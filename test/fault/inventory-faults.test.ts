@@ -82,6 +82,9 @@ test("inventory answering UNAVAILABLE to every call: at most 3 attempts per requ
     expect(r.status).toBe(503);
     reasons.push(reasonOf(r.body)!);
   }
+  // The order service logs a failed call once it has answered it: wait for the last one's line to arrive.
+  const isCreateFailure = (l: LogLine) => l.msg === "call failed" && l.method?.endsWith("/CreateOrder") === true;
+  await waitFor(() => logLines(system.order.logs).some((l) => isCreateFailure(l) && l.requestId === "down-11"), "the order service's log line of the last CreateOrder", 5_000);
   const order = logLines(system.order.logs);
   const retriesOf = (id: string) => order.filter((l) => l.msg === "retrying a call" && l.requestId === id).length;
   for (let i = 0; i < 12; i++) expect(retriesOf(`down-${i}`)).toBeLessThanOrEqual(2);
@@ -92,7 +95,7 @@ test("inventory answering UNAVAILABLE to every call: at most 3 attempts per requ
   expect(reasons.slice(firstOpen).every((r) => r === "CIRCUIT_OPEN")).toBe(true);
 
   // CreateOrder is not idempotent: the gateway never retries it, so the order service saw each request once.
-  const createCalls = order.filter((l) => l.msg === "call failed" && l.method?.endsWith("/CreateOrder"));
+  const createCalls = order.filter(isCreateFailure);
   expect(createCalls.map((l) => l.requestId).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `down-${i}`).sort());
   expect(logLines(system.gateway.logs).filter((l) => l.msg === "retrying a call")).toEqual([]);
   const fastFails = createCalls.filter((l) => l.reason === "CIRCUIT_OPEN").map((l) => l.ms!);
