@@ -95,6 +95,22 @@ export function fromServiceError(error: grpc.ServiceError): OrderlyError {
   return fromStatus(code, error.details, details instanceof Buffer ? details : undefined);
 }
 
+/**
+ * Runs `fn` with Error stack capture off. grpc-js captures its caller's stack
+ * (a new Error) for every call, only to append it to a failed call's error;
+ * fromServiceError builds an OrderlyError without it, so the capture (~60k
+ * instructions, some 3% of a call's CPU) is skipped. `fn` runs synchronously.
+ */
+function withoutStackCapture<T>(fn: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return fn();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** Makes one unary call; rejects with an OrderlyError. */
 export function callUnary<I extends DescMessage, O extends DescMessage>(
   connection: Connection,
@@ -119,24 +135,26 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
       if (span.isRecording()) span.setAttributes({ "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name });
     }
     const onAbort = () => call.cancel();
-    const call = connection.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
-      path,
-      (message) => Buffer.from(toBinary(method.input, message)),
-      (bytes) => fromBinary(method.output, bytes),
-      create(method.input, request),
-      metadata,
-      { deadline: options.deadline ?? Infinity },
-      (error, response) => {
-        options.signal?.removeEventListener("abort", onAbort);
-        if (error) {
-          const err = fromServiceError(error);
-          if (span) endSpanWithError(span, err, { "rpc.grpc.status_code": err.code });
-          reject(err);
-        } else {
-          span?.end();
-          resolve(response!);
-        }
-      },
+    const call = withoutStackCapture(() =>
+      connection.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
+        path,
+        (message) => Buffer.from(toBinary(method.input, message)),
+        (bytes) => fromBinary(method.output, bytes),
+        create(method.input, request),
+        metadata,
+        { deadline: options.deadline ?? Infinity },
+        (error, response) => {
+          options.signal?.removeEventListener("abort", onAbort);
+          if (error) {
+            const err = fromServiceError(error);
+            if (span) endSpanWithError(span, err, { "rpc.grpc.status_code": err.code });
+            reject(err);
+          } else {
+            span?.end();
+            resolve(response!);
+          }
+        },
+      ),
     );
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.responseHeaders) {

@@ -132,14 +132,12 @@ function metadataRecord(metadata: grpc.Metadata): Record<string, string> {
   return record;
 }
 
-function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string, rpc: DescMethod, logger: Logger, budget: CallBudget): CallContext {
+function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string, rpc: DescMethod, logger: Logger, budget: CallBudget, signal: AbortSignal): CallContext {
   const metadata = metadataRecord(call.metadata);
   const requestId = metadata[metadataKeys.requestId] || randomUUID();
   const rawDeadline = call.getDeadline();
   const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
   const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
-  const controller = new AbortController();
-  call.on("cancelled", () => controller.abort(new OrderlyError("CANCELLED", "the caller cancelled the call")));
   return {
     method,
     rpc,
@@ -147,7 +145,7 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
     requestId,
     deadline,
     answerBy: answerByOf(deadline, Date.now(), budget),
-    signal: controller.signal,
+    signal,
     logger: logger.child({ method, requestId }),
     metadata,
     responseHeaders: {},
@@ -171,9 +169,15 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
     const fullName = `${service.typeName}/${method.name}`;
     const run = chain(interceptors, handler);
     impl[method.name] = (call: grpc.ServerUnaryCall<Message, Message>, callback: grpc.sendUnaryData<Message>) => {
-      const context = contextOf(call, fullName, method, logger, budget);
+      // grpc-js reports every call as cancelled once it has ended, answered or not: only a call still
+      // being handled is abandoned (an error and an abort per answered call cost ~4% of a service's CPU).
+      const controller = new AbortController();
+      const onCancelled = () => controller.abort(new OrderlyError("CANCELLED", "the caller cancelled the call"));
+      call.once("cancelled", onCancelled);
+      const context = contextOf(call, fullName, method, logger, budget, controller.signal);
       run(call.request, context).then(
         (response) => {
+          call.off("cancelled", onCancelled);
           const headers = Object.entries(context.responseHeaders);
           if (headers.length > 0) {
             const metadata = new grpc.Metadata();
@@ -182,7 +186,10 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
           }
           callback(null, create(method.output, response as never) as Message);
         },
-        (error: unknown) => callback(toServiceError(OrderlyError.from(error))),
+        (error: unknown) => {
+          call.off("cancelled", onCancelled);
+          callback(toServiceError(OrderlyError.from(error)));
+        },
       );
     };
   }
