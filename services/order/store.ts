@@ -107,14 +107,15 @@ export class OrderStore {
         `SELECT * FROM orders WHERE customer_id = ? AND (create_time < ? OR (create_time = ? AND id < ?))
          ORDER BY create_time DESC, id DESC LIMIT ?`,
       ),
-      insert: db.prepare(
+      // The changed row comes back from the write itself (RETURNING), not from a second statement.
+      insert: db.prepare<[{ id: string; customerId: string; items: string; now: number }], OrderRow>(
         `INSERT INTO orders (id, customer_id, status, items, create_time, update_time, version)
-         VALUES (@id, @customerId, ${Status.PENDING}, @items, @now, @now, 1)`,
+         VALUES (@id, @customerId, ${Status.PENDING}, @items, @now, @now, 1) RETURNING *`,
       ),
-      decide: db.prepare(
+      decide: db.prepare<[Record<string, string | number>], OrderRow>(
         `UPDATE orders SET status = @status, items = @items, total_minor = @totalMinor, currency_code = @currencyCode,
            reject_reason = @rejectReason, reject_metadata = @rejectMetadata, update_time = @now, version = version + 1, announced = 1
-         WHERE id = @id AND status = ${Status.PENDING}`,
+         WHERE id = @id AND status = ${Status.PENDING} RETURNING *`,
       ),
       cancel: db.prepare<[number, string]>(
         `UPDATE orders SET status = ${Status.CANCELLED}, update_time = ?, version = version + 1, announced = 1
@@ -241,16 +242,16 @@ export class OrderStore {
     }
     const now = this.clock();
     const items: OrderLine[] = order.items.map((item) => ({ ...item, unitPriceMinor: 0 }));
-    this.statements.insert.run({ id: order.id, customerId: order.customerId, items: JSON.stringify(items), now });
+    const inserted = this.statements.insert.get({ id: order.id, customerId: order.customerId, items: JSON.stringify(items), now })!;
     if (order.requestId !== "") {
       this.statements.insertKey.run(order.customerId, order.requestId, order.requestHash, order.id, now);
     }
-    return { order: this.get(order.id)!, replay: undefined };
+    return { order: toOrder(inserted), replay: undefined };
   }
 
   private decideInTx(id: string, decision: Decision, meta: EventMeta): OrderRecord {
     const before = this.get(id);
-    const changed = this.statements.decide.run({
+    const decided = this.statements.decide.get({
       id,
       status: decision.status,
       items: JSON.stringify(decision.items),
@@ -259,9 +260,9 @@ export class OrderStore {
       rejectReason: decision.rejectReason,
       rejectMetadata: JSON.stringify(decision.rejectMetadata),
       now: this.clock(),
-    }).changes;
-    const order = this.get(id)!;
-    if (changed > 0) {
+    });
+    const order = decided ? toOrder(decided) : this.get(id)!;
+    if (decided) {
       this.statements.saveResponse.run(JSON.stringify(order), id);
       if (!before!.announced) this.announce(before!, meta);
       const value = { order: orderMessage(order) };
