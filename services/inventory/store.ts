@@ -131,11 +131,12 @@ export class InventoryStore {
         `UPDATE items SET available = available + @quantity, name = @name, unit_price_minor = @unitPriceMinor,
            currency_code = @currencyCode, update_time = @now, version = version + 1 WHERE sku = @sku`,
       ),
-      reserveItem: db.prepare<[number, number, number, string]>(
-        "UPDATE items SET available = available - ?, reserved = reserved + ?, update_time = ?, version = version + 1 WHERE sku = ?",
+      // The item as changed comes back from the write itself (RETURNING), not from a SELECT after it.
+      reserveItem: db.prepare<[number, number, number, string], ItemRow>(
+        "UPDATE items SET available = available - ?, reserved = reserved + ?, update_time = ?, version = version + 1 WHERE sku = ? RETURNING *",
       ),
-      releaseItem: db.prepare<[number, number, number, string]>(
-        "UPDATE items SET available = available + ?, reserved = reserved - ?, update_time = ?, version = version + 1 WHERE sku = ?",
+      releaseItem: db.prepare<[number, number, number, string], ItemRow>(
+        "UPDATE items SET available = available + ?, reserved = reserved - ?, update_time = ?, version = version + 1 WHERE sku = ? RETURNING *",
       ),
       getReservation: db.prepare<[string], ReservationRow>("SELECT * FROM reservations WHERE order_id = ?"),
       insertReservation: db.prepare(
@@ -292,8 +293,7 @@ export class InventoryStore {
     });
     const now = this.clock();
     for (const line of reserved) {
-      this.statements.reserveItem.run(line.quantity, line.quantity, now, line.sku);
-      const item = this.getItem(line.sku)!;
+      const item = toItem(this.statements.reserveItem.get(line.quantity, line.quantity, now, line.sku)!);
       this.outbox.append(
         newEvent(item.sku, item.version, now, { case: "stockReserved", value: { item: itemMessage(item), orderId, quantity: line.quantity } }, meta),
       );
@@ -319,8 +319,7 @@ export class InventoryStore {
     }
     if (existing.state === ReservationState.RELEASED) return existing;
     for (const line of existing.lines) {
-      this.statements.releaseItem.run(line.quantity, line.quantity, now, line.sku);
-      const item = this.getItem(line.sku)!;
+      const item = toItem(this.statements.releaseItem.get(line.quantity, line.quantity, now, line.sku)!);
       this.outbox.append(
         newEvent(item.sku, item.version, now, { case: "stockReleased", value: { item: itemMessage(item), orderId, quantity: line.quantity } }, meta),
       );
