@@ -1,0 +1,116 @@
+/**
+ * Instructions per `POST /v1/orders` in one service of a real stack, under
+ * callgrind: what instructions.sh does for a cache hit, for the write path.
+ *
+ *   node --import tsx scripts/bench/service-instructions.ts order|inventory|query|gateway [out-dir]
+ *
+ * Starts a stack (test/helpers/system.ts), restocks the bench SKUs, then
+ * starts the named service again (same environment and port) under
+ * `valgrind --tool=callgrind` with instrumentation off. Eight clients create
+ * orders through the gateway for WARM seconds (default 90: the service runs
+ * ~50x slower), then for DURATION seconds (default 40) with instrumentation
+ * on. Prints the main thread's instructions per order answered 2xx, and the
+ * top functions per order (callgrind-functions.ts). The service's share of
+ * the events (relay, consumers) is in the count, as it is under load.
+ *
+ * The slowed service sets the pace of the whole stack. Under valgrind the
+ * inventory is slow enough that the order service's reservations time out
+ * and orders take the asynchronous path (202): its figures are then of that
+ * path, which the summary line's count of 202 answers shows.
+ * Needs valgrind (apt-get install -y valgrind).
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, renameSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { setTimeout as delay } from "node:timers/promises";
+import { BENCH_SKUS, restockBenchSkus, startStack, waitReady } from "./orderly.js";
+
+const entries = { order: "services/order/main.ts", inventory: "services/inventory/main.ts", query: "services/query/main.ts", gateway: "gateway/main.ts" };
+const service = process.argv[2] as keyof typeof entries;
+if (!(service in entries)) throw new Error("usage: service-instructions.ts order|inventory|query|gateway [out-dir]");
+for (const tool of ["valgrind", "callgrind_control", "callgrind_annotate"]) {
+  try {
+    execFileSync("which", [tool], { stdio: "ignore" });
+  } catch {
+    throw new Error(`${tool} is missing: apt-get install -y valgrind`);
+  }
+}
+const out = process.argv[3] ?? mkdtempSync(join(tmpdir(), `orderly-instructions-${service}-`));
+mkdirSync(out, { recursive: true });
+const warmMs = Number(process.env.WARM ?? 90) * 1000;
+const durationMs = Number(process.env.DURATION ?? 40) * 1000;
+
+await using stack = await startStack("instructions");
+const { system } = stack;
+await waitReady(system);
+await restockBenchSkus(system);
+await system[service].stop();
+const valgrind = spawn(
+  "valgrind",
+  [
+    "--tool=callgrind",
+    "--smc-check=all-non-file",
+    "--instr-atstart=no",
+    "--separate-threads=yes",
+    `--callgrind-out-file=${join(out, "callgrind.out")}`,
+    process.execPath,
+    "--perf-basic-prof",
+    "--import",
+    "tsx",
+    entries[service],
+  ],
+  { env: { ...process.env, LOG_LEVEL: "info", ...system.env.common, ...system.env[service] }, stdio: ["ignore", "pipe", "pipe"] },
+);
+const stopValgrind = async () => {
+  if (valgrind.exitCode !== null || valgrind.signalCode !== null) return;
+  valgrind.kill("SIGTERM");
+  await new Promise((resolve) => valgrind.once("exit", resolve));
+};
+await using _valgrind = { [Symbol.asyncDispose]: stopValgrind };
+await new Promise<void>((resolve, reject) => {
+  createInterface({ input: valgrind.stdout! }).on("line", (line) => line.includes('"listening"') && resolve());
+  valgrind.stderr!.resume();
+  valgrind.once("exit", (code) => reject(new Error(`${service} under valgrind exited (${code}) before listening`)));
+});
+await waitReady(system, 10 * 60_000);
+
+/** Answers by status, counted while `counting`. */
+const answers = new Map<number, number>();
+let counting = false;
+let stopped = false;
+const client = async (n: number) => {
+  for (let i = 0; !stopped; i++) {
+    const body = { customerId: `instructions-${n}-${i % 50}`, items: [{ sku: BENCH_SKUS[(n + i) % BENCH_SKUS.length], quantity: 1 }] };
+    const status = await system.api("POST", "/v1/orders", { body }).then((response) => response.status, () => 0);
+    if (counting) answers.set(status, (answers.get(status) ?? 0) + 1);
+  }
+};
+const clients = Array.from({ length: 8 }, (_, n) => client(n));
+const control = (...args: string[]) => execFileSync("callgrind_control", [...args, String(valgrind.pid)], { stdio: "ignore" });
+await delay(warmMs);
+control("-i", "on");
+control("-z");
+counting = true;
+await delay(durationMs);
+counting = false;
+control("-d");
+control("-i", "off");
+stopped = true;
+await Promise.all(clients);
+await stopValgrind();
+// valgrind runs node in its own process: the perf map is named after valgrind's pid.
+const map = `/tmp/perf-${valgrind.pid}.map`;
+if (existsSync(map)) renameSync(map, join(out, "perf.map"));
+
+const ok = [...answers].filter(([status]) => status >= 200 && status < 300).reduce((sum, [, n]) => sum + n, 0);
+console.log(`${service}: answers while counted ${JSON.stringify(Object.fromEntries(answers))}; callgrind files, perf map in ${out}`);
+if (ok === 0) throw new Error("no order was answered 2xx while counting");
+// With --separate-threads, the dump's main thread is callgrind.out.1-01 (the first dump of the main thread).
+console.log(
+  execFileSync(process.execPath, ["--import", "tsx", "scripts/bench/callgrind-functions.ts", join(out, "callgrind.out.1-01"), join(out, "perf.map"), String(ok)], {
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+  }),
+);
