@@ -112,7 +112,7 @@ export class OrderStore {
         `INSERT INTO orders (id, customer_id, status, items, create_time, update_time, version)
          VALUES (@id, @customerId, ${Status.PENDING}, @items, @now, @now, 1) RETURNING *`,
       ),
-      decide: db.prepare<[Record<string, string | number>], OrderRow>(
+      decide: db.prepare<[DecideParams], OrderRow>(
         `UPDATE orders SET status = @status, items = @items, total_minor = @totalMinor, currency_code = @currencyCode,
            reject_reason = @rejectReason, reject_metadata = @rejectMetadata, update_time = @now, version = version + 1, announced = 1
          WHERE id = @id AND status = ${Status.PENDING} RETURNING *`,
@@ -280,6 +280,18 @@ export class OrderStore {
   private emit(order: OrderRecord, payload: EventPayload, meta: EventMeta): void {
     this.outbox.append(newEvent(order.id, order.version, order.updateTime, payload, meta));
   }
+}
+
+/** The named parameters of the decide statement. */
+interface DecideParams {
+  id: string;
+  status: Status;
+  items: string;
+  totalMinor: number;
+  currencyCode: string;
+  rejectReason: string;
+  rejectMetadata: string;
+  now: number;
 }
 
 interface Decision {

@@ -7,14 +7,13 @@ import { callUnary, connect } from "./client.js";
 import { registration, startGrpcServer } from "./server.js";
 import type { ServiceHandlers } from "./types.js";
 
-test("a call's signal is aborted when its caller cancels it, and never once the call has been answered", async () => {
-  const stackTraceLimit = Error.stackTraceLimit;
+test("a call's signal is aborted when its caller cancels it or its deadline passes, and never once the call has been answered", async () => {
   const signals = new Map<string, AbortSignal>();
   const handlers = {
-    // "wait" is answered only when its caller has gone; any other id at once.
+    // "wait…" is answered only when its call has ended; any other id at once.
     getOrder: async ({ id }, context) => {
       signals.set(id, context.signal);
-      if (id === "wait") await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+      if (id.startsWith("wait")) await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
       return { order: { id } };
     },
   } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
@@ -38,6 +37,19 @@ test("a call's signal is aborted when its caller cancels it, and never once the 
   await waitFor(() => signals.get("wait")!.aborted, "the handler's signal to be aborted once its caller has gone");
   expect(signals.get("wait")!.reason).toBeInstanceOf(OrderlyError);
   expect(signals.get("wait")!.reason).toMatchObject({ reason: "CANCELLED" });
-  // The client turns stack capture off while grpc-js starts a call (see withoutStackCapture), and back on.
+
+  const late = await callUnary(connection, QueryService.method.getOrder, { id: "wait-deadline" }, { deadline: Date.now() + 300 }).catch((error: unknown) => error);
+  expect(late).toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+  await waitFor(() => signals.get("wait-deadline")?.aborted === true, "the handler's signal to be aborted once its deadline has passed");
+});
+
+test("an error thrown while grpc-js starts a call keeps its stack (the client turns stack capture off only for grpc-js's own caller stack)", async () => {
+  const stackTraceLimit = Error.stackTraceLimit;
+  const closed = connect("127.0.0.1:1");
+  closed.close();
+  const error = await callUnary(closed, QueryService.method.getOrder, { id: "any" }, { deadline: Date.now() + 1000 }).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(Error);
+  expect((error as Error).message).toMatch(/shut down/);
+  expect((error as Error).stack).toMatch(/\n\s+at /);
   expect(Error.stackTraceLimit).toBe(stackTraceLimit);
 });
