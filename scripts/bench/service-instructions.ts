@@ -2,13 +2,13 @@
  * Instructions per `POST /v1/orders` in one service of a real stack, under
  * callgrind: what instructions.sh does for a cache hit, for the write path.
  *
- *   node --import tsx scripts/bench/service-instructions.ts order|inventory|query|gateway [out-dir]
+ *   node --import tsx scripts/bench/service-instructions.ts order|inventory|query|gateway [--warm 90] [--duration 40] [--out dir]
  *
  * Starts a stack (test/helpers/system.ts), restocks the bench SKUs, then
  * starts the named service again (same environment and port) under
  * `valgrind --tool=callgrind` with instrumentation off. Eight clients create
- * orders through the gateway for WARM seconds (default 90: the service runs
- * ~50x slower), then for DURATION seconds (default 40) with instrumentation
+ * orders through the gateway for --warm seconds (default 90: the service runs
+ * ~50x slower), then for --duration seconds (default 40) with instrumentation
  * on. Prints the main thread's instructions per order answered 2xx, and the
  * top functions per order (callgrind-functions.ts). The service's share of
  * the events (relay, consumers) is in the count, as it is under load.
@@ -25,11 +25,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
+import { parseArgs } from "node:util";
 import { BENCH_SKUS, restockBenchSkus, startStack, waitReady } from "./orderly.js";
 
 const entries = { order: "services/order/main.ts", inventory: "services/inventory/main.ts", query: "services/query/main.ts", gateway: "gateway/main.ts" };
-const service = process.argv[2] as keyof typeof entries;
-if (!(service in entries)) throw new Error("usage: service-instructions.ts order|inventory|query|gateway [out-dir]");
+const usage = "usage: service-instructions.ts order|inventory|query|gateway [--warm 90] [--duration 40] [--out dir]";
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { warm: { type: "string", default: "90" }, duration: { type: "string", default: "40" }, out: { type: "string" } },
+});
+const service = positionals[0] as keyof typeof entries;
+const warmMs = Number(values.warm) * 1000;
+const durationMs = Number(values.duration) * 1000;
+if (positionals.length !== 1 || !(service in entries) || !(warmMs >= 0) || !(durationMs > 0)) throw new Error(usage);
 for (const tool of ["valgrind", "callgrind_control", "callgrind_annotate"]) {
   try {
     execFileSync("which", [tool], { stdio: "ignore" });
@@ -37,10 +45,8 @@ for (const tool of ["valgrind", "callgrind_control", "callgrind_annotate"]) {
     throw new Error(`${tool} is missing: apt-get install -y valgrind`);
   }
 }
-const out = process.argv[3] ?? mkdtempSync(join(tmpdir(), `orderly-instructions-${service}-`));
+const out = values.out ?? mkdtempSync(join(tmpdir(), `orderly-instructions-${service}-`));
 mkdirSync(out, { recursive: true });
-const warmMs = Number(process.env.WARM ?? 90) * 1000;
-const durationMs = Number(process.env.DURATION ?? 40) * 1000;
 
 await using stack = await startStack("instructions");
 const { system } = stack;
@@ -63,20 +69,37 @@ const valgrind = spawn(
   ],
   { env: { ...process.env, LOG_LEVEL: "info", ...system.env.common, ...system.env[service] }, stdio: ["ignore", "pipe", "pipe"] },
 );
+// valgrind runs node in its own process: V8's perf map is named after valgrind's pid.
+const perfMap = `/tmp/perf-${valgrind.pid}.map`;
+const exited = new Promise<void>((resolve) => valgrind.once("exit", () => resolve()));
+/** Stops the service (SIGKILL after a minute: it runs slowly) and keeps its perf map in `out`. */
 const stopValgrind = async () => {
-  if (valgrind.exitCode !== null || valgrind.signalCode !== null) return;
-  valgrind.kill("SIGTERM");
-  await new Promise((resolve) => valgrind.once("exit", resolve));
+  if (valgrind.exitCode === null && valgrind.signalCode === null) {
+    valgrind.kill("SIGTERM");
+    const timer = setTimeout(() => valgrind.kill("SIGKILL"), 60_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  if (existsSync(perfMap)) renameSync(perfMap, join(out, "perf.map"));
 };
 await using _valgrind = { [Symbol.asyncDispose]: stopValgrind };
+valgrind.stderr!.resume();
 await new Promise<void>((resolve, reject) => {
-  createInterface({ input: valgrind.stdout! }).on("line", (line) => line.includes('"listening"') && resolve());
-  valgrind.stderr!.resume();
-  valgrind.once("exit", (code) => reject(new Error(`${service} under valgrind exited (${code}) before listening`)));
+  const timer = setTimeout(() => reject(new Error(`${service} under valgrind did not report listening within 10 minutes`)), 10 * 60_000);
+  createInterface({ input: valgrind.stdout! }).on("line", (line) => {
+    if (line.includes('"listening"')) {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+  void exited.then(() => {
+    clearTimeout(timer);
+    reject(new Error(`${service} under valgrind exited before listening`));
+  });
 });
 await waitReady(system, 10 * 60_000);
 
-/** Answers by status, counted while `counting`. */
+/** Answers by status (0: no answer), counted while `counting`. */
 const answers = new Map<number, number>();
 let counting = false;
 let stopped = false;
@@ -89,24 +112,25 @@ const client = async (n: number) => {
 };
 const clients = Array.from({ length: 8 }, (_, n) => client(n));
 const control = (...args: string[]) => execFileSync("callgrind_control", [...args, String(valgrind.pid)], { stdio: "ignore" });
-await delay(warmMs);
-control("-i", "on");
-control("-z");
-counting = true;
-await delay(durationMs);
-counting = false;
-control("-d");
-control("-i", "off");
-stopped = true;
-await Promise.all(clients);
+try {
+  await delay(warmMs);
+  control("-i", "on");
+  control("-z");
+  counting = true;
+  await delay(durationMs);
+  counting = false;
+  control("-d");
+  control("-i", "off");
+} finally {
+  stopped = true;
+  await Promise.all(clients);
+}
 await stopValgrind();
-// valgrind runs node in its own process: the perf map is named after valgrind's pid.
-const map = `/tmp/perf-${valgrind.pid}.map`;
-if (existsSync(map)) renameSync(map, join(out, "perf.map"));
 
 const ok = [...answers].filter(([status]) => status >= 200 && status < 300).reduce((sum, [, n]) => sum + n, 0);
 console.log(`${service}: answers while counted ${JSON.stringify(Object.fromEntries(answers))}; callgrind files, perf map in ${out}`);
 if (ok === 0) throw new Error("no order was answered 2xx while counting");
+if (!existsSync(join(out, "perf.map"))) throw new Error(`V8 wrote no perf map (${perfMap})`);
 // With --separate-threads, the dump's main thread is callgrind.out.1-01 (the first dump of the main thread).
 console.log(
   execFileSync(process.execPath, ["--import", "tsx", "scripts/bench/callgrind-functions.ts", join(out, "callgrind.out.1-01"), join(out, "perf.map"), String(ok)], {
