@@ -282,17 +282,8 @@ export class OrderStore {
   }
 }
 
-/** The named parameters of the decide statement. */
-interface DecideParams {
-  id: string;
-  status: Status;
-  items: string;
-  totalMinor: number;
-  currencyCode: string;
-  rejectReason: string;
-  rejectMetadata: string;
-  now: number;
-}
+/** The named parameters of the decide statement: a decision with its lists as JSON. */
+type DecideParams = Omit<Decision, "items" | "rejectMetadata"> & { id: string; items: string; rejectMetadata: string; now: number };
 
 interface Decision {
   status: Status;

@@ -140,13 +140,13 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
       if (span.isRecording()) span.setAttributes({ "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name });
     }
     const onAbort = () => call.cancel();
-    const message = create(method.input, request);
+    const input = create(method.input, request);
     const call = withoutStackCapture(() =>
       connection.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
         path,
         (message) => Buffer.from(toBinary(method.input, message)),
         (bytes) => fromBinary(method.output, bytes),
-        message,
+        input,
         metadata,
         { deadline: options.deadline ?? Infinity },
         (error, response) => {
