@@ -8,8 +8,41 @@ import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../scripts/dev-se
 import { silentLogger } from "../shared/logging/index.js";
 import { JwtVerifier } from "../shared/security/jwt.js";
 import { reasonOf } from "../test/helpers/system.js";
-import { createGatewayHandler } from "./http-server.js";
+import { createGatewayHandler, type GatewayDeps } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
+
+/** The handler on a real server on a free port, closed when disposed. */
+async function listen(handler: ReturnType<typeof createGatewayHandler>): Promise<{ url: string } & AsyncDisposable> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    [Symbol.asyncDispose]: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test("a request without an X-Request-Id gets a new UUID-shaped one, each gateway its own; a valid one sent is kept", async () => {
+  const deps: GatewayDeps = {
+    routes: [],
+    auth: { known: () => undefined, verify: () => Promise.reject(new Error("no request here authenticates")), linkMetadata: () => ({}) },
+    call: () => Promise.reject(new Error("no route calls a service here")),
+    readiness: async () => ({ ready: true, services: {} }),
+    openApi: () => ({}),
+    logger: silentLogger(),
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+  };
+  await using one = await listen(createGatewayHandler(deps));
+  await using other = await listen(createGatewayHandler(deps));
+  const idOf = async (url: string, headers: Record<string, string> = {}) => (await fetch(`${url}/healthz`, { headers })).headers.get("x-request-id")!;
+
+  const ids = [await idOf(one.url), await idOf(one.url), await idOf(other.url), await idOf(other.url)];
+  for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  expect(new Set(ids).size).toBe(4);
+  // Each gateway's ids share its random prefix and differ from the other's.
+  expect(ids[0]!.slice(0, 24)).toBe(ids[1]!.slice(0, 24));
+  expect(ids[2]!.slice(0, 24)).not.toBe(ids[0]!.slice(0, 24));
+  expect(await idOf(one.url, { "x-request-id": "client-42" })).toBe("client-42");
+});
 
 test("an address out of rate-limit tokens is refused before any more of its tokens are verified; a known token from it is still served", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-gateway-"));
@@ -36,10 +69,8 @@ test("an address out of rate-limit tokens is refused before any more of its toke
     logger: silentLogger(),
     limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
   });
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  await using _server = { [Symbol.asyncDispose]: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/anything`;
+  await using server = await listen(handler);
+  const url = `${server.url}/v1/anything`;
   const get = async (token: string) => {
     const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
     return { status: response.status, reason: reasonOf((await response.json()) as Parameters<typeof reasonOf>[0]) };

@@ -126,6 +126,20 @@ function logFields(req: IncomingMessage, request: RequestState, status: number) 
 }
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The ids of requests that bring none: UUID-shaped, the first four groups
+ * those of one random UUID per gateway process (74 random bits) and the last
+ * a 48-bit counter, so ids are unique within a process and, but for a 2^-74
+ * chance, across processes. `crypto.randomUUID()` for each request built its
+ * string from ~30 string additions, ~2.5% of the instructions of a
+ * read-cache hit.
+ */
+function requestIdSource(): () => string {
+  const prefix = randomUUID().slice(0, 24);
+  let count = 0;
+  return () => prefix + (count++ % 0x1000000000000).toString(16).padStart(12, "0");
+}
 const TIMEOUT_PATTERN = /^\d{1,9}$/;
 
 function send(res: ServerResponse, requestId: string, status: number, body: JsonValue): void {
@@ -285,6 +299,7 @@ function successStatus(requested: string | undefined): number {
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { limits, logger } = deps;
   const routeIndex = indexRoutes(deps.routes);
+  const newRequestId = requestIdSource();
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
 
@@ -541,7 +556,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const sent = req.headers["x-request-id"];
     const url = req.url ?? "/";
     const request: RequestState = {
-      id: typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : randomUUID(),
+      id: typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : newRequestId(),
       route: "unmatched",
       started: performance.now(),
       req,
