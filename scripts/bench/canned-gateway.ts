@@ -32,16 +32,24 @@ export interface CannedGateway {
   close(): void;
 }
 
+/** A new dev key pair's admin token, as an Authorization header value, and the public key that verifies it. */
+export async function devAdminCredentials(): Promise<{ authorization: string; publicKeyPem: string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), "orderly-canned-gateway-"));
+  try {
+    const tokens = await writeDevCredentials(dataDir);
+    return { authorization: `Bearer ${tokens.admin}`, publicKeyPem: readFileSync(join(dataDir, "secrets", "jwt-public.pem"), "utf8") };
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 export async function cannedGateway(): Promise<CannedGateway> {
   const routes = routesOf([OrderService, InventoryService, QueryService]);
   const cache = new ReadCache(600_000);
   const shedder = new LoadShedder({ maxInFlight: 100000, maxEventLoopLagMs: 100000 });
   const metrics = new GatewayMetrics({ cache, shedder, policies: [] });
-  const dataDir = mkdtempSync(join(tmpdir(), "orderly-canned-gateway-"));
-  const tokens = await writeDevCredentials(dataDir);
-  const jwt = new JwtVerifier({ publicKeyPem: readFileSync(join(dataDir, "secrets", "jwt-public.pem"), "utf8"), issuer: DEV_ISSUER, audience: DEV_AUDIENCE });
-  rmSync(dataDir, { recursive: true, force: true });
-  const authorization = `Bearer ${tokens.admin}`;
+  const { authorization, publicKeyPem } = await devAdminCredentials();
+  const jwt = new JwtVerifier({ publicKeyPem, issuer: DEV_ISSUER, audience: DEV_AUDIENCE });
   await jwt.authenticate(authorization);
   const order = (id: string) =>
     create(GetOrderResponseSchema, {

@@ -3,13 +3,14 @@
  * `MODE=hello` answers a small JSON object like the bench's bare ceiling;
  * `MODE=gateway` runs the gateway's handler with a canned query service
  * (canned-gateway.ts), so a repeated GET of one order is a read-cache hit.
- * It prints `PORT=` and, for the gateway, `AUTHORIZATION=` (the header every
- * request must send), and answers `GET /__served` with the number of
+ * It prints `PORT=` and `AUTHORIZATION=`: the header every request sends (the
+ * gateway needs it; the hello gets the same bytes and ignores them, as the
+ * bench's ceiling does), and answers `GET /__served` with the number of
  * requests served so far (that one not counted).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { cannedGateway } from "./canned-gateway.js";
+import { cannedGateway, devAdminCredentials } from "./canned-gateway.js";
 
 const mode = process.env.MODE ?? "hello";
 let handler: (req: IncomingMessage, res: ServerResponse) => void;
@@ -18,6 +19,7 @@ if (mode === "gateway") {
   handler = gateway.handler;
   console.log(`AUTHORIZATION=${gateway.authorization}`);
 } else if (mode === "hello") {
+  console.log(`AUTHORIZATION=${(await devAdminCredentials()).authorization}`);
   handler = (_req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
     res.end('{"hello":"world"}');
