@@ -21,7 +21,7 @@ async function listen(handler: ReturnType<typeof createGatewayHandler>): Promise
   };
 }
 
-test("a request without an X-Request-Id gets a new UUID-shaped one, each gateway its own; a valid one sent is kept", async () => {
+test("a request without a valid X-Request-Id gets a new UUIDv8, each gateway's with its own prefix and a counter; a valid one sent is kept", async () => {
   const deps: GatewayDeps = {
     routes: [],
     auth: { known: () => undefined, verify: () => Promise.reject(new Error("no request here authenticates")), linkMetadata: () => ({}) },
@@ -33,15 +33,23 @@ test("a request without an X-Request-Id gets a new UUID-shaped one, each gateway
   };
   await using one = await listen(createGatewayHandler(deps));
   await using other = await listen(createGatewayHandler(deps));
-  const idOf = async (url: string, headers: Record<string, string> = {}) => (await fetch(`${url}/healthz`, { headers })).headers.get("x-request-id")!;
+  const idOf = async (url: string, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${url}/healthz`, { headers });
+    await response.text();
+    return response.headers.get("x-request-id")!;
+  };
 
   const ids = [await idOf(one.url), await idOf(one.url), await idOf(other.url), await idOf(other.url)];
-  for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   expect(new Set(ids).size).toBe(4);
-  // Each gateway's ids share its random prefix and differ from the other's.
+  // Each gateway's ids share its random prefix, not the other's, and count on from one request to the next.
   expect(ids[0]!.slice(0, 24)).toBe(ids[1]!.slice(0, 24));
   expect(ids[2]!.slice(0, 24)).not.toBe(ids[0]!.slice(0, 24));
+  const counter = (id: string) => parseInt(id.slice(24), 16);
+  expect(counter(ids[1]!)).toBe((counter(ids[0]!) + 1) % (2 ** 48 - 1));
+  // A valid id sent is kept; an invalid one is replaced.
   expect(await idOf(one.url, { "x-request-id": "client-42" })).toBe("client-42");
+  expect(await idOf(one.url, { "x-request-id": "not valid!" })).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8/);
 });
 
 test("an address out of rate-limit tokens is refused before any more of its tokens are verified; a known token from it is still served", async () => {

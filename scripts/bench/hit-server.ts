@@ -4,8 +4,8 @@
  * `MODE=gateway` runs the gateway's handler with a canned query service
  * (canned-gateway.ts), so a repeated GET of one order is a read-cache hit.
  * It prints `PORT=` and `AUTHORIZATION=`: the header every request sends (the
- * gateway needs it; the hello gets the same bytes and ignores them, as the
- * bench's ceiling does), and answers `GET /__served` with the number of
+ * gateway needs it; the hello gets a header of the same form and ignores it,
+ * as the bench's ceiling does), and answers `GET /__served` with the number of
  * requests served so far (that one not counted).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";

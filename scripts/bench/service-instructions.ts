@@ -6,8 +6,9 @@
  *   node --import tsx scripts/bench/service-instructions.ts order|inventory|query|gateway [--load write|read] [--warm 90] [--duration 40] [--out dir]
  *
  * `--load write` (the default) creates orders (`POST /v1/orders`); `--load
- * read` reads 64 orders created first, over and over (`GET /v1/orders/{id}`:
- * the gateway's read-cache hits, as in the bench's cached read).
+ * read` (gateway only: the cache answers, no service sees the reads) reads
+ * 64 orders created first, over and over (`GET /v1/orders/{id}`: the
+ * gateway's read-cache hits, as in the bench's cached read).
  *
  * Starts a stack (test/helpers/system.ts), restocks the bench SKUs, then
  * starts the named service again (same environment and port) under
@@ -34,7 +35,7 @@ import { parseArgs } from "node:util";
 import { BENCH_SKUS, restockBenchSkus, startStack, waitReady } from "./orderly.js";
 
 const entries = { order: "services/order/main.ts", inventory: "services/inventory/main.ts", query: "services/query/main.ts", gateway: "gateway/main.ts" };
-const usage = "usage: service-instructions.ts order|inventory|query|gateway [--load write|read] [--warm 90] [--duration 40] [--out dir]";
+const usage = "usage: service-instructions.ts order|inventory|query|gateway [--load write|read (gateway only)] [--warm 90] [--duration 40] [--out dir]";
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { load: { type: "string", default: "write" }, warm: { type: "string", default: "90" }, duration: { type: "string", default: "40" }, out: { type: "string" } },
@@ -43,7 +44,7 @@ const service = positionals[0] as keyof typeof entries;
 const warmMs = Number(values.warm) * 1000;
 const durationMs = Number(values.duration) * 1000;
 const load = values.load;
-if (positionals.length !== 1 || !(service in entries) || (load !== "write" && load !== "read") || !(warmMs >= 0) || !(durationMs > 0)) throw new Error(usage);
+if (positionals.length !== 1 || !(service in entries) || (load !== "write" && !(load === "read" && service === "gateway")) || !(warmMs >= 0) || !(durationMs > 0)) throw new Error(usage);
 for (const tool of ["valgrind", "callgrind_control", "callgrind_annotate"]) {
   try {
     execFileSync("which", [tool], { stdio: "ignore" });
@@ -65,7 +66,7 @@ const hot = load === "read" ? await Promise.all(Array.from({ length: 64 }, (_, n
  * refresh takes longer than the last fifth of the usual 5 s TTL, and entries would expire under
  * their readers. Nothing changes the hot orders, so what is counted is hits.
  */
-const readEnv = load === "read" && service === "gateway" ? { GATEWAY_CACHE_TTL_MS: "600000" } : {};
+const readEnv = load === "read" ? { GATEWAY_CACHE_TTL_MS: "600000" } : {};
 await system[service].stop();
 const valgrind = spawn(
   "valgrind",
@@ -95,6 +96,7 @@ const stopValgrind = async () => {
     clearTimeout(timer);
   }
   if (existsSync(perfMap)) renameSync(perfMap, join(out, "perf.map"));
+  serviceLog.end();
 };
 await using _valgrind = { [Symbol.asyncDispose]: stopValgrind };
 valgrind.stderr!.resume();
