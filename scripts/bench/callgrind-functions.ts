@@ -1,6 +1,6 @@
 /**
  * Instructions per request by function, from a callgrind file of
- * instructions.sh: JIT-compiled JavaScript (which callgrind knows only by
+ * callgrind.ts: JIT-compiled JavaScript (which callgrind knows only by
  * address) is named through the V8 perf map the process wrote
  * (`node --perf-basic-prof`).
  *

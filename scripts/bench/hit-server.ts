@@ -1,5 +1,5 @@
 /**
- * An HTTP server for counting what one request costs (instructions.sh):
+ * An HTTP server for counting what one request costs (instructions.ts):
  * `MODE=hello` answers a small JSON object like the bench's bare ceiling;
  * `MODE=gateway` runs the gateway's handler with a canned query service
  * (canned-gateway.ts), so a repeated GET of one order is a read-cache hit.
