@@ -5,7 +5,7 @@ import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
 import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
-import { runMain } from "../shared/process/index.js";
+import { runMain, turnOffPretenuring } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
@@ -23,6 +23,7 @@ import { routesOf } from "./routes/index.js";
 import { statusPageHtml } from "./status-page.js";
 import { systemStatus } from "./system-status.js";
 
+turnOffPretenuring();
 const config = gatewayConfig(process.env);
 const logger = createLogger("gateway", config.logLevel);
 

@@ -21,6 +21,7 @@ import { RateLimiter } from "../../gateway/rate-limiter.js";
 import { ReadCache } from "../../gateway/read-cache.js";
 import { routesOf } from "../../gateway/routes/index.js";
 import { silentLogger } from "../../shared/logging/index.js";
+import { turnOffPretenuring } from "../../shared/process/index.js";
 import { JwtVerifier } from "../../shared/security/index.js";
 import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../dev-security.js";
 
@@ -44,6 +45,8 @@ export async function devAdminCredentials(): Promise<{ authorization: string; pu
 }
 
 export async function cannedGateway(): Promise<CannedGateway> {
+  // As the gateway's main does.
+  turnOffPretenuring();
   const routes = routesOf([OrderService, InventoryService, QueryService]);
   const cache = new ReadCache(600_000);
   const shedder = new LoadShedder({ maxInFlight: 100000, maxEventLoopLagMs: 100000 });
