@@ -10,6 +10,10 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+/** The repository's root: the program runs there, so paths in its arguments are the repository's, wherever the caller is. */
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** Throws, naming the install command, unless valgrind's tools and the `extra` commands (Debian packages of the same name) are on PATH. */
 export function requireTools(extra: readonly string[] = []): void {
@@ -25,7 +29,7 @@ export function requireTools(extra: readonly string[] = []): void {
 /** A program under callgrind; disposing it stops it. */
 export interface Callgrind extends AsyncDisposable {
   readonly child: ChildProcess;
-  /** Resolves with the first line of its output `match` accepts (its log goes to `out/output.log`); rejects when it exits first or after `timeoutMs`. */
+  /** Resolves with the first line printed after the call that `match` accepts (all go to `out/output.log`); rejects when it exits first or after `timeoutMs`. */
   line(match: (line: string) => boolean, timeoutMs: number): Promise<string>;
   /** Counts instructions while `during` runs (instrumentation on and zeroed before, dumped and off after). */
   count<T>(during: () => Promise<T>): Promise<T>;
@@ -35,7 +39,7 @@ export interface Callgrind extends AsyncDisposable {
   report(requests: number): string;
 }
 
-/** Starts `node --perf-basic-prof <args>` under callgrind, its files (dump, perf map, output, valgrind's log) in `out`. */
+/** Starts `node --perf-basic-prof <args>` under callgrind in the repository's root, its files (dump, perf map, output, valgrind's log) in `out`. */
 export function startUnderCallgrind(args: readonly string[], options: { env: NodeJS.ProcessEnv; out: string }): Callgrind {
   const { out } = options;
   const child = spawn(
@@ -50,11 +54,12 @@ export function startUnderCallgrind(args: readonly string[], options: { env: Nod
       "--perf-basic-prof",
       ...args,
     ],
-    { env: options.env, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: ROOT, env: options.env, stdio: ["ignore", "pipe", "pipe"] },
   );
   // valgrind runs node in its own process: V8's perf map is named after valgrind's pid.
   const perfMap = `/tmp/perf-${child.pid}.map`;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // "close", not "exit": its output pipes are drained by then, so no line comes after the log is closed.
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
   child.stderr!.pipe(createWriteStream(join(out, "valgrind.log")));
   const output = createWriteStream(join(out, "output.log"));
   const lines = createInterface({ input: child.stdout! });
@@ -100,8 +105,13 @@ export function startUnderCallgrind(args: readonly string[], options: { env: Nod
       try {
         return await during();
       } finally {
-        control("-d");
-        control("-i", "off");
+        try {
+          control("-d");
+        } finally {
+          control("-i", "off");
+        }
+        // callgrind_control exits 0 even when it reached no callgrind run.
+        if (!existsSync(join(out, "callgrind.out.1-01"))) throw new Error(`callgrind wrote no dump of the main thread (see ${out})`);
       }
     },
     stop,
@@ -110,7 +120,7 @@ export function startUnderCallgrind(args: readonly string[], options: { env: Nod
       return execFileSync(
         process.execPath,
         ["--import", "tsx", "scripts/bench/callgrind-functions.ts", join(out, "callgrind.out.1-01"), join(out, "perf.map"), String(requests)],
-        { encoding: "utf8", maxBuffer: 1 << 26 },
+        { cwd: ROOT, encoding: "utf8", maxBuffer: 1 << 26 },
       );
     },
     [Symbol.asyncDispose]: stop,

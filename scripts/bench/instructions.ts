@@ -50,7 +50,12 @@ const wrk = async (seconds: number, file: string) => {
   if (stdout.includes("Non-2xx")) throw new Error(`some answers were not 2xx: the setup is wrong (see ${join(out, file)})`);
 };
 /** Requests the server answered so far (the asking one not counted). */
-const served = async () => Number(await (await fetch(`${base}/__served`, { signal: AbortSignal.timeout(60_000) })).text());
+const served = async () => {
+  const response = await fetch(`${base}/__served`, { signal: AbortSignal.timeout(60_000) });
+  const count = Number(await response.text());
+  if (!response.ok || !Number.isSafeInteger(count)) throw new Error(`/__served answered ${response.status}, not a count`);
+  return count;
+};
 
 if (warmS > 0) await wrk(warmS, "warm-up.txt");
 const requests = await server.count(async () => {
@@ -59,5 +64,6 @@ const requests = await server.count(async () => {
   return (await served()) - before;
 });
 await server.stop();
+if (!(requests > 0)) throw new Error(`no request was answered while counting (see ${out})`);
 console.log(`${mode}: ${requests} requests counted; callgrind files, perf map and logs in ${out}`);
 console.log(server.report(requests));
