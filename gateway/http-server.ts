@@ -142,7 +142,6 @@ function requestIdSource(): () => string {
   };
 }
 
-
 function send(res: ServerResponse, requestId: string, status: number, body: JsonValue): void {
   sendRaw(res, requestId, status, JSON.stringify(body));
 }

@@ -46,7 +46,6 @@ export async function devAdminCredentials(): Promise<{ authorization: string; pu
 
 /** The gateway's handler with a canned query service; like the gateway's main, it turns off V8's pretenuring for the whole process. */
 export async function cannedGateway(): Promise<CannedGateway> {
-  // As the gateway's main does.
   turnOffPretenuring();
   const routes = routesOf([OrderService, InventoryService, QueryService]);
   const cache = new ReadCache(600_000);
