@@ -18,7 +18,8 @@ const refusals = new Set(["INSUFFICIENT_STOCK", "UNKNOWN_SKU", "MIXED_CURRENCIES
 export function handleOrderEvents(store: InventoryStore, outbox: Outbox, clock: () => number = Date.now): EventHandler {
   return (event) => {
     const { payload } = event;
-    const meta = { requestId: event.requestId, traceparent: event.traceparent };
+    // Its events join the trace through the CONSUMER span, active while an event is applied.
+    const meta = { requestId: event.requestId };
     if (payload.case === "orderCreated" && payload.value.awaitingReservation && payload.value.order) {
       const order = payload.value.order;
       const lines = order.items.map((item) => ({ sku: item.sku, quantity: item.quantity }));

@@ -195,17 +195,17 @@ export class InventoryStore {
 
   /** Adds stock (creating the SKU when new); with a request id, applies it once. */
   restock(input: RestockInput, meta: EventMeta = {}): ItemRecord {
-    return this.transactions.run("restock", () => this.restockTx.immediate(input, meta));
+    return this.transactions.run("restock", () => this.restockTx.immediate(input, meta), meta.traceContext);
   }
 
   /** Reserves every line for an order or none; idempotent per order id. */
   reserve(orderId: string, lines: readonly { sku: string; quantity: number }[], meta: EventMeta = {}): ReservationRecord {
-    return this.transactions.run("reserve", () => this.reserveTx.immediate(orderId, lines, meta));
+    return this.transactions.run("reserve", () => this.reserveTx.immediate(orderId, lines, meta), meta.traceContext);
   }
 
   /** Releases an order's reservation; idempotent, and leaves a tombstone for an unknown order. */
   release(orderId: string, meta: EventMeta = {}): ReservationRecord {
-    return this.transactions.run("release", () => this.releaseTx.immediate(orderId, meta));
+    return this.transactions.run("release", () => this.releaseTx.immediate(orderId, meta), meta.traceContext);
   }
 
   private restockInTx(input: RestockInput, meta: EventMeta): ItemRecord {

@@ -11,7 +11,8 @@ import { Status, type OrderStore } from "./store.js";
  */
 export function applyReservationOutcomes(store: OrderStore): EventHandler {
   return (event) => {
-    const meta = { requestId: event.requestId, traceparent: event.traceparent };
+    // Its events join the trace through the CONSUMER span, active while an event is applied.
+    const meta = { requestId: event.requestId };
     const { payload } = event;
     if (payload.case === "reservationSucceeded" && payload.value.reservation) {
       const order = store.get(payload.value.reservation.orderId);

@@ -1,3 +1,4 @@
+import type { Context } from "@opentelemetry/api";
 import type { Reservation } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import type { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderlyError, isTransient, type Reason } from "../../shared/errors/index.js";
@@ -58,13 +59,13 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
 export async function settleOrder(
   deps: SettleDeps,
   order: OrderRecord,
-  options: { deadline: number; signal?: AbortSignal; requestId: string },
+  options: { deadline: number; signal?: AbortSignal; requestId: string; traceContext?: Context },
 ): Promise<OrderRecord> {
-  const meta = { requestId: options.requestId };
+  const meta = { requestId: options.requestId, traceContext: options.traceContext };
   try {
     const { reservation } = await deps.inventory.reserveStock(
       { orderId: order.id, lines: order.items.map((item) => ({ sku: item.sku, quantity: item.quantity })) },
-      { deadline: options.deadline, signal: options.signal, requestId: options.requestId },
+      { deadline: options.deadline, signal: options.signal, requestId: options.requestId, traceContext: options.traceContext },
     );
     return deps.store.confirm(order.id, pricingOf(reservation!), meta);
   } catch (error) {

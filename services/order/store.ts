@@ -178,20 +178,20 @@ export class OrderStore {
    * returns the order that key created (IDEMPOTENCY_KEY_REUSED when the
    * request differs).
    */
-  begin(order: NewOrder): BegunOrder {
-    return this.transactions.run("begin", () => this.beginTx.immediate(order));
+  begin(order: NewOrder, meta: EventMeta = {}): BegunOrder {
+    return this.transactions.run("begin", () => this.beginTx.immediate(order), meta.traceContext);
   }
 
   /** Confirms a PENDING order with the prices its reservation captured. */
   confirm(id: string, pricing: { items: OrderLine[]; totalMinor: number; currencyCode: string }, meta: EventMeta = {}): OrderRecord {
-    return this.transactions.run("decide", () => this.decideTx.immediate(id, { status: Status.CONFIRMED, ...pricing, rejectReason: "", rejectMetadata: {} }, meta));
+    return this.transactions.run("decide", () => this.decideTx.immediate(id, { status: Status.CONFIRMED, ...pricing, rejectReason: "", rejectMetadata: {} }, meta), meta.traceContext);
   }
 
   /** Rejects a PENDING order for a reason. */
   reject(id: string, reason: Reason, metadata: Record<string, string>, meta: EventMeta = {}): OrderRecord {
     const current = this.get(id);
     const decision = { status: Status.REJECTED, items: current?.items ?? [], totalMinor: 0, currencyCode: "", rejectReason: reason, rejectMetadata: metadata };
-    return this.transactions.run("decide", () => this.decideTx.immediate(id, decision, meta));
+    return this.transactions.run("decide", () => this.decideTx.immediate(id, decision, meta), meta.traceContext);
   }
 
   /**
@@ -200,7 +200,7 @@ export class OrderStore {
    * response for its idempotency key is this PENDING order.
    */
   acceptAwaitingReservation(id: string, meta: EventMeta = {}): OrderRecord | undefined {
-    return this.transactions.run("accept", () => this.acceptTx.immediate(id, meta));
+    return this.transactions.run("accept", () => this.acceptTx.immediate(id, meta), meta.traceContext);
   }
 
   /** Forgets a PENDING order and its idempotency key (for requests that turned out to be invalid). */
@@ -210,7 +210,7 @@ export class OrderStore {
 
   /** Cancels a PENDING or CONFIRMED order; returns the order as it now is. */
   cancel(id: string, meta: EventMeta = {}): OrderRecord | undefined {
-    return this.transactions.run("cancel", () => this.cancelTx.immediate(id, meta));
+    return this.transactions.run("cancel", () => this.cancelTx.immediate(id, meta), meta.traceContext);
   }
 
   /**

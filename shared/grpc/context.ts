@@ -1,4 +1,5 @@
 import type { DescMethod } from "@bufbuild/protobuf";
+import type { Context } from "@opentelemetry/api";
 import type { Logger } from "../logging/index.js";
 import type { Principal } from "../security/principal.js";
 
@@ -26,8 +27,15 @@ export interface CallContext {
   readonly answerBy: number;
   /** Aborted when the caller cancels or the deadline passes. */
   readonly signal: AbortSignal;
-  /** A logger bound to this call (method, request id). */
+  /** A logger made for this call alone (method, request id; its lines name the call's trace once it is traced). */
   readonly logger: Logger;
+  /**
+   * The trace the call belongs to (its SERVER span, set by the tracing
+   * interceptor; ROOT_CONTEXT before). Passed on explicitly: to the calls
+   * the handler makes (CallOptions.traceContext) and to the stores, whose
+   * transactions and events join it (EventMeta).
+   */
+  traceContext: Context;
   /** The request metadata, lower-case keys, text values only. */
   readonly metadata: Readonly<Record<string, string>>;
   /** Response header metadata to send with the response (e.g. x-http-code for the gateway). */
@@ -36,3 +44,8 @@ export interface CallContext {
 
 /** Response header asking the HTTP gateway for a status other than 200 (as grpc-gateway's x-http-code). */
 export const HTTP_CODE_HEADER = "x-http-code";
+
+/** Who caused a change, for a store's write (shared/events' EventMeta): the call's request id and trace. */
+export function causeOf(context: CallContext): { requestId: string; traceContext: Context } {
+  return { requestId: context.requestId, traceContext: context.traceContext };
+}

@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { expect, test } from "vitest";
 import { silentLogger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
@@ -12,6 +13,7 @@ const context = (overrides: Partial<CallContext> = {}): CallContext => ({
   answerBy: Date.now() + 5000,
   signal: new AbortController().signal,
   logger: silentLogger(),
+  traceContext: ROOT_CONTEXT,
   metadata: {},
   responseHeaders: {},
   ...overrides,

@@ -1,8 +1,9 @@
 import type { Message } from "@bufbuild/protobuf";
-import { SpanKind } from "@opentelemetry/api";
+import { SpanKind, trace } from "@opentelemetry/api";
 import { Code, OrderlyError, codeName } from "../errors/index.js";
 import { tracer } from "../observability/tracing.js";
-import { contextFromTraceparent, endSpanWithError, withSpan } from "../observability/trace-context.js";
+import { logInTrace } from "../logging/index.js";
+import { contextFromTraceparent, endSpanWithError } from "../observability/trace-context.js";
 import type { CallContext } from "./context.js";
 import { metadataKeys } from "./metadata-keys.js";
 
@@ -19,12 +20,16 @@ export function chain(interceptors: readonly Interceptor[], handler: Next): Next
 
 /**
  * Runs each call in a SERVER span, child of the caller's span when its
- * `traceparent` metadata names one, so the handler, its log lines, its
- * outgoing calls and the events it writes all carry the caller's trace.
+ * `traceparent` metadata names one. The span's context becomes the call's
+ * `traceContext` and its logger's lines name it, so the log lines, the
+ * outgoing calls and the events the handler passes it to all carry the
+ * caller's trace.
  */
 export const traceCalls: Interceptor = (next) => (request, context) => {
   const parent = contextFromTraceparent(context.metadata[metadataKeys.traceparent]);
   const span = tracer().startSpan(context.method, { kind: SpanKind.SERVER }, parent);
+  context.traceContext = trace.setSpan(parent, span);
+  logInTrace(context.logger, context.traceContext);
   if (span.isRecording()) {
     const slash = context.method.lastIndexOf("/");
     span.setAttributes({
@@ -34,7 +39,7 @@ export const traceCalls: Interceptor = (next) => (request, context) => {
       "orderly.request_id": context.requestId,
     });
   }
-  return withSpan(span, () => next(request, context), parent).then(
+  return next(request, context).then(
     (response) => {
       span.setAttribute("rpc.grpc.status_code", 0);
       span.end();

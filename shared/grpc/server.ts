@@ -1,6 +1,7 @@
 import "../wire/utf8.js";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { OrderlyError, toStatusBinary } from "../errors/index.js";
@@ -147,6 +148,7 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
     answerBy: answerByOf(deadline, Date.now(), budget),
     signal,
     logger: logger.child({ method, requestId }),
+    traceContext: ROOT_CONTEXT,
     metadata,
     responseHeaders: {},
   };

@@ -37,8 +37,8 @@ export interface CallOptions {
   responseHeaders?: Record<string, string>;
   /**
    * The trace context the call belongs to (the parent of its CLIENT span);
-   * the active context when not given. The gateway passes it explicitly and
-   * so never switches AsyncLocalStorage on (every promise pays for it then).
+   * the active context when not given, which holds only while a synchronous
+   * scope runs (SyncContextManager): a handler passes its call's.
    */
   traceContext?: Context;
 }

@@ -1,1 +1,1 @@
-export { createLogger, silentLogger, type Logger } from "./logger.js";
+export { createLogger, silentLogger, logInTrace, type Logger } from "./logger.js";

@@ -1,5 +1,6 @@
+import type { Context } from "@opentelemetry/api";
 import { pino, type DestinationStream, type Logger as PinoLogger } from "pino";
-import { activeTraceIds } from "../observability/trace-context.js";
+import { traceIdsIn } from "../observability/trace-context.js";
 
 /** A structured logger (pino): JSON lines on stdout. */
 export type Logger = PinoLogger;
@@ -22,9 +23,28 @@ export const redactedPaths = [
   "cookie",
 ];
 
-/** Adds the active trace's ids to a line, so a line can be found from its trace and the reverse (pino merges into the object, so a new one). */
-function traceFields(): object {
-  return activeTraceIds() ?? {};
+/** Where a call's logger keeps its trace (logInTrace). */
+const traceContextKey = Symbol("orderly.traceContext");
+type TracedLogger = Logger & { [traceContextKey]?: Context };
+
+/**
+ * Makes every line of `logger` and its children carry the trace and span ids
+ * of `traceContext`'s span. For a logger made for one call (the server's
+ * CallContext.logger): the ids are read when a line is written, so a call
+ * that logs nothing pays nothing, where binding them in a child logger costs
+ * their redaction on every call.
+ */
+export function logInTrace(logger: Logger, traceContext: Context): void {
+  (logger as TracedLogger)[traceContextKey] = traceContext;
+}
+
+/**
+ * Adds the ids of the line's trace (the logger's own, else the active one) to
+ * a line, so a line can be found from its trace and the reverse (pino merges
+ * into the object, so a new one).
+ */
+function traceFields(_line: object, _level: number, logger: Logger): object {
+  return traceIdsIn((logger as TracedLogger)[traceContextKey]) ?? {};
 }
 
 /**

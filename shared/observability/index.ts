@@ -1,5 +1,5 @@
 export { startTracing, tracer, recordsSpans, type Tracing, type TracingOptions } from "./tracing.js";
-export { traceparentOf, activeTraceparent, activeTraceIds, spanIds, contextFromTraceparent, endSpanWithError, withSpan } from "./trace-context.js";
+export { traceparentOf, traceparentIn, traceIdsIn, spanIds, contextFromTraceparent, endSpanWithError, withSpan } from "./trace-context.js";
 export { ProcessMetrics, latencyBuckets, registerDependencyMetrics } from "./metrics.js";
 export { RequestWindow, quantileFromBuckets, type RouteSummary } from "./request-window.js";
 export { EventLoopLag } from "./event-loop-lag.js";

@@ -1,4 +1,4 @@
-import { SpanKind, trace } from "@opentelemetry/api";
+import { SpanKind, context, trace, type Context } from "@opentelemetry/api";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { OrderlyError, codeName } from "../errors/index.js";
 import type { EventRuntime } from "../events/index.js";
@@ -239,9 +239,9 @@ export class ProcessMetrics {
 
   /** Times each SQLite transaction, in a span of its own when inside a trace. */
   readonly transactions: TransactionTimer = {
-    run: <T>(name: string, fn: () => T): T => {
+    run: <T>(name: string, fn: () => T, traceContext: Context = context.active()): T => {
       const started = performance.now();
-      const span = trace.getActiveSpan() === undefined ? undefined : tracer().startSpan(`sqlite ${name}`, { kind: SpanKind.INTERNAL });
+      const span = trace.getSpan(traceContext) === undefined ? undefined : tracer().startSpan(`sqlite ${name}`, { kind: SpanKind.INTERNAL }, traceContext);
       if (span?.isRecording()) span.setAttributes({ "db.system": "sqlite", "db.operation.name": name });
       try {
         const result = fn();

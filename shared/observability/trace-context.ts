@@ -11,9 +11,9 @@ export function traceparentOf(spanContext: SpanContext): string {
   return `00-${spanContext.traceId}-${spanContext.spanId}-0${(spanContext.traceFlags & 1).toString(16)}`;
 }
 
-/** The traceparent of the active span, or undefined outside any trace. */
-export function activeTraceparent(): string | undefined {
-  const span = trace.getActiveSpan();
+/** The traceparent of a context's span (the active context's by default), or undefined outside any trace. */
+export function traceparentIn(traceContext: Context = context.active()): string | undefined {
+  const span = trace.getSpan(traceContext);
   if (span === undefined) return undefined;
   const spanContext = span.spanContext();
   return isSpanContextValid(spanContext) ? traceparentOf(spanContext) : undefined;
@@ -27,9 +27,9 @@ export function contextFromTraceparent(traceparent: string | undefined): Context
   return isSpanContextValid(spanContext) ? trace.setSpanContext(ROOT_CONTEXT, spanContext) : ROOT_CONTEXT;
 }
 
-/** The trace id and span id of the active span (for log lines), or undefined outside any trace. */
-export function activeTraceIds(): { traceId: string; spanId: string } | undefined {
-  const span = trace.getActiveSpan();
+/** The trace id and span id of a context's span (the active context's by default; for log lines), or undefined outside any trace. */
+export function traceIdsIn(traceContext: Context = context.active()): { traceId: string; spanId: string } | undefined {
+  const span = trace.getSpan(traceContext);
   return span === undefined ? undefined : spanIds(span);
 }
 

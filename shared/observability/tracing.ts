@@ -1,5 +1,4 @@
 import { context, propagation, trace, type Tracer } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
@@ -11,6 +10,7 @@ import {
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+import { SyncContextManager } from "./sync-context-manager.js";
 
 /** How a process traces. */
 export interface TracingOptions {
@@ -52,8 +52,9 @@ export function tracer(): Tracer {
 }
 
 /**
- * Starts OpenTelemetry tracing for a process: AsyncLocalStorage context, the
- * W3C TraceContext propagator, and a tracer provider. Registration is global
+ * Starts OpenTelemetry tracing for a process: a synchronous context manager
+ * (asynchronous work passes its trace context on explicitly), the W3C
+ * TraceContext propagator, and a tracer provider. Registration is global
  * because that is OpenTelemetry's contract (the API finds the provider,
  * context manager and propagator there); it happens once, in a `main`.
  *
@@ -76,7 +77,7 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
     sampler: recording ? new ParentBasedSampler({ root: new AlwaysOnSampler() }) : new AlwaysOffSampler(),
     spanProcessors: processors,
   });
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  context.setGlobalContextManager(new SyncContextManager());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
   return {

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ReserveStockRequest, ReserveStockResponseSchema } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
-import type { CallContext } from "../../../shared/grpc/index.js";
+import { causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import type { InventoryStore } from "../store.js";
 import { reservationMessage } from "../messages.js";
 
@@ -8,6 +8,6 @@ import { reservationMessage } from "../messages.js";
 export function reserveStock(store: InventoryStore) {
   return (request: ReserveStockRequest, context: CallContext): MessageInitShape<typeof ReserveStockResponseSchema> => {
     const lines = request.lines.map((line) => ({ sku: line.sku, quantity: line.quantity }));
-    return { reservation: reservationMessage(store.reserve(request.orderId, lines, { requestId: context.requestId })) };
+    return { reservation: reservationMessage(store.reserve(request.orderId, lines, causeOf(context))) };
   };
 }

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { RestockRequest, RestockResponseSchema } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
-import type { CallContext } from "../../../shared/grpc/index.js";
+import { causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import type { InventoryStore } from "../store.js";
 import { itemMessage } from "../messages.js";
 
@@ -14,7 +14,7 @@ export function restock(store: InventoryStore) {
       unitPriceMinor: request.unitPriceMinor === undefined ? undefined : Number(request.unitPriceMinor),
       currencyCode: request.currencyCode,
       requestId: request.requestId || undefined,
-    }, { requestId: context.requestId });
+    }, causeOf(context));
     return { item: itemMessage(item) };
   };
 }

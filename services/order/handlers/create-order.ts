@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createHash } from "node:crypto";
 import type { CreateOrderRequest, CreateOrderResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
-import { HTTP_CODE_HEADER, type CallContext } from "../../../shared/grpc/index.js";
+import { HTTP_CODE_HEADER, causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import { requireActFor } from "../../../shared/security/index.js";
 import { orderMessage, rejectionError } from "../messages.js";
 import { settleOrder, type SettleDeps } from "../settle-order.js";
@@ -37,7 +37,7 @@ export function createOrder(deps: CreateOrderDeps) {
     requireActFor(context.principal, customerId);
     const items = request.order!.items.map((item) => ({ sku: item.sku, quantity: item.quantity }));
     const requestHash = createHash("sha256").update(JSON.stringify([customerId, items])).digest("base64url");
-    const begun = deps.store.begin({ id: deps.newId(), customerId, items, requestId: request.requestId, requestHash });
+    const begun = deps.store.begin({ id: deps.newId(), customerId, items, requestId: request.requestId, requestHash }, causeOf(context));
     if (begun.replay) return outcome(begun.replay, context);
     if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
     const settled = await settleOrder(deps, begun.order, {
@@ -45,6 +45,7 @@ export function createOrder(deps: CreateOrderDeps) {
       deadline: context.answerBy,
       signal: context.signal,
       requestId: context.requestId,
+      traceContext: context.traceContext,
     });
     return outcome(settled, context);
   };
