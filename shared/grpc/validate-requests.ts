@@ -3,8 +3,9 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { OrderlyError, validationError } from "../errors/index.js";
 import type { Interceptor } from "./interceptors.js";
+import { patternMatcher } from "./pattern-match.js";
 
-const validator = createValidator();
+const validator = createValidator({ regexMatch: patternMatcher() });
 
 /**
  * Checks every request against the buf.validate rules in its proto before

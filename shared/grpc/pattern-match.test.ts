@@ -1,0 +1,61 @@
+import { RE2JS } from "@bufbuild/re2";
+import fc from "fast-check";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { patternMatcher, simpleRegExp } from "./pattern-match.js";
+
+/** Every `pattern` rule in Orderly's own protos. */
+function orderlyPatterns(): string[] {
+  const root = join(import.meta.dirname, "../../proto/orderly");
+  const files = readdirSync(root, { recursive: true, encoding: "utf8" }).filter((file) => file.endsWith(".proto"));
+  const patterns = files.flatMap((file) => [...readFileSync(join(root, file), "utf8").matchAll(/pattern\s*[=:]\s*"((?:[^"\\]|\\.)*)"/g)].map((m) => JSON.parse(`"${m[1]}"`) as string));
+  return [...new Set(patterns)];
+}
+
+const patterns = orderlyPatterns();
+
+test("every pattern in Orderly's protos is matched with the platform RegExp", () => {
+  expect(patterns.length).toBeGreaterThanOrEqual(4);
+  for (const pattern of patterns) expect(simpleRegExp(pattern), pattern).toBeInstanceOf(RegExp);
+});
+
+/** Strings near what a pattern accepts: its own characters and a few others (ASCII, controls, non-BMP), up to past its longest count. */
+const candidates = fc.oneof(
+  fc.string({ unit: fc.constantFrom(..."aZ09._-!~ -\n\t[]{}é"), maxLength: 140 }),
+  fc.string({ unit: "grapheme", maxLength: 70 }),
+  fc.string({ unit: "binary", maxLength: 10 }),
+  fc.stringMatching(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/),
+);
+
+test("on Orderly's patterns the platform RegExp and RE2 agree, whatever the text", () => {
+  const match = patternMatcher();
+  for (const pattern of patterns) {
+    const re2 = RE2JS.compile(pattern);
+    fc.assert(fc.property(candidates, (text) => match(pattern, text) === re2.test(text)), { numRuns: 2000 });
+  }
+});
+
+test("patterns outside the simple form are left to RE2", () => {
+  for (const pattern of [
+    "^[^a]{1,3}$", // negation
+    "^[a\\d]{1,3}$", // an escape
+    "^a+$", // an unbounded count
+    "^[a-z]{0,9}[0-9]{0,9}$", // two counts that vary
+    "^(ab|cd)$", // a group
+    "^a.b$", // any character
+    "[a-z]{1,3}", // not anchored
+    "^(?i)abc$", // a flag
+  ]) {
+    expect(simpleRegExp(pattern), pattern).toBeUndefined();
+  }
+});
+
+test("the matcher answers as RE2 on patterns it leaves to RE2, and refuses a pattern RE2 refuses", () => {
+  const match = patternMatcher();
+  expect(match("^[^a]{1,3}$", "bcd")).toBe(true);
+  expect(match("^[^a]{1,3}$", "bad")).toBe(false);
+  expect(match("^\\d{2}$", "42")).toBe(true);
+  // The platform RegExp would take a lookahead; RE2 does not, and neither does the matcher.
+  expect(() => match("^(?=a)a$", "a")).toThrow();
+});

@@ -1,0 +1,55 @@
+import { RE2JS } from "@bufbuild/re2";
+
+/** One item of a simple pattern: a character class without escapes or negation, or a plain character, with an optional count. */
+const ITEM = /(?:\[[^\\[\]^][^\\[\]]*\]|[A-Za-z0-9_-])(?:\{(\d{1,3})(?:,(\d{1,3}))?\})?/y;
+
+/**
+ * The platform RegExp for a pattern made only of simple items between `^`
+ * and `$`, at most one of them with a count that varies; undefined for any
+ * other pattern. On such a pattern RE2 and RegExp (with the `u` flag, which
+ * matches code points, as RE2 does) agree, and RegExp cannot backtrack more
+ * than that one count.
+ */
+export function simpleRegExp(pattern: string): RegExp | undefined {
+  if (pattern.length < 2 || !pattern.startsWith("^") || !pattern.endsWith("$")) return undefined;
+  let varying = 0;
+  ITEM.lastIndex = 1;
+  while (ITEM.lastIndex < pattern.length - 1) {
+    const item = ITEM.exec(pattern);
+    if (item === null) return undefined;
+    if (item[2] !== undefined && item[2] !== item[1]) varying++;
+  }
+  if (varying > 1 || ITEM.lastIndex !== pattern.length - 1) return undefined;
+  try {
+    return new RegExp(pattern, "u");
+  } catch {
+    return undefined;
+  }
+}
+
+/** At most this many compiled patterns are kept (protovalidate's own bound: CEL rules may build patterns from input). */
+const CACHE_LIMIT = 1024;
+
+/**
+ * protovalidate's regex hook (`createValidator({ regexMatch })`): whether
+ * `against` matches `pattern`, with the platform RegExp where it agrees with
+ * RE2 (simpleRegExp) and with RE2 itself otherwise, each compiled once.
+ * protovalidate matches every `pattern` rule with its RE2 port in JavaScript,
+ * ~2 µs a match against ~75 ns for RegExp (its own figures); every Orderly
+ * request has one to three such rules. A pattern RE2 refuses is refused here
+ * too, whichever engine would match it.
+ */
+export function patternMatcher(): (pattern: string, against: string) => boolean {
+  const compiled = new Map<string, (against: string) => boolean>();
+  return (pattern, against) => {
+    let test = compiled.get(pattern);
+    if (test === undefined) {
+      const re2 = RE2JS.compile(pattern);
+      const regExp = simpleRegExp(pattern);
+      test = regExp === undefined ? (text) => re2.test(text) : (text) => regExp.test(text);
+      if (compiled.size >= CACHE_LIMIT) compiled.clear();
+      compiled.set(pattern, test);
+    }
+    return test(against);
+  };
+}
