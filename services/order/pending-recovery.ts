@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT } from "@opentelemetry/api";
 import type { Logger } from "../../shared/logging/index.js";
 import { isTransient } from "../../shared/errors/index.js";
 import { repeat, type Repeating } from "../../shared/process/index.js";
@@ -49,7 +50,11 @@ export class PendingRecovery {
     for (const order of keysetPages((after: OrderRecord | undefined) => store.pendingSince(before, PAGE, after), PAGE)) {
       if (this.repeating?.stopped) break;
       try {
-        const settledOrder = await settleOrder(this.options, order, { deadline: Date.now() + this.options.budgetMs, requestId: `recovery:${order.id}` });
+        const settledOrder = await settleOrder(this.options, order, {
+          deadline: Date.now() + this.options.budgetMs,
+          requestId: `recovery:${order.id}`,
+          traceContext: ROOT_CONTEXT, // outside any call: no trace to join
+        });
         settled++;
         logger.info({ orderId: order.id, status: settledOrder.status }, "resumed a pending order");
       } catch (error) {

@@ -36,7 +36,7 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
       return store.reject(order.id, reason, metadata, meta);
     case "UNKNOWN_SKU":
       if (!order.announced) {
-        store.discard(order.id);
+        store.discard(order.id, meta);
         throw new OrderlyError("UNKNOWN_SKU", `unknown SKU ${metadata.sku ?? ""}`.trim(), { metadata });
       }
       return store.reject(order.id, reason, metadata, meta);
@@ -59,7 +59,7 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
 export async function settleOrder(
   deps: SettleDeps,
   order: OrderRecord,
-  options: { deadline: number; signal?: AbortSignal; requestId: string; traceContext?: Context },
+  options: { deadline: number; signal?: AbortSignal; requestId: string; traceContext: Context },
 ): Promise<OrderRecord> {
   const meta = { requestId: options.requestId, traceContext: options.traceContext };
   try {

@@ -204,8 +204,8 @@ export class OrderStore {
   }
 
   /** Forgets a PENDING order and its idempotency key (for requests that turned out to be invalid). */
-  discard(id: string): void {
-    this.transactions.run("discard", () => this.discardTx.immediate(id));
+  discard(id: string, meta: EventMeta = {}): void {
+    this.transactions.run("discard", () => this.discardTx.immediate(id), meta.traceContext);
   }
 
   /** Cancels a PENDING or CONFIRMED order; returns the order as it now is. */

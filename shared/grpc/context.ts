@@ -45,6 +45,11 @@ export interface CallContext {
 /** Response header asking the HTTP gateway for a status other than 200 (as grpc-gateway's x-http-code). */
 export const HTTP_CODE_HEADER = "x-http-code";
 
+/** What a call the handler makes passes on (CallOptions): the call's answer-by time as its deadline, its signal, request id and trace. */
+export function callOptionsOf(context: CallContext): { deadline: number; signal: AbortSignal; requestId: string; traceContext: Context } {
+  return { deadline: context.answerBy, signal: context.signal, requestId: context.requestId, traceContext: context.traceContext };
+}
+
 /** Who caused a change, for a store's write (shared/events' EventMeta): the call's request id and trace. */
 export function causeOf(context: CallContext): { requestId: string; traceContext: Context } {
   return { requestId: context.requestId, traceContext: context.traceContext };

@@ -1,8 +1,5 @@
 import { RE2JS } from "@bufbuild/re2";
 
-/** One item of a simple pattern: a character class without escapes or negation, or a plain character, with an optional count. */
-const ITEM = /(?:\[[^\\[\]^][^\\[\]]*\]|[A-Za-z0-9_-])(?:\{(\d{1,3})(?:,(\d{1,3}))?\})?/y;
-
 /**
  * The platform RegExp for a pattern made only of simple items between `^`
  * and `$`, at most one of them with a count that varies; undefined for any
@@ -12,14 +9,17 @@ const ITEM = /(?:\[[^\\[\]^][^\\[\]]*\]|[A-Za-z0-9_-])(?:\{(\d{1,3})(?:,(\d{1,3}
  */
 export function simpleRegExp(pattern: string): RegExp | undefined {
   if (pattern.length < 2 || !pattern.startsWith("^") || !pattern.endsWith("$")) return undefined;
+  // An item: a character class without escapes or negation, or a plain character, with an optional
+  // count (no leading zero: RE2 reads `{01}` as text, RegExp as a count).
+  const item = /(?:\[[^\\[\]^][^\\[\]]*\]|[A-Za-z0-9_-])(?:\{(0|[1-9]\d{0,2})(?:,(0|[1-9]\d{0,2}))?\})?/y;
+  item.lastIndex = 1;
   let varying = 0;
-  ITEM.lastIndex = 1;
-  while (ITEM.lastIndex < pattern.length - 1) {
-    const item = ITEM.exec(pattern);
-    if (item === null) return undefined;
-    if (item[2] !== undefined && item[2] !== item[1]) varying++;
+  while (item.lastIndex < pattern.length - 1) {
+    const found = item.exec(pattern);
+    if (found === null) return undefined;
+    if (found[2] !== undefined && found[2] !== found[1]) varying++;
   }
-  if (varying > 1 || ITEM.lastIndex !== pattern.length - 1) return undefined;
+  if (varying > 1 || item.lastIndex !== pattern.length - 1) return undefined;
   try {
     return new RegExp(pattern, "u");
   } catch {

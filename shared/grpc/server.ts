@@ -5,7 +5,7 @@ import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { OrderlyError, toStatusBinary } from "../errors/index.js";
-import type { Logger } from "../logging/index.js";
+import { callLogger, type Logger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
 import { authorizeCalls, type ServiceAuth } from "../security/server-auth.js";
 import type { TlsFiles } from "../security/config.js";
@@ -147,7 +147,7 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
     deadline,
     answerBy: answerByOf(deadline, Date.now(), budget),
     signal,
-    logger: logger.child({ method, requestId }),
+    logger: callLogger(logger, { method, requestId }),
     traceContext: ROOT_CONTEXT,
     metadata,
     responseHeaders: {},

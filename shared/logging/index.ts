@@ -1,1 +1,1 @@
-export { createLogger, silentLogger, logInTrace, type Logger } from "./logger.js";
+export { createLogger, silentLogger, callLogger, logInTrace, type Logger } from "./logger.js";

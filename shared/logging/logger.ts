@@ -27,14 +27,23 @@ export const redactedPaths = [
 const traceContextKey = Symbol("orderly.traceContext");
 type TracedLogger = Logger & { [traceContextKey]?: Context };
 
+/** A logger made for one call: a child of `logger` with `bindings`, whose lines logInTrace can put in the call's trace. */
+export function callLogger(logger: Logger, bindings: Record<string, unknown>): Logger {
+  const child = logger.child(bindings) as TracedLogger;
+  child[traceContextKey] = undefined;
+  return child;
+}
+
 /**
- * Makes every line of `logger` and its children carry the trace and span ids
- * of `traceContext`'s span. For a logger made for one call (the server's
- * CallContext.logger): the ids are read when a line is written, so a call
- * that logs nothing pays nothing, where binding them in a child logger costs
- * their redaction on every call.
+ * Makes every line of a call's logger (callLogger) and of its children carry
+ * the trace and span ids of `traceContext`'s span. The ids are read when a
+ * line is written, so a call that logs nothing pays nothing, where binding
+ * them in a child logger costs their redaction on every call. Throws for any
+ * other logger: marking one that other calls share would put their lines in
+ * this call's trace.
  */
 export function logInTrace(logger: Logger, traceContext: Context): void {
+  if (!Object.hasOwn(logger, traceContextKey)) throw new Error("only a call's own logger (callLogger) can be put in a trace");
   (logger as TracedLogger)[traceContextKey] = traceContext;
 }
 
@@ -49,8 +58,9 @@ function traceFields(_line: object, _level: number, logger: Logger): object {
 
 /**
  * Creates the logger of one process (JSON lines on stdout, or `destination`);
- * `service` is added to every line, and the trace and span ids of the active
- * span; credentials are redacted.
+ * `service` is added to every line, and the trace and span ids of the line's
+ * trace (a call's logger's own, else the active span's); credentials are
+ * redacted.
  */
 export function createLogger(service: string, level: string = "info", destination?: DestinationStream): Logger {
   const options = {

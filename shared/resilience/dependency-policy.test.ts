@@ -1,5 +1,7 @@
+import { ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import { describe, expect, test, vi } from "vitest";
 import { OrderlyError } from "../errors/index.js";
+import { createLogger } from "../logging/index.js";
 import { DependencyPolicy } from "./dependency-policy.js";
 
 const unavailable = () => new OrderlyError("DEPENDENCY_UNAVAILABLE", "down");
@@ -18,6 +20,24 @@ describe("DependencyPolicy", () => {
       }),
     ).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE", metadata: { dependency: "dep" } });
     expect(attempts).toBe(3);
+  });
+
+  test("a retry's log line names the call's request and trace, though it runs after a timer, outside the call's scope", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger("test", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const ids = { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331" };
+    const traceContext = trace.setSpanContext(ROOT_CONTEXT, { ...ids, traceFlags: 1 });
+    let attempts = 0;
+    const answer = await policy({ maxAttempts: 2, logger }).execute(
+      true,
+      async () => {
+        if (++attempts === 1) throw unavailable();
+        return "ok";
+      },
+      { requestId: "r-1", traceContext },
+    );
+    expect(answer).toBe("ok");
+    expect(lines.map(({ msg, requestId, traceId, spanId }) => ({ msg, requestId, traceId, spanId }))).toEqual([{ msg: "retrying a call", requestId: "r-1", ...ids }]);
   });
 
   test("never retries a call that is not idempotent", async () => {

@@ -15,7 +15,9 @@ import {
   type IPolicy,
 } from "cockatiel";
 import { Code, OrderlyError } from "../errors/index.js";
+import type { Context } from "@opentelemetry/api";
 import type { Logger } from "../logging/index.js";
+import { traceIdsIn } from "../observability/trace-context.js";
 import { RetryBudget } from "./retry-budget.js";
 import { untilDeadline } from "./until-deadline.js";
 
@@ -202,7 +204,7 @@ export class DependencyPolicy {
   async execute<T>(
     idempotent: boolean,
     attempt: (attempt: Attempt) => Promise<T>,
-    options: { deadline?: number; signal?: AbortSignal; requestId?: string } = {},
+    options: { deadline?: number; signal?: AbortSignal; requestId?: string; traceContext?: Context } = {},
   ): Promise<T> {
     const { deadline, signal: callerSignal } = options;
     this.stats.calls++;
@@ -222,7 +224,8 @@ export class DependencyPolicy {
         this.stats.attempts++;
         if (attempts > 1) {
           this.stats.retries++;
-          this.logger?.info({ dependency: this.name, attempt: attempts, requestId: options.requestId }, "retrying a call");
+          // A retry runs after a backoff timer, outside any active context: the line names the call's trace itself.
+          this.logger?.info({ dependency: this.name, attempt: attempts, requestId: options.requestId, ...traceIdsIn(options.traceContext) }, "retrying a call");
         }
         const started = Date.now();
         const attemptDeadline = started + this.attemptTimeoutMs;

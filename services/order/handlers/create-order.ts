@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createHash } from "node:crypto";
 import type { CreateOrderRequest, CreateOrderResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
-import { HTTP_CODE_HEADER, causeOf, type CallContext } from "../../../shared/grpc/index.js";
+import { HTTP_CODE_HEADER, callOptionsOf, causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import { requireActFor } from "../../../shared/security/index.js";
 import { orderMessage, rejectionError } from "../messages.js";
 import { settleOrder, type SettleDeps } from "../settle-order.js";
@@ -40,13 +40,8 @@ export function createOrder(deps: CreateOrderDeps) {
     const begun = deps.store.begin({ id: deps.newId(), customerId, items, requestId: request.requestId, requestHash }, causeOf(context));
     if (begun.replay) return outcome(begun.replay, context);
     if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
-    const settled = await settleOrder(deps, begun.order, {
-      // Settled or not by then, the caller hears (202, or a clean 504) before its own deadline.
-      deadline: context.answerBy,
-      signal: context.signal,
-      requestId: context.requestId,
-      traceContext: context.traceContext,
-    });
+    // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
+    const settled = await settleOrder(deps, begun.order, callOptionsOf(context));
     return outcome(settled, context);
   };
 }
