@@ -7,7 +7,8 @@
  * JIT-compiled JavaScript in it (callgrind-functions.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, renameSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, renameSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -24,6 +25,13 @@ export function requireTools(extra: readonly string[] = []): void {
       throw new Error(`${tool} is missing: apt-get install -y ${["valgrind", ...extra].join(" ")}`);
     }
   }
+}
+
+/** The directory for a count's files: `out` (made if missing), else a new one named after what is counted under the system's temporary directory. */
+export function outputDirectory(out: string | undefined, counted: string): string {
+  if (out === undefined) return mkdtempSync(join(tmpdir(), `orderly-instructions-${counted}-`));
+  mkdirSync(out, { recursive: true });
+  return out;
 }
 
 /** A program under callgrind; disposing it stops it. */

@@ -11,8 +11,10 @@
  *
  *   node --import tsx scripts/bench/handler-hits.ts
  */
+import { turnOffPretenuring } from "../../shared/process/index.js";
 import { cannedGateway } from "./canned-gateway.js";
 
+turnOffPretenuring();
 const { handler, authorization, cache, close } = await cannedGateway();
 const socket = { remoteAddress: "127.0.0.1", writableEnded: false };
 let written = 0;

@@ -10,11 +10,13 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { turnOffPretenuring } from "../../shared/process/index.js";
 import { cannedGateway, devAdminCredentials } from "./canned-gateway.js";
 
 const mode = process.env.MODE ?? "hello";
 let handler: (req: IncomingMessage, res: ServerResponse) => void;
 if (mode === "gateway") {
+  turnOffPretenuring(); // as the gateway's main does; the hello, like the bench's, keeps V8's defaults
   const gateway = await cannedGateway();
   handler = gateway.handler;
   console.log(`AUTHORIZATION=${gateway.authorization}`);

@@ -17,11 +17,10 @@
  * repeat. Needs valgrind and wrk (apt-get install -y valgrind wrk).
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { requireTools, startUnderCallgrind } from "./callgrind.js";
+import { outputDirectory, requireTools, startUnderCallgrind } from "./callgrind.js";
 
 const usage = "usage: instructions.ts hello|gateway [--warm 60] [--duration 20] [--out dir]";
 const { values, positionals } = parseArgs({
@@ -33,8 +32,7 @@ const warmS = Number(values.warm);
 const durationS = Number(values.duration);
 if (positionals.length !== 1 || (mode !== "hello" && mode !== "gateway") || !(warmS >= 0) || !(durationS > 0)) throw new Error(usage);
 requireTools(["wrk"]);
-const out = values.out ?? mkdtempSync(join(tmpdir(), `orderly-instructions-${mode}-`));
-mkdirSync(out, { recursive: true });
+const out = outputDirectory(values.out, mode);
 
 await using server = startUnderCallgrind(["--import", "tsx", "scripts/bench/hit-server.ts"], { env: { ...process.env, MODE: mode }, out });
 // Both awaited at once: hit-server prints them one after the other, perhaps in one chunk.

@@ -25,12 +25,9 @@
  * path, which the summary line's count of 202 answers shows.
  * Needs valgrind (apt-get install -y valgrind).
  */
-import { mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { requireTools, startUnderCallgrind } from "./callgrind.js";
+import { outputDirectory, requireTools, startUnderCallgrind } from "./callgrind.js";
 import { BENCH_SKUS, restockBenchSkus, startStack, waitReady } from "./orderly.js";
 
 const entries = { order: "services/order/main.ts", inventory: "services/inventory/main.ts", query: "services/query/main.ts", gateway: "gateway/main.ts" };
@@ -45,8 +42,7 @@ const durationMs = Number(values.duration) * 1000;
 const load = values.load;
 if (positionals.length !== 1 || !(service in entries) || (load !== "write" && !(load === "read" && service === "gateway")) || !(warmMs >= 0) || !(durationMs > 0)) throw new Error(usage);
 requireTools();
-const out = values.out ?? mkdtempSync(join(tmpdir(), `orderly-instructions-${service}-`));
-mkdirSync(out, { recursive: true });
+const out = outputDirectory(values.out, service);
 
 await using stack = await startStack("instructions");
 const { system } = stack;
@@ -68,6 +64,8 @@ await using valgrind = startUnderCallgrind(["--import", "tsx", entries[service]]
 await valgrind.line((line) => line.includes('"listening"'), 10 * 60_000);
 await waitReady(system, 10 * 60_000);
 
+/** A request not answered by then counts as no answer (status 0), so a hung one cannot hold the stop up. */
+const REQUEST_TIMEOUT_MS = 60_000;
 /** Answers by status (0: no answer), counted while `counting`. */
 const answers = new Map<number, number>();
 /** Answers from the gateway's read cache (`x-cache: hit`) while `counting`. */
@@ -76,7 +74,8 @@ let counting = false;
 let stopped = false;
 const client = async (n: number) => {
   for (let i = 0; !stopped; i++) {
-    const answer = load === "read" ? system.api("GET", `/v1/orders/${hot[(n * 8 + i) % hot.length]}`) : createOrderAnswer(`instructions-${n}-${i % 50}`, n + i);
+    const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    const answer = load === "read" ? system.api("GET", `/v1/orders/${hot[(n * 8 + i) % hot.length]}`, { signal }) : createOrderAnswer(`instructions-${n}-${i % 50}`, n + i, signal);
     const { status, hit } = await answer.then((response) => ({ status: response.status, hit: response.headers.get("x-cache") === "hit" }), () => ({ status: 0, hit: false }));
     if (!counting) continue;
     answers.set(status, (answers.get(status) ?? 0) + 1);
@@ -98,8 +97,8 @@ try {
 await valgrind.stop();
 
 /** `POST /v1/orders` of one bench SKU for a customer. */
-function createOrderAnswer(customerId: string, n: number) {
-  return system.api("POST", "/v1/orders", { body: { customerId, items: [{ sku: BENCH_SKUS[n % BENCH_SKUS.length], quantity: 1 }] } });
+function createOrderAnswer(customerId: string, n: number, signal?: AbortSignal) {
+  return system.api("POST", "/v1/orders", { body: { customerId, items: [{ sku: BENCH_SKUS[n % BENCH_SKUS.length], quantity: 1 }] }, signal });
 }
 
 /** The id of an order created for a customer. */

@@ -25,6 +25,8 @@ export interface ApiOptions {
   headers?: Record<string, string>;
   /** Who calls (default: the admin). */
   as?: Caller;
+  /** Aborts the request (fetch rejects). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -195,13 +197,14 @@ export async function api<T = any>(
   baseUrl: string,
   method: string,
   path: string,
-  options: { body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> } = {},
+  options: { body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; signal?: AbortSignal } = {},
 ): Promise<ApiResponse<T>> {
   const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
   const response = await fetch(baseUrl + path, {
     method,
     headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...options.headers },
     body,
+    signal: options.signal,
   });
   const text = await response.text();
   let parsed: unknown;
