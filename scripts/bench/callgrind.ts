@@ -9,7 +9,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -27,11 +27,16 @@ export function requireTools(extra: readonly string[] = []): void {
   }
 }
 
-/** The directory for a count's files: `out` (made if missing), else a new one named after what is counted under the system's temporary directory. */
+/**
+ * The directory for a count's files, as an absolute path (the program runs in
+ * the repository's root, the caller perhaps elsewhere): `out` (made if
+ * missing), else a new one named after what is counted under the system's
+ * temporary directory.
+ */
 export function outputDirectory(out: string | undefined, counted: string): string {
   if (out === undefined) return mkdtempSync(join(tmpdir(), `orderly-instructions-${counted}-`));
   mkdirSync(out, { recursive: true });
-  return out;
+  return resolve(out);
 }
 
 /** A program under callgrind; disposing it stops it. */

@@ -43,7 +43,7 @@ export async function devAdminCredentials(): Promise<{ authorization: string; pu
   }
 }
 
-/** The gateway's handler with a canned query service (its entry points turn off V8's pretenuring first, as the gateway's main does). */
+/** The gateway's handler with a canned query service (its callers, hit-server.ts and handler-hits.ts, turn off V8's pretenuring first, as the gateway's main does). */
 export async function cannedGateway(): Promise<CannedGateway> {
   const routes = routesOf([OrderService, InventoryService, QueryService]);
   const cache = new ReadCache(600_000);

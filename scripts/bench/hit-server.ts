@@ -16,7 +16,7 @@ import { cannedGateway, devAdminCredentials } from "./canned-gateway.js";
 const mode = process.env.MODE ?? "hello";
 let handler: (req: IncomingMessage, res: ServerResponse) => void;
 if (mode === "gateway") {
-  turnOffPretenuring(); // as the gateway's main does; the hello, like the bench's, keeps V8's defaults
+  turnOffPretenuring(); // as the gateway's main does; the hello, like the bench's bare server, keeps V8's defaults
   const gateway = await cannedGateway();
   handler = gateway.handler;
   console.log(`AUTHORIZATION=${gateway.authorization}`);

@@ -65,7 +65,7 @@ export async function settleOrder(
   try {
     const { reservation } = await deps.inventory.reserveStock(
       { orderId: order.id, lines: order.items.map((item) => ({ sku: item.sku, quantity: item.quantity })) },
-      { deadline: options.deadline, signal: options.signal, requestId: options.requestId, traceContext: options.traceContext },
+      options,
     );
     return deps.store.confirm(order.id, pricingOf(reservation!), meta);
   } catch (error) {

@@ -48,7 +48,7 @@ const texts = fc.string({ unit: fc.constantFrom(...alphabet), maxLength: 14 });
 
 test("wherever simpleRegExp takes a pattern, RegExp and RE2 agree on it", () => {
   fc.assert(
-    fc.property(simpleLooking, fc.array(texts, { maxLength: 20 }), (pattern, candidates) => {
+    fc.property(simpleLooking, fc.array(texts, { maxLength: 20 }), (pattern, textsToTry) => {
       const regExp = simpleRegExp(pattern);
       if (regExp === undefined) return;
       let re2: RE2JS;
@@ -57,7 +57,7 @@ test("wherever simpleRegExp takes a pattern, RegExp and RE2 agree on it", () => 
       } catch {
         return; // patternMatcher compiles RE2 first and refuses it
       }
-      for (const text of candidates) expect(regExp.test(text), `${pattern} on ${JSON.stringify(text)}`).toBe(re2.test(text));
+      for (const text of textsToTry) expect(regExp.test(text), `${pattern} on ${JSON.stringify(text)}`).toBe(re2.test(text));
     }),
     { numRuns: 3000 },
   );

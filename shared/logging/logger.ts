@@ -30,7 +30,7 @@ type TracedLogger = Logger & { [traceContextKey]?: Context };
 /** A logger made for one call: a child of `logger` with `bindings`, whose lines logInTrace can put in the call's trace. */
 export function callLogger(logger: Logger, bindings: Record<string, unknown>): Logger {
   const child = logger.child(bindings) as TracedLogger;
-  child[traceContextKey] = undefined;
+  child[traceContextKey] = undefined; // an own slot, what logInTrace looks for
   return child;
 }
 
@@ -38,7 +38,7 @@ export function callLogger(logger: Logger, bindings: Record<string, unknown>): L
  * Makes every line of a call's logger (callLogger) and of its children carry
  * the trace and span ids of `traceContext`'s span. The ids are read when a
  * line is written, so a call that logs nothing pays nothing, where binding
- * them in a child logger costs their redaction on every call. Throws for any
+ * them would cost a child logger per call. Throws for any
  * other logger: marking one that other calls share would put their lines in
  * this call's trace.
  */

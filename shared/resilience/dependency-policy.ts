@@ -1,3 +1,4 @@
+import type { Context } from "@opentelemetry/api";
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -15,7 +16,6 @@ import {
   type IPolicy,
 } from "cockatiel";
 import { Code, OrderlyError } from "../errors/index.js";
-import type { Context } from "@opentelemetry/api";
 import type { Logger } from "../logging/index.js";
 import { traceIdsIn } from "../observability/trace-context.js";
 import { RetryBudget } from "./retry-budget.js";
