@@ -49,7 +49,7 @@ export function endSpanWithError(span: Span, error: unknown, attributes: Record<
   span.end();
 }
 
-/** Runs `fn` with `span` as the active span. */
+/** Runs `fn` with `span` as the active span for its synchronous run only (SyncContextManager): what `fn` leaves for later passes its trace on itself. */
 export function withSpan<T>(span: Span, fn: () => T, parent: Context = context.active()): T {
   return context.with(trace.setSpan(parent, span), fn);
 }
