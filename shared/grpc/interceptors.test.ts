@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { expect, test } from "vitest";
-import { callLogger, silentLogger } from "../logging/index.js";
+import { silentLogger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
 import { chain, defaultInterceptors, enforceDeadline, logCalls, traceCalls, type Interceptor } from "./interceptors.js";
 
@@ -12,7 +12,7 @@ const context = (overrides: Partial<CallContext> = {}): CallContext => ({
   deadline: undefined,
   answerBy: Date.now() + 5000,
   signal: new AbortController().signal,
-  logger: callLogger(silentLogger(), {}),
+  logger: silentLogger(),
   traceContext: ROOT_CONTEXT,
   metadata: {},
   responseHeaders: {},

@@ -2,7 +2,6 @@ import type { Message } from "@bufbuild/protobuf";
 import { SpanKind, trace } from "@opentelemetry/api";
 import { Code, OrderlyError, codeName } from "../errors/index.js";
 import { tracer } from "../observability/tracing.js";
-import { logInTrace } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError } from "../observability/trace-context.js";
 import type { CallContext } from "./context.js";
 import { metadataKeys } from "./metadata-keys.js";
@@ -21,7 +20,7 @@ export function chain(interceptors: readonly Interceptor[], handler: Next): Next
 /**
  * Runs each call in a SERVER span, child of the caller's span when its
  * `traceparent` metadata names one. The span's context becomes the call's
- * `traceContext` and its logger's lines name it, so the log lines, the
+ * `traceContext`, which its logger's lines name, so the log lines, the
  * outgoing calls and the events the handler passes it to all carry the
  * caller's trace.
  */
@@ -29,7 +28,6 @@ export const traceCalls: Interceptor = (next) => (request, context) => {
   const parent = contextFromTraceparent(context.metadata[metadataKeys.traceparent]);
   const span = tracer().startSpan(context.method, { kind: SpanKind.SERVER }, parent);
   context.traceContext = trace.setSpan(parent, span);
-  logInTrace(context.logger, context.traceContext);
   if (span.isRecording()) {
     const slash = context.method.lastIndexOf("/");
     span.setAttributes({

@@ -139,7 +139,7 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
   const rawDeadline = call.getDeadline();
   const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
   const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
-  return {
+  const context = {
     method,
     rpc,
     principal: undefined,
@@ -147,11 +147,14 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
     deadline,
     answerBy: answerByOf(deadline, Date.now(), budget),
     signal,
-    logger: callLogger(logger, { method, requestId }),
+    logger,
     traceContext: ROOT_CONTEXT,
     metadata,
     responseHeaders: {},
   };
+  // The call's logger reads the call from its context when it writes, so its lines name the trace traceCalls sets later.
+  context.logger = callLogger(logger, context);
+  return context;
 }
 
 /** The grpc-js error for an OrderlyError: its code, message, and google.rpc.Status in the trailers. */
