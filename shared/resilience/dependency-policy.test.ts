@@ -6,6 +6,10 @@ import { DependencyPolicy } from "./dependency-policy.js";
 
 const unavailable = () => new OrderlyError("DEPENDENCY_UNAVAILABLE", "down");
 
+/** An attempt whose dependency never answers: it fails at the deadline it was given, as grpc-js fails a call (a local DEADLINE_EXCEEDED). */
+const silent = ({ deadline }: { deadline: number }) =>
+  new Promise<never>((_, reject) => setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline - Date.now()));
+
 function policy(overrides = {}) {
   return new DependencyPolicy({ name: "dep", backoffInitialMs: 1, backoffMaxMs: 2, halfOpenAfterMs: 60_000, ...overrides });
 }
@@ -86,22 +90,27 @@ describe("DependencyPolicy", () => {
     await holding;
   });
 
-  test("a slow attempt times out and the call ends by its deadline", async () => {
+  test("a slow attempt times out at its attempt timeout and is retried; the call ends by its deadline", async () => {
     const p = policy({ attemptTimeoutMs: 50, maxAttempts: 5 });
+    const deadlines: number[] = [];
     const started = Date.now();
+    const deadline = started + 120;
     await expect(
-      p.execute(true, ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")))), {
-        deadline: Date.now() + 120,
-      }),
+      p.execute(true, (attempt) => {
+        deadlines.push(attempt.deadline);
+        return silent(attempt);
+      }, { deadline }),
     ).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
     expect(Date.now() - started).toBeLessThan(400);
+    // Each attempt was given its attempt timeout, the last one the call's deadline.
+    expect(deadlines.length).toBeGreaterThanOrEqual(2);
+    expect(deadlines[0]! - started).toBeLessThanOrEqual(55);
+    expect(deadlines.at(-1)).toBe(deadline);
+    expect(p.stats.retries).toBe(deadlines.length - 1);
   });
 
   test("a caller's deadline too short to meet does not open the breaker; a dependency silent for slowCallMs does", async () => {
     const p = policy({ breakerFailures: 3, maxAttempts: 1, slowCallMs: 60, attemptTimeoutMs: 10_000 });
-    // As grpc-js fails a call at the deadline it was given: a local DEADLINE_EXCEEDED.
-    const silent = ({ deadline }: { deadline: number | undefined }) =>
-      new Promise<never>((_, reject) => setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline! - Date.now()));
     for (let i = 0; i < 10; i++) {
       await expect(p.execute(false, silent, { deadline: Date.now() + 2 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
       await expect(p.execute(false, silent, { deadline: Date.now() - 1 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
@@ -113,8 +122,6 @@ describe("DependencyPolicy", () => {
 
   test("an impatient caller's call, as the half-open probe, does not close the breaker untested", async () => {
     const p = policy({ breakerFailures: 2, maxAttempts: 1, slowCallMs: 60, attemptTimeoutMs: 10_000, halfOpenAfterMs: 50 });
-    const silent = ({ deadline }: { deadline: number | undefined }) =>
-      new Promise<never>((_, reject) => setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline! - Date.now()));
     for (let i = 0; i < 2; i++) await expect(p.execute(false, silent, { deadline: Date.now() + 100 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
     expect(p.breakerState).toBe("open");
     // Past the half-open time (the clock moved on, not waited for): the next call is the probe.

@@ -6,12 +6,10 @@ import {
   ConsecutiveBreaker,
   ExponentialBackoff,
   TaskCancelledError,
-  TimeoutStrategy,
   bulkhead,
   circuitBreaker,
   handleWhen,
   retry,
-  timeout,
   wrap,
   type IPolicy,
 } from "cockatiel";
@@ -61,10 +59,15 @@ export const defaultDependencyPolicyOptions: Omit<DependencyPolicyOptions, "name
   slowCallMs: 1000,
 };
 
-/** What one attempt gets: an abort signal (attempt timeout, caller gone) and its deadline (the overall one or the attempt timeout, whichever is first). */
+/**
+ * What one attempt gets: the caller's signal (aborted when the caller goes
+ * away) and its deadline, the call's or the attempt timeout's, whichever is
+ * first. The attempt must end by that deadline, as a gRPC call given it
+ * does (with DEADLINE_EXCEEDED): the policy holds no timer of its own.
+ */
 export interface Attempt {
   signal: AbortSignal;
-  deadline: number | undefined;
+  deadline: number;
 }
 
 /** What a policy has done, for logs, health and metrics. */
@@ -88,22 +91,8 @@ export interface BulkheadUse {
 /** The state of a dependency's breaker, as reported in health and metrics. */
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
-/** A signal aborted when either is (without AbortSignal.any, which is costly per call on Node 20). */
-function eitherSignal(a: AbortSignal, b: AbortSignal | undefined): { signal: AbortSignal; release: () => void } {
-  if (b === undefined) return { signal: a, release: () => {} };
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  if (a.aborted || b.aborted) abort();
-  a.addEventListener("abort", abort, { once: true });
-  b.addEventListener("abort", abort, { once: true });
-  return {
-    signal: controller.signal,
-    release: () => {
-      a.removeEventListener("abort", abort);
-      b.removeEventListener("abort", abort);
-    },
-  };
-}
+/** The signal of an attempt whose caller has none. */
+const neverAborted = new AbortController().signal;
 
 const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN]);
 
@@ -111,8 +100,12 @@ const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INT
  * The resilience policy of one downstream dependency, shared by every call
  * to it (cockatiel): a bulkhead, then — for idempotent calls only — a
  * bounded, jittered, budgeted retry on UNAVAILABLE and attempt timeouts,
- * then a consecutive-failure circuit breaker, then a per-attempt timeout.
- * Infrastructure errors leave it as OrderlyErrors with a reason.
+ * then a consecutive-failure circuit breaker. Each attempt is given a
+ * deadline (Attempt) no later than its attempt timeout, which the transport
+ * keeps; cockatiel's timeout policy would add an AbortController, a timer
+ * and a race per attempt (~10 µs a call, scratch loop) to what a gRPC
+ * deadline already does. Infrastructure errors leave it as OrderlyErrors
+ * with a reason.
  */
 export class DependencyPolicy {
   readonly name: string;
@@ -157,14 +150,12 @@ export class DependencyPolicy {
       halfOpenAfter: o.halfOpenAfterMs,
       breaker: new ConsecutiveBreaker(o.breakerFailures),
     });
-    // abortOnReturn off: aborting every finished attempt's signal would build a DOMException per call.
-    const attemptTimeout = timeout(o.attemptTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
     const retries = retry(handleWhen(isRetryable), {
       maxAttempts: Math.max(0, o.maxAttempts - 1),
       backoff: new ExponentialBackoff({ initialDelay: o.backoffInitialMs, maxDelay: o.backoffMaxMs }),
     });
-    this.idempotent = wrap(limiter, retries, this.breaker, attemptTimeout);
-    this.once = wrap(limiter, this.breaker, attemptTimeout);
+    this.idempotent = wrap(limiter, retries, this.breaker);
+    this.once = wrap(limiter, this.breaker);
   }
 
   /** The breaker's state. */
@@ -213,9 +204,9 @@ export class DependencyPolicy {
     // A call that finds every slot taken waits in the bulkhead's queue, which knows no deadline.
     const queued = this.limiter.executionSlots === 0;
     try {
-      // The caller's signal is not handed to cockatiel: its timeout policy would turn a caller that
-      // hangs up into a TaskCancelledError, which the breaker would count against the dependency.
-      const running = policy.execute(({ signal: attemptSignal }) => {
+      // The caller's signal is not handed to cockatiel: a caller that hangs up is no failure of the
+      // dependency, so the attempt ends it as CANCELLED, which the breaker does not count.
+      const running = policy.execute(() => {
         if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
         if (deadline !== undefined && Date.now() >= deadline) {
           throw this.excuse(new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`));
@@ -229,18 +220,17 @@ export class DependencyPolicy {
         }
         const started = Date.now();
         const attemptDeadline = started + this.attemptTimeoutMs;
-        const { signal, release } = eitherSignal(attemptSignal, callerSignal);
-        return attempt({ signal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) })
-          .catch((error: unknown) => {
+        return attempt({ signal: callerSignal ?? neverAborted, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) }).catch(
+          (error: unknown) => {
             if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
             const timedOut = error instanceof OrderlyError && error.code === Code.DEADLINE_EXCEEDED && !error.remote;
-            // The attempt was cut by its own timeout: say so, whatever the transport said.
-            if (attemptSignal.aborted || (timedOut && (deadline === undefined || attemptDeadline < deadline))) throw new TaskCancelledError(`${this.name} attempt timed out`);
+            // The attempt was cut at its own timeout, before the call's deadline: a timeout of the dependency's.
+            if (timedOut && (deadline === undefined || attemptDeadline < deadline)) throw new TaskCancelledError(`${this.name} attempt timed out`);
             // Cut by the caller's deadline before the dependency had a fair time to answer.
             if (timedOut && Date.now() - started < this.slowCallMs) throw this.excuse(error);
             throw error;
-          })
-          .finally(release);
+          },
+        );
       });
       // Left behind, a queued call does nothing once it gets its slot: its attempt finds the deadline passed, or the caller gone.
       const result = await (queued ? untilDeadline(running, deadline, `a free slot to call ${this.name}`, callerSignal) : running);
