@@ -2,7 +2,8 @@ import { expect, test } from "vitest";
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { OrderlyError } from "../errors/index.js";
-import { silentLogger } from "../logging/index.js";
+import { createLogger, silentLogger } from "../logging/index.js";
+import { contextFromTraceparent } from "../observability/trace-context.js";
 import { callUnary, connect } from "./client.js";
 import { registration, startGrpcServer } from "./server.js";
 import type { ServiceHandlers } from "./types.js";
@@ -52,4 +53,28 @@ test("an error thrown while grpc-js starts a call keeps its stack (the client tu
   expect((error as Error).message).toMatch(/shut down/);
   expect((error as Error).stack).toMatch(/\n\s+at /);
   expect(Error.stackTraceLimit).toBe(stackTraceLimit);
+});
+
+test("a handler's log lines name its call's method, request id and trace (the caller's traceparent), and a line's own fields win", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("test", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const handlers = {
+    getOrder: async ({ id }, context) => {
+      context.logger.info("in the handler");
+      context.logger.child({ orderId: id }).info({ requestId: "its own" }, "in a child");
+      return { order: { id } };
+    },
+  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger, services: [registration(QueryService, handlers)] });
+  await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
+  const connection = connect(`127.0.0.1:${server.port}`);
+  using _connection = { [Symbol.dispose]: () => connection.close() };
+  const traceId = "0af7651916cd43dd8448eb211c80319c";
+  const traceContext = contextFromTraceparent(`00-${traceId}-b7ad6b7169203331-01`);
+  await callUnary(connection, QueryService.method.getOrder, { id: "o1" }, { deadline: Date.now() + 10_000, requestId: "req-1", traceContext });
+  const method = "orderly.query.v1.QueryService/GetOrder";
+  expect(lines.map(({ msg, service, method, requestId, orderId, traceId }) => ({ msg, service, method, requestId, orderId, traceId }))).toEqual([
+    { msg: "in the handler", service: "test", method, requestId: "req-1", orderId: undefined, traceId },
+    { msg: "in a child", service: "test", method, requestId: "its own", orderId: "o1", traceId },
+  ]);
 });

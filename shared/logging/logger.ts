@@ -43,9 +43,9 @@ type CallLogger = Logger & { [callKey]?: LoggedCall };
  *
  * It is `logger` seen through an object of its own, as pino makes its
  * children (Object.create of the parent), with the call in a slot the
- * mixin reads. A pino child would serialize and redact its bindings when
- * made: ~23k instructions per call in the order service (callgrind), where
- * most calls log nothing.
+ * mixin reads: a pino child would serialize and redact its bindings when
+ * made, for every call, most of which log nothing (README, Performance).
+ * So `bindings()` does not list the call's fields.
  */
 export function callLogger(logger: Logger, call: LoggedCall): Logger {
   const forCall = Object.create(logger) as CallLogger;

@@ -92,21 +92,23 @@ describe("DependencyPolicy", () => {
 
   test("a slow attempt times out at its attempt timeout and is retried; the call ends by its deadline", async () => {
     const p = policy({ attemptTimeoutMs: 50, maxAttempts: 5 });
-    const deadlines: number[] = [];
+    const attempts: { started: number; deadline: number }[] = [];
     const started = Date.now();
-    const deadline = started + 120;
+    const deadline = started + 400;
     await expect(
       p.execute(true, (attempt) => {
-        deadlines.push(attempt.deadline);
+        attempts.push({ started: Date.now(), deadline: attempt.deadline });
         return silent(attempt);
       }, { deadline }),
     ).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
-    expect(Date.now() - started).toBeLessThan(400);
-    // Each attempt was given its attempt timeout, the last one the call's deadline.
-    expect(deadlines.length).toBeGreaterThanOrEqual(2);
-    expect(deadlines[0]! - started).toBeLessThanOrEqual(55);
-    expect(deadlines.at(-1)).toBe(deadline);
-    expect(p.stats.retries).toBe(deadlines.length - 1);
+    expect(Date.now() - started).toBeLessThan(2000);
+    // Each attempt was given its attempt timeout, or the call's deadline when that came first.
+    expect(attempts.length).toBeGreaterThanOrEqual(2);
+    for (const attempt of attempts) {
+      expect(attempt.deadline).toBeLessThanOrEqual(Math.min(attempt.started + 50, deadline));
+      expect(attempt.deadline).toBeGreaterThanOrEqual(Math.min(attempt.started + 45, deadline));
+    }
+    expect(p.stats.retries).toBe(attempts.length - 1);
   });
 
   test("a caller's deadline too short to meet does not open the breaker; a dependency silent for slowCallMs does", async () => {
@@ -143,7 +145,7 @@ describe("DependencyPolicy", () => {
     const started = Date.now();
     const timedOut = p.execute(false, async () => ran++, { deadline: Date.now() + 50 });
     await expect(timedOut).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(Date.now() - started).toBeLessThan(2000);
     const caller = new AbortController();
     const abandoned = p.execute(false, async () => ran++, { signal: caller.signal });
     caller.abort();
@@ -162,7 +164,7 @@ describe("DependencyPolicy", () => {
     const p = policy({ breakerFailures: 3 });
     for (let i = 0; i < 10; i++) {
       const caller = new AbortController();
-      const call = p.execute(true, ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("cancelled")))), {
+      const call = p.execute(true, ({ signal }) => new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("cancelled")))), {
         signal: caller.signal,
       });
       caller.abort();

@@ -60,13 +60,14 @@ export const defaultDependencyPolicyOptions: Omit<DependencyPolicyOptions, "name
 };
 
 /**
- * What one attempt gets: the caller's signal (aborted when the caller goes
- * away) and its deadline, the call's or the attempt timeout's, whichever is
- * first. The attempt must end by that deadline, as a gRPC call given it
- * does (with DEADLINE_EXCEEDED): the policy holds no timer of its own.
+ * What one attempt gets: the caller's signal, if it has one (aborted when
+ * the caller goes away), and its deadline, the call's or the attempt
+ * timeout's, whichever is first. The attempt must end by that deadline, as
+ * a gRPC call given it does (with DEADLINE_EXCEEDED): the policy holds no
+ * timer of its own.
  */
 export interface Attempt {
-  signal: AbortSignal;
+  signal: AbortSignal | undefined;
   deadline: number;
 }
 
@@ -91,9 +92,6 @@ export interface BulkheadUse {
 /** The state of a dependency's breaker, as reported in health and metrics. */
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
-/** The signal of an attempt whose caller has none. */
-const neverAborted = new AbortController().signal;
-
 const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN]);
 
 /**
@@ -102,10 +100,10 @@ const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INT
  * bounded, jittered, budgeted retry on UNAVAILABLE and attempt timeouts,
  * then a consecutive-failure circuit breaker. Each attempt is given a
  * deadline (Attempt) no later than its attempt timeout, which the transport
- * keeps; cockatiel's timeout policy added an AbortController, a timer and
- * a race per attempt to what a gRPC deadline already does (a call through
- * the policy took 20–26 µs with it in a scratch loop, 2.7–3.9 without). Infrastructure errors leave it as OrderlyErrors
- * with a reason.
+ * keeps: cockatiel's timeout policy would add an AbortController, a timer
+ * and a race to every attempt for what a gRPC deadline already does (README,
+ * Performance). Infrastructure errors leave it as OrderlyErrors with a
+ * reason.
  */
 export class DependencyPolicy {
   readonly name: string;
@@ -184,7 +182,8 @@ export class DependencyPolicy {
   /**
    * Runs `attempt` under the policy. Retries only when `idempotent`; never
    * waits past `deadline`, in the bulkhead's queue either; aborting `signal`
-   * abandons the call.
+   * abandons the call. Each attempt must keep to its Attempt: end by its
+   * deadline, and when its signal is aborted (a gRPC call does both).
    *
    * The breaker counts what the dependency did, not what its callers asked
    * for: a call its caller's own deadline ends counts against the
@@ -220,7 +219,7 @@ export class DependencyPolicy {
         }
         const started = Date.now();
         const attemptDeadline = started + this.attemptTimeoutMs;
-        return attempt({ signal: callerSignal ?? neverAborted, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) }).catch(
+        return attempt({ signal: callerSignal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) }).catch(
           (error: unknown) => {
             if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
             const timedOut = error instanceof OrderlyError && error.code === Code.DEADLINE_EXCEEDED && !error.remote;
