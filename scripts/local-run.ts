@@ -17,7 +17,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { ConfigError, readChoice, readInt, readString, type Env } from "../shared/config/index.js";
-import { freePort } from "../shared/process/index.js";
+import { freePort, nodeEntry } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 
@@ -203,11 +203,6 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
       readyPort: pinoListeningPort,
     },
   ];
-}
-
-/** The command line that runs a TypeScript entry file of this repository. */
-export function nodeEntry(entry: string): string[] {
-  return [process.execPath, "--import", "tsx", entry];
 }
 
 /** The port of a pino `{"msg":"listening","port":N}` line, or undefined for any other line. */

@@ -17,6 +17,7 @@
  */
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { nodeEntry } from "../../shared/process/index.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { drainRate, meanPayloadBytes, openReadOnly, outboxHighWater, recordedAfter, unappliedSince, unpublishedAfter, type DrainMeasurement } from "./event-metrics.js";
 import type { LoadGenerator } from "./load-generator.js";
@@ -77,9 +78,10 @@ async function publishRun(nats: { url: string; pid: () => number | undefined }, 
   const natsPid = nats.pid();
   const natsBefore = natsPid === undefined ? undefined : cpuMs(natsPid);
   const run = await new Promise<Omit<PublishRun, "natsCpuMsPerMsg">>((resolve, reject) => {
+    const [node, ...publisher] = nodeEntry("scripts/bench/ceilings/js-publish.ts");
     execFile(
-      process.execPath,
-      ["--import", "tsx", "scripts/bench/ceilings/js-publish.ts", "--url", nats.url, "--count", String(count), "--bytes", String(bytes), "--mode", mode, "--window", "256"],
+      node!,
+      [...publisher, "--url", nats.url, "--count", String(count), "--bytes", String(bytes), "--mode", mode, "--window", "256"],
       { cwd: ROOT, timeout: 180_000, env: { ...process.env, NODE_OPTIONS: "" } },
       (error, stdout, stderr) => {
         if (error) return reject(new Error(`js-publish failed: ${error.message}\n${stderr}`));

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../scripts/local-run.js";
+import { nodeFlags } from "../../shared/process/index.js";
 import { isRunning, ROOT, waitFor } from "../helpers/processes.js";
 import { api } from "../helpers/system.js";
 
@@ -181,6 +182,13 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
         ["inventory", true],
         ["query", true],
       ]);
+      // The services run with Orderly's Node.js flags (shared/process/v8-heap.ts), as `ps` shows them.
+      const services = run
+        .servicePids()
+        .map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"))
+        .filter((args) => args.some((arg) => arg.endsWith("main.ts")));
+      expect(services).toHaveLength(4);
+      for (const args of services) expect(args).toEqual(expect.arrayContaining([...nodeFlags]));
 
       // Security is on: dev tokens for an admin and two customers are in the data directory.
       const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string; customers: Record<string, string> };

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { nodeEntry } from "../../shared/process/index.js";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -23,11 +24,12 @@ export interface ServiceProcess extends AsyncDisposable {
 }
 
 /**
- * Starts `node --import tsx <entry>` with the environment given, and waits
+ * Starts `node --import tsx <entry>` (with Orderly's Node.js flags) with the environment given, and waits
  * for its "listening" log line (the port comes from it, so port 0 works).
  */
 export async function startService(name: string, entry: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+  const [executable, ...args] = nodeEntry(entry);
+  const child = spawn(executable!, args, {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
