@@ -12,11 +12,6 @@ import { setFlagsFromString } from "node:v8";
  */
 export const nodeFlags: readonly string[] = ["--single-threaded-gc"];
 
-/** The command line that runs a TypeScript entry file of this repository (from its root) with Orderly's Node.js flags. */
-export function nodeEntry(entry: string): string[] {
-  return [process.execPath, ...nodeFlags, "--import", "tsx", entry];
-}
-
 /** Turns off V8's allocation-site pretenuring in this process; call it before any load (why: scripts/bench/README.md, "Instruction counts"). */
 export function turnOffPretenuring(): void {
   setFlagsFromString("--no-allocation-site-pretenuring");
