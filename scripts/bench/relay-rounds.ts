@@ -80,7 +80,7 @@ async function publishRun(nats: { url: string; pid: () => number | undefined }, 
   const run = await new Promise<Omit<PublishRun, "natsCpuMsPerMsg">>((resolve, reject) => {
     const [node, ...publisher] = nodeEntry("scripts/bench/ceilings/js-publish.ts");
     execFile(
-      node!,
+      node,
       [...publisher, "--url", nats.url, "--count", String(count), "--bytes", String(bytes), "--mode", mode, "--window", "256"],
       { cwd: ROOT, timeout: 180_000, env: { ...process.env, NODE_OPTIONS: "" } },
       (error, stdout, stderr) => {

@@ -1,5 +1,5 @@
 export { runMain, type Stoppable } from "./run-main.js";
 export { freePort } from "./free-port.js";
 export { repeat, type Repeating } from "./repeat.js";
-export { nodeEntry } from "./node-entry.js";
-export { nodeFlags, turnOffPretenuring } from "./v8-heap.js";
+export { nodeEntry, nodeFlags } from "./node-entry.js";
+export { turnOffPretenuring } from "./v8-heap.js";

@@ -182,13 +182,14 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
         ["inventory", true],
         ["query", true],
       ]);
-      // The services run with Orderly's Node.js flags (shared/process/v8-heap.ts), as `ps` shows them.
+      // The services run with Orderly's Node.js flags (shared/process/node-entry.ts): Node's options, before the entry file.
       const services = run
         .servicePids()
         .map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"))
         .filter((args) => args.some((arg) => arg.endsWith("main.ts")));
       expect(services).toHaveLength(4);
-      for (const args of services) expect(args).toEqual(expect.arrayContaining([...nodeFlags]));
+      expect(nodeFlags).toContain("--single-threaded-gc");
+      for (const args of services) expect(args.slice(1, args.findIndex((arg) => arg.endsWith("main.ts")))).toEqual(expect.arrayContaining([...nodeFlags]));
 
       // Security is on: dev tokens for an admin and two customers are in the data directory.
       const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string; customers: Record<string, string> };

@@ -29,7 +29,7 @@ export interface ServiceProcess extends AsyncDisposable {
  */
 export async function startService(name: string, entry: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
   const [executable, ...args] = nodeEntry(entry);
-  const child = spawn(executable!, args, {
+  const child = spawn(executable, args, {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
