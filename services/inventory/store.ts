@@ -1,6 +1,6 @@
 import { OrderlyError } from "../../shared/errors/index.js";
 import { newEvent, type EventMeta, type Outbox } from "../../shared/events/index.js";
-import { untimed, type Db, type TransactionTimer } from "../../shared/sqlite/index.js";
+import { boundLimit, untimed, type Db, type TransactionTimer } from "../../shared/sqlite/index.js";
 import { itemMessage } from "./messages.js";
 
 /** An item as stored. */
@@ -122,7 +122,7 @@ export class InventoryStore {
   ) {
     this.statements = {
       getItem: db.prepare<[string], ItemRow>("SELECT * FROM items WHERE sku = ?"),
-      listItems: db.prepare<[string, number], ItemRow>("SELECT * FROM items WHERE sku > ? ORDER BY sku LIMIT ?"),
+      listItems: db.prepare<[string, number], ItemRow>(`SELECT * FROM items WHERE sku > ? ORDER BY sku LIMIT ${boundLimit()}`),
       insertItem: db.prepare(
         `INSERT INTO items (sku, name, unit_price_minor, currency_code, available, reserved, create_time, update_time, version)
          VALUES (@sku, @name, @unitPriceMinor, @currencyCode, @quantity, 0, @now, @now, 1)`,
@@ -147,7 +147,7 @@ export class InventoryStore {
       markConfirmed: db.prepare<[string]>("UPDATE reservations SET order_confirmed = 1 WHERE order_id = ?"),
       unconfirmedBefore: db.prepare<[number, number, number, string, number], { order_id: string; create_time: number }>(
         `SELECT order_id, create_time FROM reservations WHERE state = ${ReservationState.RESERVED} AND order_confirmed = 0 AND create_time < ?
-           AND (create_time > ? OR (create_time = ? AND order_id > ?)) ORDER BY create_time, order_id LIMIT ?`,
+           AND (create_time > ? OR (create_time = ? AND order_id > ?)) ORDER BY create_time, order_id LIMIT ${boundLimit()}`,
       ),
       getRestock: db.prepare<[string], { sku: string; quantity: number }>("SELECT sku, quantity FROM restocks WHERE request_id = ?"),
       insertRestock: db.prepare<[string, string, number, number]>(

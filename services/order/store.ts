@@ -1,6 +1,6 @@
 import { OrderlyError, type Reason } from "../../shared/errors/index.js";
 import { newEvent, type EventMeta, type EventPayload, type Outbox } from "../../shared/events/index.js";
-import { untimed, type Db, type TransactionTimer } from "../../shared/sqlite/index.js";
+import { boundLimit, untimed, type Db, type TransactionTimer } from "../../shared/sqlite/index.js";
 import { orderMessage } from "./messages.js";
 
 /** Order statuses, as stored (the values of orderly.order.v1.OrderStatus). */
@@ -105,7 +105,7 @@ export class OrderStore {
       get: db.prepare<[string], OrderRow>("SELECT * FROM orders WHERE id = ?"),
       listByCustomer: db.prepare<[string, number, number, string, number], OrderRow>(
         `SELECT * FROM orders WHERE customer_id = ? AND (create_time < ? OR (create_time = ? AND id < ?))
-         ORDER BY create_time DESC, id DESC LIMIT ?`,
+         ORDER BY create_time DESC, id DESC LIMIT ${boundLimit()}`,
       ),
       // The changed row comes back from the write itself (RETURNING), not from a second statement.
       insert: db.prepare<[{ id: string; customerId: string; items: string; now: number }], OrderRow>(
@@ -134,7 +134,7 @@ export class OrderStore {
       pruneKeys: db.prepare<[number]>("DELETE FROM idempotency_keys WHERE create_time < ?"),
       pendingBefore: db.prepare<[number, number, number, string, number], OrderRow>(
         `SELECT * FROM orders WHERE status = ${Status.PENDING} AND announced = 0 AND update_time < ?
-           AND (update_time > ? OR (update_time = ? AND id > ?)) ORDER BY update_time, id LIMIT ?`,
+           AND (update_time > ? OR (update_time = ? AND id > ?)) ORDER BY update_time, id LIMIT ${boundLimit()}`,
       ),
     };
     this.beginTx = db.transaction((order: NewOrder) => this.beginInTx(order));

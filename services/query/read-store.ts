@@ -1,6 +1,6 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { OrderSchema, type Order } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import type { Db } from "../../shared/sqlite/index.js";
+import { boundLimit, type Db } from "../../shared/sqlite/index.js";
 import { readModelTables } from "./schema.js";
 
 /** A stock level row. */
@@ -34,14 +34,14 @@ export class ReadStore {
       ),
       customerOrders: db.prepare<[string, number, number, string, number], { order_pb: Buffer; create_time: number; id: string }>(
         `SELECT order_pb, create_time, id FROM order_views WHERE customer_id = ? AND (create_time < ? OR (create_time = ? AND id < ?))
-         ORDER BY create_time DESC, id DESC LIMIT ?`,
+         ORDER BY create_time DESC, id DESC LIMIT ${boundLimit()}`,
       ),
       stockLevel: db.prepare<[string], StockLevelRow>("SELECT * FROM stock_levels WHERE sku = ?"),
-      stockLevels: db.prepare<[string, number], StockLevelRow>("SELECT * FROM stock_levels WHERE sku > ? ORDER BY sku LIMIT ?"),
+      stockLevels: db.prepare<[string, number], StockLevelRow>(`SELECT * FROM stock_levels WHERE sku > ? ORDER BY sku LIMIT ${boundLimit()}`),
       sales: db.prepare(
         `SELECT * FROM daily_sales WHERE (@sku = '' OR sku = @sku) AND day >= @start AND day <= @end
            AND (day > @afterDay OR (day = @afterDay AND (sku > @afterSku OR (sku = @afterSku AND currency_code > @afterCurrency))))
-         ORDER BY day, sku, currency_code LIMIT @limit`,
+         ORDER BY day, sku, currency_code LIMIT ${boundLimit("@limit")}`,
       ),
     };
   }

@@ -4,7 +4,7 @@ import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } from "../observability/trace-context.js";
 import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
-import type { Db } from "../sqlite/index.js";
+import { boundLimit, type Db } from "../sqlite/index.js";
 import { JetStreamPublisher, NatsConnectionLost, StreamFull, type JetStreamMessage } from "./jetstream-publisher.js";
 import type { Outbox, OutboxMessage } from "./outbox.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
@@ -107,11 +107,11 @@ export class OutboxRelay {
     this.retentionMs = options.retentionMs ?? 60 * 60 * 1000;
     this.clock = options.clock ?? Date.now;
     this.statements = {
-      unpublished: db.prepare<[number, number], Row>("SELECT seq, event_id, subject, payload, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
-      unpublishedKeys: db.prepare<[number, number], [number, string]>("SELECT seq, event_id FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?").raw(true),
+      unpublished: db.prepare<[number, number], Row>(`SELECT seq, event_id, subject, payload, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ${boundLimit()}`),
+      unpublishedKeys: db.prepare<[number, number], [number, string]>(`SELECT seq, event_id FROM outbox WHERE seq > ? ORDER BY seq LIMIT ${boundLimit()}`).raw(true),
       due: db.prepare<[number, number], RetryRow>(
         // By the due time's index: left to itself SQLite reads the table in seq order, every row of it when few are due.
-        "SELECT seq, event_id, subject, payload, traceparent, failures FROM outbox_retry INDEXED BY outbox_retry_due JOIN outbox USING (seq) WHERE next_attempt <= ? ORDER BY seq LIMIT ?",
+        `SELECT seq, event_id, subject, payload, traceparent, failures FROM outbox_retry INDEXED BY outbox_retry_due JOIN outbox USING (seq) WHERE next_attempt <= ? ORDER BY seq LIMIT ${boundLimit()}`,
       ),
       recordBatch: db.prepare<[number, number, number]>("INSERT INTO outbox_batches (through_seq, events, publish_time) VALUES (?, ?, ?)"),
       setAside: db.prepare<[number, number, string, number]>(
@@ -120,7 +120,7 @@ export class OutboxRelay {
       ),
       retried: db.prepare<[number]>("DELETE FROM outbox_retry WHERE seq = ?"),
       // Published rows in seq order, a chunk at a time: rows are appended in time order, so the old ones come first.
-      chunkEnd: db.prepare<[number, number, number]>("SELECT max(seq) FROM (SELECT seq FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)").pluck(),
+      chunkEnd: db.prepare<[number, number, number]>(`SELECT max(seq) FROM (SELECT seq FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ${boundLimit()})`).pluck(),
       prune: db.prepare<[number, number, number]>(
         "DELETE FROM outbox WHERE seq > ? AND seq <= ? AND create_time < ? AND seq NOT IN (SELECT seq FROM outbox_retry)",
       ),

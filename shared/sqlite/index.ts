@@ -2,3 +2,4 @@ export { openDatabase, type Db, type Migration, type OpenDatabaseOptions } from 
 export { untimed, type TransactionTimer } from "./transaction-timer.js";
 export { startBackgroundCheckpoints, type BackgroundCheckpoints, type BackgroundCheckpointOptions } from "./background-checkpoints.js";
 export { keysetPages } from "./keyset-pages.js";
+export { boundLimit } from "./bound-limit.js";
