@@ -9,7 +9,7 @@ import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../share
 import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
-import { handleOrderEvents } from "./order-events.js";
+import { handleOrderEvents, ignoresOrderEvent } from "./order-events.js";
 import { inventoryMigrations } from "./schema.js";
 import { ReservationExpiry, orderFates } from "./reservation-expiry.js";
 import { InventoryStore } from "./store.js";
@@ -33,7 +33,13 @@ runMain(logger, async () => {
     db,
     outbox,
     consumers: [
-      { stream: streams.orders.name, durable: "inventory-order-events", filterSubject: "orderly.orders.>", handle: handleOrderEvents(store, outbox) },
+      {
+        stream: streams.orders.name,
+        durable: "inventory-order-events",
+        filterSubject: "orderly.orders.>",
+        handle: handleOrderEvents(store, outbox),
+        ignores: ignoresOrderEvent,
+      },
     ],
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,

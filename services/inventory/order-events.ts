@@ -1,3 +1,4 @@
+import type { Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { OrderlyError } from "../../shared/errors/index.js";
 import { newEvent, type EventHandler, type Outbox } from "../../shared/events/index.js";
 import { reservationMessage } from "./messages.js";
@@ -7,7 +8,25 @@ import type { InventoryStore } from "./store.js";
 const refusals = new Set(["INSUFFICIENT_STOCK", "UNKNOWN_SKU", "MIXED_CURRENCIES", "RESERVATION_RELEASED", "RESERVATION_MISMATCH", "VALIDATION_FAILED"]);
 
 /**
- * Choreography on order events:
+ * The order events the inventory has nothing to do with: an OrderCreated
+ * whose order was reserved while its client waited (it awaits no
+ * reservation), and any event not listed in handleOrderEvents.
+ */
+export function ignoresOrderEvent({ payload }: Event): boolean {
+  switch (payload.case) {
+    case "orderCreated":
+      return !payload.value.awaitingReservation || payload.value.order === undefined;
+    case "orderCancelled":
+    case "orderRejected":
+    case "orderConfirmed":
+      return false;
+    default:
+      return true;
+  }
+}
+
+/**
+ * Choreography on order events (those ignoresOrderEvent does not ignore):
  * - an order accepted without a reservation (OrderCreated awaiting one) is
  *   reserved here, and the outcome published as ReservationSucceeded or
  *   ReservationFailed for the order service;

@@ -91,3 +91,37 @@ test.each([{ failure: "throws" }, { failure: "rolls back the transaction" }])(
     if (failure === "throws") expect(transactions).toBeLessThan(100);
   },
 );
+
+test("events the handler ignores are acked without being handled or recorded; the others are applied once", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  await ensureDurableConsumer(jsm, streams.orders.name, "inventory", "orderly.orders.>", 500);
+  const db = openDatabase({ file: ":memory:", migrations: [inboxMigration] });
+  const events = Array.from({ length: 20 }, (_, i) =>
+    i % 2 === 0 ? newEvent(`order-${i}`, 1, Date.now(), { case: "orderCreated", value: {} }) : newEvent(`order-${i}`, 2, Date.now(), { case: "orderCancelled", value: {} }),
+  );
+  const js = nc.jetstream();
+  for (const event of events) await js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });
+
+  const handled: string[] = [];
+  const consumer = new EventConsumer({
+    js,
+    db,
+    logger: silentLogger(),
+    stream: streams.orders.name,
+    durable: "inventory",
+    handle: (event) => void handled.push(event.eventId),
+    ignores: (event) => event.payload.case === "orderCreated",
+  });
+  consumer.start();
+  await waitFor(() => consumer.stats.applied + consumer.stats.ignored === 20, "every event applied or ignored");
+  // Acked: none comes back after its ack wait.
+  await waitFor(async () => (await consumer.lag())?.ackPending === 0, "every message acked");
+  await consumer.close();
+
+  const cancelled = events.filter((e) => e.payload.case === "orderCancelled").map((e) => e.eventId);
+  expect(handled.sort()).toEqual([...cancelled].sort());
+  expect((db.prepare("SELECT event_id FROM processed_events").pluck().all() as string[]).sort()).toEqual([...cancelled].sort());
+  expect(consumer.stats).toMatchObject({ applied: 10, ignored: 10, skippedDuplicates: 0, retried: 0, deadLettered: 0 });
+});

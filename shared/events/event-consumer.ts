@@ -21,6 +21,12 @@ export interface EventConsumerOptions {
   stream: string;
   durable: string;
   handle: EventHandler;
+  /**
+   * The events `handle` has nothing to do with: acked as they come, with no
+   * savepoint and no record in the inbox (a redelivery of one is ignored
+   * again, so it changes nothing either).
+   */
+  ignores?: (event: Event) => boolean;
   /** Deliveries of one message before it is dead-lettered. */
   maxDeliveries?: number;
   /** First redelivery delay after a failure (ms); doubles per delivery, up to 30 s. */
@@ -38,6 +44,8 @@ export interface EventConsumerOptions {
 export interface ConsumerStats {
   applied: number;
   skippedDuplicates: number;
+  /** Events the handler ignores (see EventConsumerOptions.ignores). */
+  ignored: number;
   retried: number;
   deadLettered: number;
 }
@@ -52,11 +60,12 @@ export interface ConsumerLag {
   redelivered: number;
 }
 
-/** What became of one message of a batch: applied, skipped as a duplicate, or failed; its span ends once the batch is committed. */
+/** What became of one message of a batch: applied, ignored, skipped as a duplicate, or failed; its span ends once the batch is committed. */
 interface Outcome {
   msg: JsMsg;
   event: Event | undefined;
   applied: boolean;
+  ignored?: boolean;
   error?: unknown;
   span: Span;
   parent: Context;
@@ -109,7 +118,7 @@ export class EventConsumer {
   private readonly unacked: JsMsg[] = [];
   /** Messages delivered in this turn of the event loop, applied together at its end. */
   private readonly pending: JsMsg[] = [];
-  readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, retried: 0, deadLettered: 0 };
+  readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, ignored: 0, retried: 0, deadLettered: 0 };
 
   constructor(private readonly options: EventConsumerOptions) {
     const { db, durable } = options;
@@ -292,6 +301,7 @@ export class EventConsumer {
         throw new UndecodableEvent(`not an orderly.events.v1.Event: ${String(error)}`);
       }
       if (event.eventId === "" || event.payload.case === undefined) throw new UndecodableEvent("event without id or payload");
+      if (this.options.ignores?.(event)) return { msg, event, applied: false, ignored: true, span, parent };
       const decoded = event;
       // A transaction inside the batch's: a savepoint, rolled back alone when the handler throws.
       const applied = withSpan(span, () => this.applyTx(decoded, msg.subject), parent);
@@ -302,7 +312,7 @@ export class EventConsumer {
   }
 
   /** After the commit: acks what was applied or skipped, fails the rest, ends each span. */
-  private settle({ msg, event, applied, error, span, parent }: Outcome): void {
+  private settle({ msg, event, applied, ignored, error, span, parent }: Outcome): void {
     if (error !== undefined) {
       withSpan(span, () => this.fail(msg, event, error), parent);
       endSpanWithError(span, error);
@@ -314,6 +324,8 @@ export class EventConsumer {
         withSpan(span, () => this.options.logger.debug({ durable: this.options.durable, eventId: event.eventId, subject: msg.subject, requestId: event.requestId }, "event applied"), parent);
       }
       this.options.onApplied?.(event);
+    } else if (ignored) {
+      this.stats.ignored++;
     } else {
       this.stats.skippedDuplicates++;
     }

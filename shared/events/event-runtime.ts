@@ -14,6 +14,7 @@ export interface ConsumerSpec {
   durable: string;
   filterSubject: string;
   handle: EventHandler;
+  ignores?: ConstructorParameters<typeof EventConsumer>[0]["ignores"];
   onApplied?: ConstructorParameters<typeof EventConsumer>[0]["onApplied"];
 }
 
@@ -102,6 +103,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         stream: c.stream,
         durable: c.durable,
         handle: c.handle,
+        ignores: c.ignores,
         onApplied: c.onApplied,
         maxDeliveries: options.maxDeliveries,
         retryDelayMs: options.retryDelayMs,

@@ -120,13 +120,14 @@ export function registerEventMetrics(registry: Registry, events: EventRuntime): 
   });
   new Counter({
     name: "orderly_consumer_events_total",
-    help: "Events a durable consumer handled, by outcome (applied, duplicate, retried, dead_lettered)",
+    help: "Events a durable consumer handled, by outcome (applied, ignored, duplicate, retried, dead_lettered)",
     labelNames: ["consumer", "outcome"],
     registers: [registry],
     collect() {
       this.reset();
       for (const c of events.consumers()) {
         this.inc({ consumer: c.durable, outcome: "applied" }, c.stats.applied);
+        this.inc({ consumer: c.durable, outcome: "ignored" }, c.stats.ignored);
         this.inc({ consumer: c.durable, outcome: "duplicate" }, c.stats.skippedDuplicates);
         this.inc({ consumer: c.durable, outcome: "retried" }, c.stats.retried);
         this.inc({ consumer: c.durable, outcome: "dead_lettered" }, c.stats.deadLettered);

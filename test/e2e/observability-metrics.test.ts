@@ -52,6 +52,15 @@ test("every process serves Prometheus text whose counters and histograms move wi
     return applied >= orders * 2 ? now : undefined;
   }, "the projector to apply the orders' events");
 
+  // The inventory ignores the OrderCreated of an order reserved while its client waited, and applies each decision.
+  const inventoryEvents = { consumer: "inventory-order-events" };
+  const inventoryTook = await waitFor(async () => {
+    const { inventory } = await scrapeAll(system);
+    return sampleValue(inventory, "orderly_consumer_events_total", { ...inventoryEvents, outcome: "applied" }) >= orders + 1 ? inventory : undefined;
+  }, "the inventory to take the orders' events");
+  expect(sampleValue(inventoryTook, "orderly_consumer_events_total", { ...inventoryEvents, outcome: "applied" })).toBe(orders + 1);
+  expect(sampleValue(inventoryTook, "orderly_consumer_events_total", { ...inventoryEvents, outcome: "ignored" })).toBe(orders + 1);
+
   const gatewayRoute = { route: "POST /v1/orders" };
   expect(sampleValue(after.gateway, "orderly_gateway_requests_total", { ...gatewayRoute, code: "200" })).toBe(orders);
   expect(sampleValue(after.gateway, "orderly_gateway_requests_total", { ...gatewayRoute, code: "400" })).toBe(1);
