@@ -8,7 +8,7 @@ import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../scripts/dev-se
 import { silentLogger } from "../shared/logging/index.js";
 import { JwtVerifier } from "../shared/security/jwt.js";
 import { reasonOf } from "../test/helpers/system.js";
-import { createGatewayHandler, type GatewayDeps } from "./http-server.js";
+import { createGatewayHandler, requestIdSource, type GatewayDeps } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
 
 /** The handler on a real server on a free port, closed when disposed. */
@@ -20,6 +20,16 @@ async function listen(handler: ReturnType<typeof createGatewayHandler>): Promise
     [Symbol.asyncDispose]: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+test("a request id's 48-bit counter carries from its low half into its high one, and wraps to 0 after 2^48 - 1", () => {
+  const counters = (start: number) => {
+    const next = requestIdSource(start);
+    return [next(), next()].map((id) => id.slice(24));
+  };
+  expect(counters(2 ** 24 - 2)).toEqual(["000000ffffff", "000001000000"]);
+  expect(counters(2 ** 48 - 2)).toEqual(["ffffffffffff", "000000000000"]);
+  expect(counters(0x123456abcdef)).toEqual(["123456abcdf0", "123456abcdf1"]);
+});
 
 test("a request without a valid X-Request-Id gets a new UUIDv8, each gateway's with its own prefix and a counter; a valid one sent is kept", async () => {
   const deps: GatewayDeps = {

@@ -138,16 +138,17 @@ function hexHalf(value: number): string {
 
 /**
  * UUIDv8 ids (RFC 9562's custom layout) for requests that bring none: 74
- * random bits per handler, then a 48-bit counter from a random start. The
- * counter's high half is formatted once each 2^24 requests: formatting the
- * whole 48-bit number took ~2,600 instructions per request (~2.5% of a
- * cached read), one floating-point remainder per hex digit.
+ * random bits per handler, then a 48-bit counter from `start` (random unless
+ * given), the first id counting start + 1. The counter's high half is
+ * formatted once each 2^24 requests: formatting the whole 48-bit number took
+ * ~2,600 instructions per request (~2.5% of a cached read), one
+ * floating-point remainder per hex digit.
  */
-function requestIdSource(): () => string {
+export function requestIdSource(start = randomInt(HALF_SIZE * HALF_SIZE - 1)): () => string {
   const random = randomUUID();
   const prefix = `${random.slice(0, 14)}8${random.slice(15, 24)}`;
-  let high = randomInt(HALF_SIZE);
-  let low = randomInt(HALF_SIZE);
+  let high = Math.floor(start / HALF_SIZE);
+  let low = start % HALF_SIZE;
   let head = prefix + hexHalf(high);
   return () => {
     if (++low === HALF_SIZE) {

@@ -43,9 +43,9 @@ function scansIn(db: Db, statements: readonly string[]): { sql: string; scans: s
 }
 
 // SQLite plans a bare bound LIMIT (`LIMIT ?`) with its value, so each run, which binds it again, compiles the
-// statement again (see boundLimit).
-/** The statements of `statements` SQLite would compile again on every run. */
-function recompiledEachRun(statements: readonly string[]): string[] {
+// statement again (see boundLimit). better-sqlite3 does not expose SQLite's count of those, so the SQL is checked.
+/** The statements of `statements` with a bare bound LIMIT. */
+function bareBoundLimits(statements: readonly string[]): string[] {
   return statements.filter((sql) => /\bLIMIT\s+[?@:$]/i.test(sql)).map((sql) => sql.replace(/\s+/g, " "));
 }
 
@@ -60,14 +60,14 @@ test.each([
       new Projector(db);
     },
   ],
-] as const)("every statement of the %s service's stores reads through a key or an index, never a whole table, and is compiled once", (_name, migrations, build) => {
+] as const)("every statement of the %s service's stores reads through a key or an index, never a whole table, and none has a bare bound LIMIT", (_name, migrations, build) => {
   const { db, statements } = preparedBy(migrations, build);
   expect(statements.length).toBeGreaterThan(5);
   expect(scansIn(db, statements)).toEqual([]);
-  expect(recompiledEachRun(statements)).toEqual([]);
+  expect(bareBoundLimits(statements)).toEqual([]);
 });
 
-test("every statement of the outbox relay and of an event consumer reads through a key or an index, never a whole table, and is compiled once", async () => {
+test("every statement of the outbox relay and of an event consumer reads through a key or an index, never a whole table, and none has a bare bound LIMIT", async () => {
   await using nats = await startNats();
   const nc = await connectNats(nats.url, "query-plans", silentLogger());
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
@@ -77,5 +77,5 @@ test("every statement of the outbox relay and of an event consumer reads through
   });
   expect(statements.length).toBeGreaterThan(5);
   expect(scansIn(db, statements)).toEqual([]);
-  expect(recompiledEachRun(statements)).toEqual([]);
+  expect(bareBoundLimits(statements)).toEqual([]);
 });

@@ -9,7 +9,7 @@ import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../share
 import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
-import { handleOrderEvents, ignoresOrderEvent } from "./order-events.js";
+import { orderEventHandling } from "./order-events.js";
 import { inventoryMigrations } from "./schema.js";
 import { ReservationExpiry, orderFates } from "./reservation-expiry.js";
 import { InventoryStore } from "./store.js";
@@ -37,8 +37,7 @@ runMain(logger, async () => {
         stream: streams.orders.name,
         durable: "inventory-order-events",
         filterSubject: "orderly.orders.>",
-        handle: handleOrderEvents(store, outbox),
-        ignores: ignoresOrderEvent,
+        ...orderEventHandling(store, outbox),
       },
     ],
     maxDeliveries: config.maxDeliveries,

@@ -22,9 +22,9 @@ export interface EventConsumerOptions {
   durable: string;
   handle: EventHandler;
   /**
-   * The events `handle` has nothing to do with: acked as they come, with no
-   * savepoint and no record in the inbox (a redelivery of one is ignored
-   * again, so it changes nothing either).
+   * The events `handle` has nothing to do with: settled with the rest of
+   * their burst, but with no savepoint and no record in the inbox (a
+   * redelivery of one is ignored again, so it changes nothing either).
    */
   ignores?: (event: Event) => boolean;
   /** Deliveries of one message before it is dead-lettered. */
@@ -90,7 +90,8 @@ class UndecodableEvent extends Error {
 /**
  * A durable JetStream pull consumer with explicit outcomes: each event is
  * applied and its id recorded in one SQLite transaction, then acked (a
- * redelivery finds the id and changes nothing); a failure is nak'ed with a
+ * redelivery finds the id and changes nothing); an event the handler
+ * ignores is acked unrecorded; a failure is nak'ed with a
  * growing delay; after `maxDeliveries` the message is recorded in
  * dead_letters with the reason and terminated, so it does not stall the rest.
  *

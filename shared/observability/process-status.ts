@@ -20,6 +20,8 @@ export interface ConsumerStatus {
   ackPending: number | undefined;
   redelivered: number | undefined;
   applied: number;
+  /** Events its handler has nothing to do with, acked unrecorded. */
+  ignored: number;
   deadLetters: number;
 }
 
@@ -62,6 +64,7 @@ export async function eventStatuses(events: EventRuntime | undefined): Promise<P
         ackPending: lag?.ackPending,
         redelivered: lag?.redelivered,
         applied: c.stats.applied,
+        ignored: c.stats.ignored,
         deadLetters: c.deadLetterCount(),
       };
     }),

@@ -52,7 +52,7 @@ test("every process serves Prometheus text whose counters and histograms move wi
     return applied >= orders * 2 ? now : undefined;
   }, "the projector to apply the orders' events");
 
-  // The inventory ignores the OrderCreated of an order reserved while its client waited, and applies each decision.
+  // The inventory ignores an OrderCreated that awaits no reservation (announced with its decision), and applies each decision.
   const inventoryEvents = { consumer: "inventory-order-events" };
   const inventoryTook = await waitFor(async () => {
     const { inventory } = await scrapeAll(system);
