@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "gateway/**/*.test.ts", "services/**/*.test.ts", "shared/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "gateway/**/*.test.ts", "services/**/*.test.ts", "shared/**/*.test.ts", "scripts/**/*.test.ts"],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: "forks",

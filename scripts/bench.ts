@@ -19,6 +19,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { natsServerBinary, startNats } from "../test/helpers/nats.js";
 import { startService, waitFor } from "../test/helpers/processes.js";
+import { benchChart } from "./bench/chart.js";
 import { Cleanup } from "./bench/cleanup.js";
 import { summarizeProfile } from "./bench/cpu-profile.js";
 import { commitToReadModelLag, unappliedSince } from "./bench/event-metrics.js";
@@ -30,7 +31,7 @@ import { restockBenchSkus, seedStack, startStack, type Stack } from "./bench/ord
 import { measureRelay } from "./bench/relay-rounds.js";
 import { judgeGoals, markdownReport, summaryTable, type BenchResults } from "./bench/report.js";
 import { RssSampler, type HeapSource } from "./bench/rss.js";
-import { ceilingTargets, readTargets, writeTargets } from "./bench/targets.js";
+import { CREATE_ORDER_ID, ceilingTargets, readTargets, writeTargets } from "./bench/targets.js";
 
 const log = (line: string) => console.log(line);
 /** Profiles a service from inside (node refuses --cpu-prof in NODE_OPTIONS). */
@@ -118,7 +119,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     const writes = await measureHttpRounds(loader, writeTargets(small, ceilings.chain), settings, rss);
     rss.setPhase("idle");
     http.push(...writes);
-    const windows = writes.find((t) => t.id === "create-order")!.rounds.map((r) => r.halfWindow);
+    const windows = writes.find((t) => t.id === CREATE_ORDER_ID)!.rounds.map((r) => r.halfWindow);
     const from = Math.min(...windows.map((w) => w.start));
     await waitFor(() => unappliedSince(small.system.dataDir, from) === 0, "the read model to apply every order event", 60_000, 200).catch(() => {
       notes.push("Some order events of the half-load runs were not applied by the read model within 60 s of the end of the writes phase.");
@@ -132,7 +133,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     log("relay: JetStream publish ceiling vs the outbox relay draining a backlog…");
     const ceilingNats = cleanup.use("ceiling nats-server", await startNats());
     rss.setPhase("relay");
-    const createOrder = writeTargets(small, ceilings.chain).find((t) => t.id === "create-order")!;
+    const createOrder = writeTargets(small, ceilings.chain).find((t) => t.id === CREATE_ORDER_ID)!;
     relay = await measureRelay(
       small,
       { url: ceilingNats.url, pid: () => ceilingNats.child().pid },
@@ -199,10 +200,11 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     notes,
   };
   writeFileSync(join(outDir, `${stamp}.json`), JSON.stringify(results, null, 2) + "\n");
-  writeFileSync(join(outDir, `${stamp}.md`), markdownReport(results));
+  writeFileSync(join(outDir, `${stamp}.svg`), benchChart(results));
+  writeFileSync(join(outDir, `${stamp}.md`), markdownReport(results, `${stamp}.svg`));
   log(`\n${summaryTable(results)}\n`);
   for (const g of results.goals) log(`${g.met === undefined ? "–" : g.met ? "MET   " : "MISSED"} ${g.goal}: ${g.measured} (target ${g.target}; ${g.margin})`);
-  log(`\nreport: ${join(outDir, `${stamp}.md`)}\n        ${join(outDir, `${stamp}.json`)}  (${((finished.getTime() - started.getTime()) / 1000).toFixed(0)} s)`);
+  log(`\nreport: ${join(outDir, `${stamp}.md`)}\n        ${join(outDir, `${stamp}.svg`)} (chart)\n        ${join(outDir, `${stamp}.json`)}  (${((finished.getTime() - started.getTime()) / 1000).toFixed(0)} s)`);
   return results;
 }
 

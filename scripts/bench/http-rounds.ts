@@ -193,7 +193,7 @@ function summarize(t: HttpTarget, rounds: HttpRound[], ceiling: HttpRound[] | un
       p95: median(rounds.map((r) => r.half.latencyMs.p95)),
       p99: median(rounds.map((r) => r.half.latencyMs.p99)),
     },
-    ratio: ceiling ? median(rounds.map((r, i) => r.saturation.rps / (r.paired !== undefined && r.paired.reference === t.ceiling ? r.paired.rps : (ceiling[i]?.saturation.rps ?? NaN)))) : undefined,
+    ratio: ceiling ? median(roundRatios(rounds, t.ceiling!, ceiling)) : undefined,
     errorShare: total ? failed / total : 0,
     cacheHitShare: ok ? hits / ok : 0,
     loaderCpuPct: median(rounds.map((r) => r.saturation.loaderCpuPct)),
@@ -201,6 +201,15 @@ function summarize(t: HttpTarget, rounds: HttpRound[], ceiling: HttpRound[] | un
       [...new Set(rounds.flatMap((r) => Object.keys(r.cpuMsPerRequest)))].map((name) => [name, median(rounds.map((r) => r.cpuMsPerRequest[name] ?? NaN))]),
     ),
   };
+}
+
+/**
+ * A target's RPS ÷ its ceiling's, round by round: against the ceiling's
+ * slices taken turn about with the target's when it was paired with it, else
+ * against the ceiling's own run of the same round.
+ */
+export function roundRatios(rounds: readonly HttpRound[], ceiling: string, ceilingRounds: readonly HttpRound[]): number[] {
+  return rounds.map((r, i) => r.saturation.rps / (r.paired !== undefined && r.paired.reference === ceiling ? r.paired.rps : (ceilingRounds[i]?.saturation.rps ?? NaN)));
 }
 
 /** CPU ms per 2xx response, by process. */

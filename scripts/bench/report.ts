@@ -10,7 +10,7 @@ import type { ProfileSummary } from "./cpu-profile.js";
 import type { RelayResult } from "./relay-rounds.js";
 import { rssVerdict, type RssSeries } from "./rss.js";
 import { fmt, median, pct } from "./stats.js";
-import { cachedOrderTargetId } from "./targets.js";
+import { CREATE_ORDER_ID, cachedOrderTargetId } from "./targets.js";
 import type { SeedSummary } from "../seed-orders.js";
 
 /** Everything one run measured. */
@@ -39,6 +39,21 @@ export interface Goal {
   /** How far from the target, in words ("short by 12 points", "3.1 ms under"). */
   margin: string;
 }
+
+/** The brief's targets (issue 7), judged by judgeGoals and marked on the chart. */
+export const TARGETS = {
+  /** Cached GET order: share of the bare node:http server's RPS, and its p99 at half load (ms). */
+  cachedRatio: 0.7,
+  cachedP99Ms: 15,
+  /** POST /v1/orders: share of the bare HTTP → gRPC → gRPC chain's RPS. */
+  createRatio: 0.6,
+  /** Outbox relay (isolated): share of the pipelined JetStream publish ceiling. */
+  relayRatio: 0.8,
+  /** Commit → read-model lag p99 at half load (ms). */
+  lagP99Ms: 50,
+  /** Growth: every read figure of the large stack within this share of the small one's. */
+  growth: 0.15,
+} as const;
 
 const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
 const latency = (h: { p50: number; p95: number; p99: number }) => `${fmt(h.p50)} / ${fmt(h.p95)} / ${fmt(h.p99)}`;
@@ -69,14 +84,14 @@ export function judgeGoals(http: readonly HttpTargetResult[], relay: RelayResult
   const cached = cachedOrderTargetId([...byId.keys()]);
   const order = byId.get(cached.id);
   const which = cached.isCached ? "cached GET order" : "GET order (no cached variant yet: judged on the uncached read)";
-  goals.push(ratioGoal(`${which}: RPS vs bare node:http`, order?.ratio, 0.7));
-  const p99Goal = maxGoal(`${which}: p99 at half load`, order?.half.p99, 15, "ms");
+  goals.push(ratioGoal(`${which}: RPS vs bare node:http`, order?.ratio, TARGETS.cachedRatio));
+  const p99Goal = maxGoal(`${which}: p99 at half load`, order?.half.p99, TARGETS.cachedP99Ms, "ms");
   const ceilingP99 = order?.ceiling ? byId.get(order.ceiling)?.half.p99 : undefined;
   if (ceilingP99 !== undefined) p99Goal.margin += ` (the ceiling's own p99 at half its load in the same rounds: ${fmt(ceilingP99)} ms)`;
   goals.push(p99Goal);
-  goals.push(ratioGoal("POST /v1/orders: RPS vs bare HTTP→gRPC→gRPC chain", byId.get("create-order")?.ratio, 0.6));
-  goals.push(ratioGoal("outbox relay (isolated): events/s vs JetStream pipelined publish", relay?.ratio, 0.8));
-  goals.push(maxGoal("commit → read-model lag p99 at half load", lag?.p99, 50, "ms"));
+  goals.push(ratioGoal("POST /v1/orders: RPS vs bare HTTP→gRPC→gRPC chain", byId.get(CREATE_ORDER_ID)?.ratio, TARGETS.createRatio));
+  goals.push(ratioGoal("outbox relay (isolated): events/s vs JetStream pipelined publish", relay?.ratio, TARGETS.relayRatio));
+  goals.push(maxGoal("commit → read-model lag p99 at half load", lag?.p99, TARGETS.lagP99Ms, "ms"));
   const growth = growthRows(http);
   if (growth.length > 0) {
     const badness = (f: { change: number; higherIsBetter: boolean }) => (f.higherIsBetter ? -f.change : f.change);
@@ -112,7 +127,7 @@ export function growthRows(http: readonly HttpTargetResult[]) {
         { name: "p50", change: perRound((r) => r.half.latencyMs.p50) - 1, higherIsBetter: false },
         { name: "p95", change: perRound((r) => r.half.latencyMs.p95) - 1, higherIsBetter: false },
         { name: "p99", change: perRound((r) => r.half.latencyMs.p99) - 1, higherIsBetter: false },
-      ].map((f) => ({ ...f, within: f.higherIsBetter ? f.change >= -0.15 : f.change <= 0.15 }));
+      ].map((f) => ({ ...f, within: f.higherIsBetter ? f.change >= -TARGETS.growth : f.change <= TARGETS.growth }));
       return { label: small.label, small, large, figures };
     });
 }
@@ -219,8 +234,8 @@ function roundsTable(http: readonly HttpTargetResult[]): string {
   return lines.join("\n");
 }
 
-/** The whole report in Markdown. */
-export function markdownReport(results: BenchResults): string {
+/** The whole report in Markdown; `chartFile` is the chart's file name beside it (see chart.ts), shown under the summary. */
+export function markdownReport(results: BenchResults, chartFile?: string): string {
   const m = results.machine;
   const o = results.options;
   const parts: string[] = [];
@@ -236,7 +251,11 @@ export function markdownReport(results: BenchResults): string {
         (results.seeding.large ? ` (seeded in ${fmt(results.seeding.large.ms / 1000)} s)` : ""),
     ].join("\n"),
   );
-  parts.push("## Summary\n\nRPS: median over rounds at saturation; ratio: median over rounds of target ÷ ceiling, both from the one-second slices taken turn about in the target's saturation run (so it need not equal RPS ÷ ceiling RPS, which come from each one's own runs); latency: medians over rounds of open-loop runs at half of that round's saturation rate, measured from each request's due time.\n\n" + summaryTable(results));
+  parts.push(
+    "## Summary\n\nRPS: median over rounds at saturation; ratio: median over rounds of target ÷ ceiling, both from the one-second slices taken turn about in the target's saturation run (so it need not equal RPS ÷ ceiling RPS, which come from each one's own runs); latency: medians over rounds of open-loop runs at half of that round's saturation rate, measured from each request's due time.\n\n" +
+      summaryTable(results) +
+      (chartFile === undefined ? "" : `\n\n![Each target's share of its ceiling, and its latency at half load](${encodeURI(chartFile)})`),
+  );
   parts.push(
     "## Goals\n\n" +
       [row(["goal", "measured", "target", "met", "margin"]), row(["---", "---:", "---:", "---", "---"])]

@@ -151,12 +151,15 @@ export function readTargets(small: Stack, large: Stack | undefined, hello: HttpT
   return [hello, ...onSmall.flatMap((t) => [t, ...onLarge.filter((l) => l.growthOf === t.id)])];
 }
 
+/** The id of the POST /v1/orders target. */
+export const CREATE_ORDER_ID = "create-order";
+
 /** The write target: POST /v1/orders on the small stack (one unit of a restocked SKU, 10,000 customers, no Idempotency-Key). */
 export function writeTargets(small: Stack, chain: HttpTarget): HttpTarget[] {
   return [
     chain,
     {
-      id: "create-order",
+      id: CREATE_ORDER_ID,
       label: "POST /v1/orders",
       endpoint: gatewayOf(small),
       token: small.system.tokens.admin,
