@@ -31,7 +31,8 @@ import { restockBenchSkus, seedStack, startStack, type Stack } from "./bench/ord
 import { measureRelay } from "./bench/relay-rounds.js";
 import { judgeGoals, markdownReport, summaryTable, type BenchResults } from "./bench/report.js";
 import { RssSampler, type HeapSource } from "./bench/rss.js";
-import { CREATE_ORDER_ID, ceilingTargets, readTargets, writeTargets } from "./bench/targets.js";
+import { prepareRunning } from "./bench/running.js";
+import { CREATE_ORDER_ID, ceilingTargets, readTargets, stackUnderTest, writeTargets, type OrderlyUnderTest } from "./bench/targets.js";
 
 const log = (line: string) => console.log(line);
 /** Profiles a service from inside (node refuses --cpu-prof in NODE_OPTIONS). */
@@ -75,12 +76,25 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     await startService("ceiling-front", "scripts/bench/ceilings/grpc-chain.ts", { CHAIN_ROLE: "http", CHAIN_NEXT: `127.0.0.1:${middle.port}` }),
   );
 
-  log(`starting Orderly with ${options.smallOrders.toLocaleString("en-US")} orders stored${options.profile ? ` (CPU profiles in ${profileDir})` : ""}…`);
   const stackEnv = { ...options.stackEnv, ...(options.profile ? { NODE_OPTIONS: `--import=${PROFILER_PRELOAD}`, BENCH_CPU_PROFILE_DIR: profileDir } : {}) };
-  const small = cleanup.use("Orderly (small)", await startStack("10k", stackEnv));
-  const stacks: Stack[] = [small];
-  watchStack(rss, small);
-  // Orderly's targets authenticate as their stack's admin; the ceilings get the same Authorization header (and ignore it).
+  const stacks: Stack[] = [];
+  const seeding: BenchResults["seeding"] = {};
+  /** The stack the bench starts for the main figures; none when it measures a running Orderly. */
+  let small: Stack | undefined;
+  let underTest: OrderlyUnderTest;
+  if (options.running) {
+    underTest = await prepareRunning(options.running, options.smallOrders, log);
+    for (const p of underTest.processes) rss.watch(`running ${p.name}`, p.pid);
+  } else {
+    log(`starting Orderly with ${options.smallOrders.toLocaleString("en-US")} orders stored${options.profile ? ` (CPU profiles in ${profileDir})` : ""}…`);
+    small = cleanup.use("Orderly (small)", await startStack("10k", stackEnv));
+    stacks.push(small);
+    watchStack(rss, small);
+    await restockBenchSkus(small.system);
+    seeding.small = await seedStack(small, options.smallOrders);
+    underTest = stackUnderTest(small);
+  }
+  // Orderly's targets authenticate as an admin; the ceilings get the same Authorization header (and ignore it).
   const ceilings = ceilingTargets({
     hello: { host: "127.0.0.1", port: hello.port },
     helloProcesses: [{ name: "hello", pid: () => hello.child.pid }],
@@ -90,50 +104,56 @@ async function run(options: BenchOptions): Promise<BenchResults> {
       { name: "gRPC middle", pid: () => middle.child.pid },
       { name: "gRPC leaf", pid: () => leaf.child.pid },
     ],
-    token: small.system.tokens.admin,
+    token: underTest.token,
   });
-  await restockBenchSkus(small.system);
-  const seeding: BenchResults["seeding"] = { small: await seedStack(small, options.smallOrders) };
 
   const http: HttpTargetResult[] = [];
   const settings = { rounds: options.rounds, durationS: options.durationS, warmupS: options.warmupS, connections: options.connections, log };
 
   if (options.phases.includes("reads")) {
-    log(`starting a second Orderly and seeding ${options.largeOrders.toLocaleString("en-US")} orders (growth check)…`);
-    const large = cleanup.use("Orderly (large)", await startStack("large", stackEnv));
-    stacks.push(large);
-    watchStack(rss, large);
-    seeding.large = await seedStack(large, options.largeOrders);
-    log(`  seeded in ${(seeding.large.ms / 1000).toFixed(1)} s`);
-    log("reads: bare node:http vs GET order / inventory item / customer's orders, 10k vs large stored…");
+    // The growth check's large side: a second stack the bench starts and seeds (not with a running Orderly).
+    let large: Stack | undefined;
+    if (small) {
+      log(`starting a second Orderly and seeding ${options.largeOrders.toLocaleString("en-US")} orders (growth check)…`);
+      large = cleanup.use("Orderly (large)", await startStack("large", stackEnv));
+      stacks.push(large);
+      watchStack(rss, large);
+      seeding.large = await seedStack(large, options.largeOrders);
+      log(`  seeded in ${(seeding.large.ms / 1000).toFixed(1)} s`);
+    }
+    log(`reads: bare node:http vs GET order / inventory item / customer's orders${large ? ", 10k vs large stored" : ""}…`);
     rss.setPhase("reads");
-    http.push(...(await measureHttpRounds(loader, readTargets(small, large, ceilings.hello), settings, rss)));
+    http.push(...(await measureHttpRounds(loader, readTargets(underTest, large && stackUnderTest(large), ceilings.hello), settings, rss)));
     rss.setPhase("idle");
-    await large[Symbol.asyncDispose]();
+    await large?.[Symbol.asyncDispose]();
   }
 
   let lag: BenchResults["lag"];
   if (options.phases.includes("writes")) {
     log("writes: bare HTTP→gRPC→gRPC chain vs POST /v1/orders…");
     rss.setPhase("writes");
-    const writes = await measureHttpRounds(loader, writeTargets(small, ceilings.chain), settings, rss);
+    const writes = await measureHttpRounds(loader, writeTargets(underTest, ceilings.chain), settings, rss);
     rss.setPhase("idle");
     http.push(...writes);
-    const windows = writes.find((t) => t.id === CREATE_ORDER_ID)!.rounds.map((r) => r.halfWindow);
-    const from = Math.min(...windows.map((w) => w.start));
-    await waitFor(() => unappliedSince(small.system.dataDir, from) === 0, "the read model to apply every order event", 60_000, 200).catch(() => {
-      notes.push("Some order events of the half-load runs were not applied by the read model within 60 s of the end of the writes phase.");
-    });
-    lag = commitToReadModelLag(small.system.dataDir, windows);
-    log(`  commit → read-model lag at half load: p50 ${lag.p50} p95 ${lag.p95} p99 ${lag.p99} ms (${lag.events} events)`);
+    // The lag is read from the services' databases: only a stack the bench started has them at hand.
+    if (small) {
+      const { dataDir } = small.system;
+      const windows = writes.find((t) => t.id === CREATE_ORDER_ID)!.rounds.map((r) => r.halfWindow);
+      const from = Math.min(...windows.map((w) => w.start));
+      await waitFor(() => unappliedSince(dataDir, from) === 0, "the read model to apply every order event", 60_000, 200).catch(() => {
+        notes.push("Some order events of the half-load runs were not applied by the read model within 60 s of the end of the writes phase.");
+      });
+      lag = commitToReadModelLag(dataDir, windows);
+      log(`  commit → read-model lag at half load: p50 ${lag.p50} p95 ${lag.p95} p99 ${lag.p99} ms (${lag.events} events)`);
+    }
   }
 
   let relay: BenchResults["relay"];
-  if (options.phases.includes("relay")) {
+  if (options.phases.includes("relay") && small) {
     log("relay: JetStream publish ceiling vs the outbox relay draining a backlog…");
     const ceilingNats = cleanup.use("ceiling nats-server", await startNats());
     rss.setPhase("relay");
-    const createOrder = writeTargets(small, ceilings.chain).find((t) => t.id === CREATE_ORDER_ID)!;
+    const createOrder = writeTargets(stackUnderTest(small), ceilings.chain).find((t) => t.id === CREATE_ORDER_ID)!;
     relay = await measureRelay(
       small,
       { url: ceilingNats.url, pid: () => ceilingNats.child().pid },
@@ -146,7 +166,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
   }
 
   // Stop the stack now: profiles are written when the services exit.
-  await small[Symbol.asyncDispose]();
+  await small?.[Symbol.asyncDispose]();
   const profiles: BenchResults["profiles"] = [];
   if (options.profile) {
     const byService = new Map<string, { file: string; summary: ReturnType<typeof summarizeProfile> }>();
@@ -180,6 +200,13 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     "Every request carries `authorization: Bearer <admin token>`, the ceilings' too (they ignore it). Orderly's figures include bearer-token authentication (a verified token is cached, so a steady client costs a map lookup), the signed principal on each gRPC hop and protovalidate request validation in the services.",
     "On this 2-CPU machine the load generator shares the CPUs with the processes under test; its CPU use is in the per-round table. Orderly's reads run through 2 processes (gateway → query/inventory) and writes through 3, so they compete with the load generator more than a one-process ceiling does.",
   );
+  if (options.running) {
+    notes.push(
+      `Orderly was the running system at ${options.running.gatewayUrl}: the bench restocked its BENCH-SKU-* items and created ${options.smallOrders.toLocaleString("en-US")} orders there for the reads. ` +
+        "Not measured against a running system: the growth check (it seeds databases), the outbox relay (it stops NATS and the services) and the commit → read-model lag (it reads the services' databases); " +
+        (underTest.processes.length ? `CPU per request of ${underTest.processes.map((p) => p.name).join(", ")} (found through --admin).` : "nor CPU per request (no --admin, or no process of it on this machine)."),
+    );
+  }
   for (const t of http) {
     if (t.errorShare > 0.001) notes.push(`${t.label}: ${(t.errorShare * 100).toFixed(2)}% of responses were non-2xx or errors.`);
   }
@@ -189,7 +216,8 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     finishedAt: finished.toISOString(),
     machine,
     loadAverageAtEnd: loadavg()[0]!,
-    options,
+    // The results name a running system, never its token.
+    options: options.running ? { ...options, running: { ...options.running, token: undefined } } : options,
     seeding,
     http,
     relay,

@@ -29,6 +29,18 @@ export interface BenchOptions {
   /** Extra environment for every Orderly process (experiments: GATEWAY_CACHE_TTL_MS=0, …). */
   stackEnv: Record<string, string>;
   outDir: string;
+  /** A running Orderly to measure instead of stacks the bench starts (--gateway). */
+  running?: RunningOptions;
+}
+
+/** Where a running Orderly is and how the bench calls it. */
+export interface RunningOptions {
+  /** Its HTTP gateway, e.g. http://127.0.0.1:8080. */
+  gatewayUrl: string;
+  /** An admin's bearer token; by default the admin of dev-tokens.json in ORDERLY_DATA_DIR (./.data), as `npm start` writes it. */
+  token?: string;
+  /** Its gateway's admin server (/status.json names each service's pid), e.g. http://127.0.0.1:9050. */
+  adminUrl?: string;
 }
 
 /** The help text. */
@@ -51,6 +63,16 @@ rounds (A B A B …) so that drift on a shared machine hits both sides.
   --env KEY=VALUE     extra environment for every Orderly process, e.g. --env GATEWAY_CACHE_TTL_MS=0 (repeatable)
   --quick             a smoke run: 1 round of 2 s, 20000 large orders, 1500 relay orders
   --out DIR           where results go (default bench-results)
+
+A running Orderly instead (npm start, say) — the ceilings still run here:
+  --gateway URL       its HTTP gateway, e.g. http://127.0.0.1:8080; phases reads and writes only (the
+                      growth check seeds databases and the relay rounds stop NATS: both need stacks the
+                      bench starts). The bench restocks 32 BENCH-SKU-* items and creates --small orders
+                      (default 10000) through the API, in that system, before it measures. Start it with
+                      RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000, or its rate limit answers 429.
+  --token TOKEN       an admin's bearer token (default: the admin of $ORDERLY_DATA_DIR/dev-tokens.json, ./.data)
+  --admin URL         its gateway's admin server, e.g. http://127.0.0.1:9050: the services' pids in its
+                      /status.json give CPU per request when they run on this machine
 `;
 
 /** Parses the command line (throws with the usage on a bad value). */
@@ -73,6 +95,9 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
       quick: { type: "boolean", default: false },
       out: { type: "string", default: "bench-results" },
       help: { type: "boolean", short: "h", default: false },
+      gateway: { type: "string" },
+      token: { type: "string" },
+      admin: { type: "string" },
     },
   });
   if (values.help) return "help";
@@ -83,8 +108,18 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     return value;
   };
   const quick = values.quick;
-  const phases = (values.only ?? PHASES.join(",")).split(",").map((p) => p.trim());
+  const running = values.gateway === undefined ? undefined : runningOptions(values.gateway, values.token, values.admin);
+  if (running === undefined && (values.token !== undefined || values.admin !== undefined)) throw new Error(`--token and --admin go with --gateway\n\n${USAGE}`);
+  const phases = (values.only ?? (running ? "reads,writes" : PHASES.join(","))).split(",").map((p) => p.trim());
   for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--only: unknown phase "${p}"\n\n${USAGE}`);
+  if (running) {
+    const needStacks = [
+      ...(phases.includes("relay") ? ["the relay phase (it stops NATS and the services)"] : []),
+      ...(values.growth || values.large !== undefined ? ["the growth check (it seeds databases)"] : []),
+      ...(values.profile || values.env?.length ? ["--profile and --env (they start services)"] : []),
+    ];
+    if (needStacks.length) throw new Error(`with --gateway, drop ${needStacks.join(", ")}: they need stacks the bench starts\n\n${USAGE}`);
+  }
   const stackEnv: Record<string, string> = {};
   for (const pair of values.env ?? []) {
     const at = pair.indexOf("=");
@@ -104,5 +139,21 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     profile: values.profile,
     stackEnv,
     outDir: values.out,
+    ...(running ? { running } : {}),
   };
+}
+
+/** --gateway, --token and --admin, checked. */
+function runningOptions(gateway: string, token: string | undefined, admin: string | undefined): RunningOptions {
+  const url = (name: string, raw: string) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      throw new Error(`--${name} must be an http:// URL, got "${raw}"\n\n${USAGE}`);
+    }
+    if (parsed.protocol !== "http:") throw new Error(`--${name} must be an http:// URL, got "${raw}"\n\n${USAGE}`);
+    return parsed.origin;
+  };
+  return { gatewayUrl: url("gateway", gateway), ...(token === undefined ? {} : { token }), ...(admin === undefined ? {} : { adminUrl: url("admin", admin) }) };
 }

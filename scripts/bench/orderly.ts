@@ -54,7 +54,7 @@ export async function waitReady(system: System, timeoutMs = 60_000): Promise<voi
 }
 
 /** Restocks the bench SKUs with a million units each (enough for every order a run creates). */
-export async function restockBenchSkus(system: System): Promise<void> {
+export async function restockBenchSkus(system: Pick<System, "api">): Promise<void> {
   for (const sku of BENCH_SKUS) {
     const response = await system.api("POST", `/v1/inventory/${sku}:restock`, {
       body: { quantity: 1_000_000, name: `Bench item ${sku}`, unitPriceMinor: "1299", currencyCode: "USD" },

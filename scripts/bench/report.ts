@@ -247,8 +247,10 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
       `- code: commit ${m.git.commit}` + (m.git.changedFiles.length ? `, with uncommitted changes in ${m.git.changedFiles.join(", ")}` : ", no uncommitted changes"),
       `- load average (1 min): ${fmt(m.loadAverage1m)} at start, ${fmt(results.loadAverageAtEnd)} at end (other work on the machine shows here)`,
       `- run: ${o.rounds} interleaved rounds per phase, ${o.durationS} s per saturation run and per half-load run, ${o.connections} connections at saturation, phases ${o.phases.join(", ")}${Object.keys(o.stackEnv).length ? `; Orderly environment ${Object.entries(o.stackEnv).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}; finished ${results.finishedAt}`,
-      `- stored orders: ${o.smallOrders.toLocaleString("en-US")} for the main figures, ${o.largeOrders.toLocaleString("en-US")} on the large side of the growth check` +
-        (results.seeding.large ? ` (seeded in ${fmt(results.seeding.large.ms / 1000)} s)` : ""),
+      o.running
+        ? `- Orderly: the running system at ${o.running.gatewayUrl}, with ${o.smallOrders.toLocaleString("en-US")} orders the bench created there for the reads (no growth check)`
+        : `- stored orders: ${o.smallOrders.toLocaleString("en-US")} for the main figures, ${o.largeOrders.toLocaleString("en-US")} on the large side of the growth check` +
+          (results.seeding.large ? ` (seeded in ${fmt(results.seeding.large.ms / 1000)} s)` : ""),
     ].join("\n"),
   );
   parts.push(

@@ -18,6 +18,10 @@ export type RequestSpec =
   | { kind: "seeded-order"; orders: number; hotSet?: number }
   /** GET /v1/customers/{id}/orders of every one of `customers` seeded customers once per cycle, scattered. */
   | { kind: "seeded-customer-orders"; customers: number }
+  /** As seeded-order, of the orders `ids` names (orders a running Orderly holds). */
+  | { kind: "order-ids"; ids: string[]; hotSet?: number }
+  /** As seeded-customer-orders, of the customers `ids` names. */
+  | { kind: "customer-ids"; ids: string[] }
   /** GET /v1/inventory/{sku} of one of `skus`, uniformly. */
   | { kind: "inventory-item"; skus: string[] }
   /**
@@ -60,18 +64,14 @@ export function requestGenerator(spec: RequestSpec, positions?: CyclePositions):
   switch (spec.kind) {
     case "fixed":
       return () => ({ method: spec.method, path: spec.path, body: spec.body });
-    case "seeded-order": {
-      if (spec.hotSet !== undefined) {
-        const hot = Array.from({ length: Math.min(spec.hotSet, spec.orders) }, (_, j) => seedOrderId((j * STRIDE) % spec.orders));
-        return () => ({ method: "GET", path: `/v1/orders/${hot[pick(hot.length)]}`, body: undefined });
-      }
-      const next = scatteredCycle(spec.orders, positions, `orders:${spec.orders}`);
-      return () => ({ method: "GET", path: `/v1/orders/${seedOrderId(next())}`, body: undefined });
-    }
-    case "seeded-customer-orders": {
-      const next = scatteredCycle(spec.customers, positions, `customers:${spec.customers}`);
-      return () => ({ method: "GET", path: `/v1/customers/${seedCustomerId(next())}/orders`, body: undefined });
-    }
+    case "seeded-order":
+      return orderReads(spec.orders, seedOrderId, spec.hotSet, positions, `orders:${spec.orders}`);
+    case "order-ids":
+      return orderReads(spec.ids.length, (i) => spec.ids[i]!, spec.hotSet, positions, `order-ids:${spec.ids.length}`);
+    case "seeded-customer-orders":
+      return customerReads(spec.customers, seedCustomerId, positions, `customers:${spec.customers}`);
+    case "customer-ids":
+      return customerReads(spec.ids.length, (i) => spec.ids[i]!, positions, `customer-ids:${spec.ids.length}`);
     case "inventory-item":
       return () => ({ method: "GET", path: `/v1/inventory/${spec.skus[pick(spec.skus.length)]}`, body: undefined });
     case "create-order":
@@ -84,4 +84,20 @@ export function requestGenerator(spec: RequestSpec, positions?: CyclePositions):
         }),
       });
   }
+}
+
+/** GET /v1/orders/{id} of `count` orders (`idOf` names each): every one once per cycle, scattered, or uniformly among `hotSet` of them. */
+function orderReads(count: number, idOf: (i: number) => string, hotSet: number | undefined, positions: CyclePositions | undefined, cycle: string): () => HttpRequest {
+  if (hotSet !== undefined) {
+    const hot = Array.from({ length: Math.min(hotSet, count) }, (_, j) => idOf((j * STRIDE) % count));
+    return () => ({ method: "GET", path: `/v1/orders/${hot[Math.floor(Math.random() * hot.length)]}`, body: undefined });
+  }
+  const next = scatteredCycle(count, positions, cycle);
+  return () => ({ method: "GET", path: `/v1/orders/${idOf(next())}`, body: undefined });
+}
+
+/** GET /v1/customers/{id}/orders of `count` customers (`idOf` names each), every one once per cycle, scattered. */
+function customerReads(count: number, idOf: (i: number) => string, positions: CyclePositions | undefined, cycle: string): () => HttpRequest {
+  const next = scatteredCycle(count, positions, cycle);
+  return () => ({ method: "GET", path: `/v1/customers/${idOf(next())}/orders`, body: undefined });
 }

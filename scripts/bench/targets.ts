@@ -49,7 +49,36 @@ export interface CeilingEndpoints {
   token: string;
 }
 
-const gatewayOf = (stack: Stack): Endpoint => ({ host: "127.0.0.1", port: stack.system.gateway.port });
+/**
+ * An Orderly the bench measures: a stack it started and seeded, or one
+ * already running (see running.ts). Where its gateway listens, who calls,
+ * which processes serve it, and which orders and customers its reads name.
+ */
+export interface OrderlyUnderTest {
+  endpoint: Endpoint;
+  /** An admin's bearer token. */
+  token: string;
+  /** Its processes on this machine (none known: no CPU per request). */
+  processes: Watched[];
+  /** Orders it stores. */
+  storedOrders: number;
+  /** GET /v1/orders/{id}: every stored order once per cycle, or uniformly among `hotSet` of them. */
+  orderReads: (hotSet?: number) => RequestSpec;
+  /** GET /v1/customers/{id}/orders of every customer once per cycle. */
+  customerReads: RequestSpec;
+}
+
+/** A stack the bench started, with the orders seeded into it. */
+export function stackUnderTest(stack: Stack): OrderlyUnderTest {
+  return {
+    endpoint: { host: "127.0.0.1", port: stack.system.gateway.port },
+    token: stack.system.tokens.admin,
+    processes: stackProcesses(stack),
+    storedOrders: stack.seededOrders,
+    orderReads: (hotSet) => ({ kind: "seeded-order", orders: stack.seededOrders, ...(hotSet === undefined ? {} : { hotSet }) }),
+    customerReads: { kind: "seeded-customer-orders", customers: stack.seededCustomers },
+  };
+}
 
 /** Every process of a stack (a restarted service is followed). */
 export function stackProcesses(stack: Stack): Watched[] {
@@ -82,70 +111,56 @@ export function ceilingTargets(c: CeilingEndpoints): { hello: HttpTarget; chain:
 }
 
 /** The read targets: on the small stack, and the growth mirrors on the large one. */
-export function readTargets(small: Stack, large: Stack | undefined, hello: HttpTarget): HttpTarget[] {
-  const onSmall: HttpTarget[] = [
+export function readTargets(small: OrderlyUnderTest, large: OrderlyUnderTest | undefined, hello: HttpTarget): HttpTarget[] {
+  const on = (o: OrderlyUnderTest): HttpTarget[] => [
     {
-      // Every seeded order once per cycle: no id repeats within the cache's TTL, so every read reaches the query service.
+      // Every stored order once per cycle: no id repeats within the cache's TTL, so every read reaches the query service.
       id: "get-order",
       label: "GET /v1/orders/{id}",
-      endpoint: gatewayOf(small),
-      token: small.system.tokens.admin,
-      request: { kind: "seeded-order", orders: small.seededOrders },
+      endpoint: o.endpoint,
+      token: o.token,
+      request: o.orderReads(),
       ceiling: hello.id,
-      storedOrders: small.seededOrders,
-      processes: stackProcesses(small),
+      storedOrders: o.storedOrders,
+      processes: o.processes,
     },
     {
       // The gateway's read cache (GATEWAY_CACHE_TTL_MS) answering: 64 hot orders, so nearly every read is a hit.
       id: "get-order-cached",
       label: "GET /v1/orders/{id} (cached: 64 hot orders)",
-      endpoint: gatewayOf(small),
-      token: small.system.tokens.admin,
-      request: { kind: "seeded-order", orders: small.seededOrders, hotSet: 64 },
+      endpoint: o.endpoint,
+      token: o.token,
+      request: o.orderReads(64),
       ceiling: hello.id,
-      storedOrders: small.seededOrders,
-      processes: stackProcesses(small),
+      storedOrders: o.storedOrders,
+      processes: o.processes,
     },
     {
       id: "get-inventory",
       label: "GET /v1/inventory/{sku}",
-      endpoint: gatewayOf(small),
-      token: small.system.tokens.admin,
+      endpoint: o.endpoint,
+      token: o.token,
       request: { kind: "inventory-item", skus: BENCH_SKUS },
       ceiling: hello.id,
-      processes: stackProcesses(small),
+      processes: o.processes,
     },
     {
       id: "list-customer-orders",
       label: "GET /v1/customers/{id}/orders",
-      endpoint: gatewayOf(small),
-      token: small.system.tokens.admin,
-      request: { kind: "seeded-customer-orders", customers: small.seededCustomers },
+      endpoint: o.endpoint,
+      token: o.token,
+      request: o.customerReads,
       ceiling: hello.id,
-      storedOrders: small.seededOrders,
-      processes: stackProcesses(small),
+      storedOrders: o.storedOrders,
+      processes: o.processes,
     },
   ];
-  // Every target that reads seeded orders gets a mirror on the large stack.
+  const onSmall = on(small);
+  // Every target that reads stored orders gets a mirror on the large stack.
   const onLarge: HttpTarget[] = large
-    ? onSmall
+    ? on(large)
         .filter((t) => t.storedOrders !== undefined)
-        .map((t) => ({
-          ...t,
-          id: `${t.id}@large`,
-          label: `${t.label} (${large.seededOrders.toLocaleString("en-US")} stored)`,
-          endpoint: gatewayOf(large),
-          token: large.system.tokens.admin,
-          request:
-            t.request.kind === "seeded-order"
-              ? { ...t.request, orders: large.seededOrders }
-              : t.request.kind === "seeded-customer-orders"
-                ? { kind: "seeded-customer-orders", customers: large.seededCustomers }
-                : t.request,
-          growthOf: t.id,
-          storedOrders: large.seededOrders,
-          processes: stackProcesses(large),
-        }))
+        .map((t) => ({ ...t, id: `${t.id}@large`, label: `${t.label} (${large.storedOrders.toLocaleString("en-US")} stored)`, growthOf: t.id }))
     : [];
   // Each mirror right after its small twin, so that the pair is measured as close in time as possible.
   return [hello, ...onSmall.flatMap((t) => [t, ...onLarge.filter((l) => l.growthOf === t.id)])];
@@ -155,18 +170,18 @@ export function readTargets(small: Stack, large: Stack | undefined, hello: HttpT
 export const CREATE_ORDER_ID = "create-order";
 
 /** The write target: POST /v1/orders on the small stack (one unit of a restocked SKU, 10,000 customers, no Idempotency-Key). */
-export function writeTargets(small: Stack, chain: HttpTarget): HttpTarget[] {
+export function writeTargets(small: OrderlyUnderTest, chain: HttpTarget): HttpTarget[] {
   return [
     chain,
     {
       id: CREATE_ORDER_ID,
       label: "POST /v1/orders",
-      endpoint: gatewayOf(small),
-      token: small.system.tokens.admin,
+      endpoint: small.endpoint,
+      token: small.token,
       request: { kind: "create-order", path: "/v1/orders", skus: BENCH_SKUS, customers: 10_000, customerPrefix: "bench-c" },
       ceiling: chain.id,
       leavesWork: true,
-      processes: stackProcesses(small),
+      processes: small.processes,
     },
   ];
 }
