@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricValueWithName } from "prom-client";
-import { latencyBuckets, registerDependencyMetrics } from "../shared/observability/index.js";
+import { EVENT_LOOP_SAMPLE_MS, latencyBuckets, registerDependencyMetrics } from "../shared/observability/index.js";
 import type { DependencyPolicy } from "../shared/resilience/index.js";
 import type { LoadShedder } from "./load-shedder.js";
 import type { ReadCache } from "./read-cache.js";
@@ -11,7 +11,7 @@ export class GatewayMetrics {
   readonly duration: Histogram<"route">;
 
   constructor(sources: { cache?: ReadCache; shedder?: LoadShedder; policies?: readonly DependencyPolicy[] }) {
-    collectDefaultMetrics({ register: this.registry, prefix: "orderly_gateway_" });
+    collectDefaultMetrics({ register: this.registry, prefix: "orderly_gateway_", eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     registerDependencyMetrics(this.registry, () => sources.policies ?? []);
     const routes = this.routes;
     this.requests = new Counter({

@@ -5,6 +5,7 @@ import type { EventRuntime } from "../events/index.js";
 import type { HealthState, Interceptor } from "../grpc/index.js";
 import type { BreakerState, DependencyPolicy } from "../resilience/index.js";
 import type { TransactionTimer } from "../sqlite/index.js";
+import { EVENT_LOOP_SAMPLE_MS } from "./event-loop-lag.js";
 import { endSpanWithError } from "./trace-context.js";
 import { tracer } from "./tracing.js";
 
@@ -200,7 +201,7 @@ export class ProcessMetrics {
 
   constructor(readonly service: string) {
     this.registry.setDefaultLabels({ service });
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     this.rpcRequests = new Counter({
       name: "orderly_rpc_server_requests_total",
       help: "RPCs served, by full method name and gRPC status code",

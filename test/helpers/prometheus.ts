@@ -31,8 +31,10 @@ export function parsePrometheus(text: string): Sample[] {
       return m[0];
     });
     if (consumed.join(",") !== rawLabels.replace(/,$/, "")) throw new Error(`malformed labels: ${line}`);
-    const value = rawValue === "+Inf" ? Infinity : rawValue === "-Inf" ? -Infinity : Number(rawValue);
-    if (rawValue !== "NaN" && Number.isNaN(value)) throw new Error(`not a number: ${line}`);
+    // Prometheus reads values with Go's ParseFloat, which takes NaN in any case: prom-client writes "Nan" (a summary with no sample since its last reset).
+    const notANumber = rawValue.toLowerCase() === "nan";
+    const value = rawValue === "+Inf" ? Infinity : rawValue === "-Inf" ? -Infinity : notANumber ? NaN : Number(rawValue);
+    if (!notANumber && Number.isNaN(value)) throw new Error(`not a number: ${line}`);
     samples.push({ name, labels, value });
   }
   return samples;
