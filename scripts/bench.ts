@@ -9,8 +9,10 @@
  *   relay   JetStream publish, 256 in flight | the outbox relay draining a backlog
  *
  * The load always comes from a separate process (scripts/bench/loader-process.ts);
- * every server under test is its own process. Results go to
- * bench-results/<timestamp>.json and .md; the summary table is printed.
+ * every server under test is its own process. With --gateway URL the reads
+ * and writes go to a running Orderly instead of stacks the bench starts
+ * (scripts/bench/running.ts). Results go to bench-results/<timestamp>.json,
+ * .md and .svg (the chart); the summary table is printed.
  * `npm run bench -- --help` lists the options.
  */
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
@@ -26,7 +28,7 @@ import { commitToReadModelLag, unappliedSince } from "./bench/event-metrics.js";
 import { measureHttpRounds, type HttpTargetResult } from "./bench/http-rounds.js";
 import { startLoadGenerator } from "./bench/load-generator.js";
 import { machineInfo } from "./bench/machine.js";
-import { USAGE, parseOptions, type BenchOptions } from "./bench/options.js";
+import { USAGE, parseOptions, publicOptions, type BenchOptions } from "./bench/options.js";
 import { restockBenchSkus, seedStack, startStack, type Stack } from "./bench/orderly.js";
 import { measureRelay } from "./bench/relay-rounds.js";
 import { judgeGoals, markdownReport, summaryTable, type BenchResults } from "./bench/report.js";
@@ -82,8 +84,13 @@ async function run(options: BenchOptions): Promise<BenchResults> {
   /** The stack the bench starts for the main figures; none when it measures a running Orderly. */
   let small: Stack | undefined;
   let underTest: OrderlyUnderTest;
+  /** Whether a running Orderly is on this machine (undefined: the bench's own stacks). */
+  let runningIsLocal: boolean | undefined;
   if (options.running) {
-    underTest = await prepareRunning(options.running, options.smallOrders, log);
+    // Its orders are for the reads: none are created when only the writes are measured.
+    const prepared = await prepareRunning(options.running, options.phases.includes("reads") ? options.smallOrders : 0, log);
+    underTest = prepared.underTest;
+    runningIsLocal = prepared.local;
     for (const p of underTest.processes) rss.watch(`running ${p.name}`, p.pid);
   } else {
     log(`starting Orderly with ${options.smallOrders.toLocaleString("en-US")} orders stored${options.profile ? ` (CPU profiles in ${profileDir})` : ""}…`);
@@ -201,10 +208,16 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     "On this 2-CPU machine the load generator shares the CPUs with the processes under test; its CPU use is in the per-round table. Orderly's reads run through 2 processes (gateway → query/inventory) and writes through 3, so they compete with the load generator more than a one-process ceiling does.",
   );
   if (options.running) {
+    const created = underTest.storedOrders;
     notes.push(
-      `Orderly was the running system at ${options.running.gatewayUrl}: the bench restocked its BENCH-SKU-* items and created ${options.smallOrders.toLocaleString("en-US")} orders there for the reads. ` +
-        "Not measured against a running system: the growth check (it seeds databases), the outbox relay (it stops NATS and the services) and the commit → read-model lag (it reads the services' databases); " +
-        (underTest.processes.length ? `CPU per request of ${underTest.processes.map((p) => p.name).join(", ")} (found through --admin).` : "nor CPU per request (no --admin, or no process of it on this machine)."),
+      `Orderly was the running system at ${options.running.gatewayUrl}. The bench restocked its BENCH-SKU-* items` +
+        (created ? `, created ${created.toLocaleString("en-US")} orders there for the reads` : "") +
+        (options.phases.includes("writes") ? ", and its POST /v1/orders runs left their orders there too" : "") +
+        ". Not measured against a running system: the growth check (it seeds databases), the outbox relay (it stops NATS and the services) and the commit → read-model lag (it reads the services' databases).",
+      underTest.processes.length
+        ? `CPU per request counts ${underTest.processes.map((p) => p.name).join(", ")} (their pids from --admin's /status.json), not its nats-server, which a stack the bench starts counts.`
+        : "No CPU per request of Orderly: without --admin, or with none of its processes on this machine, the bench does not know them.",
+      ...(runningIsLocal ? [] : [`The gateway is not on this machine: the ratios compare it, and the network to it, with ceilings measured here.`]),
     );
   }
   for (const t of http) {
@@ -217,7 +230,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     machine,
     loadAverageAtEnd: loadavg()[0]!,
     // The results name a running system, never its token.
-    options: options.running ? { ...options, running: { ...options.running, token: undefined } } : options,
+    options: publicOptions(options),
     seeding,
     http,
     relay,

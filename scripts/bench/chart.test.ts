@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import { benchChart, chartRows } from "./chart.js";
 import type { HttpRound, HttpTargetResult } from "./http-rounds.js";
 import type { RelayResult } from "./relay-rounds.js";
-import { markdownReport, TARGETS, type BenchResults } from "./report.js";
+import { markdownReport, GOALS, type BenchResults } from "./report.js";
 
 /** A round as the bench records it (the fields the chart and the report read). */
 function round(n: number, rps: number, paired: { reference: string; rps: number } | undefined, half: { p50: number; p95: number; p99: number }): HttpRound {
@@ -93,19 +93,19 @@ describe("the bench's chart", () => {
   test("has a bar per measured share, every round's share, and the brief's targets", () => {
     const { ratios, latencies } = chartRows(results);
     expect(ratios.map((r) => [r.label, r.ratio, r.goal])).toEqual([
-      [cached.label, 0.57, TARGETS.cachedRatio],
-      [create.label, 0.24, TARGETS.createRatio],
-      ["outbox relay (isolated)", 0.84, TARGETS.relayRatio],
+      [cached.label, 0.57, GOALS.cachedRatio],
+      [create.label, 0.24, GOALS.createRatio],
+      ["outbox relay (isolated)", 0.84, GOALS.relayRatio],
     ]);
     expect(ratios[0]!.rounds).toEqual([0.5, 0.6, 0.57]);
     expect(ratios[1]!.rounds).toEqual([0.24, 0.24, 0.24]);
     expect(ratios[2]!.rounds).toEqual([0.76, 40_000 / 47_500]);
     expect(latencies.map((l) => [l.label, l.p99, l.goal])).toEqual([
       [hello.label, 35, undefined],
-      [cached.label, 17, TARGETS.cachedP99Ms],
+      [cached.label, 17, GOALS.cachedP99Ms],
       [chain.label, 3, undefined],
       [create.label, 57, undefined],
-      ["commit → read-model lag (POST at half load)", 24, TARGETS.lagP99Ms],
+      ["commit → read-model lag (POST at half load)", 24, GOALS.lagP99Ms],
     ]);
   });
 
@@ -134,7 +134,7 @@ describe("the bench's chart", () => {
     const fullWidth = cachedBar!.width / 0.57;
     const goals = all.filter((e) => e.name === "line" && e.attributes.class === "goal").map((e) => Number(e.attributes.x1));
     const shareGoals = goals.slice(0, 3).map((x) => (x - cachedBar!.x) / fullWidth);
-    expect(shareGoals.map((g) => Math.round(g * 100) / 100)).toEqual([TARGETS.cachedRatio, TARGETS.createRatio, TARGETS.relayRatio]);
+    expect(shareGoals.map((g) => Math.round(g * 100) / 100)).toEqual([GOALS.cachedRatio, GOALS.createRatio, GOALS.relayRatio]);
     expect(all.filter((e) => e.attributes.class === "round")).toHaveLength(3 + 3 + 2);
 
     // Latency on a log scale: 1, 10 and 100 ms a decade apart; p50 left of p95 left of p99.
@@ -145,6 +145,24 @@ describe("the bench's chart", () => {
     expect(marker("p95", cached.label)).toBeLessThan(marker("p99", cached.label));
     // 17 ms sits log10(1.7) of a decade past 10 ms.
     expect((marker("p99", cached.label) - decade("10")) / (decade("100") - decade("10"))).toBeCloseTo(Math.log10(1.7), 2);
+  });
+
+  test("leaves out what was not measured, and stays well-formed", () => {
+    const failed = target({ ...cached, ratio: NaN, half: { rate: 0, p50: NaN, p95: NaN, p99: NaN }, rounds: [round(1, 0, { reference: hello.id, rps: 0 }, { p50: NaN, p95: NaN, p99: NaN })] });
+    const svg = benchChart({ date: results.date, http: [hello, failed], relay: undefined, lag: undefined });
+    const all = elements(svg);
+    expect(all.filter((e) => e.attributes.class === "bar" || e.attributes.class === "round")).toEqual([]);
+    // Its rows are there, named, with nothing drawn and "–" for the figures; the hello's latency is drawn.
+    const texts = all.filter((e) => e.name === "text").map((e) => e.text);
+    expect(texts).toContain("– of bare node:http hello (target ≥ 70%)");
+    expect(texts).toContain("– / – / – ms (target p99 ≤ 15)");
+    expect(all.filter((e) => ["p50", "p95", "p99"].includes(e.attributes.class ?? "")).map((e) => e.text)).toEqual([
+      `${hello.label}: p50 1.5 ms`,
+      `${hello.label}: p95 11 ms`,
+      `${hello.label}: p99 35 ms`,
+    ]);
+    expect(svg).not.toMatch(/NaN|Infinity/);
+    elements(benchChart({ date: results.date, http: [], relay: undefined, lag: undefined }));
   });
 
   test("is shown under the report's summary", () => {
@@ -165,5 +183,8 @@ describe("the bench's chart", () => {
     const summary = report.slice(report.indexOf("## Summary"), report.indexOf("## Goals"));
     expect(summary).toContain("![Each target's share of its ceiling, and its latency at half load](2026-12-04T04-00-00Z.svg)");
     expect(markdownReport(full)).not.toContain("![");
+    expect(report).toContain("- stored orders: 10,000 for the main figures, 100,000 on the large side of the growth check");
+    const running = markdownReport({ ...full, options: { ...full.options, running: { gatewayUrl: "http://127.0.0.1:8080" } } } as unknown as BenchResults);
+    expect(running).toContain("- Orderly: the running system at http://127.0.0.1:8080, with 10,000 orders the bench created there for the reads (no growth check)");
   });
 });

@@ -1,6 +1,6 @@
 /**
- * The bench's chart: an SVG written beside the report and shown at the top
- * of it, in two panels. Throughput: each target's share of its ceiling (the
+ * The bench's chart: an SVG written beside the report and shown under its
+ * summary table, in two panels. Throughput: each target's share of its ceiling (the
  * median as a bar, every round as a dot, the brief's target as a red line).
  * Latency: each target's p50, p95 and p99 at half load on a log scale (the
  * targets as red dashes).
@@ -10,9 +10,9 @@
  * the bench for that.
  */
 import { roundRatios } from "./http-rounds.js";
-import { TARGETS, type BenchResults } from "./report.js";
+import { relayRoundRatio } from "./relay-rounds.js";
+import { GOALS, goalsOf, type BenchResults } from "./report.js";
 import { fmt, pct } from "./stats.js";
-import { CREATE_ORDER_ID, cachedOrderTargetId } from "./targets.js";
 
 /** One bar of the throughput panel. */
 export interface RatioRow {
@@ -40,25 +40,24 @@ export interface LatencyRow {
 /** The chart's rows, from a run's results. */
 export function chartRows(results: Pick<BenchResults, "http" | "relay" | "lag">): { ratios: RatioRow[]; latencies: LatencyRow[] } {
   const byId = new Map(results.http.map((t) => [t.id, t]));
-  const cached = cachedOrderTargetId([...byId.keys()]).id;
-  const ratioGoal = (id: string) => (id === cached ? TARGETS.cachedRatio : id === CREATE_ORDER_ID ? TARGETS.createRatio : undefined);
+  const measured = [...byId.keys()];
   const ratios: RatioRow[] = results.http.flatMap((t) => {
     const ceiling = t.ceiling === undefined ? undefined : byId.get(t.ceiling);
     if (ceiling === undefined || t.ratio === undefined) return [];
-    return [{ label: t.label, ratio: t.ratio, rounds: roundRatios(t.rounds, ceiling.id, ceiling.rounds), goal: ratioGoal(t.id), ceiling: ceiling.label }];
+    return [{ label: t.label, ratio: t.ratio, rounds: roundRatios(t.rounds, ceiling.id, ceiling.rounds), goal: goalsOf(t.id, measured).ratio, ceiling: ceiling.label }];
   });
   const { relay, lag } = results;
   if (relay) {
     ratios.push({
       label: "outbox relay (isolated)",
       ratio: relay.ratio,
-      rounds: relay.rounds.map((r) => r.drain.eventsPerSec / r.ceiling.msgsPerSec),
-      goal: TARGETS.relayRatio,
+      rounds: relay.rounds.map(relayRoundRatio),
+      goal: GOALS.relayRatio,
       ceiling: "JetStream publish, 256 in flight",
     });
   }
-  const latencies: LatencyRow[] = results.http.map((t) => ({ label: t.label, ...t.half, goal: t.id === cached ? TARGETS.cachedP99Ms : undefined }));
-  if (lag) latencies.push({ label: "commit → read-model lag (POST at half load)", p50: lag.p50, p95: lag.p95, p99: lag.p99, goal: TARGETS.lagP99Ms });
+  const latencies: LatencyRow[] = results.http.map((t) => ({ label: t.label, ...t.half, goal: goalsOf(t.id, measured).p99Ms }));
+  if (lag) latencies.push({ label: "commit → read-model lag (POST at half load)", p50: lag.p50, p95: lag.p95, p99: lag.p99, goal: GOALS.lagP99Ms });
   return { ratios, latencies };
 }
 
@@ -110,7 +109,7 @@ export function benchChart(results: Pick<BenchResults, "http" | "relay" | "lag" 
   }
   y += 22;
 
-  // Latency at half load: log scale from the power of ten below the smallest p50 to the one above the largest p99 or target.
+  // Latency at half load: log scale over whole decades, from 1 ms (or the decade below a smaller figure) to 10 ms (or the decade above a larger one, targets included).
   y += 30;
   out.push(`<text x="12" y="${y}" class="heading">Latency at half of each one's saturation rate, ms (log scale; red dash: target p99)</text>`);
   y += 8;

@@ -1,4 +1,9 @@
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+
+/** The repository's root: `npm start`'s data directory is relative to it. */
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** The phases of a run. */
 export const PHASES = ["reads", "writes", "relay"] as const;
@@ -15,7 +20,7 @@ export interface BenchOptions {
   warmupS: number;
   /** Connections of saturation runs (closed loop). */
   connections: number;
-  /** Orders stored for the main figures and the small side of the growth check. */
+  /** Orders stored for the main figures and the small side of the growth check (with --gateway: orders the bench creates for the reads). */
   smallOrders: number;
   /** Orders stored on the large side of the growth check. */
   largeOrders: number;
@@ -35,12 +40,24 @@ export interface BenchOptions {
 
 /** Where a running Orderly is and how the bench calls it. */
 export interface RunningOptions {
-  /** Its HTTP gateway, e.g. http://127.0.0.1:8080. */
+  /** Its HTTP gateway's origin, e.g. http://127.0.0.1:8080. */
   gatewayUrl: string;
-  /** An admin's bearer token; by default the admin of dev-tokens.json in ORDERLY_DATA_DIR (./.data), as `npm start` writes it. */
+  /** The gateway's host (an IPv6 address without brackets) and port, for the load generator's sockets. */
+  host: string;
+  port: number;
+  /** An admin's bearer token (--token); never written to the results (see publicOptions). */
   token?: string;
+  /** Where to find one without --token: the dev-tokens.json `npm start` writes in $ORDERLY_DATA_DIR (./.data). */
+  tokenFile: string;
   /** Its gateway's admin server (/status.json names each service's pid), e.g. http://127.0.0.1:9050. */
   adminUrl?: string;
+}
+
+/** The options as the results record them: a running Orderly's token left out. */
+export function publicOptions(options: BenchOptions): BenchOptions {
+  if (options.running === undefined) return options;
+  const { token: _token, ...running } = options.running;
+  return { ...options, running };
 }
 
 /** The help text. */
@@ -67,16 +84,17 @@ rounds (A B A B …) so that drift on a shared machine hits both sides.
 A running Orderly instead (npm start, say) — the ceilings still run here:
   --gateway URL       its HTTP gateway, e.g. http://127.0.0.1:8080; phases reads and writes only (the
                       growth check seeds databases and the relay rounds stop NATS: both need stacks the
-                      bench starts). The bench restocks 32 BENCH-SKU-* items and creates --small orders
-                      (default 10000) through the API, in that system, before it measures. Start it with
+                      bench starts). The bench restocks 32 BENCH-SKU-* items and, for the reads, creates
+                      --small orders (default 10000) through the API, in that system, before it measures;
+                      the POST runs leave their orders there too. Start it with
                       RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000, or its rate limit answers 429.
   --token TOKEN       an admin's bearer token (default: the admin of $ORDERLY_DATA_DIR/dev-tokens.json, ./.data)
   --admin URL         its gateway's admin server, e.g. http://127.0.0.1:9050: the services' pids in its
                       /status.json give CPU per request when they run on this machine
 `;
 
-/** Parses the command line (throws with the usage on a bad value). */
-export function parseOptions(argv: string[]): BenchOptions | "help" {
+/** Parses the command line (throws with the usage on a bad value); `env` gives ORDERLY_DATA_DIR. */
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | "help" {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -108,7 +126,7 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     return value;
   };
   const quick = values.quick;
-  const running = values.gateway === undefined ? undefined : runningOptions(values.gateway, values.token, values.admin);
+  const running = values.gateway === undefined ? undefined : runningOptions(values.gateway, values.token, values.admin, env);
   if (running === undefined && (values.token !== undefined || values.admin !== undefined)) throw new Error(`--token and --admin go with --gateway\n\n${USAGE}`);
   const phases = (values.only ?? (running ? "reads,writes" : PHASES.join(","))).split(",").map((p) => p.trim());
   for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`--only: unknown phase "${p}"\n\n${USAGE}`);
@@ -144,16 +162,26 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
 }
 
 /** --gateway, --token and --admin, checked. */
-function runningOptions(gateway: string, token: string | undefined, admin: string | undefined): RunningOptions {
+function runningOptions(gateway: string, token: string | undefined, admin: string | undefined, env: NodeJS.ProcessEnv): RunningOptions {
   const url = (name: string, raw: string) => {
-    let parsed: URL;
+    let parsed: URL | undefined;
     try {
       parsed = new URL(raw);
     } catch {
-      throw new Error(`--${name} must be an http:// URL, got "${raw}"\n\n${USAGE}`);
+      parsed = undefined;
     }
-    if (parsed.protocol !== "http:") throw new Error(`--${name} must be an http:// URL, got "${raw}"\n\n${USAGE}`);
-    return parsed.origin;
+    if (parsed?.protocol !== "http:" || parsed.pathname !== "/" || parsed.search !== "" || parsed.username !== "") {
+      throw new Error(`--${name} must be an http:// origin (scheme, host and port only), got "${raw}"\n\n${USAGE}`);
+    }
+    return parsed;
   };
-  return { gatewayUrl: url("gateway", gateway), ...(token === undefined ? {} : { token }), ...(admin === undefined ? {} : { adminUrl: url("admin", admin) }) };
+  const gatewayUrl = url("gateway", gateway);
+  return {
+    gatewayUrl: gatewayUrl.origin,
+    host: gatewayUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: Number(gatewayUrl.port || 80),
+    ...(token === undefined ? {} : { token }),
+    tokenFile: join(resolve(ROOT, env.ORDERLY_DATA_DIR || ".data"), "dev-tokens.json"),
+    ...(admin === undefined ? {} : { adminUrl: url("admin", admin).origin }),
+  };
 }

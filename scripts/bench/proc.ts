@@ -28,6 +28,19 @@ export function cpuMs(pid: number): number | undefined {
   }
 }
 
+/** When a process started (epoch ms, to the clock tick), from /proc/<pid>/stat and the boot time in /proc/stat; undefined when it is gone. */
+export function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // After the command: state(0) … starttime(19), in clock ticks since boot (USER_HZ, 100 on Linux).
+    const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+    const bootS = Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1]);
+    return Number.isFinite(ticks) && Number.isFinite(bootS) ? bootS * 1000 + ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU used by each watched process between `start()` and `stop()` (ms). */
 export class CpuMeter {
   private readonly before = new Map<string, { pid: number; ms: number }>();

@@ -204,6 +204,11 @@ export async function measureRelay(
     eventsPerSec: median(rounds.map((r) => r.drain.eventsPerSec)),
     ceilingMsgsPerSec: median(rounds.map((r) => r.ceiling.msgsPerSec)),
     batchedMsgsPerSec: median(rounds.map((r) => r.batchedPublish.msgsPerSec)),
-    ratio: median(rounds.map((r) => r.drain.eventsPerSec / r.ceiling.msgsPerSec)),
+    ratio: median(rounds.map(relayRoundRatio)),
   };
+}
+
+/** An isolated round's relay rate ÷ the publish ceiling's beside it. */
+export function relayRoundRatio(round: Pick<RelayRound, "drain" | "ceiling">): number {
+  return round.drain.eventsPerSec / round.ceiling.msgsPerSec;
 }

@@ -3,7 +3,7 @@
  * process over IPC), and the generator that turns it into one request after
  * another there.
  */
-import { seedCustomerId, seedOrderId } from "./seed-data.js";
+import { seedOrderId } from "./seed-data.js";
 
 /** A request description that survives structured cloning. */
 export type RequestSpec =
@@ -16,12 +16,13 @@ export type RequestSpec =
    * `hotSet`, uniformly among that many of them (a cache answers nearly all).
    */
   | { kind: "seeded-order"; orders: number; hotSet?: number }
-  /** GET /v1/customers/{id}/orders of every one of `customers` seeded customers once per cycle, scattered. */
-  | { kind: "seeded-customer-orders"; customers: number }
-  /** As seeded-order, of the orders `ids` names (orders a running Orderly holds). */
+  /**
+   * As seeded-order, of the orders `ids` names (orders the bench created in a running Orderly,
+   * whose ids it cannot derive: the list goes to the load generator with each job, ~30 bytes an id).
+   */
   | { kind: "order-ids"; ids: string[]; hotSet?: number }
-  /** As seeded-customer-orders, of the customers `ids` names. */
-  | { kind: "customer-ids"; ids: string[] }
+  /** GET /v1/customers/{id}/orders of every one of `customers` customers named `${customerPrefix}${n}`, once per cycle, scattered. */
+  | { kind: "customer-orders"; customerPrefix: string; customers: number }
   /** GET /v1/inventory/{sku} of one of `skus`, uniformly. */
   | { kind: "inventory-item"; skus: string[] }
   /**
@@ -68,10 +69,10 @@ export function requestGenerator(spec: RequestSpec, positions?: CyclePositions):
       return orderReads(spec.orders, seedOrderId, spec.hotSet, positions, `orders:${spec.orders}`);
     case "order-ids":
       return orderReads(spec.ids.length, (i) => spec.ids[i]!, spec.hotSet, positions, `order-ids:${spec.ids.length}`);
-    case "seeded-customer-orders":
-      return customerReads(spec.customers, seedCustomerId, positions, `customers:${spec.customers}`);
-    case "customer-ids":
-      return customerReads(spec.ids.length, (i) => spec.ids[i]!, positions, `customer-ids:${spec.ids.length}`);
+    case "customer-orders": {
+      const next = scatteredCycle(spec.customers, positions, `customers:${spec.customerPrefix}${spec.customers}`);
+      return () => ({ method: "GET", path: `/v1/customers/${spec.customerPrefix}${next()}/orders`, body: undefined });
+    }
     case "inventory-item":
       return () => ({ method: "GET", path: `/v1/inventory/${spec.skus[pick(spec.skus.length)]}`, body: undefined });
     case "create-order":
@@ -94,10 +95,4 @@ function orderReads(count: number, idOf: (i: number) => string, hotSet: number |
   }
   const next = scatteredCycle(count, positions, cycle);
   return () => ({ method: "GET", path: `/v1/orders/${idOf(next())}`, body: undefined });
-}
-
-/** GET /v1/customers/{id}/orders of `count` customers (`idOf` names each), every one once per cycle, scattered. */
-function customerReads(count: number, idOf: (i: number) => string, positions: CyclePositions | undefined, cycle: string): () => HttpRequest {
-  const next = scatteredCycle(count, positions, cycle);
-  return () => ({ method: "GET", path: `/v1/customers/${idOf(next())}/orders`, body: undefined });
 }

@@ -5,61 +5,105 @@
  * them (then CPU per request is measured too).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { DevTokens } from "../dev-security.js";
-import { api, type ApiResponse } from "../../test/helpers/system.js";
-import { waitFor } from "../../test/helpers/processes.js";
 import type { SystemStatus } from "../../gateway/system-status.js";
+import { api, reasonOf, type ApiResponse } from "../../test/helpers/system.js";
+import { waitFor } from "../../test/helpers/processes.js";
 import { BENCH_SKUS, restockBenchSkus } from "./orderly.js";
 import type { RunningOptions } from "./options.js";
-import type { Watched } from "./proc.js";
-import { SEED_ORDERS_PER_CUSTOMER } from "./seed-data.js";
+import { processStartMs, type Watched } from "./proc.js";
+import { seedCustomerCount } from "./seed-data.js";
 import type { OrderlyUnderTest } from "./targets.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-/** Orders created at once while preparing. */
+/** Calls made at once while preparing. */
 const CONCURRENCY = 32;
-/** The prefix of the customers the bench's orders belong to (the POST target's are "bench-c"). */
-const CUSTOMER_PREFIX = "bench-r";
+/** How long one call may take while preparing. */
+const CALL_TIMEOUT_MS = 30_000;
+/**
+ * How long before its /status.json's start a service's process may have
+ * started (ms): it counts its uptime from when its status reporter was made,
+ * after its modules loaded; the uptime is in whole seconds, hence the slack
+ * the other way.
+ */
+const STARTUP_MS = { most: 60_000, least: -2_000 };
+
+/** A running Orderly ready for the bench, and what the report should say about it. */
+export interface PreparedRunning {
+  underTest: OrderlyUnderTest;
+  /** Whether the gateway is on this machine (else the ratios compare it with ceilings here). */
+  local: boolean;
+}
 
 /** An admin's token: --token, else the admin of the dev-tokens.json `npm start` writes. */
 function adminToken(options: RunningOptions): string {
   if (options.token !== undefined) return options.token;
-  const file = join(resolve(ROOT, process.env.ORDERLY_DATA_DIR ?? ".data"), "dev-tokens.json");
-  if (!existsSync(file)) throw new Error(`no --token, and no ${file} (npm start writes it): pass an admin's bearer token with --token`);
-  return (JSON.parse(readFileSync(file, "utf8")) as DevTokens).admin;
+  if (!existsSync(options.tokenFile)) throw new Error(`no --token, and no ${options.tokenFile} (npm start writes it): pass an admin's bearer token with --token`);
+  return (JSON.parse(readFileSync(options.tokenFile, "utf8")) as DevTokens).admin;
 }
 
-/** What went wrong with a call, with the hint a refusal needs. */
+/** What went wrong with a call, with what to change when the answer says. */
 function refused(what: string, response: ApiResponse): Error {
+  const reason = reasonOf(response.body);
   const hint =
-    response.status === 429
-      ? " (the gateway's rate limit: start it with RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000)"
+    reason === "RATE_LIMITED"
+      ? " (its rate limit: start it with RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000)"
       : response.status === 401 || response.status === 403
         ? " (the token is not an admin's of this system: --token)"
         : "";
   return new Error(`${what} answered ${response.status}${hint}: ${response.text.slice(0, 300)}`);
 }
 
-/** The services' processes that run on this machine, from the gateway's admin /status.json. */
-async function localProcesses(adminUrl: string): Promise<Watched[]> {
-  const response = await fetch(`${adminUrl}/status.json`, { signal: AbortSignal.timeout(10_000) });
-  if (!response.ok) throw new Error(`${adminUrl}/status.json answered ${response.status}`);
-  const status = (await response.json()) as SystemStatus;
-  return status.processes.flatMap((p) => {
-    const pid = p.status?.pid;
-    return pid !== undefined && existsSync(`/proc/${pid}`) ? [{ name: p.name, pid: () => pid }] : [];
-  });
+/** Whether a host name is this machine's loopback. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
 /**
- * Gets a running Orderly ready for the bench: ready, the bench SKUs restocked,
- * `orders` orders created (for `orders / 10` customers) and readable.
+ * The services' processes that run on this machine, from the gateway's admin
+ * /status.json: a pid counts only when the admin server is on this machine
+ * and the process with that pid here started when the service did.
  */
-export async function prepareRunning(options: RunningOptions, orders: number, log: (line: string) => void): Promise<OrderlyUnderTest> {
+async function localProcesses(adminUrl: string): Promise<Watched[]> {
+  if (!isLoopback(new URL(adminUrl).hostname.replace(/^\[(.*)\]$/, "$1"))) return [];
+  const response = await fetch(`${adminUrl}/status.json`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+  if (!response.ok) throw new Error(`${adminUrl}/status.json answered ${response.status}`);
+  const status = (await response.json()) as SystemStatus;
+  const now = Date.now();
+  return status.processes.flatMap((p) => {
+    const pid = p.status?.pid;
+    const started = pid === undefined ? undefined : processStartMs(pid);
+    const reported = p.status === undefined ? NaN : now - p.status.uptimeSeconds * 1000;
+    const before = started === undefined ? NaN : reported - started;
+    return before >= STARTUP_MS.least && before <= STARTUP_MS.most ? [{ name: p.name, pid: () => pid }] : [];
+  });
+}
+
+/** Runs `work(k)` for k in [0, count), `CONCURRENCY` at a time; the first failure stops the rest and is thrown. */
+async function forEachConcurrently(count: number, work: (k: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < count) {
+      try {
+        await work(next++);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
+}
+
+/**
+ * Gets a running Orderly ready for the bench: ready, the bench SKUs
+ * restocked, and `orders` orders created (ten per customer, for customers
+ * new to it) and readable on the query side.
+ */
+export async function prepareRunning(options: RunningOptions, orders: number, log: (line: string) => void): Promise<PreparedRunning> {
   const token = adminToken(options);
-  const call = (method: string, path: string, body?: unknown) => api(options.gatewayUrl, method, path, { headers: { authorization: `Bearer ${token}` }, body });
+  const call = async (method: string, path: string, body?: unknown) =>
+    api(options.gatewayUrl, method, path, { headers: { authorization: `Bearer ${token}` }, body, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
   const ready = await call("GET", "/readyz").catch((error: unknown) => {
     throw new Error(`the gateway at ${options.gatewayUrl} did not answer: ${error instanceof Error ? error.message : String(error)}`);
   });
@@ -72,33 +116,47 @@ export async function prepareRunning(options: RunningOptions, orders: number, lo
     },
   });
 
-  const customers = Array.from({ length: Math.max(1, Math.ceil(orders / SEED_ORDERS_PER_CUSTOMER)) }, (_, k) => `${CUSTOMER_PREFIX}${k}`);
-  log(`creating ${orders.toLocaleString("en-US")} orders for ${customers.length.toLocaleString("en-US")} customers through ${options.gatewayUrl}…`);
-  const started = performance.now();
+  // Customers of this run only, so that a customer's list holds ten orders however often the bench ran against the system.
+  const prefix = `bench-r${Date.now().toString(36)}-`;
+  const customers = seedCustomerCount(orders);
   const ids: string[] = [];
-  let next = 0;
-  const worker = async () => {
-    for (let k = next++; k < orders; k = next++) {
-      const response = await call("POST", "/v1/orders", { customerId: customers[k % customers.length], items: [{ sku: BENCH_SKUS[k % BENCH_SKUS.length], quantity: 1 }] });
+  if (orders > 0) {
+    log(`creating ${orders.toLocaleString("en-US")} orders for ${customers.toLocaleString("en-US")} customers through ${options.gatewayUrl}…`);
+    const started = performance.now();
+    await forEachConcurrently(orders, async (k) => {
+      const response = await call("POST", "/v1/orders", { customerId: `${prefix}${k % customers}`, items: [{ sku: BENCH_SKUS[k % BENCH_SKUS.length], quantity: 1 }] });
       if (response.status !== 200 || typeof response.body?.id !== "string") throw refused("POST /v1/orders", response);
       ids.push(response.body.id as string);
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  log(`  created in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  // The reads go to the query side: wait until it has the last order created.
-  const last = ids.at(-1)!;
-  await waitFor(async () => (await call("GET", `/v1/orders/${last}`)).status === 200, `order ${last} to be readable`, 60_000, 100);
+    });
+    log(`  created in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    // The reads go to the query side, which applies the orders' events in its own time: wait until it has every one.
+    let unread = ids;
+    await waitFor(
+      async () => {
+        const answered = new Array<boolean>(unread.length);
+        await forEachConcurrently(unread.length, async (k) => {
+          answered[k] = (await call("GET", `/v1/orders/${unread[k]}`)).status === 200;
+        });
+        unread = unread.filter((_, k) => !answered[k]);
+        return unread.length === 0;
+      },
+      "every order created to be readable",
+      120_000,
+      200,
+    );
+  }
 
   const processes = options.adminUrl === undefined ? [] : await localProcesses(options.adminUrl);
-  if (options.adminUrl !== undefined) log(`  processes on this machine: ${processes.map((p) => p.name).join(", ") || "none"}`);
-  const gateway = new URL(options.gatewayUrl);
+  if (options.adminUrl !== undefined) log(`  its processes on this machine: ${processes.map((p) => p.name).join(", ") || "none"}`);
   return {
-    endpoint: { host: gateway.hostname, port: Number(gateway.port || 80) },
-    token,
-    processes,
-    storedOrders: ids.length,
-    orderReads: (hotSet) => ({ kind: "order-ids", ids, ...(hotSet === undefined ? {} : { hotSet }) }),
-    customerReads: { kind: "customer-ids", ids: customers },
+    underTest: {
+      endpoint: { host: options.host, port: options.port },
+      token,
+      processes,
+      storedOrders: ids.length,
+      orderReads: (hotSet) => ({ kind: "order-ids", ids, ...(hotSet === undefined ? {} : { hotSet }) }),
+      customerReads: { kind: "customer-orders", customerPrefix: prefix, customers },
+    },
+    local: isLoopback(options.host),
   };
 }

@@ -42,9 +42,12 @@ export function seedCustomerCount(orders: number): number {
   return Math.max(1, Math.ceil(orders / SEED_ORDERS_PER_CUSTOMER));
 }
 
+/** The prefix of seeded customers' ids: customer `c` is `${SEED_CUSTOMER_PREFIX}${c}`. */
+export const SEED_CUSTOMER_PREFIX = "seed-cust-";
+
 /** The customer id of seeded customer `c`. */
 export function seedCustomerId(c: number): string {
-  return `seed-cust-${c}`;
+  return `${SEED_CUSTOMER_PREFIX}${c}`;
 }
 
 /** The SKU of seeded SKU `k`. */

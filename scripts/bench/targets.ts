@@ -8,6 +8,7 @@
 import type { Watched } from "./proc.js";
 import type { RequestSpec } from "./requests.js";
 import { BENCH_SKUS, type Stack } from "./orderly.js";
+import { SEED_CUSTOMER_PREFIX } from "./seed-data.js";
 
 /** Where an HTTP target listens. */
 export interface Endpoint {
@@ -60,7 +61,7 @@ export interface OrderlyUnderTest {
   token: string;
   /** Its processes on this machine (none known: no CPU per request). */
   processes: Watched[];
-  /** Orders it stores. */
+  /** The orders its reads name: those seeded into a started stack, or those the bench created in a running one. */
   storedOrders: number;
   /** GET /v1/orders/{id}: every stored order once per cycle, or uniformly among `hotSet` of them. */
   orderReads: (hotSet?: number) => RequestSpec;
@@ -76,7 +77,7 @@ export function stackUnderTest(stack: Stack): OrderlyUnderTest {
     processes: stackProcesses(stack),
     storedOrders: stack.seededOrders,
     orderReads: (hotSet) => ({ kind: "seeded-order", orders: stack.seededOrders, ...(hotSet === undefined ? {} : { hotSet }) }),
-    customerReads: { kind: "seeded-customer-orders", customers: stack.seededCustomers },
+    customerReads: { kind: "customer-orders", customerPrefix: SEED_CUSTOMER_PREFIX, customers: stack.seededCustomers },
   };
 }
 
@@ -110,8 +111,8 @@ export function ceilingTargets(c: CeilingEndpoints): { hello: HttpTarget; chain:
   };
 }
 
-/** The read targets: on the small stack, and the growth mirrors on the large one. */
-export function readTargets(small: OrderlyUnderTest, large: OrderlyUnderTest | undefined, hello: HttpTarget): HttpTarget[] {
+/** The read targets: on the Orderly of the main figures, and their growth mirrors on the large stack when there is one. */
+export function readTargets(main: OrderlyUnderTest, large: OrderlyUnderTest | undefined, hello: HttpTarget): HttpTarget[] {
   const on = (o: OrderlyUnderTest): HttpTarget[] => [
     {
       // Every stored order once per cycle: no id repeats within the cache's TTL, so every read reaches the query service.
@@ -155,7 +156,7 @@ export function readTargets(small: OrderlyUnderTest, large: OrderlyUnderTest | u
       processes: o.processes,
     },
   ];
-  const onSmall = on(small);
+  const onSmall = on(main);
   // Every target that reads stored orders gets a mirror on the large stack.
   const onLarge: HttpTarget[] = large
     ? on(large)
@@ -169,19 +170,19 @@ export function readTargets(small: OrderlyUnderTest, large: OrderlyUnderTest | u
 /** The id of the POST /v1/orders target. */
 export const CREATE_ORDER_ID = "create-order";
 
-/** The write target: POST /v1/orders on the small stack (one unit of a restocked SKU, 10,000 customers, no Idempotency-Key). */
-export function writeTargets(small: OrderlyUnderTest, chain: HttpTarget): HttpTarget[] {
+/** The write target: POST /v1/orders on the Orderly of the main figures (one unit of a restocked SKU, 10,000 customers, no Idempotency-Key). */
+export function writeTargets(main: OrderlyUnderTest, chain: HttpTarget): HttpTarget[] {
   return [
     chain,
     {
       id: CREATE_ORDER_ID,
       label: "POST /v1/orders",
-      endpoint: small.endpoint,
-      token: small.token,
+      endpoint: main.endpoint,
+      token: main.token,
       request: { kind: "create-order", path: "/v1/orders", skus: BENCH_SKUS, customers: 10_000, customerPrefix: "bench-c" },
       ceiling: chain.id,
       leavesWork: true,
-      processes: small.processes,
+      processes: main.processes,
     },
   ];
 }
