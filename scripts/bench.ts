@@ -84,7 +84,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
   /** The stack the bench starts for the main figures; none when it measures a running Orderly. */
   let small: Stack | undefined;
   let underTest: OrderlyUnderTest;
-  /** Whether a running Orderly is on this machine (undefined: the bench's own stacks). */
+  /** Whether a running Orderly's gateway is at a loopback address (undefined: the bench's own stacks). */
   let runningIsLocal: boolean | undefined;
   if (options.running) {
     // Its orders are for the reads: none are created when only the writes are measured.
@@ -217,7 +217,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
       underTest.processes.length
         ? `CPU per request counts ${underTest.processes.map((p) => p.name).join(", ")} (their pids from --admin's /status.json), not its nats-server, which a stack the bench starts counts.`
         : "No CPU per request of Orderly: without --admin, or with none of its processes on this machine, the bench does not know them.",
-      ...(runningIsLocal ? [] : [`The gateway is not on this machine: the ratios compare it, and the network to it, with ceilings measured here.`]),
+      ...(runningIsLocal ? [] : ["The gateway is not at a loopback address: if it runs on another machine, the ratios compare it, and the network to it, with ceilings measured here."]),
     );
   }
   for (const t of http) {

@@ -29,7 +29,7 @@ describe("the bench's options for a running Orderly", () => {
     expect(() => parse(["--gateway", "http://h:1", "--only", "relay"])).toThrow(/drop the relay phase/);
     expect(() => parse(["--gateway", "http://h:1", "--growth"])).toThrow(/drop the growth check/);
     expect(() => parse(["--gateway", "http://h:1", "--env", "A=1"])).toThrow(/drop --profile and --env/);
-    for (const url of ["https://h:1", "http://h:1/prefix", "http://h:1/?a=1", "http://u:p@h:1", "h:1"]) {
+    for (const url of ["https://h:1", "http://h:1/prefix", "http://h:1/?a=1", "http://h:1/#x", "http://u:p@h:1", "http://:secret@h:1", "h:1"]) {
       expect(() => parse(["--gateway", url]), url).toThrow(/--gateway must be an http:\/\/ origin/);
     }
     expect(() => parse(["--token", "t"])).toThrow(/--token and --admin go with --gateway/);

@@ -89,8 +89,9 @@ A running Orderly instead (npm start, say) — the ceilings still run here:
                       the POST runs leave their orders there too. Start it with
                       RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000, or its rate limit answers 429.
   --token TOKEN       an admin's bearer token (default: the admin of $ORDERLY_DATA_DIR/dev-tokens.json, ./.data)
-  --admin URL         its gateway's admin server, e.g. http://127.0.0.1:9050: the services' pids in its
-                      /status.json give CPU per request when they run on this machine
+  --admin URL         its gateway's admin server at a loopback address, e.g. http://127.0.0.1:9050: the
+                      services' pids in its /status.json give CPU per request (a pid counts when the
+                      process that has it here started when the service did)
 `;
 
 /** Parses the command line (throws with the usage on a bad value); `env` gives ORDERLY_DATA_DIR. */
@@ -170,7 +171,7 @@ function runningOptions(gateway: string, token: string | undefined, admin: strin
     } catch {
       parsed = undefined;
     }
-    if (parsed?.protocol !== "http:" || parsed.pathname !== "/" || parsed.search !== "" || parsed.username !== "") {
+    if (parsed?.protocol !== "http:" || parsed.pathname !== "/" || parsed.search !== "" || parsed.hash !== "" || parsed.username !== "" || parsed.password !== "") {
       throw new Error(`--${name} must be an http:// origin (scheme, host and port only), got "${raw}"\n\n${USAGE}`);
     }
     return parsed;

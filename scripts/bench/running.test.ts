@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { freePort } from "../../shared/process/index.js";
 import { startSystem, type System } from "../../test/helpers/system.js";
@@ -60,6 +62,23 @@ describe("npm run bench -- --gateway: a running Orderly", () => {
     const list = await system.api("GET", requestGenerator(again.underTest.customerReads)().path);
     expect(list.body.orders).toHaveLength(10);
     expect(again.underTest.processes).toEqual([]);
+  });
+
+  test("counts a pid from --admin only for the process that started when the service did", async () => {
+    // An admin server naming this test's own process (started when it says) and pid 1 (started long before its service says it did).
+    const uptimeSeconds = Math.round(process.uptime());
+    const status = { processes: [{ name: "this", status: { pid: process.pid, uptimeSeconds } }, { name: "reused", status: { pid: 1, uptimeSeconds: 5 } }, { name: "down" }] };
+    const admin = createServer((_req, res) => res.end(JSON.stringify(status)));
+    await new Promise<void>((resolve) => admin.listen(0, "127.0.0.1", resolve));
+    try {
+      const adminUrl = `http://127.0.0.1:${(admin.address() as AddressInfo).port}`;
+      const { underTest } = await prepareRunning(running(system.baseUrl, "--token", system.tokens.admin, "--admin", adminUrl), 0, () => {});
+      expect(underTest.processes.map((p) => [p.name, p.pid()])).toEqual([["this", process.pid]]);
+      // No orders were asked for: none created.
+      expect(underTest.storedOrders).toBe(0);
+    } finally {
+      await new Promise((resolve) => admin.close(resolve));
+    }
   });
 
   test("says why when the token is not an admin's", async () => {

@@ -5,10 +5,10 @@
  * them (then CPU per request is measured too).
  */
 import { existsSync, readFileSync } from "node:fs";
+import { setTimeout as delay } from "node:timers/promises";
 import type { DevTokens } from "../dev-security.js";
 import type { SystemStatus } from "../../gateway/system-status.js";
 import { api, reasonOf, type ApiResponse } from "../../test/helpers/system.js";
-import { waitFor } from "../../test/helpers/processes.js";
 import { BENCH_SKUS, restockBenchSkus } from "./orderly.js";
 import type { RunningOptions } from "./options.js";
 import { processStartMs, type Watched } from "./proc.js";
@@ -19,6 +19,8 @@ import type { OrderlyUnderTest } from "./targets.js";
 const CONCURRENCY = 32;
 /** How long one call may take while preparing. */
 const CALL_TIMEOUT_MS = 30_000;
+/** How long the query side may take to have every order created (ms). */
+const READABLE_WITHIN_MS = 120_000;
 /**
  * How long before its /status.json's start a service's process may have
  * started (ms): it counts its uptime from when its status reporter was made,
@@ -30,7 +32,7 @@ const STARTUP_MS = { most: 60_000, least: -2_000 };
 /** A running Orderly ready for the bench, and what the report should say about it. */
 export interface PreparedRunning {
   underTest: OrderlyUnderTest;
-  /** Whether the gateway is on this machine (else the ratios compare it with ceilings here). */
+  /** Whether the gateway is at a loopback address (else it may run elsewhere, and the ratios compare it with ceilings here). */
   local: boolean;
 }
 
@@ -60,8 +62,8 @@ function isLoopback(host: string): boolean {
 
 /**
  * The services' processes that run on this machine, from the gateway's admin
- * /status.json: a pid counts only when the admin server is on this machine
- * and the process with that pid here started when the service did.
+ * /status.json: a pid counts only when the admin server is at a loopback
+ * address and the process with that pid here started when the service did.
  */
 async function localProcesses(adminUrl: string): Promise<Watched[]> {
   if (!isLoopback(new URL(adminUrl).hostname.replace(/^\[(.*)\]$/, "$1"))) return [];
@@ -78,16 +80,20 @@ async function localProcesses(adminUrl: string): Promise<Watched[]> {
   });
 }
 
-/** Runs `work(k)` for k in [0, count), `CONCURRENCY` at a time; the first failure stops the rest and is thrown. */
-async function forEachConcurrently(count: number, work: (k: number) => Promise<void>): Promise<void> {
+/**
+ * Runs `work(k, signal)` for k in [0, count), `CONCURRENCY` at a time; the
+ * first failure aborts `signal` for the calls in flight, starts no more, and
+ * is thrown.
+ */
+async function forEachConcurrently(count: number, work: (k: number, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const stop = new AbortController();
   let next = 0;
-  let failed = false;
   const worker = async () => {
-    while (!failed && next < count) {
+    while (!stop.signal.aborted && next < count) {
       try {
-        await work(next++);
+        await work(next++, stop.signal);
       } catch (error) {
-        failed = true;
+        stop.abort();
         throw error;
       }
     }
@@ -102,8 +108,10 @@ async function forEachConcurrently(count: number, work: (k: number) => Promise<v
  */
 export async function prepareRunning(options: RunningOptions, orders: number, log: (line: string) => void): Promise<PreparedRunning> {
   const token = adminToken(options);
-  const call = async (method: string, path: string, body?: unknown) =>
-    api(options.gatewayUrl, method, path, { headers: { authorization: `Bearer ${token}` }, body, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+  const call = async (method: string, path: string, body?: unknown, stop?: AbortSignal) => {
+    const timeout = AbortSignal.timeout(CALL_TIMEOUT_MS);
+    return api(options.gatewayUrl, method, path, { headers: { authorization: `Bearer ${token}` }, body, signal: stop ? AbortSignal.any([stop, timeout]) : timeout });
+  };
   const ready = await call("GET", "/readyz").catch((error: unknown) => {
     throw new Error(`the gateway at ${options.gatewayUrl} did not answer: ${error instanceof Error ? error.message : String(error)}`);
   });
@@ -123,27 +131,29 @@ export async function prepareRunning(options: RunningOptions, orders: number, lo
   if (orders > 0) {
     log(`creating ${orders.toLocaleString("en-US")} orders for ${customers.toLocaleString("en-US")} customers through ${options.gatewayUrl}…`);
     const started = performance.now();
-    await forEachConcurrently(orders, async (k) => {
-      const response = await call("POST", "/v1/orders", { customerId: `${prefix}${k % customers}`, items: [{ sku: BENCH_SKUS[k % BENCH_SKUS.length], quantity: 1 }] });
+    await forEachConcurrently(orders, async (k, stop) => {
+      const response = await call("POST", "/v1/orders", { customerId: `${prefix}${k % customers}`, items: [{ sku: BENCH_SKUS[k % BENCH_SKUS.length], quantity: 1 }] }, stop);
       if (response.status !== 200 || typeof response.body?.id !== "string") throw refused("POST /v1/orders", response);
       ids.push(response.body.id as string);
     });
     log(`  created in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    // The reads go to the query side, which applies the orders' events in its own time: wait until it has every one.
+    // The reads go to the query side, which applies the orders' events in its own time: wait until it has every one (404 until then).
+    // Any other answer stops the bench at once, saying why.
+    const deadline = Date.now() + READABLE_WITHIN_MS;
     let unread = ids;
-    await waitFor(
-      async () => {
-        const answered = new Array<boolean>(unread.length);
-        await forEachConcurrently(unread.length, async (k) => {
-          answered[k] = (await call("GET", `/v1/orders/${unread[k]}`)).status === 200;
-        });
-        unread = unread.filter((_, k) => !answered[k]);
-        return unread.length === 0;
-      },
-      "every order created to be readable",
-      120_000,
-      200,
-    );
+    for (;;) {
+      const pass = unread;
+      const answered = new Array<boolean>(pass.length);
+      await forEachConcurrently(pass.length, async (k, stop) => {
+        const response = await call("GET", `/v1/orders/${pass[k]}`, undefined, stop);
+        if (response.status !== 200 && response.status !== 404) throw refused(`GET /v1/orders/${pass[k]}`, response);
+        answered[k] = response.status === 200;
+      });
+      unread = pass.filter((_, k) => !answered[k]);
+      if (unread.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`${unread.length} of the orders created were still not readable after ${READABLE_WITHIN_MS / 1000} s`);
+      await delay(200);
+    }
   }
 
   const processes = options.adminUrl === undefined ? [] : await localProcesses(options.adminUrl);
