@@ -28,7 +28,7 @@ import { commitToReadModelLag, unappliedSince } from "./bench/event-metrics.js";
 import { measureHttpRounds, type HttpTargetResult } from "./bench/http-rounds.js";
 import { startLoadGenerator } from "./bench/load-generator.js";
 import { machineInfo } from "./bench/machine.js";
-import { USAGE, parseOptions, publicOptions, type BenchOptions } from "./bench/options.js";
+import { USAGE, isLoopback, parseOptions, publicOptions, type BenchOptions } from "./bench/options.js";
 import { restockBenchSkus, seedStack, startStack, type Stack } from "./bench/orderly.js";
 import { measureRelay } from "./bench/relay-rounds.js";
 import { judgeGoals, markdownReport, summaryTable, type BenchResults } from "./bench/report.js";
@@ -84,13 +84,9 @@ async function run(options: BenchOptions): Promise<BenchResults> {
   /** The stack the bench starts for the main figures; none when it measures a running Orderly. */
   let small: Stack | undefined;
   let underTest: OrderlyUnderTest;
-  /** Whether a running Orderly's gateway is at a loopback address (undefined: the bench's own stacks). */
-  let runningIsLocal: boolean | undefined;
   if (options.running) {
     // Its orders are for the reads: none are created when only the writes are measured.
-    const prepared = await prepareRunning(options.running, options.phases.includes("reads") ? options.smallOrders : 0, log);
-    underTest = prepared.underTest;
-    runningIsLocal = prepared.local;
+    underTest = await prepareRunning(options.running, options.phases.includes("reads") ? options.smallOrders : 0, log);
     for (const p of underTest.processes) rss.watch(`running ${p.name}`, p.pid);
   } else {
     log(`starting Orderly with ${options.smallOrders.toLocaleString("en-US")} orders stored${options.profile ? ` (CPU profiles in ${profileDir})` : ""}…`);
@@ -160,7 +156,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
     log("relay: JetStream publish ceiling vs the outbox relay draining a backlog…");
     const ceilingNats = cleanup.use("ceiling nats-server", await startNats());
     rss.setPhase("relay");
-    const createOrder = writeTargets(stackUnderTest(small), ceilings.chain).find((t) => t.id === CREATE_ORDER_ID)!;
+    const createOrder = writeTargets(underTest, ceilings.chain).find((t) => t.id === CREATE_ORDER_ID)!;
     relay = await measureRelay(
       small,
       { url: ceilingNats.url, pid: () => ceilingNats.child().pid },
@@ -217,7 +213,7 @@ async function run(options: BenchOptions): Promise<BenchResults> {
       underTest.processes.length
         ? `CPU per request counts ${underTest.processes.map((p) => p.name).join(", ")} (their pids from --admin's /status.json), not its nats-server, which a stack the bench starts counts.`
         : "No CPU per request of Orderly: without --admin, or with none of its processes on this machine, the bench does not know them.",
-      ...(runningIsLocal ? [] : ["The gateway is not at a loopback address: if it runs on another machine, the ratios compare it, and the network to it, with ceilings measured here."]),
+      ...(isLoopback(options.running.host) ? [] : ["The gateway is not at a loopback address: if it runs on another machine, the ratios compare it, and the network to it, with ceilings measured here."]),
     );
   }
   for (const t of http) {

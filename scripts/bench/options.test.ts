@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { parseOptions, publicOptions, type BenchOptions } from "./options.js";
+import { isLoopback, parseOptions, publicOptions, type BenchOptions } from "./options.js";
 
 const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseOptions(args, env) as BenchOptions;
 
@@ -23,6 +23,12 @@ describe("the bench's options for a running Orderly", () => {
     expect(parse(["--gateway", "http://[::1]:8080"]).running).toMatchObject({ gatewayUrl: "http://[::1]:8080", host: "::1", port: 8080 });
     expect(parse(["--gateway", "http://orderly.internal"]).running).toMatchObject({ host: "orderly.internal", port: 80 });
     expect(parse(["--gateway", "http://h:1"]).running!.tokenFile).toMatch(/\/\.data\/dev-tokens\.json$/);
+  });
+
+  test("a gateway counts as local at a loopback address only", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1"]) expect(isLoopback(host), host).toBe(true);
+    for (const host of ["10.0.0.5", "orderly.internal", "::ffff:10.0.0.5"]) expect(isLoopback(host), host).toBe(false);
+    expect(isLoopback(parse(["--gateway", "http://[::1]:8080"]).running!.host)).toBe(true);
   });
 
   test("refuses what needs stacks the bench starts, URLs it would not measure as given, and options without --gateway", () => {

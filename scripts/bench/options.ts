@@ -179,10 +179,20 @@ function runningOptions(gateway: string, token: string | undefined, admin: strin
   const gatewayUrl = url("gateway", gateway);
   return {
     gatewayUrl: gatewayUrl.origin,
-    host: gatewayUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
+    host: hostOf(gatewayUrl.origin),
     port: Number(gatewayUrl.port || 80),
     ...(token === undefined ? {} : { token }),
     tokenFile: join(resolve(ROOT, env.ORDERLY_DATA_DIR || ".data"), "dev-tokens.json"),
     ...(admin === undefined ? {} : { adminUrl: url("admin", admin).origin }),
   };
+}
+
+/** The host of an http:// origin as a socket takes it (an IPv6 address without its brackets). */
+export function hostOf(origin: string): string {
+  return new URL(origin).hostname.replace(/^\[(.*)\]$/, "$1");
+}
+
+/** Whether a host is this machine's loopback. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }

@@ -59,9 +59,11 @@ export function scatteredCycle(n: number, positions?: CyclePositions, name = "")
   };
 }
 
+/** A uniformly random index of [0, n). */
+const pick = (n: number) => Math.floor(Math.random() * n);
+
 /** A source of requests for a spec; cycles go on from `positions` (see CyclePositions) when given. */
 export function requestGenerator(spec: RequestSpec, positions?: CyclePositions): () => HttpRequest {
-  const pick = (n: number) => Math.floor(Math.random() * n);
   switch (spec.kind) {
     case "fixed":
       return () => ({ method: spec.method, path: spec.path, body: spec.body });
@@ -91,7 +93,7 @@ export function requestGenerator(spec: RequestSpec, positions?: CyclePositions):
 function orderReads(count: number, idOf: (i: number) => string, hotSet: number | undefined, positions: CyclePositions | undefined, cycle: string): () => HttpRequest {
   if (hotSet !== undefined) {
     const hot = Array.from({ length: Math.min(hotSet, count) }, (_, j) => idOf((j * STRIDE) % count));
-    return () => ({ method: "GET", path: `/v1/orders/${hot[Math.floor(Math.random() * hot.length)]}`, body: undefined });
+    return () => ({ method: "GET", path: `/v1/orders/${hot[pick(hot.length)]}`, body: undefined });
   }
   const next = scatteredCycle(count, positions, cycle);
   return () => ({ method: "GET", path: `/v1/orders/${idOf(next())}`, body: undefined });

@@ -10,7 +10,7 @@ import type { DevTokens } from "../dev-security.js";
 import type { SystemStatus } from "../../gateway/system-status.js";
 import { api, reasonOf, type ApiResponse } from "../../test/helpers/system.js";
 import { BENCH_SKUS, restockBenchSkus } from "./orderly.js";
-import type { RunningOptions } from "./options.js";
+import { hostOf, isLoopback, type RunningOptions } from "./options.js";
 import { processStartMs, type Watched } from "./proc.js";
 import { seedCustomerCount } from "./seed-data.js";
 import type { OrderlyUnderTest } from "./targets.js";
@@ -28,13 +28,6 @@ const READABLE_WITHIN_MS = 120_000;
  * the other way.
  */
 const STARTUP_MS = { most: 60_000, least: -2_000 };
-
-/** A running Orderly ready for the bench, and what the report should say about it. */
-export interface PreparedRunning {
-  underTest: OrderlyUnderTest;
-  /** Whether the gateway is at a loopback address (else it may run elsewhere, and the ratios compare it with ceilings here). */
-  local: boolean;
-}
 
 /** An admin's token: --token, else the admin of the dev-tokens.json `npm start` writes. */
 function adminToken(options: RunningOptions): string {
@@ -55,18 +48,13 @@ function refused(what: string, response: ApiResponse): Error {
   return new Error(`${what} answered ${response.status}${hint}: ${response.text.slice(0, 300)}`);
 }
 
-/** Whether a host name is this machine's loopback. */
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
-}
-
 /**
  * The services' processes that run on this machine, from the gateway's admin
  * /status.json: a pid counts only when the admin server is at a loopback
  * address and the process with that pid here started when the service did.
  */
 async function localProcesses(adminUrl: string): Promise<Watched[]> {
-  if (!isLoopback(new URL(adminUrl).hostname.replace(/^\[(.*)\]$/, "$1"))) return [];
+  if (!isLoopback(hostOf(adminUrl))) return [];
   const response = await fetch(`${adminUrl}/status.json`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
   if (!response.ok) throw new Error(`${adminUrl}/status.json answered ${response.status}`);
   const status = (await response.json()) as SystemStatus;
@@ -106,7 +94,7 @@ async function forEachConcurrently(count: number, work: (k: number, signal: Abor
  * restocked, and `orders` orders created (ten per customer, for customers
  * new to it) and readable on the query side.
  */
-export async function prepareRunning(options: RunningOptions, orders: number, log: (line: string) => void): Promise<PreparedRunning> {
+export async function prepareRunning(options: RunningOptions, orders: number, log: (line: string) => void): Promise<OrderlyUnderTest> {
   const token = adminToken(options);
   const call = async (method: string, path: string, body?: unknown, stop?: AbortSignal) => {
     const timeout = AbortSignal.timeout(CALL_TIMEOUT_MS);
@@ -159,14 +147,11 @@ export async function prepareRunning(options: RunningOptions, orders: number, lo
   const processes = options.adminUrl === undefined ? [] : await localProcesses(options.adminUrl);
   if (options.adminUrl !== undefined) log(`  its processes on this machine: ${processes.map((p) => p.name).join(", ") || "none"}`);
   return {
-    underTest: {
-      endpoint: { host: options.host, port: options.port },
-      token,
-      processes,
-      storedOrders: ids.length,
-      orderReads: (hotSet) => ({ kind: "order-ids", ids, ...(hotSet === undefined ? {} : { hotSet }) }),
-      customerReads: { kind: "customer-orders", customerPrefix: prefix, customers },
-    },
-    local: isLoopback(options.host),
+    endpoint: { host: options.host, port: options.port },
+    token,
+    processes,
+    storedOrders: ids.length,
+    orderReads: (hotSet) => ({ kind: "order-ids", ids, ...(hotSet === undefined ? {} : { hotSet }) }),
+    customerReads: { kind: "customer-orders", customerPrefix: prefix, customers },
   };
 }
