@@ -44,7 +44,7 @@ type CallLogger = Logger & { [callKey]?: LoggedCall };
  * It is `logger` seen through an object of its own, as pino makes its
  * children (Object.create of the parent), with the call in a slot the
  * mixin reads: a pino child would serialize and redact its bindings when
- * made, for every call, most of which log nothing (README, Performance).
+ * made, for every call, most of which log nothing (scripts/bench/HISTORY.md).
  * So `bindings()` does not list the call's fields.
  */
 export function callLogger(logger: Logger, call: LoggedCall): Logger {

@@ -101,8 +101,8 @@ const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INT
  * then a consecutive-failure circuit breaker. Each attempt is given a
  * deadline (Attempt) no later than its attempt timeout, which the transport
  * keeps: cockatiel's timeout policy would add an AbortController, a timer
- * and a race to every attempt for what a gRPC deadline already does (README,
- * Performance). Infrastructure errors leave it as OrderlyErrors with a
+ * and a race to every attempt for what a gRPC deadline already does
+ * (scripts/bench/HISTORY.md). Infrastructure errors leave it as OrderlyErrors with a
  * reason.
  */
 export class DependencyPolicy {
