@@ -31,6 +31,9 @@ export interface GatewayConfig extends ObservabilityConfig {
   security: SecurityConfig;
 }
 
+/** How long the read cache keeps an entry unless GATEWAY_CACHE_TTL_MS says otherwise (ms). */
+export const DEFAULT_CACHE_TTL_MS = 5000;
+
 /** Reads the gateway's configuration (see the README's environment table). */
 export function gatewayConfig(env: Env): GatewayConfig {
   const maxTimeoutMs = readInt(env, "MAX_REQUEST_TIMEOUT_MS", 30_000, 1);
@@ -57,7 +60,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
       maxInFlight: readInt(env, "GATEWAY_MAX_IN_FLIGHT", 2048, 1),
       maxEventLoopLagMs: readInt(env, "GATEWAY_MAX_EVENT_LOOP_LAG_MS", 1000, 1),
     },
-    cacheTtlMs: readInt(env, "GATEWAY_CACHE_TTL_MS", 5000, 0),
+    cacheTtlMs: readInt(env, "GATEWAY_CACHE_TTL_MS", DEFAULT_CACHE_TTL_MS, 0),
     natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
     natsAuth: natsAuthConfig(env),
     headersTimeoutMs: readInt(env, "GATEWAY_HEADERS_TIMEOUT_MS", 10_000, 100),
