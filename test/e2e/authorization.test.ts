@@ -141,6 +141,29 @@ describe("authorization", () => {
     expect({ status: alice.status, reason: reasonOf(alice.body) }).toEqual(HIDDEN_ORDER);
   });
 
+  test("with minVersion, another customer's order is answered exactly as an unknown id: the same wait, then the same 504", async () => {
+    const unknown = "ord_01J00000000000000000000000";
+    const timeoutMs = 600;
+    const read = async (id: string, minVersion: string, path = "") => {
+      const started = performance.now();
+      const response = await system.api("GET", `/v1/orders/${id}${path}?minVersion=${minVersion}`, { as: "alice", headers: { "x-request-timeout": String(timeoutMs) } });
+      // The id is the one part of the answer the caller chose; the rest must not tell the two apart.
+      return { answer: { status: response.status, body: JSON.parse(response.text.replaceAll(id, "ID")) }, ms: performance.now() - started };
+    };
+    for (const path of ["", "/timeline"]) {
+      // bob's order is at version 2 or more: one read asks for a version it has reached, one for a version it has not.
+      for (const minVersion of ["1", "1000"]) {
+        const [hidden, missing] = await Promise.all([read(fixture.bobOrder, minVersion, path), read(unknown, minVersion, path)]);
+        expect({ path, minVersion, ...hidden.answer }).toEqual({ path, minVersion, ...missing.answer });
+        expect(hidden.answer.status).toBe(504);
+        expect(hidden.ms).toBeGreaterThan(timeoutMs / 2);
+      }
+    }
+    // Without minVersion both are 404 at once; bob, whose order it is, reads it at any version it has reached.
+    expect({ status: (await system.api("GET", `/v1/orders/${fixture.bobOrder}`, { as: "alice" })).status }).toEqual({ status: 404 });
+    expect((await system.api("GET", `/v1/orders/${fixture.bobOrder}?minVersion=1`, { as: "bob" })).status).toBe(200);
+  });
+
   test("tokens that are expired, for another audience or issuer, signed by another key, or malformed get 401 INVALID_CREDENTIALS", async () => {
     const devKey = createPrivateKey(readFileSync(join(system.dataDir, "secrets", "jwt-private.pem"), "utf8"));
     const otherKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;

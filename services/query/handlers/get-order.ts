@@ -19,15 +19,22 @@ export interface OrderReadDeps {
  * the caller gets this service's DEADLINE_EXCEEDED (with the version it
  * waited for) before its own deadline. ORDER_NOT_FOUND when unknown or not
  * the caller's to see.
+ *
+ * An order the caller may not see is answered exactly as an unknown id, with
+ * or without `minVersion`: its versions never end the wait, so neither the
+ * answer nor its timing says that it exists or how far it has got.
  */
 export async function readOrder(deps: OrderReadDeps, id: string, minVersion: bigint, context: CallContext): Promise<Order> {
-  let view = deps.store.order(id);
-  if (minVersion > 0n && (view === undefined || BigInt(view.version) < minVersion)) {
+  const visible = () => {
+    const view = deps.store.order(id);
+    return view !== undefined && mayActFor(context.principal, view.order.customerId) ? view : undefined;
+  };
+  let view = visible();
+  while (minVersion > 0n && (view === undefined || BigInt(view.version) < minVersion)) {
     await deps.changes.waitFor(id, Number(minVersion), context.answerBy, context.signal);
-    view = deps.store.order(id);
+    view = visible();
   }
-  // Another customer's order is answered as unknown, so its existence is not revealed.
-  if (view === undefined || !mayActFor(context.principal, view.order.customerId)) throw new OrderlyError("ORDER_NOT_FOUND", `no order with id ${id}`, { metadata: { orderId: id } });
+  if (view === undefined) throw new OrderlyError("ORDER_NOT_FOUND", `no order with id ${id}`, { metadata: { orderId: id } });
   return view.order;
 }
 
