@@ -142,8 +142,9 @@ export class OrderStore {
     this.acceptTx = db.transaction((id: string, meta: EventMeta) => {
       const before = this.get(id);
       if (before === undefined || this.statements.markAnnounced.run(id).changes === 0) return before;
+      // No response is saved for the key: a 202 is not the outcome, so a retry is answered with the order as it
+      // is then, until the decision saves the response every later retry replays.
       this.announce(before, meta, true);
-      this.statements.saveResponse.run(JSON.stringify({ ...before, announced: true }), id);
       return this.get(id);
     });
     this.cancelTx = db.transaction((id: string, meta: EventMeta) => {
@@ -196,8 +197,8 @@ export class OrderStore {
 
   /**
    * Announces a PENDING order as accepted without a reservation (the async
-   * path: the inventory service reserves from the OrderCreated event); the
-   * response for its idempotency key is this PENDING order.
+   * path: the inventory service reserves from the OrderCreated event). Its
+   * idempotency key gets its response when the order is decided.
    */
   acceptAwaitingReservation(id: string, meta: EventMeta = {}): OrderRecord | undefined {
     return this.transactions.run("accept", () => this.acceptTx.immediate(id, meta), meta.traceContext);
@@ -237,7 +238,9 @@ export class OrderStore {
           });
         }
         const existing = this.get(key.order_id);
-        if (existing) return { order: existing, replay: key.response === null ? undefined : (JSON.parse(key.response) as OrderRecord) };
+        // A saved PENDING order (as versions before 2026-12-04 saved the 202) is not replayed either.
+        const saved = key.response === null ? undefined : (JSON.parse(key.response) as OrderRecord);
+        if (existing) return { order: existing, replay: saved?.status === Status.PENDING ? undefined : saved };
       }
     }
     const now = this.clock();

@@ -31,7 +31,8 @@ test("with inventory down, an order is accepted as PENDING (202) and confirmed t
   expect(replay.status).toBe(202);
   expect(replay.text).toBe(accepted.text);
 
-  const tooMany = await system.api("POST", "/v1/orders", { body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 9 }] } });
+  const tooManyRequest = { body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 9 }] }, headers: { "idempotency-key": "deg-2" } };
+  const tooMany = await system.api("POST", "/v1/orders", tooManyRequest);
   expect(tooMany.status).toBe(202);
 
   await system.restart("inventory");
@@ -39,6 +40,15 @@ test("with inventory down, an order is accepted as PENDING (202) and confirmed t
   expect(confirmed.body).toMatchObject({ status: "ORDER_STATUS_CONFIRMED", totalMinor: "1400" });
   const rejected = await system.api("GET", `/v1/orders/${tooMany.body.id}?minVersion=2`, { headers: { "x-request-timeout": "20000" } });
   expect(rejected.body).toMatchObject({ status: "ORDER_STATUS_REJECTED", rejectReason: "INSUFFICIENT_STOCK" });
+  expect((await system.api("GET", "/v1/inventory/DEG-1")).body).toMatchObject({ available: 3, reserved: 2 });
+
+  // The 202 was not the outcome: once decided, a retry with the same key gets the decision, and every later retry the same bytes.
+  const retried = await system.api("POST", "/v1/orders", { body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 2 }] }, headers: { "idempotency-key": "deg-1" } });
+  expect({ status: retried.status, body: retried.body }).toEqual({ status: 200, body: confirmed.body });
+  const again = await system.api("POST", "/v1/orders", { body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 2 }] }, headers: { "idempotency-key": "deg-1" } });
+  expect(again.text).toBe(retried.text);
+  const refused = await system.api("POST", "/v1/orders", tooManyRequest);
+  expect({ status: refused.status, reason: reasonOf(refused.body) }).toEqual({ status: 400, reason: "INSUFFICIENT_STOCK" });
   expect((await system.api("GET", "/v1/inventory/DEG-1")).body).toMatchObject({ available: 3, reserved: 2 });
 });
 
