@@ -18,8 +18,8 @@ export interface DailySalesRow {
   day: string;
   sku: string;
   currency_code: string;
-  units: number;
-  revenue_minor: number;
+  units: bigint;
+  revenue_minor: bigint;
 }
 
 /** Reads of the read models (the query side never writes). */
@@ -42,7 +42,7 @@ export class ReadStore {
         `SELECT * FROM daily_sales WHERE (@sku = '' OR sku = @sku) AND day >= @start AND day <= @end
            AND (day > @afterDay OR (day = @afterDay AND (sku > @afterSku OR (sku = @afterSku AND currency_code > @afterCurrency))))
          ORDER BY day, sku, currency_code LIMIT ${boundLimit("@limit")}`,
-      ),
+      ).safeIntegers(true), // a day's sums are int64 and may pass 2^53: read exactly, as BigInt
     };
   }
 

@@ -1,6 +1,7 @@
 import { OrderlyError } from "../../shared/errors/index.js";
 
 interface Waiter {
+  /** The version awaited, as a number: versions stay far below 2^53, and one above that is never reached anyway. */
   minVersion: number;
   resolve: () => void;
 }
@@ -29,7 +30,7 @@ export class ViewChanges {
    * Resolves when `id` reaches `minVersion`; rejects with DEADLINE_EXCEEDED
    * at `deadline`, or CANCELLED when `signal` aborts.
    */
-  waitFor(id: string, minVersion: number, deadline: number, signal: AbortSignal): Promise<void> {
+  waitFor(id: string, minVersion: bigint, deadline: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       const set = this.waiters.get(id) ?? new Set<Waiter>();
       this.waiters.set(id, set);
@@ -39,7 +40,7 @@ export class ViewChanges {
         set.delete(waiter);
         if (set.size === 0) this.waiters.delete(id);
       };
-      const waiter: Waiter = { minVersion, resolve: () => (done(), resolve()) };
+      const waiter: Waiter = { minVersion: Number(minVersion), resolve: () => (done(), resolve()) };
       const onAbort = () => (done(), reject(new OrderlyError("CANCELLED", "the caller cancelled the call")));
       const timer = setTimeout(() => {
         done();

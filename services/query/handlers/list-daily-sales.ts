@@ -16,8 +16,8 @@ export function listDailySales(store: ReadStore) {
       sales: page.rows.map((row) => ({
         sku: row.sku,
         day: row.day,
-        units: BigInt(row.units),
-        revenueMinor: BigInt(row.revenue_minor),
+        units: row.units,
+        revenueMinor: row.revenue_minor,
         currencyCode: row.currency_code,
       })),
       nextPageToken: page.nextPageToken,

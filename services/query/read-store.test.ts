@@ -1,0 +1,56 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, test } from "vitest";
+import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import { OrderStatus } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import { openDatabase, type Db } from "../../shared/sqlite/index.js";
+import { listDailySales } from "./handlers/list-daily-sales.js";
+import { Projector } from "./projector.js";
+import { ReadStore } from "./read-store.js";
+import { queryMigrations } from "./schema.js";
+
+const opened: { db: Db; dir: string }[] = [];
+afterEach(() => {
+  for (const { db, dir } of opened.splice(0)) {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function readModel(): { db: Db; projector: Projector; store: ReadStore } {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-read-store-"));
+  const db = openDatabase({ file: join(dir, "query.db"), migrations: queryMigrations });
+  opened.push({ db, dir });
+  return { db, projector: new Projector(db), store: new ReadStore(db) };
+}
+
+/** OrderConfirmed for a one-line order of `lineTotalMinor`, confirmed at `ms`. */
+function confirmed(id: string, lineTotalMinor: bigint, ms: number) {
+  const order = {
+    id,
+    customerId: "carol",
+    status: OrderStatus.CONFIRMED,
+    items: [{ sku: "BIG-1", quantity: 1, unitPriceMinor: lineTotalMinor, lineTotalMinor }],
+    totalMinor: lineTotalMinor,
+    currencyCode: "USD",
+    version: 2n,
+    createTime: timestampFromMs(ms),
+    updateTime: timestampFromMs(ms),
+  };
+  return create(EventSchema, { eventId: `evt-${id}`, aggregateId: id, aggregateVersion: 2n, payload: { case: "orderConfirmed", value: { order } } });
+}
+
+test("a day's revenue above 2^53 minor units is summed and answered exactly (int64, not a JS number)", () => {
+  const { projector, store } = readModel();
+  const ms = Date.UTC(2026, 11, 4, 12);
+  // Each order's total is exact as a JS number; their sum, 2^53 + 3, is not (it would read as 2^53 + 4).
+  projector.handle(confirmed("ord_big_1", 2n ** 52n + 1n, ms), "orderly.orders.confirmed");
+  projector.handle(confirmed("ord_big_2", 2n ** 52n + 2n, ms), "orderly.orders.confirmed");
+  const { sales } = listDailySales(store)({ sku: "BIG-1", startDay: "2026-12-04", endDay: "2026-12-04", pageSize: 0, pageToken: "" } as never);
+  expect(sales?.map((row) => ({ day: row.day, units: row.units, revenueMinor: row.revenueMinor }))).toEqual([
+    { day: "2026-12-04", units: 2n, revenueMinor: 2n ** 53n + 3n },
+  ]);
+});
