@@ -1,13 +1,18 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { once } from "node:events";
 import { createServer } from "node:http";
+import { connect } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../scripts/dev-security.js";
-import { silentLogger } from "../shared/logging/index.js";
+import { createLogger, silentLogger } from "../shared/logging/index.js";
 import { JwtVerifier } from "../shared/security/jwt.js";
+import { waitFor } from "../test/helpers/processes.js";
 import { reasonOf } from "../test/helpers/system.js";
+import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { routesOf } from "./routes/index.js";
 import { createGatewayHandler, requestIdSource, type GatewayDeps } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
 
@@ -106,4 +111,28 @@ test("an address out of rate-limit tokens is refused before any more of its toke
   expect((await get(tokens.admin)).status).toBe(404);
   expect((await get(tokens.customers.alice!)).status).toBe(429);
   expect(verifications).toBe(4);
+});
+
+test("a client that goes away half-way through its body is logged as 499 CANCELLED, not as an internal error", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("gateway", "info", { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const handler = createGatewayHandler({
+    routes: routesOf([OrderService]),
+    auth: { known: () => ({ subject: "admin", customerId: undefined, roles: ["admin"] }), verify: () => Promise.reject(new Error("every token is known here")), linkMetadata: () => ({}) },
+    call: () => Promise.reject(new Error("the body never arrives, so no service is called")),
+    readiness: async () => ({ ready: true, services: {} }),
+    openApi: () => ({}),
+    logger,
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+  });
+  await using server = await listen(handler);
+  const { port } = new URL(server.url);
+  const socket = connect(Number(port), "127.0.0.1");
+  await once(socket, "connect");
+  // The headers and part of the body reach the gateway; then the connection closes.
+  const head = "POST /v1/orders HTTP/1.1\r\nhost: x\r\nauthorization: Bearer t\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+  await new Promise<void>((resolve, reject) => socket.write(`${head}{"customerId":`, (error) => (error ? reject(error) : resolve())));
+  socket.destroy();
+  const failed = await waitFor(() => lines.find((line) => line.msg === "request failed"), "the request's log line", 5000, 10);
+  expect({ status: failed.status, reason: failed.reason, level: failed.level }).toEqual({ status: 499, reason: "CANCELLED", level: 30 });
 });

@@ -207,7 +207,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     const settle = (error: Error | undefined) => {
-      req.off("data", onData).off("end", onEnd).off("error", settle).off("close", onClose);
+      req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
       if (error) reject(error);
       else resolve(Buffer.concat(chunks, size));
     };
@@ -218,7 +218,9 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
     };
     const onEnd = () => settle(undefined);
     const onClose = () => settle(cancelled());
-    req.on("data", onData).once("end", onEnd).once("error", settle).once("close", onClose);
+    // A connection that ends mid-body is an "aborted" error (ECONNRESET) before the close: the client left, not a fault here.
+    const onError = (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? cancelled() : error);
+    req.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
   });
 }
 
