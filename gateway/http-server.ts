@@ -258,11 +258,19 @@ function jsonDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Reads the body as JSON whatever its Content-Type says (curl -d sends form-urlencoded by default). */
 async function readJson(req: IncomingMessage, limits: GatewayLimits): Promise<JsonValue | undefined> {
   const raw = await readBody(req, limits.maxBodyBytes);
   if (raw.length === 0) return undefined;
-  const text = raw.toString("utf8");
+  let text: string;
+  try {
+    // JSON is UTF-8 (RFC 8259): bytes that are not are refused, not stored as U+FFFD.
+    text = UTF8.decode(raw);
+  } catch {
+    throw new OrderlyError("MALFORMED_JSON", "the request body is not valid UTF-8");
+  }
   if (jsonDeeperThan(text, limits.maxJsonDepth)) {
     throw new OrderlyError("JSON_TOO_DEEP", `the JSON body nests deeper than ${limits.maxJsonDepth} levels`, {
       metadata: { maxDepth: String(limits.maxJsonDepth) },

@@ -9,19 +9,20 @@ import { RE2JS } from "@bufbuild/re2";
  */
 export function simpleRegExp(pattern: string): RegExp | undefined {
   if (pattern.length < 2 || !pattern.startsWith("^") || !pattern.endsWith("$")) return undefined;
-  // An item: a character class without escapes or negation, or a plain character, with an optional
-  // count (no leading zero: RE2 reads `{01}` as text, RegExp as a count).
-  const item = /(?:\[[^\\[\]^][^\\[\]]*\]|[A-Za-z0-9_-])(?:\{(0|[1-9]\d{0,2})(?:,(0|[1-9]\d{0,2}))?\})?/y;
+  // An item: a character class, or a plain character, with an optional count (`*`, `+`, or braces
+  // with no leading zero: RE2 reads `{01}` as text, RegExp as a count). A class may be negated; its only escapes are code points
+  // in hex (`\x7f`, `\x{202e}`), which RegExp writes `\u{202e}`.
+  const item = /(?:\[\^?(?:[^\\[\]^]|\\x[0-9a-fA-F]{2}|\\x\{[0-9a-fA-F]{1,6}\})(?:[^\\[\]]|\\x[0-9a-fA-F]{2}|\\x\{[0-9a-fA-F]{1,6}\})*\]|[A-Za-z0-9_-])(?:\{(0|[1-9]\d{0,2})(?:,(0|[1-9]\d{0,2}))?\}|([*+]))?/y;
   item.lastIndex = 1;
   let varying = 0;
   while (item.lastIndex < pattern.length - 1) {
     const found = item.exec(pattern);
     if (found === null) return undefined;
-    if (found[2] !== undefined && found[2] !== found[1]) varying++;
+    if ((found[2] !== undefined && found[2] !== found[1]) || found[3] !== undefined) varying++;
   }
   if (varying > 1 || item.lastIndex !== pattern.length - 1) return undefined;
   try {
-    return new RegExp(pattern, "u");
+    return new RegExp(pattern.replace(/\\x\{([0-9a-fA-F]{1,6})\}/g, "\\u{$1}"), "u");
   } catch {
     return undefined;
   }

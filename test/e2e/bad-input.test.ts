@@ -16,6 +16,7 @@ const order = (items: unknown, extra: Record<string, unknown> = {}) => ({ custom
 
 const cases: BadInput[] = [
   { name: "malformed JSON", method: "POST", path: "/v1/orders", rawBody: '{"customerId": "eve", "items": [', status: 400, reason: "MALFORMED_JSON" },
+  { name: "a body that is not UTF-8", method: "POST", path: "/v1/orders", rawBody: Buffer.concat([Buffer.from('{"customerId": "eve'), Buffer.from([0xff, 0xfe]), Buffer.from('", "items": [{"sku": "BOX-1", "quantity": 1}]}')]), status: 400, reason: "MALFORMED_JSON" },
   { name: "an unknown field", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }], { discount: 50 }), status: 400, reason: "INVALID_FIELD" },
   { name: "an unknown field in a line", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1, colour: "red" }]), status: 400, reason: "INVALID_FIELD" },
   { name: "a string quantity", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: "lots" }]), status: 400, reason: "INVALID_FIELD" },
@@ -37,6 +38,8 @@ const cases: BadInput[] = [
   { name: "a negative page size", method: "GET", path: "/v1/inventory?pageSize=-1", status: 400, reason: "VALIDATION_FAILED" },
   { name: "a forged page token", method: "GET", path: "/v1/customers/eve/orders?pageToken=bm90LWEtdG9rZW4", status: 400, reason: "INVALID_PAGE_TOKEN" },
   { name: "a restock of 0 units", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 0 }, status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a name with a control character", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, name: "Box\u001b[31m" }, status: 400, reason: "VALIDATION_FAILED" },
+  { name: "a name with a bidirectional override", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, name: "Box \u202egnp.exe" }, status: 400, reason: "VALIDATION_FAILED" },
   { name: "a restock with a bad currency", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, currencyCode: "dollars" }, status: 400, reason: "VALIDATION_FAILED" },
   { name: "a restock that sets the SKU in the body too", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { sku: "OTHER-1", quantity: 1 }, status: 400, reason: "INVALID_FIELD" },
   { name: "a malformed X-Request-Timeout", method: "GET", path: "/v1/inventory", headers: { "x-request-timeout": "soon" }, status: 400, reason: "INVALID_HEADER" },
@@ -72,6 +75,12 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     expect(r.body.code).toBeGreaterThan(0);
     expect(r.text).not.toMatch(/\bat .*\.(ts|js):\d+|node_modules|Error:/);
     expect(await snapshot()).toEqual(before);
+  });
+
+  test("a name may hold any other character: accents, symbols, emoji joined with U+200D", async () => {
+    const name = "Café ☕ 👩‍🍳 «Ünïcødé» 箱";
+    const r = await system.api("POST", "/v1/inventory/NAMED-1:restock", { body: { quantity: 1, name } });
+    expect({ status: r.status, name: r.body.name }).toEqual({ status: 200, name });
   });
 
   test("field violations name the offending fields", async () => {
