@@ -258,7 +258,8 @@ function jsonDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
+// A byte order mark is kept, so JSON.parse refuses it as before (RFC 8259: JSON text carries none).
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Reads the body as JSON whatever its Content-Type says (curl -d sends form-urlencoded by default). */
 async function readJson(req: IncomingMessage, limits: GatewayLimits): Promise<JsonValue | undefined> {
@@ -339,7 +340,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // (API paths are under /v1/: not looked up, as a property lookup by a new string hashes it in full.)
     if (!path.startsWith("/v1/") && Object.hasOwn(builtIns, path)) {
       request.route = `${method} ${path}`;
-      if (method === "GET") return builtIns[path]!(res, request.id);
+      if (method === "GET" || method === "HEAD") return builtIns[path]!(res, request.id);
     }
     const release = deps.shedder?.admit();
     let outcome: Promise<void> | void = undefined;

@@ -13,8 +13,9 @@ function byScan(routes: readonly Route[], httpMethod: string, path: string) {
   for (const route of routes) {
     const params = matchPath(route.template, path);
     if (params === undefined) continue;
-    if (route.httpMethod === httpMethod) return { label: route.label, params };
-    allowed.push(route.httpMethod);
+    // HEAD is GET without the body.
+    if (route.httpMethod === (httpMethod === "HEAD" ? "GET" : httpMethod)) return { label: route.label, params };
+    allowed.push(...(route.httpMethod === "GET" ? ["GET", "HEAD"] : [route.httpMethod]));
   }
   return allowed.length > 0 ? { reason: "METHOD_NOT_ALLOWED", allow: allowed.join(", ") } : { reason: "ROUTE_NOT_FOUND" };
 }
@@ -36,7 +37,7 @@ test("a request finds the route a scan of every route would find, with the same 
   const extra = [like("GET", "/v1/{name}/orders"), ...routes.slice(0, 6), like("POST", "/v1/orders:cancel"), like("GET", "/v1/{name}"), ...routes.slice(6), like("DELETE", "/{version}/orders/{id}")];
   const segment = fc.constantFrom("v1", "orders", "inventory", "customers", "stock", "sales", "daily", "timeline", "ord_1", "SKU-1", "a%2Eb", "%E0%A4%A", "", "ord_1:cancel", "SKU-1:restock", "x:cancel", "orders:cancel");
   const path = fc.array(segment, { minLength: 0, maxLength: 5 }).map((parts) => `/${parts.join("/")}`);
-  const method = fc.constantFrom("GET", "POST", "DELETE");
+  const method = fc.constantFrom("GET", "HEAD", "POST", "DELETE");
   fc.assert(
     fc.property(method, path, (m, p) => {
       expect(resolved(routes, m, p)).toEqual(byScan(routes, m, p));
@@ -49,6 +50,8 @@ test("a request finds the route a scan of every route would find, with the same 
   expect(resolved(routes, "POST", "/v1/orders/ord_1:cancel")).toEqual({ label: "POST /v1/orders/{id}:cancel", params: { id: "ord_1" } });
   expect(resolved(routes, "DELETE", "/v1/orders")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "POST" });
   expect(resolved(routes, "GET", "/v2/orders")).toEqual({ reason: "ROUTE_NOT_FOUND" });
+  expect(resolved(routes, "HEAD", "/v1/orders/ord_1")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1" } });
+  expect(resolved(routes, "POST", "/v1/inventory/SKU-1")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "GET, HEAD" });
   expect(resolved(extra, "POST", "/v1/orders:cancel")).toEqual({ label: "POST /v1/orders:cancel", params: {} });
   expect(resolved(extra, "GET", "/v1/orders/ord_1")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1" } });
   expect(resolved(extra, "GET", "/v1/stock/orders")).toEqual({ label: "GET /v1/{name}/orders", params: { name: "stock" } });

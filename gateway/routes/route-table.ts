@@ -106,8 +106,12 @@ export function indexRoutes(routes: readonly Route[]): RouteIndex {
   return { bySegments };
 }
 
-/** Finds the route of a request. ROUTE_NOT_FOUND when no path matches, METHOD_NOT_ALLOWED when only the method differs. */
-export function resolveRoute(index: RouteIndex, httpMethod: string, path: string): RouteMatch {
+/**
+ * Finds the route of a request. ROUTE_NOT_FOUND when no path matches, METHOD_NOT_ALLOWED when only the method differs.
+ * HEAD is served by the GET route of its path, as RFC 9110 asks (Node sends the headers without the body).
+ */
+export function resolveRoute(index: RouteIndex, requestMethod: string, path: string): RouteMatch {
+  const httpMethod = requestMethod === "HEAD" ? "GET" : requestMethod;
   const parts = splitPath(path);
   const group = index.bySegments.get(parts.length);
   const candidates = group === undefined ? [] : (group.byLiteral.get(parts[1]!) ?? group.other);
@@ -117,9 +121,10 @@ export function resolveRoute(index: RouteIndex, httpMethod: string, path: string
     if (params === undefined) continue;
     if (route.httpMethod === httpMethod) return { route, params };
     (allowed ??= []).push(route.httpMethod);
+    if (route.httpMethod === "GET") allowed.push("HEAD");
   }
   if (allowed !== undefined) {
-    throw new OrderlyError("METHOD_NOT_ALLOWED", `${httpMethod} is not allowed on ${path}`, { metadata: { allow: allowed.join(", ") } });
+    throw new OrderlyError("METHOD_NOT_ALLOWED", `${requestMethod} is not allowed on ${path}`, { metadata: { allow: allowed.join(", ") } });
   }
-  throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${httpMethod} ${path}`);
+  throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${requestMethod} ${path}`);
 }

@@ -77,6 +77,20 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  test("HEAD is answered as GET without the body, on API routes and built-ins; a method a path does not take is 405 listing the ones it does", async () => {
+    for (const path of ["/v1/inventory/BOX-1", "/v1/inventory?pageSize=1", "/openapi.json", "/healthz"]) {
+      const get = await system.api("GET", path);
+      const head = await system.api("HEAD", path);
+      expect({ path, status: head.status, text: head.text, type: head.headers.get("content-type") }).toEqual({ path, status: get.status, text: "", type: get.headers.get("content-type") });
+      expect(get.status).toBe(200);
+    }
+    const unknown = await system.api("HEAD", "/v1/inventory/GHOST-9");
+    expect({ status: unknown.status, text: unknown.text }).toEqual({ status: 404, text: "" });
+    const put = await system.api("PUT", "/v1/inventory/BOX-1");
+    expect({ status: put.status, allow: put.headers.get("allow") }).toEqual({ status: 405, allow: "GET, HEAD" });
+    expect((await system.api("HEAD", "/v1/orders")).headers.get("allow")).toBe("POST");
+  });
+
   test("a name may hold any other character: accents, symbols, emoji joined with U+200D", async () => {
     const name = "Café ☕ 👩‍🍳 «Ünïcødé» 箱";
     const r = await system.api("POST", "/v1/inventory/NAMED-1:restock", { body: { quantity: 1, name } });

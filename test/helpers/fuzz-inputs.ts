@@ -10,6 +10,7 @@ import {
 } from "../../proto/gen/buf/validate/validate_pb.js";
 import { Role, access } from "../../proto/gen/orderly/auth/v1/access_pb.js";
 import type { Route } from "../../gateway/routes/index.js";
+import { simpleRegExp } from "../../shared/grpc/pattern-match.js";
 import type { Caller } from "./system.js";
 
 /*
@@ -192,13 +193,14 @@ interface StringRule {
   ignoreEmpty: boolean;
 }
 
-function stringRule(field: DescField): StringRule {
+/** A string field's rules: its pattern (as the platform RegExp the services match it with), its lengths in code points. */
+export function stringRule(field: DescField): StringRule {
   const rules = rulesOf(field);
   const ignoreEmpty = rules?.ignore === Ignore.IF_ZERO_VALUE;
   if (rules?.type.case !== "string") return { pattern: undefined, minLen: 0, maxLen: undefined, ignoreEmpty };
   const r = rules.type.value;
   return {
-    pattern: isFieldSet(r, StringRulesSchema.field.pattern) ? new RegExp(r.pattern) : undefined,
+    pattern: isFieldSet(r, StringRulesSchema.field.pattern) ? (simpleRegExp(r.pattern) ?? new RegExp(r.pattern, "u")) : undefined,
     minLen: Number(r.minLen),
     maxLen: isFieldSet(r, StringRulesSchema.field.maxLen) ? Number(r.maxLen) : undefined,
     ignoreEmpty,
@@ -730,7 +732,8 @@ export function arbitraryRequest(shape: RouteShape, ctx: FuzzContext): fc.Arbitr
   const breaking = breakingMutations(shape, ctx);
   const mutations = fc.oneof({ weight: 3, arbitrary: fc.constant([] as Mutation[]) }, { weight: 1, arbitrary: fc.array(fc.oneof(...breaking), { minLength: 1, maxLength: 2 }) });
   const huge = fc.oneof({ weight: 199, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(shape.body !== undefined) });
-  const otherMethods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"].filter((m) => m !== shape.route.httpMethod);
+  // HEAD is GET without the body, so it is no other method for a GET route.
+  const otherMethods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"].filter((m) => m !== shape.route.httpMethod && !(m === "HEAD" && shape.route.httpMethod === "GET"));
   const method = fc.oneof({ weight: 24, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom(...otherMethods) });
   return fc.tuple(path, query, body, noiseHeaders(shape), caller, mutations, huge, method).map(([p, q, b, headers, who, ms, tooLarge, m]) => {
     let draft: Draft = { path: Object.fromEntries(p), query: q.flat(), body: b, headers, caller: who, labels: m === undefined ? [] : [`method ${m}`], ...(m === undefined ? {} : { method: m }) };
