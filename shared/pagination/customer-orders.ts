@@ -13,6 +13,6 @@ export interface CustomerOrdersPage {
 export function customerOrdersPage(customerId: string, requestedSize: number, pageToken: string): CustomerOrdersPage {
   const size = pageSize(requestedSize);
   const query = `orders:${customerId}`;
-  const cursor = decodePageToken(query, pageToken);
+  const cursor = decodePageToken(query, pageToken, ["integer", "string"]);
   return { query, size, before: cursor === undefined ? undefined : { createTime: Number(cursor[0]), id: String(cursor[1]) } };
 }

@@ -24,18 +24,26 @@ export function encodePageToken(query: string, cursor: readonly (string | number
   return Buffer.from(JSON.stringify({ q: query, c: cursor })).toString("base64url");
 }
 
-/** Decodes a page token for a query; "" means the first page (undefined). */
-export function decodePageToken(query: string, token: string): (string | number)[] | undefined {
+/** What each value of a cursor is: text, or a whole number (a time in ms). */
+export type CursorShape = readonly ("string" | "integer")[];
+
+/**
+ * Decodes a page token for a query; "" means the first page (undefined). A
+ * token of another query, or whose cursor is not of `shape` (as a forged one
+ * may not be), is INVALID_PAGE_TOKEN.
+ */
+export function decodePageToken(query: string, token: string, shape: CursorShape): (string | number)[] | undefined {
   if (token === "") return undefined;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+    const cursor = (parsed as { c?: unknown } | null)?.c;
     if (
       typeof parsed === "object" && parsed !== null &&
       (parsed as { q?: unknown }).q === query &&
-      Array.isArray((parsed as { c?: unknown }).c) &&
-      ((parsed as { c: unknown[] }).c).every((v) => typeof v === "string" || typeof v === "number")
+      Array.isArray(cursor) && cursor.length === shape.length &&
+      cursor.every((v, i) => (shape[i] === "string" ? typeof v === "string" : Number.isSafeInteger(v)))
     ) {
-      return (parsed as { c: (string | number)[] }).c;
+      return cursor as (string | number)[];
     }
   } catch {
     // fall through: not a token of ours

@@ -35,7 +35,7 @@ export function getStockLevel(store: ReadStore) {
 export function listStockLevels(store: ReadStore) {
   return (request: ListStockLevelsRequest): MessageInitShape<typeof ListStockLevelsResponseSchema> => {
     const size = pageSize(request.pageSize);
-    const cursor = decodePageToken("stock", request.pageToken);
+    const cursor = decodePageToken("stock", request.pageToken, ["string"]);
     const page = pageOf(store.stockLevels(cursor === undefined ? "" : String(cursor[0]), size + 1), size, "stock", (row) => [row.sku]);
     return { stockLevels: page.rows.map(stockLevelMessage), nextPageToken: page.nextPageToken };
   };

@@ -432,14 +432,15 @@ export type ListDailySalesRequest = Message<"orderly.query.v1.ListDailySalesRequ
   sku: string;
 
   /**
-   * First day (YYYY-MM-DD, inclusive); all when empty.
+   * First day (YYYY-MM-DD, inclusive, a day of the calendar); all when empty.
    *
    * @generated from field: string start_day = 2;
    */
   startDay: string;
 
   /**
-   * Last day (YYYY-MM-DD, inclusive); all when empty.
+   * Last day (YYYY-MM-DD, inclusive, a day of the calendar, not before
+   * start_day); all when empty.
    *
    * @generated from field: string end_day = 3;
    */

@@ -4,13 +4,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, test } from "vitest";
-import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
-import { OrderStatus } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { openDatabase, type Db } from "../../shared/sqlite/index.js";
-import { listDailySales } from "./handlers/list-daily-sales.js";
-import { Projector } from "./projector.js";
-import { ReadStore } from "./read-store.js";
-import { queryMigrations } from "./schema.js";
+import { EventSchema } from "../../../proto/gen/orderly/events/v1/events_pb.js";
+import { OrderStatus } from "../../../proto/gen/orderly/order/v1/order_pb.js";
+import type { OrderlyError } from "../../../shared/errors/index.js";
+import { openDatabase, type Db } from "../../../shared/sqlite/index.js";
+import { listDailySales } from "./list-daily-sales.js";
+import { Projector } from "../projector.js";
+import { ReadStore } from "../read-store.js";
+import { queryMigrations } from "../schema.js";
 
 const opened: { db: Db; dir: string }[] = [];
 afterEach(() => {
@@ -53,4 +54,23 @@ test("a day's revenue above 2^53 minor units is summed and answered exactly (int
   expect(sales?.map((row) => ({ day: row.day, units: row.units, revenueMinor: row.revenueMinor }))).toEqual([
     { day: "2026-12-04", units: 2n, revenueMinor: 2n ** 53n + 3n },
   ]);
+});
+
+test("ListDailySales refuses days that are not in the calendar and ranges that end before they start; a leap day and a one-day range are fine", () => {
+  const { store } = readModel();
+  const list = (startDay: string, endDay: string) => {
+    try {
+      listDailySales(store)({ sku: "", startDay, endDay, pageSize: 0, pageToken: "" } as never);
+      return "ok";
+    } catch (error) {
+      const err = error as OrderlyError;
+      return `${err.reason} ${err.violations.map((v) => v.field).join(",")}`;
+    }
+  };
+  expect(list("2026-02-30", "")).toBe("VALIDATION_FAILED start_day");
+  expect(list("", "2026-13-01")).toBe("VALIDATION_FAILED end_day");
+  expect(list("2026-00-10", "2026-04-31")).toBe("VALIDATION_FAILED start_day,end_day");
+  expect(list("2026-12-04", "2026-12-03")).toBe("VALIDATION_FAILED end_day");
+  expect(list("2028-02-29", "2028-02-29")).toBe("ok");
+  expect(list("", "")).toBe("ok");
 });
