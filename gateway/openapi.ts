@@ -1,7 +1,9 @@
-import { ScalarType, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { ScalarType, type DescEnum, type DescMethod, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { StatusSchema } from "../proto/gen/google/rpc/status_pb.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../proto/gen/google/rpc/error_details_pb.js";
-import { reasons } from "../shared/errors/index.js";
+import { STATUS_CODES } from "node:http";
+import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { httpStatusFor, reasons, type Code, type Reason } from "../shared/errors/index.js";
 import { openApiPath, type Route } from "./routes/index.js";
 
 const WELL_KNOWN: Record<string, JsonObject> = {
@@ -10,18 +12,31 @@ const WELL_KNOWN: Record<string, JsonObject> = {
   "google.protobuf.Any": { type: "object", properties: { "@type": { type: "string" } }, required: ["@type"], additionalProperties: true },
 };
 
-/** The error statuses every route can answer with, and when. */
-const ERROR_RESPONSES: Record<string, string> = {
-  "400": "Invalid request (INVALID_ARGUMENT or FAILED_PRECONDITION): see the ErrorInfo reason",
-  "404": "Not found (ORDER_NOT_FOUND, ITEM_NOT_FOUND, ROUTE_NOT_FOUND)",
-  "413": "Request body too large (PAYLOAD_TOO_LARGE)",
-  "422": "Idempotency-Key reused with a different request (IDEMPOTENCY_KEY_REUSED)",
-  "429": "Too many requests in flight (BULKHEAD_FULL)",
-  "499": "The client closed the request (CANCELLED)",
-  "500": "Internal error (INTERNAL)",
-  "503": "A service is unavailable (DEPENDENCY_UNAVAILABLE, CIRCUIT_OPEN, SERVICE_UNAVAILABLE); retry after Retry-After",
-  "504": "The request's deadline passed (DEADLINE_EXCEEDED)",
+/** Headers an error status carries, and what they say. */
+const ERROR_HEADERS: Record<string, Record<string, string>> = {
+  "401": { "WWW-Authenticate": 'Bearer realm="orderly", with error="invalid_token" when the credentials were refused' },
+  "405": { Allow: "The methods the path takes" },
+  "429": { "Retry-After": "Seconds to wait before trying again" },
+  "503": { "Retry-After": "Seconds to wait before trying again" },
 };
+
+/** Every error status the API answers with, and the reasons that give it (each reason's status, as the gateway maps it). */
+function errorStatuses(): [status: string, reasons: string[]][] {
+  const byStatus = new Map<number, string[]>();
+  for (const [reason, code] of Object.entries(reasons) as [Reason, Code][]) {
+    const status = httpStatusFor(code, reason);
+    byStatus.set(status, [...(byStatus.get(status) ?? []), reason]);
+  }
+  return [...byStatus].sort(([a], [b]) => a - b).map(([status, named]) => [String(status), named]);
+}
+
+/** The error statuses every route can answer with, and when. */
+const ERROR_RESPONSES: Record<string, string> = Object.fromEntries(
+  errorStatuses().map(([status, named]) => [status, `${STATUS_CODES[status] ?? (status === "499" ? "Client Closed Request" : "Error")}: ${named.join(", ")}`]),
+);
+
+/** RPCs whose service may answer 202 Accepted (the order is PENDING, reserved through events). */
+const MAY_ACCEPT: ReadonlySet<DescMethod> = new Set([OrderService.method.createOrder]);
 
 function ref(typeName: string): JsonObject {
   return { $ref: `#/components/schemas/${typeName}` };
@@ -150,6 +165,14 @@ function operation(route: Route, collector: SchemaCollector): JsonObject {
         description: "OK",
         content: { "application/json": { schema: responseSchema(route, collector) } },
       },
+      ...(MAY_ACCEPT.has(route.method)
+        ? {
+            "202": {
+              description: "Accepted: the inventory could not answer in time, so the order is PENDING and is reserved through events; GET /v1/orders/{id}?minVersion=2 waits for the decision",
+              content: { "application/json": { schema: responseSchema(route, collector) } },
+            },
+          }
+        : {}),
       ...Object.fromEntries(Object.keys(ERROR_RESPONSES).map((status) => [status, { $ref: `#/components/responses/Error${status}` }])),
     },
   };
@@ -186,12 +209,19 @@ export function openApiDocument(routes: readonly Route[], info: { title: string;
     openapi: "3.1.0",
     info: { ...info, description: "Orderly's HTTP API, generated from the google.api.http annotations of its protos." },
     paths,
+    // Every route needs a bearer token (a JWT); /healthz, /readyz and /openapi.json are not routes of the API.
+    security: [{ bearerAuth: [] }],
     components: {
+      securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
       schemas: collector.schemas,
       responses: Object.fromEntries(
         Object.entries(ERROR_RESPONSES).map(([status, description]) => [
           `Error${status}`,
-          { description, content: { "application/json": { schema: errorSchema } } },
+          {
+            description,
+            content: { "application/json": { schema: errorSchema } },
+            ...(ERROR_HEADERS[status] ? { headers: Object.fromEntries(Object.entries(ERROR_HEADERS[status]!).map(([name, about]) => [name, { description: about, schema: { type: "string" } }])) } : {}),
+          },
         ]),
       ),
     },

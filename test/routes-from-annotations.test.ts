@@ -19,6 +19,7 @@ import { createGatewayHandler } from "../gateway/http-server.js";
 import { openApiDocument } from "../gateway/openapi.js";
 import { routesOf } from "../gateway/routes/index.js";
 import { startGrpcServer, type ServiceRegistration } from "../shared/grpc/index.js";
+import { httpStatusFor, reasons, type Code, type Reason } from "../shared/errors/index.js";
 import { silentLogger } from "../shared/logging/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { api } from "./helpers/system.js";
@@ -79,6 +80,28 @@ test("the route table of Orderly's services is exactly their google.api.http ann
   expect(Object.keys(document.paths)).toHaveLength(11);
   expect(document.paths["/v1/orders"].post.responses["422"]).toBeDefined();
   expect(document.components.schemas["orderly.order.v1.Order"].properties.status).toEqual({ $ref: "#/components/schemas/orderly.order.v1.OrderStatus" });
+});
+
+test("the OpenAPI document names the bearer scheme every route needs, every error status with the reasons that give it, and 202 where an RPC may answer it", () => {
+  const document = openApiDocument(routesOf([OrderService, InventoryService, QueryService]), { title: "t", version: "v1" }) as any;
+  expect(document.security).toEqual([{ bearerAuth: [] }]);
+  expect(document.components.securitySchemes.bearerAuth).toEqual({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  // Every reason is listed under the status the gateway answers it with, and every route refers to every error status.
+  const statuses = Object.keys(document.components.responses).map((name) => name.replace(/^Error/, ""));
+  for (const [reason, code] of Object.entries(reasons) as [Reason, Code][]) {
+    const status = String(httpStatusFor(code, reason));
+    expect({ reason, listed: document.components.responses[`Error${status}`]?.description.split(/[:,] /).includes(reason) }).toEqual({ reason, listed: true });
+  }
+  expect(statuses).toEqual(expect.arrayContaining(["401", "403", "405", "429", "499", "503", "504"]));
+  for (const [path, item] of Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>)) {
+    for (const [method, operation] of Object.entries(item)) {
+      const expected = ["200", ...(path === "/v1/orders" && method === "post" ? ["202"] : []), ...statuses];
+      expect({ route: `${method} ${path}`, responses: Object.keys(operation.responses).sort() }).toEqual({ route: `${method} ${path}`, responses: expected.sort() });
+    }
+  }
+  expect(Object.keys(document.components.responses.Error401.headers)).toEqual(["WWW-Authenticate"]);
+  expect(Object.keys(document.components.responses.Error405.headers)).toEqual(["Allow"]);
+  expect(Object.keys(document.components.responses.Error503.headers)).toEqual(["Retry-After"]);
 });
 
 test("an RPC is exposed over HTTP because of its annotation, with no gateway code, and appears in OpenAPI", async () => {
