@@ -1,4 +1,4 @@
-import { fromJson, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { ScalarType, fromJson, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { OrderlyError } from "../shared/errors/index.js";
 import type { Route } from "./routes/index.js";
 
@@ -47,7 +47,7 @@ function setPath(message: DescMessage, json: JsonObject, path: string, value: Js
 function queryValue(field: DescField, values: string[]): JsonValue {
   const convert = (value: string): JsonValue => {
     if (field.fieldKind === "scalar" || field.fieldKind === "list") {
-      if (field.scalar === 8 /* BOOL */) {
+      if (field.scalar === ScalarType.BOOL) {
         if (value === "true") return true;
         if (value === "false") return false;
       }
@@ -57,6 +57,40 @@ function queryValue(field: DescField, values: string[]): JsonValue {
   if (field.fieldKind === "list") return values.map(convert);
   if (values.length > 1) throw new OrderlyError("INVALID_FIELD", `query parameter "${field.name}" must not repeat`);
   return convert(values[0]!);
+}
+
+const INTEGER_SCALARS: ReadonlySet<ScalarType> = new Set([
+  ScalarType.INT32, ScalarType.INT64, ScalarType.UINT32, ScalarType.UINT64, ScalarType.SINT32, ScalarType.SINT64,
+  ScalarType.FIXED32, ScalarType.FIXED64, ScalarType.SFIXED32, ScalarType.SFIXED64,
+]);
+/** A JSON number's form: what proto3 JSON allows in a string for an integer field (decimal; no 0x, 0b, 0o, + or leading zeros). */
+const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+
+/**
+ * INVALID_FIELD for an integer field given as a string that is not a JSON
+ * number: protobuf-es reads "0x10", "0b11", "0o7" and "+5" as numbers, which
+ * proto3 JSON (and every other implementation) refuses. Walks the fields of
+ * `message` present in `json`, into messages and lists.
+ */
+function checkIntegerStrings(message: DescMessage, json: JsonObject, path = ""): void {
+  for (const field of message.fields) {
+    const value = json[field.jsonName] ?? json[field.name];
+    if (value === undefined || value === null) continue;
+    const name = path + field.name;
+    if ((field.fieldKind === "scalar" || field.fieldKind === "list") && field.scalar !== undefined && INTEGER_SCALARS.has(field.scalar)) {
+      for (const item of Array.isArray(value) ? value : [value]) {
+        if (typeof item === "string" && !JSON_NUMBER.test(item)) {
+          throw new OrderlyError("INVALID_FIELD", `invalid request: ${name}: ${JSON.stringify(item.slice(0, 40))} is not a decimal integer`, {
+            violations: [{ field: name, description: "must be a decimal integer" }],
+          });
+        }
+      }
+    } else if ((field.fieldKind === "message" || field.fieldKind === "list") && field.message !== undefined) {
+      for (const [i, item] of (Array.isArray(value) ? value : [value]).entries()) {
+        if (typeof item === "object" && item !== null && !Array.isArray(item)) checkIntegerStrings(field.message, item, field.fieldKind === "list" ? `${name}[${i}].` : `${name}.`);
+      }
+    }
+  }
 }
 
 /**
@@ -103,6 +137,7 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
     const field = requestIdField;
     if (field !== undefined) setPath(input, json, REQUEST_ID_FIELD, parts.idempotencyKey, "Idempotency-Key header");
   }
+  checkIntegerStrings(input, json);
   try {
     return fromJson(input, json, { ignoreUnknownFields: false });
   } catch (error) {

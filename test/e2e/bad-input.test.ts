@@ -20,6 +20,10 @@ const cases: BadInput[] = [
   { name: "an unknown field", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }], { discount: 50 }), status: 400, reason: "INVALID_FIELD" },
   { name: "an unknown field in a line", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1, colour: "red" }]), status: 400, reason: "INVALID_FIELD" },
   { name: "a string quantity", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: "lots" }]), status: 400, reason: "INVALID_FIELD" },
+  { name: "a hexadecimal quantity", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: "0x2" }]), status: 400, reason: "INVALID_FIELD" },
+  { name: "a binary page size", method: "GET", path: "/v1/inventory?pageSize=0b11", status: 400, reason: "INVALID_FIELD" },
+  { name: "an octal minVersion", method: "GET", path: "/v1/stock/BOX-1?minVersion=0o7", status: 400, reason: "INVALID_FIELD" },
+  { name: "a price with a leading zero", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, unitPriceMinor: "0300" }, status: 400, reason: "INVALID_FIELD" },
   { name: "a fractional quantity", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1.5 }]), status: 400, reason: "INVALID_FIELD" },
   { name: "items that are not a list", method: "POST", path: "/v1/orders", body: order({ sku: "BOX-1" }), status: 400, reason: "INVALID_FIELD" },
   { name: "a body that is not an object", method: "POST", path: "/v1/orders", body: [1, 2], status: 400, reason: "INVALID_FIELD" },
@@ -93,6 +97,13 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     const put = await system.api("PUT", "/v1/inventory/BOX-1");
     expect({ status: put.status, allow: put.headers.get("allow") }).toEqual({ status: 405, allow: "GET, HEAD" });
     expect((await system.api("HEAD", "/v1/orders")).headers.get("allow")).toBe("POST");
+  });
+
+  test("integers may be sent as JSON numbers or as decimal strings", async () => {
+    const asString = await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: "2", unitPriceMinor: "300" } });
+    const asNumber = await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: 2, unitPriceMinor: 300 } });
+    expect([asString.status, asNumber.status, asNumber.body.available - asString.body.available]).toEqual([200, 200, 2]);
+    expect((await system.api("GET", "/v1/inventory?pageSize=1")).body.items).toHaveLength(1);
   });
 
   test("a name may hold any other character: accents, symbols, emoji joined with U+200D", async () => {
