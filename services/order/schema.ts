@@ -44,4 +44,9 @@ export const orderMigrations: readonly Migration[] = [
   outboxTraceMigration,
   outboxProgressMigration,
   outboxRetryDueMigration,
+  `
+  -- Versions before 2026-12-04 saved an order's 202 (PENDING) as its key's response, which a
+  -- retry then replayed after the decision. Forgotten, a retry answers the order as it is.
+  UPDATE idempotency_keys SET response = NULL WHERE json_extract(response, '$.status') = 1;
+  `,
 ];

@@ -238,9 +238,7 @@ export class OrderStore {
           });
         }
         const existing = this.get(key.order_id);
-        // A saved PENDING order (as versions before 2026-12-04 saved the 202) is not replayed either.
-        const saved = key.response === null ? undefined : (JSON.parse(key.response) as OrderRecord);
-        if (existing) return { order: existing, replay: saved?.status === Status.PENDING ? undefined : saved };
+        if (existing) return { order: existing, replay: key.response === null ? undefined : (JSON.parse(key.response) as OrderRecord) };
       }
     }
     const now = this.clock();
