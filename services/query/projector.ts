@@ -100,7 +100,7 @@ export class Projector {
 
   private addSales(order: Order, day: string, sign: 1 | -1): void {
     for (const item of order.items) {
-      const row = { day, sku: item.sku, currency: order.currencyCode, units: sign * item.quantity, revenue: sign * Number(item.lineTotalMinor) };
+      const row = { day, sku: item.sku, currency: order.currencyCode, units: sign * item.quantity, revenue: BigInt(sign) * item.lineTotalMinor };
       this.statements.addSales.run(row);
       if (sign < 0) this.statements.dropEmptySales.run(day, item.sku, order.currencyCode);
     }

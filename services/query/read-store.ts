@@ -87,9 +87,9 @@ export class ReadStore {
   }
 }
 
-/** Every read-model row of a database, table by table in a fixed order. */
+/** Every read-model row of a database, table by table in a fixed order (integers as BigInt, so sums past 2^53 compare exactly). */
 export function dumpReadModels(db: Db): Record<string, unknown[]> {
   return Object.fromEntries(
-    Object.entries(readModelTables).map(([table, order]) => [table, db.prepare(`SELECT * FROM ${table} ORDER BY ${order}`).all()]),
+    Object.entries(readModelTables).map(([table, order]) => [table, db.prepare(`SELECT * FROM ${table} ORDER BY ${order}`).safeIntegers(true).all()]),
   );
 }

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterEach, expect, test } from "vitest";
 import { EventSchema } from "../../../proto/gen/orderly/events/v1/events_pb.js";
 import { OrderStatus } from "../../../proto/gen/orderly/order/v1/order_pb.js";
+import { ListDailySalesRequestSchema } from "../../../proto/gen/orderly/query/v1/query_pb.js";
 import type { OrderlyError } from "../../../shared/errors/index.js";
 import { openDatabase, type Db } from "../../../shared/sqlite/index.js";
 import { listDailySales } from "./list-daily-sales.js";
@@ -50,7 +51,7 @@ test("a day's revenue above 2^53 minor units is summed and answered exactly (int
   // Each order's total is exact as a JS number; their sum, 2^53 + 3, is not (it would read as 2^53 + 4).
   projector.handle(confirmed("ord_big_1", 2n ** 52n + 1n, ms), "orderly.orders.confirmed");
   projector.handle(confirmed("ord_big_2", 2n ** 52n + 2n, ms), "orderly.orders.confirmed");
-  const { sales } = listDailySales(store)({ sku: "BIG-1", startDay: "2026-12-04", endDay: "2026-12-04", pageSize: 0, pageToken: "" } as never);
+  const { sales } = listDailySales(store)(create(ListDailySalesRequestSchema, { sku: "BIG-1", startDay: "2026-12-04", endDay: "2026-12-04" }));
   expect(sales?.map((row) => ({ day: row.day, units: row.units, revenueMinor: row.revenueMinor }))).toEqual([
     { day: "2026-12-04", units: 2n, revenueMinor: 2n ** 53n + 3n },
   ]);
@@ -60,7 +61,7 @@ test("ListDailySales refuses days that are not in the calendar and ranges that e
   const { store } = readModel();
   const list = (startDay: string, endDay: string) => {
     try {
-      listDailySales(store)({ sku: "", startDay, endDay, pageSize: 0, pageToken: "" } as never);
+      listDailySales(store)(create(ListDailySalesRequestSchema, { startDay, endDay }));
       return "ok";
     } catch (error) {
       const err = error as OrderlyError;
