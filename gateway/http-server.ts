@@ -339,8 +339,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // A built-in path is labelled by itself in metrics whatever the method; other methods go on like any request.
     // (API paths are under /v1/: not looked up, as a property lookup by a new string hashes it in full.)
     if (!path.startsWith("/v1/") && Object.hasOwn(builtIns, path)) {
-      request.route = `${method} ${path}`;
-      if (method === "GET" || method === "HEAD") return builtIns[path]!(res, request.id);
+      // HEAD is served, and labelled, as GET (as on the API's routes).
+      const served = method === "HEAD" ? "GET" : method;
+      request.route = `${served} ${path}`;
+      if (served === "GET") return builtIns[path]!(res, request.id);
     }
     const release = deps.shedder?.admit();
     let outcome: Promise<void> | void = undefined;

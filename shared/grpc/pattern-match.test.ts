@@ -25,6 +25,8 @@ const candidates = fc.oneof(
   fc.string({ unit: fc.constantFrom(..."aZ09._-!~ -\n\t[]{}é\u0000\u007f\u0085\u2028\u202e\u2066\u2069\u206a"), maxLength: 140 }),
   fc.string({ unit: "grapheme", maxLength: 70 }),
   fc.string({ unit: "binary", maxLength: 10 }),
+  // Lone and paired surrogates, which a JavaScript string may hold and UTF-8 may not.
+  fc.string({ unit: fc.constantFrom("a", "\uD800", "\uDFFF", "\uD83D\uDE00", "\u202E"), maxLength: 8 }),
   fc.stringMatching(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/),
 );
 

@@ -1,5 +1,13 @@
 import { RE2JS } from "@bufbuild/re2";
 
+// The items simpleRegExp takes. A class may be negated; its only escapes are code points in hex
+// (`\x7f`, `\x{202e}`), which RegExp writes `\u{202e}`. A count is `*`, `+`, or braces with no
+// leading zero (RE2 reads `{01}` as text, RegExp as a count).
+const HEX_ESCAPE = String.raw`\\x[0-9a-fA-F]{2}|\\x\{[0-9a-fA-F]{1,6}\}`;
+const CLASS = String.raw`\[\^?(?:[^\\[\]^]|${HEX_ESCAPE})(?:[^\\[\]]|${HEX_ESCAPE})*\]`;
+const COUNT = String.raw`\{(0|[1-9]\d{0,2})(?:,(0|[1-9]\d{0,2}))?\}|([*+])`;
+const ITEM = String.raw`(?:${CLASS}|[A-Za-z0-9_-])(?:${COUNT})?`;
+
 /**
  * The platform RegExp for a pattern made only of simple items between `^`
  * and `$`, at most one of them with a count that varies; undefined for any
@@ -9,10 +17,7 @@ import { RE2JS } from "@bufbuild/re2";
  */
 export function simpleRegExp(pattern: string): RegExp | undefined {
   if (pattern.length < 2 || !pattern.startsWith("^") || !pattern.endsWith("$")) return undefined;
-  // An item: a character class, or a plain character, with an optional count (`*`, `+`, or braces
-  // with no leading zero: RE2 reads `{01}` as text, RegExp as a count). A class may be negated; its only escapes are code points
-  // in hex (`\x7f`, `\x{202e}`), which RegExp writes `\u{202e}`.
-  const item = /(?:\[\^?(?:[^\\[\]^]|\\x[0-9a-fA-F]{2}|\\x\{[0-9a-fA-F]{1,6}\})(?:[^\\[\]]|\\x[0-9a-fA-F]{2}|\\x\{[0-9a-fA-F]{1,6}\})*\]|[A-Za-z0-9_-])(?:\{(0|[1-9]\d{0,2})(?:,(0|[1-9]\d{0,2}))?\}|([*+]))?/y;
+  const item = new RegExp(ITEM, "y");
   item.lastIndex = 1;
   let varying = 0;
   while (item.lastIndex < pattern.length - 1) {

@@ -14,5 +14,5 @@ export function customerOrdersPage(customerId: string, requestedSize: number, pa
   const size = pageSize(requestedSize);
   const query = `orders:${customerId}`;
   const cursor = decodePageToken(query, pageToken, ["integer", "string"]);
-  return { query, size, before: cursor === undefined ? undefined : { createTime: Number(cursor[0]), id: String(cursor[1]) } };
+  return { query, size, before: cursor === undefined ? undefined : { createTime: cursor[0], id: cursor[1] } };
 }

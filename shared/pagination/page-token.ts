@@ -27,12 +27,15 @@ export function encodePageToken(query: string, cursor: readonly (string | number
 /** What each value of a cursor is: text, or a whole number (a time in ms). */
 export type CursorShape = readonly ("string" | "integer")[];
 
+/** The values of a cursor of shape `S`. */
+export type Cursor<S extends CursorShape> = { -readonly [I in keyof S]: S[I] extends "string" ? string : number };
+
 /**
  * Decodes a page token for a query; "" means the first page (undefined). A
  * token of another query, or whose cursor is not of `shape` (as a forged one
  * may not be), is INVALID_PAGE_TOKEN.
  */
-export function decodePageToken(query: string, token: string, shape: CursorShape): (string | number)[] | undefined {
+export function decodePageToken<const S extends CursorShape>(query: string, token: string, shape: S): Cursor<S> | undefined {
   if (token === "") return undefined;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
@@ -43,7 +46,7 @@ export function decodePageToken(query: string, token: string, shape: CursorShape
       Array.isArray(cursor) && cursor.length === shape.length &&
       cursor.every((v, i) => (shape[i] === "string" ? typeof v === "string" : Number.isSafeInteger(v)))
     ) {
-      return cursor as (string | number)[];
+      return cursor as Cursor<S>;
     }
   } catch {
     // fall through: not a token of ours

@@ -17,6 +17,7 @@ const order = (items: unknown, extra: Record<string, unknown> = {}) => ({ custom
 const cases: BadInput[] = [
   { name: "malformed JSON", method: "POST", path: "/v1/orders", rawBody: '{"customerId": "eve", "items": [', status: 400, reason: "MALFORMED_JSON" },
   { name: "a body that is not UTF-8", method: "POST", path: "/v1/orders", rawBody: Buffer.concat([Buffer.from('{"customerId": "eve'), Buffer.from([0xff, 0xfe]), Buffer.from('", "items": [{"sku": "BOX-1", "quantity": 1}]}')]), status: 400, reason: "MALFORMED_JSON" },
+  { name: "a body that starts with a byte order mark", method: "POST", path: "/v1/orders", rawBody: `\uFEFF${JSON.stringify(order([{ sku: "BOX-1", quantity: 1 }]))}`, status: 400, reason: "MALFORMED_JSON" },
   { name: "an unknown field", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }], { discount: 50 }), status: 400, reason: "INVALID_FIELD" },
   { name: "an unknown field in a line", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1, colour: "red" }]), status: 400, reason: "INVALID_FIELD" },
   { name: "a string quantity", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: "lots" }]), status: 400, reason: "INVALID_FIELD" },

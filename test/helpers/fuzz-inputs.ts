@@ -188,6 +188,8 @@ function rulesOf(field: DescField): FieldRules | undefined {
 
 interface StringRule {
   pattern: RegExp | undefined;
+  /** The pattern as the proto writes it (RE2 syntax). */
+  source: string | undefined;
   minLen: number;
   maxLen: number | undefined;
   ignoreEmpty: boolean;
@@ -197,10 +199,12 @@ interface StringRule {
 export function stringRule(field: DescField): StringRule {
   const rules = rulesOf(field);
   const ignoreEmpty = rules?.ignore === Ignore.IF_ZERO_VALUE;
-  if (rules?.type.case !== "string") return { pattern: undefined, minLen: 0, maxLen: undefined, ignoreEmpty };
+  if (rules?.type.case !== "string") return { pattern: undefined, source: undefined, minLen: 0, maxLen: undefined, ignoreEmpty };
   const r = rules.type.value;
+  const source = isFieldSet(r, StringRulesSchema.field.pattern) ? r.pattern : undefined;
   return {
-    pattern: isFieldSet(r, StringRulesSchema.field.pattern) ? (simpleRegExp(r.pattern) ?? new RegExp(r.pattern, "u")) : undefined,
+    pattern: source === undefined ? undefined : (simpleRegExp(source) ?? new RegExp(source, "u")),
+    source,
     minLen: Number(r.minLen),
     maxLen: isFieldSet(r, StringRulesSchema.field.maxLen) ? Number(r.maxLen) : undefined,
     ignoreEmpty,

@@ -11,7 +11,7 @@ export function listItems(store: InventoryStore) {
   return (request: ListItemsRequest): MessageInitShape<typeof ListItemsResponseSchema> => {
     const size = pageSize(request.pageSize);
     const cursor = decodePageToken(QUERY, request.pageToken, ["string"]);
-    const afterSku = cursor === undefined ? "" : String(cursor[0]);
+    const afterSku = cursor?.[0] ?? "";
     const page = pageOf(store.listItems(afterSku, size + 1), size, QUERY, (item) => [item.sku]);
     return { items: page.rows.map(itemMessage), nextPageToken: page.nextPageToken };
   };

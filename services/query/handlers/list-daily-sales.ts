@@ -30,7 +30,7 @@ export function listDailySales(store: ReadStore) {
     const query = `sales:${filter.sku}:${filter.start}:${filter.end}`;
     const size = pageSize(request.pageSize);
     const cursor = decodePageToken(query, request.pageToken, ["string", "string", "string"]);
-    const rows = store.sales(filter, cursor === undefined ? undefined : (cursor.map(String) as [string, string, string]), size + 1);
+    const rows = store.sales(filter, cursor, size + 1);
     const page = pageOf(rows, size, query, (row) => [row.day, row.sku, row.currency_code]);
     return {
       sales: page.rows.map((row) => ({

@@ -36,7 +36,7 @@ export function listStockLevels(store: ReadStore) {
   return (request: ListStockLevelsRequest): MessageInitShape<typeof ListStockLevelsResponseSchema> => {
     const size = pageSize(request.pageSize);
     const cursor = decodePageToken("stock", request.pageToken, ["string"]);
-    const page = pageOf(store.stockLevels(cursor === undefined ? "" : String(cursor[0]), size + 1), size, "stock", (row) => [row.sku]);
+    const page = pageOf(store.stockLevels(cursor?.[0] ?? "", size + 1), size, "stock", (row) => [row.sku]);
     return { stockLevels: page.rows.map(stockLevelMessage), nextPageToken: page.nextPageToken };
   };
 }
