@@ -183,6 +183,14 @@ export class EventConsumer {
   }
 
   /** Stops pulling; the messages in hand are finished first. */
+  /**
+   * Consumes anew from its durable consumer: for one made again (a NATS server back with an empty
+   * store), whose subscription still pulls from the one that is gone and never hears of the new one.
+   */
+  resubscribe(): void {
+    this.messages?.stop();
+  }
+
   async close(): Promise<void> {
     this.stopped = true;
     this.messages?.stop();

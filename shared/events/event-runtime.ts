@@ -3,7 +3,7 @@ import type { Logger } from "../logging/index.js";
 import type { Db, TransactionTimer } from "../sqlite/index.js";
 import { EventConsumer, type EventHandler } from "./event-consumer.js";
 import type { NatsAuth } from "../config/index.js";
-import { connectNats } from "./nats-connection.js";
+import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
 import { defaultStreamLimits, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
@@ -77,6 +77,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
   let consumers: EventConsumer[] = [];
   let closed = false;
   const isClosed = () => closed;
+  let following: { stop(): void } | undefined;
 
   const ready = (async () => {
     nc = await connectNats(options.servers, options.name, logger, options.natsAuth);
@@ -84,12 +85,36 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       await nc.close();
       return;
     }
-    await retrying("stream setup", logger, isClosed, async () => {
-      const manager = await nc!.jetstreamManager();
-      await ensureStreams(manager, { ...defaultStreamLimits, maxEvents: options.streamMaxEvents ?? defaultStreamLimits.maxEvents });
-      for (const c of options.consumers ?? []) await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs);
-    });
+    const connection = nc;
+    /** Makes sure the streams and durable consumers exist; resolves with the durables it had to create. */
+    const setUp = () =>
+      retrying("stream setup", logger, isClosed, async () => {
+        const manager = await connection.jetstreamManager();
+        await ensureStreams(manager, { ...defaultStreamLimits, maxEvents: options.streamMaxEvents ?? defaultStreamLimits.maxEvents });
+        const created = new Set<string>();
+        for (const c of options.consumers ?? []) {
+          if (await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs)) created.add(c.durable);
+        }
+        return created;
+      });
+    await setUp();
     if (closed) return;
+    // A server may come back without them (restarted with an empty store): they are made again on every
+    // reconnect. The relay's publishes keep retrying until the streams are back; a consumer made again is
+    // subscribed to anew.
+    let settingUp: Promise<void> | undefined;
+    following = followConnection(connection, {
+      down: () => {},
+      up: () => {
+        settingUp ??= setUp()
+          .then((created) => {
+            if (created.size > 0) logger.warn({ durables: [...created] }, "NATS came back without these durable consumers: made them again");
+            for (const consumer of consumers) if (created.has(consumer.durable)) consumer.resubscribe();
+          })
+          .catch((error: unknown) => logger.error({ err: error }, "stream setup after a reconnect failed"))
+          .finally(() => (settingUp = undefined));
+      },
+    });
     const js = nc.jetstream();
     if (options.outbox) {
       relay = new OutboxRelay({ db: options.db, nc, logger, outbox: options.outbox });
@@ -125,6 +150,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     isConnected: () => nc !== undefined && !nc.isClosed() && nc.info !== undefined,
     async close() {
       closed = true;
+      following?.stop();
       await Promise.all(consumers.map((c) => c.close()));
       await relay?.close();
       if (nc && !nc.isClosed()) await nc.drain().catch(() => nc?.close());

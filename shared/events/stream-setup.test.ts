@@ -3,7 +3,7 @@ import { DiscardPolicy, RetentionPolicy, StorageType } from "nats";
 import { startNats } from "../../test/helpers/nats.js";
 import { silentLogger } from "../logging/index.js";
 import { connectNats } from "./nats-connection.js";
-import { defaultStreamLimits, ensureStreams } from "./stream-setup.js";
+import { defaultStreamLimits, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
 import { streams } from "./subjects.js";
 
 test("a full stream keeps its first event under a burst of events of every size, and refuses every event after the first it refused", async () => {
@@ -67,4 +67,16 @@ test("a stream from before the event limit (a size limit, no count) gets room fo
   await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 1000 });
   expect(updates).not.toHaveBeenCalled();
   expect((await jsm.streams.info(streams.orders.name)).config.max_msgs).toBe(1000);
+});
+
+test("ensureDurableConsumer tells whether it had to create the consumer: once, and again after it was deleted", async () => {
+  await using nats = await startNats();
+  const nc = await connectNats(nats.url, "stream-setup-test", silentLogger());
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  const jsm = await nc.jetstreamManager();
+  await ensureStreams(jsm);
+  const ensure = () => ensureDurableConsumer(jsm, streams.orders.name, "setup-test", "orderly.orders.>");
+  expect([await ensure(), await ensure()]).toEqual([true, false]);
+  await jsm.consumers.delete(streams.orders.name, "setup-test");
+  expect(await ensure()).toBe(true);
 });

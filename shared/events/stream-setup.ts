@@ -90,14 +90,17 @@ async function updateStream(jsm: JetStreamManager, wanted: WantedStream): Promis
   if (!unchanged) await jsm.streams.update(wanted.name, next);
 }
 
-/** Creates a durable pull consumer with explicit ack (or updates it). Deliveries are unlimited; the consumer dead-letters itself. */
+/**
+ * Creates a durable pull consumer with explicit ack (or updates it); true when it had to be created.
+ * Deliveries are unlimited; the consumer dead-letters itself.
+ */
 export async function ensureDurableConsumer(
   jsm: JetStreamManager,
   stream: string,
   durable: string,
   filterSubject: string,
   ackWaitMs = 5000,
-): Promise<void> {
+): Promise<boolean> {
   const wanted = {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
@@ -110,8 +113,10 @@ export async function ensureDurableConsumer(
   try {
     await jsm.consumers.info(stream, durable);
     await jsm.consumers.update(stream, durable, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: -1 });
+    return false;
   } catch (error) {
     if (!/consumer not found/i.test(String(error))) throw error;
     await jsm.consumers.add(stream, wanted);
+    return true;
   }
 }

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -155,6 +155,24 @@ describe("events through JetStream into the read models", () => {
     expect(new Set(converged.read.orders.map((o) => (o as { id: string }).id)).size).toBe(1000);
     const applied = await waitForAllApplied(system);
     expect(applied.processed).toBe(applied.inStreams);
+  });
+
+  test("nats-server back with an empty store (its streams and consumers gone): the services make them again, and new writes reach the read models without a restart", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/WIPE-1:restock", { body: { quantity: 10 } });
+    const before = await system.api("POST", "/v1/orders", { body: { customerId: "wes", items: [{ sku: "WIPE-1", quantity: 1 }] } });
+    expect((await system.api("GET", `/v1/orders/${before.body.id}?minVersion=${before.body.version}`)).status).toBe(200);
+
+    await system.nats.kill("SIGKILL");
+    for (const entry of readdirSync(system.nats.storeDir)) rmSync(join(system.nats.storeDir, entry), { recursive: true, force: true });
+    await system.nats.restart();
+
+    const after = await system.api("POST", "/v1/orders", { body: { customerId: "wes", items: [{ sku: "WIPE-1", quantity: 2 }] } });
+    expect(after.status).toBe(200);
+    const read = await system.api("GET", `/v1/orders/${after.body.id}?minVersion=${after.body.version}`, { headers: { "x-request-timeout": "30000" } });
+    expect({ status: read.status, order: read.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CONFIRMED" });
+    // The inventory's events flow again too: the projected stock counts both orders.
+    await waitFor(async () => (await system.api("GET", "/v1/stock/WIPE-1")).body.reserved === 3, "the projected stock of both orders", 30_000, 100);
   });
 
   test("a poison event ends in the dead-letter record after the configured deliveries, and later events are still applied", async () => {
