@@ -125,3 +125,41 @@ test("events the handler ignores are acked without being handled or recorded; th
   expect((db.prepare("SELECT event_id FROM processed_events").pluck().all() as string[]).sort()).toEqual([...cancelled].sort());
   expect(consumer.stats).toMatchObject({ applied: 10, ignored: 10, skippedDuplicates: 0, retried: 0, deadLettered: 0 });
 });
+
+test("deliveries that came back because the consumer's own transaction failed do not count toward dead-lettering: only the handler's failures do", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 500);
+  const db = openDatabase({ file: ":memory:", migrations: [inboxMigration] });
+  const event = newEvent("order-1", 1, Date.now(), { case: "orderCancelled", value: {} });
+  const js = nc.jetstream();
+  await js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });
+
+  // The first three transactions fail to begin (the database locked, say); then the handler fails once, then succeeds.
+  let transactions = 0;
+  let handled = 0;
+  const consumer = new EventConsumer({
+    js,
+    db,
+    logger: silentLogger(),
+    stream: streams.orders.name,
+    durable: "projector",
+    maxDeliveries: 3,
+    retryDelayMs: 20,
+    handle: () => {
+      if (++handled === 1) throw new Error("fails once");
+    },
+    transactions: {
+      run: (_name, fn) => {
+        if (++transactions <= 3) throw new Error("SQLITE_BUSY: database is locked");
+        return fn();
+      },
+    },
+  });
+  consumer.start();
+  await waitFor(() => consumer.stats.applied + consumer.stats.deadLettered === 1, "the event applied or dead-lettered");
+  await consumer.close();
+  // Its fifth delivery: three lost to the transaction, one to the handler, then applied.
+  expect({ ...consumer.stats, handled, deadLetters: db.prepare("SELECT count(*) FROM dead_letters").pluck().get() }).toMatchObject({ applied: 1, deadLettered: 0, handled: 2, deadLetters: 0 });
+});

@@ -73,6 +73,8 @@ interface Outcome {
 
 /** At most this many messages in one transaction. */
 const MAX_BATCH = 256;
+/** At most this many messages' transaction failures are remembered (see EventConsumer.transactionFailures). */
+const MAX_TRACKED_FAILURES = 10_000;
 
 /** An event's handler failed in a way SQLite answered by rolling back the whole transaction (disk full, I/O). */
 class TransactionLost extends Error {
@@ -119,6 +121,13 @@ export class EventConsumer {
   private readonly unacked: JsMsg[] = [];
   /** Messages delivered in this turn of the event loop, applied together at its end. */
   private readonly pending: JsMsg[] = [];
+  /**
+   * Deliveries of a message (by stream sequence) that came back because the consumer's own
+   * transaction failed (BEGIN or COMMIT), not the handler: JetStream counts them, dead-lettering
+   * does not. Kept in memory (after a restart they count again), and forgotten once the message is
+   * settled, or all at once past MAX_TRACKED_FAILURES (messages that never came back).
+   */
+  private readonly transactionFailures = new Map<number, number>();
   readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, ignored: 0, retried: 0, deadLettered: 0 };
 
   constructor(private readonly options: EventConsumerOptions) {
@@ -284,7 +293,12 @@ export class EventConsumer {
   private redeliverLater(batch: readonly JsMsg[], error: unknown): void {
     this.stats.retried += batch.length;
     this.options.logger.warn({ err: error, durable: this.options.durable, count: batch.length }, "the consumer's transaction failed; its events will be redelivered");
-    for (const msg of batch) msg.nak(this.retryDelay(msg.info.deliveryCount));
+    if (this.transactionFailures.size + batch.length > MAX_TRACKED_FAILURES) this.transactionFailures.clear();
+    for (const msg of batch) {
+      const seq = msg.info.streamSequence;
+      this.transactionFailures.set(seq, (this.transactionFailures.get(seq) ?? 0) + 1);
+      msg.nak(this.retryDelay(msg.info.deliveryCount));
+    }
   }
 
   private retryDelay(deliveries: number): number {
@@ -322,6 +336,7 @@ export class EventConsumer {
 
   /** After the commit: acks what was applied or skipped, fails the rest, ends each span. */
   private settle({ msg, event, applied, ignored, error, span, parent }: Outcome): void {
+    if (this.transactionFailures.size > 0 && error === undefined) this.transactionFailures.delete(msg.info.streamSequence);
     if (error !== undefined) {
       withSpan(span, () => this.fail(msg, event, error), parent);
       endSpanWithError(span, error);
@@ -343,7 +358,8 @@ export class EventConsumer {
   }
 
   private fail(msg: JsMsg, event: Event | undefined, error: unknown): void {
-    const deliveries = msg.info.deliveryCount;
+    // The handler's own failures: deliveries that came back after a failed transaction of the consumer's are not its.
+    const deliveries = msg.info.deliveryCount - (this.transactionFailures.get(msg.info.streamSequence) ?? 0);
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     if (deliveries >= this.maxDeliveries) {
       this.statements.deadLetter.run({
@@ -360,6 +376,7 @@ export class EventConsumer {
       // No reason with the +TERM: nats-server 2.9 takes only a bare "+TERM" (a reason came in 2.10) and ignores
       // anything else, so the message stayed pending and came back every ack wait. The reason is in dead_letters.
       msg.term();
+      this.transactionFailures.delete(msg.info.streamSequence);
       this.stats.deadLettered++;
       this.options.logger.error({ durable: this.options.durable, seq: msg.info.streamSequence, deliveries, reason }, "event dead-lettered");
       return;
