@@ -1,16 +1,21 @@
 import { toBinary } from "@bufbuild/protobuf";
-import { connect } from "nats";
+import { connect, type JetStreamClient } from "nats";
 import { expect, test } from "vitest";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
-import { openDatabase } from "../sqlite/index.js";
-import { EventConsumer } from "./event-consumer.js";
+import { openDatabase, type Db } from "../sqlite/index.js";
+import { EventConsumer, type EventConsumerOptions } from "./event-consumer.js";
 import { newEvent } from "./new-event.js";
 import { inboxMigration } from "./schema.js";
 import { ensureDurableConsumer } from "./stream-setup.js";
 import { streams, subjectOf } from "./subjects.js";
+
+/** The "projector" durable consumer of the orders stream, retrying after 20 ms. */
+function projector(js: JetStreamClient, db: Db, options: Pick<EventConsumerOptions, "handle" | "maxDeliveries" | "transactions">): EventConsumer {
+  return new EventConsumer({ js, db, logger: silentLogger(), stream: streams.orders.name, durable: "projector", retryDelayMs: 20, ...options });
+}
 
 test("an event whose ack was lost with the connection is redelivered and skipped: applied once", async () => {
   await using nats = await startNats();
@@ -60,14 +65,8 @@ test.each([{ failure: "throws" }, { failure: "rolls back the transaction" }])(
 
     const record = db.prepare("INSERT INTO effects (event_id) VALUES (?)");
     let transactions = 0;
-    const consumer = new EventConsumer({
-      js,
-      db,
-      logger: silentLogger(),
-      stream: streams.orders.name,
-      durable: "projector",
+    const consumer = projector(js, db, {
       maxDeliveries: 2,
-      retryDelayMs: 20,
       handle: (event) => {
         record.run(event.eventId);
         if (event.eventId !== poison) return;
@@ -139,14 +138,8 @@ test("deliveries that came back because the consumer's own transaction failed do
   // The first three transactions fail to begin (the database locked, say); then the handler fails once, then succeeds.
   let transactions = 0;
   let handled = 0;
-  const consumer = new EventConsumer({
-    js,
-    db,
-    logger: silentLogger(),
-    stream: streams.orders.name,
-    durable: "projector",
+  const consumer = projector(js, db, {
     maxDeliveries: 3,
-    retryDelayMs: 20,
     handle: () => {
       if (++handled === 1) throw new Error("fails once");
     },
