@@ -191,7 +191,6 @@ export class EventConsumer {
     this.running ??= this.loop();
   }
 
-  /** Stops pulling; the messages in hand are finished first. */
   /**
    * Consumes anew from its durable consumer: for one made again (a NATS server back with an empty
    * store), whose subscription still pulls from the one that is gone and never hears of the new one.
@@ -200,6 +199,7 @@ export class EventConsumer {
     this.messages?.stop();
   }
 
+  /** Stops pulling; the messages in hand are finished first. */
   async close(): Promise<void> {
     this.stopped = true;
     this.messages?.stop();
