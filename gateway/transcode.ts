@@ -59,6 +59,7 @@ function queryValue(field: DescField, values: string[]): JsonValue {
   return convert(values[0]!);
 }
 
+/** The scalar types proto3 JSON writes as integers. */
 const INTEGER_SCALARS: ReadonlySet<ScalarType> = new Set([
   ScalarType.INT32, ScalarType.INT64, ScalarType.UINT32, ScalarType.UINT64, ScalarType.SINT32, ScalarType.SINT64,
   ScalarType.FIXED32, ScalarType.FIXED64, ScalarType.SFIXED32, ScalarType.SFIXED64,
@@ -69,8 +70,9 @@ const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
 /**
  * INVALID_FIELD for an integer field given as a string that is not a JSON
  * number: protobuf-es reads "0x10", "0b11", "0o7" and "+5" as numbers, which
- * proto3 JSON (and every other implementation) refuses. Walks the fields of
- * `message` present in `json`, into messages and lists.
+ * proto3 JSON does not allow. Walks the fields of `message` present in
+ * `json`, into messages and lists (not maps or wrapper types: no request of
+ * Orderly's has them).
  */
 function checkIntegerStrings(message: DescMessage, json: JsonObject, path = ""): void {
   for (const field of message.fields) {
