@@ -13,7 +13,7 @@ import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { FetchedRead, ReadCache } from "./read-cache.js";
-import { indexRoutes, resolveRoute, type Route } from "./routes/index.js";
+import { indexRoutes, resolveRoute, servingMethod, type Route } from "./routes/index.js";
 import { requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
 
 /** The limits and budgets of the gateway. */
@@ -340,7 +340,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // (API paths are under /v1/: not looked up, as a property lookup by a new string hashes it in full.)
     if (!path.startsWith("/v1/") && Object.hasOwn(builtIns, path)) {
       // HEAD is served, and labelled, as GET (as on the API's routes).
-      const served = method === "HEAD" ? "GET" : method;
+      const served = servingMethod(method);
       request.route = `${served} ${path}`;
       if (served === "GET") return builtIns[path]!(res, request.id);
     }

@@ -80,18 +80,27 @@ function checkIntegerStrings(message: DescMessage, json: JsonObject, path = ""):
     if (value === undefined || value === null) continue;
     const name = path + field.name;
     if ((field.fieldKind === "scalar" || field.fieldKind === "list") && field.scalar !== undefined && INTEGER_SCALARS.has(field.scalar)) {
-      for (const item of Array.isArray(value) ? value : [value]) {
-        if (typeof item === "string" && !JSON_NUMBER.test(item)) {
-          throw new OrderlyError("INVALID_FIELD", `invalid request: ${name}: ${JSON.stringify(item.slice(0, 40))} is not a decimal integer`, {
-            violations: [{ field: name, description: "must be a decimal integer" }],
-          });
+      if (!Array.isArray(value)) checkIntegerString(name, value);
+      else for (const item of value) checkIntegerString(name, item);
+    } else if ((field.fieldKind === "message" || field.fieldKind === "list") && field.message !== undefined) {
+      if (!Array.isArray(value)) {
+        if (typeof value === "object") checkIntegerStrings(field.message, value, `${name}.`);
+      } else {
+        for (let i = 0; i < value.length; i++) {
+          const item = value[i];
+          if (typeof item === "object" && item !== null && !Array.isArray(item)) checkIntegerStrings(field.message, item, `${name}[${i}].`);
         }
       }
-    } else if ((field.fieldKind === "message" || field.fieldKind === "list") && field.message !== undefined) {
-      for (const [i, item] of (Array.isArray(value) ? value : [value]).entries()) {
-        if (typeof item === "object" && item !== null && !Array.isArray(item)) checkIntegerStrings(field.message, item, field.fieldKind === "list" ? `${name}[${i}].` : `${name}.`);
-      }
     }
+  }
+}
+
+/** INVALID_FIELD when `value`, given for the integer field `name`, is a string without a JSON number's form. */
+function checkIntegerString(name: string, value: JsonValue): void {
+  if (typeof value === "string" && !JSON_NUMBER.test(value)) {
+    throw new OrderlyError("INVALID_FIELD", `invalid request: ${name}: ${JSON.stringify(value.slice(0, 40))} is not a decimal integer`, {
+      violations: [{ field: name, description: "must be a decimal integer" }],
+    });
   }
 }
 

@@ -1,2 +1,2 @@
-export { routesOf, indexRoutes, resolveRoute, type Route, type RouteIndex, type RouteMatch } from "./route-table.js";
+export { routesOf, indexRoutes, resolveRoute, servingMethod, type Route, type RouteIndex, type RouteMatch } from "./route-table.js";
 export { parsePathTemplate, matchPath, openApiPath, type PathTemplate, type TemplateSegment } from "./path-template.js";

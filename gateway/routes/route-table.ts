@@ -106,12 +106,17 @@ export function indexRoutes(routes: readonly Route[]): RouteIndex {
   return { bySegments };
 }
 
+/** The method that serves a request's: HEAD is served as GET, as RFC 9110 asks (Node sends the headers without the body). */
+export function servingMethod(requestMethod: string): string {
+  return requestMethod === "HEAD" ? "GET" : requestMethod;
+}
+
 /**
  * Finds the route of a request. ROUTE_NOT_FOUND when no path matches, METHOD_NOT_ALLOWED when only the method differs.
- * HEAD is served by the GET route of its path, as RFC 9110 asks (Node sends the headers without the body).
+ * HEAD is served by the GET route of its path (servingMethod).
  */
 export function resolveRoute(index: RouteIndex, requestMethod: string, path: string): RouteMatch {
-  const httpMethod = requestMethod === "HEAD" ? "GET" : requestMethod;
+  const httpMethod = servingMethod(requestMethod);
   const parts = splitPath(path);
   const group = index.bySegments.get(parts.length);
   const candidates = group === undefined ? [] : (group.byLiteral.get(parts[1]!) ?? group.other);
