@@ -68,6 +68,20 @@ export interface GatewayDeps {
   metrics?: GatewayMetrics;
   /** Start every API request's span as it arrives (spans are recorded); otherwise see ensureSpan. */
   tracesEveryRequest?: boolean;
+  /** The process's shutdown, as far as requests see it. */
+  shutdown?: GatewayShutdown;
+}
+
+/** A shutdown's two steps. */
+export interface GatewayShutdown {
+  /** Aborts when the shutdown begins: from then on every answer closes its connection. */
+  draining: AbortSignal;
+  /**
+   * Aborts when the shutdown stops waiting for the requests in flight: each
+   * one still waiting for a service is answered with the signal's reason (an
+   * OrderlyError) instead of being cut off.
+   */
+  stopping: AbortSignal;
 }
 
 /** A read the gateway caches: the path variable naming the resource, and whether it belongs to a customer. */
@@ -331,6 +345,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   const newRequestId = requestIdSource();
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
+  /** The answers still to be written of requests that went asynchronous (tracked only when there is a shutdown to tell them of). */
+  const answering = new Set<ServerResponse>();
+  const closeConnection = (res: ServerResponse) => {
+    if (!res.headersSent) res.setHeader("connection", "close");
+  };
+  deps.shutdown?.draining.addEventListener("abort", () => answering.forEach(closeConnection), { once: true });
 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
   function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
@@ -479,7 +499,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     ensureSpan(call.request, res);
     // Each reader waits within its own deadline; the fetch has the longer of its starter's and the default budget.
     const fetching = shared ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation);
-    const answer = await untilDeadline(fetching, call.deadline, "the read in flight");
+    const answer = await untilDeadline(fetching, call.deadline, "the read in flight", deps.shutdown?.stopping);
     if (shared !== undefined && answer.status === 200) return sendRaw(res, call.request.id, 200, answer.body, "shared");
     sendRaw(res, call.request.id, answer.status, answer.body);
   }
@@ -520,7 +540,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
   /**
    * Calls the route's RPC for this request alone (a client that hangs up
-   * abandons it) and answers with its response; fills the cache entry `fill`
+   * abandons it, and so does a shutdown that stops waiting, which answers it
+   * with its reason) and answers with its response; fills the cache entry `fill`
    * names, and a write drops what is cached of its resources.
    */
   async function forward(res: ServerResponse, call: Call, message: Message, fill?: Fill & { generation: number }): Promise<void> {
@@ -529,7 +550,11 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const onClose = () => {
       if (!res.writableFinished) abandoned.abort();
     };
+    const stopping = deps.shutdown?.stopping;
+    const onStopping = () => abandoned.abort(stopping!.reason);
     res.on("close", onClose);
+    if (stopping?.aborted) onStopping();
+    else stopping?.addEventListener("abort", onStopping, { once: true });
     try {
       const { payload, status, version } = await invoke(call, message, abandoned.signal);
       if (deps.cache) {
@@ -540,6 +565,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       sendRaw(res, call.request.id, status, payload);
     } finally {
       res.off("close", onClose);
+      stopping?.removeEventListener("abort", onStopping);
     }
   }
 
@@ -596,6 +622,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     };
     if (deps.tracesEveryRequest) ensureSpan(request, res);
     if (hasBody(req)) lingerOnClose(req.socket);
+    if (deps.shutdown?.draining.aborted) closeConnection(res);
     let outcome: Promise<void> | void = undefined;
     try {
       outcome = handle(req, res, request);
@@ -609,6 +636,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       return succeeded(req, res, request);
     }
     res.once("finish", () => finished(res, request));
+    if (deps.shutdown) {
+      answering.add(res);
+      res.once("close", () => answering.delete(res));
+    }
     outcome.then(
       () => succeeded(req, res, request),
       (error: unknown) => failed(req, res, request, error),

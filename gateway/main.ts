@@ -2,10 +2,11 @@ import { createServer } from "node:http";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
+import { OrderlyError } from "../shared/errors/index.js";
 import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
 import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
-import { runMain, turnOffPretenuring } from "../shared/process/index.js";
+import { ABANDON_MS, runMain, settlesWithin, turnOffPretenuring } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
@@ -22,6 +23,14 @@ import { openApiDocument } from "./openapi.js";
 import { routesOf } from "./routes/index.js";
 import { statusPageHtml } from "./status-page.js";
 import { systemStatus } from "./system-status.js";
+
+/**
+ * How long a shutdown waits for the requests in flight (ms) before it answers
+ * those still waiting for a service 503 SERVICE_UNAVAILABLE: within
+ * runMain's grace (10 s) with room to spare, where a request may ask for up
+ * to MAX_REQUEST_TIMEOUT_MS (a minVersion read, say).
+ */
+const SHUTDOWN_DRAIN_MS = 5000;
 
 turnOffPretenuring();
 const config = gatewayConfig(process.env);
@@ -65,6 +74,7 @@ runMain(logger, async () => {
   });
   const jwt = new JwtVerifier(config.security.jwt!);
   const links = new LinkTokens(config.security.linkKey);
+  const shutdown = { draining: new AbortController(), stopping: new AbortController() };
   const handler = createGatewayHandler({
     routes,
     auth: {
@@ -82,6 +92,7 @@ runMain(logger, async () => {
     cache: cache && { store: cache, routes: cachedReads },
     metrics,
     tracesEveryRequest: tracing.recording,
+    shutdown: { draining: shutdown.draining.signal, stopping: shutdown.stopping.signal },
   });
   const server = createServer(
     {
@@ -122,9 +133,16 @@ runMain(logger, async () => {
   logger.info({ port, adminPort, routes: routes.map((r) => r.label) }, "listening");
   return {
     async close() {
+      // From here on every answer closes its connection (a client's next request goes to another gateway, or waits for this one's return).
+      shutdown.draining.abort();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      await closed;
+      if (!(await settlesWithin(closed, SHUTDOWN_DRAIN_MS))) {
+        shutdown.stopping.abort(new OrderlyError("SERVICE_UNAVAILABLE", "the gateway is shutting down; retry"));
+        // Their answers are being written; what is still left then (a body trickling in, say) is cut off.
+        if (!(await settlesWithin(closed, ABANDON_MS))) server.closeAllConnections();
+        await closed;
+      }
       await admin.close();
       shedder.close();
       await invalidation?.close();

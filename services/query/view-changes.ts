@@ -1,4 +1,4 @@
-import { OrderlyError } from "../../shared/errors/index.js";
+import { OrderlyError, abortReason } from "../../shared/errors/index.js";
 
 interface Waiter {
   /** The version awaited, as a number: versions stay far below 2^53, and one above that is never reached anyway. */
@@ -28,7 +28,7 @@ export class ViewChanges {
 
   /**
    * Resolves when `id` reaches `minVersion`; rejects with DEADLINE_EXCEEDED
-   * at `deadline`, or CANCELLED when `signal` aborts.
+   * at `deadline`, or with the abortReason of `signal` when it aborts.
    */
   waitFor(id: string, minVersion: bigint, deadline: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -41,7 +41,7 @@ export class ViewChanges {
         if (set.size === 0) this.waiters.delete(id);
       };
       const waiter: Waiter = { minVersion: Number(minVersion), resolve: () => (done(), resolve()) };
-      const onAbort = () => (done(), reject(new OrderlyError("CANCELLED", "the caller cancelled the call")));
+      const onAbort = () => (done(), reject(abortReason(signal)));
       const timer = setTimeout(() => {
         done();
         reject(

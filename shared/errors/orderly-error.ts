@@ -67,3 +67,13 @@ const transientCodes: ReadonlySet<Code> = new Set([Code.UNAVAILABLE, Code.DEADLI
 export function isTransient(error: unknown): boolean {
   return transientCodes.has(OrderlyError.from(error).code);
 }
+
+/**
+ * Why work ends when its signal aborts: the signal's reason when it is an
+ * OrderlyError (the server is shutting down, say: SERVICE_UNAVAILABLE, which
+ * a client may retry elsewhere), else CANCELLED with `message` (the caller
+ * went away).
+ */
+export function abortReason(signal: AbortSignal, message = "the caller cancelled the call"): OrderlyError {
+  return signal.reason instanceof OrderlyError ? signal.reason : new OrderlyError("CANCELLED", message);
+}

@@ -2,7 +2,7 @@ import "../wire/utf8.js";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { SpanKind, context, trace } from "@opentelemetry/api";
-import { Code, OrderlyError, fromStatus } from "../errors/index.js";
+import { Code, OrderlyError, abortReason, fromStatus } from "../errors/index.js";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { checkServerIdentity } from "node:tls";
@@ -125,7 +125,7 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
 ): Promise<MessageShape<O>> {
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) {
-      reject(new OrderlyError("CANCELLED", "the call was cancelled before it started"));
+      reject(abortReason(options.signal, "the call was cancelled before it started"));
       return;
     }
     const metadata = new grpc.Metadata();
@@ -152,7 +152,8 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
         (error, response) => {
           options.signal?.removeEventListener("abort", onAbort);
           if (error) {
-            const err = fromServiceError(error);
+            // Cancelled by the caller's signal: the error its reason names (CANCELLED, or the server shutting down).
+            const err = options.signal?.aborted ? abortReason(options.signal) : fromServiceError(error);
             if (span) endSpanWithError(span, err, { "rpc.grpc.status_code": err.code });
             reject(err);
           } else {

@@ -1,6 +1,6 @@
 import type { Message } from "@bufbuild/protobuf";
 import { SpanKind, trace } from "@opentelemetry/api";
-import { Code, OrderlyError, codeName } from "../errors/index.js";
+import { Code, OrderlyError, abortReason, codeName } from "../errors/index.js";
 import { tracer } from "../observability/tracing.js";
 import { contextFromTraceparent, endSpanWithError } from "../observability/trace-context.js";
 import type { CallContext } from "./context.js";
@@ -73,7 +73,7 @@ export const logCalls: Interceptor = (next) => async (request, context) => {
 
 /** Refuses a call whose deadline has already passed or whose caller went away, before any work. */
 export const enforceDeadline: Interceptor = (next) => async (request, context) => {
-  if (context.signal.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
+  if (context.signal.aborted) throw abortReason(context.signal);
   if (context.deadline !== undefined && context.deadline <= Date.now()) {
     throw new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded before the call started");
   }
@@ -101,7 +101,7 @@ export function injectDelay(ms: number, methods: readonly string[]): Interceptor
         }, ms);
         const onAbort = () => {
           clearTimeout(timer);
-          reject(new OrderlyError("CANCELLED", "the caller gave up while the call was delayed"));
+          reject(abortReason(context.signal, "the caller gave up while the call was delayed"));
         };
         context.signal.addEventListener("abort", onAbort, { once: true });
       });

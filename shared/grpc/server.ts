@@ -16,6 +16,7 @@ import type { ServiceHandlers } from "./types.js";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { HealthState, healthService } from "./health.js";
 import { reflectionServices } from "./reflection.js";
+import { ABANDON_MS, settlesWithin } from "../process/index.js";
 
 /** A protobuf-es service descriptor with its handlers. */
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -46,7 +47,13 @@ export interface StreamingRegistration {
 export interface RunningServer {
   /** The port it listens on (useful when asked for port 0). */
   readonly port: number;
-  /** Stops accepting calls, lets in-flight calls finish for up to graceMs, then cancels the rest. */
+  /**
+   * Stops accepting calls and lets those in flight finish for up to graceMs;
+   * then aborts the rest, which answer SERVICE_UNAVAILABLE (their callers may
+   * retry elsewhere or later). Resolves once every handler has settled, or
+   * ABANDON_MS after the abort at most, so what the handlers use can be
+   * closed after it.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -164,7 +171,39 @@ export function toServiceError(error: OrderlyError): Partial<grpc.StatusObject> 
   return { code: error.code as number as grpc.status, details: error.message, metadata };
 }
 
-function implementation(registration: ServiceRegistration, logger: Logger, interceptors: readonly Interceptor[], budget: CallBudget) {
+/** The calls a server is handling: each one's abort, and a wait until none is left. */
+class CallsInFlight {
+  private readonly calls = new Set<AbortController>();
+  private onIdle: (() => void) | undefined;
+
+  add(controller: AbortController): void {
+    this.calls.add(controller);
+  }
+
+  /** The call's handler has settled. */
+  delete(controller: AbortController): void {
+    this.calls.delete(controller);
+    if (this.calls.size === 0) this.onIdle?.();
+  }
+
+  abortAll(reason: OrderlyError): void {
+    for (const controller of this.calls) controller.abort(reason);
+  }
+
+  /** Resolves when no handler is running, or after `timeoutMs`. */
+  idle(timeoutMs: number): Promise<void> {
+    if (this.calls.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+function implementation(registration: ServiceRegistration, logger: Logger, interceptors: readonly Interceptor[], budget: CallBudget, inFlight: CallsInFlight) {
   const { service, handlers } = registration;
   const impl: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
@@ -180,8 +219,10 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
       const onCancelled = () => controller.abort(new OrderlyError("CANCELLED", "the caller cancelled the call"));
       call.once("cancelled", onCancelled);
       const context = contextOf(call, fullName, method, logger, budget, controller.signal);
+      inFlight.add(controller);
       run(call.request, context).then(
         (response) => {
+          inFlight.delete(controller);
           call.off("cancelled", onCancelled);
           const headers = Object.entries(context.responseHeaders);
           if (headers.length > 0) {
@@ -192,6 +233,7 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
           callback(null, create(method.output, response as never) as Message);
         },
         (error: unknown) => {
+          inFlight.delete(controller);
           call.off("cancelled", onCancelled);
           callback(toServiceError(OrderlyError.from(error)));
         },
@@ -230,8 +272,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     const definition = grpcServiceDefinition(service);
     return Object.fromEntries(Object.entries(definition).filter(([, method]) => !method.requestStream && !method.responseStream));
   };
+  const inFlight = new CallsInFlight();
   for (const registration of options.services) {
-    server.addService(unaryOnly(registration.service), implementation(registration, options.logger, interceptors, options.budget ?? defaultCallBudget));
+    server.addService(unaryOnly(registration.service), implementation(registration, options.logger, interceptors, options.budget ?? defaultCallBudget, inFlight));
   }
   const names = options.services.map((r) => r.service.typeName);
   const streaming = [healthService(names, options.health ?? new HealthState({}))];
@@ -244,17 +287,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   });
   return {
     port,
-    close: (graceMs = 5000) =>
-      new Promise<void>((resolve) => {
-        for (const s of streaming) s.close?.();
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
+    close: async (graceMs = 5000) => {
+      for (const s of streaming) s.close?.();
+      const shutDown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      if (!(await settlesWithin(shutDown, graceMs))) {
+        inFlight.abortAll(new OrderlyError("SERVICE_UNAVAILABLE", "the service is shutting down"));
+        // Their answers are on the way: a forced shutdown now would cut them off (the caller would see CANCELLED).
+        if (!(await settlesWithin(shutDown, ABANDON_MS))) server.forceShutdown();
+      }
+      await inFlight.idle(ABANDON_MS);
+    },
   };
 }

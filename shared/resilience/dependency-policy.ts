@@ -13,7 +13,7 @@ import {
   wrap,
   type IPolicy,
 } from "cockatiel";
-import { Code, OrderlyError } from "../errors/index.js";
+import { Code, OrderlyError, abortReason } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import { traceIdsIn } from "../observability/trace-context.js";
 import { RetryBudget } from "./retry-budget.js";
@@ -256,6 +256,7 @@ export class DependencyPolicy {
   }
 
   private translate(error: unknown, callerSignal: AbortSignal | undefined, deadline: number | undefined): OrderlyError {
+    if (callerSignal?.aborted) return abortReason(callerSignal);
     const metadata = { dependency: this.name };
     if (error instanceof BrokenCircuitError) {
       return new OrderlyError("CIRCUIT_OPEN", `${this.name} is failing; not calling it until it recovers`, { metadata });
@@ -264,7 +265,6 @@ export class DependencyPolicy {
       return new OrderlyError("BULKHEAD_FULL", `too many calls to ${this.name} in flight`, { metadata });
     }
     if (error instanceof TaskCancelledError) {
-      if (callerSignal?.aborted) return new OrderlyError("CANCELLED", "the caller cancelled the call");
       const overall = deadline !== undefined && Date.now() >= deadline;
       return new OrderlyError("DEADLINE_EXCEEDED", overall ? `deadline exceeded calling ${this.name}` : `${this.name} did not answer in time`, { metadata });
     }

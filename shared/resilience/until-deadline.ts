@@ -1,15 +1,15 @@
-import { OrderlyError } from "../errors/index.js";
+import { OrderlyError, abortReason } from "../errors/index.js";
 
 /**
  * What `promise` settles to, unless `deadline` (epoch ms) passes first —
  * then DEADLINE_EXCEEDED, saying it was `waitingFor` — or `signal` aborts
- * first (CANCELLED). The work behind `promise` goes on; its outcome is then
- * dropped.
+ * first (its abortReason: CANCELLED unless the signal says why). The work
+ * behind `promise` goes on; its outcome is then dropped.
  */
 export function untilDeadline<T>(promise: Promise<T>, deadline: number | undefined, waitingFor: string, signal?: AbortSignal): Promise<T> {
   if (deadline === undefined && signal === undefined) return promise;
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => settle(() => reject(new OrderlyError("CANCELLED", "the caller cancelled the call")));
+    const onAbort = () => settle(() => reject(abortReason(signal!)));
     const timer =
       deadline === undefined
         ? undefined

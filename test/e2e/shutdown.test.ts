@@ -1,0 +1,94 @@
+import { expect, test } from "vitest";
+import { waitFor } from "../helpers/processes.js";
+import { reasonOf, startSystem, type ApiResponse, type System } from "../helpers/system.js";
+
+/** An order of alice's for one MUG-1, confirmed. */
+async function confirmedOrder(system: System): Promise<{ id: string; version: string }> {
+  await system.api("POST", "/v1/inventory/MUG-1:restock", { body: { quantity: 20, unitPriceMinor: "450" } });
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "MUG-1", quantity: 1 }] } });
+  expect(created.status).toBe(200);
+  return created.body;
+}
+
+/** Waits until the gateway counts `n` API requests in flight (its /healthz says). */
+async function inFlightAtGateway(system: System, n: number): Promise<void> {
+  await waitFor(async () => (await system.api("GET", "/healthz")).body.inFlight === n, `${n} request(s) in flight at the gateway`);
+}
+
+/** What a client sees of a shutdown: the answer's status, reason and Retry-After. */
+function seen(answer: ApiResponse) {
+  return { status: answer.status, reason: reasonOf(answer.body), retryAfter: answer.headers.get("retry-after") };
+}
+
+const UNAVAILABLE = { status: 503, reason: "SERVICE_UNAVAILABLE", retryAfter: "1" };
+
+test("a gateway stopped with a request waiting for a service answers it 503 SERVICE_UNAVAILABLE after its drain, closes the connection, and exits 0", async () => {
+  await using system = await startSystem();
+  const order = await confirmedOrder(system);
+  // A read that waits for a version the order never reaches, with a budget longer than the shutdown's grace.
+  const waiting = system.api("GET", `/v1/orders/${order.id}?minVersion=99`, { headers: { "X-Request-Timeout": "30000" } });
+  await inFlightAtGateway(system, 1);
+  const stopped = performance.now();
+  const exit = system.gateway.stop("SIGTERM", 20_000);
+  const answer = await waiting;
+  const answeredAfter = performance.now() - stopped;
+  expect(seen(answer)).toEqual(UNAVAILABLE);
+  expect(answer.headers.get("connection")).toBe("close");
+  // It waited out the drain (5 s) for the request, then answered well within runMain's grace (10 s).
+  expect(answeredAfter).toBeGreaterThan(4500);
+  expect(answeredAfter).toBeLessThan(9000);
+  expect(await exit).toBe(0);
+  expect(system.gateway.logs.join("\n")).not.toMatch(/took too long|"level":50/);
+});
+
+test("a gateway stopped with a request that finishes within the drain lets it finish, and exits 0 at once", async () => {
+  await using system = await startSystem({ FAULT_DELAY_MS: "1500", FAULT_DELAY_METHODS: "GetItem" });
+  await system.api("POST", "/v1/inventory/MUG-1:restock", { body: { quantity: 20, unitPriceMinor: "450" } });
+  // The inventory answers GetItem after 1.5 s.
+  const reading = system.api("GET", "/v1/inventory/MUG-1");
+  await inFlightAtGateway(system, 1);
+  const stopped = performance.now();
+  const exit = system.gateway.stop("SIGTERM", 20_000);
+  const answer = await reading;
+  expect(answer.status).toBe(200);
+  expect(answer.body).toMatchObject({ sku: "MUG-1", available: 20 });
+  expect(await exit).toBe(0);
+  expect(performance.now() - stopped).toBeLessThan(4500);
+});
+
+test("a query service stopped with a minVersion read waiting answers it 503 SERVICE_UNAVAILABLE (not 499: the client did not cancel), and exits 0", async () => {
+  await using system = await startSystem();
+  const order = await confirmedOrder(system);
+  const waiting = system.api("GET", `/v1/orders/${order.id}?minVersion=99`, { headers: { "X-Request-Timeout": "30000" } });
+  await inFlightAtGateway(system, 1);
+  const exit = system.query.stop("SIGTERM", 20_000);
+  expect(seen(await waiting)).toEqual(UNAVAILABLE);
+  expect(await exit).toBe(0);
+  expect(system.query.logs.join("\n")).not.toMatch(/took too long|"level":50/);
+});
+
+test("an order service stopped while a creation waits for the inventory answers 503 SERVICE_UNAVAILABLE, closes its database only after, and a retry with the same key gets the order", async () => {
+  // The inventory takes 20 s to reserve; the order service waits for it (one attempt, up to 30 s).
+  await using system = await startSystem({ FAULT_DELAY_MS: "20000", FAULT_DELAY_METHODS: "ReserveStock", INVENTORY_ATTEMPT_TIMEOUT_MS: "30000" });
+  await system.api("POST", "/v1/inventory/MUG-1:restock", { body: { quantity: 20, unitPriceMinor: "450" } });
+  const create = () =>
+    system.api("POST", "/v1/orders", {
+      body: { customerId: "alice", items: [{ sku: "MUG-1", quantity: 1 }] },
+      headers: { "Idempotency-Key": "shutdown-1", "X-Request-Timeout": "30000" },
+    });
+  const creating = create();
+  await inFlightAtGateway(system, 1);
+  const exit = system.order.stop("SIGTERM", 20_000);
+  expect(seen(await creating)).toEqual(UNAVAILABLE);
+  expect(await exit).toBe(0);
+  expect(system.order.logs.join("\n")).not.toMatch(/took too long|"level":50/);
+
+  // Back, with an inventory that answers at once: the order was kept (PENDING) and is settled.
+  await system.restart("inventory", { FAULT_DELAY_MS: "0" });
+  await system.restart("order");
+  const retried = await create();
+  expect([200, 202]).toContain(retried.status);
+  expect(retried.body).toMatchObject({ customerId: "alice", items: [{ sku: "MUG-1", quantity: 1 }] });
+  const settled = await system.api("GET", `/v1/orders/${retried.body.id}?minVersion=2`, { headers: { "X-Request-Timeout": "20000" } });
+  expect(settled.body.status).toBe("ORDER_STATUS_CONFIRMED");
+});
