@@ -7,11 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../scripts/dev-security.js";
+import { OrderlyError } from "../shared/errors/index.js";
 import { createLogger, silentLogger } from "../shared/logging/index.js";
 import { JwtVerifier } from "../shared/security/jwt.js";
 import { waitFor } from "../test/helpers/processes.js";
 import { reasonOf } from "../test/helpers/system.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { routesOf } from "./routes/index.js";
 import { createGatewayHandler, requestIdSource, type GatewayDeps } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
@@ -135,4 +137,30 @@ test("a client that goes away half-way through its body is logged as 499 CANCELL
   socket.destroy();
   const failed = await waitFor(() => lines.find((line) => line.msg === "request failed"), "the request's log line", 5000, 10);
   expect({ status: failed.status, reason: failed.reason, level: failed.level }).toEqual({ status: 499, reason: "CANCELLED", level: 30 });
+});
+
+test("an X-Request-Timeout over the cap is capped, however many digits it has; zero is refused", async () => {
+  const budgets: number[] = [];
+  const handler = createGatewayHandler({
+    routes: routesOf([QueryService]),
+    auth: { known: () => ({ subject: "admin", customerId: undefined, roles: ["admin"] }), verify: () => Promise.reject(new Error("every token is known here")), linkMetadata: () => ({}) },
+    call: (_route, _request, options) => {
+      budgets.push(options.deadline! - Date.now());
+      return Promise.reject(new OrderlyError("ORDER_NOT_FOUND", "no such order"));
+    },
+    readiness: async () => ({ ready: true, services: {} }),
+    openApi: () => ({}),
+    logger: silentLogger(),
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 2000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+  });
+  await using server = await listen(handler);
+  const get = async (timeout: string) => {
+    const response = await fetch(`${server.url}/v1/orders/ord_01M914PXQEFAN79JVDS4BEYK4Z`, { headers: { authorization: "Bearer t", "x-request-timeout": timeout } });
+    return { status: response.status, reason: reasonOf((await response.json()) as Parameters<typeof reasonOf>[0]) };
+  };
+  for (const timeout of ["9999999999", "9".repeat(40), "000002000"]) expect(await get(timeout)).toEqual({ status: 404, reason: "ORDER_NOT_FOUND" });
+  for (const budget of budgets) expect(budget).toBeGreaterThan(1500);
+  for (const budget of budgets) expect(budget).toBeLessThanOrEqual(2000);
+  for (const timeout of ["0", "000", "1e3"]) expect(await get(timeout)).toEqual({ status: 400, reason: "INVALID_HEADER" });
+  expect(budgets).toHaveLength(3);
 });

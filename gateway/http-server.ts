@@ -140,7 +140,8 @@ function logFields(req: IncomingMessage, request: RequestState, status: number) 
 }
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-const TIMEOUT_PATTERN = /^\d{1,9}$/;
+/** Any number of digits: a budget over the cap is capped, however large. */
+const TIMEOUT_PATTERN = /^\d+$/;
 
 /** A request id's 48-bit counter is kept in two halves of 6 hex digits each. */
 const HALF_SIZE = 2 ** 24;
@@ -354,6 +355,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
   function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
+    // RFC 9112 §3.2 (Node's own refusal, which the server turns off, is a 400 without a body).
+    if (req.headers.host === undefined && req.httpVersion === "1.1") throw new OrderlyError("MALFORMED_REQUEST", "an HTTP/1.1 request must have a Host header");
     const { path, search } = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
     // A built-in path is labelled by itself in metrics whatever the method; other methods go on like any request.

@@ -100,6 +100,8 @@ runMain(logger, async () => {
       requestTimeout: config.requestTimeoutMs,
       keepAliveTimeout: 5000,
       maxHeaderSize: config.maxHeaderBytes,
+      // The handler refuses an HTTP/1.1 request without Host itself, with a reason like any other answer.
+      requireHostHeader: false,
       // How often slow clients (headers or body trickling in) are checked for and cut off.
       connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
     },

@@ -241,6 +241,27 @@ describe("limits", () => {
     expect(received).toContain("\"reason\":\"REQUEST_TIMEOUT\"");
   });
 
+  test("an HTTP/1.1 request without Host gets 400 MALFORMED_REQUEST with a reason, like any other malformed request; HTTP/1.0 needs none", async () => {
+    const port = Number(new URL(system.baseUrl).port);
+    /** What the gateway answers to a raw request (which asks it to close the connection after). */
+    const exchange = async (head: string) => {
+      const socket = connectTcp({ host: "127.0.0.1", port });
+      let received = "";
+      socket.on("data", (chunk) => (received += chunk.toString("latin1")));
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      socket.on("error", () => undefined);
+      socket.write(`${head}connection: close\r\n\r\n`);
+      await closed;
+      return received;
+    };
+    const without = await exchange("GET /healthz HTTP/1.1\r\n");
+    expect(without).toMatch(/^HTTP\/1\.1 400 /);
+    expect(without).toMatch(/\r\nx-request-id: /i);
+    expect(without).toContain('"reason":"MALFORMED_REQUEST"');
+    expect(await exchange("GET /healthz HTTP/1.0\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await exchange("GET /healthz HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
   test("a gRPC message over the 4 MiB limit is refused with RESOURCE_EXHAUSTED, and nothing is stored", async () => {
     const connection = connect(`127.0.0.1:${system.inventory.port}`, { maxMessageBytes: 16 * 1024 * 1024 });
     try {

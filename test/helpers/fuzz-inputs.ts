@@ -529,7 +529,7 @@ function refusedCallers(shape: RouteShape, ctx: FuzzContext): fc.Arbitrary<Mutat
 }
 
 /** Header values the gateway must refuse. */
-const invalidTimeouts = fc.constantFrom("0", "-1", "1.5", "abc", "", "1e3", "0x10", "9999999999", "5000ms", "+5000", "１２３", ...INJECTIONS.filter((s) => !/[\r\n\u0000-\u001f]/.test(s)));
+const invalidTimeouts = fc.constantFrom("0", "000", "-1", "1.5", "abc", "", "1e3", "0x10", "5000ms", "+5000", "１２３", ...INJECTIONS.filter((s) => !/[\r\n\u0000-\u001f]/.test(s)));
 const invalidKeys = fc.oneof(
   fc.constantFrom("", "has space", "k".repeat(129), "é", "a\tb", "'; DROP TABLE orders; --", '" OR 1=1 --', "<script> alert(1) </script>"),
   fc.stringMatching(/^[!-~]{1,20} [!-~]{1,20}$/),
@@ -654,7 +654,12 @@ function noiseHeaders(shape: RouteShape): fc.Arbitrary<[string, string][]> {
   const printable = fc.oneof(fc.stringMatching(/^[!-~]{1,128}$/), fc.constantFrom(...KEY_INJECTIONS));
   const key = fc.oneof({ weight: 4, arbitrary: printable }, { weight: 1, arbitrary: invalidKeys });
   // Budgets big enough for a healthy system: a smaller one may legitimately end in 504.
-  const timeout = fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 5000, max: 999_999_999 }).map(String) }, { weight: 1, arbitrary: fc.constant("000010000") }, { weight: 2, arbitrary: invalidTimeouts });
+  // Any number of digits is a budget (capped): a 10- or 40-digit one too.
+  const timeout = fc.oneof(
+    { weight: 3, arbitrary: fc.integer({ min: 5000, max: 999_999_999 }).map(String) },
+    { weight: 1, arbitrary: fc.constantFrom("000010000", "9999999999", "9".repeat(40)) },
+    { weight: 2, arbitrary: invalidTimeouts },
+  );
   const requestId = fc.oneof(fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/), fc.constantFrom(...KEY_INJECTIONS), hostileString.map(headerSafe));
   const contentType = fc.constantFrom("application/json", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "multipart/form-data; boundary=x", "application/xml");
   const reserved = new Set(["host", "content-length", "transfer-encoding", "connection", "authorization", "expect", "x-request-timeout", "idempotency-key", "content-type", "upgrade", "te", "trailer"]);
