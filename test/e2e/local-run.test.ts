@@ -83,9 +83,10 @@ function descendantsOf(pid: number): number[] {
   return found;
 }
 
-/** Runs `node scripts/start.mjs`; disposing it stops it and kills anything it left behind. */
-function startLocalRun(env: Record<string, string>): LocalRun {
-  const child = spawn(process.execPath, ["scripts/start.mjs"], {
+/** Runs `node scripts/start.mjs` (or `npm start`, which runs it); disposing it stops it and kills anything it left behind. */
+function startLocalRun(env: Record<string, string>, how: "node" | "npm" = "node"): LocalRun {
+  const [command, args] = how === "node" ? [process.execPath, ["scripts/start.mjs"]] : ["npm", ["start"]];
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -226,7 +227,8 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
     }
 
     {
-      await using run = startLocalRun(env);
+      // This time through npm, as the README says, and stopped the way a process manager stops it: SIGTERM to npm.
+      await using run = startLocalRun(env, "npm");
       await waitUntilReady(run, baseUrl);
       expect(run.output()).toContain("no demo seed");
       expect(run.output()).not.toContain("seeded the demo catalog");
@@ -238,7 +240,13 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`, admin)).body.available).toBe(restocked.quantity + 10 + 7);
       expect((await api(baseUrl, "GET", `/v1/inventory/${untouched.sku}`, admin)).body.available).toBe(untouched.quantity);
 
-      await stopCleanly(run);
+      // npm ends at once without passing the signal on; start.mjs, orphaned, stops the system.
+      const pids = run.descendants();
+      expect(pids).toEqual(expect.arrayContaining(run.servicePids()));
+      await run.stop("SIGTERM");
+      await waitFor(() => run.ended(), "everything npm start ran to stop (its output closed)", 30_000);
+      expect(pids.filter(isRunning)).toEqual([]);
+      expect(run.output()).toContain("stopped; nothing left running");
     }
   } finally {
     rmSync(dataDir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { nodeEntry } from "../../shared/process/index.js";
@@ -121,11 +122,17 @@ export async function waitFor<T>(condition: () => T | Promise<T>, message: strin
   }
 }
 
-/** Whether a process with this pid is still running. */
+/** Whether a process with this pid is still running (a zombie is not). */
 export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  // A zombie has ended: its parent just has not reaped it (an orphan's is PID 1, which in a container may be no init).
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
