@@ -10,7 +10,10 @@ import { indexRoutes, resolveRoute, routesOf, type Route } from "./route-table.j
 /** What resolveRoute answers, found by trying every route in the table's order (what its index must agree with). */
 function byScan(routes: readonly Route[], httpMethod: string, path: string) {
   const allowed: string[] = [];
+  // A path ending with a verb of the table is for the routes with a verb.
+  const withVerb = routes.some((route) => route.template.verb !== undefined && path.endsWith(`:${route.template.verb}`));
   for (const route of routes) {
+    if (withVerb && route.template.verb === undefined) continue;
     const params = matchPath(route.template, path);
     if (params === undefined) continue;
     // HEAD is GET without the body.
@@ -52,6 +55,12 @@ test("a request finds the route a scan of every route would find, with the same 
   expect(resolved(routes, "GET", "/v2/orders")).toEqual({ reason: "ROUTE_NOT_FOUND" });
   expect(resolved(routes, "HEAD", "/v1/orders/ord_1")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1" } });
   expect(resolved(routes, "POST", "/v1/inventory/SKU-1")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "GET, HEAD" });
+  // A verb's path is not a variable of a route without one: GET on a cancel is 405, not a read of the order "ord_1:cancel".
+  expect(resolved(routes, "GET", "/v1/orders/ord_1:cancel")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "POST" });
+  expect(resolved(routes, "GET", "/v1/inventory/SKU-1:restock")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "POST" });
+  expect(resolved(routes, "GET", "/v1/inventory/SKU-1:cancel")).toEqual({ reason: "ROUTE_NOT_FOUND" });
+  // An unknown verb is part of the segment (an id the service then refuses).
+  expect(resolved(routes, "GET", "/v1/orders/ord_1:undo")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1:undo" } });
   expect(resolved(extra, "POST", "/v1/orders:cancel")).toEqual({ label: "POST /v1/orders:cancel", params: {} });
   expect(resolved(extra, "GET", "/v1/orders/ord_1")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1" } });
   expect(resolved(extra, "GET", "/v1/stock/orders")).toEqual({ label: "GET /v1/{name}/orders", params: { name: "stock" } });

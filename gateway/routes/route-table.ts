@@ -75,6 +75,8 @@ export function routesOf(services: readonly DescService[]): Route[] {
  */
 export interface RouteIndex {
   readonly bySegments: ReadonlyMap<number, { byLiteral: ReadonlyMap<string, readonly Route[]>; other: readonly Route[] }>;
+  /** The table's verbs, as a path's last segment ends with them (":cancel"). */
+  readonly verbSuffixes: ReadonlySet<string>;
 }
 
 /** The index of a route table, made once (when the gateway's handler is created) and then only read. */
@@ -103,7 +105,7 @@ export function indexRoutes(routes: readonly Route[]): RouteIndex {
       for (const list of group.byLiteral.values()) list.push(route);
     }
   }
-  return { bySegments };
+  return { bySegments, verbSuffixes: new Set(routes.flatMap((route) => route.template.verbSuffix ?? [])) };
 }
 
 /** The method that serves a request's: HEAD is served as GET, as RFC 9110 asks (Node sends the headers without the body). */
@@ -113,15 +115,21 @@ export function servingMethod(requestMethod: string): string {
 
 /**
  * Finds the route of a request. ROUTE_NOT_FOUND when no path matches, METHOD_NOT_ALLOWED when only the method differs.
- * HEAD is served by the GET route of its path (servingMethod).
+ * HEAD is served by the GET route of its path (servingMethod). A path whose last segment ends with one of the
+ * table's verbs (":cancel") is for the routes with that verb, never a variable of a route without one: GET on
+ * /v1/orders/{id}:cancel is 405 (Allow: POST), not a read of an order whose id ends with ":cancel".
  */
 export function resolveRoute(index: RouteIndex, requestMethod: string, path: string): RouteMatch {
   const httpMethod = servingMethod(requestMethod);
   const parts = splitPath(path);
   const group = index.bySegments.get(parts.length);
   const candidates = group === undefined ? [] : (group.byLiteral.get(parts[1]!) ?? group.other);
+  const last = parts[parts.length - 1]!;
+  const colon = last.lastIndexOf(":");
+  const withVerb = colon >= 0 && index.verbSuffixes.has(last.slice(colon));
   let allowed: string[] | undefined;
   for (const route of candidates) {
+    if (withVerb && route.template.verbSuffix === undefined) continue;
     const params = matchSegments(route.template, parts);
     if (params === undefined) continue;
     if (route.httpMethod === httpMethod) return { route, params };
