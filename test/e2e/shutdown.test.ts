@@ -61,6 +61,9 @@ test("a query service stopped with a minVersion read waiting answers it 503 SERV
   const order = await confirmedOrder(system);
   const waiting = system.api("GET", `/v1/orders/${order.id}?minVersion=99`, { headers: { "X-Request-Timeout": "30000" } });
   await inFlightAtGateway(system, 1);
+  // A read the query service answers after it (one HTTP/2 connection, streams taken in order): the wait has reached it.
+  // (Stopped before it arrives, a call is refused as UNAVAILABLE: the gateway's retries end in DEPENDENCY_UNAVAILABLE.)
+  expect((await system.api("GET", "/v1/customers/alice/orders")).status).toBe(200);
   const exit = system.query.stop("SIGTERM", 20_000);
   expect(seen(await waiting)).toEqual(UNAVAILABLE);
   expect(await exit).toBe(0);
@@ -77,7 +80,8 @@ test("an order service stopped while a creation waits for the inventory answers 
       headers: { "Idempotency-Key": "shutdown-1", "X-Request-Timeout": "30000" },
     });
   const creating = create();
-  await inFlightAtGateway(system, 1);
+  // The order service is calling the inventory for it (so the creation has reached the order service).
+  await waitFor(async () => (await (await fetch(`http://127.0.0.1:${system.order.adminPort}/metrics`)).text()).match(/^orderly_dependency_bulkhead_in_use\{dependency="inventory"[^}]*\} 1$/m), "the reservation in flight");
   const exit = system.order.stop("SIGTERM", 20_000);
   expect(seen(await creating)).toEqual(UNAVAILABLE);
   expect(await exit).toBe(0);
