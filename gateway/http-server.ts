@@ -121,8 +121,21 @@ interface Fill {
   aggregateId: string;
 }
 
-/** The path and the query string (without "?") of a request target; no URL object is needed for the gateway's routes. */
+/** The scheme and authority of an absolute-form request target ("http://host:port"). */
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/**
+ * The path and the query string (without "?") of a request target; no URL
+ * object is needed for the gateway's routes. An absolute-form target
+ * ("http://host/v1/…"), which RFC 9112 §3.2.2 asks an origin server to
+ * accept, is routed by its path.
+ */
 function splitTarget(target: string): { path: string; search: string } {
+  if (target.charCodeAt(0) !== 0x2f) {
+    const authority = ABSOLUTE_FORM.exec(target);
+    if (authority !== null) target = target.length === authority[0].length ? "/" : target.slice(authority[0].length);
+    if (target.charCodeAt(0) === 0x3f) target = `/${target}`;
+  }
   const at = target.indexOf("?");
   return at < 0 ? { path: target, search: "" } : { path: target.slice(0, at), search: target.slice(at + 1) };
 }
@@ -316,7 +329,7 @@ function idempotencyKeyOf(req: IncomingMessage): string | undefined {
   if (raw === undefined) return undefined;
   const value = Array.isArray(raw) ? raw[0]! : raw;
   if (!/^[\x21-\x7e]{1,128}$/.test(value)) {
-    throw new OrderlyError("INVALID_HEADER", "Idempotency-Key must be 1-128 printable ASCII characters", {
+    throw new OrderlyError("INVALID_HEADER", "Idempotency-Key must be 1-128 visible ASCII characters (! to ~, no spaces)", {
       metadata: { header: "Idempotency-Key" },
     });
   }

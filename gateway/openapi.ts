@@ -153,7 +153,7 @@ function operation(route: Route, collector: SchemaCollector): JsonObject {
     { name: "X-Request-Timeout", in: "header", required: false, schema: { type: "integer", minimum: 1 }, description: "Deadline budget in milliseconds (capped)" },
   );
   if (fieldByName(input, "request_id")) {
-    parameters.push({ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 128 }, description: "Makes retries safe: the same key and body return the same result" });
+    parameters.push({ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", pattern: "^[!-~]{1,128}$" }, description: "Makes retries safe: the same key and body return the same result" });
   }
   const op: JsonObject = {
     operationId: `${route.service.name}_${route.method.name}`,

@@ -241,25 +241,35 @@ describe("limits", () => {
     expect(received).toContain("\"reason\":\"REQUEST_TIMEOUT\"");
   });
 
+  /** What the gateway answers to a raw request (which asks it to close the connection after). */
+  async function exchange(head: string): Promise<string> {
+    const socket = connectTcp({ host: "127.0.0.1", port: Number(new URL(system.baseUrl).port) });
+    let received = "";
+    socket.on("data", (chunk) => (received += chunk.toString("latin1")));
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.on("error", () => undefined);
+    socket.write(`${head}connection: close\r\n\r\n`);
+    await closed;
+    return received;
+  }
+
   test("an HTTP/1.1 request without Host gets 400 MALFORMED_REQUEST with a reason, like any other malformed request; HTTP/1.0 needs none", async () => {
-    const port = Number(new URL(system.baseUrl).port);
-    /** What the gateway answers to a raw request (which asks it to close the connection after). */
-    const exchange = async (head: string) => {
-      const socket = connectTcp({ host: "127.0.0.1", port });
-      let received = "";
-      socket.on("data", (chunk) => (received += chunk.toString("latin1")));
-      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-      socket.on("error", () => undefined);
-      socket.write(`${head}connection: close\r\n\r\n`);
-      await closed;
-      return received;
-    };
     const without = await exchange("GET /healthz HTTP/1.1\r\n");
     expect(without).toMatch(/^HTTP\/1\.1 400 /);
     expect(without).toMatch(/\r\nx-request-id: /i);
     expect(without).toContain('"reason":"MALFORMED_REQUEST"');
     expect(await exchange("GET /healthz HTTP/1.0\r\n")).toMatch(/^HTTP\/1\.1 200 /);
     expect(await exchange("GET /healthz HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  test("an absolute-form request target (RFC 9112 §3.2.2) is routed by its path", async () => {
+    const bearer = `authorization: Bearer ${system.tokens.admin}\r\n`;
+    expect(await exchange("GET http://orderly.example/healthz HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+    const listed = await exchange(`GET http://orderly.example:8080/v1/inventory?pageSize=1 HTTP/1.1\r\nhost: orderly\r\n${bearer}`);
+    expect(listed).toMatch(/^HTTP\/1\.1 200 /);
+    expect(listed).toContain('"items":[');
+    expect(await exchange("GET http://orderly.example/v1/inventory HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 401 /);
+    expect(await exchange(`GET http://orderly.example HTTP/1.1\r\nhost: orderly\r\n${bearer}`)).toContain('"reason":"ROUTE_NOT_FOUND"');
   });
 
   test("a gRPC message over the 4 MiB limit is refused with RESOURCE_EXHAUSTED, and nothing is stored", async () => {
