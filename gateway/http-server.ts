@@ -125,17 +125,19 @@ interface Fill {
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 
 /**
- * The path and the query string (without "?") of a request target; no URL
- * object is needed for the gateway's routes. An absolute-form target
+ * The origin form ("/v1/…?…") of an absolute-form request target
  * ("http://host/v1/…"), which RFC 9112 §3.2.2 asks an origin server to
- * accept, is routed by its path.
+ * accept; any other target as it is.
  */
+function originForm(target: string): string {
+  const authority = ABSOLUTE_FORM.exec(target);
+  if (authority === null) return target;
+  const rest = target.slice(authority[0].length);
+  return rest.charCodeAt(0) === 0x2f ? rest : `/${rest}`;
+}
+
+/** The path and the query string (without "?") of a request target; no URL object is needed for the gateway's routes. */
 function splitTarget(target: string): { path: string; search: string } {
-  if (target.charCodeAt(0) !== 0x2f) {
-    const authority = ABSOLUTE_FORM.exec(target);
-    if (authority !== null) target = target.length === authority[0].length ? "/" : target.slice(authority[0].length);
-    if (target.charCodeAt(0) === 0x3f) target = `/${target}`;
-  }
   const at = target.indexOf("?");
   return at < 0 ? { path: target, search: "" } : { path: target.slice(0, at), search: target.slice(at + 1) };
 }
@@ -186,24 +188,6 @@ export function requestIdSource(start = randomInt(HALF_SIZE * HALF_SIZE - 1)): (
     }
     return head + hexHalf(low);
   };
-}
-
-function send(res: ServerResponse, requestId: string, status: number, body: JsonValue): void {
-  sendRaw(res, requestId, status, JSON.stringify(body));
-}
-
-/**
- * A JSON response; `cache` says a read was answered by the cache (`hit`
- * from an entry, `shared` from another request's fetch of the same key).
- * Every header goes in the one writeHead call (headers set earlier with
- * setHeader, as on error paths, send Node down a slower path that merges
- * them one by one).
- */
-function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string, cache?: "hit" | "shared"): void {
-  const headers: Record<string, string | number> = { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(payload), "x-request-id": requestId };
-  if (cache !== undefined) headers["x-cache"] = cache;
-  res.writeHead(status, headers);
-  res.end(payload);
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
@@ -359,12 +343,27 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   const newRequestId = requestIdSource();
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
-  /** The answers still to be written of requests that went asynchronous (tracked only when there is a shutdown to tell them of). */
-  const answering = new Set<ServerResponse>();
-  const closeConnection = (res: ServerResponse) => {
-    if (!res.headersSent) res.setHeader("connection", "close");
-  };
-  deps.shutdown?.draining.addEventListener("abort", () => answering.forEach(closeConnection), { once: true });
+  const draining = deps.shutdown?.draining;
+
+  function send(res: ServerResponse, requestId: string, status: number, body: JsonValue): void {
+    sendRaw(res, requestId, status, JSON.stringify(body));
+  }
+
+  /**
+   * A JSON response; `cache` says a read was answered by the cache (`hit`
+   * from an entry, `shared` from another request's fetch of the same key).
+   * Every header goes in the one writeHead call (headers set earlier with
+   * setHeader, as on error paths, send Node down a slower path that merges
+   * them one by one). Once a shutdown has begun, each answer closes its
+   * connection.
+   */
+  function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string, cache?: "hit" | "shared"): void {
+    const headers: Record<string, string | number> = { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(payload), "x-request-id": requestId };
+    if (cache !== undefined) headers["x-cache"] = cache;
+    if (draining?.aborted) headers.connection = "close";
+    res.writeHead(status, headers);
+    res.end(payload);
+  }
 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
   function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
@@ -626,8 +625,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       req.resume();
       return;
     }
+    // An absolute-form target is handled as its origin form from here on: routed, traced and logged by its path.
+    if (req.url !== undefined && req.url.charCodeAt(0) !== 0x2f) req.url = originForm(req.url);
     const sent = req.headers["x-request-id"];
-    const url = req.url ?? "/";
     const request: RequestState = {
       id: typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : newRequestId(),
       route: "unmatched",
@@ -638,7 +638,6 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     };
     if (deps.tracesEveryRequest) ensureSpan(request, res);
     if (hasBody(req)) lingerOnClose(req.socket);
-    if (deps.shutdown?.draining.aborted) closeConnection(res);
     let outcome: Promise<void> | void = undefined;
     try {
       outcome = handle(req, res, request);
@@ -652,10 +651,6 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       return succeeded(req, res, request);
     }
     res.once("finish", () => finished(res, request));
-    if (deps.shutdown) {
-      answering.add(res);
-      res.once("close", () => answering.delete(res));
-    }
     outcome.then(
       () => succeeded(req, res, request),
       (error: unknown) => failed(req, res, request, error),

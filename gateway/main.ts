@@ -140,6 +140,7 @@ runMain(logger, async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       if (!(await settlesWithin(closed, SHUTDOWN_DRAIN_MS))) {
+        logger.warn({ inFlight: shedder.current, drainMs: SHUTDOWN_DRAIN_MS }, "stopped waiting for the requests in flight: those waiting for a service are answered 503");
         shutdown.stopping.abort(new OrderlyError("SERVICE_UNAVAILABLE", "the gateway is shutting down; retry"));
         // Their answers are being written; what is still left then (a body trickling in, say) is cut off.
         if (!(await settlesWithin(closed, ABANDON_MS))) server.closeAllConnections();

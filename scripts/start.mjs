@@ -35,13 +35,16 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 
 // `npm start` runs this under `sh -c`, and a SIGTERM to npm ends npm and the shell without passing it on
 // (measured with npm 11): this process would keep the whole system running. Orphaned, it stops it as on SIGTERM.
-const parent = process.ppid;
-const orphaned = setInterval(() => {
-  if (process.ppid === parent) return;
-  clearInterval(orphaned);
-  child.kill("SIGTERM");
-}, 250);
-orphaned.unref();
+// Only under npm: `nohup node scripts/start.mjs &` is orphaned when its shell exits, and is meant to go on.
+if (process.env.npm_lifecycle_event === "start") {
+  const parent = process.ppid;
+  const orphaned = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(orphaned);
+    child.kill("SIGTERM");
+  }, 250);
+  orphaned.unref();
+}
 
 /** Whether any process of the group `pid` leads is left. */
 function groupAlive(pid) {

@@ -10,7 +10,8 @@ import { indexRoutes, resolveRoute, routesOf, type Route } from "./route-table.j
 /** What resolveRoute answers, found by trying every route in the table's order (what its index must agree with). */
 function byScan(routes: readonly Route[], httpMethod: string, path: string) {
   const allowed: string[] = [];
-  // A path ending with a verb of the table is for the routes with a verb.
+  // A path ending with a verb of the table is for the routes with a verb (the same rule as the index's: the explicit
+  // cases below, not this scan, check the rule itself).
   const withVerb = routes.some((route) => route.template.verb !== undefined && path.endsWith(`:${route.template.verb}`));
   for (const route of routes) {
     if (withVerb && route.template.verb === undefined) continue;

@@ -97,10 +97,10 @@ runMain(logger, async () => {
     async close() {
       ready = false;
       clearInterval(pruneTimer);
-      await server.close();
+      // The recovery loop stops while the server drains: a sweep in flight ends within its own budget, so both fit runMain's grace.
+      await Promise.all([server.close(), recovery.close()]);
       // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
       await admin.close();
-      await recovery.close();
       await events.close();
       inventoryConnection.close();
       await checkpoints.close();

@@ -152,8 +152,10 @@ export function callUnary<I extends DescMessage, O extends DescMessage>(
         (error, response) => {
           options.signal?.removeEventListener("abort", onAbort);
           if (error) {
-            // Cancelled by the caller's signal: the error its reason names (CANCELLED, or the server shutting down).
-            const err = options.signal?.aborted ? abortReason(options.signal) : fromServiceError(error);
+            // Cancelled by the caller's signal: the error its reason names (CANCELLED, or the server shutting down). An answer
+            // the service sent before the cancel reached it is kept.
+            const cancelled = error.code === grpc.status.CANCELLED && options.signal?.aborted === true;
+            const err = cancelled ? abortReason(options.signal!) : fromServiceError(error);
             if (span) endSpanWithError(span, err, { "rpc.grpc.status_code": err.code });
             reject(err);
           } else {

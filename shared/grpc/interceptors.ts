@@ -86,8 +86,9 @@ export const defaultInterceptors: readonly Interceptor[] = [traceCalls, logCalls
 /**
  * Fault injection (tests and drills only): delays the named methods by `ms`
  * before they run, as a slow dependency would be. The wait ends early —
- * and the call fails CANCELLED — when the caller gives up, so the service
- * does no work for a caller that is gone.
+ * and the call fails with its signal's abortReason (CANCELLED, or
+ * SERVICE_UNAVAILABLE at a shutdown) — when the caller gives up, so the
+ * service does no work for a caller that is gone.
  */
 export function injectDelay(ms: number, methods: readonly string[]): Interceptor {
   return (next) => async (request, context) => {

@@ -78,3 +78,33 @@ test("a handler's log lines name its call's method, request id and trace (the ca
     { msg: "in a child", service: "test", method, requestId: "its own", orderId: "o1", traceId },
   ]);
 });
+
+test("close answers a call still running after the grace SERVICE_UNAVAILABLE, and resolves only once every handler has ended, a gone caller's too", async () => {
+  const events: string[] = [];
+  /** How long each call's handler goes on after its signal aborts (as a handler recording an outcome would). */
+  const after: Record<string, number> = { wait: 200, gone: 800 };
+  const handlers = {
+    getOrder: async ({ id }, context) => {
+      events.push(`${id} started`);
+      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+      await new Promise((resolve) => setTimeout(resolve, after[id]));
+      events.push(`${id} ended`);
+      throw context.signal.reason;
+    },
+  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger: silentLogger(), services: [registration(QueryService, handlers)] });
+  const connection = connect(`127.0.0.1:${server.port}`);
+  using _connection = { [Symbol.dispose]: () => connection.close() };
+  const call = (id: string, signal?: AbortSignal) => callUnary(connection, QueryService.method.getOrder, { id }, { deadline: Date.now() + 10_000, signal }).catch((error: unknown) => error);
+  // "wait" runs past the grace; "gone"'s caller hangs up first, and its handler goes on longer than the aborted one's.
+  const waiting = call("wait");
+  const caller = new AbortController();
+  const gone = call("gone", caller.signal);
+  await waitFor(() => events.includes("wait started") && events.includes("gone started"), "both calls to reach their handlers");
+  caller.abort();
+  await gone;
+  await server.close(300);
+  events.push("closed");
+  expect(events.slice(2)).toEqual(["wait ended", "gone ended", "closed"]);
+  expect(await waiting).toMatchObject({ reason: "SERVICE_UNAVAILABLE" });
+});

@@ -50,9 +50,9 @@ export interface RunningServer {
   /**
    * Stops accepting calls and lets those in flight finish for up to graceMs;
    * then aborts the rest, which answer SERVICE_UNAVAILABLE (their callers may
-   * retry elsewhere or later). Resolves once every handler has settled, or
-   * ABANDON_MS after the abort at most, so what the handlers use can be
-   * closed after it.
+   * retry elsewhere or later). Resolves once every handler has settled, so
+   * what the handlers use can be closed after it; or, when one has not,
+   * ABANDON_MS after the abort at most (logged as a warning).
    */
   close(graceMs?: number): Promise<void>;
 }
@@ -174,7 +174,12 @@ export function toServiceError(error: OrderlyError): Partial<grpc.StatusObject> 
 /** The calls a server is handling: each one's abort, and a wait until none is left. */
 class CallsInFlight {
   private readonly calls = new Set<AbortController>();
+  /** The one wait there is: the server's close. */
   private onIdle: (() => void) | undefined;
+
+  get size(): number {
+    return this.calls.size;
+  }
 
   add(controller: AbortController): void {
     this.calls.add(controller);
@@ -190,14 +195,14 @@ class CallsInFlight {
     for (const controller of this.calls) controller.abort(reason);
   }
 
-  /** Resolves when no handler is running, or after `timeoutMs`. */
-  idle(timeoutMs: number): Promise<void> {
-    if (this.calls.size === 0) return Promise.resolve();
+  /** Resolves true when no handler is running, or false after `timeoutMs` if one still is. */
+  idle(timeoutMs: number): Promise<boolean> {
+    if (this.calls.size === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
+      const timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
       this.onIdle = () => {
         clearTimeout(timer);
-        resolve();
+        resolve(true);
       };
     });
   }
@@ -290,12 +295,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     close: async (graceMs = 5000) => {
       for (const s of streaming) s.close?.();
       const shutDown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // Handlers whose callers went away may still be running when the server has closed: they get as long as aborted ones.
+      let abandonBy = Date.now() + ABANDON_MS;
       if (!(await settlesWithin(shutDown, graceMs))) {
         inFlight.abortAll(new OrderlyError("SERVICE_UNAVAILABLE", "the service is shutting down"));
+        abandonBy = Date.now() + ABANDON_MS;
         // Their answers are on the way: a forced shutdown now would cut them off (the caller would see CANCELLED).
         if (!(await settlesWithin(shutDown, ABANDON_MS))) server.forceShutdown();
       }
-      await inFlight.idle(ABANDON_MS);
+      if (!(await inFlight.idle(abandonBy - Date.now()))) {
+        options.logger.warn({ calls: inFlight.size }, "calls still running after the shutdown's grace: what they use is closed under them");
+      }
     },
   };
 }
