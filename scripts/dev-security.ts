@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import { streams } from "../shared/events/subjects.js";
-import { secretsDir, type TlsFiles } from "../shared/security/index.js";
+import { natsPasswordFile, secretsDir, type TlsFiles } from "../shared/security/index.js";
 
 /** The dev tokens file: `{"admin": "<token>", "customers": {"<customerId>": "<token>"}}`. */
 export interface DevTokens {
@@ -113,7 +113,7 @@ export interface NatsSecurity {
  */
 export function writeNatsSecurity(dataDir: string): NatsSecurity {
   const dir = ensureDir(secretsDir(dataDir));
-  const passwordFile = (user: string) => join(dir, `nats-${user}.password`);
+  const passwordFile = (user: string) => natsPasswordFile(dataDir, user);
   const quote = (s: string) => JSON.stringify(s);
   const users = Object.entries(natsUsers).map(([user, permissions]) => {
     const password = keepOrCreate(passwordFile(user), () => randomBytes(24).toString("hex")).trim();

@@ -5,7 +5,7 @@
 //   npm run rebuild                   builds $ORDERLY_DATA_DIR/query.rebuilt.db and compares it with query.db
 //   npm run rebuild -- --out FILE     builds FILE instead
 //   npm run rebuild -- --replace      then replaces query.db with it (stop the query service first)
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -13,16 +13,28 @@ import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../../shared/config/index.js";
 import { connectNats, streams } from "../../shared/events/index.js";
 import { createLogger } from "../../shared/logging/index.js";
+import { natsPasswordFile } from "../../shared/security/index.js";
 import { openDatabase, type Db } from "../../shared/sqlite/index.js";
-import { queryConfig } from "./config.js";
+import { queryConfig, type QueryConfig } from "./config.js";
 import { Projector } from "./projector.js";
 import { dumpReadModels } from "./read-store.js";
 import { queryMigrations } from "./schema.js";
 
-/** Replays every stream from its start up to its last message now into `db`; returns events applied per stream. */
+/**
+ * Replays every stream from its start up to its last message now into `db`;
+ * returns events applied per stream. Fails at once, saying what to do, when
+ * NATS does not answer or refuses the login (a tool run by hand must not
+ * wait silently for a server that is not there).
+ */
 export async function replayStreams(servers: string, db: Db, consumerName: string, natsAuth?: NatsAuth): Promise<Record<string, number>> {
   const logger = createLogger("rebuild", "warn");
-  const nc = await connectNats(servers, "rebuild", logger, natsAuth);
+  const nc = await connectNats(servers, "rebuild", logger, natsAuth, { waitForServer: false }).catch((error: unknown) => {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `cannot connect to NATS at ${servers} as ${natsAuth ? `user ${natsAuth.user}` : "an anonymous client"} (${why}): ` +
+        "start Orderly first (npm start), or set NATS_URL, and NATS_USER with NATS_PASSWORD or NATS_PASSWORD_FILE",
+    );
+  });
   try {
     const jsm = await nc.jetstreamManager();
     const js = nc.jetstream();
@@ -58,6 +70,18 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
   }
 }
 
+/**
+ * Who the rebuild logs in to NATS as: NATS_USER when set; else, when the
+ * data directory holds the query service's dev password (`npm start` wrote
+ * it, and its nats-server refuses anonymous clients), the query service's
+ * user, whose permissions cover reading the streams.
+ */
+function rebuildAuth(config: QueryConfig): NatsAuth | undefined {
+  if (config.natsAuth !== undefined) return config.natsAuth;
+  const file = natsPasswordFile(config.dataDir, "query");
+  return existsSync(file) ? { user: "query", pass: readFileSync(file, "utf8").trim() } : undefined;
+}
+
 async function main(): Promise<void> {
   const config = queryConfig(process.env);
   const args = process.argv.slice(2);
@@ -66,7 +90,7 @@ async function main(): Promise<void> {
   for (const suffix of ["", "-wal", "-shm"]) rmSync(out + suffix, { force: true });
   const db = openDatabase({ file: out, migrations: queryMigrations, synchronous: "NORMAL" });
   const started = performance.now();
-  const counts = await replayStreams(config.natsUrl, db, config.consumerName, config.natsAuth);
+  const counts = await replayStreams(config.natsUrl, db, config.consumerName, rebuildAuth(config));
   const rebuilt = dumpReadModels(db);
   db.close();
   const summary = Object.fromEntries(Object.entries(rebuilt).map(([table, rows]) => [table, rows.length]));

@@ -4,19 +4,20 @@ import type { Logger } from "../logging/index.js";
 
 /**
  * Connects to NATS and keeps reconnecting for ever, logging each change of
- * connection state; the first connection is awaited (retried until it works
- * or `signal` aborts), so a process can start before its NATS server does.
+ * connection state; the first connection is awaited (retried until it
+ * works), so a service can start before its NATS server does. A one-off
+ * tool passes `waitForServer: false` to fail at once when no server answers.
  * With `auth`, it logs in as that NATS user (whose permissions the server
  * config limits to the process's own subjects).
  */
-export async function connectNats(servers: string, name: string, logger: Logger, auth?: NatsAuth): Promise<NatsConnection> {
+export async function connectNats(servers: string, name: string, logger: Logger, auth?: NatsAuth, { waitForServer = true } = {}): Promise<NatsConnection> {
   const nc = await connect({
     servers: servers.split(","),
     ...(auth ? { user: auth.user, pass: auth.pass } : {}),
     name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
-    waitOnFirstConnect: true,
+    waitOnFirstConnect: waitForServer,
     pingInterval: 10_000,
     // No stack captured per request (every JetStream publish and pull is one): the relay drained
     // 11.8k events/s with it against 7.1k without, in the bench; errors still say what failed.

@@ -25,6 +25,11 @@ export function secretsDir(dataDir: string): string {
   return join(dataDir, "secrets");
 }
 
+/** The file holding a NATS user's dev password, as the local run writes it (scripts/dev-security.ts). */
+export function natsPasswordFile(dataDir: string, user: string): string {
+  return join(secretsDir(dataDir), `nats-${user}.password`);
+}
+
 function secretFrom(env: Env, name: string, fileName: string, fallbackFile: string): string | undefined {
   const inline = env[name];
   if (inline !== undefined && inline !== "") return inline;

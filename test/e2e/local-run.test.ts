@@ -129,6 +129,11 @@ function startLocalRun(env: Record<string, string>, how: "node" | "npm" = "node"
   };
 }
 
+/** Runs `services/query/rebuild.ts` (what `npm run rebuild` runs) against a local run's environment; bounded, so a hang fails. */
+function runRebuild(env: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts"], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 60_000 });
+}
+
 /** The shell commands of the ready banner (its lines after the token variables, without comments and colors). */
 function bannerCommands(output: string): string {
   // eslint-disable-next-line no-control-regex
@@ -240,6 +245,10 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`, admin)).body.available).toBe(restocked.quantity + 10 + 7);
       expect((await api(baseUrl, "GET", `/v1/inventory/${untouched.sku}`, admin)).body.available).toBe(untouched.quantity);
 
+      // `npm run rebuild`, as the README gives it, logs in as npm start's query user by itself (its nats-server refuses anonymous clients).
+      const rebuild = await runRebuild(env);
+      expect(rebuild.stdout).toContain("the rebuilt read models equal the live ones");
+
       // npm ends at once without passing the signal on; start.mjs, orphaned, stops the system.
       const pids = run.descendants();
       expect(pids).toEqual(expect.arrayContaining(run.servicePids()));
@@ -248,6 +257,13 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(pids.filter(isRunning)).toEqual([]);
       expect(run.output()).toContain("stopped; nothing left running");
     }
+
+    // With nothing running, the rebuild says at once that NATS does not answer, instead of waiting for it.
+    const unreachable = await runRebuild(env).then(
+      () => "exited 0",
+      (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
+    );
+    expect(unreachable).toMatch(/^exited 1: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+ as user query \(.*\): start Orderly first/);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
