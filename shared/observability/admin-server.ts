@@ -40,7 +40,11 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       res.end(text);
     };
     const answer = async () => {
-      if (req.method !== "GET") return json(405, { error: "GET only" });
+      // HEAD is GET without the body (RFC 9110; Node leaves the body out), as on the API's port.
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.setHeader("allow", "GET, HEAD");
+        return json(405, { error: "GET and HEAD only" });
+      }
       if (path === "/metrics") {
         const text = await options.registry.metrics();
         res.writeHead(200, { "content-type": options.registry.contentType });
