@@ -6,7 +6,7 @@ import { OrderlyError } from "../shared/errors/index.js";
 import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
 import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
-import { ABANDON_MS, runMain, settlesWithin, turnOffPretenuring } from "../shared/process/index.js";
+import { drain, runMain, turnOffPretenuring } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
@@ -139,13 +139,15 @@ runMain(logger, async () => {
       shutdown.draining.abort();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      if (!(await settlesWithin(closed, SHUTDOWN_DRAIN_MS))) {
-        logger.warn({ inFlight: shedder.current, drainMs: SHUTDOWN_DRAIN_MS }, "stopped waiting for the requests in flight: those waiting for a service are answered 503");
-        shutdown.stopping.abort(new OrderlyError("SERVICE_UNAVAILABLE", "the gateway is shutting down; retry"));
-        // Their answers are being written; what is still left then (a body trickling in, say) is cut off.
-        if (!(await settlesWithin(closed, ABANDON_MS))) server.closeAllConnections();
-        await closed;
-      }
+      await drain(closed, SHUTDOWN_DRAIN_MS, {
+        abort: () => {
+          logger.warn({ inFlight: shedder.current, drainMs: SHUTDOWN_DRAIN_MS }, "stopped waiting for the requests in flight: those waiting for a service are answered 503");
+          shutdown.stopping.abort(new OrderlyError("SERVICE_UNAVAILABLE", "the gateway is shutting down; retry"));
+        },
+        // What is still left once their answers are written (a body trickling in, say).
+        cut: () => server.closeAllConnections(),
+      });
+      await closed;
       await admin.close();
       shedder.close();
       await invalidation?.close();

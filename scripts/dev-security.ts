@@ -113,10 +113,9 @@ export interface NatsSecurity {
  */
 export function writeNatsSecurity(dataDir: string): NatsSecurity {
   const dir = ensureDir(secretsDir(dataDir));
-  const passwordFile = (user: string) => natsPasswordFile(dataDir, user);
   const quote = (s: string) => JSON.stringify(s);
   const users = Object.entries(natsUsers).map(([user, permissions]) => {
-    const password = keepOrCreate(passwordFile(user), () => randomBytes(24).toString("hex")).trim();
+    const password = keepOrCreate(natsPasswordFile(dataDir, user), () => randomBytes(24).toString("hex")).trim();
     const publish = permissions.publish.length === 0 ? `{ deny: [">"] }` : `{ allow: [${permissions.publish.map(quote).join(", ")}] }`;
     return `    { user: ${quote(user)}, password: ${quote(password)}, permissions: { publish: ${publish}, subscribe: { allow: [${permissions.subscribe.map(quote).join(", ")}] } } }`;
   });
@@ -124,8 +123,8 @@ export function writeNatsSecurity(dataDir: string): NatsSecurity {
   writeSecret(configFile, `# Written by Orderly's local run: one user per process, each limited to its own subjects.\nauthorization {\n  users: [\n${users.join(",\n")}\n  ]\n}\n`);
   return {
     configFile,
-    envFor: (user) => ({ NATS_USER: user, NATS_PASSWORD_FILE: passwordFile(user) }),
-    credentials: (user) => ({ user, pass: readFileSync(passwordFile(user), "utf8").trim() }),
+    envFor: (user) => ({ NATS_USER: user, NATS_PASSWORD_FILE: natsPasswordFile(dataDir, user) }),
+    credentials: (user) => ({ user, pass: readFileSync(natsPasswordFile(dataDir, user), "utf8").trim() }),
   };
 }
 

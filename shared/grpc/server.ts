@@ -16,7 +16,7 @@ import type { ServiceHandlers } from "./types.js";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { HealthState, healthService } from "./health.js";
 import { reflectionServices } from "./reflection.js";
-import { ABANDON_MS, settlesWithin } from "../process/index.js";
+import { ABANDON_MS, drain, settlesWithin } from "../process/index.js";
 
 /** A protobuf-es service descriptor with its handlers. */
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -171,10 +171,10 @@ export function toServiceError(error: OrderlyError): Partial<grpc.StatusObject> 
   return { code: error.code as number as grpc.status, details: error.message, metadata };
 }
 
-/** The calls a server is handling: each one's abort, and a wait until none is left. */
+/** The calls a server is handling: each one's abort, and when none is left. */
 class CallsInFlight {
   private readonly calls = new Set<AbortController>();
-  /** The one wait there is: the server's close. */
+  /** Resolves the promise `whenIdle` handed out, if any (the one wait there is: the server's close). */
   private onIdle: (() => void) | undefined;
 
   get size(): number {
@@ -195,16 +195,10 @@ class CallsInFlight {
     for (const controller of this.calls) controller.abort(reason);
   }
 
-  /** Resolves true when no handler is running, or false after `timeoutMs` if one still is. */
-  idle(timeoutMs: number): Promise<boolean> {
-    if (this.calls.size === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
-      this.onIdle = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-    });
+  /** Resolves when no handler is running. */
+  whenIdle(): Promise<void> {
+    if (this.calls.size === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.onIdle = resolve));
   }
 }
 
@@ -295,15 +289,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     close: async (graceMs = 5000) => {
       for (const s of streaming) s.close?.();
       const shutDown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      // Handlers whose callers went away may still be running when the server has closed: they get as long as aborted ones.
-      let abandonBy = Date.now() + ABANDON_MS;
-      if (!(await settlesWithin(shutDown, graceMs))) {
-        inFlight.abortAll(new OrderlyError("SERVICE_UNAVAILABLE", "the service is shutting down"));
-        abandonBy = Date.now() + ABANDON_MS;
-        // Their answers are on the way: a forced shutdown now would cut them off (the caller would see CANCELLED).
-        if (!(await settlesWithin(shutDown, ABANDON_MS))) server.forceShutdown();
-      }
-      if (!(await inFlight.idle(abandonBy - Date.now()))) {
+      // A forced shutdown only after the aborted calls had time to answer: at once, their callers would see CANCELLED.
+      const abortedAt = await drain(shutDown, graceMs, {
+        abort: () => inFlight.abortAll(new OrderlyError("SERVICE_UNAVAILABLE", "the service is shutting down")),
+        cut: () => server.forceShutdown(),
+      });
+      // Handlers whose callers went away may still be running once the server has closed: they get as long as aborted ones.
+      const abandonBy = (abortedAt ?? Date.now()) + ABANDON_MS;
+      if (!(await settlesWithin(inFlight.whenIdle(), abandonBy - Date.now()))) {
         options.logger.warn({ calls: inFlight.size }, "calls still running after the shutdown's grace: what they use is closed under them");
       }
     },

@@ -3,4 +3,4 @@ export { freePort } from "./free-port.js";
 export { repeat, type Repeating } from "./repeat.js";
 export { nodeEntry, nodeFlags } from "./node-entry.js";
 export { turnOffPretenuring } from "./v8-heap.js";
-export { ABANDON_MS, settlesWithin } from "./shutdown.js";
+export { ABANDON_MS, drain, settlesWithin } from "./shutdown.js";
