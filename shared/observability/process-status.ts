@@ -9,6 +9,8 @@ export interface DependencyStatus {
   inUse: number;
   queued: number;
   retries: number;
+  /** Calls it answered with a refusal of the request (INSUFFICIENT_STOCK, NOT_FOUND, …). */
+  refusals: number;
   failures: number;
 }
 
@@ -47,7 +49,7 @@ export interface ProcessStatus {
 export function dependencyStatuses(policies: readonly DependencyPolicy[]): DependencyStatus[] {
   return policies.map((p) => {
     const { inUse, queued } = p.bulkhead;
-    return { name: p.name, breaker: p.breakerState, inUse, queued, retries: p.stats.retries, failures: p.stats.failures };
+    return { name: p.name, breaker: p.breakerState, inUse, queued, retries: p.stats.retries, refusals: p.stats.refusals, failures: p.stats.failures };
   });
 }
 

@@ -66,6 +66,23 @@ describe("DependencyPolicy", () => {
     expect(attempts).toBe(1);
   });
 
+  test("counts what the dependency answered about a request (INSUFFICIENT_STOCK, NOT_FOUND) as a refusal, not a failure; its own failures and relayed 429s as failures", async () => {
+    const p = policy({ maxAttempts: 1 });
+    const answers = [
+      new OrderlyError("INSUFFICIENT_STOCK", "no", { remote: true }),
+      new OrderlyError("ORDER_NOT_FOUND", "no", { remote: true }),
+      new OrderlyError("INTERNAL", "boom", { remote: true }),
+      new OrderlyError("RATE_LIMITED", "busy", { remote: true }),
+      new OrderlyError("DEPENDENCY_UNAVAILABLE", "down"),
+    ];
+    for (const answer of answers) {
+      await expect(p.execute(false, async () => Promise.reject(answer))).rejects.toBeInstanceOf(OrderlyError);
+    }
+    await p.execute(false, async () => "ok");
+    expect(p.stats).toMatchObject({ calls: 6, refusals: 2, failures: 3 });
+    expect(p.breakerState).toBe("closed");
+  });
+
   test("opens the breaker after consecutive failures, then fails fast without calling", async () => {
     const p = policy({ breakerFailures: 3, maxAttempts: 1 });
     let attempts = 0;

@@ -13,7 +13,7 @@ import {
   wrap,
   type IPolicy,
 } from "cockatiel";
-import { Code, OrderlyError, abortReason } from "../errors/index.js";
+import { Code, OrderlyError, abortReason, httpStatusFor, isTransient } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import { traceIdsIn } from "../observability/trace-context.js";
 import { RetryBudget } from "./retry-budget.js";
@@ -76,7 +76,10 @@ export interface DependencyStats {
   calls: number;
   attempts: number;
   retries: number;
+  /** Calls that failed: the transport, a timeout, or the dependency's own failure (a 5xx, or a transient answer). */
   failures: number;
+  /** Calls the dependency answered with a refusal of the request (a 4xx: INSUFFICIENT_STOCK, NOT_FOUND, …): it is up. */
+  refusals: number;
   rejectedByBreaker: number;
   rejectedByBulkhead: number;
 }
@@ -91,6 +94,11 @@ export interface BulkheadUse {
 
 /** The state of a dependency's breaker, as reported in health and metrics. */
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
+
+/** An answer about the request from a dependency that is up (a 4xx, not one that may pass by itself, such as 429). */
+function isRefusal(error: OrderlyError): boolean {
+  return error.remote && !isTransient(error) && httpStatusFor(error.code, error.reason) < 500;
+}
 
 const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN]);
 
@@ -118,7 +126,7 @@ export class DependencyPolicy {
   private readonly slowCallMs: number;
   /** Errors that end a call but say nothing about the dependency: the breaker does not count them. */
   private readonly excused = new WeakSet<Error>();
-  readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
+  readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
   constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger }) {
     const o = { ...defaultDependencyPolicyOptions, ...options };
@@ -239,6 +247,7 @@ export class DependencyPolicy {
       const translated = this.translate(error, callerSignal, deadline);
       if (translated.reason === "CIRCUIT_OPEN") this.stats.rejectedByBreaker++;
       else if (translated.reason === "BULKHEAD_FULL") this.stats.rejectedByBulkhead++;
+      else if (isRefusal(translated)) this.stats.refusals++;
       else this.stats.failures++;
       throw translated;
     }
