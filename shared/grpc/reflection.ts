@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { create, toBinary, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { create, toBinary, type DescExtension, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
   ServerReflection,
@@ -10,37 +10,44 @@ import {
 import { Code } from "../errors/index.js";
 import { grpcServiceDefinition, type StreamingRegistration } from "./server.js";
 
-/** The files a service's descriptors live in, and every symbol they declare. */
+/** The files a service's descriptors live in, every symbol they declare, and the extensions of each message type. */
 interface DescriptorIndex {
   services: string[];
   byFilename: Map<string, DescFile>;
   bySymbol: Map<string, DescFile>;
+  /** Per extended message type: the extension numbers declared for it, each with its file. */
+  extensionsOf: Map<string, Map<number, DescFile>>;
 }
 
-function indexMessage(message: DescMessage, file: DescFile, bySymbol: Map<string, DescFile>): void {
-  bySymbol.set(message.typeName, file);
-  for (const nested of message.nestedMessages) indexMessage(nested, file, bySymbol);
-  for (const nested of message.nestedEnums) bySymbol.set(nested.typeName, file);
-  for (const extension of message.nestedExtensions) bySymbol.set(extension.typeName, file);
-}
-
-function indexFiles(services: readonly DescService[]): DescriptorIndex {
+function indexFiles(services: readonly DescService[], serviceNames: readonly string[]): DescriptorIndex {
   const byFilename = new Map<string, DescFile>();
   const bySymbol = new Map<string, DescFile>();
+  const extensionsOf = new Map<string, Map<number, DescFile>>();
+  const addExtension = (extension: DescExtension, file: DescFile) => {
+    bySymbol.set(extension.typeName, file);
+    const numbers = extensionsOf.get(extension.extendee.typeName) ?? new Map<number, DescFile>();
+    extensionsOf.set(extension.extendee.typeName, numbers.set(extension.number, file));
+  };
+  const addMessage = (message: DescMessage, file: DescFile) => {
+    bySymbol.set(message.typeName, file);
+    for (const nested of message.nestedMessages) addMessage(nested, file);
+    for (const nested of message.nestedEnums) bySymbol.set(nested.typeName, file);
+    for (const extension of message.nestedExtensions) addExtension(extension, file);
+  };
   const add = (file: DescFile) => {
     if (byFilename.has(file.proto.name)) return;
     byFilename.set(file.proto.name, file);
     for (const dependency of file.dependencies) add(dependency);
-    for (const message of file.messages) indexMessage(message, file, bySymbol);
+    for (const message of file.messages) addMessage(message, file);
     for (const e of file.enums) bySymbol.set(e.typeName, file);
-    for (const extension of file.extensions) bySymbol.set(extension.typeName, file);
+    for (const extension of file.extensions) addExtension(extension, file);
     for (const service of file.services) {
       bySymbol.set(service.typeName, file);
       for (const method of service.methods) bySymbol.set(`${service.typeName}.${method.name}`, file);
     }
   };
   for (const service of services) add(service.file);
-  return { services: services.map((s) => s.typeName), byFilename, bySymbol };
+  return { services: [...serviceNames], byFilename, bySymbol, extensionsOf };
 }
 
 /** A file and its transitive dependencies, each as a serialized FileDescriptorProto, the file first. */
@@ -81,11 +88,19 @@ function answer(index: DescriptorIndex, request: ServerReflectionRequest): Serve
       return files(index.byFilename.get(messageRequest.value), `file ${messageRequest.value}`);
     case "fileContainingSymbol":
       return files(index.bySymbol.get(messageRequest.value), `symbol ${messageRequest.value}`);
-    case "allExtensionNumbersOfType":
+    case "fileContainingExtension": {
+      const { containingType, extensionNumber } = messageRequest.value;
+      return files(index.extensionsOf.get(containingType)?.get(extensionNumber), `extension ${extensionNumber} of ${containingType}`);
+    }
+    case "allExtensionNumbersOfType": {
+      const type = messageRequest.value;
+      if (!index.bySymbol.has(type)) return notFound(`type ${type}`);
+      const numbers = [...(index.extensionsOf.get(type)?.keys() ?? [])].sort((a, b) => a - b);
       return create(ServerReflectionResponseSchema, {
         originalRequest: request,
-        messageResponse: { case: "allExtensionNumbersResponse", value: { baseTypeName: messageRequest.value, extensionNumber: [] } },
+        messageResponse: { case: "allExtensionNumbersResponse", value: { baseTypeName: type, extensionNumber: numbers } },
       });
+    }
     default:
       return create(ServerReflectionResponseSchema, {
         originalRequest: request,
@@ -103,7 +118,9 @@ function answer(index: DescriptorIndex, request: ServerReflectionRequest): Serve
  * definitions, which Orderly does not use.
  */
 export function reflectionServices(services: readonly DescService[]): StreamingRegistration[] {
-  const index = indexFiles([...services, ServerReflection]);
+  const v1alpha = "grpc.reflection.v1alpha.ServerReflection";
+  const names = [...services.map((s) => s.typeName), ServerReflection.typeName, v1alpha];
+  const index = indexFiles([...services, ServerReflection], names);
   const implementation: grpc.UntypedServiceImplementation = {
     ServerReflectionInfo(call: grpc.ServerDuplexStream<ServerReflectionRequest, ServerReflectionResponse>) {
       call.on("data", (request: ServerReflectionRequest) => call.write(answer(index, request)));
@@ -111,7 +128,6 @@ export function reflectionServices(services: readonly DescService[]): StreamingR
       call.on("error", () => call.end());
     },
   };
-  const v1alpha = "grpc.reflection.v1alpha.ServerReflection";
   return [
     { name: ServerReflection.typeName, definition: grpcServiceDefinition(ServerReflection), implementation },
     { name: v1alpha, definition: grpcServiceDefinition(ServerReflection, v1alpha), implementation },

@@ -105,7 +105,24 @@ test("a generic client lists the services by reflection and calls one with only 
   const listed = await reflect(client, { messageRequest: { case: "listServices", value: "*" } });
   expect(listed.messageResponse.case).toBe("listServicesResponse");
   const services = listed.messageResponse.case === "listServicesResponse" ? listed.messageResponse.value.service.map((s) => s.name) : [];
-  expect(services.sort()).toEqual(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "orderly.inventory.v1.InventoryService"]);
+  expect(services.sort()).toEqual([
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "orderly.inventory.v1.InventoryService",
+  ]);
+
+  // The method options the protos extend (HTTP bindings, access rules) are found by their numbers, as grpcurl looks them up.
+  const extensions = await reflect(client, { messageRequest: { case: "allExtensionNumbersOfType", value: "google.protobuf.MethodOptions" } });
+  expect(extensions.messageResponse).toEqual(
+    expect.objectContaining({ case: "allExtensionNumbersResponse", value: expect.objectContaining({ extensionNumber: [50100, 72295728] }) }),
+  );
+  const http = await reflect(client, { messageRequest: { case: "fileContainingExtension", value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 72295728 } } });
+  if (http.messageResponse.case !== "fileDescriptorResponse") throw new Error(`no descriptors: ${http.messageResponse.case}`);
+  expect(fromBinary(FileDescriptorProtoSchema, http.messageResponse.value.fileDescriptorProto[0]!).name).toBe("google/api/annotations.proto");
+  const noSuchExtension = await reflect(client, { messageRequest: { case: "fileContainingExtension", value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 1 } } });
+  const noSuchType = await reflect(client, { messageRequest: { case: "allExtensionNumbersOfType", value: "no.such.Type" } });
+  expect([noSuchExtension, noSuchType].map((r) => r.messageResponse.case === "errorResponse" && r.messageResponse.value.errorCode)).toEqual([5, 5]);
 
   const answer = await reflect(client, { messageRequest: { case: "fileContainingSymbol", value: "orderly.inventory.v1.InventoryService" } });
   if (answer.messageResponse.case !== "fileDescriptorResponse") throw new Error(`no descriptors: ${answer.messageResponse.case}`);
