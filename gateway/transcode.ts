@@ -18,8 +18,15 @@ function fieldByName(message: DescMessage, name: string): DescField | undefined 
   return message.fields.find((f) => f.name === name || f.jsonName === name);
 }
 
-/** Sets a value at a proto field path ("a.b") in a JSON object, using JSON names. */
-function setPath(message: DescMessage, json: JsonObject, path: string, value: JsonValue, source: string): void {
+/** Where each field of a request was set (path, query, header), by field path; a field set before any of them came in the body. */
+type Origins = Map<string, string>;
+
+/**
+ * Sets a value at a proto field path ("a.b") in a JSON object, using JSON
+ * names; INVALID_FIELD when the field is set already (in the body, by its
+ * JSON or its proto name, or by another source), whatever the value.
+ */
+function setPath(message: DescMessage, json: JsonObject, path: string, value: JsonValue, source: string, origins: Origins): void {
   const names = path.split(".");
   let schema: DescMessage = message;
   let target = json;
@@ -27,12 +34,14 @@ function setPath(message: DescMessage, json: JsonObject, path: string, value: Js
     const field = fieldByName(schema, name);
     if (field === undefined) throw new OrderlyError("INVALID_FIELD", `${source} "${path}" is not a field of the request`);
     if (i === names.length - 1) {
-      if (target[field.jsonName] !== undefined && target[field.jsonName] !== value) {
-        throw new OrderlyError("INVALID_FIELD", `"${path}" is set by the ${source} and must not be set in the body too`, {
-          violations: [{ field: path, description: `set by the ${source}` }],
+      if (target[field.jsonName] !== undefined || target[field.name] !== undefined) {
+        const earlier = origins.get(path) ?? "body";
+        throw new OrderlyError("INVALID_FIELD", earlier === source ? `"${path}" is set twice in the ${source}` : `"${path}" is set by both the ${earlier} and the ${source}`, {
+          violations: [{ field: path, description: `set by the ${earlier}` }],
         });
       }
       target[field.jsonName] = value;
+      origins.set(path, source);
       return;
     }
     if (field.fieldKind !== "message") throw new OrderlyError("INVALID_FIELD", `${source} "${path}" is not a field path of the request`);
@@ -65,23 +74,47 @@ const INTEGER_SCALARS: ReadonlySet<ScalarType> = new Set([
   ScalarType.FIXED32, ScalarType.FIXED64, ScalarType.SFIXED32, ScalarType.SFIXED64,
 ]);
 /** A JSON number's form: what proto3 JSON allows in a string for an integer field (decimal; no 0x, 0b, 0o, + or leading zeros). */
-const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+const JSON_NUMBER = /^(-?)(0|[1-9][0-9]*)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/;
+/** Digits beyond which no integer field's value can be: the number is left as written, for protobuf-es to refuse as out of range. */
+const MAX_INTEGER_DIGITS = 40;
 
 /**
- * INVALID_FIELD for an integer field given as a string that is not a JSON
- * number: protobuf-es reads "0x10", "0b11", "0o7" and "+5" as numbers, which
- * proto3 JSON does not allow. Walks the fields of `message` present in
- * `json`, into messages and lists (not maps or wrapper types: no request of
- * Orderly's has them).
+ * The integer a JSON number's text in exponent or fraction form denotes, as
+ * plain decimal digits ("1e3" and "1000.0" → "1000"), computed on the digits
+ * so that no 64-bit value loses precision; undefined when it has a fraction
+ * ("1.5"). protobuf-es reads such strings for 32-bit fields but refuses them
+ * for 64-bit ones, which proto3 JSON accepts ("exponent notation is also
+ * accepted", for numbers and strings alike).
+ */
+function integerText(match: RegExpExecArray): string | undefined {
+  const [text, sign, whole, fraction = "", exponent] = match;
+  if (fraction === "" && exponent === undefined) return text;
+  const digits = (whole! + fraction).replace(/^0+/, "");
+  if (digits === "") return "0";
+  // The decimal point's place among the digits, once the leading zeros are dropped.
+  const point = whole!.length + Number(exponent ?? 0) - (whole!.length + fraction.length - digits.length);
+  if (point > MAX_INTEGER_DIGITS) return text;
+  if (point < digits.length && /[^0]/.test(digits.slice(Math.max(0, point)))) return undefined;
+  return sign! + (point <= 0 ? "0" : digits.slice(0, point).padEnd(point, "0"));
+}
+
+/**
+ * Checks each integer field given as a string: INVALID_FIELD when it is not
+ * a JSON number (protobuf-es reads "0x10", "0b11", "0o7" and "+5" as numbers,
+ * which proto3 JSON does not allow) or has a fraction, and exponent or
+ * fraction forms are rewritten in place as plain integers (integerText).
+ * Walks the fields of `message` present in `json`, into messages and lists
+ * (not maps or wrapper types: no request of Orderly's has them).
  */
 function checkIntegerStrings(message: DescMessage, json: JsonObject, path = ""): void {
   for (const field of message.fields) {
-    const value = json[field.jsonName] ?? json[field.name];
+    const key = json[field.jsonName] !== undefined ? field.jsonName : field.name;
+    const value = json[key];
     if (value === undefined || value === null) continue;
     const name = path + field.name;
     if ((field.fieldKind === "scalar" || field.fieldKind === "list") && field.scalar !== undefined && INTEGER_SCALARS.has(field.scalar)) {
-      if (!Array.isArray(value)) checkIntegerString(name, value);
-      else for (const item of value) checkIntegerString(name, item);
+      if (!Array.isArray(value)) json[key] = integerOf(name, value);
+      else for (let i = 0; i < value.length; i++) value[i] = integerOf(name, value[i]!);
     } else if ((field.fieldKind === "message" || field.fieldKind === "list") && field.message !== undefined) {
       if (!Array.isArray(value)) {
         if (typeof value === "object") checkIntegerStrings(field.message, value, `${name}.`);
@@ -95,13 +128,17 @@ function checkIntegerStrings(message: DescMessage, json: JsonObject, path = ""):
   }
 }
 
-/** INVALID_FIELD when `value`, given for the integer field `name`, is a string without a JSON number's form. */
-function checkIntegerString(name: string, value: JsonValue): void {
-  if (typeof value === "string" && !JSON_NUMBER.test(value)) {
+/** `value`, given for the integer field `name`: a string as a plain decimal integer, or INVALID_FIELD; anything else as it is. */
+function integerOf(name: string, value: JsonValue): JsonValue {
+  if (typeof value !== "string") return value;
+  const match = JSON_NUMBER.exec(value);
+  const integer = match === null ? undefined : integerText(match);
+  if (integer === undefined) {
     throw new OrderlyError("INVALID_FIELD", `invalid request: ${name}: ${JSON.stringify(value.slice(0, 40))} is not a decimal integer`, {
       violations: [{ field: name, description: "must be a decimal integer" }],
     });
   }
+  return integer;
 }
 
 /**
@@ -122,7 +159,8 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
     if (field === undefined) json = { ...(parts.body as JsonObject) };
     else json[field.jsonName] = parts.body;
   }
-  for (const [path, value] of Object.entries(parts.params)) setPath(input, json, path, value, "path");
+  const origins: Origins = new Map();
+  for (const [path, value] of Object.entries(parts.params)) setPath(input, json, path, value, "path", origins);
   if (route.body !== "*") {
     const keys = new Set(parts.query.keys());
     for (const key of keys) {
@@ -132,7 +170,7 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
           violations: [{ field: key, description: "not a query parameter of this route" }],
         });
       }
-      setPath(input, json, field.name, queryValue(field, parts.query.getAll(key)), "query");
+      setPath(input, json, field.name, queryValue(field, parts.query.getAll(key)), "query", origins);
     }
   } else if ([...parts.query.keys()].length > 0) {
     throw new OrderlyError("INVALID_FIELD", "this route takes no query parameters");
@@ -146,7 +184,7 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
   }
   if (parts.idempotencyKey !== undefined) {
     const field = requestIdField;
-    if (field !== undefined) setPath(input, json, REQUEST_ID_FIELD, parts.idempotencyKey, "Idempotency-Key header");
+    if (field !== undefined) setPath(input, json, REQUEST_ID_FIELD, parts.idempotencyKey, "Idempotency-Key header", origins);
   }
   checkIntegerStrings(input, json);
   try {

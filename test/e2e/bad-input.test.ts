@@ -51,6 +51,11 @@ const cases: BadInput[] = [
   { name: "a name with a bidirectional override", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, name: "Box \u202egnp.exe" }, status: 400, reason: "VALIDATION_FAILED" },
   { name: "a restock with a bad currency", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, currencyCode: "dollars" }, status: 400, reason: "VALIDATION_FAILED" },
   { name: "a restock that sets the SKU in the body too", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { sku: "OTHER-1", quantity: 1 }, status: 400, reason: "INVALID_FIELD" },
+  { name: "a restock that sets the same SKU in the body too", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { sku: "BOX-1", quantity: 1 }, status: 400, reason: "INVALID_FIELD" },
+  { name: "a page size set by both its names, to the same value", method: "GET", path: "/v1/inventory?pageSize=2&page_size=2", status: 400, reason: "INVALID_FIELD" },
+  { name: "a customer set by the path and the query", method: "GET", path: "/v1/customers/eve/orders?customerId=eve", status: 400, reason: "INVALID_FIELD" },
+  { name: "a fractional price as a string", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, unitPriceMinor: "2.5e0" }, status: 400, reason: "INVALID_FIELD" },
+  { name: "a price beyond any integer, in exponent form", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, unitPriceMinor: "1e400" }, status: 400, reason: "INVALID_FIELD" },
   { name: "a malformed X-Request-Timeout", method: "GET", path: "/v1/inventory", headers: { "x-request-timeout": "soon" }, status: 400, reason: "INVALID_HEADER" },
   { name: "an over-long Idempotency-Key", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }]), headers: { "idempotency-key": "k".repeat(200) }, status: 400, reason: "INVALID_HEADER" },
   { name: "an unknown route", method: "GET", path: "/v2/orders", status: 404, reason: "ROUTE_NOT_FOUND" },
@@ -105,6 +110,20 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     const asNumber = await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: 2, unitPriceMinor: 300 } });
     expect([asString.status, asNumber.status, asNumber.body.available - asString.body.available]).toEqual([200, 200, 2]);
     expect((await system.api("GET", "/v1/inventory?pageSize=1")).body.items).toHaveLength(1);
+    // proto3 JSON accepts exponent and fraction forms of an integer, quoted or not, 64-bit fields included.
+    const forms = [{ unitPriceMinor: "3e2" }, { unitPriceMinor: "300.0" }, { unitPriceMinor: "0.03e4", quantity: "1e0" }, { unitPriceMinor: 3e2 }];
+    for (const form of forms) {
+      const r = await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: 1, ...form } });
+      expect({ form, status: r.status, price: r.body.unitPriceMinor }).toEqual({ form, status: 200, price: "300" });
+    }
+    const placed = await system.api("POST", "/v1/orders", { body: order([{ sku: "BOX-1", quantity: 1 }]) });
+    const read = await system.api("GET", `/v1/orders/${placed.body.id}?minVersion=${placed.body.version}e0`);
+    expect([read.status, read.body.id]).toEqual([200, placed.body.id]);
+  });
+
+  test("a field set twice says by what: the path and the query of a GET name no body", async () => {
+    const r = await system.api("GET", "/v1/customers/eve/orders?customer_id=eve");
+    expect([r.status, r.body.message]).toEqual([400, '"customer_id" is set by both the path and the query']);
   });
 
   test("a name may hold any other character: accents, symbols, emoji joined with U+200D", async () => {
