@@ -70,6 +70,8 @@ export interface GatewayDeps {
   tracesEveryRequest?: boolean;
   /** The process's shutdown, as far as requests see it. */
   shutdown?: GatewayShutdown;
+  /** Makes the id of a request that brings none (default: a requestIdSource of its own); main.ts shares it with clientErrorResponse. */
+  newRequestId?: () => string;
 }
 
 /** A shutdown's two steps. */
@@ -340,7 +342,7 @@ function successStatus(requested: string | undefined): number {
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { limits, logger } = deps;
   const routeIndex = indexRoutes(deps.routes);
-  const newRequestId = requestIdSource();
+  const newRequestId = deps.newRequestId ?? requestIdSource();
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
   const draining = deps.shutdown?.draining;
@@ -371,13 +373,15 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (req.headers.host === undefined && req.httpVersion === "1.1") throw new OrderlyError("MALFORMED_REQUEST", "an HTTP/1.1 request must have a Host header");
     const { path, search } = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
-    // A built-in path is labelled by itself in metrics whatever the method; other methods go on like any request.
+    // A built-in path is labelled by itself in metrics whatever the method; other methods are 405.
     // (API paths are under /v1/: not looked up, as a property lookup by a new string hashes it in full.)
     if (!path.startsWith("/v1/") && Object.hasOwn(builtIns, path)) {
       // HEAD is served, and labelled, as GET (as on the API's routes).
       const served = servingMethod(method);
       request.route = `${served} ${path}`;
       if (served === "GET") return builtIns[path]!(res, request.id);
+      // Like an API route's, without asking for credentials: every built-in is open.
+      throw new OrderlyError("METHOD_NOT_ALLOWED", `${method} is not allowed on ${path}`, { metadata: { allow: "GET, HEAD" } });
     }
     const release = deps.shedder?.admit();
     let outcome: Promise<void> | void = undefined;
@@ -689,9 +693,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
  * The whole HTTP response to a request Node's parser refused before the
  * handler saw it: headers too large (431), headers not sent in time (408),
  * anything else malformed (400). Like every other answer, a
- * google.rpc.Status JSON body with a reason, and an X-Request-Id.
+ * google.rpc.Status JSON body with a reason, and an X-Request-Id (`requestId`, from
+ * the handler's source, since the request's own header was not read).
  */
-export function clientErrorResponse(error: NodeJS.ErrnoException, maxHeaderBytes: number): string {
+export function clientErrorResponse(error: NodeJS.ErrnoException, maxHeaderBytes: number, requestId: string): string {
   const err =
     error.code === "HPE_HEADER_OVERFLOW"
       ? new OrderlyError("HEADERS_TOO_LARGE", `the request headers are larger than ${maxHeaderBytes} bytes`)
@@ -702,7 +707,7 @@ export function clientErrorResponse(error: NodeJS.ErrnoException, maxHeaderBytes
   const body = JSON.stringify(toStatusJson(err));
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-    `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\nconnection: close\r\n\r\n${body}`
+    `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
   );
 }
 

@@ -12,7 +12,7 @@ import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
 import { cachedReads } from "./cached-reads.js";
-import { clientErrorResponse, continueIfWithinLimit, createGatewayHandler } from "./http-server.js";
+import { clientErrorResponse, continueIfWithinLimit, createGatewayHandler, requestIdSource } from "./http-server.js";
 import { closeLingering, isLingering } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
@@ -75,6 +75,7 @@ runMain(logger, async () => {
   const jwt = new JwtVerifier(config.security.jwt!);
   const links = new LinkTokens(config.security.linkKey);
   const shutdown = { draining: new AbortController(), stopping: new AbortController() };
+  const newRequestId = requestIdSource();
   const handler = createGatewayHandler({
     routes,
     auth: {
@@ -93,6 +94,7 @@ runMain(logger, async () => {
     metrics,
     tracesEveryRequest: tracing.recording,
     shutdown: { draining: shutdown.draining.signal, stopping: shutdown.stopping.signal },
+    newRequestId,
   });
   const server = createServer(
     {
@@ -116,7 +118,7 @@ runMain(logger, async () => {
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (!socket.writable || inFlight?.headersSent) return socket.destroy();
     // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
-    socket.write(clientErrorResponse(error, config.maxHeaderBytes));
+    socket.write(clientErrorResponse(error, config.maxHeaderBytes, newRequestId()));
     closeLingering(socket);
   });
   // Metrics and the system's status (internal addresses, pids, errors) are for operators: on their own port, not the API's.

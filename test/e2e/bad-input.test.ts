@@ -103,6 +103,11 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     const put = await system.api("PUT", "/v1/inventory/BOX-1");
     expect({ status: put.status, allow: put.headers.get("allow") }).toEqual({ status: 405, allow: "GET, HEAD" });
     expect((await system.api("HEAD", "/v1/orders")).headers.get("allow")).toBe("POST");
+    // A built-in takes no credentials, for any method: another method than GET is 405, not 401.
+    for (const path of ["/healthz", "/openapi.json"]) {
+      const post = await system.api("POST", path, { as: null });
+      expect({ path, status: post.status, allow: post.headers.get("allow"), reason: reasonOf(post.body) }).toEqual({ path, status: 405, allow: "GET, HEAD", reason: "METHOD_NOT_ALLOWED" });
+    }
   });
 
   test("integers may be sent as JSON numbers or as decimal strings", async () => {
