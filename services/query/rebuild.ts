@@ -4,7 +4,7 @@
 //
 //   npm run rebuild                   builds $ORDERLY_DATA_DIR/query.rebuilt.db and compares it with query.db
 //   npm run rebuild -- --out FILE     builds FILE instead
-//   npm run rebuild -- --replace      then replaces query.db with it (stop the query service first)
+//   npm run rebuild -- --replace      then replaces query.db with it (refused while the query service has it open)
 import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
@@ -14,7 +14,7 @@ import type { NatsAuth } from "../../shared/config/index.js";
 import { connectNats, streams } from "../../shared/events/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { natsPasswordFile } from "../../shared/security/index.js";
-import { openDatabase, type Db } from "../../shared/sqlite/index.js";
+import { inUse, openDatabase, type Db } from "../../shared/sqlite/index.js";
 import { queryConfig, type QueryConfig } from "./config.js";
 import { Projector } from "./projector.js";
 import { dumpReadModels } from "./read-store.js";
@@ -82,9 +82,21 @@ function rebuildAuth(config: QueryConfig): NatsAuth | undefined {
   return existsSync(file) ? { user: "query", pass: readFileSync(file, "utf8").trim() } : undefined;
 }
 
+/**
+ * Refuses to replace a read model the query service has open: it would go on
+ * writing into the deleted files and ack the events it applied there, so
+ * they would be lost from the new file for good.
+ */
+function assertNotInUse(file: string): void {
+  if (inUse(file)) throw new Error(`${file} is in use (the query service is running): stop it first, then run npm run rebuild -- --replace`);
+}
+
 async function main(): Promise<void> {
   const config = queryConfig(process.env);
   const args = process.argv.slice(2);
+  const replace = args.includes("--replace");
+  // Before the replay, so the run is not wasted; again just before the files change, in case it started since.
+  if (replace) assertNotInUse(config.dbFile);
   const outIndex = args.indexOf("--out");
   const out = outIndex >= 0 ? args[outIndex + 1]! : join(dirname(config.dbFile), "query.rebuilt.db");
   for (const suffix of ["", "-wal", "-shm"]) rmSync(out + suffix, { force: true });
@@ -101,7 +113,8 @@ async function main(): Promise<void> {
     live.close();
     console.log(same ? "the rebuilt read models equal the live ones" : "the rebuilt read models differ from the live ones (the live side may still be catching up)");
   }
-  if (args.includes("--replace")) {
+  if (replace) {
+    assertNotInUse(config.dbFile);
     for (const suffix of ["-wal", "-shm"]) rmSync(config.dbFile + suffix, { force: true });
     renameSync(out, config.dbFile);
     console.log(`replaced ${config.dbFile}`);

@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** A better-sqlite3 database handle. */
@@ -64,5 +64,26 @@ function migrate(db: Db, migrations: readonly Migration[]): void {
       db.exec(migrations[version]!);
       db.pragma(`user_version = ${version + 1}`);
     }).immediate();
+  }
+}
+
+/**
+ * Whether another connection has the database file open (a running service):
+ * an open WAL-mode connection holds a shared lock on the file for as long as
+ * it is open, so an exclusive lock, asked for without waiting, is refused.
+ * False for a file that does not exist.
+ */
+export function inUse(file: string): boolean {
+  if (!existsSync(file)) return false;
+  const db = new Database(file, { timeout: 0 });
+  try {
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.exec("BEGIN EXCLUSIVE; COMMIT");
+    return false;
+  } catch (error) {
+    if ((error as { code?: string }).code === "SQLITE_BUSY") return true;
+    throw error;
+  } finally {
+    db.close();
   }
 }

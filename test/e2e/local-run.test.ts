@@ -130,8 +130,8 @@ function startLocalRun(env: Record<string, string>, how: "node" | "npm" = "node"
 }
 
 /** Runs `services/query/rebuild.ts` (what `npm run rebuild` runs) against a local run's environment; bounded, so a hang fails. */
-function runRebuild(env: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
-  return promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts"], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 60_000 });
+function runRebuild(env: Record<string, string>, args: string[] = []): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 60_000 });
 }
 
 /** The shell commands of the ready banner (its lines after the token variables, without comments and colors). */
@@ -248,6 +248,13 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       // `npm run rebuild`, as the README gives it, logs in as npm start's query user by itself (its nats-server refuses anonymous clients).
       const rebuild = await runRebuild(env);
       expect(rebuild.stdout).toContain("the rebuilt read models equal the live ones");
+      // Replacing the read model under the running query service would lose what it applies next: refused, nothing changed.
+      const replacing = await runRebuild(env, ["--replace"]).then(
+        () => "exited 0",
+        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
+      );
+      expect(replacing).toMatch(/^exited 1: .*query\.db is in use \(the query service is running\): stop it first/);
+      expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`, admin)).body.available).toBe(restocked.quantity + 10 + 7);
 
       // npm ends at once without passing the signal on; start.mjs, orphaned, stops the system.
       const pids = run.descendants();

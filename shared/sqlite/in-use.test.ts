@@ -1,0 +1,23 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { inUse, openDatabase } from "./open-database.js";
+
+test("a database file is in use while a connection has it open, and not once it is closed or when it does not exist", () => {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-in-use-"));
+  try {
+    const file = join(dir, "x.db");
+    expect(inUse(file)).toBe(false);
+    const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
+    db.prepare("INSERT INTO t VALUES (1)").run();
+    expect(inUse(file)).toBe(true);
+    // The check changed nothing and took no lock it kept: the owner goes on writing.
+    db.prepare("INSERT INTO t VALUES (2)").run();
+    expect(db.prepare("SELECT count(*) AS n FROM t").get()).toEqual({ n: 2 });
+    db.close();
+    expect(inUse(file)).toBe(false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
