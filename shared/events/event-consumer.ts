@@ -5,6 +5,7 @@ import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/event
 import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, withSpan } from "../observability/trace-context.js";
 import { readAtMost } from "../observability/read-at-most.js";
+import { untilDeadline } from "../resilience/until-deadline.js";
 import { tracer } from "../observability/tracing.js";
 import { untimed, type Db, type TransactionTimer } from "../sqlite/index.js";
 import { TRACEPARENT_HEADER } from "./outbox-relay.js";
@@ -73,6 +74,9 @@ interface Outcome {
 
 /** At most this many messages in one transaction. */
 const MAX_BATCH = 256;
+/** How long a read of the consumer's lag waits for JetStream before the lag counts as unknown (ms). */
+const LAG_READ_MS = 400;
+
 /** At most this many messages' transaction failures are remembered (see EventConsumer.transactionFailures). */
 const MAX_TRACKED_FAILURES = 10_000;
 
@@ -177,7 +181,8 @@ export class EventConsumer {
 
   private async readLag(): Promise<ConsumerLag | undefined> {
     if (this.consumer === undefined) return undefined;
-    const info = await this.consumer.info();
+    // Not a JetStream request's 5 s: status reports and scrapes must answer while NATS is down (the gateway's status page waits 1 s).
+    const info = await untilDeadline(this.consumer.info(), Date.now() + LAG_READ_MS, "the consumer's info from JetStream");
     return { pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered };
   }
 

@@ -25,10 +25,15 @@ export async function connectNats(servers: string, name: string, logger: Logger,
   });
   logger.info({ server: nc.getServer() }, "nats connected");
   void (async () => {
+    // nats.js tries again every 250 ms while the server is away: the first attempt is logged, the rest are counted for the line that ends the outage.
+    let attempts = 0;
     for await (const status of nc.status()) {
       if (status.type === "pingTimer") continue;
+      if (status.type === "reconnecting" && ++attempts > 1) continue;
       const level = status.type === "disconnect" || status.type === "error" ? "warn" : "info";
-      logger[level]({ nats: status.type, data: typeof status.data === "string" ? status.data : undefined }, "nats connection state");
+      const fields = { nats: status.type, data: typeof status.data === "string" ? status.data : undefined };
+      logger[level](status.type === "reconnect" ? { ...fields, attempts } : fields, "nats connection state");
+      if (status.type === "reconnect") attempts = 0;
     }
   })();
   return nc;
