@@ -33,13 +33,32 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(signal, () => child.kill(signal));
 }
 
+/** A process's state letter and parent pid, from /proc (Linux); undefined when it is gone or /proc cannot say. */
+function procStat(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state, ppid: Number(ppid) };
+  } catch {
+    return undefined;
+  }
+}
+
 // `npm start` runs this under `sh -c`, and a SIGTERM to npm ends npm and the shell without passing it on
 // (measured with npm 11): this process would keep the whole system running. Orphaned, it stops it as on SIGTERM.
+// A SIGKILL or SIGHUP to npm ends npm alone, and the shell goes on waiting for this process: so npm (the
+// shell's parent) is watched too, and its end (or its lingering as a zombie) stops the system the same way.
 // Only under npm: `nohup node scripts/start.mjs &` is orphaned when its shell exits, and is meant to go on.
 if (process.env.npm_lifecycle_event === "start") {
   const parent = process.ppid;
+  const npm = procStat(parent)?.ppid;
+  const npmEnded = () => {
+    if (npm === undefined || npm <= 1) return false;
+    const stat = procStat(npm);
+    return stat === undefined || stat.state === "Z";
+  };
   const orphaned = setInterval(() => {
-    if (process.ppid === parent) return;
+    if (process.ppid === parent && !npmEnded()) return;
     clearInterval(orphaned);
     child.kill("SIGTERM");
   }, 250);
