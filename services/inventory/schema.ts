@@ -48,4 +48,9 @@ export const inventoryMigrations: readonly Migration[] = [
   outboxTraceMigration,
   outboxProgressMigration,
   outboxRetryDueMigration,
+  `
+  -- The whole restock a request id applied (its SKU, quantity, name, price and currency as sent, JSON), so a retry
+  -- that changes any of them is refused; NULL for the restocks recorded before, which are compared by SKU and quantity.
+  ALTER TABLE restocks ADD COLUMN request TEXT;
+  `,
 ];

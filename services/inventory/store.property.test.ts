@@ -153,7 +153,8 @@ interface ModelItem {
 interface InventoryModel {
   items: Map<string, ModelItem>;
   reservations: Map<string, ReservationRecord>;
-  restockRequests: Map<string, Line>;
+  /** Each restock applied with a request id: what it asked for (SKU, quantity, price, currency). */
+  restockRequests: Map<string, string>;
   events: number;
 }
 
@@ -226,12 +227,17 @@ class RestockCommand implements InventoryCommand {
     expectAgreesWithModel(model, real);
   }
 
+  /** What the restock asks for: a retry by its request id must ask for the same. */
+  private request(): string {
+    return [this.sku, this.quantity, this.unitPriceMinor, this.currencyCode].join("|");
+  }
+
   /** Applies the restock to the model; returns the item it should return, or the reason it should fail. */
   private expected(model: InventoryModel): Outcome<ModelItem> {
     if (this.requestId !== undefined) {
       const previous = model.restockRequests.get(this.requestId);
       if (previous) {
-        if (previous.sku !== this.sku || previous.quantity !== this.quantity) return { ok: false, reason: "IDEMPOTENCY_KEY_REUSED" };
+        if (previous !== this.request()) return { ok: false, reason: "IDEMPOTENCY_KEY_REUSED" };
         return { ok: true, value: model.items.get(this.sku)! };
       }
     }
@@ -255,7 +261,7 @@ class RestockCommand implements InventoryCommand {
           version: 1,
         };
     model.items.set(this.sku, item);
-    if (this.requestId !== undefined) model.restockRequests.set(this.requestId, { sku: this.sku, quantity: this.quantity });
+    if (this.requestId !== undefined) model.restockRequests.set(this.requestId, this.request());
     model.events += 1;
     return { ok: true, value: item };
   }

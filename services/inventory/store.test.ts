@@ -54,6 +54,11 @@ describe("InventoryStore", () => {
     s.restock({ sku: "A", quantity: 5, requestId: "r1" });
     expect(s.restock({ sku: "A", quantity: 5, requestId: "r1" }).available).toBe(5);
     expect(() => s.restock({ sku: "A", quantity: 6, requestId: "r1" })).toThrow(expect.objectContaining({ reason: "IDEMPOTENCY_KEY_REUSED" }));
+    // A retry that changes the name, the price or the currency is another request too: refused, not silently dropped.
+    for (const change of [{ name: "Renamed" }, { unitPriceMinor: 100 }, { currencyCode: "EUR" }]) {
+      expect(() => s.restock({ sku: "A", quantity: 5, requestId: "r1", ...change })).toThrow(expect.objectContaining({ reason: "IDEMPOTENCY_KEY_REUSED" }));
+    }
+    expect(s.getItem("A")).toMatchObject({ available: 5, name: "A", unitPriceMinor: 0, currencyCode: "USD" });
   });
 
   test("unknown SKUs and mixed currencies are refused", () => {

@@ -149,9 +149,9 @@ export class InventoryStore {
         `SELECT order_id, create_time FROM reservations WHERE state = ${ReservationState.RESERVED} AND order_confirmed = 0 AND create_time < ?
            AND (create_time > ? OR (create_time = ? AND order_id > ?)) ORDER BY create_time, order_id LIMIT ${boundLimit()}`,
       ),
-      getRestock: db.prepare<[string], { sku: string; quantity: number }>("SELECT sku, quantity FROM restocks WHERE request_id = ?"),
-      insertRestock: db.prepare<[string, string, number, number]>(
-        "INSERT INTO restocks (request_id, sku, quantity, create_time) VALUES (?, ?, ?, ?)",
+      getRestock: db.prepare<[string], { sku: string; quantity: number; request: string | null }>("SELECT sku, quantity, request FROM restocks WHERE request_id = ?"),
+      insertRestock: db.prepare<[string, string, number, string, number]>(
+        "INSERT INTO restocks (request_id, sku, quantity, request, create_time) VALUES (?, ?, ?, ?, ?)",
       ),
     };
     this.reserveTx = db.transaction((orderId: string, lines: readonly { sku: string; quantity: number }[], meta: EventMeta) =>
@@ -212,13 +212,13 @@ export class InventoryStore {
     const now = this.clock();
     if (input.requestId) {
       const previous = this.statements.getRestock.get(input.requestId);
+      const request = JSON.stringify([input.sku, input.quantity, input.name ?? null, input.unitPriceMinor ?? null, input.currencyCode ?? null]);
       if (previous) {
-        if (previous.sku !== input.sku || previous.quantity !== input.quantity) {
-          throw new OrderlyError("IDEMPOTENCY_KEY_REUSED", "this request id was used for a different restock");
-        }
+        const same = previous.request === null ? previous.sku === input.sku && previous.quantity === input.quantity : previous.request === request;
+        if (!same) throw new OrderlyError("IDEMPOTENCY_KEY_REUSED", "this request id was used for a different restock");
         return this.getItem(input.sku)!;
       }
-      this.statements.insertRestock.run(input.requestId, input.sku, input.quantity, now);
+      this.statements.insertRestock.run(input.requestId, input.sku, input.quantity, request, now);
     }
     const current = this.getItem(input.sku);
     if (current === undefined) {

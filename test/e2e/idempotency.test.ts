@@ -72,3 +72,18 @@ describe("Idempotency-Key on CreateOrder", () => {
     expect(again.text).toBe(first.text);
   });
 });
+
+describe("Idempotency-Key on Restock", () => {
+  test("a retry applies nothing again; one that changes any field (the price too) is 422 and changes nothing", async () => {
+    await using system = await startSystem();
+    const restock = (body: Record<string, unknown>) => system.api("POST", "/v1/inventory/KEY-R:restock", { body, headers: { "idempotency-key": "restock-1" } });
+    const first = await restock({ quantity: 5, unitPriceMinor: "700", name: "Kettle" });
+    const again = await restock({ quantity: 5, unitPriceMinor: "700", name: "Kettle" });
+    expect([first.status, again.status, again.body.available]).toEqual([200, 200, 5]);
+    for (const change of [{ unitPriceMinor: "1" }, { name: "Cheap kettle" }, { currencyCode: "EUR" }, { quantity: 6 }]) {
+      const other = await restock({ quantity: 5, unitPriceMinor: "700", name: "Kettle", ...change });
+      expect({ change, status: other.status, reason: reasonOf(other.body) }).toEqual({ change, status: 422, reason: "IDEMPOTENCY_KEY_REUSED" });
+    }
+    expect((await system.api("GET", "/v1/inventory/KEY-R")).body).toMatchObject({ available: 5, unitPriceMinor: "700", name: "Kettle", currencyCode: "USD" });
+  });
+});

@@ -241,7 +241,8 @@ export type RestockRequest = Message<"orderly.inventory.v1.RestockRequest"> & {
 
   /**
    * Idempotency key: a restock with a request_id already applied returns
-   * the item without adding stock again.
+   * the item without adding stock again; one that changes any field is
+   * refused (IDEMPOTENCY_KEY_REUSED).
    *
    * @generated from field: string request_id = 6;
    */
