@@ -2,7 +2,7 @@ import { streams, type ConsumerSpec } from "../../shared/events/index.js";
 import type { Projector } from "./projector.js";
 import type { ViewChanges } from "./view-changes.js";
 
-/** The durable consumers that feed the read models: one per stream. */
+/** The durable consumers that feed the read models: one per stream; a new query.db is rebuilt from the streams. */
 export function projectionConsumers(name: string, projector: Projector, changes: ViewChanges): ConsumerSpec[] {
   return [
     {
@@ -11,7 +11,8 @@ export function projectionConsumers(name: string, projector: Projector, changes:
       filterSubject: "orderly.orders.>",
       handle: projector.handle,
       onApplied: (event) => changes.changed(event.aggregateId, Number(event.aggregateVersion)),
+      rebuildsFromStream: true,
     },
-    { stream: streams.inventory.name, durable: `${name}-inventory`, filterSubject: "orderly.inventory.>", handle: projector.handle },
+    { stream: streams.inventory.name, durable: `${name}-inventory`, filterSubject: "orderly.inventory.>", handle: projector.handle, rebuildsFromStream: true },
   ];
 }

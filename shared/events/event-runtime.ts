@@ -1,4 +1,4 @@
-import type { NatsConnection } from "nats";
+import type { JetStreamManager, NatsConnection } from "nats";
 import type { Logger } from "../logging/index.js";
 import type { Db, TransactionTimer } from "../sqlite/index.js";
 import { EventConsumer, type EventHandler } from "./event-consumer.js";
@@ -16,6 +16,14 @@ export interface ConsumerSpec {
   handle: EventHandler;
   ignores?: ConstructorParameters<typeof EventConsumer>[0]["ignores"];
   onApplied?: ConstructorParameters<typeof EventConsumer>[0]["onApplied"];
+  /**
+   * What it applies comes from its stream alone (a read model): when, at
+   * start, its database records no event applied by it while JetStream has
+   * already delivered it some (the database is new: deleted, or replaced by
+   * an empty file), it is made again from its stream's first message, so the
+   * read model is rebuilt rather than left missing all it had.
+   */
+  rebuildsFromStream?: boolean;
 }
 
 /** The event side of a process: where NATS is, what it publishes and what it consumes. */
@@ -65,6 +73,29 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
 }
 
 /**
+ * Deletes a durable consumer that has acked events while its database
+ * records none applied by it, so that it is made again from its stream's
+ * first message. Safe whatever the cause: an event with an effect is
+ * recorded in the same transaction as its effect, so a database without a
+ * record holds no effect of this consumer, and a replay applies nothing
+ * twice (events acked unrecorded had nothing to apply).
+ */
+async function replayIfForgotten(manager: JetStreamManager, db: Db, c: ConsumerSpec, logger: Logger): Promise<void> {
+  const recorded = db.prepare<[string], { one: number }>("SELECT 1 AS one FROM processed_events WHERE consumer = ? LIMIT 1").get(c.durable);
+  if (recorded !== undefined) return;
+  const info = await manager.consumers.info(c.stream, c.durable).catch((error: unknown) => {
+    if (/consumer not found/i.test(String(error))) return undefined;
+    throw error;
+  });
+  if (info === undefined || info.ack_floor.stream_seq === 0) return;
+  logger.warn(
+    { durable: c.durable, stream: c.stream, ackedUpTo: info.ack_floor.stream_seq },
+    "the database has no record of events this consumer already took (a new database file): replaying its stream from the start to rebuild what it holds",
+  );
+  await manager.consumers.delete(c.stream, c.durable);
+}
+
+/**
  * Connects to NATS in the background — the process serves requests before
  * and while NATS is unreachable, and its outbox simply grows — then makes
  * sure the streams and durable consumers exist and starts the outbox relay
@@ -86,18 +117,23 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       return;
     }
     const connection = nc;
-    /** Makes sure the streams and durable consumers exist; resolves with the durables it had to create. */
-    const setUp = () =>
+    /**
+     * Makes sure the streams and durable consumers exist; resolves with the durables it had to create. At
+     * start (before any consumer runs), a consumer that rebuilds from its stream and whose database has
+     * forgotten it is deleted first, to be made again from the stream's start.
+     */
+    const setUp = (starting = false) =>
       retrying("stream setup", logger, isClosed, async () => {
         const manager = await connection.jetstreamManager();
         await ensureStreams(manager, { ...defaultStreamLimits, maxEvents: options.streamMaxEvents ?? defaultStreamLimits.maxEvents });
         const created = new Set<string>();
         for (const c of options.consumers ?? []) {
+          if (starting && c.rebuildsFromStream) await replayIfForgotten(manager, options.db, c, logger);
           if (await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs)) created.add(c.durable);
         }
         return created;
       });
-    await setUp();
+    await setUp(true);
     if (closed) return;
     // A server may come back without them (restarted with an empty store): they are made again on every
     // reconnect. The relay's publishes keep retrying until the streams are back; a consumer made again is

@@ -175,6 +175,25 @@ describe("events through JetStream into the read models", () => {
     await waitFor(async () => (await system.api("GET", "/v1/stock/WIPE-1")).body.reserved === 3, "the projected stock of both orders", 30_000, 100);
   });
 
+  test("query.db deleted while the query service was stopped: at its next start it replays the streams and every read model is whole again, each event applied once", async () => {
+    await using system = await startSystem();
+    await stockUp(system);
+    expect((await orderBurst(system, 60, 7)).filter((s) => s !== 200)).toEqual([]);
+    const before = await waitForConvergence(system);
+
+    await system.query.stop();
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(join(system.dataDir, `query.db${suffix}`), { force: true });
+    await system.restart("query");
+
+    const after = await waitForConvergence(system);
+    expect(after.read).toEqual(before.read);
+    const applied = await waitForAllApplied(system);
+    expect(applied.processed).toBe(applied.inStreams);
+    expect(system.query.logs.some((line) => line.includes("replaying its stream from the start"))).toBe(true);
+    const some = (before.read.orders as { id: string }[])[0]!;
+    expect((await system.api("GET", `/v1/orders/${some.id}`)).status).toBe(200);
+  });
+
   test("a poison event ends in the dead-letter record after the configured deliveries, and later events are still applied", async () => {
     await using system = await startSystem({ CONSUMER_MAX_DELIVERIES: "3", CONSUMER_RETRY_DELAY_MS: "20" });
     const nc = await connect(system.nats.connectOptions);
