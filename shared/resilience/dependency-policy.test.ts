@@ -83,8 +83,8 @@ describe("DependencyPolicy", () => {
     expect(p.breakerState).toBe("closed");
   });
 
-  test("opens the breaker after consecutive failures, then fails fast without calling", async () => {
-    const p = policy({ breakerFailures: 3, maxAttempts: 1 });
+  test("opens the breaker after consecutive failures, then fails fast without calling, saying when to try again", async () => {
+    const p = policy({ breakerFailures: 3, maxAttempts: 1, halfOpenAfterMs: 7_000 });
     let attempts = 0;
     const failing = async () => {
       attempts++;
@@ -93,7 +93,7 @@ describe("DependencyPolicy", () => {
     for (let i = 0; i < 3; i++) await expect(p.execute(false, failing)).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
     expect(p.breakerState).toBe("open");
     const started = performance.now();
-    await expect(p.execute(false, failing)).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", code: 14 });
+    await expect(p.execute(false, failing)).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", code: 14, metadata: { retryAfterSeconds: "7" } });
     expect(performance.now() - started).toBeLessThan(50);
     expect(attempts).toBe(3);
   });

@@ -126,6 +126,9 @@ export class DependencyPolicy {
   private readonly slowCallMs: number;
   /** Errors that end a call but say nothing about the dependency: the breaker does not count them. */
   private readonly excused = new WeakSet<Error>();
+  private readonly halfOpenAfterMs: number;
+  /** When the breaker last opened (epoch ms). */
+  private openedAt = 0;
   readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
   constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger }) {
@@ -156,6 +159,8 @@ export class DependencyPolicy {
       halfOpenAfter: o.halfOpenAfterMs,
       breaker: new ConsecutiveBreaker(o.breakerFailures),
     });
+    this.halfOpenAfterMs = o.halfOpenAfterMs;
+    this.breaker.onBreak(() => (this.openedAt = Date.now()));
     const retries = retry(handleWhen(isRetryable), {
       maxAttempts: Math.max(0, o.maxAttempts - 1),
       backoff: new ExponentialBackoff({ initialDelay: o.backoffInitialMs, maxDelay: o.backoffMaxMs }),
@@ -268,7 +273,9 @@ export class DependencyPolicy {
     if (callerSignal?.aborted) return abortReason(callerSignal);
     const metadata = { dependency: this.name };
     if (error instanceof BrokenCircuitError) {
-      return new OrderlyError("CIRCUIT_OPEN", `${this.name} is failing; not calling it until it recovers`, { metadata });
+      // Retry-After: when the breaker lets a call try the dependency again (a retry sooner is refused just the same).
+      const retryAfterSeconds = String(Math.max(1, Math.ceil((this.openedAt + this.halfOpenAfterMs - Date.now()) / 1000)));
+      return new OrderlyError("CIRCUIT_OPEN", `${this.name} is failing; not calling it until it recovers`, { metadata: { ...metadata, retryAfterSeconds } });
     }
     if (error instanceof BulkheadRejectedError) {
       return new OrderlyError("BULKHEAD_FULL", `too many calls to ${this.name} in flight`, { metadata });

@@ -74,6 +74,7 @@ test("inventory answering UNAVAILABLE to every call: at most 3 attempts per requ
   proxy.reset();
 
   const reasons: string[] = [];
+  const retryAfterWhileOpen: string[] = [];
   for (let i = 0; i < 12; i++) {
     const r = await system.api("POST", "/v1/orders", {
       body: { customerId: "rex", items: [{ sku: "DOWN-1", quantity: 1 }] },
@@ -81,7 +82,10 @@ test("inventory answering UNAVAILABLE to every call: at most 3 attempts per requ
     });
     expect(r.status).toBe(503);
     reasons.push(reasonOf(r.body)!);
+    if (reasonOf(r.body) === "CIRCUIT_OPEN") retryAfterWhileOpen.push(r.headers.get("retry-after")!);
   }
+  // While open, Retry-After says when the breaker tries the inventory again (half-open after 2 s), not always 1 s.
+  expect(retryAfterWhileOpen[0]).toBe("2");
   // The order service logs a failed call once it has answered it: wait for the last one's line to arrive.
   const isCreateFailure = (l: LogLine) => l.msg === "call failed" && l.method?.endsWith("/CreateOrder") === true;
   await waitFor(() => logLines(system.order.logs).some((l) => isCreateFailure(l) && l.requestId === "down-11"), "the order service's log line of the last CreateOrder", 5_000);
