@@ -76,7 +76,8 @@ runMain(logger, async () => {
     observeCalls: metrics.observeCalls,
     health,
     // A reservation or release that runs out of time leaves DEGRADE_MARGIN_MS to answer: 202 when degrading, else 504; a cancel's 200.
-    budget: { defaultMs: config.defaultBudgetMs, answerMarginMs: () => config.degradeMarginMs },
+    // Of a budget shorter than twice that, half: the reservation is still tried (a 200 ms budget answered 202 without asking).
+    budget: { defaultMs: config.defaultBudgetMs, answerMarginMs: (leftMs) => Math.min(config.degradeMarginMs, leftMs / 2) },
     services: [
       registration(
         OrderService,
