@@ -1,5 +1,5 @@
 import { ScalarType, fromJson, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
-import { OrderlyError } from "../shared/errors/index.js";
+import { OrderlyError, type FieldViolation } from "../shared/errors/index.js";
 import type { Route } from "./routes/index.js";
 
 /** The parts of an HTTP request that map onto a request message. */
@@ -141,6 +141,36 @@ function integerOf(name: string, value: JsonValue): JsonValue {
   return integer;
 }
 
+/** How protobuf-es names a JSON type it expected, as a client reads it. */
+const JSON_TYPES: Record<string, string> = {
+  string: "a string",
+  boolean: "true or false",
+  "number (int32)": "a 32-bit integer",
+  "number (uint32)": "a 32-bit unsigned integer",
+  "bigint (int64)": "a 64-bit integer",
+  "bigint (uint64)": "a 64-bit unsigned integer",
+  Array: "a list",
+  object: "an object",
+};
+
+/**
+ * The field violation behind protobuf-es's refusal of a request's JSON
+ * ("cannot decode field orderly.x.v1.Msg.field from JSON: expected string,
+ * got 5"), in a client's terms: the field's proto name (as every other
+ * violation names it) and what it must be.
+ */
+function decodeViolation(message: string): FieldViolation {
+  const unknown = /^cannot decode message [\w.]+ from JSON: key "(.*)" is unknown$/.exec(message);
+  if (unknown) return { field: unknown[1]!, description: "is not a field of the request" };
+  const field = /^cannot decode field [\w.]+\.(\w+) from JSON: (.*)$/.exec(message);
+  if (field === null) return { field: "", description: "is not what the request's JSON mapping allows" };
+  const [, name, why] = field;
+  const expected = /^expected ([^,:]+?)(?:, got (.*)|: (.*) out of range)$/.exec(why!);
+  if (expected === null) return { field: name!, description: "has the wrong type" };
+  const type = JSON_TYPES[expected[1]!] ?? expected[1]!;
+  return { field: name!, description: expected[3] !== undefined ? `must be ${type}: ${expected[3]} is not` : `must be ${type}, not ${expected[2]}` };
+}
+
 /**
  * Builds the request message of a route from the HTTP request, following
  * the google.api.http rules: path variables, then the body (one field, or
@@ -190,8 +220,8 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
   try {
     return fromJson(input, json, { ignoreUnknownFields: false });
   } catch (error) {
-    const message = error instanceof Error ? error.message.replace(/^cannot decode message [\w.]+ from JSON: /, "") : "invalid JSON";
-    throw new OrderlyError("INVALID_FIELD", `invalid request: ${message}`, { cause: error });
+    const violation = decodeViolation(error instanceof Error ? error.message : "");
+    throw new OrderlyError("INVALID_FIELD", `invalid request: ${violation.field}: ${violation.description}`, { cause: error, violations: [violation] });
   }
 }
 

@@ -126,6 +126,26 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     expect([read.status, read.body.id]).toEqual([200, placed.body.id]);
   });
 
+  test("a value of the wrong type names its field in a BadRequest violation, in a client's words", async () => {
+    const violationsOf = (body: { details: { fieldViolations?: unknown }[] }) => body.details.find((d) => d.fieldViolations)?.fieldViolations;
+    const cases: [Record<string, unknown>, { field: string; description: string }][] = [
+      [{ quantity: 1, unitPriceMinor: 2599.5 }, { field: "unit_price_minor", description: "must be a 64-bit integer: 2599.5 is not" }],
+      [{ quantity: 1, name: 5 }, { field: "name", description: "must be a string, not 5" }],
+      [{ quantity: true }, { field: "quantity", description: 'must be a 32-bit integer, not true' }],
+      [{ quantity: 1, colour: "red" }, { field: "colour", description: "is not a field of the request" }],
+    ];
+    for (const [body, violation] of cases) {
+      const r = await system.api("POST", "/v1/inventory/BOX-1:restock", { body });
+      expect({ body, status: r.status, reason: reasonOf(r.body), violations: violationsOf(r.body), message: r.body.message }).toEqual({
+        body,
+        status: 400,
+        reason: "INVALID_FIELD",
+        violations: [violation],
+        message: `invalid request: ${violation.field}: ${violation.description}`,
+      });
+    }
+  });
+
   test("a field set twice says by what: the path and the query of a GET name no body", async () => {
     const r = await system.api("GET", "/v1/customers/eve/orders?customer_id=eve");
     expect([r.status, r.body.message]).toEqual([400, '"customer_id" is set by both the path and the query']);
