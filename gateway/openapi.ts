@@ -1,4 +1,6 @@
-import { ScalarType, type DescEnum, type DescMethod, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { ScalarType, getOption, hasOption, isFieldSet, type DescEnum, type DescMethod, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { Int32RulesSchema, Int64RulesSchema, RepeatedRulesSchema, StringRulesSchema, field as fieldRules } from "../proto/gen/buf/validate/validate_pb.js";
+import { FieldBehavior, field_behavior } from "../proto/gen/google/api/field_behavior_pb.js";
 import { StatusSchema } from "../proto/gen/google/rpc/status_pb.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../proto/gen/google/rpc/error_details_pb.js";
 import { STATUS_CODES } from "node:http";
@@ -70,6 +72,63 @@ function scalarSchema(scalar: ScalarType): JsonObject {
   }
 }
 
+/** A field's behaviors (google.api.field_behavior, AIP-203): REQUIRED, OUTPUT_ONLY, … */
+function behaviorsOf(field: DescField): readonly FieldBehavior[] {
+  return hasOption(field, field_behavior) ? getOption(field, field_behavior) : [];
+}
+
+/** Whether a request must set the field: its behavior says REQUIRED, or its protovalidate rules do. */
+function isRequired(field: DescField): boolean {
+  return behaviorsOf(field).includes(FieldBehavior.REQUIRED) || (hasOption(field, fieldRules) && getOption(field, fieldRules).required);
+}
+
+/** A protovalidate (RE2) pattern as an ECMA-262 one, as JSON Schema reads it: RE2's \x{HHHH} is \uHHHH. */
+function ecmaPattern(re2: string): string {
+  return re2.replace(/\\x\{([0-9a-fA-F]{1,4})\}/g, (_, hex: string) => `\\u${hex.padStart(4, "0")}`);
+}
+
+/**
+ * What JSON Schema can say of a field's protovalidate rules: string
+ * patterns and lengths, 32-bit ranges, list sizes. A 64-bit integer is a
+ * string in JSON, so its range is told in the description. Rules over
+ * several fields (CEL) are not expressible and stay the server's.
+ */
+function constraintsOf(field: DescField): JsonObject {
+  if (!hasOption(field, fieldRules)) return {};
+  const { type } = getOption(field, fieldRules);
+  switch (type.case) {
+    case "string": {
+      const out: JsonObject = {};
+      if (isFieldSet(type.value, StringRulesSchema.field.minLen)) out.minLength = Number(type.value.minLen);
+      if (isFieldSet(type.value, StringRulesSchema.field.maxLen)) out.maxLength = Number(type.value.maxLen);
+      if (isFieldSet(type.value, StringRulesSchema.field.pattern)) out.pattern = ecmaPattern(type.value.pattern);
+      return out;
+    }
+    case "int32": {
+      const { greaterThan: low, lessThan: high } = type.value;
+      return {
+        ...(low.case === "gte" ? { minimum: low.value } : low.case === "gt" ? { exclusiveMinimum: low.value } : {}),
+        ...(high.case === "lte" ? { maximum: high.value } : high.case === "lt" ? { exclusiveMaximum: high.value } : {}),
+      };
+    }
+    case "int64": {
+      const { greaterThan: low, lessThan: high } = type.value;
+      const bounds = [
+        low.case === "gte" ? `at least ${low.value}` : low.case === "gt" ? `more than ${low.value}` : "",
+        high.case === "lte" ? `at most ${high.value}` : high.case === "lt" ? `less than ${high.value}` : "",
+      ].filter(Boolean);
+      return bounds.length === 0 ? {} : { description: `${bounds.join(", ")} (a 64-bit integer, as a string)` };
+    }
+    case "repeated":
+      return {
+        ...(isFieldSet(type.value, RepeatedRulesSchema.field.minItems) ? { minItems: Number(type.value.minItems) } : {}),
+        ...(isFieldSet(type.value, RepeatedRulesSchema.field.maxItems) ? { maxItems: Number(type.value.maxItems) } : {}),
+      };
+    default:
+      return {};
+  }
+}
+
 /** Collects JSON Schemas (proto3 JSON mapping) of messages and enums into `schemas`. */
 class SchemaCollector {
   readonly schemas: Record<string, JsonObject> = {};
@@ -87,12 +146,17 @@ class SchemaCollector {
     return this.object(message, omit);
   }
 
+  /** A message's object schema: its fields' schemas, output-only ones readOnly, and the fields a request must set. */
   private object(message: DescMessage, omit: ReadonlySet<string>): JsonObject {
     const properties: JsonObject = {};
+    const required: string[] = [];
     for (const field of message.fields) {
-      if (!omit.has(field.name)) properties[field.jsonName] = this.field(field);
+      if (omit.has(field.name)) continue;
+      const schema = this.field(field);
+      properties[field.jsonName] = behaviorsOf(field).includes(FieldBehavior.OUTPUT_ONLY) ? { ...schema, readOnly: true } : schema;
+      if (isRequired(field)) required.push(field.jsonName);
     }
-    return { type: "object", properties, additionalProperties: false };
+    return { type: "object", properties, ...(required.length > 0 ? { required } : {}), additionalProperties: false };
   }
 
   private enumSchema(desc: DescEnum): JsonObject {
@@ -108,7 +172,14 @@ class SchemaCollector {
     return scalarSchema(field.scalar!);
   }
 
+  /** A field's schema, with what its protovalidate rules say (constraintsOf). */
   field(field: DescField): JsonObject {
+    const constraints = constraintsOf(field);
+    const schema = this.shape(field);
+    return Object.keys(constraints).length === 0 ? schema : { ...schema, ...constraints };
+  }
+
+  private shape(field: DescField): JsonObject {
     switch (field.fieldKind) {
       case "scalar":
         return scalarSchema(field.scalar);
@@ -179,7 +250,9 @@ function operation(route: Route, collector: SchemaCollector): JsonObject {
   if (route.body !== "") {
     const schema =
       route.body === "*" ? collector.message(input, new Set([...pathFields, "request_id"])) : collector.field(fieldByName(input, route.body)!);
-    op.requestBody = { required: route.body !== "*", content: { "application/json": { schema } } };
+    // A body of the whole request ("*") may be left out unless a field of it is required (a restock's quantity).
+    const required = route.body !== "*" || input.fields.some((f) => !pathFields.has(f.name) && isRequired(f));
+    op.requestBody = { required, content: { "application/json": { schema } } };
   }
   return op;
 }

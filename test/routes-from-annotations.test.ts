@@ -79,7 +79,33 @@ test("the route table of Orderly's services is exactly their google.api.http ann
   const document = openApiDocument(routesOf(services), { title: "t", version: "v1" }) as any;
   expect(Object.keys(document.paths)).toHaveLength(11);
   expect(document.paths["/v1/orders"].post.responses["422"]).toBeDefined();
-  expect(document.components.schemas["orderly.order.v1.Order"].properties.status).toEqual({ $ref: "#/components/schemas/orderly.order.v1.OrderStatus" });
+  expect(document.components.schemas["orderly.order.v1.Order"].properties.status).toEqual({ $ref: "#/components/schemas/orderly.order.v1.OrderStatus", readOnly: true });
+});
+
+test("the OpenAPI document says what the protos say of each field: required (google.api.field_behavior), output only (readOnly), and protovalidate's rules", () => {
+  const document = openApiDocument(routesOf([OrderService, InventoryService, QueryService]), { title: "t", version: "v1" }) as any;
+  const order = document.components.schemas["orderly.order.v1.Order"];
+  expect(order.required).toEqual(["customerId", "items"]);
+  expect(Object.keys(order.properties).filter((name) => order.properties[name].readOnly)).toEqual([
+    "id", "status", "totalMinor", "currencyCode", "rejectReason", "createTime", "updateTime", "version",
+  ]);
+  expect(order.properties.customerId.pattern).toBe("^[A-Za-z0-9._-]{1,64}$");
+  expect(order.properties.items).toMatchObject({ minItems: 1, maxItems: 100 });
+  const item = document.components.schemas["orderly.order.v1.OrderItem"];
+  expect(item).toMatchObject({ required: ["sku", "quantity"], properties: { quantity: { minimum: 1, maximum: 1000 }, unitPriceMinor: { readOnly: true } } });
+
+  // A restock's body may not be left out: its quantity is required. Its name rule, written for RE2, reads the same in ECMA-262.
+  const restock = document.paths["/v1/inventory/{sku}:restock"].post;
+  expect(restock.requestBody.required).toBe(true);
+  const body = restock.requestBody.content["application/json"].schema;
+  expect(body.required).toEqual(["quantity"]);
+  expect(body.properties.unitPriceMinor.description).toBe("at least 0, at most 90000000000 (a 64-bit integer, as a string)");
+  const name = new RegExp(body.properties.name.pattern);
+  expect(["Mug", "Café ☕"].map((n) => name.test(n))).toEqual([true, true]);
+  expect(["Box\u001b[31m", "Box \u202egnp.exe", "a\u2028b", "\u0085"].map((n) => name.test(n))).toEqual([false, false, false, false]);
+  expect(restock.parameters.find((p: { name: string }) => p.name === "sku").schema.pattern).toBe("^[A-Za-z0-9._-]{1,64}$");
+  // A cancel's body is all optional: it may be left out.
+  expect(document.paths["/v1/orders/{id}:cancel"].post.requestBody.required).toBe(false);
 });
 
 test("the OpenAPI document names the bearer scheme every route needs, every error status with the reasons that give it, and 202 where an RPC may answer it", () => {

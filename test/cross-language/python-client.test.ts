@@ -21,6 +21,7 @@ const PROTOS = [
   "orderly/auth/v1/access.proto",
   "buf/validate/validate.proto",
   "google/api/annotations.proto",
+  "google/api/field_behavior.proto",
   "google/api/http.proto",
   "google/rpc/status.proto",
   "google/rpc/error_details.proto",
