@@ -1,7 +1,9 @@
+import * as grpc from "@grpc/grpc-js";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { expect, test } from "vitest";
-import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
+import { GetOrderRequestSchema, QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { waitFor } from "../../test/helpers/processes.js";
-import { OrderlyError } from "../errors/index.js";
+import { OrderlyError, fromStatus, type Code } from "../errors/index.js";
 import { createLogger, silentLogger } from "../logging/index.js";
 import { contextFromTraceparent } from "../observability/trace-context.js";
 import { callUnary, connect } from "./client.js";
@@ -107,4 +109,32 @@ test("close answers a call still running after the grace SERVICE_UNAVAILABLE, an
   events.push("closed");
   expect(events.slice(2)).toEqual(["wait ended", "gone ended", "closed"]);
   expect(await waiting).toMatchObject({ reason: "SERVICE_UNAVAILABLE" });
+});
+
+test("a request that is not its message type's binary form is refused INVALID_ARGUMENT (MALFORMED_REQUEST, with its reason in the status details), not INTERNAL, and its handler never runs", async () => {
+  let handled = 0;
+  const handlers = {
+    getOrder: async ({ id }) => {
+      handled++;
+      return { order: { id } };
+    },
+  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger: silentLogger(), services: [registration(QueryService, handlers)] });
+  await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
+  const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+  using _client = { [Symbol.dispose]: () => client.close() };
+  const raw = (bytes: Buffer) =>
+    new Promise<grpc.ServiceError | undefined>((resolve) =>
+      client.makeUnaryRequest(`/${QueryService.typeName}/GetOrder`, (b: Buffer) => b, (b: Buffer) => b, bytes, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (error) => resolve(error ?? undefined)),
+    );
+  // A truncated varint, then a field of wire type 7 (none such), then a length past the end.
+  for (const bytes of [Buffer.from([0x08, 0xff]), Buffer.from([0x0f]), Buffer.from([0x0a, 0x7f, 0x61])]) {
+    const error = await raw(bytes);
+    const details = error?.metadata.get("grpc-status-details-bin")[0];
+    const status = fromStatus(error!.code as number as Code, error!.details, details instanceof Buffer ? details : undefined);
+    expect({ code: error?.code, reason: status.reason }).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: "MALFORMED_REQUEST" });
+  }
+  expect(handled).toBe(0);
+  expect(await raw(Buffer.from(toBinary(GetOrderRequestSchema, create(GetOrderRequestSchema, { id: "fine" }))))).toBeUndefined();
+  expect(handled).toBe(1);
 });

@@ -114,6 +114,35 @@ function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => fromBinary(schema, bytes);
 }
 
+/** A request whose bytes are not its message type's binary form (see refuseUndecodable). */
+class UndecodableRequest {
+  constructor(readonly typeName: string) {}
+}
+
+/**
+ * A server's request deserializer that hands an undecodable request on as an
+ * UndecodableRequest instead of throwing: grpc-js answers a throw INTERNAL
+ * ("Error deserializing request"), with no reason, uncounted and unlogged,
+ * for what is the caller's bad input.
+ */
+function lenientDeserializer(schema: DescMessage) {
+  return (bytes: Buffer): Message | UndecodableRequest => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch {
+      return new UndecodableRequest(schema.typeName);
+    }
+  };
+}
+
+/** Refuses an undecodable request INVALID_ARGUMENT (MALFORMED_REQUEST), inside the interceptors that trace, log and count calls. */
+const refuseUndecodable: Interceptor = (next) => (request, context) => {
+  if ((request as unknown) instanceof UndecodableRequest) {
+    throw new OrderlyError("MALFORMED_REQUEST", `the request is not a ${(request as unknown as UndecodableRequest).typeName} in protobuf's binary form`);
+  }
+  return next(request, context);
+};
+
 /** The grpc-js service definition of a protobuf-es service descriptor (served under `typeName`, its own by default). */
 export function grpcServiceDefinition(service: DescService, typeName = service.typeName): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
@@ -263,13 +292,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     ...(options.observeCalls ? [options.observeCalls] : []),
     ...defaultInterceptors,
     ...(options.auth ? [authorizeCalls(options.auth)] : []),
+    refuseUndecodable,
     validateRequests,
     ...(options.interceptors ?? []),
   ];
   prepareValidation(options.services.map((r) => r.service));
   const unaryOnly = (service: DescService) => {
     const definition = grpcServiceDefinition(service);
-    return Object.fromEntries(Object.entries(definition).filter(([, method]) => !method.requestStream && !method.responseStream));
+    return Object.fromEntries(
+      service.methods
+        .filter((method) => method.methodKind === "unary")
+        .map((method) => [method.name, { ...definition[method.name]!, requestDeserialize: lenientDeserializer(method.input) }]),
+    );
   };
   const inFlight = new CallsInFlight();
   for (const registration of options.services) {
