@@ -1,5 +1,5 @@
 import { ScalarType, fromJson, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
-import { OrderlyError, type FieldViolation } from "../shared/errors/index.js";
+import { OrderlyError } from "../shared/errors/index.js";
 import type { Route } from "./routes/index.js";
 
 /** The parts of an HTTP request that map onto a request message. */
@@ -68,11 +68,17 @@ function queryValue(field: DescField, values: string[]): JsonValue {
   return convert(values[0]!);
 }
 
-/** The scalar types proto3 JSON writes as integers. */
-const INTEGER_SCALARS: ReadonlySet<ScalarType> = new Set([
-  ScalarType.INT32, ScalarType.INT64, ScalarType.UINT32, ScalarType.UINT64, ScalarType.SINT32, ScalarType.SINT64,
-  ScalarType.FIXED32, ScalarType.FIXED64, ScalarType.SFIXED32, ScalarType.SFIXED64,
-]);
+/** The scalar types proto3 JSON writes as integers: what each is called in an error, and its range. */
+const INTEGER_SCALARS: ReadonlyMap<ScalarType, { what: string; min: bigint; max: bigint }> = new Map(
+  (
+    [
+      [[ScalarType.INT32, ScalarType.SINT32, ScalarType.SFIXED32], "a 32-bit integer", -(2n ** 31n), 2n ** 31n - 1n],
+      [[ScalarType.UINT32, ScalarType.FIXED32], "a 32-bit unsigned integer", 0n, 2n ** 32n - 1n],
+      [[ScalarType.INT64, ScalarType.SINT64, ScalarType.SFIXED64], "a 64-bit integer", -(2n ** 63n), 2n ** 63n - 1n],
+      [[ScalarType.UINT64, ScalarType.FIXED64], "a 64-bit unsigned integer", 0n, 2n ** 64n - 1n],
+    ] as const
+  ).flatMap(([scalars, what, min, max]) => scalars.map((scalar) => [scalar, { what, min, max }] as const)),
+);
 /** A JSON number's form: what proto3 JSON allows in a string for an integer field (decimal; no 0x, 0b, 0o, + or leading zeros). */
 const JSON_NUMBER = /^(-?)(0|[1-9][0-9]*)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/;
 /** Digits beyond which no integer field's value can be: the number is left as written, for protobuf-es to refuse as out of range. */
@@ -95,80 +101,88 @@ function integerText(match: RegExpExecArray): string | undefined {
   const point = whole!.length + Number(exponent ?? 0) - (whole!.length + fraction.length - digits.length);
   if (point > MAX_INTEGER_DIGITS) return text;
   if (point < digits.length && /[^0]/.test(digits.slice(Math.max(0, point)))) return undefined;
-  return sign! + (point <= 0 ? "0" : digits.slice(0, point).padEnd(point, "0"));
+  return sign! + digits.slice(0, point).padEnd(point, "0");
+}
+
+/** INVALID_FIELD naming one field of the request by its path. */
+function invalidField(field: string, description: string): OrderlyError {
+  return new OrderlyError("INVALID_FIELD", `invalid request: ${field}: ${description}`, { violations: [{ field, description }] });
+}
+
+/** A JSON value as an error message quotes it (at most 40 characters of it). */
+function quoted(value: JsonValue): string {
+  return JSON.stringify(value).slice(0, 40);
 }
 
 /**
- * Checks each integer field given as a string: INVALID_FIELD when it is not
- * a JSON number (protobuf-es reads "0x10", "0b11", "0o7" and "+5" as numbers,
- * which proto3 JSON does not allow) or has a fraction, and exponent or
- * fraction forms are rewritten in place as plain integers (integerText).
- * Walks the fields of `message` present in `json`, into messages and lists
- * (not maps or wrapper types: no request of Orderly's has them).
+ * Checks a request's JSON against its message type before protobuf-es reads
+ * it, so that a refusal names the field by its path (`order.items[0].quantity`),
+ * as protovalidate's violations do: a key that is no field, a field given by
+ * both its JSON and its proto name, a value of the wrong JSON type. Integers
+ * given as strings are checked and rewritten as plain decimals (integerOf).
+ * Fields of Google's well-known types (Timestamp, …), and maps, are left to
+ * protobuf-es (no request of Orderly's takes one).
  */
-function checkIntegerStrings(message: DescMessage, json: JsonObject, path = ""): void {
+function checkJson(message: DescMessage, json: JsonObject, path = ""): void {
+  for (const key of Object.keys(json)) {
+    const field = fieldByName(message, key);
+    if (field === undefined) throw invalidField(path + key, "is not a field of the request");
+    if (key !== field.jsonName && json[field.jsonName] !== undefined) throw invalidField(path + field.name, "is set twice (by its JSON and its proto name)");
+  }
   for (const field of message.fields) {
     const key = json[field.jsonName] !== undefined ? field.jsonName : field.name;
     const value = json[key];
     if (value === undefined || value === null) continue;
     const name = path + field.name;
-    if ((field.fieldKind === "scalar" || field.fieldKind === "list") && field.scalar !== undefined && INTEGER_SCALARS.has(field.scalar)) {
-      if (!Array.isArray(value)) json[key] = integerOf(name, value);
-      else for (let i = 0; i < value.length; i++) value[i] = integerOf(name, value[i]!);
-    } else if ((field.fieldKind === "message" || field.fieldKind === "list") && field.message !== undefined) {
-      if (!Array.isArray(value)) {
-        if (typeof value === "object") checkIntegerStrings(field.message, value, `${name}.`);
-      } else {
+    switch (field.fieldKind) {
+      case "scalar":
+        json[key] = checkScalar(name, field.scalar, value);
+        break;
+      case "enum":
+        if (typeof value !== "string" && !Number.isInteger(value)) throw invalidField(name, `must be the name of a ${field.enum.name} value, not ${quoted(value)}`);
+        break;
+      case "message":
+        checkMessage(name, field.message, value);
+        break;
+      case "list":
+        if (!Array.isArray(value)) throw invalidField(name, `must be a list, not ${quoted(value)}`);
         for (let i = 0; i < value.length; i++) {
-          const item = value[i];
-          if (typeof item === "object" && item !== null && !Array.isArray(item)) checkIntegerStrings(field.message, item, `${name}[${i}].`);
+          if (field.listKind === "scalar") value[i] = checkScalar(`${name}[${i}]`, field.scalar, value[i]!);
+          else if (field.listKind === "message") checkMessage(`${name}[${i}]`, field.message, value[i]!);
         }
-      }
+        break;
     }
   }
 }
 
-/** `value`, given for the integer field `name`: a string as a plain decimal integer, or INVALID_FIELD; anything else as it is. */
-function integerOf(name: string, value: JsonValue): JsonValue {
-  if (typeof value !== "string") return value;
-  const match = JSON_NUMBER.exec(value);
-  const integer = match === null ? undefined : integerText(match);
-  if (integer === undefined) {
-    throw new OrderlyError("INVALID_FIELD", `invalid request: ${name}: ${JSON.stringify(value.slice(0, 40))} is not a decimal integer`, {
-      violations: [{ field: name, description: "must be a decimal integer" }],
-    });
-  }
-  return integer;
+function checkMessage(name: string, message: DescMessage, value: JsonValue): void {
+  if (message.typeName.startsWith("google.protobuf.")) return;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidField(name, `must be an object, not ${quoted(value)}`);
+  checkJson(message, value, `${name}.`);
 }
 
-/** How protobuf-es names a JSON type it expected, as a client reads it. */
-const JSON_TYPES: Record<string, string> = {
-  string: "a string",
-  boolean: "true or false",
-  "number (int32)": "a 32-bit integer",
-  "number (uint32)": "a 32-bit unsigned integer",
-  "bigint (int64)": "a 64-bit integer",
-  "bigint (uint64)": "a 64-bit unsigned integer",
-  Array: "a list",
-  object: "an object",
-};
+/** A scalar field's JSON value, checked against its type (an integer given as a string: as a plain decimal). */
+function checkScalar(name: string, scalar: ScalarType, value: JsonValue): JsonValue {
+  const integer = INTEGER_SCALARS.get(scalar);
+  if (integer !== undefined) {
+    if (typeof value !== "string" && (typeof value !== "number" || !Number.isInteger(value))) throw invalidField(name, `must be ${integer.what}, not ${quoted(value)}`);
+    const text = typeof value === "string" ? integerOf(name, value) : undefined;
+    // A whole number with more digits than any integer field takes stays in exponent form: out of range too.
+    const exact = text === undefined ? BigInt(value as number) : /^-?\d+$/.test(text) ? BigInt(text) : undefined;
+    if (exact === undefined || exact < integer.min || exact > integer.max) throw invalidField(name, `must be ${integer.what}: ${quoted(value)} is out of range`);
+    return text ?? value;
+  }
+  const expected = scalar === ScalarType.STRING || scalar === ScalarType.BYTES ? "string" : scalar === ScalarType.BOOL ? "boolean" : "number";
+  if (typeof value === expected || (expected === "number" && typeof value === "string")) return value;
+  throw invalidField(name, `must be ${expected === "string" ? "a string" : expected === "boolean" ? "true or false" : "a number"}, not ${quoted(value)}`);
+}
 
-/**
- * The field violation behind protobuf-es's refusal of a request's JSON
- * ("cannot decode field orderly.x.v1.Msg.field from JSON: expected string,
- * got 5"), in a client's terms: the field's proto name (as every other
- * violation names it) and what it must be.
- */
-function decodeViolation(message: string): FieldViolation {
-  const unknown = /^cannot decode message [\w.]+ from JSON: key "(.*)" is unknown$/.exec(message);
-  if (unknown) return { field: unknown[1]!, description: "is not a field of the request" };
-  const field = /^cannot decode field [\w.]+\.(\w+) from JSON: (.*)$/.exec(message);
-  if (field === null) return { field: "", description: "is not what the request's JSON mapping allows" };
-  const [, name, why] = field;
-  const expected = /^expected ([^,:]+?)(?:, got (.*)|: (.*) out of range)$/.exec(why!);
-  if (expected === null) return { field: name!, description: "has the wrong type" };
-  const type = JSON_TYPES[expected[1]!] ?? expected[1]!;
-  return { field: name!, description: expected[3] !== undefined ? `must be ${type}: ${expected[3]} is not` : `must be ${type}, not ${expected[2]}` };
+/** `value`, given as a string for the integer field `name`, as a plain decimal integer; INVALID_FIELD unless it is one. */
+function integerOf(name: string, value: string): string {
+  const match = JSON_NUMBER.exec(value);
+  const integer = match === null ? undefined : integerText(match);
+  if (integer === undefined) throw invalidField(name, `${quoted(value)} is not a decimal integer`);
+  return integer;
 }
 
 /**
@@ -216,12 +230,13 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
     const field = requestIdField;
     if (field !== undefined) setPath(input, json, REQUEST_ID_FIELD, parts.idempotencyKey, "Idempotency-Key header", origins);
   }
-  checkIntegerStrings(input, json);
+  checkJson(input, json);
   try {
     return fromJson(input, json, { ignoreUnknownFields: false });
   } catch (error) {
-    const violation = decodeViolation(error instanceof Error ? error.message : "");
-    throw new OrderlyError("INVALID_FIELD", `invalid request: ${violation.field}: ${violation.description}`, { cause: error, violations: [violation] });
+    // What checkJson does not catch (a value out of its type's range, say), in protobuf-es's words without its prefix.
+    const message = error instanceof Error ? error.message.replace(/^cannot decode (?:message|field) [\w.]+ from JSON: /, "") : "invalid JSON";
+    throw new OrderlyError("INVALID_FIELD", `invalid request: ${message}`, { cause: error });
   }
 }
 

@@ -129,10 +129,13 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
   test("a value of the wrong type names its field in a BadRequest violation, in a client's words", async () => {
     const violationsOf = (body: { details: { fieldViolations?: unknown }[] }) => body.details.find((d) => d.fieldViolations)?.fieldViolations;
     const cases: [Record<string, unknown>, { field: string; description: string }][] = [
-      [{ quantity: 1, unitPriceMinor: 2599.5 }, { field: "unit_price_minor", description: "must be a 64-bit integer: 2599.5 is not" }],
+      [{ quantity: 1, unitPriceMinor: 2599.5 }, { field: "unit_price_minor", description: "must be a 64-bit integer, not 2599.5" }],
+      [{ quantity: 1, unitPriceMinor: "1e400" }, { field: "unit_price_minor", description: 'must be a 64-bit integer: "1e400" is out of range' }],
+      [{ quantity: 1e12 }, { field: "quantity", description: "must be a 32-bit integer: 1000000000000 is out of range" }],
       [{ quantity: 1, name: 5 }, { field: "name", description: "must be a string, not 5" }],
-      [{ quantity: true }, { field: "quantity", description: 'must be a 32-bit integer, not true' }],
+      [{ quantity: true }, { field: "quantity", description: "must be a 32-bit integer, not true" }],
       [{ quantity: 1, colour: "red" }, { field: "colour", description: "is not a field of the request" }],
+      [{ quantity: 1, unitPriceMinor: "1", unit_price_minor: "1" }, { field: "unit_price_minor", description: "is set twice (by its JSON and its proto name)" }],
     ];
     for (const [body, violation] of cases) {
       const r = await system.api("POST", "/v1/inventory/BOX-1:restock", { body });
@@ -143,6 +146,16 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
         violations: [violation],
         message: `invalid request: ${violation.field}: ${violation.description}`,
       });
+    }
+  });
+
+  test("a wrong value inside an order's line is named by its whole path, as the rules' own violations are", async () => {
+    for (const [item, violation] of [
+      [{ sku: "BOX-1", quantity: true }, { field: "order.items[0].quantity", description: "must be a 32-bit integer, not true" }],
+      [{ sku: "BOX-1", quantity: 1, colour: "red" }, { field: "order.items[0].colour", description: "is not a field of the request" }],
+    ] as const) {
+      const r = await system.api("POST", "/v1/orders", { body: order([item]) });
+      expect({ status: r.status, violations: r.body.details.find((d: { fieldViolations?: unknown }) => d.fieldViolations)?.fieldViolations }).toEqual({ status: 400, violations: [violation] });
     }
   });
 
