@@ -1,6 +1,7 @@
 import { ScalarType, getOption, hasOption, isFieldSet, type DescEnum, type DescMethod, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Int32RulesSchema, Int64RulesSchema, RepeatedRulesSchema, StringRulesSchema, field as fieldRules } from "../proto/gen/buf/validate/validate_pb.js";
 import { FieldBehavior, field_behavior } from "../proto/gen/google/api/field_behavior_pb.js";
+import { ecmaPattern } from "../shared/grpc/pattern-match.js";
 import { StatusSchema } from "../proto/gen/google/rpc/status_pb.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../proto/gen/google/rpc/error_details_pb.js";
 import { STATUS_CODES } from "node:http";
@@ -80,11 +81,6 @@ function behaviorsOf(field: DescField): readonly FieldBehavior[] {
 /** Whether a request must set the field: its behavior says REQUIRED, or its protovalidate rules do. */
 function isRequired(field: DescField): boolean {
   return behaviorsOf(field).includes(FieldBehavior.REQUIRED) || (hasOption(field, fieldRules) && getOption(field, fieldRules).required);
-}
-
-/** A protovalidate (RE2) pattern as an ECMA-262 one, as JSON Schema reads it: RE2's \x{HHHH} is \uHHHH. */
-function ecmaPattern(re2: string): string {
-  return re2.replace(/\\x\{([0-9a-fA-F]{1,4})\}/g, (_, hex: string) => `\\u${hex.padStart(4, "0")}`);
 }
 
 /**

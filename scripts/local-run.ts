@@ -548,7 +548,7 @@ export async function runLocal(env: Env): Promise<number> {
   let security: LocalSecurity;
   let adminToken: string;
   try {
-    mkdirSync(config.dataDir, { recursive: true });
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     adminToken = (await writeDevCredentials(config.dataDir)).admin;
     security = {
       nats: config.natsUrl === undefined ? writeNatsSecurity(config.dataDir) : undefined,

@@ -47,13 +47,38 @@ function procStat(pid) {
 // `npm start` runs this under `sh -c`, and a SIGTERM to npm ends npm and the shell without passing it on
 // (measured with npm 11): this process would keep the whole system running. Orphaned, it stops it as on SIGTERM.
 // A SIGKILL or SIGHUP to npm ends npm alone, and the shell goes on waiting for this process: so npm (the
-// shell's parent) is watched too, and its end (or its lingering as a zombie) stops the system the same way.
+// shell's parent, when it is npm) is watched too, and its end (or its lingering as a zombie) stops the system the same way.
 // Only under npm: `nohup node scripts/start.mjs &` is orphaned when its shell exits, and is meant to go on.
+/** A process's command line (Linux /proc), or "" when /proc cannot say. */
+function commandLine(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * npm's pid when this process runs under npm's shell (dash forks the command: npm is the shell's parent);
+ * undefined when npm is the parent itself (a shell that execs it, bash as /bin/sh) or /proc cannot tell.
+ */
+function npmAboveShell(parent) {
+  const grandparent = procStat(parent)?.ppid;
+  if (grandparent === undefined || grandparent <= 1) return undefined;
+  // npm names itself "npm <command>" (its process title), or runs as node with its CLI script.
+  const npmCli = process.env.npm_execpath;
+  const isNpm = (pid) => {
+    const command = commandLine(pid);
+    return /^npm( |$)/.test(command) || (npmCli !== undefined && command.includes(npmCli));
+  };
+  return !isNpm(parent) && isNpm(grandparent) ? grandparent : undefined;
+}
+
 if (process.env.npm_lifecycle_event === "start") {
   const parent = process.ppid;
-  const npm = procStat(parent)?.ppid;
+  const npm = npmAboveShell(parent);
   const npmEnded = () => {
-    if (npm === undefined || npm <= 1) return false;
+    if (npm === undefined) return false;
     const stat = procStat(npm);
     return stat === undefined || stat.state === "Z";
   };

@@ -94,6 +94,20 @@ class UndecodableEvent extends Error {
 }
 
 /**
+ * Whether a consumer's database records anything it took: an event applied
+ * (recorded with its effect) or dead-lettered. An event acked unrecorded (one
+ * the consumer ignores) leaves no trace, and had nothing to apply.
+ */
+export function hasRecordsOf(db: Db, durable: string): boolean {
+  const found = db
+    .prepare<[string, string], { one: number }>(
+      "SELECT 1 AS one FROM processed_events WHERE consumer = ? UNION ALL SELECT 1 FROM dead_letters WHERE consumer = ? LIMIT 1",
+    )
+    .get(durable, durable);
+  return found !== undefined;
+}
+
+/**
  * A durable JetStream pull consumer with explicit outcomes: each event is
  * applied and its id recorded in one SQLite transaction, then acked (a
  * redelivery finds the id and changes nothing); an event the handler

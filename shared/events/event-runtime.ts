@@ -1,12 +1,12 @@
 import type { JetStreamManager, NatsConnection } from "nats";
 import type { Logger } from "../logging/index.js";
 import type { Db, TransactionTimer } from "../sqlite/index.js";
-import { EventConsumer, type EventHandler } from "./event-consumer.js";
+import { EventConsumer, hasRecordsOf, type EventHandler } from "./event-consumer.js";
 import type { NatsAuth } from "../config/index.js";
 import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
-import { defaultStreamLimits, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
+import { consumerInfo, defaultStreamLimits, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
 
 /** One durable consumer a process runs. */
 export interface ConsumerSpec {
@@ -18,10 +18,12 @@ export interface ConsumerSpec {
   onApplied?: ConstructorParameters<typeof EventConsumer>[0]["onApplied"];
   /**
    * What it applies comes from its stream alone (a read model): when, at
-   * start, its database records no event applied by it while JetStream has
-   * already delivered it some (the database is new: deleted, or replaced by
-   * an empty file), it is made again from its stream's first message, so the
-   * read model is rebuilt rather than left missing all it had.
+   * start, its database records nothing it took (hasRecordsOf) while
+   * JetStream says it has acked events (the database is new: deleted, or
+   * replaced by an empty file), it is made again from its stream's first
+   * message, so the read model is rebuilt rather than left missing all it
+   * had. For consumers that ignore no event (one that only ignored would be
+   * replayed at each start, harmlessly).
    */
   rebuildsFromStream?: boolean;
 }
@@ -74,19 +76,15 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
 
 /**
  * Deletes a durable consumer that has acked events while its database
- * records none applied by it, so that it is made again from its stream's
+ * records nothing it took, so that it is made again from its stream's
  * first message. Safe whatever the cause: an event with an effect is
  * recorded in the same transaction as its effect, so a database without a
  * record holds no effect of this consumer, and a replay applies nothing
  * twice (events acked unrecorded had nothing to apply).
  */
 async function replayIfForgotten(manager: JetStreamManager, db: Db, c: ConsumerSpec, logger: Logger): Promise<void> {
-  const recorded = db.prepare<[string], { one: number }>("SELECT 1 AS one FROM processed_events WHERE consumer = ? LIMIT 1").get(c.durable);
-  if (recorded !== undefined) return;
-  const info = await manager.consumers.info(c.stream, c.durable).catch((error: unknown) => {
-    if (/consumer not found/i.test(String(error))) return undefined;
-    throw error;
-  });
+  if (hasRecordsOf(db, c.durable)) return;
+  const info = await consumerInfo(manager, c.stream, c.durable);
   if (info === undefined || info.ack_floor.stream_seq === 0) return;
   logger.warn(
     { durable: c.durable, stream: c.stream, ackedUpTo: info.ack_floor.stream_seq },

@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "nats";
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerInfo, type JetStreamManager, type StreamConfig } from "nats";
 import { streams } from "./subjects.js";
 
 /** Limits of the event streams. Rebuilding read models replays what the streams still hold. */
@@ -110,13 +110,20 @@ export async function ensureDurableConsumer(
     max_ack_pending: 1000,
     max_deliver: -1,
   };
-  try {
-    await jsm.consumers.info(stream, durable);
-    await jsm.consumers.update(stream, durable, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: -1 });
-    return false;
-  } catch (error) {
-    if (!/consumer not found/i.test(String(error))) throw error;
+  if ((await consumerInfo(jsm, stream, durable)) === undefined) {
     await jsm.consumers.add(stream, wanted);
     return true;
+  }
+  await jsm.consumers.update(stream, durable, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: -1 });
+  return false;
+}
+
+/** A durable consumer as JetStream describes it, or undefined when it does not exist. */
+export async function consumerInfo(jsm: JetStreamManager, stream: string, durable: string): Promise<ConsumerInfo | undefined> {
+  try {
+    return await jsm.consumers.info(stream, durable);
+  } catch (error) {
+    if (/consumer not found/i.test(String(error))) return undefined;
+    throw error;
   }
 }

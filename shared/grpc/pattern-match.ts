@@ -27,10 +27,20 @@ export function simpleRegExp(pattern: string): RegExp | undefined {
   }
   if (varying > 1 || item.lastIndex !== pattern.length - 1) return undefined;
   try {
-    return new RegExp(pattern.replace(/\\x\{([0-9a-fA-F]{1,6})\}/g, "\\u{$1}"), "u");
+    return new RegExp(ecmaPattern(pattern), "u");
   } catch {
     return undefined;
   }
+}
+
+/**
+ * An RE2 pattern's code point escapes (`\x{202e}`) as ECMA-262 writes them:
+ * `\u202e` within the Basic Multilingual Plane (read alike with and without
+ * RegExp's `u` flag, as JSON Schema validators differ on it), `\u{1f600}`
+ * beyond it (which needs the flag). The rest of the pattern is left as it is.
+ */
+export function ecmaPattern(re2: string): string {
+  return re2.replace(/\\x\{([0-9a-fA-F]{1,6})\}/g, (_, hex: string) => (hex.length <= 4 ? `\\u${hex.padStart(4, "0")}` : `\\u{${hex}}`));
 }
 
 /** At most this many compiled patterns are kept (protovalidate's own bound: CEL rules may build patterns from input). */

@@ -1,14 +1,15 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import { inUse, openDatabase } from "./open-database.js";
+import { inUse } from "./in-use.js";
+import { openDatabase } from "./open-database.js";
 
 test("a database file is in use while a connection has it open, and not once it is closed or when it does not exist", () => {
   const dir = mkdtempSync(join(tmpdir(), "orderly-in-use-"));
   try {
     const file = join(dir, "x.db");
-    expect(inUse(file)).toBe(false);
+    expect([inUse(file), existsSync(file)]).toEqual([false, false]);
     const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
     db.prepare("INSERT INTO t VALUES (1)").run();
     expect(inUse(file)).toBe(true);

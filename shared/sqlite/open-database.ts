@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** A better-sqlite3 database handle. */
@@ -41,8 +41,12 @@ export interface OpenDatabaseOptions {
  * schema up to date, each migration in its own transaction.
  */
 export function openDatabase(options: OpenDatabaseOptions): Db {
-  if (options.file !== ":memory:") mkdirSync(dirname(options.file), { recursive: true });
+  const onDisk = options.file !== ":memory:";
+  // Every customer's orders are in these files: readable by their owner only (SQLite gives the -wal and -shm files the database's mode).
+  if (onDisk) mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
+  const created = onDisk && !existsSync(options.file);
   const db = new Database(options.file);
+  if (created) chmodSync(options.file, 0o600);
   db.pragma("journal_mode = WAL");
   db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`);
   db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
@@ -64,26 +68,5 @@ function migrate(db: Db, migrations: readonly Migration[]): void {
       db.exec(migrations[version]!);
       db.pragma(`user_version = ${version + 1}`);
     }).immediate();
-  }
-}
-
-/**
- * Whether another connection has the database file open (a running service):
- * an open WAL-mode connection holds a shared lock on the file for as long as
- * it is open, so an exclusive lock, asked for without waiting, is refused.
- * False for a file that does not exist.
- */
-export function inUse(file: string): boolean {
-  if (!existsSync(file)) return false;
-  const db = new Database(file, { timeout: 0 });
-  try {
-    db.pragma("locking_mode = EXCLUSIVE");
-    db.exec("BEGIN EXCLUSIVE; COMMIT");
-    return false;
-  } catch (error) {
-    if ((error as { code?: string }).code === "SQLITE_BUSY") return true;
-    throw error;
-  } finally {
-    db.close();
   }
 }

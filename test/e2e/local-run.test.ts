@@ -253,7 +253,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
         () => "exited 0",
         (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
       );
-      expect(replacing).toMatch(/^exited 1: .*query\.db is in use \(the query service is running\): stop it first/);
+      expect(replacing).toMatch(/^exited 1: [\s\S]*query\.db is in use \(the query service is running\): stop it first/);
       expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`, admin)).body.available).toBe(restocked.quantity + 10 + 7);
 
       // npm killed outright (a SIGTERM also ends it without passing the signal on): start.mjs sees npm gone and stops the

@@ -1,0 +1,27 @@
+import Database from "better-sqlite3";
+
+/**
+ * Whether another connection has the database file open (a running service):
+ * an open WAL-mode connection holds a shared lock on the file for as long as
+ * it is open, so an exclusive lock, asked for without waiting, is refused.
+ * False for a file that does not exist (it is not created).
+ */
+export function inUse(file: string): boolean {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: 0, fileMustExist: true });
+  } catch (error) {
+    if ((error as { code?: string }).code === "SQLITE_CANTOPEN") return false;
+    throw error;
+  }
+  try {
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.exec("BEGIN EXCLUSIVE; COMMIT");
+    return false;
+  } catch (error) {
+    if ((error as { code?: string }).code === "SQLITE_BUSY") return true;
+    throw error;
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,19 @@
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { openDatabase } from "./open-database.js";
+
+test("a database file, its WAL and its shared memory are readable by their owner only, in a directory made for them likewise", () => {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-db-mode-"));
+  try {
+    const file = join(dir, "data", "x.db");
+    const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
+    db.prepare("INSERT INTO t VALUES (1)").run();
+    const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+    expect([mode(file), mode(`${file}-wal`), mode(`${file}-shm`), mode(join(dir, "data"))]).toEqual(["600", "600", "600", "700"]);
+    db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
