@@ -10,6 +10,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import { streams } from "../shared/events/subjects.js";
+import { natsInboxPrefix } from "../shared/events/nats-connection.js";
+import { rebuildConsumerName } from "../services/query/rebuild.js";
 import { natsPasswordFile, secretsDir, type TlsFiles } from "../shared/security/index.js";
 
 /** The dev tokens file: `{"admin": "<token>", "customers": {"<customerId>": "<token>"}}`. */
@@ -81,14 +83,48 @@ export async function writeDevCredentials(dataDir: string): Promise<DevTokens> {
   return tokens;
 }
 
+/**
+ * The JetStream API a service needs: set up the streams, and set up, read,
+ * pull from, ack and (to rebuild a read model) delete its own durable
+ * consumers, named here as the services name them, and no other's.
+ */
+function jetStreamApi(consumers: readonly (readonly [stream: string, durable: string])[]): string[] {
+  const streamNames = Object.values(streams).map((stream) => stream.name);
+  return [
+    "$JS.API.INFO",
+    ...streamNames.flatMap((name) => [`$JS.API.STREAM.INFO.${name}`, `$JS.API.STREAM.CREATE.${name}`, `$JS.API.STREAM.UPDATE.${name}`]),
+    ...consumers.flatMap(([stream, durable]) => [
+      `$JS.API.CONSUMER.INFO.${stream}.${durable}`,
+      `$JS.API.CONSUMER.CREATE.${stream}.${durable}`,
+      `$JS.API.CONSUMER.CREATE.${stream}.${durable}.>`,
+      `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.${durable}`,
+      `$JS.API.CONSUMER.DELETE.${stream}.${durable}`,
+      `$JS.API.CONSUMER.MSG.NEXT.${stream}.${durable}`,
+      `$JS.ACK.${stream}.${durable}.>`,
+    ]),
+  ];
+}
+
+/** The inbox subjects of a user's connection (`natsInboxPrefix`): its requests' answers and its pulls' messages come there, no one else's. */
+const inbox = (user: string) => `${natsInboxPrefix(user)}.>`;
+
 /** The NATS users of a local run, and what each may publish and subscribe to. */
 const natsUsers = {
-  // Services publish their own events (through the outbox relay) and use the JetStream API to set up and pull from consumers.
-  inventory: { publish: [...streams.inventory.subjects, "$JS.API.>", "$JS.ACK.>"], subscribe: ["_INBOX.>"] },
-  order: { publish: [...streams.orders.subjects, "$JS.API.>", "$JS.ACK.>"], subscribe: ["_INBOX.>"] },
-  query: { publish: ["$JS.API.>", "$JS.ACK.>"], subscribe: ["_INBOX.>"] },
+  // Services publish their own events (through the outbox relay) and pull from their own consumers.
+  inventory: { publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, "inventory-order-events"]])], subscribe: [inbox("inventory")] },
+  order: { publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, "order-reservation-outcomes"]])], subscribe: [inbox("order")] },
+  query: {
+    publish: jetStreamApi([
+      [streams.orders.name, "query-orders"],
+      [streams.inventory.name, "query-inventory"],
+      // What `npm run rebuild` reads the streams with, as the query service's user.
+      [streams.orders.name, rebuildConsumerName("query", "orders")],
+      [streams.inventory.name, rebuildConsumerName("query", "inventory")],
+    ]),
+    subscribe: [inbox("query")],
+  },
   // The gateway only listens to events (to invalidate its read cache).
-  gateway: { publish: [] as string[], subscribe: ["orderly.>", "_INBOX.>"] },
+  gateway: { publish: [] as string[], subscribe: ["orderly.>", inbox("gateway")] },
   // For people and tools (nats CLI, tests): everything.
   operator: { publish: [">"], subscribe: [">"] },
 } as const;
@@ -107,9 +143,9 @@ export interface NatsSecurity {
 /**
  * Writes a nats-server config with one user per process (passwords in files
  * beside it) whose permissions let a service publish only its own event
- * subjects: a service cannot publish another service's events. The JetStream
- * API ($JS.API.>) stays open to the services, which create their streams and
- * consumers themselves.
+ * subjects and use the JetStream API only for the streams and its own durable
+ * consumers (it cannot pull from, ack or delete another's), and subscribe only
+ * to its own inbox.
  */
 export function writeNatsSecurity(dataDir: string): NatsSecurity {
   const dir = ensureDir(secretsDir(dataDir));

@@ -9,6 +9,7 @@ import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
+import { AckPolicy, DeliverPolicy, nanos } from "nats";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../../shared/config/index.js";
 import { connectNats, streams } from "../../shared/events/index.js";
@@ -19,6 +20,11 @@ import { queryConfig, type QueryConfig } from "./config.js";
 import { Projector } from "./projector.js";
 import { dumpReadModels } from "./read-store.js";
 import { queryMigrations } from "./schema.js";
+
+/** The name of the consumer a rebuild reads a stream with (`query-rebuild-orders`): the dev NATS permissions name it. */
+export function rebuildConsumerName(consumerName: string, streamKey: string): string {
+  return `${consumerName}-rebuild-${streamKey}`;
+}
 
 /**
  * Replays every stream from its start up to its last message now into `db`;
@@ -46,7 +52,12 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
       counts[stream.name] = 0;
       if (last === 0) continue;
       const durable = `${consumerName}-${key}`;
-      const consumer = await js.consumers.get(stream.name);
+      // A consumer of the rebuild's own name (a NATS user may be allowed only consumers it names), from the first message,
+      // without acks; made afresh, deleted at the end, and forgotten by the server a minute after a rebuild that died.
+      const name = rebuildConsumerName(consumerName, key);
+      await jsm.consumers.delete(stream.name, name).catch(() => undefined);
+      await jsm.consumers.add(stream.name, { name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: nanos(60_000) });
+      const consumer = await js.consumers.get(stream.name, name);
       const messages = await consumer.consume({ max_messages: 512 });
       const apply = db.transaction((data: Uint8Array, subject: string, time: number) => {
         const event = fromBinary(EventSchema, data);
@@ -63,6 +74,7 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
         if (msg.info.streamSequence >= last) break;
       }
       messages.stop();
+      await jsm.consumers.delete(stream.name, name).catch(() => undefined);
     }
     return counts;
   } finally {

@@ -1,4 +1,5 @@
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type PubAck, type Subscription } from "nats";
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type PubAck, type Subscription } from "nats";
+import { newInbox } from "./nats-connection.js";
 import { followConnection } from "./nats-connection.js";
 
 /** One message to publish to a JetStream stream. */
@@ -83,7 +84,7 @@ export class JetStreamPublisher {
     private readonly timeoutMs = 5000,
     private readonly clock: () => number = () => performance.now(),
   ) {
-    this.inbox = `${createInbox()}.`;
+    this.inbox = `${newInbox(nc)}.`;
     // nats.js calls this from its protocol reader: nothing may throw out of it.
     this.subscription = nc.subscribe(`${this.inbox}*`, {
       callback: (error, msg) => {

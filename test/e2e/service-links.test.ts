@@ -6,6 +6,7 @@ import { connect as connectNats, type NatsConnection } from "nats";
 import { describe, expect, test } from "vitest";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { callUnary, channelSecurity, ServingStatus, tlsChannel, type ChannelSecurity } from "../../shared/grpc/index.js";
+import { natsInboxPrefix } from "../../shared/events/nats-connection.js";
 import { Code, OrderlyError } from "../../shared/errors/index.js";
 import { writeDevCertificates } from "../../scripts/dev-security.js";
 import { streamCounts } from "../helpers/models.js";
@@ -70,7 +71,7 @@ describe("NATS users with per-service permissions", () => {
       ["gateway", "orderly.inventory.restocked"],
     ];
     for (const [user, subject] of attempts) {
-      const nc: NatsConnection = await connectNats({ ...system.nats.connectOptions, user, pass: password(user) });
+      const nc: NatsConnection = await connectNats({ ...system.nats.connectOptions, user, pass: password(user), inboxPrefix: natsInboxPrefix(user) });
       try {
         const published = await nc
           .jetstream()
@@ -85,6 +86,32 @@ describe("NATS users with per-service permissions", () => {
       }
     }
     expect(await streamCounts(system.nats)).toEqual(before);
+
+    // Nor can one pull from, ack or delete another's consumer, or listen to another's inbox (where its pulled messages arrive).
+    const query = await connectNats({ ...system.nats.connectOptions, user: "query", pass: password("query"), inboxPrefix: natsInboxPrefix("query") });
+    try {
+      const refusals: string[] = [];
+      query.subscribe("_INBOX.>", { callback: (error) => error && refusals.push(error.message) });
+      query.subscribe("_INBOX_inventory.>", { callback: (error) => error && refusals.push(error.message) });
+      const pulled = await query
+        .request("$JS.API.CONSUMER.MSG.NEXT.ORDERS.inventory-order-events", new TextEncoder().encode('{"batch":1,"expires":500000000}'), { timeout: 2000 })
+        .then(
+          () => "answered",
+          (error: Error) => error.message,
+        );
+      const deleted = await (await query.jetstreamManager({ checkAPI: false })).consumers.delete("ORDERS", "inventory-order-events").then(
+        () => "deleted",
+        (error: Error) => error.message,
+      );
+      await waitFor(() => refusals.length === 2, "both inbox subscriptions to be refused");
+      expect({ pulled, deleted, refusals }).toEqual({
+        pulled: expect.stringMatching(/permissions violation|timeout/i),
+        deleted: expect.stringMatching(/permissions violation|timeout/i),
+        refusals: [expect.stringMatching(/permissions violation/i), expect.stringMatching(/permissions violation/i)],
+      });
+    } finally {
+      await query.close();
+    }
 
     const anonymous = await connectNats({ servers: system.nats.url, maxReconnectAttempts: 0 }).then(
       async (nc) => {
