@@ -81,7 +81,7 @@ const INTEGER_SCALARS: ReadonlyMap<ScalarType, { what: string; min: bigint; max:
 );
 /** A JSON number's form: what proto3 JSON allows in a string for an integer field (decimal; no 0x, 0b, 0o, + or leading zeros). */
 const JSON_NUMBER = /^(-?)(0|[1-9][0-9]*)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/;
-/** Digits beyond which no integer field's value can be: the number is left as written, for protobuf-es to refuse as out of range. */
+/** Digits beyond which no integer field's value can be: the number is left as written, and checkScalar refuses it as out of range. */
 const MAX_INTEGER_DIGITS = 40;
 
 /**
