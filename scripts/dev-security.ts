@@ -9,9 +9,8 @@ import { generateKeyPairSync, randomBytes, createPrivateKey } from "node:crypto"
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT } from "jose";
-import { streams } from "../shared/events/subjects.js";
+import { consumerNames, streams } from "../shared/events/subjects.js";
 import { natsInboxPrefix } from "../shared/events/nats-connection.js";
-import { rebuildConsumerName } from "../services/query/rebuild.js";
 import { natsPasswordFile, secretsDir, type TlsFiles } from "../shared/security/index.js";
 
 /** The dev tokens file: `{"admin": "<token>", "customers": {"<customerId>": "<token>"}}`. */
@@ -111,16 +110,16 @@ const inbox = (user: string) => `${natsInboxPrefix(user)}.>`;
 /** The NATS users of a local run, and what each may publish and subscribe to. */
 const natsUsers = {
   // Services publish their own events (through the outbox relay) and pull from their own consumers.
-  inventory: { publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, "inventory-order-events"]])], subscribe: [inbox("inventory")] },
-  order: { publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, "order-reservation-outcomes"]])], subscribe: [inbox("order")] },
+  inventory: { publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, consumerNames.inventoryOrderEvents]])], subscribe: [inbox("inventory")] },
+  order: { publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, consumerNames.orderReservationOutcomes]])], subscribe: [inbox("order")] },
   query: {
-    publish: jetStreamApi([
-      [streams.orders.name, "query-orders"],
-      [streams.inventory.name, "query-inventory"],
-      // What `npm run rebuild` reads the streams with, as the query service's user.
-      [streams.orders.name, rebuildConsumerName("query", "orders")],
-      [streams.inventory.name, rebuildConsumerName("query", "inventory")],
-    ]),
+    // Its projections, and what `npm run rebuild` reads the streams with as the query service's user.
+    publish: jetStreamApi(
+      (["orders", "inventory"] as const).flatMap((key) => [
+        [streams[key].name, consumerNames.projection("query", key)] as const,
+        [streams[key].name, consumerNames.rebuild("query", key)] as const,
+      ]),
+    ),
     subscribe: [inbox("query")],
   },
   // The gateway only listens to events (to invalidate its read cache).

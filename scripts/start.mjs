@@ -44,11 +44,6 @@ function procStat(pid) {
   }
 }
 
-// `npm start` runs this under `sh -c`, and a SIGTERM to npm ends npm and the shell without passing it on
-// (measured with npm 11): this process would keep the whole system running. Orphaned, it stops it as on SIGTERM.
-// A SIGKILL or SIGHUP to npm ends npm alone, and the shell goes on waiting for this process: so npm (the
-// shell's parent, when it is npm) is watched too, and its end (or its lingering as a zombie) stops the system the same way.
-// Only under npm: `nohup node scripts/start.mjs &` is orphaned when its shell exits, and is meant to go on.
 /** A process's command line (Linux /proc), or "" when /proc cannot say. */
 function commandLine(pid) {
   try {
@@ -74,6 +69,11 @@ function npmAboveShell(parent) {
   return !isNpm(parent) && isNpm(grandparent) ? grandparent : undefined;
 }
 
+// `npm start` runs this under `sh -c`, and a SIGTERM to npm ends npm and the shell without passing it on
+// (measured with npm 11): this process would keep the whole system running. Orphaned, it stops it as on SIGTERM.
+// A SIGKILL or SIGHUP to npm ends npm alone, and the shell goes on waiting for this process: so npm (the
+// shell's parent, when it is npm) is watched too, and its end (or its lingering as a zombie) stops the system the same way.
+// Only under npm: `nohup node scripts/start.mjs &` is orphaned when its shell exits, and is meant to go on.
 if (process.env.npm_lifecycle_event === "start") {
   const parent = process.ppid;
   const npm = npmAboveShell(parent);

@@ -1,6 +1,6 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { Outbox, startEventRuntime, streams } from "../../shared/events/index.js";
+import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
 import { HealthState, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
@@ -35,7 +35,7 @@ runMain(logger, async () => {
     consumers: [
       {
         stream: streams.orders.name,
-        durable: "inventory-order-events",
+        durable: consumerNames.inventoryOrderEvents,
         filterSubject: "orderly.orders.>",
         ...orderEventHandling(store, outbox),
       },

@@ -1,4 +1,4 @@
-import { streams, type ConsumerSpec } from "../../shared/events/index.js";
+import { consumerNames, streams, type ConsumerSpec } from "../../shared/events/index.js";
 import type { Projector } from "./projector.js";
 import type { ViewChanges } from "./view-changes.js";
 
@@ -7,12 +7,12 @@ export function projectionConsumers(name: string, projector: Projector, changes:
   return [
     {
       stream: streams.orders.name,
-      durable: `${name}-orders`,
+      durable: consumerNames.projection(name, "orders"),
       filterSubject: "orderly.orders.>",
       handle: projector.handle,
       onApplied: (event) => changes.changed(event.aggregateId, Number(event.aggregateVersion)),
       rebuildsFromStream: true,
     },
-    { stream: streams.inventory.name, durable: `${name}-inventory`, filterSubject: "orderly.inventory.>", handle: projector.handle, rebuildsFromStream: true },
+    { stream: streams.inventory.name, durable: consumerNames.projection(name, "inventory"), filterSubject: "orderly.inventory.>", handle: projector.handle, rebuildsFromStream: true },
   ];
 }

@@ -12,7 +12,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { AckPolicy, DeliverPolicy, nanos } from "nats";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../../shared/config/index.js";
-import { connectNats, streams } from "../../shared/events/index.js";
+import { connectNats, consumerNames, streams, type StreamKey } from "../../shared/events/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { natsPasswordFile } from "../../shared/security/index.js";
 import { inUse, openDatabase, type Db } from "../../shared/sqlite/index.js";
@@ -20,11 +20,6 @@ import { queryConfig, type QueryConfig } from "./config.js";
 import { Projector } from "./projector.js";
 import { dumpReadModels } from "./read-store.js";
 import { queryMigrations } from "./schema.js";
-
-/** The name of the consumer a rebuild reads a stream with (`query-rebuild-orders`): the dev NATS permissions name it. */
-export function rebuildConsumerName(consumerName: string, streamKey: string): string {
-  return `${consumerName}-rebuild-${streamKey}`;
-}
 
 /**
  * Replays every stream from its start up to its last message now into `db`;
@@ -47,14 +42,14 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
     const projector = new Projector(db);
     const record = db.prepare<[string, string, number]>("INSERT OR IGNORE INTO processed_events (consumer, event_id, applied_time) VALUES (?, ?, ?)");
     const counts: Record<string, number> = {};
-    for (const [key, stream] of Object.entries(streams)) {
+    for (const [key, stream] of Object.entries(streams) as [StreamKey, (typeof streams)[StreamKey]][]) {
       const last = (await jsm.streams.info(stream.name)).state.last_seq;
       counts[stream.name] = 0;
       if (last === 0) continue;
-      const durable = `${consumerName}-${key}`;
+      const durable = consumerNames.projection(consumerName, key);
       // A consumer of the rebuild's own name (a NATS user may be allowed only consumers it names), from the first message,
       // without acks; made afresh, deleted at the end, and forgotten by the server a minute after a rebuild that died.
-      const name = rebuildConsumerName(consumerName, key);
+      const name = consumerNames.rebuild(consumerName, key);
       await jsm.consumers.delete(stream.name, name).catch(() => undefined);
       await jsm.consumers.add(stream.name, { name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: nanos(60_000) });
       const consumer = await js.consumers.get(stream.name, name);

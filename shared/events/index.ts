@@ -1,5 +1,5 @@
 import "../wire/utf8.js";
-export { streams, subjectOf } from "./subjects.js";
+export { streams, consumerNames, subjectOf, type StreamKey } from "./subjects.js";
 export { connectNats, followConnection, type ConnectionWatcher } from "./nats-connection.js";
 export { ensureStreams, ensureDurableConsumer, defaultStreamLimits, type StreamLimits } from "./stream-setup.js";
 export { outboxMigration, outboxTraceMigration, outboxProgressMigration, outboxRetryDueMigration, inboxMigration, unpublishedRows } from "./schema.js";

@@ -6,6 +6,23 @@ export const streams = {
   inventory: { name: "INVENTORY", subjects: ["orderly.inventory.>"] },
 } as const;
 
+/** A stream by its key in `streams`. */
+export type StreamKey = keyof typeof streams;
+
+/**
+ * The names of the services' durable consumers (and the rebuild's), in one
+ * place: the services run them, and the dev NATS permissions allow each user
+ * its own. The query's are named after QUERY_CONSUMER_NAME ("query").
+ */
+export const consumerNames = {
+  inventoryOrderEvents: "inventory-order-events",
+  orderReservationOutcomes: "order-reservation-outcomes",
+  /** The query service's projection of a stream (`query-orders`). */
+  projection: (name: string, stream: StreamKey) => `${name}-${stream}`,
+  /** What `npm run rebuild` reads a stream with (`query-rebuild-orders`). */
+  rebuild: (name: string, stream: StreamKey) => `${name}-rebuild-${stream}`,
+} as const;
+
 const subjectByCase: Record<NonNullable<Event["payload"]["case"]>, string> = {
   orderCreated: "orderly.orders.created",
   orderConfirmed: "orderly.orders.confirmed",
