@@ -10,6 +10,13 @@ export const PRINCIPAL_METADATA_KEY = "x-orderly-principal";
 
 /** How long a signed principal is accepted after it was signed (ms). */
 const LINK_TOKEN_TTL_MS = 60_000;
+/**
+ * How far ahead of a verifier's clock a signer's may run (ms): a token whose
+ * expiry lies further ahead than its lifetime and this is refused, so a
+ * leaked token (or one signed by a clock set wrong) is not good for longer
+ * than a minute.
+ */
+const CLOCK_SKEW_MS = 30_000;
 /** A signed principal is re-signed when less than this much of its life is left (ms). */
 const RESIGN_MARGIN_MS = 30_000;
 
@@ -57,7 +64,7 @@ export class LinkTokens {
     return token;
   }
 
-  /** The principal of a signed token; UNAUTHENTICATED (INVALID_CREDENTIALS) when forged, malformed or expired. */
+  /** The principal of a signed token; UNAUTHENTICATED (INVALID_CREDENTIALS) when forged, malformed, expired or expiring further ahead than a token can. */
   verify(token: string, now = Date.now()): Principal {
     const cached = this.verified.get(token);
     if (cached !== undefined && cached.exp > now) return cached.principal;
@@ -74,7 +81,7 @@ export class LinkTokens {
     } catch {
       throw invalid();
     }
-    if (typeof claims.exp !== "number" || claims.exp <= now || typeof claims.sub !== "string") throw invalid();
+    if (typeof claims.exp !== "number" || claims.exp <= now || claims.exp > now + LINK_TOKEN_TTL_MS + CLOCK_SKEW_MS || typeof claims.sub !== "string") throw invalid();
     const principal: Principal = {
       subject: claims.sub,
       customerId: typeof claims.cid === "string" ? claims.cid : undefined,

@@ -19,7 +19,7 @@ test("every Orderly RPC states who may call it; standard services are public", (
   expect(accessRuleOf(InventoryService.method.restock)).toEqual(["admin"]);
 });
 
-test("a link token verifies with its key until it expires, and not after tampering", () => {
+test("a link token verifies with its key until it expires, and not after tampering or with an expiry further off than its life", () => {
   const key = Buffer.alloc(32, 1);
   const links = new LinkTokens(key);
   const principal = { subject: "customer:alice", customerId: "alice", roles: ["customer" as const] };
@@ -39,6 +39,10 @@ test("a link token verifies with its key until it expires, and not after tamperi
   const forged = Buffer.from(Buffer.from(payload!, "base64url").toString().replace('"customer"', '"admin"')).toString("base64url");
   expect(reason(() => new LinkTokens(key).verify(`${forged}.${mac}`, 2_000))).toBe("INVALID_CREDENTIALS");
   expect(reason(() => new LinkTokens(key).verify("garbage", 2_000))).toBe("INVALID_CREDENTIALS");
+  // Signed by a clock a day ahead (or minted to last): its expiry is further off than a token's life.
+  const farAhead = new LinkTokens(key).sign(principal, 1_000 + 86_400_000);
+  expect(reason(() => new LinkTokens(key).verify(farAhead, 2_000))).toBe("INVALID_CREDENTIALS");
+  expect(new LinkTokens(key).verify(links.sign(principal, 20_000), 2_000)).toEqual(principal);
   expect(() => new LinkTokens(Buffer.alloc(16))).toThrow();
 });
 
