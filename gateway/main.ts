@@ -104,6 +104,11 @@ runMain(logger, async () => {
       maxHeaderSize: config.maxHeaderBytes,
       // The handler refuses an HTTP/1.1 request without Host itself, with a reason like any other answer.
       requireHostHeader: false,
+      // A header sent twice reaches the handler as its values joined with ", ", which no single-valued header
+      // (Authorization, Idempotency-Key, X-Request-Timeout, traceparent) accepts: refused (or, for the ids, replaced),
+      // never one of its values picked. Node's default keeps the first Authorization and drops the rest, and a proxy
+      // in front that reads the last would have authenticated someone else.
+      joinDuplicateHeaders: true,
       // How often slow clients (headers or body trickling in) are checked for and cut off.
       connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
     },

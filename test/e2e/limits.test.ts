@@ -259,13 +259,13 @@ describe("limits", () => {
   });
 
   /** What the gateway answers to a raw request (which asks it to close the connection after). */
-  async function exchange(head: string): Promise<string> {
+  async function exchange(head: string, body = ""): Promise<string> {
     const socket = connectTcp({ host: "127.0.0.1", port: Number(new URL(system.baseUrl).port) });
     let received = "";
     socket.on("data", (chunk) => (received += chunk.toString("latin1")));
     const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
     socket.on("error", () => undefined);
-    socket.write(`${head}connection: close\r\n\r\n`);
+    socket.write(`${head}connection: close\r\n\r\n${body}`);
     await closed;
     return received;
   }
@@ -287,6 +287,31 @@ describe("limits", () => {
     expect(listed).toContain('"items":[');
     expect(await exchange("GET http://orderly.example/v1/inventory HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 401 /);
     expect(await exchange(`GET http://orderly.example HTTP/1.1\r\nhost: orderly\r\n${bearer}`)).toContain('"reason":"ROUTE_NOT_FOUND"');
+  });
+
+  test("a header that may appear once, sent twice, is refused rather than one of its values picked: two Authorization headers are 401, two Idempotency-Keys 400", async () => {
+    const host = "host: orderly\r\n";
+    const admin = `authorization: Bearer ${system.tokens.admin}\r\n`;
+    const alice = `authorization: Bearer ${system.tokens.customers.alice}\r\n`;
+    expect(await exchange(`GET /v1/inventory?pageSize=1 HTTP/1.1\r\n${host}${admin}`)).toMatch(/^HTTP\/1\.1 200 /);
+    for (const [first, second] of [[alice, admin], [admin, alice], [admin, admin]]) {
+      const twice = await exchange(`GET /v1/inventory?pageSize=1 HTTP/1.1\r\n${host}${first}${second}`);
+      expect(twice).toMatch(/^HTTP\/1\.1 401 /);
+      expect(twice).toContain('"reason":"INVALID_CREDENTIALS"');
+    }
+    const restocked = await system.api("POST", "/v1/inventory/TWICE-1:restock", { body: { quantity: 10, name: "Twice", unitPriceMinor: "100", currencyCode: "USD" } });
+    expect(restocked.status).toBe(200);
+    const body = JSON.stringify({ customerId: "alice", items: [{ sku: "TWICE-1", quantity: 1 }] });
+    const order = `POST /v1/orders HTTP/1.1\r\n${host}${alice}content-type: application/json\r\ncontent-length: ${body.length}\r\n`;
+    const keys = "idempotency-key: twice-a\r\nidempotency-key: twice-b\r\n";
+    const refused = await exchange(`${order}${keys}`, body);
+    expect(refused).toMatch(/^HTTP\/1\.1 400 /);
+    expect(refused).toContain('"reason":"INVALID_HEADER"');
+    const once = await exchange(`${order}idempotency-key: twice-a\r\n`, body);
+    expect(once).toMatch(/^HTTP\/1\.1 200 /);
+    // Only the order sent with one key took stock.
+    const item = await system.api("GET", "/v1/inventory/TWICE-1");
+    expect(item.body).toMatchObject({ available: 9, reserved: 1 });
   });
 
   test("a gRPC message over the 4 MiB limit is refused with RESOURCE_EXHAUSTED, and nothing is stored", async () => {
