@@ -4,6 +4,7 @@ import type { InventoryService } from "../../proto/gen/orderly/inventory/v1/inve
 import { OrderlyError, isTransient, type Reason } from "../../shared/errors/index.js";
 import type { EventMeta } from "../../shared/events/index.js";
 import type { Client } from "../../shared/grpc/index.js";
+import type { Logger } from "../../shared/logging/index.js";
 import { Status, type OrderLine, type OrderRecord, type OrderStore } from "./store.js";
 
 /** What settling an order needs. */
@@ -23,58 +24,84 @@ export function pricingOf(reservation: Reservation): { items: OrderLine[]; total
   };
 }
 
+/** The reasons a reservation is refused for good, which recordRefusal records (any other outcome is still unknown). */
+const refusals: ReadonlySet<Reason> = new Set<Reason>(["INSUFFICIENT_STOCK", "MIXED_CURRENCIES", "UNKNOWN_SKU", "RESERVATION_RELEASED"]);
+
+/** Whether a reservation's failure is a refusal recordRefusal records. */
+export function isRefusal(reason: Reason): boolean {
+  return refusals.has(reason);
+}
+
 /**
- * Records a refused reservation: REJECTED for a business reason; an order
- * never announced that names an unknown SKU is discarded (it was invalid);
- * RESERVATION_RELEASED means a cancel won. Undefined for any other reason
- * (the outcome is still unknown).
+ * Records a refused reservation (a reason isRefusal admits): REJECTED for a
+ * business reason; an order never announced that names an unknown SKU is
+ * discarded (it was invalid: UNKNOWN_SKU is thrown, as it is when a request
+ * with its key discarded it already), one announced meanwhile rejected;
+ * RESERVATION_RELEASED means a cancel won. Returns the order as it now is,
+ * undefined when it is gone (a request with its key discarded it).
  */
 export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Reason, metadata: Record<string, string>, meta: EventMeta): OrderRecord | undefined {
   switch (reason) {
-    case "INSUFFICIENT_STOCK":
-    case "MIXED_CURRENCIES":
-      return store.reject(order.id, reason, metadata, meta);
-    case "UNKNOWN_SKU":
-      if (!order.announced) {
-        store.discard(order.id, meta);
-        throw new OrderlyError("UNKNOWN_SKU", `unknown SKU ${metadata.sku ?? ""}`.trim(), { metadata });
-      }
-      return store.reject(order.id, reason, metadata, meta);
+    case "UNKNOWN_SKU": {
+      const unknown = () => new OrderlyError("UNKNOWN_SKU", `unknown SKU ${metadata.sku ?? ""}`.trim(), { metadata });
+      if (!order.announced && store.discard(order.id, meta)) throw unknown();
+      // Gone: a request with its key found the SKU unknown too, and discarded it.
+      const rejected = store.reject(order.id, reason, metadata, meta);
+      if (rejected === undefined) throw unknown();
+      return rejected;
+    }
     case "RESERVATION_RELEASED": {
       const current = store.get(order.id);
       return current?.status === Status.PENDING ? store.reject(order.id, reason, metadata, meta) : current;
     }
     default:
-      return undefined;
+      return store.reject(order.id, reason, metadata, meta);
   }
 }
-
 
 /**
  * Reserves a PENDING order's stock and records the outcome, returning the
  * order as it now is. When the inventory cannot answer in time, the order is
  * accepted to be reserved through events (degrade), or the error is thrown
  * and the order stays PENDING for a retry or the recovery loop (fail fast).
+ *
+ * Undefined when the order is gone: a concurrent request with its
+ * idempotency key found one of its SKUs unknown and discarded it (its
+ * answer, UNKNOWN_SKU, recorded nothing). Stock this call reserved for it
+ * meanwhile (the SKU restocked in between) is released at once; should that
+ * fail, the inventory's expiry sweep releases it, as the order service no
+ * longer knows the order.
  */
 export async function settleOrder(
   deps: SettleDeps,
   order: OrderRecord,
   options: { deadline: number; signal?: AbortSignal; requestId: string; traceContext: Context },
-): Promise<OrderRecord> {
+  logger: Logger,
+): Promise<OrderRecord | undefined> {
   const meta = { requestId: options.requestId, traceContext: options.traceContext };
   try {
     const { reservation } = await deps.inventory.reserveStock(
       { orderId: order.id, lines: order.items.map((item) => ({ sku: item.sku, quantity: item.quantity })) },
       options,
     );
-    return deps.store.confirm(order.id, pricingOf(reservation!), meta);
+    const confirmed = deps.store.confirm(order.id, pricingOf(reservation!), meta);
+    if (confirmed === undefined) await releaseDiscarded(deps, order.id, options, logger);
+    return confirmed;
   } catch (error) {
     const err = OrderlyError.from(error);
-    const refused = recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);
-    if (refused) return refused;
+    if (isRefusal(err.reason)) return recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);
     if (deps.degrade && isTransient(err) && !options.signal?.aborted) {
-      return deps.store.acceptAwaitingReservation(order.id, meta) ?? deps.store.get(order.id)!;
+      return deps.store.acceptAwaitingReservation(order.id, meta) ?? deps.store.get(order.id);
     }
     throw err;
+  }
+}
+
+/** Releases what a discarded order's reservation holds, within the call's budget; a failure is logged (the expiry sweep frees it). */
+async function releaseDiscarded(deps: SettleDeps, orderId: string, options: { deadline: number; requestId: string; traceContext: Context }, logger: Logger): Promise<void> {
+  try {
+    await deps.inventory.releaseStock({ orderId }, options);
+  } catch (error) {
+    logger.warn({ err: error, orderId }, "could not release the stock of an order discarded meanwhile; the inventory's expiry sweep will");
   }
 }

@@ -122,7 +122,8 @@ export class OrderStore {
          WHERE id = ? AND status IN (${Status.PENDING}, ${Status.CONFIRMED})`,
       ),
       markAnnounced: db.prepare<[string]>(`UPDATE orders SET announced = 1 WHERE id = ? AND status = ${Status.PENDING} AND announced = 0`),
-      deletePending: db.prepare<[string]>(`DELETE FROM orders WHERE id = ? AND status = ${Status.PENDING}`),
+      // Only an order never announced: one accepted meanwhile (202) by a request with its key is the client's.
+      deletePending: db.prepare<[string]>(`DELETE FROM orders WHERE id = ? AND status = ${Status.PENDING} AND announced = 0`),
       getKey: db.prepare<[string, string], { request_hash: string; order_id: string; response: string | null }>(
         "SELECT request_hash, order_id, response FROM idempotency_keys WHERE customer_id = ? AND request_id = ?",
       ),
@@ -157,7 +158,9 @@ export class OrderStore {
       return after;
     });
     this.discardTx = db.transaction((id: string) => {
-      if (this.statements.deletePending.run(id).changes > 0) this.statements.deleteKeysOf.run(id);
+      if (this.statements.deletePending.run(id).changes === 0) return false;
+      this.statements.deleteKeysOf.run(id);
+      return true;
     });
   }
 
@@ -183,13 +186,16 @@ export class OrderStore {
     return this.transactions.run("begin", () => this.beginTx.immediate(order), meta.traceContext);
   }
 
-  /** Confirms a PENDING order with the prices its reservation captured. */
-  confirm(id: string, pricing: { items: OrderLine[]; totalMinor: number; currencyCode: string }, meta: EventMeta = {}): OrderRecord {
+  /**
+   * Confirms a PENDING order with the prices its reservation captured; returns the order as it now is
+   * (decided before: unchanged), undefined when it is gone (discarded by a request with its key).
+   */
+  confirm(id: string, pricing: { items: OrderLine[]; totalMinor: number; currencyCode: string }, meta: EventMeta = {}): OrderRecord | undefined {
     return this.transactions.run("decide", () => this.decideTx.immediate(id, { status: Status.CONFIRMED, ...pricing, rejectReason: "", rejectMetadata: {} }, meta), meta.traceContext);
   }
 
-  /** Rejects a PENDING order for a reason. */
-  reject(id: string, reason: Reason, metadata: Record<string, string>, meta: EventMeta = {}): OrderRecord {
+  /** Rejects a PENDING order for a reason; returns what confirm does. */
+  reject(id: string, reason: Reason, metadata: Record<string, string>, meta: EventMeta = {}): OrderRecord | undefined {
     const current = this.get(id);
     const decision = { status: Status.REJECTED, items: current?.items ?? [], totalMinor: 0, currencyCode: "", rejectReason: reason, rejectMetadata: metadata };
     return this.transactions.run("decide", () => this.decideTx.immediate(id, decision, meta), meta.traceContext);
@@ -204,9 +210,12 @@ export class OrderStore {
     return this.transactions.run("accept", () => this.acceptTx.immediate(id, meta), meta.traceContext);
   }
 
-  /** Forgets a PENDING order and its idempotency key (for requests that turned out to be invalid). */
-  discard(id: string, meta: EventMeta = {}): void {
-    this.transactions.run("discard", () => this.discardTx.immediate(id), meta.traceContext);
+  /**
+   * Forgets a PENDING order never announced, and its idempotency key (for requests that turned out to be
+   * invalid); false when there is no such order (announced or decided meanwhile, or gone already).
+   */
+  discard(id: string, meta: EventMeta = {}): boolean {
+    return this.transactions.run("discard", () => this.discardTx.immediate(id), meta.traceContext);
   }
 
   /** Cancels a PENDING or CONFIRMED order; returns the order as it now is. */
@@ -250,8 +259,9 @@ export class OrderStore {
     return { order: toOrder(inserted), replay: undefined };
   }
 
-  private decideInTx(id: string, decision: Decision, meta: EventMeta): OrderRecord {
+  private decideInTx(id: string, decision: Decision, meta: EventMeta): OrderRecord | undefined {
     const before = this.get(id);
+    if (before === undefined) return undefined;
     const decided = this.statements.decide.get({
       id,
       status: decision.status,
@@ -262,10 +272,10 @@ export class OrderStore {
       rejectMetadata: JSON.stringify(decision.rejectMetadata),
       now: this.clock(),
     });
-    const order = decided ? toOrder(decided) : this.get(id)!;
+    const order = decided ? toOrder(decided) : before;
     if (decided) {
       this.statements.saveResponse.run(JSON.stringify(order), id);
-      if (!before!.announced) this.announce(before!, meta);
+      if (!before.announced) this.announce(before, meta);
       const value = { order: orderMessage(order) };
       this.emit(order, order.status === Status.CONFIRMED ? { case: "orderConfirmed", value } : { case: "orderRejected", value }, meta);
     }

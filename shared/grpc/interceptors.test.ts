@@ -1,23 +1,6 @@
-import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { expect, test } from "vitest";
-import { silentLogger } from "../logging/index.js";
-import type { CallContext } from "./context.js";
+import { callContext } from "../../test/helpers/call-context.js";
 import { chain, defaultInterceptors, enforceDeadline, logCalls, traceCalls, type Interceptor } from "./interceptors.js";
-
-const context = (overrides: Partial<CallContext> = {}): CallContext => ({
-  method: "test/Method",
-  rpc: undefined,
-  principal: undefined,
-  requestId: "r1",
-  deadline: undefined,
-  answerBy: Date.now() + 5000,
-  signal: new AbortController().signal,
-  logger: silentLogger(),
-  traceContext: ROOT_CONTEXT,
-  metadata: {},
-  responseHeaders: {},
-  ...overrides,
-});
 
 test("interceptors run in list order, the first outermost", async () => {
   const order: string[] = [];
@@ -31,7 +14,7 @@ test("interceptors run in list order, the first outermost", async () => {
     order.push("handler");
     return "ok";
   });
-  await run({} as never, context());
+  await run({} as never, callContext());
   expect(order).toEqual(["a>", "b>", "handler", "<b", "<a"]);
 });
 
@@ -41,9 +24,9 @@ test("the default chain traces outermost, then logs, then refuses expired deadli
   const run = chain(defaultInterceptors, async () => {
     ran = true;
   });
-  await expect(run({} as never, context({ deadline: Date.now() - 1 }))).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+  await expect(run({} as never, callContext({ deadline: Date.now() - 1 }))).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
   const aborted = new AbortController();
   aborted.abort();
-  await expect(run({} as never, context({ signal: aborted.signal }))).rejects.toMatchObject({ reason: "CANCELLED" });
+  await expect(run({} as never, callContext({ signal: aborted.signal }))).rejects.toMatchObject({ reason: "CANCELLED" });
   expect(ran).toBe(false);
 });

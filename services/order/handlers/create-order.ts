@@ -2,6 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createHash } from "node:crypto";
 import type { CreateOrderRequest, CreateOrderResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
 import { HTTP_CODE_HEADER, callOptionsOf, causeOf, type CallContext } from "../../../shared/grpc/index.js";
+import { OrderlyError } from "../../../shared/errors/index.js";
 import { requireActFor } from "../../../shared/security/index.js";
 import { orderMessage, rejectionError } from "../messages.js";
 import { settleOrder, type SettleDeps } from "../settle-order.js";
@@ -13,6 +14,9 @@ export interface CreateOrderDeps extends SettleDeps {
 }
 
 type Response = MessageInitShape<typeof CreateOrderResponseSchema>;
+
+/** How many orders a request begins: a second when a concurrent request with its key discarded the first. */
+const MAX_ATTEMPTS = 2;
 
 /** What the client is told: the order (202 Accepted while PENDING), or the rejection. */
 function outcome(order: OrderRecord, context: CallContext): Response {
@@ -37,11 +41,17 @@ export function createOrder(deps: CreateOrderDeps) {
     requireActFor(context.principal, customerId);
     const items = request.order!.items.map((item) => ({ sku: item.sku, quantity: item.quantity }));
     const requestHash = createHash("sha256").update(JSON.stringify([customerId, items])).digest("base64url");
-    const begun = deps.store.begin({ id: deps.newId(), customerId, items, requestId: request.requestId, requestHash }, causeOf(context));
-    if (begun.replay) return outcome(begun.replay, context);
-    if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
-    // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
-    const settled = await settleOrder(deps, begun.order, callOptionsOf(context));
-    return outcome(settled, context);
+    for (let attempt = 1; ; attempt++) {
+      const begun = deps.store.begin({ id: deps.newId(), customerId, items, requestId: request.requestId, requestHash }, causeOf(context));
+      if (begun.replay) return outcome(begun.replay, context);
+      if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
+      // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
+      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger);
+      if (settled !== undefined) return outcome(settled, context);
+      // A request with the same key found a SKU unknown and discarded the order (answering UNKNOWN_SKU records nothing),
+      // while this one's reservation found every SKU (restocked in between): it begins afresh, as it would have after that
+      // answer. SKUs are never removed, so the order it begins now cannot be discarded for an unknown SKU again.
+      if (attempt === MAX_ATTEMPTS) throw new OrderlyError("INTERNAL", "the order was discarded again while it was reserved");
+    }
   };
 }

@@ -1,0 +1,94 @@
+import { create } from "@bufbuild/protobuf";
+import { ROOT_CONTEXT } from "@opentelemetry/api";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, test } from "vitest";
+import { ReservationSchema, type InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { CreateOrderRequestSchema, OrderStatus } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import { OrderlyError } from "../../shared/errors/index.js";
+import { Outbox } from "../../shared/events/index.js";
+import type { Client } from "../../shared/grpc/index.js";
+import { silentLogger } from "../../shared/logging/index.js";
+import { openDatabase } from "../../shared/sqlite/index.js";
+import { callContext } from "../../test/helpers/call-context.js";
+import { createOrder } from "./handlers/create-order.js";
+import { orderMigrations } from "./schema.js";
+import { settleOrder } from "./settle-order.js";
+import { OrderStore, Status } from "./store.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const unknownSku = () => new OrderlyError("UNKNOWN_SKU", "unknown SKU S", { metadata: { sku: "S" } });
+const reservation = () => ({
+  reservation: create(ReservationSchema, { lines: [{ sku: "S", quantity: 1, unitPriceMinor: 100n }], totalMinor: 100n, currencyCode: "USD" }),
+});
+
+/**
+ * A store on a real SQLite file, and an inventory whose ReserveStock answers
+ * each call with the next of `reserve` (each may wait for the test), and
+ * whose ReleaseStock calls are recorded.
+ */
+function setup(...reserve: Array<() => Promise<unknown>>) {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-settle-"));
+  dirs.push(dir);
+  const db = openDatabase({ file: join(dir, "order.db"), migrations: orderMigrations });
+  const store = new OrderStore(db, new Outbox(db));
+  const released: string[] = [];
+  const inventory = {
+    reserveStock: () => reserve.shift()!(),
+    releaseStock: async ({ orderId }: { orderId: string }) => {
+      released.push(orderId);
+      return {};
+    },
+  } as unknown as Client<typeof InventoryService>;
+  return { db, store, inventory, released };
+}
+
+const options = () => ({ deadline: Date.now() + 5000, requestId: "r", traceContext: ROOT_CONTEXT });
+const alice = { subject: "customer:alice", customerId: "alice", roles: ["customer" as const] };
+
+test("an order a request with its key accepted (202) is kept, REJECTED, when another's reservation, begun before, finds a SKU unknown", async () => {
+  const { db, store, inventory } = setup(async () => Promise.reject(unknownSku()));
+  const begun = store.begin({ id: "ord_1", customerId: "alice", items: [{ sku: "S", quantity: 1 }], requestId: "k", requestHash: "h" }).order;
+  // The first request could not reach the inventory in time: the order is accepted as PENDING, its 202 sent.
+  store.acceptAwaitingReservation(begun.id);
+  // The second request settles the order as it found it at its begin (not announced then).
+  const settled = await settleOrder({ store, inventory, degrade: true }, begun, options(), silentLogger());
+  expect(settled).toMatchObject({ id: "ord_1", status: Status.REJECTED, rejectReason: "UNKNOWN_SKU" });
+  expect(store.get("ord_1")?.status).toBe(Status.REJECTED);
+  db.close();
+});
+
+test("requests with one key racing a restock: the one whose SKU was unknown discards the order, the other begins afresh and is confirmed, releasing what it reserved for the discarded one", async () => {
+  let letFirstReserve!: () => void;
+  const firstMayReserve = new Promise<void>((resolve) => (letFirstReserve = resolve));
+  const { db, store, inventory, released } = setup(
+    async () => {
+      await firstMayReserve;
+      return reservation();
+    },
+    async () => Promise.reject(unknownSku()),
+    async () => reservation(),
+  );
+  let ids = 0;
+  const handler = createOrder({ store, inventory, degrade: true, newId: () => `ord_${++ids}` });
+  const request = create(CreateOrderRequestSchema, { order: { customerId: "alice", items: [{ sku: "S", quantity: 1 }] }, requestId: "k" });
+  const context = () => callContext({ method: "orderly.order.v1.OrderService/CreateOrder", principal: alice });
+  // The first request's reservation waits (the SKU is being restocked); the second (same key: the same order) finds it unknown.
+  const first = handler(request, context());
+  const second = handler(request, context());
+  await expect(second).rejects.toMatchObject({ reason: "UNKNOWN_SKU" });
+  expect(store.get("ord_1")).toBeUndefined();
+  letFirstReserve();
+  const answered = await first;
+  expect(answered.order).toMatchObject({ id: "ord_3", status: OrderStatus.CONFIRMED });
+  expect(store.get("ord_3")?.status).toBe(Status.CONFIRMED);
+  expect(released).toEqual(["ord_1"]);
+  // The key now names the confirmed order.
+  expect((await handler(request, context())).order).toMatchObject({ id: "ord_3", status: OrderStatus.CONFIRMED });
+  db.close();
+});
