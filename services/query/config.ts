@@ -1,11 +1,13 @@
 import { join } from "node:path";
-import { consumerConfig, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { consumerConfig, readInt, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 
 /** The query service's configuration, read from the environment once. */
 export interface QueryConfig extends ServiceBaseConfig, ConsumerConfig {
   dbFile: string;
   /** Prefix of the durable consumer names; each instance with its own read model needs its own. */
   consumerName: string;
+  /** Reads one caller may have waiting for a minVersion at once. */
+  maxWaitsPerCaller: number;
 }
 
 /** Reads the query service's configuration (see the README's environment table). */
@@ -15,6 +17,7 @@ export function queryConfig(env: Env): QueryConfig {
     ...base,
     dbFile: readString(env, "QUERY_DB_FILE", join(base.dataDir, "query.db")),
     consumerName: readString(env, "QUERY_CONSUMER_NAME", "query"),
+    maxWaitsPerCaller: readInt(env, "QUERY_MAX_WAITS_PER_CALLER", 32, 1),
     ...consumerConfig(env),
   };
 }

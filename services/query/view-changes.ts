@@ -9,9 +9,20 @@ interface Waiter {
 /**
  * Tells waiting reads when an order view reaches a version (read your own
  * writes). In-process: the projector and the query service share it.
+ *
+ * Each caller may have `maxWaitsPerCaller` reads waiting at once; more are
+ * refused at once (TOO_MANY_WAITS). A wait holds its call, and the
+ * gateway's calls to this service share one bulkhead: without the bound, one
+ * customer waiting for versions that never come (ids unknown, or another
+ * customer's) filled it within its rate limit, and every caller's order,
+ * list and stock reads were refused until those waits timed out.
  */
 export class ViewChanges {
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Reads waiting, per caller. */
+  private readonly waiting = new Map<string, number>();
+
+  constructor(private readonly maxWaitsPerCaller = Number.POSITIVE_INFINITY) {}
 
   /** Records that `id` now has `version`, waking reads waiting for it. */
   changed(id: string, version: number): void {
@@ -28,9 +39,19 @@ export class ViewChanges {
 
   /**
    * Resolves when `id` reaches `minVersion`; rejects with DEADLINE_EXCEEDED
-   * at `deadline`, or with the abortReason of `signal` when it aborts.
+   * at `deadline`, or with the abortReason of `signal` when it aborts;
+   * TOO_MANY_WAITS at once when `caller` has its most reads waiting.
    */
-  waitFor(id: string, minVersion: bigint, deadline: number, signal: AbortSignal): Promise<void> {
+  waitFor(id: string, minVersion: bigint, deadline: number, signal: AbortSignal, caller: string): Promise<void> {
+    const waiting = this.waiting.get(caller) ?? 0;
+    if (waiting >= this.maxWaitsPerCaller) {
+      return Promise.reject(
+        new OrderlyError("TOO_MANY_WAITS", `the caller already has ${waiting} reads waiting for versions; retry when one has ended`, {
+          metadata: { limit: String(this.maxWaitsPerCaller), retryAfterSeconds: "1" },
+        }),
+      );
+    }
+    this.waiting.set(caller, waiting + 1);
     return new Promise((resolve, reject) => {
       const set = this.waiters.get(id) ?? new Set<Waiter>();
       this.waiters.set(id, set);
@@ -39,6 +60,9 @@ export class ViewChanges {
         signal.removeEventListener("abort", onAbort);
         set.delete(waiter);
         if (set.size === 0) this.waiters.delete(id);
+        const left = this.waiting.get(caller)! - 1;
+        if (left === 0) this.waiting.delete(caller);
+        else this.waiting.set(caller, left);
       };
       const waiter: Waiter = { minVersion: Number(minVersion), resolve: () => (done(), resolve()) };
       const onAbort = () => (done(), reject(abortReason(signal)));

@@ -70,6 +70,8 @@ export const reasons = {
   CIRCUIT_OPEN: Code.UNAVAILABLE,
   /** Too many calls to a dependency are in flight; retry later. */
   BULKHEAD_FULL: Code.RESOURCE_EXHAUSTED,
+  /** The caller already has as many reads waiting for a `minVersion` as it may (QUERY_MAX_WAITS_PER_CALLER); retry when one ends. */
+  TOO_MANY_WAITS: Code.RESOURCE_EXHAUSTED,
   /** The gateway is shedding load (too many requests in flight, or its event loop lags); retry after Retry-After. */
   OVERLOADED: Code.UNAVAILABLE,
   /** The service is not ready, or is shutting down. */

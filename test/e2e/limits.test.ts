@@ -11,7 +11,7 @@ describe("limits", () => {
   let system: System;
 
   beforeAll(async () => {
-    system = await startSystem({ GATEWAY_HEADERS_TIMEOUT_MS: "1000" });
+    system = await startSystem({ GATEWAY_HEADERS_TIMEOUT_MS: "1000", QUERY_MAX_WAITS_PER_CALLER: "12" });
   }, 60_000);
 
   afterAll(async () => {
@@ -184,6 +184,26 @@ describe("limits", () => {
     // Everyone else is still served.
     expect((await system.api("POST", "/v1/orders", { body: order })).status).toBe(200);
     expect((await system.api("GET", `/v1/orders/${created.body.id}?minVersion=1`)).status).toBe(200);
+  });
+
+  test("a caller may have QUERY_MAX_WAITS_PER_CALLER reads waiting for a minVersion; more get 429 TOO_MANY_WAITS at once, and other callers' reads are served meanwhile", async () => {
+    await system.api("POST", "/v1/inventory/WAIT-1:restock", { body: { quantity: 100, name: "Wait", unitPriceMinor: "100", currencyCode: "USD" } });
+    const order = (customerId: string) => system.api("POST", "/v1/orders", { as: customerId as "alice" | "bob", body: { customerId, items: [{ sku: "WAIT-1", quantity: 1 }] } });
+    const [alices, bobs] = [await order("alice"), await order("bob")];
+    const wait = (id: string, timeoutMs: number) => system.api("GET", `/v1/orders/${id}?minVersion=99`, { as: "alice", headers: { "x-request-timeout": String(timeoutMs) } });
+    // Twelve waits for versions that never come, on ids unknown to the read model.
+    const held = Array.from({ length: 12 }, (_, n) => wait(`ord_never_${n}`, 6000));
+    let refused: Awaited<ReturnType<typeof wait>> | undefined;
+    await waitFor(async () => (refused = await wait("ord_never_x", 300)).status === 429, "a thirteenth wait to be refused", 5000, 50);
+    expect(reasonOf(refused!.body)).toBe("TOO_MANY_WAITS");
+    expect(refused!.headers.get("retry-after")).toBe("1");
+    // Bob's reads, waiting or not, are served while alice's waits are held; so are alice's that need no wait.
+    expect((await system.api("GET", `/v1/orders/${bobs.body.id}?minVersion=1`, { as: "bob" })).status).toBe(200);
+    expect((await system.api("GET", "/v1/customers/bob/orders?pageSize=1", { as: "bob" })).status).toBe(200);
+    expect((await system.api("GET", `/v1/orders/${alices.body.id}`, { as: "alice" })).status).toBe(200);
+    expect((await Promise.all(held)).map((r) => r.status)).toEqual(Array(12).fill(504));
+    // Once they ended, alice may wait again.
+    expect((await system.api("GET", `/v1/orders/${alices.body.id}?minVersion=2`, { as: "alice", headers: { "x-request-timeout": "3000" } })).status).toBe(200);
   });
 
   test("a short budget still gets its order reserved and confirmed when the inventory answers in time (not a 202 without asking)", async () => {

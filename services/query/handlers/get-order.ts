@@ -31,7 +31,7 @@ export async function readOrder(deps: OrderReadDeps, id: string, minVersion: big
   };
   let view = visible();
   while (minVersion > 0n && (view === undefined || BigInt(view.version) < minVersion)) {
-    await deps.changes.waitFor(id, minVersion, context.answerBy, context.signal);
+    await deps.changes.waitFor(id, minVersion, context.answerBy, context.signal, context.principal?.subject ?? "");
     view = visible();
   }
   if (view === undefined) throw new OrderlyError("ORDER_NOT_FOUND", `no order with id ${id}`, { metadata: { orderId: id } });
