@@ -703,10 +703,28 @@ export function clientErrorResponse(error: NodeJS.ErrnoException, maxHeaderBytes
       : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
         ? new OrderlyError("REQUEST_TIMEOUT", "the request was not received in time")
         : new OrderlyError("MALFORMED_REQUEST", "the request is not valid HTTP/1.1");
+  return closingErrorResponse(err, requestId);
+}
+
+/** The methods the gateway serves on some path: what a CONNECT's 405 names in Allow. */
+const SERVED_METHODS = "GET, HEAD, POST";
+
+/**
+ * The whole HTTP response to a CONNECT request, which Node hands to the
+ * server's `connect` listener rather than to the handler (without one, it
+ * closed the connection unanswered): 405, as the gateway is no proxy.
+ */
+export function connectResponse(requestId: string): string {
+  const err = new OrderlyError("METHOD_NOT_ALLOWED", "CONNECT is not allowed: the gateway is not a proxy", { metadata: { allow: SERVED_METHODS } });
+  return closingErrorResponse(err, requestId, `allow: ${SERVED_METHODS}\r\n`);
+}
+
+/** An error as a whole HTTP/1.1 response, written straight to a socket that is closed after it. */
+function closingErrorResponse(err: OrderlyError, requestId: string, extraHeaders = ""): string {
   const status = httpStatusFor(err.code, err.reason);
   const body = JSON.stringify(toStatusJson(err));
   return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\n${extraHeaders}` +
     `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
   );
 }

@@ -1,4 +1,5 @@
 import { createServer } from "node:http";
+import type { Duplex } from "node:stream";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
@@ -12,7 +13,7 @@ import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
 import { cachedReads } from "./cached-reads.js";
-import { clientErrorResponse, continueIfWithinLimit, createGatewayHandler, requestIdSource } from "./http-server.js";
+import { clientErrorResponse, connectResponse, continueIfWithinLimit, createGatewayHandler, requestIdSource } from "./http-server.js";
 import { closeLingering, isLingering } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
@@ -124,6 +125,10 @@ runMain(logger, async () => {
     if (!socket.writable || inFlight?.headersSent) return socket.destroy();
     // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
     socket.write(clientErrorResponse(error, config.maxHeaderBytes, newRequestId()));
+    closeLingering(socket);
+  });
+  server.on("connect", (_req, socket: Duplex) => {
+    socket.write(connectResponse(newRequestId()));
     closeLingering(socket);
   });
   // Metrics and the system's status (internal addresses, pids, errors) are for operators: on their own port, not the API's.

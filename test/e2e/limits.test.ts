@@ -299,6 +299,17 @@ describe("limits", () => {
     expect(await exchange("GET /healthz HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 200 /);
   });
 
+  test("a CONNECT request gets 405 METHOD_NOT_ALLOWED with a reason and Allow, not a connection closed unanswered", async () => {
+    for (const target of ["/v1/stock", "127.0.0.1:443"]) {
+      const answer = await exchange(`CONNECT ${target} HTTP/1.1\r\nhost: orderly\r\n`);
+      expect(answer).toMatch(/^HTTP\/1\.1 405 /);
+      expect(answer).toMatch(/\r\nallow: GET, HEAD, POST\r\n/i);
+      expect(answer).toMatch(/\r\nx-request-id: /i);
+      expect(answer).toContain('"reason":"METHOD_NOT_ALLOWED"');
+    }
+    expect(await exchange("GET /healthz HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
   test("an absolute-form request target (RFC 9112 §3.2.2) is routed by its path", async () => {
     const bearer = `authorization: Bearer ${system.tokens.admin}\r\n`;
     expect(await exchange("GET http://orderly.example/healthz HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 200 /);
