@@ -7,7 +7,7 @@ import { OrderlyError } from "../shared/errors/index.js";
 import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
 import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
-import { drain, runMain, turnOffPretenuring } from "../shared/process/index.js";
+import { configOrExit, drain, runMain, turnOffPretenuring } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
@@ -34,7 +34,7 @@ import { systemStatus } from "./system-status.js";
 const SHUTDOWN_DRAIN_MS = 5000;
 
 turnOffPretenuring();
-const config = gatewayConfig(process.env);
+const config = configOrExit("gateway", gatewayConfig);
 const logger = createLogger("gateway", config.logLevel);
 
 runMain(logger, async () => {

@@ -4,7 +4,7 @@ import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/
 import { HealthState, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
-import { runMain } from "../../shared/process/index.js";
+import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
@@ -14,7 +14,7 @@ import { inventoryMigrations } from "./schema.js";
 import { ReservationExpiry, orderFates } from "./reservation-expiry.js";
 import { InventoryStore } from "./store.js";
 
-const config = inventoryConfig(process.env);
+const config = configOrExit("inventory", inventoryConfig);
 const logger = createLogger("inventory", config.logLevel);
 
 runMain(logger, async () => {

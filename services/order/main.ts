@@ -4,7 +4,7 @@ import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/
 import { HealthState, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
-import { runMain } from "../../shared/process/index.js";
+import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
 import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
@@ -16,7 +16,7 @@ import { applyReservationOutcomes } from "./reservation-outcomes.js";
 import { orderMigrations } from "./schema.js";
 import { OrderStore } from "./store.js";
 
-const config = orderConfig(process.env);
+const config = configOrExit("order", orderConfig);
 const logger = createLogger("order", config.logLevel);
 
 runMain(logger, async () => {

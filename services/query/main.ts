@@ -3,7 +3,7 @@ import { startEventRuntime } from "../../shared/events/index.js";
 import { HealthState, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
-import { runMain } from "../../shared/process/index.js";
+import { configOrExit, runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
 import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { queryConfig } from "./config.js";
@@ -14,7 +14,7 @@ import { ReadStore } from "./read-store.js";
 import { queryMigrations } from "./schema.js";
 import { ViewChanges } from "./view-changes.js";
 
-const config = queryConfig(process.env);
+const config = configOrExit("query", queryConfig);
 const logger = createLogger("query", config.logLevel);
 
 runMain(logger, async () => {

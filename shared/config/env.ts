@@ -42,3 +42,27 @@ export function readAddress(env: Env, name: string, portName: string, defaultPor
   const address = readString(env, name, "");
   return address !== "" ? address : `127.0.0.1:${readInt(env, portName, defaultPort, minPort, 65535)}`;
 }
+
+const NATS_SCHEMES = new Set(["nats:", "tls:", "ws:", "wss:"]);
+
+/**
+ * Reads NATS_URL (comma-separated server URLs; `host:port` means nats://), or
+ * the default when unset or empty. One that names no server refuses the start
+ * at once, rather than each service retrying it for ever.
+ */
+export function readNatsUrl(env: Env, fallback: string): string {
+  const raw = readString(env, "NATS_URL", fallback);
+  for (const entry of raw === "" ? [] : raw.split(",")) {
+    const server = entry.trim();
+    let url: URL | undefined;
+    try {
+      url = new URL(server.includes("://") ? server : `nats://${server}`);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || !NATS_SCHEMES.has(url.protocol) || url.hostname === "") {
+      throw new ConfigError(`NATS_URL must be server URLs separated by commas (nats://host:port, tls://, ws://, wss://), got "${raw}"`);
+    }
+  }
+  return raw;
+}

@@ -1,4 +1,4 @@
-export { readString, readInt, readChoice, readAddress, ConfigError, type Env } from "./env.js";
+export { readString, readInt, readChoice, readAddress, readNatsUrl, ConfigError, type Env } from "./env.js";
 export {
   serviceBaseConfig,
   consumerConfig,

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
+import { logLevels, type LogLevel } from "../logging/index.js";
 import { securityConfig, type SecurityConfig } from "../security/config.js";
-import { readChoice, readInt, readString, type Env } from "./env.js";
+import { readChoice, readInt, readNatsUrl, readString, type Env } from "./env.js";
 
 /** How a process logs and traces. */
 export interface ObservabilityConfig {
@@ -14,7 +15,7 @@ export interface ObservabilityConfig {
 /** Reads LOG_LEVEL and the OpenTelemetry settings (the standard OTEL_* names). */
 export function observabilityConfig(env: Env): ObservabilityConfig {
   return {
-    logLevel: readString(env, "LOG_LEVEL", "info"),
+    logLevel: readChoice(env, "LOG_LEVEL", Object.keys(logLevels) as LogLevel[], "info"),
     otlpEndpoint: readString(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "") || undefined,
     spanExportDelayMs: readInt(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1),
   };
@@ -67,7 +68,7 @@ export function serviceBaseConfig(
     adminPort: readInt(env, ports.admin[0], ports.admin[1], 0, 65535),
     dataDir,
     synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
-    natsUrl: readString(env, "NATS_URL", `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
+    natsUrl: readNatsUrl(env, `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
     natsAuth: natsAuthConfig(env),
     security: securityConfig(env, dataDir, { requireJwt: false }),
     defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),

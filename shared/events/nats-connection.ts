@@ -11,6 +11,9 @@ export function natsInboxPrefix(user: string): string {
   return `_INBOX_${user}`;
 }
 
+/** How often a process waiting for its first NATS connection says so (ms). */
+const NATS_WAIT_LOG_MS = 3000;
+
 /** The inbox prefix each connection connectNats made was given (nats.js does not expose its options). */
 const inboxPrefixes = new WeakMap<NatsConnection, string>();
 
@@ -28,6 +31,8 @@ export function newInbox(nc: NatsConnection): string {
  * config limits to the process's own subjects), with its own inbox prefix.
  */
 export async function connectNats(servers: string, name: string, logger: Logger, auth?: NatsAuth, { waitForServer = true } = {}): Promise<NatsConnection> {
+  // While no server answers the first connection, nats.js retries without a word: said every few seconds.
+  const waiting = waitForServer ? setInterval(() => logger.warn({ servers }, "waiting for NATS: no server answers yet"), NATS_WAIT_LOG_MS).unref() : undefined;
   const nc = await connect({
     servers: servers.split(","),
     ...(auth ? { user: auth.user, pass: auth.pass, inboxPrefix: natsInboxPrefix(auth.user) } : {}),
@@ -39,7 +44,7 @@ export async function connectNats(servers: string, name: string, logger: Logger,
     // No stack captured per request (every JetStream publish and pull is one): the relay drained
     // 11.8k events/s with it against 7.1k without, in the bench; errors still say what failed.
     noAsyncTraces: true,
-  });
+  }).finally(() => clearInterval(waiting));
   if (auth) inboxPrefixes.set(nc, natsInboxPrefix(auth.user));
   logger.info({ server: nc.getServer() }, "nats connected");
   void (async () => {

@@ -1,1 +1,1 @@
-export { createLogger, silentLogger, callLogger, type LoggedCall, type Logger } from "./logger.js";
+export { createLogger, silentLogger, callLogger, logLevels, type LoggedCall, type Logger, type LogLevel } from "./logger.js";

@@ -5,6 +5,11 @@ import { traceIdsIn } from "../observability/trace-context.js";
 /** A structured logger (pino): JSON lines on stdout. */
 export type Logger = PinoLogger;
 
+/** Pino's levels (LOG_LEVEL) by name, as the numbers its lines carry. */
+export const logLevels = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Number.POSITIVE_INFINITY } as const;
+/** A pino level's name. */
+export type LogLevel = keyof typeof logLevels;
+
 /** Fields never written to a log, wherever they appear (one level deep and in headers/metadata). */
 export const redactedPaths = [
   "authorization",

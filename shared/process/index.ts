@@ -1,4 +1,4 @@
-export { runMain, type Stoppable } from "./run-main.js";
+export { configOrExit, runMain, type Stoppable } from "./run-main.js";
 export { freePort } from "./free-port.js";
 export { repeat, type Repeating } from "./repeat.js";
 export { nodeEntry, nodeFlags } from "./node-entry.js";

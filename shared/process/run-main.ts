@@ -1,3 +1,4 @@
+import { ConfigError, type Env } from "../config/index.js";
 import type { Logger } from "../logging/index.js";
 
 /** Something a process started and must stop on shutdown. */
@@ -9,7 +10,7 @@ export interface Stoppable {
 /**
  * Runs a process's `start`, then waits for SIGTERM or SIGINT and closes what
  * it returned. A second signal, or a close that takes longer than
- * `graceMs`, ends the process at once. The only place that calls process.exit.
+ * `graceMs`, ends the process at once. With configOrExit, the only place that calls process.exit.
  */
 export function runMain(
   logger: Logger,
@@ -51,4 +52,19 @@ export function runMain(
     },
     fail,
   );
+}
+
+/**
+ * A process's configuration, read from its environment before anything
+ * starts. A bad value ends the process with one line that names it (exit
+ * code 2, as `npm start`'s own settings do), not a stack trace.
+ */
+export function configOrExit<T>(name: string, read: (env: Env) => T): T {
+  try {
+    return read(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${name}: ${error.message}\n`);
+    process.exit(2);
+  }
 }
