@@ -107,8 +107,8 @@ function jetStreamApi(consumers: readonly (readonly [stream: string, durable: st
 /** The inbox subjects of a user's connection (`natsInboxPrefix`): its requests' answers and its pulls' messages come there, no one else's. */
 const inbox = (user: string) => `${natsInboxPrefix(user)}.>`;
 
-/** The NATS users of a local run, and what each may publish and subscribe to. */
-const natsUsers = {
+/** The NATS users of a local run, and what each may publish and subscribe to; the query's consumers are named after `queryConsumerName` (QUERY_CONSUMER_NAME). */
+const natsUsers = (queryConsumerName: string) => ({
   // Services publish their own events (through the outbox relay) and pull from their own consumers.
   inventory: { publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, consumerNames.inventoryOrderEvents]])], subscribe: [inbox("inventory")] },
   order: { publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, consumerNames.orderReservationOutcomes]])], subscribe: [inbox("order")] },
@@ -116,8 +116,8 @@ const natsUsers = {
     // Its projections, and what `npm run rebuild` reads the streams with as the query service's user.
     publish: jetStreamApi(
       (["orders", "inventory"] as const).flatMap((key) => [
-        [streams[key].name, consumerNames.projection("query", key)] as const,
-        [streams[key].name, consumerNames.rebuild("query", key)] as const,
+        [streams[key].name, consumerNames.projection(queryConsumerName, key)] as const,
+        [streams[key].name, consumerNames.rebuild(queryConsumerName, key)] as const,
       ]),
     ),
     subscribe: [inbox("query")],
@@ -126,10 +126,10 @@ const natsUsers = {
   gateway: { publish: [] as string[], subscribe: ["orderly.>", inbox("gateway")] },
   // For people and tools (nats CLI, tests): everything.
   operator: { publish: [">"], subscribe: [">"] },
-} as const;
+});
 
 /** Which process logs in to NATS as which user. */
-export type NatsUser = keyof typeof natsUsers;
+export type NatsUser = keyof ReturnType<typeof natsUsers>;
 
 /** NATS security for a local run: a server config file and, per process, the environment to log in with. */
 export interface NatsSecurity {
@@ -146,10 +146,10 @@ export interface NatsSecurity {
  * consumers (it cannot pull from, ack or delete another's), and subscribe only
  * to its own inbox.
  */
-export function writeNatsSecurity(dataDir: string): NatsSecurity {
+export function writeNatsSecurity(dataDir: string, queryConsumerName: string): NatsSecurity {
   const dir = ensureDir(secretsDir(dataDir));
   const quote = (s: string) => JSON.stringify(s);
-  const users = Object.entries(natsUsers).map(([user, permissions]) => {
+  const users = Object.entries(natsUsers(queryConsumerName)).map(([user, permissions]) => {
     const password = keepOrCreate(natsPasswordFile(dataDir, user), () => randomBytes(24).toString("hex")).trim();
     const publish = permissions.publish.length === 0 ? `{ deny: [">"] }` : `{ allow: [${permissions.publish.map(quote).join(", ")}] }`;
     return `    { user: ${quote(user)}, password: ${quote(password)}, permissions: { publish: ${publish}, subscribe: { allow: [${permissions.subscribe.map(quote).join(", ")}] } } }`;

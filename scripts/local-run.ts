@@ -16,9 +16,11 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { ConfigError, readChoice, readInt, readString, type Env } from "../shared/config/index.js";
+import { ConfigError, readChoice, readInt, readNatsUrl, readString, type Env } from "../shared/config/index.js";
 import { freePort, nodeEntry } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
+import { logLevels, type LogLevel } from "../shared/logging/index.js";
+import { holdExclusively } from "../shared/sqlite/index.js";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 
 // ---------------------------------------------------------------------------
@@ -56,6 +58,10 @@ export interface LocalRunConfig {
   logFormat: "pretty" | "json";
   /** Whether gRPC links use mTLS with dev certificates (ORDERLY_MTLS=1). */
   mtls: boolean;
+  /** What the query service names its consumers after (QUERY_CONSUMER_NAME): its NATS user may use those. */
+  queryConsumerName: string;
+  /** The least pino level of the lines shown (LOG_LEVEL). */
+  logLevel: LogLevel;
 }
 
 /** The generated credentials the processes of a local run use. */
@@ -78,13 +84,15 @@ export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConf
     inventoryAdminPort: readInt(env, "INVENTORY_ADMIN_PORT", 9052, 0, 65535),
     queryAdminPort: readInt(env, "QUERY_ADMIN_PORT", 9053, 0, 65535),
     natsPort: readInt(env, "NATS_PORT", 4222, 1, 65535),
-    natsUrl: readString(env, "NATS_URL", "") || undefined,
+    natsUrl: readNatsUrl(env, "") || undefined,
     // Debian installs it in /usr/sbin, which is not on every PATH.
     natsServerBin: readString(env, "NATS_SERVER_BIN", existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server"),
     dataDir: resolve(ROOT, readString(env, "ORDERLY_DATA_DIR", "./.data")),
     color: stdoutIsTty && (env.NO_COLOR ?? "") === "",
     logFormat: readChoice(env, "LOG_FORMAT", ["pretty", "json"], stdoutIsTty ? "pretty" : "json"),
     mtls: readChoice(env, "ORDERLY_MTLS", ["0", "1"], "0") === "1",
+    queryConsumerName: readString(env, "QUERY_CONSUMER_NAME", "query"),
+    logLevel: readChoice(env, "LOG_LEVEL", Object.keys(logLevels) as LogLevel[], "info"),
   };
 }
 
@@ -371,13 +379,16 @@ type StopReason = { signal: NodeJS.Signals } | { failure: string };
 class StopRequested extends Error {}
 
 /** Starts one process, streaming its output through `out` (readable and prefixed, or its JSON lines as they are). */
-function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, logFormat: LocalRunConfig["logFormat"], onSpawnError: (error: Error) => void): Running {
+function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, shown: Pick<LocalRunConfig, "logFormat" | "logLevel">, onSpawnError: (error: Error) => void): Running {
   const [executable, ...args] = spec.command;
   if (executable === undefined) throw new Error(`process table: "${spec.name}" has an empty command`);
   // Its own process group: a terminal's Ctrl-C does not reach it directly; the supervisor stops the processes in
   // order, and can signal whatever a process started (its group) too.
   const child = spawn(executable, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const tail: string[] = [];
+  // The process logs info lines even when LOG_LEVEL asks for fewer (see startAll): those are dropped here.
+  const least = logLevels[shown.logLevel];
+  const filtered = least > logLevels.info;
   let exited = false;
   let adminPort: number | undefined;
   const exitedPromise = new Promise<Exit>((resolveExit) => {
@@ -398,8 +409,10 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, logForma
     const onLine = (line: string, stream: NodeJS.WritableStream) => {
       tail.push(line);
       if (tail.length > 50) tail.shift();
-      if (logFormat === "pretty" || !line.startsWith("{")) out.line(spec.name, formatLogLine(line, out.style), stream);
-      else stream.write(line + "\n");
+      if (!(filtered && belowLevel(line, least))) {
+        if (shown.logFormat === "pretty" || !line.startsWith("{")) out.line(spec.name, formatLogLine(line, out.style), stream);
+        else stream.write(line + "\n");
+      }
       adminPort ??= pinoAdminPort(line);
       const port = spec.readyPort(line);
       if (port !== undefined) resolveReady(port);
@@ -408,6 +421,12 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, logForma
     createInterface({ input: child.stderr! }).on("line", (line) => onLine(line, process.stderr));
   });
   return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, tail, adminPort: () => adminPort };
+}
+
+/** Whether a line is a pino record of a level below `least`. */
+function belowLevel(line: string, least: number): boolean {
+  const level = line.startsWith("{") ? parseJsonObject(line)?.level : undefined;
+  return typeof level === "number" && level < least;
 }
 
 /** Sends a signal (0: none, just a check) to the process group a process leads; false when no process of it is left. */
@@ -547,11 +566,18 @@ export async function runLocal(env: Env): Promise<number> {
   }
   let security: LocalSecurity;
   let adminToken: string;
+  let dataDirLock: { close(): unknown } | undefined;
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    // Two runs on one data directory would share its databases and nats-server store (whatever their ports), and corrupt both.
+    dataDirLock = holdExclusively(join(config.dataDir, "local-run.lock"));
+    if (dataDirLock === undefined) {
+      process.stderr.write(`${config.dataDir} is in use by another npm start: stop it first, or give this one its own ORDERLY_DATA_DIR\n`);
+      return 1;
+    }
     adminToken = (await writeDevCredentials(config.dataDir)).admin;
     security = {
-      nats: config.natsUrl === undefined ? writeNatsSecurity(config.dataDir) : undefined,
+      nats: config.natsUrl === undefined ? writeNatsSecurity(config.dataDir, config.queryConsumerName) : undefined,
       tls: config.mtls ? writeDevCertificates(join(secretsDir(config.dataDir), "tls")) : undefined,
     };
   } catch (error) {
@@ -599,8 +625,11 @@ export async function runLocal(env: Env): Promise<number> {
     const ports: Record<string, number> = {};
     for (const spec of table) {
       if (stopReason !== undefined) return;
-      const childEnv = { ...process.env, ORDERLY_DATA_DIR: config.dataDir, ...spec.env(ports) };
-      const proc = launch(spec, childEnv, out, config.logFormat, (error) =>
+      // A process says it listens in an info line, which the supervisor waits for: it logs info at least (launch drops
+      // the lines below LOG_LEVEL).
+      const logLevel = logLevels[config.logLevel] > logLevels.info ? "info" : config.logLevel;
+      const childEnv = { ...process.env, ORDERLY_DATA_DIR: config.dataDir, LOG_LEVEL: logLevel, ...spec.env(ports) };
+      const proc = launch(spec, childEnv, out, config, (error) =>
         decide({ failure: `could not start ${spec.name} (${spec.command[0]}): ${error.message}${spec.installHint ? `\n${spec.installHint}` : ""}` }),
       );
       running.push(proc);
@@ -644,6 +673,7 @@ export async function runLocal(env: Env): Promise<number> {
   const reason = await decided;
   if ("failure" in reason) out.line(SUPERVISOR, out.style(31, `✖ ${reason.failure}`), process.stderr);
   const clean = await stopAll(running, say);
+  dataDirLock?.close();
   if ("failure" in reason) {
     say("stopped after a failure");
     return 1;

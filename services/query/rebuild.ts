@@ -7,7 +7,7 @@
 //   npm run rebuild -- --replace      then replaces query.db with it (refused while the query service has it open)
 import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { isDeepStrictEqual } from "node:util";
+import { isDeepStrictEqual, parseArgs } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { AckPolicy, DeliverPolicy, nanos } from "nats";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
@@ -100,12 +100,17 @@ function assertNotInUse(file: string): void {
 
 async function main(): Promise<void> {
   const config = queryConfig(process.env);
-  const args = process.argv.slice(2);
-  const replace = args.includes("--replace");
+  let args: { replace?: boolean; out?: string };
+  try {
+    ({ values: args } = parseArgs({ options: { replace: { type: "boolean" }, out: { type: "string" } }, strict: true }));
+  } catch (error) {
+    // An unknown option (a mistyped --replace, say) or --out without a path: nothing is done.
+    throw new Error(`${(error as Error).message}\nusage: npm run rebuild -- [--out <file>] [--replace]`);
+  }
+  const replace = args.replace === true;
   // Before the replay, so the run is not wasted; again just before the files change, in case it started since.
   if (replace) assertNotInUse(config.dbFile);
-  const outIndex = args.indexOf("--out");
-  const out = outIndex >= 0 ? args[outIndex + 1]! : join(dirname(config.dbFile), "query.rebuilt.db");
+  const out = args.out ?? join(dirname(config.dbFile), "query.rebuilt.db");
   for (const suffix of ["", "-wal", "-shm"]) rmSync(out + suffix, { force: true });
   const db = openDatabase({ file: out, migrations: queryMigrations, synchronous: "NORMAL" });
   const started = performance.now();

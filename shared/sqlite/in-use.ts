@@ -25,3 +25,22 @@ export function inUse(file: string): boolean {
     db.close();
   }
 }
+
+/**
+ * Holds `file` (a database made for the purpose, created when missing) as
+ * this process's alone: an exclusive lock, kept until the returned
+ * connection is closed or the process ends (the OS drops it then, whatever
+ * the way it ended). Undefined when another process holds it.
+ */
+export function holdExclusively(file: string): Database.Database | undefined {
+  const db = new Database(file, { timeout: 0 });
+  try {
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.exec("BEGIN EXCLUSIVE");
+    return db;
+  } catch (error) {
+    db.close();
+    if ((error as { code?: string }).code === "SQLITE_BUSY") return undefined;
+    throw error;
+  }
+}

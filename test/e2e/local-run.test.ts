@@ -202,6 +202,15 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(nodeFlags).toContain("--single-threaded-gc");
       for (const args of services) expect(args.slice(1, args.findIndex((arg) => arg.endsWith("main.ts")))).toEqual(expect.arrayContaining([...nodeFlags]));
 
+      // A second run on the same data directory (on ports of its own) would share its databases and NATS store: refused.
+      {
+        await using second = startLocalRun(await localRunEnv(dataDir));
+        await waitFor(() => second.ended(), "a second npm start on the same data directory to exit", START_TIMEOUT_MS);
+        expect(second.child.exitCode).toBe(1);
+        expect(second.output()).toContain(`${dataDir} is in use by another npm start: stop it first, or give this one its own ORDERLY_DATA_DIR`);
+        expect(second.servicePids()).toEqual([]);
+      }
+
       // Security is on: dev tokens for an admin and two customers are in the data directory.
       const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string; customers: Record<string, string> };
       expect(Object.keys(tokens.customers).length).toBeGreaterThanOrEqual(2);
@@ -233,9 +242,11 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
 
     {
       // This time through npm, as the README says, and stopped the way a process manager stops it: SIGTERM to npm.
-      await using run = startLocalRun(env, "npm");
+      // With LOG_LEVEL=warn: the processes' info lines (which the supervisor waits for) are not shown.
+      await using run = startLocalRun({ ...env, LOG_LEVEL: "warn" }, "npm");
       await waitUntilReady(run, baseUrl);
       expect(run.output()).toContain("no demo seed");
+      expect(run.output()).not.toMatch(/^\{"level":30,/m);
       expect(run.output()).not.toContain("seeded the demo catalog");
 
       const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string };
@@ -254,6 +265,12 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
         (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
       );
       expect(replacing).toMatch(/^exited 1: [\s\S]*query\.db is in use \(the query service is running\): stop it first/);
+      // A mistyped option does nothing, rather than a rebuild that was not asked for.
+      const mistyped = await runRebuild(env, ["--replcae"]).then(
+        () => "exited 0",
+        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
+      );
+      expect(mistyped).toMatch(/^exited 1: Unknown option '--replcae'[\s\S]*usage: npm run rebuild -- \[--out <file>\] \[--replace\]/);
       expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`, admin)).body.available).toBe(restocked.quantity + 10 + 7);
 
       // npm killed outright (a SIGTERM also ends it without passing the signal on): start.mjs sees npm gone and stops the

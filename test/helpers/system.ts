@@ -79,7 +79,7 @@ export function authorization(tokens: DevTokens, caller: Caller): Record<string,
 export async function startSystem(env: Record<string, string> = {}, options: { inventoryProxy?: boolean; mtls?: boolean } = {}): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-test-"));
   const tokens = await writeDevCredentials(dataDir);
-  const natsSecurity = writeNatsSecurity(dataDir);
+  const natsSecurity = writeNatsSecurity(dataDir, env.QUERY_CONSUMER_NAME ?? "query");
   const nats = await startNats({ configFile: natsSecurity.configFile, operator: natsSecurity.credentials("operator") });
   const certificates = options.mtls ? writeDevCertificates(join(dataDir, "secrets", "tls")) : undefined;
   const processEnv = (name: "inventory" | "order" | "query" | "gateway") => ({
