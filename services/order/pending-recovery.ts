@@ -50,7 +50,8 @@ export class PendingRecovery {
     for (const order of keysetPages((after: OrderRecord | undefined) => store.pendingSince(before, PAGE, after), PAGE)) {
       if (this.repeating?.stopped) break;
       try {
-        const options = { deadline: Date.now() + this.options.budgetMs, requestId: `recovery:${order.id}`, traceContext: ROOT_CONTEXT }; // outside any call: no trace to join
+        // Outside any call: no trace to join.
+        const options = { deadline: Date.now() + this.options.budgetMs, requestId: `recovery:${order.id}`, traceContext: ROOT_CONTEXT };
         const settledOrder = await settleOrder(this.options, order, options, logger);
         // Gone: a retry of its request found a SKU unknown and discarded it meanwhile.
         if (settledOrder === undefined) continue;
