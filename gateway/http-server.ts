@@ -301,7 +301,8 @@ async function readJson(req: IncomingMessage, limits: GatewayLimits): Promise<Js
 function deadlineOf(req: IncomingMessage, limits: GatewayLimits, now: number): number {
   const raw = req.headers["x-request-timeout"];
   if (raw === undefined) return now + limits.defaultTimeoutMs;
-  const value = Array.isArray(raw) ? raw[0]! : raw;
+  // A header sent twice is its values taken together, as HTTP joins them (the server's joinDuplicateHeaders): refused.
+  const value = Array.isArray(raw) ? raw.join(", ") : raw;
   if (!TIMEOUT_PATTERN.test(value) || Number(value) < 1) {
     throw new OrderlyError("INVALID_HEADER", "X-Request-Timeout must be a whole number of milliseconds, 1 or more", {
       metadata: { header: "X-Request-Timeout" },
@@ -313,7 +314,8 @@ function deadlineOf(req: IncomingMessage, limits: GatewayLimits, now: number): n
 function idempotencyKeyOf(req: IncomingMessage): string | undefined {
   const raw = req.headers["idempotency-key"];
   if (raw === undefined) return undefined;
-  const value = Array.isArray(raw) ? raw[0]! : raw;
+  // A header sent twice is its values taken together, as HTTP joins them (the server's joinDuplicateHeaders): refused.
+  const value = Array.isArray(raw) ? raw.join(", ") : raw;
   if (!/^[\x21-\x7e]{1,128}$/.test(value)) {
     throw new OrderlyError("INVALID_HEADER", "Idempotency-Key must be 1-128 visible ASCII characters (! to ~, no spaces)", {
       metadata: { header: "Idempotency-Key" },

@@ -128,6 +128,8 @@ runMain(logger, async () => {
     closeLingering(socket);
   });
   server.on("connect", (_req, socket: Duplex) => {
+    // Node hands the socket over without its own error listener: a client's reset would otherwise end the gateway.
+    socket.on("error", () => socket.destroy());
     socket.write(connectResponse(newRequestId()));
     closeLingering(socket);
   });

@@ -307,6 +307,17 @@ describe("limits", () => {
       expect(answer).toMatch(/\r\nx-request-id: /i);
       expect(answer).toContain('"reason":"METHOD_NOT_ALLOWED"');
     }
+    // A client that resets the connection after its CONNECT does not bring the gateway down.
+    for (let i = 0; i < 3; i++) {
+      const socket = connectTcp({ host: "127.0.0.1", port: Number(new URL(system.baseUrl).port) });
+      socket.on("error", () => undefined);
+      // A gateway already gone refuses the connection: the loop ends, and the check below fails.
+      const connected = await new Promise<boolean>((resolve) => socket.once("connect", () => resolve(true)).once("close", () => resolve(false)));
+      if (!connected) break;
+      socket.write("CONNECT 127.0.0.1:443 HTTP/1.1\r\nhost: orderly\r\n\r\n");
+      await new Promise<void>((resolve) => socket.once("data", () => resolve()).once("close", () => resolve()));
+      socket.resetAndDestroy();
+    }
     expect(await exchange("GET /healthz HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 200 /);
   });
 
