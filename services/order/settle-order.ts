@@ -24,21 +24,25 @@ export function pricingOf(reservation: Reservation): { items: OrderLine[]; total
   };
 }
 
-/** The reasons a reservation is refused for good, which recordRefusal records (any other outcome is still unknown). */
-const refusals: ReadonlySet<Reason> = new Set<Reason>(["INSUFFICIENT_STOCK", "MIXED_CURRENCIES", "UNKNOWN_SKU", "RESERVATION_RELEASED"]);
+/**
+ * The reasons a ReserveStock answer is recorded for: the business refusals.
+ * Any other failure leaves the order PENDING for a retry or the recovery
+ * sweep (which passes over an order that fails for a reason of its own, such
+ * as RESERVATION_MISMATCH). The event path records every reason the
+ * inventory itself reports as final (reservation-outcomes.ts).
+ */
+const businessRefusals: ReadonlySet<Reason> = new Set<Reason>(["INSUFFICIENT_STOCK", "MIXED_CURRENCIES", "UNKNOWN_SKU", "RESERVATION_RELEASED"]);
 
-/** Whether a reservation's failure is a refusal recordRefusal records. */
-export function isRefusal(reason: Reason): boolean {
-  return refusals.has(reason);
-}
+/** How long releasing a discarded order's stock may take (ms): it runs after the answer, on a budget of its own. */
+const RELEASE_BUDGET_MS = 2000;
 
 /**
- * Records a refused reservation (a reason isRefusal admits): REJECTED for a
- * business reason; an order never announced that names an unknown SKU is
- * discarded (it was invalid: UNKNOWN_SKU is thrown, as it is when a request
- * with its key discarded it already), one announced meanwhile rejected;
- * RESERVATION_RELEASED means a cancel won. Returns the order as it now is,
- * undefined when it is gone (a request with its key discarded it).
+ * Records a refused reservation: REJECTED with its reason; an order never
+ * announced that names an unknown SKU is discarded (it was invalid:
+ * UNKNOWN_SKU is thrown, as it is when a request with its key discarded it
+ * already), one announced meanwhile rejected; RESERVATION_RELEASED means a
+ * cancel won. Returns the order as it now is, undefined when it is gone (a
+ * request with its key discarded it).
  */
 export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Reason, metadata: Record<string, string>, meta: EventMeta): OrderRecord | undefined {
   switch (reason) {
@@ -67,10 +71,10 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
  *
  * Undefined when the order is gone: a concurrent request with its
  * idempotency key found one of its SKUs unknown and discarded it (its
- * answer, UNKNOWN_SKU, recorded nothing). Stock this call reserved for it
- * meanwhile (the SKU restocked in between) is released at once; should that
- * fail, the inventory's expiry sweep releases it, as the order service no
- * longer knows the order.
+ * answer, UNKNOWN_SKU, recorded nothing). What this call may have reserved
+ * for it meanwhile (the SKU restocked in between) is released in the
+ * background; should that fail, the inventory's expiry sweep releases it, as
+ * the order service no longer knows the order.
  */
 export async function settleOrder(
   deps: SettleDeps,
@@ -79,28 +83,28 @@ export async function settleOrder(
   logger: Logger,
 ): Promise<OrderRecord | undefined> {
   const meta = { requestId: options.requestId, traceContext: options.traceContext };
+  let settled: OrderRecord | undefined;
   try {
     const { reservation } = await deps.inventory.reserveStock(
       { orderId: order.id, lines: order.items.map((item) => ({ sku: item.sku, quantity: item.quantity })) },
       options,
     );
-    const confirmed = deps.store.confirm(order.id, pricingOf(reservation!), meta);
-    if (confirmed === undefined) await releaseDiscarded(deps, order.id, options, logger);
-    return confirmed;
+    settled = deps.store.confirm(order.id, pricingOf(reservation!), meta);
   } catch (error) {
     const err = OrderlyError.from(error);
-    if (isRefusal(err.reason)) return recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);
-    if (deps.degrade && isTransient(err) && !options.signal?.aborted) {
-      return deps.store.acceptAwaitingReservation(order.id, meta) ?? deps.store.get(order.id);
-    }
-    throw err;
+    if (businessRefusals.has(err.reason)) return recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);
+    if (!deps.degrade || !isTransient(err) || options.signal?.aborted) throw err;
+    // Transient: the reservation may have been made all the same.
+    settled = deps.store.acceptAwaitingReservation(order.id, meta) ?? deps.store.get(order.id);
   }
+  if (settled === undefined) void releaseDiscarded(deps, order.id, meta, logger);
+  return settled;
 }
 
-/** Releases what a discarded order's reservation holds, within the call's budget; a failure is logged (the expiry sweep frees it). */
-async function releaseDiscarded(deps: SettleDeps, orderId: string, options: { deadline: number; requestId: string; traceContext: Context }, logger: Logger): Promise<void> {
+/** Releases what a discarded order's reservation holds, on a budget of its own; a failure is logged (the expiry sweep frees it). */
+async function releaseDiscarded(deps: SettleDeps, orderId: string, meta: { requestId: string; traceContext: Context }, logger: Logger): Promise<void> {
   try {
-    await deps.inventory.releaseStock({ orderId }, options);
+    await deps.inventory.releaseStock({ orderId }, { ...meta, deadline: Date.now() + RELEASE_BUDGET_MS });
   } catch (error) {
     logger.warn({ err: error, orderId }, "could not release the stock of an order discarded meanwhile; the inventory's expiry sweep will");
   }
