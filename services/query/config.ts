@@ -6,8 +6,8 @@ export interface QueryConfig extends ServiceBaseConfig, ConsumerConfig {
   dbFile: string;
   /** Prefix of the durable consumer names; each instance with its own read model needs its own. */
   consumerName: string;
-  /** Reads one caller may have waiting for a minVersion at once. */
-  maxWaitsPerCaller: number;
+  /** Reads waiting for a minVersion at once: per caller, and in all. */
+  maxWaits: { perCaller: number; total: number };
 }
 
 /** Reads the query service's configuration (see the README's environment table). */
@@ -17,7 +17,7 @@ export function queryConfig(env: Env): QueryConfig {
     ...base,
     dbFile: readString(env, "QUERY_DB_FILE", join(base.dataDir, "query.db")),
     consumerName: readString(env, "QUERY_CONSUMER_NAME", "query"),
-    maxWaitsPerCaller: readInt(env, "QUERY_MAX_WAITS_PER_CALLER", 32, 1),
+    maxWaits: { perCaller: readInt(env, "QUERY_MAX_WAITS_PER_CALLER", 32, 1), total: readInt(env, "QUERY_MAX_WAITS", 64, 1) },
     ...consumerConfig(env),
   };
 }

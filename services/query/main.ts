@@ -23,7 +23,7 @@ runMain(logger, async () => {
   // The read side serves scattered reads over every order ever stored: a larger page cache and a memory map keep them off read().
   const db = openDatabase({ file: config.dbFile, migrations: queryMigrations, synchronous: config.synchronous, cacheMiB: 64, mmapMiB: 1024 });
   const checkpoints = await startBackgroundCheckpoints(db, logger);
-  const changes = new ViewChanges(config.maxWaitsPerCaller);
+  const changes = new ViewChanges(config.maxWaits);
   const events = startEventRuntime({
     servers: config.natsUrl,
     natsAuth: config.natsAuth,

@@ -10,19 +10,22 @@ interface Waiter {
  * Tells waiting reads when an order view reaches a version (read your own
  * writes). In-process: the projector and the query service share it.
  *
- * Each caller may have `maxWaitsPerCaller` reads waiting at once; more are
- * refused at once (TOO_MANY_WAITS). A wait holds its call, and the
- * gateway's calls to this service share one bulkhead: without the bound, one
- * customer waiting for versions that never come (ids unknown, or another
- * customer's) filled it within its rate limit, and every caller's order,
- * list and stock reads were refused until those waits timed out.
+ * Each caller may have `limits.perCaller` reads waiting at once, and all
+ * callers together `limits.total`; more are refused at once
+ * (TOO_MANY_WAITS). A wait holds its call, and the gateway's calls to this
+ * service share one bulkhead: without the bounds, one customer waiting for
+ * versions that never come (ids unknown, or another customer's) filled it
+ * within its rate limit, and every caller's order, list and stock reads were
+ * refused until those waits timed out. With them, reads that do not wait
+ * keep most of it.
  */
 export class ViewChanges {
   private readonly waiters = new Map<string, Set<Waiter>>();
-  /** Reads waiting, per caller. */
+  /** Reads waiting, per caller, and in all. */
   private readonly waiting = new Map<string, number>();
+  private total = 0;
 
-  constructor(private readonly maxWaitsPerCaller = Number.POSITIVE_INFINITY) {}
+  constructor(private readonly limits: { perCaller: number; total: number } = { perCaller: Number.POSITIVE_INFINITY, total: Number.POSITIVE_INFINITY }) {}
 
   /** Records that `id` now has `version`, waking reads waiting for it. */
   changed(id: string, version: number): void {
@@ -40,18 +43,23 @@ export class ViewChanges {
   /**
    * Resolves when `id` reaches `minVersion`; rejects with DEADLINE_EXCEEDED
    * at `deadline`, or with the abortReason of `signal` when it aborts;
-   * TOO_MANY_WAITS at once when `caller` has its most reads waiting.
+   * TOO_MANY_WAITS at once when `caller`, or everyone, has the most reads
+   * waiting.
    */
   waitFor(id: string, minVersion: bigint, deadline: number, signal: AbortSignal, caller: string): Promise<void> {
+    if (signal.aborted) return Promise.reject(abortReason(signal));
     const waiting = this.waiting.get(caller) ?? 0;
-    if (waiting >= this.maxWaitsPerCaller) {
+    if (waiting >= this.limits.perCaller || this.total >= this.limits.total) {
+      const whose = waiting >= this.limits.perCaller ? "the caller has" : "callers have";
+      const limit = waiting >= this.limits.perCaller ? this.limits.perCaller : this.limits.total;
       return Promise.reject(
-        new OrderlyError("TOO_MANY_WAITS", `the caller already has ${waiting} reads waiting for versions; retry when one has ended`, {
-          metadata: { limit: String(this.maxWaitsPerCaller), retryAfterSeconds: "1" },
+        new OrderlyError("TOO_MANY_WAITS", `${whose} ${limit} reads waiting for versions already; retry when one has ended`, {
+          metadata: { limit: String(limit), retryAfterSeconds: "1" },
         }),
       );
     }
     this.waiting.set(caller, waiting + 1);
+    this.total++;
     return new Promise((resolve, reject) => {
       const set = this.waiters.get(id) ?? new Set<Waiter>();
       this.waiters.set(id, set);
@@ -60,6 +68,7 @@ export class ViewChanges {
         signal.removeEventListener("abort", onAbort);
         set.delete(waiter);
         if (set.size === 0) this.waiters.delete(id);
+        this.total--;
         const left = this.waiting.get(caller)! - 1;
         if (left === 0) this.waiting.delete(caller);
         else this.waiting.set(caller, left);

@@ -1,0 +1,33 @@
+import { expect, test } from "vitest";
+import { ViewChanges } from "./view-changes.js";
+
+const reasonOf = (wait: Promise<void>) => wait.then(() => "reached", (error: { reason?: string }) => error.reason ?? String(error));
+
+test("reads waiting for versions are bounded per caller and in all; a wait that ends, however it ends, frees its place", async () => {
+  const changes = new ViewChanges({ perCaller: 2, total: 3 });
+  const never = new AbortController().signal;
+  const later = Date.now() + 60_000;
+  const a1 = changes.waitFor("o1", 2n, later, never, "alice");
+  const cancelled = new AbortController();
+  const a2 = changes.waitFor("o2", 2n, later, cancelled.signal, "alice");
+  // Alice's third is refused at once; bob's first is not (his own place)...
+  expect(await reasonOf(changes.waitFor("o3", 2n, later, never, "alice"))).toBe("TOO_MANY_WAITS");
+  const b1 = changes.waitFor("o1", 2n, later, never, "bob");
+  // ...but the fourth in all is, whoever asks.
+  expect(await reasonOf(changes.waitFor("o4", 2n, later, never, "carol"))).toBe("TOO_MANY_WAITS");
+
+  // Reached, cancelled, timed out: each frees its place.
+  changes.changed("o1", 2);
+  expect([await reasonOf(a1), await reasonOf(b1)]).toEqual(["reached", "reached"]);
+  cancelled.abort();
+  expect(await reasonOf(a2)).toBe("CANCELLED");
+  expect(await reasonOf(changes.waitFor("o5", 2n, Date.now() + 10, never, "alice"))).toBe("DEADLINE_EXCEEDED");
+  const again = [changes.waitFor("o6", 2n, later, never, "alice"), changes.waitFor("o6", 2n, later, never, "alice"), changes.waitFor("o6", 2n, later, never, "carol")];
+  changes.changed("o6", 3);
+  expect(await Promise.all(again.map(reasonOf))).toEqual(["reached", "reached", "reached"]);
+
+  // A caller already gone takes no place.
+  const gone = new AbortController();
+  gone.abort();
+  expect(await reasonOf(changes.waitFor("o7", 2n, later, gone.signal, "alice"))).toBe("CANCELLED");
+});
