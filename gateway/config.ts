@@ -1,4 +1,4 @@
-import { readAddress, natsAuthConfig, observabilityConfig, readInt, readNatsUrl, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
+import { readAddress, natsAuthConfig, observabilityConfig, readInt, readServiceNatsUrl, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
 import { securityConfig, type SecurityConfig } from "../shared/security/index.js";
 import type { RateLimit } from "./rate-limiter.js";
 import type { GatewayLimits } from "./http-server.js";
@@ -61,7 +61,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
       maxEventLoopLagMs: readInt(env, "GATEWAY_MAX_EVENT_LOOP_LAG_MS", 1000, 1),
     },
     cacheTtlMs: readInt(env, "GATEWAY_CACHE_TTL_MS", DEFAULT_CACHE_TTL_MS, 0),
-    natsUrl: readNatsUrl(env, `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
+    natsUrl: readServiceNatsUrl(env),
     natsAuth: natsAuthConfig(env),
     headersTimeoutMs: readInt(env, "GATEWAY_HEADERS_TIMEOUT_MS", 10_000, 100),
     requestTimeoutMs: maxTimeoutMs + 10_000,

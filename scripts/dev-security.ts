@@ -144,7 +144,8 @@ export interface NatsSecurity {
  * beside it) whose permissions let a service publish only its own event
  * subjects and use the JetStream API only for the streams and its own durable
  * consumers (it cannot pull from, ack or delete another's), and subscribe only
- * to its own inbox.
+ * to its own inbox. The query's consumers are those QUERY_CONSUMER_NAME
+ * (`queryConsumerName`) names.
  */
 export function writeNatsSecurity(dataDir: string, queryConsumerName: string): NatsSecurity {
   const dir = ensureDir(secretsDir(dataDir));

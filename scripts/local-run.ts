@@ -16,7 +16,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { ConfigError, readChoice, readInt, readNatsUrl, readString, type Env } from "../shared/config/index.js";
+import { ConfigError, readChoice, readInt, readLogLevel, readNatsUrl, readQueryConsumerName, readString, type Env } from "../shared/config/index.js";
 import { freePort, nodeEntry } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { logLevels, type LogLevel } from "../shared/logging/index.js";
@@ -91,8 +91,8 @@ export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConf
     color: stdoutIsTty && (env.NO_COLOR ?? "") === "",
     logFormat: readChoice(env, "LOG_FORMAT", ["pretty", "json"], stdoutIsTty ? "pretty" : "json"),
     mtls: readChoice(env, "ORDERLY_MTLS", ["0", "1"], "0") === "1",
-    queryConsumerName: readString(env, "QUERY_CONSUMER_NAME", "query"),
-    logLevel: readChoice(env, "LOG_LEVEL", Object.keys(logLevels) as LogLevel[], "info"),
+    queryConsumerName: readQueryConsumerName(env),
+    logLevel: readLogLevel(env),
   };
 }
 
@@ -581,7 +581,7 @@ export async function runLocal(env: Env): Promise<number> {
       tls: config.mtls ? writeDevCertificates(join(secretsDir(config.dataDir), "tls")) : undefined,
     };
   } catch (error) {
-    process.stderr.write(`could not write the dev credentials: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`could not prepare the data directory (its lock and dev credentials): ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
   // 0 asks for a free port; the order service's must be known before the inventory starts.
@@ -623,11 +623,11 @@ export async function runLocal(env: Env): Promise<number> {
   const startAll = async () => {
     say(`data directory: ${config.dataDir}`);
     const ports: Record<string, number> = {};
+    // A process says it listens in an info line, which the supervisor waits for: it logs info at least (launch drops
+    // the lines below LOG_LEVEL).
+    const logLevel = logLevels[config.logLevel] > logLevels.info ? "info" : config.logLevel;
     for (const spec of table) {
       if (stopReason !== undefined) return;
-      // A process says it listens in an info line, which the supervisor waits for: it logs info at least (launch drops
-      // the lines below LOG_LEVEL).
-      const logLevel = logLevels[config.logLevel] > logLevels.info ? "info" : config.logLevel;
       const childEnv = { ...process.env, ORDERLY_DATA_DIR: config.dataDir, LOG_LEVEL: logLevel, ...spec.env(ports) };
       const proc = launch(spec, childEnv, out, config, (error) =>
         decide({ failure: `could not start ${spec.name} (${spec.command[0]}): ${error.message}${spec.installHint ? `\n${spec.installHint}` : ""}` }),

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { consumerConfig, readInt, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { consumerConfig, readInt, readQueryConsumerName, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 
 /** The query service's configuration, read from the environment once. */
 export interface QueryConfig extends ServiceBaseConfig, ConsumerConfig {
@@ -16,7 +16,7 @@ export function queryConfig(env: Env): QueryConfig {
   return {
     ...base,
     dbFile: readString(env, "QUERY_DB_FILE", join(base.dataDir, "query.db")),
-    consumerName: readString(env, "QUERY_CONSUMER_NAME", "query"),
+    consumerName: readQueryConsumerName(env),
     maxWaits: { perCaller: readInt(env, "QUERY_MAX_WAITS_PER_CALLER", 32, 1), total: readInt(env, "QUERY_MAX_WAITS", 64, 1) },
     ...consumerConfig(env),
   };

@@ -5,17 +5,32 @@ import { readChoice, readInt, readNatsUrl, readString, type Env } from "./env.js
 
 /** How a process logs and traces. */
 export interface ObservabilityConfig {
-  logLevel: string;
+  logLevel: LogLevel;
   /** OTLP/HTTP endpoint spans are exported to; undefined: trace ids only, nothing exported. */
   otlpEndpoint: string | undefined;
   /** Longest time a finished span waits before export (ms). */
   spanExportDelayMs: number;
 }
 
+/** Reads LOG_LEVEL: one of pino's levels, info by default. */
+export function readLogLevel(env: Env): LogLevel {
+  return readChoice(env, "LOG_LEVEL", Object.keys(logLevels) as LogLevel[], "info");
+}
+
+/** Reads NATS_URL, by default the local server on NATS_PORT. */
+export function readServiceNatsUrl(env: Env): string {
+  return readServiceNatsUrl(env);
+}
+
+/** Reads QUERY_CONSUMER_NAME: what the query service's durable consumers are named after. */
+export function readQueryConsumerName(env: Env): string {
+  return readString(env, "QUERY_CONSUMER_NAME", "query");
+}
+
 /** Reads LOG_LEVEL and the OpenTelemetry settings (the standard OTEL_* names). */
 export function observabilityConfig(env: Env): ObservabilityConfig {
   return {
-    logLevel: readChoice(env, "LOG_LEVEL", Object.keys(logLevels) as LogLevel[], "info"),
+    logLevel: readLogLevel(env),
     otlpEndpoint: readString(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "") || undefined,
     spanExportDelayMs: readInt(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1),
   };
@@ -68,7 +83,7 @@ export function serviceBaseConfig(
     adminPort: readInt(env, ports.admin[0], ports.admin[1], 0, 65535),
     dataDir,
     synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
-    natsUrl: readNatsUrl(env, `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`),
+    natsUrl: readServiceNatsUrl(env),
     natsAuth: natsAuthConfig(env),
     security: securityConfig(env, dataDir, { requireJwt: false }),
     defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),

@@ -25,7 +25,8 @@ export function newInbox(nc: NatsConnection): string {
 /**
  * Connects to NATS and keeps reconnecting for ever, logging each change of
  * connection state; the first connection is awaited (retried until it
- * works), so a service can start before its NATS server does. A one-off
+ * works, with a warning every few seconds while no server answers), so a
+ * service can start before its NATS server does. A one-off
  * tool passes `waitForServer: false` to fail at once when no server answers.
  * With `auth`, it logs in as that NATS user (whose permissions the server
  * config limits to the process's own subjects), with its own inbox prefix.

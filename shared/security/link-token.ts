@@ -13,8 +13,7 @@ const LINK_TOKEN_TTL_MS = 60_000;
 /**
  * How far ahead of a verifier's clock a signer's may run (ms): a token whose
  * expiry lies further ahead than its lifetime and this is refused, so a
- * leaked token (or one signed by a clock set wrong) is not good for longer
- * than a minute.
+ * leaked token (or one signed by a clock set wrong) is good for 90 s at most.
  */
 const CLOCK_SKEW_MS = 30_000;
 /** A signed principal is re-signed when less than this much of its life is left (ms). */

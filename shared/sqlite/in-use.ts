@@ -7,33 +7,26 @@ import Database from "better-sqlite3";
  * False for a file that does not exist (it is not created).
  */
 export function inUse(file: string): boolean {
-  let db: Database.Database;
+  let held: Database.Database | undefined;
   try {
-    db = new Database(file, { timeout: 0, fileMustExist: true });
+    held = holdExclusively(file, { create: false });
   } catch (error) {
     if ((error as { code?: string }).code === "SQLITE_CANTOPEN") return false;
     throw error;
   }
-  try {
-    db.pragma("locking_mode = EXCLUSIVE");
-    db.exec("BEGIN EXCLUSIVE; COMMIT");
-    return false;
-  } catch (error) {
-    if ((error as { code?: string }).code === "SQLITE_BUSY") return true;
-    throw error;
-  } finally {
-    db.close();
-  }
+  held?.close();
+  return held === undefined;
 }
 
 /**
- * Holds `file` (a database made for the purpose, created when missing) as
- * this process's alone: an exclusive lock, kept until the returned
- * connection is closed or the process ends (the OS drops it then, whatever
- * the way it ended). Undefined when another process holds it.
+ * Holds `file` (a database made for the purpose, created when missing unless
+ * `create` is false) as this process's alone: an exclusive lock, kept until
+ * the returned connection is closed or the process ends (the OS drops it
+ * then, whatever the way it ended). Undefined when another connection has it
+ * open.
  */
-export function holdExclusively(file: string): Database.Database | undefined {
-  const db = new Database(file, { timeout: 0 });
+export function holdExclusively(file: string, { create = true } = {}): Database.Database | undefined {
+  const db = new Database(file, { timeout: 0, fileMustExist: !create });
   try {
     db.pragma("locking_mode = EXCLUSIVE");
     db.exec("BEGIN EXCLUSIVE");

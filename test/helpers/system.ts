@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { readQueryConsumerName } from "../../shared/config/index.js";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type DevTokens } from "../../scripts/dev-security.js";
 import { freePort, startNats, type NatsServer } from "./nats.js";
 import { startService, startWhilePortTaken, type ServiceProcess } from "./processes.js";
@@ -79,7 +80,7 @@ export function authorization(tokens: DevTokens, caller: Caller): Record<string,
 export async function startSystem(env: Record<string, string> = {}, options: { inventoryProxy?: boolean; mtls?: boolean } = {}): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-test-"));
   const tokens = await writeDevCredentials(dataDir);
-  const natsSecurity = writeNatsSecurity(dataDir, env.QUERY_CONSUMER_NAME ?? "query");
+  const natsSecurity = writeNatsSecurity(dataDir, readQueryConsumerName(env));
   const nats = await startNats({ configFile: natsSecurity.configFile, operator: natsSecurity.credentials("operator") });
   const certificates = options.mtls ? writeDevCertificates(join(dataDir, "secrets", "tls")) : undefined;
   const processEnv = (name: "inventory" | "order" | "query" | "gateway") => ({
