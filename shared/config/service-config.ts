@@ -19,7 +19,7 @@ export function readLogLevel(env: Env): LogLevel {
 
 /** Reads NATS_URL, by default the local server on NATS_PORT. */
 export function readServiceNatsUrl(env: Env): string {
-  return readServiceNatsUrl(env);
+  return readNatsUrl(env, `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`);
 }
 
 /** Reads QUERY_CONSUMER_NAME: what the query service's durable consumers are named after. */
