@@ -52,7 +52,8 @@ runMain(logger, async () => {
     tls: config.security.tls,
     callMetadata: () => ({ [PRINCIPAL_METADATA_KEY]: auth.links.sign(self) }),
   });
-  const expiry = new ReservationExpiry(store, orderFates(createClient(OrderService, orderConnection)), logger, config.reservationTtlMs, config.reservationSweepMs);
+  const fates = orderFates(createClient(OrderService, orderConnection));
+  const expiry = new ReservationExpiry(store, fates, logger, config.reservationTtlMs, config.reservationSweepMs);
   let ready = true;
   const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected() });
   const server = await startGrpcServer({
@@ -65,7 +66,7 @@ runMain(logger, async () => {
     interceptors: config.faultDelay.ms > 0 ? [injectDelay(config.faultDelay.ms, config.faultDelay.methods)] : [],
     health,
     budget: { ...defaultCallBudget, defaultMs: config.defaultBudgetMs },
-    services: [registration(InventoryService, inventoryHandlers(store))],
+    services: [registration(InventoryService, inventoryHandlers(store, fates))],
   });
   const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, metrics, health, logger, events });
   logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl, order: config.orderAddress }, "listening");

@@ -58,6 +58,8 @@ export const reasons = {
   RESERVATION_RELEASED: Code.FAILED_PRECONDITION,
   /** A reservation for this order exists with other lines. */
   RESERVATION_MISMATCH: Code.FAILED_PRECONDITION,
+  /** An order's stock is released only once the order has ended (cancelled or rejected); it is confirmed or pending. */
+  ORDER_NOT_ENDED: Code.FAILED_PRECONDITION,
   /** The restock would take a SKU's stock past its limit. */
   STOCK_LIMIT_EXCEEDED: Code.FAILED_PRECONDITION,
   /** The call's deadline passed before it completed. */

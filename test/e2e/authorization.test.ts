@@ -225,8 +225,19 @@ describe("authorization", () => {
         code: "PERMISSION_DENIED",
         reason: "ROLE_NOT_ALLOWED",
       });
-      // An admin may call the reservation RPCs (releasing an order never reserved is a no-op).
-      expect((await inventory.releaseStock({ orderId: "ord_never_reserved" }, bearer(system.tokens.admin))).reservation?.orderId).toBe("ord_never_reserved");
+      // An admin may call the reservation RPCs (releasing an order never reserved is a no-op)...
+      const admin = bearer(system.tokens.admin);
+      expect((await inventory.releaseStock({ orderId: "ord_never_reserved" }, admin)).reservation?.orderId).toBe("ord_never_reserved");
+      // ...but not release a confirmed order's stock, which would then be sold twice; nor name an order no order id can be.
+      const confirmed = await system.api("POST", "/v1/orders", { as: "alice", body: { customerId: "alice", items: [{ sku: fixture.sku, quantity: 1 }] } });
+      expect(confirmed.body.status).toBe("ORDER_STATUS_CONFIRMED");
+      const before = await inventory.getItem({ sku: fixture.sku }, admin);
+      expect(await failure(inventory.releaseStock({ orderId: confirmed.body.id }, admin))).toEqual({ code: "FAILED_PRECONDITION", reason: "ORDER_NOT_ENDED" });
+      expect((await inventory.getItem({ sku: fixture.sku }, admin)).item).toEqual(before.item);
+      expect(await failure(inventory.reserveStock({ orderId: "ordé-1", lines: [{ sku: fixture.sku, quantity: 1 }] }, admin))).toEqual({
+        code: "INVALID_ARGUMENT",
+        reason: "VALIDATION_FAILED",
+      });
     });
 
     test("a principal signed with the link key is trusted; one signed with another key is not", async () => {
