@@ -1,7 +1,7 @@
 import { ROOT_CONTEXT, context, trace, type Context } from "@opentelemetry/api";
 import { afterEach, expect, test } from "vitest";
 import { SyncContextManager } from "../observability/sync-context-manager.js";
-import { callLogger, createLogger, type LoggedCall } from "./logger.js";
+import { callLogger, createLogger, urlsForLogs, type LoggedCall } from "./logger.js";
 
 const call = { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331" };
 const other = { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7" };
@@ -50,4 +50,11 @@ test("a call's logger follows the process logger's level, and its lines keep cre
   forCall.info({ requestId: "its own", authorization: "Bearer secret" }, "at the level");
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatchObject({ msg: "at the level", method: "m", requestId: "its own", authorization: "[redacted]" });
+});
+
+test("server URLs are logged without the password or token in their user info", () => {
+  expect(urlsForLogs("nats://query:s3cret@127.0.0.1:4222,tls://t0ken@nats.example:4443,nats://10.0.0.1:4222")).toBe(
+    "nats://query:[redacted]@127.0.0.1:4222,tls://[redacted]@nats.example:4443,nats://10.0.0.1:4222",
+  );
+  expect(urlsForLogs("127.0.0.1:4222")).toBe("127.0.0.1:4222");
 });

@@ -11,6 +11,18 @@ export const logLevels = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, 
 export type LogLevel = keyof typeof logLevels;
 
 /** Fields never written to a log, wherever they appear (one level deep and in headers/metadata). */
+/**
+ * Server URLs as a log line may show them: a password (or token) in a URL's
+ * user info is redacted, as the fields redactedPaths names are
+ * (`nats://query:[redacted]@host:4222`).
+ */
+export function urlsForLogs(urls: string): string {
+  return urls.replace(/:\/\/([^/@,\s]*)@/g, (_match, userInfo: string) => {
+    const colon = userInfo.indexOf(":");
+    return colon < 0 ? "://[redacted]@" : `://${userInfo.slice(0, colon)}:[redacted]@`;
+  });
+}
+
 export const redactedPaths = [
   "authorization",
   "*.authorization",
