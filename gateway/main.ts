@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { createServer } from "node:http";
 import type { Duplex } from "node:stream";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
@@ -76,6 +77,9 @@ runMain(logger, async () => {
   const jwt = new JwtVerifier(config.security.jwt!);
   const links = new LinkTokens(config.security.linkKey);
   const shutdown = { draining: new AbortController(), stopping: new AbortController() };
+  // Each request waiting for a service listens to `stopping` (and stops listening when answered): many at once is normal,
+  // not the leak Node warns of past ten (its warning is a line outside the JSON log).
+  setMaxListeners(0, shutdown.stopping.signal);
   const newRequestId = requestIdSource();
   const handler = createGatewayHandler({
     routes,
