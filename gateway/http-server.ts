@@ -656,10 +656,24 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       finished(res, request);
       return succeeded(req, res, request);
     }
-    res.once("finish", () => finished(res, request));
+    // Recorded once the answer is sent; an answer to a client already gone (499) is never sent, so no "finish" comes: it
+    // is recorded once written.
+    let recorded = false;
+    const record = () => {
+      if (recorded) return;
+      recorded = true;
+      finished(res, request);
+    };
+    res.once("finish", record);
     outcome.then(
-      () => succeeded(req, res, request),
-      (error: unknown) => failed(req, res, request, error),
+      () => {
+        succeeded(req, res, request);
+        if (res.destroyed) record();
+      },
+      (error: unknown) => {
+        failed(req, res, request, error);
+        if (res.destroyed) record();
+      },
     );
   };
 

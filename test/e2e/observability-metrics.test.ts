@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
 import { sampleValue, scrape, type Sample } from "../helpers/prometheus.js";
-import { api, startSystem, type System } from "../helpers/system.js";
+import { api, authorization, startSystem, type System } from "../helpers/system.js";
 
 /** Every process's /metrics, parsed (each on its admin port). */
 async function scrapeAll(system: System): Promise<Record<"gateway" | "order" | "inventory" | "query", Sample[]>> {
@@ -66,6 +66,11 @@ test("every process serves Prometheus text whose counters and histograms move wi
   expect(sampleValue(after.gateway, "orderly_gateway_requests_total", { ...gatewayRoute, code: "400" })).toBe(1);
   expect(sampleValue(after.gateway, "orderly_gateway_request_duration_seconds_count", gatewayRoute)).toBe(orders + 1);
   expect(sampleValue(after.gateway, "orderly_gateway_request_duration_seconds_bucket", { ...gatewayRoute, le: "+Inf" })).toBe(orders + 1);
+  // A client that gives up on a request (here a wait for a version that never comes) is counted too, as 499.
+  const readRoute = { route: "GET /v1/orders/{id}" };
+  const gaveUp = fetch(`${system.baseUrl}/v1/orders/ord_never?minVersion=9`, { headers: { ...authorization(system.tokens, "admin"), "x-request-timeout": "20000" }, signal: AbortSignal.timeout(300) });
+  await expect(gaveUp).rejects.toThrow();
+  await waitFor(async () => sampleValue((await scrapeAll(system)).gateway, "orderly_gateway_requests_total", { ...readRoute, code: "499" }) === 1, "the abandoned read to be counted as 499");
 
   expect(sampleValue(after.order, "orderly_rpc_server_requests_total", { method: createOrder, code: "OK" })).toBe(orders);
   expect(sampleValue(after.order, "orderly_rpc_server_requests_total", { method: createOrder, code: "FAILED_PRECONDITION" })).toBe(1);
