@@ -70,7 +70,7 @@ export interface GatewayDeps {
   tracesEveryRequest?: boolean;
   /** The process's shutdown, as far as requests see it. */
   shutdown?: GatewayShutdown;
-  /** Makes the id of a request that brings none (default: a requestIdSource of its own); main.ts shares it with clientErrorResponse. */
+  /** Makes the id of a request that brings none (default: a requestIdSource of its own); main.ts shares it with the refusals written straight to a socket (closingErrorResponse). */
   newRequestId?: () => string;
 }
 
@@ -706,41 +706,41 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 }
 
 /**
- * The whole HTTP response to a request Node's parser refused before the
- * handler saw it: headers too large (431), headers not sent in time (408),
- * anything else malformed (400). Like every other answer, a
- * google.rpc.Status JSON body with a reason, and an X-Request-Id (`requestId`, from
- * the handler's source, since the request's own header was not read).
+ * Why Node's parser refused a request before the handler saw it: headers too
+ * large (431), headers not sent in time (408), anything else malformed (400).
  */
-export function clientErrorResponse(error: NodeJS.ErrnoException, maxHeaderBytes: number, requestId: string): string {
-  const err =
-    error.code === "HPE_HEADER_OVERFLOW"
-      ? new OrderlyError("HEADERS_TOO_LARGE", `the request headers are larger than ${maxHeaderBytes} bytes`)
-      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
-        ? new OrderlyError("REQUEST_TIMEOUT", "the request was not received in time")
-        : new OrderlyError("MALFORMED_REQUEST", "the request is not valid HTTP/1.1");
-  return closingErrorResponse(err, requestId);
+export function parserRefusal(error: NodeJS.ErrnoException, maxHeaderBytes: number): OrderlyError {
+  return error.code === "HPE_HEADER_OVERFLOW"
+    ? new OrderlyError("HEADERS_TOO_LARGE", `the request headers are larger than ${maxHeaderBytes} bytes`)
+    : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? new OrderlyError("REQUEST_TIMEOUT", "the request was not received in time")
+      : new OrderlyError("MALFORMED_REQUEST", "the request is not valid HTTP/1.1");
 }
 
 /** The methods the gateway serves on some path: what a CONNECT's 405 names in Allow. */
 const SERVED_METHODS = "GET, HEAD, POST";
 
 /**
- * The whole HTTP response to a CONNECT request, which Node hands to the
- * server's `connect` listener rather than to the handler (without one, it
- * closed the connection unanswered): 405, as the gateway is no proxy.
+ * Why a CONNECT request, which Node hands to the server's `connect` listener
+ * rather than to the handler (without one, it closed the connection
+ * unanswered), is refused: 405, as the gateway is no proxy.
  */
-export function connectResponse(requestId: string): string {
-  const err = new OrderlyError("METHOD_NOT_ALLOWED", "CONNECT is not allowed: the gateway is not a proxy", { metadata: { allow: SERVED_METHODS } });
-  return closingErrorResponse(err, requestId, `allow: ${SERVED_METHODS}\r\n`);
+export function connectRefusal(): OrderlyError {
+  return new OrderlyError("METHOD_NOT_ALLOWED", "CONNECT is not allowed: the gateway is not a proxy", { metadata: { allow: SERVED_METHODS } });
 }
 
-/** An error as a whole HTTP/1.1 response, written straight to a socket that is closed after it. */
-function closingErrorResponse(err: OrderlyError, requestId: string, extraHeaders = ""): string {
+/**
+ * A refusal written straight to a socket the handler never saw, which is
+ * closed after it: like every other answer, a google.rpc.Status JSON body with
+ * a reason, an X-Request-Id (`requestId`, from the handler's source, as the
+ * request's own header was not read) and the Allow a 405 names.
+ */
+export function closingErrorResponse(err: OrderlyError, requestId: string): string {
   const status = httpStatusFor(err.code, err.reason);
   const body = JSON.stringify(toStatusJson(err));
+  const allow = err.metadata.allow ? `allow: ${err.metadata.allow}\r\n` : "";
   return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\n${extraHeaders}` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\n${allow}` +
     `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
   );
 }

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
-import { OrderlyError } from "../shared/errors/index.js";
+import { OrderlyError, httpStatusFor } from "../shared/errors/index.js";
 import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
 import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
@@ -14,7 +14,7 @@ import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
 import { cachedReads } from "./cached-reads.js";
-import { clientErrorResponse, connectResponse, continueIfWithinLimit, createGatewayHandler, requestIdSource } from "./http-server.js";
+import { closingErrorResponse, connectRefusal, continueIfWithinLimit, createGatewayHandler, parserRefusal, requestIdSource } from "./http-server.js";
 import { closeLingering, isLingering } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
@@ -128,15 +128,22 @@ runMain(logger, async () => {
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (!socket.writable || inFlight?.headersSent) return socket.destroy();
     // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
-    socket.write(clientErrorResponse(error, config.maxHeaderBytes, newRequestId()));
-    closeLingering(socket);
+    refuseOnSocket(socket, parserRefusal(error, config.maxHeaderBytes));
   });
   server.on("connect", (_req, socket: Duplex) => {
     // Node hands the socket over without its own error listener: a client's reset would otherwise end the gateway.
     socket.on("error", () => socket.destroy());
-    socket.write(connectResponse(newRequestId()));
-    closeLingering(socket);
+    refuseOnSocket(socket, connectRefusal());
   });
+  /** Answers a request the handler never saw with its refusal, counted and logged like the handler's, and closes the connection. */
+  function refuseOnSocket(socket: Duplex, err: OrderlyError): void {
+    const requestId = newRequestId();
+    const status = httpStatusFor(err.code, err.reason);
+    metrics.observe("unmatched", status, 0);
+    logger.info({ requestId, status, reason: err.reason, message: err.message }, "request failed");
+    socket.write(closingErrorResponse(err, requestId));
+    closeLingering(socket);
+  }
   // Metrics and the system's status (internal addresses, pids, errors) are for operators: on their own port, not the API's.
   // It listens first, so a gateway whose admin port is taken stops before it takes any request.
   const admin = await startAdminServer({ host: config.host, port: config.adminPort, registry: metrics.registry, status, statusPage: statusPageHtml, health, logger });

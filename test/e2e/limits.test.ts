@@ -257,6 +257,11 @@ describe("limits", () => {
     const id = response.headers.get("x-request-id")!;
     for (const each of [id, other]) expect(each).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(id).not.toBe(other);
+    // Logged under that id, and counted, like the handler's own refusals (Node's parser refused it before the handler saw it).
+    const logged = system.gateway.logs.find((line) => line.includes(id));
+    expect(logged && JSON.parse(logged)).toMatchObject({ requestId: id, status: 431, reason: "HEADERS_TOO_LARGE", msg: "request failed" });
+    const metrics = await (await fetch(`${system.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^orderly_gateway_requests_total\{route="unmatched",code="431"\} [1-9]/m);
   });
 
   test("a client that trickles its headers is cut off after GATEWAY_HEADERS_TIMEOUT_MS with 408", async () => {
