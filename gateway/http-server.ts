@@ -3,7 +3,7 @@ import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opent
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomInt, randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
-import { HTTP_CODE_HEADER, checkRules, type CallOptions } from "../shared/grpc/index.js";
+import { HTTP_CODE_HEADER, checkRules, isRequestId, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { untilDeadline } from "../shared/resilience/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
@@ -156,7 +156,6 @@ function logFields(req: IncomingMessage, request: RequestState, status: number) 
   };
 }
 
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Any number of digits: a budget over the cap is capped, however large. */
 const TIMEOUT_PATTERN = /^\d+$/;
 
@@ -635,7 +634,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (req.url !== undefined && req.url.charCodeAt(0) !== 0x2f) req.url = originForm(req.url);
     const sent = req.headers["x-request-id"];
     const request: RequestState = {
-      id: typeof sent === "string" && REQUEST_ID_PATTERN.test(sent) ? sent : newRequestId(),
+      id: typeof sent === "string" && isRequestId(sent) ? sent : newRequestId(),
       route: "unmatched",
       started: performance.now(),
       req,

@@ -5,3 +5,15 @@ export const metadataKeys = {
   traceparent: "traceparent",
   statusDetails: "grpc-status-details-bin",
 } as const;
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Whether a caller's request id (X-Request-Id, x-request-id metadata) is one
+ * Orderly keeps: 1-128 letters, digits and `._:-`. Any other is replaced
+ * with a new one, as it goes into every log line, span and event of the
+ * request.
+ */
+export function isRequestId(value: string): boolean {
+  return REQUEST_ID_PATTERN.test(value);
+}

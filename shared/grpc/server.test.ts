@@ -138,3 +138,35 @@ test("a request that is not its message type's binary form is refused INVALID_AR
   expect(await raw(Buffer.from(toBinary(GetOrderRequestSchema, create(GetOrderRequestSchema, { id: "fine" }))))).toBeUndefined();
   expect(handled).toBe(1);
 });
+
+test("a call's metadata key sent twice reaches the handler as its values joined (so doubled credentials verify as nothing), and a request id Orderly would not keep is replaced", async () => {
+  const seen: { requestId?: string; twice?: string; once?: string } = {};
+  const handlers = {
+    getOrder: async ({ id }, context) => {
+      Object.assign(seen, { requestId: context.requestId, twice: context.metadata["x-twice"], once: context.metadata["x-once"] });
+      return { order: { id } };
+    },
+  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger: silentLogger(), services: [registration(QueryService, handlers)] });
+  await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
+  const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+  using _client = { [Symbol.dispose]: () => client.close() };
+  const metadata = new grpc.Metadata();
+  metadata.add("x-twice", "Bearer a");
+  metadata.add("x-twice", "Bearer b");
+  metadata.set("x-once", "one");
+  metadata.set("x-request-id", "r".repeat(200));
+  await new Promise<void>((resolve, reject) =>
+    client.makeUnaryRequest(
+      "/orderly.query.v1.QueryService/GetOrder",
+      (request: Uint8Array) => Buffer.from(request),
+      (response: Buffer) => response,
+      toBinary(GetOrderRequestSchema, create(GetOrderRequestSchema, { id: "o1" })),
+      metadata,
+      (error) => (error ? reject(error) : resolve()),
+    ),
+  );
+  expect(seen.twice).toBe("Bearer a, Bearer b");
+  expect(seen.once).toBe("one");
+  expect(seen.requestId).toMatch(/^[0-9a-f-]{36}$/);
+});

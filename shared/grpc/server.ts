@@ -11,7 +11,7 @@ import { authorizeCalls, type ServiceAuth } from "../security/server-auth.js";
 import type { TlsFiles } from "../security/config.js";
 import { chain, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
 import { prepareValidation, validateRequests } from "./validate-requests.js";
-import { metadataKeys } from "./metadata-keys.js";
+import { isRequestId, metadataKeys } from "./metadata-keys.js";
 import type { ServiceHandlers } from "./types.js";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { HealthState, healthService } from "./health.js";
@@ -161,17 +161,26 @@ export function grpcServiceDefinition(service: DescService, typeName = service.t
   return definition;
 }
 
+/**
+ * A call's text metadata by key. A key sent more than once is its values
+ * joined with ", ", as HTTP joins a header's: no single-valued key
+ * (authorization, the signed principal, the request id) accepts that, so
+ * doubled credentials are refused rather than the first of them believed.
+ */
 function metadataRecord(metadata: grpc.Metadata): Record<string, string> {
   const record: Record<string, string> = {};
   for (const [key, value] of Object.entries(metadata.getMap())) {
-    if (typeof value === "string") record[key] = value;
+    if (typeof value !== "string") continue;
+    const values = metadata.get(key);
+    record[key] = values.length === 1 ? value : values.filter((each) => typeof each === "string").join(", ");
   }
   return record;
 }
 
 function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string, rpc: DescMethod, logger: Logger, budget: CallBudget, signal: AbortSignal): CallContext {
   const metadata = metadataRecord(call.metadata);
-  const requestId = metadata[metadataKeys.requestId] || randomUUID();
+  const sent = metadata[metadataKeys.requestId];
+  const requestId = sent !== undefined && isRequestId(sent) ? sent : randomUUID();
   const rawDeadline = call.getDeadline();
   const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
   const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
