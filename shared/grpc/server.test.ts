@@ -10,6 +10,20 @@ import { callUnary, connect } from "./client.js";
 import { registration, startGrpcServer } from "./server.js";
 import type { ServiceHandlers } from "./types.js";
 
+/** A server whose QueryService.GetOrder is `getOrder`, and a plain grpc-js client of it (no Orderly client in between): both end with the scope. */
+async function rawGetOrderServer(getOrder: ServiceHandlers<typeof QueryService>["getOrder"]) {
+  const handlers = { getOrder } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger: silentLogger(), services: [registration(QueryService, handlers)] });
+  const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+  return {
+    client,
+    [Symbol.asyncDispose]: async () => {
+      client.close();
+      await server.close(0);
+    },
+  };
+}
+
 test("a call's signal is aborted when its caller cancels it or its deadline passes, and never once the call has been answered", async () => {
   const signals = new Map<string, AbortSignal>();
   const handlers = {
@@ -113,16 +127,11 @@ test("close answers a call still running after the grace SERVICE_UNAVAILABLE, an
 
 test("a request that is not its message type's binary form is refused INVALID_ARGUMENT (MALFORMED_REQUEST, with its reason in the status details), not INTERNAL, and its handler never runs", async () => {
   let handled = 0;
-  const handlers = {
-    getOrder: async ({ id }) => {
-      handled++;
-      return { order: { id } };
-    },
-  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
-  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger: silentLogger(), services: [registration(QueryService, handlers)] });
-  await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
-  const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
-  using _client = { [Symbol.dispose]: () => client.close() };
+  await using served = await rawGetOrderServer(async ({ id }) => {
+    handled++;
+    return { order: { id } };
+  });
+  const { client } = served;
   const raw = (bytes: Buffer) =>
     new Promise<grpc.ServiceError | undefined>((resolve) =>
       client.makeUnaryRequest(`/${QueryService.typeName}/GetOrder`, (b: Buffer) => b, (b: Buffer) => b, bytes, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (error) => resolve(error ?? undefined)),
@@ -141,16 +150,11 @@ test("a request that is not its message type's binary form is refused INVALID_AR
 
 test("a call's metadata key sent twice reaches the handler as its values joined (so doubled credentials verify as nothing), and a request id Orderly would not keep is replaced", async () => {
   const seen: { requestId?: string; twice?: string; once?: string } = {};
-  const handlers = {
-    getOrder: async ({ id }, context) => {
-      Object.assign(seen, { requestId: context.requestId, twice: context.metadata["x-twice"], once: context.metadata["x-once"] });
-      return { order: { id } };
-    },
-  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
-  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger: silentLogger(), services: [registration(QueryService, handlers)] });
-  await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
-  const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
-  using _client = { [Symbol.dispose]: () => client.close() };
+  await using served = await rawGetOrderServer(async ({ id }, context) => {
+    Object.assign(seen, { requestId: context.requestId, twice: context.metadata["x-twice"], once: context.metadata["x-once"] });
+    return { order: { id } };
+  });
+  const { client } = served;
   const metadata = new grpc.Metadata();
   metadata.add("x-twice", "Bearer a");
   metadata.add("x-twice", "Bearer b");
