@@ -193,6 +193,13 @@ export function requestIdSource(start = randomInt(HALF_SIZE * HALF_SIZE - 1)): (
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
+/** The SKUs of an order's JSON (its lines'), none for any other resource. */
+function skusOf(json: JsonValue): string[] {
+  const items = (json as { items?: Array<{ sku?: unknown } | null> } | null)?.items;
+  if (!Array.isArray(items)) return [];
+  return items.map((item) => item?.sku).filter((sku): sku is string => typeof sku === "string");
+}
+
 /** The `version` of a resource's JSON, 0 when it has none. */
 function versionOf(json: JsonValue): number {
   return Number((json as { version?: unknown } | null)?.version) || 0;
@@ -519,7 +526,16 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     ensureSpan(call.request, res);
     // Each reader waits within its own deadline; the fetch has the longer of its starter's and the default budget.
     const fetching = shared ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation);
-    const answer = await untilDeadline(fetching, call.deadline, "the read in flight", deps.shutdown?.stopping);
+    let answer: FetchedRead;
+    try {
+      answer = await untilDeadline(fetching, call.deadline, "the read in flight", deps.shutdown?.stopping);
+    } catch (error) {
+      // The fetch it joined ran out of its own budget (its starter's, shorter than this reader's): it fetches again within
+      // what is left of its own, rather than answer 504 for a deadline it never set.
+      if (shared === undefined || OrderlyError.from(error).code !== Code.DEADLINE_EXCEEDED || Date.now() >= call.deadline) throw error;
+      answer = await untilDeadline(fetchShared(call, message, fill), call.deadline, "the read in flight", deps.shutdown?.stopping);
+      return sendRaw(res, call.request.id, answer.status, answer.body);
+    }
     if (shared !== undefined && answer.status === 200) return sendRaw(res, call.request.id, 200, answer.body, "shared");
     sendRaw(res, call.request.id, answer.status, answer.body);
   }
@@ -538,7 +554,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   }
 
   /** Calls a route's RPC: its response as the HTTP body, the status the service asked for, and the resource's version. */
-  async function invoke(call: Call, message: Message, signal?: AbortSignal): Promise<{ payload: string; status: number; version: number }> {
+  async function invoke(call: Call, message: Message, signal?: AbortSignal): Promise<{ payload: string; status: number; version: number; json: JsonValue }> {
     const responseHeaders: Record<string, string> = {};
     const response = await deps.call(call.route, message, {
       deadline: call.deadline,
@@ -549,7 +565,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       traceContext: call.request.traceContext,
     });
     const json = responseToHttp(call.route, response);
-    return { payload: JSON.stringify(json), status: successStatus(responseHeaders[HTTP_CODE_HEADER]), version: versionOf(json) };
+    return { payload: JSON.stringify(json), status: successStatus(responseHeaders[HTTP_CODE_HEADER]), version: versionOf(json), json };
   }
 
   /** The request message of a route: path variables, query, then the JSON body when the route takes one. */
@@ -576,11 +592,15 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (stopping?.aborted) onStopping();
     else stopping?.addEventListener("abort", onStopping, { once: true });
     try {
-      const { payload, status, version } = await invoke(call, message, abandoned.signal);
+      const { payload, status, version, json } = await invoke(call, message, abandoned.signal);
       if (deps.cache) {
         if (fill !== undefined && status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
-        // A write through this gateway drops what it cached of the resource at once, before the event arrives.
-        if (call.route.httpMethod !== "GET") for (const value of Object.values(call.params)) deps.cache.store.invalidate(value, version);
+        // A write through this gateway drops what it cached of the resource at once, before the event arrives; an order's
+        // write (created, cancelled) the cached stock of its SKUs too, which it reserved or released.
+        if (call.route.httpMethod !== "GET") {
+          for (const value of Object.values(call.params)) deps.cache.store.invalidate(value, version);
+          for (const sku of skusOf(json)) deps.cache.store.invalidate(sku);
+        }
       }
       sendRaw(res, call.request.id, status, payload);
     } finally {

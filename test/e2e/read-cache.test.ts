@@ -45,6 +45,18 @@ test("the gateway caches order reads, drops them when the order changes, and nev
   expect(metric(metrics.text, "orderly_gateway_cache_hit_ratio")).toBeGreaterThan(0);
   expect(metric(metrics.text, "orderly_gateway_cache_live")).toBe(1);
   expect(metrics.text).toContain('orderly_gateway_requests_total{route="POST /v1/orders",code="200"} 1');
+
+  // An order's write through the gateway drops the cached stock of its SKUs too (it reserved or released them), at once:
+  // with NATS frozen, no event will (the gateway does not notice a frozen server for a while, so its entries keep their TTL).
+  await waitFor(async () => (await system.api("GET", "/v1/stock/CACHE-1")).headers.get("x-cache") === "hit", "a cached stock read");
+  system.nats.child().kill("SIGSTOP");
+  try {
+    const ordered = await system.api("POST", "/v1/orders", { body: { customerId: "cat", items: [{ sku: "CACHE-1", quantity: 1 }] } });
+    expect(ordered.status).toBe(200);
+    expect((await system.api("GET", "/v1/stock/CACHE-1")).headers.get("x-cache")).toBeNull();
+  } finally {
+    system.nats.child().kill("SIGCONT");
+  }
 });
 
 test("reads that miss while the same order is being fetched wait for that fetch: the query service answers once for all of them", async () => {
@@ -102,7 +114,7 @@ test("an order read all the time never expires from the cache: hits near the end
   expect(refreshes).toBeLessThanOrEqual(5);
 });
 
-test("a read waiting for another's fetch still ends at its own deadline", async () => {
+test("a read waiting for another's fetch still ends at its own deadline, and is not ended by that fetch's shorter one", async () => {
   await using system = await startSystem({ GATEWAY_CACHE_TTL_MS: "60000" });
   await system.api("POST", "/v1/inventory/CACHE-4:restock", { body: { quantity: 10 } });
   const created = await system.api("POST", "/v1/orders", { body: { customerId: "bob", items: [{ sku: "CACHE-4", quantity: 1 }] } });
@@ -131,6 +143,23 @@ test("a read waiting for another's fetch still ends at its own deadline", async 
     expect([answered.status, answered.body.id]).toEqual([200, created.body.id]);
     // One call for all five reads: the four that gave up had joined the first one's.
     expect((await queryCalls()) - callsBefore).toBe(1);
+
+    // The other way round, on another order whose entry for bob is empty: a read that joins a fetch begun with a shorter
+    // budget than its own is not failed by that fetch's end. The fetch runs out after the default 5 s; the joiner fetches
+    // again within its 20.
+    const other = await system.api("POST", "/v1/orders", { body: { customerId: "bob", items: [{ sku: "CACHE-4", quantity: 1 }] } });
+    await waitFor(async () => (await system.api("GET", `/v1/orders/${other.body.id}?minVersion=${other.body.version}`)).status === 200, "the other order in the read model");
+    const queryErrors = async () => sampleValue(await scrape(`${system.adminUrl}/metrics`), "orderly_dependency_calls_total", { dependency: "query", outcome: "error" }) ?? 0;
+    const errorsBefore = await queryErrors().catch(() => 0);
+    system.query.child.kill("SIGSTOP");
+    const short = system.api("GET", `/v1/orders/${other.body.id}`, { as: "bob", headers: { "x-request-timeout": "2000" } });
+    await waitFor(async () => sampleValue(await scrape(`${system.adminUrl}/metrics`), "orderly_gateway_in_flight_requests") === 1, "the short read in the gateway");
+    const patient = system.api("GET", `/v1/orders/${other.body.id}`, { as: "bob", headers: { "x-request-timeout": "20000" } });
+    expect((await short).status).toBe(504);
+    await waitFor(async () => (await queryErrors().catch(() => 0)) > errorsBefore, "the shared fetch to run out of its budget", 15_000, 100);
+    system.query.child.kill("SIGCONT");
+    const waitedOut = await patient;
+    expect([waitedOut.status, waitedOut.body.id]).toEqual([200, other.body.id]);
   } finally {
     system.query.child.kill("SIGCONT");
   }
