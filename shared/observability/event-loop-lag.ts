@@ -20,11 +20,15 @@ export class EventLoopLag {
     this.histogram.enable();
   }
 
-  /** The p99 event-loop delay (ms) since the last read, and starts a new window. */
+  /**
+   * The p99 event-loop delay (ms) since the last read, and starts a new window.
+   * Node's histogram records the whole time between two samples, the sampling
+   * period included (an idle loop reads 50 ms): the delay is what lies beyond it.
+   */
   read(): number {
     const p99 = this.histogram.count > 0 ? this.histogram.percentile(99) / 1e6 : 0;
     this.histogram.reset();
-    return p99;
+    return Math.max(0, p99 - EVENT_LOOP_SAMPLE_MS);
   }
 
   /** Stops sampling. */
