@@ -4,7 +4,7 @@ import { expect, test } from "vitest";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
-import { silentLogger } from "../logging/index.js";
+import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
 import { EventConsumer, type EventConsumerOptions } from "./event-consumer.js";
 import { newEvent } from "./new-event.js";
@@ -13,7 +13,7 @@ import { ensureDurableConsumer } from "./stream-setup.js";
 import { streams, subjectOf } from "./subjects.js";
 
 /** The "projector" durable consumer of the orders stream, retrying after 20 ms. */
-function projector(js: JetStreamClient, db: Db, options: Pick<EventConsumerOptions, "handle" | "maxDeliveries" | "transactions">): EventConsumer {
+function projector(js: JetStreamClient, db: Db, options: Pick<EventConsumerOptions, "handle" | "maxDeliveries" | "transactions"> & Partial<Pick<EventConsumerOptions, "logger">>): EventConsumer {
   return new EventConsumer({ js, db, logger: silentLogger(), stream: streams.orders.name, durable: "projector", retryDelayMs: 20, ...options });
 }
 
@@ -65,7 +65,9 @@ test.each([{ failure: "throws" }, { failure: "rolls back the transaction" }])(
 
     const record = db.prepare("INSERT INTO effects (event_id) VALUES (?)");
     let transactions = 0;
+    const lines: Record<string, unknown>[] = [];
     const consumer = projector(js, db, {
+      logger: createLogger("test", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }),
       maxDeliveries: 2,
       handle: (event) => {
         record.run(event.eventId);
@@ -86,6 +88,12 @@ test.each([{ failure: "throws" }, { failure: "rolls back the transaction" }])(
     expect(effects.sort()).toEqual(events.map((e) => e.eventId).filter((id) => id !== poison).sort());
     expect(db.prepare("SELECT event_id, deliveries FROM dead_letters").all()).toEqual([{ event_id: poison, deliveries: 2 }]);
     expect(consumer.stats).toMatchObject({ applied: 299, skippedDuplicates: 0, retried: 1, deadLettered: 1 });
+    // Its log lines name the event (and its subject), so it can be found.
+    const logged = lines.filter((line) => line.eventId === poison).map((line) => [line.msg, line.subject]);
+    expect(logged).toEqual([
+      ["event failed; will retry", "orderly.orders.cancelled"],
+      ["event dead-lettered", "orderly.orders.cancelled"],
+    ]);
     // Far fewer transactions than events when only the event's savepoint is undone: the deliveries of one read of the socket share one.
     if (failure === "throws") expect(transactions).toBeLessThan(100);
   },

@@ -380,6 +380,8 @@ export class EventConsumer {
     // The handler's own failures: deliveries that came back after a failed transaction of the consumer's are not its.
     const deliveries = msg.info.deliveryCount - (this.transactionFailures.get(msg.info.streamSequence) ?? 0);
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    // What a log line needs to find the event, and the request that caused it (an event that did not decode has neither).
+    const which = { durable: this.options.durable, seq: msg.info.streamSequence, subject: msg.subject, eventId: event?.eventId, requestId: event?.requestId };
     if (deliveries >= this.maxDeliveries) {
       this.statements.deadLetter.run({
         consumer: this.options.durable,
@@ -397,12 +399,12 @@ export class EventConsumer {
       msg.term();
       this.transactionFailures.delete(msg.info.streamSequence);
       this.stats.deadLettered++;
-      this.options.logger.error({ durable: this.options.durable, seq: msg.info.streamSequence, deliveries, reason }, "event dead-lettered");
+      this.options.logger.error({ ...which, deliveries, reason }, "event dead-lettered");
       return;
     }
     this.stats.retried++;
     const delay = this.retryDelay(deliveries);
-    this.options.logger.warn({ durable: this.options.durable, seq: msg.info.streamSequence, deliveries, reason, delay }, "event failed; will retry");
+    this.options.logger.warn({ ...which, deliveries, reason, delay }, "event failed; will retry");
     msg.nak(delay);
   }
 }
