@@ -155,7 +155,9 @@ export function registerEventMetrics(registry: Registry, events: EventRuntime): 
         await Promise.all(
           events.consumers().map(async (c) => {
             const lag = await c.lag().catch(() => undefined);
+            // Unknown (NATS away): no sample, rather than the last one held as if it were still true.
             if (lag) this.set({ consumer: c.durable }, pick(lag));
+            else this.remove({ consumer: c.durable });
           }),
         );
       },

@@ -99,4 +99,11 @@ test("every process serves Prometheus text whose counters and histograms move wi
   expect(sampleValue(opened, "orderly_dependency_breaker_state", { dependency: "inventory", state: "closed" })).toBe(0);
   // A call retries (ReserveStock is idempotent), so two calls' attempts can open it: at least one call failed.
   expect(sampleValue(opened, "orderly_dependency_calls_total", { dependency: "inventory", outcome: "error" })).toBeGreaterThanOrEqual(1);
+
+  // NATS gone: a consumer's lag is unknown, so it has no sample (its last one is not held as if still true).
+  await system.nats.kill();
+  await waitFor(async () => {
+    const query = await scrape(`http://127.0.0.1:${system.query.adminPort}/metrics`);
+    return !query.some((s) => s.name === "orderly_consumer_pending" && s.labels.consumer === "query-orders");
+  }, "the query's consumer lag to be unknown", 15_000);
 });
