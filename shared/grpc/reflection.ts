@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { create, toBinary, type DescExtension, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { clone, create, createFileRegistry, toBinary, type DescExtension, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
   ServerReflection,
@@ -118,9 +118,9 @@ function answer(index: DescriptorIndex, request: ServerReflectionRequest): Serve
  * definitions, which Orderly does not use.
  */
 export function reflectionServices(services: readonly DescService[]): StreamingRegistration[] {
-  const v1alpha = "grpc.reflection.v1alpha.ServerReflection";
-  const names = [...services.map((s) => s.typeName), ServerReflection.typeName, v1alpha];
-  const index = indexFiles([...services, ServerReflection], names);
+  const v1alpha = v1alphaReflection();
+  const names = [...services.map((s) => s.typeName), ServerReflection.typeName, v1alpha.typeName];
+  const index = indexFiles([...services, ServerReflection, v1alpha], names);
   const implementation: grpc.UntypedServiceImplementation = {
     ServerReflectionInfo(call: grpc.ServerDuplexStream<ServerReflectionRequest, ServerReflectionResponse>) {
       call.on("data", (request: ServerReflectionRequest) => call.write(answer(index, request)));
@@ -130,6 +130,31 @@ export function reflectionServices(services: readonly DescService[]): StreamingR
   };
   return [
     { name: ServerReflection.typeName, definition: grpcServiceDefinition(ServerReflection), implementation },
-    { name: v1alpha, definition: grpcServiceDefinition(ServerReflection, v1alpha), implementation },
+    { name: v1alpha.typeName, definition: grpcServiceDefinition(ServerReflection, v1alpha.typeName), implementation },
   ];
+}
+
+const V1 = "grpc.reflection.v1";
+const V1ALPHA = "grpc.reflection.v1alpha";
+
+/**
+ * The v1alpha reflection service, as its own descriptor: v1's file under
+ * v1alpha's name and package (the messages are the same on the wire), so a
+ * client that lists it can also describe it.
+ */
+function v1alphaReflection(): DescService {
+  const proto = clone(FileDescriptorProtoSchema, ServerReflection.file.proto);
+  const rename = (typeName: string) => typeName.replace(`.${V1}.`, `.${V1ALPHA}.`);
+  proto.name = proto.name.replace("/v1/", "/v1alpha/");
+  proto.package = V1ALPHA;
+  for (const message of proto.messageType) for (const field of message.field) field.typeName = rename(field.typeName);
+  for (const service of proto.service) {
+    for (const method of service.method) {
+      method.inputType = rename(method.inputType);
+      method.outputType = rename(method.outputType);
+    }
+  }
+  const service = createFileRegistry(proto, () => undefined).getService(`${V1ALPHA}.ServerReflection`);
+  if (service === undefined) throw new Error("the v1alpha reflection descriptor has no ServerReflection service");
+  return service;
 }

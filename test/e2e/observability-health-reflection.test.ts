@@ -120,6 +120,13 @@ test("a generic client lists the services by reflection and calls one with only 
     "grpc.reflection.v1alpha.ServerReflection",
     "orderly.inventory.v1.InventoryService",
   ]);
+  // Every service listed can be described, v1alpha's too (its own file, under its own package).
+  for (const service of services) {
+    const described = await reflect(client, { messageRequest: { case: "fileContainingSymbol", value: service } });
+    if (described.messageResponse.case !== "fileDescriptorResponse") throw new Error(`${service} not described: ${described.messageResponse.case}`);
+    const file = fromBinary(FileDescriptorProtoSchema, described.messageResponse.value.fileDescriptorProto[0]!);
+    expect(`${file.package}.${file.service.find((s) => service.endsWith(`.${s.name}`))?.name}`).toBe(service);
+  }
 
   // The method options the protos extend (HTTP bindings, access rules) are found by their numbers, as grpcurl looks them up.
   const extensions = await reflect(client, { messageRequest: { case: "allExtensionNumbersOfType", value: "google.protobuf.MethodOptions" } });
