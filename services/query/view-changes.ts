@@ -49,9 +49,9 @@ export class ViewChanges {
   waitFor(id: string, minVersion: bigint, deadline: number, signal: AbortSignal, caller: string): Promise<void> {
     if (signal.aborted) return Promise.reject(abortReason(signal));
     const waiting = this.waiting.get(caller) ?? 0;
-    if (waiting >= this.limits.perCaller || this.total >= this.limits.total) {
-      const whose = waiting >= this.limits.perCaller ? "the caller has" : "callers have";
-      const limit = waiting >= this.limits.perCaller ? this.limits.perCaller : this.limits.total;
+    const callerFull = waiting >= this.limits.perCaller;
+    if (callerFull || this.total >= this.limits.total) {
+      const [whose, limit] = callerFull ? ["the caller has", this.limits.perCaller] : ["callers have", this.limits.total];
       return Promise.reject(
         new OrderlyError("TOO_MANY_WAITS", `${whose} ${limit} reads waiting for versions already; retry when one has ended`, {
           metadata: { limit: String(limit), retryAfterSeconds: "1" },
