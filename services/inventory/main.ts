@@ -2,7 +2,7 @@ import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
 import { HealthState, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
-import { createLogger, urlsForLogs } from "../../shared/logging/index.js";
+import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
@@ -69,7 +69,7 @@ runMain(logger, async () => {
     services: [registration(InventoryService, inventoryHandlers(store, fates))],
   });
   const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, metrics, health, logger, events });
-  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: urlsForLogs(config.natsUrl), order: config.orderAddress }, "listening");
+  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl, order: config.orderAddress }, "listening");
   return {
     async close() {
       ready = false;

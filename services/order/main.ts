@@ -2,7 +2,7 @@ import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
 import { HealthState, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
-import { createLogger, urlsForLogs } from "../../shared/logging/index.js";
+import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
@@ -93,7 +93,7 @@ runMain(logger, async () => {
   pruneKeys();
   const pruneTimer = setInterval(pruneKeys, 60 * 60 * 1000);
   pruneTimer.unref();
-  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, inventory: config.inventoryAddress, nats: urlsForLogs(config.natsUrl) }, "listening");
+  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, inventory: config.inventoryAddress, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;

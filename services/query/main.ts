@@ -1,7 +1,7 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { startEventRuntime } from "../../shared/events/index.js";
 import { HealthState, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
-import { createLogger, urlsForLogs } from "../../shared/logging/index.js";
+import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
@@ -53,7 +53,7 @@ runMain(logger, async () => {
     ],
   });
   const admin = await startServiceAdmin({ name: "query", host: config.host, port: config.adminPort, metrics, health, logger, events });
-  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: urlsForLogs(config.natsUrl) }, "listening");
+  logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;

@@ -126,25 +126,34 @@ class UndecodableRequest {
  * for what is the caller's bad input.
  */
 function lenientDeserializer(schema: DescMessage) {
-  return (bytes: Buffer): Message | UndecodableRequest => {
+  return (bytes: Buffer): Message => {
     try {
       return fromBinary(schema, bytes);
     } catch {
-      return new UndecodableRequest(schema.typeName);
+      // A Message in name only: refuseUndecodable, before any handler, answers it.
+      return new UndecodableRequest(schema.typeName) as unknown as Message;
     }
   };
 }
 
 /** Refuses an undecodable request INVALID_ARGUMENT (MALFORMED_REQUEST), inside the interceptors that trace, log and count calls. */
 const refuseUndecodable: Interceptor = (next) => (request, context) => {
-  if ((request as unknown) instanceof UndecodableRequest) {
-    throw new OrderlyError("MALFORMED_REQUEST", `the request is not a ${(request as unknown as UndecodableRequest).typeName} in protobuf's binary form`);
-  }
+  const received: unknown = request;
+  if (received instanceof UndecodableRequest) throw new OrderlyError("MALFORMED_REQUEST", `the request is not a ${received.typeName} in protobuf's binary form`);
   return next(request, context);
 };
 
-/** The grpc-js service definition of a protobuf-es service descriptor (served under `typeName`, its own by default). */
-export function grpcServiceDefinition(service: DescService, typeName = service.typeName): grpc.ServiceDefinition {
+/**
+ * The grpc-js service definition of a protobuf-es service descriptor (served
+ * under `typeName`, its own by default), reading requests with
+ * `requestDecoder` (strict by default: a server's unary methods read them
+ * leniently, see lenientDeserializer).
+ */
+export function grpcServiceDefinition(
+  service: DescService,
+  typeName = service.typeName,
+  requestDecoder: (schema: DescMessage) => (bytes: Buffer) => Message = deserializer,
+): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of service.methods) {
     definition[method.name] = {
@@ -152,7 +161,7 @@ export function grpcServiceDefinition(service: DescService, typeName = service.t
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: serializer(method.input),
-      requestDeserialize: deserializer(method.input),
+      requestDeserialize: requestDecoder(method.input),
       responseSerialize: serializer(method.output),
       responseDeserialize: deserializer(method.output),
       originalName: method.localName,
@@ -307,12 +316,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   ];
   prepareValidation(options.services.map((r) => r.service));
   const unaryOnly = (service: DescService) => {
-    const definition = grpcServiceDefinition(service);
-    return Object.fromEntries(
-      service.methods
-        .filter((method) => method.methodKind === "unary")
-        .map((method) => [method.name, { ...definition[method.name]!, requestDeserialize: lenientDeserializer(method.input) }]),
-    );
+    const definition = grpcServiceDefinition(service, service.typeName, lenientDeserializer);
+    return Object.fromEntries(Object.entries(definition).filter(([, method]) => !method.requestStream && !method.responseStream));
   };
   const inFlight = new CallsInFlight();
   for (const registration of options.services) {

@@ -57,4 +57,8 @@ test("server URLs are logged without the password or token in their user info", 
     "nats://query:[redacted]@127.0.0.1:4222,tls://[redacted]@nats.example:4443,nats://10.0.0.1:4222",
   );
   expect(urlsForLogs("127.0.0.1:4222")).toBe("127.0.0.1:4222");
+  // Whichever line logs them, under the fields that hold them.
+  const { logger, lines } = capture();
+  logger.info({ nats: "nats://query:s3cret@h:4222", servers: "tls://t0ken@h:4443", other: "nats://query:s3cret@h:4222" }, "listening");
+  expect(lines[0]).toMatchObject({ nats: "nats://query:[redacted]@h:4222", servers: "tls://[redacted]@h:4443" });
 });

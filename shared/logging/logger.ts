@@ -11,6 +11,9 @@ export const logLevels = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, 
 export type LogLevel = keyof typeof logLevels;
 
 /** Fields never written to a log, wherever they appear (one level deep and in headers/metadata). */
+/** The log fields that hold server URLs (NATS_URL's): their user info is redacted (urlsForLogs). */
+const URL_FIELDS = ["nats", "servers"];
+
 /**
  * Server URLs as a log line may show them: a password (or token) in a URL's
  * user info is redacted, as the fields redactedPaths names are
@@ -87,7 +90,7 @@ function callFields(_line: object, _level: number, logger: Logger): object {
  * Creates the logger of one process (JSON lines on stdout, or `destination`);
  * `service` is added to every line, and the trace and span ids of the line's
  * trace (a call's, else the active span's: callFields); credentials are
- * redacted.
+ * redacted, in server URLs too.
  */
 export function createLogger(service: string, level: string = "info", destination?: DestinationStream): Logger {
   const options = {
@@ -96,6 +99,8 @@ export function createLogger(service: string, level: string = "info", destinatio
     timestamp: pino.stdTimeFunctions.isoTime,
     mixin: callFields,
     redact: { paths: redactedPaths, censor: "[redacted]" },
+    // Server URLs, which may carry a password: whichever line logs them.
+    serializers: Object.fromEntries(URL_FIELDS.map((field) => [field, (value: unknown) => (typeof value === "string" ? urlsForLogs(value) : value)])),
   };
   return destination ? pino(options, destination) : pino(options);
 }
