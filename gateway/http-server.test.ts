@@ -13,10 +13,13 @@ import { JwtVerifier } from "../shared/security/jwt.js";
 import { waitFor } from "../test/helpers/processes.js";
 import { reasonOf } from "../test/helpers/system.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
-import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { GetOrderResponseSchema, QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { routesOf } from "./routes/index.js";
+import { cachedReads } from "./cached-reads.js";
 import { createGatewayHandler, requestIdSource, type GatewayDeps } from "./http-server.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { ReadCache } from "./read-cache.js";
 
 /** The handler on a real server on a free port, closed when disposed. */
 async function listen(handler: ReturnType<typeof createGatewayHandler>): Promise<{ url: string } & AsyncDisposable> {
@@ -167,4 +170,39 @@ test("an X-Request-Timeout over the cap is capped, however many digits it has; z
   }
   for (const timeout of ["0", "000", "1e3"]) expect(await get(timeout)).toEqual({ status: 400, reason: "INVALID_HEADER" });
   expect(deadlines).toHaveLength(3);
+});
+
+test("reads that join a cached read's fetch and run out of their own short budgets start no fetch of their own", async () => {
+  const calls: number[] = [];
+  let answer: (() => void) | undefined;
+  const handler = createGatewayHandler({
+    routes: routesOf([QueryService]),
+    auth: { known: () => ({ subject: "admin", customerId: undefined, roles: ["admin"] }), verify: () => Promise.reject(new Error("every token is known here")), linkMetadata: () => ({}) },
+    // A query service that answers the first fetch only when told to, and any other at its deadline, as gRPC would.
+    call: (_route, request, options) => {
+      calls.push(options.deadline!);
+      return new Promise((resolve, reject) => {
+        if (calls.length === 1) answer = () => resolve(create(GetOrderResponseSchema, { order: { id: (request as unknown as { id: string }).id } }));
+        else setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "the deadline passed")), options.deadline! - Date.now());
+      });
+    },
+    readiness: async () => ({ ready: true, services: {} }),
+    openApi: () => ({}),
+    logger: silentLogger(),
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 30_000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+    cache: { store: new ReadCache(60_000), routes: cachedReads },
+  });
+  await using server = await listen(handler);
+  const get = async (timeout: string) => {
+    const response = await fetch(`${server.url}/v1/orders/ord_01M914PXQEFAN79JVDS4BEYK4Z`, { headers: { authorization: "Bearer t", "x-request-timeout": timeout } });
+    return { status: response.status, reason: reasonOf((await response.json()) as Parameters<typeof reasonOf>[0]), cache: response.headers.get("x-cache") };
+  };
+  const first = get("20000");
+  await waitFor(() => calls.length === 1, "the first read's fetch");
+  // Many at once, so that some are timed at the very end of their budget: each gives up at its own deadline, none fetches again.
+  const joined = await Promise.all(Array.from({ length: 40 }, () => get("40")));
+  expect(joined).toEqual(Array(40).fill({ status: 504, reason: "DEADLINE_EXCEEDED", cache: null }));
+  answer!();
+  expect((await first).status).toBe(200);
+  expect(calls).toHaveLength(1);
 });

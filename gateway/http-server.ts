@@ -525,14 +525,20 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const shared = fill.store.inFlight(fill.key, fill.aggregateId);
     ensureSpan(call.request, res);
     // Each reader waits within its own deadline; the fetch has the longer of its starter's and the default budget.
-    const fetching = shared ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation);
+    let joinedFailure: unknown;
+    const fetching =
+      shared?.catch((error: unknown) => {
+        joinedFailure = error;
+        throw error;
+      }) ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation);
     let answer: FetchedRead;
     try {
       answer = await untilDeadline(fetching, call.deadline, "the read in flight", deps.shutdown?.stopping);
     } catch (error) {
       // The fetch it joined ran out of its own budget (its starter's, shorter than this reader's): it fetches again within
-      // what is left of its own, rather than answer 504 for a deadline it never set.
-      if (shared === undefined || OrderlyError.from(error).code !== Code.DEADLINE_EXCEEDED || Date.now() >= call.deadline) throw error;
+      // what is left of its own, rather than answer 504 for a deadline it never set. Which one ran out is told by the error,
+      // not the clock: a timer may fire a millisecond before Date.now() reaches the deadline it was set for.
+      if (error !== joinedFailure || OrderlyError.from(error).code !== Code.DEADLINE_EXCEEDED || Date.now() >= call.deadline) throw error;
       answer = await untilDeadline(fetchShared(call, message, fill), call.deadline, "the read in flight", deps.shutdown?.stopping);
       return sendRaw(res, call.request.id, answer.status, answer.body);
     }
