@@ -631,7 +631,11 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const parent = contextFromTraceparent(typeof sent === "string" ? sent : undefined);
     const span = tracer().startSpan(`HTTP ${req.method}`, { kind: SpanKind.SERVER }, parent);
     if (!res.headersSent) res.setHeader("traceresponse", traceparentOf(span.spanContext()));
-    if (span.isRecording()) span.setAttributes({ "http.request.method": req.method ?? "", "url.path": req.url, "orderly.request_id": request.id });
+    if (span.isRecording()) {
+      const { path, search } = splitTarget(req.url);
+      span.setAttributes({ "http.request.method": req.method ?? "", "url.path": path, "orderly.request_id": request.id });
+      if (search !== "") span.setAttribute("url.query", search);
+    }
     request.span = span;
     request.traceContext = trace.setSpan(parent, span);
   }

@@ -1,6 +1,11 @@
 import { ROOT_CONTEXT, SpanStatusCode, context, isSpanContextValid, trace, type Context, type Span, type SpanContext } from "@opentelemetry/api";
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+/**
+ * W3C Trace Context §4.3: version 00 is exactly its four fields; a later
+ * version (not ff, which is invalid) is read for the same four fields and may
+ * carry more after another dash.
+ */
+const TRACEPARENT = /^(?:00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})|(?!00|ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?)$/;
 
 /**
  * The W3C `traceparent` of a span context. Written out here rather than
@@ -23,7 +28,8 @@ export function traceparentIn(traceContext: Context = context.active()): string 
 export function contextFromTraceparent(traceparent: string | undefined): Context {
   const match = traceparent ? TRACEPARENT.exec(traceparent) : null;
   if (match === null) return ROOT_CONTEXT;
-  const spanContext: SpanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: parseInt(match[3]!, 16) & 1, isRemote: true };
+  const [traceId, spanId, flags] = match[1] === undefined ? match.slice(4, 7) : match.slice(1, 4);
+  const spanContext: SpanContext = { traceId: traceId!, spanId: spanId!, traceFlags: parseInt(flags!, 16) & 1, isRemote: true };
   return isSpanContextValid(spanContext) ? trace.setSpanContext(ROOT_CONTEXT, spanContext) : ROOT_CONTEXT;
 }
 

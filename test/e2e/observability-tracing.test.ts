@@ -104,6 +104,20 @@ test("one trace follows an order from the gateway through order, inventory, the 
     return found.some((s) => s.kind === SERVER) ? found : undefined;
   }, "the cached read's span");
   expect(hitSpans.map((s) => [s.service, s.kind, s.name, s.attributes["http.response.status_code"]])).toEqual([["gateway", SERVER, "GET /v1/orders/{id}", 200]]);
+
+  // A client on a later version of traceparent is still followed (W3C Trace Context's versioning); the span has the
+  // request's path and query apart, as OpenTelemetry's semantic conventions name them.
+  const clientTrace = "0af7651916cd43dd8448eb211c80319c";
+  const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`, {
+    headers: { traceparent: `01-${clientTrace}-b7ad6b7169203331-01-later-fields` },
+  });
+  expect(read.status).toBe(200);
+  expect(read.headers.get("traceresponse")?.split("-")[1]).toBe(clientTrace);
+  const [readSpan] = await waitFor(() => {
+    const found = receiver.trace(clientTrace).filter((s) => s.service === "gateway" && s.kind === SERVER);
+    return found.length > 0 ? found : undefined;
+  }, "the read's span");
+  expect([readSpan!.attributes["url.path"], readSpan!.attributes["url.query"]]).toEqual([`/v1/orders/${created.body.id}`, `minVersion=${created.body.version}`]);
 });
 
 test("without an OTLP endpoint nothing is exported, yet trace ids still reach every log line", async () => {
