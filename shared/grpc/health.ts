@@ -7,7 +7,7 @@ import {
   type HealthCheckRequest,
 } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { OrderlyError } from "../errors/index.js";
-import { grpcServiceDefinition, toServiceError, type StreamingRegistration } from "./server.js";
+import { grpcServiceDefinition, toServiceError, undecodable, type StreamingRegistration } from "./server.js";
 
 /** Serving status of grpc.health.v1. */
 export const ServingStatus = HealthCheckResponse_ServingStatus;
@@ -89,11 +89,15 @@ export function healthService(serviceNames: readonly string[], state: HealthStat
   const definition = grpcServiceDefinition(Health);
   const implementation: grpc.UntypedServiceImplementation = {
     Check(call: grpc.ServerUnaryCall<HealthCheckRequest, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const refusal = undecodable(call.request);
+      if (refusal) return callback(toServiceError(refusal));
       const response = statusFor(call.request, names, state.serving());
       if (response) callback(null, response);
       else callback(toServiceError(new OrderlyError("ROUTE_NOT_FOUND", `unknown service "${call.request.service}"`)));
     },
     Watch(call: grpc.ServerWritableStream<HealthCheckRequest, unknown>) {
+      const refusal = undecodable(call.request);
+      if (refusal) return void call.emit("error", toServiceError(refusal));
       // An unknown service's stream stays open (it may become known, says the protocol) and ends with the server like the others.
       const known = call.request.service === "" || names.includes(call.request.service);
       if (!known) call.write(create(HealthCheckResponseSchema, { status: ServingStatus.SERVICE_UNKNOWN }));

@@ -8,7 +8,7 @@ import {
   type ServerReflectionResponse,
 } from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
 import { Code } from "../errors/index.js";
-import { grpcServiceDefinition, type StreamingRegistration } from "./server.js";
+import { grpcServiceDefinition, undecodable, type StreamingRegistration } from "./server.js";
 
 /** The files a service's descriptors live in, every symbol they declare, and the extensions of each message type. */
 interface DescriptorIndex {
@@ -123,7 +123,15 @@ export function reflectionServices(services: readonly DescService[]): StreamingR
   const index = indexFiles([...services, ServerReflection, v1alpha], names);
   const implementation: grpc.UntypedServiceImplementation = {
     ServerReflectionInfo(call: grpc.ServerDuplexStream<ServerReflectionRequest, ServerReflectionResponse>) {
-      call.on("data", (request: ServerReflectionRequest) => call.write(answer(index, request)));
+      call.on("data", (request: ServerReflectionRequest) => {
+        // An undecodable request has no original to echo: its error response says what was wrong, and the stream goes on.
+        const refusal = undecodable(request);
+        call.write(
+          refusal
+            ? create(ServerReflectionResponseSchema, { messageResponse: { case: "errorResponse", value: { errorCode: Code.INVALID_ARGUMENT, errorMessage: refusal.message } } })
+            : answer(index, request),
+        );
+      });
       call.on("end", () => call.end());
       call.on("error", () => call.end());
     },

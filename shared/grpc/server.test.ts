@@ -1,6 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { once } from "node:events";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { expect, test } from "vitest";
+import { ServerReflectionRequestSchema, ServerReflectionResponseSchema, type ServerReflectionResponse } from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
 import { GetOrderRequestSchema, QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { OrderlyError, fromStatus, type Code } from "../errors/index.js";
@@ -173,4 +175,32 @@ test("a call's metadata key sent twice reaches the handler as its values joined 
   expect(seen.twice).toBe("Bearer a, Bearer b");
   expect(seen.once).toBe("one");
   expect(seen.requestId).toMatch(/^[0-9a-f-]{36}$/);
+});
+
+test("health checks and reflection refuse an undecodable request INVALID_ARGUMENT (MALFORMED_REQUEST) too; reflection answers it in its stream and goes on", async () => {
+  await using served = await rawGetOrderServer(async ({ id }) => ({ order: { id } }));
+  const { client } = served;
+  const truncated = Buffer.from([0x0a, 0x7f, 0x61]);
+  const refusal = (error: grpc.ServiceError | undefined) => {
+    const details = error?.metadata.get("grpc-status-details-bin")[0];
+    return { code: error?.code, reason: fromStatus(error!.code as number as Code, error!.details, details instanceof Buffer ? details : undefined).reason };
+  };
+  const check = await new Promise<grpc.ServiceError | undefined>((resolve) =>
+    client.makeUnaryRequest("/grpc.health.v1.Health/Check", (b: Buffer) => b, (b: Buffer) => b, truncated, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (error) => resolve(error ?? undefined)),
+  );
+  expect(refusal(check)).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: "MALFORMED_REQUEST" });
+  const watch = client.makeServerStreamRequest("/grpc.health.v1.Health/Watch", (b: Buffer) => b, (b: Buffer) => b, truncated, new grpc.Metadata(), { deadline: Date.now() + 5000 });
+  watch.on("data", () => {});
+  const [watchError] = (await once(watch, "error")) as [grpc.ServiceError];
+  expect(refusal(watchError)).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: "MALFORMED_REQUEST" });
+
+  const reflection = client.makeBidiStreamRequest("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", (b: Buffer) => b, (b: Buffer) => Buffer.from(b), new grpc.Metadata(), { deadline: Date.now() + 5000 });
+  const answers: ServerReflectionResponse[] = [];
+  reflection.on("data", (bytes: Buffer) => answers.push(fromBinary(ServerReflectionResponseSchema, bytes)));
+  reflection.write(truncated);
+  reflection.write(Buffer.from(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }))));
+  reflection.end();
+  await once(reflection, "end");
+  expect(answers.map((a) => a.messageResponse.case)).toEqual(["errorResponse", "listServicesResponse"]);
+  expect(answers[0]!.messageResponse.value).toMatchObject({ errorCode: grpc.status.INVALID_ARGUMENT });
 });

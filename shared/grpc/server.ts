@@ -136,23 +136,26 @@ function lenientDeserializer(schema: DescMessage) {
   };
 }
 
-/** Refuses an undecodable request INVALID_ARGUMENT (MALFORMED_REQUEST), inside the interceptors that trace, log and count calls. */
+/** The refusal of an undecodable request (INVALID_ARGUMENT, MALFORMED_REQUEST), or undefined for a decoded one. */
+export function undecodable(request: unknown): OrderlyError | undefined {
+  return request instanceof UndecodableRequest ? new OrderlyError("MALFORMED_REQUEST", `the request is not a ${request.typeName} in protobuf's binary form`) : undefined;
+}
+
+/** Refuses an undecodable request inside the interceptors that trace, log and count calls. */
 const refuseUndecodable: Interceptor = (next) => (request, context) => {
-  const received: unknown = request;
-  if (received instanceof UndecodableRequest) throw new OrderlyError("MALFORMED_REQUEST", `the request is not a ${received.typeName} in protobuf's binary form`);
+  const refusal = undecodable(request);
+  if (refusal) throw refusal;
   return next(request, context);
 };
 
 /**
  * The grpc-js service definition of a protobuf-es service descriptor (served
- * under `typeName`, its own by default), reading requests with
- * `requestDecoder` (strict by default: a server's unary methods read them
- * leniently, see lenientDeserializer).
+ * under `typeName`, its own by default). Requests are read leniently (see
+ * lenientDeserializer): each handler refuses an undecodable one itself.
  */
 export function grpcServiceDefinition(
   service: DescService,
   typeName = service.typeName,
-  requestDecoder: (schema: DescMessage) => (bytes: Buffer) => Message = deserializer,
 ): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of service.methods) {
@@ -161,7 +164,7 @@ export function grpcServiceDefinition(
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: serializer(method.input),
-      requestDeserialize: requestDecoder(method.input),
+      requestDeserialize: lenientDeserializer(method.input),
       responseSerialize: serializer(method.output),
       responseDeserialize: deserializer(method.output),
       originalName: method.localName,
@@ -316,7 +319,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   ];
   prepareValidation(options.services.map((r) => r.service));
   const unaryOnly = (service: DescService) => {
-    const definition = grpcServiceDefinition(service, service.typeName, lenientDeserializer);
+    const definition = grpcServiceDefinition(service);
     return Object.fromEntries(Object.entries(definition).filter(([, method]) => !method.requestStream && !method.responseStream));
   };
   const inFlight = new CallsInFlight();
