@@ -176,6 +176,11 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     });
     const badRequest = r.body.details.find((d: { "@type": string }) => d["@type"] === "type.googleapis.com/google.rpc.BadRequest");
     expect(badRequest.fieldViolations.map((v: { field: string }) => v.field)).toEqual(["order.customer_id", "order.items[0].quantity"]);
+    // A rule over the lines together names the lines.
+    const repeated = await system.api("POST", "/v1/orders", { body: order([{ sku: "BOX-1", quantity: 1 }, { sku: "BOX-1", quantity: 2 }]) });
+    expect(repeated.body.details.find((d: { fieldViolations?: unknown }) => d.fieldViolations)?.fieldViolations).toEqual([
+      { field: "order.items", description: "must not repeat the SKU of another line" },
+    ]);
   });
 
   test("a page size over the cap is clamped to 100", async () => {
