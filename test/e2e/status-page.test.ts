@@ -19,7 +19,7 @@ test("the status page shows every process healthy with its traffic, then the kil
   const card = (name: string) => page.locator(`section[data-process="${name}"]`);
   await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toBe("all 4 processes healthy");
   for (const name of ["gateway", "order", "inventory", "query"]) {
-    await expect.poll(() => card(name).getAttribute("data-healthy")).toBe("true");
+    await expect.poll(() => card(name).getAttribute("data-healthy"), { timeout: 15_000 }).toBe("true");
   }
   // Rates and p99 per route (the gateway) and per RPC (the services); the outbox and consumers of each.
   const ordersRow = card("gateway").locator("tr", { hasText: "POST /v1/orders" });
@@ -38,9 +38,9 @@ test("the status page shows every process healthy with its traffic, then the kil
     await system.api("POST", "/v1/orders", { body: { customerId: "sam", items: [{ sku: "STATUS-1", quantity: 1 }] }, headers: { "x-request-timeout": "1500" } });
   }
   await expect.poll(() => card("inventory").getAttribute("data-healthy"), { timeout: 15_000 }).toBe("false");
-  await expect.poll(() => page.locator("#overall").textContent()).toBe("down: inventory");
+  await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toBe("down: inventory");
   expect(await card("inventory").textContent()).toContain("unreachable");
-  await expect.poll(() => card("order").textContent()).toMatch(/inventory\s*open/);
+  await expect.poll(() => card("order").textContent(), { timeout: 15_000 }).toMatch(/inventory\s*open/);
   expect(await card("order").getAttribute("data-healthy")).toBe("true");
   const downShot = await browser.screenshot(page, "status-page-inventory-down");
   expect(existsSync(downShot)).toBe(true);
