@@ -88,6 +88,19 @@ function card(p) {
   return '<section class="card' + (p.healthy ? "" : " down") + '" data-process="' + esc(p.name) + '" data-healthy="' + p.healthy + '">' + title + meta + "<h3>requests (last 30 s)</h3>" + routes + deps + outbox + consumers + "</section>";
 }
 
+// Unreachable processes are down; a reachable one that is not healthy says which of its checks fail (nats, say), or its gRPC health.
+function headline(processes) {
+  const sick = processes.filter((p) => !p.healthy);
+  if (sick.length === 0) return "all " + processes.length + " processes healthy";
+  const down = sick.filter((p) => !p.status).map((p) => p.name);
+  const notServing = sick.filter((p) => p.status).map((p) => {
+    const failing = Object.keys(p.status.checks).filter((k) => !p.status.checks[k]);
+    const why = failing.length > 0 ? failing.join(", ") : "gRPC health " + p.grpcHealth;
+    return p.name + " (" + why + ")";
+  });
+  return [down.length > 0 ? "down: " + down.join(", ") : "", notServing.length > 0 ? "not serving: " + notServing.join(", ") : ""].filter((part) => part !== "").join(" · ");
+}
+
 async function refresh() {
   const overall = document.getElementById("overall");
   const updated = document.getElementById("updated");
@@ -95,9 +108,8 @@ async function refresh() {
     const response = await fetch("/status.json", { cache: "no-store" });
     const report = await response.json();
     document.getElementById("processes").innerHTML = report.processes.map(card).join("");
-    const down = report.processes.filter((p) => !p.healthy).map((p) => p.name);
-    overall.className = "badge " + (down.length === 0 ? "ok" : "bad");
-    overall.textContent = down.length === 0 ? "all " + report.processes.length + " processes healthy" : "down: " + down.join(", ");
+    overall.className = "badge " + (report.processes.every((p) => p.healthy) ? "ok" : "bad");
+    overall.textContent = headline(report.processes);
     updated.textContent = "updated " + new Date(report.time).toLocaleTimeString() + " · refreshes every 2 s";
   } catch (error) {
     overall.className = "badge bad";

@@ -44,4 +44,8 @@ test("the status page shows every process healthy with its traffic, then the kil
   expect(await card("order").getAttribute("data-healthy")).toBe("true");
   const downShot = await browser.screenshot(page, "status-page-inventory-down");
   expect(existsSync(downShot)).toBe(true);
+
+  // With NATS gone too, the processes still answering are not down: the headline says which check fails.
+  await system.nats.kill();
+  await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toMatch(/^down: inventory · not serving: .*\border \(nats\)/);
 });
