@@ -18,6 +18,7 @@ import { GetOrderResponseSchema, QueryService } from "../proto/gen/orderly/query
 import { routesOf } from "./routes/index.js";
 import { cachedReads } from "./cached-reads.js";
 import { createGatewayHandler, requestIdSource, type GatewayDeps } from "./http-server.js";
+import { GatewayMetrics } from "./metrics.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { ReadCache } from "./read-cache.js";
 
@@ -205,4 +206,36 @@ test("reads that join a cached read's fetch and run out of their own short budge
   answer!();
   expect((await first).status).toBe(200);
   expect(calls).toHaveLength(1);
+});
+
+test("requests refused for their credentials or rate limit are counted under the route they were for; one for no route stays unmatched", async () => {
+  const metrics = new GatewayMetrics({});
+  const admin = { subject: "admin", customerId: undefined, roles: ["admin" as const] };
+  const handler = createGatewayHandler({
+    routes: routesOf([QueryService]),
+    auth: {
+      known: (authorization) => (authorization === "Bearer admin" ? admin : undefined),
+      verify: () => Promise.reject(new OrderlyError("INVALID_CREDENTIALS", "not a token")),
+      linkMetadata: () => ({}),
+      // One token a minute for the admin, and one for the address guessing: the second request of each is refused.
+      rateLimiter: new RateLimiter({ perSecond: 1 / 60, burst: 1 }),
+    },
+    call: () => Promise.reject(new OrderlyError("ORDER_NOT_FOUND", "no such order")),
+    readiness: async () => ({ ready: true, services: {} }),
+    openApi: () => ({}),
+    logger: silentLogger(),
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+    metrics,
+  });
+  await using server = await listen(handler);
+  const get = async (path: string, token: string) => (await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${token}` } })).status;
+  const order = "/v1/orders/ord_01M914PXQEFAN79JVDS4BEYK4Z";
+  expect([await get(order, "admin"), await get(order, "admin"), await get(order, "guess"), await get("/v1/no/such/route", "guess")]).toEqual([404, 429, 401, 429]);
+  const counted = (await metrics.registry.metrics()).split("\n").filter((line) => line.startsWith("orderly_gateway_requests_total{"));
+  expect(counted.sort()).toEqual([
+    'orderly_gateway_requests_total{route="GET /v1/orders/{id}",code="401"} 1',
+    'orderly_gateway_requests_total{route="GET /v1/orders/{id}",code="404"} 1',
+    'orderly_gateway_requests_total{route="GET /v1/orders/{id}",code="429"} 1',
+    'orderly_gateway_requests_total{route="unmatched",code="429"} 1',
+  ]);
 });

@@ -394,7 +394,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const release = deps.shedder?.admit();
     let outcome: Promise<void> | void = undefined;
     try {
-      const principal = authenticate(req);
+      const principal = authenticateFor(req, request, method, path);
       outcome = principal instanceof Promise ? principal.then((p) => handleRoute(req, res, path, search, method, request, p)) : handleRoute(req, res, path, search, method, request, principal);
       return outcome;
     } finally {
@@ -440,6 +440,29 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         throw failure;
       },
     );
+  }
+
+  /**
+   * authenticate, and for a request it refuses (401, 429) the label of the
+   * route it was for, so metrics count refusals by route rather than as
+   * unmatched (the route is looked up only then: a request let in looks it
+   * up once, in handleRoute; one for no route stays unmatched).
+   */
+  function authenticateFor(req: IncomingMessage, request: RequestState, method: string, path: string): Principal | Promise<Principal> {
+    const labelRefused = (error: unknown): never => {
+      try {
+        request.route = resolveRoute(routeIndex, method, path).route.label;
+      } catch {
+        // No route for it: unmatched, as the refusal does not tell the client so.
+      }
+      throw error;
+    };
+    try {
+      const principal = authenticate(req);
+      return principal instanceof Promise ? principal.catch(labelRefused) : principal;
+    } catch (error) {
+      return labelRefused(error);
+    }
   }
 
   /** The rate limit's key of a principal, so a request neither concatenates it nor hashes a new string. */
