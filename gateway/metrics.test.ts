@@ -2,6 +2,7 @@ import { Counter, Histogram, Registry } from "prom-client";
 import { expect, test } from "vitest";
 import { latencyBuckets } from "../shared/observability/index.js";
 import { GatewayMetrics } from "./metrics.js";
+import { ReadCache } from "./read-cache.js";
 
 /** The lines of a scrape that belong to `prefix`. */
 function linesOf(text: string, prefix: string): string[] {
@@ -35,4 +36,19 @@ test("the request metrics, counted by hand, are exposed exactly as prom-client's
   // The JSON form (what the gateway's /status reads) agrees too, but for prom-client's empty exemplars.
   const valuesOf = async (histogram: Histogram<"route">) => (await histogram.get()).values.map(({ labels, value, metricName }) => ({ labels, value, metricName }));
   expect(await valuesOf(metrics.duration)).toEqual(await valuesOf(duration));
+});
+
+test("the cache entries gauge counts live entries: those expired since the last write are not counted (and are dropped)", async () => {
+  let now = 0;
+  const cache = new ReadCache(1000, { clock: () => now });
+  const metrics = new GatewayMetrics({ cache });
+  const entries = async () => (await metrics.registry.metrics()).split("\n").find((line) => line.startsWith("orderly_gateway_cache_entries "));
+  cache.set("a", "ord_1", "{}", 1, cache.generation());
+  now = 500;
+  cache.set("b", "ord_2", "{}", 1, cache.generation());
+  expect(await entries()).toBe("orderly_gateway_cache_entries 2");
+  now = 1000;
+  expect(await entries()).toBe("orderly_gateway_cache_entries 1");
+  now = 1500;
+  expect(await entries()).toBe("orderly_gateway_cache_entries 0");
 });

@@ -64,6 +64,7 @@ export class GatewayMetrics {
         help: "Responses in the read cache",
         registers: [this.registry],
         collect() {
+          cache.dropExpired();
           this.set(cache.stats.entries);
         },
       });

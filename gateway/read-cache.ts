@@ -131,12 +131,7 @@ export class ReadCache {
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
     if (previous && previous.version > version && previous.expires > this.clock()) return;
     if (previous) this.delete(key, previous);
-    // Entries expire in insertion order (one TTL at a time; a suspension shortens those before it): drop the expired ones at the head.
-    const now = this.clock();
-    for (const [oldestKey, oldest] of this.entries) {
-      if (oldest.expires > now) break;
-      this.delete(oldestKey, oldest);
-    }
+    const now = this.dropExpired();
     const ttl = this.live ? this.ttlMs : this.outageTtlMs;
     this.entries.set(key, { body, version, expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
     let keys = this.keysByAggregate.get(aggregateId);
@@ -147,6 +142,21 @@ export class ReadCache {
       this.delete(oldestKey, oldest);
     }
     this.stats.entries = this.entries.size;
+  }
+
+  /**
+   * Drops the entries that have expired (also before the entries gauge is
+   * read, so an idle cache does not count them), and answers the time it
+   * went by. Entries expire in insertion order (one TTL at a time; a
+   * suspension shortens those before it): the expired ones are at the head.
+   */
+  dropExpired(): number {
+    const now = this.clock();
+    for (const [oldestKey, oldest] of this.entries) {
+      if (oldest.expires > now) break;
+      this.delete(oldestKey, oldest);
+    }
+    return now;
   }
 
   /** Whether a hit of `key` should fetch a fresh copy in the background: its entry is near expiry and no fetch of it is in flight. */
