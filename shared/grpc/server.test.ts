@@ -204,3 +204,26 @@ test("health checks and reflection refuse an undecodable request INVALID_ARGUMEN
   expect(answers.map((a) => a.messageResponse.case)).toEqual(["errorResponse", "listServicesResponse"]);
   expect(answers[0]!.messageResponse.value).toMatchObject({ errorCode: grpc.status.INVALID_ARGUMENT });
 });
+
+test("a call's request id comes back in its response metadata, or in its trailers when it fails: the caller's own, or the one made for it", async () => {
+  await using served = await rawGetOrderServer(async ({ id }) => {
+    if (id === "missing") throw new OrderlyError("ORDER_NOT_FOUND", "no such order");
+    return { order: { id } };
+  });
+  const { client } = served;
+  const call = (id: string, requestId?: string) =>
+    new Promise<{ sent?: string; trailer?: string; code?: number }>((resolve) => {
+      const metadata = new grpc.Metadata();
+      if (requestId !== undefined) metadata.set("x-request-id", requestId);
+      let sent: string | undefined;
+      const request = Buffer.from(toBinary(GetOrderRequestSchema, create(GetOrderRequestSchema, { id })));
+      const unary = client.makeUnaryRequest(`/${QueryService.typeName}/GetOrder`, (b: Buffer) => b, (b: Buffer) => b, request, metadata, { deadline: Date.now() + 5000 }, (error) =>
+        resolve({ sent, trailer: error?.metadata.get("x-request-id")[0] as string | undefined, code: error?.code }),
+      );
+      unary.on("metadata", (headers: grpc.Metadata) => (sent = headers.get("x-request-id")[0] as string | undefined));
+    });
+  expect(await call("ord-1", "client-7")).toEqual({ sent: "client-7", trailer: undefined, code: undefined });
+  const made = await call("ord-2");
+  expect(made.sent).toMatch(/^[0-9a-f-]{36}$/);
+  expect(await call("missing", "client-8")).toMatchObject({ trailer: "client-8", code: grpc.status.NOT_FOUND });
+});

@@ -214,10 +214,11 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown>, method: string,
   return context;
 }
 
-/** The grpc-js error for an OrderlyError: its code, message, and google.rpc.Status in the trailers. */
-export function toServiceError(error: OrderlyError): Partial<grpc.StatusObject> {
+/** The grpc-js error for an OrderlyError: its code, message, and google.rpc.Status in the trailers (and the call's request id, when known). */
+export function toServiceError(error: OrderlyError, requestId?: string): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set(metadataKeys.statusDetails, Buffer.from(toStatusBinary(error)));
+  if (requestId !== undefined) metadata.set(metadataKeys.requestId, requestId);
   return { code: error.code as number as grpc.status, details: error.message, metadata };
 }
 
@@ -273,18 +274,17 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
         (response) => {
           inFlight.delete(controller);
           call.off("cancelled", onCancelled);
-          const headers = Object.entries(context.responseHeaders);
-          if (headers.length > 0) {
-            const metadata = new grpc.Metadata();
-            for (const [key, value] of headers) metadata.set(key, value);
-            call.sendMetadata(metadata);
-          }
+          // The request id (the caller's, or the one made for it) goes back, so a caller can name the call in the logs.
+          const metadata = new grpc.Metadata();
+          metadata.set(metadataKeys.requestId, context.requestId);
+          for (const key in context.responseHeaders) metadata.set(key, context.responseHeaders[key]!);
+          call.sendMetadata(metadata);
           callback(null, create(method.output, response as never) as Message);
         },
         (error: unknown) => {
           inFlight.delete(controller);
           call.off("cancelled", onCancelled);
-          callback(toServiceError(OrderlyError.from(error)));
+          callback(toServiceError(OrderlyError.from(error), context.requestId));
         },
       );
     };
