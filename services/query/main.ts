@@ -31,7 +31,7 @@ runMain(logger, async () => {
     name: "query",
     logger,
     db,
-    consumers: projectionConsumers(config.consumerName, new Projector(db), changes),
+    consumers: projectionConsumers(config.consumerName, new Projector(db, logger), changes),
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,

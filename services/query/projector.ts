@@ -3,6 +3,7 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { OrderSchema, OrderStatus, type Order } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import type { EventHandler } from "../../shared/events/index.js";
+import type { Logger } from "../../shared/logging/index.js";
 import type { Db } from "../../shared/sqlite/index.js";
 
 interface ViewHead {
@@ -25,8 +26,14 @@ export function utcDay(ms: number): string {
  */
 export class Projector {
   private readonly statements;
+  /** Adds a confirmed order to its day's sales, all its lines or none (a savepoint in the event's transaction). */
+  private readonly addConfirmedSales: (order: Order, day: string) => void;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    private readonly logger?: Logger,
+  ) {
+    this.addConfirmedSales = db.transaction((order: Order, day: string) => this.addSales(order, day, 1));
     this.statements = {
       viewHead: db.prepare<[string], ViewHead>("SELECT version, status, confirmed_day, order_pb FROM order_views WHERE id = ?"),
       upsertView: db.prepare(
@@ -84,8 +91,7 @@ export class Projector {
     if (head?.status === OrderStatus.CONFIRMED && head.confirmed_day) {
       this.addSales(fromBinary(OrderSchema, head.order_pb), head.confirmed_day, -1);
     }
-    const confirmedDay = order.status === OrderStatus.CONFIRMED ? utcDay(changeTime) : null;
-    if (confirmedDay) this.addSales(order, confirmedDay, 1);
+    const confirmedDay = order.status === OrderStatus.CONFIRMED ? this.countSales(order, utcDay(changeTime)) : null;
     this.statements.upsertView.run({
       id: order.id,
       customerId: order.customerId,
@@ -96,6 +102,24 @@ export class Projector {
       confirmedDay,
       orderPb: toBinary(OrderSchema, order),
     });
+  }
+
+  /**
+   * Adds a confirmed order to the sales of `day`, and answers the day it is
+   * counted in (which a cancel takes it out of): none when a line would take
+   * its day's revenue past the int64 range (the trigger of schema.ts). Such
+   * an order is left out of the sales, said in the log, rather than fail its
+   * event (its view and timeline would stop) or make the day's row a float.
+   */
+  private countSales(order: Order, day: string): string | null {
+    try {
+      this.addConfirmedSales(order, day);
+      return day;
+    } catch (error) {
+      if (!(error instanceof Error && error.message.includes("out of the int64 range"))) throw error;
+      this.logger?.error({ orderId: order.id, day }, "a confirmed order is left out of the daily sales: it would take a day's revenue past the int64 range");
+      return null;
+    }
   }
 
   private addSales(order: Order, day: string, sign: 1 | -1): void {

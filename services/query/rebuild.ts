@@ -39,7 +39,7 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
   try {
     const jsm = await nc.jetstreamManager();
     const js = nc.jetstream();
-    const projector = new Projector(db);
+    const projector = new Projector(db, logger);
     const record = db.prepare<[string, string, number]>("INSERT OR IGNORE INTO processed_events (consumer, event_id, applied_time) VALUES (?, ?, ?)");
     const counts: Record<string, number> = {};
     for (const [key, stream] of Object.entries(streams) as [StreamKey, (typeof streams)[StreamKey]][]) {

@@ -49,6 +49,14 @@ export const queryMigrations: readonly Migration[] = [
   CREATE INDEX daily_sales_by_sku ON daily_sales (sku, day);
   `,
   inboxMigration,
+  `
+  -- A day's revenue stays an exact int64: SQLite would turn a sum past its range into a float
+  -- silently (which no reply can carry); the projector leaves such an order out of the sales instead.
+  CREATE TRIGGER daily_sales_exact_insert BEFORE INSERT ON daily_sales WHEN typeof(NEW.revenue_minor) <> 'integer'
+  BEGIN SELECT RAISE(ABORT, 'daily_sales.revenue_minor out of the int64 range'); END;
+  CREATE TRIGGER daily_sales_exact_update BEFORE UPDATE ON daily_sales WHEN typeof(NEW.revenue_minor) <> 'integer'
+  BEGIN SELECT RAISE(ABORT, 'daily_sales.revenue_minor out of the int64 range'); END;
+  `,
 ];
 
 /** The read-model tables and the order of their rows, for dumps and comparisons. */

@@ -8,6 +8,7 @@ import { EventSchema } from "../../../proto/gen/orderly/events/v1/events_pb.js";
 import { OrderStatus } from "../../../proto/gen/orderly/order/v1/order_pb.js";
 import { ListDailySalesRequestSchema } from "../../../proto/gen/orderly/query/v1/query_pb.js";
 import type { OrderlyError } from "../../../shared/errors/index.js";
+import { createLogger } from "../../../shared/logging/index.js";
 import { openDatabase, type Db } from "../../../shared/sqlite/index.js";
 import { listDailySales } from "./list-daily-sales.js";
 import { Projector } from "../projector.js";
@@ -45,6 +46,12 @@ function confirmed(id: string, lineTotalMinor: bigint, ms: number) {
   return create(EventSchema, { eventId: `evt-${id}`, aggregateId: id, aggregateVersion: 2n, payload: { case: "orderConfirmed", value: { order } } });
 }
 
+/** The OrderCancelled that follows a confirmation event (version 3, same lines). */
+function cancelled(confirmation: ReturnType<typeof confirmed>) {
+  const order = { ...(confirmation.payload.value as { order: object }).order, status: OrderStatus.CANCELLED };
+  return create(EventSchema, { eventId: `${confirmation.eventId}-cancelled`, aggregateId: confirmation.aggregateId, aggregateVersion: 3n, payload: { case: "orderCancelled", value: { order } } });
+}
+
 test("a day's revenue above 2^53 minor units is summed and answered exactly (int64, not a JS number)", () => {
   const { projector, store } = readModel();
   const ms = Date.UTC(2026, 11, 4, 12);
@@ -74,4 +81,31 @@ test("ListDailySales refuses days that are not in the calendar and ranges that e
   expect(list("2026-12-04", "2026-12-03")).toBe("VALIDATION_FAILED end_day");
   expect(list("2028-02-29", "2028-02-29")).toBe("ok");
   expect(list("", "")).toBe("ok");
+});
+
+test("an order that would take a day's revenue past int64 is left out of the sales (said in the log), while its view is updated and the report stays exact", () => {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-read-store-"));
+  const db = openDatabase({ file: join(dir, "query.db"), migrations: queryMigrations });
+  opened.push({ db, dir });
+  const lines: { msg: string; orderId?: string }[] = [];
+  const projector = new Projector(db, createLogger("query", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; orderId?: string }) }));
+  const store = new ReadStore(db);
+  const ms = Date.UTC(2026, 11, 5, 12);
+  const max = 2n ** 63n - 1n;
+  const report = () =>
+    listDailySales(store)(create(ListDailySalesRequestSchema, { sku: "BIG-1", startDay: "2026-12-05", endDay: "2026-12-05" })).sales?.map((row) => [row.units, row.revenueMinor]);
+  projector.handle(confirmed("ord_huge_1", max - 10n, ms), "orderly.orders.confirmed");
+  projector.handle(confirmed("ord_huge_2", 11n, ms), "orderly.orders.confirmed");
+  expect(report()).toEqual([[1n, max - 10n]]);
+  expect(lines.filter((l) => l.orderId === "ord_huge_2").map((l) => l.msg)).toEqual([
+    "a confirmed order is left out of the daily sales: it would take a day's revenue past the int64 range",
+  ]);
+  expect(store.order("ord_huge_2")?.order.status).toBe(OrderStatus.CONFIRMED);
+  // Cancelled, the order left out takes nothing away; one counted takes itself out, and a later one fits again.
+  projector.handle(cancelled(confirmed("ord_huge_2", 11n, ms)), "orderly.orders.cancelled");
+  expect(report()).toEqual([[1n, max - 10n]]);
+  projector.handle(cancelled(confirmed("ord_huge_1", max - 10n, ms)), "orderly.orders.cancelled");
+  expect(report()).toEqual([]);
+  projector.handle(confirmed("ord_huge_3", 11n, ms), "orderly.orders.confirmed");
+  expect(report()).toEqual([[1n, 11n]]);
 });
