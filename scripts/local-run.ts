@@ -525,7 +525,7 @@ export function readyBanner(baseUrl: string, adminUrl: string, dataDir: string, 
     "",
     `  ${style(1, "Orderly is running at")} ${style(4, baseUrl)}`,
     `  data: ${dataDir}    OpenAPI: ${baseUrl}/openapi.json`,
-    `  ${style(1, "live status:")} ${style(4, `${adminUrl}/status`)}    metrics: ${adminUrl}/status.json lists each process's /metrics`,
+    `  ${style(1, "live status:")} ${style(4, `${adminUrl}/status`)}    metrics: ${adminUrl}/metrics (each process's: ${adminUrl}/status.json)`,
     `  dev tokens (an admin; customers alice and bob): ${tokensFile}`,
     "",
     comment("keep the Authorization headers of the admin and of two customers"),
@@ -537,7 +537,7 @@ export function readyBanner(baseUrl: string, adminUrl: string, dataDir: string, 
     comment("restock a SKU, as the admin (a new SKU also takes name, unitPriceMinor, currencyCode)"),
     `  curl -sS -w '\\n' -H "$ADMIN" -X POST ${baseUrl}/v1/inventory/${sku}:restock ${json} -d '{"quantity": 10}'`,
     comment("place an order as alice (the same Idempotency-Key again returns the same order) and keep its id"),
-    `  ORDER=$(curl -sS -H "$ALICE" -X POST ${baseUrl}/v1/orders ${json} -H "Idempotency-Key: demo-$RANDOM" -d '{"customerId": "alice", "items": [{"sku": "${sku}", "quantity": 2}]}'); echo "$ORDER"`,
+    `  ORDER=$(curl -sS -H "$ALICE" -X POST ${baseUrl}/v1/orders ${json} -H "Idempotency-Key: demo-$(date +%s%N)" -d '{"customerId": "alice", "items": [{"sku": "${sku}", "quantity": 2}]}'); echo "$ORDER"`,
     `  ORDER_ID=$(node -pe 'JSON.parse(process.argv[1]).id' "$ORDER")`,
     comment("get the order (bob gets 404 for it)"),
     `  curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/orders/$ORDER_ID`,
@@ -569,6 +569,8 @@ export async function runLocal(env: Env): Promise<number> {
   let dataDirLock: { close(): unknown } | undefined;
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    // The NATS store holds every event: its own folder is the owner's alone too (nats-server would make it 0750).
+    mkdirSync(join(config.dataDir, "nats"), { recursive: true, mode: 0o700 });
     // Two runs on one data directory would share its databases and nats-server store (whatever their ports), and corrupt both.
     dataDirLock = holdExclusively(join(config.dataDir, "local-run.lock"));
     if (dataDirLock === undefined) {

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -183,6 +183,9 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(run.output()).toContain(`curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/inventory`);
       expect(run.output()).toContain("seeded the demo catalog");
       expect(run.output()).toContain(`live status: ${adminUrl}/status`);
+      expect(run.output()).toContain(`metrics: ${adminUrl}/metrics`);
+      // The data directory and the NATS store in it (every event) are the owner's alone.
+      expect([dataDir, join(dataDir, "nats")].map((dir) => (statSync(dir).mode & 0o777).toString(8))).toEqual(["700", "700"]);
       // Not a terminal: the processes' lines are their JSON, and the status page finds every service.
       expect(run.output()).toMatch(/^\{"level":30,.*"service":"order".*"msg":"listening"/m);
       // Polled: the gateway's cache counts as healthy once it hears events, which may come a moment after the banner.
