@@ -449,20 +449,22 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * up once, in handleRoute; one for no route stays unmatched).
    */
   function authenticateFor(req: IncomingMessage, request: RequestState, method: string, path: string): Principal | Promise<Principal> {
-    const labelRefused = (error: unknown): never => {
-      try {
-        request.route = resolveRoute(routeIndex, method, path).route.label;
-      } catch {
-        // No route for it: unmatched, as the refusal does not tell the client so.
-      }
-      throw error;
-    };
     try {
       const principal = authenticate(req);
-      return principal instanceof Promise ? principal.catch(labelRefused) : principal;
+      return principal instanceof Promise ? principal.catch((error: unknown) => labelRefused(request, method, path, error)) : principal;
     } catch (error) {
-      return labelRefused(error);
+      return labelRefused(request, method, path, error);
     }
+  }
+
+  /** Labels a refused request with the route it was for (see authenticateFor), and throws its refusal. */
+  function labelRefused(request: RequestState, method: string, path: string, refusal: unknown): never {
+    try {
+      request.route = resolveRoute(routeIndex, method, path).route.label;
+    } catch {
+      // No route for it: unmatched, as the refusal does not tell the client so.
+    }
+    throw refusal;
   }
 
   /** The rate limit's key of a principal, so a request neither concatenates it nor hashes a new string. */
@@ -560,7 +562,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     } catch (error) {
       // The fetch it joined ran out of its own budget (its starter's, shorter than this reader's): it fetches again within
       // what is left of its own, rather than answer 504 for a deadline it never set. Which one ran out is told by the error,
-      // not the clock: a timer may fire a millisecond before Date.now() reaches the deadline it was set for.
+      // not the clock (a timer may fire a millisecond before Date.now() reaches the deadline it was set for); the clock
+      // only keeps a reader with nothing left from fetching.
       if (error !== joinedFailure || OrderlyError.from(error).code !== Code.DEADLINE_EXCEEDED || Date.now() >= call.deadline) throw error;
       answer = await untilDeadline(fetchShared(call, message, fill), call.deadline, "the read in flight", deps.shutdown?.stopping);
       return sendRaw(res, call.request.id, answer.status, answer.body);

@@ -12,7 +12,7 @@
  * ORDERLY_MTLS=1, a dev CA and certificates for mTLS between the processes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -537,7 +537,7 @@ export function readyBanner(baseUrl: string, adminUrl: string, dataDir: string, 
     comment("restock a SKU, as the admin (a new SKU also takes name, unitPriceMinor, currencyCode)"),
     `  curl -sS -w '\\n' -H "$ADMIN" -X POST ${baseUrl}/v1/inventory/${sku}:restock ${json} -d '{"quantity": 10}'`,
     comment("place an order as alice (the same Idempotency-Key again returns the same order) and keep its id"),
-    `  ORDER=$(curl -sS -H "$ALICE" -X POST ${baseUrl}/v1/orders ${json} -H "Idempotency-Key: demo-$(date +%s%N)" -d '{"customerId": "alice", "items": [{"sku": "${sku}", "quantity": 2}]}'); echo "$ORDER"`,
+    `  ORDER=$(curl -sS -H "$ALICE" -X POST ${baseUrl}/v1/orders ${json} -H "Idempotency-Key: demo-$(node -p 'crypto.randomUUID()')" -d '{"customerId": "alice", "items": [{"sku": "${sku}", "quantity": 2}]}'); echo "$ORDER"`,
     `  ORDER_ID=$(node -pe 'JSON.parse(process.argv[1]).id' "$ORDER")`,
     comment("get the order (bob gets 404 for it)"),
     `  curl -sS -w '\\n' -H "$ALICE" ${baseUrl}/v1/orders/$ORDER_ID`,
@@ -571,6 +571,7 @@ export async function runLocal(env: Env): Promise<number> {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     // The NATS store holds every event: its own folder is the owner's alone too (nats-server would make it 0750).
     mkdirSync(join(config.dataDir, "nats"), { recursive: true, mode: 0o700 });
+    chmodSync(join(config.dataDir, "nats"), 0o700);
     // Two runs on one data directory would share its databases and nats-server store (whatever their ports), and corrupt both.
     dataDirLock = holdExclusively(join(config.dataDir, "local-run.lock"));
     if (dataDirLock === undefined) {

@@ -57,7 +57,7 @@ test.each([
     queryMigrations,
     (db: Db) => {
       new ReadStore(db);
-      new Projector(db);
+      new Projector(db, silentLogger());
     },
   ],
 ] as const)("every statement of the %s service's stores reads through a key or an index, never a whole table, and none has a bare bound LIMIT", (_name, migrations, build) => {

@@ -31,7 +31,7 @@ export class Projector {
 
   constructor(
     db: Db,
-    private readonly logger?: Logger,
+    private readonly logger: Logger,
   ) {
     this.addConfirmedSales = db.transaction((order: Order, day: string) => this.addSales(order, day, 1));
     this.statements = {
@@ -107,17 +107,19 @@ export class Projector {
   /**
    * Adds a confirmed order to the sales of `day`, and answers the day it is
    * counted in (which a cancel takes it out of): none when a line would take
-   * its day's revenue past the int64 range (the trigger of schema.ts). Such
-   * an order is left out of the sales, said in the log, rather than fail its
-   * event (its view and timeline would stop) or make the day's row a float.
+   * its day's revenue past the int64 range (the triggers of schema.ts, the
+   * only ones on daily_sales). Such an order is left out of the sales, said
+   * in the log, rather than fail its event (its view and timeline would stop)
+   * or make the day's row a float. Which order of such a day is left out
+   * depends on the order the events were applied in.
    */
   private countSales(order: Order, day: string): string | null {
     try {
       this.addConfirmedSales(order, day);
       return day;
     } catch (error) {
-      if (!(error instanceof Error && error.message.includes("out of the int64 range"))) throw error;
-      this.logger?.error({ orderId: order.id, day }, "a confirmed order is left out of the daily sales: it would take a day's revenue past the int64 range");
+      if ((error as { code?: unknown }).code !== "SQLITE_CONSTRAINT_TRIGGER") throw error;
+      this.logger.error({ orderId: order.id, day }, "a confirmed order is left out of the daily sales: it would take a day's revenue past the int64 range");
       return null;
     }
   }

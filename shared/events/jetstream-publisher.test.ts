@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
-import { JetStreamPublisher, JetStreamPublishError } from "./jetstream-publisher.js";
+import { JetStreamPublisher } from "./jetstream-publisher.js";
 import { streams } from "./subjects.js";
 
 test("the publisher stores messages in order with their headers, reports duplicates, and fails fast or at its deadline", async () => {
@@ -26,10 +26,8 @@ test("the publisher stores messages in order with their headers, reports duplica
   expect([again.seq, again.duplicate]).toEqual([8, true]);
   expect((await jsm.streams.info(streams.orders.name)).state.messages).toBe(500);
 
-  // No stream takes the subject: refused at once, not at the deadline.
-  const started = Date.now();
-  await expect(publisher.publish({ subject: "nowhere.at.all", payload: payload(0), msgID: "x" })).rejects.toBeInstanceOf(JetStreamPublishError);
-  expect(Date.now() - started).toBeLessThan(1500);
+  // No stream takes the subject: refused by JetStream's answer, not at the deadline.
+  await expect(publisher.publish({ subject: "nowhere.at.all", payload: payload(0), msgID: "x" })).rejects.toThrow(/^JetStream answered 503/);
 
   // A server that stops answering: each publish fails at its deadline.
   nats.child().kill("SIGSTOP");

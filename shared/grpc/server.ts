@@ -114,7 +114,7 @@ function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => fromBinary(schema, bytes);
 }
 
-/** A request whose bytes are not its message type's binary form (see refuseUndecodable). */
+/** A request whose bytes are not its message type's binary form (see undecodable). */
 class UndecodableRequest {
   constructor(readonly typeName: string) {}
 }
@@ -130,7 +130,7 @@ function lenientDeserializer(schema: DescMessage) {
     try {
       return fromBinary(schema, bytes);
     } catch {
-      // A Message in name only: refuseUndecodable, before any handler, answers it.
+      // A Message in name only: the handler refuses it (undecodable; for the services' RPCs, refuseUndecodable before any handler).
       return new UndecodableRequest(schema.typeName) as unknown as Message;
     }
   };

@@ -10,8 +10,13 @@ test("an idle event loop reads a delay near 0 (the sampling period is not counte
       await new Promise((resolve) => setTimeout(resolve, 300));
       return lag.read() >= 0;
     }, "a window of samples");
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(lag.read()).toBeLessThan(100);
+    // Counted, the 50 ms period would read 50 or more in every window; the least of three leaves room for a loaded machine's stalls.
+    const idle: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      idle.push(lag.read());
+    }
+    expect(Math.min(...idle)).toBeLessThan(45);
     await new Promise((resolve) => setTimeout(resolve, 130));
     const blockedUntil = Date.now() + 300;
     while (Date.now() < blockedUntil) {

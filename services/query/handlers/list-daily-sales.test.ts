@@ -8,7 +8,7 @@ import { EventSchema } from "../../../proto/gen/orderly/events/v1/events_pb.js";
 import { OrderStatus } from "../../../proto/gen/orderly/order/v1/order_pb.js";
 import { ListDailySalesRequestSchema } from "../../../proto/gen/orderly/query/v1/query_pb.js";
 import type { OrderlyError } from "../../../shared/errors/index.js";
-import { createLogger } from "../../../shared/logging/index.js";
+import { createLogger, silentLogger } from "../../../shared/logging/index.js";
 import { openDatabase, type Db } from "../../../shared/sqlite/index.js";
 import { listDailySales } from "./list-daily-sales.js";
 import { Projector } from "../projector.js";
@@ -27,7 +27,7 @@ function readModel(): { db: Db; projector: Projector; store: ReadStore } {
   const dir = mkdtempSync(join(tmpdir(), "orderly-read-store-"));
   const db = openDatabase({ file: join(dir, "query.db"), migrations: queryMigrations });
   opened.push({ db, dir });
-  return { db, projector: new Projector(db), store: new ReadStore(db) };
+  return { db, projector: new Projector(db, silentLogger()), store: new ReadStore(db) };
 }
 
 /** OrderConfirmed for a one-line order of `lineTotalMinor`, confirmed at `ms`. */
