@@ -1,0 +1,27 @@
+import { create } from "@bufbuild/protobuf";
+import { expect, test } from "vitest";
+import { ReserveStockRequestSchema } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { CreateOrderRequestSchema } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import type { OrderlyError } from "../errors/index.js";
+import { checkRules } from "./validate-requests.js";
+
+test("a rule over a message's lines together names the lines: a repeated SKU in an order or a reservation", () => {
+  const violationsOf = (check: () => void) => {
+    try {
+      check();
+      return [];
+    } catch (error) {
+      return (error as OrderlyError).violations;
+    }
+  };
+  const twice = [
+    { sku: "BOX-1", quantity: 1 },
+    { sku: "BOX-1", quantity: 2 },
+  ];
+  const repeated = { field: "", description: "must not repeat the SKU of another line" };
+  expect(violationsOf(() => checkRules(ReserveStockRequestSchema, create(ReserveStockRequestSchema, { orderId: "ord-1", lines: twice })))).toEqual([{ ...repeated, field: "lines" }]);
+  expect(violationsOf(() => checkRules(CreateOrderRequestSchema, create(CreateOrderRequestSchema, { order: { customerId: "eve", items: twice } })))).toEqual([
+    { ...repeated, field: "order.items" },
+  ]);
+  expect(violationsOf(() => checkRules(ReserveStockRequestSchema, create(ReserveStockRequestSchema, { orderId: "ord-1", lines: twice.slice(1) })))).toEqual([]);
+});
