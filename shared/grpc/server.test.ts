@@ -227,3 +227,33 @@ test("a call's request id comes back in its response metadata, or in its trailer
   expect(made.sent).toMatch(/^[0-9a-f-]{36}$/);
   expect(await call("missing", "client-8")).toMatchObject({ trailer: "client-8", code: grpc.status.NOT_FOUND });
 });
+
+test("a handler's unexpected error reaches the caller as INTERNAL with a generic message, and only the log has what it said, under the call's request id", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const handlers = {
+    getOrder: async () => {
+      throw new Error("SQLITE_BUSY at /srv/orderly/secret/query.db");
+    },
+  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
+  const logger = createLogger("query", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger, services: [registration(QueryService, handlers)] });
+  const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+  try {
+    const metadata = new grpc.Metadata();
+    metadata.set("x-request-id", "req-internal-1");
+    const request = Buffer.from(toBinary(GetOrderRequestSchema, create(GetOrderRequestSchema, { id: "ord-1" })));
+    const error = await new Promise<grpc.ServiceError | undefined>((resolve) =>
+      client.makeUnaryRequest(`/${QueryService.typeName}/GetOrder`, (b: Buffer) => b, (b: Buffer) => b, request, metadata, { deadline: Date.now() + 5000 }, (e) => resolve(e ?? undefined)),
+    );
+    const details = error?.metadata.get("grpc-status-details-bin")[0];
+    const status = fromStatus(error!.code as number as Code, error!.details, details instanceof Buffer ? details : undefined);
+    expect({ code: error?.code, details: error?.details, reason: status.reason }).toEqual({ code: grpc.status.INTERNAL, details: "internal error", reason: "INTERNAL" });
+    // Nothing of the cause anywhere in what the caller got.
+    const received = JSON.stringify({ details: error?.details, metadata: error?.metadata.toJSON(), status });
+    expect(received).not.toMatch(/SQLITE|secret|\/srv\//);
+    expect(JSON.stringify(lines.filter((l) => l.requestId === "req-internal-1"))).toContain("SQLITE_BUSY at /srv/orderly/secret/query.db");
+  } finally {
+    client.close();
+    await server.close(0);
+  }
+});

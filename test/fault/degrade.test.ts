@@ -52,6 +52,37 @@ test("with inventory down, an order is accepted as PENDING (202) and confirmed t
   expect((await system.api("GET", "/v1/inventory/DEG-1")).body).toMatchObject({ available: 3, reserved: 2 });
 });
 
+test("an order accepted as PENDING (202) while inventory is down can be cancelled at once; once inventory is back its stock is all there, and a retry of its key gets the cancelled order", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/DEG-C:restock", { body: { quantity: 5, unitPriceMinor: "700" } });
+  await system.inventory.stop("SIGKILL");
+  const request = { body: { customerId: "dora", items: [{ sku: "DEG-C", quantity: 2 }] }, headers: { "idempotency-key": "deg-cancel-1", "x-request-timeout": "2000" } };
+  const accepted = await system.api("POST", "/v1/orders", request);
+  expect({ status: accepted.status, order: accepted.body.status }).toEqual({ status: 202, order: "ORDER_STATUS_PENDING" });
+  const cancelled = await system.api("POST", `/v1/orders/${accepted.body.id}:cancel`, { headers: { "x-request-timeout": "2000" } });
+  expect({ status: cancelled.status, order: cancelled.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CANCELLED" });
+
+  await system.restart("inventory");
+  // The inventory reads the order's events in their order (created, then cancelled): whatever it reserved, it gives back.
+  const inventoryCaughtUp = async () => {
+    const status = (await (await fetch(`http://127.0.0.1:${system.inventory.adminPort}/status.json`)).json()) as { consumers: { pending?: number; ackPending?: number }[] };
+    return status.consumers.length > 0 && status.consumers.every((c) => c.pending === 0 && c.ackPending === 0);
+  };
+  await waitFor(inventoryCaughtUp, "the inventory to have read every event", 20_000, 100);
+  expect((await system.api("GET", "/v1/inventory/DEG-C")).body).toMatchObject({ available: 5, reserved: 0 });
+  const retried = await system.api("POST", "/v1/orders", request);
+  expect({ status: retried.status, id: retried.body.id, order: retried.body.status }).toEqual({ status: 200, id: accepted.body.id, order: "ORDER_STATUS_CANCELLED" });
+  const read = await system.api("GET", `/v1/orders/${accepted.body.id}?minVersion=${cancelled.body.version}`, { headers: { "x-request-timeout": "10000" } });
+  expect(read.body.status).toBe("ORDER_STATUS_CANCELLED");
+  // And it stays so: no late reservation outcome or recovery brings it back, nor holds stock. (The next order may be
+  // accepted as PENDING too, while the order service's breaker for the inventory has yet to close.)
+  const other = await system.api("POST", "/v1/orders", { body: { customerId: "dora", items: [{ sku: "DEG-C", quantity: 5 }] } });
+  expect([200, 202]).toContain(other.status);
+  const otherDecided = await system.api("GET", `/v1/orders/${other.body.id}?minVersion=2`, { headers: { "x-request-timeout": "20000" } });
+  expect(otherDecided.body.status).toBe("ORDER_STATUS_CONFIRMED");
+  expect((await system.api("GET", `/v1/orders/${accepted.body.id}`)).body.status).toBe("ORDER_STATUS_CANCELLED");
+});
+
 test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503, and the recovery loop settles the order later", async () => {
   await using system = await startSystem({ INVENTORY_FALLBACK: "fail-fast", PENDING_RECOVERY_AFTER_MS: "500", PENDING_RECOVERY_INTERVAL_MS: "200" });
   await system.api("POST", "/v1/inventory/FF-1:restock", { body: { quantity: 5 } });
