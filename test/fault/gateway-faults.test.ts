@@ -1,0 +1,45 @@
+import { expect, test } from "vitest";
+import { waitFor } from "../helpers/processes.js";
+import { reasonOf, startSystem } from "../helpers/system.js";
+
+test("a hung order service costs each caller of the gateway at most its budget; after five, the gateway's breaker answers 503 at once, reads go on, and it closes once the service is back", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/GW-1:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
+  const order = { body: { customerId: "gail", items: [{ sku: "GW-1", quantity: 1 }] }, headers: { "x-request-timeout": "1500" } };
+  const before = await system.api("POST", "/v1/orders", order);
+  expect(before.status).toBe(200);
+  await waitFor(async () => (await system.api("GET", `/v1/orders/${before.body.id}?minVersion=${before.body.version}`)).status === 200, "the order in the read model");
+
+  system.order.child.kill("SIGSTOP");
+  const answers: { status: number; reason?: string; ms: number; retryAfter: string | null }[] = [];
+  try {
+    for (let i = 0; i < 8; i++) {
+      const started = performance.now();
+      const r = await system.api("POST", "/v1/orders", order);
+      answers.push({ status: r.status, reason: reasonOf(r.body), ms: performance.now() - started, retryAfter: r.headers.get("retry-after") });
+    }
+    // The order service's reads are not the query's: an order is still read.
+    expect((await system.api("GET", `/v1/orders/${before.body.id}`)).status).toBe(200);
+  } finally {
+    system.order.child.kill("SIGCONT");
+  }
+  console.log(`[figures] gateway → hung order service: ${answers.map((a) => `${a.status} ${Math.round(a.ms)} ms`).join(", ")}`);
+  // Each waited at most its budget (and room for a loaded machine); none waited past it.
+  expect(answers.every((a) => a.ms < 2500)).toBe(true);
+  const timedOut = answers.filter((a) => a.status === 504);
+  const refused = answers.filter((a) => a.status === 503);
+  expect(timedOut.every((a) => a.reason === "DEADLINE_EXCEEDED")).toBe(true);
+  expect(timedOut.length).toBeLessThanOrEqual(5);
+  expect(timedOut.length + refused.length).toBe(8);
+  // Once open, refused without waiting, and told when to come back.
+  expect(refused.length).toBeGreaterThanOrEqual(3);
+  expect(refused.every((a) => a.reason === "CIRCUIT_OPEN" && Number(a.retryAfter) >= 1)).toBe(true);
+  expect(Math.max(...refused.map((a) => a.ms))).toBeLessThan(500);
+
+  // Back: the breaker lets a call try after its half-open time, and closes on its success.
+  const after = await waitFor(async () => {
+    const r = await system.api("POST", "/v1/orders", order);
+    return r.status === 200 ? r : undefined;
+  }, "an order placed again", 15_000, 250);
+  expect(after.body.status).toBe("ORDER_STATUS_CONFIRMED");
+});
