@@ -12,7 +12,8 @@ import { percentile } from "../helpers/load.js";
 import { openReadOnly, snapshotModels, streamCounts } from "../helpers/models.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
-import { orderBurst, stockUp, waitForAllApplied, waitForConvergence } from "./events-helpers.js";
+import { checkStockInvariants } from "../fault/invariants.js";
+import { SKUS, orderBurst, stockUp, waitForAllApplied, waitForConvergence } from "./events-helpers.js";
 
 const run = promisify(execFile);
 
@@ -50,6 +51,13 @@ describe("events through JetStream into the read models", () => {
     const streams = await streamCounts(system.nats);
     expect(converged.counts.processed).toBe(streams.ORDERS + streams.INVENTORY);
     expect(converged.counts.timeline).toBe(streams.ORDERS);
+    // Never oversold under creates and cancels mixed: what is available and reserved is what was stocked, held by confirmed orders only.
+    expect(checkStockInvariants(system.dataDir, Object.fromEntries(SKUS.map((sku) => [sku, 5000])))).toMatchObject({
+      badItems: [],
+      orphanReservations: [],
+      confirmedWithoutReservation: [],
+      pending: 0,
+    });
     const lag = projectionLagMs(system.dataDir);
     console.log(
       `[figures] 1,000 orders in ${Math.round(burstMs)} ms (${Math.round((1000 / burstMs) * 1000)} orders/s), ` +

@@ -18,9 +18,10 @@ test("the order service killed -9 at random points during 2,000 creations, clien
   const acknowledged = new Map<string, string>();
   let retries = 0;
   let done = 0;
+  const bodyOf = (i: number) => ({ customerId: `c-${i % 50}`, items: [{ sku: SKUS[i % SKUS.length]!, quantity: 1 + (i % 3) }] });
   await runPool(2000, 16, async (i) => {
     const key = `crash-${i}`;
-    const body = { customerId: `c-${i % 50}`, items: [{ sku: SKUS[i % SKUS.length]!, quantity: 1 + (i % 3) }] };
+    const body = bodyOf(i);
     for (let attempt = 0; ; attempt++) {
       let r: ApiResponse | undefined;
       try {
@@ -65,6 +66,13 @@ test("the order service killed -9 at random points during 2,000 creations, clien
   expect(new Set(acknowledged.values()).size).toBe(acknowledged.size);
   expect(keys.n).toBe(keys.orders);
   expect(stored.size).toBe(keys.orders);
+  // As a client sees it (every tenth acknowledged key): its retry answers the same order, settled, and the order is read.
+  const sample = [...acknowledged.entries()].filter((_, n) => n % 10 === 0);
+  for (const [key, id] of sample) {
+    const retried = await system.api("POST", "/v1/orders", { body: bodyOf(Number(key.slice("crash-".length))), headers: { "idempotency-key": key } });
+    expect({ status: retried.status, id: retried.body.id }).toEqual({ status: 200, id });
+    expect((await system.api("GET", `/v1/orders/${id}?minVersion=${retried.body.version}`, { headers: { "x-request-timeout": "10000" } })).body.id).toBe(id);
+  }
   console.log(`[figures] 2,000 creations, ${crashes} kill -9 of the order service, ${retries} client retries: 0 lost, 0 doubled, 0 orphan reservations`);
 });
 
