@@ -1,5 +1,6 @@
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
+import { sampleValue, scrape } from "../helpers/prometheus.js";
 import { reasonOf, startSystem } from "../helpers/system.js";
 
 test("a hung order service costs each caller of the gateway at most its budget; after five, the gateway's breaker answers 503 at once, reads go on, and it closes once the service is back", async () => {
@@ -42,4 +43,26 @@ test("a hung order service costs each caller of the gateway at most its budget; 
     return r.status === 200 ? r : undefined;
   }, "an order placed again", 15_000, 250);
   expect(after.body.status).toBe("ORDER_STATUS_CONFIRMED");
+});
+
+test("a gateway at its limit of requests in flight answers more at once with 503 OVERLOADED and Retry-After, keeps answering its health, and serves again once they end", async () => {
+  await using system = await startSystem({ GATEWAY_MAX_IN_FLIGHT: "4" });
+  await system.api("POST", "/v1/inventory/GW-2:restock", { body: { quantity: 10, unitPriceMinor: "100" } });
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "gail", items: [{ sku: "GW-2", quantity: 1 }] } });
+  expect(created.status).toBe(200);
+  // Four reads waiting for a version that does not come hold the four places.
+  const waiting = Array.from({ length: 4 }, () => system.api("GET", `/v1/orders/${created.body.id}?minVersion=99`, { headers: { "x-request-timeout": "4000" } }));
+  await waitFor(async () => sampleValue(await scrape(`${system.adminUrl}/metrics`), "orderly_gateway_in_flight_requests") === 4, "four requests in flight");
+  const shed = await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      const started = performance.now();
+      const r = await system.api("GET", "/v1/inventory/GW-2");
+      return { status: r.status, reason: reasonOf(r.body), retryAfter: r.headers.get("retry-after"), ms: performance.now() - started };
+    }),
+  );
+  expect(shed.map((r) => [r.status, r.reason, r.retryAfter])).toEqual(Array(6).fill([503, "OVERLOADED", "1"]));
+  expect(Math.max(...shed.map((r) => r.ms))).toBeLessThan(1000);
+  expect((await fetch(`${system.baseUrl}/healthz`)).status).toBe(200);
+  expect((await Promise.all(waiting)).map((r) => r.status)).toEqual(Array(4).fill(504));
+  expect((await system.api("GET", "/v1/inventory/GW-2")).status).toBe(200);
 });
