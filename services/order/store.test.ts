@@ -1,0 +1,34 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, test } from "vitest";
+import { Outbox } from "../../shared/events/index.js";
+import { openDatabase } from "../../shared/sqlite/index.js";
+import { orderMigrations } from "./schema.js";
+import { OrderStore } from "./store.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+test("an Idempotency-Key names its order for the TTL it is pruned with, and no longer after it: then the key begins a new order", () => {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-order-store-"));
+  dirs.push(dir);
+  const db = openDatabase({ file: join(dir, "order.db"), migrations: orderMigrations });
+  const hour = 60 * 60 * 1000;
+  const ttl = 24 * hour;
+  let now = Date.UTC(2026, 11, 1);
+  const store = new OrderStore(db, new Outbox(db), () => now);
+  const order = (id: string) => ({ id, customerId: "kim", items: [{ sku: "S", quantity: 1 }], requestId: "key-1", requestHash: "h" });
+  const first = store.begin(order("ord-1")).order;
+
+  now += 23 * hour;
+  expect(store.pruneIdempotencyKeys(now - ttl)).toBe(0);
+  expect(store.begin(order("ord-2")).order.id).toBe(first.id);
+
+  now += 2 * hour;
+  expect(store.pruneIdempotencyKeys(now - ttl)).toBe(1);
+  expect(store.begin(order("ord-3")).order.id).toBe("ord-3");
+  db.close();
+});
