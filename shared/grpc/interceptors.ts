@@ -51,17 +51,22 @@ export const traceCalls: Interceptor = (next) => (request, context) => {
   );
 };
 
-/** Logs each call's outcome and duration: errors a client caused at info, others at error. */
+/**
+ * Logs each call's outcome and duration: errors a client caused at info,
+ * others at error; with what was left of its deadline when it arrived
+ * (`budgetMs`), which each hop passes on less of.
+ */
 export const logCalls: Interceptor = (next) => async (request, context) => {
   const started = performance.now();
+  const budgetMs = context.deadline === undefined ? undefined : context.deadline - Date.now();
   try {
     const response = await next(request, context);
-    context.logger.debug({ ms: Math.round(performance.now() - started) }, "call ok");
+    context.logger.debug({ ms: Math.round(performance.now() - started), budgetMs }, "call ok");
     return response;
   } catch (error) {
     const err = OrderlyError.from(error);
     const ms = Math.round(performance.now() - started);
-    const fields = { ms, code: codeName(err.code), reason: err.reason };
+    const fields = { ms, budgetMs, code: codeName(err.code), reason: err.reason };
     if (err.code === Code.INTERNAL || err.code === Code.UNKNOWN) {
       context.logger.error({ ...fields, err: err.cause ?? err }, "call failed");
     } else {

@@ -91,6 +91,10 @@ test("one trace follows an order from the gateway through order, inventory, the 
   expect(orderLines.some((l) => l.msg === "event published")).toBe(true);
   const inventoryLines = logLinesOfTrace(system.inventory.logs, traceId);
   expect(inventoryLines.some((l) => l.msg === "call ok" && l.requestId === requestId)).toBe(true);
+  // Each hop had less of the request's 5 s budget left than the one before it.
+  const budgetOf = (lines: typeof orderLines) => lines.find((l) => l.msg === "call ok" && l.requestId === requestId)?.budgetMs as number;
+  expect(budgetOf(orderLines)).toBeLessThanOrEqual(5000);
+  expect(budgetOf(inventoryLines)).toBeLessThan(budgetOf(orderLines));
   await waitFor(() => logLinesOfTrace(system.query.logs, traceId).some((l) => l.msg === "event applied" && l.requestId === requestId), "the projector's log line");
 
   // A read the gateway's cache answers is traced too: its own SERVER span, and no call.
