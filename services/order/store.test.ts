@@ -12,13 +12,14 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-test("an Idempotency-Key names its order for the TTL it is pruned with, and no longer after it: then the key begins a new order", () => {
+test("a prune with a 24 h cutoff keeps a 23 h old Idempotency-Key, which still names its order, and drops a 25 h old one, whose key then begins a new order", () => {
   const dir = mkdtempSync(join(tmpdir(), "orderly-order-store-"));
   dirs.push(dir);
   const db = openDatabase({ file: join(dir, "order.db"), migrations: orderMigrations });
   const hour = 60 * 60 * 1000;
   const ttl = 24 * hour;
   let now = Date.UTC(2026, 11, 1);
+  using _db = { [Symbol.dispose]: () => db.close() };
   const store = new OrderStore(db, new Outbox(db), () => now);
   const order = (id: string) => ({ id, customerId: "kim", items: [{ sku: "S", quantity: 1 }], requestId: "key-1", requestHash: "h" });
   const first = store.begin(order("ord-1")).order;
@@ -30,5 +31,4 @@ test("an Idempotency-Key names its order for the TTL it is pruned with, and no l
   now += 2 * hour;
   expect(store.pruneIdempotencyKeys(now - ttl)).toBe(1);
   expect(store.begin(order("ord-3")).order.id).toBe("ord-3");
-  db.close();
 });
