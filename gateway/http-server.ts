@@ -304,11 +304,19 @@ async function readJson(req: IncomingMessage, limits: GatewayLimits): Promise<Js
   }
 }
 
+/**
+ * A single-valued header's value. One sent twice is its values taken
+ * together, as HTTP joins them (and the server's joinDuplicateHeaders), which
+ * no such header's syntax accepts: refused, never one of them picked.
+ */
+function singleHeader(req: IncomingMessage, name: "x-request-timeout" | "idempotency-key"): string | undefined {
+  const raw = req.headers[name];
+  return Array.isArray(raw) ? raw.join(", ") : raw;
+}
+
 function deadlineOf(req: IncomingMessage, limits: GatewayLimits, now: number): number {
-  const raw = req.headers["x-request-timeout"];
-  if (raw === undefined) return now + limits.defaultTimeoutMs;
-  // A header sent twice is its values taken together, as HTTP joins them (the server's joinDuplicateHeaders): refused.
-  const value = Array.isArray(raw) ? raw.join(", ") : raw;
+  const value = singleHeader(req, "x-request-timeout");
+  if (value === undefined) return now + limits.defaultTimeoutMs;
   if (!TIMEOUT_PATTERN.test(value) || Number(value) < 1) {
     throw new OrderlyError("INVALID_HEADER", "X-Request-Timeout must be a whole number of milliseconds, 1 or more", {
       metadata: { header: "X-Request-Timeout" },
@@ -318,10 +326,8 @@ function deadlineOf(req: IncomingMessage, limits: GatewayLimits, now: number): n
 }
 
 function idempotencyKeyOf(req: IncomingMessage): string | undefined {
-  const raw = req.headers["idempotency-key"];
-  if (raw === undefined) return undefined;
-  // A header sent twice is its values taken together, as HTTP joins them (the server's joinDuplicateHeaders): refused.
-  const value = Array.isArray(raw) ? raw.join(", ") : raw;
+  const value = singleHeader(req, "idempotency-key");
+  if (value === undefined) return undefined;
   if (!/^[\x21-\x7e]{1,128}$/.test(value)) {
     throw new OrderlyError("INVALID_HEADER", "Idempotency-Key must be 1-128 visible ASCII characters (! to ~, no spaces)", {
       metadata: { header: "Idempotency-Key" },

@@ -153,10 +153,7 @@ const refuseUndecodable: Interceptor = (next) => (request, context) => {
  * under `typeName`, its own by default). Requests are read leniently (see
  * lenientDeserializer): each handler refuses an undecodable one itself.
  */
-export function grpcServiceDefinition(
-  service: DescService,
-  typeName = service.typeName,
-): grpc.ServiceDefinition {
+export function grpcServiceDefinition(service: DescService, typeName = service.typeName): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of service.methods) {
     definition[method.name] = {

@@ -10,7 +10,6 @@ export const logLevels = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, 
 /** A pino level's name. */
 export type LogLevel = keyof typeof logLevels;
 
-/** Fields never written to a log, wherever they appear (one level deep and in headers/metadata). */
 /** The log fields that hold server URLs (NATS_URL's): their user info is redacted (urlsForLogs). */
 const URL_FIELDS = ["nats", "servers"];
 
@@ -26,6 +25,7 @@ export function urlsForLogs(urls: string): string {
   });
 }
 
+/** Fields never written to a log, wherever they appear (one level deep and in headers/metadata). */
 export const redactedPaths = [
   "authorization",
   "*.authorization",
