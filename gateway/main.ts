@@ -146,7 +146,7 @@ runMain(logger, async () => {
   }
   // Metrics and the system's status (internal addresses, pids, errors) are for operators: on their own port, not the API's.
   // It listens first, so a gateway whose admin port is taken stops before it takes any request.
-  const admin = await startAdminServer({ host: config.host, port: config.adminPort, registry: metrics.registry, status, statusPage: statusPageHtml, health, logger });
+  const admin = await startAdminServer({ host: config.host, port: config.adminPort, registry: metrics.registry, status, statusPage: statusPageHtml, health, logger, allowedHosts: config.adminHosts });
   adminPort = admin.port;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

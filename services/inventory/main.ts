@@ -68,7 +68,7 @@ runMain(logger, async () => {
     budget: { ...defaultCallBudget, defaultMs: config.defaultBudgetMs },
     services: [registration(InventoryService, inventoryHandlers(store, fates))],
   });
-  const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, metrics, health, logger, events });
+  const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, allowedHosts: config.adminHosts, metrics, health, logger, events });
   logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl, order: config.orderAddress }, "listening");
   return {
     async close() {

@@ -85,7 +85,7 @@ runMain(logger, async () => {
       ),
     ],
   });
-  const admin = await startServiceAdmin({ name: "order", host: config.host, port: config.adminPort, metrics, health, logger, policies: [inventoryPolicy], events });
+  const admin = await startServiceAdmin({ name: "order", host: config.host, port: config.adminPort, allowedHosts: config.adminHosts, metrics, health, logger, policies: [inventoryPolicy], events });
   const pruneKeys = () => {
     const pruned = store.pruneIdempotencyKeys(Date.now() - config.idempotencyKeyTtlMs);
     if (pruned > 0) logger.info({ pruned }, "pruned expired idempotency keys");

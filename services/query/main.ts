@@ -52,7 +52,7 @@ runMain(logger, async () => {
       registration(QueryService, queryHandlers({ store: new ReadStore(db), changes })),
     ],
   });
-  const admin = await startServiceAdmin({ name: "query", host: config.host, port: config.adminPort, metrics, health, logger, events });
+  const admin = await startServiceAdmin({ name: "query", host: config.host, port: config.adminPort, allowedHosts: config.adminHosts, metrics, health, logger, events });
   logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl }, "listening");
   return {
     async close() {

@@ -1,5 +1,6 @@
 import { expect, test } from "vitest";
 import { ConfigError, readAddress, readNatsUrl } from "./env.js";
+import { observabilityConfig } from "./service-config.js";
 
 test("an address set wins, and the port variable is then not read at all (0 there asks the other process to pick one)", () => {
   expect(readAddress({ ORDER_ADDRESS: "10.0.0.7:6000", ORDER_GRPC_PORT: "0" }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toBe("10.0.0.7:6000");
@@ -17,4 +18,9 @@ test("NATS_URL takes server URLs separated by commas (host:port meaning nats://)
   for (const bad of ["not a url", "http://10.0.0.1:4222", "nats://", "nats://a:4222,,nats://b:4222", "nats://a:99999"]) {
     expect(() => readNatsUrl({ NATS_URL: bad }, "")).toThrow(ConfigError);
   }
+});
+
+test("ORDERLY_ADMIN_HOSTS is a comma-separated list of names, compared lower-case", () => {
+  expect(observabilityConfig({ ORDERLY_ADMIN_HOSTS: " Order,prometheus.internal ,," }).adminHosts).toEqual(["order", "prometheus.internal"]);
+  expect(observabilityConfig({}).adminHosts).toEqual([]);
 });

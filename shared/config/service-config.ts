@@ -10,6 +10,8 @@ export interface ObservabilityConfig {
   otlpEndpoint: string | undefined;
   /** Longest time a finished span waits before export (ms). */
   spanExportDelayMs: number;
+  /** Host names the admin port answers besides IP addresses, localhost and this machine's name (ORDERLY_ADMIN_HOSTS). */
+  adminHosts: readonly string[];
 }
 
 /** Reads LOG_LEVEL: one of pino's levels, info by default. */
@@ -27,12 +29,16 @@ export function readQueryConsumerName(env: Env): string {
   return readString(env, "QUERY_CONSUMER_NAME", "query");
 }
 
-/** Reads LOG_LEVEL and the OpenTelemetry settings (the standard OTEL_* names). */
+/** Reads LOG_LEVEL, the OpenTelemetry settings (the standard OTEL_* names) and ORDERLY_ADMIN_HOSTS. */
 export function observabilityConfig(env: Env): ObservabilityConfig {
   return {
     logLevel: readLogLevel(env),
     otlpEndpoint: readString(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "") || undefined,
     spanExportDelayMs: readInt(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1),
+    adminHosts: readString(env, "ORDERLY_ADMIN_HOSTS", "")
+      .split(",")
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== ""),
   };
 }
 

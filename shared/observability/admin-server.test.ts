@@ -1,8 +1,10 @@
+import { request } from "node:http";
+import { hostname } from "node:os";
 import { Registry } from "prom-client";
 import { expect, test } from "vitest";
 import { HealthState } from "../grpc/index.js";
 import { silentLogger } from "../logging/index.js";
-import { startAdminServer } from "./admin-server.js";
+import { adminHostAllowed, startAdminServer } from "./admin-server.js";
 
 test("the admin endpoints answer GET and HEAD (headers only), and any other method 405 with Allow", async () => {
   const admin = await startAdminServer({ host: "127.0.0.1", port: 0, registry: new Registry(), status: async () => ({ ok: true }), health: new HealthState({}), logger: silentLogger() });
@@ -23,4 +25,41 @@ test("the admin endpoints answer GET and HEAD (headers only), and any other meth
   const post = await fetch(`${url}/metrics`, { method: "POST" });
   expect({ status: post.status, allow: post.headers.get("allow") }).toEqual({ status: 405, allow: "GET, HEAD" });
   await post.text();
+});
+
+/** GET with a Host header of our choosing (fetch sends the URL's). */
+function getWithHost(port: number, path: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, headers: { host } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject).end();
+  });
+}
+
+test("the admin port answers an address, localhost, this machine's name and ORDERLY_ADMIN_HOSTS, and refuses any other Host (DNS rebinding)", async () => {
+  const admin = await startAdminServer({
+    host: "127.0.0.1",
+    port: 0,
+    registry: new Registry(),
+    status: async () => ({ secret: "pids and addresses" }),
+    health: new HealthState({}),
+    logger: silentLogger(),
+    allowedHosts: ["order"],
+  });
+  await using _admin = { [Symbol.asyncDispose]: () => admin.close() };
+  const answered = [`127.0.0.1:${admin.port}`, "127.0.0.1", `[::1]:${admin.port}`, `localhost:${admin.port}`, "LOCALHOST.", `app.localhost:${admin.port}`, `${hostname()}:${admin.port}`, `order:${admin.port}`, `10.1.2.3:9051`];
+  for (const host of answered) expect({ host, ...(await getWithHost(admin.port, "/status.json", host)) }).toEqual({ host, status: 200, body: JSON.stringify({ secret: "pids and addresses" }) });
+  for (const host of [`attacker.example:${admin.port}`, "127.0.0.1.nip.io", `orders:${admin.port}`, "localhost.attacker.example"]) {
+    for (const path of ["/status.json", "/metrics", "/healthz"]) {
+      const answer = await getWithHost(admin.port, path, host);
+      expect({ host, path, status: answer.status, reason: JSON.parse(answer.body).reason, leaked: answer.body.includes("pids") }).toEqual({ host, path, status: 403, reason: "HOST_NOT_ALLOWED", leaked: false });
+    }
+  }
+});
+
+test("ORDERLY_ADMIN_HOSTS=* answers any Host", () => {
+  expect([adminHostAllowed("anything.example", new Set(["*"])), adminHostAllowed("anything.example", new Set()), adminHostAllowed(undefined, new Set())]).toEqual([true, false, true]);
 });

@@ -1,4 +1,6 @@
 import { createServer, type Server } from "node:http";
+import { isIP } from "node:net";
+import { hostname } from "node:os";
 import type { Registry } from "prom-client";
 import type { HealthState } from "../grpc/index.js";
 import type { Logger } from "../logging/index.js";
@@ -15,6 +17,8 @@ export interface AdminServerOptions {
   statusPage?: string;
   health: HealthState;
   logger: Logger;
+  /** Host names answered besides IP addresses, localhost and this machine's name ("*": any). */
+  allowedHosts?: readonly string[];
 }
 
 /** A started admin server. */
@@ -29,9 +33,11 @@ export interface AdminServer {
  * each check), `/status.json` (what the gateway's status page shows) and,
  * for the gateway, the status page itself at `/status`. What they show
  * (addresses, pids, internal errors) is for operators: the port binds to
- * ORDERLY_BIND_HOST and belongs on an internal network.
+ * ORDERLY_BIND_HOST and belongs on an internal network, and it answers only
+ * requests whose Host an operator would use (see `adminHostAllowed`).
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const allowedHosts = new Set([hostname().toLowerCase(), ...(options.allowedHosts ?? [])]);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const json = (status: number, body: unknown) => {
@@ -40,6 +46,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       res.end(text);
     };
     const answer = async () => {
+      if (!adminHostAllowed(req.headers.host, allowedHosts)) {
+        options.logger.warn({ host: req.headers.host, path }, "admin request refused: its Host is not an address, localhost or in ORDERLY_ADMIN_HOSTS");
+        return json(403, { error: "host not allowed (ORDERLY_ADMIN_HOSTS lists the names this port answers)", reason: "HOST_NOT_ALLOWED" });
+      }
       // HEAD is GET without the body (RFC 9110; Node leaves the body out), as on the API's port.
       if (req.method !== "GET" && req.method !== "HEAD") {
         res.setHeader("allow", "GET, HEAD");
@@ -81,4 +91,18 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Whether a request's Host is one an operator or scraper uses for an admin
+ * port: an IP address, localhost (or a name under .localhost), or a name in
+ * `allowed` ("*" allows any). A browser sends the name of the page's own
+ * site, so a page whose name was made to point at this port (DNS rebinding)
+ * cannot read /status.json. A request without Host (HTTP/1.0) comes from no
+ * browser and is answered.
+ */
+export function adminHostAllowed(host: string | undefined, allowed: ReadonlySet<string>): boolean {
+  if (host === undefined || allowed.has("*")) return true;
+  const name = (host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d*$/, "")).toLowerCase().replace(/\.$/, "");
+  return isIP(name) !== 0 || name === "localhost" || name.endsWith(".localhost") || allowed.has(name);
 }

@@ -21,6 +21,8 @@ export interface ServiceAdminOptions {
   logger: Logger;
   policies?: readonly DependencyPolicy[];
   events?: EventRuntime;
+  /** Host names answered besides addresses, localhost and this machine's (ORDERLY_ADMIN_HOSTS). */
+  allowedHosts: readonly string[];
 }
 
 /**
@@ -40,6 +42,7 @@ export async function startServiceAdmin(options: ServiceAdminOptions): Promise<A
     registry: metrics.registry,
     health,
     logger: options.logger,
+    allowedHosts: options.allowedHosts,
     status: statusReporter({ name: options.name, health, requests, lag, policies: options.policies, events: options.events }),
   });
   return {
