@@ -39,7 +39,7 @@ const config = configOrExit("gateway", gatewayConfig);
 const logger = createLogger("gateway", config.logLevel);
 
 runMain(logger, async () => {
-  const tracing = await startTracing({ service: "gateway", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
+  const tracing = await startTracing({ service: "gateway", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const downstreams = connectDownstreams(
     [
       { name: "order", service: OrderService, address: config.orderAddress },

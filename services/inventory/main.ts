@@ -18,7 +18,7 @@ const config = configOrExit("inventory", inventoryConfig);
 const logger = createLogger("inventory", config.logLevel);
 
 runMain(logger, async () => {
-  const tracing = await startTracing({ service: "inventory", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
+  const tracing = await startTracing({ service: "inventory", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("inventory");
   const db = openDatabase({ file: config.dbFile, migrations: inventoryMigrations, synchronous: config.synchronous });
   const checkpoints = await startBackgroundCheckpoints(db, logger);

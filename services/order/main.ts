@@ -20,7 +20,7 @@ const config = configOrExit("order", orderConfig);
 const logger = createLogger("order", config.logLevel);
 
 runMain(logger, async () => {
-  const tracing = await startTracing({ service: "order", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
+  const tracing = await startTracing({ service: "order", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("order");
   const db = openDatabase({ file: config.dbFile, migrations: orderMigrations, synchronous: config.synchronous });
   const checkpoints = await startBackgroundCheckpoints(db, logger);

@@ -18,7 +18,7 @@ const config = configOrExit("query", queryConfig);
 const logger = createLogger("query", config.logLevel);
 
 runMain(logger, async () => {
-  const tracing = await startTracing({ service: "query", otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
+  const tracing = await startTracing({ service: "query", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("query");
   // The read side serves scattered reads over every order ever stored: a larger page cache and a memory map keep them off read().
   const db = openDatabase({ file: config.dbFile, migrations: queryMigrations, synchronous: config.synchronous, cacheMiB: 64, mmapMiB: 1024 });

@@ -19,6 +19,10 @@ export interface OtlpReceiver extends AsyncDisposable {
   readonly spans: ReceivedSpan[];
   /** The spans of one trace. */
   trace(traceId: string): ReceivedSpan[];
+  /** While true, every export is refused with 400 (which an exporter does not retry). */
+  refusing: boolean;
+  /** How many exports were refused. */
+  readonly refused: number;
 }
 
 type AnyValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
@@ -35,12 +39,18 @@ function attributesOf(list: KeyValue[] | undefined): Record<string, unknown> {
 /** Starts the receiver on a free port of 127.0.0.1. */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
+  const state = { refusing: false, refused: 0 };
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       if (req.method !== "POST" || req.url !== "/v1/traces" || !String(req.headers["content-type"]).includes("json")) {
         res.writeHead(415).end();
+        return;
+      }
+      if (state.refusing) {
+        state.refused += 1;
+        res.writeHead(400, { "content-type": "application/json" }).end('{"message":"refused"}');
         return;
       }
       const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
@@ -72,6 +82,15 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     url: `http://127.0.0.1:${port}`,
     spans,
     trace: (traceId) => spans.filter((s) => s.traceId === traceId),
+    get refusing() {
+      return state.refusing;
+    },
+    set refusing(refusing: boolean) {
+      state.refusing = refusing;
+    },
+    get refused() {
+      return state.refused;
+    },
     [Symbol.asyncDispose]: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
