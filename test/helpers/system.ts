@@ -16,6 +16,16 @@ export interface ApiResponse<T = any> {
   text: string;
 }
 
+/** A gateway started beside a system's first one (see System.startGateway). */
+export interface Gateway extends AsyncDisposable {
+  readonly process: ServiceProcess;
+  readonly baseUrl: string;
+  /** Its admin server: /metrics, /healthz, /status and /status.json. */
+  readonly adminUrl: string;
+  /** Calls this gateway, like System.api. */
+  api<T = any>(method: string, path: string, options?: ApiOptions): Promise<ApiResponse<T>>;
+}
+
 /** Who a test calls the gateway as: "admin", a dev customer's id, `{ token }`, or null for no credentials. */
 export type Caller = string | { token: string } | null;
 
@@ -60,6 +70,11 @@ export interface System extends AsyncDisposable {
   };
   /** Starts a stopped process again with its original environment and port (plus `extraEnv`), replacing it in the system. */
   restart(name: "inventory" | "order" | "query" | "gateway", extraEnv?: Record<string, string>): Promise<ServiceProcess>;
+  /**
+   * Starts one more gateway with the first one's environment (plus `extraEnv`) on free ports of its own, as a second
+   * instance behind a load balancer would run; stopped with the system unless stopped before.
+   */
+  startGateway(extraEnv?: Record<string, string>): Promise<Gateway>;
   /** Calls the gateway (as the admin unless `as` says otherwise); a body object is sent as JSON. */
   api<T = any>(method: string, path: string, options?: ApiOptions): Promise<ApiResponse<T>>;
 }
@@ -155,6 +170,9 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
     started.set("gateway", gateway);
     const env = { ...envs, gateway: { ...gatewayEnv, GATEWAY_PORT: String(gateway.port), GATEWAY_ADMIN_PORT: String(gateway.adminPort) } };
     const baseUrl = `http://127.0.0.1:${gateway.port}`;
+    const caller = (url: string) => (method: string, path: string, { as = "admin", ...options }: ApiOptions = {}) =>
+      api(url, method, path, { ...options, headers: { ...authorization(tokens, as), ...options.headers } });
+    let gateways = 1;
     const entries = { inventory: "services/inventory/main.ts", order: "services/order/main.ts", query: "services/query/main.ts", gateway: "gateway/main.ts" };
     const system: System = {
       dataDir,
@@ -181,8 +199,13 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
         // On its first ports, which the others know: a short-lived taker (an outgoing connection's local port, say) is waited out.
         return startWhilePortTaken(20, () => track(name, startService(name, entries[name], { ...env[name], ...extraEnv })), () => delay(250));
       },
-      api: (method, path, { as = "admin", ...options } = {}) =>
-        api(baseUrl, method, path, { ...options, headers: { ...authorization(tokens, as), ...options.headers } }),
+      async startGateway(extraEnv = {}) {
+        const name = `gateway-${++gateways}`;
+        const extra = await track(name, startService("gateway", entries.gateway, { ...gatewayEnv, ...extraEnv }));
+        const url = `http://127.0.0.1:${extra.port}`;
+        return { process: extra, baseUrl: url, adminUrl: `http://127.0.0.1:${extra.adminPort}`, api: caller(url), [Symbol.asyncDispose]: async () => void (await extra.stop()) };
+      },
+      api: caller(baseUrl),
       [Symbol.asyncDispose]: stopAll,
     };
     return system;
