@@ -33,13 +33,14 @@ export class GatewayMetrics {
     if (cache) {
       new Counter({
         name: "orderly_gateway_cache_lookups_total",
-        help: "Read-cache lookups by result (hit, miss, bypass for a newer minVersion)",
+        help: "Read-cache lookups by result (hit; miss, fetched from the query service; shared, waited for the fetch of the same read in flight; bypass, for a newer minVersion)",
         labelNames: ["result"],
         registers: [this.registry],
         collect() {
           this.reset();
           this.inc({ result: "hit" }, cache.stats.hits);
           this.inc({ result: "miss" }, cache.stats.misses);
+          this.inc({ result: "shared" }, cache.stats.shared);
           this.inc({ result: "bypass" }, cache.stats.bypasses);
         },
       });

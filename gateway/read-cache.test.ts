@@ -79,6 +79,16 @@ describe("ReadCache", () => {
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
   });
 
+  test("a lookup that missed and joins the fetch in flight counts as shared, not as a miss", () => {
+    const cache = new ReadCache(60_000);
+    expect([cache.get("k", 0), cache.inFlight("k", "ord_1")]).toEqual([undefined, undefined]);
+    void cache.share("k", cache.generation(), () => new Promise(() => {}));
+    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.inFlight("k", "ord_1")).toBeDefined();
+    expect(cache.stats).toMatchObject({ hits: 0, misses: 1, shared: 1 });
+    expect(cache.hitRatio()).toBe(0);
+  });
+
   test("a fetch answered with an older version than the entry cached meanwhile does not replace it", () => {
     const cache = new ReadCache(60_000);
     const generation = cache.generation();

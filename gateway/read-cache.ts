@@ -14,7 +14,10 @@ const REFRESH_AHEAD_SHARE = 0.2;
 /** What the cache has done. */
 export interface ReadCacheStats {
   hits: number;
+  /** Lookups that missed and fetched (or whose fetch failed to start): each cost the query side a call. */
   misses: number;
+  /** Lookups that missed and waited for the fetch of the same key in flight (no call of their own). */
+  shared: number;
   bypasses: number;
   invalidations: number;
   entries: number;
@@ -71,7 +74,7 @@ export class ReadCache {
   private floor = 0;
   /** Whether the invalidating events are heard (see suspend). */
   private live = true;
-  readonly stats: ReadCacheStats = { hits: 0, misses: 0, bypasses: 0, invalidations: 0, entries: 0 };
+  readonly stats: ReadCacheStats = { hits: 0, misses: 0, shared: 0, bypasses: 0, invalidations: 0, entries: 0 };
 
   private readonly maxEntries: number;
   private readonly clock: () => number;
@@ -166,13 +169,18 @@ export class ReadCache {
   }
 
   /**
-   * The answer of a fetch of `key` already in flight, to wait for instead of
-   * fetching again; undefined when there is none, or when the aggregate
-   * changed since it started (its answer may predate a write the caller saw).
+   * The answer of a fetch of `key` already in flight, for a lookup of it that
+   * just missed to wait for instead of fetching again (that lookup counts as
+   * shared, not as a miss); undefined when there is none, or when the
+   * aggregate changed since it started (its answer may predate a write the
+   * caller saw).
    */
   inFlight(key: string, aggregateId: string): Promise<FetchedRead> | undefined {
     const fill = this.filling.get(key);
-    return fill !== undefined && fill.generation >= this.changedAt(aggregateId) ? fill.answer : undefined;
+    if (fill === undefined || fill.generation < this.changedAt(aggregateId)) return undefined;
+    this.stats.misses--;
+    this.stats.shared++;
+    return fill.answer;
   }
 
   /** Runs `fetch` as the fetch of `key` in flight (see inFlight), started at `generation`, until it settles. */
@@ -227,9 +235,9 @@ export class ReadCache {
     return this.live;
   }
 
-  /** hits / (hits + misses + bypasses), or 0 before any lookup. */
+  /** hits / (hits + misses + shared + bypasses), or 0 before any lookup. */
   hitRatio(): number {
-    const lookups = this.stats.hits + this.stats.misses + this.stats.bypasses;
+    const lookups = this.stats.hits + this.stats.misses + this.stats.shared + this.stats.bypasses;
     return lookups === 0 ? 0 : this.stats.hits / lookups;
   }
 

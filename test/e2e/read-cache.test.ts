@@ -71,6 +71,11 @@ test("reads that miss while the same order is being fetched wait for that fetch:
   const getOrder = { method: "orderly.query.v1.QueryService/GetOrder", code: "OK" };
   const queryMetrics = `http://127.0.0.1:${system.query.adminPort}/metrics`;
   const callsBefore = sampleValue(await scrape(queryMetrics), "orderly_rpc_server_requests_total", getOrder);
+  const lookups = async () => {
+    const samples = await scrape(`${system.adminUrl}/metrics`);
+    return { miss: sampleValue(samples, "orderly_gateway_cache_lookups_total", { result: "miss" }), shared: sampleValue(samples, "orderly_gateway_cache_lookups_total", { result: "shared" }) };
+  };
+  const lookupsBefore = await lookups();
 
   // The query service is paused, so the first read's call cannot finish while the others arrive.
   system.query.child.kill("SIGSTOP");
@@ -88,6 +93,9 @@ test("reads that miss while the same order is being fetched wait for that fetch:
   expect(answers.map((a) => a.headers.get("x-cache")).sort()).toEqual([null, ...Array(11).fill("shared")]);
   const callsAfter = sampleValue(await scrape(queryMetrics), "orderly_rpc_server_requests_total", getOrder);
   expect(callsAfter - callsBefore).toBe(1);
+  // The metrics say the same: one lookup missed and fetched, eleven waited for its fetch.
+  const lookupsAfter = await lookups();
+  expect({ miss: lookupsAfter.miss - lookupsBefore.miss, shared: lookupsAfter.shared - lookupsBefore.shared }).toEqual({ miss: 1, shared: 11 });
 });
 
 test("an order read all the time never expires from the cache: hits near the end of the TTL refresh it in the background", async () => {
