@@ -47,7 +47,11 @@ export type Event = Message<"orderly.events.v1.Event"> & {
 
   /**
    * The aggregate's version after the change; a consumer ignores an event
-   * older than what it has applied for the aggregate.
+   * older than what it has applied for the aggregate. ReservationSucceeded
+   * and ReservationFailed are the inventory's answer about an order it does
+   * not own: they change no version, and carry the order's version they
+   * answer (1, the OrderCreated the inventory reserved from); the order
+   * service's OrderConfirmed or OrderRejected, when one follows, has the next.
    *
    * @generated from field: int64 aggregate_version = 3;
    */
