@@ -50,6 +50,9 @@ const num = (v, digits = 1) => (v === undefined || v === null ? "–" : Number(v
 const badge = (ok, yes, no) => '<span class="badge ' + (ok ? "ok" : "bad") + '">' + esc(ok ? yes : no) + "</span>";
 const breakerBadge = (state) => '<span class="badge ' + (state === "closed" ? "ok" : state === "half-open" ? "warn" : "bad") + '">' + esc(state) + "</span>";
 
+// The span a process's request figures cover: 30 s while the page polls, longer for the first report after a pause.
+const windowSpan = (seconds) => (!seconds ? "rates from the next report" : "last " + (seconds < 120 ? Math.round(seconds) + " s" : seconds < 7200 ? Math.round(seconds / 60) + " min" : Math.round(seconds / 3600) + " h"));
+
 function table(headers, rows, empty) {
   if (rows.length === 0) return '<div class="empty">' + esc(empty) + "</div>";
   const head = headers.map((h) => "<th" + (h.num ? ' class="num"' : "") + ">" + esc(h.label) + "</th>").join("");
@@ -85,7 +88,7 @@ function card(p) {
     s.consumers.map((c) => [c.durable, c.pending ?? "–", c.ackPending ?? "–", c.redelivered ?? "–", c.applied, c.ignored, c.deadLetters]),
     "",
   );
-  return '<section class="card' + (p.healthy ? "" : " down") + '" data-process="' + esc(p.name) + '" data-healthy="' + p.healthy + '">' + title + meta + "<h3>requests (last 30 s)</h3>" + routes + deps + outbox + consumers + "</section>";
+  return '<section class="card' + (p.healthy ? "" : " down") + '" data-process="' + esc(p.name) + '" data-healthy="' + p.healthy + '">' + title + meta + "<h3>requests (" + esc(windowSpan(s.windowSeconds)) + ")</h3>" + routes + deps + outbox + consumers + "</section>";
 }
 
 // Unreachable processes are down; a reachable one that is not healthy says which of its checks fail (nats, say), or its gRPC health.

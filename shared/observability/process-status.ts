@@ -38,6 +38,8 @@ export interface ProcessStatus {
   rssBytes: number;
   /** p99 event-loop delay (ms) since the last report. */
   eventLoopLagMs: number;
+  /** The span `routes` covers (s; 0 on the first report, which has no rates yet). */
+  windowSeconds: number;
   /** Per HTTP route (gateway) or per RPC (services). */
   routes: RouteSummary[];
   dependencies: DependencyStatus[];

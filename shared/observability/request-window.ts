@@ -42,13 +42,22 @@ export function quantileFromBuckets(bounds: readonly number[], cumulative: reado
   return bounds[bounds.length - 2] ?? 0;
 }
 
+/** The traffic of every route over the span a report covers. */
+export interface WindowSummary {
+  /** The span the rates and quantiles cover (s): back to the previous report at least a second old, at most about `windowMs` unless reports are further apart; 0 on the first report (no rates yet). */
+  windowSeconds: number;
+  /** Every route seen, busiest first. */
+  routes: RouteSummary[];
+}
+
 /**
  * Request rate, error rate and latency quantiles per label value over a
  * sliding window, read from a counter (with a status label) and a duration
  * histogram that the hot path already updates — so this costs nothing per
  * request, only per read (the status page polls every 2 s). Each read keeps
- * a snapshot; the window is the span back to the oldest snapshot still
- * younger than `windowMs`.
+ * a snapshot; the window is the span back to the latest snapshot at least
+ * `windowMs` old, or the oldest kept: after a pause in the reads it reaches
+ * back to the read before the pause, and says how far.
  */
 export class RequestWindow {
   private readonly snapshots: Snapshot[] = [];
@@ -62,8 +71,8 @@ export class RequestWindow {
     private readonly windowMs = 30_000,
   ) {}
 
-  /** The summary of every route seen, busiest first. */
-  async summarize(now = Date.now()): Promise<RouteSummary[]> {
+  /** The summary of every route seen, and the span it covers. */
+  async summarize(now = Date.now()): Promise<WindowSummary> {
     const current = await this.snapshot(now);
     while (this.snapshots.length > 1 && now - this.snapshots[1]!.at >= this.windowMs) this.snapshots.shift();
     const base = this.snapshots.find((s) => now - s.at >= 1000);
@@ -85,7 +94,7 @@ export class RequestWindow {
         total: series.count,
       });
     }
-    return summaries.sort((a, b) => b.rate - a.rate || b.total - a.total || a.name.localeCompare(b.name));
+    return { windowSeconds: Math.round(seconds * 10) / 10, routes: summaries.sort((a, b) => b.rate - a.rate || b.total - a.total || a.name.localeCompare(b.name)) };
   }
 
   private bounds: number[] = [];

@@ -28,7 +28,7 @@ export function statusReporter(sources: StatusSources): () => Promise<ProcessSta
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       rssBytes: process.memoryUsage.rss(),
       eventLoopLagMs: Math.round(sources.lag.read() * 10) / 10,
-      routes: await sources.requests.summarize(),
+      ...(await sources.requests.summarize()),
       dependencies: dependencyStatuses(sources.policies ?? []),
       ...(await eventStatuses(sources.events)),
     };

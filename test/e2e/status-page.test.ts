@@ -25,6 +25,10 @@ test("the status page shows every process healthy with its traffic, then the kil
   const ordersRow = card("gateway").locator("tr", { hasText: "POST /v1/orders" });
   // The row's req/s cell (the second) is above zero once a report covers the traffic.
   await expect.poll(async () => Number(await ordersRow.locator("td").nth(1).textContent()), { timeout: 15_000 }).toBeGreaterThan(0);
+  // While the page polls, each card's figures cover about the last 30 s (since the report at least 30 s old, or the first).
+  const windowShown = async () => Number((await card("gateway").locator("h3", { hasText: "requests" }).textContent())?.match(/^requests \(last (\d+) s\)$/)?.[1] ?? 0);
+  await expect.poll(windowShown, { timeout: 15_000 }).toBeGreaterThan(0);
+  expect(await windowShown()).toBeLessThanOrEqual(60);
   expect(await card("order").textContent()).toContain("OrderService/CreateOrder");
   expect(await card("order").textContent()).toMatch(/inventory\s*closed/);
   expect(await card("query").textContent()).toContain("query-orders");
