@@ -7,8 +7,9 @@
  * pruned long ago), and inventory is not touched: seeded orders buy SKUs
  * (`SEED-SKU-n`) that exist only in them.
  *
- * Stop the order and query services first (the databases are created with
- * the services' own migrations when missing). Orders are deterministic
+ * Stop the order and query services first: it refuses to start while they
+ * hold their databases (the databases are created with the services' own
+ * migrations when missing). Orders are deterministic
  * (scripts/bench/seed-data.ts), so a benchmark can address any of them, and
  * seeding the same number twice changes nothing.
  *
@@ -25,7 +26,7 @@ import { OrderSchema, OrderStatus } from "../proto/gen/orderly/order/v1/order_pb
 import { orderMigrations } from "../services/order/schema.js";
 import { utcDay } from "../services/query/projector.js";
 import { queryMigrations } from "../services/query/schema.js";
-import { openDatabase, type Db } from "../shared/sqlite/index.js";
+import { claimSoleWriter, openDatabase, type Db } from "../shared/sqlite/index.js";
 import { seedCustomerCount, seedOrder, type SeedOrder } from "./bench/seed-data.js";
 
 /** What to seed. */
@@ -58,6 +59,9 @@ function openForSeeding(file: string, migrations: Parameters<typeof openDatabase
 export function seedOrders(options: SeedOptions): SeedSummary {
   const started = performance.now();
   const total = options.orders;
+  // Held until the process ends (seeding is a command of its own).
+  claimSoleWriter(join(options.dataDir, "order.db"), "order");
+  claimSoleWriter(join(options.dataDir, "query.db"), "query");
   const orderDb = openForSeeding(join(options.dataDir, "order.db"), orderMigrations);
   const queryDb = openForSeeding(join(options.dataDir, "query.db"), queryMigrations);
   try {

@@ -6,7 +6,7 @@ import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
-import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
+import { claimSoleWriter, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { inventoryConfig } from "./config.js";
 import { inventoryHandlers } from "./handlers/index.js";
 import { orderEventHandling } from "./order-events.js";
@@ -20,6 +20,7 @@ const logger = createLogger("inventory", config.logLevel);
 runMain(logger, async () => {
   const tracing = await startTracing({ service: "inventory", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("inventory");
+  const writer = claimSoleWriter(config.dbFile, "inventory");
   const db = openDatabase({ file: config.dbFile, migrations: inventoryMigrations, synchronous: config.synchronous });
   const checkpoints = await startBackgroundCheckpoints(db, logger);
   const outbox = new Outbox(db);
@@ -81,6 +82,7 @@ runMain(logger, async () => {
       await events.close();
       await checkpoints.close();
       db.close();
+      writer.release();
       await tracing.shutdown();
     },
   };

@@ -7,7 +7,7 @@ import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/ob
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
-import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
+import { claimSoleWriter, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { orderConfig } from "./config.js";
 import { orderHandlers } from "./handlers/index.js";
 import { newOrderId } from "./order-id.js";
@@ -22,6 +22,7 @@ const logger = createLogger("order", config.logLevel);
 runMain(logger, async () => {
   const tracing = await startTracing({ service: "order", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("order");
+  const writer = claimSoleWriter(config.dbFile, "order");
   const db = openDatabase({ file: config.dbFile, migrations: orderMigrations, synchronous: config.synchronous });
   const checkpoints = await startBackgroundCheckpoints(db, logger);
   const outbox = new Outbox(db);
@@ -106,6 +107,7 @@ runMain(logger, async () => {
       inventoryConnection.close();
       await checkpoints.close();
       db.close();
+      writer.release();
       await tracing.shutdown();
     },
   };

@@ -5,7 +5,7 @@ import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
-import { openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
+import { claimSoleWriter, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { queryConfig } from "./config.js";
 import { queryHandlers } from "./handlers/index.js";
 import { projectionConsumers } from "./projection-consumers.js";
@@ -21,6 +21,7 @@ runMain(logger, async () => {
   const tracing = await startTracing({ service: "query", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("query");
   // The read side serves scattered reads over every order ever stored: a larger page cache and a memory map keep them off read().
+  const writer = claimSoleWriter(config.dbFile, "query");
   const db = openDatabase({ file: config.dbFile, migrations: queryMigrations, synchronous: config.synchronous, cacheMiB: 64, mmapMiB: 1024 });
   const checkpoints = await startBackgroundCheckpoints(db, logger);
   const changes = new ViewChanges(config.maxWaits);
@@ -63,6 +64,7 @@ runMain(logger, async () => {
       await events.close();
       await checkpoints.close();
       db.close();
+      writer.release();
       await tracing.shutdown();
     },
   };

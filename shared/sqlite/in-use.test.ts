@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import { inUse } from "./in-use.js";
+import { claimSoleWriter, inUse } from "./in-use.js";
 import { openDatabase } from "./open-database.js";
 
 test("a database file is in use while a connection has it open, and not once it is closed or when it does not exist", () => {
@@ -18,6 +18,19 @@ test("a database file is in use while a connection has it open, and not once it 
     expect(db.prepare("SELECT count(*) AS n FROM t").get()).toEqual({ n: 2 });
     db.close();
     expect(inUse(file)).toBe(false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a database has one writer: a second claim is refused, naming the file, until the first is released", () => {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-writer-"));
+  try {
+    const file = join(dir, "data", "order.db");
+    const first = claimSoleWriter(file, "order");
+    expect(() => claimSoleWriter(file, "order")).toThrow(`${file} is held by another process, its one writer (is the order service running on it?)`);
+    first.release();
+    claimSoleWriter(file, "order").release();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,4 +1,6 @@
 import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 
 /**
  * Whether another connection has the database file open (a running service):
@@ -36,4 +38,21 @@ export function holdExclusively(file: string, { create = true } = {}): Database.
     if ((error as { code?: string }).code === "SQLITE_BUSY") return undefined;
     throw error;
   }
+}
+
+/**
+ * Claims a service's database file for this process, its one writer (every
+ * SQLite file has one: DESIGN.md): holds `<file>.lock` exclusively (see
+ * holdExclusively) until `release` is called or the process ends, however it
+ * ends. Throws, naming the file, while another process holds it: a second
+ * instance started on the same data directory would run a second outbox
+ * relay, recovery loop or set of consumers over the same rows.
+ */
+export function claimSoleWriter(file: string, service: string): { release(): void } {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const lock = holdExclusively(`${file}.lock`);
+  if (lock === undefined) {
+    throw new Error(`${file} is held by another process, its one writer (is the ${service} service running on it?): stop that process first, or use another data directory`);
+  }
+  return { release: () => lock.close() };
 }

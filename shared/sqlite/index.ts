@@ -1,4 +1,4 @@
-export { holdExclusively, inUse } from "./in-use.js";
+export { claimSoleWriter, holdExclusively, inUse } from "./in-use.js";
 export { openDatabase, type Db, type Migration, type OpenDatabaseOptions } from "./open-database.js";
 export { untimed, type TransactionTimer } from "./transaction-timer.js";
 export { startBackgroundCheckpoints, type BackgroundCheckpoints, type BackgroundCheckpointOptions } from "./background-checkpoints.js";

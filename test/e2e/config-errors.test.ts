@@ -6,13 +6,14 @@ import { expect, test } from "vitest";
 import { writeDevCredentials } from "../../scripts/dev-security.js";
 import { nodeEntry } from "../../shared/process/index.js";
 import { ROOT } from "../helpers/processes.js";
+import { startSystem } from "../helpers/system.js";
 
-/** How a process ends when started with `env`: its exit code and what it wrote to stderr. */
-function exitOf(entry: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+/** How a process ends when started with `env`: its exit code and what it wrote to stdout (its log) and stderr. */
+function exitOf(entry: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [node, ...args] = nodeEntry(entry);
   return new Promise((resolve) => {
-    execFile(node, args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 30_000 }, (error, _stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stderr }),
+    execFile(node, args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 30_000 }, (error, stdout, stderr) =>
+      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }),
     );
   });
 }
@@ -37,4 +38,27 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
+});
+
+test("a second instance of a service on a data directory in use refuses to start, naming its database, and the first goes on", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/ONE-WRITER:restock", { body: { quantity: 5 } });
+  const entries = { order: "services/order/main.ts", inventory: "services/inventory/main.ts", query: "services/query/main.ts" } as const;
+  const ports = { order: "ORDER", inventory: "INVENTORY", query: "QUERY" } as const;
+  const results = await Promise.all(
+    (["order", "inventory", "query"] as const).map((name) => exitOf(entries[name], { ...system.env[name], [`${ports[name]}_GRPC_PORT`]: "0", [`${ports[name]}_ADMIN_PORT`]: "0" })),
+  );
+  for (const [i, name] of (["order", "inventory", "query"] as const).entries()) {
+    const fatal = results[i]!.stdout.split("\n").filter((line) => line.includes('"level":60')).map((line) => JSON.parse(line) as { err?: { message?: string } });
+    expect({ name, code: results[i]!.code, message: fatal[0]?.err?.message }).toEqual({
+      name,
+      code: 1,
+      message: `${join(system.dataDir, `${name}.db`)} is held by another process, its one writer (is the ${name} service running on it?): stop that process first, or use another data directory`,
+    });
+    expect(results[i]!.stdout).not.toContain('"msg":"listening"');
+  }
+  // The running services never noticed: an order goes through and is read back at its version.
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "ONE-WRITER", quantity: 1 }] } });
+  expect(created.status).toBe(200);
+  expect((await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`)).body).toEqual(created.body);
 });
