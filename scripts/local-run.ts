@@ -12,7 +12,7 @@
  * ORDERLY_MTLS=1, a dev CA and certificates for mTLS between the processes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -20,7 +20,7 @@ import { ConfigError, readChoice, readInt, readLogLevel, readNatsUrl, readQueryC
 import { freePort, nodeEntry } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { logLevels, type LogLevel } from "../shared/logging/index.js";
-import { holdExclusively } from "../shared/sqlite/index.js";
+import { holdExclusively, keepToOwner } from "../shared/sqlite/index.js";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 
 // ---------------------------------------------------------------------------
@@ -568,10 +568,11 @@ export async function runLocal(env: Env): Promise<number> {
   let adminToken: string;
   let dataDirLock: { close(): unknown } | undefined;
   try {
-    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    // The NATS store holds every event: its own folder is the owner's alone too (nats-server would make it 0750).
-    mkdirSync(join(config.dataDir, "nats"), { recursive: true, mode: 0o700 });
-    chmodSync(join(config.dataDir, "nats"), 0o700);
+    // The data directory and the NATS store (every event; nats-server would make it 0750) are the owner's alone, also those an older Orderly made.
+    for (const dir of [config.dataDir, join(config.dataDir, "nats")]) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      keepToOwner(dir);
+    }
     // Two runs on one data directory would share its databases and nats-server store (whatever their ports), and corrupt both.
     dataDirLock = holdExclusively(join(config.dataDir, "local-run.lock"));
     if (dataDirLock === undefined) {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
@@ -12,6 +12,25 @@ test("a database file, its WAL and its shared memory are readable by their owner
     db.prepare("INSERT INTO t VALUES (1)").run();
     const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
     expect([mode(file), mode(`${file}-wal`), mode(`${file}-shm`), mode(join(dir, "data"))]).toEqual(["600", "600", "600", "700"]);
+    db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a database an older version left readable by others (0644) is its owner's alone once opened, its data kept", () => {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-db-mode-"));
+  try {
+    const file = join(dir, "x.db");
+    const before = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
+    before.prepare("INSERT INTO t VALUES (1)").run();
+    before.close();
+    chmodSync(file, 0o644);
+    chmodSync(dir, 0o755);
+    const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
+    const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+    expect([mode(file), mode(`${file}-wal`), mode(`${file}-shm`)]).toEqual(["600", "600", "600"]);
+    expect(db.prepare("SELECT x FROM t").all()).toEqual([{ x: 1 }]);
     db.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** A better-sqlite3 database handle. */
@@ -42,12 +42,11 @@ export interface OpenDatabaseOptions {
  */
 export function openDatabase(options: OpenDatabaseOptions): Db {
   const onDisk = options.file !== ":memory:";
-  // Every customer's orders are in these files: readable by their owner only (SQLite gives the -wal and -shm files the database's mode).
   if (onDisk) mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
-  const created = onDisk && !existsSync(options.file);
   const db = new Database(options.file);
-  if (created) chmodSync(options.file, 0o600);
   db.pragma("journal_mode = WAL");
+  // Every customer's orders are in these files: readable by their owner only, a file an older Orderly made 0644 too.
+  if (onDisk) for (const suffix of ["", "-wal", "-shm"]) keepToOwner(options.file + suffix);
   db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`);
   db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   db.pragma("foreign_keys = ON");
@@ -56,6 +55,23 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
   if (options.mmapMiB !== undefined) db.pragma(`mmap_size = ${Math.round(options.mmapMiB * 1024 * 1024)}`);
   migrate(db, options.migrations);
   return db;
+}
+
+/**
+ * Takes group's and others' access away from a file or folder this user
+ * owns (0644 → 0600, 0755 → 0700): what Orderly keeps in its data directory
+ * is its owner's alone, also what an older version made with the umask's
+ * mode. A path owned by another user, or missing, is left as it is.
+ */
+export function keepToOwner(path: string): void {
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") return;
+    throw error;
+  }
+  if ((stats.mode & 0o077) !== 0 && stats.uid === process.getuid?.()) chmodSync(path, stats.mode & 0o700);
 }
 
 function migrate(db: Db, migrations: readonly Migration[]): void {

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,6 +168,8 @@ async function stopCleanly(run: LocalRun): Promise<void> {
 
 test("npm start on an empty data dir comes up ready, serves the demo catalog, and leaves no process behind after SIGTERM", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
+  // As an older Orderly, or a plain mkdir, left it: readable by everyone.
+  chmodSync(dataDir, 0o755);
   try {
     const env = await localRunEnv(dataDir);
     const baseUrl = `http://127.0.0.1:${env.GATEWAY_PORT}`;
@@ -184,8 +186,9 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(run.output()).toContain("seeded the demo catalog");
       expect(run.output()).toContain(`live status: ${adminUrl}/status`);
       expect(run.output()).toContain(`metrics: ${adminUrl}/metrics`);
-      // The data directory and the NATS store in it (every event) are the owner's alone.
-      expect([dataDir, join(dataDir, "nats")].map((dir) => (statSync(dir).mode & 0o777).toString(8))).toEqual(["700", "700"]);
+      // The data directory, the NATS store in it (every event) and the databases are the owner's alone.
+      const owned = [dataDir, join(dataDir, "nats"), ...["order", "inventory", "query"].map((name) => join(dataDir, `${name}.db`))];
+      expect(owned.map((path) => (statSync(path).mode & 0o777).toString(8))).toEqual(["700", "700", "600", "600", "600"]);
       // Not a terminal: the processes' lines are their JSON, and the status page finds every service.
       expect(run.output()).toMatch(/^\{"level":30,.*"service":"order".*"msg":"listening"/m);
       // Polled: the gateway's cache counts as healthy once it hears events, which may come a moment after the banner.
