@@ -5,6 +5,28 @@ import { CreateOrderRequestSchema } from "../../proto/gen/orderly/order/v1/order
 import type { OrderlyError } from "../errors/index.js";
 import { checkRules } from "./validate-requests.js";
 
+test("a list of thousands of lines, repeated SKUs or not, is refused for its length (a 400), never an error of the rules (a 500)", () => {
+  for (const lines of [
+    Array.from({ length: 6000 }, (_, i) => ({ sku: `SKU-${i}`, quantity: 1 })),
+    Array.from({ length: 6000 }, () => ({ sku: "SKU-1", quantity: 1 })),
+  ]) {
+    const order = () => checkRules(CreateOrderRequestSchema, create(CreateOrderRequestSchema, { order: { customerId: "eve", items: lines } }));
+    const reservation = () => checkRules(ReserveStockRequestSchema, create(ReserveStockRequestSchema, { orderId: "ord-1", lines }));
+    for (const [check, field] of [[order, "order.items"], [reservation, "lines"]] as const) {
+      let refused: OrderlyError | undefined;
+      try {
+        check();
+      } catch (error) {
+        refused = error as OrderlyError;
+      }
+      expect({ reason: refused?.reason, violations: refused?.violations }).toEqual({
+        reason: "VALIDATION_FAILED",
+        violations: [{ field, description: "must contain no more than 100 item(s)" }],
+      });
+    }
+  }
+});
+
 test("a rule over a message's lines together names the lines: a repeated SKU in an order or a reservation", () => {
   const violationsOf = (check: () => void) => {
     try {
