@@ -55,6 +55,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
       maxTimeoutMs,
       maxBodyBytes: readInt(env, "MAX_BODY_BYTES", 1024 * 1024, 1),
       maxJsonDepth: readInt(env, "MAX_JSON_DEPTH", 32, 1, 1000),
+      maxInFlightPerCaller: readInt(env, "GATEWAY_MAX_IN_FLIGHT_PER_CALLER", 512, 1),
     },
     shedding: {
       maxInFlight: readInt(env, "GATEWAY_MAX_IN_FLIGHT", 2048, 1),

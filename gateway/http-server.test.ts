@@ -50,7 +50,7 @@ test("a request without a valid X-Request-Id gets a new UUIDv8, each gateway's w
     readiness: async () => ({ ready: true, services: {} }),
     openApi: () => ({}),
     logger: silentLogger(),
-    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
   };
   await using one = await listen(createGatewayHandler(deps));
   await using other = await listen(createGatewayHandler(deps));
@@ -96,7 +96,7 @@ test("an address out of rate-limit tokens is refused before any more of its toke
     readiness: async () => ({ ready: true, services: {} }),
     openApi: () => ({}),
     logger: silentLogger(),
-    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
   });
   await using server = await listen(handler);
   const url = `${server.url}/v1/anything`;
@@ -129,7 +129,7 @@ test("a client that goes away half-way through its body is logged as 499 CANCELL
     readiness: async () => ({ ready: true, services: {} }),
     openApi: () => ({}),
     logger,
-    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
   });
   await using server = await listen(handler);
   const { port } = new URL(server.url);
@@ -155,7 +155,7 @@ test("an X-Request-Timeout over the cap is capped, however many digits it has; z
     readiness: async () => ({ ready: true, services: {} }),
     openApi: () => ({}),
     logger: silentLogger(),
-    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 2000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 2000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
   });
   await using server = await listen(handler);
   const get = async (timeout: string) => {
@@ -190,7 +190,7 @@ test("reads that join a cached read's fetch and run out of their own short budge
     readiness: async () => ({ ready: true, services: {} }),
     openApi: () => ({}),
     logger: silentLogger(),
-    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 30_000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 30_000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
     cache: { store: new ReadCache(60_000), routes: cachedReads },
   });
   await using server = await listen(handler);
@@ -224,7 +224,7 @@ test("requests refused for their credentials or rate limit are counted under the
     readiness: async () => ({ ready: true, services: {} }),
     openApi: () => ({}),
     logger: silentLogger(),
-    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8 },
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
     metrics,
   });
   await using server = await listen(handler);

@@ -26,6 +26,8 @@ export interface GatewayLimits {
   maxBodyBytes: number;
   /** Deepest nesting of objects and arrays a JSON body may have; deeper bodies get 400 (JSON_TOO_DEEP). */
   maxJsonDepth: number;
+  /** Most requests one principal may have in flight at once; more get 429 (TOO_MANY_IN_FLIGHT). */
+  maxInFlightPerCaller: number;
 }
 
 /** How the gateway knows who is calling, and tells the services. */
@@ -212,11 +214,13 @@ function partsOf(params: Record<string, string>, search: string, idempotencyKey:
 
 /**
  * The request body, up to `maxBytes`: PAYLOAD_TOO_LARGE as soon as it is
- * declared or grows larger. The request is left flowing, so what the client
+ * declared or grows larger, REQUEST_TIMEOUT when it has not all come by the
+ * request's `deadline` (a client that stops sending holds its request no
+ * longer than its budget). The request is left flowing, so what the client
  * still sends is read and dropped (see lingerOnClose) rather than the
  * connection torn down under the answer.
  */
-function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, maxBytes: number, deadline: number): Promise<Buffer> {
   const tooLarge = () =>
     new OrderlyError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBytes} bytes`, { metadata: { limitBytes: String(maxBytes) } });
   if (declaredTooLarge(req, maxBytes)) return Promise.reject(tooLarge());
@@ -227,6 +231,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     const settle = (error: Error | undefined) => {
+      clearTimeout(timer);
       req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
       if (error) reject(error);
       else resolve(Buffer.concat(chunks, size));
@@ -240,6 +245,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
     const onClose = () => settle(cancelled());
     // A connection that ends mid-body is an "aborted" error (ECONNRESET) before the close: the client left, not a fault here.
     const onError = (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? cancelled() : error);
+    const timer = setTimeout(() => settle(new OrderlyError("REQUEST_TIMEOUT", "the request body was not all received within the request's deadline")), deadline - Date.now());
     req.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
   });
 }
@@ -282,8 +288,8 @@ function jsonDeeperThan(text: string, max: number): boolean {
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Reads the body as JSON whatever its Content-Type says (curl -d sends form-urlencoded by default). */
-async function readJson(req: IncomingMessage, limits: GatewayLimits): Promise<JsonValue | undefined> {
-  const raw = await readBody(req, limits.maxBodyBytes);
+async function readJson(req: IncomingMessage, limits: GatewayLimits, deadline: number): Promise<JsonValue | undefined> {
+  const raw = await readBody(req, limits.maxBodyBytes, deadline);
   if (raw.length === 0) return undefined;
   let text: string;
   try {
@@ -359,6 +365,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   const newRequestId = deps.newRequestId ?? requestIdSource();
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
+  /** Requests in flight per principal (its subject key), while it has any. */
+  const callersInFlight = new Map<string, number>();
   const draining = deps.shutdown?.draining;
 
   function send(res: ServerResponse, requestId: string, status: number, body: JsonValue): void {
@@ -401,7 +409,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     let outcome: Promise<void> | void = undefined;
     try {
       const principal = authenticateFor(req, request, method, path);
-      outcome = principal instanceof Promise ? principal.then((p) => handleRoute(req, res, path, search, method, request, p)) : handleRoute(req, res, path, search, method, request, principal);
+      outcome = principal instanceof Promise ? principal.then((p) => handleCounted(req, res, path, search, method, request, p)) : handleCounted(req, res, path, search, method, request, principal);
       return outcome;
     } finally {
       if (!(outcome instanceof Promise)) release?.();
@@ -489,6 +497,30 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     return principal;
   }
 
+  /**
+   * handleRoute, within the principal's share of the requests in flight
+   * (TOO_MANY_IN_FLIGHT beyond it), so that one caller's slow requests (a
+   * body sent a byte at a time, long minVersion waits) cannot take every
+   * place the load shedder has. A request answered in the tick it arrived
+   * (a cache hit, a refusal) is never in flight.
+   */
+  function handleCounted(req: IncomingMessage, res: ServerResponse, path: string, search: string, method: string, request: RequestState, principal: Principal): Promise<void> | void {
+    const key = subjectKey(principal);
+    if ((callersInFlight.get(key) ?? 0) >= limits.maxInFlightPerCaller) {
+      throw new OrderlyError("TOO_MANY_IN_FLIGHT", `the caller already has ${limits.maxInFlightPerCaller} requests in flight; retry when one ends`, { metadata: { retryAfterSeconds: "1" } });
+    }
+    const outcome = handleRoute(req, res, path, search, method, request, principal);
+    if (!(outcome instanceof Promise)) return outcome;
+    callersInFlight.set(key, (callersInFlight.get(key) ?? 0) + 1);
+    const done = () => {
+      const left = callersInFlight.get(key)! - 1;
+      if (left === 0) callersInFlight.delete(key);
+      else callersInFlight.set(key, left);
+    };
+    outcome.then(done, done);
+    return outcome;
+  }
+
   function handleRoute(req: IncomingMessage, res: ServerResponse, path: string, search: string, method: string, request: RequestState, principal: Principal): Promise<void> | void {
     const { route, params } = resolveRoute(routeIndex, method, path);
     request.route = route.label;
@@ -501,7 +533,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const aggregateId = cached === undefined ? undefined : params[cached.param];
     const call = { route, params, request, principal, deadline };
     if (deps.cache === undefined || cached === undefined || aggregateId === undefined) {
-      return transcode(req, route, partsOf(params, search, idempotencyKey)).then((message) => forward(res, call, message));
+      return transcode(req, route, partsOf(params, search, idempotencyKey), deadline).then((message) => forward(res, call, message));
     }
 
     // Per-customer resources are cached per customer (admins share one scope): a hit is only what the service let this scope read.
@@ -546,7 +578,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    */
   async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, looked: boolean): Promise<void> {
     const generation = fill.store.generation();
-    const message = await transcode(req, call.route, parts);
+    const message = await transcode(req, call.route, parts, call.deadline);
     checkRules(call.route.method.input, message);
     if (!looked) {
       const hit = fill.store.get(fill.key, minVersionOf(message));
@@ -606,9 +638,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     return { payload: JSON.stringify(json), status: successStatus(responseHeaders[HTTP_CODE_HEADER]), version: versionOf(json), json };
   }
 
-  /** The request message of a route: path variables, query, then the JSON body when the route takes one. */
-  async function transcode(req: IncomingMessage, route: Route, parts: HttpRequestParts): Promise<Message> {
-    const body = route.body === "" ? undefined : await readJson(req, limits);
+  /** The request message of a route: path variables, query, then the JSON body when the route takes one (received by `deadline`). */
+  async function transcode(req: IncomingMessage, route: Route, parts: HttpRequestParts, deadline: number): Promise<Message> {
+    const body = route.body === "" ? undefined : await readJson(req, limits, deadline);
     return requestFromHttp(route, { ...parts, body });
   }
 
@@ -758,7 +790,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (err.code === Code.UNAUTHENTICATED) {
       res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
     }
-    if (err.reason === "PAYLOAD_TOO_LARGE") {
+    // A body refused before all of it came: the connection cannot carry another request.
+    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT") {
       res.setHeader("connection", "close");
       req.resume();
     }

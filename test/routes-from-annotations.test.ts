@@ -156,7 +156,7 @@ test("an RPC is exposed over HTTP because of its annotation, with no gateway cod
       readiness: readinessProbe(downstreams),
       openApi: () => openApi,
       logger,
-      limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 10_000, maxBodyBytes: 1024, maxJsonDepth: 32 },
+      limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 10_000, maxBodyBytes: 1024, maxJsonDepth: 32, maxInFlightPerCaller: 512 },
       // Routing only: every caller is an admin here (authentication has its own tests).
       auth: { known: () => undefined, verify: async () => ({ subject: "test", customerId: undefined, roles: ["admin"] }), linkMetadata: () => ({}) },
     }),

@@ -68,7 +68,7 @@ export async function cannedGateway(): Promise<CannedGateway> {
     readiness: async () => ({ ready: true, services: {} }),
     openApi: () => ({}),
     logger: silentLogger(),
-    limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 30000, maxBodyBytes: 1 << 20, maxJsonDepth: 32 },
+    limits: { defaultTimeoutMs: 5000, maxTimeoutMs: 30000, maxBodyBytes: 1 << 20, maxJsonDepth: 32, maxInFlightPerCaller: 512 },
     shedder,
     cache: { store: cache, routes: cachedReads },
     metrics,

@@ -36,7 +36,7 @@ export const reasons = {
   HEADERS_TOO_LARGE: Code.INVALID_ARGUMENT,
   /** The request is not valid HTTP/1.1 (bad characters in the request line or a header, an unknown method). */
   MALFORMED_REQUEST: Code.INVALID_ARGUMENT,
-  /** The client did not send its request headers in time (HTTP 408). */
+  /** The client did not send its request headers in time, or its body within the request's deadline (HTTP 408). */
   REQUEST_TIMEOUT: Code.DEADLINE_EXCEEDED,
   /** No route matches the path. */
   ROUTE_NOT_FOUND: Code.NOT_FOUND,
@@ -74,6 +74,8 @@ export const reasons = {
   BULKHEAD_FULL: Code.RESOURCE_EXHAUSTED,
   /** The caller already has as many reads waiting for a `minVersion` as it may (QUERY_MAX_WAITS_PER_CALLER); retry when one ends. */
   TOO_MANY_WAITS: Code.RESOURCE_EXHAUSTED,
+  /** The caller already has as many requests in flight at the gateway as it may (GATEWAY_MAX_IN_FLIGHT_PER_CALLER); retry when one ends. */
+  TOO_MANY_IN_FLIGHT: Code.RESOURCE_EXHAUSTED,
   /** The gateway is shedding load (too many requests in flight, or its event loop lags); retry after Retry-After. */
   OVERLOADED: Code.UNAVAILABLE,
   /** The service is not ready, or is shutting down. */

@@ -287,6 +287,19 @@ describe("limits", () => {
     expect(received).toContain("\"reason\":\"REQUEST_TIMEOUT\"");
   });
 
+  test("a client that stops sending its body gets 408 REQUEST_TIMEOUT at its deadline, not the server's 40 s request timeout", async () => {
+    const stalled = openStalledBody(Number(new URL(system.baseUrl).port), system.tokens.customers.alice!, "1000");
+    const started = Date.now();
+    const received = await stalled.answered;
+    const elapsed = Date.now() - started;
+    expect(received).toMatch(/^HTTP\/1\.1 408/);
+    expect(received).toContain('"reason":"REQUEST_TIMEOUT"');
+    expect(received.toLowerCase()).toContain("connection: close");
+    // At its deadline: well past the second it asked for (the budget starts once the headers are in), far short of 40 s.
+    expect(elapsed).toBeGreaterThanOrEqual(900);
+    expect(elapsed).toBeLessThan(15_000);
+  });
+
   /** What the gateway answers to a raw request (which asks it to close the connection after). */
   async function exchange(head: string, body = ""): Promise<string> {
     const socket = connectTcp({ host: "127.0.0.1", port: Number(new URL(system.baseUrl).port) });
@@ -385,6 +398,41 @@ describe("limits", () => {
     }
     expect((await system.api("GET", "/v1/inventory/HUGE-1")).status).toBe(404);
   });
+});
+
+/**
+ * A POST /v1/orders whose body stops after its first bytes, as alice with an
+ * X-Request-Timeout of `budgetMs`: `answered` settles with all the gateway
+ * wrote once it closes the connection.
+ */
+function openStalledBody(port: number, token: string, budgetMs: string): { answered: Promise<string>; close(): void } {
+  const socket = connectTcp({ host: "127.0.0.1", port });
+  let received = "";
+  socket.on("data", (chunk) => (received += chunk.toString("latin1")));
+  socket.on("error", () => undefined);
+  const answered = new Promise<string>((resolve) => socket.once("close", () => resolve(received)));
+  socket.write(
+    `POST /v1/orders HTTP/1.1\r\nhost: orderly\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\n` +
+      `x-request-timeout: ${budgetMs}\r\ncontent-length: 100\r\n\r\n{"customerId":"stall"`,
+  );
+  return { answered, close: () => socket.destroy() };
+}
+
+test("a principal may have GATEWAY_MAX_IN_FLIGHT_PER_CALLER requests in flight; more get 429 TOO_MANY_IN_FLIGHT at once, while other callers are served", async () => {
+  await using system = await startSystem({ GATEWAY_MAX_IN_FLIGHT_PER_CALLER: "3" });
+  const port = Number(new URL(system.baseUrl).port);
+  const inFlight = async () => (await api(system.baseUrl, "GET", "/healthz")).body.inFlight as number;
+  const stalled = Array.from({ length: 3 }, () => openStalledBody(port, system.tokens.customers.alice!, "20000"));
+  try {
+    await waitFor(async () => (await inFlight()) === 3, "alice's three stalled requests in flight");
+    const refused = await system.api("GET", "/v1/inventory", { as: "alice" });
+    expect({ status: refused.status, reason: reasonOf(refused.body), retryAfter: refused.headers.get("retry-after") }).toEqual({ status: 429, reason: "TOO_MANY_IN_FLIGHT", retryAfter: "1" });
+    expect((await system.api("GET", "/v1/inventory", { as: "bob" })).status).toBe(200);
+  } finally {
+    for (const request of stalled) request.close();
+  }
+  await waitFor(async () => (await inFlight()) === 0, "alice's requests ended with their connections");
+  expect((await system.api("GET", "/v1/inventory", { as: "alice" })).status).toBe(200);
 });
 
 test("each principal gets RATE_LIMIT_BURST requests at once, then 429 RATE_LIMITED with Retry-After; other principals are not affected", async () => {
