@@ -811,6 +811,16 @@ export function parserRefusal(error: NodeJS.ErrnoException, maxHeaderBytes: numb
       : new OrderlyError("MALFORMED_REQUEST", "the request is not valid HTTP/1.1");
 }
 
+/**
+ * Why a request whose Expect header asks for anything but 100-continue is
+ * refused (RFC 9110 §10.1.1: 417), which Node hands to the server's
+ * `checkExpectation` listener rather than to the handler (without one, it
+ * answered a bare 417 with no reason or request id).
+ */
+export function expectationRefusal(expect: string | undefined): OrderlyError {
+  return new OrderlyError("EXPECTATION_FAILED", `Expect: ${JSON.stringify(expect ?? "")} cannot be met; only 100-continue is`);
+}
+
 /** The methods the gateway serves on some path: what a CONNECT's 405 names in Allow. */
 const SERVED_METHODS = "GET, HEAD, POST";
 

@@ -1,5 +1,5 @@
 import { setMaxListeners } from "node:events";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
@@ -14,7 +14,7 @@ import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
 import { cachedReads } from "./cached-reads.js";
-import { closingErrorResponse, connectRefusal, continueIfWithinLimit, createGatewayHandler, parserRefusal, requestIdSource } from "./http-server.js";
+import { closingErrorResponse, connectRefusal, continueIfWithinLimit, createGatewayHandler, expectationRefusal, parserRefusal, requestIdSource } from "./http-server.js";
 import { closeLingering, isLingering } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
@@ -130,6 +130,8 @@ runMain(logger, async () => {
     // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
     refuseOnSocket(socket, parserRefusal(error, config.maxHeaderBytes));
   });
+  // Any other expectation is refused with a reason, like any other answer; the body it came with is not read.
+  server.on("checkExpectation", (req: IncomingMessage) => refuseOnSocket(req.socket, expectationRefusal(req.headers.expect)));
   server.on("connect", (_req, socket: Duplex) => {
     // Node hands the socket over without its own error listener: a client's reset would otherwise end the gateway.
     socket.on("error", () => socket.destroy());

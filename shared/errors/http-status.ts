@@ -11,6 +11,7 @@ const httpStatusByReason: Partial<Record<Reason, number>> = {
   METHOD_NOT_ALLOWED: 405,
   HEADERS_TOO_LARGE: 431,
   REQUEST_TIMEOUT: 408,
+  EXPECTATION_FAILED: 417,
 };
 
 /**

@@ -38,6 +38,8 @@ export const reasons = {
   MALFORMED_REQUEST: Code.INVALID_ARGUMENT,
   /** The client did not send its request headers in time, or its body within the request's deadline (HTTP 408). */
   REQUEST_TIMEOUT: Code.DEADLINE_EXCEEDED,
+  /** The request's Expect header asks for something other than 100-continue, which is all the gateway meets (HTTP 417). */
+  EXPECTATION_FAILED: Code.INVALID_ARGUMENT,
   /** No route matches the path. */
   ROUTE_NOT_FOUND: Code.NOT_FOUND,
   /** The path exists but not for this HTTP method (HTTP 405). */

@@ -287,6 +287,17 @@ describe("limits", () => {
     expect(received).toContain("\"reason\":\"REQUEST_TIMEOUT\"");
   });
 
+  test("an Expect other than 100-continue gets 417 EXPECTATION_FAILED with a reason and a request id, and its request is not run", async () => {
+    expect((await system.api("POST", "/v1/inventory/EXPECT-1:restock", { body: { quantity: 5 } })).status).toBe(200);
+    const body = JSON.stringify({ customerId: "expecting", items: [{ sku: "EXPECT-1", quantity: 1 }] });
+    const answer = await exchange(`POST /v1/orders HTTP/1.1\r\nhost: orderly\r\nauthorization: Bearer ${system.tokens.admin}\r\nexpect: something-else\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n`, body);
+    expect(answer).toMatch(/^HTTP\/1\.1 417 /);
+    expect(answer).toContain('"reason":"EXPECTATION_FAILED"');
+    expect(answer.toLowerCase()).toMatch(/\r\nx-request-id: \S+/);
+    // Not run: nothing was reserved (the inventory is the write side, read at once).
+    expect((await system.api("GET", "/v1/inventory/EXPECT-1")).body).toMatchObject({ available: 5, reserved: 0 });
+  });
+
   test("a client that stops sending its body gets 408 REQUEST_TIMEOUT at its deadline, not the server's 40 s request timeout", async () => {
     const stalled = openStalledBody(Number(new URL(system.baseUrl).port), system.tokens.customers.alice!, "1000");
     const started = Date.now();
