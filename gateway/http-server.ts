@@ -14,7 +14,7 @@ import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { FetchedRead, ReadCache } from "./read-cache.js";
 import { indexRoutes, resolveRoute, servingMethod, type Route } from "./routes/index.js";
-import { requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
+import { parsesExactly, requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
 
 /** The limits and budgets of the gateway. */
 export interface GatewayLimits {
@@ -267,8 +267,17 @@ export function continueIfWithinLimit(handler: (req: IncomingMessage, res: Serve
   };
 }
 
-/** Whether JSON text nests objects and arrays deeper than `max` (checked before parsing, in one pass). */
-function jsonDeeperThan(text: string, max: number): boolean {
+/** A JSON number where one starts (sticky; only what JSON allows, anything else is JSON.parse's to refuse). */
+const NUMBER_TOKEN = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+
+/**
+ * Checks JSON text before it is parsed, in one pass: objects and arrays
+ * nested no deeper than `maxDepth` (JSON_TOO_DEEP), and no number that
+ * JSON.parse would turn into a whole number other than the one written
+ * (INVALID_FIELD; see parsesExactly): every number field of the API is an
+ * integer, so such a number would be stored changed, without a word.
+ */
+function checkJsonText(text: string, maxDepth: number): void {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -278,10 +287,22 @@ function jsonDeeperThan(text: string, max: number): boolean {
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true;
+      if (++depth > maxDepth) {
+        throw new OrderlyError("JSON_TOO_DEEP", `the JSON body nests deeper than ${maxDepth} levels`, { metadata: { maxDepth: String(maxDepth) } });
+      }
     } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      NUMBER_TOKEN.lastIndex = i;
+      const match = NUMBER_TOKEN.exec(text);
+      if (match === null) continue;
+      const [token, fraction, exponent] = match;
+      // Up to 15 digits with no fraction or exponent, a number is read exactly.
+      if ((fraction !== undefined || exponent !== undefined || token.length > 15) && !parsesExactly(token)) {
+        throw new OrderlyError("INVALID_FIELD", `the number ${token} would not be read as written (a JSON number keeps 53 bits): send a whole number, a 64-bit one as a string`);
+      }
+      i += token.length - 1;
+    }
   }
-  return false;
 }
 
 // A byte order mark is kept, so JSON.parse refuses it as before (RFC 8259: JSON text carries none).
@@ -298,11 +319,7 @@ async function readJson(req: IncomingMessage, limits: GatewayLimits, deadline: n
   } catch {
     throw new OrderlyError("MALFORMED_JSON", "the request body is not valid UTF-8");
   }
-  if (jsonDeeperThan(text, limits.maxJsonDepth)) {
-    throw new OrderlyError("JSON_TOO_DEEP", `the JSON body nests deeper than ${limits.maxJsonDepth} levels`, {
-      metadata: { maxDepth: String(limits.maxJsonDepth) },
-    });
-  }
+  checkJsonText(text, limits.maxJsonDepth);
   try {
     return JSON.parse(text) as JsonValue;
   } catch {

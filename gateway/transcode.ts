@@ -104,6 +104,22 @@ function integerText(match: RegExpExecArray): string | undefined {
   return sign! + digits.slice(0, point).padEnd(point, "0");
 }
 
+/**
+ * Whether JSON.parse reads a JSON number token as the value it is written
+ * for, as far as an integer field can tell: false for one that rounds to a
+ * whole number it is not (0.99999999999999999 → 1, 1e-400 → 0), or for a
+ * whole number past 2^53 that loses digits (a 64-bit value must then come as
+ * a string). A fraction that stays one, or a number past any range, is left
+ * to the field's own check.
+ */
+export function parsesExactly(token: string): boolean {
+  const value = Number(token);
+  if (!Number.isInteger(value)) return true;
+  const match = JSON_NUMBER.exec(token);
+  const exact = match === null ? undefined : integerText(match);
+  return exact !== undefined && (Number.isSafeInteger(value) || !/^-?\d+$/.test(exact) || BigInt(exact) === BigInt(value));
+}
+
 /** INVALID_FIELD naming one field of the request by its path. */
 function invalidField(field: string, description: string): OrderlyError {
   return new OrderlyError("INVALID_FIELD", `invalid request: ${field}: ${description}`, { violations: [{ field, description }] });

@@ -126,6 +126,23 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     expect([read.status, read.body.id]).toEqual([200, placed.body.id]);
   });
 
+  test("a JSON number that would not be read as written is refused, not stored changed: a fraction that rounds to a whole number, a 64-bit value past 2^53", async () => {
+    const restock = (raw: string) => system.api("POST", "/v1/inventory/EXACT-1:restock", { rawBody: raw, headers: { "content-type": "application/json" } });
+    expect((await restock('{"quantity":2.0,"unitPriceMinor":"2500"}')).body).toMatchObject({ available: 2, unitPriceMinor: "2500" });
+    for (const raw of [
+      '{"quantity":0.99999999999999999}',
+      '{"quantity":2.0000000000000001}',
+      '{"quantity":1,"unitPriceMinor":1e-400}',
+      '{"quantity":1,"unitPriceMinor":9007199254740993}',
+      '{"quantity":1,"unitPriceMinor":-9007199254740993}',
+    ]) {
+      const refused = await restock(raw);
+      expect({ raw, status: refused.status, reason: reasonOf(refused.body) }).toEqual({ raw, status: 400, reason: "INVALID_FIELD" });
+    }
+    // Nothing changed; a whole number JSON carries exactly is read as written, past 15 digits too.
+    expect((await restock('{"quantity":1e0,"unitPriceMinor":90000000000.0}')).body).toMatchObject({ available: 3, unitPriceMinor: "90000000000" });
+  });
+
   test("a value of the wrong type names its field in a BadRequest violation, in a client's words", async () => {
     const violationsOf = (body: { details: { fieldViolations?: unknown }[] }) => body.details.find((d) => d.fieldViolations)?.fieldViolations;
     const cases: [Record<string, unknown>, { field: string; description: string }][] = [
