@@ -127,7 +127,8 @@ function invalidField(field: string, description: string): OrderlyError {
 
 /** A JSON value as an error message quotes it (at most 40 characters of it). */
 function quoted(value: JsonValue): string {
-  return JSON.stringify(value).slice(0, 40);
+  // A number past a double's range was parsed as Infinity, which JSON.stringify writes as null.
+  return (typeof value === "number" && !Number.isFinite(value) ? "a number beyond any range" : JSON.stringify(value)).slice(0, 40);
 }
 
 /**

@@ -139,6 +139,11 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
       const refused = await restock(raw);
       expect({ raw, status: refused.status, reason: reasonOf(refused.body) }).toEqual({ raw, status: 400, reason: "INVALID_FIELD" });
     }
+    // A number past a double's range is refused for what it is, not quoted as the null JavaScript writes for it.
+    const huge = await restock('{"quantity":1e309}');
+    expect(huge.body.details?.find((d: { fieldViolations?: unknown }) => d.fieldViolations)?.fieldViolations).toEqual([
+      { field: "quantity", description: "must be a 32-bit integer, not a number beyond any range" },
+    ]);
     // Nothing changed; a whole number JSON carries exactly is read as written, past 15 digits too.
     expect((await restock('{"quantity":1e0,"unitPriceMinor":90000000000.0}')).body).toMatchObject({ available: 3, unitPriceMinor: "90000000000" });
   });
