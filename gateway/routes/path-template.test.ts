@@ -29,7 +29,11 @@ describe("path templates", () => {
     expect(() => parsePathTemplate("v1/x")).toThrow(/must start/);
   });
 
-  test("a malformed percent-encoding does not match", () => {
-    expect(matchPath(parsePathTemplate("/v1/orders/{id}"), "/v1/orders/%E0%A4%A")).toBeUndefined();
+  test("a malformed percent-encoding in a variable is INVALID_FIELD naming it, not a path that matches no route", () => {
+    for (const path of ["/v1/orders/%E0%A4%A", "/v1/orders/%", "/v1/orders/%C0%AE%C0%AE"]) {
+      expect(() => matchPath(parsePathTemplate("/v1/orders/{id}"), path)).toThrow("invalid request: id: is not valid percent-encoded UTF-8");
+    }
+    // A literal segment never holds "%": such a path is another route's, or none.
+    expect(matchPath(parsePathTemplate("/v1/orders"), "/v1/%6Frders")).toBeUndefined();
   });
 });

@@ -1,3 +1,5 @@
+import { OrderlyError } from "../../shared/errors/index.js";
+
 /** One segment of a path template: literal text, or a variable bound to a request field. */
 export type TemplateSegment = { literal: string } | { variable: string };
 
@@ -41,7 +43,8 @@ export function splitPath(path: string): string[] {
 
 /**
  * The path variables (percent-decoded) when the path matches the template,
- * else undefined. A variable must be a non-empty single segment.
+ * else undefined. A variable must be a non-empty single segment; one that is
+ * not valid percent-encoded UTF-8 is INVALID_FIELD.
  */
 export function matchPath(template: PathTemplate, path: string): Record<string, string> | undefined {
   return matchSegments(template, splitPath(path));
@@ -52,6 +55,7 @@ export function matchSegments(template: PathTemplate, parts: readonly string[]):
   const count = template.segments.length;
   if (parts.length !== count) return undefined;
   let params: Record<string, string> | undefined;
+  let badlyEncoded: string | undefined;
   for (let i = 0; i < count; i++) {
     const segment = template.segments[i]!;
     let part = parts[i]!;
@@ -69,10 +73,15 @@ export function matchSegments(template: PathTemplate, parts: readonly string[]):
       try {
         value = decodeURIComponent(part);
       } catch {
-        return undefined;
+        badlyEncoded ??= segment.variable;
       }
     }
     (params ??= {})[segment.variable] = value;
+  }
+  // The path has this route's shape (a literal never holds "%"): the client did not encode a value right.
+  if (badlyEncoded !== undefined) {
+    const description = "is not valid percent-encoded UTF-8";
+    throw new OrderlyError("INVALID_FIELD", `invalid request: ${badlyEncoded}: ${description}`, { violations: [{ field: badlyEncoded, description }] });
   }
   return params ?? {};
 }
