@@ -308,8 +308,16 @@ function checkJsonText(text: string, maxDepth: number): void {
 // A byte order mark is kept, so JSON.parse refuses it as before (RFC 8259: JSON text carries none).
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** Reads the body as JSON whatever its Content-Type says (curl -d sends form-urlencoded by default). */
+/**
+ * Reads the body as JSON whatever its Content-Type says (curl -d sends
+ * form-urlencoded by default), but not in a content coding: a compressed
+ * body is refused for what it is, not read as broken JSON.
+ */
 async function readJson(req: IncomingMessage, limits: GatewayLimits, deadline: number): Promise<JsonValue | undefined> {
+  const encoding = req.headers["content-encoding"];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
+    throw new OrderlyError("UNSUPPORTED_CONTENT_ENCODING", `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not accepted: send the JSON as it is`);
+  }
   const raw = await readBody(req, limits.maxBodyBytes, deadline);
   if (raw.length === 0) return undefined;
   let text: string;
@@ -808,7 +816,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
     }
     // A body refused before all of it came: the connection cannot carry another request.
-    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT") {
+    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING") {
       res.setHeader("connection", "close");
       req.resume();
     }

@@ -12,6 +12,7 @@ const httpStatusByReason: Partial<Record<Reason, number>> = {
   HEADERS_TOO_LARGE: 431,
   REQUEST_TIMEOUT: 408,
   EXPECTATION_FAILED: 417,
+  UNSUPPORTED_CONTENT_ENCODING: 415,
 };
 
 /**

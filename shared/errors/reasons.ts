@@ -30,6 +30,8 @@ export const reasons = {
   NOT_YOUR_CUSTOMER: Code.PERMISSION_DENIED,
   /** The caller sent more requests than its rate limit allows (HTTP 429 with Retry-After). */
   RATE_LIMITED: Code.RESOURCE_EXHAUSTED,
+  /** The request body comes in a content coding (Content-Encoding: gzip, say) the gateway does not decode (HTTP 415). */
+  UNSUPPORTED_CONTENT_ENCODING: Code.INVALID_ARGUMENT,
   /** The JSON body nests objects or arrays deeper than the gateway accepts. */
   JSON_TOO_DEEP: Code.INVALID_ARGUMENT,
   /** The request's headers are larger than the gateway accepts (HTTP 431). */
