@@ -1,5 +1,6 @@
-import { ScalarType, fromJson, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
-import { OrderlyError } from "../shared/errors/index.js";
+import { ScalarType, fromJson, getOption, hasOption, isFieldSet, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { RepeatedRulesSchema, field as fieldRules } from "../proto/gen/buf/validate/validate_pb.js";
+import { OrderlyError, validationError } from "../shared/errors/index.js";
 import type { Route } from "./routes/index.js";
 
 /** The parts of an HTTP request that map onto a request message. */
@@ -161,15 +162,30 @@ function checkJson(message: DescMessage, json: JsonObject, path = ""): void {
       case "message":
         checkMessage(name, field.message, value);
         break;
-      case "list":
+      case "list": {
         if (!Array.isArray(value)) throw invalidField(name, `must be a list, not ${quoted(value)}`);
+        // Refused here as the service's rules would, before thousands of items are read and sent on to be checked one by one.
+        const maxItems = maxItemsOf(field);
+        if (maxItems !== undefined && value.length > maxItems) throw validationError([{ field: name, description: `must contain no more than ${maxItems} item(s)` }]);
         for (let i = 0; i < value.length; i++) {
           if (field.listKind === "scalar") value[i] = checkScalar(`${name}[${i}]`, field.scalar, value[i]!);
           else if (field.listKind === "message") checkMessage(`${name}[${i}]`, field.message, value[i]!);
         }
         break;
+      }
     }
   }
+}
+
+/** Per list field: the most items its protovalidate rules allow (max_items), read from its options once. */
+const maxItemsByField = new WeakMap<DescField, number | undefined>();
+
+function maxItemsOf(field: DescField): number | undefined {
+  if (maxItemsByField.has(field)) return maxItemsByField.get(field);
+  const rules = hasOption(field, fieldRules) ? getOption(field, fieldRules).type : undefined;
+  const max = rules?.case === "repeated" && isFieldSet(rules.value, RepeatedRulesSchema.field.maxItems) ? Number(rules.value.maxItems) : undefined;
+  maxItemsByField.set(field, max);
+  return max;
 }
 
 function checkMessage(name: string, message: DescMessage, value: JsonValue): void {

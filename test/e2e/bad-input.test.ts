@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { scrape } from "../helpers/prometheus.js";
 import { reasonOf, startSystem, type System } from "../helpers/system.js";
 
 interface BadInput {
@@ -149,6 +150,22 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     ]);
     // Nothing changed; a whole number JSON carries exactly is read as written, past 15 digits too.
     expect((await restock('{"quantity":1e0,"unitPriceMinor":90000000000.0}')).body).toMatchObject({ available: 3, unitPriceMinor: "90000000000" });
+  });
+
+  test("an order of thousands of lines is refused at the gateway for its length, as the rules say, without the order service reading any of it", async () => {
+    const createOrderCalls = async () =>
+      (await scrape(`http://127.0.0.1:${system.order.adminPort}/metrics`))
+        .filter((s) => s.name === "orderly_rpc_server_requests_total" && s.labels.method === "orderly.order.v1.OrderService/CreateOrder")
+        .reduce((sum, s) => sum + s.value, 0);
+    const before = await createOrderCalls();
+    const lines = Array.from({ length: 20_000 }, (_, i) => ({ sku: `BOX-${i}`, quantity: 1 }));
+    const refused = await system.api("POST", "/v1/orders", { body: order(lines) });
+    expect({ status: refused.status, reason: reasonOf(refused.body), violations: refused.body.details?.find((d: { fieldViolations?: unknown }) => d.fieldViolations)?.fieldViolations }).toEqual({
+      status: 400,
+      reason: "VALIDATION_FAILED",
+      violations: [{ field: "order.items", description: "must contain no more than 100 item(s)" }],
+    });
+    expect(await createOrderCalls()).toBe(before);
   });
 
   test("a value of the wrong type names its field in a BadRequest violation, in a client's words", async () => {
