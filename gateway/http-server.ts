@@ -384,7 +384,7 @@ function successStatus(requested: string | undefined): number {
  * in the tick that parsed it. Only what waits (an unknown token's signature,
  * a body, a service) goes asynchronous.
  */
-export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
+export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse, refusal?: OrderlyError) => void {
   const { limits, logger } = deps;
   const routeIndex = indexRoutes(deps.routes);
   const newRequestId = deps.newRequestId ?? requestIdSource();
@@ -743,7 +743,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
   }
 
-  return (req, res) => {
+  // `refusal`: a request the server hands over only to be refused (an Expect it cannot meet), answered in turn like any other.
+  return (req, res, refusal) => {
     // A request pipelined behind a body the gateway refused, read while the connection lingers: it could not be answered.
     if (isLingering(req.socket)) {
       req.resume();
@@ -764,6 +765,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (hasBody(req)) lingerOnClose(req.socket);
     let outcome: Promise<void> | void = undefined;
     try {
+      if (refusal !== undefined) throw refusal;
       outcome = handle(req, res, request);
     } catch (error) {
       failed(req, res, request, error);
@@ -816,7 +818,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
     }
     // A body refused before all of it came: the connection cannot carry another request.
-    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING") {
+    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING" || err.reason === "EXPECTATION_FAILED") {
       res.setHeader("connection", "close");
       req.resume();
     }

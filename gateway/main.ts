@@ -1,5 +1,5 @@
 import { setMaxListeners } from "node:events";
-import { createServer, type IncomingMessage } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
@@ -131,7 +131,7 @@ runMain(logger, async () => {
     refuseOnSocket(socket, parserRefusal(error, config.maxHeaderBytes));
   });
   // Any other expectation is refused with a reason, like any other answer; the body it came with is not read.
-  server.on("checkExpectation", (req: IncomingMessage) => refuseOnSocket(req.socket, expectationRefusal(req.headers.expect)));
+  server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => handler(req, res, expectationRefusal(req.headers.expect)));
   server.on("connect", (_req, socket: Duplex) => {
     // Node hands the socket over without its own error listener: a client's reset would otherwise end the gateway.
     socket.on("error", () => socket.destroy());

@@ -296,6 +296,14 @@ describe("limits", () => {
     expect(answer.toLowerCase()).toMatch(/\r\nx-request-id: \S+/);
     // Not run: nothing was reserved (the inventory is the write side, read at once).
     expect((await system.api("GET", "/v1/inventory/EXPECT-1")).body).toMatchObject({ available: 5, reserved: 0 });
+    // Pipelined behind another request, it is answered after that one's answer, on the same connection.
+    const pipelined = await exchange(
+      `GET /v1/inventory/EXPECT-1 HTTP/1.1\r\nhost: orderly\r\nauthorization: Bearer ${system.tokens.admin}\r\n\r\n` +
+        `POST /v1/orders HTTP/1.1\r\nhost: orderly\r\nauthorization: Bearer ${system.tokens.admin}\r\nexpect: something-else\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n`,
+      body,
+    );
+    // (A body ends without a line break: the next status line follows it directly.)
+    expect(pipelined.match(/HTTP\/1\.1 \d{3}/g)).toEqual(["HTTP/1.1 200", "HTTP/1.1 417"]);
   });
 
   test("a client that stops sending its body gets 408 REQUEST_TIMEOUT at its deadline, not the server's 40 s request timeout", async () => {
