@@ -434,7 +434,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     let outcome: Promise<void> | void = undefined;
     try {
       const principal = authenticateFor(req, request, method, path);
-      outcome = principal instanceof Promise ? principal.then((p) => handleCounted(req, res, path, search, method, request, p)) : handleCounted(req, res, path, search, method, request, principal);
+      outcome = principal instanceof Promise ? principal.then((p) => handleRoute(req, res, path, search, method, request, p)) : handleRoute(req, res, path, search, method, request, principal);
       return outcome;
     } finally {
       if (!(outcome instanceof Promise)) release?.();
@@ -523,25 +523,33 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   }
 
   /**
-   * handleRoute, within the principal's share of the requests in flight
-   * (TOO_MANY_IN_FLIGHT beyond it), so that one caller's slow requests (a
-   * body sent a byte at a time, long minVersion waits) cannot take every
-   * place the load shedder has. A request answered in the tick it arrived
-   * (a cache hit, a refusal) is never in flight.
+   * Runs a request's asynchronous work (`work`) within the principal's share
+   * of the requests in flight (TOO_MANY_IN_FLIGHT beyond it), so that one
+   * caller's slow requests (a body sent a byte at a time, long minVersion
+   * waits) cannot take every place the load shedder has. A cache hit, answered
+   * in the tick it arrived, never counts and is never refused.
    */
-  function handleCounted(req: IncomingMessage, res: ServerResponse, path: string, search: string, method: string, request: RequestState, principal: Principal): Promise<void> | void {
+  function inCallersShare(principal: Principal, work: () => Promise<void>): Promise<void> {
     const key = subjectKey(principal);
-    if ((callersInFlight.get(key) ?? 0) >= limits.maxInFlightPerCaller) {
-      throw new OrderlyError("TOO_MANY_IN_FLIGHT", `the caller already has ${limits.maxInFlightPerCaller} requests in flight; retry when one ends`, { metadata: { retryAfterSeconds: "1" } });
+    const inFlight = callersInFlight.get(key) ?? 0;
+    if (inFlight >= limits.maxInFlightPerCaller) {
+      throw new OrderlyError("TOO_MANY_IN_FLIGHT", `the caller already has ${limits.maxInFlightPerCaller} requests in flight; retry when one ends`, {
+        metadata: { retryAfterSeconds: "1", limit: String(limits.maxInFlightPerCaller) },
+      });
     }
-    const outcome = handleRoute(req, res, path, search, method, request, principal);
-    if (!(outcome instanceof Promise)) return outcome;
-    callersInFlight.set(key, (callersInFlight.get(key) ?? 0) + 1);
+    callersInFlight.set(key, inFlight + 1);
     const done = () => {
       const left = callersInFlight.get(key)! - 1;
       if (left === 0) callersInFlight.delete(key);
       else callersInFlight.set(key, left);
     };
+    let outcome: Promise<void>;
+    try {
+      outcome = work();
+    } catch (error) {
+      done();
+      throw error;
+    }
     outcome.then(done, done);
     return outcome;
   }
@@ -558,7 +566,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const aggregateId = cached === undefined ? undefined : params[cached.param];
     const call = { route, params, request, principal, deadline };
     if (deps.cache === undefined || cached === undefined || aggregateId === undefined) {
-      return transcode(req, route, partsOf(params, search, idempotencyKey), deadline).then((message) => forward(res, call, message));
+      return inCallersShare(principal, () => transcode(req, route, partsOf(params, search, idempotencyKey), deadline).then((message) => forward(res, call, message)));
     }
 
     // Per-customer resources are cached per customer (admins share one scope): a hit is only what the service let this scope read.
@@ -576,7 +584,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         return;
       }
     }
-    return readThrough(req, res, call, partsOf(params, search, idempotencyKey), fill, search === "");
+    return inCallersShare(principal, () => readThrough(req, res, call, partsOf(params, search, idempotencyKey), fill, search === ""));
   }
 
   /**

@@ -438,14 +438,21 @@ function openStalledBody(port: number, token: string, budgetMs: string): { answe
 }
 
 test("a principal may have GATEWAY_MAX_IN_FLIGHT_PER_CALLER requests in flight; more get 429 TOO_MANY_IN_FLIGHT at once, while other callers are served", async () => {
-  await using system = await startSystem({ GATEWAY_MAX_IN_FLIGHT_PER_CALLER: "3" });
+  await using system = await startSystem({ GATEWAY_MAX_IN_FLIGHT_PER_CALLER: "3", GATEWAY_CACHE_TTL_MS: "60000" });
   const port = Number(new URL(system.baseUrl).port);
+  await system.api("POST", "/v1/inventory/SHARE-1:restock", { body: { quantity: 5 } });
+  const placed = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "SHARE-1", quantity: 1 }] }, as: "alice" });
+  const orderPath = `/v1/orders/${placed.body.id}`;
+  await waitFor(async () => (await system.api("GET", orderPath, { as: "alice" })).headers.get("x-cache") === "hit", "alice's order cached");
   const inFlight = async () => (await api(system.baseUrl, "GET", "/healthz")).body.inFlight as number;
   const stalled = Array.from({ length: 3 }, () => openStalledBody(port, system.tokens.customers.alice!, "20000"));
   try {
     await waitFor(async () => (await inFlight()) === 3, "alice's three stalled requests in flight");
     const refused = await system.api("GET", "/v1/inventory", { as: "alice" });
     expect({ status: refused.status, reason: reasonOf(refused.body), retryAfter: refused.headers.get("retry-after") }).toEqual({ status: 429, reason: "TOO_MANY_IN_FLIGHT", retryAfter: "1" });
+    // A cache hit is answered at once, never in flight: it is served at the limit too.
+    const hit = await system.api("GET", orderPath, { as: "alice" });
+    expect({ status: hit.status, cache: hit.headers.get("x-cache") }).toEqual({ status: 200, cache: "hit" });
     expect((await system.api("GET", "/v1/inventory", { as: "bob" })).status).toBe(200);
   } finally {
     for (const request of stalled) request.close();
