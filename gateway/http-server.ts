@@ -14,18 +14,15 @@ import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { FetchedRead, ReadCache } from "./read-cache.js";
 import { indexRoutes, resolveRoute, servingMethod, type Route } from "./routes/index.js";
-import { parsesExactly, requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
+import { readJson, type BodyLimits } from "./json-body.js";
+import { requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
 
 /** The limits and budgets of the gateway. */
-export interface GatewayLimits {
+export interface GatewayLimits extends BodyLimits {
   /** Deadline budget of a request that asks for none (ms). */
   defaultTimeoutMs: number;
   /** Largest budget a client may ask for with X-Request-Timeout (ms); larger asks are capped. */
   maxTimeoutMs: number;
-  /** Largest request body (bytes); larger bodies get 413. */
-  maxBodyBytes: number;
-  /** Deepest nesting of objects and arrays a JSON body may have; deeper bodies get 400 (JSON_TOO_DEEP). */
-  maxJsonDepth: number;
   /** Most requests one principal may have in flight at once; more get 429 (TOO_MANY_IN_FLIGHT). */
   maxInFlightPerCaller: number;
 }
@@ -210,129 +207,6 @@ function versionOf(json: JsonValue): number {
 /** What a request carries besides its body, for transcoding. */
 function partsOf(params: Record<string, string>, search: string, idempotencyKey: string | undefined): HttpRequestParts {
   return { params, query: search === "" ? new URLSearchParams() : new URLSearchParams(search), body: undefined, idempotencyKey };
-}
-
-/**
- * The request body, up to `maxBytes`: PAYLOAD_TOO_LARGE as soon as it is
- * declared or grows larger, REQUEST_TIMEOUT when it has not all come by the
- * request's `deadline` (a client that stops sending holds its request no
- * longer than its budget). The request is left flowing, so what the client
- * still sends is read and dropped (see lingerOnClose) rather than the
- * connection torn down under the answer.
- */
-function readBody(req: IncomingMessage, maxBytes: number, deadline: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new OrderlyError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBytes} bytes`, { metadata: { limitBytes: String(maxBytes) } });
-  if (declaredTooLarge(req, maxBytes)) return Promise.reject(tooLarge());
-  const cancelled = () => new OrderlyError("CANCELLED", "the client closed the connection before its body was sent");
-  // Gone while an unknown token was verified: no event will come.
-  if (req.destroyed) return Promise.reject(cancelled());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const settle = (error: Error | undefined) => {
-      clearTimeout(timer);
-      req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
-      if (error) reject(error);
-      else resolve(Buffer.concat(chunks, size));
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) settle(tooLarge());
-      else chunks.push(chunk);
-    };
-    const onEnd = () => settle(undefined);
-    const onClose = () => settle(cancelled());
-    // A connection that ends mid-body is an "aborted" error (ECONNRESET) before the close: the client left, not a fault here.
-    const onError = (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? cancelled() : error);
-    const timer = setTimeout(() => settle(new OrderlyError("REQUEST_TIMEOUT", "the request body was not all received within the request's deadline")), deadline - Date.now());
-    req.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
-  });
-}
-
-/** Whether a request's Content-Length is over `maxBytes`. */
-function declaredTooLarge(req: IncomingMessage, maxBytes: number): boolean {
-  return Number(req.headers["content-length"] ?? 0) > maxBytes;
-}
-
-/**
- * The server's `checkContinue` listener: a client that sent
- * `Expect: 100-continue` is told to go on only when the body it declares
- * fits; otherwise it gets its 413 before sending any of it.
- */
-export function continueIfWithinLimit(handler: (req: IncomingMessage, res: ServerResponse) => void, maxBodyBytes: number) {
-  return (req: IncomingMessage, res: ServerResponse): void => {
-    if (!declaredTooLarge(req, maxBodyBytes)) res.writeContinue();
-    handler(req, res);
-  };
-}
-
-/** A JSON number where one starts (sticky; only what JSON allows, anything else is JSON.parse's to refuse). */
-const NUMBER_TOKEN = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
-
-/**
- * Checks JSON text before it is parsed, in one pass: objects and arrays
- * nested no deeper than `maxDepth` (JSON_TOO_DEEP), and no number that
- * JSON.parse would turn into a whole number other than the one written
- * (INVALID_FIELD; see parsesExactly): every number field of the API is an
- * integer, so such a number would be stored changed, without a word.
- */
-function checkJsonText(text: string, maxDepth: number): void {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > maxDepth) {
-        throw new OrderlyError("JSON_TOO_DEEP", `the JSON body nests deeper than ${maxDepth} levels`, { metadata: { maxDepth: String(maxDepth) } });
-      }
-    } else if (c === 0x7d || c === 0x5d) depth--;
-    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      NUMBER_TOKEN.lastIndex = i;
-      const match = NUMBER_TOKEN.exec(text);
-      if (match === null) continue;
-      const [token, fraction, exponent] = match;
-      // Up to 15 digits with no fraction or exponent, a number is read exactly.
-      if ((fraction !== undefined || exponent !== undefined || token.length > 15) && !parsesExactly(token)) {
-        throw new OrderlyError("INVALID_FIELD", `the number ${token} would not be read as written (a JSON number keeps 53 bits): send a whole number, a 64-bit one as a string`);
-      }
-      i += token.length - 1;
-    }
-  }
-}
-
-// A byte order mark is kept, so JSON.parse refuses it as before (RFC 8259: JSON text carries none).
-const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/**
- * Reads the body as JSON whatever its Content-Type says (curl -d sends
- * form-urlencoded by default), but not in a content coding: a compressed
- * body is refused for what it is, not read as broken JSON.
- */
-async function readJson(req: IncomingMessage, limits: GatewayLimits, deadline: number): Promise<JsonValue | undefined> {
-  const encoding = req.headers["content-encoding"];
-  if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
-    throw new OrderlyError("UNSUPPORTED_CONTENT_ENCODING", `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not accepted: send the JSON as it is`);
-  }
-  const raw = await readBody(req, limits.maxBodyBytes, deadline);
-  if (raw.length === 0) return undefined;
-  let text: string;
-  try {
-    // JSON is UTF-8 (RFC 8259): bytes that are not are refused, not stored as U+FFFD.
-    text = UTF8.decode(raw);
-  } catch {
-    throw new OrderlyError("MALFORMED_JSON", "the request body is not valid UTF-8");
-  }
-  checkJsonText(text, limits.maxJsonDepth);
-  try {
-    return JSON.parse(text) as JsonValue;
-  } catch {
-    throw new OrderlyError("MALFORMED_JSON", "the request body is not valid JSON");
-  }
 }
 
 /**

@@ -143,6 +143,8 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
       const refused = await restock(raw);
       expect({ raw, status: refused.status, reason: reasonOf(refused.body) }).toEqual({ raw, status: 400, reason: "INVALID_FIELD" });
     }
+    // Broken JSON is MALFORMED_JSON, whatever numbers it holds.
+    expect(reasonOf((await restock('{"quantity":0.99999999999999999,}')).body)).toBe("MALFORMED_JSON");
     // A number past a double's range is refused for what it is, not quoted as the null JavaScript writes for it.
     const huge = await restock('{"quantity":1e309}');
     expect(huge.body.details?.find((d: { fieldViolations?: unknown }) => d.fieldViolations)?.fieldViolations).toEqual([

@@ -1,0 +1,141 @@
+import type { JsonValue } from "@bufbuild/protobuf";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { OrderlyError } from "../shared/errors/index.js";
+import { parsesExactly } from "./transcode.js";
+
+/** What a request body may be. */
+export interface BodyLimits {
+  /** Largest request body (bytes); larger bodies get 413. */
+  maxBodyBytes: number;
+  /** Deepest nesting of objects and arrays a JSON body may have; deeper bodies get 400 (JSON_TOO_DEEP). */
+  maxJsonDepth: number;
+}
+
+/**
+ * The request body, up to `maxBytes`: PAYLOAD_TOO_LARGE as soon as it is
+ * declared or grows larger, REQUEST_TIMEOUT when it has not all come by the
+ * request's `deadline` (a client that stops sending holds its request no
+ * longer than its budget). The request is left flowing, so what the client
+ * still sends is read and dropped (see lingerOnClose) rather than the
+ * connection torn down under the answer.
+ */
+function readBody(req: IncomingMessage, maxBytes: number, deadline: number): Promise<Buffer> {
+  const tooLarge = () =>
+    new OrderlyError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBytes} bytes`, { metadata: { limitBytes: String(maxBytes) } });
+  if (declaredTooLarge(req, maxBytes)) return Promise.reject(tooLarge());
+  const cancelled = () => new OrderlyError("CANCELLED", "the client closed the connection before its body was sent");
+  // Gone while an unknown token was verified: no event will come.
+  if (req.destroyed) return Promise.reject(cancelled());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (error: Error | undefined) => {
+      clearTimeout(timer);
+      req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) settle(tooLarge());
+      else chunks.push(chunk);
+    };
+    const onEnd = () => settle(undefined);
+    const onClose = () => settle(cancelled());
+    // A connection that ends mid-body is an "aborted" error (ECONNRESET) before the close: the client left, not a fault here.
+    const onError = (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? cancelled() : error);
+    const timer = setTimeout(() => settle(new OrderlyError("REQUEST_TIMEOUT", "the request body was not all received within the request's deadline")), deadline - Date.now());
+    req.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
+  });
+}
+
+/** Whether a request's Content-Length is over `maxBytes`. */
+function declaredTooLarge(req: IncomingMessage, maxBytes: number): boolean {
+  return Number(req.headers["content-length"] ?? 0) > maxBytes;
+}
+
+/**
+ * The server's `checkContinue` listener: a client that sent
+ * `Expect: 100-continue` is told to go on only when the body it declares
+ * fits; otherwise it gets its 413 before sending any of it.
+ */
+export function continueIfWithinLimit(handler: (req: IncomingMessage, res: ServerResponse) => void, maxBodyBytes: number) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    if (!declaredTooLarge(req, maxBodyBytes)) res.writeContinue();
+    handler(req, res);
+  };
+}
+
+/** A JSON number where one starts (sticky; only what JSON allows, anything else is JSON.parse's to refuse). */
+const NUMBER_TOKEN = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+
+/**
+ * Checks JSON text before it is parsed, in one pass: objects and arrays
+ * nested no deeper than `maxDepth` (JSON_TOO_DEEP), and answers the first
+ * number JSON.parse would turn into a whole number other than the one
+ * written (see parsesExactly), if any: every number field of the API is an
+ * integer, so such a number would be stored changed, without a word.
+ */
+function checkJsonText(text: string, maxDepth: number): string | undefined {
+  let inexact: string | undefined;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) {
+        throw new OrderlyError("JSON_TOO_DEEP", `the JSON body nests deeper than ${maxDepth} levels`, { metadata: { maxDepth: String(maxDepth) } });
+      }
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      NUMBER_TOKEN.lastIndex = i;
+      const match = NUMBER_TOKEN.exec(text);
+      if (match === null) continue;
+      const [token, fraction, exponent] = match;
+      // Up to 15 digits with no fraction or exponent, a number is read exactly.
+      if (inexact === undefined && (fraction !== undefined || exponent !== undefined || token.length > 15) && !parsesExactly(token)) inexact = token;
+      i += token.length - 1;
+    }
+  }
+  return inexact;
+}
+
+// A byte order mark is kept, so JSON.parse refuses it as before (RFC 8259: JSON text carries none).
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Reads the body as JSON whatever its Content-Type says (curl -d sends
+ * form-urlencoded by default), but not in a content coding: a compressed
+ * body is refused for what it is, not read as broken JSON.
+ */
+export async function readJson(req: IncomingMessage, limits: BodyLimits, deadline: number): Promise<JsonValue | undefined> {
+  const coding = req.headers["content-encoding"]?.trim().toLowerCase();
+  if (coding !== undefined && coding !== "" && coding !== "identity") {
+    throw new OrderlyError("UNSUPPORTED_CONTENT_ENCODING", `Content-Encoding ${JSON.stringify(coding.slice(0, 40))} is not accepted: send the JSON as it is`);
+  }
+  const raw = await readBody(req, limits.maxBodyBytes, deadline);
+  if (raw.length === 0) return undefined;
+  let text: string;
+  try {
+    // JSON is UTF-8 (RFC 8259): bytes that are not are refused, not stored as U+FFFD.
+    text = UTF8.decode(raw);
+  } catch {
+    throw new OrderlyError("MALFORMED_JSON", "the request body is not valid UTF-8");
+  }
+  const inexact = checkJsonText(text, limits.maxJsonDepth);
+  let json: JsonValue;
+  try {
+    json = JSON.parse(text) as JsonValue;
+  } catch {
+    throw new OrderlyError("MALFORMED_JSON", "the request body is not valid JSON");
+  }
+  // Not named by its field: JSON.parse has already made it another number, which could be any field's.
+  if (inexact !== undefined) {
+    throw new OrderlyError("INVALID_FIELD", `the number ${inexact.slice(0, 40)} would not be read as written (a JSON number keeps 53 bits): send a whole number, a 64-bit one as a string`);
+  }
+  return json;
+}
