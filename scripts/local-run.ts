@@ -568,11 +568,11 @@ export async function runLocal(env: Env): Promise<number> {
   let adminToken: string;
   let dataDirLock: { close(): unknown } | undefined;
   try {
-    // The data directory and the NATS store (every event; nats-server would make it 0750) are the owner's alone, also those an older Orderly made.
-    for (const dir of [config.dataDir, join(config.dataDir, "nats")]) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      keepToOwner(dir);
-    }
+    // A data directory made here is the owner's alone (one that exists is the user's choice, left as it is); so is the
+    // NATS store in it (every event; nats-server would make it 0750), also one an older Orderly made.
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(config.dataDir, "nats"), { recursive: true, mode: 0o700 });
+    keepToOwner(join(config.dataDir, "nats"));
     // Two runs on one data directory would share its databases and nats-server store (whatever their ports), and corrupt both.
     dataDirLock = holdExclusively(join(config.dataDir, "local-run.lock"));
     if (dataDirLock === undefined) {

@@ -42,11 +42,14 @@ export interface OpenDatabaseOptions {
  */
 export function openDatabase(options: OpenDatabaseOptions): Db {
   const onDisk = options.file !== ":memory:";
+  // Every customer's orders are in these files: readable by their owner only (a folder made for them likewise), also
+  // what an older Orderly made 0644. The database first: SQLite gives the -wal and -shm files it makes the database's
+  // mode. A folder that exists is the user's choice (ORDERLY_DATA_DIR) and is left as it is.
   if (onDisk) mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
   const db = new Database(options.file);
+  if (onDisk) keepToOwner(options.file);
   db.pragma("journal_mode = WAL");
-  // Every customer's orders are in these files: readable by their owner only, a file an older Orderly made 0644 too.
-  if (onDisk) for (const suffix of ["", "-wal", "-shm"]) keepToOwner(options.file + suffix);
+  if (onDisk) for (const suffix of ["-wal", "-shm"]) keepToOwner(options.file + suffix);
   db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`);
   db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   db.pragma("foreign_keys = ON");
@@ -58,20 +61,23 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
 }
 
 /**
- * Takes group's and others' access away from a file or folder this user
- * owns (0644 → 0600, 0755 → 0700): what Orderly keeps in its data directory
- * is its owner's alone, also what an older version made with the umask's
- * mode. A path owned by another user, or missing, is left as it is.
+ * Takes group's and others' access away from a file or folder of Orderly's
+ * that this user owns (0644 → 0600, 0755 → 0700): what Orderly keeps in its
+ * data directory is its owner's alone, also what an older version made with
+ * the umask's mode. A path owned by another user, shared (sticky or writable
+ * by all), missing, or on a file system whose modes cannot change, is left
+ * as it is.
  */
 export function keepToOwner(path: string): void {
-  let stats;
   try {
-    stats = statSync(path);
+    const stats = statSync(path);
+    // A shared folder (sticky or writable by all, as /tmp is) is never narrowed, whoever owns it.
+    if ((stats.mode & 0o1002) !== 0) return;
+    if ((stats.mode & 0o077) !== 0 && stats.uid === process.getuid?.()) chmodSync(path, stats.mode & 0o700);
   } catch (error) {
-    if ((error as { code?: string }).code === "ENOENT") return;
-    throw error;
+    // Missing, or on a file system that keeps no modes of its own (EPERM, ENOTSUP, EROFS): nothing to take away there.
+    if (!["ENOENT", "EPERM", "ENOTSUP", "EROFS"].includes((error as { code?: string }).code ?? "")) throw error;
   }
-  if ((stats.mode & 0o077) !== 0 && stats.uid === process.getuid?.()) chmodSync(path, stats.mode & 0o700);
 }
 
 function migrate(db: Db, migrations: readonly Migration[]): void {

@@ -168,7 +168,7 @@ async function stopCleanly(run: LocalRun): Promise<void> {
 
 test("npm start on an empty data dir comes up ready, serves the demo catalog, and leaves no process behind after SIGTERM", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
-  // As an older Orderly, or a plain mkdir, left it: readable by everyone.
+  // As a plain mkdir leaves it: readable by everyone (what is in it is not).
   chmodSync(dataDir, 0o755);
   try {
     const env = await localRunEnv(dataDir);
@@ -186,9 +186,9 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(run.output()).toContain("seeded the demo catalog");
       expect(run.output()).toContain(`live status: ${adminUrl}/status`);
       expect(run.output()).toContain(`metrics: ${adminUrl}/metrics`);
-      // The data directory, the NATS store in it (every event) and the databases are the owner's alone.
+      // The NATS store (every event) and the databases are the owner's alone; the data directory, which existed, is as the user left it.
       const owned = [dataDir, join(dataDir, "nats"), ...["order", "inventory", "query"].map((name) => join(dataDir, `${name}.db`))];
-      expect(owned.map((path) => (statSync(path).mode & 0o777).toString(8))).toEqual(["700", "700", "600", "600", "600"]);
+      expect(owned.map((path) => (statSync(path).mode & 0o777).toString(8))).toEqual(["755", "700", "600", "600", "600"]);
       // Not a terminal: the processes' lines are their JSON, and the status page finds every service.
       expect(run.output()).toMatch(/^\{"level":30,.*"service":"order".*"msg":"listening"/m);
       // Polled: the gateway's cache counts as healthy once it hears events, which may come a moment after the banner.
