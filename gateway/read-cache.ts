@@ -169,18 +169,19 @@ export class ReadCache {
   }
 
   /**
-   * The answer of a fetch of `key` already in flight, for a lookup of it that
-   * just missed to wait for instead of fetching again (that lookup counts as
-   * shared, not as a miss); undefined when there is none, or when the
-   * aggregate changed since it started (its answer may predate a write the
-   * caller saw).
+   * The answer of a fetch of `key` already in flight, to wait for instead of
+   * fetching again; undefined when there is none, or when the aggregate
+   * changed since it started (its answer may predate a write the caller saw).
    */
   inFlight(key: string, aggregateId: string): Promise<FetchedRead> | undefined {
     const fill = this.filling.get(key);
-    if (fill === undefined || fill.generation < this.changedAt(aggregateId)) return undefined;
+    return fill !== undefined && fill.generation >= this.changedAt(aggregateId) ? fill.answer : undefined;
+  }
+
+  /** Counts a lookup `get` counted as a miss as shared instead: it waits for the fetch in flight (inFlight), at no call of its own. */
+  countShared(): void {
     this.stats.misses--;
     this.stats.shared++;
-    return fill.answer;
   }
 
   /** Runs `fetch` as the fetch of `key` in flight (see inFlight), started at `generation`, until it settles. */
