@@ -15,7 +15,7 @@ import type { NatsAuth } from "../../shared/config/index.js";
 import { connectNats, consumerNames, streams, type StreamKey } from "../../shared/events/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { natsPasswordFile } from "../../shared/security/index.js";
-import { inUse, openDatabase, type Db } from "../../shared/sqlite/index.js";
+import { claimSoleWriter, inUse, openDatabase, type Db } from "../../shared/sqlite/index.js";
 import { queryConfig, type QueryConfig } from "./config.js";
 import { Projector } from "./projector.js";
 import { dumpReadModels } from "./read-store.js";
@@ -90,9 +90,10 @@ function rebuildAuth(config: QueryConfig): NatsAuth | undefined {
 }
 
 /**
- * Refuses to replace a read model the query service has open: it would go on
- * writing into the deleted files and ack the events it applied there, so
- * they would be lost from the new file for good.
+ * Refuses to replace a read model a connection has open (the query service
+ * holds it as its writer too, see claimSoleWriter): it would go on writing
+ * into the deleted files and ack the events it applied there, so they would
+ * be lost from the new file for good.
  */
 function assertNotInUse(file: string): void {
   if (inUse(file)) throw new Error(`${file} is in use (the query service is running): stop it first, then run npm run rebuild -- --replace`);
@@ -108,8 +109,9 @@ async function main(): Promise<void> {
     throw new Error(`${(error as Error).message}\nusage: npm run rebuild -- [--out <file>] [--replace]`);
   }
   const replace = args.replace === true;
-  // Before the replay, so the run is not wasted; again just before the files change, in case it started since.
-  if (replace) assertNotInUse(config.dbFile);
+  // Held from before the replay (so the run is not wasted) until the process ends: a query service cannot start on the
+  // database meanwhile. Just before the files change, no other connection (a sqlite3 shell, say) may have it open either.
+  if (replace) claimSoleWriter(config.dbFile, "query");
   const out = args.out ?? join(dirname(config.dbFile), "query.rebuilt.db");
   for (const suffix of ["", "-wal", "-shm"]) rmSync(out + suffix, { force: true });
   const db = openDatabase({ file: out, migrations: queryMigrations, synchronous: "NORMAL" });

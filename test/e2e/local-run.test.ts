@@ -270,7 +270,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
         () => "exited 0",
         (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
       );
-      expect(replacing).toMatch(/^exited 1: [\s\S]*query\.db is in use \(the query service is running\): stop it first/);
+      expect(replacing).toMatch(/^exited 1: [\s\S]*query\.db is held by another process, its one writer \(is the query service running on it\?\): stop that process first/);
       // A mistyped option does nothing, rather than a rebuild that was not asked for.
       const mistyped = await runRebuild(env, ["--replcae"]).then(
         () => "exited 0",
