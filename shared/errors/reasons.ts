@@ -26,6 +26,8 @@ export const reasons = {
   INVALID_CREDENTIALS: Code.UNAUTHENTICATED,
   /** The caller's role may not call this RPC (e.g. a customer restocking). */
   ROLE_NOT_ALLOWED: Code.PERMISSION_DENIED,
+  /** An admin port's request names a Host no operator would use for it (DNS rebinding): not an address, localhost or in ORDERLY_ADMIN_HOSTS. */
+  HOST_NOT_ALLOWED: Code.PERMISSION_DENIED,
   /** A customer acting for another customer (creating an order for, or listing the orders of). */
   NOT_YOUR_CUSTOMER: Code.PERMISSION_DENIED,
   /** The caller sent more requests than its rate limit allows (HTTP 429 with Retry-After). */

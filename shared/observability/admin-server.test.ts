@@ -52,7 +52,7 @@ test("the admin port answers an address, localhost, this machine's name and ORDE
   await using _admin = { [Symbol.asyncDispose]: () => admin.close() };
   const answered = [`127.0.0.1:${admin.port}`, "127.0.0.1", `[::1]:${admin.port}`, `localhost:${admin.port}`, "LOCALHOST.", `app.localhost:${admin.port}`, `${hostname()}:${admin.port}`, `order:${admin.port}`, `10.1.2.3:9051`];
   for (const host of answered) expect({ host, ...(await getWithHost(admin.port, "/status.json", host)) }).toEqual({ host, status: 200, body: JSON.stringify({ secret: "pids and addresses" }) });
-  for (const host of [`attacker.example:${admin.port}`, "127.0.0.1.nip.io", `orders:${admin.port}`, "localhost.attacker.example"]) {
+  for (const host of [`attacker.example:${admin.port}`, "127.0.0.1.nip.io", `orders:${admin.port}`, "localhost.attacker.example", "[::1"]) {
     for (const path of ["/status.json", "/metrics", "/healthz"]) {
       const answer = await getWithHost(admin.port, path, host);
       expect({ host, path, status: answer.status, reason: JSON.parse(answer.body).reason, leaked: answer.body.includes("pids") }).toEqual({ host, path, status: 403, reason: "HOST_NOT_ALLOWED", leaked: false });
@@ -62,4 +62,6 @@ test("the admin port answers an address, localhost, this machine's name and ORDE
 
 test("ORDERLY_ADMIN_HOSTS=* answers any Host", () => {
   expect([adminHostAllowed("anything.example", new Set(["*"])), adminHostAllowed("anything.example", new Set()), adminHostAllowed(undefined, new Set())]).toEqual([true, false, true]);
+  // An empty Host names nothing an operator uses.
+  expect(adminHostAllowed("", new Set())).toBe(false);
 });

@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import type { Registry } from "prom-client";
 import type { HealthState } from "../grpc/index.js";
+import type { Reason } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 
 /** What a process's admin HTTP server serves. */
@@ -38,6 +39,7 @@ export interface AdminServer {
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const allowedHosts = new Set([hostname().toLowerCase(), ...(options.allowedHosts ?? [])]);
+  const refusedHosts = new Set<string>();
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const json = (status: number, body: unknown) => {
@@ -47,8 +49,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     };
     const answer = async () => {
       if (!adminHostAllowed(req.headers.host, allowedHosts)) {
-        options.logger.warn({ host: req.headers.host, path }, "admin request refused: its Host is not an address, localhost or in ORDERLY_ADMIN_HOSTS");
-        return json(403, { error: "host not allowed (ORDERLY_ADMIN_HOSTS lists the names this port answers)", reason: "HOST_NOT_ALLOWED" });
+        // Once per name (a page trying again and again would fill the log), for the operator whose scraper uses it.
+        const host = String(req.headers.host).slice(0, 100);
+        if (refusedHosts.size < 100 && !refusedHosts.has(host)) {
+          refusedHosts.add(host);
+          options.logger.warn({ host, path }, "admin request refused: its Host is not an address, localhost or in ORDERLY_ADMIN_HOSTS");
+        }
+        return json(403, { error: "host not allowed (ORDERLY_ADMIN_HOSTS lists the names this port answers)", reason: "HOST_NOT_ALLOWED" satisfies Reason });
       }
       // HEAD is GET without the body (RFC 9110; Node leaves the body out), as on the API's port.
       if (req.method !== "GET" && req.method !== "HEAD") {
@@ -103,6 +110,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
  */
 export function adminHostAllowed(host: string | undefined, allowed: ReadonlySet<string>): boolean {
   if (host === undefined || allowed.has("*")) return true;
-  const name = (host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d*$/, "")).toLowerCase().replace(/\.$/, "");
+  const close = host.startsWith("[") ? host.indexOf("]") : -1;
+  if (host.startsWith("[") && close < 0) return false;
+  const name = (close > 0 ? host.slice(1, close) : host.replace(/:\d*$/, "")).toLowerCase().replace(/\.$/, "");
   return isIP(name) !== 0 || name === "localhost" || name.endsWith(".localhost") || allowed.has(name);
 }
