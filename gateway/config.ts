@@ -31,12 +31,16 @@ export interface GatewayConfig extends ObservabilityConfig {
   security: SecurityConfig;
 }
 
+/** The longest delay a Node.js timer takes (ms): budgets are timed with timers. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** How long the read cache keeps an entry unless GATEWAY_CACHE_TTL_MS says otherwise (ms). */
 export const DEFAULT_CACHE_TTL_MS = 5000;
 
 /** Reads the gateway's configuration (see the README's environment table). */
 export function gatewayConfig(env: Env): GatewayConfig {
-  const maxTimeoutMs = readInt(env, "MAX_REQUEST_TIMEOUT_MS", 30_000, 1);
+  // A timer takes at most 2^31 - 1 ms (~24.8 days); a longer one fires at once.
+  const maxTimeoutMs = readInt(env, "MAX_REQUEST_TIMEOUT_MS", 30_000, 1, MAX_TIMER_MS);
   return {
     ...observabilityConfig(env),
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
@@ -51,7 +55,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
       query: readAddress(env, "QUERY_ADMIN_ADDRESS", "QUERY_ADMIN_PORT", 9053, 0),
     },
     limits: {
-      defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
+      defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1, MAX_TIMER_MS),
       maxTimeoutMs,
       maxBodyBytes: readInt(env, "MAX_BODY_BYTES", 1024 * 1024, 1),
       maxJsonDepth: readInt(env, "MAX_JSON_DEPTH", 32, 1, 1000),

@@ -59,12 +59,13 @@ function openForSeeding(file: string, migrations: Parameters<typeof openDatabase
 export function seedOrders(options: SeedOptions): SeedSummary {
   const started = performance.now();
   const total = options.orders;
-  // Held until the process ends (seeding is a command of its own).
-  claimSoleWriter(join(options.dataDir, "order.db"), "order");
-  claimSoleWriter(join(options.dataDir, "query.db"), "query");
-  const orderDb = openForSeeding(join(options.dataDir, "order.db"), orderMigrations);
-  const queryDb = openForSeeding(join(options.dataDir, "query.db"), queryMigrations);
+  const writers = [claimSoleWriter(join(options.dataDir, "order.db"), "order")];
+  let orderDb: Db | undefined;
+  let queryDb: Db | undefined;
   try {
+    writers.push(claimSoleWriter(join(options.dataDir, "query.db"), "query"));
+    orderDb = openForSeeding(join(options.dataDir, "order.db"), orderMigrations);
+    queryDb = openForSeeding(join(options.dataDir, "query.db"), queryMigrations);
     const insertOrder = orderDb.prepare(
       `INSERT OR IGNORE INTO orders (id, customer_id, status, items, total_minor, currency_code, reject_reason, reject_metadata,
          create_time, update_time, version, announced)
@@ -134,8 +135,9 @@ export function seedOrders(options: SeedOptions): SeedSummary {
     }
     return { orders: options.orders, inserted, customers: seedCustomerCount(total), ms: Math.round(performance.now() - started) };
   } finally {
-    orderDb.close();
-    queryDb.close();
+    orderDb?.close();
+    queryDb?.close();
+    for (const writer of writers) writer.release();
   }
 }
 

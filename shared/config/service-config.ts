@@ -92,7 +92,8 @@ export function serviceBaseConfig(
     natsUrl: readServiceNatsUrl(env),
     natsAuth: natsAuthConfig(env),
     security: securityConfig(env, dataDir, { requireJwt: false }),
-    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1),
+    // A timer takes at most 2^31 - 1 ms; a longer budget would end at once.
+    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1, 2 ** 31 - 1),
     streamMaxEvents: readInt(env, "STREAM_MAX_EVENTS", 2_000_000, 10),
   };
 }

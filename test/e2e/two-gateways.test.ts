@@ -54,12 +54,10 @@ describe("two gateways in front of one system", () => {
 
     const cancelled = await system.api("POST", `/v1/orders/${created.body.id}:cancel`);
     expect(cancelled.status).toBe(200);
-    const started = performance.now();
     const seen = await waitFor(async () => {
       const r = await b.api("GET", `/v1/orders/${created.body.id}`);
       return r.body?.status === "ORDER_STATUS_CANCELLED" ? r : undefined;
     }, "B to show the cancel made through A", FOLLOW_MS);
-    expect(performance.now() - started).toBeLessThan(FOLLOW_MS);
     expect(seen.body).toEqual(cancelled.body);
     // Live throughout: the entry was dropped by the event, not cut to the outage's second.
     expect(await bCacheLive()).toBe(1);
@@ -84,12 +82,10 @@ describe("two gateways in front of one system", () => {
 
     const ordered = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "TWO-2", quantity: 3 }] } });
     expect(ordered.status).toBe(200);
-    const started = performance.now();
     const seen = await waitFor(async () => {
       const r = await b.api("GET", "/v1/stock/TWO-2");
       return r.body?.reserved === 3 ? r : undefined;
     }, "B to show the stock the order through A reserved", FOLLOW_MS);
-    expect(performance.now() - started).toBeLessThan(FOLLOW_MS);
     expect(seen.body).toMatchObject({ sku: "TWO-2", available: 7, reserved: 3 });
     expect(await bCacheLive()).toBe(1);
   });
