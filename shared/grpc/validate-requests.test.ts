@@ -1,4 +1,5 @@
-import { create } from "@bufbuild/protobuf";
+import { create, getOption } from "@bufbuild/protobuf";
+import { field as fieldRules } from "../../proto/gen/buf/validate/validate_pb.js";
 import { expect, test } from "vitest";
 import { ReserveStockRequestSchema } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { CreateOrderRequestSchema } from "../../proto/gen/orderly/order/v1/order_pb.js";
@@ -46,4 +47,12 @@ test("a rule over a message's lines together names the lines: a repeated SKU in 
     { ...repeated, field: "order.items" },
   ]);
   expect(violationsOf(() => checkRules(ReserveStockRequestSchema, create(ReserveStockRequestSchema, { orderId: "ord-1", lines: twice.slice(1) })))).toEqual([]);
+});
+
+test("the one-SKU-per-line rule runs only on lists within their max_items, whatever that is set to", () => {
+  for (const field of [CreateOrderRequestSchema.field.order.message!.field.items!, ReserveStockRequestSchema.field.lines]) {
+    const rules = getOption(field, fieldRules);
+    const maxItems = rules.type.case === "repeated" ? Number(rules.type.value.maxItems) : undefined;
+    expect({ field: field.name, expressions: rules.cel.map((rule) => rule.expression) }).toEqual({ field: field.name, expressions: [`this.size() > ${maxItems} || this.map(line, line.sku).unique()`] });
+  }
 });

@@ -1,5 +1,5 @@
 import { context, propagation, trace, type Tracer } from "@opentelemetry/api";
-import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from "@opentelemetry/core";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
   AlwaysOffSampler,
@@ -7,12 +7,11 @@ import {
   BasicTracerProvider,
   BatchSpanProcessor,
   ParentBasedSampler,
-  type ReadableSpan,
-  type SpanExporter,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "../logging/index.js";
+import { LoggedSpanExporter } from "./logged-span-exporter.js";
 import { SyncContextManager } from "./sync-context-manager.js";
 
 /** How a process traces. */
@@ -90,41 +89,4 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
     recording,
     shutdown: () => provider.shutdown(),
   };
-}
-
-/**
- * Hands spans to the OTLP exporter and logs when export starts failing (at
- * warn, once, with the error) and when it works again (at info, with how
- * many spans were lost meanwhile). The SDK drops a batch that failed and
- * says so only to OpenTelemetry's diag logger, which no process reads.
- */
-class LoggedSpanExporter implements SpanExporter {
-  private lostSpans = 0;
-
-  constructor(
-    private readonly exporter: SpanExporter,
-    private readonly logger: Logger,
-    private readonly url: string,
-  ) {}
-
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    this.exporter.export(spans, (result) => {
-      if (result.code === ExportResultCode.FAILED) {
-        if (this.lostSpans === 0) this.logger.warn({ err: result.error, url: this.url }, "span export failed: spans are dropped until the collector takes them");
-        this.lostSpans += spans.length;
-      } else if (this.lostSpans > 0) {
-        this.logger.info({ lostSpans: this.lostSpans, url: this.url }, "span export works again");
-        this.lostSpans = 0;
-      }
-      done(result);
-    });
-  }
-
-  shutdown(): Promise<void> {
-    return this.exporter.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this.exporter.forceFlush?.() ?? Promise.resolve();
-  }
 }
