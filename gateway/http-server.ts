@@ -5,7 +5,7 @@ import { randomInt, randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, checkRules, isRequestId, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
-import { untilDeadline } from "../shared/resilience/index.js";
+import { CountsByKey, untilDeadline } from "../shared/resilience/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
 import { contextFromTraceparent, spanIds, traceparentOf, tracer } from "../shared/observability/index.js";
 import { hasBody, isLingering, lingerOnClose } from "./lingering-close.js";
@@ -265,7 +265,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
   /** Requests in flight per principal (its subject key), while it has any. */
-  const callersInFlight = new Map<string, number>();
+  const callersInFlight = new CountsByKey();
   const draining = deps.shutdown?.draining;
 
   function send(res: ServerResponse, requestId: string, status: number, body: JsonValue): void {
@@ -405,18 +405,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    */
   function inCallersShare(principal: Principal, work: () => Promise<void>): Promise<void> {
     const key = subjectKey(principal);
-    const inFlight = callersInFlight.get(key) ?? 0;
-    if (inFlight >= limits.maxInFlightPerCaller) {
+    if (callersInFlight.of(key) >= limits.maxInFlightPerCaller) {
       throw new OrderlyError("TOO_MANY_IN_FLIGHT", `the caller already has ${limits.maxInFlightPerCaller} requests in flight; retry when one ends`, {
         metadata: { retryAfterSeconds: "1", limit: String(limits.maxInFlightPerCaller) },
       });
     }
-    callersInFlight.set(key, inFlight + 1);
-    const done = () => {
-      const left = callersInFlight.get(key)! - 1;
-      if (left === 0) callersInFlight.delete(key);
-      else callersInFlight.set(key, left);
-    };
+    callersInFlight.add(key);
+    const done = () => callersInFlight.remove(key);
     let outcome: Promise<void>;
     try {
       outcome = work();

@@ -1,4 +1,5 @@
 import { OrderlyError, abortReason } from "../../shared/errors/index.js";
+import { CountsByKey } from "../../shared/resilience/index.js";
 
 interface Waiter {
   /** The version awaited, as a number: versions stay far below 2^53, and one above that is never reached anyway. */
@@ -22,7 +23,7 @@ interface Waiter {
 export class ViewChanges {
   private readonly waiters = new Map<string, Set<Waiter>>();
   /** Reads waiting, per caller, and in all. */
-  private readonly waiting = new Map<string, number>();
+  private readonly waiting = new CountsByKey();
   private total = 0;
 
   constructor(private readonly limits: { perCaller: number; total: number } = { perCaller: Number.POSITIVE_INFINITY, total: Number.POSITIVE_INFINITY }) {}
@@ -48,8 +49,7 @@ export class ViewChanges {
    */
   waitFor(id: string, minVersion: bigint, deadline: number, signal: AbortSignal, caller: string): Promise<void> {
     if (signal.aborted) return Promise.reject(abortReason(signal));
-    const waiting = this.waiting.get(caller) ?? 0;
-    const callerFull = waiting >= this.limits.perCaller;
+    const callerFull = this.waiting.of(caller) >= this.limits.perCaller;
     if (callerFull || this.total >= this.limits.total) {
       const [whose, limit] = callerFull ? ["the caller has", this.limits.perCaller] : ["callers have", this.limits.total];
       return Promise.reject(
@@ -58,7 +58,7 @@ export class ViewChanges {
         }),
       );
     }
-    this.waiting.set(caller, waiting + 1);
+    this.waiting.add(caller);
     this.total++;
     return new Promise((resolve, reject) => {
       const set = this.waiters.get(id) ?? new Set<Waiter>();
@@ -69,9 +69,7 @@ export class ViewChanges {
         set.delete(waiter);
         if (set.size === 0) this.waiters.delete(id);
         this.total--;
-        const left = this.waiting.get(caller)! - 1;
-        if (left === 0) this.waiting.delete(caller);
-        else this.waiting.set(caller, left);
+        this.waiting.remove(caller);
       };
       const waiter: Waiter = { minVersion: Number(minVersion), resolve: () => (done(), resolve()) };
       const onAbort = () => (done(), reject(abortReason(signal)));

@@ -2,3 +2,4 @@ export { DependencyPolicy, defaultDependencyPolicyOptions, type DependencyPolicy
 export { RetryBudget } from "./retry-budget.js";
 export { createResilientClient, callWithPolicy, isIdempotent } from "./resilient-client.js";
 export { untilDeadline } from "./until-deadline.js";
+export { CountsByKey } from "./counts-by-key.js";
