@@ -290,8 +290,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
   function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
-    // RFC 9112 §3.2 (Node's own refusal, which the server turns off, is a 400 without a body).
-    if (req.headers.host === undefined && req.httpVersion === "1.1") throw new OrderlyError("MALFORMED_REQUEST", "an HTTP/1.1 request must have a Host header");
+    // RFC 9112 §3.2: one Host, and on HTTP/1.1 at least one (Node's own refusal, which the server turns off, is a 400
+    // without a body). Two reach the handler joined with ", " (joinDuplicateHeaders), and no host name has a comma.
+    const host = req.headers.host;
+    if (host === undefined ? req.httpVersion === "1.1" : host.includes(",")) {
+      throw new OrderlyError("MALFORMED_REQUEST", host === undefined ? "an HTTP/1.1 request must have a Host header" : "a request must have one Host header, not several");
+    }
     const { path, search } = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
     // A built-in path is labelled by itself in metrics whatever the method; other methods are 405.
@@ -696,7 +700,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
     }
     // A body refused before all of it came: the connection cannot carry another request.
-    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING" || err.reason === "EXPECTATION_FAILED") {
+    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING" || err.reason === "UNSUPPORTED_TRANSFER_ENCODING" || err.reason === "EXPECTATION_FAILED") {
       res.setHeader("connection", "close");
       req.resume();
     }

@@ -109,13 +109,20 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Reads the body as JSON whatever its Content-Type says (curl -d sends
- * form-urlencoded by default), but not in a content coding: a compressed
- * body is refused for what it is, not read as broken JSON.
+ * form-urlencoded by default), but not in a content coding or a transfer
+ * coding other than chunked: a compressed body is refused for what it is, not
+ * read as broken JSON.
  */
 export async function readJson(req: IncomingMessage, limits: BodyLimits, deadline: number): Promise<JsonValue | undefined> {
   const coding = req.headers["content-encoding"]?.trim().toLowerCase();
   if (coding !== undefined && coding !== "" && coding !== "identity") {
     throw new OrderlyError("UNSUPPORTED_CONTENT_ENCODING", `Content-Encoding ${JSON.stringify(coding.slice(0, 40))} is not accepted: send the JSON as it is`);
+  }
+  // Node's parser frames a body by its last transfer coding, which must be chunked, and passes any before it on as
+  // they are ("gzip, chunked" gives gzip's bytes).
+  const transfer = req.headers["transfer-encoding"]?.trim().toLowerCase();
+  if (transfer !== undefined && transfer !== "chunked") {
+    throw new OrderlyError("UNSUPPORTED_TRANSFER_ENCODING", `Transfer-Encoding ${JSON.stringify(transfer.slice(0, 40))} is not accepted: send the body chunked or with a Content-Length`);
   }
   const raw = await readBody(req, limits.maxBodyBytes, deadline);
   if (raw.length === 0) return undefined;

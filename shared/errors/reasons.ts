@@ -34,6 +34,8 @@ export const reasons = {
   RATE_LIMITED: Code.RESOURCE_EXHAUSTED,
   /** The request body comes in a content coding (Content-Encoding: gzip, say) the gateway does not decode (HTTP 415). */
   UNSUPPORTED_CONTENT_ENCODING: Code.INVALID_ARGUMENT,
+  /** The request body comes in a transfer coding other than chunked (Transfer-Encoding: gzip, chunked, say), which the gateway does not decode. */
+  UNSUPPORTED_TRANSFER_ENCODING: Code.INVALID_ARGUMENT,
   /** The JSON body nests objects or arrays deeper than the gateway accepts. */
   JSON_TOO_DEEP: Code.INVALID_ARGUMENT,
   /** The request's headers are larger than the gateway accepts (HTTP 431). */

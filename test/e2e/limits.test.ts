@@ -340,6 +340,38 @@ describe("limits", () => {
     expect(await exchange("GET /healthz HTTP/1.1\r\nhost: orderly\r\n")).toMatch(/^HTTP\/1\.1 200 /);
   });
 
+  test("a request with two Host headers gets 400 MALFORMED_REQUEST (RFC 9112 §3.2), on the API's routes too, and is not run", async () => {
+    const bearer = `authorization: Bearer ${system.tokens.admin}\r\n`;
+    for (const head of ["GET /healthz HTTP/1.1\r\nhost: orderly\r\nhost: elsewhere\r\n", `GET /v1/inventory?pageSize=1 HTTP/1.1\r\nhost: orderly\r\n${bearer}host: orderly\r\n`]) {
+      const answer = await exchange(head);
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toContain('"reason":"MALFORMED_REQUEST"');
+      expect(answer).toContain("one Host header");
+    }
+    expect((await system.api("POST", "/v1/inventory/HOSTS-1:restock", { body: { quantity: 5 } })).status).toBe(200);
+    const body = JSON.stringify({ customerId: "hosts", items: [{ sku: "HOSTS-1", quantity: 1 }] });
+    const order = `POST /v1/orders HTTP/1.1\r\nhost: orderly\r\nhost: orderly\r\n${bearer}content-type: application/json\r\ncontent-length: ${body.length}\r\n`;
+    expect(await exchange(order, body)).toMatch(/^HTTP\/1\.1 400 /);
+    expect((await system.api("GET", "/v1/inventory/HOSTS-1")).body).toMatchObject({ available: 5, reserved: 0 });
+  });
+
+  test("a body in a transfer coding besides chunked gets 400 UNSUPPORTED_TRANSFER_ENCODING and is not run, not read as if it were not coded", async () => {
+    expect((await system.api("POST", "/v1/inventory/CODED-1:restock", { body: { quantity: 5 } })).status).toBe(200);
+    // A plain JSON order labelled gzip: read as it is, it would be placed.
+    const body = JSON.stringify({ customerId: "coded", items: [{ sku: "CODED-1", quantity: 1 }] });
+    const chunked = `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    for (const coding of ["gzip, chunked", "identity, chunked"]) {
+      const answer = await exchange(`POST /v1/orders HTTP/1.1\r\nhost: orderly\r\nauthorization: Bearer ${system.tokens.admin}\r\ncontent-type: application/json\r\ntransfer-encoding: ${coding}\r\n`, chunked);
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toContain('"reason":"UNSUPPORTED_TRANSFER_ENCODING"');
+    }
+    expect((await system.api("GET", "/v1/inventory/CODED-1")).body).toMatchObject({ available: 5, reserved: 0 });
+    // Chunked alone, in any case, is read.
+    const placed = await exchange(`POST /v1/orders HTTP/1.1\r\nhost: orderly\r\nauthorization: Bearer ${system.tokens.admin}\r\ncontent-type: application/json\r\ntransfer-encoding: Chunked\r\n`, chunked);
+    expect(placed).toMatch(/^HTTP\/1\.1 200 /);
+    expect((await system.api("GET", "/v1/inventory/CODED-1")).body).toMatchObject({ available: 4, reserved: 1 });
+  });
+
   test("a CONNECT request gets 405 METHOD_NOT_ALLOWED with a reason and Allow, not a connection closed unanswered", async () => {
     for (const target of ["/v1/stock", "127.0.0.1:443"]) {
       const answer = await exchange(`CONNECT ${target} HTTP/1.1\r\nhost: orderly\r\n`);
