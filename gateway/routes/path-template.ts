@@ -50,8 +50,12 @@ export function matchPath(template: PathTemplate, path: string): Record<string, 
   return matchSegments(template, splitPath(path));
 }
 
-/** matchPath over a path already split by splitPath. */
-export function matchSegments(template: PathTemplate, parts: readonly string[]): Record<string, string> | undefined {
+/**
+ * matchPath over a path already split by splitPath. Without `decode`, only
+ * whether the path has the template's shape: its variables are neither
+ * decoded nor checked (the params are empty).
+ */
+export function matchSegments(template: PathTemplate, parts: readonly string[], decode = true): Record<string, string> | undefined {
   const count = template.segments.length;
   if (parts.length !== count) return undefined;
   let params: Record<string, string> | undefined;
@@ -68,6 +72,7 @@ export function matchSegments(template: PathTemplate, parts: readonly string[]):
       continue;
     }
     if (part === "") return undefined;
+    if (!decode) continue;
     let value = part;
     if (part.includes("%")) {
       try {

@@ -15,16 +15,18 @@ function byScan(routes: readonly Route[], httpMethod: string, path: string) {
   const withVerb = routes.some((route) => route.template.verb !== undefined && path.endsWith(`:${route.template.verb}`));
   for (const route of routes) {
     if (withVerb && route.template.verb === undefined) continue;
+    // HEAD is GET without the body.
+    const serves = route.httpMethod === (httpMethod === "HEAD" ? "GET" : httpMethod);
     let params: Record<string, string> | undefined;
     try {
-      params = matchPath(route.template, path);
+      // Another method's route only by its shape: with every "%" encoded, any value decodes.
+      params = matchPath(route.template, serves ? path : path.replaceAll("%", "%25"));
     } catch (error) {
-      // A path of the route's shape with a value not encoded right: refused, whatever the method.
+      // A path of the shape of the route serving its method, with a value not encoded right.
       return { reason: (error as OrderlyError).reason };
     }
     if (params === undefined) continue;
-    // HEAD is GET without the body.
-    if (route.httpMethod === (httpMethod === "HEAD" ? "GET" : httpMethod)) return { label: route.label, params };
+    if (serves) return { label: route.label, params };
     allowed.push(...(route.httpMethod === "GET" ? ["GET", "HEAD"] : [route.httpMethod]));
   }
   return allowed.length > 0 ? { reason: "METHOD_NOT_ALLOWED", allow: allowed.join(", ") } : { reason: "ROUTE_NOT_FOUND" };
@@ -62,6 +64,9 @@ test("a request finds the route a scan of every route would find, with the same 
   expect(resolved(routes, "GET", "/v2/orders")).toEqual({ reason: "ROUTE_NOT_FOUND" });
   expect(resolved(routes, "GET", "/v1/orders/%E0%A4%A")).toEqual({ reason: "INVALID_FIELD" });
   expect(resolved(routes, "GET", "/v2/orders/%E0%A4%A")).toEqual({ reason: "ROUTE_NOT_FOUND" });
+  // A value not encoded right on a path served for other methods only: the method is what is wrong.
+  expect(resolved(routes, "DELETE", "/v1/orders/%E0%A4%A")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "GET, HEAD" });
+  expect(resolved(routes, "GET", "/v1/orders/%E0%A4%A:cancel")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "POST" });
   expect(resolved(routes, "HEAD", "/v1/orders/ord_1")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1" } });
   expect(resolved(routes, "POST", "/v1/inventory/SKU-1")).toEqual({ reason: "METHOD_NOT_ALLOWED", allow: "GET, HEAD" });
   // A verb's path is not a variable of a route without one: GET on a cancel is 405, not a read of the order "ord_1:cancel".

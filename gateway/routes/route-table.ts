@@ -130,9 +130,12 @@ export function resolveRoute(index: RouteIndex, requestMethod: string, path: str
   let allowed: string[] | undefined;
   for (const route of candidates) {
     if (withVerb && route.template.verbSuffix === undefined) continue;
-    const params = matchSegments(route.template, parts);
+    // Only the route that serves the method reads (and checks) the path's variables: a badly encoded one on a path
+    // served for other methods only is still 405.
+    const serves = route.httpMethod === httpMethod;
+    const params = matchSegments(route.template, parts, serves);
     if (params === undefined) continue;
-    if (route.httpMethod === httpMethod) return { route, params };
+    if (serves) return { route, params };
     (allowed ??= []).push(route.httpMethod);
     if (route.httpMethod === "GET") allowed.push("HEAD");
   }
