@@ -1,37 +1,31 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
+import { tempDir } from "../../test/helpers/temp-dir.js";
 import { claimSoleWriter, inUse } from "./in-use.js";
 import { openDatabase } from "./open-database.js";
 
 test("a database file is in use while a connection has it open, and not once it is closed or when it does not exist", () => {
-  const dir = mkdtempSync(join(tmpdir(), "orderly-in-use-"));
-  try {
-    const file = join(dir, "x.db");
-    expect([inUse(file), existsSync(file)]).toEqual([false, false]);
-    const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
-    db.prepare("INSERT INTO t VALUES (1)").run();
-    expect(inUse(file)).toBe(true);
-    // The check changed nothing and took no lock it kept: the owner goes on writing.
-    db.prepare("INSERT INTO t VALUES (2)").run();
-    expect(db.prepare("SELECT count(*) AS n FROM t").get()).toEqual({ n: 2 });
-    db.close();
-    expect(inUse(file)).toBe(false);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  using temp = tempDir("orderly-in-use-");
+  const dir = temp.path;
+  const file = join(dir, "x.db");
+  expect([inUse(file), existsSync(file)]).toEqual([false, false]);
+  const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
+  db.prepare("INSERT INTO t VALUES (1)").run();
+  expect(inUse(file)).toBe(true);
+  // The check changed nothing and took no lock it kept: the owner goes on writing.
+  db.prepare("INSERT INTO t VALUES (2)").run();
+  expect(db.prepare("SELECT count(*) AS n FROM t").get()).toEqual({ n: 2 });
+  db.close();
+  expect(inUse(file)).toBe(false);
 });
 
 test("a database has one writer: a second claim is refused, naming the file, until the first is released", () => {
-  const dir = mkdtempSync(join(tmpdir(), "orderly-writer-"));
-  try {
-    const file = join(dir, "data", "order.db");
-    const first = claimSoleWriter(file, "order");
-    expect(() => claimSoleWriter(file, "order")).toThrow(`${file} is held by another process, its one writer (is the order service running on it?)`);
-    first.release();
-    claimSoleWriter(file, "order").release();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  using temp = tempDir("orderly-writer-");
+  const dir = temp.path;
+  const file = join(dir, "data", "order.db");
+  const first = claimSoleWriter(file, "order");
+  expect(() => claimSoleWriter(file, "order")).toThrow(`${file} is held by another process, its one writer (is the order service running on it?)`);
+  first.release();
+  claimSoleWriter(file, "order").release();
 });

@@ -1,50 +1,41 @@
-import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
+import { tempDir } from "../../test/helpers/temp-dir.js";
 import { keepToOwner, openDatabase } from "./open-database.js";
 
 test("a database file, its WAL and its shared memory are readable by their owner only, in a directory made for them likewise", () => {
-  const dir = mkdtempSync(join(tmpdir(), "orderly-db-mode-"));
-  try {
-    const file = join(dir, "data", "x.db");
-    const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
-    db.prepare("INSERT INTO t VALUES (1)").run();
-    const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
-    expect([mode(file), mode(`${file}-wal`), mode(`${file}-shm`), mode(join(dir, "data"))]).toEqual(["600", "600", "600", "700"]);
-    db.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  using temp = tempDir("orderly-db-mode-");
+  const dir = temp.path;
+  const file = join(dir, "data", "x.db");
+  const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
+  db.prepare("INSERT INTO t VALUES (1)").run();
+  const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+  expect([mode(file), mode(`${file}-wal`), mode(`${file}-shm`), mode(join(dir, "data"))]).toEqual(["600", "600", "600", "700"]);
+  db.close();
 });
 
 test("a database an older version left readable by others (0644) is its owner's alone once opened, its data kept", () => {
-  const dir = mkdtempSync(join(tmpdir(), "orderly-db-mode-"));
-  try {
-    const file = join(dir, "x.db");
-    const before = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
-    before.prepare("INSERT INTO t VALUES (1)").run();
-    before.close();
-    chmodSync(file, 0o644);
-    chmodSync(dir, 0o755);
-    const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
-    const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
-    // The folder is the user's (ORDERLY_DATA_DIR): left as it is.
-    expect([mode(dir), mode(file), mode(`${file}-wal`), mode(`${file}-shm`)]).toEqual(["755", "600", "600", "600"]);
-    expect(db.prepare("SELECT x FROM t").all()).toEqual([{ x: 1 }]);
-    db.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  using temp = tempDir("orderly-db-mode-");
+  const dir = temp.path;
+  const file = join(dir, "x.db");
+  const before = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
+  before.prepare("INSERT INTO t VALUES (1)").run();
+  before.close();
+  chmodSync(file, 0o644);
+  chmodSync(dir, 0o755);
+  const db = openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] });
+  const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+  // The folder is the user's (ORDERLY_DATA_DIR): left as it is.
+  expect([mode(dir), mode(file), mode(`${file}-wal`), mode(`${file}-shm`)]).toEqual(["755", "600", "600", "600"]);
+  expect(db.prepare("SELECT x FROM t").all()).toEqual([{ x: 1 }]);
+  db.close();
 });
 
 test("a shared folder such as /tmp (sticky, writable by all) is never narrowed", () => {
-  const dir = mkdtempSync(join(tmpdir(), "orderly-db-mode-"));
-  try {
-    chmodSync(dir, 0o1777);
-    keepToOwner(dir);
-    expect((statSync(dir).mode & 0o7777).toString(8)).toBe("1777");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  using temp = tempDir("orderly-db-mode-");
+  const dir = temp.path;
+  chmodSync(dir, 0o1777);
+  keepToOwner(dir);
+  expect((statSync(dir).mode & 0o7777).toString(8)).toBe("1777");
 });

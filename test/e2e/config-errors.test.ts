@@ -1,12 +1,11 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { writeDevCredentials } from "../../scripts/dev-security.js";
 import { nodeEntry } from "../../shared/process/index.js";
 import { ROOT } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 /** How a process ends when started with `env`: its exit code and what it wrote to stdout (its log) and stderr. */
 function exitOf(entry: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -26,17 +25,14 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
     ["gateway/main.ts", { GATEWAY_CACHE_TTL_MS: "abc" }, 'gateway: GATEWAY_CACHE_TTL_MS must be an integer, got "abc"'],
   ];
   // Every other setting is good: the dev credentials of a data directory of its own.
-  const dataDir = mkdtempSync(join(tmpdir(), "orderly-config-"));
-  try {
-    await writeDevCredentials(dataDir);
-    const results = await Promise.all(cases.map(([entry, env]) => exitOf(entry, { ORDERLY_DATA_DIR: dataDir, ...env })));
-    for (const [i, [, , expected]] of cases.entries()) {
-      const { code, stderr } = results[i]!;
-      expect({ code, lines: stderr.trim().split("\n").length }).toEqual({ code: 2, lines: 1 });
-      expect(stderr).toContain(expected);
-    }
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
+  using temp = tempDir("orderly-config-");
+  const dataDir = temp.path;
+  await writeDevCredentials(dataDir);
+  const results = await Promise.all(cases.map(([entry, env]) => exitOf(entry, { ORDERLY_DATA_DIR: dataDir, ...env })));
+  for (const [i, [, , expected]] of cases.entries()) {
+    const { code, stderr } = results[i]!;
+    expect({ code, lines: stderr.trim().split("\n").length }).toEqual({ code: 2, lines: 1 });
+    expect(stderr).toContain(expected);
   }
 });
 

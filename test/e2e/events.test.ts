@@ -1,6 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
@@ -12,6 +11,7 @@ import { percentile } from "../helpers/load.js";
 import { openReadOnly, snapshotModels, streamCounts } from "../helpers/models.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
+import { tempDir } from "../helpers/temp-dir.js";
 import { checkStockInvariants } from "../fault/invariants.js";
 import { SKUS, orderBurst, stockUp, waitForAllApplied, waitForConvergence } from "./events-helpers.js";
 
@@ -72,22 +72,19 @@ describe("events through JetStream into the read models", () => {
     expect(stock.body).toMatchObject({ sku: "EV-1", available: written.available, reserved: written.reserved, version: String(written.version) });
 
     // Rebuild every read model from the streams into a new file: identical rows.
-    const rebuildDir = mkdtempSync(join(tmpdir(), "orderly-rebuild-"));
-    try {
-      const out = join(rebuildDir, "query.db");
-      const { stdout } = await run(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--out", out], {
-        cwd: ROOT,
-        env: { ...process.env, ...system.env.query },
-      });
-      expect(stdout).toContain("the rebuilt read models equal the live ones");
-      const rebuilt = new Database(out, { readonly: true });
-      const live = openReadOnly(system.dataDir, "query.db");
-      expect(dumpReadModels(rebuilt)).toEqual(dumpReadModels(live));
-      rebuilt.close();
-      live.close();
-    } finally {
-      rmSync(rebuildDir, { recursive: true, force: true });
-    }
+    using temp = tempDir("orderly-rebuild-");
+    const rebuildDir = temp.path;
+    const out = join(rebuildDir, "query.db");
+    const { stdout } = await run(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--out", out], {
+      cwd: ROOT,
+      env: { ...process.env, ...system.env.query },
+    });
+    expect(stdout).toContain("the rebuilt read models equal the live ones");
+    const rebuilt = new Database(out, { readonly: true });
+    const live = openReadOnly(system.dataDir, "query.db");
+    expect(dumpReadModels(rebuilt)).toEqual(dumpReadModels(live));
+    rebuilt.close();
+    live.close();
 
     // The relay "crashes" after publishing but before recording it: every row is unpublished again on restart.
     await system.order.stop();

@@ -1,6 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect as connectNats, type NatsConnection } from "nats";
 import { describe, expect, test } from "vitest";
@@ -12,6 +11,7 @@ import { writeDevCertificates } from "../../scripts/dev-security.js";
 import { streamCounts } from "../helpers/models.js";
 import { waitFor } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 /** The outcome of a health check over a channel with the given credentials: the serving status, or the error's code. */
 async function healthOver(address: string, security: ChannelSecurity): Promise<string> {
@@ -39,18 +39,15 @@ describe("mTLS between the gateway and the services (ORDERLY_MTLS=1 in the local
     const tls = join(system.dataDir, "secrets", "tls");
     const ca = readFileSync(join(tls, "ca.crt"));
     const address = `127.0.0.1:${system.inventory.port}`;
-    const otherDir = mkdtempSync(join(tmpdir(), "orderly-other-ca-"));
-    try {
-      const intruder = writeDevCertificates(otherDir, ["intruder"], "Another CA")["intruder"]!;
-      // With a certificate of our CA (the gateway's), the call goes through.
-      expect(await healthOver(address, tlsChannel(address, ca, readFileSync(join(tls, "gateway.key")), readFileSync(join(tls, "gateway.crt"))))).toBe("SERVING");
-      // Without a client certificate, with one from another CA, or without TLS at all: refused.
-      expect(await healthOver(address, tlsChannel(address, ca))).toBe("UNAVAILABLE");
-      expect(await healthOver(address, tlsChannel(address, ca, readFileSync(intruder.keyFile), readFileSync(intruder.certFile)))).toBe("UNAVAILABLE");
-      expect(await healthOver(address, channelSecurity(address, undefined))).toBe("UNAVAILABLE");
-    } finally {
-      rmSync(otherDir, { recursive: true, force: true });
-    }
+    using temp = tempDir("orderly-other-ca-");
+    const otherDir = temp.path;
+    const intruder = writeDevCertificates(otherDir, ["intruder"], "Another CA")["intruder"]!;
+    // With a certificate of our CA (the gateway's), the call goes through.
+    expect(await healthOver(address, tlsChannel(address, ca, readFileSync(join(tls, "gateway.key")), readFileSync(join(tls, "gateway.crt"))))).toBe("SERVING");
+    // Without a client certificate, with one from another CA, or without TLS at all: refused.
+    expect(await healthOver(address, tlsChannel(address, ca))).toBe("UNAVAILABLE");
+    expect(await healthOver(address, tlsChannel(address, ca, readFileSync(intruder.keyFile), readFileSync(intruder.certFile)))).toBe("UNAVAILABLE");
+    expect(await healthOver(address, channelSecurity(address, undefined))).toBe("UNAVAILABLE");
   });
 });
 
