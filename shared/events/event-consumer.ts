@@ -38,6 +38,8 @@ export interface EventConsumerOptions {
   onApplied?: (event: Event) => void;
   /** Times each burst's transaction (under the name `consume <durable>`). */
   transactions?: TransactionTimer;
+  /** Makes its stream and durable consumer again, when JetStream says they are gone (deleted under it). */
+  restore?: () => Promise<void>;
   clock?: () => number;
 }
 
@@ -71,6 +73,9 @@ interface Outcome {
   span: Span;
   parent: Context;
 }
+
+/** What nats.js says when a consumer's stream or durable consumer is gone (deleted, or lost with the server's store). */
+const MISSING_RESOURCE = /consumer not found|stream not found|consumer deleted|no responders/i;
 
 /** At most this many messages in one transaction. */
 const MAX_BATCH = 256;
@@ -247,7 +252,8 @@ export class EventConsumer {
       try {
         const consumer = await this.options.js.consumers.get(this.options.stream, this.options.durable);
         this.consumer = consumer;
-        this.messages = await consumer.consume({ max_messages: this.options.batch ?? 256 });
+        // Told, rather than pulling on quietly from a consumer that is no more (nats.js's default): it is made again.
+        this.messages = await consumer.consume({ max_messages: this.options.batch ?? 256, abort_on_missing_resource: true });
         if (this.stopped) this.messages.stop();
         for await (const msg of this.messages) {
           failures = 0;
@@ -257,6 +263,7 @@ export class EventConsumer {
         if (this.stopped) break;
         failures++;
         if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ err: error, durable: this.options.durable }, "consumer interrupted; resuming");
+        if (MISSING_RESOURCE.test(String(error))) await this.options.restore?.();
       }
       if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
     }

@@ -116,42 +116,43 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     }
     const connection = nc;
     /**
-     * Makes sure the streams and durable consumers exist; resolves with the durables it had to create. At
-     * start (before any consumer runs), a consumer that rebuilds from its stream and whose database has
-     * forgotten it is deleted first, to be made again from the stream's start.
+     * Makes sure the streams and durable consumers exist; resolves with those it had to create. At start
+     * (before any consumer runs), a consumer that rebuilds from its stream and whose database has forgotten
+     * it is deleted first, to be made again from the stream's start.
      */
     const setUp = (starting = false) =>
       retrying("stream setup", logger, isClosed, async () => {
         const manager = await connection.jetstreamManager();
-        await ensureStreams(manager, { ...defaultStreamLimits, maxEvents: options.streamMaxEvents ?? defaultStreamLimits.maxEvents });
-        const created = new Set<string>();
+        const streams = await ensureStreams(manager, { ...defaultStreamLimits, maxEvents: options.streamMaxEvents ?? defaultStreamLimits.maxEvents });
+        const durables = new Set<string>();
         for (const c of options.consumers ?? []) {
           if (starting && c.rebuildsFromStream) await replayIfForgotten(manager, options.db, c, logger);
-          if (await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs)) created.add(c.durable);
+          if (await ensureDurableConsumer(manager, c.stream, c.durable, c.filterSubject, options.ackWaitMs)) durables.add(c.durable);
         }
-        return created;
+        return { streams, durables };
       });
     await setUp(true);
     if (closed) return;
-    // A server may come back without them (restarted with an empty store): they are made again on every
-    // reconnect. The relay's publishes keep retrying until the streams are back; a consumer made again is
-    // subscribed to anew.
-    let settingUp: Promise<void> | undefined;
-    following = followConnection(connection, {
-      down: () => {},
-      up: () => {
-        settingUp ??= setUp()
-          .then((created) => {
-            if (created.size > 0) logger.warn({ durables: [...created] }, "NATS came back without these durable consumers: made them again");
-            for (const consumer of consumers) if (created.has(consumer.durable)) consumer.resubscribe();
-          })
-          .catch((error: unknown) => logger.error({ err: error }, "stream setup after a reconnect failed"))
-          .finally(() => (settingUp = undefined));
-      },
-    });
+    /**
+     * Makes again what JetStream lost since: a server back with an empty store (on every reconnect), or a
+     * stream or durable consumer deleted under a running process (when a consumer is told it is gone, or the
+     * relay's publishes fail). A consumer made again is subscribed to anew. One at a time.
+     */
+    let restoring: Promise<void> | undefined;
+    const restore = (after: string): Promise<void> =>
+      (restoring ??= setUp()
+        .then(({ streams, durables }) => {
+          if (streams.length > 0 || durables.size > 0) logger.warn({ streams, durables: [...durables], after }, "JetStream had lost these streams or durable consumers: made them again");
+          for (const consumer of consumers) if (durables.has(consumer.durable)) consumer.resubscribe();
+        })
+        .catch((error: unknown) => {
+          if (!closed) logger.error({ err: error, after }, "making the streams and durable consumers again failed");
+        })
+        .finally(() => (restoring = undefined)));
+    following = followConnection(connection, { down: () => {}, up: () => void restore("a reconnect") });
     const js = nc.jetstream();
     if (options.outbox) {
-      relay = new OutboxRelay({ db: options.db, nc, logger, outbox: options.outbox });
+      relay = new OutboxRelay({ db: options.db, nc, logger, outbox: options.outbox, onPublishFailed: () => void restore("a failed publish") });
       relay.start();
     }
     consumers = (options.consumers ?? []).map((c) => {
@@ -167,6 +168,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         maxDeliveries: options.maxDeliveries,
         retryDelayMs: options.retryDelayMs,
         transactions: options.transactions,
+        restore: () => restore(`${c.durable} was told it is gone`),
       });
       consumer.start();
       return consumer;

@@ -223,3 +223,30 @@ test("a full stream refuses new events instead of dropping its oldest: they wait
   const stored = await Promise.all(Array.from({ length: 2000 }, (_, i) => jsm.streams.getMessage(streams.orders.name, { seq: i + 1 })));
   expect(stored.map((m) => new TextDecoder().decode(m.data))).toEqual(Array.from({ length: 2000 }, (_, i) => `payload ${i + 1}`));
 });
+
+test("a stream deleted under the relay: a pass that publishes nothing says so (onPublishFailed), and once the stream is made again every event is published, once", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  // A core subscriber on the stream's subjects (as the gateway's cache is): JetStream's publish requests get no 503, only no answer.
+  const listener = nc.subscribe("orderly.>");
+  const db = outboxOf(10, () => ({ subject: "orderly.orders.created", createTime: Date.now() }));
+  let failedPasses = 0;
+  const relay = new OutboxRelay({
+    db,
+    nc,
+    logger: silentLogger(),
+    publishTimeoutMs: 200,
+    backoff: { initialMs: 20, maxMs: 100 },
+    onPublishFailed: () => {
+      if (++failedPasses === 1) void ensureStreams(jsm);
+    },
+  });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  await jsm.streams.delete(streams.orders.name);
+  relay.start();
+  await waitFor(() => unpublishedRows(db) === 0, "the outbox published into the stream made again");
+  listener.unsubscribe();
+  expect(failedPasses).toBeGreaterThanOrEqual(1);
+  expect((await jsm.streams.info(streams.orders.name)).state.messages).toBe(10);
+});

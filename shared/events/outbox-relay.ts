@@ -22,6 +22,11 @@ export interface OutboxRelayOptions {
   pollMs?: number;
   /** How long to wait for a PubAck (ms). */
   publishTimeoutMs?: number;
+  /**
+   * Called when a pass published nothing, and not for a full stream or a lost connection: the stream may
+   * be gone (JetStream then answers no publish, or only with 503), for the caller to make it again.
+   */
+  onPublishFailed?: () => void;
   /** The wait after a failed pass, doubling per failure from `initialMs` up to `maxMs` (default 100 ms to 2 s). */
   backoff?: { initialMs: number; maxMs: number };
   /** Published rows older than this are deleted (ms). */
@@ -205,6 +210,7 @@ export class OutboxRelay {
           const what = error instanceof StreamFull ? "a stream is full: events wait in the outbox until it has room (STREAM_MAX_EVENTS)" : "outbox publish failed; retrying";
           this.options.logger.warn({ err: error, failures }, what);
         }
+        if (!(error instanceof StreamFull || error instanceof NatsConnectionLost)) this.options.onPublishFailed?.();
       }
       this.pruneNow();
       if (this.reconnected) {

@@ -46,6 +46,7 @@ function config(stream: { name: string; subjects: readonly string[] }, limits: S
 
 /**
  * Creates Orderly's streams, or updates them to this configuration; every process runs it at start.
+ * Resolves with the names of the streams it had to create.
  * A stream's event limit is only ever raised: JetStream meets a lower one by deleting the oldest
  * events at once, which a consumer far behind may not have applied, so one process started with a
  * smaller STREAM_MAX_EVENTS than the rest must not shrink the streams (lowering it on purpose is done
@@ -53,7 +54,8 @@ function config(stream: { name: string; subjects: readonly string[] }, limits: S
  * one that read a limit another process has since raised leaves the raised one alone; two processes
  * changing a stream at the same instant can still race (JetStream has no compare-and-set for it).
  */
-export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits = defaultStreamLimits): Promise<void> {
+export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits = defaultStreamLimits): Promise<string[]> {
+  const created: string[] = [];
   for (const stream of Object.values(streams)) {
     const wanted = config(stream, limits);
     try {
@@ -62,6 +64,7 @@ export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits 
       if (!/stream not found/i.test(String(error))) throw error;
       try {
         await jsm.streams.add(wanted);
+        created.push(wanted.name);
       } catch (addError) {
         // Another process created it in between: bring it to this configuration.
         if (!/already in use/i.test(String(addError))) throw addError;
@@ -69,6 +72,7 @@ export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits 
       }
     }
   }
+  return created;
 }
 
 /**

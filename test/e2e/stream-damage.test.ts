@@ -1,0 +1,51 @@
+import { connect, type JetStreamManager } from "nats";
+import { describe, expect, test } from "vitest";
+import { waitFor } from "../helpers/processes.js";
+import { startSystem, type System } from "../helpers/system.js";
+
+/** Places an order for one unit of `sku` and reads it back from the read model (waiting up to 30 s for it). */
+async function orderReadBack(system: System, sku: string): Promise<{ status: number; order: unknown }> {
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "gil", items: [{ sku, quantity: 1 }] } });
+  expect(created.status).toBe(200);
+  const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`, { headers: { "x-request-timeout": "30000" } });
+  return { status: read.status, order: read.body.status };
+}
+
+/** Does to JetStream, as its admin, what `damage` does. */
+async function asAdmin(system: System, damage: (jsm: JetStreamManager) => Promise<void>): Promise<void> {
+  const nc = await connect(system.nats.connectOptions);
+  try {
+    await damage(await nc.jetstreamManager());
+  } finally {
+    await nc.close();
+  }
+}
+
+/** What an operator (or an accident) does to the streams under a running system. */
+describe("streams and durable consumers deleted under running services", () => {
+  test("every durable consumer deleted: each service makes its own again, and new orders reach the read models", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/GONE-1:restock", { body: { quantity: 10 } });
+    expect(await orderReadBack(system, "GONE-1")).toEqual({ status: 200, order: "ORDER_STATUS_CONFIRMED" });
+
+    await asAdmin(system, async (jsm) => {
+      for (const stream of ["ORDERS", "INVENTORY"]) for await (const info of jsm.consumers.list(stream)) await jsm.consumers.delete(stream, info.name);
+    });
+
+    expect(await orderReadBack(system, "GONE-1")).toEqual({ status: 200, order: "ORDER_STATUS_CONFIRMED" });
+    // The stock projection (from the inventory's stream) has both orders too.
+    await waitFor(async () => (await system.api("GET", "/v1/stock/GONE-1")).body.reserved === 2, "the projected stock of both orders", 30_000, 100);
+    expect(system.query.logs.some((line) => line.includes("made them again") && line.includes("query-orders"))).toBe(true);
+  });
+
+  test("the ORDERS stream deleted (its consumers with it): the first service to find it gone makes it again, and new orders reach the read model", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/GONE-2:restock", { body: { quantity: 10 } });
+    expect(await orderReadBack(system, "GONE-2")).toEqual({ status: 200, order: "ORDER_STATUS_CONFIRMED" });
+
+    await asAdmin(system, (jsm) => jsm.streams.delete("ORDERS").then(() => undefined));
+
+    expect(await orderReadBack(system, "GONE-2")).toEqual({ status: 200, order: "ORDER_STATUS_CONFIRMED" });
+    expect([system.order.logs, system.query.logs, system.inventory.logs].flat().some((line) => line.includes("made them again") && line.includes("ORDERS"))).toBe(true);
+  });
+});
