@@ -43,9 +43,10 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
     const record = db.prepare<[string, string, number]>("INSERT OR IGNORE INTO processed_events (consumer, event_id, applied_time) VALUES (?, ?, ?)");
     const counts: Record<string, number> = {};
     for (const [key, stream] of Object.entries(streams) as [StreamKey, (typeof streams)[StreamKey]][]) {
-      const last = (await jsm.streams.info(stream.name)).state.last_seq;
+      const { last_seq: last, messages: held } = (await jsm.streams.info(stream.name)).state;
       counts[stream.name] = 0;
-      if (last === 0) continue;
+      // A purged stream keeps its last sequence, with no message at it (nor at a last one deleted by hand).
+      if (held === 0) continue;
       const durable = consumerNames.projection(consumerName, key);
       // A consumer of the rebuild's own name (a NATS user may be allowed only consumers it names), from the first message,
       // without acks; made afresh, deleted at the end, and forgotten by the server a minute after a rebuild that died.
@@ -66,7 +67,8 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
         } catch (error) {
           logger.warn({ seq: msg.info.streamSequence, err: error }, "skipped an event the projector cannot apply (dead-lettered live)");
         }
-        if (msg.info.streamSequence >= last) break;
+        // Up to the last message now, or the last there is: `pending` counts those after this one.
+        if (msg.info.streamSequence >= last || msg.info.pending === 0) break;
       }
       messages.stop();
       await jsm.consumers.delete(stream.name, name).catch(() => undefined);

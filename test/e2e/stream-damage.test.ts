@@ -1,7 +1,11 @@
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { connect, type JetStreamManager } from "nats";
 import { describe, expect, test } from "vitest";
-import { waitFor } from "../helpers/processes.js";
+import { ROOT, waitFor } from "../helpers/processes.js";
 import { startSystem, type System } from "../helpers/system.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 /** Places an order for one unit of `sku` and reads it back from the read model (waiting up to 30 s for it). */
 async function orderReadBack(system: System, sku: string): Promise<{ status: number; order: unknown }> {
@@ -47,5 +51,33 @@ describe("streams and durable consumers deleted under running services", () => {
 
     expect(await orderReadBack(system, "GONE-2")).toEqual({ status: 200, order: "ORDER_STATUS_CONFIRMED" });
     expect([system.order.logs, system.query.logs, system.inventory.logs].flat().some((line) => line.includes("made them again") && line.includes("ORDERS"))).toBe(true);
+  });
+
+  test("a rebuild replays up to the last event there is, and ends: with the stream's last event deleted by hand, and with the stream purged", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/GONE-3:restock", { body: { quantity: 10 } });
+    for (let i = 0; i < 3; i++) expect(await orderReadBack(system, "GONE-3")).toEqual({ status: 200, order: "ORDER_STATUS_CONFIRMED" });
+    using temp = tempDir("orderly-rebuild-");
+    /** The events the rebuild applied per stream (bounded: a rebuild that waits for an event that is not there fails). */
+    const rebuild = async (name: string) => {
+      const out = join(temp.path, name);
+      const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--out", out], {
+        cwd: ROOT,
+        env: { ...process.env, ...system.env.query },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      return (JSON.parse(stdout.split("\n")[0]!) as { events: Record<string, number> }).events;
+    };
+    let held = 0;
+    await asAdmin(system, async (jsm) => {
+      const { last_seq: last, messages } = (await jsm.streams.info("ORDERS")).state;
+      await jsm.streams.deleteMessage("ORDERS", last);
+      held = messages - 1;
+    });
+    expect((await rebuild("without-the-last.db")).ORDERS).toBe(held);
+
+    await asAdmin(system, (jsm) => jsm.streams.purge("ORDERS").then(() => undefined));
+    expect((await rebuild("purged.db")).ORDERS).toBe(0);
   });
 });
