@@ -1,7 +1,6 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "nats";
 import { expect, test } from "vitest";
@@ -11,6 +10,7 @@ import { startNats } from "../test/helpers/nats.js";
 import { waitFor } from "../test/helpers/processes.js";
 import { aggregateOf, invalidateOnEvents } from "./cache-invalidation.js";
 import { ReadCache } from "./read-cache.js";
+import { tempDir } from "../test/helpers/temp-dir.js";
 
 test("reads an event's aggregate id and version from its wire form, whatever else it carries", () => {
   const event = create(EventSchema, {
@@ -69,8 +69,8 @@ test("cut off from its events, the cache keeps entries at most a second: before 
 
 test("a subscription the server refuses leaves the cache cut off: entries keep living at most a second", async () => {
   // A user that may not subscribe to the events.
-  const dir = mkdtempSync(join(tmpdir(), "orderly-nats-conf-"));
-  await using _dir = { [Symbol.asyncDispose]: async () => rmSync(dir, { recursive: true, force: true }) };
+  using temp = tempDir("orderly-nats-conf-");
+  const dir = temp.path;
   const configFile = join(dir, "nats.conf");
   writeFileSync(configFile, `authorization { users: [ { user: "gw", password: "pw", permissions: { subscribe: { allow: ["_INBOX.>"] } } } ] }\n`);
   await using nats = await startNats({ configFile });

@@ -1,9 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { once } from "node:events";
 import { createServer } from "node:http";
 import { connect } from "node:net";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../scripts/dev-security.js";
@@ -21,6 +20,7 @@ import { createGatewayHandler, requestIdSource, type GatewayDeps } from "./http-
 import { GatewayMetrics } from "./metrics.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { ReadCache } from "./read-cache.js";
+import { tempDir } from "../test/helpers/temp-dir.js";
 
 /** The handler on a real server on a free port, closed when disposed. */
 async function listen(handler: ReturnType<typeof createGatewayHandler>): Promise<{ url: string } & AsyncDisposable> {
@@ -74,8 +74,8 @@ test("a request without a valid X-Request-Id gets a new UUIDv8, each gateway's w
 });
 
 test("an address out of rate-limit tokens is refused before any more of its tokens are verified; a known token from it is still served", async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), "orderly-gateway-"));
-  using _dir = { [Symbol.dispose]: () => rmSync(dataDir, { recursive: true, force: true }) };
+  using temp = tempDir("orderly-gateway-");
+  const dataDir = temp.path;
   const tokens = await writeDevCredentials(dataDir);
   const jwt = new JwtVerifier({ publicKeyPem: readFileSync(join(dataDir, "secrets", "jwt-public.pem"), "utf8"), issuer: DEV_ISSUER, audience: DEV_AUDIENCE });
   let verifications = 0;

@@ -1,14 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { DEV_AUDIENCE, DEV_ISSUER, writeDevCredentials } from "../../scripts/dev-security.js";
 import { OrderlyError } from "../errors/index.js";
 import { JwtVerifier } from "./jwt.js";
+import { tempDir } from "../../test/helpers/temp-dir.js";
 
 test("a remembered token is known only by its whole header: another header ending the same way is verified, and refused when forged", async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), "orderly-jwt-"));
-  using _dir = { [Symbol.dispose]: () => rmSync(dataDir, { recursive: true, force: true }) };
+  using temp = tempDir("orderly-jwt-");
+  const dataDir = temp.path;
   const tokens = await writeDevCredentials(dataDir);
   const jwt = new JwtVerifier({ publicKeyPem: readFileSync(join(dataDir, "secrets", "jwt-public.pem"), "utf8"), issuer: DEV_ISSUER, audience: DEV_AUDIENCE });
   const admin = `Bearer ${tokens.admin}`;

@@ -1,11 +1,11 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { expect, test } from "vitest";
 import { writeDevCredentials } from "../../scripts/dev-security.js";
 import { ROOT, startService } from "../helpers/processes.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const run = promisify(execFile);
 
@@ -26,12 +26,6 @@ const PROTOS = [
   "google/rpc/status.proto",
   "google/rpc/error_details.proto",
 ];
-
-/** A temporary directory, deleted on dispose. */
-function tempDir(prefix: string): Disposable & { path: string } {
-  const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
-}
 
 /** The path of an executable on PATH, or undefined. */
 function onPath(name: string): string | undefined {
