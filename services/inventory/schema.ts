@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
+import { deadLetterTimeMigration, inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The inventory database schema, in order. Stock levels can never go negative (CHECK constraints). */
@@ -53,4 +53,5 @@ export const inventoryMigrations: readonly Migration[] = [
   -- that changes any of them is refused; NULL for the restocks recorded before, which are compared by SKU and quantity.
   ALTER TABLE restocks ADD COLUMN request TEXT;
   `,
+  deadLetterTimeMigration,
 ];

@@ -1,4 +1,4 @@
-import { inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
+import { deadLetterTimeMigration, inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The order database schema, in order. */
@@ -49,4 +49,5 @@ export const orderMigrations: readonly Migration[] = [
   -- retry then replayed after the decision. Forgotten, a retry answers the order as it is.
   UPDATE idempotency_keys SET response = NULL WHERE json_extract(response, '$.status') = 1;
   `,
+  deadLetterTimeMigration,
 ];

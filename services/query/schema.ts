@@ -1,4 +1,4 @@
-import { inboxMigration } from "../../shared/events/index.js";
+import { deadLetterTimeMigration, inboxMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The read models, built only from events. */
@@ -57,6 +57,7 @@ export const queryMigrations: readonly Migration[] = [
   CREATE TRIGGER daily_sales_exact_update BEFORE UPDATE ON daily_sales WHEN typeof(NEW.revenue_minor) <> 'integer'
   BEGIN SELECT RAISE(ABORT, 'daily_sales.revenue_minor out of the int64 range'); END;
   `,
+  deadLetterTimeMigration,
 ];
 
 /** The read-model tables and the order of their rows, for dumps and comparisons. */

@@ -8,9 +8,12 @@ import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
 import { EventConsumer, type EventConsumerOptions } from "./event-consumer.js";
 import { newEvent } from "./new-event.js";
-import { inboxMigration } from "./schema.js";
-import { ensureDurableConsumer } from "./stream-setup.js";
+import { deadLetterTimeMigration, inboxMigration } from "./schema.js";
+import { ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
 import { streams, subjectOf } from "./subjects.js";
+
+/** A consumer's tables, as the services migrate them. */
+const INBOX = [inboxMigration, deadLetterTimeMigration];
 
 /** The "projector" durable consumer of the orders stream, retrying after 20 ms. */
 function projector(js: JetStreamClient, db: Db, options: Pick<EventConsumerOptions, "handle" | "maxDeliveries" | "transactions"> & Partial<Pick<EventConsumerOptions, "logger">>): EventConsumer {
@@ -20,7 +23,7 @@ function projector(js: JetStreamClient, db: Db, options: Pick<EventConsumerOptio
 test("an event whose ack was lost with the connection is redelivered and skipped: applied once", async () => {
   await using nats = await startNats();
   const logger = silentLogger();
-  const db = openDatabase({ file: ":memory:", migrations: [inboxMigration] });
+  const db = openDatabase({ file: ":memory:", migrations: INBOX });
   // Closed by the test itself after the event is applied (closing twice is harmless).
   await using firstClient = await connectWithStreams(nats);
   const { nc: first, jsm } = firstClient;
@@ -57,7 +60,7 @@ test.each([{ failure: "throws" }, { failure: "rolls back the transaction" }])(
     const { nc, jsm } = client;
     // An ack wait long enough that a stalled worker sees no redelivery (none is counted below).
     await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 5000);
-    const db = openDatabase({ file: ":memory:", migrations: [inboxMigration, "CREATE TABLE effects (event_id TEXT PRIMARY KEY)"] });
+    const db = openDatabase({ file: ":memory:", migrations: [...INBOX, "CREATE TABLE effects (event_id TEXT PRIMARY KEY)"] });
     // 300 events waiting before the consumer starts; the 100th fails every time, after writing its effect.
     const events = Array.from({ length: 300 }, (_, i) => newEvent(`order-${i}`, 1, Date.now(), { case: "orderCancelled", value: {} }));
     const poison = events[99]!.eventId;
@@ -105,7 +108,7 @@ test("events the handler ignores are acked without being handled or recorded; th
   await using client = await connectWithStreams(nats);
   const { nc, jsm } = client;
   await ensureDurableConsumer(jsm, streams.orders.name, "inventory", "orderly.orders.>", 5000);
-  const db = openDatabase({ file: ":memory:", migrations: [inboxMigration] });
+  const db = openDatabase({ file: ":memory:", migrations: INBOX });
   const events = Array.from({ length: 20 }, (_, i) =>
     i % 2 === 0 ? newEvent(`order-${i}`, 1, Date.now(), { case: "orderCreated", value: {} }) : newEvent(`order-${i}`, 2, Date.now(), { case: "orderCancelled", value: {} }),
   );
@@ -139,7 +142,7 @@ test("deliveries that came back because the consumer's own transaction failed do
   await using client = await connectWithStreams(nats);
   const { nc, jsm } = client;
   await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 500);
-  const db = openDatabase({ file: ":memory:", migrations: [inboxMigration] });
+  const db = openDatabase({ file: ":memory:", migrations: INBOX });
   const event = newEvent("order-1", 1, Date.now(), { case: "orderCancelled", value: {} });
   const js = nc.jetstream();
   await js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });
@@ -164,4 +167,38 @@ test("deliveries that came back because the consumer's own transaction failed do
   await consumer.close();
   // Its fifth delivery: three lost to the transaction, one to the handler, then applied.
   expect({ ...consumer.stats, handled, deadLetters: db.prepare("SELECT count(*) FROM dead_letters").pluck().get() }).toMatchObject({ applied: 1, deadLettered: 0, handled: 2, deadLetters: 0 });
+});
+
+test("a stream made again numbers its messages from 1 again: a message dead-lettered at a sequence already in dead_letters is recorded too", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  const db = openDatabase({ file: ":memory:", migrations: INBOX });
+  const js = nc.jetstream();
+  const poison = (text: string) => js.publish("orderly.orders.created", new TextEncoder().encode(text));
+  /** Dead-letters two messages, "<label> at 1" and "<label> at 2", with a consumer of its own. */
+  const deadLetterTwo = async (label: string) => {
+    await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 5000);
+    const consumer = projector(js, db, { handle: () => {}, maxDeliveries: 1 });
+    consumer.start();
+    await poison(`${label} at 1`);
+    await poison(`${label} at 2`);
+    await waitFor(() => consumer.stats.deadLettered === 2, `the ${label} two dead-lettered`);
+    await consumer.close();
+    return consumer;
+  };
+  await deadLetterTwo("first");
+  // The stream deleted and made again (as a server back with an empty store does): its sequences start over.
+  await jsm.streams.delete(streams.orders.name);
+  await ensureStreams(jsm);
+  const second = await deadLetterTwo("second");
+
+  const letters = db.prepare("SELECT stream_seq AS seq, CAST(payload AS TEXT) AS payload FROM dead_letters ORDER BY id").all();
+  expect(letters).toEqual([
+    { seq: 1, payload: "first at 1" },
+    { seq: 2, payload: "first at 2" },
+    { seq: 1, payload: "second at 1" },
+    { seq: 2, payload: "second at 2" },
+  ]);
+  expect(second.deadLetterCount()).toBe(4);
 });

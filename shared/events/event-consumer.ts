@@ -165,8 +165,8 @@ export class EventConsumer {
       record: db.prepare<[string, string, number]>("INSERT INTO processed_events (consumer, event_id, applied_time) VALUES (?, ?, ?)"),
       deadLetters: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM dead_letters WHERE consumer = ?"),
       deadLetter: db.prepare(
-        `INSERT OR IGNORE INTO dead_letters (consumer, stream, stream_seq, subject, event_id, deliveries, reason, payload, create_time)
-         VALUES (@consumer, @stream, @streamSeq, @subject, @eventId, @deliveries, @reason, @payload, @now)`,
+        `INSERT OR IGNORE INTO dead_letters (consumer, stream, stream_seq, stream_time, subject, event_id, deliveries, reason, payload, create_time)
+         VALUES (@consumer, @stream, @streamSeq, @streamTime, @subject, @eventId, @deliveries, @reason, @payload, @now)`,
       ),
     };
     this.applyTx = db.transaction((event: Event, subject: string): boolean => {
@@ -394,6 +394,7 @@ export class EventConsumer {
         consumer: this.options.durable,
         stream: msg.info.stream,
         streamSeq: msg.info.streamSequence,
+        streamTime: Math.floor(msg.info.timestampNanos / 1e6),
         subject: msg.subject,
         eventId: event?.eventId || null,
         deliveries,

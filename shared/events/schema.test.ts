@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { expect, test } from "vitest";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { openDatabase } from "../sqlite/index.js";
-import { outboxMigration, outboxProgressMigration, outboxTraceMigration, PUBLISHED_THROUGH_SQL, unpublishedRows } from "./schema.js";
+import { deadLetterTimeMigration, inboxMigration, outboxMigration, outboxProgressMigration, outboxTraceMigration, PUBLISHED_THROUGH_SQL, unpublishedRows } from "./schema.js";
 
 test.each([
   { rows: 5, published: [1, 2, 3], through: 3, unpublished: 2 },
@@ -22,5 +22,26 @@ test.each([
 
   const after = openDatabase({ file, migrations: [outboxMigration, outboxTraceMigration, outboxProgressMigration] });
   expect([after.prepare(PUBLISHED_THROUGH_SQL).pluck().get(), unpublishedRows(after), after.prepare("SELECT count(*) FROM outbox").pluck().get()]).toEqual([through, unpublished, rows]);
+  after.close();
+});
+
+test("dead letters recorded before stream_time are kept, with the time 0, and the next letter gets an id after theirs", () => {
+  using temp = tempDir("orderly-dead-letters-");
+  const file = join(temp.path, "service.db");
+  const before = openDatabase({ file, migrations: [inboxMigration] });
+  before
+    .prepare("INSERT INTO dead_letters (consumer, stream, stream_seq, subject, event_id, deliveries, reason, payload, create_time) VALUES ('query-orders', 'ORDERS', 7, 'orderly.orders.created', NULL, 5, 'UndecodableEvent', x'00', 1)")
+    .run();
+  before.close();
+
+  const after = openDatabase({ file, migrations: [inboxMigration, deadLetterTimeMigration] });
+  const letter = "INSERT INTO dead_letters (consumer, stream, stream_seq, stream_time, subject, deliveries, reason, payload, create_time) VALUES ('query-orders', 'ORDERS', 7, ?, 's', 5, 'r', x'01', 2)";
+  after.prepare(letter).run(1_000);
+  // The same message (sequence and time) once only.
+  expect(() => after.prepare(letter).run(1_000)).toThrow(/UNIQUE/);
+  expect(after.prepare("SELECT id, stream_seq, stream_time, reason FROM dead_letters ORDER BY id").all()).toEqual([
+    { id: 1, stream_seq: 7, stream_time: 0, reason: "UndecodableEvent" },
+    { id: 2, stream_seq: 7, stream_time: 1_000, reason: "r" },
+  ]);
   after.close();
 });

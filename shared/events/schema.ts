@@ -37,6 +37,33 @@ export const inboxMigration: Migration = `
   );
 `;
 
+/**
+ * A dead letter is one message of a stream: its sequence and the time the
+ * stream stored it (ms), as a stream made again (deleted, or lost with the
+ * server's store) numbers its messages from 1 again. A message dead-lettered
+ * twice (its term lost in a crash) is still recorded once.
+ */
+export const deadLetterTimeMigration: Migration = `
+  CREATE TABLE dead_letters_by_time (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    consumer    TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    stream_seq  INTEGER NOT NULL,
+    stream_time INTEGER NOT NULL,
+    subject     TEXT NOT NULL,
+    event_id    TEXT,
+    deliveries  INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    create_time INTEGER NOT NULL,
+    UNIQUE (consumer, stream, stream_seq, stream_time)
+  );
+  INSERT INTO dead_letters_by_time (id, consumer, stream, stream_seq, stream_time, subject, event_id, deliveries, reason, payload, create_time)
+    SELECT id, consumer, stream, stream_seq, 0, subject, event_id, deliveries, reason, payload, create_time FROM dead_letters;
+  DROP TABLE dead_letters;
+  ALTER TABLE dead_letters_by_time RENAME TO dead_letters;
+`;
+
 /** The outbox row keeps the trace context of the change, so the relay's publish joins the trace that caused it. */
 export const outboxTraceMigration: Migration = `
   ALTER TABLE outbox ADD COLUMN traceparent TEXT;
