@@ -13,6 +13,24 @@ interface ViewHead {
   order_pb: Buffer;
 }
 
+/** An event no read model can take: it will never apply, so it is dead-lettered after its deliveries. */
+export class InvalidEvent extends Error {
+  override readonly name = "InvalidEvent";
+}
+
+/**
+ * The version an event gives its aggregate, once it is sure to be one the
+ * read models can hold: of the aggregate whose snapshot it carries, and a
+ * whole number from 1 to 2^53 - 1 (what a row and a reply carry exactly). A
+ * version past it would stand above every later change, for good.
+ */
+function versionOf(event: Event, snapshotId: string): number {
+  if (event.aggregateId !== snapshotId) throw new InvalidEvent(`event ${event.eventId} is of ${JSON.stringify(event.aggregateId)} but carries the snapshot of ${JSON.stringify(snapshotId)}`);
+  const version = event.aggregateVersion;
+  if (version < 1n || version > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidEvent(`event ${event.eventId} gives its aggregate the version ${version}, outside 1 to 2^53 - 1`);
+  return Number(version);
+}
+
 /** The UTC day (YYYY-MM-DD) of an epoch-ms time. */
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
@@ -78,12 +96,12 @@ export class Projector {
         // Outcomes of the async reservation path: the order events that follow carry their effect.
         return;
       default:
-        throw new Error(`event ${event.eventId} has no payload this projector knows`);
+        throw new InvalidEvent(`event ${event.eventId} has no payload this projector knows`);
     }
   };
 
   private applyOrder(event: Event, order: Order): void {
-    const version = Number(event.aggregateVersion);
+    const version = versionOf(event, order.id);
     const changeTime = order.updateTime ? timestampMs(order.updateTime) : 0;
     this.statements.timeline.run(order.id, version, order.status, changeTime);
     const head = this.statements.viewHead.get(order.id);
@@ -133,7 +151,7 @@ export class Projector {
   }
 
   private applyStock(event: Event, item: { sku: string; name: string; available: number; reserved: number; updateTime?: { seconds: bigint; nanos: number } }): void {
-    const version = Number(event.aggregateVersion);
+    const version = versionOf(event, item.sku);
     const current = this.statements.stockVersion.get(item.sku);
     if (current && current.version >= version) return;
     this.statements.upsertStock.run({

@@ -1,0 +1,50 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import { OrderStatus } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import { silentLogger } from "../../shared/logging/index.js";
+import { openDatabase } from "../../shared/sqlite/index.js";
+import { tempDir } from "../../test/helpers/temp-dir.js";
+import { dumpReadModels } from "./read-store.js";
+import { InvalidEvent, Projector } from "./projector.js";
+import { queryMigrations } from "./schema.js";
+
+const MS = Date.UTC(2026, 11, 5, 9);
+
+/** An order event of `status`, with the snapshot of order `snapshotId` and the aggregate id and version given. */
+function orderEvent(aggregateId: string, aggregateVersion: bigint, status: OrderStatus, snapshotId = aggregateId): Event {
+  const order = { id: snapshotId, customerId: "vic", status, items: [{ sku: "V-1", quantity: 1, unitPriceMinor: 100n, lineTotalMinor: 100n }], totalMinor: 100n, currencyCode: "USD", version: aggregateVersion, createTime: timestampFromMs(MS), updateTime: timestampFromMs(MS) };
+  const payload = status === OrderStatus.CANCELLED ? { case: "orderCancelled" as const, value: { order } } : { case: "orderConfirmed" as const, value: { order } };
+  return create(EventSchema, { eventId: `evt-${aggregateId}-${aggregateVersion}-${status}`, aggregateId, aggregateVersion, payload });
+}
+
+/** A stock event of SKU `aggregateId` at `aggregateVersion`. */
+function stockEvent(aggregateId: string, aggregateVersion: bigint): Event {
+  const item = { sku: aggregateId, name: "V", available: 5, reserved: 0, version: aggregateVersion, updateTime: timestampFromMs(MS) };
+  return create(EventSchema, { eventId: `evt-${aggregateId}-${aggregateVersion}`, aggregateId, aggregateVersion, payload: { case: "stockRestocked", value: { item, quantity: 5 } } });
+}
+
+test("an event whose version no row can hold, or whose snapshot is of another aggregate, is refused (InvalidEvent) and changes nothing; a later change still applies", () => {
+  using temp = tempDir("orderly-projector-");
+  const db = openDatabase({ file: join(temp.path, "query.db"), migrations: queryMigrations });
+  using _db = { [Symbol.dispose]: () => db.close() };
+  const projector = new Projector(db, silentLogger());
+  projector.handle(orderEvent("ord_1", 2n, OrderStatus.CONFIRMED), "orderly.orders.confirmed");
+  projector.handle(stockEvent("V-1", 1n), "orderly.inventory.restocked");
+  const before = dumpReadModels(db);
+
+  // A version past 2^53 - 1 would stand above every later change (and no reply could carry it); 0 and below are no version.
+  for (const version of [2n ** 63n - 1n, 2n ** 53n, 0n, -1n]) {
+    expect(() => projector.handle(orderEvent("ord_1", version, OrderStatus.CONFIRMED), "orderly.orders.confirmed")).toThrow(InvalidEvent);
+    expect(() => projector.handle(stockEvent("V-1", version), "orderly.inventory.restocked")).toThrow(InvalidEvent);
+  }
+  // An event of one order carrying another's snapshot.
+  expect(() => projector.handle(orderEvent("ord_1", 3n, OrderStatus.CANCELLED, "ord_2"), "orderly.orders.cancelled")).toThrow(/of "ord_1" but carries the snapshot of "ord_2"/);
+  expect(dumpReadModels(db)).toEqual(before);
+
+  // The order's real next change applies.
+  projector.handle(orderEvent("ord_1", 3n, OrderStatus.CANCELLED), "orderly.orders.cancelled");
+  expect(db.prepare("SELECT status, version FROM order_views WHERE id = 'ord_1'").get()).toEqual({ status: OrderStatus.CANCELLED, version: 3 });
+});
