@@ -126,11 +126,17 @@ export function reflectionServices(services: readonly DescService[]): StreamingR
       call.on("data", (request: ServerReflectionRequest) => {
         // An undecodable request has no original to echo: its error response says what was wrong, and the stream goes on.
         const refusal = undecodable(request);
-        call.write(
+        const taken = call.write(
           refusal
             ? create(ServerReflectionResponseSchema, { messageResponse: { case: "errorResponse", value: { errorCode: Code.INVALID_ARGUMENT, errorMessage: refusal.message } } })
             : answer(index, request),
         );
+        // Answers the client is not taking: no more questions are read until it does (HTTP/2's flow control then holds
+        // the rest on its side), so a client that asks and never reads cannot fill the server's memory with answers.
+        if (!taken) {
+          call.pause();
+          call.once("drain", () => call.resume());
+        }
       });
       call.on("end", () => call.end());
       call.on("error", () => call.end());

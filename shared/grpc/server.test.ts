@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { once } from "node:events";
+import { connect as connectHttp2 } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { expect, test } from "vitest";
 import { ServerReflectionRequestSchema, ServerReflectionResponseSchema, type ServerReflectionResponse } from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
@@ -203,6 +204,51 @@ test("health checks and reflection refuse an undecodable request INVALID_ARGUMEN
   await once(reflection, "end");
   expect(answers.map((a) => a.messageResponse.case)).toEqual(["errorResponse", "listServicesResponse"]);
   expect(answers[0]!.messageResponse.value).toMatchObject({ errorCode: grpc.status.INVALID_ARGUMENT });
+});
+
+test("reflection reads no more questions while its answers are not taken: a client that never reads is held back by flow control, not queued in the server's memory; once it reads, each question is answered", async () => {
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger: silentLogger(), services: [registration(QueryService, {} as ServiceHandlers<typeof QueryService>)] });
+  await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
+  const session = connectHttp2(`http://127.0.0.1:${server.port}`);
+  using _session = { [Symbol.dispose]: () => session.close() };
+  const stream = session.request({ ":method": "POST", ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "content-type": "application/grpc", te: "trailers" });
+  stream.pause();
+  // Each a question of ~45 bytes whose answer is the service's file with its imports (kilobytes).
+  const question = toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: QueryService.typeName } }));
+  const frame = Buffer.alloc(5 + question.length);
+  frame.writeUInt32BE(question.length, 1);
+  frame.set(question, 5);
+  const questions = 3000;
+  stream.end(Buffer.concat(Array.from({ length: questions }, () => frame)));
+  // Not read: the server stops taking questions, so its window closes with most of them still on the client's side.
+  // Not read: once the client's window for answers is full and its sending has stopped moving for half a second, most
+  // questions are still on its side (a server reading on would have taken them all, and queued their answers).
+  let unsent = -1;
+  let since = performance.now();
+  await waitFor(
+    () => {
+      if (stream.writableLength !== unsent) [unsent, since] = [stream.writableLength, performance.now()];
+      return stream.state.localWindowSize === 0 && performance.now() - since > 500;
+    },
+    "the client's sending to stop",
+    10_000,
+    20,
+  );
+  expect(stream.writableLength).toBeGreaterThan(frame.length * (questions / 2));
+
+  // Read: every question answered, in a length-prefixed message each.
+  let answers = 0;
+  let pending = Buffer.alloc(0);
+  stream.on("data", (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+      answers++;
+      pending = pending.subarray(5 + pending.readUInt32BE(1));
+    }
+  });
+  stream.resume();
+  await once(stream, "end");
+  expect(answers).toBe(questions);
 });
 
 test("a call's request id comes back in its response metadata, or in its trailers when it fails: the caller's own, or the one made for it", async () => {
