@@ -2,6 +2,7 @@ import { request } from "node:http";
 import { hostname } from "node:os";
 import { Registry } from "prom-client";
 import { expect, test } from "vitest";
+import { reasonOf } from "../../test/helpers/system.js";
 import { HealthState } from "../grpc/index.js";
 import { silentLogger } from "../logging/index.js";
 import { adminHostAllowed, startAdminServer } from "./admin-server.js";
@@ -22,9 +23,17 @@ test("the admin endpoints answer GET and HEAD (headers only), and any other meth
     });
     await get.text();
   }
+  // Refusals are google.rpc.Status bodies with a reason, as everywhere else.
   const post = await fetch(`${url}/metrics`, { method: "POST" });
-  expect({ status: post.status, allow: post.headers.get("allow") }).toEqual({ status: 405, allow: "GET, HEAD" });
-  await post.text();
+  expect({ status: post.status, allow: post.headers.get("allow"), reason: reasonOf((await post.json()) as Parameters<typeof reasonOf>[0]) }).toEqual({ status: 405, allow: "GET, HEAD", reason: "METHOD_NOT_ALLOWED" });
+  const unknown = await fetch(`${url}/nothing`);
+  const body = (await unknown.json()) as { code: number; message: string; details: { reason?: string }[] };
+  expect({ status: unknown.status, code: body.code, reason: reasonOf(body), message: body.message }).toEqual({
+    status: 404,
+    code: 5,
+    reason: "ROUTE_NOT_FOUND",
+    message: "no admin endpoint at /nothing; there are /metrics, /healthz, /status.json",
+  });
 });
 
 /** GET with a Host header of our choosing (fetch sends the URL's). */
@@ -55,7 +64,7 @@ test("the admin port answers an address, localhost, this machine's name and ORDE
   for (const host of [`attacker.example:${admin.port}`, "127.0.0.1.nip.io", `orders:${admin.port}`, "localhost.attacker.example", "[::1"]) {
     for (const path of ["/status.json", "/metrics", "/healthz"]) {
       const answer = await getWithHost(admin.port, path, host);
-      expect({ host, path, status: answer.status, reason: JSON.parse(answer.body).reason, leaked: answer.body.includes("pids") }).toEqual({ host, path, status: 403, reason: "HOST_NOT_ALLOWED", leaked: false });
+      expect({ host, path, status: answer.status, reason: reasonOf(JSON.parse(answer.body)), leaked: answer.body.includes("pids") }).toEqual({ host, path, status: 403, reason: "HOST_NOT_ALLOWED", leaked: false });
     }
   }
 });

@@ -3,7 +3,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import type { Registry } from "prom-client";
 import type { HealthState } from "../grpc/index.js";
-import type { Reason } from "../errors/index.js";
+import { OrderlyError, httpStatusFor, toStatusJson } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 
 /** What a process's admin HTTP server serves. */
@@ -47,6 +47,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
       res.end(text);
     };
+    /** A refusal as every other answer of Orderly's: a google.rpc.Status with its reason, and the status HTTP maps it to. */
+    const refuse = (error: OrderlyError) => json(httpStatusFor(error.code, error.reason), toStatusJson(error));
     const answer = async () => {
       if (!adminHostAllowed(req.headers.host, allowedHosts)) {
         // Once per name (a page trying again and again would fill the log), for the operator whose scraper uses it.
@@ -55,12 +57,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
           refusedHosts.add(host);
           options.logger.warn({ host, path }, "admin request refused: its Host is not an address, localhost or in ORDERLY_ADMIN_HOSTS");
         }
-        return json(403, { error: "host not allowed (ORDERLY_ADMIN_HOSTS lists the names this port answers)", reason: "HOST_NOT_ALLOWED" satisfies Reason });
+        return refuse(new OrderlyError("HOST_NOT_ALLOWED", "host not allowed (ORDERLY_ADMIN_HOSTS lists the names this port answers)"));
       }
       // HEAD is GET without the body (RFC 9110; Node leaves the body out), as on the API's port.
       if (req.method !== "GET" && req.method !== "HEAD") {
         res.setHeader("allow", "GET, HEAD");
-        return json(405, { error: "GET and HEAD only" });
+        return refuse(new OrderlyError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}: GET and HEAD only`));
       }
       if (path === "/metrics") {
         const text = await options.registry.metrics();
@@ -77,11 +79,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         const healthy = Object.values(checks).every(Boolean);
         return json(healthy ? 200 : 503, { status: healthy ? "ok" : "not ready", checks });
       }
-      return json(404, { error: "not found", paths: ["/metrics", "/healthz", "/status.json", ...(options.statusPage === undefined ? [] : ["/status"])] });
+      const paths = ["/metrics", "/healthz", "/status.json", ...(options.statusPage === undefined ? [] : ["/status"])];
+      return refuse(new OrderlyError("ROUTE_NOT_FOUND", `no admin endpoint at ${path}; there are ${paths.join(", ")}`));
     };
     answer().catch((error: unknown) => {
       options.logger.error({ err: error, path }, "admin request failed");
-      if (!res.headersSent) json(500, { error: "internal error" });
+      if (!res.headersSent) refuse(new OrderlyError("INTERNAL", "internal error"));
       else res.destroy();
     });
   });
