@@ -3,7 +3,9 @@ import { OrderlyError } from "../../shared/errors/index.js";
 import { Outbox } from "../../shared/events/index.js";
 import { silentLogger } from "../../shared/logging/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
-import { ReservationExpiry, type OrderFate } from "./reservation-expiry.js";
+import { OrderStatus, type OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import type { CallOptions, Client } from "../../shared/grpc/index.js";
+import { ReservationExpiry, orderFates, type OrderFate } from "./reservation-expiry.js";
 import { inventoryMigrations } from "./schema.js";
 import { InventoryStore, ReservationState } from "./store.js";
 
@@ -50,4 +52,22 @@ test("more than a page of orders the order service cannot answer for, or that ar
   expect(asked).toBe(1);
   expect(down.store.unconfirmedSince(1_000_000, 10)).toHaveLength(5);
   await down.close();
+});
+
+test("an order's fate asked within a call is asked by that call's deadline (never past its own 2 s), with its cancel and request id", async () => {
+  const asked: CallOptions[] = [];
+  const orders = { getOrder: async (_request: unknown, options: CallOptions) => (asked.push(options), { order: { status: OrderStatus.CONFIRMED } }) };
+  const fateOf = orderFates(orders as unknown as Client<typeof OrderService>, 2000);
+  const { signal } = new AbortController();
+  const soon = Date.now() + 300;
+  expect(await fateOf("ord_1", { deadline: soon, signal, requestId: "req-1" })).toBe("confirmed");
+  expect(asked[0]).toMatchObject({ deadline: soon, signal, requestId: "req-1" });
+  // A caller with a longer deadline: the question's own bound.
+  const before = Date.now();
+  await fateOf("ord_2", { deadline: before + 60_000 });
+  expect(asked[1]!.deadline).toBeLessThanOrEqual(Date.now() + 2000);
+  expect(asked[1]!.deadline).toBeGreaterThanOrEqual(before + 2000);
+  // The expiry's sweep asks on its own.
+  await fateOf("ord_3");
+  expect(asked[2]).toMatchObject({ requestId: "expiry:ord_3" });
 });

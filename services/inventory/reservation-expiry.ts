@@ -1,6 +1,6 @@
 import { OrderStatus, type OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { OrderlyError, isTransient } from "../../shared/errors/index.js";
-import type { Client } from "../../shared/grpc/index.js";
+import type { CallOptions, Client } from "../../shared/grpc/index.js";
 import type { Logger } from "../../shared/logging/index.js";
 import { repeat, type Repeating } from "../../shared/process/index.js";
 import { keysetPages } from "../../shared/sqlite/index.js";
@@ -14,15 +14,19 @@ import type { InventoryStore, UnconfirmedReservation } from "./store.js";
  */
 export type OrderFate = "confirmed" | "pending" | "ended";
 
+/** Asks what became of an order; within the call that asks, when one does (its deadline, cancel, request id and trace). */
+export type FateOf = (orderId: string, call?: Pick<CallOptions, "deadline" | "signal" | "requestId" | "traceContext">) => Promise<OrderFate>;
+
 /**
  * Asks the order service (GetOrder, as the "service" role) what became of
  * an order. An order it does not have (or an id no order can have) ended;
  * any other failure is thrown, so nothing is released on a guess.
  */
-export function orderFates(orders: Client<typeof OrderService>, timeoutMs = 2000): (orderId: string) => Promise<OrderFate> {
-  return async (orderId) => {
+export function orderFates(orders: Client<typeof OrderService>, timeoutMs = 2000): FateOf {
+  return async (orderId, call = {}) => {
     try {
-      const { order } = await orders.getOrder({ id: orderId }, { deadline: Date.now() + timeoutMs, requestId: `expiry:${orderId}` });
+      const deadline = Math.min(Date.now() + timeoutMs, call.deadline ?? Number.POSITIVE_INFINITY);
+      const { order } = await orders.getOrder({ id: orderId }, { requestId: `expiry:${orderId}`, ...call, deadline });
       if (order?.status === OrderStatus.CONFIRMED) return "confirmed";
       if (order?.status === OrderStatus.PENDING) return "pending";
       return "ended";
@@ -58,7 +62,7 @@ export class ReservationExpiry {
 
   constructor(
     private readonly store: InventoryStore,
-    private readonly fateOf: (orderId: string) => Promise<OrderFate>,
+    private readonly fateOf: FateOf,
     private readonly logger: Logger,
     private readonly ttlMs: number,
     intervalMs: number,

@@ -4,7 +4,7 @@ import { OrderlyError } from "../../../shared/errors/index.js";
 import { causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import type { InventoryStore } from "../store.js";
 import { reservationMessage } from "../messages.js";
-import type { OrderFate } from "../reservation-expiry.js";
+import type { FateOf } from "../reservation-expiry.js";
 
 /**
  * ReleaseStock: returns an order's reserved stock; idempotent. The order
@@ -12,10 +12,11 @@ import type { OrderFate } from "../reservation-expiry.js";
  * admin) may release only the stock of an order the order service says has
  * ended: a confirmed or pending order's stock, released, would be sold twice.
  */
-export function releaseStock(store: InventoryStore, fateOf: (orderId: string) => Promise<OrderFate>) {
+export function releaseStock(store: InventoryStore, fateOf: FateOf) {
   return async (request: ReleaseStockRequest, context: CallContext): Promise<MessageInitShape<typeof ReleaseStockResponseSchema>> => {
     if (!context.principal?.roles.includes("service")) {
-      const fate = await fateOf(request.orderId);
+      // Within this call: its caller's deadline and cancel bound the question too.
+      const fate = await fateOf(request.orderId, { deadline: context.answerBy, signal: context.signal, requestId: context.requestId, traceContext: context.traceContext });
       if (fate !== "ended") {
         throw new OrderlyError("ORDER_NOT_ENDED", `order ${request.orderId} is ${fate}: its stock is released when it is cancelled or rejected`, {
           metadata: { orderId: request.orderId },
