@@ -1,4 +1,4 @@
-import { readAddress, natsAuthConfig, observabilityConfig, readInt, readServiceNatsUrl, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
+import { readAddress, readGrpcAddress, natsAuthConfig, observabilityConfig, readInt, readServiceNatsUrl, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
 import { securityConfig, type SecurityConfig } from "../shared/security/index.js";
 import type { RateLimit } from "./rate-limiter.js";
 import type { GatewayLimits } from "./http-server.js";
@@ -46,9 +46,9 @@ export function gatewayConfig(env: Env): GatewayConfig {
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
     port: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
     adminPort: readInt(env, "GATEWAY_ADMIN_PORT", 9050, 0, 65535),
-    orderAddress: readAddress(env, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051),
-    inventoryAddress: readAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
-    queryAddress: readAddress(env, "QUERY_ADDRESS", "QUERY_GRPC_PORT", 50053),
+    orderAddress: readGrpcAddress(env, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051),
+    inventoryAddress: readGrpcAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
+    queryAddress: readGrpcAddress(env, "QUERY_ADDRESS", "QUERY_GRPC_PORT", 50053),
     adminAddresses: {
       order: readAddress(env, "ORDER_ADMIN_ADDRESS", "ORDER_ADMIN_PORT", 9051, 0),
       inventory: readAddress(env, "INVENTORY_ADMIN_ADDRESS", "INVENTORY_ADMIN_PORT", 9052, 0),

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { readAddress, consumerConfig, readInt, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { readGrpcAddress, consumerConfig, readInt, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 
 /** The inventory service's configuration, read from the environment once. */
 export interface InventoryConfig extends ServiceBaseConfig, ConsumerConfig {
@@ -25,6 +25,6 @@ export function inventoryConfig(env: Env): InventoryConfig {
     },
     reservationTtlMs: readInt(env, "RESERVATION_TTL_MS", 15 * 60 * 1000, 1000),
     reservationSweepMs: readInt(env, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100),
-    orderAddress: readAddress(env, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051),
+    orderAddress: readGrpcAddress(env, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051),
   };
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { readAddress, readChoice, readInt, readString, serviceBaseConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { readGrpcAddress, readChoice, readInt, readString, serviceBaseConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 import { defaultDependencyPolicyOptions, type DependencyPolicyOptions } from "../../shared/resilience/index.js";
 
 /** The order service's configuration, read from the environment once. */
@@ -21,7 +21,7 @@ export function orderConfig(env: Env): OrderConfig {
   return {
     ...base,
     dbFile: join(base.dataDir, "order.db"),
-    inventoryAddress: readAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
+    inventoryAddress: readGrpcAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
     inventoryPolicy: {
       name: "inventory",
       attemptTimeoutMs: readInt(env, "INVENTORY_ATTEMPT_TIMEOUT_MS", 2000, 1),

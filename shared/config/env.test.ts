@@ -1,5 +1,5 @@
 import { expect, test } from "vitest";
-import { ConfigError, readAddress, readNatsUrl } from "./env.js";
+import { ConfigError, isGrpcTarget, readAddress, readGrpcAddress, readNatsUrl } from "./env.js";
 import { observabilityConfig } from "./service-config.js";
 
 test("an address set wins, and the port variable is then not read at all (0 there asks the other process to pick one)", () => {
@@ -7,6 +7,28 @@ test("an address set wins, and the port variable is then not read at all (0 ther
   expect(readAddress({ ORDER_GRPC_PORT: "6001" }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toBe("127.0.0.1:6001");
   expect(readAddress({}, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toBe("127.0.0.1:50051");
   expect(() => readAddress({ ORDER_GRPC_PORT: "0" }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toThrow(ConfigError);
+});
+
+test("an address set must be host:port: a name or IPv4 address, or an IPv6 one in brackets, and a port from 1 to 65535", () => {
+  for (const good of ["127.0.0.1:50051", "[::1]:50051", "[fe80::1%eth0]:9051", "order:50051", "order.internal.:50051", "my_service-2.example.com:1", "localhost:65535"]) {
+    expect(readAddress({ ORDER_ADMIN_ADDRESS: good }, "ORDER_ADMIN_ADDRESS", "ORDER_ADMIN_PORT", 9051, 0)).toBe(good);
+  }
+  for (const bad of ["bad", "::bad::", "::1:50051", "[order]:50051", "10.0.0.256:80", "order:0", "order:65536", "order:", ":80", "-order:80", "a b:80", "http://order:80", "dns:///order:50051"]) {
+    expect(() => readAddress({ ORDER_ADMIN_ADDRESS: bad }, "ORDER_ADMIN_ADDRESS", "ORDER_ADMIN_PORT", 9051, 0)).toThrow(
+      `ORDER_ADMIN_ADDRESS must be host:port (a host name or IP address, an IPv6 address in brackets, and a port from 1 to 65535), got "${bad}"`,
+    );
+  }
+});
+
+test("a gRPC server's address may also be a target grpc-js resolves with a scheme; one without a port is refused", () => {
+  for (const good of ["127.0.0.1:50051", "[::1]:50051", "dns:///order:50051", "dns://8.8.8.8/order:50051", "dns:order:50051", "ipv4:127.0.0.1:50051,10.0.0.2:50051", "ipv6:[::1]:50051", "unix:/run/order.sock"]) {
+    expect(readGrpcAddress({ ORDER_ADDRESS: good }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toBe(good);
+  }
+  expect(readGrpcAddress({ ORDER_GRPC_PORT: "6001" }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toBe("127.0.0.1:6001");
+  for (const bad of ["nohostport", "::bad::", "dns:///order", "ipv4:[::1]:50051", "ipv6:127.0.0.1:50051", "ipv4:127.0.0.1", "unix:", "order:99999"]) {
+    expect(isGrpcTarget(bad)).toBe(false);
+    expect(() => readGrpcAddress({ ORDER_ADDRESS: bad }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toThrow(/^ORDER_ADDRESS must be host:port .*, or a gRPC target/);
+  }
 });
 
 test("NATS_URL takes server URLs separated by commas (host:port meaning nats://); one that names no server is refused at once", () => {

@@ -1,3 +1,5 @@
+import { isIP } from "node:net";
+
 /** The environment a process reads its configuration from. */
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -32,6 +34,59 @@ export function readChoice<T extends string>(env: Env, name: string, choices: re
   return raw as T;
 }
 
+/** A host name's label (RFC 1123; `_` too, as container names have it). */
+const HOST_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+/** Whether `host` is a host name; its last label is not all digits (`10.0.0.256` is no name). */
+function isHostName(host: string): boolean {
+  const labels = host.replace(/\.$/, "").split(".");
+  return host.length <= 253 && labels.every((label) => HOST_LABEL.test(label)) && !/^\d+$/.test(labels.at(-1)!);
+}
+
+/**
+ * The host of host:port and its IP version (0 for a name): a host name or
+ * IPv4 address, or an IPv6 address in brackets, and a port from 1 to 65535;
+ * undefined for anything else.
+ */
+function hostOf(address: string): { host: string; ip: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);
+  const port = Number(match?.[3]);
+  if (match === null || port < 1 || port > 65535) return undefined;
+  const [, bracketed, plain] = match;
+  if (bracketed !== undefined) return isIP(bracketed) === 6 ? { host: bracketed, ip: 6 } : undefined;
+  const ip = isIP(plain!);
+  return ip === 4 || isHostName(plain!) ? { host: plain!, ip } : undefined;
+}
+
+/** Whether `address` is host:port (see hostOf). */
+export function isHostPort(address: string): boolean {
+  return hostOf(address) !== undefined;
+}
+
+/**
+ * Whether `target` is a gRPC target grpc-js connects to: host:port, or with
+ * a resolver scheme, `dns:[//authority/]host:port`, `ipv4:`/`ipv6:` and
+ * host:port entries of those IP versions separated by commas, or `unix:` and
+ * a socket path.
+ */
+export function isGrpcTarget(target: string): boolean {
+  const scheme = /^(dns|ipv4|ipv6|unix|unix-abstract):/.exec(target)?.[1];
+  const rest = scheme === undefined ? target : target.slice(scheme.length + 1);
+  switch (scheme) {
+    case undefined:
+      return isHostPort(target);
+    case "dns":
+      return isHostPort(rest.replace(/^\/\/[^/]*\//, ""));
+    case "ipv4":
+    case "ipv6":
+      return rest.split(",").every((entry) => hostOf(entry)?.ip === (scheme === "ipv4" ? 4 : 6));
+    default:
+      return rest !== "";
+  }
+}
+
+const HOST_PORT_FORM = "host:port (a host name or IP address, an IPv6 address in brackets, and a port from 1 to 65535)";
+
 /**
  * Reads a host:port from `name`; when it is unset, 127.0.0.1 and the port in
  * `portName` (the process's own port variable, read only then: a process
@@ -40,7 +95,19 @@ export function readChoice<T extends string>(env: Env, name: string, choices: re
  */
 export function readAddress(env: Env, name: string, portName: string, defaultPort: number, minPort = 1): string {
   const address = readString(env, name, "");
-  return address !== "" ? address : `127.0.0.1:${readInt(env, portName, defaultPort, minPort, 65535)}`;
+  if (address === "") return `127.0.0.1:${readInt(env, portName, defaultPort, minPort, 65535)}`;
+  if (!isHostPort(address)) throw new ConfigError(`${name} must be ${HOST_PORT_FORM}, got "${address}"`);
+  return address;
+}
+
+/** Reads the address of a gRPC server as readAddress does; besides host:port, a gRPC target with a scheme (isGrpcTarget). */
+export function readGrpcAddress(env: Env, name: string, portName: string, defaultPort: number): string {
+  const address = readString(env, name, "");
+  if (address === "") return readAddress(env, name, portName, defaultPort);
+  if (!isGrpcTarget(address)) {
+    throw new ConfigError(`${name} must be ${HOST_PORT_FORM}, or a gRPC target (dns:, ipv4:, ipv6:, unix:), got "${address}"`);
+  }
+  return address;
 }
 
 const NATS_SCHEMES = new Set(["nats:", "tls:", "ws:", "wss:"]);

@@ -1,4 +1,15 @@
-export { readString, readInt, readChoice, readAddress, readNatsUrl, ConfigError, type Env } from "./env.js";
+export {
+  readString,
+  readInt,
+  readChoice,
+  readAddress,
+  readGrpcAddress,
+  readNatsUrl,
+  isHostPort,
+  isGrpcTarget,
+  ConfigError,
+  type Env,
+} from "./env.js";
 export {
   serviceBaseConfig,
   consumerConfig,

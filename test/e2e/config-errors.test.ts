@@ -23,6 +23,11 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
     ["services/inventory/main.ts", { LOG_LEVEL: "loud" }, 'inventory: LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "loud"'],
     ["services/query/main.ts", { NATS_URL: "not a url" }, "query: NATS_URL must be server URLs separated by commas"],
     ["gateway/main.ts", { GATEWAY_CACHE_TTL_MS: "abc" }, 'gateway: GATEWAY_CACHE_TTL_MS must be an integer, got "abc"'],
+    ["gateway/main.ts", { ORDER_ADDRESS: "::bad::" }, "gateway: ORDER_ADDRESS must be host:port"],
+    ["gateway/main.ts", { QUERY_ADDRESS: "nohostport" }, "gateway: QUERY_ADDRESS must be host:port"],
+    ["gateway/main.ts", { ORDER_ADMIN_ADDRESS: "bad" }, "gateway: ORDER_ADMIN_ADDRESS must be host:port"],
+    ["services/order/main.ts", { INVENTORY_ADDRESS: "bad" }, "order: INVENTORY_ADDRESS must be host:port"],
+    ["services/inventory/main.ts", { ORDER_ADDRESS: "bad" }, "inventory: ORDER_ADDRESS must be host:port"],
   ];
   // Every other setting is good: the dev credentials of a data directory of its own.
   using temp = tempDir("orderly-config-");
@@ -31,8 +36,7 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
   const results = await Promise.all(cases.map(([entry, env]) => exitOf(entry, { ORDERLY_DATA_DIR: dataDir, ...env })));
   for (const [i, [, , expected]] of cases.entries()) {
     const { code, stderr } = results[i]!;
-    expect({ code, lines: stderr.trim().split("\n").length }).toEqual({ code: 2, lines: 1 });
-    expect(stderr).toContain(expected);
+    expect({ expected, code, lines: stderr.trim().split("\n").length, named: stderr.includes(expected) }).toEqual({ expected, code: 2, lines: 1, named: true });
   }
 });
 
