@@ -1,5 +1,5 @@
 import { expect, test } from "vitest";
-import { ConfigError, isGrpcTarget, readAddress, readGrpcAddress, readNatsUrl } from "./env.js";
+import { ConfigError, isGrpcTarget, readAddress, readFileOf, readGrpcAddress, readNatsUrl } from "./env.js";
 import { observabilityConfig } from "./service-config.js";
 
 test("an address set wins, and the port variable is then not read at all (0 there asks the other process to pick one)", () => {
@@ -29,6 +29,10 @@ test("a gRPC server's address may also be a target grpc-js resolves with a schem
     expect(isGrpcTarget(bad)).toBe(false);
     expect(() => readGrpcAddress({ ORDER_ADDRESS: bad }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toThrow(/^ORDER_ADDRESS must be host:port .*, or a gRPC target/);
   }
+});
+
+test("a file a variable names that cannot be read is a ConfigError naming the variable and the file", () => {
+  expect(() => readFileOf("NATS_PASSWORD_FILE", "/nonexistent.pw")).toThrow(new ConfigError("NATS_PASSWORD_FILE names a file that cannot be read: /nonexistent.pw (ENOENT: no such file or directory)"));
 });
 
 test("NATS_URL takes server URLs separated by commas (host:port meaning nats://); one that names no server is refused at once", () => {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 
 /** The environment a process reads its configuration from. */
@@ -108,6 +109,17 @@ export function readGrpcAddress(env: Env, name: string, portName: string, defaul
     throw new ConfigError(`${name} must be ${HOST_PORT_FORM}, or a gRPC target (dns:, ipv4:, ipv6:, unix:), got "${address}"`);
   }
   return address;
+}
+
+/** The text of the file that variable `name` points at (`file`); a file that cannot be read is a ConfigError naming `name`. */
+export function readFileOf(name: string, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    // "ENOENT: no such file or directory, open '/x'": the path is said once, before.
+    const reason = error instanceof Error ? error.message.split(", ")[0] : String(error);
+    throw new ConfigError(`${name} names a file that cannot be read: ${file} (${reason})`);
+  }
 }
 
 const NATS_SCHEMES = new Set(["nats:", "tls:", "ws:", "wss:"]);

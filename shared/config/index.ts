@@ -4,6 +4,7 @@ export {
   readChoice,
   readAddress,
   readGrpcAddress,
+  readFileOf,
   readNatsUrl,
   isHostPort,
   isGrpcTarget,

@@ -1,7 +1,6 @@
-import { readFileSync } from "node:fs";
 import { logLevels, type LogLevel } from "../logging/index.js";
 import { securityConfig, type SecurityConfig } from "../security/config.js";
-import { readChoice, readInt, readNatsUrl, readString, type Env } from "./env.js";
+import { readChoice, readFileOf, readInt, readNatsUrl, readString, type Env } from "./env.js";
 
 /** How a process logs and traces. */
 export interface ObservabilityConfig {
@@ -72,7 +71,7 @@ export function natsAuthConfig(env: Env): NatsAuth | undefined {
   const user = readString(env, "NATS_USER", "");
   if (user === "") return undefined;
   const file = readString(env, "NATS_PASSWORD_FILE", "");
-  const pass = file === "" ? readString(env, "NATS_PASSWORD", "") : readFileSync(file, "utf8").trim();
+  const pass = file === "" ? readString(env, "NATS_PASSWORD", "") : readFileOf("NATS_PASSWORD_FILE", file).trim();
   return { user, pass };
 }
 
