@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { readGrpcAddress, consumerConfig, readInt, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
+import { readGrpcAddress, consumerConfig, readChoices, readInt, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 
 /** The inventory service's configuration, read from the environment once. */
 export interface InventoryConfig extends ServiceBaseConfig, ConsumerConfig {
@@ -21,7 +22,7 @@ export function inventoryConfig(env: Env): InventoryConfig {
     ...consumerConfig(env),
     faultDelay: {
       ms: readInt(env, "FAULT_DELAY_MS", 0, 0),
-      methods: readString(env, "FAULT_DELAY_METHODS", "").split(",").filter((m) => m !== ""),
+      methods: readChoices(env, "FAULT_DELAY_METHODS", InventoryService.methods.map((method) => method.name)),
     },
     reservationTtlMs: readInt(env, "RESERVATION_TTL_MS", 15 * 60 * 1000, 1000),
     reservationSweepMs: readInt(env, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100),

@@ -1,5 +1,5 @@
 import { expect, test } from "vitest";
-import { ConfigError, isGrpcTarget, readAddress, readFileOf, readGrpcAddress, readNatsUrl } from "./env.js";
+import { ConfigError, isGrpcTarget, readAddress, readChoices, readFileOf, readGrpcAddress, readHttpUrl, readNatsUrl } from "./env.js";
 import { observabilityConfig } from "./service-config.js";
 
 test("an address set wins, and the port variable is then not read at all (0 there asks the other process to pick one)", () => {
@@ -29,6 +29,21 @@ test("a gRPC server's address may also be a target grpc-js resolves with a schem
     expect(isGrpcTarget(bad)).toBe(false);
     expect(() => readGrpcAddress({ ORDER_ADDRESS: bad }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toThrow(/^ORDER_ADDRESS must be host:port .*, or a gRPC target/);
   }
+});
+
+test("an OTLP endpoint must be an http(s) URL; unset or empty is none", () => {
+  expect(readHttpUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" }, "OTEL_EXPORTER_OTLP_ENDPOINT")).toBe("http://127.0.0.1:4318");
+  expect(readHttpUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: "https://otel.example/base/" }, "OTEL_EXPORTER_OTLP_ENDPOINT")).toBe("https://otel.example/base/");
+  expect(readHttpUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: "" }, "OTEL_EXPORTER_OTLP_ENDPOINT")).toBeUndefined();
+  for (const bad of ["not-a-url", "127.0.0.1:4318", "grpc://otel:4317", "http://"]) {
+    expect(() => readHttpUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: bad }, "OTEL_EXPORTER_OTLP_ENDPOINT")).toThrow(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL, got "${bad}"`);
+  }
+});
+
+test("a list of choices takes some of them separated by commas, and names the ones it does not know", () => {
+  expect(readChoices({ M: "A, C,," }, "M", ["A", "B", "C"])).toEqual(["A", "C"]);
+  expect(readChoices({}, "M", ["A", "B"])).toEqual([]);
+  expect(() => readChoices({ M: "A,X,Y" }, "M", ["A", "B"])).toThrow('M must be names among A, B, separated by commas, got "X,Y"');
 });
 
 test("a file a variable names that cannot be read is a ConfigError naming the variable and the file", () => {

@@ -111,6 +111,27 @@ export function readGrpcAddress(env: Env, name: string, portName: string, defaul
   return address;
 }
 
+/** Reads an http:// or https:// URL, or undefined when unset or empty. */
+export function readHttpUrl(env: Env, name: string): string | undefined {
+  const raw = readString(env, name, "");
+  if (raw === "") return undefined;
+  const url = URL.parse(raw);
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "") {
+    throw new ConfigError(`${name} must be an http:// or https:// URL, got "${raw}"`);
+  }
+  return raw;
+}
+
+/** Reads a comma-separated list of some of `choices` (spaces around each ignored); empty when unset or empty. */
+export function readChoices<T extends string>(env: Env, name: string, choices: readonly T[]): T[] {
+  const entries = readString(env, name, "").split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
+  const unknown = entries.filter((entry) => !(choices as readonly string[]).includes(entry));
+  if (unknown.length > 0) {
+    throw new ConfigError(`${name} must be names among ${choices.join(", ")}, separated by commas, got "${unknown.join(",")}"`);
+  }
+  return entries as T[];
+}
+
 /** The text of the file that variable `name` points at (`file`); a file that cannot be read is a ConfigError naming `name`. */
 export function readFileOf(name: string, file: string): string {
   try {

@@ -1,6 +1,6 @@
 import { logLevels, type LogLevel } from "../logging/index.js";
 import { securityConfig, type SecurityConfig } from "../security/config.js";
-import { readChoice, readFileOf, readInt, readNatsUrl, readString, type Env } from "./env.js";
+import { readChoice, readFileOf, readHttpUrl, readInt, readNatsUrl, readString, type Env } from "./env.js";
 
 /** How a process logs and traces. */
 export interface ObservabilityConfig {
@@ -32,7 +32,7 @@ export function readQueryConsumerName(env: Env): string {
 export function observabilityConfig(env: Env): ObservabilityConfig {
   return {
     logLevel: readLogLevel(env),
-    otlpEndpoint: readString(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "") || undefined,
+    otlpEndpoint: readHttpUrl(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
     spanExportDelayMs: readInt(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1),
     adminHosts: readString(env, "ORDERLY_ADMIN_HOSTS", "")
       .split(",")

@@ -23,6 +23,7 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
     ["services/inventory/main.ts", { LOG_LEVEL: "loud" }, 'inventory: LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "loud"'],
     ["services/query/main.ts", { NATS_URL: "not a url" }, "query: NATS_URL must be server URLs separated by commas"],
     ["gateway/main.ts", { GATEWAY_CACHE_TTL_MS: "abc" }, 'gateway: GATEWAY_CACHE_TTL_MS must be an integer, got "abc"'],
+    ["services/query/main.ts", { OTEL_EXPORTER_OTLP_ENDPOINT: "not-a-url" }, 'query: OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL, got "not-a-url"'],
     ["gateway/main.ts", { AUTH_JWT_PUBLIC_KEY: "garbage" }, "gateway: AUTH_JWT_PUBLIC_KEY does not hold a PEM public key"],
     ["services/query/main.ts", { AUTH_JWT_PUBLIC_KEY: "garbage" }, "query: AUTH_JWT_PUBLIC_KEY does not hold a PEM public key"],
     ["services/order/main.ts", { ORDERLY_LINK_KEY: "short" }, "order: ORDERLY_LINK_KEY must be at least 32 characters, got 5"],
@@ -37,6 +38,7 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
     ["gateway/main.ts", { ORDER_ADMIN_ADDRESS: "bad" }, "gateway: ORDER_ADMIN_ADDRESS must be host:port"],
     ["services/order/main.ts", { INVENTORY_ADDRESS: "bad" }, "order: INVENTORY_ADDRESS must be host:port"],
     ["services/inventory/main.ts", { ORDER_ADDRESS: "bad" }, "inventory: ORDER_ADDRESS must be host:port"],
+    ["services/inventory/main.ts", { FAULT_DELAY_METHODS: "ReserveStock,NoSuchMethod" }, 'inventory: FAULT_DELAY_METHODS must be names among GetItem, ListItems, Restock, ReserveStock, ReleaseStock, separated by commas, got "NoSuchMethod"'],
   ];
   // Every other setting is good: the dev credentials of a data directory of its own.
   using temp = tempDir("orderly-config-");
