@@ -5,6 +5,7 @@ import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { OrderlyError, httpStatusFor } from "../shared/errors/index.js";
+import { listenable } from "../shared/config/index.js";
 import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
 import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
@@ -36,7 +37,7 @@ import { systemStatus } from "./system-status.js";
 const SHUTDOWN_DRAIN_MS = 5000;
 
 turnOffPretenuring();
-const config = configOrExit("gateway", gatewayConfig);
+const config = await configOrExit("gateway", (env) => listenable(gatewayConfig(env)));
 const logger = createLogger("gateway", config.logLevel);
 
 runMain(logger, async () => {

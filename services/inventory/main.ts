@@ -2,6 +2,7 @@ import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
 import { HealthState, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
@@ -14,7 +15,7 @@ import { inventoryMigrations } from "./schema.js";
 import { ReservationExpiry, orderFates } from "./reservation-expiry.js";
 import { InventoryStore } from "./store.js";
 
-const config = configOrExit("inventory", inventoryConfig);
+const config = await configOrExit("inventory", (env) => listenable(inventoryConfig(env)));
 const logger = createLogger("inventory", config.logLevel);
 
 runMain(logger, async () => {

@@ -2,6 +2,7 @@ import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
 import { HealthState, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
@@ -16,7 +17,7 @@ import { applyReservationOutcomes } from "./reservation-outcomes.js";
 import { orderMigrations } from "./schema.js";
 import { OrderStore } from "./store.js";
 
-const config = configOrExit("order", orderConfig);
+const config = await configOrExit("order", (env) => listenable(orderConfig(env)));
 const logger = createLogger("order", config.logLevel);
 
 runMain(logger, async () => {

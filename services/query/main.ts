@@ -1,6 +1,7 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { startEventRuntime } from "../../shared/events/index.js";
 import { HealthState, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
@@ -14,7 +15,7 @@ import { ReadStore } from "./read-store.js";
 import { queryMigrations } from "./schema.js";
 import { ViewChanges } from "./view-changes.js";
 
-const config = configOrExit("query", queryConfig);
+const config = await configOrExit("query", (env) => listenable(queryConfig(env)));
 const logger = createLogger("query", config.logLevel);
 
 runMain(logger, async () => {

@@ -13,6 +13,7 @@ export {
   ConfigError,
   type Env,
 } from "./env.js";
+export { listenable } from "./bind-host.js";
 export {
   serviceBaseConfig,
   consumerConfig,

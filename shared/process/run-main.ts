@@ -55,13 +55,14 @@ export function runMain(
 }
 
 /**
- * A process's configuration, read from its environment before anything
- * starts. A bad value ends the process with one line that names it (exit
- * code 2, as `npm start`'s own settings do), not a stack trace.
+ * A process's configuration, read from its environment (and checked, when
+ * `read` is async) before anything starts. A bad value ends the process with
+ * one line that names it (exit code 2, as `npm start`'s own settings do), not
+ * a stack trace.
  */
-export function configOrExit<T>(name: string, read: (env: Env) => T): T {
+export async function configOrExit<T>(name: string, read: (env: Env) => T | Promise<T>): Promise<T> {
   try {
-    return read(process.env);
+    return await read(process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${name}: ${error.message}\n`);
