@@ -1,4 +1,4 @@
-import { readAddress, readGrpcAddress, natsAuthConfig, observabilityConfig, readInt, readServiceNatsUrl, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
+import { MAX_TIMER_MS, readAddress, readGrpcAddress, natsAuthConfig, observabilityConfig, readInt, readServiceNatsUrl, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
 import { securityConfig, type SecurityConfig } from "../shared/security/index.js";
 import type { RateLimit } from "./rate-limiter.js";
 import type { GatewayLimits } from "./http-server.js";
@@ -30,9 +30,6 @@ export interface GatewayConfig extends ObservabilityConfig {
   /** Token verification, the link key, mTLS to the services. */
   security: SecurityConfig;
 }
-
-/** The longest delay a Node.js timer takes (ms): budgets are timed with timers. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** How long the read cache keeps an entry unless GATEWAY_CACHE_TTL_MS says otherwise (ms). */
 export const DEFAULT_CACHE_TTL_MS = 5000;

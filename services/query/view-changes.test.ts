@@ -4,7 +4,7 @@ import { ViewChanges } from "./view-changes.js";
 const reasonOf = (wait: Promise<void>) => wait.then(() => "reached", (error: { reason?: string }) => error.reason ?? String(error));
 
 test("reads waiting for versions are bounded per caller and in all; a wait that ends, however it ends, frees its place", async () => {
-  const changes = new ViewChanges({ perCaller: 2, total: 3 });
+  const changes = new ViewChanges({ perCaller: 2, total: 3, longestMs: 120_000 });
   const never = new AbortController().signal;
   const later = Date.now() + 60_000;
   const a1 = changes.waitFor("o1", 2n, later, never, "alice");
@@ -30,4 +30,17 @@ test("reads waiting for versions are bounded per caller and in all; a wait that 
   const gone = new AbortController();
   gone.abort();
   expect(await reasonOf(changes.waitFor("o7", 2n, later, gone.signal, "alice"))).toBe("CANCELLED");
+});
+
+test("a wait ends after the longest a read waits, however far its deadline, and frees its place", async () => {
+  const changes = new ViewChanges({ perCaller: 1, total: 10, longestMs: 50 });
+  const never = new AbortController().signal;
+  const inDays = Date.now() + 20 * 24 * 3_600_000;
+  const capped = changes.waitFor("o1", 2n, inDays, never, "dave").catch((error: Error) => error);
+  expect(await reasonOf(changes.waitFor("o2", 2n, inDays, never, "dave"))).toBe("TOO_MANY_WAITS");
+  expect(await capped).toMatchObject({ reason: "DEADLINE_EXCEEDED", message: "order o1 has not reached version 2 in the read model within 50 ms, the longest a read waits" });
+  // Its place is free again.
+  const next = changes.waitFor("o2", 2n, inDays, never, "dave");
+  changes.changed("o2", 2);
+  expect(await reasonOf(next)).toBe("reached");
 });

@@ -1,10 +1,19 @@
 import { OrderlyError, abortReason } from "../../shared/errors/index.js";
+import { MAX_TIMER_MS } from "../../shared/config/index.js";
 import { CountsByKey } from "../../shared/resilience/index.js";
 
 interface Waiter {
   /** The version awaited, as a number: versions stay far below 2^53, and one above that is never reached anyway. */
   minVersion: number;
   resolve: () => void;
+}
+
+/** How many reads may wait for a version at once (per caller, and in all), and how long one waits at most (ms). */
+export interface WaitLimits {
+  perCaller: number;
+  total: number;
+  /** However long the caller's deadline: a direct gRPC caller's may be days, and would hold its place all that time. */
+  longestMs: number;
 }
 
 /**
@@ -26,7 +35,7 @@ export class ViewChanges {
   private readonly waiting = new CountsByKey();
   private total = 0;
 
-  constructor(private readonly limits: { perCaller: number; total: number } = { perCaller: Number.POSITIVE_INFINITY, total: Number.POSITIVE_INFINITY }) {}
+  constructor(private readonly limits: WaitLimits = { perCaller: Number.POSITIVE_INFINITY, total: Number.POSITIVE_INFINITY, longestMs: MAX_TIMER_MS }) {}
 
   /** Records that `id` now has `version`, waking reads waiting for it. */
   changed(id: string, version: number): void {
@@ -43,7 +52,8 @@ export class ViewChanges {
 
   /**
    * Resolves when `id` reaches `minVersion`; rejects with DEADLINE_EXCEEDED
-   * at `deadline`, or with the abortReason of `signal` when it aborts;
+   * at `deadline` or after `limits.longestMs`, whichever comes first, or
+   * with the abortReason of `signal` when it aborts;
    * TOO_MANY_WAITS at once when `caller`, or everyone, has the most reads
    * waiting.
    */
@@ -60,6 +70,8 @@ export class ViewChanges {
     }
     this.waiting.add(caller);
     this.total++;
+    const waitMs = Math.max(0, deadline - Date.now());
+    const capped = waitMs > this.limits.longestMs;
     return new Promise((resolve, reject) => {
       const set = this.waiters.get(id) ?? new Set<Waiter>();
       this.waiters.set(id, set);
@@ -75,12 +87,13 @@ export class ViewChanges {
       const onAbort = () => (done(), reject(abortReason(signal)));
       const timer = setTimeout(() => {
         done();
+        const within = capped ? ` within ${this.limits.longestMs} ms, the longest a read waits` : " yet";
         reject(
-          new OrderlyError("DEADLINE_EXCEEDED", `order ${id} has not reached version ${minVersion} in the read model yet`, {
+          new OrderlyError("DEADLINE_EXCEEDED", `order ${id} has not reached version ${minVersion} in the read model${within}`, {
             metadata: { orderId: id, minVersion: String(minVersion) },
           }),
         );
-      }, Math.max(0, deadline - Date.now()));
+      }, Math.min(waitMs, this.limits.longestMs));
       signal.addEventListener("abort", onAbort, { once: true });
       set.add(waiter);
     });

@@ -1,6 +1,9 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 
+/** The longest delay a Node.js timer takes (ms): budgets and waits are timed with timers, and a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The environment a process reads its configuration from. */
 export type Env = Readonly<Record<string, string | undefined>>;
 

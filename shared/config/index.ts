@@ -1,4 +1,5 @@
 export {
+  MAX_TIMER_MS,
   readString,
   readInt,
   readChoice,

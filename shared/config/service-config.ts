@@ -1,6 +1,6 @@
 import { logLevels, type LogLevel } from "../logging/index.js";
 import { securityConfig, type SecurityConfig } from "../security/config.js";
-import { readChoice, readFileOf, readHttpUrl, readInt, readNatsUrl, readString, type Env } from "./env.js";
+import { MAX_TIMER_MS, readChoice, readFileOf, readHttpUrl, readInt, readNatsUrl, readString, type Env } from "./env.js";
 
 /** How a process logs and traces. */
 export interface ObservabilityConfig {
@@ -92,7 +92,7 @@ export function serviceBaseConfig(
     natsAuth: natsAuthConfig(env),
     security: securityConfig(env, dataDir, { requireJwt: false }),
     // A timer takes at most 2^31 - 1 ms; a longer budget would end at once.
-    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1, 2 ** 31 - 1),
+    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1, MAX_TIMER_MS),
     streamMaxEvents: readInt(env, "STREAM_MAX_EVENTS", 2_000_000, 10),
   };
 }
