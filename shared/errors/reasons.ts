@@ -88,6 +88,8 @@ export const reasons = {
   OVERLOADED: Code.UNAVAILABLE,
   /** The service is not ready, or is shutting down. */
   SERVICE_UNAVAILABLE: Code.UNAVAILABLE,
+  /** The service cannot write or read its database now (its disk full, an I/O error, read-only): retry after Retry-After; a write with the same Idempotency-Key. */
+  STORAGE_UNAVAILABLE: Code.UNAVAILABLE,
   /** An unexpected error; its details are in the server's log, under the request id. */
   INTERNAL: Code.INTERNAL,
 } as const satisfies Record<string, Code>;

@@ -4,6 +4,7 @@ import { Code, OrderlyError, abortReason, codeName } from "../errors/index.js";
 import { tracer } from "../observability/tracing.js";
 import { contextFromTraceparent, endSpanWithError } from "../observability/trace-context.js";
 import type { CallContext } from "./context.js";
+import { storageError } from "../sqlite/storage-errors.js";
 import { metadataKeys } from "./metadata-keys.js";
 
 /** The next step of a call: the handler itself, or the rest of the chain. */
@@ -67,7 +68,8 @@ export const logCalls: Interceptor = (next) => async (request, context) => {
     const err = OrderlyError.from(error);
     const ms = Math.round(performance.now() - started);
     const fields = { ms, budgetMs, code: codeName(err.code), reason: err.reason };
-    if (err.code === Code.INTERNAL || err.code === Code.UNKNOWN) {
+    // The service's own faults: an error it did not expect, or its storage failing.
+    if (err.code === Code.INTERNAL || err.code === Code.UNKNOWN || err.reason === "STORAGE_UNAVAILABLE") {
       context.logger.error({ ...fields, err: err.cause ?? err }, "call failed");
     } else {
       context.logger.info({ ...fields, message: err.message }, "call failed");
@@ -75,6 +77,17 @@ export const logCalls: Interceptor = (next) => async (request, context) => {
     throw err;
   }
 };
+
+/**
+ * Turns a SQLite error that says the storage is failing (disk full, I/O,
+ * read-only) into UNAVAILABLE STORAGE_UNAVAILABLE, which a caller retries
+ * and a degrading caller answers as it does any service down; any other
+ * error as it is (one the service did not expect is INTERNAL).
+ */
+export const translateStorageErrors: Interceptor = (next) => (request, context) =>
+  next(request, context).catch((error: unknown) => {
+    throw storageError(error) ?? error;
+  });
 
 /** Refuses a call whose deadline has already passed or whose caller went away, before any work. */
 export const enforceDeadline: Interceptor = (next) => async (request, context) => {

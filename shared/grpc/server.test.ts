@@ -9,6 +9,7 @@ import { waitFor } from "../../test/helpers/processes.js";
 import { OrderlyError, fromStatus, type Code } from "../errors/index.js";
 import { createLogger, silentLogger } from "../logging/index.js";
 import { contextFromTraceparent } from "../observability/trace-context.js";
+import { openDatabase } from "../sqlite/index.js";
 import { callUnary, connect } from "./client.js";
 import { registration, startGrpcServer } from "./server.js";
 import type { ServiceHandlers } from "./types.js";
@@ -272,6 +273,30 @@ test("a call's request id comes back in its response metadata, or in its trailer
   const made = await call("ord-2");
   expect(made.sent).toMatch(/^[0-9a-f-]{36}$/);
   expect(await call("missing", "client-8")).toMatchObject({ trailer: "client-8", code: grpc.status.NOT_FOUND });
+});
+
+test("a handler whose database is full answers UNAVAILABLE (STORAGE_UNAVAILABLE) with a retry delay and nothing of SQLite, and the log says what it was, at error", async () => {
+  // A real SQLite database that cannot grow: what a full disk answers (SQLITE_FULL).
+  const db = openDatabase({ file: ":memory:", migrations: ["CREATE TABLE t (x BLOB)"] });
+  using _db = { [Symbol.dispose]: () => db.close() };
+  db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("query", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const handlers = {
+    getOrder: async () => {
+      db.prepare("INSERT INTO t VALUES (zeroblob(100000))").run();
+      return {};
+    },
+  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger, services: [registration(QueryService, handlers)] });
+  await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
+  const connection = connect(`127.0.0.1:${server.port}`);
+  using _connection = { [Symbol.dispose]: () => connection.close() };
+  const error = (await callUnary(connection, QueryService.method.getOrder, { id: "ord-1" }, { deadline: Date.now() + 5000, requestId: "req-full-1" }).catch((e: unknown) => e)) as OrderlyError;
+  expect({ code: error.code, reason: error.reason, retryAfter: error.metadata.retryAfterSeconds }).toEqual({ code: grpc.status.UNAVAILABLE, reason: "STORAGE_UNAVAILABLE", retryAfter: "5" });
+  expect(error.message).not.toMatch(/SQLITE|full/);
+  const logged = lines.find((line) => line.requestId === "req-full-1" && line.msg === "call failed");
+  expect({ level: logged?.level, reason: logged?.reason, code: (logged?.err as { code?: string } | undefined)?.code }).toEqual({ level: 50, reason: "STORAGE_UNAVAILABLE", code: "SQLITE_FULL" });
 });
 
 test("a handler's unexpected error reaches the caller as INTERNAL with a generic message, and only the log has what it said, under the call's request id", async () => {

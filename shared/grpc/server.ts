@@ -9,7 +9,7 @@ import { callLogger, type Logger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
 import { authorizeCalls, type ServiceAuth } from "../security/server-auth.js";
 import type { TlsFiles } from "../security/config.js";
-import { chain, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
+import { chain, defaultInterceptors, translateStorageErrors, type Interceptor, type Next } from "./interceptors.js";
 import { prepareValidation, validateRequests } from "./validate-requests.js";
 import { isRequestId, metadataKeys } from "./metadata-keys.js";
 import type { ServiceHandlers } from "./types.js";
@@ -313,6 +313,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     refuseUndecodable,
     validateRequests,
     ...(options.interceptors ?? []),
+    // Next to the handler, so every interceptor above sees what the caller will get.
+    translateStorageErrors,
   ];
   prepareValidation(options.services.map((r) => r.service));
   const unaryOnly = (service: DescService) => {

@@ -4,3 +4,4 @@ export { untimed, type TransactionTimer } from "./transaction-timer.js";
 export { startBackgroundCheckpoints, type BackgroundCheckpoints, type BackgroundCheckpointOptions } from "./background-checkpoints.js";
 export { keysetPages } from "./keyset-pages.js";
 export { boundLimit } from "./bound-limit.js";
+export { storageError } from "./storage-errors.js";
