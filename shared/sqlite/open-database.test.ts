@@ -1,4 +1,4 @@
-import { chmodSync, statSync } from "node:fs";
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { tempDir } from "../../test/helpers/temp-dir.js";
@@ -38,4 +38,13 @@ test("a shared folder such as /tmp (sticky, writable by all) is never narrowed",
   chmodSync(dir, 0o1777);
   keepToOwner(dir);
   expect((statSync(dir).mode & 0o7777).toString(8)).toBe("1777");
+});
+
+test("a file that is no database is refused with a message naming it, and left as it was", () => {
+  using temp = tempDir("orderly-db-garbage-");
+  const file = join(temp.path, "inventory.db");
+  const garbage = Buffer.alloc(8192, 0x5a);
+  writeFileSync(file, garbage);
+  expect(() => openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] })).toThrow(`${file} is not a SQLite database, or is damaged (SQLITE_NOTADB)`);
+  expect(readFileSync(file).equals(garbage)).toBe(true);
 });

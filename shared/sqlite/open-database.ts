@@ -48,7 +48,15 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
   if (onDisk) mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
   const db = new Database(options.file);
   if (onDisk) keepToOwner(options.file);
-  db.pragma("journal_mode = WAL");
+  try {
+    // The first read of the file: a file that is no database (or a damaged one) says so here.
+    db.pragma("journal_mode = WAL");
+  } catch (error) {
+    db.close();
+    const code = (error as { code?: unknown }).code;
+    if (code !== "SQLITE_NOTADB" && code !== "SQLITE_CORRUPT") throw error;
+    throw new Error(`${options.file} is not a SQLite database, or is damaged (${code}): restore it from a backup, or move it away to start empty`, { cause: error });
+  }
   if (onDisk) for (const suffix of ["-wal", "-shm"]) keepToOwner(options.file + suffix);
   db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`);
   db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
