@@ -7,9 +7,10 @@ const UNRESOLVED = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NODATA", 
 /**
  * The config of a process that listens on `config.host` (ORDERLY_BIND_HOST),
  * once a server could listen there: a free port on it is bound and let go at
- * once, as the process's servers will bind theirs (the name resolved the same
- * way). A name that does not resolve, or an address of another machine, is a
- * ConfigError naming the variable, before anything starts.
+ * once, as the process's servers will bind theirs (an IPv6 address given to
+ * grpc-js in brackets, see bindAddress). A name that does not resolve, or an
+ * address of another machine, is a ConfigError naming the variable, before
+ * anything starts.
  */
 export async function listenable<T extends { host: string }>(config: T): Promise<T> {
   const server = createServer();

@@ -11,7 +11,7 @@ import { createLogger, silentLogger } from "../logging/index.js";
 import { contextFromTraceparent } from "../observability/trace-context.js";
 import { openDatabase } from "../sqlite/index.js";
 import { callUnary, connect } from "./client.js";
-import { registration, startGrpcServer } from "./server.js";
+import { bindAddress, registration, startGrpcServer } from "./server.js";
 import type { ServiceHandlers } from "./types.js";
 
 /** A server whose QueryService.GetOrder is `getOrder`, and a plain grpc-js client of it (no Orderly client in between): both end with the scope. */
@@ -327,4 +327,14 @@ test("a handler's unexpected error reaches the caller as INTERNAL with a generic
     client.close();
     await server.close(0);
   }
+});
+
+test("a server binds an IPv6 bind host in brackets, as grpc-js takes it, and any other as it is", () => {
+  expect([bindAddress("::", 50051), bindAddress("::1", 0), bindAddress("127.0.0.1", 50051), bindAddress("0.0.0.0", 1), bindAddress("localhost", 2)]).toEqual([
+    "[::]:50051",
+    "[::1]:0",
+    "127.0.0.1:50051",
+    "0.0.0.0:1",
+    "localhost:2",
+  ]);
 });

@@ -4,6 +4,7 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type D
 import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
+import { isIP } from "node:net";
 import { OrderlyError, toStatusBinary } from "../errors/index.js";
 import { callLogger, type Logger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
@@ -299,6 +300,11 @@ export function serverCredentials(tls: TlsFiles | undefined): grpc.ServerCredent
   );
 }
 
+/** The host:port grpc-js binds for a host as ORDERLY_BIND_HOST gives it: an IPv6 address in brackets ("[::]:50051"; ":::50051" is no target). */
+export function bindAddress(host: string, port: number): string {
+  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+}
+
 /** Starts a grpc-js server with the given services on host:port (0 picks a free port). */
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningServer> {
   const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
@@ -330,7 +336,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   if (options.reflection ?? true) streaming.push(...reflectionServices([...options.services.map((r) => r.service), Health]));
   for (const s of streaming) server.addService(s.definition, s.implementation);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.tls), (error, bound) =>
+    server.bindAsync(bindAddress(options.host, options.port), serverCredentials(options.tls), (error, bound) =>
       error ? reject(error) : resolve(bound),
     );
   });
