@@ -84,10 +84,14 @@ export const logCalls: Interceptor = (next) => async (request, context) => {
  * and a degrading caller answers as it does any service down; any other
  * error as it is (one the service did not expect is INTERNAL).
  */
-export const translateStorageErrors: Interceptor = (next) => (request, context) =>
-  next(request, context).catch((error: unknown) => {
+export const translateStorageErrors: Interceptor = (next) => async (request, context) => {
+  try {
+    // A handler may answer synchronously (a value, or a throw), whatever Next's type says.
+    return await next(request, context);
+  } catch (error) {
     throw storageError(error) ?? error;
-  });
+  }
+};
 
 /** Refuses a call whose deadline has already passed or whose caller went away, before any work. */
 export const enforceDeadline: Interceptor = (next) => async (request, context) => {

@@ -283,11 +283,12 @@ test("a handler whose database is full answers UNAVAILABLE (STORAGE_UNAVAILABLE)
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger("query", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
   const handlers = {
-    getOrder: async () => {
+    // Synchronous, as the services' store-backed handlers are: it throws before any promise exists.
+    getOrder: () => {
       db.prepare("INSERT INTO t VALUES (zeroblob(100000))").run();
       return {};
     },
-  } as Partial<ServiceHandlers<typeof QueryService>> as ServiceHandlers<typeof QueryService>;
+  } as unknown as ServiceHandlers<typeof QueryService>;
   const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger, services: [registration(QueryService, handlers)] });
   await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
   const connection = connect(`127.0.0.1:${server.port}`);
