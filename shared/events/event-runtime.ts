@@ -62,8 +62,11 @@ export interface EventRuntime {
   close(): Promise<void>;
 }
 
+/** Runs `task` until it succeeds, backing off between attempts; gives up once `isClosed` (before an attempt, or after one failed). */
 async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean, task: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    // A close during the back-off: no further attempt (a consumer waiting for this would hold up the close).
+    if (attempt > 1 && isClosed()) throw new Error(`${what} given up: the event runtime is closing`);
     try {
       return await task();
     } catch (error) {

@@ -75,8 +75,14 @@ test("ensureDurableConsumer tells whether it had to create the consumer: once, a
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const jsm = await nc.jetstreamManager();
   await ensureStreams(jsm);
-  const ensure = () => ensureDurableConsumer(jsm, streams.orders.name, "setup-test", "orderly.orders.>");
+  const ensure = (ackWaitMs?: number) => ensureDurableConsumer(jsm, streams.orders.name, "setup-test", "orderly.orders.>", ackWaitMs);
+  const updates = vi.spyOn(jsm.consumers, "update");
   expect([await ensure(), await ensure()]).toEqual([true, false]);
+  // Nothing written when nothing changes (it runs again whenever events stop flowing); a new ack wait is.
+  expect(updates).not.toHaveBeenCalled();
+  await ensure(7000);
+  expect(updates).toHaveBeenCalledTimes(1);
+  expect((await jsm.consumers.info(streams.orders.name, "setup-test")).config.ack_wait).toBe(7000 * 1_000_000);
   await jsm.consumers.delete(streams.orders.name, "setup-test");
   expect(await ensure()).toBe(true);
 });

@@ -114,11 +114,16 @@ export async function ensureDurableConsumer(
     max_ack_pending: 1000,
     max_deliver: -1,
   };
-  if ((await consumerInfo(jsm, stream, durable)) === undefined) {
+  const info = await consumerInfo(jsm, stream, durable);
+  if (info === undefined) {
     await jsm.consumers.add(stream, wanted);
     return true;
   }
-  await jsm.consumers.update(stream, durable, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: -1 });
+  // Written only when it changes something: this runs again whenever events stop flowing (see the event runtime).
+  const { ack_wait, max_ack_pending, max_deliver } = info.config;
+  if (ack_wait !== wanted.ack_wait || max_ack_pending !== wanted.max_ack_pending || max_deliver !== wanted.max_deliver) {
+    await jsm.consumers.update(stream, durable, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: -1 });
+  }
   return false;
 }
 
