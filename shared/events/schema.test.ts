@@ -25,13 +25,14 @@ test.each([
   after.close();
 });
 
-test("dead letters recorded before stream_time are kept, with the time 0, and the next letter gets an id after theirs", () => {
+test("dead letters recorded before stream_time are kept, with the time 0, and the next letter gets an id after every one the table gave", () => {
   using temp = tempDir("orderly-dead-letters-");
   const file = join(temp.path, "service.db");
   const before = openDatabase({ file, migrations: [inboxMigration] });
-  before
-    .prepare("INSERT INTO dead_letters (consumer, stream, stream_seq, subject, event_id, deliveries, reason, payload, create_time) VALUES ('query-orders', 'ORDERS', 7, 'orderly.orders.created', NULL, 5, 'UndecodableEvent', x'00', 1)")
-    .run();
+  const old = before.prepare("INSERT INTO dead_letters (consumer, stream, stream_seq, subject, event_id, deliveries, reason, payload, create_time) VALUES ('query-orders', 'ORDERS', ?, 'orderly.orders.created', NULL, 5, 'UndecodableEvent', x'00', 1)");
+  for (const seq of [7, 8, 9]) old.run(seq);
+  // Letters 2 and 3 deleted by an operator: their ids are not given again.
+  before.prepare("DELETE FROM dead_letters WHERE id > 1").run();
   before.close();
 
   const after = openDatabase({ file, migrations: [inboxMigration, deadLetterTimeMigration] });
@@ -41,7 +42,7 @@ test("dead letters recorded before stream_time are kept, with the time 0, and th
   expect(() => after.prepare(letter).run(1_000)).toThrow(/UNIQUE/);
   expect(after.prepare("SELECT id, stream_seq, stream_time, reason FROM dead_letters ORDER BY id").all()).toEqual([
     { id: 1, stream_seq: 7, stream_time: 0, reason: "UndecodableEvent" },
-    { id: 2, stream_seq: 7, stream_time: 1_000, reason: "r" },
+    { id: 4, stream_seq: 7, stream_time: 1_000, reason: "r" },
   ]);
   after.close();
 });

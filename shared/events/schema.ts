@@ -60,6 +60,9 @@ export const deadLetterTimeMigration: Migration = `
   );
   INSERT INTO dead_letters_by_time (id, consumer, stream, stream_seq, stream_time, subject, event_id, deliveries, reason, payload, create_time)
     SELECT id, consumer, stream, stream_seq, 0, subject, event_id, deliveries, reason, payload, create_time FROM dead_letters;
+  -- Ids go on from the old table's (never one a deleted letter had).
+  DELETE FROM sqlite_sequence WHERE name = 'dead_letters_by_time';
+  INSERT INTO sqlite_sequence (name, seq) SELECT 'dead_letters_by_time', seq FROM sqlite_sequence WHERE name = 'dead_letters';
   DROP TABLE dead_letters;
   ALTER TABLE dead_letters_by_time RENAME TO dead_letters;
 `;
