@@ -1,6 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
@@ -9,11 +8,13 @@ import { callUnary, tlsChannel } from "./client.js";
 import { HealthState, healthService, ServingStatus } from "./health.js";
 import type { OrderlyError } from "../errors/index.js";
 import type { TlsFiles } from "../security/config.js";
+import { tempDir } from "../../test/helpers/temp-dir.js";
 
 test("TLS to a server addressed by IP works on every Node line, and its certificate is still checked: against that IP, and up to the CA", async () => {
   // The dev certificates name localhost and 127.0.0.1. One server listens on 127.0.0.1 and 127.0.0.2
   // (Linux answers the whole of 127/8 on loopback); another, with a certificate of another CA, on 127.0.0.1.
-  const dir = mkdtempSync(join(tmpdir(), "orderly-tls-ip-"));
+  using temp = tempDir("orderly-tls-ip-");
+  const dir = temp.path;
   const servers: grpc.Server[] = [];
   try {
     const certs = writeDevCertificates(join(dir, "ours"), ["server", "client"], "Test CA");
@@ -52,6 +53,5 @@ test("TLS to a server addressed by IP works on every Node line, and its certific
     expect(await check(`127.0.0.1:${roguePort}`)).toMatch(/self[- ]signed|unable to (get|verify)/i);
   } finally {
     for (const server of servers) server.forceShutdown();
-    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ReleaseStockRequest, ReleaseStockResponseSchema } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
-import { causeOf, type CallContext } from "../../../shared/grpc/index.js";
+import { callOptionsOf, causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import type { InventoryStore } from "../store.js";
 import { reservationMessage } from "../messages.js";
 import type { FateOf } from "../reservation-expiry.js";
@@ -16,7 +16,7 @@ export function releaseStock(store: InventoryStore, fateOf: FateOf) {
   return async (request: ReleaseStockRequest, context: CallContext): Promise<MessageInitShape<typeof ReleaseStockResponseSchema>> => {
     if (!context.principal?.roles.includes("service")) {
       // Within this call: its caller's deadline and cancel bound the question too.
-      const fate = await fateOf(request.orderId, { deadline: context.answerBy, signal: context.signal, requestId: context.requestId, traceContext: context.traceContext });
+      const fate = await fateOf(request.orderId, callOptionsOf(context));
       if (fate !== "ended") {
         throw new OrderlyError("ORDER_NOT_ENDED", `order ${request.orderId} is ${fate}: its stock is released when it is cancelled or rejected`, {
           metadata: { orderId: request.orderId },

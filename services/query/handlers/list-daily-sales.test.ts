@@ -1,7 +1,5 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, test } from "vitest";
 import { EventSchema } from "../../../proto/gen/orderly/events/v1/events_pb.js";
@@ -14,19 +12,26 @@ import { listDailySales } from "./list-daily-sales.js";
 import { Projector } from "../projector.js";
 import { ReadStore } from "../read-store.js";
 import { queryMigrations } from "../schema.js";
+import { tempDir, type TempDir } from "../../../test/helpers/temp-dir.js";
 
-const opened: { db: Db; dir: string }[] = [];
+const opened: { db: Db; dir: TempDir }[] = [];
 afterEach(() => {
   for (const { db, dir } of opened.splice(0)) {
     db.close();
-    rmSync(dir, { recursive: true, force: true });
+    dir[Symbol.dispose]();
   }
 });
 
-function readModel(): { db: Db; projector: Projector; store: ReadStore } {
-  const dir = mkdtempSync(join(tmpdir(), "orderly-read-store-"));
-  const db = openDatabase({ file: join(dir, "query.db"), migrations: queryMigrations });
+/** A read model in a database file of its own, closed and removed after the test. */
+function newReadModel(): Db {
+  const dir = tempDir("orderly-read-store-");
+  const db = openDatabase({ file: join(dir.path, "query.db"), migrations: queryMigrations });
   opened.push({ db, dir });
+  return db;
+}
+
+function readModel(): { db: Db; projector: Projector; store: ReadStore } {
+  const db = newReadModel();
   return { db, projector: new Projector(db, silentLogger()), store: new ReadStore(db) };
 }
 
@@ -84,9 +89,7 @@ test("ListDailySales refuses days that are not in the calendar and ranges that e
 });
 
 test("an order that would take a day's revenue past int64 is left out of the sales (said in the log), while its view is updated and the report stays exact", () => {
-  const dir = mkdtempSync(join(tmpdir(), "orderly-read-store-"));
-  const db = openDatabase({ file: join(dir, "query.db"), migrations: queryMigrations });
-  opened.push({ db, dir });
+  const db = newReadModel();
   const lines: { msg: string; orderId?: string }[] = [];
   const projector = new Projector(db, createLogger("query", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; orderId?: string }) }));
   const store = new ReadStore(db);
