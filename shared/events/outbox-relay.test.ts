@@ -2,7 +2,7 @@ import { expect, test } from "vitest";
 import { readFileSync } from "node:fs";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
-import { silentLogger } from "../logging/index.js";
+import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
@@ -249,4 +249,28 @@ test("a stream deleted under the relay: a pass that publishes nothing says so (o
   listener.unsubscribe();
   expect(failedPasses).toBeGreaterThanOrEqual(1);
   expect((await jsm.streams.info(streams.orders.name)).state.messages).toBe(10);
+});
+
+test("passes failing with NATS connected are said at error once they have for stallMs (JetStream not answering, which no health check sees), and their end at info", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  // The stream gone, and a core subscriber on its subjects: publishes get no answer at all, as from a stuck nats-server.
+  await jsm.streams.delete(streams.orders.name);
+  const listener = nc.subscribe("orderly.>");
+  const lines: { level: number; msg: string; backlog?: number }[] = [];
+  const logger = createLogger("order", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  const db = outboxOf(5, () => ({ subject: "orderly.orders.created", createTime: Date.now() }));
+  const relay = new OutboxRelay({ db, nc, logger, publishTimeoutMs: 100, backoff: { initialMs: 20, maxMs: 50 }, stallMs: 400 });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  const stalled = await waitFor(() => lines.find((line) => line.level === 50), "the stall said at error");
+  expect(stalled).toMatchObject({ backlog: 5 });
+  expect(stalled!.msg).toMatch(/^JetStream has taken no event for \d+ s while NATS is connected/);
+
+  listener.unsubscribe();
+  await ensureStreams(jsm);
+  await waitFor(() => unpublishedRows(db) === 0, "the outbox published once JetStream answers");
+  await waitFor(() => lines.some((line) => line.msg === "JetStream takes events again"), "the end of the stall said");
+  expect(lines.filter((line) => line.level === 50)).toHaveLength(1);
 });

@@ -27,6 +27,11 @@ export interface OutboxRelayOptions {
    * be gone (JetStream then answers no publish, or only with 503), for the caller to make it again.
    */
   onPublishFailed?: () => void;
+  /**
+   * How long passes may fail with NATS connected (no PubAck, JetStream not
+   * answering) before the relay says so at error, once (ms; default 60 s).
+   */
+  stallMs?: number;
   /** The wait after a failed pass, doubling per failure from `initialMs` up to `maxMs` (default 100 ms to 2 s). */
   backoff?: { initialMs: number; maxMs: number };
   /** Published rows older than this are deleted (ms). */
@@ -89,6 +94,10 @@ export class OutboxRelay {
   private stopped = false;
   /** Passes in a row that failed (NATS down, JetStream not answering); 0 after one that did not. */
   private failures = 0;
+  /** When passes began failing with NATS connected (a full stream aside), while they still do. */
+  private failingSince: number | undefined;
+  /** Whether the failing was said at error (see OutboxRelayOptions.stallMs). */
+  private stallReported = false;
   /** The connection came back since the loop last looked: no back-off before the next pass. */
   private reconnected = false;
   private lastPrune = 0;
@@ -203,6 +212,7 @@ export class OutboxRelay {
       try {
         progressed = await this.publishBatch();
         if (progressed !== "disconnected") this.failures = 0;
+        this.failingEnded(progressed === "disconnected");
       } catch (error) {
         const failures = ++this.failures;
         this.counters.failures++;
@@ -210,7 +220,10 @@ export class OutboxRelay {
           const what = error instanceof StreamFull ? "a stream is full: events wait in the outbox until it has room (STREAM_MAX_EVENTS)" : "outbox publish failed; retrying";
           this.options.logger.warn({ err: error, failures }, what);
         }
-        if (!(error instanceof StreamFull || error instanceof NatsConnectionLost)) this.options.onPublishFailed?.();
+        if (!(error instanceof StreamFull || error instanceof NatsConnectionLost)) {
+          this.stillFailing(error);
+          this.options.onPublishFailed?.();
+        }
       }
       this.pruneNow();
       if (this.reconnected) {
@@ -228,6 +241,34 @@ export class OutboxRelay {
       });
       this.wake = undefined;
     }
+  }
+
+  /**
+   * Notes a pass that failed with NATS connected; once they have for
+   * `stallMs`, says so at error: JetStream takes no event while the
+   * connection stands (a nats-server stuck on a full disk, say), which no
+   * health check sees, and the outbox only grows.
+   */
+  private stillFailing(error: unknown): void {
+    const now = this.clock();
+    this.failingSince ??= now;
+    if (this.stallReported || now - this.failingSince < (this.options.stallMs ?? 60_000)) return;
+    this.stallReported = true;
+    const seconds = Math.round((now - this.failingSince) / 1000);
+    this.options.logger.error(
+      { err: error, failingMs: now - this.failingSince, backlog: this.stats().backlog },
+      `JetStream has taken no event for ${seconds} s while NATS is connected: events wait in the outbox (is nats-server stuck, its disk full?)`,
+    );
+  }
+
+  /** A pass that did not fail (or NATS went down, which is said elsewhere): the failing, if any, is over. */
+  private failingEnded(disconnected: boolean): void {
+    if (this.failingSince === undefined) return;
+    if (this.stallReported && !disconnected) {
+      this.options.logger.info({ failedMs: this.clock() - this.failingSince }, "JetStream takes events again");
+      this.stallReported = false;
+    }
+    if (!disconnected || !this.stallReported) this.failingSince = undefined;
   }
 
   /** How long to wait after a pass that did not go on at once: a poll, a back-off doubling per failure, or (NATS down, nothing tried) until the reconnect wakes it. */
