@@ -77,6 +77,9 @@ interface Outcome {
 /** What nats.js says when a consumer's stream or durable consumer is gone (deleted, or lost with the server's store). */
 const MISSING_RESOURCE = /consumer not found|stream not found|consumer deleted|no responders/i;
 
+/** How long one pull for messages waits on the server (ms); JetStream sends a heartbeat every half of it. */
+const PULL_EXPIRES_MS = 5000;
+
 /** At most this many messages in one transaction. */
 const MAX_BATCH = 256;
 /** How long a read of the consumer's lag waits for JetStream before the lag counts as unknown (ms). */
@@ -253,7 +256,9 @@ export class EventConsumer {
         const consumer = await this.options.js.consumers.get(this.options.stream, this.options.durable);
         this.consumer = consumer;
         // Told, rather than pulling on quietly from a consumer that is no more (nats.js's default): it is made again.
-        this.messages = await consumer.consume({ max_messages: this.options.batch ?? 256, abort_on_missing_resource: true });
+        // A consumer gone without a word (made again by a restore racing the deletion of its stream, say) is found by
+        // two missed heartbeats: with pulls that expire after PULL_EXPIRES_MS, within seconds rather than 30.
+        this.messages = await consumer.consume({ max_messages: this.options.batch ?? 256, expires: PULL_EXPIRES_MS, abort_on_missing_resource: true });
         if (this.stopped) this.messages.stop();
         for await (const msg of this.messages) {
           failures = 0;
