@@ -4,11 +4,12 @@ import { join } from "node:path";
 import { expect, test } from "vitest";
 import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { OrderStatus } from "../../proto/gen/orderly/order/v1/order_pb.js";
+import { InvalidEvent } from "../../shared/events/index.js";
 import { silentLogger } from "../../shared/logging/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { dumpReadModels } from "./read-store.js";
-import { InvalidEvent, Projector } from "./projector.js";
+import { Projector } from "./projector.js";
 import { queryMigrations } from "./schema.js";
 
 const MS = Date.UTC(2026, 11, 5, 9);

@@ -2,7 +2,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { OrderSchema, OrderStatus, type Order } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import type { EventHandler } from "../../shared/events/index.js";
+import { InvalidEvent, type EventHandler } from "../../shared/events/index.js";
 import type { Logger } from "../../shared/logging/index.js";
 import type { Db } from "../../shared/sqlite/index.js";
 
@@ -11,11 +11,6 @@ interface ViewHead {
   status: number;
   confirmed_day: string | null;
   order_pb: Buffer;
-}
-
-/** An event no read model can take: it will never apply, so it is dead-lettered after its deliveries. */
-export class InvalidEvent extends Error {
-  override readonly name = "InvalidEvent";
 }
 
 /**

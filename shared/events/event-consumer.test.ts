@@ -6,7 +6,7 @@ import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
-import { EventConsumer, type EventConsumerOptions } from "./event-consumer.js";
+import { EventConsumer, InvalidEvent, type EventConsumerOptions } from "./event-consumer.js";
 import { newEvent } from "./new-event.js";
 import { deadLetterTimeMigration, inboxMigration } from "./schema.js";
 import { ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
@@ -102,6 +102,39 @@ test.each([{ failure: "throws" }, { failure: "rolls back the transaction" }])(
     if (failure === "throws") expect(transactions).toBeLessThan(100);
   },
 );
+
+test("an event that can never apply (undecodable, or refused by its handler as an InvalidEvent) is dead-lettered on its first delivery; a failure that may pass is retried", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 5000);
+  const db = openDatabase({ file: ":memory:", migrations: INBOX });
+  const [refused, flaky, fine] = ["refused", "flaky", "fine"].map((id) => newEvent(id, 1, Date.now(), { case: "orderCancelled", value: {} }));
+  const js = nc.jetstream();
+  for (const event of [refused!, flaky!, fine!]) await js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });
+  await js.publish("orderly.orders.cancelled", Buffer.from("not protobuf \xff\xff"));
+
+  let flakyCalls = 0;
+  const consumer = projector(js, db, {
+    maxDeliveries: 5,
+    handle: (event) => {
+      if (event.eventId === refused!.eventId) throw new InvalidEvent("a version no row can hold");
+      if (event.eventId === flaky!.eventId && ++flakyCalls < 3) throw new Error("the disk was busy");
+    },
+  });
+  consumer.start();
+  await waitFor(() => consumer.stats.applied === 2 && consumer.stats.deadLettered === 2, "two applied and two dead-lettered");
+  await waitFor(async () => (await consumer.lag())?.ackPending === 0, "every message acked or terminated");
+  await consumer.close();
+
+  const letters = db.prepare("SELECT event_id, deliveries, reason FROM dead_letters ORDER BY stream_seq").all();
+  expect(letters).toEqual([
+    { event_id: refused!.eventId, deliveries: 1, reason: "InvalidEvent: a version no row can hold" },
+    { event_id: null, deliveries: 1, reason: expect.stringMatching(/^UndecodableEvent: not an orderly.events.v1.Event/) },
+  ]);
+  // Only the flaky event was retried (twice), and then applied.
+  expect(consumer.stats).toMatchObject({ applied: 2, retried: 2, deadLettered: 2 });
+});
 
 test("events the handler ignores are acked without being handled or recorded; the others are applied once", async () => {
   await using nats = await startNats();

@@ -96,8 +96,17 @@ class TransactionLost extends Error {
   }
 }
 
-/** The message could not be decoded into an Event; it will never succeed. */
-class UndecodableEvent extends Error {
+/**
+ * An event that can never be applied, whatever is retried: a handler throws
+ * it for an event whose content it refuses (a version no row can hold, say).
+ * Such an event is dead-lettered on its first delivery, not retried.
+ */
+export class InvalidEvent extends Error {
+  override readonly name: string = "InvalidEvent";
+}
+
+/** The message could not be decoded into an Event. */
+class UndecodableEvent extends InvalidEvent {
   override readonly name = "UndecodableEvent";
 }
 
@@ -120,8 +129,9 @@ export function hasRecordsOf(db: Db, durable: string): boolean {
  * applied and its id recorded in one SQLite transaction, then acked (a
  * redelivery finds the id and changes nothing); an event the handler
  * ignores is acked unrecorded; a failure is nak'ed with a
- * growing delay; after `maxDeliveries` the message is recorded in
- * dead_letters with the reason and terminated, so it does not stall the rest.
+ * growing delay; after `maxDeliveries` (or at once, for an InvalidEvent) the
+ * message is recorded in dead_letters with the reason and terminated, so it
+ * does not stall the rest.
  *
  * The messages delivered in one turn of the event loop (a burst: nats.js
  * hands over what one read of its socket holds) share a transaction, each
@@ -394,7 +404,7 @@ export class EventConsumer {
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     // What a log line needs to find the event, and the request that caused it (an event that did not decode has neither).
     const which = { durable: this.options.durable, seq: msg.info.streamSequence, subject: msg.subject, eventId: event?.eventId, requestId: event?.requestId };
-    if (deliveries >= this.maxDeliveries) {
+    if (deliveries >= this.maxDeliveries || error instanceof InvalidEvent) {
       this.statements.deadLetter.run({
         consumer: this.options.durable,
         stream: msg.info.stream,

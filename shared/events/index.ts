@@ -5,6 +5,6 @@ export { ensureStreams, ensureDurableConsumer, defaultStreamLimits, type StreamL
 export { outboxMigration, outboxTraceMigration, outboxProgressMigration, outboxRetryDueMigration, inboxMigration, deadLetterTimeMigration, unpublishedRows } from "./schema.js";
 export { Outbox } from "./outbox.js";
 export { OutboxRelay, type OutboxRelayOptions, type OutboxStats } from "./outbox-relay.js";
-export { EventConsumer, type EventConsumerOptions, type EventHandler, type ConsumerStats, type ConsumerLag } from "./event-consumer.js";
+export { EventConsumer, InvalidEvent, type EventConsumerOptions, type EventHandler, type ConsumerStats, type ConsumerLag } from "./event-consumer.js";
 export { newEvent, type EventPayload, type EventMeta } from "./new-event.js";
 export { startEventRuntime, type EventRuntime, type EventRuntimeOptions, type ConsumerSpec } from "./event-runtime.js";
