@@ -32,6 +32,7 @@ runMain(logger, async () => {
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
     streamMaxEvents: config.streamMaxEvents,
+    streamReplicas: config.streamReplicas,
     name: "order",
     logger,
     db,

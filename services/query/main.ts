@@ -30,6 +30,7 @@ runMain(logger, async () => {
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
     streamMaxEvents: config.streamMaxEvents,
+    streamReplicas: config.streamReplicas,
     name: "query",
     logger,
     db,

@@ -58,6 +58,8 @@ export interface ServiceBaseConfig extends ObservabilityConfig {
   defaultBudgetMs: number;
   /** Most events each event stream holds (STREAM_MAX_EVENTS), raised on the streams by every service at start. */
   streamMaxEvents: number;
+  /** Copies of each event stream a JetStream cluster keeps (STREAM_REPLICAS), added on the streams by every service at start. */
+  streamReplicas: number;
 }
 
 /** A NATS user and its password. */
@@ -94,6 +96,8 @@ export function serviceBaseConfig(
     // A timer takes at most 2^31 - 1 ms; a longer budget would end at once.
     defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1, MAX_TIMER_MS),
     streamMaxEvents: readInt(env, "STREAM_MAX_EVENTS", 2_000_000, 10),
+    // JetStream keeps at most 5 copies of a stream.
+    streamReplicas: readInt(env, "STREAM_REPLICAS", 1, 1, 5),
   };
 }
 

@@ -6,7 +6,7 @@ import type { NatsAuth } from "../config/index.js";
 import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
-import { consumerInfo, defaultStreamLimits, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
+import { consumerInfo, defaultStreamSettings, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
 
 /** One durable consumer a process runs. */
 export interface ConsumerSpec {
@@ -41,6 +41,8 @@ export interface EventRuntimeOptions {
   consumers?: readonly ConsumerSpec[];
   /** Most events each stream holds (STREAM_MAX_EVENTS): raised on the streams at start, never lowered. */
   streamMaxEvents?: number;
+  /** Copies of each stream in a JetStream cluster (STREAM_REPLICAS): added at start, never taken away. */
+  streamReplicas?: number;
   maxDeliveries?: number;
   retryDelayMs?: number;
   /** How long JetStream waits for an ack before redelivering (ms); also how soon a crashed consumer's messages come back. */
@@ -126,7 +128,11 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     const setUp = (starting = false) =>
       retrying("stream setup", logger, isClosed, async () => {
         const manager = await connection.jetstreamManager();
-        const streams = await ensureStreams(manager, { ...defaultStreamLimits, maxEvents: options.streamMaxEvents ?? defaultStreamLimits.maxEvents });
+        const streams = await ensureStreams(manager, {
+          ...defaultStreamSettings,
+          maxEvents: options.streamMaxEvents ?? defaultStreamSettings.maxEvents,
+          replicas: options.streamReplicas ?? defaultStreamSettings.replicas,
+        });
         const durables = new Set<string>();
         for (const c of options.consumers ?? []) {
           if (starting && c.rebuildsFromStream) await replayIfForgotten(manager, options.db, c, logger);

@@ -10,7 +10,7 @@ import { newEvent } from "./new-event.js";
 import { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
 import { connectNats } from "./nats-connection.js";
-import { defaultStreamLimits, ensureStreams } from "./stream-setup.js";
+import { defaultStreamSettings, ensureStreams } from "./stream-setup.js";
 import { outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration, unpublishedRows } from "./schema.js";
 import { streams } from "./subjects.js";
 
@@ -199,7 +199,7 @@ test("a full stream refuses new events instead of dropping its oldest: they wait
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const jsm = await nc.jetstreamManager();
   // Room for 300 events.
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 300 });
+  await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 300 });
   const now = 10 * HOUR;
   const db = outboxOf(2000, () => ({ subject: "orderly.orders.created", createTime: now }));
   const relay = new OutboxRelay({ db, nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now, backoff: { initialMs: 20, maxMs: 200 } });
@@ -213,7 +213,7 @@ test("a full stream refuses new events instead of dropping its oldest: they wait
   expect(db.prepare("SELECT count(*) FROM outbox_retry").pluck().get()).toBe(0);
 
   // A process started with a smaller limit does not shrink the stream (JetStream would drop its oldest events to fit).
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 100 });
+  await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 100 });
   expect((await jsm.streams.info(streams.orders.name)).state).toMatchObject({ first_seq: 1, messages: full.messages });
 
   // With room (as after raising STREAM_MAX_EVENTS and restarting a service), every event is published once, in order.

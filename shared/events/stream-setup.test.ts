@@ -1,9 +1,9 @@
 import { expect, test, vi } from "vitest";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "nats";
-import { startNats } from "../../test/helpers/nats.js";
+import { startNats, startNatsCluster } from "../../test/helpers/nats.js";
 import { silentLogger } from "../logging/index.js";
 import { connectNats } from "./nats-connection.js";
-import { defaultStreamLimits, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
+import { defaultStreamSettings, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
 import { streams } from "./subjects.js";
 
 test("a full stream keeps its first event under a burst of events of every size, and refuses every event after the first it refused", async () => {
@@ -14,7 +14,7 @@ test("a full stream keeps its first event under a burst of events of every size,
   const nc = await connectNats(nats.url, "stream-setup-test", silentLogger());
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const jsm = await nc.jetstreamManager();
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 200 });
+  await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 200 });
   const js = nc.jetstream();
   let seed = 7;
   const size = () => 100 + ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % 400);
@@ -47,7 +47,7 @@ test("a stream from before the event limit (a size limit, no count) gets room fo
   const js = nc.jetstream();
   for (let i = 0; i < 50; i++) await js.publish("orderly.orders.created", new Uint8Array(10), { msgID: `old-${i}` });
 
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 20 });
+  await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 20 });
   const orders = await jsm.streams.info(streams.orders.name);
   expect({ maxMsgs: orders.config.max_msgs, maxBytes: orders.config.max_bytes, first: orders.state.first_seq, messages: orders.state.messages }).toEqual({
     maxMsgs: 70,
@@ -58,15 +58,36 @@ test("a stream from before the event limit (a size limit, no count) gets room fo
   // A stream with no limit at all (set so by hand) stays unlimited.
   expect((await jsm.streams.info(streams.inventory.name)).config).toMatchObject({ max_msgs: -1, max_bytes: -1 });
 
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 1000 });
+  await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 1000 });
   expect((await jsm.streams.info(streams.orders.name)).config.max_msgs).toBe(1000);
 
   // A process with a smaller limit, or the same, writes nothing: it cannot put back a limit it read before another raised it.
   const updates = vi.spyOn(jsm.streams, "update");
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 20 });
-  await ensureStreams(jsm, { ...defaultStreamLimits, maxEvents: 1000 });
+  await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 20 });
+  await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 1000 });
   expect(updates).not.toHaveBeenCalled();
   expect((await jsm.streams.info(streams.orders.name)).config.max_msgs).toBe(1000);
+});
+
+test("on a cluster, STREAM_REPLICAS gives every stream its copies, also a stream made with fewer; a process with fewer leaves them, and a single server refuses more than one", async () => {
+  await using cluster = await startNatsCluster(3);
+  const nc = await connectNats(cluster.url, "stream-setup-test", silentLogger());
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  const jsm = await nc.jetstreamManager();
+  const copies = async () => Promise.all(Object.values(streams).map(async ({ name }) => (await jsm.streams.info(name)).config.num_replicas));
+  // Made with one copy (by a version before STREAM_REPLICAS), then given three.
+  await ensureStreams(jsm);
+  expect(await copies()).toEqual([1, 1]);
+  await ensureStreams(jsm, { ...defaultStreamSettings, replicas: 3 });
+  expect(await copies()).toEqual([3, 3]);
+  // A process started without the setting takes none away (lowering it on purpose is the nats CLI's).
+  await ensureStreams(jsm);
+  expect(await copies()).toEqual([3, 3]);
+
+  await using single = await startNats();
+  const lone = await connectNats(single.url, "stream-setup-test", silentLogger());
+  await using _lone = { [Symbol.asyncDispose]: () => lone.close() };
+  await expect(ensureStreams(await lone.jetstreamManager(), { ...defaultStreamSettings, replicas: 3 })).rejects.toThrow(/replicas > 1 not supported in non-clustered mode/);
 });
 
 test("ensureDurableConsumer tells whether it had to create the consumer: once, and again after it was deleted", async () => {

@@ -1,28 +1,31 @@
 import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerInfo, type JetStreamManager, type StreamConfig } from "nats";
 import { streams } from "./subjects.js";
 
-/** Limits of the event streams. Rebuilding read models replays what the streams still hold. */
-export interface StreamLimits {
+/** How the event streams are kept: their limits, and their copies. Rebuilding read models replays what the streams still hold. */
+export interface StreamSettings {
   /** How long JetStream drops a re-published event id (ns are derived). */
   duplicateWindowMs: number;
   /** Oldest event kept (0: no age limit). */
   maxAgeMs: number;
   /** Most events a stream holds: a full stream refuses new events, which wait in the outboxes. */
   maxEvents: number;
+  /** Copies of each stream a JetStream cluster keeps, on as many servers (1 on a single server; 3 rides out the loss of one of them). */
+  replicas: number;
 }
 
-/** Defaults: a 10-minute duplicate window, no age limit, 2 million events per stream (~1 GB at the ~450 bytes an event takes in the store). */
-export const defaultStreamLimits: StreamLimits = {
+/** Defaults: a 10-minute duplicate window, no age limit, 2 million events per stream (~1 GB at the ~450 bytes an event takes in the store), one copy. */
+export const defaultStreamSettings: StreamSettings = {
   duplicateWindowMs: 10 * 60 * 1000,
   maxAgeMs: 0,
   maxEvents: 2_000_000,
+  replicas: 1,
 };
 
 const MS = 1_000_000;
 
-type WantedStream = Partial<StreamConfig> & { name: string; max_msgs: number };
+type WantedStream = Partial<StreamConfig> & { name: string; max_msgs: number; num_replicas: number };
 
-function config(stream: { name: string; subjects: readonly string[] }, limits: StreamLimits): WantedStream {
+function config(stream: { name: string; subjects: readonly string[] }, settings: StreamSettings): WantedStream {
   return {
     name: stream.name,
     subjects: [...stream.subjects],
@@ -32,15 +35,15 @@ function config(stream: { name: string; subjects: readonly string[] }, limits: S
     // dropping its oldest events, which a consumer far behind may not have applied yet, and which a
     // rebuild replays: nothing is lost without a word, and raising STREAM_MAX_EVENTS lets the events on.
     discard: DiscardPolicy.New,
-    duplicate_window: limits.duplicateWindowMs * MS,
-    max_age: limits.maxAgeMs * MS,
+    duplicate_window: settings.duplicateWindowMs * MS,
+    max_age: settings.maxAgeMs * MS,
     // The limit is a count, and there is no size limit: nats-server 2.9 (and 2.10 until the fix of
     // nats-io/nats-server#4772) checks a new message against max_bytes without its subject and the
     // record's overhead, stores it, then finds the stream over its size and deletes the oldest
     // messages even under DiscardNew (#4771); its count check is exact.
-    max_msgs: limits.maxEvents,
+    max_msgs: settings.maxEvents,
     max_bytes: -1,
-    num_replicas: 1,
+    num_replicas: settings.replicas,
   };
 }
 
@@ -53,11 +56,13 @@ function config(stream: { name: string; subjects: readonly string[] }, limits: S
  * with the nats CLI). A process writes a stream's configuration only when it changes something, so
  * one that read a limit another process has since raised leaves the raised one alone; two processes
  * changing a stream at the same instant can still race (JetStream has no compare-and-set for it).
+ * Its copies are only ever added to, as well: one process started without STREAM_REPLICAS must not
+ * take a cluster's streams down to one copy.
  */
-export async function ensureStreams(jsm: JetStreamManager, limits: StreamLimits = defaultStreamLimits): Promise<string[]> {
+export async function ensureStreams(jsm: JetStreamManager, settings: StreamSettings = defaultStreamSettings): Promise<string[]> {
   const created: string[] = [];
   for (const stream of Object.values(streams)) {
-    const wanted = config(stream, limits);
+    const wanted = config(stream, settings);
     try {
       await updateStream(jsm, wanted);
     } catch (error) {
@@ -86,10 +91,10 @@ function eventLimit(current: StreamConfig, held: number, wanted: number): number
   return Math.max(current.max_msgs, wanted);
 }
 
-/** Brings a stream to `wanted` with its event limit (see eventLimit), when that changes anything. */
+/** Brings a stream to `wanted` with its event limit (see eventLimit) and no fewer copies than it has, when that changes anything. */
 async function updateStream(jsm: JetStreamManager, wanted: WantedStream): Promise<void> {
   const { config: current, state } = await jsm.streams.info(wanted.name);
-  const next = { ...wanted, max_msgs: eventLimit(current, state.messages, wanted.max_msgs) };
+  const next = { ...wanted, max_msgs: eventLimit(current, state.messages, wanted.max_msgs), num_replicas: Math.max(current.num_replicas, wanted.num_replicas) };
   const unchanged = Object.entries(next).every(([key, value]) => JSON.stringify(current[key as keyof StreamConfig]) === JSON.stringify(value));
   if (!unchanged) await jsm.streams.update(wanted.name, next);
 }

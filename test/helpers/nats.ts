@@ -7,7 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { freePort } from "../../shared/process/index.js";
 import { ensureStreams } from "../../shared/events/stream-setup.js";
-import { PORT_TAKEN, startWhilePortTaken } from "./processes.js";
+import { PORT_TAKEN, startWhilePortTaken, waitFor } from "./processes.js";
 
 export { freePort } from "../../shared/process/index.js";
 
@@ -31,12 +31,21 @@ export interface NatsServer extends AsyncDisposable {
   restart(): Promise<void>;
 }
 
+/** A server's place in a JetStream cluster: its name, the port its routes listen on, and every member's route URL. */
+export interface ClusterMember {
+  cluster: string;
+  server: string;
+  routePort: number;
+  routes: readonly string[];
+}
+
 /**
  * Starts `nats-server -js` (from PATH) on a free port with a temp store;
  * `await using` stops it and deletes the store. With `configFile`, the server
- * also reads it (users and permissions), and `operator` is who tests log in as.
+ * also reads it (users and permissions), and `operator` is who tests log in as;
+ * with `member`, it joins a cluster (see startNatsCluster).
  */
-export async function startNats(options: { configFile?: string; operator?: { user: string; pass: string } } = {}): Promise<NatsServer> {
+export async function startNats(options: { configFile?: string; operator?: { user: string; pass: string }; member?: ClusterMember } = {}): Promise<NatsServer> {
   let port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "orderly-nats-"));
   const logs: string[] = [];
@@ -46,7 +55,12 @@ export async function startNats(options: { configFile?: string; operator?: { use
   const launch = () =>
     new Promise<void>((resolve, reject) => {
       const config = options.configFile === undefined ? [] : ["-c", options.configFile];
-      child = spawn(natsServerBinary(), [...config, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
+      const { member } = options;
+      const cluster =
+        member === undefined
+          ? []
+          : ["-n", member.server, "--cluster_name", member.cluster, "--cluster", `nats://127.0.0.1:${member.routePort}`, "--routes", member.routes.join(",")];
+      child = spawn(natsServerBinary(), [...config, ...cluster, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
       const from = logs.length;
       // "close", not "exit": by then its last lines (why it stopped) have been read.
       exited = new Promise((done) => child.once("close", () => done()));
@@ -93,6 +107,48 @@ export async function startNats(options: { configFile?: string; operator?: { use
       rmSync(storeDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Real nats-servers clustered with JetStream on free ports, each with its own store. */
+export interface NatsCluster extends AsyncDisposable {
+  readonly servers: readonly NatsServer[];
+  /** Every server's URL, separated by commas, as NATS_URL takes them. */
+  readonly url: string;
+  /** How a test connects: to any of its servers that answers. */
+  readonly connectOptions: { servers: string[]; user?: string; pass?: string };
+}
+
+/**
+ * Starts `size` nats-servers as one JetStream cluster (each its own store, routes to all) and
+ * waits until they have chosen a metadata leader, so streams can be made; `await using` stops
+ * them all and deletes their stores.
+ */
+export async function startNatsCluster(size: number, options: { configFile?: string; operator?: { user: string; pass: string } } = {}): Promise<NatsCluster> {
+  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = routePorts.map((port) => `nats://127.0.0.1:${port}`);
+  const starts = await Promise.allSettled(
+    routePorts.map((routePort, i) => startNats({ ...options, member: { cluster: "orderly-test", server: `nats-${i + 1}`, routePort, routes } })),
+  );
+  const servers = starts.flatMap((start) => (start.status === "fulfilled" ? [start.value] : []));
+  const stopAll = async () => void (await Promise.all(servers.map((server) => server[Symbol.asyncDispose]())));
+  try {
+    const failed = starts.find((start) => start.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+    const url = servers.map((server) => server.url).join(",");
+    const connectOptions = { servers: servers.map((server) => server.url), ...options.operator };
+    const nc = await connect(connectOptions);
+    try {
+      // JetStream answers once the servers have chosen a metadata leader.
+      const jsm = await nc.jetstreamManager({ checkAPI: false });
+      await waitFor(() => jsm.getAccountInfo().then(() => true), "the cluster's JetStream metadata leader", 20_000);
+    } finally {
+      await nc.close();
+    }
+    return { servers, url, connectOptions, [Symbol.asyncDispose]: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
 }
 
 /** A connection to a test server on which Orderly's streams exist; `await using` closes it. */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { readQueryConsumerName } from "../../shared/config/index.js";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type DevTokens } from "../../scripts/dev-security.js";
-import { freePort, startNats, type NatsServer } from "./nats.js";
+import { freePort, startNats, startNatsCluster, type NatsCluster, type NatsServer } from "./nats.js";
 import { startService, startWhilePortTaken, type ServiceProcess } from "./processes.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
@@ -53,7 +53,10 @@ export interface System extends AsyncDisposable {
   readonly baseUrl: string;
   /** The gateway's admin server: /metrics, /healthz, /status and /status.json. */
   readonly adminUrl: string;
+  /** Its nats-server (the first of its cluster's, when started with `natsCluster`). */
   readonly nats: NatsServer;
+  /** Its nats-servers, when started as a JetStream cluster (`natsCluster`); the services are given all of them in NATS_URL. */
+  readonly natsCluster: NatsCluster | undefined;
   readonly inventory: ServiceProcess;
   readonly order: ServiceProcess;
   readonly query: ServiceProcess;
@@ -92,11 +95,16 @@ export function authorization(tokens: DevTokens, caller: Caller): Record<string,
  * data. The rate limit is lifted unless `env` sets one (tests of other
  * concerns send many requests as one admin).
  */
-export async function startSystem(env: Record<string, string> = {}, options: { inventoryProxy?: boolean; mtls?: boolean } = {}): Promise<System> {
+export async function startSystem(
+  env: Record<string, string> = {},
+  options: { inventoryProxy?: boolean; mtls?: boolean; natsCluster?: number } = {},
+): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-test-"));
   const tokens = await writeDevCredentials(dataDir);
   const natsSecurity = writeNatsSecurity(dataDir, readQueryConsumerName(env));
-  const nats = await startNats({ configFile: natsSecurity.configFile, operator: natsSecurity.credentials("operator") });
+  const natsOptions = { configFile: natsSecurity.configFile, operator: natsSecurity.credentials("operator") };
+  const natsCluster = options.natsCluster === undefined ? undefined : await startNatsCluster(options.natsCluster, natsOptions);
+  const nats = natsCluster?.servers[0] ?? (await startNats(natsOptions));
   const certificates = options.mtls ? writeDevCertificates(join(dataDir, "secrets", "tls")) : undefined;
   const processEnv = (name: "inventory" | "order" | "query" | "gateway") => ({
     ...natsSecurity.envFor(name),
@@ -104,7 +112,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
   });
   const common = {
     ORDERLY_DATA_DIR: dataDir,
-    NATS_URL: nats.url,
+    NATS_URL: natsCluster?.url ?? nats.url,
     CONSUMER_RETRY_DELAY_MS: "50",
     RATE_LIMIT_PER_SECOND: "1000000",
     RATE_LIMIT_BURST: "1000000",
@@ -115,7 +123,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
   const stopAll = async () => {
     await Promise.all([...started.values()].map((p) => p.stop()));
     await proxy?.close();
-    await nats[Symbol.asyncDispose]();
+    await (natsCluster ?? nats)[Symbol.asyncDispose]();
     rmSync(dataDir, { recursive: true, force: true });
   };
   let queryStarting: Promise<ServiceProcess> | undefined;
@@ -180,6 +188,7 @@ export async function startSystem(env: Record<string, string> = {}, options: { i
       baseUrl,
       adminUrl: `http://127.0.0.1:${gateway.adminPort}`,
       nats,
+      natsCluster,
       get inventory() {
         return started.get("inventory")!;
       },
