@@ -154,6 +154,24 @@ describe("DependencyPolicy", () => {
     expect(p.breakerState).toBe("open");
   });
 
+  test("while a half-open breaker's probe is in flight, other calls fail fast with CIRCUIT_OPEN instead of waiting for the probe past their own deadline", async () => {
+    // A long attempt timeout, as the gateway's (MAX_REQUEST_TIMEOUT_MS): a probe given a long deadline must not hold the others.
+    const p = policy({ breakerFailures: 2, maxAttempts: 3, attemptTimeoutMs: 30_000, halfOpenAfterMs: 50 });
+    for (let i = 0; i < 2; i++) await expect(p.execute(false, async () => { throw unavailable(); })).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    expect(p.breakerState).toBe("open");
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    // The probe: the dependency is hung, and this caller allows 1.5 s.
+    const probe = p.execute(false, silent, { deadline: Date.now() + 1500 });
+    expect(p.breakerState).toBe("half-open");
+    for (const idempotent of [false, true]) {
+      const started = performance.now();
+      await expect(p.execute(idempotent, silent, { deadline: Date.now() + 100 })).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", metadata: { retryAfterSeconds: "1" } });
+      expect(performance.now() - started).toBeLessThan(250);
+    }
+    await expect(probe).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    expect(p.breakerState).toBe("open");
+  });
+
   test("a call waiting in a full bulkhead's queue ends at its deadline, or when its caller hangs up, and never runs", async () => {
     const p = policy({ bulkheadLimit: 1, bulkheadQueue: 4, breakerFailures: 1 });
     let release!: () => void;

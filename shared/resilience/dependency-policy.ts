@@ -165,8 +165,19 @@ export class DependencyPolicy {
       maxAttempts: Math.max(0, o.maxAttempts - 1),
       backoff: new ExponentialBackoff({ initialDelay: o.backoffInitialMs, maxDelay: o.backoffMaxMs }),
     });
-    this.idempotent = wrap(limiter, retries, this.breaker);
-    this.once = wrap(limiter, this.breaker);
+    // cockatiel makes every call that reaches a half-open breaker wait for its probe to end, however long the
+    // probe's deadline (the gateway's attempts may last MAX_REQUEST_TIMEOUT_MS) and however short its own: a hung
+    // dependency then held every caller for the probe's whole budget. While the probe is out, the others are
+    // refused at once, as while the breaker is open.
+    const breaker = this.breaker;
+    const probeGate: typeof breaker = Object.create(breaker, {
+      execute: {
+        value: <T>(fn: Parameters<typeof breaker.execute<T>>[0], signal?: AbortSignal) =>
+          breaker.state === CircuitState.HalfOpen ? Promise.reject(new BrokenCircuitError("a half-open probe is in flight")) : breaker.execute(fn, signal),
+      },
+    });
+    this.idempotent = wrap(limiter, retries, probeGate);
+    this.once = wrap(limiter, probeGate);
   }
 
   /** The breaker's state. */

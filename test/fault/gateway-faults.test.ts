@@ -67,3 +67,31 @@ test("a gateway at its limit of requests in flight answers more at once with 503
   expect((await Promise.all(waiting)).map((r) => r.status)).toEqual(Array(4).fill(504));
   expect((await system.api("GET", "/v1/inventory/GW-2")).status).toBe(200);
 });
+
+test("while the gateway's half-open probe to a hung order service runs with a 20 s budget, other creates are refused at once (CIRCUIT_OPEN), not held for the probe's budget", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/PR-1:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
+  const order = (ms: number) => ({ body: { customerId: "gail", items: [{ sku: "PR-1", quantity: 1 }] }, headers: { "x-request-timeout": String(ms) } });
+  expect((await system.api("POST", "/v1/orders", order(2000))).status).toBe(200);
+  system.order.child.kill("SIGSTOP");
+  try {
+    await Promise.all(Array.from({ length: 6 }, () => system.api("POST", "/v1/orders", order(1500))));
+    await waitFor(async () => sampleValue(await scrape(`${system.adminUrl}/metrics`), "orderly_dependency_breaker_state", { dependency: "order", state: "open" }) === 1, "breaker open");
+    await new Promise((r) => setTimeout(r, 5500));
+    const probe = system.api("POST", "/v1/orders", order(20000));
+    await new Promise((r) => setTimeout(r, 300));
+    const others = await Promise.all(Array.from({ length: 4 }, async () => {
+      const t = performance.now();
+      const r = await system.api("POST", "/v1/orders", order(500));
+      return { status: r.status, reason: reasonOf(r.body), ms: Math.round(performance.now() - t) };
+    }));
+    console.log(`[figures] beside a 20 s half-open probe: ${others.map((o) => `${o.status} ${o.reason} ${o.ms} ms`).join(", ")}`);
+    system.order.child.kill("SIGCONT");
+    await probe;
+    // Before, each waited for the probe to end: 19.7 s for a 500 ms budget.
+    for (const o of others) expect(o.ms).toBeLessThan(1000);
+    for (const o of others) expect([o.status, o.reason]).toEqual([503, "CIRCUIT_OPEN"]);
+  } finally {
+    system.order.child.kill("SIGCONT");
+  }
+});
