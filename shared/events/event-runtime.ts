@@ -3,6 +3,7 @@ import type { Logger } from "../logging/index.js";
 import type { Db, TransactionTimer } from "../sqlite/index.js";
 import { EventConsumer, hasRecordsOf, type EventHandler } from "./event-consumer.js";
 import type { NatsAuth } from "../config/index.js";
+import { settlesWithin } from "../process/shutdown.js";
 import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
@@ -63,6 +64,9 @@ export interface EventRuntime {
   /** Stops consumers and the relay, then drains the connection. */
   close(): Promise<void>;
 }
+
+/** How long a close waits for the NATS connection's drain (acks and unsubscribes flushed) before it closes the connection without. */
+const NATS_DRAIN_MS = 2000;
 
 /** Runs `task` until it succeeds, backing off between attempts; gives up once `isClosed` (before an attempt, or after one failed). */
 async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean, task: () => Promise<T>): Promise<T> {
@@ -198,7 +202,15 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       following?.stop();
       await Promise.all(consumers.map((c) => c.close()));
       await relay?.close();
-      if (nc && !nc.isClosed()) await nc.drain().catch(() => nc?.close());
+      if (nc && !nc.isClosed()) {
+        // A hung nats-server (stopped, or stuck on a full disk) keeps the connection up and answers nothing: nats.js's drain
+        // then waits until its pings find the server gone (20-30 s), past the shutdown's grace. It gets a bound of its own.
+        const connection = nc;
+        if (!(await settlesWithin(connection.drain().catch(() => connection.close()), NATS_DRAIN_MS))) {
+          logger.warn({ waitedMs: NATS_DRAIN_MS }, "NATS did not answer the drain of the connection: closing it without");
+          await settlesWithin(connection.close(), NATS_DRAIN_MS);
+        }
+      }
     },
   };
 }

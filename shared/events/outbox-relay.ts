@@ -8,6 +8,7 @@ import { boundLimit, type Db } from "../sqlite/index.js";
 import { JetStreamPublisher, NatsConnectionLost, StreamFull, type JetStreamMessage } from "./jetstream-publisher.js";
 import type { Outbox, OutboxMessage } from "./outbox.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
+import { settlesWithin } from "../process/shutdown.js";
 
 /** How the relay publishes. */
 export interface OutboxRelayOptions {
@@ -64,6 +65,8 @@ interface Outcome<R extends Row> {
 
 /** Pruning looks at this many rows per statement and at most this many chunks per pass, so a large prune does not hold the database (or the event loop) long. */
 const PRUNE_CHUNK = 1000;
+/** How long a close waits for the PubAcks of the batch in flight before it gives them up. */
+const CLOSE_WAIT_MS = 1000;
 const PRUNE_CHUNKS_PER_PASS = 20;
 
 /** The NATS header carrying the W3C trace context of the publish span. */
@@ -197,11 +200,16 @@ export class OutboxRelay {
     };
   }
 
-  /** Stops after the batch in flight (what it published is recorded; the rest stays for the next start). */
+  /**
+   * Stops after the batch in flight (what it published is recorded; the rest stays for the next start). A batch whose
+   * PubAcks do not come within a second (a hung nats-server) is cut short: what was acked is recorded, and the rest is
+   * published again at the next start, where JetStream drops what it had already stored.
+   */
   async close(): Promise<void> {
     this.stopped = true;
     this.stopListening();
     this.wake?.();
+    if (this.running && !(await settlesWithin(this.running, CLOSE_WAIT_MS))) this.publisher.close();
     await this.running;
     this.publisher.close();
   }

@@ -101,3 +101,25 @@ test("an order service stopped while a creation waits for the inventory answers 
   const settled = await system.api("GET", `/v1/orders/${retried.body.id}?minVersion=2`, { headers: { "X-Request-Timeout": "20000" } });
   expect(settled.body.status).toBe("ORDER_STATUS_CONFIRMED");
 });
+
+test("services stopped while nats-server is hung (SIGSTOP: the connection stands, nothing answers) exit 0 within a few seconds, not at the grace's end", async () => {
+  await using system = await startSystem();
+  await confirmedOrder(system);
+  system.nats.child().kill("SIGSTOP");
+  try {
+    // An event waits in the order service's outbox, and the consumers sit in their pulls.
+    expect((await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "MUG-1", quantity: 1 }] } })).status).toBe(200);
+    const stopped = await Promise.all(
+      (["order", "inventory", "query"] as const).map(async (name) => {
+        const started = performance.now();
+        const code = await system[name].stop("SIGTERM", 20_000);
+        return { name, code, ms: performance.now() - started, tooLong: system[name].logs.some((line) => line.includes("took too long")) };
+      }),
+    );
+    console.log(`[figures] stopped with nats-server hung: ${stopped.map((s) => `${s.name} ${s.code} in ${Math.round(s.ms)} ms`).join(", ")}`);
+    // The grace is 10 s; the drain of the NATS connection is given 2 s of it.
+    for (const s of stopped) expect({ name: s.name, code: s.code, tooLong: s.tooLong, quick: s.ms < 6000 }).toEqual({ name: s.name, code: 0, tooLong: false, quick: true });
+  } finally {
+    system.nats.child().kill("SIGCONT");
+  }
+});
