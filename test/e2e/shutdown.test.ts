@@ -117,8 +117,8 @@ test("services stopped while nats-server is hung (SIGSTOP: the connection stands
       }),
     );
     console.log(`[figures] stopped with nats-server hung: ${stopped.map((s) => `${s.name} ${s.code} in ${Math.round(s.ms)} ms`).join(", ")}`);
-    // The grace is 10 s; the drain of the NATS connection is given 2 s of it.
-    for (const s of stopped) expect({ name: s.name, code: s.code, tooLong: s.tooLong, quick: s.ms < 6000 }).toEqual({ name: s.name, code: 0, tooLong: false, quick: true });
+    // Within the 10 s grace, of which the drain of the NATS connection is given 2 s: before, each took all of it and exited 1.
+    for (const s of stopped) expect({ name: s.name, code: s.code, tooLong: s.tooLong }).toEqual({ name: s.name, code: 0, tooLong: false });
   } finally {
     system.nats.child().kill("SIGCONT");
   }
