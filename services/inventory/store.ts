@@ -145,9 +145,9 @@ export class InventoryStore {
       ),
       markReleased: db.prepare<[number, number, string]>("UPDATE reservations SET state = ?, update_time = ? WHERE order_id = ?"),
       markConfirmed: db.prepare<[string]>("UPDATE reservations SET order_confirmed = 1 WHERE order_id = ?"),
-      unconfirmedBefore: db.prepare<[number, number, number, string, number], { order_id: string; create_time: number }>(
+      unconfirmedBefore: db.prepare<[number, number, string, number], { order_id: string; create_time: number }>(
         `SELECT order_id, create_time FROM reservations WHERE state = ${ReservationState.RESERVED} AND order_confirmed = 0 AND create_time < ?
-           AND (create_time > ? OR (create_time = ? AND order_id > ?)) ORDER BY create_time, order_id LIMIT ${boundLimit()}`,
+           AND (create_time, order_id) > (?, ?) ORDER BY create_time, order_id LIMIT ${boundLimit()}`,
       ),
       getRestock: db.prepare<[string], { sku: string; quantity: number; request: string | null }>("SELECT sku, quantity, request FROM restocks WHERE request_id = ?"),
       insertRestock: db.prepare<[string, string, number, string, number]>(
@@ -189,7 +189,7 @@ export class InventoryStore {
    */
   unconfirmedSince(before: number, limit: number, after: UnconfirmedReservation = { orderId: "", createTime: -1 }): UnconfirmedReservation[] {
     return this.statements.unconfirmedBefore
-      .all(before, after.createTime, after.createTime, after.orderId, limit)
+      .all(before, after.createTime, after.orderId, limit)
       .map((row) => ({ orderId: row.order_id, createTime: row.create_time }));
   }
 

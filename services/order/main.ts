@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers/promises";
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
@@ -16,6 +17,9 @@ import { PendingRecovery } from "./pending-recovery.js";
 import { applyReservationOutcomes } from "./reservation-outcomes.js";
 import { orderMigrations } from "./schema.js";
 import { OrderStore } from "./store.js";
+
+/** Expired idempotency keys deleted per statement (see OrderStore.pruneIdempotencyKeys). */
+const PRUNE_CHUNK = 1000;
 
 const config = await configOrExit("order", (env) => listenable(orderConfig(env)));
 const logger = createLogger("order", config.logLevel);
@@ -89,18 +93,27 @@ runMain(logger, async () => {
     ],
   });
   const admin = await startServiceAdmin({ name: "order", host: config.host, port: config.adminPort, allowedHosts: config.adminHosts, metrics, health, logger, policies: [inventoryPolicy], events });
-  const pruneKeys = () => {
-    const pruned = store.pruneIdempotencyKeys(Date.now() - config.idempotencyKeyTtlMs);
+  // Expired keys go a chunk at a time, the event loop turning between chunks, so a large prune never holds the service.
+  let pruning = true;
+  const pruneKeys = async () => {
+    const before = Date.now() - config.idempotencyKeyTtlMs;
+    let pruned = 0;
+    for (let chunk = PRUNE_CHUNK; chunk === PRUNE_CHUNK && pruning; await setImmediate()) {
+      chunk = store.pruneIdempotencyKeys(before, PRUNE_CHUNK);
+      pruned += chunk;
+    }
     if (pruned > 0) logger.info({ pruned }, "pruned expired idempotency keys");
   };
-  pruneKeys();
-  const pruneTimer = setInterval(pruneKeys, 60 * 60 * 1000);
+  const pruneLogged = () => void pruneKeys().catch((error: unknown) => logger.error({ err: error }, "pruning idempotency keys failed"));
+  pruneLogged();
+  const pruneTimer = setInterval(pruneLogged, 60 * 60 * 1000);
   pruneTimer.unref();
   logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, inventory: config.inventoryAddress, nats: config.natsUrl }, "listening");
   return {
     async close() {
       ready = false;
       clearInterval(pruneTimer);
+      pruning = false;
       // The recovery loop stops while the server drains: a sweep in flight ends within its own budget, so both fit runMain's grace.
       await Promise.all([server.close(), recovery.close()]);
       // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
