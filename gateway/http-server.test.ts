@@ -32,6 +32,26 @@ async function listen(handler: ReturnType<typeof createGatewayHandler>): Promise
   };
 }
 
+/** An admin every token stands for. */
+const ADMIN = { subject: "admin", customerId: undefined, roles: ["admin" as const] };
+
+/**
+ * A handler of the query service's routes with what a test does not set: every token the admin's, a
+ * service that is not called, ready, silent, with small limits.
+ */
+function handlerWith(deps: Partial<GatewayDeps>): ReturnType<typeof createGatewayHandler> {
+  return createGatewayHandler({
+    routes: routesOf([QueryService]),
+    auth: { known: () => ADMIN, verify: () => Promise.reject(new Error("every token is known here")), linkMetadata: () => ({}) },
+    call: () => Promise.reject(new Error("no service is called here")),
+    readiness: async () => ({ ready: true, services: {} }),
+    openApi: () => ({}),
+    logger: silentLogger(),
+    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
+    ...deps,
+  });
+}
+
 test("a request id's 48-bit counter carries from its low half into its high one, and wraps to 0 after 2^48 - 1", () => {
   const counters = (start: number) => {
     const next = requestIdSource(start);
@@ -145,16 +165,11 @@ test("a client that goes away half-way through its body is logged as 499 CANCELL
 
 test("an X-Request-Timeout over the cap is capped, however many digits it has; zero is refused", async () => {
   const deadlines: number[] = [];
-  const handler = createGatewayHandler({
-    routes: routesOf([QueryService]),
-    auth: { known: () => ({ subject: "admin", customerId: undefined, roles: ["admin"] }), verify: () => Promise.reject(new Error("every token is known here")), linkMetadata: () => ({}) },
+  const handler = handlerWith({
     call: (_route, _request, options) => {
       deadlines.push(options.deadline!);
       return Promise.reject(new OrderlyError("ORDER_NOT_FOUND", "no such order"));
     },
-    readiness: async () => ({ ready: true, services: {} }),
-    openApi: () => ({}),
-    logger: silentLogger(),
     limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 2000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
   });
   await using server = await listen(handler);
@@ -210,21 +225,15 @@ test("reads that join a cached read's fetch and run out of their own short budge
 
 test("requests refused for their credentials or rate limit are counted under the route they were for; one for no route stays unmatched", async () => {
   const metrics = new GatewayMetrics({});
-  const admin = { subject: "admin", customerId: undefined, roles: ["admin" as const] };
-  const handler = createGatewayHandler({
-    routes: routesOf([QueryService]),
+  const handler = handlerWith({
     auth: {
-      known: (authorization) => (authorization === "Bearer admin" ? admin : undefined),
+      known: (authorization) => (authorization === "Bearer admin" ? ADMIN : undefined),
       verify: () => Promise.reject(new OrderlyError("INVALID_CREDENTIALS", "not a token")),
       linkMetadata: () => ({}),
       // One token a minute for the admin, and one for the address guessing: the second request of each is refused.
       rateLimiter: new RateLimiter({ perSecond: 1 / 60, burst: 1 }),
     },
     call: () => Promise.reject(new OrderlyError("ORDER_NOT_FOUND", "no such order")),
-    readiness: async () => ({ ready: true, services: {} }),
-    openApi: () => ({}),
-    logger: silentLogger(),
-    limits: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxBodyBytes: 1024, maxJsonDepth: 8, maxInFlightPerCaller: 512 },
     metrics,
   });
   await using server = await listen(handler);
@@ -238,4 +247,17 @@ test("requests refused for their credentials or rate limit are counted under the
     'orderly_gateway_requests_total{route="GET /v1/orders/{id}",code="429"} 1',
     'orderly_gateway_requests_total{route="unmatched",code="429"} 1',
   ]);
+});
+
+test("the built-in paths are counted under GET (HEAD too); other methods on them are 405 and unmatched, so no method adds series to /metrics", async () => {
+  const metrics = new GatewayMetrics({});
+  const handler = handlerWith({ metrics });
+  await using server = await listen(handler);
+  const statuses: number[] = [];
+  for (const method of ["GET", "HEAD", "POST", "DELETE", "PROPFIND", "PURGE", "MKCOL"]) {
+    statuses.push((await fetch(`${server.url}/healthz`, { method })).status);
+  }
+  expect(statuses).toEqual([200, 200, 405, 405, 405, 405, 405]);
+  const counted = (await metrics.registry.metrics()).split("\n").filter((line) => line.startsWith("orderly_gateway_requests_total{"));
+  expect(counted.sort()).toEqual(['orderly_gateway_requests_total{route="GET /healthz",code="200"} 2', 'orderly_gateway_requests_total{route="unmatched",code="405"} 5']);
 });

@@ -298,14 +298,16 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
     const { path, search } = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
-    // A built-in path is labelled by itself in metrics whatever the method; other methods are 405.
+    // A built-in path is labelled by itself in metrics; other methods are 405.
     // (API paths are under /v1/: not looked up, as a property lookup by a new string hashes it in full.)
     if (!path.startsWith("/v1/") && Object.hasOwn(builtIns, path)) {
       // HEAD is served, and labelled, as GET (as on the API's routes).
-      const served = servingMethod(method);
-      request.route = `${served} ${path}`;
-      if (served === "GET") return builtIns[path]!(res, request.id);
-      // Like an API route's, without asking for credentials: every built-in is open.
+      if (servingMethod(method) === "GET") {
+        request.route = `GET ${path}`;
+        return builtIns[path]!(res, request.id);
+      }
+      // Like an API route's 405, without asking for credentials (every built-in is open), and unmatched in metrics as
+      // that one is: labelled by its method, anyone could add series to /metrics with every method Node knows.
       throw new OrderlyError("METHOD_NOT_ALLOWED", `${method} is not allowed on ${path}`, { metadata: { allow: "GET, HEAD" } });
     }
     const release = deps.shedder?.admit();
