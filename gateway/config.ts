@@ -2,6 +2,7 @@ import { MAX_TIMER_MS, readAddress, readGrpcAddress, natsAuthConfig, observabili
 import { securityConfig, type SecurityConfig } from "../shared/security/index.js";
 import type { RateLimit } from "./rate-limiter.js";
 import type { GatewayLimits } from "./http-server.js";
+import { DEFAULT_MAX_BYTES } from "./read-cache.js";
 
 /** The gateway's configuration, read from the environment once. */
 export interface GatewayConfig extends ObservabilityConfig {
@@ -18,6 +19,8 @@ export interface GatewayConfig extends ObservabilityConfig {
   shedding: { maxInFlight: number; maxEventLoopLagMs: number };
   /** TTL of the read cache (ms); 0 turns it off. */
   cacheTtlMs: number;
+  /** What the read cache's bodies may take in all (bytes). */
+  cacheMaxBytes: number;
   natsUrl: string;
   natsAuth: NatsAuth | undefined;
   /** Slow-client guards: time to receive headers / a whole request (ms). */
@@ -63,6 +66,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
       maxEventLoopLagMs: readInt(env, "GATEWAY_MAX_EVENT_LOOP_LAG_MS", 1000, 1),
     },
     cacheTtlMs: readInt(env, "GATEWAY_CACHE_TTL_MS", DEFAULT_CACHE_TTL_MS, 0),
+    cacheMaxBytes: readInt(env, "GATEWAY_CACHE_MAX_BYTES", DEFAULT_MAX_BYTES, 1024),
     natsUrl: readServiceNatsUrl(env),
     natsAuth: natsAuthConfig(env),
     headersTimeoutMs: readInt(env, "GATEWAY_HEADERS_TIMEOUT_MS", 10_000, 100),

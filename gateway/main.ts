@@ -55,7 +55,7 @@ runMain(logger, async () => {
   const routes = routesOf(downstreams.map((d) => d.service));
   const openApi = openApiDocument(routes, { title: "Orderly", version: "v1" });
   const shedder = new LoadShedder(config.shedding);
-  const cache = config.cacheTtlMs > 0 ? new ReadCache(config.cacheTtlMs) : undefined;
+  const cache = config.cacheTtlMs > 0 ? new ReadCache(config.cacheTtlMs, { maxBytes: config.cacheMaxBytes }) : undefined;
   const invalidation = cache ? invalidateOnEvents(cache, config.natsUrl, logger, config.natsAuth) : undefined;
   const policies = downstreams.map((d) => d.policy);
   const metrics = new GatewayMetrics({ cache, shedder, policies });

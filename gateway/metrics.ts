@@ -69,6 +69,15 @@ export class GatewayMetrics {
           this.set(cache.stats.entries);
         },
       });
+      new Gauge({
+        name: "orderly_gateway_cache_bytes",
+        help: "What the read cache's response bodies take (their length), at most GATEWAY_CACHE_MAX_BYTES",
+        registers: [this.registry],
+        collect() {
+          cache.dropExpired();
+          this.set(cache.stats.bytes);
+        },
+      });
     }
     if (shedder) {
       new Gauge({

@@ -46,6 +46,27 @@ describe("ReadCache", () => {
     expect(cache.stats.entries).toBe(2);
   });
 
+  test("holds at most maxBytes of bodies, dropping the oldest; a body larger than all of it is not kept; what it counts follows every drop", () => {
+    let now = 0;
+    const cache = new ReadCache(1000, { maxEntries: 100, maxBytes: 10, clock: () => now });
+    for (const [id, body] of [["x", "aaaa"], ["y", "bbbb"], ["z", "cccc"]] as const) cache.set(id, id, body, 1, cache.generation());
+    // 12 bytes would pass 10: the oldest went.
+    expect([cache.get("x", 0), cache.get("y", 0), cache.get("z", 0)]).toEqual([undefined, "bbbb", "cccc"]);
+    expect(cache.stats).toMatchObject({ entries: 2, bytes: 8 });
+    cache.set("big", "big", "0123456789A", 1, cache.generation());
+    expect(cache.get("big", 0)).toBeUndefined();
+    expect(cache.stats).toMatchObject({ entries: 0, bytes: 0 });
+    cache.set("y", "y", "bb", 1, cache.generation());
+    cache.set("z", "z", "cc", 1, cache.generation());
+    cache.set("y", "y", "bbb", 2, cache.generation());
+    expect(cache.stats).toMatchObject({ entries: 2, bytes: 5 });
+    cache.invalidate("z");
+    expect(cache.stats).toMatchObject({ entries: 1, bytes: 3 });
+    now = 2000;
+    cache.dropExpired();
+    expect(cache.stats).toMatchObject({ entries: 0, bytes: 0 });
+  });
+
   test("expired entries are dropped as new ones arrive, so the cache holds only live reads", () => {
     let now = 0;
     const cache = new ReadCache(100, { maxEntries: 1000, clock: () => now });

@@ -8,6 +8,9 @@ interface Entry {
   aggregateId: string;
 }
 
+/** What the cached bodies may take unless told otherwise (see ReadCache's maxBytes). */
+export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+
 /** The last part of an entry's TTL in which a hit refreshes it. */
 const REFRESH_AHEAD_SHARE = 0.2;
 
@@ -21,6 +24,8 @@ export interface ReadCacheStats {
   bypasses: number;
   invalidations: number;
   entries: number;
+  /** What the entries' bodies take (their length: a byte a character for the ASCII JSON they mostly are). */
+  bytes: number;
 }
 
 /** What a read of the service answered: the HTTP body and status. */
@@ -40,7 +45,9 @@ interface Fill {
  * order, an item's stock), kept for a short TTL, dropped as soon as an event
  * says the resource changed, and never used for a read that asks for a newer
  * version (minVersion) than the one cached. Bounded: the oldest entries go
- * first beyond `maxEntries`.
+ * first beyond `maxEntries`, or beyond `maxBytes` of bodies (an order of a
+ * hundred lines takes ~15 KB: entries alone would let 50,000 of them hold
+ * ~750 MB).
  *
  * One fetch per key at a time: reads that miss while the same key is being
  * fetched (and nothing changed since it started) wait for that fetch instead
@@ -74,9 +81,10 @@ export class ReadCache {
   private floor = 0;
   /** Whether the invalidating events are heard (see suspend). */
   private live = true;
-  readonly stats: ReadCacheStats = { hits: 0, misses: 0, shared: 0, bypasses: 0, invalidations: 0, entries: 0 };
+  readonly stats: ReadCacheStats = { hits: 0, misses: 0, shared: 0, bypasses: 0, invalidations: 0, entries: 0, bytes: 0 };
 
   private readonly maxEntries: number;
+  private readonly maxBytes: number;
   private readonly clock: () => number;
   /** How long an entry lives while suspended. */
   private readonly outageTtlMs: number;
@@ -86,12 +94,15 @@ export class ReadCache {
     options: {
       /** Entries (and aggregates' bookkeeping) kept at most; the oldest go first. */
       maxEntries?: number;
+      /** What the entries' bodies may take in all (see ReadCacheStats.bytes); the oldest go first. */
+      maxBytes?: number;
       clock?: () => number;
       /** How long an entry lives while suspended (default a second; never more than the TTL). */
       outageTtlMs?: number;
     } = {},
   ) {
     this.maxEntries = options.maxEntries ?? 50_000;
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.clock = options.clock ?? Date.now;
     this.outageTtlMs = Math.min(ttlMs, options.outageTtlMs ?? 1000);
   }
@@ -137,10 +148,12 @@ export class ReadCache {
     const now = this.dropExpired();
     const ttl = this.live ? this.ttlMs : this.outageTtlMs;
     this.entries.set(key, { body, version, expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
+    this.stats.bytes += body.length;
     let keys = this.keysByAggregate.get(aggregateId);
     if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));
     keys.add(key);
-    if (this.entries.size > this.maxEntries) {
+    // The oldest go first (a body larger than the whole budget is not kept at all).
+    while (this.entries.size > this.maxEntries || this.stats.bytes > this.maxBytes) {
       const [oldestKey, oldest] = this.entries.entries().next().value as [string, Entry];
       this.delete(oldestKey, oldest);
     }
@@ -248,11 +261,13 @@ export class ReadCache {
     this.keysByAggregate.clear();
     this.floor = ++this.changes;
     this.stats.entries = 0;
+    this.stats.bytes = 0;
   }
 
   private delete(key: string, entry: Entry | undefined): void {
-    this.entries.delete(key);
+    const deleted = this.entries.delete(key);
     if (entry) {
+      if (deleted) this.stats.bytes -= entry.body.length;
       const keys = this.keysByAggregate.get(entry.aggregateId);
       keys?.delete(key);
       if (keys?.size === 0) this.keysByAggregate.delete(entry.aggregateId);
