@@ -1,4 +1,4 @@
-import { ScalarType, fromJson, getOption, hasOption, isFieldSet, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { ScalarType, fromJson, getOption, hasOption, isFieldSet, toJson, type DescEnum, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { RepeatedRulesSchema, field as fieldRules } from "../proto/gen/buf/validate/validate_pb.js";
 import { OrderlyError, validationError } from "../shared/errors/index.js";
 import type { Route } from "./routes/index.js";
@@ -138,8 +138,9 @@ function quoted(value: JsonValue): string {
  * as protovalidate's violations do: a key that is no field, a field given by
  * both its JSON and its proto name, a value of the wrong JSON type. Integers
  * given as strings are checked and rewritten as plain decimals (integerOf).
- * Fields of Google's well-known types (Timestamp, …), and maps, are left to
- * protobuf-es (no request of Orderly's takes one).
+ * Fields of Google's well-known types (Timestamp, …: an Order's output-only
+ * times) are read by protobuf-es, and named here when it refuses them; maps
+ * are left to protobuf-es (no request of Orderly's takes one).
  */
 function checkJson(message: DescMessage, json: JsonObject, path = ""): void {
   for (const key of Object.keys(json)) {
@@ -157,7 +158,7 @@ function checkJson(message: DescMessage, json: JsonObject, path = ""): void {
         json[key] = checkScalar(name, field.scalar, value);
         break;
       case "enum":
-        if (typeof value !== "string" && !Number.isInteger(value)) throw invalidField(name, `must be the name of a ${field.enum.name} value, not ${quoted(value)}`);
+        checkEnum(name, field.enum, value);
         break;
       case "message":
         checkMessage(name, field.message, value);
@@ -188,8 +189,25 @@ function maxItemsOf(field: DescField): number | undefined {
   return max;
 }
 
+/**
+ * An enum field's JSON value: one of its value names (as proto3 JSON writes it) or a 32-bit number; anything else
+ * INVALID_FIELD naming the field, not protobuf-es's message without it.
+ */
+function checkEnum(name: string, enumType: DescEnum, value: JsonValue): void {
+  const known = typeof value === "string" ? enumType.values.some((v) => v.name === value) : typeof value === "number" && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31;
+  if (!known) throw invalidField(name, `must be the name of a ${enumType.name} value, not ${quoted(value)}`);
+}
+
 function checkMessage(name: string, message: DescMessage, value: JsonValue): void {
-  if (message.typeName.startsWith("google.protobuf.")) return;
+  if (message.typeName.startsWith("google.protobuf.")) {
+    // A well-known type (an Order's createTime, say) has a JSON form of its own: checked by protobuf-es, named here.
+    try {
+      fromJson(message, value);
+    } catch {
+      throw invalidField(name, `must be a ${message.typeName} in its proto3 JSON form${message.typeName === "google.protobuf.Timestamp" ? " (an RFC 3339 time)" : ""}, not ${quoted(value)}`);
+    }
+    return;
+  }
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidField(name, `must be an object, not ${quoted(value)}`);
   checkJson(message, value, `${name}.`);
 }

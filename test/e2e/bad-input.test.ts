@@ -203,6 +203,37 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     }
   });
 
+  test("an order's enum or time of the wrong form (output-only, but read) is named by its path, and nothing is recorded", async () => {
+    await system.api("POST", "/v1/inventory/TIMED-1:restock", { body: { quantity: 10 } });
+    const line = { sku: "TIMED-1", quantity: 1 };
+    const before = await system.api("GET", "/v1/inventory/TIMED-1");
+    const timestamp = "must be a google.protobuf.Timestamp in its proto3 JSON form (an RFC 3339 time)";
+    for (const [extra, violation] of [
+      [{ status: "BOGUS" }, { field: "order.status", description: 'must be the name of a OrderStatus value, not "BOGUS"' }],
+      [{ status: "order_status_confirmed" }, { field: "order.status", description: 'must be the name of a OrderStatus value, not "order_status_confirmed"' }],
+      [{ status: 2 ** 31 }, { field: "order.status", description: "must be the name of a OrderStatus value, not 2147483648" }],
+      [{ createTime: 1577836800 }, { field: "order.create_time", description: `${timestamp}, not 1577836800` }],
+      [{ update_time: "yesterday" }, { field: "order.update_time", description: `${timestamp}, not "yesterday"` }],
+      [{ createTime: "0000-01-01T00:00:00Z" }, { field: "order.create_time", description: `${timestamp}, not "0000-01-01T00:00:00Z"` }],
+    ] as const) {
+      const r = await system.api("POST", "/v1/orders", { body: { ...order([line]), ...extra } });
+      expect({ extra, status: r.status, reason: reasonOf(r.body), violations: r.body.details.find((d: { fieldViolations?: unknown }) => d.fieldViolations)?.fieldViolations }).toEqual({
+        extra,
+        status: 400,
+        reason: "INVALID_FIELD",
+        violations: [violation],
+      });
+    }
+    expect((await system.api("GET", "/v1/inventory/TIMED-1")).body).toEqual(before.body);
+    // Well-formed, they are accepted and ignored (the server sets them): an enum by number too, a time with an offset and nine digits.
+    for (const extra of [{ status: "ORDER_STATUS_CONFIRMED" }, { status: 4 }, { createTime: "2020-01-01T00:00:00.123456789+05:30" }]) {
+      const r = await system.api("POST", "/v1/orders", { body: { ...order([line]), ...extra } });
+      expect({ extra, status: r.status }).toEqual({ extra, status: 200 });
+      expect(r.body.status).toBe("ORDER_STATUS_CONFIRMED");
+      expect(r.body.createTime).not.toBe("2020-01-01T00:00:00.123456789+05:30");
+    }
+  });
+
   test("a field set twice says by what: the path and the query of a GET name no body", async () => {
     const r = await system.api("GET", "/v1/customers/eve/orders?customer_id=eve");
     expect([r.status, r.body.message]).toEqual([400, '"customer_id" is set by both the path and the query']);
