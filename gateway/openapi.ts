@@ -98,6 +98,7 @@ function constraintsOf(field: DescField): JsonObject {
       if (isFieldSet(type.value, StringRulesSchema.field.minLen)) out.minLength = Number(type.value.minLen);
       if (isFieldSet(type.value, StringRulesSchema.field.maxLen)) out.maxLength = Number(type.value.maxLen);
       if (isFieldSet(type.value, StringRulesSchema.field.pattern)) out.pattern = ecmaPattern(type.value.pattern);
+      if (type.value.notIn.length > 0) out.not = { enum: [...type.value.notIn] };
       return out;
     }
     case "int32": {

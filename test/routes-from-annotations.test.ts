@@ -90,6 +90,8 @@ test("the OpenAPI document says what the protos say of each field: required (goo
     "id", "status", "totalMinor", "currencyCode", "rejectReason", "createTime", "updateTime", "version",
   ]);
   expect(order.properties.customerId.pattern).toBe("^[A-Za-z0-9._-]{1,64}$");
+  // "." and ".." as a path segment are removed by URL clients (fetch, browsers, curl): such ids are refused.
+  expect(order.properties.customerId.not).toEqual({ enum: [".", ".."] });
   expect(order.properties.items).toMatchObject({ minItems: 1, maxItems: 100 });
   const item = document.components.schemas["orderly.order.v1.OrderItem"];
   expect(item).toMatchObject({ required: ["sku", "quantity"], properties: { quantity: { minimum: 1, maximum: 1000 }, unitPriceMinor: { readOnly: true } } });
@@ -103,7 +105,7 @@ test("the OpenAPI document says what the protos say of each field: required (goo
   const name = new RegExp(body.properties.name.pattern);
   expect(["Mug", "Café ☕"].map((n) => name.test(n))).toEqual([true, true]);
   expect(["Box\u001b[31m", "Box \u202egnp.exe", "a\u2028b", "\u0085"].map((n) => name.test(n))).toEqual([false, false, false, false]);
-  expect(restock.parameters.find((p: { name: string }) => p.name === "sku").schema.pattern).toBe("^[A-Za-z0-9._-]{1,64}$");
+  expect(restock.parameters.find((p: { name: string }) => p.name === "sku").schema).toMatchObject({ pattern: "^[A-Za-z0-9._-]{1,64}$", not: { enum: [".", ".."] } });
   // A cancel's body is all optional: it may be left out.
   expect(document.paths["/v1/orders/{id}:cancel"].post.requestBody.required).toBe(false);
 });

@@ -62,6 +62,11 @@ const cases: BadInput[] = [
   { name: "a gzip-encoded body", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }]), headers: { "content-encoding": "gzip" }, status: 415, reason: "UNSUPPORTED_CONTENT_ENCODING" },
   { name: "a malformed X-Request-Timeout", method: "GET", path: "/v1/inventory", headers: { "x-request-timeout": "soon" }, status: 400, reason: "INVALID_HEADER" },
   { name: "an over-long Idempotency-Key", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }]), headers: { "idempotency-key": "k".repeat(200) }, status: 400, reason: "INVALID_HEADER" },
+  // A URL client removes a path segment "." or ".." (fetch even when sent as %2e%2e): such a SKU or customer could be made but never read.
+  { name: 'a restock of the SKU ".."', method: "POST", path: "/v1/inventory/..:restock", body: { quantity: 1 }, status: 400, reason: "VALIDATION_FAILED" },
+  { name: 'a restock of the SKU "."', method: "POST", path: "/v1/inventory/.:restock", body: { quantity: 1 }, status: 400, reason: "VALIDATION_FAILED" },
+  { name: 'an order for the customer ".."', method: "POST", path: "/v1/orders", body: { customerId: "..", items: [{ sku: "BOX-1", quantity: 1 }] }, status: 400, reason: "VALIDATION_FAILED" },
+  { name: 'an order line of the SKU "."', method: "POST", path: "/v1/orders", body: order([{ sku: ".", quantity: 1 }]), status: 400, reason: "VALIDATION_FAILED" },
   { name: "an unknown route", method: "GET", path: "/v2/orders", status: 404, reason: "ROUTE_NOT_FOUND" },
   { name: "a wrong method", method: "DELETE", path: "/v1/inventory/BOX-1", status: 405, reason: "METHOD_NOT_ALLOWED" },
 ];
@@ -232,6 +237,14 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
       expect(r.body.status).toBe("ORDER_STATUS_CONFIRMED");
       expect(r.body.createTime).not.toBe("2020-01-01T00:00:00.123456789+05:30");
     }
+  });
+
+  test('a SKU or customer id with dots that is not "." or ".." is one like any other, read back by its URL', async () => {
+    for (const sku of ["...", ".a", "a.", "a..b"]) {
+      expect([sku, (await system.api("POST", `/v1/inventory/${sku}:restock`, { body: { quantity: 1 } })).status]).toEqual([sku, 200]);
+      expect([sku, (await system.api("GET", `/v1/inventory/${sku}`)).body.sku]).toEqual([sku, sku]);
+    }
+    expect((await system.api("GET", "/v1/customers/.../orders")).status).toBe(200);
   });
 
   test("a field set twice says by what: the path and the query of a GET name no body", async () => {
