@@ -1,0 +1,49 @@
+import { execFileSync } from "node:child_process";
+import { expect, test } from "vitest";
+import { waitFor } from "../helpers/processes.js";
+import { startSystem } from "../helpers/system.js";
+
+/** The indexes (in `ports`) of the NATS servers a process has a connection to, from ss. */
+function natsServersOf(pid: number, ports: readonly number[]): number[] {
+  const out = execFileSync("ss", ["-tnpH", "state", "established"]).toString();
+  return out
+    .split("\n")
+    .filter((line) => line.includes(`pid=${pid},`))
+    .flatMap((line) => {
+      const i = ports.indexOf(Number((line.trim().split(/\s+/)[3] ?? "").split(":").pop()));
+      return i >= 0 ? [i] : [];
+    });
+}
+
+test("a JetStream cluster server that hangs (SIGSTOP, not dead) under the query and order services holds up the events only seconds: the services move to live servers and an order's events reach the read model within 15 s", async () => {
+  await using system = await startSystem({ STREAM_REPLICAS: "3" }, { natsCluster: 3 });
+  const cluster = system.natsCluster!;
+  const ports = cluster.servers.map((server) => server.port);
+  await system.api("POST", "/v1/inventory/FRZ-1:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
+  const before = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "FRZ-1", quantity: 1 }] } });
+  expect((await system.api("GET", `/v1/orders/${before.body.id}?minVersion=${before.body.version}`)).status).toBe(200);
+  const frozen = natsServersOf(system.query.child.pid!, ports)[0]!;
+  const server = cluster.servers[frozen]!;
+  const started = Date.now();
+  server.child().kill("SIGSTOP");
+  try {
+    // Writes do not wait for NATS.
+    const order = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "FRZ-1", quantity: 1 }] } });
+    expect(order.status).toBe(200);
+    const read = await waitFor(
+      async () => {
+        const r = await system.api("GET", `/v1/orders/${order.body.id}?minVersion=${order.body.version}`, { headers: { "x-request-timeout": "3000" } });
+        return r.status === 200 ? r : undefined;
+      },
+      "the order's events in the read model while a server hangs",
+      60_000,
+      100,
+    );
+    const tookMs = Date.now() - started;
+    console.log(`read model caught up ${tookMs} ms after nats-${frozen + 1} hung`);
+    expect(read.body.id).toBe(order.body.id);
+    expect(tookMs).toBeLessThan(15_000);
+  } finally {
+    server.child().kill("SIGCONT");
+  }
+}, 120_000);
