@@ -159,9 +159,15 @@ describe("DependencyPolicy", () => {
     const p = policy({ breakerFailures: 2, maxAttempts: 3, attemptTimeoutMs: 30_000, halfOpenAfterMs: 50 });
     for (let i = 0; i < 2; i++) await expect(p.execute(false, async () => { throw unavailable(); })).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
     expect(p.breakerState).toBe("open");
-    await new Promise((resolve) => setTimeout(resolve, 80));
-    // The probe: the dependency is hung, and this caller allows 1.5 s.
-    const probe = p.execute(false, silent, { deadline: Date.now() + 1500 });
+    // Past the half-open time (the clock moved on, not waited for), the probe: the dependency is hung, and this caller allows 1.5 s.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    let probe: Promise<unknown>;
+    try {
+      vi.setSystemTime(Date.now() + 100);
+      probe = p.execute(false, silent, { deadline: Date.now() + 1500 });
+    } finally {
+      vi.useRealTimers();
+    }
     expect(p.breakerState).toBe("half-open");
     for (const idempotent of [false, true]) {
       const started = performance.now();
