@@ -153,7 +153,8 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
      */
     let restoring: Promise<void> | undefined;
     const restore = (after: string): Promise<void> =>
-      (restoring ??= setUp()
+      // Nothing to make again once the runtime is closing (a relay's batch cut short by the close, say).
+      closed ? Promise.resolve() : (restoring ??= setUp()
         .then(({ streams, durables }) => {
           if (streams.length > 0 || durables.size > 0) logger.warn({ streams, durables: [...durables], after }, "JetStream had lost these streams or durable consumers: made them again");
           for (const consumer of consumers) if (durables.has(consumer.durable)) consumer.resubscribe();

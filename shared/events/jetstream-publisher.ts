@@ -19,7 +19,15 @@ export class JetStreamPublishError extends Error {
 
 /** The connection to NATS was down when the message was published, or dropped before JetStream answered: it may or may not be stored. */
 export class NatsConnectionLost extends JetStreamPublishError {
-  override readonly name = "NatsConnectionLost";
+  override readonly name: string = "NatsConnectionLost";
+}
+
+/**
+ * The publisher was closed (its relay stopping) before JetStream answered: as with a connection
+ * lost, the message may or may not be stored, and those after it are left to publish again.
+ */
+export class PublisherClosed extends NatsConnectionLost {
+  override readonly name = "PublisherClosed";
 }
 
 /**
@@ -152,7 +160,7 @@ export class JetStreamPublisher {
     this.following.stop();
     this.reconnectListeners.clear();
     this.subscription.unsubscribe();
-    this.fail(() => true, "the publisher was closed before JetStream answered");
+    this.fail(() => true, "the publisher was closed before JetStream answered", PublisherClosed);
   }
 
   private disconnected(): void {

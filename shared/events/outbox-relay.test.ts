@@ -171,6 +171,57 @@ test("a publish in flight when NATS goes down fails at once; writes during the o
   expect(stored.map((m) => m.header.get("Nats-Msg-Id"))).toEqual(appended);
 });
 
+test("a relay closed while nats-server hangs cuts its batch short without calling it a failure: nothing set aside, no restore asked; the next relay publishes the rest, in order", async () => {
+  await using nats = await startNats();
+  const nc = await connectNats(nats.url, "relay-test", silentLogger());
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  await ensureStreams(await nc.jetstreamManager());
+  const db = openDatabase({ file: ":memory:", migrations: OUTBOX_MIGRATIONS });
+  const outbox = new Outbox(db);
+  const appended: string[] = [];
+  const append = (from: number, count: number) =>
+    db.transaction(() => {
+      for (let n = from; n < from + count; n++) {
+        const event = newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
+        outbox.append(event);
+        appended.push(event.eventId);
+      }
+    })();
+  const lines: { msg: string }[] = [];
+  const logger = createLogger("order", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) });
+  let restores = 0;
+  const relay = new OutboxRelay({ db, nc, logger, outbox, publishTimeoutMs: 60_000, onPublishFailed: () => restores++ });
+  relay.start();
+  append(1, 5);
+  await waitFor(() => relay.stats().published === 5, "the first events published");
+  nats.child().kill("SIGSTOP");
+  try {
+    await waitFor(() => readFileSync(`/proc/${nats.child().pid}/stat`, "utf8").split(") ")[1]?.startsWith("T"), "nats-server stopped");
+    append(6, 3);
+    await waitFor(() => outbox.rememberedEvents === 0, "events 6-8 sent, their PubAcks awaited");
+    // The service stopping: the batch's PubAcks do not come, and the close gives them up.
+    await relay.close();
+  } finally {
+    nats.child().kill("SIGCONT");
+  }
+  expect({
+    setAside: db.prepare("SELECT count(*) FROM outbox_retry").pluck().get(),
+    restores,
+    failuresSaid: lines.filter((line) => /publish failed|refused/.test(line.msg)).map((line) => line.msg),
+    unpublished: unpublishedRows(db),
+  }).toEqual({ setAside: 0, restores: 0, failuresSaid: [], unpublished: 3 });
+
+  // The next start publishes them, in order (JetStream drops any it had stored, by their ids).
+  const next = new OutboxRelay({ db, nc, logger: silentLogger(), outbox: new Outbox(db) });
+  await using _next = { [Symbol.asyncDispose]: () => next.close() };
+  next.start();
+  await waitFor(() => unpublishedRows(db) === 0, "the rest published", 20_000);
+  const jsm = await nc.jetstreamManager();
+  const count = (await jsm.streams.info(streams.inventory.name)).state.messages;
+  const stored = await Promise.all(Array.from({ length: count }, (_, i) => jsm.streams.getMessage(streams.inventory.name, { seq: i + 1 })));
+  expect(stored.map((m) => m.header.get("Nats-Msg-Id"))).toEqual(appended);
+});
+
 test("while a full batch is in flight the next is read ahead, and dropped when the batch is refused as a whole: nothing is skipped or reordered", async () => {
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);

@@ -222,6 +222,8 @@ export class OutboxRelay {
         if (progressed !== "disconnected") this.failures = 0;
         this.failingEnded(progressed === "disconnected");
       } catch (error) {
+        // A batch cut short by close() (its PubAcks not come in time): what was acked is recorded, the rest waits for the next start.
+        if (this.stopped) break;
         const failures = ++this.failures;
         this.counters.failures++;
         if (failures === 1 || failures % 20 === 0) {
