@@ -71,7 +71,7 @@ export class GatewayMetrics {
       });
       new Gauge({
         name: "orderly_gateway_cache_bytes",
-        help: "What the read cache's response bodies take (their length), at most GATEWAY_CACHE_MAX_BYTES",
+        help: "What the read cache's response bodies take (bytes, UTF-8), at most GATEWAY_CACHE_MAX_BYTES",
         registers: [this.registry],
         collect() {
           cache.dropExpired();

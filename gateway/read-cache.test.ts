@@ -46,7 +46,7 @@ describe("ReadCache", () => {
     expect(cache.stats.entries).toBe(2);
   });
 
-  test("holds at most maxBytes of bodies, dropping the oldest; a body larger than all of it is not kept; what it counts follows every drop", () => {
+  test("holds at most maxBytes of bodies (UTF-8), dropping the oldest; a body larger than all of it is not kept, nor drops the rest; what it counts follows every drop", () => {
     let now = 0;
     const cache = new ReadCache(1000, { maxEntries: 100, maxBytes: 10, clock: () => now });
     for (const [id, body] of [["x", "aaaa"], ["y", "bbbb"], ["z", "cccc"]] as const) cache.set(id, id, body, 1, cache.generation());
@@ -54,7 +54,16 @@ describe("ReadCache", () => {
     expect([cache.get("x", 0), cache.get("y", 0), cache.get("z", 0)]).toEqual([undefined, "bbbb", "cccc"]);
     expect(cache.stats).toMatchObject({ entries: 2, bytes: 8 });
     cache.set("big", "big", "0123456789A", 1, cache.generation());
-    expect(cache.get("big", 0)).toBeUndefined();
+    expect([cache.get("big", 0), cache.get("z", 0)]).toEqual([undefined, "cccc"]);
+    expect(cache.stats).toMatchObject({ entries: 2, bytes: 8 });
+    // Counted in UTF-8: "zéé" takes five bytes ("é" two), beside "bbbb"'s four.
+    cache.set("z", "z", "zéé", 1, cache.generation());
+    expect(cache.stats).toMatchObject({ entries: 2, bytes: 9 });
+    cache.set("y", "y", "bb", 1, cache.generation());
+    expect([cache.get("y", 0), cache.get("z", 0)]).toEqual(["bb", "zéé"]);
+    expect(cache.stats).toMatchObject({ entries: 2, bytes: 7 });
+    cache.invalidate("y");
+    cache.invalidate("z");
     expect(cache.stats).toMatchObject({ entries: 0, bytes: 0 });
     cache.set("y", "y", "bb", 1, cache.generation());
     cache.set("z", "z", "cc", 1, cache.generation());

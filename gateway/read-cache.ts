@@ -1,6 +1,8 @@
 /** A cached HTTP response body of one resource read. */
 interface Entry {
   body: string;
+  /** The body's size in UTF-8 (what it takes on the wire; about what it takes in memory). */
+  bytes: number;
   version: number;
   expires: number;
   /** From then on a hit asks for a fresh copy in the background (see refreshDue). */
@@ -24,7 +26,7 @@ export interface ReadCacheStats {
   bypasses: number;
   invalidations: number;
   entries: number;
-  /** What the entries' bodies take (their length: a byte a character for the ASCII JSON they mostly are). */
+  /** What the entries' bodies take, in UTF-8 bytes. */
   bytes: number;
 }
 
@@ -145,14 +147,17 @@ export class ReadCache {
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
     if (previous && previous.version > version && previous.expires > this.clock()) return;
     if (previous) this.delete(key, previous);
+    const bytes = Buffer.byteLength(body);
+    // A body larger than the whole budget is not kept (rather than dropping every other entry for it).
+    if (bytes > this.maxBytes) return;
     const now = this.dropExpired();
     const ttl = this.live ? this.ttlMs : this.outageTtlMs;
-    this.entries.set(key, { body, version, expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
-    this.stats.bytes += body.length;
+    this.entries.set(key, { body, bytes, version, expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
+    this.stats.bytes += bytes;
     let keys = this.keysByAggregate.get(aggregateId);
     if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));
     keys.add(key);
-    // The oldest go first (a body larger than the whole budget is not kept at all).
+    // The oldest go first.
     while (this.entries.size > this.maxEntries || this.stats.bytes > this.maxBytes) {
       const [oldestKey, oldest] = this.entries.entries().next().value as [string, Entry];
       this.delete(oldestKey, oldest);
@@ -267,7 +272,7 @@ export class ReadCache {
   private delete(key: string, entry: Entry | undefined): void {
     const deleted = this.entries.delete(key);
     if (entry) {
-      if (deleted) this.stats.bytes -= entry.body.length;
+      if (deleted) this.stats.bytes -= entry.bytes;
       const keys = this.keysByAggregate.get(entry.aggregateId);
       keys?.delete(key);
       if (keys?.size === 0) this.keysByAggregate.delete(entry.aggregateId);

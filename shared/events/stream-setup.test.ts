@@ -1,6 +1,7 @@
 import { expect, test, vi } from "vitest";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "nats";
 import { startNats, startNatsCluster } from "../../test/helpers/nats.js";
+import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
 import { connectNats } from "./nats-connection.js";
 import { defaultStreamSettings, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
@@ -75,11 +76,14 @@ test("on a cluster, STREAM_REPLICAS gives every stream its copies, also a stream
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const jsm = await nc.jetstreamManager();
   const copies = async () => Promise.all(Object.values(streams).map(async ({ name }) => (await jsm.streams.info(name)).config.num_replicas));
-  // Made with one copy (by a version before STREAM_REPLICAS), then given three.
+  // Made with one copy (by a version before STREAM_REPLICAS), with a durable consumer, then given three.
   await ensureStreams(jsm);
+  await ensureDurableConsumer(jsm, streams.orders.name, "setup-test", "orderly.orders.>");
   expect(await copies()).toEqual([1, 1]);
   await ensureStreams(jsm, { ...defaultStreamSettings, replicas: 3 });
   expect(await copies()).toEqual([3, 3]);
+  // The durable consumer follows its stream onto the other servers.
+  await waitFor(async () => (await jsm.consumers.info(streams.orders.name, "setup-test")).cluster?.replicas?.length === 2, "the consumer's two more copies");
   // A process started without the setting takes none away (lowering it on purpose is the nats CLI's).
   await ensureStreams(jsm);
   expect(await copies()).toEqual([3, 3]);

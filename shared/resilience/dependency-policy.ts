@@ -170,12 +170,13 @@ export class DependencyPolicy {
     // dependency then held every caller for the probe's whole budget. While the probe is out, the others are
     // refused at once, as while the breaker is open.
     const breaker = this.breaker;
-    const probeGate: typeof breaker = Object.create(breaker, {
-      execute: {
-        value: <T>(fn: Parameters<typeof breaker.execute<T>>[0], signal?: AbortSignal) =>
-          breaker.state === CircuitState.HalfOpen ? Promise.reject(new BrokenCircuitError("a half-open probe is in flight")) : breaker.execute(fn, signal),
-      },
-    });
+    const probeGate: IPolicy = {
+      _altReturn: undefined as never,
+      onSuccess: breaker.onSuccess,
+      onFailure: breaker.onFailure,
+      execute: (fn, signal) =>
+        breaker.state === CircuitState.HalfOpen ? Promise.reject(new BrokenCircuitError("a half-open probe is in flight")) : breaker.execute(fn, signal),
+    };
     this.idempotent = wrap(limiter, retries, probeGate);
     this.once = wrap(limiter, probeGate);
   }

@@ -10,7 +10,7 @@ function natsPortOf(logs: readonly string[]): number {
   return Number(server.split(":").pop());
 }
 
-test("a JetStream cluster server that hangs (SIGSTOP, not dead) under the query and order services holds up the events only seconds: the services move to live servers and an order's events reach the read model within 15 s", async () => {
+test("a JetStream cluster server that hangs (SIGSTOP, not dead) under the query service holds up the events only seconds: it moves to a live server and an order's events reach the read model within 25 s (~50 s before)", async () => {
   await using system = await startSystem({ STREAM_REPLICAS: "3" }, { natsCluster: 3 });
   const cluster = system.natsCluster!;
   const ports = cluster.servers.map((server) => server.port);
