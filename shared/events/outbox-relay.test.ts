@@ -31,6 +31,22 @@ function outboxOf(count: number, row: (n: number) => { subject: string; createTi
   return db;
 }
 
+/** An outbox to which `append(from, count)` adds restock events of SKU-<from>… in one transaction each; `appended` lists their ids in order. */
+function restockOutbox(): { db: Db; outbox: Outbox; appended: string[]; append: (from: number, count: number) => void } {
+  const db = openDatabase({ file: ":memory:", migrations: OUTBOX_MIGRATIONS });
+  const outbox = new Outbox(db);
+  const appended: string[] = [];
+  const append = (from: number, count: number) =>
+    db.transaction(() => {
+      for (let n = from; n < from + count; n++) {
+        const event = newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
+        outbox.append(event);
+        appended.push(event.eventId);
+      }
+    })();
+  return { db, outbox, appended, append };
+}
+
 test("the relay publishes the outbox in order, resumes after what it recorded, and prunes only old published rows", async () => {
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);
@@ -131,18 +147,7 @@ test("a publish in flight when NATS goes down fails at once; writes during the o
   const nc = await connectNats(nats.url, "relay-test", silentLogger());
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   await ensureStreams(await nc.jetstreamManager());
-  const db = openDatabase({ file: ":memory:", migrations: OUTBOX_MIGRATIONS });
-  const outbox = new Outbox(db);
-  const restocked = (n: number) => newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
-  const appended: string[] = [];
-  const append = (from: number, count: number) =>
-    db.transaction(() => {
-      for (let n = from; n < from + count; n++) {
-        const event = restocked(n);
-        outbox.append(event);
-        appended.push(event.eventId);
-      }
-    })();
+  const { db, outbox, appended, append } = restockOutbox();
   // Waiting a minute for a PubAck, or after a failed pass: this test ends long before either.
   const relay = new OutboxRelay({ db, nc, logger: silentLogger(), outbox, publishTimeoutMs: 60_000, backoff: { initialMs: 60_000, maxMs: 60_000 } });
   await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
@@ -176,17 +181,7 @@ test("a relay closed while nats-server hangs cuts its batch short without callin
   const nc = await connectNats(nats.url, "relay-test", silentLogger());
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   await ensureStreams(await nc.jetstreamManager());
-  const db = openDatabase({ file: ":memory:", migrations: OUTBOX_MIGRATIONS });
-  const outbox = new Outbox(db);
-  const appended: string[] = [];
-  const append = (from: number, count: number) =>
-    db.transaction(() => {
-      for (let n = from; n < from + count; n++) {
-        const event = newEvent(`SKU-${n}`, n, 1_000, { case: "stockRestocked", value: { item: { sku: `SKU-${n}`, available: n }, quantity: n } });
-        outbox.append(event);
-        appended.push(event.eventId);
-      }
-    })();
+  const { db, outbox, appended, append } = restockOutbox();
   const lines: { msg: string }[] = [];
   const logger = createLogger("order", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) });
   let restores = 0;
