@@ -1,4 +1,3 @@
-import { setImmediate } from "node:timers/promises";
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
@@ -9,7 +8,7 @@ import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/ob
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
-import { claimSoleWriter, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
+import { claimSoleWriter, deleteInChunks, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { orderConfig } from "./config.js";
 import { orderHandlers } from "./handlers/index.js";
 import { newOrderId } from "./order-id.js";
@@ -17,9 +16,6 @@ import { PendingRecovery } from "./pending-recovery.js";
 import { applyReservationOutcomes } from "./reservation-outcomes.js";
 import { orderMigrations } from "./schema.js";
 import { OrderStore } from "./store.js";
-
-/** Expired idempotency keys deleted per statement (see OrderStore.pruneIdempotencyKeys). */
-const PRUNE_CHUNK = 1000;
 
 const config = await configOrExit("order", (env) => listenable(orderConfig(env)));
 const logger = createLogger("order", config.logLevel);
@@ -93,15 +89,11 @@ runMain(logger, async () => {
     ],
   });
   const admin = await startServiceAdmin({ name: "order", host: config.host, port: config.adminPort, allowedHosts: config.adminHosts, metrics, health, logger, policies: [inventoryPolicy], events });
-  // Expired keys go a chunk at a time, the event loop turning between chunks, so a large prune never holds the service.
+  // Expired keys go a chunk at a time, so a large prune never holds the service (see OrderStore.pruneIdempotencyKeys).
   let pruning = true;
   const pruneKeys = async () => {
     const before = Date.now() - config.idempotencyKeyTtlMs;
-    let pruned = 0;
-    for (let chunk = PRUNE_CHUNK; chunk === PRUNE_CHUNK && pruning; await setImmediate()) {
-      chunk = store.pruneIdempotencyKeys(before, PRUNE_CHUNK);
-      pruned += chunk;
-    }
+    const pruned = await deleteInChunks((limit) => store.pruneIdempotencyKeys(before, limit), () => pruning);
     if (pruned > 0) logger.info({ pruned }, "pruned expired idempotency keys");
   };
   const pruneLogged = () => void pruneKeys().catch((error: unknown) => logger.error({ err: error }, "pruning idempotency keys failed"));
