@@ -65,8 +65,7 @@ export class GatewayMetrics {
         help: "Responses in the read cache",
         registers: [this.registry],
         collect() {
-          cache.dropExpired();
-          this.set(cache.stats.entries);
+          this.set(cache.held().entries);
         },
       });
       new Gauge({
@@ -74,8 +73,7 @@ export class GatewayMetrics {
         help: "What the read cache's response bodies take (bytes, UTF-8), at most GATEWAY_CACHE_MAX_BYTES",
         registers: [this.registry],
         collect() {
-          cache.dropExpired();
-          this.set(cache.stats.bytes);
+          this.set(cache.held().bytes);
         },
       });
     }

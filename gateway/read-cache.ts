@@ -165,10 +165,14 @@ export class ReadCache {
     this.stats.entries = this.entries.size;
   }
 
+  /** What it holds now (entries, and their bodies' bytes), its expired entries dropped first so an idle cache does not count them. */
+  held(): { entries: number; bytes: number } {
+    this.dropExpired();
+    return { entries: this.stats.entries, bytes: this.stats.bytes };
+  }
+
   /**
-   * Drops the entries that have expired (also before the entries gauge is
-   * read, so an idle cache does not count them), and answers the time it
-   * went by. Entries expire in insertion order (one TTL at a time; a
+   * Drops the entries that have expired, and answers the time it went by. Entries expire in insertion order (one TTL at a time; a
    * suspension shortens those before it): the expired ones are at the head.
    */
   dropExpired(): number {

@@ -63,11 +63,15 @@ interface Outcome<R extends Row> {
   result: PromiseSettledResult<PubAck>;
 }
 
-/** Pruning looks at this many rows per statement and at most this many chunks per pass, so a large prune does not hold the database (or the event loop) long. */
+/**
+ * Pruning looks at this many rows per statement and at most this many chunks per pass, so a large prune does not hold
+ * the database (or the event loop) long. It runs inside the relay's pass, between batches, so a pass is bounded here
+ * rather than by shared/sqlite's deleteInChunks, which yields between chunks until it is done.
+ */
 const PRUNE_CHUNK = 1000;
+const PRUNE_CHUNKS_PER_PASS = 20;
 /** How long a close waits for the PubAcks of the batch in flight before it gives them up. */
 const CLOSE_WAIT_MS = 1000;
-const PRUNE_CHUNKS_PER_PASS = 20;
 
 /** The NATS header carrying the W3C trace context of the publish span. */
 export const TRACEPARENT_HEADER = "traceparent";
@@ -209,9 +213,10 @@ export class OutboxRelay {
     this.stopped = true;
     this.stopListening();
     this.wake?.();
-    if (this.running && !(await settlesWithin(this.running, CLOSE_WAIT_MS))) this.publisher.close();
-    await this.running;
+    if (this.running) await settlesWithin(this.running, CLOSE_WAIT_MS);
+    // A batch still waiting for its PubAcks is cut short here (they reject with PublisherClosed); otherwise nothing is in flight.
     this.publisher.close();
+    await this.running;
   }
 
   private async loop(): Promise<void> {
