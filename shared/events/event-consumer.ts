@@ -111,6 +111,23 @@ class UndecodableEvent extends InvalidEvent {
 }
 
 /**
+ * An Event whose payload is of a type this consumer's code does not know: a
+ * payload field it has no name for, as a newer Orderly publishes once it adds
+ * an event type (README "Upgrading": consumers before producers).
+ */
+class UnknownEventType extends InvalidEvent {
+  override readonly name = "UnknownEventType";
+}
+
+/** Why an Event without a known payload cannot be applied: a payload of a type this code does not know, or none at all. */
+function missingPayload(event: Event): InvalidEvent {
+  const unknown = event.$unknown?.map((field) => field.no) ?? [];
+  return unknown.length > 0
+    ? new UnknownEventType(`event ${event.eventId} has a payload this consumer does not know (Event field ${unknown.join(", ")}): published by a newer version?`)
+    : new UndecodableEvent("event without id or payload");
+}
+
+/**
  * Whether a consumer's database records anything it took: an event applied
  * (recorded with its effect) or dead-lettered. An event acked unrecorded (one
  * the consumer ignores) leaves no trace, and had nothing to apply.
@@ -364,7 +381,8 @@ export class EventConsumer {
       } catch (error) {
         throw new UndecodableEvent(`not an orderly.events.v1.Event: ${String(error)}`);
       }
-      if (event.eventId === "" || event.payload.case === undefined) throw new UndecodableEvent("event without id or payload");
+      if (event.eventId === "") throw new UndecodableEvent("event without id or payload");
+      if (event.payload.case === undefined) throw missingPayload(event);
       if (this.options.ignores?.(event)) return { msg, event, applied: false, ignored: true, span, parent };
       const decoded = event;
       // A transaction inside the batch's: a savepoint, rolled back alone when the handler throws.
