@@ -50,6 +50,8 @@ export const reasons = {
   ROUTE_NOT_FOUND: Code.NOT_FOUND,
   /** The path exists but not for this HTTP method (HTTP 405). */
   METHOD_NOT_ALLOWED: Code.UNIMPLEMENTED,
+  /** The service does not have the RPC a route calls (an older version than the gateway's protos, mid-upgrade). */
+  NOT_IMPLEMENTED: Code.UNIMPLEMENTED,
   /** No order has this id (or it is not visible to the caller). */
   ORDER_NOT_FOUND: Code.NOT_FOUND,
   /** No item has this SKU. */
@@ -114,7 +116,7 @@ export function defaultReason(code: Code): Reason {
     case Code.NOT_FOUND:
       return "ROUTE_NOT_FOUND";
     case Code.UNIMPLEMENTED:
-      return "METHOD_NOT_ALLOWED";
+      return "NOT_IMPLEMENTED";
     case Code.UNAUTHENTICATED:
       return "INVALID_CREDENTIALS";
     case Code.PERMISSION_DENIED:

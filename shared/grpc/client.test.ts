@@ -6,7 +6,8 @@ import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { writeDevCertificates } from "../../scripts/dev-security.js";
 import { callUnary, tlsChannel } from "./client.js";
 import { HealthState, healthService, ServingStatus } from "./health.js";
-import type { OrderlyError } from "../errors/index.js";
+import { httpStatusFor, type OrderlyError } from "../errors/index.js";
+import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import type { TlsFiles } from "../security/config.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 
@@ -53,5 +54,22 @@ test("TLS to a server addressed by IP works on every Node line, and its certific
     expect(await check(`127.0.0.1:${roguePort}`)).toMatch(/self[- ]signed|unable to (get|verify)/i);
   } finally {
     for (const server of servers) server.forceShutdown();
+  }
+});
+
+test("an RPC the server does not have (a service older than its caller's protos) is NOT_IMPLEMENTED, HTTP 501: not a 405 about the client's method", async () => {
+  const server = new grpc.Server();
+  const health = healthService([], new HealthState({}));
+  server.addService(health.definition, health.implementation);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    const error = (await callUnary(client, InventoryService.method.getItem, { sku: "MUG-1" }, { deadline: Date.now() + 5000 }).catch((e: unknown) => e)) as OrderlyError;
+    expect({ reason: error.reason, status: httpStatusFor(error.code, error.reason) }).toEqual({ reason: "NOT_IMPLEMENTED", status: 501 });
+  } finally {
+    client.close();
+    server.forceShutdown();
   }
 });
