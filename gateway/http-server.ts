@@ -230,10 +230,13 @@ function deadlineOf(req: IncomingMessage, limits: GatewayLimits, now: number): n
   return now + Math.min(Number(value), limits.maxTimeoutMs);
 }
 
+/** An Idempotency-Key: 1-128 visible ASCII characters (the OpenAPI document states it too). */
+export const IDEMPOTENCY_KEY_PATTERN = /^[!-~]{1,128}$/;
+
 function idempotencyKeyOf(req: IncomingMessage): string | undefined {
   const value = singleHeader(req, "idempotency-key");
   if (value === undefined) return undefined;
-  if (!/^[\x21-\x7e]{1,128}$/.test(value)) {
+  if (!IDEMPOTENCY_KEY_PATTERN.test(value)) {
     throw new OrderlyError("INVALID_HEADER", "Idempotency-Key must be 1-128 visible ASCII characters (! to ~, no spaces)", {
       metadata: { header: "Idempotency-Key" },
     });

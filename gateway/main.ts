@@ -53,9 +53,10 @@ runMain(logger, async () => {
     config.security.tls,
   );
   const routes = routesOf(downstreams.map((d) => d.service));
-  const openApi = openApiDocument(routes, { title: "Orderly", version: "v1" });
   const shedder = new LoadShedder(config.shedding);
   const cache = config.cacheTtlMs > 0 ? new ReadCache(config.cacheTtlMs, { maxBytes: config.cacheMaxBytes }) : undefined;
+  // Built once; a read the cache serves may answer with X-Cache.
+  const openApi = openApiDocument(routes, { title: "Orderly", version: "v1" }, cache ? new Set(cachedReads.keys()) : undefined);
   const invalidation = cache ? invalidateOnEvents(cache, config.natsUrl, logger, config.natsAuth) : undefined;
   const policies = downstreams.map((d) => d.policy);
   const metrics = new GatewayMetrics({ cache, shedder, policies });

@@ -6,7 +6,10 @@ import { StatusSchema } from "../proto/gen/google/rpc/status_pb.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../proto/gen/google/rpc/error_details_pb.js";
 import { STATUS_CODES } from "node:http";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { HealthCheckResponse_ServingStatus } from "../proto/gen/grpc/health/v1/health_pb.js";
 import { httpStatusFor, reasons, type Code, type Reason } from "../shared/errors/index.js";
+import { REQUEST_ID_PATTERN } from "../shared/grpc/index.js";
+import { IDEMPOTENCY_KEY_PATTERN } from "./http-server.js";
 import { openApiPath, type Route } from "./routes/index.js";
 
 const WELL_KNOWN: Record<string, JsonObject> = {
@@ -15,28 +18,78 @@ const WELL_KNOWN: Record<string, JsonObject> = {
   "google.protobuf.Any": { type: "object", properties: { "@type": { type: "string" } }, required: ["@type"], additionalProperties: true },
 };
 
-/** Headers an error status carries, and what they say. */
-const ERROR_HEADERS: Record<string, Record<string, string>> = {
-  "401": { "WWW-Authenticate": 'Bearer realm="orderly", with error="invalid_token" when the credentials were refused' },
-  "405": { Allow: "The methods the path takes" },
-  "429": { "Retry-After": "Seconds to wait before trying again" },
-  "503": { "Retry-After": "Seconds to wait before trying again" },
-};
-
-/** Every error status the API answers with, and the reasons that give it (each reason's status, as the gateway maps it). */
-function errorStatuses(): [status: string, reasons: string[]][] {
-  const byStatus = new Map<number, string[]>();
-  for (const [reason, code] of Object.entries(reasons) as [Reason, Code][]) {
-    const status = httpStatusFor(code, reason);
-    byStatus.set(status, [...(byStatus.get(status) ?? []), reason]);
-  }
-  return [...byStatus].sort(([a], [b]) => a - b).map(([status, named]) => [String(status), named]);
+/** A response header the gateway sends, as a component (#/components/headers/NAME). */
+function header(description: string, schema: JsonObject, required = false): JsonObject {
+  return { description, required, schema };
 }
 
-/** The error statuses every route can answer with, and when. */
-const ERROR_RESPONSES: Record<string, string> = Object.fromEntries(
-  errorStatuses().map(([status, named]) => [status, `${STATUS_CODES[status] ?? (status === "499" ? "Client Closed Request" : "Error")}: ${named.join(", ")}`]),
-);
+/** Every response header the gateway sends, by name. */
+const HEADERS: Record<string, JsonObject> = {
+  "X-Request-Id": header("The request's id: the client's own X-Request-Id when it is valid, else one the gateway made. Every log line of the request carries it.", { type: "string", pattern: REQUEST_ID_PATTERN.source }, true),
+  "X-Cache": header("A cached read's answer: hit (from the gateway's cache) or shared (from another request's fetch of the same resource); absent when the service answered this request.", { type: "string", enum: ["hit", "shared"] }),
+  traceresponse: header("The W3C trace context of the request's span (Trace Context level 2), so a client can find its trace; absent on a cache hit and on a refusal written before the request was read.", { type: "string" }),
+  "Retry-After": header("Seconds to wait before trying again", { type: "string", pattern: "^\\d+$" }, true),
+  Allow: header("The methods the path takes", { type: "string" }, true),
+  "WWW-Authenticate": header('Bearer realm="orderly", with error="invalid_token" when the credentials were refused', { type: "string" }, true),
+};
+
+function headerRefs(...names: string[]): JsonObject {
+  return Object.fromEntries(names.map((name) => [name, { $ref: `#/components/headers/${name}` }]));
+}
+
+/** Headers an error status carries besides X-Request-Id. */
+const ERROR_HEADERS: Record<string, string[]> = { "401": ["WWW-Authenticate"], "405": ["Allow"], "429": ["Retry-After"], "503": ["Retry-After"] };
+
+/** Reasons only a request with a JSON body can get (json-body.ts). */
+const BODY_REASONS: ReadonlySet<Reason> = new Set(["MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_CONTENT_ENCODING", "UNSUPPORTED_TRANSFER_ENCODING", "JSON_TOO_DEEP"]);
+
+/** Reasons only an RPC with a request_id (an Idempotency-Key) can get. */
+const IDEMPOTENCY_REASONS: ReadonlySet<Reason> = new Set(["IDEMPOTENCY_KEY_REUSED"]);
+
+/**
+ * Reasons no client of a documented path receives: CANCELLED is the
+ * gateway's note of a client that went away (nothing is sent), HOST_NOT_ALLOWED
+ * is the admin port's, ROUTE_NOT_FOUND a path the document does not name.
+ */
+const NEVER_ANSWERED: ReadonlySet<Reason> = new Set(["CANCELLED", "HOST_NOT_ALLOWED", "ROUTE_NOT_FOUND"]);
+
+/** What a request to a built-in path can be refused with: Node's parser, the Host and Expect checks, and another method than GET or HEAD. */
+const BUILT_IN_REASONS: readonly Reason[] = ["MALFORMED_REQUEST", "HEADERS_TOO_LARGE", "REQUEST_TIMEOUT", "EXPECTATION_FAILED", "METHOD_NOT_ALLOWED"];
+
+/** The HTTP status of a reason, as the gateway answers it. */
+function statusOf(reason: Reason): string {
+  return String(httpStatusFor(reasons[reason] as Code, reason));
+}
+
+/** The reasons an API route can be answered with: every reason but those of a body, an idempotency key, or none a client meets. */
+function routeReasons(route: Route): Reason[] {
+  return (Object.keys(reasons) as Reason[]).filter(
+    (reason) =>
+      !NEVER_ANSWERED.has(reason) &&
+      (route.body !== "" || !BODY_REASONS.has(reason)) &&
+      (fieldByName(route.method.input, "request_id") !== undefined || !IDEMPOTENCY_REASONS.has(reason)),
+  );
+}
+
+/** The error statuses of a list of reasons, in order, each with the reasons that give it. */
+function errorStatuses(named: readonly Reason[]): Map<string, Reason[]> {
+  const byStatus = new Map<string, Reason[]>();
+  for (const reason of named) byStatus.set(statusOf(reason), [...(byStatus.get(statusOf(reason)) ?? []), reason]);
+  return new Map([...byStatus].sort(([a], [b]) => Number(a) - Number(b)));
+}
+
+/**
+ * An error response of a status: a google.rpc.Status with the reasons that
+ * give it, X-Request-Id, traceresponse on an API route (not a built-in path)
+ * and the status's own headers.
+ */
+function errorResponse(status: string, named: readonly Reason[], api: boolean): JsonObject {
+  return {
+    description: `${STATUS_CODES[status] ?? "Error"}: ${named.join(", ")}`,
+    headers: headerRefs("X-Request-Id", ...(api ? ["traceresponse"] : []), ...(ERROR_HEADERS[status] ?? [])),
+    content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+  };
+}
 
 /** RPCs whose service may answer 202 Accepted (the order is PENDING, reserved through events). */
 const MAY_ACCEPT: ReadonlySet<DescMethod> = new Set([OrderService.method.createOrder]);
@@ -202,7 +255,7 @@ function fieldByName(message: DescMessage, name: string): DescField | undefined 
   return message.fields.find((f) => f.name === name || f.jsonName === name);
 }
 
-function operation(route: Route, collector: SchemaCollector): JsonObject {
+function operation(route: Route, collector: SchemaCollector, cached: ReadonlySet<string>): JsonObject {
   const input = route.method.input;
   const pathFields = new Set(route.template.segments.flatMap((s) => ("variable" in s ? [s.variable] : [])));
   const parameters: JsonValue[] = [...pathFields].map((name) => {
@@ -217,31 +270,28 @@ function operation(route: Route, collector: SchemaCollector): JsonObject {
     }
   }
   parameters.push(
-    { name: "X-Request-Id", in: "header", required: false, schema: { type: "string", pattern: "^[A-Za-z0-9._:-]{1,128}$" }, description: "Correlation id; generated when absent and returned in the response" },
-    { name: "X-Request-Timeout", in: "header", required: false, schema: { type: "integer", minimum: 1 }, description: "Deadline budget in milliseconds (capped)" },
+    { name: "X-Request-Id", in: "header", required: false, schema: { type: "string", pattern: REQUEST_ID_PATTERN.source }, description: "Correlation id, kept when valid and returned in the response's X-Request-Id; an invalid one is replaced, not refused" },
+    { name: "X-Request-Timeout", in: "header", required: false, schema: { type: "integer", minimum: 1 }, description: "Deadline budget in milliseconds (capped); anything but a whole number of 1 or more is 400 INVALID_HEADER" },
   );
   if (fieldByName(input, "request_id")) {
-    parameters.push({ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", pattern: "^[!-~]{1,128}$" }, description: "Makes retries safe: the same key and body return the same result" });
+    parameters.push({ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", pattern: IDEMPOTENCY_KEY_PATTERN.source }, description: "Makes retries safe: the same key and body return the same result; the same key with another body is 422 IDEMPOTENCY_KEY_REUSED" });
   }
+  const success = (description: string, cached: boolean): JsonObject => ({
+    description,
+    headers: headerRefs("X-Request-Id", "traceresponse", ...(cached ? ["X-Cache"] : [])),
+    content: { "application/json": { schema: responseSchema(route, collector) } },
+  });
   const op: JsonObject = {
     operationId: `${route.service.name}_${route.method.name}`,
     tags: [route.service.name],
     summary: `${route.service.typeName}.${route.method.name}`,
     parameters,
     responses: {
-      "200": {
-        description: "OK",
-        content: { "application/json": { schema: responseSchema(route, collector) } },
-      },
+      "200": success("OK", cached.has(route.fullName)),
       ...(MAY_ACCEPT.has(route.method)
-        ? {
-            "202": {
-              description: "Accepted: the inventory could not answer in time, so the order is PENDING and is reserved through events; GET /v1/orders/{id}?minVersion=2 waits for the decision",
-              content: { "application/json": { schema: responseSchema(route, collector) } },
-            },
-          }
+        ? { "202": success("Accepted: the inventory could not answer in time, so the order is PENDING and is reserved through events; GET /v1/orders/{id}?minVersion=2 waits for the decision", false) }
         : {}),
-      ...Object.fromEntries(Object.keys(ERROR_RESPONSES).map((status) => [status, { $ref: `#/components/responses/Error${status}` }])),
+      ...Object.fromEntries([...errorStatuses(routeReasons(route))].map(([status, named]) => [status, errorResponse(status, named, true)])),
     },
   };
   if (route.body !== "") {
@@ -259,14 +309,76 @@ function responseSchema(route: Route, collector: SchemaCollector): JsonObject {
   return collector.field(fieldByName(route.method.output, route.responseBody)!);
 }
 
-/** An OpenAPI 3.1 document of the routes, derived from the same descriptors as the routes themselves. */
-export function openApiDocument(routes: readonly Route[], info: { title: string; version: string }): JsonObject {
+/** The JSON of /readyz: whether every downstream service answers, and each one's health (UNREACHABLE when it did not answer). */
+const READINESS_SCHEMA: JsonObject = {
+  type: "object",
+  properties: {
+    status: { type: "string", enum: ["ready", "not ready"] },
+    services: {
+      type: "object",
+      additionalProperties: { type: "string", enum: [...Object.values(HealthCheckResponse_ServingStatus).filter((v) => typeof v === "string"), "UNREACHABLE"] },
+    },
+  },
+  required: ["status", "services"],
+  additionalProperties: false,
+};
+
+/** A built-in GET on the API's port (http-server.ts): open to anyone, never rate limited or shed; `answers` maps each status it answers with to its body's schema. */
+function builtIn(operationId: string, summary: string, answers: Record<string, [description: string, schema: JsonObject]>): JsonObject {
+  return {
+    get: {
+      operationId,
+      tags: ["gateway"],
+      summary,
+      security: [],
+      responses: {
+        ...Object.fromEntries(
+          Object.entries(answers).map(([status, [description, schema]]) => [
+            status,
+            { description, headers: headerRefs("X-Request-Id"), content: { "application/json": { schema } } },
+          ]),
+        ),
+        ...Object.fromEntries([...errorStatuses(BUILT_IN_REASONS)].map(([status, named]) => [status, errorResponse(status, named, false)])),
+      },
+    },
+  };
+}
+
+/** The gateway's built-in paths: liveness, readiness and this document. */
+function builtInPaths(): Record<string, JsonObject> {
+  return {
+    "/healthz": builtIn("Gateway_Healthz", "The gateway process is up", {
+      "200": [
+        "Live: the requests in flight and the event loop's lag",
+        {
+          type: "object",
+          properties: { status: { type: "string", const: "ok" }, inFlight: { type: "integer", minimum: 0 }, eventLoopLagMs: { type: "number", minimum: 0 } },
+          required: ["status", "inFlight", "eventLoopLagMs"],
+          additionalProperties: false,
+        },
+      ],
+    }),
+    "/readyz": builtIn("Gateway_Readyz", "Every service the gateway calls answers", {
+      "200": ["Ready: every service is SERVING", READINESS_SCHEMA],
+      "503": ["Not ready: a service is not SERVING or did not answer", READINESS_SCHEMA],
+    }),
+    "/openapi.json": builtIn("Gateway_OpenApi", "This document", { "200": ["The OpenAPI document", { type: "object" }] }),
+  };
+}
+
+/**
+ * An OpenAPI 3.1 document of the routes, derived from the same descriptors as
+ * the routes themselves, and of the gateway's built-in paths. `cachedReads`:
+ * the full method names of the reads the gateway's cache serves (their 200
+ * may carry X-Cache).
+ */
+export function openApiDocument(routes: readonly Route[], info: { title: string; version: string }, cachedReads: ReadonlySet<string> = new Set()): JsonObject {
   const collector = new SchemaCollector();
-  const paths: Record<string, JsonObject> = {};
+  const paths: Record<string, JsonObject> = builtInPaths();
   for (const route of routes) {
     const path = openApiPath(route.template);
     paths[path] ??= {};
-    paths[path][route.httpMethod.toLowerCase()] = operation(route, collector);
+    paths[path][route.httpMethod.toLowerCase()] = operation(route, collector, cachedReads);
   }
   collector.message(StatusSchema);
   collector.message(ErrorInfoSchema);
@@ -279,21 +391,12 @@ export function openApiDocument(routes: readonly Route[], info: { title: string;
     openapi: "3.1.0",
     info: { ...info, description: "Orderly's HTTP API, generated from the google.api.http annotations of its protos." },
     paths,
-    // Every route needs a bearer token (a JWT); /healthz, /readyz and /openapi.json are not routes of the API.
+    // Every route needs a bearer token (a JWT); the built-in paths (/healthz, /readyz, /openapi.json) say they need none.
     security: [{ bearerAuth: [] }],
     components: {
       securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
-      schemas: collector.schemas,
-      responses: Object.fromEntries(
-        Object.entries(ERROR_RESPONSES).map(([status, description]) => [
-          `Error${status}`,
-          {
-            description,
-            content: { "application/json": { schema: errorSchema } },
-            ...(ERROR_HEADERS[status] ? { headers: Object.fromEntries(Object.entries(ERROR_HEADERS[status]!).map(([name, about]) => [name, { description: about, schema: { type: "string" } }])) } : {}),
-          },
-        ]),
-      ),
+      schemas: { ...collector.schemas, Error: errorSchema },
+      headers: HEADERS,
     },
   };
 }

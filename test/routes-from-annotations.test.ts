@@ -77,7 +77,7 @@ test("the route table of Orderly's services is exactly their google.api.http ann
     ].sort(),
   );
   const document = openApiDocument(routesOf(services), { title: "t", version: "v1" }) as any;
-  expect(Object.keys(document.paths)).toHaveLength(11);
+  expect(Object.keys(document.paths)).toHaveLength(11 + 3);
   expect(document.paths["/v1/orders"].post.responses["422"]).toBeDefined();
   expect(document.components.schemas["orderly.order.v1.Order"].properties.status).toEqual({ $ref: "#/components/schemas/orderly.order.v1.OrderStatus", readOnly: true });
 });
@@ -110,26 +110,56 @@ test("the OpenAPI document says what the protos say of each field: required (goo
   expect(document.paths["/v1/orders/{id}:cancel"].post.requestBody.required).toBe(false);
 });
 
-test("the OpenAPI document names the bearer scheme every route needs, every error status with the reasons that give it, and 202 where an RPC may answer it", () => {
+test("the OpenAPI document names the bearer scheme every route needs, the error statuses each route can answer with and the reasons that give them, and 202 where an RPC may answer it", () => {
   const document = openApiDocument(routesOf([OrderService, InventoryService, QueryService]), { title: "t", version: "v1" }) as any;
   expect(document.security).toEqual([{ bearerAuth: [] }]);
   expect(document.components.securitySchemes.bearerAuth).toEqual({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
-  // Every reason is listed under the status the gateway answers it with, and every route refers to every error status.
-  const statuses = Object.keys(document.components.responses).map((name) => name.replace(/^Error/, ""));
+  const operations = Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, any> }>>).flatMap(([path, item]) =>
+    Object.entries(item).map(([method, operation]) => ({ route: `${method} ${path}`, operation })),
+  );
+  // Every reason a client can meet is listed under the status the gateway answers it with, on some route.
   for (const [reason, code] of Object.entries(reasons) as [Reason, Code][]) {
     const status = String(httpStatusFor(code, reason));
-    expect({ reason, listed: document.components.responses[`Error${status}`]?.description.split(/[:,] /).includes(reason) }).toEqual({ reason, listed: true });
+    const listed = operations.some(({ operation }) => operation.responses[status]?.description.split(/[:,] /).includes(reason));
+    expect({ reason, listed }).toEqual({ reason, listed: !["CANCELLED", "HOST_NOT_ALLOWED", "ROUTE_NOT_FOUND"].includes(reason) });
   }
-  expect(statuses).toEqual(expect.arrayContaining(["401", "403", "405", "429", "499", "503", "504"]));
-  for (const [path, item] of Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>)) {
-    for (const [method, operation] of Object.entries(item)) {
-      const expected = ["200", ...(path === "/v1/orders" && method === "post" ? ["202"] : []), ...statuses];
-      expect({ route: `${method} ${path}`, responses: Object.keys(operation.responses).sort() }).toEqual({ route: `${method} ${path}`, responses: expected.sort() });
+  const common = ["200", "400", "401", "403", "404", "405", "408", "417", "429", "431", "500", "503", "504"];
+  const withBody = [...common, "413", "415"];
+  const expected: Record<string, string[]> = {
+    "post /v1/orders": [...withBody, "202", "422"],
+    "post /v1/orders/{id}:cancel": withBody,
+    "post /v1/inventory/{sku}:restock": [...withBody, "422"],
+  };
+  for (const { route, operation } of operations.filter(({ route }) => route.includes("/v1/"))) {
+    expect({ route, responses: Object.keys(operation.responses).sort() }).toEqual({ route, responses: (expected[route] ?? common).sort() });
+    // 409 and 501 have no reason: no idempotency key reused with another body is a conflict (it is 422), and UNIMPLEMENTED is 405.
+    expect(operation.responses["409"] ?? operation.responses["501"]).toBeUndefined();
+    for (const [status, response] of Object.entries(operation.responses)) {
+      expect({ route, status, requestId: response.headers["X-Request-Id"] }).toEqual({ route, status, requestId: { $ref: "#/components/headers/X-Request-Id" } });
     }
   }
-  expect(Object.keys(document.components.responses.Error401.headers)).toEqual(["WWW-Authenticate"]);
-  expect(Object.keys(document.components.responses.Error405.headers)).toEqual(["Allow"]);
-  expect(Object.keys(document.components.responses.Error503.headers)).toEqual(["Retry-After"]);
+  const cancel = document.paths["/v1/orders/{id}:cancel"].post.responses;
+  expect(cancel["400"].description).toContain("MALFORMED_JSON");
+  expect(document.paths["/v1/orders/{id}"].get.responses["400"].description).not.toContain("MALFORMED_JSON");
+  expect(Object.keys(cancel["401"].headers)).toEqual(["X-Request-Id", "traceresponse", "WWW-Authenticate"]);
+  expect(Object.keys(cancel["405"].headers)).toEqual(["X-Request-Id", "traceresponse", "Allow"]);
+  expect(Object.keys(cancel["429"].headers)).toEqual(["X-Request-Id", "traceresponse", "Retry-After"]);
+  expect(Object.keys(cancel["503"].headers)).toEqual(["X-Request-Id", "traceresponse", "Retry-After"]);
+});
+
+test("the OpenAPI document names the gateway's built-in paths, open to anyone, and X-Cache only on the reads the cache serves", () => {
+  const routes = routesOf([OrderService, InventoryService, QueryService]);
+  const document = openApiDocument(routes, { title: "t", version: "v1" }, new Set([`${QueryService.typeName}/GetOrder`])) as any;
+  for (const path of ["/healthz", "/readyz", "/openapi.json"]) {
+    expect(document.paths[path].get.security).toEqual([]);
+    expect(Object.keys(document.paths[path])).toEqual(["get"]);
+  }
+  expect(Object.keys(document.paths["/readyz"].get.responses)).toEqual(["200", "400", "405", "408", "417", "431", "503"]);
+  expect(document.paths["/readyz"].get.responses["503"].content["application/json"].schema.required).toEqual(["status", "services"]);
+  expect(document.paths["/healthz"].get.responses["200"].content["application/json"].schema.required).toEqual(["status", "inFlight", "eventLoopLagMs"]);
+  expect(Object.keys(document.paths["/v1/orders/{id}"].get.responses["200"].headers)).toContain("X-Cache");
+  expect(Object.keys(document.paths["/v1/stock/{sku}"].get.responses["200"].headers)).not.toContain("X-Cache");
+  expect(document.components.headers["X-Request-Id"].schema.pattern).toBe("^[A-Za-z0-9._:-]{1,128}$");
 });
 
 test("an RPC is exposed over HTTP because of its annotation, with no gateway code, and appears in OpenAPI", async () => {
@@ -138,7 +168,7 @@ test("an RPC is exposed over HTTP because of its annotation, with no gateway cod
   expect(routes.map((r) => `${r.httpMethod} ${r.template.source} -> ${r.method.name}`)).toEqual(["GET /v1/echo/{text} -> Echo"]);
 
   const openApi = openApiDocument(routes, { title: "echo", version: "v1" }) as any;
-  expect(Object.keys(openApi.paths)).toEqual(["/v1/echo/{text}"]);
+  expect(Object.keys(openApi.paths)).toEqual(["/healthz", "/readyz", "/openapi.json", "/v1/echo/{text}"]);
   expect(openApi.paths["/v1/echo/{text}"].get.operationId).toBe("EchoService_Echo");
   expect(openApi.paths["/v1/echo/{text}"].get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toContain("query:suffix");
 

@@ -16,6 +16,6 @@ export { healthService, HealthState, ServingStatus, type HealthChecks } from "./
 export { reflectionServices } from "./reflection.js";
 export { chain, traceCalls, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
 export { HTTP_CODE_HEADER, callOptionsOf, causeOf, type CallContext } from "./context.js";
-export { isRequestId, metadataKeys } from "./metadata-keys.js";
+export { isRequestId, metadataKeys, REQUEST_ID_PATTERN } from "./metadata-keys.js";
 export type { Client, CallOptions, ServiceHandlers, UnaryHandler, UnaryMethodName } from "./types.js";
 export { validateRequests, checkRules } from "./validate-requests.js";

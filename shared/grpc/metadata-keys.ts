@@ -6,7 +6,8 @@ export const metadataKeys = {
   statusDetails: "grpc-status-details-bin",
 } as const;
 
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** What a request id Orderly keeps looks like (see isRequestId); the OpenAPI document states it too. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Whether a caller's request id (X-Request-Id, x-request-id metadata) is one

@@ -557,7 +557,10 @@ describe("fuzzing every route of the protos", () => {
   // A passing property ran its RUNS cases; a failing one stops early (and is reported by its own test too).
   test("every route of the protos, and of /openapi.json, has a property of 1,000 arbitrary cases (writes: also one of 1,000 refused ones)", async () => {
     const openApi = bodyOf(await call("GET", "/openapi.json")) as { paths: Record<string, Record<string, { parameters: { name: string; in: string }[] }>> };
-    const documented = Object.entries(openApi.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
+    // The gateway's built-in paths (/healthz, /readyz, /openapi.json) are documented too, outside the API's /v1/.
+    const documented = Object.entries(openApi.paths)
+      .filter(([path]) => path.startsWith("/v1/"))
+      .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
     expect(new Set(documented)).toEqual(new Set(shapes.map((s) => s.key)));
     for (const shape of shapes) {
       const operation = openApi.paths[shape.key.slice(shape.key.indexOf(" ") + 1)]![shape.route.httpMethod.toLowerCase()]!;
