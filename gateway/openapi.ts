@@ -49,9 +49,10 @@ const IDEMPOTENCY_REASONS: ReadonlySet<Reason> = new Set(["IDEMPOTENCY_KEY_REUSE
 /**
  * Reasons no client of a documented path receives: CANCELLED is the
  * gateway's note of a client that went away (nothing is sent), HOST_NOT_ALLOWED
- * is the admin port's, ROUTE_NOT_FOUND a path the document does not name.
+ * is the admin port's. (ROUTE_NOT_FOUND stays: a path variable's value that
+ * no longer fits the template, one with a "/" say, meets it.)
  */
-const NEVER_ANSWERED: ReadonlySet<Reason> = new Set(["CANCELLED", "HOST_NOT_ALLOWED", "ROUTE_NOT_FOUND"]);
+const NEVER_ANSWERED: ReadonlySet<Reason> = new Set(["CANCELLED", "HOST_NOT_ALLOWED"]);
 
 /** What a request to a built-in path can be refused with: Node's parser, the Host and Expect checks, and another method than GET or HEAD. */
 const BUILT_IN_REASONS: readonly Reason[] = ["MALFORMED_REQUEST", "HEADERS_TOO_LARGE", "REQUEST_TIMEOUT", "EXPECTATION_FAILED", "METHOD_NOT_ALLOWED"];
