@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,5 +111,43 @@ test("a worker that cannot open the database leaves checkpoints to SQLite, and s
   expect(autocheckpoint(db)).toBe(1000);
   expect(warnings).toEqual(["background checkpoints stopped; SQLite checkpoints on commit again"]);
   await checkpoints.close();
+  db.close();
+});
+
+/** The soft limit on the size of a file this process writes (RLIMIT_FSIZE, bytes or "unlimited"), read or set with util-linux's prlimit. */
+const fileSizeLimit = {
+  get: () => execFileSync("prlimit", ["--pid", String(process.pid), "--fsize", "--output=SOFT", "--noheadings", "--raw"], { encoding: "utf8" }).trim(),
+  set: (soft: string | number) => void execFileSync("prlimit", ["--pid", String(process.pid), `--fsize=${soft}:`]),
+};
+
+test("a worker that fails mid-run (its database file cannot grow) is started again once the file can, and the WAL is checkpointed off the event loop again", async () => {
+  const { db, file } = fileDatabase();
+  // Each line with the connection's threshold when it was written (a new worker may be running by the time the test looks).
+  const lines: { msg: string; code?: string; autocheckpoint?: unknown }[] = [];
+  const logger = silentLogger();
+  logger.warn = ((fields: { err?: { code?: string } }, msg: string) => void lines.push({ msg, code: fields.err?.code, autocheckpoint: autocheckpoint(db) })) as typeof logger.warn;
+  logger.info = ((_: unknown, msg: string) => void lines.push({ msg })) as typeof logger.info;
+  const checkpoints = await startBackgroundCheckpoints(db, logger, { intervalMs: 3_600_000, walPages: 1_000_000, restartAfterMs: 20 });
+  // ~2.4 MiB in the WAL and none of it in the database file yet.
+  write(db, 200);
+  const unlimited = fileSizeLimit.get();
+  try {
+    // The database file cannot grow now (EFBIG, as a full disk's ENOSPC): the worker's checkpoint fails and ends it.
+    fileSizeLimit.set(statSync(file).size);
+    checkpoints.checkpointNow();
+    await waitFor(() => lines.length > 0, "the worker's failure");
+  } finally {
+    fileSizeLimit.set(unlimited);
+  }
+  // A new worker takes over: the connection's threshold is the worker's again, and the worker copies the WAL when asked.
+  await waitFor(() => autocheckpoint(db) === 1_000_000, "a new worker");
+  await checkpointEverything(checkpoints);
+  expect(statSync(file).size).toBeGreaterThan(200 * 4096);
+  expect(lines).toEqual([
+    { msg: "background checkpoints stopped; SQLite checkpoints on commit again", code: "SQLITE_IOERR_WRITE", autocheckpoint: 1000 },
+    { msg: "background checkpoints resumed" },
+  ]);
+  await checkpoints.close();
+  expect(autocheckpoint(db)).toBe(1000);
   db.close();
 });

@@ -15,10 +15,15 @@ export interface BackgroundCheckpointOptions {
    * the worker has copied and synced nearly all of it.
    */
   walPages?: number;
+  /** How long after the worker fails a new one is started (ms); twice as long after each one that fails again, up to a minute. */
+  restartAfterMs?: number;
 }
 
 /** SQLite's own auto-checkpoint threshold (pages), restored when the worker cannot run. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
+
+/** The longest wait before a new worker is started after one failed (ms), and how long a worker runs for the waits to start over. */
+const RESTART_MAX_WAIT_MS = 60_000;
 
 /**
  * The worker: its own connection to the same file and a PASSIVE checkpoint
@@ -36,12 +41,13 @@ const Database = require(workerData.driver);
 // A short busy timeout: the worker never has a reason to wait long for a lock.
 const db = new Database(workerData.file, { fileMustExist: true, timeout: 100 });
 const statement = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
-// A lock not had within the busy timeout counts as busy: the next interval tries again. Anything else ends the worker.
+// A lock not had within the busy timeout counts as busy: the next interval tries again. Anything else ends the worker,
+// as a plain Error: better-sqlite3's SqliteError reaches the parent as its code alone, without its message.
 const checkpoint = () => {
   try {
     return statement.get();
   } catch (error) {
-    if (error.code !== "SQLITE_BUSY") throw error;
+    if (error.code !== "SQLITE_BUSY") throw Object.assign(new Error(error.message), { code: error.code });
     return { busy: 1 };
   }
 };
@@ -94,65 +100,110 @@ export interface BackgroundCheckpoints {
  * synchronous=NORMAL, syncs both files, on the event loop. Here a worker
  * thread with its own connection copies and syncs every `intervalMs`, and
  * the service's connection checkpoints only past `walPages`, finding little
- * left to do. If the worker cannot start or fails, the connection goes back
- * to SQLite's own threshold. better-sqlite3 has no asynchronous checkpoint,
- * hence the worker.
+ * left to do. If the worker cannot start or fails (a full disk, an I/O
+ * error), the connection goes back to SQLite's own threshold and a new worker
+ * is started after `restartAfterMs`, then twice as long while they keep
+ * failing, up to a minute: once the storage recovers, so do the checkpoints.
+ * better-sqlite3 has no asynchronous checkpoint, hence the worker.
  */
 export async function startBackgroundCheckpoints(db: Db, logger: Logger, options: BackgroundCheckpointOptions = {}): Promise<BackgroundCheckpoints> {
   const intervalMs = options.intervalMs ?? 50;
   const walPages = options.walPages ?? 16_384;
+  const restartAfterMs = options.restartAfterMs ?? 1000;
   // An in-memory database has no WAL to checkpoint (and a second connection would open another one).
   if (db.memory) return { latest: undefined, checkpointNow() {}, close: () => Promise.resolve() };
-  let worker: Worker;
-  try {
-    worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { driver: createRequire(import.meta.url).resolve("better-sqlite3"), file: db.name, intervalMs },
-      // Not the parent's --import hooks: the worker is plain CommonJS.
-      execArgv: [],
-    });
-  } catch (error) {
-    logger.warn({ err: error, file: db.name }, "background checkpoints could not start; SQLite checkpoints on commit");
-    return { latest: undefined, checkpointNow() {}, close: () => Promise.resolve() };
-  }
   let closing = false;
-  let failed = false;
-  /** Back to SQLite's own checkpoints, once, when the worker fails (not when it was asked to stop). */
-  const failOver = (error: unknown) => {
-    if (closing || failed) return;
-    failed = true;
-    if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
-    logger.warn({ err: error, file: db.name }, "background checkpoints stopped; SQLite checkpoints on commit again");
-  };
-  const exited = new Promise<void>((resolve) =>
-    worker.once("exit", (code) => {
-      failOver(new Error(`the checkpoint worker exited with code ${code}`));
-      resolve();
-    }),
-  );
-  worker.on("error", failOver);
+  /** The worker running (or starting), and a promise of its end. */
+  let current: { worker: Worker; ready: boolean; exited: Promise<void> } | undefined;
+  /** Whether the connection checkpoints on its own now (SQLite's threshold), the worker having failed. */
+  let fallenBack = false;
+  let restartWaitMs = restartAfterMs;
+  let restartTimer: NodeJS.Timeout | undefined;
   let latest: CheckpointProgress | undefined;
-  const started = await new Promise<boolean>((resolve) => {
-    worker.on("message", (message: "ready" | CheckpointProgress) => {
-      if (message === "ready") resolve(true);
-      else latest = message;
+
+  /** Back to SQLite's own checkpoints when a worker fails (not when it was asked to stop), said once until one runs again; a new one later. */
+  const failOver = (error: unknown, readySince: number | undefined) => {
+    current = undefined;
+    if (closing) return;
+    if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
+    if (!fallenBack) {
+      fallenBack = true;
+      logger.warn({ err: error, file: db.name, retryInMs: restartWaitMs }, "background checkpoints stopped; SQLite checkpoints on commit again");
+    }
+    // A worker that ran a while starts the waits over; one that keeps failing (a disk still full) is tried less often.
+    const ranMs = readySince === undefined ? 0 : Date.now() - readySince;
+    restartWaitMs = ranMs >= RESTART_MAX_WAIT_MS ? restartAfterMs : restartWaitMs;
+    restartTimer = setTimeout(() => void start(), restartWaitMs);
+    restartTimer.unref();
+    restartWaitMs = Math.min(RESTART_MAX_WAIT_MS, restartWaitMs * 2);
+  };
+
+  /** Starts a worker; resolves once it is ready (true) or has failed (false). */
+  const start = (): Promise<boolean> => {
+    restartTimer = undefined;
+    if (closing || !db.open) return Promise.resolve(false);
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { driver: createRequire(import.meta.url).resolve("better-sqlite3"), file: db.name, intervalMs },
+        // Not the parent's --import hooks: the worker is plain CommonJS.
+        execArgv: [],
+      });
+    } catch (error) {
+      failOver(error, undefined);
+      return Promise.resolve(false);
+    }
+    let readySince: number | undefined;
+    let ended = false;
+    const end = (error: unknown) => {
+      if (ended) return;
+      ended = true;
+      failOver(error, readySince);
+    };
+    const running = { worker, ready: false, exited: Promise.resolve() };
+    current = running;
+    return new Promise<boolean>((resolve) => {
+      running.exited = new Promise<void>((exited) =>
+        worker.once("exit", (code) => {
+          end(new Error(`the checkpoint worker exited with code ${code}`));
+          resolve(false);
+          exited();
+        }),
+      );
+      worker.on("error", end);
+      worker.on("message", (message: "ready" | CheckpointProgress) => {
+        if (message !== "ready") {
+          latest = message;
+          return;
+        }
+        running.ready = true;
+        readySince = Date.now();
+        if (!closing && db.open) db.pragma(`wal_autocheckpoint = ${walPages}`);
+        if (fallenBack && !closing) {
+          fallenBack = false;
+          logger.info({ file: db.name }, "background checkpoints resumed");
+        }
+        resolve(true);
+      });
     });
-    void exited.then(() => resolve(false));
-  });
-  if (started && !failed) db.pragma(`wal_autocheckpoint = ${walPages}`);
+  };
+
+  await start();
   return {
     get latest() {
       return latest;
     },
     checkpointNow() {
-      if (!closing && !failed) worker.postMessage("checkpoint");
+      if (!closing && current?.ready) current.worker.postMessage("checkpoint");
     },
     async close() {
       if (!closing) {
         closing = true;
-        worker.postMessage("stop");
+        clearTimeout(restartTimer);
+        current?.worker.postMessage("stop");
       }
-      await exited;
+      await current?.exited;
       if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
     },
   };
