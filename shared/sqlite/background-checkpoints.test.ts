@@ -151,3 +151,30 @@ test("a worker that fails mid-run (its database file cannot grow) is started aga
   expect(autocheckpoint(db)).toBe(1000);
   db.close();
 });
+
+test("workers started again while the file still cannot grow fail before the connection counts on them: no word of resuming until one can", async () => {
+  const { db, file } = fileDatabase();
+  const lines: string[] = [];
+  const logger = silentLogger();
+  logger.warn = ((_: unknown, msg: string) => void lines.push(msg)) as typeof logger.warn;
+  logger.info = ((_: unknown, msg: string) => void lines.push(msg)) as typeof logger.info;
+  const checkpoints = await startBackgroundCheckpoints(db, logger, { intervalMs: 10, walPages: 1_000_000, restartAfterMs: 10 });
+  // A database file of ~1.6 MiB and a WAL copied into it, which the next commit starts over.
+  write(db, 200);
+  await checkpointEverything(checkpoints);
+  const unlimited = fileSizeLimit.get();
+  try {
+    // No file grows past the database's size now: new frames still fit in the WAL, but every worker's checkpoint must grow the database file to copy them.
+    fileSizeLimit.set(statSync(file).size);
+    write(db, 50);
+    await waitFor(() => checkpoints.failures >= 3, "workers failing again");
+    expect(autocheckpoint(db)).toBe(1000);
+    expect(lines).toEqual(["background checkpoints stopped; SQLite checkpoints on commit again"]);
+  } finally {
+    fileSizeLimit.set(unlimited);
+  }
+  await waitFor(() => autocheckpoint(db) === 1_000_000, "a new worker");
+  expect(lines.at(-1)).toBe("background checkpoints resumed");
+  await checkpoints.close();
+  db.close();
+});

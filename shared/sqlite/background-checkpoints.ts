@@ -72,6 +72,9 @@ parentPort.on("message", (message) => {
   clearTimeout(timer);
   try { checkpoint(); } finally { db.close(); parentPort.close(); }
 });
+// A first checkpoint before it says it is ready: one started again while the storage still fails ends here, before the
+// service's connection counts on it (it would say it resumed, then fail at its first look).
+checkpoint();
 parentPort.postMessage("ready");
 `;
 
@@ -87,6 +90,8 @@ export interface CheckpointProgress {
 export interface BackgroundCheckpoints {
   /** What the latest checkpoint asked for found (undefined before one is done). */
   readonly latest: CheckpointProgress | undefined;
+  /** How many workers have failed (at their start or later) since this started. */
+  readonly failures: number;
   /** Asks the worker for a checkpoint now, besides its interval; `latest` shows it once done. */
   checkpointNow(): void;
   /** Stops the worker after a last checkpoint and gives checkpoints back to SQLite; call before closing the database. */
@@ -111,7 +116,7 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
   const walPages = options.walPages ?? 16_384;
   const restartAfterMs = options.restartAfterMs ?? 1000;
   // An in-memory database has no WAL to checkpoint (and a second connection would open another one).
-  if (db.memory) return { latest: undefined, checkpointNow() {}, close: () => Promise.resolve() };
+  if (db.memory) return { latest: undefined, failures: 0, checkpointNow() {}, close: () => Promise.resolve() };
   let closing = false;
   /** The worker running (or starting), and a promise of its end. */
   let current: { worker: Worker; ready: boolean; exited: Promise<void> } | undefined;
@@ -120,11 +125,13 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
   let restartWaitMs = restartAfterMs;
   let restartTimer: NodeJS.Timeout | undefined;
   let latest: CheckpointProgress | undefined;
+  let failures = 0;
 
   /** Back to SQLite's own checkpoints when a worker fails (not when it was asked to stop), said once until one runs again; a new one later. */
   const failOver = (error: unknown, readySince: number | undefined) => {
     current = undefined;
     if (closing) return;
+    failures++;
     if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
     if (!fallenBack) {
       fallenBack = true;
@@ -193,6 +200,9 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
   return {
     get latest() {
       return latest;
+    },
+    get failures() {
+      return failures;
     },
     checkpointNow() {
       if (!closing && current?.ready) current.worker.postMessage("checkpoint");
