@@ -1,9 +1,9 @@
 import { join } from "node:path";
-import { readGrpcAddress, readChoice, readInt, readString, serviceBaseConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { consumerConfig, readGrpcAddress, readChoice, readInt, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 import { defaultDependencyPolicyOptions, type DependencyPolicyOptions } from "../../shared/resilience/index.js";
 
 /** The order service's configuration, read from the environment once. */
-export interface OrderConfig extends ServiceBaseConfig {
+export interface OrderConfig extends ServiceBaseConfig, ConsumerConfig {
   dbFile: string;
   inventoryAddress: string;
   inventoryPolicy: DependencyPolicyOptions;
@@ -20,6 +20,7 @@ export function orderConfig(env: Env): OrderConfig {
   const base = serviceBaseConfig(env, { grpc: ["ORDER_GRPC_PORT", 50051], admin: ["ORDER_ADMIN_PORT", 9051] });
   return {
     ...base,
+    ...consumerConfig(env),
     dbFile: join(base.dataDir, "order.db"),
     inventoryAddress: readGrpcAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
     inventoryPolicy: {

@@ -45,6 +45,9 @@ runMain(logger, async () => {
         handle: applyReservationOutcomes(store),
       },
     ],
+    maxDeliveries: config.maxDeliveries,
+    retryDelayMs: config.retryDelayMs,
+    ackWaitMs: config.ackWaitMs,
     transactions: metrics.transactions,
   });
   // The order service calls inventory on its own behalf (reserving, releasing), as the "service" role.

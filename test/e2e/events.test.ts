@@ -240,11 +240,19 @@ describe("events through JetStream into the read models", () => {
   });
 
   test("a poison event (not an Event at all) ends in the dead-letter record on its first delivery, though more are allowed, and later events are still applied", async () => {
-    await using system = await startSystem({ CONSUMER_MAX_DELIVERIES: "3", CONSUMER_RETRY_DELAY_MS: "20" });
+    await using system = await startSystem({ CONSUMER_MAX_DELIVERIES: "3", CONSUMER_RETRY_DELAY_MS: "20", CONSUMER_ACK_WAIT_MS: "6000" });
     const nc = await connect(system.nats.connectOptions);
     try {
       const js = nc.jetstream();
       await waitFor(async () => (await streamCounts(system.nats)).ORDERS >= 0, "the streams to exist");
+      // Every service's durable consumers take the consumer settings: the order service's too.
+      const jsm = await nc.jetstreamManager();
+      const ackWaits = await waitFor(async () => {
+        const found: Record<string, number> = {};
+        for (const stream of ["ORDERS", "INVENTORY"]) for await (const c of jsm.consumers.list(stream)) found[c.name] = c.config.ack_wait! / 1e6;
+        return Object.keys(found).length === 4 ? found : undefined;
+      }, "the four durable consumers");
+      expect(ackWaits).toEqual({ "query-orders": 6000, "query-inventory": 6000, "inventory-order-events": 6000, "order-reservation-outcomes": 6000 });
       await js.publish("orderly.orders.created", new TextEncoder().encode("this is not protobuf"), { msgID: "poison-1" });
     } finally {
       await nc.close();
