@@ -14,7 +14,7 @@ export const reasons = {
   VALIDATION_FAILED: Code.INVALID_ARGUMENT,
   /** The page_token is not one this API issued for this query. */
   INVALID_PAGE_TOKEN: Code.INVALID_ARGUMENT,
-  /** X-Request-Timeout, X-Request-Id or Idempotency-Key is malformed. */
+  /** X-Request-Timeout or Idempotency-Key is malformed (a malformed X-Request-Id is replaced by one of the gateway's, not refused). */
   INVALID_HEADER: Code.INVALID_ARGUMENT,
   /** The request body is larger than the gateway accepts (HTTP 413). */
   PAYLOAD_TOO_LARGE: Code.INVALID_ARGUMENT,

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { tempDir } from "../../test/helpers/temp-dir.js";
@@ -25,6 +25,9 @@ test("a database has one writer: a second claim is refused, naming the file, unt
   const dir = temp.path;
   const file = join(dir, "data", "order.db");
   const first = claimSoleWriter(file, "order");
+  // The lock file (and its journal) are the owner's alone, as every file Orderly makes.
+  const modes = readdirSync(join(dir, "data")).map((name) => [name, (statSync(join(dir, "data", name)).mode & 0o777).toString(8)]);
+  expect(modes).toEqual([["order.db.lock", "600"], ...(modes.length > 1 ? [["order.db.lock-journal", "600"]] : [])]);
   expect(() => claimSoleWriter(file, "order")).toThrow(`${file} is held by another process, its one writer (is the order service running on it?)`);
   first.release();
   claimSoleWriter(file, "order").release();

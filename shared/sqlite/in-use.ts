@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { keepToOwner } from "./open-database.js";
 
 /**
  * Whether another connection has the database file open (a running service):
@@ -30,6 +31,8 @@ export function inUse(file: string): boolean {
 export function holdExclusively(file: string, { create = true } = {}): Database.Database | undefined {
   const db = new Database(file, { timeout: 0, fileMustExist: !create });
   try {
+    // Empty, but the owner's alone as the databases are (its journal takes its mode).
+    keepToOwner(file);
     db.pragma("locking_mode = EXCLUSIVE");
     db.exec("BEGIN EXCLUSIVE");
     return db;
