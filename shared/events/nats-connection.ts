@@ -1,6 +1,7 @@
-import { Events, connect, createInbox, type NatsConnection, type Status } from "nats";
+import { Events, createInbox, type NatsConnection, type Status } from "nats";
 import type { NatsAuth } from "../config/service-config.js";
 import type { Logger } from "../logging/index.js";
+import { connectBounded } from "./handshake-bound-transport.js";
 
 /**
  * The inbox prefix of a NATS user's connections (`_INBOX_<user>`): where the
@@ -40,7 +41,8 @@ export function newInbox(nc: NatsConnection): string {
 export async function connectNats(servers: string, name: string, logger: Logger, auth?: NatsAuth, { waitForServer = true } = {}): Promise<NatsConnection> {
   // While no server answers the first connection, nats.js retries without a word: said every few seconds.
   const waiting = waitForServer ? setInterval(() => logger.warn({ servers }, "waiting for NATS: no server answers yet"), NATS_WAIT_LOG_MS).unref() : undefined;
-  const nc = await connect({
+  // A reconnect attempt given up on a hung server is ended, not left to complete and drop the live connection later.
+  const nc = await connectBounded({
     servers: servers.split(","),
     ...(auth ? { user: auth.user, pass: auth.pass, inboxPrefix: natsInboxPrefix(auth.user) } : {}),
     name,

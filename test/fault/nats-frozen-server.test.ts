@@ -1,6 +1,13 @@
+import { writeFileSync } from "node:fs";
+import { createConnection, type Socket } from "node:net";
+import { join } from "node:path";
 import { expect, test } from "vitest";
-import { waitFor } from "../helpers/processes.js";
+import { connectNats } from "../../shared/events/index.js";
+import { silentLogger } from "../../shared/logging/index.js";
+import { startNats } from "../helpers/nats.js";
+import { once, waitFor } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 /** The port of the NATS server a service's log says it is connected to ("nats connected", with the server's host:port). */
 function natsPortOf(logs: readonly string[]): number {
@@ -44,3 +51,38 @@ test("a JetStream cluster server that hangs (SIGSTOP, not dead) under the query 
     server.child().kill("SIGCONT");
   }
 }, 120_000);
+
+test("a connection whose reconnect handshakes with a hung nats-server timed out is not dropped once the server resumes (nats.js let each abandoned handshake finish late, and its end took the live connection down)", async () => {
+  using dir = tempDir("orderly-frozen-handshake-");
+  const configFile = join(dir.path, "nats.conf");
+  // With users, as Orderly runs it: the server closes a connection that sends no CONNECT within its 2 s auth timeout.
+  writeFileSync(configFile, `authorization { users: [ { user: "probe", password: "probe-secret" } ] }\n`);
+  await using nats = await startNats({ configFile, operator: { user: "probe", pass: "probe-secret" } });
+  const nc = await connectNats(nats.url, "frozen-handshake-test", silentLogger(), { user: "probe", pass: "probe-secret" });
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  const states: string[] = [];
+  void (async () => {
+    for await (const status of nc.status()) states.push(status.type);
+  })();
+  const attempts = () => states.filter((s) => s === "reconnecting").length;
+  // A socket of the test's own, opened once handshakes were given up: the server, resumed, closes it after its
+  // auth timeout, after those it had accepted before it.
+  let marker: Socket | undefined;
+  nats.child().kill("SIGSTOP");
+  try {
+    // The pings find the server gone; each attempt to reconnect waits 3 s for a handshake, then is given up.
+    await waitFor(() => attempts() >= 3, "two reconnect handshakes given up while the server hangs", 30_000);
+    marker = createConnection({ host: "127.0.0.1", port: nats.port }).resume();
+  } finally {
+    nats.child().kill("SIGCONT");
+  }
+  await using _marker = { [Symbol.asyncDispose]: async () => void marker?.destroy() };
+  const markerClosed = once(marker!, "close");
+  await waitFor(() => states.includes("reconnect"), "the connection back once the server resumes", 20_000);
+  const reconnected = states.lastIndexOf("reconnect");
+  await markerClosed;
+  // Whatever the abandoned handshakes did is now reported (a flush is answered after every byte before it).
+  await nc.flush().catch(() => undefined);
+  expect(states.slice(reconnected + 1).filter((s) => s === "disconnect" || s === "reconnect")).toEqual([]);
+  expect(nc.isClosed()).toBe(false);
+}, 60_000);
