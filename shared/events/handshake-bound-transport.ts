@@ -13,7 +13,9 @@ import type { ConnectionOptions, NatsConnection } from "nats";
  * its auth timeout) nats.js takes that for the end of the live connection,
  * drops it and reconnects, leaving its socket open and unread. After a hang,
  * each process dropped its live connection 2 s after the server resumed, once
- * per attempt given up meanwhile.
+ * per attempt given up meanwhile. The same leak is reported upstream for
+ * nats.js 3 (nats-io/nats.js#64, "Timed out connections leak a socket");
+ * nats 2.29.3, pinned here, has no fix, hence this subclass of its internals.
  */
 class HandshakeBoundTransport extends NodeTransport {
   private givenUp = false;
