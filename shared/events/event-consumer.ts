@@ -113,14 +113,19 @@ class UndecodableEvent extends InvalidEvent {
 /**
  * An Event whose payload is of a type this consumer's code does not know: a
  * payload field it has no name for, as a newer Orderly publishes once it adds
- * an event type (README "Upgrading": consumers before producers).
+ * an event type (README "Upgrading": consumers before producers). Not this
+ * code's to judge: it is redelivered every UNKNOWN_TYPE_WAIT_MS, never
+ * dead-lettered, until a consumer that knows its type applies it.
  */
-class UnknownEventType extends InvalidEvent {
+class UnknownEventType extends Error {
   override readonly name = "UnknownEventType";
 }
 
+/** How long an event of a type the consumer does not know waits before it is delivered again (ms). */
+const UNKNOWN_TYPE_WAIT_MS = 60_000;
+
 /** Why an Event without a known payload cannot be applied: a payload of a type this code does not know, or none at all. */
-function missingPayload(event: Event): InvalidEvent {
+function missingPayload(event: Event): Error {
   const unknown = event.$unknown?.map((field) => field.no) ?? [];
   return unknown.length > 0
     ? new UnknownEventType(`event ${event.eventId} has a payload this consumer does not know (Event field ${unknown.join(", ")}): published by a newer version?`)
@@ -422,6 +427,12 @@ export class EventConsumer {
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     // What a log line needs to find the event, and the request that caused it (an event that did not decode has neither).
     const which = { durable: this.options.durable, seq: msg.info.streamSequence, subject: msg.subject, eventId: event?.eventId, requestId: event?.requestId };
+    if (error instanceof UnknownEventType) {
+      this.stats.retried++;
+      if (msg.info.deliveryCount === 1) this.options.logger.warn({ ...which, reason }, "an event of a type this consumer does not know waits for a consumer that does (upgrade it)");
+      msg.nak(UNKNOWN_TYPE_WAIT_MS);
+      return;
+    }
     if (deliveries >= this.maxDeliveries || error instanceof InvalidEvent) {
       this.statements.deadLetter.run({
         consumer: this.options.durable,
