@@ -117,7 +117,11 @@ test("a worker that cannot open the database leaves checkpoints to SQLite, and s
 /** The soft limit on the size of a file this process writes (RLIMIT_FSIZE, bytes or "unlimited"), read or set with util-linux's prlimit. */
 const fileSizeLimit = {
   get: () => execFileSync("prlimit", ["--pid", String(process.pid), "--fsize", "--output=SOFT", "--noheadings", "--raw"], { encoding: "utf8" }).trim(),
-  set: (soft: string | number) => void execFileSync("prlimit", ["--pid", String(process.pid), `--fsize=${soft}:`]),
+  set: (soft: string | number) => {
+    // The limit is the whole process's: only in a test process of this file's own (vitest's forks pool), never one that runs other files.
+    if (typeof process.send !== "function") throw new Error("a file-size limit needs a forked test process of its own (vitest --pool=forks)");
+    execFileSync("prlimit", ["--pid", String(process.pid), `--fsize=${soft}:`]);
+  },
 };
 
 test("a worker that fails mid-run (its database file cannot grow) is started again once the file can, and the WAL is checkpointed off the event loop again", async () => {

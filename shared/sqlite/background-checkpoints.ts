@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { setTimeout as delay } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "../logging/index.js";
 import type { Db } from "./open-database.js";
@@ -22,8 +23,14 @@ export interface BackgroundCheckpointOptions {
 /** SQLite's own auto-checkpoint threshold (pages), restored when the worker cannot run. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
 
-/** The longest wait before a new worker is started after one failed (ms), and how long a worker runs for the waits to start over. */
+/** The longest wait before a new worker is started after one failed (ms). */
 const RESTART_MAX_WAIT_MS = 60_000;
+/** How long a worker must have run for the wait before the next one to start over from restartAfterMs (ms). */
+const RESTART_RESET_AFTER_MS = 60_000;
+/** Workers failed in a row between two "still failing" warnings (the first failure is warned of at once). */
+const FAILURES_PER_WARNING = 10;
+/** How long a start waits for the first worker (its first checkpoint copies what a crash left in the WAL) before going on without it (ms). */
+const START_WAIT_MS = 2000;
 
 /**
  * The worker: its own connection to the same file and a PASSIVE checkpoint
@@ -73,8 +80,10 @@ parentPort.on("message", (message) => {
   try { checkpoint(); } finally { db.close(); parentPort.close(); }
 });
 // A first checkpoint before it says it is ready: one started again while the storage still fails ends here, before the
-// service's connection counts on it (it would say it resumed, then fail at its first look).
-checkpoint();
+// service's connection counts on it (it would say it resumed, then fail at its first look). One that finds the service's
+// connection checkpointing (busy) tells nothing: tried again, for up to a second.
+const pause = new Int32Array(new SharedArrayBuffer(4));
+for (let tries = 0; checkpoint().busy && tries < 20; tries++) Atomics.wait(pause, 0, 0, 50);
 parentPort.postMessage("ready");
 `;
 
@@ -118,31 +127,43 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
   // An in-memory database has no WAL to checkpoint (and a second connection would open another one).
   if (db.memory) return { latest: undefined, failures: 0, checkpointNow() {}, close: () => Promise.resolve() };
   let closing = false;
-  /** The worker running (or starting), and a promise of its end. */
-  let current: { worker: Worker; ready: boolean; exited: Promise<void> } | undefined;
+  /** A worker: whether it said it is ready, whether it has ended (failed or stopped), and a promise of its exit. */
+  interface Running {
+    worker: Worker;
+    ready: boolean;
+    ended: boolean;
+    exited: Promise<void>;
+  }
+  /** The newest worker, and every worker not yet exited (one that failed may still be exiting as the next starts). */
+  let current: Running | undefined;
+  const live = new Set<Running>();
   /** Whether the connection checkpoints on its own now (SQLite's threshold), the worker having failed. */
   let fallenBack = false;
   let restartWaitMs = restartAfterMs;
   let restartTimer: NodeJS.Timeout | undefined;
   let latest: CheckpointProgress | undefined;
   let failures = 0;
+  let failuresInRow = 0;
 
-  /** Back to SQLite's own checkpoints when a worker fails (not when it was asked to stop), said once until one runs again; a new one later. */
+  /** Back to SQLite's own checkpoints when a worker fails (not when it was asked to stop), said once and then every FAILURES_PER_WARNING; a new one later. */
   const failOver = (error: unknown, readySince: number | undefined) => {
-    current = undefined;
     if (closing) return;
     failures++;
+    failuresInRow++;
     if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
-    if (!fallenBack) {
-      fallenBack = true;
-      logger.warn({ err: error, file: db.name, retryInMs: restartWaitMs }, "background checkpoints stopped; SQLite checkpoints on commit again");
-    }
     // A worker that ran a while starts the waits over; one that keeps failing (a disk still full) is tried less often.
     const ranMs = readySince === undefined ? 0 : Date.now() - readySince;
-    restartWaitMs = ranMs >= RESTART_MAX_WAIT_MS ? restartAfterMs : restartWaitMs;
-    restartTimer = setTimeout(() => void start(), restartWaitMs);
+    const waitMs = ranMs >= RESTART_RESET_AFTER_MS ? restartAfterMs : restartWaitMs;
+    restartWaitMs = Math.min(RESTART_MAX_WAIT_MS, waitMs * 2);
+    if (!fallenBack) {
+      fallenBack = true;
+      failuresInRow = 1;
+      logger.warn({ err: error, file: db.name, retryInMs: waitMs }, "background checkpoints stopped; SQLite checkpoints on commit again");
+    } else if (failuresInRow % FAILURES_PER_WARNING === 0) {
+      logger.warn({ err: error, file: db.name, failuresInRow, retryInMs: waitMs }, "background checkpoints still failing; SQLite checkpoints on commit");
+    }
+    restartTimer = setTimeout(() => void start(), waitMs);
     restartTimer.unref();
-    restartWaitMs = Math.min(RESTART_MAX_WAIT_MS, restartWaitMs * 2);
   };
 
   /** Starts a worker; resolves once it is ready (true) or has failed (false). */
@@ -162,18 +183,20 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
       return Promise.resolve(false);
     }
     let readySince: number | undefined;
-    let ended = false;
+    const running: Running = { worker, ready: false, ended: false, exited: Promise.resolve() };
     const end = (error: unknown) => {
-      if (ended) return;
-      ended = true;
+      if (running.ended) return;
+      running.ended = true;
       failOver(error, readySince);
     };
-    const running = { worker, ready: false, exited: Promise.resolve() };
     current = running;
+    live.add(running);
     return new Promise<boolean>((resolve) => {
       running.exited = new Promise<void>((exited) =>
         worker.once("exit", (code) => {
           end(new Error(`the checkpoint worker exited with code ${code}`));
+          live.delete(running);
+          if (current === running) current = undefined;
           resolve(false);
           exited();
         }),
@@ -186,17 +209,21 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
         }
         running.ready = true;
         readySince = Date.now();
-        if (!closing && db.open) db.pragma(`wal_autocheckpoint = ${walPages}`);
-        if (fallenBack && !closing) {
-          fallenBack = false;
-          logger.info({ file: db.name }, "background checkpoints resumed");
+        if (!closing && db.open) {
+          db.pragma(`wal_autocheckpoint = ${walPages}`);
+          failuresInRow = 0;
+          if (fallenBack) {
+            fallenBack = false;
+            logger.info({ file: db.name }, "background checkpoints resumed");
+          }
         }
         resolve(true);
       });
     });
   };
 
-  await start();
+  // Not for long: a first checkpoint of a large WAL (after a crash) or of a hung disk does not hold up the service's start.
+  await Promise.race([start(), delay(START_WAIT_MS, undefined, { ref: false })]);
   return {
     get latest() {
       return latest;
@@ -205,15 +232,16 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
       return failures;
     },
     checkpointNow() {
-      if (!closing && current?.ready) current.worker.postMessage("checkpoint");
+      if (!closing && current?.ready && !current.ended) current.worker.postMessage("checkpoint");
     },
     async close() {
       if (!closing) {
         closing = true;
         clearTimeout(restartTimer);
-        current?.worker.postMessage("stop");
+        for (const running of live) if (!running.ended) running.worker.postMessage("stop");
       }
-      await current?.exited;
+      // Every worker's end, a failed one still exiting too: the service closes the database after this, as its last connection.
+      await Promise.all([...live].map((running) => running.exited));
       if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
     },
   };
