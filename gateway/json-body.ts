@@ -1,7 +1,10 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { OrderlyError } from "../shared/errors/index.js";
+import { OrderlyError, type Reason } from "../shared/errors/index.js";
 import { parsesExactly } from "./transcode.js";
+
+/** The reasons a request's body can be refused with here (and so only a route that takes a body: the OpenAPI document lists them there). */
+export const BODY_REASONS: ReadonlySet<Reason> = new Set(["MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_CONTENT_ENCODING", "UNSUPPORTED_TRANSFER_ENCODING", "JSON_TOO_DEEP"]);
 
 /** What a request body may be. */
 export interface BodyLimits {

@@ -10,6 +10,7 @@ import { HealthCheckResponse_ServingStatus } from "../proto/gen/grpc/health/v1/h
 import { httpStatusFor, reasons, type Code, type Reason } from "../shared/errors/index.js";
 import { REQUEST_ID_PATTERN } from "../shared/grpc/index.js";
 import { IDEMPOTENCY_KEY_PATTERN } from "./http-server.js";
+import { BODY_REASONS } from "./json-body.js";
 import { openApiPath, type Route } from "./routes/index.js";
 
 const WELL_KNOWN: Record<string, JsonObject> = {
@@ -40,8 +41,6 @@ function headerRefs(...names: string[]): JsonObject {
 /** Headers an error status carries besides X-Request-Id. */
 const ERROR_HEADERS: Record<string, string[]> = { "401": ["WWW-Authenticate"], "405": ["Allow"], "429": ["Retry-After"], "503": ["Retry-After"] };
 
-/** Reasons only a request with a JSON body can get (json-body.ts). */
-const BODY_REASONS: ReadonlySet<Reason> = new Set(["MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_CONTENT_ENCODING", "UNSUPPORTED_TRANSFER_ENCODING", "JSON_TOO_DEEP"]);
 
 /** Reasons only an RPC with a request_id (an Idempotency-Key) can get. */
 const IDEMPOTENCY_REASONS: ReadonlySet<Reason> = new Set(["IDEMPOTENCY_KEY_REUSED"]);

@@ -2,7 +2,7 @@
 // INVENTORY from their first message into a new database file, through the
 // same Projector the live query service uses.
 //
-//   npm run rebuild                   builds $ORDERLY_DATA_DIR/query.rebuilt.db and compares it with query.db
+//   npm run rebuild                   builds query.rebuilt.db beside the read model (query.db) and compares the two
 //   npm run rebuild -- --out FILE     builds FILE instead
 //   npm run rebuild -- --replace      then replaces query.db with it (refused while the query service has it open)
 import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";

@@ -1,7 +1,7 @@
 import { setImmediate } from "node:timers/promises";
 
 /** Rows one statement of deleteInChunks deletes at most. */
-export const DELETE_CHUNK = 1000;
+const DELETE_CHUNK = 1000;
 
 /**
  * Deletes rows a chunk at a time until a chunk comes back short, the event

@@ -5,4 +5,4 @@ export { startBackgroundCheckpoints, type BackgroundCheckpoints, type Background
 export { keysetPages } from "./keyset-pages.js";
 export { boundLimit } from "./bound-limit.js";
 export { storageError } from "./storage-errors.js";
-export { DELETE_CHUNK, deleteInChunks } from "./delete-in-chunks.js";
+export { deleteInChunks } from "./delete-in-chunks.js";
