@@ -1,6 +1,6 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { SpanKind, type Context, type Span } from "@opentelemetry/api";
-import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "nats";
+import { ConsumerDebugEvents, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "nats";
 import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, withSpan } from "../observability/trace-context.js";
@@ -76,6 +76,9 @@ interface Outcome {
 
 /** What nats.js says when a consumer's stream or durable consumer is gone (deleted, or lost with the server's store). */
 const MISSING_RESOURCE = /consumer not found|stream not found|consumer deleted|no responders/i;
+
+/** What JetStream sends a pull waiting at a consumer's leader when another server takes over: that pull is gone. */
+const LEADERSHIP_CHANGE = /^409 leadership change$/i;
 
 /** How long one pull for messages waits on the server (ms); JetStream sends a heartbeat every half of it. */
 const PULL_EXPIRES_MS = 5000;
@@ -292,6 +295,7 @@ export class EventConsumer {
         // two missed heartbeats: with pulls that expire after PULL_EXPIRES_MS, within seconds rather than 30.
         this.messages = await consumer.consume({ max_messages: this.options.batch ?? 256, expires: PULL_EXPIRES_MS, abort_on_missing_resource: true });
         if (this.stopped) this.messages.stop();
+        void this.pullAgainOnLeaderChange(this.messages);
         for await (const msg of this.messages) {
           failures = 0;
           this.receive(msg);
@@ -303,6 +307,20 @@ export class EventConsumer {
         if (MISSING_RESOURCE.test(String(error))) await this.options.restore?.();
       }
       if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
+    }
+  }
+
+  /**
+   * Consumes anew when JetStream says the consumer's leader changed: nats.js only reports it, and
+   * pulls again after two missed heartbeats, so the events published meanwhile waited ~5 s.
+   */
+  private async pullAgainOnLeaderChange(messages: ConsumerMessages): Promise<void> {
+    // Ends when the messages are stopped.
+    for await (const status of await messages.status()) {
+      if (status.type === ConsumerDebugEvents.DebugEvent && LEADERSHIP_CHANGE.test(String(status.data))) {
+        this.options.logger.info({ durable: this.options.durable }, "the consumer's leader changed; pulling from the new one");
+        messages.stop();
+      }
     }
   }
 
