@@ -65,7 +65,7 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
           apply(msg.data, msg.subject, Date.now());
           counts[stream.name]!++;
         } catch (error) {
-          logger.warn({ seq: msg.info.streamSequence, err: error }, "skipped an event the projector cannot apply (dead-lettered live)");
+          logger.warn({ seq: msg.info.streamSequence, err: error }, "skipped an event the projector cannot apply (the live consumer dead-letters it, or waits for an upgrade when its type is unknown)");
         }
         // Up to the last message now, or the last there is: `pending` counts those after this one.
         if (msg.info.streamSequence >= last || msg.info.pending === 0) break;

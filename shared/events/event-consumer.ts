@@ -32,6 +32,8 @@ export interface EventConsumerOptions {
   maxDeliveries?: number;
   /** First redelivery delay after a failure (ms); doubles per delivery, up to 30 s. */
   retryDelayMs?: number;
+  /** How long an event of a payload type this code does not know waits before it is delivered again (ms; a minute by default). */
+  unknownTypeWaitMs?: number;
   /** Messages pulled at a time. */
   batch?: number;
   /** Called after each transaction that applied an event. */
@@ -124,8 +126,11 @@ class UnknownEventType extends Error {
   override readonly name = "UnknownEventType";
 }
 
-/** How long an event of a type the consumer does not know waits before it is delivered again (ms). */
+/** How long an event of a type the consumer does not know waits before it is delivered again (ms), unless told otherwise. */
 const UNKNOWN_TYPE_WAIT_MS = 60_000;
+
+/** An event of a type the consumer does not know is logged at its first delivery and then every this many. */
+const UNKNOWN_TYPE_LOG_EVERY = 10;
 
 /** Why an Event without a known payload cannot be applied: a payload of a type this code does not know, or none at all. */
 function missingPayload(event: Event): Error {
@@ -171,6 +176,8 @@ export class EventConsumer {
   private readonly applyBatch;
   private readonly maxDeliveries: number;
   private readonly retryDelayMs: number;
+  /** Set when a leader change ended the consumption: the loop consumes again without a pause. */
+  private leaderMoved = false;
   private readonly clock: () => number;
   private readonly transactions: TransactionTimer;
   private readonly txName: string;
@@ -306,7 +313,9 @@ export class EventConsumer {
         if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ err: error, durable: this.options.durable }, "consumer interrupted; resuming");
         if (MISSING_RESOURCE.test(String(error))) await this.options.restore?.();
       }
-      if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
+      // A pull the leader's move dropped is made again at once; anything else after a pause that grows with the failures.
+      if (this.leaderMoved) this.leaderMoved = false;
+      else if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
     }
   }
 
@@ -319,6 +328,7 @@ export class EventConsumer {
     for await (const status of await messages.status()) {
       if (status.type === ConsumerDebugEvents.DebugEvent && LEADERSHIP_CHANGE.test(String(status.data))) {
         this.options.logger.info({ durable: this.options.durable }, "the consumer's leader changed; pulling from the new one");
+        this.leaderMoved = true;
         messages.stop();
       }
     }
@@ -447,8 +457,11 @@ export class EventConsumer {
     const which = { durable: this.options.durable, seq: msg.info.streamSequence, subject: msg.subject, eventId: event?.eventId, requestId: event?.requestId };
     if (error instanceof UnknownEventType) {
       this.stats.retried++;
-      if (msg.info.deliveryCount === 1) this.options.logger.warn({ ...which, reason }, "an event of a type this consumer does not know waits for a consumer that does (upgrade it)");
-      msg.nak(UNKNOWN_TYPE_WAIT_MS);
+      const delivery = msg.info.deliveryCount;
+      if (delivery === 1 || delivery % UNKNOWN_TYPE_LOG_EVERY === 0) {
+        this.options.logger.warn({ ...which, reason, deliveries: delivery }, "an event of a type this consumer does not know waits for a consumer that does (upgrade it)");
+      }
+      msg.nak(this.options.unknownTypeWaitMs ?? UNKNOWN_TYPE_WAIT_MS);
       return;
     }
     if (deliveries >= this.maxDeliveries || error instanceof InvalidEvent) {

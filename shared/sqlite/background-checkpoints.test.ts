@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { isMainThread } from "node:worker_threads";
 import { mkdtempSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,7 +43,7 @@ async function checkpointEverything(checkpoints: BackgroundCheckpoints): Promise
 test("the worker checkpoints the WAL while the service's connection does not, so the WAL starts over instead of growing", async () => {
   const { db, file } = fileDatabase();
   // The service's connection would checkpoint only past a million pages, and the worker only when asked: every checkpoint here is the one asked for.
-  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { intervalMs: 3_600_000, walPages: 1_000_000 });
+  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { startWaitMs: 60_000, intervalMs: 3_600_000, walPages: 1_000_000 });
   expect(autocheckpoint(db)).toBe(1_000_000);
   // ~6 MiB into the WAL (a 4 KiB row takes about three pages).
   write(db, 500);
@@ -62,7 +63,7 @@ test("the worker checkpoints the WAL while the service's connection does not, so
 test("an idle WAL is looked at less often, down to once a second, and writes after the idle time are still copied without asking", async () => {
   const { db, file } = fileDatabase();
   // Only the worker's own checkpoints copy frames here: the service's connection would wait for a million pages.
-  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { intervalMs: 10, walPages: 1_000_000 });
+  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { startWaitMs: 60_000, intervalMs: 10, walPages: 1_000_000 });
   // One request at a time, so none is still on its way when the wait is seen (it would copy the writes below itself).
   let answered = checkpoints.latest;
   let asking = false;
@@ -88,7 +89,7 @@ test("an idle WAL is looked at less often, down to once a second, and writes aft
 
 test("after a burst, the WAL file is cut back to its size limit when it starts over", async () => {
   const { db, file } = fileDatabase();
-  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { intervalMs: 3_600_000, walPages: 1_000_000 });
+  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { startWaitMs: 60_000, intervalMs: 3_600_000, walPages: 1_000_000 });
   // ~24 MiB into the WAL.
   write(db, 2000);
   expect(walBytes(file)).toBeGreaterThan(WAL_SIZE_LIMIT_BYTES);
@@ -107,10 +108,22 @@ test("a worker that cannot open the database leaves checkpoints to SQLite, and s
   const warnings: string[] = [];
   const logger = silentLogger();
   logger.warn = ((_: unknown, message: string) => void warnings.push(message)) as typeof logger.warn;
-  const checkpoints = await startBackgroundCheckpoints(db, logger, { intervalMs: 10 });
+  const checkpoints = await startBackgroundCheckpoints(db, logger, { startWaitMs: 60_000, intervalMs: 10 });
   expect(autocheckpoint(db)).toBe(1000);
   expect(warnings).toEqual(["background checkpoints stopped; SQLite checkpoints on commit again"]);
   await checkpoints.close();
+  db.close();
+});
+
+test("a start that does not wait for its worker (a first checkpoint of a large WAL, a slow disk) goes on, and the worker takes over once ready", async () => {
+  const { db } = fileDatabase();
+  write(db, 200);
+  const checkpoints = await startBackgroundCheckpoints(db, silentLogger(), { startWaitMs: 0, intervalMs: 3_600_000, walPages: 1_000_000 });
+  // Until the worker is ready, SQLite's own threshold; then the worker's.
+  await waitFor(() => autocheckpoint(db) === 1_000_000, "the worker ready");
+  await checkpointEverything(checkpoints);
+  await checkpoints.close();
+  expect(autocheckpoint(db)).toBe(1000);
   db.close();
 });
 
@@ -119,7 +132,7 @@ const fileSizeLimit = {
   get: () => execFileSync("prlimit", ["--pid", String(process.pid), "--fsize", "--output=SOFT", "--noheadings", "--raw"], { encoding: "utf8" }).trim(),
   set: (soft: string | number) => {
     // The limit is the whole process's: only in a test process of this file's own (vitest's forks pool), never one that runs other files.
-    if (typeof process.send !== "function") throw new Error("a file-size limit needs a forked test process of its own (vitest --pool=forks)");
+    if (typeof process.send !== "function" || !isMainThread) throw new Error("a file-size limit needs a forked test process of its own (vitest --pool=forks)");
     execFileSync("prlimit", ["--pid", String(process.pid), `--fsize=${soft}:`]);
   },
 };
@@ -131,7 +144,7 @@ test("a worker that fails mid-run (its database file cannot grow) is started aga
   const logger = silentLogger();
   logger.warn = ((fields: { err?: { code?: string } }, msg: string) => void lines.push({ msg, code: fields.err?.code, autocheckpoint: autocheckpoint(db) })) as typeof logger.warn;
   logger.info = ((_: unknown, msg: string) => void lines.push({ msg })) as typeof logger.info;
-  const checkpoints = await startBackgroundCheckpoints(db, logger, { intervalMs: 3_600_000, walPages: 1_000_000, restartAfterMs: 20 });
+  const checkpoints = await startBackgroundCheckpoints(db, logger, { startWaitMs: 60_000, intervalMs: 3_600_000, walPages: 1_000_000, restartAfterMs: 20 });
   // ~2.4 MiB in the WAL and none of it in the database file yet.
   write(db, 200);
   const unlimited = fileSizeLimit.get();
@@ -162,7 +175,7 @@ test("workers started again while the file still cannot grow fail before the con
   const logger = silentLogger();
   logger.warn = ((_: unknown, msg: string) => void lines.push(msg)) as typeof logger.warn;
   logger.info = ((_: unknown, msg: string) => void lines.push(msg)) as typeof logger.info;
-  const checkpoints = await startBackgroundCheckpoints(db, logger, { intervalMs: 10, walPages: 1_000_000, restartAfterMs: 10 });
+  const checkpoints = await startBackgroundCheckpoints(db, logger, { startWaitMs: 60_000, intervalMs: 10, walPages: 1_000_000, restartAfterMs: 10 });
   // A database file of ~1.6 MiB and a WAL copied into it, which the next commit starts over.
   write(db, 200);
   await checkpointEverything(checkpoints);

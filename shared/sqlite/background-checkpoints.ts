@@ -18,6 +18,8 @@ export interface BackgroundCheckpointOptions {
   walPages?: number;
   /** How long after the worker fails a new one is started (ms); twice as long after each one that fails again, up to a minute. */
   restartAfterMs?: number;
+  /** How long the start waits for the first worker to be ready before going on without it (ms); 2 s by default. */
+  startWaitMs?: number;
 }
 
 /** SQLite's own auto-checkpoint threshold (pages), restored when the worker cannot run. */
@@ -207,6 +209,8 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
           latest = message;
           return;
         }
+        // Ready, but already failed (its error came first): the restart is on its way.
+        if (running.ended) return;
         running.ready = true;
         readySince = Date.now();
         if (!closing && db.open) {
@@ -223,7 +227,7 @@ export async function startBackgroundCheckpoints(db: Db, logger: Logger, options
   };
 
   // Not for long: a first checkpoint of a large WAL (after a crash) or of a hung disk does not hold up the service's start.
-  await Promise.race([start(), delay(START_WAIT_MS, undefined, { ref: false })]);
+  await Promise.race([start(), delay(options.startWaitMs ?? START_WAIT_MS, undefined, { ref: false })]);
   return {
     get latest() {
       return latest;
