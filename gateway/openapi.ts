@@ -41,7 +41,6 @@ function headerRefs(...names: string[]): JsonObject {
 /** Headers an error status carries besides X-Request-Id. */
 const ERROR_HEADERS: Record<string, string[]> = { "401": ["WWW-Authenticate"], "405": ["Allow"], "429": ["Retry-After"], "503": ["Retry-After"] };
 
-
 /** Reasons only an RPC with a request_id (an Idempotency-Key) can get. */
 const IDEMPOTENCY_REASONS: ReadonlySet<Reason> = new Set(["IDEMPOTENCY_KEY_REUSED"]);
 
