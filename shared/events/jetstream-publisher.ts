@@ -36,6 +36,17 @@ export class PublisherClosed extends NatsConnectionLost {
  */
 export class StreamFull extends JetStreamPublishError {
   override readonly name = "StreamFull";
+
+  /**
+   * What is full: the stream's own limit ("stream": STREAM_MAX_EVENTS), or the storage JetStream may
+   * use ("store": the server's max_file_store, the account's limit), which raising the stream's does not help.
+   */
+  constructor(
+    message: string,
+    readonly limit: "stream" | "store",
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -46,6 +57,8 @@ export class StreamFull extends JetStreamPublishError {
  * memory resources, 10002 account resource limits).
  */
 const FULL_CODES = new Set([10077, 10023, 10047, 10028, 10002]);
+/** A 10077 refusal that names the stream's own limits (any other store failure under that code is the storage's). */
+const STREAM_LIMIT = /maximum (messages|bytes)/i;
 
 interface Waiter {
   deadline: number;
@@ -195,7 +208,8 @@ export class JetStreamPublisher {
     if (ack.error) {
       const { code, err_code: errCode, description = "" } = ack.error;
       const refusal = `JetStream refused the message: ${code ?? ""} ${errCode ?? ""} ${description}`;
-      return waiter.reject(errCode !== undefined && FULL_CODES.has(errCode) ? new StreamFull(refusal) : new JetStreamPublishError(refusal));
+      if (errCode === undefined || !FULL_CODES.has(errCode)) return waiter.reject(new JetStreamPublishError(refusal));
+      return waiter.reject(new StreamFull(refusal, errCode === 10077 && STREAM_LIMIT.test(description) ? "stream" : "store"));
     }
     if (typeof ack.stream !== "string" || ack.stream === "") return waiter.reject(new JetStreamPublishError("JetStream answered with a PubAck naming no stream"));
     waiter.resolve({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate === true, domain: ack.domain });

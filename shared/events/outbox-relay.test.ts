@@ -1,7 +1,10 @@
 import { expect, test } from "vitest";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { StorageType } from "nats";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
+import { tempDir } from "../../test/helpers/temp-dir.js";
 import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -268,6 +271,50 @@ test("a full stream refuses new events instead of dropping its oldest: they wait
   expect((await jsm.streams.info(streams.orders.name)).state).toMatchObject({ first_seq: 1, messages: 2000 });
   const stored = await Promise.all(Array.from({ length: 2000 }, (_, i) => jsm.streams.getMessage(streams.orders.name, { seq: i + 1 })));
   expect(stored.map((m) => new TextDecoder().decode(m.data))).toEqual(Array.from({ length: 2000 }, (_, i) => `payload ${i + 1}`));
+});
+
+test("JetStream's storage used up (the server's max_file_store) is told apart from a full stream: events wait in the outbox, no restore is asked, and once there is room each is published once, in order", async () => {
+  using dir = tempDir("orderly-nats-conf-");
+  const configFile = join(dir.path, "nats.conf");
+  writeFileSync(configFile, "jetstream { max_file_store: 1MB }\n");
+  await using nats = await startNats({ configFile });
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  // Another stream takes the server's storage, as another tenant's would.
+  await jsm.streams.add({ name: "BALLAST", subjects: ["ballast.>"], storage: StorageType.File });
+  const js = nc.jetstream();
+  for (let kb = 0; ; kb++) {
+    if (kb > 2000) throw new Error("the server took 2 MB past its 1 MB max_file_store");
+    const refused = await js.publish("ballast.x", new Uint8Array(1000)).then(() => false, () => true);
+    if (refused) break;
+  }
+  const { db, outbox, appended, append } = restockOutbox();
+  const lines: { level: number; msg: string }[] = [];
+  const logger = createLogger("inventory", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  let restores = 0;
+  const relay = new OutboxRelay({ db, nc, logger, outbox, backoff: { initialMs: 20, maxMs: 200 }, onPublishFailed: () => restores++ });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  append(1, 300);
+  await waitFor(() => relay.stats().failures >= 3, "the relay refused for want of storage, and retrying");
+  expect({
+    unpublished: unpublishedRows(db),
+    setAside: db.prepare("SELECT count(*) FROM outbox_retry").pluck().get(),
+    restores,
+    said: [...new Set(lines.filter((line) => line.level >= 40).map((line) => line.msg))],
+  }).toEqual({
+    unpublished: 300,
+    setAside: 0,
+    restores: 0,
+    said: ["JetStream's storage is used up (the server's max_file_store or the account's limit; not STREAM_MAX_EVENTS): events wait in the outbox until it has room"],
+  });
+
+  await jsm.streams.delete("BALLAST");
+  await waitFor(() => unpublishedRows(db) === 0, "the waiting events published once there is room");
+  const count = (await jsm.streams.info(streams.inventory.name)).state.messages;
+  const stored = await Promise.all(Array.from({ length: count }, (_, i) => jsm.streams.getMessage(streams.inventory.name, { seq: i + 1 })));
+  expect(stored.map((m) => m.header.get("Nats-Msg-Id"))).toEqual(appended);
+  expect(restores).toBe(0);
 });
 
 test("a stream deleted under the relay: a pass that publishes nothing says so (onPublishFailed), and once the stream is made again every event is published, once", async () => {

@@ -73,6 +73,13 @@ const PRUNE_CHUNKS_PER_PASS = 20;
 /** How long a close waits for the PubAcks of the batch in flight before it gives them up. */
 const CLOSE_WAIT_MS = 1000;
 
+/** What the relay logs of a failed pass: a full stream and JetStream's storage used up each say what to raise. */
+function failureMessage(error: unknown): string {
+  if (!(error instanceof StreamFull)) return "outbox publish failed; retrying";
+  if (error.limit === "stream") return "a stream is full: events wait in the outbox until it has room (STREAM_MAX_EVENTS)";
+  return "JetStream's storage is used up (the server's max_file_store or the account's limit; not STREAM_MAX_EVENTS): events wait in the outbox until it has room";
+}
+
 /** The NATS header carrying the W3C trace context of the publish span. */
 export const TRACEPARENT_HEADER = "traceparent";
 
@@ -232,8 +239,7 @@ export class OutboxRelay {
         const failures = ++this.failures;
         this.counters.failures++;
         if (failures === 1 || failures % 20 === 0) {
-          const what = error instanceof StreamFull ? "a stream is full: events wait in the outbox until it has room (STREAM_MAX_EVENTS)" : "outbox publish failed; retrying";
-          this.options.logger.warn({ err: error, failures }, what);
+          this.options.logger.warn({ err: error, failures }, failureMessage(error));
         }
         if (!(error instanceof StreamFull || error instanceof NatsConnectionLost)) {
           this.stillFailing(error);
