@@ -9,7 +9,7 @@ import { listenable } from "../shared/config/index.js";
 import { HealthState } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
 import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
-import { configOrExit, drain, runMain, turnOffPretenuring } from "../shared/process/index.js";
+import { configOrExit, drain, listen, runMain, turnOffPretenuring } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
 import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.js";
@@ -153,10 +153,7 @@ runMain(logger, async () => {
   // It listens first, so a gateway whose admin port is taken stops before it takes any request.
   const admin = await startAdminServer({ host: config.host, port: config.adminPort, registry: metrics.registry, status, statusPage: statusPageHtml, health, logger, allowedHosts: config.adminHosts });
   adminPort = admin.port;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  }).catch(async (error: unknown) => {
+  await listen(server, config.port, config.host, logger, "api").catch(async (error: unknown) => {
     await admin.close();
     throw error;
   });

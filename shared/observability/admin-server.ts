@@ -5,6 +5,7 @@ import type { Registry } from "prom-client";
 import type { HealthState } from "../grpc/index.js";
 import { OrderlyError, httpStatusFor, toStatusJson } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
+import { listen } from "../process/listen.js";
 
 /** What a process's admin HTTP server serves. */
 export interface AdminServerOptions {
@@ -88,10 +89,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
+  await listen(server, options.port, options.host, options.logger, "admin");
   const address = server.address();
   return {
     port: typeof address === "object" && address ? address.port : options.port,
