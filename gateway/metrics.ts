@@ -1,5 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricValueWithName } from "prom-client";
-import { EVENT_LOOP_SAMPLE_MS, latencyBuckets, registerDependencyMetrics } from "../shared/observability/index.js";
+import { Counter, Histogram, Registry, collectDefaultMetrics, type MetricValueWithName } from "prom-client";
+import { EVENT_LOOP_SAMPLE_MS, latencyBuckets, readingGauge, registerDependencyMetrics } from "../shared/observability/index.js";
 import type { DependencyPolicy } from "../shared/resilience/index.js";
 import type { LoadShedder } from "./load-shedder.js";
 import type { ReadCache } from "./read-cache.js";
@@ -44,48 +44,13 @@ export class GatewayMetrics {
           this.inc({ result: "bypass" }, cache.stats.bypasses);
         },
       });
-      new Gauge({
-        name: "orderly_gateway_cache_hit_ratio",
-        help: "Read-cache hits / lookups since start",
-        registers: [this.registry],
-        collect() {
-          this.set(cache.hitRatio());
-        },
-      });
-      new Gauge({
-        name: "orderly_gateway_cache_live",
-        help: "1 while the read cache hears the events that invalidate it, 0 while it does not (cut off from NATS: entries live at most a second)",
-        registers: [this.registry],
-        collect() {
-          this.set(cache.isLive ? 1 : 0);
-        },
-      });
-      new Gauge({
-        name: "orderly_gateway_cache_entries",
-        help: "Responses in the read cache",
-        registers: [this.registry],
-        collect() {
-          this.set(cache.held().entries);
-        },
-      });
-      new Gauge({
-        name: "orderly_gateway_cache_bytes",
-        help: "What the read cache's response bodies take (bytes, UTF-8), at most GATEWAY_CACHE_MAX_BYTES",
-        registers: [this.registry],
-        collect() {
-          this.set(cache.held().bytes);
-        },
-      });
+      readingGauge(this.registry, "orderly_gateway_cache_hit_ratio", "Read-cache hits / lookups since start", () => cache.hitRatio());
+      readingGauge(this.registry, "orderly_gateway_cache_live", "1 while the read cache hears the events that invalidate it, 0 while it does not (cut off from NATS: entries live at most a second)", () => (cache.isLive ? 1 : 0));
+      readingGauge(this.registry, "orderly_gateway_cache_entries", "Responses in the read cache", () => cache.held().entries);
+      readingGauge(this.registry, "orderly_gateway_cache_bytes", "What the read cache's response bodies take (bytes, UTF-8), at most GATEWAY_CACHE_MAX_BYTES", () => cache.held().bytes);
     }
     if (shedder) {
-      new Gauge({
-        name: "orderly_gateway_in_flight_requests",
-        help: "API requests in flight",
-        registers: [this.registry],
-        collect() {
-          this.set(shedder.current);
-        },
-      });
+      readingGauge(this.registry, "orderly_gateway_in_flight_requests", "API requests in flight", () => shedder.current);
       new Counter({
         name: "orderly_gateway_shed_requests_total",
         help: "Requests refused with 503 OVERLOADED, by cause",

@@ -73,7 +73,10 @@ function routeReasons(route: Route): Reason[] {
 /** The error statuses of a list of reasons, in order, each with the reasons that give it. */
 function errorStatuses(named: readonly Reason[]): Map<string, Reason[]> {
   const byStatus = new Map<string, Reason[]>();
-  for (const reason of named) byStatus.set(statusOf(reason), [...(byStatus.get(statusOf(reason)) ?? []), reason]);
+  for (const reason of named) {
+    const status = statusOf(reason);
+    byStatus.set(status, [...(byStatus.get(status) ?? []), reason]);
+  }
   return new Map([...byStatus].sort(([a], [b]) => Number(a) - Number(b)));
 }
 

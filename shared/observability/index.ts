@@ -1,6 +1,6 @@
 export { startTracing, tracer, recordsSpans, type Tracing, type TracingOptions } from "./tracing.js";
 export { traceparentOf, traceparentIn, traceIdsIn, spanIds, contextFromTraceparent, endSpanWithError, withSpan } from "./trace-context.js";
-export { ProcessMetrics, latencyBuckets, registerDependencyMetrics } from "./metrics.js";
+export { ProcessMetrics, latencyBuckets, readingGauge, registerDependencyMetrics } from "./metrics.js";
 export { RequestWindow, quantileFromBuckets, type RouteSummary } from "./request-window.js";
 export { EVENT_LOOP_SAMPLE_MS, EventLoopLag } from "./event-loop-lag.js";
 export { type ProcessStatus, type DependencyStatus, type ConsumerStatus } from "./process-status.js";

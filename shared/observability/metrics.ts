@@ -14,6 +14,19 @@ export const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 
 const breakerStates: readonly BreakerState[] = ["closed", "open", "half-open", "isolated"];
 
+/** A gauge of one number, read when the registry is collected (left as it was while `read` answers undefined). */
+export function readingGauge(registry: Registry, name: string, help: string, read: () => number | undefined): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const value = read();
+      if (value !== undefined) this.set(value);
+    },
+  });
+}
+
 /**
  * Per dependency (the resilience policy of each downstream): calls,
  * retries, failures and rejections, the breaker's state (one gauge per
@@ -82,23 +95,10 @@ export function registerDependencyMetrics(registry: Registry, policies: () => re
 
 /** The outbox relay's backlog and work, and each consumer's lag, redeliveries and dead letters. */
 export function registerEventMetrics(registry: Registry, events: EventRuntime): void {
-  new Gauge({
-    name: "orderly_outbox_backlog",
-    help: "Events in the outbox not yet published",
-    registers: [registry],
-    collect() {
-      const relay = events.relay();
-      if (relay) this.set(relay.stats().backlog);
-    },
-  });
-  new Gauge({
-    name: "orderly_outbox_oldest_age_seconds",
-    help: "Age of the oldest unpublished outbox event",
-    registers: [registry],
-    collect() {
-      const relay = events.relay();
-      if (relay) this.set(relay.stats().oldestUnpublishedAgeMs / 1000);
-    },
+  readingGauge(registry, "orderly_outbox_backlog", "Events in the outbox not yet published", () => events.relay()?.stats().backlog);
+  readingGauge(registry, "orderly_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox event", () => {
+    const age = events.relay()?.stats().oldestUnpublishedAgeMs;
+    return age === undefined ? undefined : age / 1000;
   });
   new Counter({
     name: "orderly_outbox_published_total",
@@ -165,14 +165,7 @@ export function registerEventMetrics(registry: Registry, events: EventRuntime): 
   lagGauge("orderly_consumer_pending", "Messages in the stream not yet delivered to the consumer (its lag)", (l) => l.pending);
   lagGauge("orderly_consumer_ack_pending", "Messages delivered to the consumer and not yet acked", (l) => l.ackPending);
   lagGauge("orderly_consumer_redelivered", "Messages delivered more than once and not yet acked", (l) => l.redelivered);
-  new Gauge({
-    name: "orderly_nats_connected",
-    help: "1 while the process is connected to NATS",
-    registers: [registry],
-    collect() {
-      this.set(events.isConnected() ? 1 : 0);
-    },
-  });
+  readingGauge(registry, "orderly_nats_connected", "1 while the process is connected to NATS", () => (events.isConnected() ? 1 : 0));
 }
 
 /** 1 while every readiness check holds, and each check by name. */
