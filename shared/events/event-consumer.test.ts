@@ -3,13 +3,14 @@ import { connect, type JetStreamClient } from "nats";
 import { expect, test } from "vitest";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
+import { startNatsPublishFilter } from "../../test/helpers/nats-publish-filter.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
 import { EventConsumer, InvalidEvent, type EventConsumerOptions } from "./event-consumer.js";
 import { newEvent } from "./new-event.js";
 import { deadLetterTimeMigration, inboxMigration } from "./schema.js";
-import { ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
+import { ensureDurableConsumer, ensureStreams, renewDurableConsumer } from "./stream-setup.js";
 import { streams, subjectOf } from "./subjects.js";
 
 /** A consumer's tables, as the services migrate them. */
@@ -167,6 +168,51 @@ test("an event of a payload type this code does not know (a newer producer's) is
     },
   ]);
   await consumer.close();
+});
+
+test("a durable consumer JetStream says exists but whose pulls reach no one (nats-server 2.9.10, its stream made again by two processes at once) is made again where it stood: its events come, none twice", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc: admin, jsm } = client;
+  await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 1000);
+  const events = ["first", "second"].map((id) => newEvent(id, 1, Date.now(), { case: "orderCancelled", value: {} }));
+  await admin.jetstream().publish(subjectOf(events[0]!), toBinary(EventSchema, events[0]!), { msgID: events[0]!.eventId });
+  // Applied and acked before the pulls are lost: made again, the consumer starts after it.
+  const db = openDatabase({ file: ":memory:", migrations: INBOX });
+  const pull = `$JS.API.CONSUMER.MSG.NEXT.${streams.orders.name}.projector`;
+  let lost = false;
+  // The pulls reach no one until the durable consumer is deleted (to be made again).
+  await using filter = await startNatsPublishFilter({ host: "127.0.0.1", port: nats.port }, (subject) => {
+    if (subject === `$JS.API.CONSUMER.DELETE.${streams.orders.name}.projector`) lost = false;
+    return lost && subject === pull;
+  });
+  const nc = await connect({ ...nats.connectOptions, servers: filter.url });
+  const warnings: string[] = [];
+  const logger = silentLogger();
+  logger.warn = ((_fields: unknown, msg: string) => void warnings.push(msg)) as typeof logger.warn;
+  const consumer = new EventConsumer({
+    js: nc.jetstream(),
+    db,
+    logger,
+    stream: streams.orders.name,
+    durable: "projector",
+    handle: () => {},
+    renew: async () => renewDurableConsumer(await nc.jetstreamManager(), streams.orders.name, "projector", "orderly.orders.>", 1000),
+  });
+  consumer.start();
+  await waitFor(async () => consumer.stats.applied === 1 && (await consumer.lag())?.ackPending === 0, "the first event applied and acked");
+
+  lost = true;
+  // Once the pull in hand at the server has expired, no pull waits there.
+  await waitFor(async () => (await jsm.consumers.info(streams.orders.name, "projector")).num_waiting === 0, "the last pull that reached the server expired", 15_000);
+  await admin.jetstream().publish(subjectOf(events[1]!), toBinary(EventSchema, events[1]!), { msgID: events[1]!.eventId });
+  // Unanswered pulls for 10 s, then the consumer is made again from its ack floor.
+  await waitFor(() => consumer.stats.applied === 2, "the second event applied", 30_000);
+  expect(consumer.stats).toMatchObject({ applied: 2, skippedDuplicates: 0, deadLettered: 0 });
+  expect(warnings).toEqual(["JetStream says this durable consumer exists, but its pulls go unanswered: making it again where it stood"]);
+  expect((await jsm.consumers.info(streams.orders.name, "projector")).config).toMatchObject({ ack_wait: 1000 * 1_000_000, max_ack_pending: 1000 });
+  await consumer.close();
+  await nc.close();
 });
 
 test("events the handler ignores are acked without being handled or recorded; the others are applied once", async () => {

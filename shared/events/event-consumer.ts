@@ -1,6 +1,6 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { SpanKind, type Context, type Span } from "@opentelemetry/api";
-import { ConsumerDebugEvents, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "nats";
+import { ConsumerDebugEvents, ConsumerEvents, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "nats";
 import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, withSpan } from "../observability/trace-context.js";
@@ -42,6 +42,8 @@ export interface EventConsumerOptions {
   transactions?: TransactionTimer;
   /** Makes its stream and durable consumer again, when JetStream says they are gone (deleted under it). */
   restore?: () => Promise<void>;
+  /** Makes its durable consumer again where it stood (see renewDurableConsumer): for one JetStream says exists while its pulls go unanswered. */
+  renew?: () => Promise<void>;
   clock?: () => number;
 }
 
@@ -84,6 +86,14 @@ const LEADERSHIP_CHANGE = /^409 leadership change$/i;
 
 /** How long one pull for messages waits on the server (ms); JetStream sends a heartbeat every half of it. */
 const PULL_EXPIRES_MS = 5000;
+/**
+ * Heartbeats missed in a row (one each PULL_EXPIRES_MS / 2: 10 s) after which a durable consumer that
+ * JetStream still says exists is made again, and again after as many more: nats.js pulls again after
+ * every second one, so by then two pulls went unanswered on a connection that stands.
+ */
+const SILENT_HEARTBEATS = 4;
+/** How long the check that the consumer exists waits for JetStream before it counts as not answering (ms). */
+const SILENT_CHECK_MS = 2000;
 
 /** At most this many messages in one transaction. */
 const MAX_BATCH = 256;
@@ -176,8 +186,8 @@ export class EventConsumer {
   private readonly applyBatch;
   private readonly maxDeliveries: number;
   private readonly retryDelayMs: number;
-  /** Set when a leader change ended the consumption: the loop consumes again without a pause. */
-  private leaderMoved = false;
+  /** Set when a leader change or a renewal ended the consumption: the loop consumes again without a pause. */
+  private pullNow = false;
   private readonly clock: () => number;
   private readonly transactions: TransactionTimer;
   private readonly txName: string;
@@ -302,7 +312,7 @@ export class EventConsumer {
         // two missed heartbeats: with pulls that expire after PULL_EXPIRES_MS, within seconds rather than 30.
         this.messages = await consumer.consume({ max_messages: this.options.batch ?? 256, expires: PULL_EXPIRES_MS, abort_on_missing_resource: true });
         if (this.stopped) this.messages.stop();
-        void this.pullAgainOnLeaderChange(this.messages);
+        void this.watch(this.messages);
         for await (const msg of this.messages) {
           failures = 0;
           this.receive(msg);
@@ -313,25 +323,53 @@ export class EventConsumer {
         if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ err: error, durable: this.options.durable }, "consumer interrupted; resuming");
         if (MISSING_RESOURCE.test(String(error))) await this.options.restore?.();
       }
-      // A pull the leader's move dropped is made again at once; anything else after a pause that grows with the failures.
-      if (this.leaderMoved) this.leaderMoved = false;
+      // A pull the leader's move dropped, or one from a renewed consumer, is made at once; anything else after a pause that grows with the failures.
+      if (this.pullNow) this.pullNow = false;
       else if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
     }
   }
 
   /**
    * Consumes anew when JetStream says the consumer's leader changed: nats.js only reports it, and
-   * pulls again after two missed heartbeats, so the events published meanwhile waited ~5 s.
+   * pulls again after two missed heartbeats, so the events published meanwhile waited ~5 s. And
+   * makes the durable consumer again when its pulls go unanswered while JetStream says it exists
+   * (see renewDurableConsumer): nats.js would pull on, unanswered, for good.
    */
-  private async pullAgainOnLeaderChange(messages: ConsumerMessages): Promise<void> {
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    let renewing = false;
     // Ends when the messages are stopped.
     for await (const status of await messages.status()) {
       if (status.type === ConsumerDebugEvents.DebugEvent && LEADERSHIP_CHANGE.test(String(status.data))) {
         this.options.logger.info({ durable: this.options.durable }, "the consumer's leader changed; pulling from the new one");
-        this.leaderMoved = true;
+        this.pullNow = true;
         messages.stop();
+      } else if (status.type === ConsumerEvents.HeartbeatsMissed && Number(status.data) % SILENT_HEARTBEATS === 0 && !renewing && this.options.renew) {
+        renewing = true;
+        void this.renewIfSilent(messages, Number(status.data), this.options.renew).finally(() => (renewing = false));
       }
     }
+  }
+
+  /** Makes the durable consumer again and consumes anew, when JetStream answers that it exists: a server that does not answer is not what this mends. */
+  private async renewIfSilent(messages: ConsumerMessages, missed: number, renew: () => Promise<void>): Promise<void> {
+    const consumer = this.consumer;
+    if (consumer === undefined || this.stopped) return;
+    try {
+      await untilDeadline(consumer.info(), Date.now() + SILENT_CHECK_MS, "the consumer's info from JetStream");
+    } catch {
+      return;
+    }
+    if (this.stopped || this.messages !== messages) return;
+    const silentMs = (missed * PULL_EXPIRES_MS) / 2;
+    this.options.logger.warn({ durable: this.options.durable, silentMs }, "JetStream says this durable consumer exists, but its pulls go unanswered: making it again where it stood");
+    try {
+      await renew();
+    } catch (error) {
+      this.options.logger.warn({ err: error, durable: this.options.durable }, "making the durable consumer again failed; trying again after more missed heartbeats");
+      return;
+    }
+    this.pullNow = true;
+    messages.stop();
   }
 
   /** Queues a delivered message for the batch applied at the end of this turn of the event loop. */
