@@ -1,8 +1,8 @@
 import { toBinary } from "@bufbuild/protobuf";
-import { connect, type JetStreamClient } from "nats";
+import { connect, type JetStreamClient, type NatsConnection } from "nats";
 import { expect, test } from "vitest";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
-import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
+import { connectWithStreams, startNats, type NatsServer } from "../../test/helpers/nats.js";
 import { startNatsPublishFilter } from "../../test/helpers/nats-publish-filter.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { createLogger, silentLogger } from "../logging/index.js";
@@ -10,7 +10,7 @@ import { openDatabase, type Db } from "../sqlite/index.js";
 import { EventConsumer, InvalidEvent, type EventConsumerOptions } from "./event-consumer.js";
 import { newEvent } from "./new-event.js";
 import { deadLetterTimeMigration, inboxMigration } from "./schema.js";
-import { ensureDurableConsumer, ensureStreams, renewDurableConsumer } from "./stream-setup.js";
+import { ensureDurableConsumer, ensureStreams, renewIfUnreachable } from "./stream-setup.js";
 import { streams, subjectOf } from "./subjects.js";
 
 /** A consumer's tables, as the services migrate them. */
@@ -170,21 +170,19 @@ test("an event of a payload type this code does not know (a newer producer's) is
   await consumer.close();
 });
 
-test("a durable consumer JetStream says exists but whose pulls reach no one (nats-server 2.9.10, its stream made again by two processes at once) is made again where it stood: its events come, none twice", async () => {
-  await using nats = await startNats();
-  await using client = await connectWithStreams(nats);
-  const { nc: admin, jsm } = client;
-  await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 1000);
-  const events = ["first", "second"].map((id) => newEvent(id, 1, Date.now(), { case: "orderCancelled", value: {} }));
-  await admin.jetstream().publish(subjectOf(events[0]!), toBinary(EventSchema, events[0]!), { msgID: events[0]!.eventId });
-  // Applied and acked before the pulls are lost: made again, the consumer starts after it.
-  const db = openDatabase({ file: ":memory:", migrations: INBOX });
-  const pull = `$JS.API.CONSUMER.MSG.NEXT.${streams.orders.name}.projector`;
-  let lost = false;
-  // The pulls reach no one until the durable consumer is deleted (to be made again).
-  await using filter = await startNatsPublishFilter({ host: "127.0.0.1", port: nats.port }, (subject) => {
-    if (subject === `$JS.API.CONSUMER.DELETE.${streams.orders.name}.projector`) lost = false;
-    return lost && subject === pull;
+/**
+ * A consumer of the orders stream's "projector" durable, connected through a proxy that drops the pulls
+ * `lost` says to: the events of the nats-server 2.9.10 failure renewIfUnreachable mends.
+ */
+async function withLostPulls(nats: NatsServer, lost: (pull: { noWait: boolean }) => boolean) {
+  const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${streams.orders.name}.projector`;
+  const seen = { deletes: 0, probes: 0 };
+  const filter = await startNatsPublishFilter({ host: "127.0.0.1", port: nats.port }, (subject, payload) => {
+    if (subject === `$JS.API.CONSUMER.DELETE.${streams.orders.name}.projector`) seen.deletes++;
+    if (subject !== pullSubject) return false;
+    const noWait = (JSON.parse(payload) as { no_wait?: boolean }).no_wait === true;
+    if (noWait) seen.probes++;
+    return lost({ noWait });
   });
   const nc = await connect({ ...nats.connectOptions, servers: filter.url });
   const warnings: string[] = [];
@@ -192,27 +190,74 @@ test("a durable consumer JetStream says exists but whose pulls reach no one (nat
   logger.warn = ((_fields: unknown, msg: string) => void warnings.push(msg)) as typeof logger.warn;
   const consumer = new EventConsumer({
     js: nc.jetstream(),
-    db,
+    db: openDatabase({ file: ":memory:", migrations: INBOX }),
     logger,
     stream: streams.orders.name,
     durable: "projector",
     handle: () => {},
-    renew: async () => renewDurableConsumer(await nc.jetstreamManager(), streams.orders.name, "projector", "orderly.orders.>", 1000),
+    renew: (probeMs) => renewIfUnreachable(nc, streams.orders.name, "projector", "orderly.orders.>", { ackWaitMs: 1000, probeMs }),
   });
   consumer.start();
+  return {
+    consumer,
+    seen,
+    warnings,
+    async [Symbol.asyncDispose]() {
+      await consumer.close();
+      await nc.close();
+      await filter[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** Publishes one event to the orders stream. */
+async function publishOne(nc: NatsConnection, id: string): Promise<void> {
+  const event = newEvent(id, 1, Date.now(), { case: "orderCancelled", value: {} });
+  await nc.jetstream().publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });
+}
+
+test("a durable consumer JetStream says exists but whose pulls reach no one (nats-server 2.9.10, its stream made again by two processes at once) is made again where it stood: its events come, none twice", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc: admin, jsm } = client;
+  await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 1000);
+  await publishOne(admin, "first");
+  // The pulls reach no one until the durable consumer is deleted (to be made again).
+  let lost = false;
+  await using projector = await withLostPulls(nats, () => lost && projector.seen.deletes === 0);
+  const { consumer } = projector;
+  // Applied and acked before the pulls are lost: made again, the consumer starts after it.
   await waitFor(async () => consumer.stats.applied === 1 && (await consumer.lag())?.ackPending === 0, "the first event applied and acked");
 
   lost = true;
   // Once the pull in hand at the server has expired, no pull waits there.
   await waitFor(async () => (await jsm.consumers.info(streams.orders.name, "projector")).num_waiting === 0, "the last pull that reached the server expired", 15_000);
-  await admin.jetstream().publish(subjectOf(events[1]!), toBinary(EventSchema, events[1]!), { msgID: events[1]!.eventId });
+  await publishOne(admin, "second");
   // Unanswered pulls for 10 s, then the consumer is made again from its ack floor.
   await waitFor(() => consumer.stats.applied === 2, "the second event applied", 30_000);
   expect(consumer.stats).toMatchObject({ applied: 2, skippedDuplicates: 0, deadLettered: 0 });
-  expect(warnings).toEqual(["JetStream says this durable consumer exists, but its pulls go unanswered: making it again where it stood"]);
+  expect(projector.warnings).toEqual(["JetStream said this durable consumer exists, but a pull reached nothing: made it again where it stood"]);
   expect((await jsm.consumers.info(streams.orders.name, "projector")).config).toMatchObject({ ack_wait: 1000 * 1_000_000, max_ack_pending: 1000 });
-  await consumer.close();
-  await nc.close();
+});
+
+test("a durable consumer whose heartbeats stop but whose pull is answered (its server's answers only late, say) is left as it is", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc: admin, jsm } = client;
+  await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 1000);
+  let lost = false;
+  // Only the consumer's own pulls are lost; the check's no_wait pull is answered.
+  await using projector = await withLostPulls(nats, ({ noWait }) => lost && !noWait);
+  await waitFor(async () => (await projector.consumer.lag()) !== undefined, "the consumer reached its durable");
+  lost = true;
+  await waitFor(async () => (await jsm.consumers.info(streams.orders.name, "projector")).num_waiting === 0, "the last pull that reached the server expired", 15_000);
+  await publishOne(admin, "waiting");
+  // The check's pull got the event, which it put back.
+  await waitFor(() => projector.seen.probes === 1, "the check's pull", 30_000);
+  await waitFor(async () => (await jsm.consumers.info(streams.orders.name, "projector")).num_ack_pending === 0, "the event put back", 5_000);
+  expect([projector.seen.deletes, projector.warnings, projector.consumer.stats.applied]).toEqual([0, [], 0]);
+  lost = false;
+  await waitFor(() => projector.consumer.stats.applied === 1, "the event applied once the pulls reach the server again", 15_000);
 });
 
 test("events the handler ignores are acked without being handled or recorded; the others are applied once", async () => {

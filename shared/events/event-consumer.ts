@@ -42,8 +42,8 @@ export interface EventConsumerOptions {
   transactions?: TransactionTimer;
   /** Makes its stream and durable consumer again, when JetStream says they are gone (deleted under it). */
   restore?: () => Promise<void>;
-  /** Makes its durable consumer again where it stood (see renewDurableConsumer): for one JetStream says exists while its pulls go unanswered. */
-  renew?: () => Promise<void>;
+  /** Makes its durable consumer again where it stood when a pull reaches nothing within `probeMs` (see renewIfUnreachable); true when it did. */
+  renew?: (probeMs: number) => Promise<boolean>;
   clock?: () => number;
 }
 
@@ -88,11 +88,12 @@ const LEADERSHIP_CHANGE = /^409 leadership change$/i;
 const PULL_EXPIRES_MS = 5000;
 /**
  * Heartbeats missed in a row (one each PULL_EXPIRES_MS / 2: 10 s) after which a durable consumer that
- * JetStream still says exists is made again, and again after as many more: nats.js pulls again after
- * every second one, so by then two pulls went unanswered on a connection that stands.
+ * JetStream still says exists is checked, and made again if a pull reaches nothing; and again after as many
+ * more. nats.js pulls again at each missed heartbeat from the second on, so by then three pulls went
+ * unanswered on a connection that stands.
  */
 const SILENT_HEARTBEATS = 4;
-/** How long the check that the consumer exists waits for JetStream before it counts as not answering (ms). */
+/** How long each check (JetStream's info of the consumer, then a pull) waits for an answer (ms). */
 const SILENT_CHECK_MS = 2000;
 
 /** At most this many messages in one transaction. */
@@ -195,6 +196,8 @@ export class EventConsumer {
   private consumer: Consumer | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** A renewal of the durable consumer in flight (see renewIfSilent); close() waits for it. */
+  private renewal: Promise<void> | undefined;
   /** Messages applied and committed, acked together once the messages already delivered are processed. */
   private readonly unacked: JsMsg[] = [];
   /** Messages delivered in this turn of the event loop, applied together at its end. */
@@ -283,6 +286,8 @@ export class EventConsumer {
     this.stopped = true;
     this.messages?.stop();
     await this.running;
+    // Not cut between its delete and its add: made again from the stream's first event at the next start otherwise.
+    await this.renewal;
     this.processPending();
     this.ackApplied();
   }
@@ -333,25 +338,27 @@ export class EventConsumer {
    * Consumes anew when JetStream says the consumer's leader changed: nats.js only reports it, and
    * pulls again after two missed heartbeats, so the events published meanwhile waited ~5 s. And
    * makes the durable consumer again when its pulls go unanswered while JetStream says it exists
-   * (see renewDurableConsumer): nats.js would pull on, unanswered, for good.
+   * and a pull to it reaches nothing (see renewIfUnreachable): nats.js would pull on, unanswered, for good.
    */
   private async watch(messages: ConsumerMessages): Promise<void> {
-    let renewing = false;
     // Ends when the messages are stopped.
     for await (const status of await messages.status()) {
       if (status.type === ConsumerDebugEvents.DebugEvent && LEADERSHIP_CHANGE.test(String(status.data))) {
         this.options.logger.info({ durable: this.options.durable }, "the consumer's leader changed; pulling from the new one");
         this.pullNow = true;
         messages.stop();
-      } else if (status.type === ConsumerEvents.HeartbeatsMissed && Number(status.data) % SILENT_HEARTBEATS === 0 && !renewing && this.options.renew) {
-        renewing = true;
-        void this.renewIfSilent(messages, Number(status.data), this.options.renew).finally(() => (renewing = false));
+      } else if (status.type === ConsumerEvents.HeartbeatsMissed && Number(status.data) % SILENT_HEARTBEATS === 0 && this.renewal === undefined && this.options.renew) {
+        this.renewal = this.renewIfSilent(messages, Number(status.data), this.options.renew).finally(() => (this.renewal = undefined));
       }
     }
   }
 
-  /** Makes the durable consumer again and consumes anew, when JetStream answers that it exists: a server that does not answer is not what this mends. */
-  private async renewIfSilent(messages: ConsumerMessages, missed: number, renew: () => Promise<void>): Promise<void> {
+  /**
+   * Makes the durable consumer again and consumes anew when JetStream answers that it exists and a pull
+   * reaches nothing: a server that does not answer (hung, or a cluster without a leader for it) is not
+   * what this mends, and a consumer whose pulls are answered (its leader back) is left as it is.
+   */
+  private async renewIfSilent(messages: ConsumerMessages, missed: number, renew: (probeMs: number) => Promise<boolean>): Promise<void> {
     const consumer = this.consumer;
     if (consumer === undefined || this.stopped) return;
     try {
@@ -360,14 +367,15 @@ export class EventConsumer {
       return;
     }
     if (this.stopped || this.messages !== messages) return;
-    const silentMs = (missed * PULL_EXPIRES_MS) / 2;
-    this.options.logger.warn({ durable: this.options.durable, silentMs }, "JetStream says this durable consumer exists, but its pulls go unanswered: making it again where it stood");
     try {
-      await renew();
+      if (!(await renew(SILENT_CHECK_MS))) return;
     } catch (error) {
-      this.options.logger.warn({ err: error, durable: this.options.durable }, "making the durable consumer again failed; trying again after more missed heartbeats");
+      this.options.logger.warn({ err: error, durable: this.options.durable }, "making the durable consumer again failed");
       return;
     }
+    const silentMs = (missed * PULL_EXPIRES_MS) / 2;
+    this.options.logger.warn({ durable: this.options.durable, silentMs }, "JetStream said this durable consumer exists, but a pull reached nothing: made it again where it stood");
+    if (this.messages !== messages) return;
     this.pullNow = true;
     messages.stop();
   }

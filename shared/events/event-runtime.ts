@@ -7,7 +7,7 @@ import { settlesWithin } from "../process/shutdown.js";
 import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
-import { consumerInfo, defaultStreamSettings, ensureDurableConsumer, ensureStreams, renewDurableConsumer } from "./stream-setup.js";
+import { consumerInfo, defaultStreamSettings, ensureDurableConsumer, ensureStreams, renewIfUnreachable } from "./stream-setup.js";
 
 /** One durable consumer a process runs. */
 export interface ConsumerSpec {
@@ -183,7 +183,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         retryDelayMs: options.retryDelayMs,
         transactions: options.transactions,
         restore: () => restore(`${c.durable} was told it is gone`),
-        renew: async () => renewDurableConsumer(await connection.jetstreamManager(), c.stream, c.durable, c.filterSubject, options.ackWaitMs),
+        renew: (probeMs) => renewIfUnreachable(connection, c.stream, c.durable, c.filterSubject, { ackWaitMs: options.ackWaitMs, probeMs }),
       });
       consumer.start();
       return consumer;

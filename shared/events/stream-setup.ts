@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerInfo, type JetStreamManager, type StreamConfig } from "nats";
+import { AckPolicy, DeliverPolicy, DiscardPolicy, ErrorCode, RetentionPolicy, StorageType, type ConsumerInfo, type JetStreamManager, type NatsConnection, type NatsError, type StreamConfig } from "nats";
 import { streams } from "./subjects.js";
 
 /** How the event streams are kept: their limits, and their copies. Rebuilding read models replays what the streams still hold. */
@@ -138,18 +138,47 @@ export async function ensureDurableConsumer(
 }
 
 /**
- * Deletes a durable consumer and makes it again where it stood: from the first event it has not acked, so
- * nothing is skipped (what it delivered but was not acked comes again, and the inbox skips what was applied).
- * For one that JetStream says exists but whose pulls go unanswered (see EventConsumer): nats-server 2.9.10
- * leaves a durable that way now and then when several processes make its stream again at once (a probe with
- * two connections each making the stream and a durable, ~13,000 tries: about one in 1,000, and none in 4,000
- * with one of them making the stream; its deliveries and redeliveries never reached a pull, and one made
- * again like this delivered at once).
+ * Makes a durable consumer again where it stood when a pull reaches nothing, and says whether it did. For one
+ * that JetStream says exists but whose pulls go unanswered (see EventConsumer): nats-server 2.9.10 leaves a
+ * durable that way now and then when several processes make its stream again at once (a probe with two
+ * connections each making the stream and a durable, ~13,000 tries: about one in 1,000, and none in 4,000 with
+ * one of them making the stream; its deliveries and redeliveries never reached a pull, and one made again like
+ * this delivered at once).
+ *
+ * The pull is a no_wait one, which a consumer that works answers at once: with "no messages", or with an
+ * event, put back at once (one delivery more on its count). One that does not answer within `probeMs` is
+ * deleted and made again from the first event it has not acked, so nothing is skipped: what it delivered and
+ * was not acked comes again, and the inbox skips what was applied. A floor past the stream's last event (left
+ * from a stream since made again) starts it from the stream's first. Should the add fail after the delete, the
+ * consumer finds its durable gone and the event runtime makes it again from the stream's first event.
  */
-export async function renewDurableConsumer(jsm: JetStreamManager, stream: string, durable: string, filterSubject: string, ackWaitMs = 5000): Promise<void> {
-  const { ack_floor: ackFloor } = await jsm.consumers.info(stream, durable);
+export async function renewIfUnreachable(
+  nc: NatsConnection,
+  stream: string,
+  durable: string,
+  filterSubject: string,
+  options: { ackWaitMs?: number; probeMs: number },
+): Promise<boolean> {
+  if (await pullIsAnswered(nc, stream, durable, options.probeMs)) return false;
+  const jsm = await nc.jetstreamManager();
+  const [{ ack_floor: ackFloor }, { state }] = await Promise.all([jsm.consumers.info(stream, durable), jsm.streams.info(stream)]);
+  const start = ackFloor.stream_seq <= state.last_seq ? ackFloor.stream_seq + 1 : 1;
   await jsm.consumers.delete(stream, durable);
-  await jsm.consumers.add(stream, { ...durableConfig(durable, filterSubject, ackWaitMs), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: ackFloor.stream_seq + 1 });
+  await jsm.consumers.add(stream, { ...durableConfig(durable, filterSubject, options.ackWaitMs ?? 5000), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start });
+  return true;
+}
+
+/** Whether a no_wait pull gets an answer within `timeoutMs` (nobody there at all, "no responders", counts as one: a consumer missing is told so). */
+async function pullIsAnswered(nc: NatsConnection, stream: string, durable: string, timeoutMs: number): Promise<boolean> {
+  try {
+    // Its own subscription: an event comes under its stream's subject, which nats.js's shared request inbox would not match to the request.
+    const reply = await nc.request(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${durable}`, JSON.stringify({ batch: 1, no_wait: true }), { timeout: timeoutMs, noMux: true });
+    // An event (its reply subject is its ack's): put back for the consumer's own pulls.
+    if (reply.reply) reply.respond("-NAK");
+    return true;
+  } catch (error) {
+    return (error as NatsError).code !== ErrorCode.Timeout;
+  }
 }
 
 /** A durable consumer as JetStream describes it, or undefined when it does not exist. */

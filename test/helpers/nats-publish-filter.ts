@@ -2,7 +2,7 @@ import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 
 /**
  * A proxy in front of a nats-server that passes everything through except the client's
- * publishes whose subject `drop` says to drop: they reach no one, and the client hears
+ * publishes `drop` says to drop (given their subject and payload): they reach no one, and the client hears
  * nothing of it (no error, no "no responders"), as when the server's subscriber for that
  * subject is lost. Parses only what the client sends (its protocol is line-based: a
  * PUB or HPUB line names the subject and the size of the payload that follows).
@@ -14,7 +14,7 @@ export interface NatsPublishFilter extends AsyncDisposable {
 
 const CRLF = Buffer.from("\r\n");
 
-export async function startNatsPublishFilter(target: { host: string; port: number }, drop: (subject: string) => boolean): Promise<NatsPublishFilter> {
+export async function startNatsPublishFilter(target: { host: string; port: number }, drop: (subject: string, payload: string) => boolean): Promise<NatsPublishFilter> {
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(target.port, target.host);
@@ -36,9 +36,11 @@ export async function startNatsPublishFilter(target: { host: string; port: numbe
         const [verb = "", subject = "", ...rest] = pending.subarray(0, lineEnd).toString("latin1").split(" ");
         const publishes = /^h?pub$/i.test(verb);
         // PUB <subject> [reply] <size>, HPUB <subject> [reply] <header size> <total size>: the payload and its CRLF follow the line.
-        const end = publishes ? lineEnd + 2 + Number(rest[rest.length - 1]) + 2 : lineEnd + 2;
+        const size = publishes ? Number(rest[rest.length - 1]) : 0;
+        if (!Number.isSafeInteger(size) || size < 0) return void client.destroy();
+        const end = publishes ? lineEnd + 2 + size + 2 : lineEnd + 2;
         if (pending.length < end) return;
-        if (!(publishes && drop(subject))) upstream.write(pending.subarray(0, end));
+        if (!(publishes && drop(subject, pending.subarray(lineEnd + 2, end - 2).toString("latin1")))) upstream.write(pending.subarray(0, end));
         pending = pending.subarray(end);
       }
     });
