@@ -1,7 +1,7 @@
 import "../wire/utf8.js";
 export { streams, consumerNames, subjectOf, type StreamKey } from "./subjects.js";
 export { connectNats, followConnection, type ConnectionWatcher } from "./nats-connection.js";
-export { ensureStreams, ensureDurableConsumer, defaultStreamSettings, type StreamSettings } from "./stream-setup.js";
+export { ensureStreams, ensureDurableConsumer, renewIfUnreachable, defaultStreamSettings, type StreamSettings } from "./stream-setup.js";
 export { outboxMigration, outboxTraceMigration, outboxProgressMigration, outboxRetryDueMigration, inboxMigration, deadLetterTimeMigration, unpublishedRows } from "./schema.js";
 export { Outbox } from "./outbox.js";
 export { OutboxRelay, type OutboxRelayOptions, type OutboxStats } from "./outbox-relay.js";

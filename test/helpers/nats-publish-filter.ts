@@ -14,6 +14,7 @@ export interface NatsPublishFilter extends AsyncDisposable {
 
 const CRLF = Buffer.from("\r\n");
 
+/** Starts a NatsPublishFilter on a free port in front of `target`. */
 export async function startNatsPublishFilter(target: { host: string; port: number }, drop: (subject: string, payload: string) => boolean): Promise<NatsPublishFilter> {
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
