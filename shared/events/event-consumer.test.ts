@@ -176,9 +176,10 @@ test("an event of a payload type this code does not know (a newer producer's) is
  */
 async function withLostPulls(nats: NatsServer, lost: (pull: { noWait: boolean }) => boolean) {
   const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${streams.orders.name}.projector`;
-  const seen = { deletes: 0, probes: 0 };
+  const seen = { deletes: 0, probes: 0, naks: 0 };
   const filter = await startNatsPublishFilter({ host: "127.0.0.1", port: nats.port }, (subject, payload) => {
     if (subject === `$JS.API.CONSUMER.DELETE.${streams.orders.name}.projector`) seen.deletes++;
+    if (subject.startsWith(`$JS.ACK.${streams.orders.name}.projector.`) && payload === "-NAK") seen.naks++;
     if (subject !== pullSubject) return false;
     const noWait = (JSON.parse(payload) as { no_wait?: boolean }).no_wait === true;
     if (noWait) seen.probes++;
@@ -252,9 +253,9 @@ test("a durable consumer whose heartbeats stop but whose pull is answered (its s
   lost = true;
   await waitFor(async () => (await jsm.consumers.info(streams.orders.name, "projector")).num_waiting === 0, "the last pull that reached the server expired", 15_000);
   await publishOne(admin, "waiting");
-  // The check's pull got the event, which it put back.
   await waitFor(() => projector.seen.probes === 1, "the check's pull", 30_000);
-  await waitFor(async () => (await jsm.consumers.info(streams.orders.name, "projector")).num_ack_pending === 0, "the event put back", 5_000);
+  // It got the event, and put it back.
+  await waitFor(() => projector.seen.naks === 1, "the event put back", 15_000);
   expect([projector.seen.deletes, projector.warnings, projector.consumer.stats.applied]).toEqual([0, [], 0]);
   lost = false;
   await waitFor(() => projector.consumer.stats.applied === 1, "the event applied once the pulls reach the server again", 15_000);

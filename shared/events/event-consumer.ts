@@ -93,8 +93,10 @@ const PULL_EXPIRES_MS = 5000;
  * unanswered on a connection that stands.
  */
 const SILENT_HEARTBEATS = 4;
-/** How long each check (JetStream's info of the consumer, then a pull) waits for an answer (ms). */
+/** How long the check that JetStream answers (the consumer's info) waits (ms). */
 const SILENT_CHECK_MS = 2000;
+/** How long the check's pull waits for an answer (ms): JetStream's own request timeout, so that a loaded server answering late is not taken for a silent consumer. */
+const PULL_CHECK_MS = 5000;
 
 /** At most this many messages in one transaction. */
 const MAX_BATCH = 256;
@@ -368,7 +370,7 @@ export class EventConsumer {
     }
     if (this.stopped || this.messages !== messages) return;
     try {
-      if (!(await renew(SILENT_CHECK_MS))) return;
+      if (!(await renew(PULL_CHECK_MS))) return;
     } catch (error) {
       this.options.logger.warn({ err: error, durable: this.options.durable }, "making the durable consumer again failed");
       return;
