@@ -7,7 +7,7 @@ import { BadRequestSchema, ErrorInfoSchema } from "../proto/gen/google/rpc/error
 import { STATUS_CODES } from "node:http";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { HealthCheckResponse_ServingStatus } from "../proto/gen/grpc/health/v1/health_pb.js";
-import { httpStatusFor, reasons, type Code, type Reason } from "../shared/errors/index.js";
+import { httpStatusFor, mayAnswer, reasons, type Code, type Reason } from "../shared/errors/index.js";
 import { REQUEST_ID_PATTERN } from "../shared/grpc/index.js";
 import { IDEMPOTENCY_KEY_PATTERN } from "./http-server.js";
 import { BODY_REASONS } from "./json-body.js";
@@ -41,9 +41,6 @@ function headerRefs(...names: string[]): JsonObject {
 /** Headers an error status carries besides X-Request-Id. */
 const ERROR_HEADERS: Record<string, string[]> = { "401": ["WWW-Authenticate"], "405": ["Allow"], "429": ["Retry-After"], "503": ["Retry-After"] };
 
-/** Reasons only an RPC with a request_id (an Idempotency-Key) can get. */
-const IDEMPOTENCY_REASONS: ReadonlySet<Reason> = new Set(["IDEMPOTENCY_KEY_REUSED"]);
-
 /**
  * Reasons no client of a documented path receives: CANCELLED is the
  * gateway's note of a client that went away (nothing is sent), HOST_NOT_ALLOWED
@@ -60,13 +57,19 @@ function statusOf(reason: Reason): string {
   return String(httpStatusFor(reasons[reason] as Code, reason));
 }
 
-/** The reasons an API route can be answered with: every reason but those of a body, an idempotency key, or none a client meets. */
+/**
+ * The reasons an API route can be answered with: those its RPC declares in
+ * the proto, and those any call can meet, but for a body's on a route
+ * without one and ROUTE_NOT_FOUND on a path without a variable.
+ */
 function routeReasons(route: Route): Reason[] {
+  const hasVariable = route.template.segments.some((s) => "variable" in s);
   return (Object.keys(reasons) as Reason[]).filter(
     (reason) =>
       !NEVER_ANSWERED.has(reason) &&
+      mayAnswer(route.method, reason) &&
       (route.body !== "" || !BODY_REASONS.has(reason)) &&
-      (fieldByName(route.method.input, "request_id") !== undefined || !IDEMPOTENCY_REASONS.has(reason)),
+      (hasVariable || reason !== "ROUTE_NOT_FOUND"),
   );
 }
 

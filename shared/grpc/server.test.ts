@@ -333,6 +333,31 @@ test("a handler's unexpected error reaches the caller as INTERNAL with a generic
   }
 });
 
+test("a reason an RPC's proto does not declare (orderly.errors.v1.errors) reaches the caller as it is, and the log names it at error, once per RPC and reason", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("query", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  // QueryService.GetOrder declares ORDER_NOT_FOUND and TOO_MANY_WAITS; ORDER_NOT_CANCELLABLE is CancelOrder's; DEADLINE_EXCEEDED any call's.
+  const handlers = {
+    getOrder: ({ id }: { id: string }) => {
+      throw new OrderlyError(id.split("-")[0] as "ORDER_NOT_FOUND", `refused ${id}`);
+    },
+  } as unknown as ServiceHandlers<typeof QueryService>;
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, logger, services: [registration(QueryService, handlers)] });
+  await using _server = { [Symbol.asyncDispose]: () => server.close(0) };
+  const connection = connect(`127.0.0.1:${server.port}`);
+  using _connection = { [Symbol.dispose]: () => connection.close() };
+  const reasons: string[] = [];
+  for (const id of ["ORDER_NOT_FOUND-1", "DEADLINE_EXCEEDED-1", "ORDER_NOT_CANCELLABLE-1", "ORDER_NOT_CANCELLABLE-2"]) {
+    const error = (await callUnary(connection, QueryService.method.getOrder, { id }, { deadline: Date.now() + 5000, requestId: `req-${id}` }).catch((e: unknown) => e)) as OrderlyError;
+    reasons.push(error.reason);
+  }
+  expect(reasons).toEqual(["ORDER_NOT_FOUND", "DEADLINE_EXCEEDED", "ORDER_NOT_CANCELLABLE", "ORDER_NOT_CANCELLABLE"]);
+  const flagged = lines.filter((line) => String(line.msg).includes("does not declare"));
+  expect(flagged.map((line) => ({ level: line.level, reason: line.reason, requestId: line.requestId, method: line.method }))).toEqual([
+    { level: 50, reason: "ORDER_NOT_CANCELLABLE", requestId: "req-ORDER_NOT_CANCELLABLE-1", method: `${QueryService.typeName}/GetOrder` },
+  ]);
+});
+
 test("a server binds an IPv6 bind host in brackets, as grpc-js takes it, and any other as it is", () => {
   expect([bindAddress("::", 50051), bindAddress("::1", 0), bindAddress("127.0.0.1", 50051), bindAddress("0.0.0.0", 1), bindAddress("localhost", 2)]).toEqual([
     "[::]:50051",

@@ -5,7 +5,7 @@ import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { isIP } from "node:net";
-import { OrderlyError, toStatusBinary } from "../errors/index.js";
+import { OrderlyError, declaredReasonsOf, mayAnswer, toStatusBinary } from "../errors/index.js";
 import { callLogger, type Logger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
 import { authorizeCalls, type ServiceAuth } from "../security/server-auth.js";
@@ -260,6 +260,10 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
     if (handler === undefined) continue;
     const fullName = `${service.typeName}/${method.name}`;
     const run = chain(interceptors, handler);
+    // Read at registration, so a misspelt reason in the proto stops the service at start.
+    declaredReasonsOf(method);
+    /** The undeclared reasons this RPC answered with, each logged once. */
+    const undeclared = new Set<string>();
     impl[method.name] = (call: grpc.ServerUnaryCall<Message, Message>, callback: grpc.sendUnaryData<Message>) => {
       // grpc-js reports every call as cancelled once it has ended, answered or not: only a call still
       // being handled is abandoned (not an Error with its stack and an abort for every answered call).
@@ -282,7 +286,12 @@ function implementation(registration: ServiceRegistration, logger: Logger, inter
         (error: unknown) => {
           inFlight.delete(controller);
           call.off("cancelled", onCancelled);
-          callback(toServiceError(OrderlyError.from(error), context.requestId));
+          const err = OrderlyError.from(error);
+          if (!mayAnswer(method, err.reason) && !undeclared.has(err.reason)) {
+            undeclared.add(err.reason);
+            context.logger.error({ reason: err.reason, err }, "an RPC answered a reason its proto does not declare (orderly.errors.v1.errors): its clients are not told to expect it");
+          }
+          callback(toServiceError(err, context.requestId));
         },
       );
     };

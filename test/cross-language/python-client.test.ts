@@ -19,6 +19,7 @@ const APT_INSTALL = "apt-get install -y python3-grpcio python3-protobuf protobuf
 const PROTOS = [
   "orderly/inventory/v1/inventory.proto",
   "orderly/auth/v1/access.proto",
+  "orderly/errors/v1/errors.proto",
   "buf/validate/validate.proto",
   "google/api/annotations.proto",
   "google/api/field_behavior.proto",

@@ -128,14 +128,17 @@ test("a generic client lists the services by reflection and calls one with only 
     expect(`${file.package}.${file.service.find((s) => service.endsWith(`.${s.name}`))?.name}`).toBe(service);
   }
 
-  // The method options the protos extend (HTTP bindings, access rules) are found by their numbers, as grpcurl looks them up.
+  // The method options the protos extend (HTTP bindings, access rules, declared error reasons) are found by their numbers, as grpcurl looks them up.
   const extensions = await reflect(client, { messageRequest: { case: "allExtensionNumbersOfType", value: "google.protobuf.MethodOptions" } });
   expect(extensions.messageResponse).toEqual(
-    expect.objectContaining({ case: "allExtensionNumbersResponse", value: expect.objectContaining({ extensionNumber: [50100, 72295728] }) }),
+    expect.objectContaining({ case: "allExtensionNumbersResponse", value: expect.objectContaining({ extensionNumber: [50100, 50101, 72295728] }) }),
   );
   const http = await reflect(client, { messageRequest: { case: "fileContainingExtension", value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 72295728 } } });
   if (http.messageResponse.case !== "fileDescriptorResponse") throw new Error(`no descriptors: ${http.messageResponse.case}`);
   expect(fromBinary(FileDescriptorProtoSchema, http.messageResponse.value.fileDescriptorProto[0]!).name).toBe("google/api/annotations.proto");
+  const declared = await reflect(client, { messageRequest: { case: "fileContainingExtension", value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 50101 } } });
+  if (declared.messageResponse.case !== "fileDescriptorResponse") throw new Error(`no descriptors: ${declared.messageResponse.case}`);
+  expect(fromBinary(FileDescriptorProtoSchema, declared.messageResponse.value.fileDescriptorProto[0]!).name).toBe("orderly/errors/v1/errors.proto");
   const noSuchExtension = await reflect(client, { messageRequest: { case: "fileContainingExtension", value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 1 } } });
   const noSuchType = await reflect(client, { messageRequest: { case: "allExtensionNumbersOfType", value: "no.such.Type" } });
   expect([noSuchExtension, noSuchType].map((r) => r.messageResponse.case === "errorResponse" && r.messageResponse.value.errorCode)).toEqual([5, 5]);

@@ -1,13 +1,14 @@
 import Ajv2020 from "ajv/dist/2020.js";
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
-import { startSystem, type ApiResponse } from "../helpers/system.js";
+import { reasonOf, startSystem, type ApiResponse } from "../helpers/system.js";
 
 /** The response headers the gateway may send that a client reads: each one it sends must be described where it is sent. */
 const DESCRIBED_HEADERS = ["x-request-id", "x-cache", "traceresponse", "retry-after", "allow", "www-authenticate"];
 
 /** One response object of the document, its headers resolved. */
 interface DocumentedResponse {
+  description: string;
   headers?: Record<string, { $ref: string }>;
   content: { "application/json": { schema: unknown } };
 }
@@ -16,7 +17,8 @@ interface DocumentedResponse {
  * Checks real responses against the document the gateway serves: the status
  * is listed for the operation, the body meets its schema (ajv, JSON Schema
  * 2020-12 as OpenAPI 3.1 uses it), every header the gateway sent is described
- * there and meets its schema, and every required one was sent.
+ * there and meets its schema, every required one was sent, and an error's
+ * reason is among those named for its status.
  */
 function conformanceChecker(document: any) {
   const ajv = new Ajv2020.default({ strict: false, allErrors: true, formats: { "date-time": true, int32: true, uint32: true, int64: true, uint64: true } });
@@ -26,6 +28,11 @@ function conformanceChecker(document: any) {
     const where = `${method} ${path} → ${response.status}`;
     const documented = document.paths[path]?.[method.toLowerCase()]?.responses?.[String(response.status)] as DocumentedResponse | undefined;
     expect(documented, `${where} is documented`).toBeDefined();
+    // An error's reason is one the document names for this status on this path (a 503 of /readyz is its report, not an error).
+    if (response.status >= 400 && response.body?.details !== undefined) {
+      const named = documented!.description.split(/[:,] /).slice(1);
+      expect({ where, reason: reasonOf(response.body), named: named.includes(reasonOf(response.body) ?? "") }).toEqual({ where, reason: reasonOf(response.body), named: true });
+    }
     const validate = ajv.getSchema(`openapi#/${pointer("paths", path, method.toLowerCase(), "responses", String(response.status), "content", "application/json", "schema")}`)!;
     expect({ where, valid: validate(response.body), errors: validate.errors ?? null }).toEqual({ where, valid: true, errors: null });
     const described = new Map(
@@ -99,6 +106,20 @@ test("every answer of a running gateway is one /openapi.json describes: its stat
   const wrongMethod = await system.api("DELETE", "/v1/orders");
   expect(wrongMethod.status).toBe(405);
   check("POST", "/v1/orders", wrongMethod);
+  // The refusals an RPC declares in its proto: an unknown SKU, too little stock, a rejected order's cancel, a page token not issued.
+  const noItem = await system.api("GET", "/v1/inventory/NO-SUCH-SKU");
+  expect([noItem.status, reasonOf(noItem.body)]).toEqual([404, "ITEM_NOT_FOUND"]);
+  check("GET", "/v1/inventory/{sku}", noItem);
+  const short = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "OAS-1", quantity: 1000 }] }, as: "alice" });
+  expect([short.status, reasonOf(short.body)]).toEqual([400, "INSUFFICIENT_STOCK"]);
+  check("POST", "/v1/orders", short);
+  const rejectedId = short.body.details.find((d: { reason?: string }) => d.reason !== undefined).metadata.orderId;
+  const notCancellable = await system.api("POST", `/v1/orders/${rejectedId}:cancel`, { body: {}, as: "alice" });
+  expect([notCancellable.status, reasonOf(notCancellable.body)]).toEqual([400, "ORDER_NOT_CANCELLABLE"]);
+  check("POST", "/v1/orders/{id}:cancel", notCancellable);
+  const badPage = await system.api("GET", "/v1/stock?pageToken=not-a-token");
+  expect([badPage.status, reasonOf(badPage.body)]).toEqual([400, "INVALID_PAGE_TOKEN"]);
+  check("GET", "/v1/stock", badPage);
   const tooLarge = await system.api("POST", `/v1/orders/${created.body.id}:cancel`, { rawBody: `{"pad":"${"x".repeat(1024 * 1024)}"}`, headers: { "content-type": "application/json" } });
   expect(tooLarge.status).toBe(413);
   check("POST", "/v1/orders/{id}:cancel", tooLarge);
