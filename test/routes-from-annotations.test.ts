@@ -118,8 +118,8 @@ test("the OpenAPI document names the bearer scheme every route needs, the error 
     Object.entries(item).map(([method, operation]) => ({ route: `${method} ${path}`, operation })),
   );
   // Every reason a client can meet is listed under the status the gateway answers it with, on some route. The
-  // reasons of ReserveStock and ReleaseStock alone are not: those RPCs have no route (gRPC only).
-  const grpcOnly = ["RESERVATION_MISMATCH", "ORDER_NOT_ENDED"];
+  // reason of ReleaseStock alone is not: it has no route (gRPC only).
+  const grpcOnly = ["ORDER_NOT_ENDED"];
   for (const [reason, code] of Object.entries(reasons) as [Reason, Code][]) {
     const status = String(httpStatusFor(code, reason));
     const listed = operations.some(({ operation }) => operation.responses[status]?.description.split(/[:,] /).includes(reason));
@@ -130,7 +130,7 @@ test("the OpenAPI document names the bearer scheme every route needs, the error 
     "get /v1/inventory/{sku}": ["ITEM_NOT_FOUND"],
     "get /v1/inventory": ["INVALID_PAGE_TOKEN"],
     "post /v1/inventory/{sku}:restock": ["IDEMPOTENCY_KEY_REUSED", "STOCK_LIMIT_EXCEEDED"],
-    "post /v1/orders": ["IDEMPOTENCY_KEY_REUSED", "NOT_YOUR_CUSTOMER", "UNKNOWN_SKU", "INSUFFICIENT_STOCK", "MIXED_CURRENCIES", "RESERVATION_RELEASED"],
+    "post /v1/orders": ["IDEMPOTENCY_KEY_REUSED", "NOT_YOUR_CUSTOMER", "UNKNOWN_SKU", "INSUFFICIENT_STOCK", "MIXED_CURRENCIES", "RESERVATION_RELEASED", "RESERVATION_MISMATCH"],
     "post /v1/orders/{id}:cancel": ["ORDER_NOT_FOUND", "ORDER_NOT_CANCELLABLE"],
     "get /v1/orders/{id}": ["ORDER_NOT_FOUND", "TOO_MANY_WAITS"],
     "get /v1/orders/{id}/timeline": ["ORDER_NOT_FOUND", "TOO_MANY_WAITS"],

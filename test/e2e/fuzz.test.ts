@@ -241,6 +241,8 @@ describe("fuzzing every route of the protos", () => {
   let ctx: FuzzContext;
   /** The databases and streams once seeded, before any fuzzing. */
   let initial: Awaited<ReturnType<typeof settled>>;
+  /** The gateway's /openapi.json: an error's reason must be one it names for the route's status. */
+  let openApi: { paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>> };
   const tallyA = new Tally();
   const tallyB = new Tally();
   /** Seeded facts the domain mutations use. */
@@ -267,6 +269,7 @@ describe("fuzzing every route of the protos", () => {
   beforeAll(async () => {
     system = await startSystem();
     port = Number(new URL(system.baseUrl).port);
+    openApi = bodyOf(await call("GET", "/openapi.json")) as typeof openApi;
     for (const [i, sku] of seed.skus.entries()) await seedOk("POST", `/v1/inventory/${sku}:restock`, { body: { quantity: 100_000, unitPriceMinor: String(100 + 25 * i), name: `Fuzz ${sku}` } });
     await seedOk("POST", "/v1/inventory/FZ-EUR:restock", { body: { quantity: 1000, unitPriceMinor: "900", currencyCode: "EUR" } });
     await seedOk("POST", "/v1/inventory/FZ-SCARCE:restock", { body: { quantity: 1 } });
@@ -388,10 +391,19 @@ describe("fuzzing every route of the protos", () => {
     }
   }
 
+  /** An error's reason that /openapi.json does not name for its route's status (from the proto's declared reasons and the common ones), or undefined. */
+  function undocumentedReason(request: FuzzRequest, response: WireResponse): string | undefined {
+    const reason = /"reason":"([A-Z_]+)"/.exec(response.text)?.[1];
+    if (response.status < 400 || reason === undefined) return undefined;
+    const [method, path] = request.route.split(" ") as [string, string];
+    const named = openApi.paths[path]?.[method.toLowerCase()]?.responses[String(response.status)]?.description.split(/[:,] /).slice(1) ?? [];
+    return named.includes(reason) ? undefined : `reason ${reason} is not one /openapi.json names for ${request.route} → ${response.status} (${named.join(", ")})`;
+  }
+
   async function check(request: FuzzRequest, tally: Tally): Promise<void> {
     const response = await send(port, system.tokens, request);
     tally.add(request, response);
-    const problem = problemWith(request, response, request.refused);
+    const problem = problemWith(request, response, request.refused) ?? undocumentedReason(request, response);
     if (problem !== undefined) {
       throw new Error(`${problem}\n  request: ${describeRequest(request)}\n  response: ${response.status} ${response.text.slice(0, 500)}`);
     }
@@ -556,18 +568,23 @@ describe("fuzzing every route of the protos", () => {
 
   // A passing property ran its RUNS cases; a failing one stops early (and is reported by its own test too).
   test("every route of the protos, and of /openapi.json, has a property of 1,000 arbitrary cases (writes: also one of 1,000 refused ones)", async () => {
-    const openApi = bodyOf(await call("GET", "/openapi.json")) as { paths: Record<string, Record<string, { parameters: { name: string; in: string }[] }>> };
+    const document = openApi as unknown as { paths: Record<string, Record<string, { parameters: { name: string; in: string }[] }>> };
     // The gateway's built-in paths (/healthz, /readyz, /openapi.json) are documented too, outside the API's /v1/.
-    const documented = Object.entries(openApi.paths)
+    const documented = Object.entries(document.paths)
       .filter(([path]) => path.startsWith("/v1/"))
       .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
     expect(new Set(documented)).toEqual(new Set(shapes.map((s) => s.key)));
     for (const shape of shapes) {
-      const operation = openApi.paths[shape.key.slice(shape.key.indexOf(" ") + 1)]![shape.route.httpMethod.toLowerCase()]!;
+      const operation = document.paths[shape.key.slice(shape.key.indexOf(" ") + 1)]![shape.route.httpMethod.toLowerCase()]!;
       const documentedQuery = operation.parameters.filter((p) => p.in === "query").map((p) => p.name);
       expect(documentedQuery.sort(), `${shape.key} query parameters`).toEqual(shape.queryFields.map((f) => f.jsonName).sort());
       expect(tallyA.cases(shape.key), `${shape.key} arbitrary cases`).toBeGreaterThanOrEqual(1000);
     }
     for (const shape of writes) expect(tallyB.cases(shape.key), `${shape.key} refused cases`).toBeGreaterThanOrEqual(1000);
+  });
+
+  test("after all the fuzzing, no service answered a reason its RPC does not declare in the proto (each would have logged it)", () => {
+    const undeclared = [system.order, system.inventory, system.query].flatMap((service) => service.logs.filter((line) => line.includes("does not declare")));
+    expect(undeclared).toEqual([]);
   });
 });
