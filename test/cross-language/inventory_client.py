@@ -9,6 +9,8 @@ only from the .proto files, can talk to the inventory service. It:
 3. calls GetItem for an unknown SKU and for an invalid SKU, and decodes the
    google.rpc.Status each error carries in the `grpc-status-details-bin` trailer,
 4. calls GetItem without a token, and Restock with a customer's token,
+5. reads the reasons GetItem declares in its proto (option orderly.errors.v1.errors)
+   from the generated descriptors,
 
 Calls carry `authorization: Bearer <token>` metadata: the admin's token, unless
 said otherwise.
@@ -18,7 +20,8 @@ then prints one JSON object on stdout:
     {"restocked": {...Item}, "item": {...Item},
      "unknownSku": {"code": "NOT_FOUND", "reason": "ITEM_NOT_FOUND", ...},
      "invalidSku": {"code": "INVALID_ARGUMENT", "reason": "VALIDATION_FAILED", ...},
-     "anonymous": {"code": "UNAUTHENTICATED", ...}, "customerRestock": {"code": "PERMISSION_DENIED", ...}}
+     "anonymous": {"code": "UNAUTHENTICATED", ...}, "customerRestock": {"code": "PERMISSION_DENIED", ...},
+     "getItemDeclares": ["ITEM_NOT_FOUND"]}
 
 Items are proto3 JSON (json_format.MessageToDict, camelCase names, int64 as
 strings). Any unexpected outcome is written to stderr with exit status 1.
@@ -65,6 +68,7 @@ def main():
     import grpc
     from google.protobuf import json_format
     from google.rpc import error_details_pb2, status_pb2
+    from orderly.errors.v1 import errors_pb2
     from orderly.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
     def item_to_dict(item):
@@ -153,6 +157,13 @@ def main():
         "invalidSku": invalid,
         "anonymous": anonymous,
         "customerRestock": customer_restock,
+        "getItemDeclares": list(
+            inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
+            .methods_by_name["GetItem"]
+            .GetOptions()
+            .Extensions[errors_pb2.errors]
+            .reasons
+        ),
     }
     print(json.dumps(output, sort_keys=True))
     return 0

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { expect, test } from "vitest";
@@ -15,18 +15,16 @@ const PYTHON = "/usr/bin/python3";
 /** What provides every tool this test needs, on Debian and Ubuntu. */
 const APT_INSTALL = "apt-get install -y python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc libprotobuf-dev";
 
-/** The protos the client needs: the service, and google.rpc for its error details (google/protobuf comes from protoc's include path). */
-const PROTOS = [
-  "orderly/inventory/v1/inventory.proto",
-  "orderly/auth/v1/access.proto",
-  "orderly/errors/v1/errors.proto",
-  "buf/validate/validate.proto",
-  "google/api/annotations.proto",
-  "google/api/field_behavior.proto",
-  "google/api/http.proto",
-  "google/rpc/status.proto",
-  "google/rpc/error_details.proto",
-];
+/**
+ * The protos the README's protoc command for Python compiles (its "Calling the services from other
+ * languages" section): the test runs what a reader would copy, so a proto the command misses fails here.
+ */
+function readmeProtos(): string[] {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const command = /```sh\n(mkdir -p gen\/python\n[\s\S]*?)```/.exec(readme)?.[1];
+  if (command === undefined) throw new Error("README.md has no protoc command for Python (a ```sh block starting with mkdir -p gen/python)");
+  return command.split(/\s+/).filter((word) => word.endsWith(".proto"));
+}
 
 /** The path of an executable on PATH, or undefined. */
 function onPath(name: string): string | undefined {
@@ -68,6 +66,7 @@ interface ClientOutput {
   invalidSku: { code: string; reason: string; fieldViolations?: { field: string; description: string }[] };
   anonymous: { code: string; reason: string };
   customerRestock: { code: string; reason: string };
+  getItemDeclares: string[];
 }
 
 test("a Python client generated from proto/ restocks and reads an item over gRPC", async () => {
@@ -84,7 +83,7 @@ test("a Python client generated from proto/ restocks and reads an item over gRPC
       `--plugin=protoc-gen-grpc_python=${tools.grpcPythonPlugin}`,
       `--python_out=${genDir.path}`,
       `--grpc_python_out=${genDir.path}`,
-      ...PROTOS,
+      ...readmeProtos(),
     ],
     { cwd: ROOT },
   ).catch((error: Error & { stderr?: string }) => {
@@ -131,4 +130,6 @@ test("a Python client generated from proto/ restocks and reads an item over gRPC
   // The service itself authenticates (a bearer token sent straight to it) and enforces the RPC's access rule.
   expect(output.anonymous).toMatchObject({ code: "UNAUTHENTICATED", reason: "AUTHENTICATION_REQUIRED" });
   expect(output.customerRestock).toMatchObject({ code: "PERMISSION_DENIED", reason: "ROLE_NOT_ALLOWED" });
+  // The reasons an RPC declares travel with the protos: the Python client reads GetItem's from its descriptor, and the unknown SKU's is one.
+  expect(output.getItemDeclares).toEqual(["ITEM_NOT_FOUND"]);
 });
