@@ -7,7 +7,11 @@ test("a durable consumer pulls again at once when JetStream moves its leader (th
   await using system = await startSystem({ STREAM_REPLICAS: "3" }, { natsCluster: 3 });
   await system.api("POST", "/v1/inventory/LDR-1:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
   const before = await system.api("POST", "/v1/orders", { body: { customerId: "alice", items: [{ sku: "LDR-1", quantity: 1 }] } });
-  expect((await system.api("GET", `/v1/orders/${before.body.id}?minVersion=${before.body.version}`)).status).toBe(200);
+  // A cluster just started may still be electing its streams' and consumers' leaders: the first order's events can take
+  // longer than the default 5 s budget to reach the read model (once in CI, under load), so this read may wait up to 30 s.
+  // What the test measures is the read after the stepdown, below.
+  const first = await system.api("GET", `/v1/orders/${before.body.id}?minVersion=${before.body.version}`, { headers: { "x-request-timeout": "30000" } });
+  expect(first.status).toBe(200);
   const nc = await connect(system.natsCluster!.connectOptions);
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const jsm = await nc.jetstreamManager();
