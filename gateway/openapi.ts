@@ -85,12 +85,14 @@ function errorStatuses(named: readonly Reason[]): Map<string, Reason[]> {
 
 /**
  * An error response of a status: a google.rpc.Status with the reasons that
- * give it, X-Request-Id, traceresponse on an API route (not a built-in path)
- * and the status's own headers.
+ * give it (in the description to read, in `x-orderly-reasons` for code),
+ * X-Request-Id, traceresponse on an API route (not a built-in path) and the
+ * status's own headers.
  */
 function errorResponse(status: string, named: readonly Reason[], api: boolean): JsonObject {
   return {
     description: `${STATUS_CODES[status] ?? "Error"}: ${named.join(", ")}`,
+    "x-orderly-reasons": [...named],
     headers: headerRefs("X-Request-Id", ...(api ? ["traceresponse"] : []), ...(ERROR_HEADERS[status] ?? [])),
     content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
   };

@@ -1,29 +1,9 @@
 import { getOption, hasOption, type DescMethod } from "@bufbuild/protobuf";
 import { errors } from "../../proto/gen/orderly/errors/v1/errors_pb.js";
-import { isReason, type Reason } from "./reasons.js";
+import { declaredReasons, isReason, type Reason } from "./reasons.js";
 
-/**
- * The reasons an RPC answers with only where its proto declares them
- * (option orderly.errors.v1.errors): what its handler decides about the
- * request. Any other reason can come from any call (how it came, or the
- * state of the system), so no RPC lists those.
- */
-export const DECLARED_ONLY: ReadonlySet<Reason> = new Set<Reason>([
-  "ORDER_NOT_FOUND",
-  "ITEM_NOT_FOUND",
-  "UNKNOWN_SKU",
-  "INSUFFICIENT_STOCK",
-  "MIXED_CURRENCIES",
-  "ORDER_NOT_CANCELLABLE",
-  "RESERVATION_RELEASED",
-  "RESERVATION_MISMATCH",
-  "ORDER_NOT_ENDED",
-  "STOCK_LIMIT_EXCEEDED",
-  "NOT_YOUR_CUSTOMER",
-  "INVALID_PAGE_TOKEN",
-  "TOO_MANY_WAITS",
-  "IDEMPOTENCY_KEY_REUSED",
-]);
+/** The reasons an RPC answers with only where its proto declares them (`declaredReasons`). */
+export const DECLARED_ONLY: ReadonlySet<Reason> = new Set(Object.keys(declaredReasons) as Reason[]);
 
 const declared = new WeakMap<DescMethod, ReadonlySet<Reason>>();
 

@@ -242,7 +242,7 @@ describe("fuzzing every route of the protos", () => {
   /** The databases and streams once seeded, before any fuzzing. */
   let initial: Awaited<ReturnType<typeof settled>>;
   /** The gateway's /openapi.json: every route is in it, with its query parameters, and an error's reason is one it names for the route's status. */
-  let openApi: { paths: Record<string, Record<string, { parameters: { name: string; in: string }[]; responses: Record<string, { description: string }> }>> };
+  let openApi: { paths: Record<string, Record<string, { parameters: { name: string; in: string }[]; responses: Record<string, { "x-orderly-reasons"?: string[] }> }>> };
   const tallyA = new Tally();
   const tallyB = new Tally();
   /** Seeded facts the domain mutations use. */
@@ -396,7 +396,7 @@ describe("fuzzing every route of the protos", () => {
     const reason = /"reason":"([A-Z_]+)"/.exec(response.text)?.[1];
     if (response.status < 400 || reason === undefined) return undefined;
     const [method, path] = request.route.split(" ") as [string, string];
-    const named = openApi.paths[path]?.[method.toLowerCase()]?.responses[String(response.status)]?.description.split(/[:,] /).slice(1) ?? [];
+    const named = openApi.paths[path]?.[method.toLowerCase()]?.responses[String(response.status)]?.["x-orderly-reasons"] ?? [];
     return named.includes(reason) ? undefined : `reason ${reason} is not one /openapi.json names for ${request.route} → ${response.status} (${named.join(", ")})`;
   }
 
