@@ -199,6 +199,13 @@ function skusOf(json: JsonValue): string[] {
   return items.map((item) => item?.sku).filter((sku): sku is string => typeof sku === "string");
 }
 
+/** The id of the resource a write answered with (an order's `id`, an item's `sku`), if any. */
+function resourceOf(json: JsonValue): string[] {
+  const resource = json as { id?: unknown; sku?: unknown } | null;
+  const id = resource?.id ?? resource?.sku;
+  return typeof id === "string" ? [id] : [];
+}
+
 /** The `version` of a resource's JSON, 0 when it has none. */
 function versionOf(json: JsonValue): number {
   return Number((json as { version?: unknown } | null)?.version) || 0;
@@ -574,14 +581,16 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (stopping?.aborted) onStopping();
     else stopping?.addEventListener("abort", onStopping, { once: true });
     try {
+      const writing = deps.cache !== undefined && call.route.httpMethod !== "GET" ? deps.cache.store.generation() : undefined;
       const { payload, status, version, json } = await invoke(call, message, abandoned.signal);
       if (deps.cache) {
         if (fill !== undefined && status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
-        // A write through this gateway drops what it cached of the resource at once, before the event arrives; an order's
-        // write (created, cancelled) the cached stock of its SKUs too, which it reserved or released.
-        if (call.route.httpMethod !== "GET") {
-          for (const value of Object.values(call.params)) deps.cache.store.invalidate(value, version);
-          for (const sku of skusOf(json)) deps.cache.store.invalidate(sku);
+        // A write through this gateway drops what it cached of the resource at once, before the event arrives, and announces
+        // the version it answered (the path's resource, or the one it made: a new order); an order's write (created,
+        // cancelled) drops the cached stock of its SKUs too, which it reserved or released, at versions it is not told.
+        if (writing !== undefined) {
+          for (const resource of new Set([...Object.values(call.params), ...resourceOf(json)])) deps.cache.store.invalidate(resource, version);
+          for (const sku of skusOf(json)) deps.cache.store.written(sku, writing);
         }
       }
       sendRaw(res, call.request.id, status, payload);
