@@ -3,7 +3,7 @@ import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opent
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomInt, randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
-import { HTTP_CODE_HEADER, checkRules, isRequestId, type CallOptions } from "../shared/grpc/index.js";
+import { HTTP_CODE_HEADER, STOCK_VERSIONS_HEADER, checkRules, isRequestId, stockVersionsOf, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { CountsByKey, untilDeadline } from "../shared/resilience/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
@@ -542,8 +542,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     });
   }
 
-  /** Calls a route's RPC: its response as the HTTP body, the status the service asked for, and the resource's version. */
-  async function invoke(call: Call, message: Message, signal?: AbortSignal): Promise<{ payload: string; status: number; version: number; json: JsonValue }> {
+  /** Calls a route's RPC: its response as the HTTP body, the status the service asked for, the resource's version, and the service's response headers. */
+  async function invoke(call: Call, message: Message, signal?: AbortSignal): Promise<{ payload: string; status: number; version: number; json: JsonValue; responseHeaders: Record<string, string> }> {
     const responseHeaders: Record<string, string> = {};
     const response = await deps.call(call.route, message, {
       deadline: call.deadline,
@@ -554,7 +554,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       traceContext: call.request.traceContext,
     });
     const json = responseToHttp(call.route, response);
-    return { payload: JSON.stringify(json), status: successStatus(responseHeaders[HTTP_CODE_HEADER]), version: versionOf(json), json };
+    return { payload: JSON.stringify(json), status: successStatus(responseHeaders[HTTP_CODE_HEADER]), version: versionOf(json), json, responseHeaders };
   }
 
   /** The request message of a route: path variables, query, then the JSON body when the route takes one (received by `deadline`). */
@@ -581,19 +581,27 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (stopping?.aborted) onStopping();
     else stopping?.addEventListener("abort", onStopping, { once: true });
     try {
-      const writing = deps.cache !== undefined && call.route.httpMethod !== "GET" ? deps.cache.store.generation() : undefined;
-      const { payload, status, version, json } = await invoke(call, message, abandoned.signal);
+      const { payload, status, version, json, responseHeaders } = await invoke(call, message, abandoned.signal);
       if (deps.cache) {
         if (fill !== undefined && status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
         // A write through this gateway drops what it cached of the resource at once, before the event arrives, and announces
         // the version it answered (the path's resource, or the one it made: a new order); an order's write (created,
-        // cancelled) drops the cached stock of its SKUs too, which it reserved or released, at versions it is not told.
-        if (writing !== undefined) {
+        // cancelled) drops the cached stock of its SKUs too, which it reserved or released, announcing the versions the
+        // service says it left them at. So what the writer saw is never answered older from here, even should this gateway
+        // miss the write's events.
+        if (call.route.httpMethod !== "GET") {
           for (const resource of new Set([...Object.values(call.params), ...resourceOf(json)])) deps.cache.store.invalidate(resource, version);
-          for (const sku of skusOf(json)) deps.cache.store.written(sku, writing);
+          const stock = stockVersionsOf(responseHeaders[STOCK_VERSIONS_HEADER]);
+          for (const sku of new Set(skusOf(json))) deps.cache.store.invalidate(sku, stock.get(sku));
         }
       }
       sendRaw(res, call.request.id, status, payload);
+    } catch (error) {
+      // A rejected order is refused, with its id and version: announced like an answer's, so the rejection the client was
+      // told is not answered older from here either.
+      const { orderId, orderVersion } = OrderlyError.from(error).metadata;
+      if (deps.cache && call.route.httpMethod !== "GET" && orderId && Number(orderVersion) > 0) deps.cache.store.invalidate(orderId, Number(orderVersion));
+      throw error;
     } finally {
       res.off("close", onClose);
       stopping?.removeEventListener("abort", onStopping);

@@ -174,48 +174,6 @@ describe("ReadCache", () => {
     expect(cache.get("k", 0)).toBe("v3");
   });
 
-  test("a write of an unknown version (an order's SKU) holds its reads out of the cache until an event announces a version, or for the TTL; the hold outlasts a suspension", () => {
-    let now = 0;
-    const cache = new ReadCache(5000, { clock: () => now });
-    cache.set("k", "MUG", "available 10", 3, cache.generation());
-    const writing = cache.generation();
-    cache.written("MUG", writing);
-    expect(cache.get("k", 0)).toBeUndefined();
-    // The read model still answers from before the write: not kept, even across a missed-events window.
-    cache.suspend();
-    cache.resume();
-    cache.set("k", "MUG", "available 10", 3, cache.generation());
-    expect(cache.get("k", 0)).toBeUndefined();
-    // The write's event announces the version: from then on that version (or newer) is kept, and nothing older.
-    cache.invalidate("MUG", 4);
-    cache.set("k", "MUG", "available 10", 3, cache.generation());
-    expect(cache.get("k", 0)).toBeUndefined();
-    cache.set("k", "MUG", "available 9", 4, cache.generation());
-    expect(cache.get("k", 0)).toBe("available 9");
-    // No event at all: held for the TTL, then stored again.
-    cache.written("CUP", cache.generation());
-    now = 4999;
-    cache.set("c", "CUP", "available 1", 1, cache.generation());
-    expect(cache.get("c", 0)).toBeUndefined();
-    now = 5000;
-    cache.set("c", "CUP", "available 1", 1, cache.generation());
-    expect(cache.get("c", 0)).toBe("available 1");
-  });
-
-  test("a write of an unknown version whose aggregate had a version announced while it was in flight is not held (its event came first)", () => {
-    const cache = new ReadCache(60_000);
-    const writing = cache.generation();
-    cache.invalidate("MUG", 4);
-    cache.written("MUG", writing);
-    cache.set("k", "MUG", "available 9", 4, cache.generation());
-    expect(cache.get("k", 0)).toBe("available 9");
-    // Announced before the write began: that one is no news of this write.
-    const later = cache.generation();
-    cache.written("MUG", later);
-    cache.set("k", "MUG", "available 9", 4, cache.generation());
-    expect(cache.get("k", 0)).toBeUndefined();
-  });
-
   test("the version an event announced still holds after a suspension: an older answer of the read model is not stored", () => {
     const cache = new ReadCache(60_000);
     cache.invalidate("ord_1", 5);

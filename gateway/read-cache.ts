@@ -16,18 +16,6 @@ export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 /** The last part of an entry's TTL in which a hit refreshes it. */
 const REFRESH_AHEAD_SHARE = 0.2;
 
-/** What the cache knows of an aggregate's changes. */
-interface Seen {
-  /** The change count at its last invalidation. */
-  generation: number;
-  /** The newest version an event (or a write through this gateway) announced. */
-  version: number;
-  /** The change count at which that version was announced. */
-  announcedAt: number;
-  /** Until when no read of it is stored (clock time; see ReadCache.written). */
-  heldUntil: number;
-}
-
 /** What the cache has done. */
 export interface ReadCacheStats {
   hits: number;
@@ -76,17 +64,17 @@ interface Fill {
  * outage neither leaves entries behind for long nor sends every cached read
  * to the service; `resume` (subscribed again) starts it empty, as what it
  * held may predate an event it missed. The versions announced (by events,
- * and by writes through this gateway: see written) outlast that, so what a
- * client wrote through this gateway is not served older; the TTL still bounds
- * what it cannot know it missed of others' writes (an event lost before a
- * dead connection is noticed, or one the read model applies only after the
- * gateway is back).
+ * and by writes through this gateway, which say what they changed) outlast
+ * that, so what a client wrote through this gateway is not served older; the
+ * TTL still bounds what it cannot know it missed of others' writes (an event
+ * lost before a dead connection is noticed, or one the read model applies
+ * only after the gateway is back).
  */
 export class ReadCache {
   private readonly entries = new Map<string, Entry>();
   private readonly keysByAggregate = new Map<string, Set<string>>();
-  /** Per aggregate: what the cache knows of its changes (see Seen). */
-  private readonly seen = new Map<string, Seen>();
+  /** Per aggregate: the change count at its last invalidation, and the newest version an event announced. */
+  private readonly seen = new Map<string, { generation: number; version: number }>();
   private readonly filling = new Map<string, Fill>();
   /** Invalidations and clears so far: a point in the cache's history (see generation). */
   private changes = 0;
@@ -121,7 +109,7 @@ export class ReadCache {
     this.maxEntries = options.maxEntries ?? 50_000;
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     // Monotonic: a step of the wall clock neither keeps entries past their TTL nor expires them early.
-    this.clock = options.clock ?? (() => performance.now());
+    this.clock = options.clock ?? performance.now.bind(performance);
     this.outageTtlMs = Math.min(ttlMs, options.outageTtlMs ?? 1000);
   }
 
@@ -156,13 +144,9 @@ export class ReadCache {
     return Math.max(this.seen.get(aggregateId)?.generation ?? 0, this.floor);
   }
 
-  /**
-   * Stores a fetched body, unless the aggregate changed since `generation`, the body is older than an announced version, or
-   * the aggregate is held after a write of an unknown version (see written).
-   */
+  /** Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version. */
   set(key: string, aggregateId: string, body: string, version: number, generation: number): void {
-    const seen = this.seen.get(aggregateId);
-    if (this.changedAt(aggregateId) > generation || (seen !== undefined && (version < seen.version || seen.heldUntil > this.clock()))) return;
+    if (this.changedAt(aggregateId) > generation || version < (this.seen.get(aggregateId)?.version ?? 0)) return;
     const previous = this.entries.get(key);
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
     if (previous && previous.version > version && previous.expires > this.clock()) return;
@@ -239,16 +223,12 @@ export class ReadCache {
 
   /**
    * Drops every cached read of an aggregate (an event or a write through this gateway changed it). A version (what an event
-   * or a write answered) is announced: older answers are not stored from then on, and a hold (see written) ends.
+   * or a write answered) is announced: older answers are not stored from then on.
    */
   invalidate(aggregateId: string, version = 0): void {
-    const seen = this.seen.get(aggregateId) ?? { generation: 0, version: 0, announcedAt: 0, heldUntil: 0 };
+    const seen = this.seen.get(aggregateId) ?? { generation: 0, version: 0 };
     seen.generation = ++this.changes;
-    if (version > 0) {
-      seen.version = Math.max(seen.version, version);
-      seen.announcedAt = seen.generation;
-      seen.heldUntil = 0;
-    }
+    seen.version = Math.max(seen.version, version);
     // Keep this bookkeeping bounded too: an aggregate forgotten loses its announced version (fills begun before are still refused).
     this.seen.delete(aggregateId);
     this.seen.set(aggregateId, seen);
@@ -260,19 +240,6 @@ export class ReadCache {
     const keys = this.keysByAggregate.get(aggregateId);
     if (keys) for (const key of [...keys]) this.delete(key, this.entries.get(key));
     this.stats.invalidations++;
-  }
-
-  /**
-   * A write through this gateway changed an aggregate to a version it was not told (an order's create or cancel, the stock
-   * of its SKUs): drops its cached reads and, unless a version of it was announced while the write was in flight (since
-   * `generation`, taken before it), stores no read of it until one is, or for the TTL. The read model answers from before
-   * the write until the write's event reaches it, and this gateway may miss that event (its NATS connection being
-   * replaced): without the hold, the answer from before would be kept for the TTL, older than what the writer saw.
-   */
-  written(aggregateId: string, generation: number): void {
-    const announced = (this.seen.get(aggregateId)?.announcedAt ?? 0) > generation;
-    this.invalidate(aggregateId);
-    if (!announced) this.seen.get(aggregateId)!.heldUntil = this.clock() + this.ttlMs;
   }
 
   /** Its invalidations may be missed from now on: every entry, and every one stored until `resume`, lives at most `outageTtlMs`. */

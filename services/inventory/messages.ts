@@ -23,7 +23,7 @@ export function reservationMessage(reservation: ReservationRecord): MessageInitS
   return {
     orderId: reservation.orderId,
     state: reservation.state,
-    lines: reservation.lines.map((line) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: BigInt(line.unitPriceMinor) })),
+    lines: reservation.lines.map((line) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: BigInt(line.unitPriceMinor), itemVersion: BigInt(line.itemVersion ?? 0) })),
     totalMinor: BigInt(reservation.totalMinor),
     currencyCode: reservation.currencyCode,
   };

@@ -315,7 +315,8 @@ class ReserveCommand implements InventoryCommand {
     if (requested.some((line, i) => items[i]!.available < line.quantity)) return { ok: false, reason: "INSUFFICIENT_STOCK" };
     const lines: ReservedLine[] = requested.map((line, i) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: items[i]!.unitPriceMinor }));
     const currencyCode = items[0]!.currencyCode;
-    for (const line of lines) {
+    // Each line names its item's version after it (what its event announces).
+    const changed = lines.map((line) => {
       const item = model.items.get(line.sku)!;
       model.items.set(line.sku, {
         ...item,
@@ -323,11 +324,12 @@ class ReserveCommand implements InventoryCommand {
         reserved: item.reserved + line.quantity,
         version: item.version + 1,
       });
-    }
+      return { ...line, itemVersion: item.version + 1 };
+    });
     const reservation: ReservationRecord = {
       orderId: this.orderId,
       state: ReservationState.RESERVED,
-      lines,
+      lines: changed,
       totalMinor: lines.reduce((sum, line) => sum + line.quantity * line.unitPriceMinor, 0),
       currencyCode,
     };
@@ -384,7 +386,7 @@ class ReleaseCommand implements InventoryCommand {
       return tombstone;
     }
     if (existing.state === ReservationState.RELEASED) return existing;
-    for (const line of existing.lines) {
+    const changed = existing.lines.map((line) => {
       const item = model.items.get(line.sku)!;
       model.items.set(line.sku, {
         ...item,
@@ -392,8 +394,9 @@ class ReleaseCommand implements InventoryCommand {
         reserved: item.reserved - line.quantity,
         version: item.version + 1,
       });
-    }
-    const released: ReservationRecord = { ...existing, state: ReservationState.RELEASED };
+      return { ...line, itemVersion: item.version + 1 };
+    });
+    const released: ReservationRecord = { ...existing, state: ReservationState.RELEASED, lines: changed };
     model.reservations.set(this.orderId, released);
     model.events += existing.lines.length;
     return released;

@@ -41,6 +41,20 @@ describe("InventoryStore", () => {
     expect(() => s.reserve("o1", [{ sku: "A", quantity: 2 }])).toThrow(expect.objectContaining({ reason: "RESERVATION_RELEASED" }));
   });
 
+  test("a reservation, and once released its release, answers the version it left its items at (what their events announce), again when asked again", () => {
+    const s = store();
+    s.restock({ sku: "A", quantity: 5 });
+    s.restock({ sku: "B", quantity: 5 });
+    s.restock({ sku: "B", quantity: 1 });
+    const versions = (lines: readonly { sku: string; itemVersion?: number }[]) => lines.map((line) => [line.sku, line.itemVersion]);
+    expect(versions(s.reserve("o1", [{ sku: "A", quantity: 1 }, { sku: "B", quantity: 1 }]).lines)).toEqual([["A", 2], ["B", 3]]);
+    expect([s.getItem("A")!.version, s.getItem("B")!.version]).toEqual([2, 3]);
+    expect(versions(s.reserve("o1", [{ sku: "A", quantity: 1 }, { sku: "B", quantity: 1 }]).lines)).toEqual([["A", 2], ["B", 3]]);
+    expect(versions(s.release("o1").lines)).toEqual([["A", 3], ["B", 4]]);
+    expect(versions(s.release("o1").lines)).toEqual([["A", 3], ["B", 4]]);
+    expect(versions(s.getReservation("o1")!.lines)).toEqual([["A", 3], ["B", 4]]);
+  });
+
   test("releasing an order never reserved leaves a tombstone that blocks a late reserve", () => {
     const s = store();
     s.restock({ sku: "A", quantity: 5 });

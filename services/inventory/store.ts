@@ -21,6 +21,8 @@ export interface ReservedLine {
   sku: string;
   quantity: number;
   unitPriceMinor: number;
+  /** The item's version once the reservation took its stock or, released, once the release returned it (absent in a reservation stored before it was kept). */
+  itemVersion?: number;
 }
 
 /** Reservation states, as stored (the values of orderly.inventory.v1.Reservation.State). */
@@ -143,7 +145,7 @@ export class InventoryStore {
         `INSERT INTO reservations (order_id, state, lines, total_minor, currency_code, create_time, update_time)
          VALUES (@orderId, @state, @lines, @totalMinor, @currencyCode, @now, @now)`,
       ),
-      markReleased: db.prepare<[number, number, string]>("UPDATE reservations SET state = ?, update_time = ? WHERE order_id = ?"),
+      markReleased: db.prepare<[number, string, number, string]>("UPDATE reservations SET state = ?, lines = ?, update_time = ? WHERE order_id = ?"),
       markConfirmed: db.prepare<[string]>("UPDATE reservations SET order_confirmed = 1 WHERE order_id = ?"),
       unconfirmedBefore: db.prepare<[number, number, string, number], { order_id: string; create_time: number }>(
         `SELECT order_id, create_time FROM reservations WHERE state = ${ReservationState.RESERVED} AND order_confirmed = 0 AND create_time < ?
@@ -292,20 +294,21 @@ export class InventoryStore {
       return { sku: line.sku, quantity: line.quantity, unitPriceMinor: item.unitPriceMinor };
     });
     const now = this.clock();
-    for (const line of reserved) {
+    const changed = reserved.map((line) => {
       const item = toItem(this.statements.reserveItem.get(line.quantity, line.quantity, now, line.sku)!);
       this.outbox.append(
         newEvent(item.sku, item.version, now, { case: "stockReserved", value: { item: itemMessage(item), orderId, quantity: line.quantity } }, meta),
       );
-    }
+      return { ...line, itemVersion: item.version };
+    });
     const record: ReservationRecord = {
       orderId,
       state: ReservationState.RESERVED,
-      lines: reserved,
+      lines: changed,
       totalMinor: reserved.reduce((sum, line) => sum + line.quantity * line.unitPriceMinor, 0),
       currencyCode,
     };
-    this.statements.insertReservation.run({ ...record, lines: JSON.stringify(reserved), now });
+    this.statements.insertReservation.run({ ...record, lines: JSON.stringify(changed), now });
     return record;
   }
 
@@ -318,13 +321,14 @@ export class InventoryStore {
       return tombstone;
     }
     if (existing.state === ReservationState.RELEASED) return existing;
-    for (const line of existing.lines) {
+    const changed = existing.lines.map((line) => {
       const item = toItem(this.statements.releaseItem.get(line.quantity, line.quantity, now, line.sku)!);
       this.outbox.append(
         newEvent(item.sku, item.version, now, { case: "stockReleased", value: { item: itemMessage(item), orderId, quantity: line.quantity } }, meta),
       );
-    }
-    this.statements.markReleased.run(ReservationState.RELEASED, now, orderId);
-    return { ...existing, state: ReservationState.RELEASED };
+      return { ...line, itemVersion: item.version };
+    });
+    this.statements.markReleased.run(ReservationState.RELEASED, JSON.stringify(changed), now, orderId);
+    return { ...existing, state: ReservationState.RELEASED, lines: changed };
   }
 }

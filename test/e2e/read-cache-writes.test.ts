@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
 import { sampleValue, scrape } from "../helpers/prometheus.js";
-import { startSystem, type System } from "../helpers/system.js";
+import { reasonOf, startSystem, type System } from "../helpers/system.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 
 const cacheLive = async (system: System) => sampleValue(await scrape(`${system.adminUrl}/metrics`), "orderly_gateway_cache_live");
@@ -88,11 +88,11 @@ test("a fill begun before a cancel and answered after it is neither shared with 
 /**
  * The gateway misses events while its NATS connection is being replaced (they are published before it is subscribed
  * again), and the read model applies them only after the gateway is back: no event drops what the cache stores of
- * them meanwhile. A restock through the gateway announces the version it answered, so an older answer of the read
- * model is not stored; an order does not say its SKUs' new versions, so their reads are not stored until an event
- * announces one (or for the TTL).
+ * them meanwhile. A restock through the gateway announces the version it answered, and an order the versions the
+ * order service says its reservation left its SKUs at (x-orderly-stock-versions), so an older answer of the read model
+ * is not stored.
  */
-test("after an order through this gateway whose events the gateway missed, the cache does not keep the pre-order stock level the lagging read model answers", async () => {
+test("after an order, and its cancel, through this gateway whose events the gateway missed, the cache does not keep the stock level from before it that the lagging read model answers", async () => {
   await using proxied = await startWithNatsProxies();
   const { system, toGateway, toQuery } = proxied;
   for (const sku of ["RV-R", "RV-O"]) {
@@ -126,42 +126,61 @@ test("after an order through this gateway whose events the gateway missed, the c
   // The order's SKU: the level after alice's own order, from the read model, not the one from before it from the cache.
   const orderedRead = await system.api("GET", "/v1/stock/RV-O", { as: "alice" });
   expect({ available: orderedRead.body.available, xCache: orderedRead.headers.get("x-cache") }).toEqual({ available: 9, xCache: null });
+
+  // The same for a cancel, whose release returns the unit: the pre-cancel level is not kept either.
+  toQuery.blackhole();
+  toGateway.blackhole();
+  const cancelled = await system.api("POST", `/v1/orders/${order.body.id}:cancel`, { as: "alice" });
+  expect([cancelled.status, cancelled.body.status]).toEqual([200, "ORDER_STATUS_CANCELLED"]);
+  await proxied.reconnectGateway();
+  expect((await system.api("GET", "/v1/stock/RV-O", { as: "alice" })).body.available).toBe(9);
+  toQuery.pass();
+  await waitFor(async () => (await listedLevel(system, "RV-O"))?.available === 10, "the release in the read model", 30_000);
+  const releasedRead = await system.api("GET", "/v1/stock/RV-O", { as: "alice" });
+  expect({ available: releasedRead.body.available, xCache: releasedRead.headers.get("x-cache") }).toEqual({ available: 10, xCache: null });
 });
 
 /**
  * The same missed-event window, for the order itself: POST /v1/orders announces the version it answered for the order
- * it made (it has no path variable naming it), so an older answer of the lagging read model is not stored.
+ * it made (it has no path variable naming it), or, for an order it refused as REJECTED, the version the refusal names
+ * (orderVersion), so an older answer of the lagging read model is not stored.
  */
-test("an order the gateway answered CONFIRMED (v2), whose events it missed, is not served PENDING (v1) from the cache once the read model has v2", async () => {
-  await using proxied = await startWithNatsProxies();
-  const { system, toGateway, toQuery } = proxied;
-  await system.api("POST", "/v1/inventory/RV-P:restock", { body: { quantity: 10 } });
+for (const { decided, stocked, answered } of [
+  { decided: "CONFIRMED", stocked: 10, answered: 200 },
+  { decided: "REJECTED", stocked: 1, answered: 400 },
+] as const) {
+  test(`an order the gateway answered ${decided} (v2), whose events it missed, is not served PENDING (v1) from the cache once the read model has v2`, async () => {
+    await using proxied = await startWithNatsProxies();
+    const { system, toGateway, toQuery } = proxied;
+    await system.api("POST", "/v1/inventory/RV-P:restock", { body: { quantity: stocked } });
 
-  // Inventory down: the order is accepted PENDING (v1), and the read model gets it.
-  await system.inventory.stop("SIGKILL");
-  const request = { as: "alice", body: { customerId: "alice", items: [{ sku: "RV-P", quantity: 1 }] }, headers: { "idempotency-key": "rv-p-1", "x-request-timeout": "2000" } };
-  const accepted = await system.api("POST", "/v1/orders", request);
-  expect([accepted.status, accepted.body.status, accepted.body.version]).toEqual([202, "ORDER_STATUS_PENDING", "1"]);
-  const id = accepted.body.id as string;
-  await waitFor(async () => (await system.api("GET", `/v1/orders/${id}/timeline`, { as: "alice" })).body?.changes?.length === 1, "v1 in the read model");
+    // Inventory down: the order is accepted PENDING (v1), and the read model gets it.
+    await system.inventory.stop("SIGKILL");
+    const request = { as: "alice", body: { customerId: "alice", items: [{ sku: "RV-P", quantity: 2 }] }, headers: { "idempotency-key": "rv-p-1", "x-request-timeout": "2000" } };
+    const accepted = await system.api("POST", "/v1/orders", request);
+    expect([accepted.status, accepted.body.status, accepted.body.version]).toEqual([202, "ORDER_STATUS_PENDING", "1"]);
+    const id = accepted.body.id as string;
+    await waitFor(async () => (await system.api("GET", `/v1/orders/${id}/timeline`, { as: "alice" })).body?.changes?.length === 1, "v1 in the read model");
 
-  // Its confirmation (v2) reaches neither the gateway nor the read model for now; the customer's retry through the gateway gets it.
-  toQuery.blackhole();
-  toGateway.blackhole();
-  await system.restart("inventory");
-  const decided = await waitFor(async () => {
-    const r = await system.api("POST", "/v1/orders", { ...request, headers: { "idempotency-key": "rv-p-1" } });
-    return r.status === 200 ? r : undefined;
-  }, "the order decided", 30_000, 200);
-  expect([decided.body.status, decided.body.version]).toEqual(["ORDER_STATUS_CONFIRMED", "2"]);
+    // Its decision (v2) reaches neither the gateway nor the read model for now; the customer's retry through the gateway gets it.
+    toQuery.blackhole();
+    toGateway.blackhole();
+    await system.restart("inventory");
+    const retried = await waitFor(async () => {
+      const r = await system.api("POST", "/v1/orders", { ...request, headers: { "idempotency-key": "rv-p-1" } });
+      return r.status === answered ? r : undefined;
+    }, "the order decided", 30_000, 200);
+    if (decided === "CONFIRMED") expect([retried.body.status, retried.body.version]).toEqual(["ORDER_STATUS_CONFIRMED", "2"]);
+    else expect([reasonOf(retried.body), retried.body.details[0].metadata]).toMatchObject(["INSUFFICIENT_STOCK", { orderId: id, orderVersion: "2" }]);
 
-  await proxied.reconnectGateway();
+    await proxied.reconnectGateway();
 
-  // Read model still at v1 (its own lag): answered, not kept.
-  expect((await system.api("GET", `/v1/orders/${id}`, { as: "alice" })).body.version).toBe("1");
-  toQuery.pass();
-  await waitFor(async () => (await system.api("GET", `/v1/orders/${id}/timeline`, { as: "alice" })).body?.changes?.length === 2, "v2 in the read model", 30_000);
+    // Read model still at v1 (its own lag): answered, not kept.
+    expect((await system.api("GET", `/v1/orders/${id}`, { as: "alice" })).body.version).toBe("1");
+    toQuery.pass();
+    await waitFor(async () => (await system.api("GET", `/v1/orders/${id}/timeline`, { as: "alice" })).body?.changes?.length === 2, "v2 in the read model", 30_000);
 
-  const read = await system.api("GET", `/v1/orders/${id}`, { as: "alice" });
-  expect({ status: read.body.status, version: read.body.version, xCache: read.headers.get("x-cache") }).toEqual({ status: "ORDER_STATUS_CONFIRMED", version: "2", xCache: null });
-});
+    const read = await system.api("GET", `/v1/orders/${id}`, { as: "alice" });
+    expect({ status: read.body.status, version: read.body.version, xCache: read.headers.get("x-cache") }).toEqual({ status: `ORDER_STATUS_${decided}`, version: "2", xCache: null });
+  });
+}

@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { InventoryService } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import type { CancelOrderRequest, CancelOrderResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
-import { callOptionsOf, causeOf, type CallContext, type Client } from "../../../shared/grpc/index.js";
+import { announceStock, callOptionsOf, causeOf, type CallContext, type Client } from "../../../shared/grpc/index.js";
 import { Status, type OrderStore } from "../store.js";
 import { findOrder } from "./get-order.js";
 import { orderMessage } from "../messages.js";
@@ -33,7 +33,8 @@ export function cancelOrder(deps: CancelOrderDeps) {
     const cancelled = deps.store.cancel(order.id, causeOf(context))!;
     try {
       // The cancel is done: the client hears so before its deadline, however long the inventory takes.
-      await deps.inventory.releaseStock({ orderId: order.id }, callOptionsOf(context));
+      const { reservation } = await deps.inventory.releaseStock({ orderId: order.id }, callOptionsOf(context));
+      announceStock(context, reservation?.lines ?? []);
     } catch (error) {
       // The order is cancelled; its OrderCancelled event releases the stock when the inventory gets it.
       context.logger.warn({ err: error, orderId: order.id }, "could not release a cancelled order's stock at once; its event will");

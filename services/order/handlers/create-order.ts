@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createHash } from "node:crypto";
 import type { CreateOrderRequest, CreateOrderResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
-import { HTTP_CODE_HEADER, callOptionsOf, causeOf, type CallContext } from "../../../shared/grpc/index.js";
+import { HTTP_CODE_HEADER, announceStock, callOptionsOf, causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
 import { requireActFor } from "../../../shared/security/index.js";
 import { orderMessage, rejectionError } from "../messages.js";
@@ -46,7 +46,7 @@ export function createOrder(deps: CreateOrderDeps) {
       if (begun.replay) return outcome(begun.replay, context);
       if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
       // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
-      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger);
+      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger, (reservation) => announceStock(context, reservation.lines));
       if (settled !== undefined) return outcome(settled, context);
       // A request with the same key found a SKU unknown and discarded the order (answering UNKNOWN_SKU records nothing),
       // while this one's reservation found every SKU (restocked in between): it begins afresh, as it would have after that
