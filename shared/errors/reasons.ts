@@ -112,6 +112,10 @@ export const declaredReasons = {
  */
 export const reasons = { ...commonReasons, ...declaredReasons } as const;
 
+/** A reason is in one group only: this fails to compile should one be named in both. */
+const inOneGroupOnly: [keyof typeof commonReasons & keyof typeof declaredReasons] extends [never] ? true : never = true;
+void inOneGroupOnly;
+
 /** A machine-readable error reason. */
 export type Reason = keyof typeof reasons;
 

@@ -1,3 +1,5 @@
+// A client is never served, from a gateway's cache, anything older than what it wrote through that gateway, even when the
+// gateway misses the write's events.
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
 import { sampleValue, scrape } from "../helpers/prometheus.js";
@@ -50,8 +52,6 @@ async function listedLevel(system: System, sku: string): Promise<{ available: nu
   const level = (r.body?.stockLevels ?? []).find((l: { sku: string }) => l.sku === sku);
   return level && { available: level.available ?? 0, version: level.version };
 }
-
-/** What a client wrote through the gateway it is never served older from that gateway's cache, even when the gateway misses the write's events. */
 
 test("a fill begun before a cancel and answered after it is neither shared with a later read nor stored; another customer's HEAD never gets the entry", async () => {
   await using system = await startSystem({ GATEWAY_CACHE_TTL_MS: "60000" });
