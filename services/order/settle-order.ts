@@ -18,7 +18,7 @@ export interface SettleDeps {
 /** The prices a reservation captured, as the order records them. */
 export function pricingOf(reservation: Reservation): { items: OrderLine[]; totalMinor: number; currencyCode: string } {
   return {
-    items: reservation.lines.map((line) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: Number(line.unitPriceMinor) })),
+    items: reservation.lines.map((line) => ({ sku: line.sku, quantity: line.quantity, unitPriceMinor: Number(line.unitPriceMinor), itemVersion: Number(line.itemVersion) })),
     totalMinor: Number(reservation.totalMinor),
     currencyCode: reservation.currencyCode,
   };
@@ -65,8 +65,7 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
 
 /**
  * Reserves a PENDING order's stock and records the outcome, returning the
- * order as it now is; `reserved` hears the inventory's answer when it
- * reserved (its lines carry the items' new versions). When the inventory cannot answer in time, the order is
+ * order as it now is. When the inventory cannot answer in time, the order is
  * accepted to be reserved through events (degrade), or the error is thrown
  * and the order stays PENDING for a retry or the recovery loop (fail fast).
  *
@@ -82,7 +81,6 @@ export async function settleOrder(
   order: OrderRecord,
   options: { deadline: number; signal?: AbortSignal; requestId: string; traceContext: Context },
   logger: Logger,
-  reserved?: (reservation: Reservation) => void,
 ): Promise<OrderRecord | undefined> {
   const meta = { requestId: options.requestId, traceContext: options.traceContext };
   let settled: OrderRecord | undefined;
@@ -92,7 +90,6 @@ export async function settleOrder(
       options,
     );
     settled = deps.store.confirm(order.id, pricingOf(reservation!), meta);
-    reserved?.(reservation!);
   } catch (error) {
     const err = OrderlyError.from(error);
     if (businessRefusals.has(err.reason)) return recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);

@@ -12,6 +12,8 @@ export interface OrderLine {
   sku: string;
   quantity: number;
   unitPriceMinor: number;
+  /** The version the order's reservation left the item's stock at, for the gateway's cache (absent before it was reserved, and in orders confirmed before it was kept). */
+  itemVersion?: number;
 }
 
 /** An order as stored. */

@@ -45,29 +45,6 @@ export interface CallContext {
 /** Response header asking the HTTP gateway for a status other than 200 (as grpc-gateway's x-http-code). */
 export const HTTP_CODE_HEADER = "x-http-code";
 
-/**
- * Response header telling the HTTP gateway the versions a write left the
- * stock of its SKUs at (`MUG-1=7,CUP-2=3`), which its answer (an order) does
- * not carry: the gateway's read cache keeps any older stock level out.
- */
-export const STOCK_VERSIONS_HEADER = "x-orderly-stock-versions";
-
-/** Tells the gateway (STOCK_VERSIONS_HEADER) the versions a call left items' stock at; lines that changed none (version 0) are left out. */
-export function announceStock(context: CallContext, lines: readonly { sku: string; itemVersion: bigint }[]): void {
-  const changed = lines.filter((line) => line.itemVersion > 0n).map((line) => `${line.sku}=${line.itemVersion}`);
-  if (changed.length > 0) context.responseHeaders[STOCK_VERSIONS_HEADER] = changed.join(",");
-}
-
-/** The versions STOCK_VERSIONS_HEADER names, by SKU (SKUs hold neither "=" nor ","); what does not parse is left out. */
-export function stockVersionsOf(header: string | undefined): Map<string, number> {
-  const versions = new Map<string, number>();
-  for (const pair of header?.split(",") ?? []) {
-    const [sku, version] = pair.split("=");
-    if (sku && Number(version) > 0) versions.set(sku, Number(version));
-  }
-  return versions;
-}
-
 /** What a call the handler makes passes on (CallOptions): the call's answer-by time as its deadline, its signal, request id and trace. */
 export function callOptionsOf(context: CallContext): { deadline: number; signal: AbortSignal; requestId: string; traceContext: Context } {
   return { deadline: context.answerBy, signal: context.signal, requestId: context.requestId, traceContext: context.traceContext };

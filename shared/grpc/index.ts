@@ -15,7 +15,8 @@ export { connect, callUnary, createClient, fromServiceError, channelSecurity, tl
 export { healthService, HealthState, ServingStatus, type HealthChecks } from "./health.js";
 export { reflectionServices } from "./reflection.js";
 export { chain, traceCalls, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
-export { HTTP_CODE_HEADER, STOCK_VERSIONS_HEADER, announceStock, stockVersionsOf, callOptionsOf, causeOf, type CallContext } from "./context.js";
+export { HTTP_CODE_HEADER, callOptionsOf, causeOf, type CallContext } from "./context.js";
+export { STOCK_VERSIONS_HEADER, announceStock, stockVersionsOf } from "./stock-versions.js";
 export { isRequestId, metadataKeys, REQUEST_ID_PATTERN } from "./metadata-keys.js";
 export type { Client, CallOptions, ServiceHandlers, UnaryHandler, UnaryMethodName } from "./types.js";
 export { validateRequests, checkRules } from "./validate-requests.js";

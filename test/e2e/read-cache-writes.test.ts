@@ -175,12 +175,18 @@ for (const { decided, stocked, answered } of [
 
     await proxied.reconnectGateway();
 
-    // Read model still at v1 (its own lag): answered, not kept.
+    // Read model still at v1 and the stock from before (its own lag): answered, not kept.
     expect((await system.api("GET", `/v1/orders/${id}`, { as: "alice" })).body.version).toBe("1");
+    expect((await system.api("GET", "/v1/stock/RV-P", { as: "alice" })).body.available).toBe(stocked);
     toQuery.pass();
     await waitFor(async () => (await system.api("GET", `/v1/orders/${id}/timeline`, { as: "alice" })).body?.changes?.length === 2, "v2 in the read model", 30_000);
+    const level = decided === "CONFIRMED" ? stocked - 2 : stocked;
+    await waitFor(async () => (await listedLevel(system, "RV-P"))?.available === level, "the stock in the read model", 30_000);
 
     const read = await system.api("GET", `/v1/orders/${id}`, { as: "alice" });
     expect({ status: read.body.status, version: read.body.version, xCache: read.headers.get("x-cache") }).toEqual({ status: `ORDER_STATUS_${decided}`, version: "2", xCache: null });
+    // Reserved through events, not by the retry: the order service still says the versions its reservation left.
+    const stock = await system.api("GET", "/v1/stock/RV-P", { as: "alice" });
+    expect({ available: stock.body.available, xCache: stock.headers.get("x-cache") }).toEqual({ available: level, xCache: decided === "CONFIRMED" ? null : "hit" });
   });
 }

@@ -18,10 +18,14 @@ type Response = MessageInitShape<typeof CreateOrderResponseSchema>;
 /** How many orders a request begins: a second when a concurrent request with its key discarded the first. */
 const MAX_ATTEMPTS = 2;
 
-/** What the client is told: the order (202 Accepted while PENDING), or the rejection. */
+/**
+ * What the client is told: the order (202 Accepted while PENDING), or the rejection. A confirmed order tells the gateway
+ * the versions its reservation left its items' stock at, however it was confirmed (this call, events, a call before).
+ */
 function outcome(order: OrderRecord, context: CallContext): Response {
   if (order.status === Status.REJECTED) throw rejectionError(order);
   if (order.status === Status.PENDING) context.responseHeaders[HTTP_CODE_HEADER] = "202";
+  if (order.status === Status.CONFIRMED) announceStock(context, order.items);
   return { order: orderMessage(order) };
 }
 
@@ -46,7 +50,7 @@ export function createOrder(deps: CreateOrderDeps) {
       if (begun.replay) return outcome(begun.replay, context);
       if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
       // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
-      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger, (reservation) => announceStock(context, reservation.lines));
+      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger);
       if (settled !== undefined) return outcome(settled, context);
       // A request with the same key found a SKU unknown and discarded the order (answering UNKNOWN_SKU records nothing),
       // while this one's reservation found every SKU (restocked in between): it begins afresh, as it would have after that

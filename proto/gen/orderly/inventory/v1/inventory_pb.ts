@@ -311,7 +311,7 @@ export type ReservationLine = Message<"orderly.inventory.v1.ReservationLine"> & 
    * The item's version once the reservation took its stock or, once released,
    * once the release returned it: the version that change's event announces,
    * answered again with the reservation. 0 for a reservation stored before
-   * this field was kept.
+   * this field was kept. Answers only: a ReserveStockRequest's is ignored.
    *
    * @generated from field: int64 item_version = 4;
    */
