@@ -84,19 +84,22 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
 }
 
 /**
- * Deletes a durable consumer that has acked events while its database
- * records nothing it took, so that it is made again from its stream's
- * first message. Safe whatever the cause: an event with an effect is
- * recorded in the same transaction as its effect, so a database without a
+ * Deletes a durable consumer that has been delivered events while its
+ * database records nothing it took, so that it is made again from its
+ * stream's first message. Safe whatever the cause: an event with an effect
+ * is recorded in the same transaction as its effect, so a database without a
  * record holds no effect of this consumer, and a replay applies nothing
- * twice (events acked unrecorded had nothing to apply).
+ * twice (events acked unrecorded had nothing to apply). Judged by what was
+ * delivered, not by the ack floor: a first event still unacked (put back
+ * after a failure, or of a type the code does not know yet) keeps the floor
+ * at 0 however many after it were applied and acked.
  */
 async function replayIfForgotten(manager: JetStreamManager, db: Db, c: ConsumerSpec, logger: Logger): Promise<void> {
   if (hasRecordsOf(db, c.durable)) return;
   const info = await consumerInfo(manager, c.stream, c.durable);
-  if (info === undefined || info.ack_floor.stream_seq === 0) return;
+  if (info === undefined || info.delivered.stream_seq === 0) return;
   logger.warn(
-    { durable: c.durable, stream: c.stream, ackedUpTo: info.ack_floor.stream_seq },
+    { durable: c.durable, stream: c.stream, deliveredUpTo: info.delivered.stream_seq, ackedUpTo: info.ack_floor.stream_seq },
     "the database has no record of events this consumer already took (a new database file): replaying its stream from the start to rebuild what it holds",
   );
   await manager.consumers.delete(c.stream, c.durable);
