@@ -12,8 +12,9 @@ import { JwtVerifier } from "../shared/security/jwt.js";
 import { waitFor } from "../test/helpers/processes.js";
 import { reasonOf } from "../test/helpers/system.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
+import { InventoryService, RestockResponseSchema } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { create } from "@bufbuild/protobuf";
-import { GetOrderResponseSchema, QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
+import { GetOrderResponseSchema, GetStockLevelResponseSchema, QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { routesOf } from "./routes/index.js";
 import { cachedReads } from "./cached-reads.js";
 import { createGatewayHandler, requestIdSource, type GatewayDeps } from "./http-server.js";
@@ -260,4 +261,73 @@ test("the built-in paths are counted under GET (HEAD too); other methods on them
   expect(statuses).toEqual([200, 200, 405, 405, 405, 405, 405]);
   const counted = (await metrics.registry.metrics()).split("\n").filter((line) => line.startsWith("orderly_gateway_requests_total{"));
   expect(counted.sort()).toEqual(['orderly_gateway_requests_total{route="GET /healthz",code="200"} 2', 'orderly_gateway_requests_total{route="unmatched",code="405"} 5']);
+});
+
+test("a read that asks for a fresh answer (Cache-Control: no-cache or max-age=0, or Pragma: no-cache alone) is fetched, and its answer cached for the reads after it", async () => {
+  let version = 0;
+  const store = new ReadCache(60_000);
+  const handler = handlerWith({
+    // The order's version goes up with every fetch, so an answer says whether the query service gave it.
+    call: async (_route, request) => create(GetOrderResponseSchema, { order: { id: (request as unknown as { id: string }).id, version: BigInt(++version) } }),
+    cache: { store, routes: cachedReads },
+  });
+  await using server = await listen(handler);
+  const get = async (headers: Record<string, string> = {}) => {
+    const response = await fetch(`${server.url}/v1/orders/ord_01M914PXQEFAN79JVDS4BEYK4Z`, { headers: { authorization: "Bearer t", ...headers } });
+    return `${((await response.json()) as { version: string }).version} ${response.headers.get("x-cache") ?? "service"}`;
+  };
+  const reads = [
+    await get(),
+    await get(),
+    await get({ "cache-control": "no-cache" }),
+    await get(),
+    await get({ "cache-control": "max-age=0" }),
+    await get({ "cache-control": "no-transform, NO-CACHE" }),
+    await get({ pragma: "no-cache" }),
+    // Cache-Control decides when there is one; other directives may be answered from the cache.
+    await get({ "cache-control": "max-age=60", pragma: "no-cache" }),
+    await get({ "cache-control": "max-age=00" }),
+    await get({ "cache-control": "max-age=10, no-store" }),
+    await get({ "cache-control": 'no-cache="x-cache-not-a-request-directive"' }),
+  ];
+  expect(reads).toEqual(["1 service", "1 hit", "2 service", "2 hit", "3 service", "4 service", "5 service", "5 hit", "6 service", "6 hit", "6 hit"]);
+  expect(store.stats).toMatchObject({ hits: 5, misses: 1, bypasses: 5 });
+});
+
+test("a read that joins another reader's fetch, begun before a write through this gateway and answered older than it, fetches for itself", async () => {
+  // The read model: at version 9 until it applies the restock's event (version 10). A read's answer reaches the gateway when the test says.
+  let readModelVersion = 9;
+  const reads: Array<() => void> = [];
+  const store = new ReadCache(5000);
+  const handler = handlerWith({
+    routes: routesOf([QueryService, InventoryService]),
+    call: (route) => {
+      if (route.fullName.endsWith("/Restock")) return Promise.resolve(create(RestockResponseSchema, { item: { sku: "MUG-1", name: "Mug", available: 15, version: 10n } }));
+      const version = readModelVersion;
+      const stockLevel = { sku: "MUG-1", name: "Mug", available: version === 10 ? 15 : 5, version: BigInt(version) };
+      return new Promise((resolve) => reads.push(() => resolve(create(GetStockLevelResponseSchema, { stockLevel }))));
+    },
+    cache: { store, routes: cachedReads },
+  });
+  await using server = await listen(handler);
+  const headers = { authorization: "Bearer t", "content-type": "application/json" };
+  const read = async (response: Promise<Response>) => {
+    const answer = await response;
+    return { version: ((await answer.json()) as { version: string }).version, cache: answer.headers.get("x-cache") };
+  };
+  // The admin restocks through this gateway and is told version 10; another reader's read then reaches the query service
+  // before the read model has the restock.
+  const restock = await fetch(`${server.url}/v1/inventory/MUG-1:restock`, { method: "POST", headers, body: JSON.stringify({ quantity: 10 }) });
+  expect(((await restock.json()) as { version: string }).version).toBe("10");
+  const other = read(fetch(`${server.url}/v1/stock/MUG-1`, { headers }));
+  await waitFor(() => reads.length === 1, "the other reader's fetch");
+  // The read model applies the restock; the admin's read joins the fetch in flight, which then answers version 9.
+  readModelVersion = 10;
+  const mine = read(fetch(`${server.url}/v1/stock/MUG-1`, { headers }));
+  await waitFor(() => store.stats.shared === 1, "the admin's read joining the fetch in flight");
+  reads.shift()!();
+  expect(await other).toEqual({ version: "9", cache: null });
+  await waitFor(() => reads.length === 1, "the admin's read fetching for itself");
+  reads.shift()!();
+  expect(await mine).toEqual({ version: "10", cache: null });
 });

@@ -1,6 +1,6 @@
 import type { JsonValue, Message } from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomInt, randomUUID } from "node:crypto";
 import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, STOCK_VERSIONS_HEADER, checkRules, isRequestId, stockVersionsOf, type CallOptions } from "../shared/grpc/index.js";
@@ -115,6 +115,15 @@ interface Call {
   deadline: number;
 }
 
+/**
+ * How a cached read's request uses the cache once it goes asynchronous:
+ * `looked` (the path alone, already looked up and missed: it shares the fetch
+ * in flight or starts one), `look` (with a query string: looked up with its
+ * minVersion once it is checked), `fresh` (the client asked not to be answered
+ * from a cache: fetched for it alone, and the answer cached for later reads).
+ */
+type CacheUse = "looked" | "look" | "fresh";
+
 /** Where a read's answer is cached. */
 interface Fill {
   store: ReadCache;
@@ -204,6 +213,20 @@ function resourceOf(json: JsonValue): string[] {
   const resource = json as { id?: unknown; sku?: unknown } | null;
   const id = resource?.id ?? resource?.sku;
   return typeof id === "string" ? [id] : [];
+}
+
+/** A Cache-Control request directive that asks for an answer from the origin (RFC 9111 §5.2.1.1 and §5.2.1.4): `max-age=0` or `no-cache`. */
+const FRESH_DIRECTIVE = /(?:^|,)[ \t]*(?:no-cache|max-age=0+)[ \t]*(?=,|$)/i;
+
+/** `Pragma: no-cache`, HTTP/1.0's no-cache, heeded when a request has no Cache-Control (RFC 9111 §5.4). */
+const PRAGMA_NO_CACHE = /(?:^|,)[ \t]*no-cache[ \t]*(?=,|$)/i;
+
+/** Whether a read asks not to be answered from a cache (Cache-Control `no-cache` or `max-age=0`, or Pragma `no-cache` without a Cache-Control). */
+export function wantsFresh(headers: IncomingHttpHeaders): boolean {
+  const control = headers["cache-control"];
+  if (control !== undefined) return FRESH_DIRECTIVE.test(control);
+  const pragma = headers.pragma;
+  return pragma !== undefined && PRAGMA_NO_CACHE.test(pragma);
 }
 
 /** The `version` of a resource's JSON, 0 when it has none. */
@@ -460,8 +483,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // A cached answer must not skip the checks the service would make. Without a query string the
     // request is the path variable alone, and an entry is only filled with the service's answer to
     // that very request once it met the proto's rules: a hit needs neither transcoding nor the rules
-    // again. Any other request is transcoded and checked first.
-    if (search === "") {
+    // again. Any other request is transcoded and checked first, and one that asks for a fresh answer is never a hit.
+    const fresh = wantsFresh(req.headers);
+    if (search === "" && !fresh) {
       const hit = fill.store.get(fill.key, 0);
       if (hit !== undefined) {
         sendRaw(res, request.id, 200, hit, "hit");
@@ -469,7 +493,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         return;
       }
     }
-    return inCallersShare(principal, () => readThrough(req, res, call, partsOf(params, search, idempotencyKey), fill, search === ""));
+    const use: CacheUse = fresh ? "fresh" : search === "" ? "looked" : "look";
+    return inCallersShare(principal, () => readThrough(req, res, call, partsOf(params, search, idempotencyKey), fill, use));
   }
 
   /**
@@ -491,16 +516,18 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
   /**
    * A read the cache did not answer: transcoded and checked; looked up again
-   * with its min_version when it has a query (then fetched by itself), else
-   * answered by the fetch of the same key in flight, or by one it starts.
+   * with its min_version when it has a query (then fetched by itself), fetched
+   * by itself when the client asked for a fresh answer, else answered by the
+   * fetch of the same key in flight, or by one it starts.
    */
-  async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, looked: boolean): Promise<void> {
+  async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, use: CacheUse): Promise<void> {
     const generation = fill.store.generation();
     const message = await transcode(req, call.route, parts, call.deadline);
     checkRules(call.route.method.input, message);
-    if (!looked) {
-      const hit = fill.store.get(fill.key, minVersionOf(message));
+    if (use !== "looked") {
+      const hit = use === "look" ? fill.store.get(fill.key, minVersionOf(message)) : undefined;
       if (hit !== undefined) return sendRaw(res, call.request.id, 200, hit, "hit");
+      if (use === "fresh") fill.store.countBypass();
       return forward(res, call, message, { ...fill, generation });
     }
     const shared = fill.store.inFlight(fill.key, fill.aggregateId);
@@ -525,8 +552,14 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       answer = await untilDeadline(fetchShared(call, message, fill), call.deadline, "the read in flight", deps.shutdown?.stopping);
       return sendRaw(res, call.request.id, answer.status, answer.body);
     }
-    if (shared !== undefined && answer.status === 200) return sendRaw(res, call.request.id, 200, answer.body, "shared");
-    sendRaw(res, call.request.id, answer.status, answer.body);
+    if (shared === undefined || answer.status !== 200) return sendRaw(res, call.request.id, answer.status, answer.body);
+    // The fetch it joined began before a version announced since (a write through this gateway, which this reader may have
+    // made, or an event) and answered older: not this reader's answer. It fetches for itself.
+    if (answer.version < fill.store.announced(fill.aggregateId)) {
+      answer = await untilDeadline(fetchShared(call, message, fill), call.deadline, "the read in flight", deps.shutdown?.stopping);
+      return sendRaw(res, call.request.id, answer.status, answer.body);
+    }
+    sendRaw(res, call.request.id, 200, answer.body, "shared");
   }
 
   /**
@@ -538,7 +571,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     return fill.store.share(fill.key, generation, async () => {
       const { payload, status, version } = await invoke(call, message);
       if (status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, generation);
-      return { body: payload, status };
+      return { body: payload, status, version };
     });
   }
 

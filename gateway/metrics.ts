@@ -33,7 +33,7 @@ export class GatewayMetrics {
     if (cache) {
       new Counter({
         name: "orderly_gateway_cache_lookups_total",
-        help: "Read-cache lookups by result (hit; miss, fetched from the query service; shared, waited for the fetch of the same read in flight; bypass, for a newer minVersion)",
+        help: "Read-cache lookups by result (hit; miss, fetched from the query service; shared, waited for the fetch of the same read in flight; bypass, for a newer minVersion or a client's Cache-Control: no-cache)",
         labelNames: ["result"],
         registers: [this.registry],
         collect() {

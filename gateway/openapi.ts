@@ -280,6 +280,9 @@ function operation(route: Route, collector: SchemaCollector, cached: ReadonlySet
     { name: "X-Request-Id", in: "header", required: false, schema: { type: "string", pattern: REQUEST_ID_PATTERN.source }, description: "Correlation id, kept when valid and returned in the response's X-Request-Id; an invalid one is replaced, not refused" },
     { name: "X-Request-Timeout", in: "header", required: false, schema: { type: "integer", minimum: 1 }, description: "Deadline budget in milliseconds (capped); anything but a whole number of 1 or more is 400 INVALID_HEADER" },
   );
+  if (cached.has(route.fullName)) {
+    parameters.push({ name: "Cache-Control", in: "header", required: false, schema: { type: "string" }, description: "no-cache (or max-age=0; without a Cache-Control, Pragma: no-cache) asks for the query service's answer rather than the gateway's cached one, which that answer replaces; any other directive is answered as without one" });
+  }
   if (fieldByName(input, "request_id")) {
     parameters.push({ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", pattern: IDEMPOTENCY_KEY_PATTERN.source }, description: "Makes retries safe: the same key and body return the same result; the same key with another body is 422 IDEMPOTENCY_KEY_REUSED" });
   }

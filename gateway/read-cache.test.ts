@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { ReadCache } from "./read-cache.js";
+import { ReadCache, type FetchedRead } from "./read-cache.js";
 
 describe("ReadCache", () => {
   test("serves a cached body until its TTL, and counts hits and misses", () => {
@@ -87,12 +87,12 @@ describe("ReadCache", () => {
   test("a fetch in flight is shared with reads of the same key until it settles, unless the aggregate changed since it started", async () => {
     const cache = new ReadCache(60_000);
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
-    let answer!: (read: { body: string; status: number }) => void;
+    let answer!: (read: FetchedRead) => void;
     const first = cache.share("k", cache.generation(), () => new Promise((resolve) => (answer = resolve)));
     expect(cache.inFlight("k", "ord_1")).toBe(first);
     expect(cache.inFlight("other", "ord_2")).toBeUndefined();
-    answer({ body: "v1", status: 200 });
-    expect(await first).toEqual({ body: "v1", status: 200 });
+    answer({ body: "v1", status: 200, version: 1 });
+    expect(await first).toEqual({ body: "v1", status: 200, version: 1 });
     expect(cache.inFlight("k", "ord_1")).toBeUndefined();
 
     // A failure is every waiter's answer, and ends the fetch too.
@@ -137,11 +137,11 @@ describe("ReadCache", () => {
     expect(cache.refreshDue("k")).toBe(false);
     now = 800;
     expect(cache.refreshDue("k")).toBe(true);
-    let answer!: (read: { body: string; status: number }) => void;
+    let answer!: (read: FetchedRead) => void;
     const refreshing = cache.share("k", cache.generation(), () => new Promise((resolve) => (answer = resolve)));
     expect(cache.refreshDue("k")).toBe(false);
     cache.set("k", "ord_1", "v1-fresh", 1, 0);
-    answer({ body: "v1-fresh", status: 200 });
+    answer({ body: "v1-fresh", status: 200, version: 1 });
     await refreshing;
     expect(cache.refreshDue("k")).toBe(false);
     expect(cache.get("k", 0)).toBe("v1-fresh");

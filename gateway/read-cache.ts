@@ -30,10 +30,11 @@ export interface ReadCacheStats {
   bytes: number;
 }
 
-/** What a read of the service answered: the HTTP body and status. */
+/** What a read of the service answered: the HTTP body and status, and the resource's version (0 when it has none). */
 export interface FetchedRead {
   body: string;
   status: number;
+  version: number;
 }
 
 /** A fetch of one key in flight: the generation it started at, and its answer. */
@@ -144,9 +145,14 @@ export class ReadCache {
     return Math.max(this.seen.get(aggregateId)?.generation ?? 0, this.floor);
   }
 
+  /** The newest version announced of an aggregate (see invalidate), 0 when none is remembered. */
+  announced(aggregateId: string): number {
+    return this.seen.get(aggregateId)?.version ?? 0;
+  }
+
   /** Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version. */
   set(key: string, aggregateId: string, body: string, version: number, generation: number): void {
-    if (this.changedAt(aggregateId) > generation || version < (this.seen.get(aggregateId)?.version ?? 0)) return;
+    if (this.changedAt(aggregateId) > generation || version < this.announced(aggregateId)) return;
     const previous = this.entries.get(key);
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
     if (previous && previous.version > version && previous.expires > this.clock()) return;
@@ -208,6 +214,11 @@ export class ReadCache {
   countShared(): void {
     this.stats.misses--;
     this.stats.shared++;
+  }
+
+  /** Counts a read the client asked to be answered fresh (Cache-Control: no-cache): a bypass, as one for a newer minVersion; it made no lookup. */
+  countBypass(): void {
+    this.stats.bypasses++;
   }
 
   /** Runs `fetch` as the fetch of `key` in flight (see inFlight), started at `generation`, until it settles. */

@@ -162,7 +162,7 @@ function requestEncoder(host: string, port: number, token: string | undefined): 
   return (request) => {
     const body = request.body === undefined ? undefined : Buffer.from(request.body);
     const head =
-      `${request.method} ${request.path} HTTP/1.1\r\n${common}` +
+      `${request.method} ${request.path} HTTP/1.1\r\n${common}${request.headers ?? ""}` +
       (body ? `content-type: application/json\r\ncontent-length: ${body.length}\r\n` : "") +
       "\r\n";
     return body ? Buffer.concat([Buffer.from(head, "latin1"), body]) : Buffer.from(head, "latin1");

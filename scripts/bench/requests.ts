@@ -11,9 +11,9 @@ export type RequestSpec =
   | { kind: "fixed"; method: "GET" | "POST"; path: string; body?: string }
   /**
    * GET /v1/orders/{id} of seeded orders: without `hotSet`, every one of `orders` once per cycle in a
-   * scattered order, the cycle going on from run to run (no id repeats within a cycle, so a cache
-   * whose TTL is shorter than a cycle never answers); with
-   * `hotSet`, uniformly among that many of them (a cache answers nearly all).
+   * scattered order, the cycle going on from run to run, each read asking for a fresh answer
+   * (`cache-control: no-cache`: the gateway's cache never answers it, however fast a cycle comes
+   * round); with `hotSet`, uniformly among that many of them (a cache answers nearly all).
    */
   | { kind: "seeded-order"; orders: number; hotSet?: number }
   /**
@@ -36,7 +36,12 @@ export interface HttpRequest {
   method: string;
   path: string;
   body: string | undefined;
+  /** Header lines of its own, each ending in CRLF. */
+  headers?: string;
 }
+
+/** What a read that must reach the service sends. */
+const NO_CACHE = "cache-control: no-cache\r\n";
 
 /** A prime above any seed size, so i ↦ i·STRIDE mod n visits every index of [0, n) once per cycle. */
 const STRIDE = 1_000_003;
@@ -89,12 +94,12 @@ export function requestGenerator(spec: RequestSpec, positions?: CyclePositions):
   }
 }
 
-/** GET /v1/orders/{id} of `count` orders (`idOf` names each): every one once per cycle, scattered, or uniformly among `hotSet` of them. */
+/** GET /v1/orders/{id} of `count` orders (`idOf` names each): every one once per cycle, scattered, asking for fresh answers; or uniformly among `hotSet` of them. */
 function orderReads(count: number, idOf: (i: number) => string, hotSet: number | undefined, positions: CyclePositions | undefined, cycle: string): () => HttpRequest {
   if (hotSet !== undefined) {
     const hot = Array.from({ length: Math.min(hotSet, count) }, (_, j) => idOf((j * STRIDE) % count));
     return () => ({ method: "GET", path: `/v1/orders/${hot[pick(hot.length)]}`, body: undefined });
   }
   const next = scatteredCycle(count, positions, cycle);
-  return () => ({ method: "GET", path: `/v1/orders/${idOf(next())}`, body: undefined });
+  return () => ({ method: "GET", path: `/v1/orders/${idOf(next())}`, body: undefined, headers: NO_CACHE });
 }

@@ -7,7 +7,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import type { DevTokens } from "../dev-security.js";
-import { DEFAULT_CACHE_TTL_MS } from "../../gateway/config.js";
 import type { SystemStatus } from "../../gateway/system-status.js";
 import { api, reasonOf, type ApiResponse } from "../../test/helpers/system.js";
 import { BENCH_SKUS, restockBenchSkus } from "./orderly.js";
@@ -22,8 +21,6 @@ const CONCURRENCY = 32;
 const CALL_TIMEOUT_MS = 30_000;
 /** How long the query side may take to have every order created (ms). */
 const READABLE_WITHIN_MS = 120_000;
-/** Waited beyond the cache TTL: an entry expires by the wall clock, a timer runs on the monotonic one. */
-const CACHE_EXPIRY_MARGIN_MS = 250;
 /**
  * How long before its /status.json's start a service's process may have
  * started (ms): it counts its uptime from when its status reporter was made,
@@ -145,10 +142,8 @@ export async function prepareRunning(options: RunningOptions, orders: number, lo
       if (Date.now() > deadline) throw new Error(`${unread.length} of the orders created were still not readable after ${READABLE_WITHIN_MS / 1000} s`);
       await delay(200);
     }
-    // Those reads left the orders in the gateway's read cache: the uncached reads would start as hits. Let them expire
-    // (at the gateway's default TTL, with a margin for the timer's clock; a longer TTL shows as cache hits in the report).
-    log(`  readable; waiting ${DEFAULT_CACHE_TTL_MS / 1000} s for the gateway's read cache to let go of them…`);
-    await delay(DEFAULT_CACHE_TTL_MS + CACHE_EXPIRY_MARGIN_MS);
+    // Those reads left the orders in the gateway's read cache; the uncached reads ask for fresh answers (no-cache).
+    log("  readable");
   }
 
   const processes = options.adminUrl === undefined ? [] : await localProcesses(options.adminUrl);

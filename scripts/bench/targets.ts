@@ -115,7 +115,7 @@ export function ceilingTargets(c: CeilingEndpoints): { hello: HttpTarget; chain:
 export function readTargets(main: OrderlyUnderTest, large: OrderlyUnderTest | undefined, hello: HttpTarget): HttpTarget[] {
   const on = (o: OrderlyUnderTest): HttpTarget[] => [
     {
-      // Every stored order once per cycle: no id repeats within the cache's TTL, so every read reaches the query service.
+      // Every stored order once per cycle, each read with cache-control: no-cache, so every one reaches the query service.
       id: "get-order",
       label: "GET /v1/orders/{id}",
       endpoint: o.endpoint,
