@@ -18,15 +18,19 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A store on a real SQLite file whose writes happen an hour ago (in the order made), and a recovery over it with `reserve` as the inventory (degrading, or failing fast). */
-function setup(reserve: (orderId: string) => Promise<unknown>, degrade = true) {
+/**
+ * A store on a real SQLite file whose writes happen an hour ago (in the order made), and a recovery over it with `reserve`
+ * as the inventory (degrading, or failing fast) that leaves accepted orders to the events for `announcedAfterMs` (two hours
+ * unless told: longer than their age).
+ */
+function setup(reserve: (orderId: string) => Promise<unknown>, degrade = true, announcedAfterMs = 2 * 60 * 60 * 1000) {
   const dir = mkdtempSync(join(tmpdir(), "orderly-recovery-"));
   dirs.push(dir);
   const db = openDatabase({ file: join(dir, "order.db"), migrations: orderMigrations });
   let tick = 0;
   const store = new OrderStore(db, new Outbox(db), () => Date.now() - 60 * 60 * 1000 + tick++);
   const inventory = { reserveStock: ({ orderId }: { orderId: string }) => reserve(orderId) } as unknown as Client<typeof InventoryService>;
-  const recovery = new PendingRecovery({ store, inventory, degrade, logger: silentLogger(), afterMs: 1000, intervalMs: 60_000, budgetMs: 1000 });
+  const recovery = new PendingRecovery({ store, inventory, degrade, logger: silentLogger(), afterMs: 1000, announcedAfterMs, intervalMs: 60_000, budgetMs: 1000 });
   const begin = (id: string) => store.begin({ id, customerId: "c", items: [{ sku: "S", quantity: 1 }], requestId: "", requestHash: "" }).order;
   return { db, store, recovery, begin };
 }
@@ -43,6 +47,31 @@ test("orders accepted awaiting an async reservation do not hide an interrupted o
   expect(await recovery.sweep()).toBe(1);
   expect(store.get("ord_interrupted")?.status).toBe(Status.CONFIRMED);
   expect(store.get("ord_async_0")?.status).toBe(Status.PENDING);
+  db.close();
+});
+
+test("orders accepted awaiting an async reservation and still PENDING past announcedAfterMs (their outcome lost) are resumed too, after the others; the inventory not answering ends the sweep", async () => {
+  let answering = false;
+  const reservedFor: string[] = [];
+  const { db, store, recovery, begin } = setup(
+    async (orderId) => {
+      if (!answering) throw new OrderlyError("DEPENDENCY_UNAVAILABLE", "the inventory is down");
+      reservedFor.push(orderId);
+      return reserved();
+    },
+    true,
+    30 * 60 * 1000,
+  );
+  for (let i = 0; i < 3; i++) store.acceptAwaitingReservation(begin(`ord_async_${i}`).id, {});
+  begin("ord_interrupted");
+  // Degrading: the interrupted order is handed to the events, and the first accepted one, asked again, is still PENDING.
+  expect(await recovery.sweep()).toBe(1);
+  expect(reservedFor).toEqual([]);
+  expect(store.get("ord_interrupted")).toMatchObject({ status: Status.PENDING, announced: true });
+  answering = true;
+  expect(await recovery.sweep()).toBe(4);
+  expect(reservedFor).toEqual(["ord_async_0", "ord_async_1", "ord_async_2", "ord_interrupted"]);
+  for (const id of reservedFor) expect(store.get(id)?.status).toBe(Status.CONFIRMED);
   db.close();
 });
 

@@ -4,7 +4,7 @@ import { isTransient } from "../../shared/errors/index.js";
 import { repeat, type Repeating } from "../../shared/process/index.js";
 import { keysetPages } from "../../shared/sqlite/index.js";
 import { settleOrder, type SettleDeps } from "./settle-order.js";
-import type { OrderRecord } from "./store.js";
+import { Status, type OrderRecord } from "./store.js";
 
 /** How many PENDING orders a sweep reads at a time. */
 const PAGE = 100;
@@ -14,18 +14,32 @@ export interface PendingRecoveryOptions extends SettleDeps {
   logger: Logger;
   /** A PENDING order untouched this long (ms) is resumed. */
   afterMs: number;
+  /**
+   * An order accepted awaiting an async reservation (202) and still PENDING this long (ms) is resumed too
+   * (default ANNOUNCED_AFTER_MS, never less than afterMs): the events settle it, unless its outcome was lost.
+   */
+  announcedAfterMs?: number;
   /** How often to look (ms). */
   intervalMs: number;
   /** Deadline of each resumed reservation (ms). */
   budgetMs: number;
 }
 
+/** How long an order accepted awaiting an async reservation is left to the events before the sweep resumes it (ms). */
+export const ANNOUNCED_AFTER_MS = 5 * 60_000;
+
 /**
  * Saga recovery: resumes PENDING orders whose CreateOrder was interrupted
  * (a crash, a timeout, the inventory down with fail-fast) by reserving
  * again — idempotent per order id — and confirming or rejecting them, or
  * handing them to the async path when degrading. Orders already accepted
- * awaiting an async reservation are left to the events.
+ * awaiting an async reservation are left to the events for
+ * `announcedAfterMs`, then resumed the same way: their outcome event may
+ * never be applied (dead-lettered after its handler failed again and again,
+ * or of a reason this code does not know), and nothing else would settle
+ * them. Whichever of the sweep and a late outcome comes second changes
+ * nothing: ReserveStock answers the reservation it made, and a decision is
+ * only taken for a PENDING order.
  */
 export class PendingRecovery {
   private repeating: Repeating | undefined;
@@ -44,10 +58,15 @@ export class PendingRecovery {
    */
   async sweep(): Promise<number> {
     const { store, logger } = this.options;
-    const before = Date.now() - this.options.afterMs;
+    const now = Date.now();
+    const before = now - this.options.afterMs;
+    const announcedBefore = now - Math.max(this.options.afterMs, this.options.announcedAfterMs ?? ANNOUNCED_AFTER_MS);
     let settled = 0;
-    // Orders accepted awaiting an async reservation are not asked for: the events settle them.
-    for (const order of keysetPages((after: OrderRecord | undefined) => store.pendingSince(before, PAGE, after), PAGE)) {
+    const due = function* () {
+      yield* keysetPages((after: OrderRecord | undefined) => store.pendingSince(before, PAGE, after), PAGE);
+      yield* keysetPages((after: OrderRecord | undefined) => store.pendingSince(announcedBefore, PAGE, after, true), PAGE);
+    };
+    for (const order of due()) {
       if (this.repeating?.stopped) break;
       try {
         // Outside any call: no trace to join.
@@ -55,6 +74,9 @@ export class PendingRecovery {
         const settledOrder = await settleOrder(this.options, order, options, logger);
         // Gone: a retry of its request found a SKU unknown and discarded it meanwhile.
         if (settledOrder === undefined) continue;
+        // Accepted already and still PENDING: the inventory did not answer (degrading, that is no error). As for an error
+        // that may pass, the sweep ends here.
+        if (order.announced && settledOrder.status === Status.PENDING) break;
         settled++;
         logger.info({ orderId: order.id, status: settledOrder.status }, "resumed a pending order");
       } catch (error) {

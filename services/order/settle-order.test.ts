@@ -12,7 +12,11 @@ import type { Client } from "../../shared/grpc/index.js";
 import { silentLogger } from "../../shared/logging/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { callContext } from "../../test/helpers/call-context.js";
+import { reservationMessage } from "../inventory/messages.js";
+import { inventoryMigrations } from "../inventory/schema.js";
+import { InventoryStore, ReservationState } from "../inventory/store.js";
 import { createOrder } from "./handlers/create-order.js";
+import { PendingRecovery } from "./pending-recovery.js";
 import { orderMigrations } from "./schema.js";
 import { settleOrder } from "./settle-order.js";
 import { OrderStore, Status } from "./store.js";
@@ -87,8 +91,64 @@ test("requests with one key racing a restock: the one whose SKU was unknown disc
   const answered = await first;
   expect(answered.order).toMatchObject({ id: "ord_3", status: OrderStatus.CONFIRMED });
   expect(store.get("ord_3")?.status).toBe(Status.CONFIRMED);
-  expect(released).toEqual(["ord_1"]);
+  // Released by the request that discarded it, and again by the first, which had reserved for it meanwhile (a release is idempotent).
+  expect(released).toEqual(["ord_1", "ord_1"]);
   // The key now names the confirmed order.
   expect((await handler(request, context())).order).toMatchObject({ id: "ord_3", status: OrderStatus.CONFIRMED });
   db.close();
+});
+
+test("a ReserveStock still on its way when its order is discarded (an unknown SKU) reserves nothing once the SKU exists: the discard released the order's id", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-discarded-"));
+  dirs.push(dir);
+  const orderDb = openDatabase({ file: join(dir, "order.db"), migrations: orderMigrations });
+  const invDb = openDatabase({ file: join(dir, "inventory.db"), migrations: inventoryMigrations });
+  const orders = new OrderStore(orderDb, new Outbox(orderDb), () => Date.now() - 60 * 60 * 1000);
+  const inventory = new InventoryStore(invDb, new Outbox(invDb));
+
+  // The network: the first ReserveStock times out at the order service while still on its way to the
+  // inventory (held here); every later call goes through at once.
+  const inTransit: Array<() => void> = [];
+  let calls = 0;
+  const reserve = (orderId: string, lines: { sku: string; quantity: number }[]) =>
+    create(ReservationSchema, reservationMessage(inventory.reserve(orderId, lines.map(({ sku, quantity }) => ({ sku, quantity })))));
+  const client = {
+    reserveStock: async ({ orderId, lines }: { orderId: string; lines: { sku: string; quantity: number }[] }) => {
+      if (++calls === 1) {
+        inTransit.push(() => {
+          try {
+            reserve(orderId, lines);
+          } catch {
+            // Its answer goes nowhere: the caller gave up.
+          }
+        });
+        throw new OrderlyError("DEADLINE_EXCEEDED", "the reservation did not answer in time");
+      }
+      return { reservation: reserve(orderId, lines) };
+    },
+    releaseStock: async ({ orderId }: { orderId: string }) => ({ reservation: create(ReservationSchema, reservationMessage(inventory.release(orderId))) }),
+  } as unknown as Client<typeof InventoryService>;
+  const deps = { store: orders, inventory: client, degrade: false };
+
+  // An order of a SKU the inventory does not know yet (fail-fast: the timeout leaves it PENDING, 504 to the client).
+  const order = orders.begin({ id: "ord_stray", customerId: "alice", items: [{ sku: "NEW", quantity: 3 }], requestId: "k", requestHash: "h" }).order;
+  await expect(settleOrder(deps, order, { deadline: Date.now() + 5000, requestId: "r", traceContext: ROOT_CONTEXT }, silentLogger())).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+
+  // The recovery sweep resumes it: the SKU is unknown, so the order (never announced) is discarded.
+  const recovery = new PendingRecovery({ ...deps, logger: silentLogger(), afterMs: 1000, intervalMs: 3_600_000, budgetMs: 1000 });
+  await recovery.sweep();
+  expect(orders.get("ord_stray")).toBeUndefined();
+
+  // The SKU is stocked; then the first call, still in transit, reaches the inventory.
+  inventory.restock({ sku: "NEW", quantity: 3, unitPriceMinor: 100 });
+  inTransit.shift()!();
+
+  await recovery.sweep();
+  const stray = inventory.getReservation("ord_stray");
+  const item = inventory.getItem("NEW")!;
+  orderDb.close();
+  invDb.close();
+  // The discard's release left a tombstone: the late reserve was refused, and all 3 units are available (no event or
+  // recovery would free them otherwise, as no order has that id: only the inventory's expiry sweep, 15 minutes later).
+  expect({ state: stray?.state, available: item.available, reserved: item.reserved }).toEqual({ state: ReservationState.RELEASED, available: 3, reserved: 0 });
 });

@@ -71,10 +71,14 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
  *
  * Undefined when the order is gone: a concurrent request with its
  * idempotency key found one of its SKUs unknown and discarded it (its
- * answer, UNKNOWN_SKU, recorded nothing). What this call may have reserved
- * for it meanwhile (the SKU restocked in between) is released in the
- * background; should that fail, the inventory's expiry sweep releases it, as
- * the order service no longer knows the order.
+ * answer, UNKNOWN_SKU, recorded nothing). Whenever the order is gone at the
+ * end, answered or thrown (this call discarded it, or another did), its
+ * stock is released in the background: what this call, or an earlier
+ * attempt still on its way, may reserve for it (a SKU restocked in between)
+ * would otherwise be held until the inventory's expiry sweep, as no event
+ * names an order never announced. The release leaves a tombstone, so a
+ * reservation arriving after it is refused. Should it fail, the expiry sweep
+ * frees the stock.
  */
 export async function settleOrder(
   deps: SettleDeps,
@@ -85,20 +89,44 @@ export async function settleOrder(
   const meta = { requestId: options.requestId, traceContext: options.traceContext };
   let settled: OrderRecord | undefined;
   try {
+    settled = await reserveAndRecord(deps, order, options, meta);
+  } catch (error) {
+    if (isGone(deps.store, order.id)) void releaseDiscarded(deps, order.id, meta, logger);
+    throw error;
+  }
+  if (settled === undefined) void releaseDiscarded(deps, order.id, meta, logger);
+  return settled;
+}
+
+/** Whether an order is no longer recorded; false when the database cannot tell (the expiry sweep frees what it holds). */
+function isGone(store: OrderStore, orderId: string): boolean {
+  try {
+    return store.get(orderId) === undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** settleOrder's reservation and its record, the order gone or not. */
+async function reserveAndRecord(
+  deps: SettleDeps,
+  order: OrderRecord,
+  options: { deadline: number; signal?: AbortSignal; requestId: string; traceContext: Context },
+  meta: EventMeta,
+): Promise<OrderRecord | undefined> {
+  try {
     const { reservation } = await deps.inventory.reserveStock(
       { orderId: order.id, lines: order.items.map((item) => ({ sku: item.sku, quantity: item.quantity })) },
       options,
     );
-    settled = deps.store.confirm(order.id, pricingOf(reservation!), meta);
+    return deps.store.confirm(order.id, pricingOf(reservation!), meta);
   } catch (error) {
     const err = OrderlyError.from(error);
     if (businessRefusals.has(err.reason)) return recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);
     if (!deps.degrade || !isTransient(err) || options.signal?.aborted) throw err;
     // Transient: the reservation may have been made all the same.
-    settled = deps.store.acceptAwaitingReservation(order.id, meta) ?? deps.store.get(order.id);
+    return deps.store.acceptAwaitingReservation(order.id, meta) ?? deps.store.get(order.id);
   }
-  if (settled === undefined) void releaseDiscarded(deps, order.id, meta, logger);
-  return settled;
 }
 
 /** Releases what a discarded order's reservation holds, on a budget of its own; a failure is logged (the expiry sweep frees it). */

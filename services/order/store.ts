@@ -141,8 +141,8 @@ export class OrderStore {
         `DELETE FROM idempotency_keys WHERE (customer_id, request_id) IN
            (SELECT customer_id, request_id FROM idempotency_keys WHERE create_time < ? ORDER BY create_time LIMIT ${boundLimit()})`,
       ),
-      pendingBefore: db.prepare<[number, number, string, number], OrderRow>(
-        `SELECT * FROM orders WHERE status = ${Status.PENDING} AND announced = 0 AND update_time < ?
+      pendingBefore: db.prepare<[number, number, number, string, number], OrderRow>(
+        `SELECT * FROM orders WHERE status = ${Status.PENDING} AND announced = ? AND update_time < ?
            AND (update_time, id) > (?, ?) ORDER BY update_time, id LIMIT ${boundLimit()}`,
       ),
     };
@@ -232,12 +232,12 @@ export class OrderStore {
   }
 
   /**
-   * PENDING orders not announced (none awaits an async reservation) and not changed since `before` (epoch ms),
-   * oldest first; `after` pages on from the last order of the previous page.
+   * PENDING orders not changed since `before` (epoch ms), oldest first: those not announced, or with `announced` those
+   * accepted awaiting an async reservation; `after` pages on from the last order of the previous page.
    */
-  pendingSince(before: number, limit: number, after?: OrderRecord): OrderRecord[] {
+  pendingSince(before: number, limit: number, after?: OrderRecord, announced = false): OrderRecord[] {
     const time = after?.updateTime ?? -1;
-    return this.statements.pendingBefore.all(before, time, after?.id ?? "", limit).map(toOrder);
+    return this.statements.pendingBefore.all(announced ? 1 : 0, before, time, after?.id ?? "", limit).map(toOrder);
   }
 
   /**
