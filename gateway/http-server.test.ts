@@ -294,7 +294,7 @@ test("a read that asks for a fresh answer (Cache-Control: no-cache or max-age=0,
   expect(store.stats).toMatchObject({ hits: 5, misses: 1, bypasses: 5 });
 });
 
-test("a read that joins another reader's fetch, begun before a write through this gateway and answered older than it, fetches for itself", async () => {
+test("a read that joins another reader's fetch which read the resource older than a write through this gateway (the read model lagging) is not answered that: it fetches again", async () => {
   // The read model: at version 9 until it applies the restock's event (version 10). A read's answer reaches the gateway when the test says.
   let readModelVersion = 9;
   const reads: Array<() => void> = [];
@@ -330,4 +330,27 @@ test("a read that joins another reader's fetch, begun before a write through thi
   await waitFor(() => reads.length === 1, "the admin's read fetching for itself");
   reads.shift()!();
   expect(await mine).toEqual({ version: "10", cache: null });
+});
+
+test("readers that joined a fetch answered older than an announced version fetch again together: one call for all of them, not one each", async () => {
+  const store = new ReadCache(5000);
+  const answers: Array<() => void> = [];
+  const handler = handlerWith({
+    // The read model has not applied the SKU's event (version 10) the gateway heard: it answers version 9.
+    call: () => new Promise((resolve) => answers.push(() => resolve(create(GetStockLevelResponseSchema, { stockLevel: { sku: "MUG-1", name: "Mug", available: 5, version: 9n } })))),
+    cache: { store, routes: cachedReads },
+  });
+  await using server = await listen(handler);
+  store.invalidate("MUG-1", 10);
+  const read = async () => {
+    const response = await fetch(`${server.url}/v1/stock/MUG-1`, { headers: { authorization: "Bearer t" } });
+    return `${((await response.json()) as { version: string }).version} ${response.headers.get("x-cache") ?? "service"}`;
+  };
+  const reads = Array.from({ length: 20 }, () => read());
+  await waitFor(() => store.stats.shared === 19, "nineteen readers joining the first one's fetch");
+  answers.shift()!();
+  await waitFor(() => answers.length === 1, "the joiners' fetch again");
+  answers.shift()!();
+  expect(await Promise.all(reads)).toEqual(Array(20).fill("9 service"));
+  expect(answers).toEqual([]);
 });

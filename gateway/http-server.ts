@@ -553,10 +553,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       return sendRaw(res, call.request.id, answer.status, answer.body);
     }
     if (shared === undefined || answer.status !== 200) return sendRaw(res, call.request.id, answer.status, answer.body);
-    // The fetch it joined began before a version announced since (a write through this gateway, which this reader may have
-    // made, or an event) and answered older: not this reader's answer. It fetches for itself.
+    // The fetch it joined read the resource older than a version this gateway announced (a write through it, which this
+    // reader may have made, or an event), which the read model may hold by now: not passed on. The readers that joined it
+    // fetch again, one fetch for all of them, and get what the read model holds then.
     if (answer.version < fill.store.announced(fill.aggregateId)) {
-      answer = await untilDeadline(fetchShared(call, message, fill), call.deadline, "the read in flight", deps.shutdown?.stopping);
+      const again = fill.store.inFlight(fill.key, fill.aggregateId) ?? fetchShared(call, message, fill);
+      answer = await untilDeadline(again, call.deadline, "the read in flight", deps.shutdown?.stopping);
       return sendRaw(res, call.request.id, answer.status, answer.body);
     }
     sendRaw(res, call.request.id, 200, answer.body, "shared");

@@ -152,3 +152,33 @@ test("a ReserveStock still on its way when its order is discarded (an unknown SK
   // recovery would free them otherwise, as no order has that id: only the inventory's expiry sweep, 15 minutes later).
   expect({ state: stray?.state, available: item.available, reserved: item.reserved }).toEqual({ state: ReservationState.RELEASED, available: 3, reserved: 0 });
 });
+
+test("a request naming an unknown SKU changes nothing at the inventory: the order it began and discarded is not released (no call reserved for it)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "orderly-discarded-"));
+  dirs.push(dir);
+  const orderDb = openDatabase({ file: join(dir, "order.db"), migrations: orderMigrations });
+  const invDb = openDatabase({ file: join(dir, "inventory.db"), migrations: inventoryMigrations });
+  const orders = new OrderStore(orderDb, new Outbox(orderDb));
+  const inventory = new InventoryStore(invDb, new Outbox(invDb));
+  const calls: string[] = [];
+  const client = {
+    reserveStock: async ({ orderId, lines }: { orderId: string; lines: { sku: string; quantity: number }[] }) => {
+      calls.push(`reserve ${orderId}`);
+      return { reservation: create(ReservationSchema, reservationMessage(inventory.reserve(orderId, lines))) };
+    },
+    releaseStock: async ({ orderId }: { orderId: string }) => {
+      calls.push(`release ${orderId}`);
+      return { reservation: create(ReservationSchema, reservationMessage(inventory.release(orderId))) };
+    },
+  } as unknown as Client<typeof InventoryService>;
+  let ids = 0;
+  const handler = createOrder({ store: orders, inventory: client, degrade: true, newId: () => `ord_${++ids}` });
+  for (const sku of ["NOPE-1", "NOPE-2"]) {
+    const request = create(CreateOrderRequestSchema, { order: { customerId: "alice", items: [{ sku, quantity: 1 }] } });
+    await expect(handler(request, callContext({ method: "orderly.order.v1.OrderService/CreateOrder", principal: alice }))).rejects.toMatchObject({ reason: "UNKNOWN_SKU" });
+  }
+  expect(calls).toEqual(["reserve ord_1", "reserve ord_2"]);
+  expect(invDb.prepare("SELECT count(*) FROM reservations").pluck().get()).toBe(0);
+  orderDb.close();
+  invDb.close();
+});

@@ -71,27 +71,31 @@ export function recordRefusal(store: OrderStore, order: OrderRecord, reason: Rea
  *
  * Undefined when the order is gone: a concurrent request with its
  * idempotency key found one of its SKUs unknown and discarded it (its
- * answer, UNKNOWN_SKU, recorded nothing). Whenever the order is gone at the
- * end, answered or thrown (this call discarded it, or another did), its
- * stock is released in the background: what this call, or an earlier
- * attempt still on its way, may reserve for it (a SKU restocked in between)
- * would otherwise be held until the inventory's expiry sweep, as no event
- * names an order never announced. The release leaves a tombstone, so a
+ * answer, UNKNOWN_SKU, recorded nothing). When the order is gone at the
+ * end, its stock is released in the background: what this call, or an
+ * earlier attempt still on its way, may reserve for it (a SKU restocked in
+ * between) would otherwise be held until the inventory's expiry sweep, as no
+ * event names an order never announced. The release leaves a tombstone, so a
  * reservation arriving after it is refused. Should it fail, the expiry sweep
- * frees the stock.
+ * frees the stock. Not for an order `begunHere` (by the request making this
+ * call) that this call found invalid and discarded: no earlier call reserved
+ * for it, so a request naming an unknown SKU changes nothing at the
+ * inventory (only an attempt of this call's own reservation, retried after a
+ * timeout, could still arrive: rare, and the expiry sweep frees it).
  */
 export async function settleOrder(
   deps: SettleDeps,
   order: OrderRecord,
   options: { deadline: number; signal?: AbortSignal; requestId: string; traceContext: Context },
   logger: Logger,
+  begunHere = false,
 ): Promise<OrderRecord | undefined> {
   const meta = { requestId: options.requestId, traceContext: options.traceContext };
   let settled: OrderRecord | undefined;
   try {
     settled = await reserveAndRecord(deps, order, options, meta);
   } catch (error) {
-    if (isGone(deps.store, order.id)) void releaseDiscarded(deps, order.id, meta, logger);
+    if (!begunHere && isGone(deps.store, order.id)) void releaseDiscarded(deps, order.id, meta, logger);
     throw error;
   }
   if (settled === undefined) void releaseDiscarded(deps, order.id, meta, logger);

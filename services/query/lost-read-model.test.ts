@@ -56,3 +56,34 @@ test("a query.db lost while the durable's first event is still unacked (later on
     db.close();
   }
 });
+
+test("a stream purged of what its durable had not yet been delivered is not replayed at every start (nats-server puts a new durable at the sequence before its first message)", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  const js = nc.jetstream();
+  const ms = Date.UTC(2026, 11, 5, 12);
+  for (const id of ["ord_1", "ord_2"]) {
+    const order = { id, customerId: "c", status: OrderStatus.CONFIRMED, items: [], totalMinor: 0n, currencyCode: "USD", version: 2n, createTime: timestampFromMs(ms), updateTime: timestampFromMs(ms) };
+    const event = newEvent(id, 2, ms, { case: "orderConfirmed", value: { order } });
+    await js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });
+  }
+  await jsm.streams.purge("ORDERS");
+  using temp = tempDir("orderly-lost-read-model-");
+  const warnings: string[] = [];
+  for (let start = 0; start < 3; start++) {
+    const db = openDatabase({ file: join(temp.path, "query.db"), migrations: queryMigrations });
+    const logger = silentLogger();
+    logger.warn = ((_: unknown, message: string) => void warnings.push(message)) as typeof logger.warn;
+    const runtime = startEventRuntime({ servers: nats.url, name: "query", logger, db, consumers: projectionConsumers("query", new Projector(db, logger), new ViewChanges()) });
+    try {
+      await runtime.ready;
+      // The durable, made at the first start, stands after the purged messages: nothing was delivered to it.
+      expect((await jsm.consumers.info("ORDERS", "query-orders")).delivered).toMatchObject({ consumer_seq: 0, stream_seq: 2 });
+    } finally {
+      await runtime.close();
+      db.close();
+    }
+  }
+  expect(warnings.filter((message) => message.includes("replaying"))).toEqual([]);
+});

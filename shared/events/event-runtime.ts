@@ -20,7 +20,7 @@ export interface ConsumerSpec {
   /**
    * What it applies comes from its stream alone (a read model): when, at
    * start, its database records nothing it took (hasRecordsOf) while
-   * JetStream says it has acked events (the database is new: deleted, or
+   * JetStream says it has delivered events (the database is new: deleted, or
    * replaced by an empty file), it is made again from its stream's first
    * message, so the read model is rebuilt rather than left missing all it
    * had. For consumers that ignore no event (one that only ignored would be
@@ -89,17 +89,20 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
  * stream's first message. Safe whatever the cause: an event with an effect
  * is recorded in the same transaction as its effect, so a database without a
  * record holds no effect of this consumer, and a replay applies nothing
- * twice (events acked unrecorded had nothing to apply). Judged by what was
- * delivered, not by the ack floor: a first event still unacked (put back
- * after a failure, or of a type the code does not know yet) keeps the floor
- * at 0 however many after it were applied and acked.
+ * twice (events acked unrecorded had nothing to apply). Judged by how many
+ * deliveries the durable made, not by the ack floor (a first event still
+ * unacked, put back after a failure or of a type the code does not know yet,
+ * keeps the floor at 0 however many after it were applied and acked) nor by
+ * the delivered stream sequence (nats-server 2.9 puts a new durable on a
+ * purged stream at the sequence before its first message, so every start
+ * would replay an empty stream again).
  */
 async function replayIfForgotten(manager: JetStreamManager, db: Db, c: ConsumerSpec, logger: Logger): Promise<void> {
   if (hasRecordsOf(db, c.durable)) return;
   const info = await consumerInfo(manager, c.stream, c.durable);
-  if (info === undefined || info.delivered.stream_seq === 0) return;
+  if (info === undefined || info.delivered.consumer_seq === 0) return;
   logger.warn(
-    { durable: c.durable, stream: c.stream, deliveredUpTo: info.delivered.stream_seq, ackedUpTo: info.ack_floor.stream_seq },
+    { durable: c.durable, stream: c.stream, delivered: info.delivered.consumer_seq, deliveredUpTo: info.delivered.stream_seq, ackedUpTo: info.ack_floor.stream_seq },
     "the database has no record of events this consumer already took (a new database file): replaying its stream from the start to rebuild what it holds",
   );
   await manager.consumers.delete(c.stream, c.durable);

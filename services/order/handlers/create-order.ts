@@ -46,11 +46,12 @@ export function createOrder(deps: CreateOrderDeps) {
     const items = request.order!.items.map((item) => ({ sku: item.sku, quantity: item.quantity }));
     const requestHash = createHash("sha256").update(JSON.stringify([customerId, items])).digest("base64url");
     for (let attempt = 1; ; attempt++) {
-      const begun = deps.store.begin({ id: deps.newId(), customerId, items, requestId: request.requestId, requestHash }, causeOf(context));
+      const id = deps.newId();
+      const begun = deps.store.begin({ id, customerId, items, requestId: request.requestId, requestHash }, causeOf(context));
       if (begun.replay) return outcome(begun.replay, context);
       if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
       // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
-      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger);
+      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger, begun.order.id === id);
       if (settled !== undefined) return outcome(settled, context);
       // A request with the same key found a SKU unknown and discarded the order (answering UNKNOWN_SKU records nothing),
       // while this one's reservation found every SKU (restocked in between): it begins afresh, as it would have after that
