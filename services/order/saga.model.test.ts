@@ -14,15 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, test } from "vitest";
 import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
-import { ReservationSchema, type InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { CancelOrderRequestSchema, CreateOrderRequestSchema } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { OrderlyError } from "../../shared/errors/index.js";
 import { Outbox } from "../../shared/events/index.js";
-import type { Client } from "../../shared/grpc/index.js";
 import { silentLogger } from "../../shared/logging/index.js";
 import { openDatabase, type Db } from "../../shared/sqlite/index.js";
 import { callContext } from "../../test/helpers/call-context.js";
-import { reservationMessage } from "../inventory/messages.js";
+import { inventoryClientOver } from "../../test/helpers/inventory-client.js";
 import { orderEventHandling } from "../inventory/order-events.js";
 import { ReservationExpiry, type OrderFate } from "../inventory/reservation-expiry.js";
 import { inventoryMigrations } from "../inventory/schema.js";
@@ -154,17 +152,7 @@ async function runSeed(seed: number, steps: number) {
     return op.reject(new OrderlyError("DEADLINE_EXCEEDED", "late"));
   };
 
-  const inventory = {
-    reserveStock: (req: { orderId: string; lines: { sku: string; quantity: number }[] }, options?: { signal?: AbortSignal }) =>
-      net(
-        "order",
-        `reserve ${req.orderId}`,
-        () => ({ reservation: create(ReservationSchema, reservationMessage(invStore.reserve(req.orderId, req.lines.map((l) => ({ sku: l.sku, quantity: l.quantity }))))) }),
-        options?.signal,
-      ),
-    releaseStock: (req: { orderId: string }, options?: { signal?: AbortSignal }) =>
-      net("order", `release ${req.orderId}`, () => ({ reservation: create(ReservationSchema, reservationMessage(invStore.release(req.orderId))) }), options?.signal),
-  } as unknown as Client<typeof InventoryService>;
+  const inventory = inventoryClientOver(invStore, (call, run) => net("order", `${call.method} ${call.orderId}`, run, call.signal));
   const fateOf = (orderId: string): Promise<OrderFate> =>
     net("inventory", `fate ${orderId}`, () => {
       const o = orderStore.get(orderId);

@@ -12,7 +12,7 @@ import type { Client } from "../../shared/grpc/index.js";
 import { silentLogger } from "../../shared/logging/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { callContext } from "../../test/helpers/call-context.js";
-import { reservationMessage } from "../inventory/messages.js";
+import { inventoryClientOver } from "../../test/helpers/inventory-client.js";
 import { inventoryMigrations } from "../inventory/schema.js";
 import { InventoryStore, ReservationState } from "../inventory/store.js";
 import { createOrder } from "./handlers/create-order.js";
@@ -110,24 +110,19 @@ test("a ReserveStock still on its way when its order is discarded (an unknown SK
   // inventory (held here); every later call goes through at once.
   const inTransit: Array<() => void> = [];
   let calls = 0;
-  const reserve = (orderId: string, lines: { sku: string; quantity: number }[]) =>
-    create(ReservationSchema, reservationMessage(inventory.reserve(orderId, lines.map(({ sku, quantity }) => ({ sku, quantity })))));
-  const client = {
-    reserveStock: async ({ orderId, lines }: { orderId: string; lines: { sku: string; quantity: number }[] }) => {
-      if (++calls === 1) {
-        inTransit.push(() => {
-          try {
-            reserve(orderId, lines);
-          } catch {
-            // Its answer goes nowhere: the caller gave up.
-          }
-        });
-        throw new OrderlyError("DEADLINE_EXCEEDED", "the reservation did not answer in time");
-      }
-      return { reservation: reserve(orderId, lines) };
-    },
-    releaseStock: async ({ orderId }: { orderId: string }) => ({ reservation: create(ReservationSchema, reservationMessage(inventory.release(orderId))) }),
-  } as unknown as Client<typeof InventoryService>;
+  const client = inventoryClientOver(inventory, async (call, run) => {
+    if (call.method === "reserve" && ++calls === 1) {
+      inTransit.push(() => {
+        try {
+          run();
+        } catch {
+          // Its answer goes nowhere: the caller gave up.
+        }
+      });
+      throw new OrderlyError("DEADLINE_EXCEEDED", "the reservation did not answer in time");
+    }
+    return run();
+  });
   const deps = { store: orders, inventory: client, degrade: false };
 
   // An order of a SKU the inventory does not know yet (fail-fast: the timeout leaves it PENDING, 504 to the client).
@@ -161,16 +156,10 @@ test("a request naming an unknown SKU changes nothing at the inventory: the orde
   const orders = new OrderStore(orderDb, new Outbox(orderDb));
   const inventory = new InventoryStore(invDb, new Outbox(invDb));
   const calls: string[] = [];
-  const client = {
-    reserveStock: async ({ orderId, lines }: { orderId: string; lines: { sku: string; quantity: number }[] }) => {
-      calls.push(`reserve ${orderId}`);
-      return { reservation: create(ReservationSchema, reservationMessage(inventory.reserve(orderId, lines))) };
-    },
-    releaseStock: async ({ orderId }: { orderId: string }) => {
-      calls.push(`release ${orderId}`);
-      return { reservation: create(ReservationSchema, reservationMessage(inventory.release(orderId))) };
-    },
-  } as unknown as Client<typeof InventoryService>;
+  const client = inventoryClientOver(inventory, async (call, run) => {
+    calls.push(`${call.method} ${call.orderId}`);
+    return run();
+  });
   let ids = 0;
   const handler = createOrder({ store: orders, inventory: client, degrade: true, newId: () => `ord_${++ids}` });
   for (const sku of ["NOPE-1", "NOPE-2"]) {
