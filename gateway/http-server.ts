@@ -215,6 +215,27 @@ function resourceOf(json: JsonValue): string[] {
   return typeof id === "string" ? [id] : [];
 }
 
+/**
+ * What a write through this gateway changed, each resource with the version the
+ * service left it at where it tells (a SKU missing from its stock header, none):
+ * the path's resources, and the one the write answered with (a new order), at
+ * the answer's version; an order's SKUs, which it reserved or released, at the
+ * versions the stock header names. A refused write changed the rejected order,
+ * at the version its error carries.
+ */
+function writtenBy(params: Record<string, string>, outcome: { json: JsonValue; version: number; responseHeaders: Record<string, string> } | { error: unknown }): Map<string, number | undefined> {
+  const written = new Map<string, number | undefined>();
+  if ("error" in outcome) {
+    const { orderId, orderVersion } = OrderlyError.from(outcome.error).metadata;
+    if (orderId && Number(orderVersion) > 0) written.set(orderId, Number(orderVersion));
+    return written;
+  }
+  for (const resource of [...Object.values(params), ...resourceOf(outcome.json)]) written.set(resource, outcome.version);
+  const stock = stockVersionsOf(outcome.responseHeaders[STOCK_VERSIONS_HEADER]);
+  for (const sku of skusOf(outcome.json)) written.set(sku, stock.get(sku));
+  return written;
+}
+
 /** A Cache-Control request directive that asks for an answer from the origin (RFC 9111 §5.2.1.1 and §5.2.1.4): `max-age=0` or `no-cache`. */
 const FRESH_DIRECTIVE = /(?:^|,)[ \t]*(?:no-cache|max-age=0+)[ \t]*(?=,|$)/i;
 
@@ -556,7 +577,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // The fetch it joined read the resource older than a version this gateway announced (a write through it, which this
     // reader may have made, or an event), which the read model may hold by now: not passed on. The readers that joined it
     // fetch again, one fetch for all of them, and get what the read model holds then.
-    if (answer.version < fill.store.announced(fill.aggregateId)) {
+    if (fill.store.predatesAnnounced(fill.aggregateId, answer.version)) {
       const again = fill.store.inFlight(fill.key, fill.aggregateId) ?? fetchShared(call, message, fill);
       answer = await untilDeadline(again, call.deadline, "the read in flight", deps.shutdown?.stopping);
       return sendRaw(res, call.request.id, answer.status, answer.body);
@@ -616,31 +637,28 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (stopping?.aborted) onStopping();
     else stopping?.addEventListener("abort", onStopping, { once: true });
     try {
-      const { payload, status, version, json, responseHeaders } = await invoke(call, message, abandoned.signal);
-      if (deps.cache) {
-        if (fill !== undefined && status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, fill.generation);
-        // A write through this gateway drops what it cached of the resource at once, before the event arrives, and announces
-        // the version it answered (the path's resource, or the one it made: a new order); an order's write (created,
-        // cancelled) drops the cached stock of its SKUs too, which it reserved or released, announcing the versions the
-        // service says it left them at. So what the writer saw is never answered older from here, even should this gateway
-        // miss the write's events.
-        if (call.route.httpMethod !== "GET") {
-          for (const resource of new Set([...Object.values(call.params), ...resourceOf(json)])) deps.cache.store.invalidate(resource, version);
-          const stock = stockVersionsOf(responseHeaders[STOCK_VERSIONS_HEADER]);
-          for (const sku of new Set(skusOf(json))) deps.cache.store.invalidate(sku, stock.get(sku));
-        }
-      }
-      sendRaw(res, call.request.id, status, payload);
+      const answered = await invoke(call, message, abandoned.signal);
+      if (fill !== undefined && answered.status === 200) fill.store.set(fill.key, fill.aggregateId, answered.payload, answered.version, fill.generation);
+      announceWrite(call, answered);
+      sendRaw(res, call.request.id, answered.status, answered.payload);
     } catch (error) {
-      // A rejected order is refused, with its id and version: announced like an answer's, so the rejection the client was
-      // told is not answered older from here either.
-      const { orderId, orderVersion } = OrderlyError.from(error).metadata;
-      if (deps.cache && call.route.httpMethod !== "GET" && orderId && Number(orderVersion) > 0) deps.cache.store.invalidate(orderId, Number(orderVersion));
+      announceWrite(call, { error });
       throw error;
     } finally {
       res.off("close", onClose);
       stopping?.removeEventListener("abort", onStopping);
     }
+  }
+
+  /**
+   * A write through this gateway drops what it cached of the resources it
+   * changed at once, before their events arrive, and announces the versions it
+   * left them at (writtenBy): what the writer saw, or was told when refused, is
+   * never answered older from here, even should this gateway miss the events.
+   */
+  function announceWrite(call: Call, outcome: Parameters<typeof writtenBy>[1]): void {
+    if (!deps.cache || call.route.httpMethod === "GET") return;
+    for (const [resource, version] of writtenBy(call.params, outcome)) deps.cache.store.invalidate(resource, version);
   }
 
   /**

@@ -145,14 +145,18 @@ export class ReadCache {
     return Math.max(this.seen.get(aggregateId)?.generation ?? 0, this.floor);
   }
 
-  /** The newest version announced of an aggregate (see invalidate), 0 when none is remembered. */
-  announced(aggregateId: string): number {
-    return this.seen.get(aggregateId)?.version ?? 0;
+  /**
+   * Whether a body of an aggregate at `version` is older than the newest
+   * version announced of it (see invalidate): such a body is neither stored
+   * nor passed on to a reader that joined its fetch.
+   */
+  predatesAnnounced(aggregateId: string, version: number): boolean {
+    return version < (this.seen.get(aggregateId)?.version ?? 0);
   }
 
   /** Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version. */
   set(key: string, aggregateId: string, body: string, version: number, generation: number): void {
-    if (this.changedAt(aggregateId) > generation || version < this.announced(aggregateId)) return;
+    if (this.changedAt(aggregateId) > generation || this.predatesAnnounced(aggregateId, version)) return;
     const previous = this.entries.get(key);
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
     if (previous && previous.version > version && previous.expires > this.clock()) return;
