@@ -236,8 +236,11 @@ function writtenBy(params: Record<string, string>, outcome: { json: JsonValue; v
   return written;
 }
 
-/** A Cache-Control request directive that asks for an answer from the origin (RFC 9111 §5.2.1.1 and §5.2.1.4): `max-age=0` or `no-cache`. */
-const FRESH_DIRECTIVE = /(?:^|,)[ \t]*(?:no-cache|max-age=0+)[ \t]*(?=,|$)/i;
+/**
+ * A Cache-Control request directive that asks for an answer from the origin (RFC 9111 §5.2.1.1 and §5.2.1.4): `max-age=0`
+ * (or its quoted form `max-age="0"`, which recipients accept: §5.2) or `no-cache`.
+ */
+const FRESH_DIRECTIVE = /(?:^|,)[ \t]*(?:no-cache|max-age=(?:0+|"0+"))[ \t]*(?=,|$)/i;
 
 /** `Pragma: no-cache`, HTTP/1.0's no-cache, heeded when a request has no Cache-Control (RFC 9111 §5.4). */
 const PRAGMA_NO_CACHE = /(?:^|,)[ \t]*no-cache[ \t]*(?=,|$)/i;
