@@ -294,13 +294,7 @@ export class InventoryStore {
       return { sku: line.sku, quantity: line.quantity, unitPriceMinor: item.unitPriceMinor };
     });
     const now = this.clock();
-    const changed = reserved.map((line) => {
-      const item = toItem(this.statements.reserveItem.get(line.quantity, line.quantity, now, line.sku)!);
-      this.outbox.append(
-        newEvent(item.sku, item.version, now, { case: "stockReserved", value: { item: itemMessage(item), orderId, quantity: line.quantity } }, meta),
-      );
-      return { ...line, itemVersion: item.version };
-    });
+    const changed = this.moveStock("stockReserved", orderId, reserved, now, meta);
     const record: ReservationRecord = {
       orderId,
       state: ReservationState.RESERVED,
@@ -321,14 +315,22 @@ export class InventoryStore {
       return tombstone;
     }
     if (existing.state === ReservationState.RELEASED) return existing;
-    const changed = existing.lines.map((line) => {
-      const item = toItem(this.statements.releaseItem.get(line.quantity, line.quantity, now, line.sku)!);
-      this.outbox.append(
-        newEvent(item.sku, item.version, now, { case: "stockReleased", value: { item: itemMessage(item), orderId, quantity: line.quantity } }, meta),
-      );
-      return { ...line, itemVersion: item.version };
-    });
+    const changed = this.moveStock("stockReleased", orderId, existing.lines, now, meta);
     this.statements.markReleased.run(ReservationState.RELEASED, JSON.stringify(changed), now, orderId);
     return { ...existing, state: ReservationState.RELEASED, lines: changed };
+  }
+
+  /**
+   * Takes each line's quantity from its item's available stock into its reserved (or, released, back), with an event per
+   * line: the lines, each with the version its item was left at.
+   */
+  private moveStock(move: "stockReserved" | "stockReleased", orderId: string, lines: readonly ReservedLine[], now: number, meta: EventMeta): ReservedLine[] {
+    const statement = move === "stockReserved" ? this.statements.reserveItem : this.statements.releaseItem;
+    return lines.map((line) => {
+      const item = toItem(statement.get(line.quantity, line.quantity, now, line.sku)!);
+      const value = { item: itemMessage(item), orderId, quantity: line.quantity };
+      this.outbox.append(newEvent(item.sku, item.version, now, { case: move, value }, meta));
+      return { ...line, itemVersion: item.version };
+    });
   }
 }
