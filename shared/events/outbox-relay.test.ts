@@ -1,3 +1,4 @@
+import Database from "better-sqlite3";
 import { expect, test } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -366,4 +367,30 @@ test("passes failing with NATS connected are said at error once they have for st
   await waitFor(() => unpublishedRows(db) === 0, "the outbox published once JetStream answers");
   await waitFor(() => lines.some((line) => line.msg === "JetStream takes events again"), "the end of the stall said");
   expect(lines.filter((line) => line.level === 50)).toHaveLength(1);
+});
+
+test("a prune that fails (the database's write lock held past the busy timeout) is logged and tried again later; the relay goes on publishing", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  using dir = tempDir("orderly-relay-prune-");
+  const file = join(dir.path, "outbox.db");
+  const db = openDatabase({ file, migrations: OUTBOX_MIGRATIONS, busyTimeoutMs: 50 });
+  const outbox = new Outbox(db);
+  // Another connection holds the write lock (an operator's sqlite3 session mid-transaction, say) through the relay's first
+  // pass, which prunes.
+  const other = new Database(file);
+  other.exec("BEGIN IMMEDIATE");
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger("test", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const relay = new OutboxRelay({ db, nc: client.nc, logger, outbox });
+  relay.start();
+  await waitFor(() => lines.some((line) => line.msg === "pruning the published outbox rows failed; tried again in a minute"), "the failed prune logged");
+  other.exec("COMMIT");
+  other.close();
+
+  db.transaction(() => outbox.append(newEvent("SKU-1", 1, Date.now(), { case: "stockRestocked", value: { item: { sku: "SKU-1", available: 1 }, quantity: 1 } })))();
+  await waitFor(async () => (await client.jsm.streams.info(streams.inventory.name)).state.messages === 1, "the event appended after the failed prune published");
+  await relay.close();
+  expect(relay.stats()).toMatchObject({ published: 1, failures: 0 });
+  db.close();
 });

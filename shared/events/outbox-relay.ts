@@ -277,9 +277,18 @@ export class OutboxRelay {
     this.stallReported = true;
     const seconds = Math.round((now - this.failingSince) / 1000);
     this.options.logger.error(
-      { err: error, failingMs: now - this.failingSince, backlog: this.stats().backlog },
+      { err: error, failingMs: now - this.failingSince, backlog: this.backlogOrUnknown() },
       `JetStream has taken no event for ${seconds} s while NATS is connected: events wait in the outbox (is nats-server stuck, its disk full?)`,
     );
+  }
+
+  /** The backlog for a log line, which a failing database (the reason it is written, maybe) must not keep from being written. */
+  private backlogOrUnknown(): number | undefined {
+    try {
+      return this.stats().backlog;
+    } catch {
+      return undefined;
+    }
   }
 
   /** A pass that did not fail (or NATS went down, which is said elsewhere): the failing, if any, is over. */
@@ -433,9 +442,23 @@ export class OutboxRelay {
     return { subject: row.subject, payload: row.payload, msgID: row.event_id, headers: traceparent === null ? undefined : { [TRACEPARENT_HEADER]: traceparent } };
   }
 
+  /**
+   * Deletes published rows past the retention, at most once a minute. Housekeeping: a failure (the database's write
+   * lock held past the busy timeout, a full or read-only disk) is logged and the prune tried again a minute later,
+   * while the relay goes on publishing.
+   */
   private pruneNow(): void {
     const now = this.clock();
     if (now - this.lastPrune < 60_000) return;
+    try {
+      this.prune(now);
+    } catch (error) {
+      this.lastPrune = now;
+      this.options.logger.warn({ err: error }, "pruning the published outbox rows failed; tried again in a minute");
+    }
+  }
+
+  private prune(now: number): void {
     const cutoff = now - this.retentionMs;
     let pruned = 0;
     let done = false;
