@@ -35,3 +35,20 @@ test("span export that fails is logged once at warn, and its recovery at info wi
   expect(logged("span export works again").map(({ level, lostSpans }) => ({ level, lostSpans }))).toEqual([{ level: 30, lostSpans: 3 }]);
   expect(receiver.spans.map((span) => span.name)).toEqual(["kept"]);
 });
+
+test("a shutdown with spans buffered and the collector not answering waits 2 s for it, says so at warn, and ends (the exporter would wait 10 s)", async () => {
+  await using receiver = await startOtlpReceiver();
+  receiver.hanging = true;
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("test", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const tracing = await startTracing({ service: "test", logger, otlpEndpoint: receiver.url, scheduleDelayMs: 60_000 });
+  tracer().startSpan("buffered").end();
+  const started = performance.now();
+  await tracing.shutdown();
+  const waited = performance.now() - started;
+  expect(lines.filter((line) => line.msg === "the spans still buffered were not exported: the collector did not answer in time").map(({ level, waitedMs }) => ({ level, waitedMs }))).toEqual([
+    { level: 40, waitedMs: 2000 },
+  ]);
+  // Well before the exporter's own 10 s timeout (the wait itself is 2 s).
+  expect(waited).toBeLessThan(8000);
+});

@@ -11,6 +11,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "../logging/index.js";
+import { settlesWithin } from "../process/shutdown.js";
 import { LoggedSpanExporter } from "./logged-span-exporter.js";
 import { SyncContextManager } from "./sync-context-manager.js";
 
@@ -32,9 +33,12 @@ export interface TracingOptions {
 export interface Tracing {
   /** Whether spans are recorded and exported (an endpoint or a processor was given). */
   readonly recording: boolean;
-  /** Exports what is buffered, then stops. */
+  /** Exports what is buffered (waiting at most FLUSH_AT_SHUTDOWN_MS for the collector), then stops. */
   shutdown(): Promise<void>;
 }
+
+/** How long a shutdown waits for the spans still buffered to be exported. */
+const FLUSH_AT_SHUTDOWN_MS = 2000;
 
 /** The name of Orderly's tracer (instrumentation scope). */
 export const TRACER_NAME = "orderly";
@@ -87,6 +91,12 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
   trace.setGlobalTracerProvider(provider);
   return {
     recording,
-    shutdown: () => provider.shutdown(),
+    // The spans still buffered get a moment to be exported; a collector that does not answer (the exporter would wait
+    // out its 10 s timeout) must not hold up the process's stop past its grace.
+    shutdown: async () => {
+      if (!(await settlesWithin(provider.shutdown(), FLUSH_AT_SHUTDOWN_MS))) {
+        options.logger.warn({ waitedMs: FLUSH_AT_SHUTDOWN_MS }, "the spans still buffered were not exported: the collector did not answer in time");
+      }
+    },
   };
 }

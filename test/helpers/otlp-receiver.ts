@@ -23,6 +23,8 @@ export interface OtlpReceiver extends AsyncDisposable {
   refusing: boolean;
   /** How many exports were refused. */
   readonly refused: number;
+  /** While true, every export is read and never answered (a collector that is stuck). */
+  hanging: boolean;
 }
 
 type AnyValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
@@ -39,7 +41,7 @@ function attributesOf(list: KeyValue[] | undefined): Record<string, unknown> {
 /** Starts the receiver on a free port of 127.0.0.1. */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
-  const state = { refusing: false, refused: 0 };
+  const state = { refusing: false, refused: 0, hanging: false };
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -48,6 +50,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         res.writeHead(415).end();
         return;
       }
+      if (state.hanging) return;
       if (state.refusing) {
         state.refused += 1;
         res.writeHead(400, { "content-type": "application/json" }).end('{"message":"refused"}');
@@ -90,6 +93,12 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     },
     get refused() {
       return state.refused;
+    },
+    get hanging() {
+      return state.hanging;
+    },
+    set hanging(hanging: boolean) {
+      state.hanging = hanging;
     },
     [Symbol.asyncDispose]: () =>
       new Promise<void>((resolve) => {
