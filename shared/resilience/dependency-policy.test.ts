@@ -10,6 +10,16 @@ const unavailable = () => new OrderlyError("DEPENDENCY_UNAVAILABLE", "down");
 const silent = ({ deadline }: { deadline: number }) =>
   new Promise<never>((_, reject) => setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline - Date.now()));
 
+/** An attempt whose dependency never answers: it ends at its deadline, or when its caller hangs up (CANCELLED), as a gRPC call does. */
+const hung = ({ deadline, signal }: { deadline: number; signal?: AbortSignal }) =>
+  new Promise<never>((_, reject) => {
+    const timer = setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline - Date.now());
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(new OrderlyError("CANCELLED", "cancelled"));
+    });
+  });
+
 function policy(overrides = {}) {
   return new DependencyPolicy({ name: "dep", backoffInitialMs: 1, backoffMaxMs: 2, halfOpenAfterMs: 60_000, ...overrides });
 }
@@ -152,6 +162,49 @@ describe("DependencyPolicy", () => {
       vi.useRealTimers();
     }
     expect(p.breakerState).toBe("open");
+  });
+
+  test("a half-open probe whose caller hangs up does not close the breaker untested: the next call is still refused at once", async () => {
+    const p = policy({ breakerFailures: 2, maxAttempts: 1, slowCallMs: 60, attemptTimeoutMs: 10_000, halfOpenAfterMs: 50 });
+    // A hung dependency, given a fair time twice: the breaker opens.
+    for (let i = 0; i < 2; i++) await expect(p.execute(false, hung, { deadline: Date.now() + 100 })).rejects.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    expect(p.breakerState).toBe("open");
+    // Past the half-open time (the clock moved on, not waited for): the next call is the probe, and its client hangs up.
+    const caller = new AbortController();
+    let probe: Promise<unknown>;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 100);
+      probe = p.execute(false, hung, { deadline: Date.now() + 5_000, signal: caller.signal });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(p.breakerState).toBe("half-open");
+    caller.abort();
+    await expect(probe).rejects.toMatchObject({ reason: "CANCELLED" });
+    expect(p.breakerState).toBe("open");
+    await expect(p.execute(false, hung, { deadline: Date.now() + 300 })).rejects.toMatchObject({ reason: "CIRCUIT_OPEN" });
+  });
+
+  test("a retry is not made when its wait could outlast the call's deadline: the call ends by its deadline, with the last attempt's error", async () => {
+    // Waits at the top of their range: 100, 200, 400, 800 ms; the call has 800 ms. Each retry's wait fits until the one
+    // after the fourth attempt (at ~700 ms) would end past the deadline: the call ends there, ~100 ms before it.
+    const random = vi.spyOn(Math, "random").mockReturnValue(0.99);
+    try {
+      const p = new DependencyPolicy({ name: "inventory", maxAttempts: 10, backoffInitialMs: 100, backoffMaxMs: 2000, breakerFailures: 100 });
+      const deadline = Date.now() + 800;
+      let attempts = 0;
+      // The dependency refuses connections at once, every time (grpc-js: a local UNAVAILABLE).
+      const call = p.execute(true, async () => {
+        attempts++;
+        throw unavailable();
+      }, { deadline });
+      // Waits that knew no deadline woke past it: the call ended with DEADLINE_EXCEEDED, as late as a wait.
+      await expect(call).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+      expect(attempts).toBeGreaterThanOrEqual(2);
+    } finally {
+      random.mockRestore();
+    }
   });
 
   test("while a half-open breaker's probe is in flight, other calls fail fast with CIRCUIT_OPEN instead of waiting for the probe past their own deadline", async () => {

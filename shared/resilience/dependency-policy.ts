@@ -4,14 +4,15 @@ import {
   BulkheadRejectedError,
   CircuitState,
   ConsecutiveBreaker,
-  ExponentialBackoff,
   TaskCancelledError,
   bulkhead,
   circuitBreaker,
   handleWhen,
   retry,
   wrap,
+  type IBackoffFactory,
   type IPolicy,
+  type IRetryBackoffContext,
 } from "cockatiel";
 import { Code, OrderlyError, abortReason, httpStatusFor, isTransient } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
@@ -102,6 +103,14 @@ function isRefusal(error: OrderlyError): boolean {
 
 const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN]);
 
+/** cockatiel's backoff, waiting before each retry what the attempt that failed drew for it (`waits`, by its error). */
+function drawnWaits(waits: WeakMap<Error, number>): IBackoffFactory<IRetryBackoffContext<unknown>> {
+  const factory: IBackoffFactory<IRetryBackoffContext<unknown>> = {
+    next: (context) => ({ duration: ("error" in context.result ? waits.get(context.result.error) : undefined) ?? 0, next: factory.next }),
+  };
+  return factory;
+}
+
 /**
  * The resilience policy of one downstream dependency, shared by every call
  * to it (cockatiel): a bulkhead, then — for idempotent calls only — a
@@ -126,6 +135,13 @@ export class DependencyPolicy {
   private readonly slowCallMs: number;
   /** Errors that end a call but say nothing about the dependency: the breaker does not count them. */
   private readonly excused = new WeakSet<Error>();
+  /** Errors of a half-open breaker's probe that ended before the dependency answered (its caller gone): counted, see cancelled. */
+  private readonly unanswered = new WeakSet<Error>();
+  /** Errors of an attempt after which the wait before a retry would outlast the call's deadline: not retried. */
+  private readonly tooLateToRetry = new WeakSet<Error>();
+  /** The wait before the retry that follows an attempt's error, drawn when the attempt failed (see retryWait). */
+  private readonly waits = new WeakMap<Error, number>();
+  private readonly backoff: { initialMs: number; maxMs: number };
   private readonly halfOpenAfterMs: number;
   /** When the breaker last opened (epoch ms). */
   private openedAt = 0;
@@ -137,14 +153,17 @@ export class DependencyPolicy {
     this.logger = options.logger;
     this.attemptTimeoutMs = o.attemptTimeoutMs;
     this.slowCallMs = o.slowCallMs;
+    this.backoff = { initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs };
     // An error the dependency answered with (a remote google.rpc.Status) means it is up: only errors of
     // the transport or of the dependency's own failure count against it, and only those are retried —
     // so an UNAVAILABLE it relays from its own dependency neither opens this breaker nor retries twice.
     const isFailure = (error: Error) =>
-      !this.excused.has(error) &&
+      this.unanswered.has(error) ||
+      (!this.excused.has(error) &&
       (error instanceof TaskCancelledError ||
-        (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN)));
+        (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN))));
     const isRetryable = (error: Error) => {
+      if (this.tooLateToRetry.has(error)) return false;
       const retryable =
         error instanceof TaskCancelledError ||
         (error instanceof OrderlyError && error.code === Code.UNAVAILABLE && !error.remote && error.reason !== "CIRCUIT_OPEN");
@@ -163,7 +182,7 @@ export class DependencyPolicy {
     this.breaker.onBreak(() => (this.openedAt = Date.now()));
     const retries = retry(handleWhen(isRetryable), {
       maxAttempts: Math.max(0, o.maxAttempts - 1),
-      backoff: new ExponentialBackoff({ initialDelay: o.backoffInitialMs, maxDelay: o.backoffMaxMs }),
+      backoff: drawnWaits(this.waits),
     });
     // cockatiel makes every call that reaches a half-open breaker wait for its probe to end, however long the
     // probe's deadline (the gateway's attempts may last MAX_REQUEST_TIMEOUT_MS) and however short its own: a hung
@@ -231,7 +250,7 @@ export class DependencyPolicy {
       // The caller's signal is not handed to cockatiel: a caller that hangs up is no failure of the
       // dependency, so the attempt ends it as CANCELLED, which the breaker does not count.
       const running = policy.execute(() => {
-        if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
+        if (callerSignal?.aborted) throw this.cancelled();
         if (deadline !== undefined && Date.now() >= deadline) {
           throw this.excuse(new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`));
         }
@@ -246,13 +265,20 @@ export class DependencyPolicy {
         const attemptDeadline = started + this.attemptTimeoutMs;
         return attempt({ signal: callerSignal, deadline: deadline === undefined ? attemptDeadline : Math.min(deadline, attemptDeadline) }).catch(
           (error: unknown) => {
-            if (callerSignal?.aborted) throw new OrderlyError("CANCELLED", "the caller cancelled the call");
+            if (callerSignal?.aborted) throw this.cancelled();
             const timedOut = error instanceof OrderlyError && error.code === Code.DEADLINE_EXCEEDED && !error.remote;
             // The attempt was cut at its own timeout, before the call's deadline: a timeout of the dependency's.
-            if (timedOut && (deadline === undefined || attemptDeadline < deadline)) throw new TaskCancelledError(`${this.name} attempt timed out`);
+            const failure = timedOut && (deadline === undefined || attemptDeadline < deadline) ? new TaskCancelledError(`${this.name} attempt timed out`) : error;
+            // cockatiel's wait before a retry knows no deadline: the wait is drawn here, and a retry whose wait would end
+            // past the deadline is not made, so the call ends by its deadline, with this attempt's error.
+            if (failure instanceof Error) {
+              const wait = this.retryWait(attempts);
+              if (deadline !== undefined && Date.now() + wait >= deadline) this.tooLateToRetry.add(failure);
+              else this.waits.set(failure, wait);
+            }
             // Cut by the caller's deadline before the dependency had a fair time to answer.
-            if (timedOut && Date.now() - started < this.slowCallMs) throw this.excuse(error);
-            throw error;
+            if (timedOut && failure === error && Date.now() - started < this.slowCallMs) throw this.excuse(error);
+            throw failure;
           },
         );
       });
@@ -278,6 +304,25 @@ export class DependencyPolicy {
    */
   private excuse<E extends Error>(error: E): E {
     if (this.breaker.state === CircuitState.Closed) this.excused.add(error);
+    return error;
+  }
+
+  /** The wait before the retry after attempt `attempt` (from 1): exponential from backoffInitialMs up to backoffMaxMs, the upper half of it at random. */
+  private retryWait(attempt: number): number {
+    const ceiling = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** (attempt - 1));
+    return ceiling * (0.5 + Math.random() / 2);
+  }
+
+  /**
+   * The error of a call whose caller hung up (or a shutdown abandoned it). It
+   * says nothing about the dependency, so the breaker does not count it while
+   * closed; a half-open breaker's probe that ends so counts as a failure (the
+   * breaker opens again), as cockatiel would otherwise close the breaker on it
+   * untested.
+   */
+  private cancelled(): OrderlyError {
+    const error = new OrderlyError("CANCELLED", "the caller cancelled the call");
+    if (this.breaker.state !== CircuitState.Closed) this.unanswered.add(error);
     return error;
   }
 
