@@ -27,14 +27,16 @@ import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, t
 // Configuration: the only place this script reads the environment.
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-/** The address the supervisor uses to reach the processes it started. */
-const HOST = "127.0.0.1";
+/** Where the local run's own nats-server listens, and how the processes reach it. */
+const LOOPBACK = "127.0.0.1";
 const READY_LINE_TIMEOUT_MS = 60_000;
 const READYZ_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 /** What `npm start` can be told through the environment. */
 export interface LocalRunConfig {
+  /** The host the supervisor, and the processes, reach each other's ports at: where ORDERLY_BIND_HOST binds them (see reachableHost). */
+  host: string;
   gatewayPort: number;
   /** The gateway's admin port: /metrics, /status (the live status page), /status.json. */
   gatewayAdminPort: number;
@@ -75,6 +77,7 @@ export interface LocalSecurity {
 /** Reads the local run's configuration; throws ConfigError on a bad value. */
 export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConfig {
   return {
+    host: reachableHost(env.ORDERLY_BIND_HOST),
     gatewayPort: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
     gatewayAdminPort: readInt(env, "GATEWAY_ADMIN_PORT", 9050, 0, 65535),
     orderGrpcPort: readInt(env, "ORDER_GRPC_PORT", 50051, 0, 65535),
@@ -94,6 +97,15 @@ export function readLocalRunConfig(env: Env, stdoutIsTty: boolean): LocalRunConf
     queryConsumerName: readQueryConsumerName(env),
     logLevel: readLogLevel(env),
   };
+}
+
+/**
+ * The host to reach a port bound to `bindHost` (ORDERLY_BIND_HOST, which every process listens on) at, in a URL or a
+ * host:port: the loopback for none or a wildcard, an IPv6 address in brackets.
+ */
+export function reachableHost(bindHost: string | undefined): string {
+  if (bindHost === undefined || bindHost === "" || bindHost === "0.0.0.0" || bindHost === "::") return LOOPBACK;
+  return bindHost.includes(":") ? `[${bindHost}]` : bindHost;
 }
 
 // ---------------------------------------------------------------------------
@@ -126,7 +138,7 @@ export interface ProcessSpec {
 
 /** The process table of a local run. */
 export function processTable(config: LocalRunConfig, security: LocalSecurity = { nats: undefined, tls: undefined }): ProcessSpec[] {
-  const natsUrl = (ports: Ports) => config.natsUrl ?? `nats://${addressOf(ports, "nats")}`;
+  const natsUrl = (ports: Ports) => config.natsUrl ?? `nats://${addressOf(ports, "nats", LOOPBACK)}`;
   /** A process's credentials: its NATS user, its certificate. */
   const credentials = (name: NatsUser) => ({
     ...security.nats?.envFor(name),
@@ -137,7 +149,7 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
     name: "nats",
     portEnv: "NATS_PORT",
     port: config.natsPort,
-    command: [config.natsServerBin, ...natsConfig, "-js", "-a", HOST, "-p", String(config.natsPort), "-sd", join(config.dataDir, "nats")],
+    command: [config.natsServerBin, ...natsConfig, "-js", "-a", LOOPBACK, "-p", String(config.natsPort), "-sd", join(config.dataDir, "nats")],
     env: () => ({}),
     readyPort: (line) => (line.includes("Server is ready") ? config.natsPort : undefined),
     stopSignal: "SIGINT", // nats-server exits 0 on SIGINT, 1 on SIGTERM
@@ -156,7 +168,7 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
         INVENTORY_GRPC_PORT: String(config.inventoryGrpcPort),
         INVENTORY_ADMIN_PORT: String(config.inventoryAdminPort),
         // It asks the order service about old reservations, and starts first: the order service's port is set ahead.
-        ORDER_ADDRESS: `${HOST}:${config.orderGrpcPort}`,
+        ORDER_ADDRESS: `${config.host}:${config.orderGrpcPort}`,
         NATS_URL: natsUrl(ports),
       }),
       readyPort: pinoListeningPort,
@@ -171,7 +183,7 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
         ...credentials("order"),
         ORDER_GRPC_PORT: String(config.orderGrpcPort),
         ORDER_ADMIN_PORT: String(config.orderAdminPort),
-        INVENTORY_ADDRESS: addressOf(ports, "inventory"),
+        INVENTORY_ADDRESS: addressOf(ports, "inventory", config.host),
         NATS_URL: natsUrl(ports),
       }),
       readyPort: pinoListeningPort,
@@ -200,12 +212,12 @@ export function processTable(config: LocalRunConfig, security: LocalSecurity = {
         ...credentials("gateway"),
         GATEWAY_PORT: String(config.gatewayPort),
         GATEWAY_ADMIN_PORT: String(config.gatewayAdminPort),
-        ORDER_ADDRESS: addressOf(ports, "order"),
-        INVENTORY_ADDRESS: addressOf(ports, "inventory"),
-        QUERY_ADDRESS: addressOf(ports, "query"),
-        ORDER_ADMIN_ADDRESS: addressOf(ports, "order-admin"),
-        INVENTORY_ADMIN_ADDRESS: addressOf(ports, "inventory-admin"),
-        QUERY_ADMIN_ADDRESS: addressOf(ports, "query-admin"),
+        ORDER_ADDRESS: addressOf(ports, "order", config.host),
+        INVENTORY_ADDRESS: addressOf(ports, "inventory", config.host),
+        QUERY_ADDRESS: addressOf(ports, "query", config.host),
+        ORDER_ADMIN_ADDRESS: addressOf(ports, "order-admin", config.host),
+        INVENTORY_ADMIN_ADDRESS: addressOf(ports, "inventory-admin", config.host),
+        QUERY_ADMIN_ADDRESS: addressOf(ports, "query-admin", config.host),
         NATS_URL: natsUrl(ports),
       }),
       readyPort: pinoListeningPort,
@@ -227,11 +239,11 @@ export function pinoAdminPort(line: string): number | undefined {
   return record?.msg === "listening" && typeof record.adminPort === "number" ? record.adminPort : undefined;
 }
 
-/** The host:port of a process started earlier (a table in the wrong order throws). */
-export function addressOf(ports: Ports, name: string): string {
+/** The host:port of a process started earlier, at `host` (a table in the wrong order throws). */
+export function addressOf(ports: Ports, name: string, host: string): string {
   const port = ports[name];
   if (port === undefined) throw new Error(`process table: "${name}" must start before the processes that use it`);
-  return `${HOST}:${port}`;
+  return `${host}:${port}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -623,6 +635,10 @@ export async function runLocal(env: Env): Promise<number> {
     }
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, onSignal);
+  // Output that can no longer be written (`npm start | tee run.log`, whose tee the same Ctrl-C ends; a closed terminal)
+  // is dropped: the write's EPIPE or EIO, unhandled, ended the supervisor before it stopped what it started, and left
+  // nats-server and every service running, each in its own process group.
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
 
   const startAll = async () => {
     say(`data directory: ${config.dataDir}`);
@@ -658,8 +674,8 @@ export async function runLocal(env: Env): Promise<number> {
     const gatewayPort = ports.gateway;
     const gatewayAdminPort = ports["gateway-admin"];
     if (gatewayPort === undefined || gatewayAdminPort === undefined) throw new Error('process table: there is no "gateway" reporting its admin port');
-    const baseUrl = `http://${HOST}:${gatewayPort}`;
-    const adminUrl = `http://${HOST}:${gatewayAdminPort}`;
+    const baseUrl = `http://${config.host}:${gatewayPort}`;
+    const adminUrl = `http://${config.host}:${gatewayAdminPort}`;
     await unlessStopped(waitForReadyz(baseUrl, () => stopReason !== undefined));
     const seeded = await unlessStopped(seedDemoCatalogIfEmpty(baseUrl, adminToken));
     say(
