@@ -73,6 +73,18 @@ export function ensureAptPackages(packages) {
   }
   console.log(`Installing ${missing.join(", ")} (apt-get)…`);
   execFileSync("sh", ["-c", command], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  if (missing.includes(natsPackage.name)) stopDebianNatsService();
+}
+
+/**
+ * Debian's nats-server package enables and starts a system service (nats-server.service, on 127.0.0.1:4222) where
+ * systemd runs: the port the local run's own nats-server takes by default. Orderly installed the package for the
+ * binary only, so it stops and disables that service.
+ */
+function stopDebianNatsService() {
+  if (!existsSync("/run/systemd/system") || !has("systemctl")) return;
+  const stopped = spawnSync("systemctl", ["disable", "--now", "nats-server.service"], { stdio: "ignore" });
+  if (stopped.status === 0) console.log("Stopped and disabled Debian's nats-server.service (Orderly starts its own nats-server).");
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
