@@ -160,8 +160,8 @@ export class DependencyPolicy {
     const isFailure = (error: Error) =>
       this.unanswered.has(error) ||
       (!this.excused.has(error) &&
-      (error instanceof TaskCancelledError ||
-        (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN))));
+        (error instanceof TaskCancelledError ||
+          (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN))));
     const isRetryable = (error: Error) => {
       if (this.tooLateToRetry.has(error)) return false;
       const retryable =
@@ -248,7 +248,7 @@ export class DependencyPolicy {
     const queued = this.limiter.executionSlots === 0;
     try {
       // The caller's signal is not handed to cockatiel: a caller that hangs up is no failure of the
-      // dependency, so the attempt ends it as CANCELLED, which the breaker does not count.
+      // dependency, so the attempt ends it as CANCELLED, which the breaker does not count (but for a probe: see cancelled).
       const running = policy.execute(() => {
         if (callerSignal?.aborted) throw this.cancelled();
         if (deadline !== undefined && Date.now() >= deadline) {
