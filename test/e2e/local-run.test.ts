@@ -156,18 +156,14 @@ async function waitUntilReady(run: LocalRun, baseUrl: string): Promise<void> {
   await waitFor(async () => (await api(baseUrl, "GET", "/readyz")).status === 200, "/readyz = 200");
 }
 
-/**
- * Stops a run with SIGTERM once the reader of its output has gone (`npm start | tee run.log`, whose tee the same
- * Ctrl-C ends), and checks that it exits 0 leaving no process behind: its writes then fail (EPIPE), which ended the
- * supervisor before it stopped anything.
- */
+/** Stops a run with SIGTERM and checks that it exits 0 leaving no process behind. */
 async function stopCleanly(run: LocalRun): Promise<void> {
   const pids = run.descendants();
   expect(pids).toEqual(expect.arrayContaining(run.servicePids()));
   expect(run.servicePids()).toHaveLength(5); // nats, inventory, order, query, gateway
-  run.child.stdout!.destroy();
   expect(await run.stop("SIGTERM")).toEqual({ code: 0, signal: null });
   expect(pids.filter(isRunning)).toEqual([]);
+  expect(run.output()).toContain("stopped; nothing left running");
 }
 
 test("npm start on an empty data dir comes up ready, serves the demo catalog, and leaves no process behind after SIGTERM", async () => {
@@ -299,6 +295,23 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
     );
     expect(unreachable).toMatch(/^exited 1: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+ as user query \(.*\): start Orderly first/);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("npm start whose output's reader has gone (npm start | tee, the tee ended by the same Ctrl-C) still stops everything it started on SIGTERM", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
+  try {
+    const env = await localRunEnv(dataDir);
+    await using run = startLocalRun(env);
+    await waitUntilReady(run, `http://127.0.0.1:${env.GATEWAY_PORT}`);
+    const pids = run.descendants();
+    expect(pids).toEqual(expect.arrayContaining(run.servicePids()));
+    // Its writes fail from here on (EPIPE), which ended the supervisor before it stopped anything, leaving every process.
+    run.child.stdout!.destroy();
+    expect(await run.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(pids.filter(isRunning)).toEqual([]);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
