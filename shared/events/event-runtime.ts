@@ -7,7 +7,7 @@ import { settlesWithin } from "../process/shutdown.js";
 import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
-import { consumerInfo, defaultStreamSettings, ensureDurableConsumer, ensureStreams, renewIfUnreachable } from "./stream-setup.js";
+import { consumerInfo, defaultStreamSettings, ensureDurableConsumer, ensureStreams, renewIfUnreachable, STREAM_REMAKE_WAIT_MS } from "./stream-setup.js";
 
 /** One durable consumer a process runs. */
 export interface ConsumerSpec {
@@ -138,11 +138,13 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     const setUp = (starting = false) =>
       retrying("stream setup", logger, isClosed, async () => {
         const manager = await connection.jetstreamManager();
-        const streams = await ensureStreams(manager, {
+        const settings = {
           ...defaultStreamSettings,
           maxEvents: options.streamMaxEvents ?? defaultStreamSettings.maxEvents,
           replicas: options.streamReplicas ?? defaultStreamSettings.replicas,
-        });
+        };
+        // At start a stream missing is one never made (or a server's store lost); while running, one maybe still being deleted.
+        const streams = await ensureStreams(manager, settings, starting ? 0 : STREAM_REMAKE_WAIT_MS);
         const durables = new Set<string>();
         for (const c of options.consumers ?? []) {
           if (starting && c.rebuildsFromStream) await replayIfForgotten(manager, options.db, c, logger);

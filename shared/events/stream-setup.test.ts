@@ -4,7 +4,7 @@ import { startNats, startNatsCluster } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
 import { connectNats } from "./nats-connection.js";
-import { defaultStreamSettings, ensureDurableConsumer, ensureStreams } from "./stream-setup.js";
+import { defaultStreamSettings, ensureDurableConsumer, ensureStreams, STREAM_REMAKE_WAIT_MS } from "./stream-setup.js";
 import { streams } from "./subjects.js";
 
 test("a full stream keeps its first event under a burst of events of every size, and refuses every event after the first it refused", async () => {
@@ -110,4 +110,34 @@ test("ensureDurableConsumer tells whether it had to create the consumer: once, a
   expect((await jsm.consumers.info(streams.orders.name, "setup-test")).config.ack_wait).toBe(7000 * 1_000_000);
   await jsm.consumers.delete(streams.orders.name, "setup-test");
   expect(await ensure()).toBe(true);
+});
+
+test("a stream deleted under a waiting consumer and made again when it is told, as a running process makes it, keeps and delivers the events published to it", async () => {
+  // Made again at once, nats-server 2.9.10 removed the new stream's files as it finished deleting the old
+  // one: it acked the event, and no read or consumer ever got it (96 of 100 tries).
+  await using nats = await startNats();
+  const nc = await connectNats(nats.url, "stream-setup-test", silentLogger());
+  const admin = await connectNats(nats.url, "stream-setup-admin", silentLogger());
+  await using _nc = { [Symbol.asyncDispose]: async () => void (await Promise.all([nc.close(), admin.close()])) };
+  const [jsm, adminJsm, js] = [await nc.jetstreamManager(), await admin.jetstreamManager(), nc.jetstream()];
+  await ensureStreams(jsm);
+  for (let round = 0; round < 3; round++) {
+    await ensureDurableConsumer(jsm, streams.orders.name, "remake-test", "orderly.orders.>");
+    const messages = await (await js.consumers.get(streams.orders.name, "remake-test")).consume({ expires: 5000, abort_on_missing_resource: true });
+    const told = (async () => {
+      try {
+        for await (const msg of messages) msg.ack();
+      } catch (error) {
+        return String(error);
+      }
+      return "ended";
+    })();
+    await waitFor(async () => (await jsm.consumers.info(streams.orders.name, "remake-test")).num_waiting > 0, "the consumer's pull waiting", 5000);
+    const deleting = adminJsm.streams.delete(streams.orders.name);
+    expect(await told).toMatch(/consumer deleted/);
+    expect(await ensureStreams(jsm, defaultStreamSettings, STREAM_REMAKE_WAIT_MS)).toEqual([streams.orders.name]);
+    await js.publish("orderly.orders.created", new Uint8Array(10), { msgID: `remade-${round}` });
+    await deleting;
+    expect((await jsm.streams.getMessage(streams.orders.name, { seq: 1 })).subject).toBe("orderly.orders.created");
+  }
 });
