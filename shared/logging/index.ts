@@ -1,1 +1,1 @@
-export { createLogger, silentLogger, callLogger, logLevels, type LoggedCall, type Logger, type LogLevel } from "./logger.js";
+export { createLogger, silentLogger, callLogger, logLevels, logsWritten, type LoggedCall, type Logger, type LogLevel } from "./logger.js";

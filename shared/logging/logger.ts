@@ -86,8 +86,78 @@ function callFields(_line: object, _level: number, logger: Logger): object {
   return { method: call.method, requestId: call.requestId, ...ids };
 }
 
+/** Most log output held for a standard output that does not take it (bytes): past it, lines are dropped, not waited for. */
+const MAX_HELD_BYTES = 4 * 1024 * 1024;
+
+/** A process's standard output for log lines, written without blocking (standardOutput). */
+interface StandardOutput {
+  readonly destination: DestinationStream;
+  /** Resolves once what is held is written, or after `waitMs`: then what is still held is dropped (the process is about to exit). */
+  written(waitMs: number): Promise<void>;
+}
+
+/** Each process logger's standard output (createLogger without a destination). */
+const outputs = new WeakMap<Logger, StandardOutput>();
+
 /**
- * Creates the logger of one process (JSON lines on stdout, or `destination`);
+ * Standard output for log lines that never holds the process up. pino's own (sonic-boom, asynchronous)
+ * keeps every line its reader has not taken (a paused terminal, a stalled log shipper: memory without
+ * bound), and at exit writes them synchronously, retrying for as long as the reader takes nothing: a
+ * process stopped by SIGTERM then never ended. Here at most MAX_HELD_BYTES wait (past it lines are
+ * dropped, and `dropped` is called with their count once the output takes lines again), and a process
+ * that exits through runMain gives its reader a bounded time (logsWritten). pino's exit hook still
+ * writes what is left when a process exits another way (a script's process.exit).
+ */
+function standardOutput(dropped: (count: number) => void): StandardOutput {
+  const stream = pino.destination({ dest: 1, sync: false, maxLength: MAX_HELD_BYTES });
+  let idle = true;
+  let closed = false;
+  let droppedSince = 0;
+  stream.on("drain", () => (idle = true));
+  // An output that cannot be written (its reader gone: pino then drops every line) holds nothing to wait for.
+  stream.on("error", () => (idle = true));
+  stream.on("drop", () => droppedSince++);
+  stream.on("write", () => {
+    if (droppedSince === 0) return;
+    const count = droppedSince;
+    droppedSince = 0;
+    setImmediate(() => dropped(count));
+  });
+  return {
+    destination: {
+      write(line: string) {
+        if (closed) return;
+        idle = false;
+        stream.write(line);
+      },
+    },
+    written: (waitMs) =>
+      idle
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              stream.off("drain", done);
+              // Nothing taken for waitMs: what is held goes (and pino's exit hook, which would wait on it for good, finds the output closed).
+              closed = true;
+              stream.destroy();
+              resolve();
+            }, waitMs);
+            const done = () => (clearTimeout(timer), resolve());
+            stream.once("drain", done);
+          }),
+  };
+}
+
+/**
+ * Resolves once the lines `logger` wrote to standard output are written, or after `waitMs` (dropping
+ * those still held): for a process about to exit.
+ */
+export function logsWritten(logger: Logger, waitMs: number): Promise<void> {
+  return outputs.get(logger)?.written(waitMs) ?? Promise.resolve();
+}
+
+/**
+ * Creates the logger of one process (JSON lines on stdout, at most MAX_HELD_BYTES held: standardOutput; or `destination`);
  * `service` is added to every line, and the trace and span ids of the line's
  * trace (a call's, else the active span's: callFields); credentials are
  * redacted, in server URLs too.
@@ -102,7 +172,11 @@ export function createLogger(service: string, level: string = "info", destinatio
     // Server URLs, which may carry a password: whichever line logs them.
     serializers: Object.fromEntries(URL_FIELDS.map((field) => [field, (value: unknown) => (typeof value === "string" ? urlsForLogs(value) : value)])),
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  const output = standardOutput((dropped) => logger.warn({ dropped }, "log lines dropped: standard output did not take them in time"));
+  const logger = pino(options, output.destination);
+  outputs.set(logger, output);
+  return logger;
 }
 
 /** A logger that drops everything, for unit tests. */

@@ -1,5 +1,13 @@
 import { ConfigError, type Env } from "../config/index.js";
-import type { Logger } from "../logging/index.js";
+import { logsWritten, type Logger } from "../logging/index.js";
+
+/** How long an exit waits for the process's log lines to be written (ms): a reader that takes none for that long loses the rest. */
+const EXIT_LOGS_MS = 1000;
+
+/** Ends the process with `code` once its log lines are written (bounded: EXIT_LOGS_MS). */
+function exitAfterLogs(logger: Logger, code: number): void {
+  void logsWritten(logger, EXIT_LOGS_MS).then(() => process.exit(code));
+}
 
 /** Something a process started and must stop on shutdown. */
 export interface Stoppable {
@@ -10,7 +18,8 @@ export interface Stoppable {
 /**
  * Runs a process's `start`, then waits for SIGTERM or SIGINT and closes what
  * it returned. A second signal, or a close that takes longer than
- * `graceMs`, ends the process at once. With configOrExit, the only place that calls process.exit.
+ * `graceMs`, ends the process at once (once its last lines are logged: exitAfterLogs).
+ * With configOrExit, the only place that calls process.exit.
  */
 export function runMain(
   logger: Logger,
@@ -20,7 +29,7 @@ export function runMain(
   let stopping = false;
   const fail = (error: unknown) => {
     logger.fatal({ err: error }, "fatal error");
-    process.exit(1);
+    exitAfterLogs(logger, 1);
   };
   process.on("uncaughtException", fail);
   process.on("unhandledRejection", fail);
@@ -29,20 +38,20 @@ export function runMain(
       const stop = (signal: NodeJS.Signals) => {
         if (stopping) {
           logger.warn({ signal }, "second signal: exiting now");
-          process.exit(1);
+          exitAfterLogs(logger, 1);
+          return;
         }
         stopping = true;
         logger.info({ signal }, "shutting down");
         const timer = setTimeout(() => {
           logger.error({ graceMs }, "shutdown took too long: exiting");
-          process.exit(1);
+          exitAfterLogs(logger, 1);
         }, graceMs);
         timer.unref();
         running.close().then(
           () => {
             logger.info("stopped");
-            logger.flush();
-            process.exit(0);
+            exitAfterLogs(logger, 0);
           },
           fail,
         );

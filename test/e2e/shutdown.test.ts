@@ -123,3 +123,26 @@ test("services stopped while nats-server is hung (SIGSTOP: the connection stands
     system.nats.child().kill("SIGCONT");
   }
 });
+
+test("a gateway whose log output is not read for a while (a terminal paused, say) holds at most 4 MiB of lines, says how many it dropped, and stops on SIGTERM with exit 0 while its output is still not read", async () => {
+  // pino held every line until the reader took it, and its exit waited for the reader for good (SIGKILLed here).
+  await using system = await startSystem();
+  const output = system.gateway.child.stdout!;
+  /** Sends reads the gateway refuses (an unknown parameter), each logged with its 8 KB URL: `count` of them. */
+  const loggedReads = async (count: number) => {
+    const padding = "x".repeat(8000);
+    for (let sent = 0; sent < count; sent += 25) {
+      const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => system.api("GET", `/v1/inventory/NONE-${i}?padding=${padding}`).then((answer) => answer.status)));
+      expect(new Set(statuses)).toEqual(new Set([400]));
+    }
+  };
+  output.pause();
+  await loggedReads(700);
+  output.resume();
+  const report = await waitFor(() => system.gateway.logs.find((line) => line.includes("log lines dropped")), "the gateway's count of the lines it dropped", 30_000);
+  expect((JSON.parse(report) as { dropped: number }).dropped).toBeGreaterThan(0);
+  // Paused again, and filled past what the socket between them holds (~0.2 MB): the stop's last lines are not taken.
+  output.pause();
+  await loggedReads(100);
+  expect(await system.gateway.stop("SIGTERM", 20_000)).toBe(0);
+});
