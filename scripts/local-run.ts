@@ -21,6 +21,7 @@ import { freePort, nodeEntry } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { logLevels, type LogLevel } from "../shared/logging/index.js";
 import { holdExclusively, keepToOwner } from "../shared/sqlite/index.js";
+import { signalGroup } from "./process-group.mjs";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 
 // ---------------------------------------------------------------------------
@@ -435,6 +436,38 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, shown: P
   return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, tail, adminPort: () => adminPort };
 }
 
+/** The reaper (scripts/reaper.mjs): stops what the supervisor started should the supervisor end without stopping it. */
+interface Reaper {
+  /** Tells it of a process started (its process group, and its stop signal). */
+  started(proc: Running): void;
+  /** Tells it the supervisor has stopped everything itself; resolves once it has exited (bounded). */
+  done(): Promise<void>;
+}
+
+/**
+ * Starts the reaper, in a session of its own: each process the supervisor starts leads a process group of its own
+ * (see launch), so nothing else stops them when the supervisor is killed outright (SIGKILL, the OOM killer) or
+ * crashes; they went on holding their ports and the data directory. It learns of each on its stdin, and stops them
+ * all when that ends without "done".
+ */
+function startReaper(): Reaper {
+  const reaper = spawn(process.execPath, [join(ROOT, "scripts", "reaper.mjs")], { cwd: ROOT, stdio: ["pipe", "ignore", "ignore"], detached: true });
+  const input = reaper.stdin!;
+  // A reaper gone (killed by hand) must not end the supervisor with the write's EPIPE.
+  input.on("error", () => undefined);
+  reaper.on("error", () => undefined);
+  const exited = new Promise<void>((resolveExit) => reaper.once("exit", () => resolveExit()));
+  return {
+    started: (proc) => {
+      if (proc.child.pid !== undefined) input.write(`${proc.child.pid} ${proc.spec.stopSignal ?? "SIGTERM"}\n`);
+    },
+    done: async () => {
+      input.end("done\n");
+      await Promise.race([exited, new Promise((resolveLater) => setTimeout(resolveLater, 2000).unref())]);
+    },
+  };
+}
+
 /** Whether a line is a pino record of a level below `least`. */
 function belowLevel(line: string, least: number): boolean {
   const level = line.startsWith("{") ? parseJsonObject(line)?.level : undefined;
@@ -442,21 +475,14 @@ function belowLevel(line: string, least: number): boolean {
 }
 
 /** Sends a signal (0: none, just a check) to the process group a process leads; false when no process of it is left. */
-function signalGroup(running: Running, signal: NodeJS.Signals | 0): boolean {
-  const pid = running.child.pid;
-  if (pid === undefined) return false;
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+function signalRunning(running: Running, signal: NodeJS.Signals | 0): boolean {
+  return running.child.pid !== undefined && signalGroup(running.child.pid, signal);
 }
 
 /** Waits until no process of a process's group is left (its helpers, e.g. tsx's esbuild); false on timeout. */
 async function groupEnded(running: Running, timeoutMs = 2000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (signalGroup(running, 0)) {
+  while (signalRunning(running, 0)) {
     if (Date.now() > deadline) return false;
     await new Promise((resolveDelay) => setTimeout(resolveDelay, 25));
   }
@@ -609,6 +635,7 @@ export async function runLocal(env: Env): Promise<number> {
   );
   const say = (text: string) => out.line(SUPERVISOR, text);
   const running: Running[] = [];
+  const reaper = startReaper();
 
   let stopReason: StopReason | undefined;
   let stopStartedAt = 0;
@@ -653,6 +680,7 @@ export async function runLocal(env: Env): Promise<number> {
         decide({ failure: `could not start ${spec.name} (${spec.command[0]}): ${error.message}${spec.installHint ? `\n${spec.installHint}` : ""}` }),
       );
       running.push(proc);
+      reaper.started(proc);
       say(`starting ${spec.name} (pid ${proc.child.pid ?? "?"})`);
       let wasReady = false;
       void proc.exited.then((exit) => {
@@ -693,6 +721,7 @@ export async function runLocal(env: Env): Promise<number> {
   const reason = await decided;
   if ("failure" in reason) out.line(SUPERVISOR, out.style(31, `✖ ${reason.failure}`), process.stderr);
   const clean = await stopAll(running, say);
+  await reaper.done();
   dataDirLock?.close();
   if ("failure" in reason) {
     say("stopped after a failure");
@@ -709,10 +738,10 @@ async function stopAll(running: readonly Running[], say: (text: string) => void)
     const { name } = proc.spec;
     if (!proc.hasExited()) {
       say(`stopping ${name}`);
-      signalGroup(proc, proc.spec.stopSignal ?? "SIGTERM");
+      signalRunning(proc, proc.spec.stopSignal ?? "SIGTERM");
       const timer = setTimeout(() => {
         say(`${name} did not stop within ${STOP_TIMEOUT_MS / 1000} s: killing it`);
-        signalGroup(proc, "SIGKILL");
+        signalRunning(proc, "SIGKILL");
       }, STOP_TIMEOUT_MS);
       const exit = await proc.exited;
       clearTimeout(timer);
@@ -721,7 +750,7 @@ async function stopAll(running: readonly Running[], say: (text: string) => void)
     if ((await proc.exited).code !== 0) clean = false;
     if (!(await groupEnded(proc))) {
       say(`${name} left processes behind: killing them`);
-      signalGroup(proc, "SIGKILL");
+      signalRunning(proc, "SIGKILL");
       if (!(await groupEnded(proc))) say(`some processes of ${name} (process group ${proc.child.pid}) are still running`);
       clean = false;
     }

@@ -2,6 +2,7 @@
 // supervisor (scripts/local-run.ts). Plain JavaScript with no dependencies,
 // because it runs before node_modules may exist.
 import { spawn } from "node:child_process";
+import { signalGroup } from "./process-group.mjs";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ensureAptPackages, ensureNodeModules, natsPackage, nodeSupport } from "./ensure-deps.mjs";
@@ -90,16 +91,6 @@ if (process.env.npm_lifecycle_event === "start") {
   orphaned.unref();
 }
 
-/** Whether any process of the group `pid` leads is left. */
-function groupAlive(pid) {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch (error) {
-    return error.code === "EPERM";
-  }
-}
-
 child.on("error", (error) => {
   console.error(`could not start scripts/local-run.ts: ${error.message}`);
   process.exit(1);
@@ -108,8 +99,8 @@ child.on("error", (error) => {
 child.on("exit", async (code) => {
   // Wait (bounded) for the rest of its group, such as tsx's esbuild helper, which ends just after it.
   const deadline = Date.now() + 5000;
-  while (groupAlive(child.pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
-  if (groupAlive(child.pid)) {
+  while (signalGroup(child.pid, 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (signalGroup(child.pid, 0)) {
     try {
       process.kill(-child.pid, "SIGKILL");
     } catch {

@@ -300,7 +300,8 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
   }
 });
 
-test("npm start whose output's reader has gone (npm start | tee, the tee ended by the same Ctrl-C) still stops everything it started on SIGTERM", async () => {
+/** Runs `body` with a local run of its own data directory once it is ready, given the pids of every process it runs then. */
+async function withReadyRun(body: (run: LocalRun, pids: number[]) => Promise<void>): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
   try {
     const env = await localRunEnv(dataDir);
@@ -308,14 +309,30 @@ test("npm start whose output's reader has gone (npm start | tee, the tee ended b
     await waitUntilReady(run, `http://127.0.0.1:${env.GATEWAY_PORT}`);
     const pids = run.descendants();
     expect(pids).toEqual(expect.arrayContaining(run.servicePids()));
+    await body(run, pids);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+test("npm start whose output's reader has gone (npm start | tee, the tee ended by the same Ctrl-C) still stops everything it started on SIGTERM", () =>
+  withReadyRun(async (run, pids) => {
     // Its writes fail from here on (EPIPE), which ended the supervisor before it stopped anything, leaving every process.
     run.child.stdout!.destroy();
     expect(await run.stop("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(pids.filter(isRunning)).toEqual([]);
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-});
+  }));
+
+test("npm start's supervisor killed outright (SIGKILL, the OOM killer): nats-server and the services it started stop by themselves", () =>
+  withReadyRun(async (run, pids) => {
+    const supervisor = pids.find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("scripts/local-run.ts"));
+    if (supervisor === undefined) throw new Error(`no supervisor among ${pids.join(", ")}`);
+    // Each process leads a process group of its own: they went on running, holding their ports and the data directory.
+    process.kill(supervisor, "SIGKILL");
+    await waitFor(() => pids.every((pid) => !isRunning(pid)), "every process npm start ran to end", 30_000);
+    await waitFor(() => run.ended(), "start.mjs to exit", 10_000);
+    expect(run.child.exitCode).toBe(1);
+  }));
 
 test("npm start names the variable to set when a port it needs is taken, the gateway's admin port too", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));

@@ -1,0 +1,41 @@
+// Stops what npm start's supervisor (scripts/local-run.ts) started when the supervisor itself ends without
+// stopping it: killed outright (SIGKILL, the OOM killer) or crashed. Each process it starts runs in a process
+// group of its own, so nothing else would ever stop nats-server and the services, which would go on holding
+// their ports and the data directory.
+//
+// The supervisor starts this first, in a session of its own (a terminal's Ctrl-C and hang-up do not reach it),
+// and writes one line on its stdin per process it starts: "<process group> <stop signal>"; and "done" once it
+// has stopped them itself. Its stdin ending without "done" means the supervisor is gone: each group gets its
+// stop signal, the last started first (as the supervisor stops them), and SIGKILL if it has not ended within
+// STOP_TIMEOUT_MS. Plain JavaScript, started with node alone: it must run without tsx.
+import { createInterface } from "node:readline";
+import { signalGroup } from "./process-group.mjs";
+
+/** As the supervisor's own stop: a process's stop signal, then SIGKILL after this long (ms). */
+const STOP_TIMEOUT_MS = 10_000;
+
+/** Stops one group: its stop signal, then SIGKILL once STOP_TIMEOUT_MS have passed. */
+async function stop({ group, stopSignal }) {
+  signalGroup(group, stopSignal);
+  const killAt = Date.now() + STOP_TIMEOUT_MS;
+  while (signalGroup(group, 0)) {
+    if (Date.now() > killAt) {
+      signalGroup(group, "SIGKILL");
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const started = [];
+let done = false;
+const lines = createInterface({ input: process.stdin });
+lines.on("line", (line) => {
+  if (line === "done") done = true;
+  const [group, stopSignal] = line.split(" ");
+  if (/^\d+$/.test(group ?? "") && /^SIG[A-Z]+$/.test(stopSignal ?? "")) started.push({ group: Number(group), stopSignal });
+});
+lines.on("close", async () => {
+  if (!done) for (const proc of started.reverse()) await stop(proc);
+  process.exit(0);
+});
