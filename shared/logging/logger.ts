@@ -96,8 +96,9 @@ interface StandardOutput {
   written(waitMs: number): Promise<void>;
 }
 
-/** Each process logger's standard output (createLogger without a destination). */
-const outputs = new WeakMap<Logger, StandardOutput>();
+/** Where a process logger keeps its standard output (createLogger without a destination); its children find it through their prototype. */
+const outputKey = Symbol("orderly.output");
+type OutputLogger = Logger & { [outputKey]?: StandardOutput };
 
 /**
  * Standard output for log lines that never holds the process up. pino's own (sonic-boom, asynchronous)
@@ -153,7 +154,7 @@ function standardOutput(dropped: (count: number) => void): StandardOutput {
  * those still held): for a process about to exit.
  */
 export function logsWritten(logger: Logger, waitMs: number): Promise<void> {
-  return outputs.get(logger)?.written(waitMs) ?? Promise.resolve();
+  return (logger as OutputLogger)[outputKey]?.written(waitMs) ?? Promise.resolve();
 }
 
 /**
@@ -174,8 +175,8 @@ export function createLogger(service: string, level: string = "info", destinatio
   };
   if (destination) return pino(options, destination);
   const output = standardOutput((dropped) => logger.warn({ dropped }, "log lines dropped: standard output did not take them in time"));
-  const logger = pino(options, output.destination);
-  outputs.set(logger, output);
+  const logger: OutputLogger = pino(options, output.destination);
+  logger[outputKey] = output;
   return logger;
 }
 
