@@ -453,7 +453,8 @@ interface Reaper {
 function startReaper(): Reaper {
   const reaper = spawn(process.execPath, [join(ROOT, "scripts", "reaper.mjs")], { cwd: ROOT, stdio: ["pipe", "ignore", "ignore"], detached: true });
   const input = reaper.stdin!;
-  // A reaper gone (killed by hand) must not end the supervisor with the write's EPIPE.
+  // A reaper gone (killed by hand) must not end the supervisor with the write's EPIPE; one that could not start leaves
+  // the supervisor as it was without one (it still stops everything itself).
   input.on("error", () => undefined);
   reaper.on("error", () => undefined);
   const exited = new Promise<void>((resolveExit) => reaper.once("exit", () => resolveExit()));
