@@ -88,11 +88,16 @@ function callFields(_line: object, _level: number, logger: Logger): object {
 
 /** Most log output held for a standard output that does not take it (bytes): past it, lines are dropped, not waited for. */
 const MAX_HELD_BYTES = 4 * 1024 * 1024;
+/** However steadily a slow reader takes what is held, an exit waits for it at most this many times its wait for the next write. */
+const MOST_WAITS_AT_EXIT = 5;
 
 /** A process's standard output for log lines, written without blocking (standardOutput). */
 interface StandardOutput {
   readonly destination: DestinationStream;
-  /** Resolves once what is held is written, or after `waitMs`: then what is still held is dropped (the process is about to exit). */
+  /**
+   * Resolves once what is held is written; or once nothing more was written for `waitMs` (or after
+   * MOST_WAITS_AT_EXIT times that in all), dropping what is still held: for a process about to exit.
+   */
   written(waitMs: number): Promise<void>;
 }
 
@@ -101,57 +106,83 @@ const outputKey = Symbol("orderly.output");
 type OutputLogger = Logger & { [outputKey]?: StandardOutput };
 
 /**
- * Standard output for log lines that never holds the process up. pino's own (sonic-boom, asynchronous)
- * keeps every line its reader has not taken (a paused terminal, a stalled log shipper: memory without
- * bound), and at exit writes them synchronously, retrying for as long as the reader takes nothing: a
- * process stopped by SIGTERM then never ended. Here at most MAX_HELD_BYTES wait (past it lines are
- * dropped, and `dropped` is called with their count once the output takes lines again), and a process
- * that exits through runMain gives its reader a bounded time (logsWritten). pino's exit hook still
- * writes what is left when a process exits another way (a script's process.exit).
+ * Standard output for log lines that never holds the process up while its reader (a supervisor, a log
+ * shipper) stops reading its pipe. pino's own (sonic-boom, asynchronous) kept every line the reader had
+ * not taken (memory without bound), and at exit wrote them synchronously, retrying for as long as the
+ * reader took nothing: a process stopped by SIGTERM then never ended. Here at most MAX_HELD_BYTES wait
+ * (past it lines are dropped, and `dropped` is called with their count once the output takes lines
+ * again), and a process that exits through runMain gives its reader a bounded time (logsWritten).
+ * pino's exit hook still writes what is left when a process exits another way (a script's process.exit).
+ *
+ * A pipe's writes are made non-blocking here (Node opens process.stdout so), as pino's own did: a write
+ * blocked on a worker thread would hold the exit itself. A terminal's are not (Node keeps them blocking,
+ * since the shell shares them): a terminal paused with Ctrl-S holds a process writing to it, as it holds
+ * any program, until it is resumed.
  */
 function standardOutput(dropped: (count: number) => void): StandardOutput {
-  const stream = pino.destination({ dest: 1, sync: false, maxLength: MAX_HELD_BYTES });
+  const stream = pino.destination({ dest: process.stdout.fd, sync: false, maxLength: MAX_HELD_BYTES });
   let idle = true;
+  /** No more writes: the exit's wait gave up, or the reader is gone (EPIPE; pino then makes every write a no-op). */
   let closed = false;
   let droppedSince = 0;
+  let exiting: Promise<void> | undefined;
   stream.on("drain", () => (idle = true));
-  // An output that cannot be written (its reader gone: pino then drops every line) holds nothing to wait for.
-  stream.on("error", () => (idle = true));
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    idle = true;
+    if (error.code === "EPIPE") closed = true;
+  });
   stream.on("drop", () => droppedSince++);
   stream.on("write", () => {
     if (droppedSince === 0) return;
-    const count = droppedSince;
-    droppedSince = 0;
-    setImmediate(() => dropped(count));
+    setImmediate(() => {
+      const count = droppedSince;
+      droppedSince = 0;
+      dropped(count);
+      // The report itself was dropped (the output full again at once): its count waits for the next one.
+      if (droppedSince > 0) droppedSince += count;
+    });
   });
+  const written = (waitMs: number) =>
+    new Promise<void>((resolve) => {
+      const giveUpAt = Date.now() + MOST_WAITS_AT_EXIT * waitMs;
+      let timer: NodeJS.Timeout | undefined;
+      const end = () => {
+        clearTimeout(timer);
+        stream.off("drain", end).off("error", end).off("write", progressed);
+        resolve();
+      };
+      const giveUp = () => {
+        end();
+        // What is held goes (and pino's exit hook, which would wait on it for good, finds the output closed).
+        closed = true;
+        stream.destroy();
+      };
+      const progressed = () => {
+        clearTimeout(timer);
+        timer = setTimeout(giveUp, Math.max(0, Math.min(waitMs, giveUpAt - Date.now())));
+      };
+      stream.on("drain", end).on("error", end).on("write", progressed);
+      progressed();
+    });
   return {
     destination: {
       write(line: string) {
         if (closed) return;
-        idle = false;
+        const drops = droppedSince;
         stream.write(line);
+        // A line dropped (past MAX_HELD_BYTES, or longer than that on its own) leaves nothing new to wait for.
+        if (droppedSince === drops) idle = false;
       },
     },
-    written: (waitMs) =>
-      idle
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            const timer = setTimeout(() => {
-              stream.off("drain", done);
-              // Nothing taken for waitMs: what is held goes (and pino's exit hook, which would wait on it for good, finds the output closed).
-              closed = true;
-              stream.destroy();
-              resolve();
-            }, waitMs);
-            const done = () => (clearTimeout(timer), resolve());
-            stream.once("drain", done);
-          }),
+    // One wait however many exits ask for it (a fatal error thrown again while the first waits, say).
+    written: (waitMs) => (idle || closed ? Promise.resolve() : (exiting ??= written(waitMs))),
   };
 }
 
 /**
- * Resolves once the lines `logger` wrote to standard output are written, or after `waitMs` (dropping
- * those still held): for a process about to exit.
+ * Resolves once the lines `logger` wrote to standard output are written, or once the output took
+ * nothing for `waitMs` (at most MOST_WAITS_AT_EXIT times that in all), dropping those still held: for
+ * a process about to exit.
  */
 export function logsWritten(logger: Logger, waitMs: number): Promise<void> {
   return (logger as OutputLogger)[outputKey]?.written(waitMs) ?? Promise.resolve();

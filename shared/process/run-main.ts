@@ -1,7 +1,7 @@
 import { ConfigError, type Env } from "../config/index.js";
 import { logsWritten, type Logger } from "../logging/index.js";
 
-/** How long an exit waits for the process's log lines to be written (ms): a reader that takes none for that long loses the rest. */
+/** How long an exit waits for the process's next log line to be written (ms): a reader that takes none for that long loses the rest (see logsWritten). */
 const EXIT_LOGS_MS = 1000;
 
 /** Ends the process with `code` once its log lines are written (bounded: EXIT_LOGS_MS). */
@@ -50,6 +50,8 @@ export function runMain(
         timer.unref();
         running.close().then(
           () => {
+            // Stopped in time: the exit's wait for the log's reader is no overrun of the grace.
+            clearTimeout(timer);
             logger.info("stopped");
             exitAfterLogs(logger, 0);
           },

@@ -124,7 +124,7 @@ test("services stopped while nats-server is hung (SIGSTOP: the connection stands
   }
 });
 
-test("a gateway whose log output is not read for a while (a terminal paused, say) holds at most 4 MiB of lines, says how many it dropped, and stops on SIGTERM with exit 0 while its output is still not read", async () => {
+test("a gateway whose log output is not read for a while (its reader stalled) holds at most 4 MiB of lines, says how many it dropped, and stops on SIGTERM with exit 0 while its output is still not read", async () => {
   // pino held every line until the reader took it, and its exit waited for the reader for good (SIGKILLed here).
   await using system = await startSystem();
   const output = system.gateway.child.stdout!;
