@@ -325,7 +325,14 @@ test("npm start whose output's reader has gone (npm start | tee, the tee ended b
 
 test("npm start's supervisor killed outright (SIGKILL, the OOM killer): nats-server and the services it started stop by themselves", () =>
   withReadyRun(async (run, pids) => {
-    const supervisor = pids.find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("scripts/local-run.ts"));
+    const commandOf = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      } catch {
+        return ""; // ended since (tsx's esbuild, say)
+      }
+    };
+    const supervisor = pids.find((pid) => commandOf(pid).includes("scripts/local-run.ts"));
     if (supervisor === undefined) throw new Error(`no supervisor among ${pids.join(", ")}`);
     // Each process leads a process group of its own: they went on running, holding their ports and the data directory.
     process.kill(supervisor, "SIGKILL");
