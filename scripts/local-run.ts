@@ -21,7 +21,7 @@ import { freePort, nodeEntry } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { logLevels, type LogLevel } from "../shared/logging/index.js";
 import { holdExclusively, keepToOwner } from "../shared/sqlite/index.js";
-import { signalGroup } from "./process-group.mjs";
+import { groupEnded, signalGroup } from "./process-group.mjs";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 
 // ---------------------------------------------------------------------------
@@ -451,7 +451,7 @@ interface Reaper {
  * all when that ends without "done".
  */
 function startReaper(): Reaper {
-  const reaper = spawn(process.execPath, [join(ROOT, "scripts", "reaper.mjs")], { cwd: ROOT, stdio: ["pipe", "ignore", "ignore"], detached: true });
+  const reaper = spawn(process.execPath, [join(ROOT, "scripts", "reaper.mjs"), String(STOP_TIMEOUT_MS)], { cwd: ROOT, stdio: ["pipe", "ignore", "ignore"], detached: true });
   const input = reaper.stdin!;
   // A reaper gone (killed by hand) must not end the supervisor with the write's EPIPE; one that could not start leaves
   // the supervisor as it was without one (it still stops everything itself).
@@ -481,13 +481,8 @@ function signalRunning(running: Running, signal: NodeJS.Signals | 0): boolean {
 }
 
 /** Waits until no process of a process's group is left (its helpers, e.g. tsx's esbuild); false on timeout. */
-async function groupEnded(running: Running, timeoutMs = 2000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (signalRunning(running, 0)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolveDelay) => setTimeout(resolveDelay, 25));
-  }
-  return true;
+async function runningEnded(running: Running, timeoutMs = 2000): Promise<boolean> {
+  return running.child.pid === undefined || groupEnded(running.child.pid, timeoutMs);
 }
 
 /** Why a process ended before the supervisor asked it to, in words a person can act on. */
@@ -749,10 +744,10 @@ async function stopAll(running: readonly Running[], say: (text: string) => void)
       if (exit.code !== 0) say(`${name} ended with ${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`}`);
     }
     if ((await proc.exited).code !== 0) clean = false;
-    if (!(await groupEnded(proc))) {
+    if (!(await runningEnded(proc))) {
       say(`${name} left processes behind: killing them`);
       signalRunning(proc, "SIGKILL");
-      if (!(await groupEnded(proc))) say(`some processes of ${name} (process group ${proc.child.pid}) are still running`);
+      if (!(await runningEnded(proc))) say(`some processes of ${name} (process group ${proc.child.pid}) are still running`);
       clean = false;
     }
   }

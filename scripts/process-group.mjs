@@ -13,3 +13,13 @@ export function signalGroup(pid, signal) {
     return error.code === "EPERM";
   }
 }
+
+/** Waits until no process of the group `pid` leads is left, polling; false when some are still there after `timeoutMs`. */
+export async function groupEnded(pid, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (signalGroup(pid, 0)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return true;
+}

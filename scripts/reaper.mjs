@@ -7,24 +7,17 @@
 // and writes one line on its stdin per process it starts: "<process group> <stop signal>"; and "done" once it
 // has stopped them itself. Its stdin ending without "done" means the supervisor is gone: each group gets its
 // stop signal, the last started first (as the supervisor stops them), and SIGKILL if it has not ended within
-// STOP_TIMEOUT_MS. Plain JavaScript, started with node alone: it must run without tsx.
+// the supervisor's STOP_TIMEOUT_MS. Plain JavaScript, started with node alone: it must run without tsx.
 import { createInterface } from "node:readline";
-import { signalGroup } from "./process-group.mjs";
+import { groupEnded, signalGroup } from "./process-group.mjs";
 
-/** As the supervisor's own stop: a process's stop signal, then SIGKILL after this long (ms). */
-const STOP_TIMEOUT_MS = 10_000;
+/** The supervisor's own wait for a process's stop signal before SIGKILL (ms), given as the first argument. */
+const STOP_TIMEOUT_MS = Number(process.argv[2] ?? 10_000);
 
-/** Stops one group: its stop signal, then SIGKILL once STOP_TIMEOUT_MS have passed. */
+/** Stops one group: its stop signal, then SIGKILL if it has not ended within STOP_TIMEOUT_MS. */
 async function stop({ group, stopSignal }) {
   signalGroup(group, stopSignal);
-  const killAt = Date.now() + STOP_TIMEOUT_MS;
-  while (signalGroup(group, 0)) {
-    if (Date.now() > killAt) {
-      signalGroup(group, "SIGKILL");
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  if (!(await groupEnded(group, STOP_TIMEOUT_MS))) signalGroup(group, "SIGKILL");
 }
 
 const started = [];

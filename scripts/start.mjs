@@ -2,7 +2,7 @@
 // supervisor (scripts/local-run.ts). Plain JavaScript with no dependencies,
 // because it runs before node_modules may exist.
 import { spawn } from "node:child_process";
-import { signalGroup } from "./process-group.mjs";
+import { groupEnded, signalGroup } from "./process-group.mjs";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ensureAptPackages, ensureNodeModules, natsPackage, nodeSupport } from "./ensure-deps.mjs";
@@ -98,14 +98,6 @@ child.on("error", (error) => {
 
 child.on("exit", async (code) => {
   // Wait (bounded) for the rest of its group, such as tsx's esbuild helper, which ends just after it.
-  const deadline = Date.now() + 5000;
-  while (signalGroup(child.pid, 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
-  if (signalGroup(child.pid, 0)) {
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // ended meanwhile
-    }
-  }
+  if (!(await groupEnded(child.pid, 5000))) signalGroup(child.pid, "SIGKILL");
   process.exit(code ?? 1);
 });
