@@ -1,4 +1,4 @@
-import { deadLetterTimeMigration, inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
+import { deadLetterTimeMigration, deferredEventsMigration, inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The inventory database schema, in order. Stock levels can never go negative (CHECK constraints). */
@@ -54,4 +54,5 @@ export const inventoryMigrations: readonly Migration[] = [
   ALTER TABLE restocks ADD COLUMN request TEXT;
   `,
   deadLetterTimeMigration,
+  deferredEventsMigration,
 ];

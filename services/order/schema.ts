@@ -1,4 +1,4 @@
-import { deadLetterTimeMigration, inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
+import { deadLetterTimeMigration, deferredEventsMigration, inboxMigration, outboxMigration, outboxProgressMigration, outboxRetryDueMigration, outboxTraceMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The order database schema, in order. */
@@ -50,4 +50,5 @@ export const orderMigrations: readonly Migration[] = [
   UPDATE idempotency_keys SET response = NULL WHERE json_extract(response, '$.status') = 1;
   `,
   deadLetterTimeMigration,
+  deferredEventsMigration,
 ];

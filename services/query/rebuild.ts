@@ -9,10 +9,10 @@ import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
-import { AckPolicy, DeliverPolicy, nanos } from "nats";
+import { AckPolicy, DeliverPolicy, nanos, type JsMsg } from "nats";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../../shared/config/index.js";
-import { connectNats, consumerNames, streams, type StreamKey } from "../../shared/events/index.js";
+import { TRACEPARENT_HEADER, connectNats, consumerNames, isOfUnknownType, keepDeferredStatement, streams, type StreamKey } from "../../shared/events/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { natsPasswordFile } from "../../shared/security/index.js";
 import { claimSoleWriter, inUse, openDatabase, type Db } from "../../shared/sqlite/index.js";
@@ -23,7 +23,9 @@ import { queryMigrations } from "./schema.js";
 
 /**
  * Replays every stream from its start up to its last message now into `db`;
- * returns events applied per stream. Fails at once, saying what to do, when
+ * returns events applied per stream. An event of a payload type this code
+ * does not know is kept in deferred_events, as the live consumer keeps it,
+ * for an upgraded query service to apply. Fails at once, saying what to do, when
  * NATS does not answer or refuses the login (a tool run by hand must not
  * wait silently for a server that is not there).
  */
@@ -41,6 +43,7 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
     const js = nc.jetstream();
     const projector = new Projector(db, logger);
     const record = db.prepare<[string, string, number]>("INSERT OR IGNORE INTO processed_events (consumer, event_id, applied_time) VALUES (?, ?, ?)");
+    const keep = keepDeferredStatement(db);
     const counts: Record<string, number> = {};
     for (const [key, stream] of Object.entries(streams) as [StreamKey, (typeof streams)[StreamKey]][]) {
       const { last_seq: last, messages: held } = (await jsm.streams.info(stream.name)).state;
@@ -55,22 +58,32 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
       await jsm.consumers.add(stream.name, { name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: nanos(60_000) });
       const consumer = await js.consumers.get(stream.name, name);
       const messages = await consumer.consume({ max_messages: 512 });
-      const apply = db.transaction((data: Uint8Array, subject: string, time: number) => {
-        const event = fromBinary(EventSchema, data);
-        projector.handle(event, subject);
-        record.run(durable, event.eventId, time);
+      let kept = 0;
+      /** Applies a message, or keeps it as of an unknown type; true when applied. */
+      const apply = db.transaction((msg: JsMsg, now: number): boolean => {
+        const event = fromBinary(EventSchema, msg.data);
+        if (isOfUnknownType(event)) {
+          const streamTime = Math.floor(msg.info.timestampNanos / 1e6);
+          const traceparent = msg.headers?.get(TRACEPARENT_HEADER) || null;
+          keep.run({ consumer: durable, eventId: event.eventId, stream: stream.name, streamSeq: msg.info.streamSequence, streamTime, subject: msg.subject, payload: Buffer.from(msg.data), traceparent, now });
+          return false;
+        }
+        projector.handle(event, msg.subject);
+        record.run(durable, event.eventId, now);
+        return true;
       });
       for await (const msg of messages) {
         try {
-          apply(msg.data, msg.subject, Date.now());
-          counts[stream.name]!++;
+          if (apply(msg, Date.now())) counts[stream.name]!++;
+          else kept++;
         } catch (error) {
-          logger.warn({ seq: msg.info.streamSequence, err: error }, "skipped an event the projector cannot apply (the live consumer dead-letters it, or waits for an upgrade when its type is unknown)");
+          logger.warn({ seq: msg.info.streamSequence, err: error }, "skipped an event the projector cannot apply (the live consumer dead-letters it)");
         }
         // Up to the last message now, or the last there is: `pending` counts those after this one.
         if (msg.info.streamSequence >= last || msg.info.pending === 0) break;
       }
       messages.stop();
+      if (kept > 0) logger.warn({ stream: stream.name, kept }, "kept events of a payload type this code does not know (a newer version's) for an upgraded query service to apply");
       await jsm.consumers.delete(stream.name, name).catch(() => undefined);
     }
     return counts;

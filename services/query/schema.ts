@@ -1,4 +1,4 @@
-import { deadLetterTimeMigration, inboxMigration } from "../../shared/events/index.js";
+import { deadLetterTimeMigration, deferredEventsMigration, inboxMigration } from "../../shared/events/index.js";
 import type { Migration } from "../../shared/sqlite/index.js";
 
 /** The read models, built only from events. */
@@ -58,6 +58,7 @@ export const queryMigrations: readonly Migration[] = [
   BEGIN SELECT RAISE(ABORT, 'daily_sales.revenue_minor out of the int64 range'); END;
   `,
   deadLetterTimeMigration,
+  deferredEventsMigration,
 ];
 
 /** The read-model tables and the order of their rows, for dumps and comparisons. */

@@ -2,6 +2,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { connect, type JetStreamClient, type NatsConnection } from "nats";
 import { expect, test } from "vitest";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import { futureEvent } from "../../test/helpers/events.js";
 import { connectWithStreams, startNats, type NatsServer } from "../../test/helpers/nats.js";
 import { startNatsPublishFilter } from "../../test/helpers/nats-publish-filter.js";
 import { waitFor } from "../../test/helpers/processes.js";
@@ -9,15 +10,15 @@ import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
 import { EventConsumer, InvalidEvent, type EventConsumerOptions } from "./event-consumer.js";
 import { newEvent } from "./new-event.js";
-import { deadLetterTimeMigration, inboxMigration } from "./schema.js";
+import { deadLetterTimeMigration, deferredEventsMigration, inboxMigration } from "./schema.js";
 import { ensureDurableConsumer, ensureStreams, renewIfUnreachable } from "./stream-setup.js";
 import { streams, subjectOf } from "./subjects.js";
 
 /** A consumer's tables, as the services migrate them. */
-const INBOX = [inboxMigration, deadLetterTimeMigration];
+const INBOX = [inboxMigration, deadLetterTimeMigration, deferredEventsMigration];
 
 /** The "projector" durable consumer of the orders stream, retrying after 20 ms. */
-function projector(js: JetStreamClient, db: Db, options: Pick<EventConsumerOptions, "handle" | "maxDeliveries" | "transactions"> & Partial<Pick<EventConsumerOptions, "logger" | "unknownTypeWaitMs">>): EventConsumer {
+function projector(js: JetStreamClient, db: Db, options: Pick<EventConsumerOptions, "handle" | "maxDeliveries" | "transactions"> & Partial<Pick<EventConsumerOptions, "logger" | "onApplied">>): EventConsumer {
   return new EventConsumer({ js, db, logger: silentLogger(), stream: streams.orders.name, durable: "projector", retryDelayMs: 20, ...options });
 }
 
@@ -137,37 +138,65 @@ test("an event that can never apply (undecodable, or refused by its handler as a
   expect(consumer.stats).toMatchObject({ applied: 2, retried: 2, deadLettered: 2 });
 });
 
-test("an event of a payload type this code does not know (a newer producer's) is not dead-lettered: it waits, delivered again later, while the others flow", async () => {
+test("events of a payload type this code does not know (a newer producer's), more than a durable holds unacked, are kept and acked while the others flow; a consumer that knows the type applies them at its start", async () => {
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);
   const { nc, jsm } = client;
   await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 1000);
   const db = openDatabase({ file: ":memory:", migrations: INBOX });
   const js = nc.jetstream();
-  // What a newer version publishes once it adds an event type: a payload in a field (here 30) this code has no name for.
-  const future = newEvent("future", 1, Date.now(), { case: undefined });
-  await js.publish("orderly.orders.cancelled", Buffer.concat([toBinary(EventSchema, future), Buffer.from([0xf2, 0x01, 0x02, 0x08, 0x01])]), { msgID: future.eventId });
+  // More than the 1,000 unacked messages JetStream delivers a durable (max_ack_pending), then one this code knows.
+  const future = Array.from({ length: 1100 }, (_, i) => futureEvent(`future-${i}`));
+  await Promise.all(future.map(({ event, data }) => js.publish("orderly.orders.cancelled", data, { msgID: event.eventId })));
   const after = newEvent("after", 1, Date.now(), { case: "orderCancelled", value: {} });
   await js.publish(subjectOf(after), toBinary(EventSchema, after), { msgID: after.eventId });
 
-  const lines: { msg: string; reason?: string }[] = [];
+  const lines: { msg: string; eventId?: string; fields?: number[] }[] = [];
   const logger = silentLogger();
-  logger.warn = ((fields: { reason?: string }, msg: string) => void lines.push({ msg, reason: fields.reason })) as typeof logger.warn;
-  const consumer = projector(js, db, { maxDeliveries: 1, logger, handle: () => {}, unknownTypeWaitMs: 1500 });
-  consumer.start();
-  await waitFor(() => consumer.stats.applied === 1 && consumer.stats.retried === 1, "the later event applied, the unknown one put back");
-  // Delivered again after its wait, past the one delivery allowed before dead-lettering, and put back again: still pending.
-  await waitFor(() => consumer.stats.retried === 2, "the unknown event delivered again", 10_000);
-  expect((await consumer.lag())?.ackPending).toBe(1);
-  expect(db.prepare("SELECT count(*) AS n FROM dead_letters").get()).toEqual({ n: 0 });
-  expect(consumer.stats).toMatchObject({ applied: 1, retried: 2, deadLettered: 0 });
-  expect(lines).toEqual([
-    {
-      msg: "an event of a type this consumer does not know waits for a consumer that does (upgrade it)",
-      reason: `UnknownEventType: event ${future.eventId} has a payload this consumer does not know (Event field 30): published by a newer version?`,
+  logger.warn = ((fields: { eventId?: string; fields?: number[] }, msg: string) => void lines.push({ msg, eventId: fields.eventId, fields: fields.fields })) as typeof logger.warn;
+  const older = projector(js, db, { maxDeliveries: 1, logger, handle: () => {} });
+  older.start();
+  await waitFor(() => older.stats.applied === 1 && older.stats.deferred === 1100, "the later event applied, the unknown ones kept", 20_000);
+  await waitFor(async () => (await older.lag())?.ackPending === 0, "every message acked");
+  expect(db.prepare("SELECT count(*) FROM deferred_events WHERE consumer = 'projector'").pluck().get()).toBe(1100);
+  expect(db.prepare("SELECT count(*) FROM dead_letters").pluck().get()).toBe(0);
+  expect(older.stats).toMatchObject({ applied: 1, retried: 0, deadLettered: 0, deferred: 1100 });
+  expect(older.deferredCount()).toBe(1100);
+  // The first one kept is logged, then one in a hundred.
+  expect(lines).toHaveLength(11);
+  expect(lines[0]).toEqual({
+    msg: "an event of a payload type this consumer does not know (a newer version's) is kept in its database until a consumer that knows the type starts: upgrade this service",
+    eventId: future[0]!.event.eventId,
+    fields: [30],
+  });
+  await older.close();
+
+  // What an upgraded consumer finds: events kept by an older one whose types it knows (here three, kept as an older
+  // version would have) beside those still unknown to it. One applies, one its handler refuses as invalid
+  // (dead-lettered), one fails for now (kept for the next start).
+  const keep = db.prepare(
+    "INSERT INTO deferred_events (consumer, event_id, stream, stream_seq, stream_time, subject, payload, traceparent, create_time) VALUES ('projector', ?, 'ORDERS', ?, ?, ?, ?, NULL, 0)",
+  );
+  const known = ["applies", "invalid", "fails"].map((id) => newEvent(id, 1, Date.now(), { case: "orderCancelled", value: {} }));
+  known.forEach((event, i) => keep.run(event.eventId, 2000 + i, i, subjectOf(event), Buffer.from(toBinary(EventSchema, event))));
+  const handled: string[] = [];
+  const upgraded = projector(js, db, {
+    maxDeliveries: 1,
+    handle: (event) => {
+      if (event.aggregateId === "invalid") throw new InvalidEvent("refused");
+      if (event.aggregateId === "fails") throw new Error("not now");
+      handled.push(event.aggregateId);
     },
-  ]);
-  await consumer.close();
+    onApplied: (event) => handled.push(`applied ${event.aggregateId}`),
+  });
+  upgraded.start();
+  expect(handled).toEqual(["applies", "applied applies"]);
+  expect(upgraded.stats).toMatchObject({ applied: 1, deadLettered: 1 });
+  expect(db.prepare("SELECT event_id FROM processed_events WHERE consumer = 'projector' AND event_id = ?").pluck().get(known[0]!.eventId)).toBe(known[0]!.eventId);
+  expect(db.prepare("SELECT event_id, reason FROM dead_letters").all()).toEqual([{ event_id: known[1]!.eventId, reason: "InvalidEvent: refused" }]);
+  expect(db.prepare("SELECT event_id FROM deferred_events WHERE event_id IN (?, ?, ?)").pluck().all(...known.map((e) => e.eventId))).toEqual([known[2]!.eventId]);
+  expect(upgraded.deferredCount()).toBe(1101);
+  await upgraded.close();
 });
 
 /**

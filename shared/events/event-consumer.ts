@@ -32,8 +32,6 @@ export interface EventConsumerOptions {
   maxDeliveries?: number;
   /** First redelivery delay after a failure (ms); doubles per delivery, up to 30 s. */
   retryDelayMs?: number;
-  /** How long an event of a payload type this code does not know waits before it is delivered again (ms; a minute by default). */
-  unknownTypeWaitMs?: number;
   /** Messages pulled at a time. */
   batch?: number;
   /** Called after each transaction that applied an event. */
@@ -55,6 +53,8 @@ export interface ConsumerStats {
   ignored: number;
   retried: number;
   deadLettered: number;
+  /** Events of a payload type this code does not know, kept in deferred_events (see EventConsumer.applyDeferred). */
+  deferred: number;
 }
 
 /** Where a durable consumer stands in its stream, as JetStream reports it. */
@@ -73,6 +73,8 @@ interface Outcome {
   event: Event | undefined;
   applied: boolean;
   ignored?: boolean;
+  /** Of a payload type this code does not know: kept in deferred_events. */
+  deferred?: boolean;
   error?: unknown;
   span: Span;
   parent: Context;
@@ -129,41 +131,78 @@ class UndecodableEvent extends InvalidEvent {
 }
 
 /**
- * An Event whose payload is of a type this consumer's code does not know: a
- * payload field it has no name for, as a newer Orderly publishes once it adds
+ * The Event fields of a payload this code has no name for (none when its
+ * payload is known, or missing): what a newer Orderly publishes once it adds
  * an event type (README "Upgrading": consumers before producers). Not this
- * code's to judge: it is redelivered every UNKNOWN_TYPE_WAIT_MS, never
+ * code's to judge: such an event is kept in deferred_events, never
  * dead-lettered, until a consumer that knows its type applies it.
  */
-class UnknownEventType extends Error {
-  override readonly name = "UnknownEventType";
+function unknownPayloadFields(event: Event): number[] {
+  return event.payload.case === undefined ? (event.$unknown?.map((field) => field.no) ?? []) : [];
 }
 
-/** How long an event of a type the consumer does not know waits before it is delivered again (ms), unless told otherwise. */
-const UNKNOWN_TYPE_WAIT_MS = 60_000;
+/** Whether an event's payload is of a type this code does not know (a newer version's): kept in deferred_events, not applied. */
+export function isOfUnknownType(event: Event): boolean {
+  return unknownPayloadFields(event).length > 0;
+}
 
-/** An event of a type the consumer does not know is logged at its first delivery and then every this many. */
-const UNKNOWN_TYPE_LOG_EVERY = 10;
+/** A message kept in deferred_events (see deferredEventsMigration). */
+export interface DeferredMessage {
+  consumer: string;
+  eventId: string;
+  stream: string;
+  streamSeq: number;
+  /** When the stream stored it (ms). */
+  streamTime: number;
+  subject: string;
+  payload: Buffer;
+  traceparent: string | null;
+  now: number;
+}
 
-/** Why an Event without a known payload cannot be applied: a payload of a type this code does not know, or none at all. */
-function missingPayload(event: Event): Error {
-  const unknown = event.$unknown?.map((field) => field.no) ?? [];
-  return unknown.length > 0
-    ? new UnknownEventType(`event ${event.eventId} has a payload this consumer does not know (Event field ${unknown.join(", ")}): published by a newer version?`)
-    : new UndecodableEvent("event without id or payload");
+/** The statement that keeps a message in deferred_events, inside the caller's transaction (kept once, however often it comes). */
+export function keepDeferredStatement(db: Db) {
+  return db.prepare<DeferredMessage>(
+    `INSERT OR IGNORE INTO deferred_events (consumer, event_id, stream, stream_seq, stream_time, subject, payload, traceparent, create_time)
+     VALUES (@consumer, @eventId, @stream, @streamSeq, @streamTime, @subject, @payload, @traceparent, @now)`,
+  );
+}
+
+/** The events kept as of an unknown type are logged: the first, and then each time this many more were kept. */
+const DEFERRED_LOG_EVERY = 100;
+
+/** The CONSUMER span an event is applied in, child of the publish span its `traceparent` names (without one, a new trace). */
+function consumerSpan(subject: string, traceparent: string | undefined, durable: string): { span: Span; parent: Context } {
+  const parent = contextFromTraceparent(traceparent);
+  const span = tracer().startSpan(`process ${subject}`, { kind: SpanKind.CONSUMER }, parent);
+  if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": subject, "messaging.consumer.group.name": durable });
+  return { span, parent };
+}
+
+/** A deferred_events row (see deferredEventsMigration). */
+interface DeferredRow {
+  event_id: string;
+  stream: string;
+  stream_seq: number;
+  stream_time: number;
+  subject: string;
+  payload: Buffer;
+  traceparent: string | null;
 }
 
 /**
  * Whether a consumer's database records anything it took: an event applied
- * (recorded with its effect) or dead-lettered. An event acked unrecorded (one
+ * (recorded with its effect), dead-lettered or deferred. An event acked unrecorded (one
  * the consumer ignores) leaves no trace, and had nothing to apply.
  */
 export function hasRecordsOf(db: Db, durable: string): boolean {
   const found = db
-    .prepare<[string, string], { one: number }>(
-      "SELECT 1 AS one FROM processed_events WHERE consumer = ? UNION ALL SELECT 1 FROM dead_letters WHERE consumer = ? LIMIT 1",
+    .prepare<{ durable: string }, { one: number }>(
+      `SELECT 1 AS one FROM processed_events WHERE consumer = @durable
+       UNION ALL SELECT 1 FROM dead_letters WHERE consumer = @durable
+       UNION ALL SELECT 1 FROM deferred_events WHERE consumer = @durable LIMIT 1`,
     )
-    .get(durable, durable);
+    .get({ durable });
   return found !== undefined;
 }
 
@@ -174,7 +213,9 @@ export function hasRecordsOf(db: Db, durable: string): boolean {
  * ignores is acked unrecorded; a failure is nak'ed with a
  * growing delay; after `maxDeliveries` (or at once, for an InvalidEvent) the
  * message is recorded in dead_letters with the reason and terminated, so it
- * does not stall the rest.
+ * does not stall the rest. An event of a payload type this code does not know
+ * is kept in deferred_events and acked, and applied at the start of a
+ * consumer that knows it (applyDeferred).
  *
  * The messages delivered in one turn of the event loop (a burst: nats.js
  * hands over what one read of its socket holds) share a transaction, each
@@ -187,6 +228,8 @@ export class EventConsumer {
   private readonly statements;
   private readonly applyTx;
   private readonly applyBatch;
+  private readonly applyDeferredTx;
+  private readonly deadLetterDeferred;
   private readonly maxDeliveries: number;
   private readonly retryDelayMs: number;
   /** Set when a leader change or a renewal ended the consumption: the loop consumes again without a pause. */
@@ -211,7 +254,7 @@ export class EventConsumer {
    * settled, or all at once past MAX_TRACKED_FAILURES (messages that never came back).
    */
   private readonly transactionFailures = new Map<number, number>();
-  readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, ignored: 0, retried: 0, deadLettered: 0 };
+  readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, ignored: 0, retried: 0, deadLettered: 0, deferred: 0 };
 
   constructor(private readonly options: EventConsumerOptions) {
     const { db, durable } = options;
@@ -228,12 +271,38 @@ export class EventConsumer {
         `INSERT OR IGNORE INTO dead_letters (consumer, stream, stream_seq, stream_time, subject, event_id, deliveries, reason, payload, create_time)
          VALUES (@consumer, @stream, @streamSeq, @streamTime, @subject, @eventId, @deliveries, @reason, @payload, @now)`,
       ),
+      defer: keepDeferredStatement(db),
+      deferredRows: db.prepare<[string], DeferredRow>(
+        "SELECT event_id, stream, stream_seq, stream_time, subject, payload, traceparent FROM deferred_events WHERE consumer = ? ORDER BY stream_time, stream_seq",
+      ),
+      deferredCount: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM deferred_events WHERE consumer = ?"),
+      undefer: db.prepare<[string, string]>("DELETE FROM deferred_events WHERE consumer = ? AND event_id = ?"),
     };
     this.applyTx = db.transaction((event: Event, subject: string): boolean => {
       if (this.statements.seen.get(durable, event.eventId)) return false;
       options.handle(event, subject);
       this.statements.record.run(durable, event.eventId, this.clock());
       return true;
+    });
+    this.applyDeferredTx = db.transaction((event: Event, row: DeferredRow): "applied" | "ignored" | "duplicate" => {
+      const done = options.ignores?.(event) ? "ignored" : this.applyTx(event, row.subject) ? "applied" : "duplicate";
+      this.statements.undefer.run(durable, row.event_id);
+      return done;
+    });
+    this.deadLetterDeferred = db.transaction((row: DeferredRow, reason: string) => {
+      this.statements.deadLetter.run({
+        consumer: durable,
+        stream: row.stream,
+        streamSeq: row.stream_seq,
+        streamTime: row.stream_time,
+        subject: row.subject,
+        eventId: row.event_id,
+        deliveries: 1,
+        reason,
+        payload: row.payload,
+        now: this.clock(),
+      });
+      this.statements.undefer.run(durable, row.event_id);
     });
     this.applyBatch = db.transaction((batch: readonly JsMsg[], outcomes: Outcome[]) => {
       for (const msg of batch) {
@@ -270,9 +339,61 @@ export class EventConsumer {
     return this.statements.deadLetters.get(this.options.durable)?.n ?? 0;
   }
 
-  /** Starts consuming in the background; reconnects and resumes on its own. */
+  /** How many events of a payload type this code does not know it keeps (see applyDeferred). */
+  deferredCount(): number {
+    return this.statements.deferredCount.get(this.options.durable)?.n ?? 0;
+  }
+
+  /** Applies the events kept for a newer code (applyDeferred), then consumes in the background; reconnects and resumes on its own. */
   start(): void {
-    this.running ??= this.loop();
+    if (this.running !== undefined) return;
+    try {
+      this.applyDeferred();
+    } catch (error) {
+      this.options.logger.error({ err: error, durable: this.options.durable }, "could not read the events kept as of an unknown type; they are tried again at the next start");
+    }
+    this.running = this.loop();
+  }
+
+  /**
+   * Applies the events kept in deferred_events whose payload type this code
+   * knows now (at its first start after an upgrade), oldest first, each
+   * with its inbox record and the removal of its row in one transaction.
+   * One the handler refuses as invalid is dead-lettered; one that fails
+   * otherwise is kept for the next start, as is one of a type still unknown.
+   */
+  applyDeferred(): void {
+    const { durable, logger } = this.options;
+    const rows = this.statements.deferredRows.all(durable);
+    if (rows.length === 0) return;
+    let applied = 0;
+    for (const row of rows) {
+      // It decoded when it was kept.
+      const event = fromBinary(EventSchema, row.payload);
+      if (isOfUnknownType(event)) continue;
+      const { span, parent } = consumerSpan(row.subject, row.traceparent ?? undefined, durable);
+      try {
+        const done = withSpan(span, () => this.transactions.run(this.txName, () => this.applyDeferredTx.immediate(event, row)), parent);
+        span.end();
+        if (done === "applied") {
+          applied++;
+          this.stats.applied++;
+          this.options.onApplied?.(event);
+        } else if (done === "ignored") this.stats.ignored++;
+        else this.stats.skippedDuplicates++;
+      } catch (error) {
+        endSpanWithError(span, error);
+        const which = { durable, seq: row.stream_seq, subject: row.subject, eventId: event.eventId, requestId: event.requestId };
+        if (!(error instanceof InvalidEvent)) {
+          logger.error({ ...which, err: error }, "an event kept as of an unknown type, known now, failed: kept, and tried again at the next start");
+          continue;
+        }
+        this.deadLetterDeferred.immediate(row, `${error.name}: ${error.message}`);
+        this.stats.deadLettered++;
+        logger.error({ ...which, deliveries: 1, reason: `${error.name}: ${error.message}` }, "event dead-lettered");
+      }
+    }
+    if (applied > 0) logger.info({ durable, applied, kept: this.deferredCount() }, "applied events kept as of a payload type an older version did not know");
   }
 
   /**
@@ -452,9 +573,7 @@ export class EventConsumer {
    */
   private apply(msg: JsMsg): Outcome {
     const traceparent = msg.headers?.get(TRACEPARENT_HEADER) || undefined;
-    const parent = contextFromTraceparent(traceparent);
-    const span = tracer().startSpan(`process ${msg.subject}`, { kind: SpanKind.CONSUMER }, parent);
-    if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": msg.subject, "messaging.consumer.group.name": this.options.durable });
+    const { span, parent } = consumerSpan(msg.subject, traceparent, this.options.durable);
     let event: Event | undefined;
     try {
       try {
@@ -463,7 +582,10 @@ export class EventConsumer {
         throw new UndecodableEvent(`not an orderly.events.v1.Event: ${String(error)}`);
       }
       if (event.eventId === "") throw new UndecodableEvent("event without id or payload");
-      if (event.payload.case === undefined) throw missingPayload(event);
+      if (event.payload.case === undefined) {
+        if (!isOfUnknownType(event)) throw new UndecodableEvent("event without id or payload");
+        return { msg, event, applied: false, deferred: this.defer(msg, event, traceparent), span, parent };
+      }
       if (this.options.ignores?.(event)) return { msg, event, applied: false, ignored: true, span, parent };
       const decoded = event;
       // A transaction inside the batch's: a savepoint, rolled back alone when the handler throws.
@@ -474,8 +596,29 @@ export class EventConsumer {
     }
   }
 
-  /** After the commit: acks what was applied or skipped, fails the rest, ends each span. */
-  private settle({ msg, event, applied, ignored, error, span, parent }: Outcome): void {
+  /**
+   * Keeps an event of a payload type this code does not know in
+   * deferred_events, inside the batch's transaction; false for one already
+   * applied (by a newer version since rolled back), a duplicate.
+   */
+  private defer(msg: JsMsg, event: Event, traceparent: string | undefined): boolean {
+    if (this.statements.seen.get(this.options.durable, event.eventId)) return false;
+    this.statements.defer.run({
+      consumer: this.options.durable,
+      eventId: event.eventId,
+      stream: msg.info.stream,
+      streamSeq: msg.info.streamSequence,
+      streamTime: Math.floor(msg.info.timestampNanos / 1e6),
+      subject: msg.subject,
+      payload: Buffer.from(msg.data),
+      traceparent: traceparent ?? null,
+      now: this.clock(),
+    });
+    return true;
+  }
+
+  /** After the commit: acks what was applied, skipped or deferred, fails the rest, ends each span. */
+  private settle({ msg, event, applied, ignored, deferred, error, span, parent }: Outcome): void {
     if (this.transactionFailures.size > 0 && error === undefined) this.transactionFailures.delete(msg.info.streamSequence);
     if (error !== undefined) {
       withSpan(span, () => this.fail(msg, event, error), parent);
@@ -490,6 +633,13 @@ export class EventConsumer {
       this.options.onApplied?.(event);
     } else if (ignored) {
       this.stats.ignored++;
+    } else if (deferred && event !== undefined) {
+      if (this.stats.deferred++ % DEFERRED_LOG_EVERY === 0) {
+        this.options.logger.warn(
+          { durable: this.options.durable, seq: msg.info.streamSequence, subject: msg.subject, eventId: event.eventId, fields: unknownPayloadFields(event), deferred: this.stats.deferred },
+          "an event of a payload type this consumer does not know (a newer version's) is kept in its database until a consumer that knows the type starts: upgrade this service",
+        );
+      }
     } else {
       this.stats.skippedDuplicates++;
     }
@@ -503,15 +653,6 @@ export class EventConsumer {
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     // What a log line needs to find the event, and the request that caused it (an event that did not decode has neither).
     const which = { durable: this.options.durable, seq: msg.info.streamSequence, subject: msg.subject, eventId: event?.eventId, requestId: event?.requestId };
-    if (error instanceof UnknownEventType) {
-      this.stats.retried++;
-      const delivery = msg.info.deliveryCount;
-      if (delivery === 1 || delivery % UNKNOWN_TYPE_LOG_EVERY === 0) {
-        this.options.logger.warn({ ...which, reason, deliveries: delivery }, "an event of a type this consumer does not know waits for a consumer that does (upgrade it)");
-      }
-      msg.nak(this.options.unknownTypeWaitMs ?? UNKNOWN_TYPE_WAIT_MS);
-      return;
-    }
     if (deliveries >= this.maxDeliveries || error instanceof InvalidEvent) {
       this.statements.deadLetter.run({
         consumer: this.options.durable,

@@ -91,9 +91,8 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
  * record holds no effect of this consumer, and a replay applies nothing
  * twice (events acked unrecorded had nothing to apply). Judged by how many
  * deliveries the durable made, not by the ack floor (a first event still
- * unacked, put back after a failure or of a type the code does not know yet,
- * keeps the floor at 0 however many after it were applied and acked) nor by
- * the delivered stream sequence (nats-server 2.9 puts a new durable on a
+ * unacked, put back after a failure, keeps the floor at 0 however many
+ * after it were applied and acked) nor by the delivered stream sequence (nats-server 2.9 puts a new durable on a
  * purged stream at the sequence before its first message, so every start
  * would replay an empty stream again).
  */

@@ -67,6 +67,28 @@ export const deadLetterTimeMigration: Migration = `
   ALTER TABLE dead_letters_by_time RENAME TO dead_letters;
 `;
 
+/**
+ * Events of a payload type the consumer's code does not know (a newer
+ * producer's), kept with what their message carried until a consumer that
+ * knows the type applies them at its start (EventConsumer.applyDeferred).
+ * Acked once kept, so however many there are, none holds the events behind
+ * it back (JetStream delivers at most max_ack_pending unacked).
+ */
+export const deferredEventsMigration: Migration = `
+  CREATE TABLE deferred_events (
+    consumer    TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    stream_seq  INTEGER NOT NULL,
+    stream_time INTEGER NOT NULL,
+    subject     TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    traceparent TEXT,
+    create_time INTEGER NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+  ) WITHOUT ROWID;
+`;
+
 /** The outbox row keeps the trace context of the change, so the relay's publish joins the trace that caused it. */
 export const outboxTraceMigration: Migration = `
   ALTER TABLE outbox ADD COLUMN traceparent TEXT;

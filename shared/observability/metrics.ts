@@ -122,7 +122,7 @@ export function registerEventMetrics(registry: Registry, events: EventRuntime): 
   });
   new Counter({
     name: "orderly_consumer_events_total",
-    help: "Events a durable consumer handled, by outcome (applied, ignored, duplicate, retried, dead_lettered)",
+    help: "Events a durable consumer handled, by outcome (applied, ignored, duplicate, retried, dead_lettered, deferred)",
     labelNames: ["consumer", "outcome"],
     registers: [registry],
     collect() {
@@ -133,6 +133,7 @@ export function registerEventMetrics(registry: Registry, events: EventRuntime): 
         this.inc({ consumer: c.durable, outcome: "duplicate" }, c.stats.skippedDuplicates);
         this.inc({ consumer: c.durable, outcome: "retried" }, c.stats.retried);
         this.inc({ consumer: c.durable, outcome: "dead_lettered" }, c.stats.deadLettered);
+        this.inc({ consumer: c.durable, outcome: "deferred" }, c.stats.deferred);
       }
     },
   });
@@ -143,6 +144,15 @@ export function registerEventMetrics(registry: Registry, events: EventRuntime): 
     registers: [registry],
     collect() {
       for (const c of events.consumers()) this.set({ consumer: c.durable }, c.deadLetterCount());
+    },
+  });
+  new Gauge({
+    name: "orderly_consumer_deferred_events",
+    help: "Events of a payload type the consumer's code does not know (a newer version's), kept until an upgraded consumer applies them (rows in deferred_events)",
+    labelNames: ["consumer"],
+    registers: [registry],
+    collect() {
+      for (const c of events.consumers()) this.set({ consumer: c.durable }, c.deferredCount());
     },
   });
   const lagGauge = (name: string, help: string, pick: (lag: { pending: number; ackPending: number; redelivered: number }) => number) =>

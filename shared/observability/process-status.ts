@@ -25,6 +25,8 @@ export interface ConsumerStatus {
   /** Events its handler has nothing to do with, acked unrecorded. */
   ignored: number;
   deadLetters: number;
+  /** Events of a payload type its code does not know, kept until an upgraded consumer applies them. */
+  deferred: number;
 }
 
 /** What one process reports about itself at /status.json. */
@@ -70,6 +72,7 @@ export async function eventStatuses(events: EventRuntime | undefined): Promise<P
         applied: c.stats.applied,
         ignored: c.stats.ignored,
         deadLetters: c.deadLetterCount(),
+        deferred: c.deferredCount(),
       };
     }),
   );

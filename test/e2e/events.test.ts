@@ -7,10 +7,11 @@ import { connect } from "nats";
 import { describe, expect, test } from "vitest";
 import { dumpReadModels } from "../../services/query/read-store.js";
 import { unpublishedRows } from "../../shared/events/index.js";
+import { futureEvent } from "../helpers/events.js";
 import { percentile } from "../helpers/load.js";
 import { openReadOnly, snapshotModels, streamCounts } from "../helpers/models.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
-import { startSystem } from "../helpers/system.js";
+import { api, startSystem } from "../helpers/system.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { checkStockInvariants } from "../fault/invariants.js";
 import { SKUS, orderBurst, stockUp, waitForAllApplied, waitForConvergence } from "./events-helpers.js";
@@ -275,6 +276,46 @@ describe("events through JetStream into the read models", () => {
     const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`);
     expect(read.status).toBe(200);
     expect(read.body).toEqual(created.body);
+  });
+
+  test("events of a payload type this version does not know (a newer order service rolled out before its consumers), more than a consumer holds unacked, are kept and acked by each consumer of the stream and reported; the orders after them are applied, and a restart keeps them", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/FUTURE-1:restock", { body: { quantity: 3 } });
+    const future = Array.from({ length: 1050 }, (_, i) => futureEvent(`ord_future_${i}`));
+    const nc = await connect(system.nats.connectOptions);
+    try {
+      const js = nc.jetstream();
+      await Promise.all(future.map(({ event, data }) => js.publish("orderly.orders.created", data, { msgID: event.eventId })));
+    } finally {
+      await nc.close();
+    }
+    const created = await system.api("POST", "/v1/orders", { body: { customerId: "fay", items: [{ sku: "FUTURE-1", quantity: 1 }] } });
+    const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(created.body);
+    const keptBy = () => {
+      const counts: Record<string, number> = {};
+      for (const file of ["query.db", "inventory.db"] as const) {
+        const db = openReadOnly(system.dataDir, file);
+        for (const row of db.prepare("SELECT consumer, count(*) AS n FROM deferred_events GROUP BY consumer").all() as { consumer: string; n: number }[]) counts[row.consumer] = row.n;
+        db.close();
+      }
+      return counts;
+    };
+    await waitFor(() => keptBy()["inventory-order-events"] === 1050, "the inventory to keep the events");
+    expect(keptBy()).toEqual({ "query-orders": 1050, "inventory-order-events": 1050 });
+    type Report = { processes: { name: string; status?: { consumers: { durable: string; deferred: number; ackPending?: number }[] } }[] };
+    const consumersOf = async (name: string) => ((await api(system.adminUrl, "GET", "/status.json")).body as Report).processes.find((p) => p.name === name)?.status?.consumers;
+    expect(await consumersOf("query")).toContainEqual(expect.objectContaining({ durable: "query-orders", deferred: 1050, ackPending: 0 }));
+    expect(await consumersOf("inventory")).toContainEqual(expect.objectContaining({ durable: "inventory-order-events", deferred: 1050 }));
+    expect(system.query.logs.filter((line) => line.includes("is kept in its database until a consumer that knows the type starts"))).toHaveLength(11);
+
+    // The same version started again knows the type no better: it keeps them, and applies the next order's events.
+    await system.query.stop();
+    await system.restart("query");
+    const next = await system.api("POST", "/v1/orders", { body: { customerId: "fay", items: [{ sku: "FUTURE-1", quantity: 1 }] } });
+    expect((await system.api("GET", `/v1/orders/${next.body.id}?minVersion=${next.body.version}`)).body).toEqual(next.body);
+    expect(keptBy()).toEqual({ "query-orders": 1050, "inventory-order-events": 1050 });
   });
 
   test("full streams refuse new events rather than drop old ones: writes go on, and once STREAM_MAX_EVENTS is raised every read model catches up", async () => {

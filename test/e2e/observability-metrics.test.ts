@@ -86,6 +86,8 @@ test("every process serves Prometheus text whose counters and histograms move wi
   expect(sampleValue(after.inventory, "orderly_rpc_server_requests_total", { method: reserveStock, code: "OK" })).toBe(orders);
   expect(sampleValue(after.inventory, "orderly_sqlite_transaction_duration_seconds_count", { transaction: "reserve" })).toBe(orders + 1);
   expect(sampleValue(after.query, "orderly_consumer_dead_letters", { consumer: "query-orders" })).toBe(0);
+  expect(sampleValue(after.query, "orderly_consumer_deferred_events", { consumer: "query-orders" })).toBe(0);
+  expect(sampleValue(after.query, "orderly_consumer_events_total", { consumer: "query-orders", outcome: "deferred" })).toBe(0);
   expect(after.query.some((s) => s.name === "orderly_consumer_pending" && s.labels.consumer === "query-orders")).toBe(true);
   expect(after.order.some((s) => s.name === "nodejs_eventloop_lag_p99_seconds")).toBe(true);
 
