@@ -85,7 +85,7 @@ function card(p) {
   ) : "";
   const consumers = s.consumers.length === 0 ? "" : "<h3>consumers</h3>" + table(
     [{ label: "consumer" }, { label: "lag", num: true }, { label: "unacked", num: true }, { label: "redeliv.", num: true }, { label: "applied", num: true }, { label: "ignored", num: true }, { label: "DLQ", num: true }, { label: "deferred", num: true }],
-    s.consumers.map((c) => [c.durable, c.pending ?? "–", c.ackPending ?? "–", c.redelivered ?? "–", c.applied, c.ignored, c.deadLetters, c.deferred ?? 0]),
+    s.consumers.map((c) => [c.durable, c.pending ?? "–", c.ackPending ?? "–", c.redelivered ?? "–", c.applied, c.ignored, c.deadLetters, c.deferred ?? "–"]),
     "",
   );
   return '<section class="card' + (p.healthy ? "" : " down") + '" data-process="' + esc(p.name) + '" data-healthy="' + p.healthy + '">' + title + meta + "<h3>requests (" + esc(windowSpan(s.windowSeconds)) + ")</h3>" + routes + deps + outbox + consumers + "</section>";

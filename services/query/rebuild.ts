@@ -8,11 +8,9 @@
 import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
-import { fromBinary } from "@bufbuild/protobuf";
 import { AckPolicy, DeliverPolicy, nanos, type JsMsg } from "nats";
-import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { NatsAuth } from "../../shared/config/index.js";
-import { TRACEPARENT_HEADER, connectNats, consumerNames, isOfUnknownType, keepDeferredStatement, streams, type StreamKey } from "../../shared/events/index.js";
+import { DeferredEvents, connectNats, consumerNames, decodeEvent, isOfUnknownType, streams, type StreamKey } from "../../shared/events/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { natsPasswordFile } from "../../shared/security/index.js";
 import { claimSoleWriter, inUse, openDatabase, type Db } from "../../shared/sqlite/index.js";
@@ -43,7 +41,6 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
     const js = nc.jetstream();
     const projector = new Projector(db, logger);
     const record = db.prepare<[string, string, number]>("INSERT OR IGNORE INTO processed_events (consumer, event_id, applied_time) VALUES (?, ?, ?)");
-    const keep = keepDeferredStatement(db);
     const counts: Record<string, number> = {};
     for (const [key, stream] of Object.entries(streams) as [StreamKey, (typeof streams)[StreamKey]][]) {
       const { last_seq: last, messages: held } = (await jsm.streams.info(stream.name)).state;
@@ -58,24 +55,21 @@ export async function replayStreams(servers: string, db: Db, consumerName: strin
       await jsm.consumers.add(stream.name, { name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: nanos(60_000) });
       const consumer = await js.consumers.get(stream.name, name);
       const messages = await consumer.consume({ max_messages: 512 });
+      const deferred = new DeferredEvents(db, durable);
       let kept = 0;
-      /** Applies a message, or keeps it as of an unknown type; true when applied. */
-      const apply = db.transaction((msg: JsMsg, now: number): boolean => {
-        const event = fromBinary(EventSchema, msg.data);
-        if (isOfUnknownType(event)) {
-          const streamTime = Math.floor(msg.info.timestampNanos / 1e6);
-          const traceparent = msg.headers?.get(TRACEPARENT_HEADER) || null;
-          keep.run({ consumer: durable, eventId: event.eventId, stream: stream.name, streamSeq: msg.info.streamSequence, streamTime, subject: msg.subject, payload: Buffer.from(msg.data), traceparent, now });
-          return false;
-        }
+      /** Applies a message, or keeps it as of an unknown type (as the live consumer does); whether it was applied, or kept. */
+      const apply = db.transaction((msg: JsMsg, now: number): "applied" | "kept" | "kept already" => {
+        const event = decodeEvent(msg.data);
+        if (isOfUnknownType(event)) return deferred.keep(msg, event.eventId, now) ? "kept" : "kept already";
         projector.handle(event, msg.subject);
         record.run(durable, event.eventId, now);
-        return true;
+        return "applied";
       });
       for await (const msg of messages) {
         try {
-          if (apply(msg, Date.now())) counts[stream.name]!++;
-          else kept++;
+          const done = apply(msg, Date.now());
+          if (done === "applied") counts[stream.name]!++;
+          else if (done === "kept") kept++;
         } catch (error) {
           logger.warn({ seq: msg.info.streamSequence, err: error }, "skipped an event the projector cannot apply (the live consumer dead-letters it)");
         }

@@ -8,7 +8,8 @@ import { startNatsPublishFilter } from "../../test/helpers/nats-publish-filter.j
 import { waitFor } from "../../test/helpers/processes.js";
 import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
-import { EventConsumer, InvalidEvent, type EventConsumerOptions } from "./event-consumer.js";
+import { EventConsumer, type EventConsumerOptions } from "./event-consumer.js";
+import { InvalidEvent } from "./event-decoding.js";
 import { newEvent } from "./new-event.js";
 import { deadLetterTimeMigration, deferredEventsMigration, inboxMigration } from "./schema.js";
 import { ensureDurableConsumer, ensureStreams, renewIfUnreachable } from "./stream-setup.js";
@@ -171,31 +172,40 @@ test("events of a payload type this code does not know (a newer producer's), mor
   });
   await older.close();
 
-  // What an upgraded consumer finds: events kept by an older one whose types it knows (here three, kept as an older
-  // version would have) beside those still unknown to it. One applies, one its handler refuses as invalid
-  // (dead-lettered), one fails for now (kept for the next start).
+  // What an upgraded consumer finds: events kept by an older one whose types it knows (here four, kept as an older
+  // version would have, in stream order) beside those still unknown to it. One no longer decodes (a field the older
+  // code kept unread, malformed: dead-lettered, and the ones after it still applied), one applies, one its handler
+  // refuses as invalid (dead-lettered), one fails twice, as a delivered event may, and applies on its third try.
   const keep = db.prepare(
     "INSERT INTO deferred_events (consumer, event_id, stream, stream_seq, stream_time, subject, payload, traceparent, create_time) VALUES ('projector', ?, 'ORDERS', ?, ?, ?, ?, NULL, 0)",
   );
-  const known = ["applies", "invalid", "fails"].map((id) => newEvent(id, 1, Date.now(), { case: "orderCancelled", value: {} }));
-  known.forEach((event, i) => keep.run(event.eventId, 2000 + i, i, subjectOf(event), Buffer.from(toBinary(EventSchema, event))));
+  const known = ["garbled", "applies", "invalid", "flaky"].map((id) => newEvent(id, 1, Date.now(), { case: "orderCancelled", value: {} }));
+  // An OrderCancelled (Event field 13) that says it is 5 bytes long and ends after 1.
+  const garbled = Buffer.concat([toBinary(EventSchema, newEvent("garbled", 1, Date.now(), { case: undefined }), { writeUnknownFields: false }), Buffer.from([0x6a, 0x05, 0x0a])]);
+  known.forEach((event, i) => keep.run(event.eventId, 2000 + i, i, subjectOf(event), i === 0 ? garbled : Buffer.from(toBinary(EventSchema, event))));
   const handled: string[] = [];
+  let flakyTries = 0;
   const upgraded = projector(js, db, {
-    maxDeliveries: 1,
+    maxDeliveries: 3,
     handle: (event) => {
       if (event.aggregateId === "invalid") throw new InvalidEvent("refused");
-      if (event.aggregateId === "fails") throw new Error("not now");
+      if (event.aggregateId === "flaky" && ++flakyTries < 3) throw new Error("not yet");
       handled.push(event.aggregateId);
     },
     onApplied: (event) => handled.push(`applied ${event.aggregateId}`),
   });
   upgraded.start();
-  expect(handled).toEqual(["applies", "applied applies"]);
-  expect(upgraded.stats).toMatchObject({ applied: 1, deadLettered: 1 });
-  expect(db.prepare("SELECT event_id FROM processed_events WHERE consumer = 'projector' AND event_id = ?").pluck().get(known[0]!.eventId)).toBe(known[0]!.eventId);
-  expect(db.prepare("SELECT event_id, reason FROM dead_letters").all()).toEqual([{ event_id: known[1]!.eventId, reason: "InvalidEvent: refused" }]);
-  expect(db.prepare("SELECT event_id FROM deferred_events WHERE event_id IN (?, ?, ?)").pluck().all(...known.map((e) => e.eventId))).toEqual([known[2]!.eventId]);
-  expect(upgraded.deferredCount()).toBe(1101);
+  await waitFor(() => handled.includes("applied flaky"), "the flaky event applied on its third try");
+  expect(handled).toEqual(["applies", "applied applies", "flaky", "applied flaky"]);
+  expect(upgraded.stats).toMatchObject({ applied: 2, deadLettered: 2, retried: 2 });
+  const applied = db.prepare("SELECT event_id FROM processed_events WHERE consumer = 'projector' AND event_id IN (?, ?, ?, ?) ORDER BY applied_time, event_id").pluck();
+  expect(applied.all(...known.map((e) => e.eventId)).sort()).toEqual([known[1]!.eventId, known[3]!.eventId].sort());
+  expect(db.prepare("SELECT event_id, reason FROM dead_letters ORDER BY id").all()).toEqual([
+    { event_id: known[0]!.eventId, reason: expect.stringMatching(/^UndecodableEvent: not an orderly.events.v1.Event/) },
+    { event_id: known[2]!.eventId, reason: "InvalidEvent: refused" },
+  ]);
+  expect(db.prepare("SELECT count(*) FROM deferred_events WHERE event_id IN (?, ?, ?, ?)").pluck().get(...known.map((e) => e.eventId))).toBe(0);
+  expect(upgraded.deferredCount()).toBe(1100);
   await upgraded.close();
 });
 

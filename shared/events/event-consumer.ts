@@ -1,7 +1,6 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import { SpanKind, type Context, type Span } from "@opentelemetry/api";
 import { ConsumerDebugEvents, ConsumerEvents, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "nats";
-import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import type { Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import type { Logger } from "../logging/index.js";
 import { contextFromTraceparent, endSpanWithError, withSpan } from "../observability/trace-context.js";
 import { readAtMost } from "../observability/read-at-most.js";
@@ -9,6 +8,8 @@ import { untilDeadline } from "../resilience/until-deadline.js";
 import { tracer } from "../observability/tracing.js";
 import { untimed, type Db, type TransactionTimer } from "../sqlite/index.js";
 import { TRACEPARENT_HEADER } from "./outbox-relay.js";
+import { DeferredEvents, streamTimeOf, type DeferredRow } from "./deferred-events.js";
+import { InvalidEvent, decodeEvent, isOfUnknownType, unknownPayloadFields } from "./event-decoding.js";
 
 /** What a consumer does with one event: called inside a SQLite transaction, so a throw undoes it. */
 export type EventHandler = (event: Event, subject: string) => void;
@@ -116,60 +117,30 @@ class TransactionLost extends Error {
   }
 }
 
-/**
- * An event that can never be applied, whatever is retried: a handler throws
- * it for an event whose content it refuses (a version no row can hold, say).
- * Such an event is dead-lettered on its first delivery, not retried.
- */
-export class InvalidEvent extends Error {
-  override readonly name: string = "InvalidEvent";
-}
+/** The events kept as of an unknown type are logged: the first, and then each time this many more were kept. */
+const DEFERRED_LOG_EVERY = 100;
 
-/** The message could not be decoded into an Event. */
-class UndecodableEvent extends InvalidEvent {
-  override readonly name = "UndecodableEvent";
-}
+/** Kept events applied at a start between two turns of the event loop (see applyDeferred). */
+const DEFERRED_TURN = 100;
 
-/**
- * The Event fields of a payload this code has no name for (none when its
- * payload is known, or missing): what a newer Orderly publishes once it adds
- * an event type (README "Upgrading": consumers before producers). Not this
- * code's to judge: such an event is kept in deferred_events, never
- * dead-lettered, until a consumer that knows its type applies it.
- */
-function unknownPayloadFields(event: Event): number[] {
-  return event.payload.case === undefined ? (event.$unknown?.map((field) => field.no) ?? []) : [];
-}
-
-/** Whether an event's payload is of a type this code does not know (a newer version's): kept in deferred_events, not applied. */
-export function isOfUnknownType(event: Event): boolean {
-  return unknownPayloadFields(event).length > 0;
-}
-
-/** A message kept in deferred_events (see deferredEventsMigration). */
-export interface DeferredMessage {
+/** A dead_letters row: the message (its stream, sequence and time, subject, raw payload), its event's id when it decoded, and why. */
+interface DeadLetter {
   consumer: string;
-  eventId: string;
   stream: string;
   streamSeq: number;
-  /** When the stream stored it (ms). */
   streamTime: number;
   subject: string;
+  eventId: string | null;
+  deliveries: number;
+  reason: string;
   payload: Buffer;
-  traceparent: string | null;
   now: number;
 }
 
-/** The statement that keeps a message in deferred_events, inside the caller's transaction (kept once, however often it comes). */
-export function keepDeferredStatement(db: Db) {
-  return db.prepare<DeferredMessage>(
-    `INSERT OR IGNORE INTO deferred_events (consumer, event_id, stream, stream_seq, stream_time, subject, payload, traceparent, create_time)
-     VALUES (@consumer, @eventId, @stream, @streamSeq, @streamTime, @subject, @payload, @traceparent, @now)`,
-  );
+/** What a dead letter and a log line say of a failure. */
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
-
-/** The events kept as of an unknown type are logged: the first, and then each time this many more were kept. */
-const DEFERRED_LOG_EVERY = 100;
 
 /** The CONSUMER span an event is applied in, child of the publish span its `traceparent` names (without one, a new trace). */
 function consumerSpan(subject: string, traceparent: string | undefined, durable: string): { span: Span; parent: Context } {
@@ -177,17 +148,6 @@ function consumerSpan(subject: string, traceparent: string | undefined, durable:
   const span = tracer().startSpan(`process ${subject}`, { kind: SpanKind.CONSUMER }, parent);
   if (span.isRecording()) span.setAttributes({ "messaging.system": "nats", "messaging.destination.name": subject, "messaging.consumer.group.name": durable });
   return { span, parent };
-}
-
-/** A deferred_events row (see deferredEventsMigration). */
-interface DeferredRow {
-  event_id: string;
-  stream: string;
-  stream_seq: number;
-  stream_time: number;
-  subject: string;
-  payload: Buffer;
-  traceparent: string | null;
 }
 
 /**
@@ -228,8 +188,13 @@ export class EventConsumer {
   private readonly statements;
   private readonly applyTx;
   private readonly applyBatch;
-  private readonly applyDeferredTx;
-  private readonly deadLetterDeferred;
+  private readonly applyKeptTx;
+  private readonly deadLetterKept;
+  /** The events it keeps, of a payload type its code does not know. */
+  private readonly deferred: DeferredEvents;
+  /** Kept events, of a type known now, whose handler failed: tried again after a delay (see failKept). */
+  private readonly keptFailures = new Map<string, { row: DeferredRow; tries: number }>();
+  private keptRetry: NodeJS.Timeout | undefined;
   private readonly maxDeliveries: number;
   private readonly retryDelayMs: number;
   /** Set when a leader change or a renewal ended the consumption: the loop consumes again without a pause. */
@@ -267,42 +232,26 @@ export class EventConsumer {
       seen: db.prepare<[string, string], { one: number }>("SELECT 1 AS one FROM processed_events WHERE consumer = ? AND event_id = ?"),
       record: db.prepare<[string, string, number]>("INSERT INTO processed_events (consumer, event_id, applied_time) VALUES (?, ?, ?)"),
       deadLetters: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM dead_letters WHERE consumer = ?"),
-      deadLetter: db.prepare(
+      deadLetter: db.prepare<DeadLetter>(
         `INSERT OR IGNORE INTO dead_letters (consumer, stream, stream_seq, stream_time, subject, event_id, deliveries, reason, payload, create_time)
          VALUES (@consumer, @stream, @streamSeq, @streamTime, @subject, @eventId, @deliveries, @reason, @payload, @now)`,
       ),
-      defer: keepDeferredStatement(db),
-      deferredRows: db.prepare<[string], DeferredRow>(
-        "SELECT event_id, stream, stream_seq, stream_time, subject, payload, traceparent FROM deferred_events WHERE consumer = ? ORDER BY stream_time, stream_seq",
-      ),
-      deferredCount: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM deferred_events WHERE consumer = ?"),
-      undefer: db.prepare<[string, string]>("DELETE FROM deferred_events WHERE consumer = ? AND event_id = ?"),
     };
+    this.deferred = new DeferredEvents(db, durable);
     this.applyTx = db.transaction((event: Event, subject: string): boolean => {
       if (this.statements.seen.get(durable, event.eventId)) return false;
       options.handle(event, subject);
       this.statements.record.run(durable, event.eventId, this.clock());
       return true;
     });
-    this.applyDeferredTx = db.transaction((event: Event, row: DeferredRow): "applied" | "ignored" | "duplicate" => {
+    this.applyKeptTx = db.transaction((event: Event, row: DeferredRow): "applied" | "ignored" | "duplicate" => {
       const done = options.ignores?.(event) ? "ignored" : this.applyTx(event, row.subject) ? "applied" : "duplicate";
-      this.statements.undefer.run(durable, row.event_id);
+      this.deferred.remove(row.event_id);
       return done;
     });
-    this.deadLetterDeferred = db.transaction((row: DeferredRow, reason: string) => {
-      this.statements.deadLetter.run({
-        consumer: durable,
-        stream: row.stream,
-        streamSeq: row.stream_seq,
-        streamTime: row.stream_time,
-        subject: row.subject,
-        eventId: row.event_id,
-        deliveries: 1,
-        reason,
-        payload: row.payload,
-        now: this.clock(),
-      });
-      this.statements.undefer.run(durable, row.event_id);
+    this.deadLetterKept = db.transaction((row: DeferredRow, deliveries: number, reason: string) => {
+      this.recordDeadLetter({ stream: row.stream, streamSeq: row.stream_seq, streamTime: row.stream_time, subject: row.subject, eventId: row.event_id, deliveries, reason, payload: row.payload });
+      this.deferred.remove(row.event_id);
     });
     this.applyBatch = db.transaction((batch: readonly JsMsg[], outcomes: Outcome[]) => {
       for (const msg of batch) {
@@ -341,59 +290,100 @@ export class EventConsumer {
 
   /** How many events of a payload type this code does not know it keeps (see applyDeferred). */
   deferredCount(): number {
-    return this.statements.deferredCount.get(this.options.durable)?.n ?? 0;
+    return this.deferred.count();
   }
 
   /** Applies the events kept for a newer code (applyDeferred), then consumes in the background; reconnects and resumes on its own. */
   start(): void {
-    if (this.running !== undefined) return;
-    try {
-      this.applyDeferred();
-    } catch (error) {
-      this.options.logger.error({ err: error, durable: this.options.durable }, "could not read the events kept as of an unknown type; they are tried again at the next start");
-    }
-    this.running = this.loop();
+    this.running ??= this.applyDeferred().then(() => this.loop());
   }
 
   /**
    * Applies the events kept in deferred_events whose payload type this code
-   * knows now (at its first start after an upgrade), oldest first, each
-   * with its inbox record and the removal of its row in one transaction.
-   * One the handler refuses as invalid is dead-lettered; one that fails
-   * otherwise is kept for the next start, as is one of a type still unknown.
+   * knows now (at its first start after an upgrade), in the order the stream
+   * stored them, before consuming: each with its inbox record and the
+   * removal of its row in one transaction, the event loop let run between
+   * every DEFERRED_TURN of them. A failure is handled as a delivered
+   * event's is (failKept); those of a type still unknown stay.
    */
-  applyDeferred(): void {
+  private async applyDeferred(): Promise<void> {
     const { durable, logger } = this.options;
-    const rows = this.statements.deferredRows.all(durable);
-    if (rows.length === 0) return;
     let applied = 0;
-    for (const row of rows) {
-      // It decoded when it was kept.
-      const event = fromBinary(EventSchema, row.payload);
-      if (isOfUnknownType(event)) continue;
-      const { span, parent } = consumerSpan(row.subject, row.traceparent ?? undefined, durable);
-      try {
-        const done = withSpan(span, () => this.transactions.run(this.txName, () => this.applyDeferredTx.immediate(event, row)), parent);
-        span.end();
-        if (done === "applied") {
-          applied++;
-          this.stats.applied++;
-          this.options.onApplied?.(event);
-        } else if (done === "ignored") this.stats.ignored++;
-        else this.stats.skippedDuplicates++;
-      } catch (error) {
-        endSpanWithError(span, error);
-        const which = { durable, seq: row.stream_seq, subject: row.subject, eventId: event.eventId, requestId: event.requestId };
-        if (!(error instanceof InvalidEvent)) {
-          logger.error({ ...which, err: error }, "an event kept as of an unknown type, known now, failed: kept, and tried again at the next start");
-          continue;
-        }
-        this.deadLetterDeferred.immediate(row, `${error.name}: ${error.message}`);
-        this.stats.deadLettered++;
-        logger.error({ ...which, deliveries: 1, reason: `${error.name}: ${error.message}` }, "event dead-lettered");
+    let read = 0;
+    try {
+      for (const row of this.deferred.rows()) {
+        if (this.stopped) return;
+        if (this.applyKept(row, 1)) applied++;
+        if (++read % DEFERRED_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
       }
+    } catch (error) {
+      logger.error({ err: error, durable }, "could not read the events kept as of an unknown type; they are read again at the next start");
     }
     if (applied > 0) logger.info({ durable, applied, kept: this.deferredCount() }, "applied events kept as of a payload type an older version did not know");
+  }
+
+  /** Applies a kept event if this code knows its type now (its `tries`-th time); true when it was applied. */
+  private applyKept(row: DeferredRow, tries: number): boolean {
+    let event: Event;
+    try {
+      event = decodeEvent(row.payload);
+    } catch (error) {
+      this.failKept(row, undefined, error, tries);
+      return false;
+    }
+    if (isOfUnknownType(event)) return false;
+    const { span, parent } = consumerSpan(row.subject, row.traceparent ?? undefined, this.options.durable);
+    try {
+      const done = withSpan(span, () => this.transactions.run(this.txName, () => this.applyKeptTx.immediate(event, row)), parent);
+      span.end();
+      this.keptFailures.delete(row.event_id);
+      if (done === "applied") {
+        this.stats.applied++;
+        this.options.onApplied?.(event);
+      } else if (done === "ignored") this.stats.ignored++;
+      else this.stats.skippedDuplicates++;
+      return done === "applied";
+    } catch (error) {
+      withSpan(span, () => this.failKept(row, event, error, tries), parent);
+      endSpanWithError(span, error);
+      return false;
+    }
+  }
+
+  /**
+   * A kept event that failed, as a delivered one would: tried again after
+   * the growing delay, and dead-lettered after maxDeliveries tries (at once,
+   * an InvalidEvent). Tries are counted in memory: a restart tries again.
+   */
+  private failKept(row: DeferredRow, event: Event | undefined, error: unknown, tries: number): void {
+    const reason = reasonOf(error);
+    const which = { durable: this.options.durable, seq: row.stream_seq, subject: row.subject, eventId: row.event_id, requestId: event?.requestId };
+    if (!(error instanceof InvalidEvent) && tries < this.maxDeliveries) {
+      const delay = this.retryDelay(tries);
+      this.keptFailures.set(row.event_id, { row, tries });
+      this.stats.retried++;
+      this.options.logger.warn({ ...which, deliveries: tries, reason, delay }, "event failed; will retry");
+      this.retryKeptAfter(delay);
+      return;
+    }
+    this.keptFailures.delete(row.event_id);
+    try {
+      this.deadLetterKept.immediate(row, tries, reason);
+    } catch (recordError) {
+      this.options.logger.error({ ...which, err: recordError }, "could not dead-letter a kept event; it is tried again at the next start");
+      return;
+    }
+    this.stats.deadLettered++;
+    this.options.logger.error({ ...which, deliveries: tries, reason }, "event dead-lettered");
+  }
+
+  /** Tries the kept events that failed again once `delay` has passed (one timer for all of them). */
+  private retryKeptAfter(delay: number): void {
+    if (this.keptRetry !== undefined || this.stopped) return;
+    this.keptRetry = setTimeout(() => {
+      this.keptRetry = undefined;
+      for (const { row, tries } of [...this.keptFailures.values()]) if (!this.stopped) this.applyKept(row, tries + 1);
+    }, delay);
   }
 
   /**
@@ -407,6 +397,7 @@ export class EventConsumer {
   /** Stops pulling; the messages in hand are finished first. */
   async close(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.keptRetry);
     this.messages?.stop();
     await this.running;
     // Not cut between its delete and its add: made again from the stream's first event at the next start otherwise.
@@ -576,16 +567,8 @@ export class EventConsumer {
     const { span, parent } = consumerSpan(msg.subject, traceparent, this.options.durable);
     let event: Event | undefined;
     try {
-      try {
-        event = fromBinary(EventSchema, msg.data);
-      } catch (error) {
-        throw new UndecodableEvent(`not an orderly.events.v1.Event: ${String(error)}`);
-      }
-      if (event.eventId === "") throw new UndecodableEvent("event without id or payload");
-      if (event.payload.case === undefined) {
-        if (!isOfUnknownType(event)) throw new UndecodableEvent("event without id or payload");
-        return { msg, event, applied: false, deferred: this.defer(msg, event, traceparent), span, parent };
-      }
+      event = decodeEvent(msg.data);
+      if (isOfUnknownType(event)) return { msg, event, applied: false, deferred: this.defer(msg, event), span, parent };
       if (this.options.ignores?.(event)) return { msg, event, applied: false, ignored: true, span, parent };
       const decoded = event;
       // A transaction inside the batch's: a savepoint, rolled back alone when the handler throws.
@@ -598,23 +581,11 @@ export class EventConsumer {
 
   /**
    * Keeps an event of a payload type this code does not know in
-   * deferred_events, inside the batch's transaction; false for one already
-   * applied (by a newer version since rolled back), a duplicate.
+   * deferred_events, inside the batch's transaction; false for a duplicate:
+   * one kept already, or applied (by a newer version since rolled back).
    */
-  private defer(msg: JsMsg, event: Event, traceparent: string | undefined): boolean {
-    if (this.statements.seen.get(this.options.durable, event.eventId)) return false;
-    this.statements.defer.run({
-      consumer: this.options.durable,
-      eventId: event.eventId,
-      stream: msg.info.stream,
-      streamSeq: msg.info.streamSequence,
-      streamTime: Math.floor(msg.info.timestampNanos / 1e6),
-      subject: msg.subject,
-      payload: Buffer.from(msg.data),
-      traceparent: traceparent ?? null,
-      now: this.clock(),
-    });
-    return true;
+  private defer(msg: JsMsg, event: Event): boolean {
+    return !this.statements.seen.get(this.options.durable, event.eventId) && this.deferred.keep(msg, event.eventId, this.clock());
   }
 
   /** After the commit: acks what was applied, skipped or deferred, fails the rest, ends each span. */
@@ -650,21 +621,19 @@ export class EventConsumer {
   private fail(msg: JsMsg, event: Event | undefined, error: unknown): void {
     // The handler's own failures: deliveries that came back after a failed transaction of the consumer's are not its.
     const deliveries = msg.info.deliveryCount - (this.transactionFailures.get(msg.info.streamSequence) ?? 0);
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const reason = reasonOf(error);
     // What a log line needs to find the event, and the request that caused it (an event that did not decode has neither).
     const which = { durable: this.options.durable, seq: msg.info.streamSequence, subject: msg.subject, eventId: event?.eventId, requestId: event?.requestId };
     if (deliveries >= this.maxDeliveries || error instanceof InvalidEvent) {
-      this.statements.deadLetter.run({
-        consumer: this.options.durable,
+      this.recordDeadLetter({
         stream: msg.info.stream,
         streamSeq: msg.info.streamSequence,
-        streamTime: Math.floor(msg.info.timestampNanos / 1e6),
+        streamTime: streamTimeOf(msg),
         subject: msg.subject,
         eventId: event?.eventId || null,
         deliveries,
         reason,
         payload: Buffer.from(msg.data),
-        now: this.clock(),
       });
       // No reason with the +TERM: nats-server 2.9 takes only a bare "+TERM" (a reason came in 2.10) and ignores
       // anything else, so the message stayed pending and came back every ack wait. The reason is in dead_letters.
@@ -678,5 +647,10 @@ export class EventConsumer {
     const delay = this.retryDelay(deliveries);
     this.options.logger.warn({ ...which, deliveries, reason, delay }, "event failed; will retry");
     msg.nak(delay);
+  }
+
+  /** Records a message in dead_letters with why (kept once, however often it comes). */
+  private recordDeadLetter(letter: Omit<DeadLetter, "consumer" | "now">): void {
+    this.statements.deadLetter.run({ ...letter, consumer: this.options.durable, now: this.clock() });
   }
 }

@@ -4,7 +4,9 @@ export { connectNats, followConnection, type ConnectionWatcher } from "./nats-co
 export { ensureStreams, ensureDurableConsumer, renewIfUnreachable, defaultStreamSettings, type StreamSettings } from "./stream-setup.js";
 export { outboxMigration, outboxTraceMigration, outboxProgressMigration, outboxRetryDueMigration, inboxMigration, deadLetterTimeMigration, deferredEventsMigration, unpublishedRows } from "./schema.js";
 export { Outbox } from "./outbox.js";
-export { OutboxRelay, TRACEPARENT_HEADER, type OutboxRelayOptions, type OutboxStats } from "./outbox-relay.js";
-export { EventConsumer, InvalidEvent, isOfUnknownType, keepDeferredStatement, type EventConsumerOptions, type EventHandler, type ConsumerStats, type ConsumerLag } from "./event-consumer.js";
+export { OutboxRelay, type OutboxRelayOptions, type OutboxStats } from "./outbox-relay.js";
+export { InvalidEvent, decodeEvent, isOfUnknownType } from "./event-decoding.js";
+export { DeferredEvents } from "./deferred-events.js";
+export { EventConsumer, type EventConsumerOptions, type EventHandler, type ConsumerStats, type ConsumerLag } from "./event-consumer.js";
 export { newEvent, type EventPayload, type EventMeta } from "./new-event.js";
 export { startEventRuntime, type EventRuntime, type EventRuntimeOptions, type ConsumerSpec } from "./event-runtime.js";

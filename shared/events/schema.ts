@@ -87,6 +87,8 @@ export const deferredEventsMigration: Migration = `
     create_time INTEGER NOT NULL,
     PRIMARY KEY (consumer, event_id)
   ) WITHOUT ROWID;
+  -- Read back in the order the stream stored them; counted without reading the payloads.
+  CREATE INDEX deferred_events_in_stream_order ON deferred_events (consumer, stream_time, stream_seq);
 `;
 
 /** The outbox row keeps the trace context of the change, so the relay's publish joins the trace that caused it. */
