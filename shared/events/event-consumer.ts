@@ -152,8 +152,9 @@ function consumerSpan(subject: string, traceparent: string | undefined, durable:
 
 /**
  * Whether a consumer's database records anything it took: an event applied
- * (recorded with its effect), dead-lettered or deferred. An event acked unrecorded (one
- * the consumer ignores) leaves no trace, and had nothing to apply.
+ * (recorded with its effect), dead-lettered or kept (deferred_events). An
+ * event acked unrecorded (one the consumer ignores) leaves no trace, and had
+ * nothing to apply.
  */
 export function hasRecordsOf(db: Db, durable: string): boolean {
   const found = db
