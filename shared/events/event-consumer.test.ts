@@ -1,8 +1,11 @@
 import { toBinary } from "@bufbuild/protobuf";
+import Database from "better-sqlite3";
+import { join } from "node:path";
 import { connect, type JetStreamClient, type NatsConnection } from "nats";
 import { expect, test } from "vitest";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { futureEvent } from "../../test/helpers/events.js";
+import { tempDir } from "../../test/helpers/temp-dir.js";
 import { connectWithStreams, startNats, type NatsServer } from "../../test/helpers/nats.js";
 import { startNatsPublishFilter } from "../../test/helpers/nats-publish-filter.js";
 import { waitFor } from "../../test/helpers/processes.js";
@@ -207,6 +210,34 @@ test("events of a payload type this code does not know (a newer producer's), mor
   expect(db.prepare("SELECT count(*) FROM deferred_events WHERE event_id IN (?, ?, ?, ?)").pluck().get(...known.map((e) => e.eventId))).toBe(0);
   expect(upgraded.deferredCount()).toBe(1100);
   await upgraded.close();
+});
+
+test("a kept event whose transaction cannot begin (its database locked by another connection) is tried again without that counting as a try: applied once the lock is gone, never dead-lettered", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  await ensureDurableConsumer(client.jsm, streams.orders.name, "projector", "orderly.orders.>", 1000);
+  using temp = tempDir("orderly-kept-");
+  const file = join(temp.path, "consumer.db");
+  const db = openDatabase({ file, migrations: INBOX, busyTimeoutMs: 10 });
+  const event = newEvent("locked", 1, Date.now(), { case: "orderCancelled", value: {} });
+  db.prepare(
+    "INSERT INTO deferred_events (consumer, event_id, stream, stream_seq, stream_time, subject, payload, traceparent, create_time) VALUES ('projector', ?, 'ORDERS', 1, 0, ?, ?, NULL, 0)",
+  ).run(event.eventId, subjectOf(event), Buffer.from(toBinary(EventSchema, event)));
+  const other = new Database(file);
+  other.exec("BEGIN IMMEDIATE");
+  const handled: string[] = [];
+  const consumer = projector(client.nc.jetstream(), db, { maxDeliveries: 2, handle: (e) => void handled.push(e.aggregateId) });
+  consumer.start();
+  // More failed begins than the tries allowed.
+  await waitFor(() => consumer.stats.retried >= 4, "the kept event's transaction to fail four times");
+  other.exec("ROLLBACK");
+  other.close();
+  await waitFor(() => consumer.stats.applied === 1, "the kept event applied once the lock is gone");
+  expect(handled).toEqual(["locked"]);
+  expect(consumer.stats.deadLettered).toBe(0);
+  expect([consumer.deferredCount(), db.prepare("SELECT count(*) FROM dead_letters").pluck().get()]).toEqual([0, 0]);
+  await consumer.close();
+  db.close();
 });
 
 /**

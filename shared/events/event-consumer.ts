@@ -137,6 +137,14 @@ interface DeadLetter {
   now: number;
 }
 
+/** The handler's failure, told apart from one of the transaction around it (see EventConsumer.applyKept). */
+class HandlerFailed extends Error {
+  override readonly name = "HandlerFailed";
+  constructor(override readonly cause: unknown) {
+    super("the handler failed", { cause });
+  }
+}
+
 /** What a dead letter and a log line say of a failure. */
 function reasonOf(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -195,7 +203,10 @@ export class EventConsumer {
   private readonly deferred: DeferredEvents;
   /** Kept events, of a type known now, whose handler failed: tried again after a delay (see failKept). */
   private readonly keptFailures = new Map<string, { row: DeferredRow; tries: number }>();
+  /** The timer of the next retry pass over keptFailures, set until that pass has ended. */
   private keptRetry: NodeJS.Timeout | undefined;
+  /** A retry pass in flight; close() waits for it. */
+  private keptRetrying: Promise<void> | undefined;
   private readonly maxDeliveries: number;
   private readonly retryDelayMs: number;
   /** Set when a leader change or a renewal ended the consumption: the loop consumes again without a pause. */
@@ -246,7 +257,12 @@ export class EventConsumer {
       return true;
     });
     this.applyKeptTx = db.transaction((event: Event, row: DeferredRow): "applied" | "ignored" | "duplicate" => {
-      const done = options.ignores?.(event) ? "ignored" : this.applyTx(event, row.subject) ? "applied" : "duplicate";
+      let done: "applied" | "ignored" | "duplicate";
+      try {
+        done = options.ignores?.(event) ? "ignored" : this.applyTx(event, row.subject) ? "applied" : "duplicate";
+      } catch (error) {
+        throw new HandlerFailed(error);
+      }
       this.deferred.remove(row.event_id);
       return done;
     });
@@ -334,40 +350,48 @@ export class EventConsumer {
     }
     if (isOfUnknownType(event)) return false;
     const { span, parent } = consumerSpan(row.subject, row.traceparent ?? undefined, this.options.durable);
+    let done: "applied" | "ignored" | "duplicate";
     try {
-      const done = withSpan(span, () => this.transactions.run(this.txName, () => this.applyKeptTx.immediate(event, row)), parent);
-      span.end();
-      this.keptFailures.delete(row.event_id);
-      if (done === "applied") {
-        this.stats.applied++;
-        this.options.onApplied?.(event);
-      } else if (done === "ignored") this.stats.ignored++;
-      else this.stats.skippedDuplicates++;
-      return done === "applied";
+      done = withSpan(span, () => this.transactions.run(this.txName, () => this.applyKeptTx.immediate(event, row)), parent);
     } catch (error) {
-      withSpan(span, () => this.failKept(row, event, error, tries), parent);
-      endSpanWithError(span, error);
+      // A failure of the consumer's own transaction (BEGIN or COMMIT: the database locked, say) is not a try of the handler's.
+      const handlerFailed = error instanceof HandlerFailed;
+      const cause = handlerFailed ? error.cause : error;
+      withSpan(span, () => this.failKept(row, event, cause, handlerFailed ? tries : tries - 1), parent);
+      endSpanWithError(span, cause);
       return false;
     }
+    span.end();
+    if (done === "applied") {
+      this.stats.applied++;
+      this.options.onApplied?.(event);
+    } else if (done === "ignored") this.stats.ignored++;
+    else this.stats.skippedDuplicates++;
+    return done === "applied";
   }
 
   /**
    * A kept event that failed, as a delivered one would: tried again after
    * the growing delay, and dead-lettered after maxDeliveries tries (at once,
-   * an InvalidEvent). Tries are counted in memory: a restart tries again.
+   * an InvalidEvent). Tries are counted in memory (a restart tries anew), for
+   * at most MAX_TRACKED_FAILURES events at a time: one past that is left
+   * for the next start.
    */
   private failKept(row: DeferredRow, event: Event | undefined, error: unknown, tries: number): void {
     const reason = reasonOf(error);
     const which = { durable: this.options.durable, seq: row.stream_seq, subject: row.subject, eventId: row.event_id, requestId: event?.requestId };
     if (!(error instanceof InvalidEvent) && tries < this.maxDeliveries) {
-      const delay = this.retryDelay(tries);
-      this.keptFailures.set(row.event_id, { row, tries });
       this.stats.retried++;
+      if (this.keptFailures.size >= MAX_TRACKED_FAILURES) {
+        this.options.logger.warn({ ...which, deliveries: tries, reason }, "event failed; kept for the next start (too many kept events are failing to try them all again now)");
+        return;
+      }
+      const delay = this.retryDelay(Math.max(tries, 1));
+      this.keptFailures.set(row.event_id, { row, tries });
       this.options.logger.warn({ ...which, deliveries: tries, reason, delay }, "event failed; will retry");
       this.retryKeptAfter(delay);
       return;
     }
-    this.keptFailures.delete(row.event_id);
     try {
       this.deadLetterKept.immediate(row, tries, reason);
     } catch (recordError) {
@@ -378,13 +402,25 @@ export class EventConsumer {
     this.options.logger.error({ ...which, deliveries: tries, reason }, "event dead-lettered");
   }
 
-  /** Tries the kept events that failed again once `delay` has passed (one timer for all of them). */
+  /** Tries the kept events that failed again once `delay` has passed: one pass at a time, for all of them. */
   private retryKeptAfter(delay: number): void {
     if (this.keptRetry !== undefined || this.stopped) return;
-    this.keptRetry = setTimeout(() => {
-      this.keptRetry = undefined;
-      for (const { row, tries } of [...this.keptFailures.values()]) if (!this.stopped) this.applyKept(row, tries + 1);
-    }, delay);
+    this.keptRetry = setTimeout(() => void (this.keptRetrying = this.retryKept()), delay);
+  }
+
+  /** One pass over the kept events that failed, letting the event loop run as applyDeferred does; then the next, if some failed again. */
+  private async retryKept(): Promise<void> {
+    let tried = 0;
+    for (const { row, tries } of [...this.keptFailures.values()]) {
+      if (this.stopped) break;
+      this.keptFailures.delete(row.event_id);
+      this.applyKept(row, tries + 1);
+      if (++tried % DEFERRED_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.keptRetry = undefined;
+    this.keptRetrying = undefined;
+    const fewest = Math.min(...[...this.keptFailures.values()].map((failure) => failure.tries));
+    if (this.keptFailures.size > 0) this.retryKeptAfter(this.retryDelay(Math.max(fewest, 1)));
   }
 
   /**
@@ -401,6 +437,7 @@ export class EventConsumer {
     clearTimeout(this.keptRetry);
     this.messages?.stop();
     await this.running;
+    await this.keptRetrying;
     // Not cut between its delete and its add: made again from the stream's first event at the next start otherwise.
     await this.renewal;
     this.processPending();
