@@ -37,8 +37,11 @@ test("a query.db lost while the durable's first event is still unacked (later on
     else msg.ack();
     if (msg.info.streamSequence === 3) break;
   }
-  await nc.flush();
-  const info = await jsm.consumers.info("ORDERS", "query-orders");
+  // nats-server takes acks in on a queue of the consumer's own: the info asked right after them may not count them yet.
+  const info = await waitFor(async () => {
+    const now = await jsm.consumers.info("ORDERS", "query-orders");
+    return now.num_ack_pending === 1 ? now : undefined;
+  }, "the server to count the two acks");
   expect({ floor: info.ack_floor.stream_seq, delivered: info.delivered.stream_seq, ackPending: info.num_ack_pending }).toEqual({ floor: 0, delivered: 3, ackPending: 1 });
 
   // Then its query.db was lost: a new one, and the query service starts on it.
