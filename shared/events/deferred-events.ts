@@ -14,7 +14,7 @@ export interface DeferredRow {
   traceparent: string | null;
 }
 
-/** Rows read at a time (see DeferredEvents.pages). */
+/** Rows read at a time (see DeferredEvents.rows). */
 const PAGE = 200;
 
 /** When a stream stored a message (ms). */

@@ -3,7 +3,7 @@ import Database from "better-sqlite3";
 import { join } from "node:path";
 import { connect, type JetStreamClient, type NatsConnection } from "nats";
 import { expect, test } from "vitest";
-import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
+import { EventSchema, type Event } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { futureEvent } from "../../test/helpers/events.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { connectWithStreams, startNats, type NatsServer } from "../../test/helpers/nats.js";
@@ -20,6 +20,13 @@ import { streams, subjectOf } from "./subjects.js";
 
 /** A consumer's tables, as the services migrate them. */
 const INBOX = [inboxMigration, deadLetterTimeMigration, deferredEventsMigration];
+
+/** A "projector" deferred_events row for `event` at stream sequence `seq` (and time `seq`), as a version that did not know its type kept it; `payload`, when given, instead of the event's bytes. */
+function keepAsAnOlderVersionDid(db: Db, event: Event, seq: number, payload?: Buffer): void {
+  db.prepare(
+    "INSERT INTO deferred_events (consumer, event_id, stream, stream_seq, stream_time, subject, payload, traceparent, create_time) VALUES ('projector', ?, 'ORDERS', ?, ?, ?, ?, NULL, 0)",
+  ).run(event.eventId, seq, seq, subjectOf(event), payload ?? Buffer.from(toBinary(EventSchema, event)));
+}
 
 /** The "projector" durable consumer of the orders stream, retrying after 20 ms. */
 function projector(js: JetStreamClient, db: Db, options: Pick<EventConsumerOptions, "handle" | "maxDeliveries" | "transactions"> & Partial<Pick<EventConsumerOptions, "logger" | "onApplied">>): EventConsumer {
@@ -179,13 +186,10 @@ test("events of a payload type this code does not know (a newer producer's), mor
   // version would have, in stream order) beside those still unknown to it. One no longer decodes (a field the older
   // code kept unread, malformed: dead-lettered, and the ones after it still applied), one applies, one its handler
   // refuses as invalid (dead-lettered), one fails twice, as a delivered event may, and applies on its third try.
-  const keep = db.prepare(
-    "INSERT INTO deferred_events (consumer, event_id, stream, stream_seq, stream_time, subject, payload, traceparent, create_time) VALUES ('projector', ?, 'ORDERS', ?, ?, ?, ?, NULL, 0)",
-  );
   const known = ["garbled", "applies", "invalid", "flaky"].map((id) => newEvent(id, 1, Date.now(), { case: "orderCancelled", value: {} }));
   // An OrderCancelled (Event field 13) that says it is 5 bytes long and ends after 1.
   const garbled = Buffer.concat([toBinary(EventSchema, newEvent("garbled", 1, Date.now(), { case: undefined }), { writeUnknownFields: false }), Buffer.from([0x6a, 0x05, 0x0a])]);
-  known.forEach((event, i) => keep.run(event.eventId, 2000 + i, i, subjectOf(event), i === 0 ? garbled : Buffer.from(toBinary(EventSchema, event))));
+  known.forEach((event, i) => keepAsAnOlderVersionDid(db, event, 2000 + i, i === 0 ? garbled : undefined));
   const handled: string[] = [];
   let flakyTries = 0;
   const upgraded = projector(js, db, {
@@ -220,9 +224,7 @@ test("a kept event whose transaction cannot begin (its database locked by anothe
   const file = join(temp.path, "consumer.db");
   const db = openDatabase({ file, migrations: INBOX, busyTimeoutMs: 10 });
   const event = newEvent("locked", 1, Date.now(), { case: "orderCancelled", value: {} });
-  db.prepare(
-    "INSERT INTO deferred_events (consumer, event_id, stream, stream_seq, stream_time, subject, payload, traceparent, create_time) VALUES ('projector', ?, 'ORDERS', 1, 0, ?, ?, NULL, 0)",
-  ).run(event.eventId, subjectOf(event), Buffer.from(toBinary(EventSchema, event)));
+  keepAsAnOlderVersionDid(db, event, 1);
   const other = new Database(file);
   other.exec("BEGIN IMMEDIATE");
   const handled: string[] = [];

@@ -326,13 +326,10 @@ export class EventConsumer {
   private async applyDeferred(): Promise<void> {
     const { durable, logger } = this.options;
     let applied = 0;
-    let read = 0;
     try {
-      for (const row of this.deferred.rows()) {
-        if (this.stopped) return;
+      await this.eachInTurns(this.deferred.rows(), (row) => {
         if (this.applyKept(row, 1)) applied++;
-        if (++read % DEFERRED_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
-      }
+      });
     } catch (error) {
       logger.error({ err: error, durable }, "could not read the events kept as of an unknown type; they are read again at the next start");
     }
@@ -410,17 +407,25 @@ export class EventConsumer {
 
   /** One pass over the kept events that failed, letting the event loop run as applyDeferred does; then the next, if some failed again. */
   private async retryKept(): Promise<void> {
-    let tried = 0;
-    for (const { row, tries } of [...this.keptFailures.values()]) {
-      if (this.stopped) break;
+    await this.eachInTurns([...this.keptFailures.values()], ({ row, tries }) => {
       this.keptFailures.delete(row.event_id);
       this.applyKept(row, tries + 1);
-      if (++tried % DEFERRED_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
-    }
+    });
     this.keptRetry = undefined;
     this.keptRetrying = undefined;
+    if (this.keptFailures.size === 0) return;
     const fewest = Math.min(...[...this.keptFailures.values()].map((failure) => failure.tries));
-    if (this.keptFailures.size > 0) this.retryKeptAfter(this.retryDelay(Math.max(fewest, 1)));
+    this.retryKeptAfter(this.retryDelay(Math.max(fewest, 1)));
+  }
+
+  /** Calls `apply` for each item until the consumer stops, letting the event loop run between every DEFERRED_TURN of them. */
+  private async eachInTurns<T>(items: Iterable<T>, apply: (item: T) => void): Promise<void> {
+    let done = 0;
+    for (const item of items) {
+      if (this.stopped) return;
+      apply(item);
+      if (++done % DEFERRED_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /**
