@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Makes sure this machine has what Orderly needs, installing what it can:
-//   - node_modules matching package-lock.json (npm ci);
+//   - node_modules matching package-lock.json (npm ci when it does not);
 //   - with --test, the system tools the test suite uses (Debian packages:
 //     nats-server, Python gRPC and protoc for the cross-language client test,
 //     openssl for the mTLS tests' dev certificates, and Chromium for the
@@ -9,7 +9,7 @@
 // here); otherwise it stops and prints the exact command to run.
 // Plain JavaScript with no dependencies: it runs before node_modules exists.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
@@ -29,11 +29,36 @@ export function nodeSupport(version, engines) {
   return major < Math.min(...lines.map(([lineMajor]) => lineMajor)) ? "too old" : "untested";
 }
 
-/** Installs node_modules with `npm ci` when missing or older than package-lock.json. */
+/**
+ * Whether an install (npm's record of it, node_modules/.package-lock.json) holds what a package-lock.json asks for:
+ * every package at its locked version, integrity and source, none the lock does not name, and only optional ones
+ * (another platform's builds) left out. Contents, not file times: a fresh clone's or a checkout's lock file is newer
+ * than a matching install, and `npm ci` empties node_modules first (also a symlink's target, another checkout's).
+ */
+export function installMatchesLock(lock, installed) {
+  const locked = lock.packages ?? {};
+  const present = installed.packages ?? {};
+  if (Object.keys(present).some((path) => !(path in locked))) return false;
+  return Object.entries(locked).every(([path, entry]) => {
+    if (path === "") return true;
+    const got = present[path];
+    if (got === undefined) return entry.optional === true;
+    return got.version === entry.version && got.integrity === entry.integrity && got.resolved === entry.resolved;
+  });
+}
+
+function readJson(path) {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Installs node_modules with `npm ci` when missing or not what package-lock.json asks for. */
 export function ensureNodeModules() {
-  const marker = join(root, "node_modules", ".package-lock.json");
-  const lock = join(root, "package-lock.json");
-  if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
+  const installed = readJson(join(root, "node_modules", ".package-lock.json"));
+  if (installed !== undefined && installMatchesLock(JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")), installed)) return;
   console.log("Installing dependencies (npm ci)…");
   const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
   if (result.status !== 0) throw new Error("npm ci failed");
