@@ -97,13 +97,15 @@ export class JwtVerifier {
         requiredClaims: ["sub", "exp"],
         currentDate: new Date(now),
       });
+      // jose requires a sub but not that it is a string; the principal's subject is one (a service refused it later).
+      if (typeof payload.sub !== "string" || payload.sub === "") throw new OrderlyError("INVALID_CREDENTIALS", "the bearer token's sub must be a non-empty string");
       const roles = rolesFrom(payload.roles).filter((role) => role !== "service");
       const customerId = typeof payload.customer_id === "string" ? payload.customer_id : undefined;
       if (roles.length === 0) throw new OrderlyError("INVALID_CREDENTIALS", "the bearer token grants no role");
       if (roles.includes("customer") && customerId === undefined) {
         throw new OrderlyError("INVALID_CREDENTIALS", "a customer's bearer token must carry customer_id");
       }
-      const principal: Principal = { subject: payload.sub!, customerId, roles };
+      const principal: Principal = { subject: payload.sub, customerId, roles };
       const key = rememberKey(authorization);
       if (this.remembered.size >= MAX_REMEMBERED && !this.remembered.has(key)) this.remembered.clear();
       this.remembered.set(key, { authorization, principal, exp: payload.exp! * 1000 });

@@ -170,7 +170,7 @@ describe("authorization", () => {
     const otherKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
     const now = Math.floor(Date.now() / 1000);
     const sign = (claims: Record<string, unknown>, key = devKey, edit: (jwt: SignJWT) => SignJWT = (jwt) => jwt) =>
-      edit(new SignJWT({ roles: ["admin"], ...claims }).setProtectedHeader({ alg: "ES256" }).setSubject("admin").setIssuer(DEV_ISSUER).setAudience(DEV_AUDIENCE).setExpirationTime(now + 600)).sign(key);
+      edit(new SignJWT({ sub: "admin", roles: ["admin"], ...claims }).setProtectedHeader({ alg: "ES256" }).setIssuer(DEV_ISSUER).setAudience(DEV_AUDIENCE).setExpirationTime(now + 600)).sign(key);
     const bad: Record<string, string> = {
       expired: await sign({}, devKey, (jwt) => jwt.setExpirationTime(now - 120)),
       otherAudience: await sign({}, devKey, (jwt) => jwt.setAudience("someone-else")),
@@ -178,11 +178,15 @@ describe("authorization", () => {
       otherKey: await sign({}, otherKey),
       serviceRoleClaimed: await sign({ roles: ["service"] }),
       customerWithoutCustomerId: await sign({ roles: ["customer"] }),
+      subjectNotAString: await sign({ sub: { id: 1 } }),
+      emptySubject: await sign({ sub: "" }),
       garbage: "not.a.jwt",
     };
     for (const [name, token] of Object.entries(bad)) {
       const response = await system.api("GET", "/v1/inventory", { as: { token } });
       expect({ name, status: response.status, reason: reasonOf(response.body) }).toEqual({ name, status: 401, reason: "INVALID_CREDENTIALS" });
+      // Refused by the gateway itself, which names the token (a service would say "the principal on this call is not valid").
+      expect({ name, message: response.body.message }).toEqual({ name, message: expect.stringMatching(/bearer token|Authorization/) });
       expect(response.headers.get("www-authenticate")).toContain('error="invalid_token"');
     }
     const basic = await system.api("GET", "/v1/inventory", { as: null, headers: { authorization: "Basic YWRtaW46YWRtaW4=" } });
