@@ -212,6 +212,9 @@ function checkMessage(name: string, message: DescMessage, value: JsonValue): voi
   checkJson(message, value, `${name}.`);
 }
 
+/** A UTF-16 surrogate not paired with its other half (with the u flag a pair is one code point, not \p{Cs}). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** A scalar field's JSON value, checked against its type (an integer given as a string: as a plain decimal). */
 function checkScalar(name: string, scalar: ScalarType, value: JsonValue): JsonValue {
   const integer = INTEGER_SCALARS.get(scalar);
@@ -224,6 +227,8 @@ function checkScalar(name: string, scalar: ScalarType, value: JsonValue): JsonVa
     return text ?? value;
   }
   const expected = scalar === ScalarType.STRING || scalar === ScalarType.BYTES ? "string" : scalar === ScalarType.BOOL ? "boolean" : "number";
+  // JSON may escape half of a surrogate pair alone ("\ud800"), which is no text: protobuf-es refuses it without a name.
+  if (scalar === ScalarType.STRING && typeof value === "string" && LONE_SURROGATE.test(value)) throw invalidField(name, "must be Unicode text: it holds half of a surrogate pair alone");
   if (typeof value === expected || (expected === "number" && typeof value === "string")) return value;
   throw invalidField(name, `must be ${expected === "string" ? "a string" : expected === "boolean" ? "true or false" : "a number"}, not ${quoted(value)}`);
 }

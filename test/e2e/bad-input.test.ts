@@ -183,6 +183,7 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
       [{ quantity: 1e12 }, { field: "quantity", description: "must be a 32-bit integer: 1000000000000 is out of range" }],
       [{ quantity: 1, name: 5 }, { field: "name", description: "must be a string, not 5" }],
       [{ quantity: true }, { field: "quantity", description: "must be a 32-bit integer, not true" }],
+      [{ quantity: 1, name: "Box \ud800" }, { field: "name", description: "must be Unicode text: it holds half of a surrogate pair alone" }],
       [{ quantity: 1, colour: "red" }, { field: "colour", description: "is not a field of the request" }],
       [{ quantity: 1, unitPriceMinor: "1", unit_price_minor: "1" }, { field: "unit_price_minor", description: "is set twice (by its JSON and its proto name)" }],
     ];
