@@ -388,6 +388,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     "/healthz": (res, id) => send(res, id, 200, { status: "ok", inFlight: deps.shedder?.current ?? 0, eventLoopLagMs: deps.shedder?.eventLoopLagMs ?? 0 }),
     "/readyz": async (res, id) => {
       const readiness = await deps.readiness();
+      // Retry-After on its 503 as on every other (the README and the OpenAPI document say so).
+      if (!readiness.ready) res.setHeader("retry-after", "1");
       send(res, id, readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", services: readiness.services });
     },
     "/openapi.json": (res, id) => send(res, id, 200, deps.openApi()),

@@ -345,7 +345,7 @@ function builtIn(operationId: string, summary: string, answers: Record<string, [
         ...Object.fromEntries(
           Object.entries(answers).map(([status, [description, schema]]) => [
             status,
-            { description, headers: headerRefs("X-Request-Id"), content: { "application/json": { schema } } },
+            { description, headers: headerRefs("X-Request-Id", ...(ERROR_HEADERS[status] ?? [])), content: { "application/json": { schema } } },
           ]),
         ),
         ...Object.fromEntries([...errorStatuses(BUILT_IN_REASONS)].map(([status, named]) => [status, errorResponse(status, named, false)])),

@@ -128,10 +128,12 @@ test("every answer of a running gateway is one /openapi.json describes: its stat
 
   // A service down: /readyz says which with 503, and a read that needs it is 503 with Retry-After.
   await system.inventory.stop();
-  check("GET", "/readyz", await waitFor(async () => {
+  const unready = await waitFor(async () => {
     const r = await system.api("GET", "/readyz", { as: null });
     return r.status === 503 ? r : undefined;
-  }, "an unready gateway"));
+  }, "an unready gateway");
+  expect(unready.headers.get("retry-after")).toMatch(/^\d+$/);
+  check("GET", "/readyz", unready);
   const down = await system.api("GET", "/v1/inventory/OAS-1");
   expect([down.status, down.headers.get("retry-after")]).toEqual([503, expect.stringMatching(/^\d+$/)]);
   check("GET", "/v1/inventory/{sku}", down);
