@@ -1,5 +1,5 @@
 import { expect, test } from "vitest";
-import { processTable, readLocalRunConfig } from "./local-run.js";
+import { processTable, readLocalRunConfig, restartPlan } from "./local-run.js";
 
 /** What each process of a local run is told to reach the others at, and where the supervisor finds the gateway. */
 function addressesUnder(env: Record<string, string>): { host: string; addresses: Record<string, string> } {
@@ -29,4 +29,18 @@ test("npm start reaches its processes where ORDERLY_BIND_HOST binds them (an IPv
     "order NATS_URL": "nats://127.0.0.1:4222",
   });
   expect(addressesUnder({ ORDERLY_BIND_HOST: "192.168.1.20" }).addresses["gateway INVENTORY_ADDRESS"]).toBe("192.168.1.20:50052");
+});
+
+test("a process that ends unexpectedly is started again after 1, 2, 4, 8 and 16 s; a sixth end within five minutes stops the run", () => {
+  let ends: number[] = [];
+  const delays: (number | "give up")[] = [];
+  for (let i = 0; i < 6; i++) {
+    const plan = restartPlan(ends, 1_000_000 + i * 30_000);
+    ends = plan.ends;
+    delays.push("giveUp" in plan ? "give up" : plan.delayMs);
+  }
+  expect(delays).toEqual([1000, 2000, 4000, 8000, 16000, "give up"]);
+  // Ends older than five minutes are forgotten: a process that ran for a while starts again after 1 s.
+  const later = restartPlan(ends, 1_000_000 + 5 * 30_000 + 5 * 60_000);
+  expect(later).toEqual({ ends: [1_000_000 + 5 * 30_000 + 5 * 60_000], delayMs: 1000 });
 });

@@ -3,8 +3,10 @@
  * (nats-server, inventory, order, query, gateway; each waits for the ones
  * before it to listen), streams their logs with
  * a name prefix, waits until the gateway is ready, seeds a demo catalog into
- * an empty inventory, prints how to try it, and on SIGINT/SIGTERM/SIGHUP stops
- * everything in reverse order. Run through scripts/start.mjs.
+ * an empty inventory, prints how to try it, starts a process that ends on its
+ * own again (on its ports, while it does not keep ending), and on
+ * SIGINT/SIGTERM/SIGHUP stops everything in reverse order. Run through
+ * scripts/start.mjs.
  *
  * Security is on: before starting, it writes dev credentials into the data
  * directory (link key, token key pair, dev-tokens.json), a NATS config with one
@@ -33,6 +35,11 @@ const LOOPBACK = "127.0.0.1";
 const READY_LINE_TIMEOUT_MS = 60_000;
 const READYZ_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** A process that ends unexpectedly is started again after this wait, doubled for each of its ends in the window. */
+const RESTART_DELAY_MS = 1000;
+/** How many unexpected ends of one process within RESTART_WINDOW_MS are started again; one more stops the run. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 5 * 60_000;
 
 /** What `npm start` can be told through the environment. */
 export interface LocalRunConfig {
@@ -379,6 +386,8 @@ interface Running {
   exited: Promise<Exit>;
   /** Whether the process has ended. */
   hasExited(): boolean;
+  /** Whether it has said it listens. */
+  hasReported(): boolean;
   /** The last lines it wrote (for diagnosing a failed start). */
   tail: string[];
   /** The admin port its "listening" line reported, once it did. */
@@ -403,6 +412,7 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, shown: P
   const least = logLevels[shown.logLevel];
   const filtered = least > logLevels.info;
   let exited = false;
+  let reported = false;
   let adminPort: number | undefined;
   const exitedPromise = new Promise<Exit>((resolveExit) => {
     // "close", not "exit": by then every line it wrote has been read.
@@ -428,18 +438,23 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, shown: P
       }
       adminPort ??= pinoAdminPort(line);
       const port = spec.readyPort(line);
-      if (port !== undefined) resolveReady(port);
+      if (port !== undefined) {
+        reported = true;
+        resolveReady(port);
+      }
     };
     createInterface({ input: child.stdout! }).on("line", (line) => onLine(line, process.stdout));
     createInterface({ input: child.stderr! }).on("line", (line) => onLine(line, process.stderr));
   });
-  return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, tail, adminPort: () => adminPort };
+  return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, hasReported: () => reported, tail, adminPort: () => adminPort };
 }
 
 /** The reaper (scripts/reaper.mjs): stops what the supervisor started should the supervisor end without stopping it. */
 interface Reaper {
   /** Tells it of a process started (its process group, and its stop signal). */
   started(proc: Running): void;
+  /** Tells it a process has ended (its group is not to be signalled: the id may be another's by then). */
+  ended(proc: Running): void;
   /** Tells it the supervisor has stopped everything itself; resolves once it has exited (bounded). */
   done(): Promise<void>;
 }
@@ -461,6 +476,9 @@ function startReaper(): Reaper {
   return {
     started: (proc) => {
       if (proc.child.pid !== undefined) input.write(`${proc.child.pid} ${proc.spec.stopSignal ?? "SIGTERM"}\n`);
+    },
+    ended: (proc) => {
+      if (proc.child.pid !== undefined) input.write(`${proc.child.pid} ended\n`);
     },
     done: async () => {
       input.end("done\n");
@@ -499,6 +517,17 @@ function unexpectedExitMessage(running: Running, exit: Exit, wasReady: boolean):
     );
   }
   return wasReady ? `${name} exited unexpectedly (${how}).` : `${name} exited before it was ready (${how}).`;
+}
+
+/**
+ * What to do when a process has ended unexpectedly at `now`, given the times of its earlier unexpected ends: start it
+ * again after a wait that doubles with each end within RESTART_WINDOW_MS, or, past MAX_RESTARTS of them, give up (it
+ * keeps ending: a crash at start, a port taken for good). Returns the times to remember with it.
+ */
+export function restartPlan(earlier: readonly number[], now: number): { ends: number[] } & ({ delayMs: number } | { giveUp: true }) {
+  const ends = [...earlier.filter((time) => now - time < RESTART_WINDOW_MS), now];
+  if (ends.length > MAX_RESTARTS) return { ends, giveUp: true };
+  return { ends, delayMs: RESTART_DELAY_MS * 2 ** (ends.length - 1) };
 }
 
 /** Polls the gateway's /readyz until it answers 200. */
@@ -663,37 +692,91 @@ export async function runLocal(env: Env): Promise<number> {
   // nats-server and every service running, each in its own process group.
   for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
 
+  const ports: Record<string, number> = {};
+  /** Whether the system has been up (its banner printed): from then on a process that ends is started again. */
+  let started = false;
+  /** Times of each process's unexpected ends (see restartPlan). */
+  const ends = new Map<string, number[]>();
+
+  /** Starts the process of `slot` in `running`, and sees to it when it ends before a stop was decided. */
+  const start = (slot: number, spec: ProcessSpec, env: NodeJS.ProcessEnv): Running => {
+    const proc = launch(spec, env, out, config, (error) =>
+      decide({ failure: `could not start ${spec.name} (${spec.command[0]}): ${error.message}${spec.installHint ? `\n${spec.installHint}` : ""}` }),
+    );
+    running[slot] = proc;
+    reaper.started(proc);
+    say(`starting ${spec.name} (pid ${proc.child.pid ?? "?"})`);
+    void proc.exited.then((exit) => {
+      if (stopReason === undefined) void restartOrStop(slot, proc, env, exit);
+    });
+    return proc;
+  };
+
+  /**
+   * The port a process reports it listens on; a failure once READY_LINE_TIMEOUT_MS has passed without it, or when it
+   * ends first (which its exit handler in `start` sees to).
+   */
+  const listening = (proc: Running): Promise<number> => {
+    const timeout = new Promise<never>((_resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${proc.spec.name} did not report that it listens within ${READY_LINE_TIMEOUT_MS / 1000} s`)),
+        READY_LINE_TIMEOUT_MS,
+      );
+      void proc.ready.finally(() => clearTimeout(timer));
+      void proc.exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`${proc.spec.name} ended before it said it listens`));
+      });
+      void decided.finally(() => clearTimeout(timer));
+    });
+    return unlessStopped(Promise.race([proc.ready, timeout]));
+  };
+
+  /**
+   * A process ended without being asked to. Before the system was first up that stops the run (it could not start:
+   * a port taken, a bad setting); after, it is started again, as a process manager would, on the ports it had (the
+   * others reach it there), after a wait that grows while it keeps ending, until restartPlan gives up.
+   */
+  const restartOrStop = async (slot: number, proc: Running, env: NodeJS.ProcessEnv, exit: Exit) => {
+    const { name } = proc.spec;
+    if (!started) {
+      decide({ failure: unexpectedExitMessage(proc, exit, proc.hasReported()) });
+      return;
+    }
+    reaper.ended(proc);
+    const plan = restartPlan(ends.get(name) ?? [], Date.now());
+    ends.set(name, plan.ends);
+    const message = unexpectedExitMessage(proc, exit, proc.hasReported());
+    if ("giveUp" in plan) {
+      decide({ failure: `${message}\n${name} ended ${plan.ends.length} times within ${RESTART_WINDOW_MS / 60_000} minutes: stopping everything` });
+      return;
+    }
+    out.line(SUPERVISOR, out.style(33, `${message} Starting it again in ${plan.delayMs / 1000} s.`), process.stderr);
+    // What it started may outlive it (tsx's esbuild): gone before it starts again.
+    if (!(await runningEnded(proc))) signalRunning(proc, "SIGKILL");
+    await Promise.race([new Promise((resolveDelay) => setTimeout(resolveDelay, plan.delayMs)), decided]);
+    if (stopReason !== undefined) return;
+    const pinned = { [proc.spec.portEnv]: String(ports[name]), ...(proc.spec.admin ? { [proc.spec.admin.portEnv]: String(ports[`${name}-admin`]) } : {}) };
+    const again = start(slot, proc.spec, { ...env, ...pinned });
+    try {
+      await listening(again);
+      say(`${name} is running again (pid ${again.child.pid ?? "?"})`);
+    } catch (error) {
+      if (!(error instanceof StopRequested) && !again.hasExited()) decide({ failure: error instanceof Error ? error.message : String(error) });
+    }
+  };
+
   const startAll = async () => {
     say(`data directory: ${config.dataDir}`);
-    const ports: Record<string, number> = {};
     // A process says it listens in an info line, which the supervisor waits for: it logs info at least (launch drops
     // the lines below LOG_LEVEL).
     const logLevel = logLevels[config.logLevel] > logLevels.info ? "info" : config.logLevel;
     for (const spec of table) {
       if (stopReason !== undefined) return;
-      const childEnv = { ...process.env, ORDERLY_DATA_DIR: config.dataDir, LOG_LEVEL: logLevel, ...spec.env(ports) };
-      const proc = launch(spec, childEnv, out, config, (error) =>
-        decide({ failure: `could not start ${spec.name} (${spec.command[0]}): ${error.message}${spec.installHint ? `\n${spec.installHint}` : ""}` }),
-      );
-      running.push(proc);
-      reaper.started(proc);
-      say(`starting ${spec.name} (pid ${proc.child.pid ?? "?"})`);
-      let wasReady = false;
-      void proc.exited.then((exit) => {
-        if (stopReason === undefined) decide({ failure: unexpectedExitMessage(proc, exit, wasReady) });
-      });
-      const timeout = new Promise<never>((_resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`${spec.name} did not report that it listens within ${READY_LINE_TIMEOUT_MS / 1000} s`)),
-          READY_LINE_TIMEOUT_MS,
-        );
-        void proc.ready.finally(() => clearTimeout(timer));
-        void decided.finally(() => clearTimeout(timer));
-      });
-      ports[spec.name] = await unlessStopped(Promise.race([proc.ready, timeout]));
+      const proc = start(running.length, spec, { ...process.env, ORDERLY_DATA_DIR: config.dataDir, LOG_LEVEL: logLevel, ...spec.env(ports) });
+      ports[spec.name] = await listening(proc);
       const adminPort = proc.adminPort();
       if (adminPort !== undefined) ports[`${spec.name}-admin`] = adminPort;
-      wasReady = true;
     }
     const gatewayPort = ports.gateway;
     const gatewayAdminPort = ports["gateway-admin"];
@@ -708,6 +791,7 @@ export async function runLocal(env: Env): Promise<number> {
         : "inventory already has items: keeping them (no demo seed)",
     );
     out.plain(readyBanner(baseUrl, adminUrl, config.dataDir, out.style));
+    started = true;
   };
   startAll().catch((error: unknown) => {
     if (error instanceof StopRequested) return;

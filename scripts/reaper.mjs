@@ -4,7 +4,8 @@
 // their ports and the data directory.
 //
 // The supervisor starts this first, in a session of its own (a terminal's Ctrl-C and hang-up do not reach it),
-// and writes one line on its stdin per process it starts: "<process group> <stop signal>"; and "done" once it
+// and writes one line on its stdin per process it starts: "<process group> <stop signal>"; "<process group> ended"
+// when one has ended before the supervisor stopped it (it starts it again); and "done" once it
 // has stopped them itself. Its stdin ending without "done" means the supervisor is gone: each group gets its
 // stop signal, the last started first (as the supervisor stops them), and SIGKILL if it has not ended within
 // the supervisor's STOP_TIMEOUT_MS. Plain JavaScript, started with node alone: it must run without tsx.
@@ -25,8 +26,11 @@ let done = false;
 const lines = createInterface({ input: process.stdin });
 lines.on("line", (line) => {
   if (line === "done") done = true;
-  const [group, stopSignal] = line.split(" ");
-  if (/^\d+$/.test(group ?? "") && /^SIG[A-Z]+$/.test(stopSignal ?? "")) started.push({ group: Number(group), stopSignal });
+  const [group, word] = line.split(" ");
+  if (!/^\d+$/.test(group ?? "")) return;
+  if (/^SIG[A-Z]+$/.test(word ?? "")) started.push({ group: Number(group), stopSignal: word });
+  // A process that ended (and was started again): its group id may be another's by the time the reaper would signal it.
+  else if (word === "ended") started.splice(0, started.length, ...started.filter((proc) => proc.group !== Number(group)));
 });
 lines.on("close", async () => {
   if (!done) for (const proc of started.reverse()) await stop(proc);

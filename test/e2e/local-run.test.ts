@@ -301,7 +301,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
 });
 
 /** Runs `body` with a local run of its own data directory once it is ready, given the pids of every process it runs then. */
-async function withReadyRun(body: (run: LocalRun, pids: number[]) => Promise<void>): Promise<void> {
+async function withReadyRun(body: (run: LocalRun, pids: number[], env: Record<string, string>) => Promise<void>): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
   try {
     const env = await localRunEnv(dataDir);
@@ -309,7 +309,7 @@ async function withReadyRun(body: (run: LocalRun, pids: number[]) => Promise<voi
     await waitUntilReady(run, `http://127.0.0.1:${env.GATEWAY_PORT}`);
     const pids = run.descendants();
     expect(pids).toEqual(expect.arrayContaining(run.servicePids()));
-    await body(run, pids);
+    await body(run, pids, env);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -339,6 +339,44 @@ test("npm start's supervisor killed outright (SIGKILL, the OOM killer): nats-ser
     await waitFor(() => pids.every((pid) => !isRunning(pid)), "every process npm start ran to end", 30_000);
     await waitFor(() => run.ended(), "start.mjs to exit", 10_000);
     expect(run.child.exitCode).toBe(1);
+  }));
+
+test("npm start starts a process that ended unexpectedly (kill -9) again, on the ports it had: orders go on and their events reach the read model", () =>
+  withReadyRun(async (run, _pids, env) => {
+    const baseUrl = `http://127.0.0.1:${env.GATEWAY_PORT}`;
+    const adminUrl = `http://127.0.0.1:${env.GATEWAY_ADMIN_PORT}`;
+    const tokens = JSON.parse(readFileSync(join(env.ORDERLY_DATA_DIR!, "dev-tokens.json"), "utf8")) as { customers: Record<string, string> };
+    const alice = { authorization: `Bearer ${tokens.customers.alice}` };
+    const pidOf = (name: string) => Number([...run.output().matchAll(new RegExp(`starting ${name} \\(pid (\\d+)\\)`, "g"))].at(-1)![1]);
+    // The query service (whose admin port was a free one: the gateway's status page reaches it there again), then nats-server.
+    for (const name of ["query", "nats"]) {
+      const killed = pidOf(name);
+      process.kill(killed, "SIGKILL");
+      await waitFor(() => run.output().includes(`${name} is running again (pid ${pidOf(name)})`) && pidOf(name) !== killed, `${name} started again`, 60_000);
+      expect(run.output()).toContain(`${name} exited unexpectedly (killed by SIGKILL). Starting it again in 1 s.`);
+      expect(isRunning(killed)).toBe(false);
+    }
+    expect(run.child.exitCode).toBeNull();
+    const order = { customerId: "alice", items: [{ sku: DEMO_CATALOG[0]!.sku, quantity: 1 }] };
+    const created = await waitFor(async () => {
+      const r = await api(baseUrl, "POST", "/v1/orders", { headers: alice, body: order });
+      return r.status === 200 ? r : undefined;
+    }, "an order confirmed after the restarts", 30_000);
+    const read = await api(baseUrl, "GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`, { headers: alice });
+    expect({ status: read.status, orderStatus: read.body.status }).toEqual({ status: 200, orderStatus: "ORDER_STATUS_CONFIRMED" });
+    const health = async () => (await api(adminUrl, "GET", "/status.json")).body.processes.map((p: { name: string; healthy: boolean }) => [p.name, p.healthy]);
+    await expect.poll(health, { timeout: 15_000 }).toEqual([
+      ["gateway", true],
+      ["order", true],
+      ["inventory", true],
+      ["query", true],
+    ]);
+    // Stopped as usual: every process, the ones started again too, ends, and the run exits 0.
+    const pids = run.descendants();
+    expect(pids).toEqual(expect.arrayContaining([pidOf("query"), pidOf("nats")]));
+    expect(await run.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(pids.filter(isRunning)).toEqual([]);
+    expect(run.output()).toContain("stopped; nothing left running");
   }));
 
 test("npm start names the variable to set when a port it needs is taken, the gateway's admin port too", async () => {
