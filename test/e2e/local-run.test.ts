@@ -156,6 +156,20 @@ async function waitUntilReady(run: LocalRun, baseUrl: string): Promise<void> {
   await waitFor(async () => (await api(baseUrl, "GET", "/readyz")).status === 200, "/readyz = 200");
 }
 
+/**
+ * Waits until the gateway's status page finds every process healthy; polled, as the gateway's cache counts as healthy
+ * once it hears events, which may come a moment after the banner (or a restart).
+ */
+async function everyProcessHealthy(adminUrl: string): Promise<void> {
+  const health = async () => (await api(adminUrl, "GET", "/status.json")).body.processes.map((p: { name: string; healthy: boolean }) => [p.name, p.healthy]);
+  await expect.poll(health, { timeout: 15_000 }).toEqual([
+    ["gateway", true],
+    ["order", true],
+    ["inventory", true],
+    ["query", true],
+  ]);
+}
+
 /** Stops a run with SIGTERM and checks that it exits 0 leaving no process behind. */
 async function stopCleanly(run: LocalRun): Promise<void> {
   const pids = run.descendants();
@@ -191,14 +205,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(owned.map((path) => (statSync(path).mode & 0o777).toString(8))).toEqual(["755", "700", "600", "600", "600"]);
       // Not a terminal: the processes' lines are their JSON, and the status page finds every service.
       expect(run.output()).toMatch(/^\{"level":30,.*"service":"order".*"msg":"listening"/m);
-      // Polled: the gateway's cache counts as healthy once it hears events, which may come a moment after the banner.
-      const health = async () => (await api(adminUrl, "GET", "/status.json")).body.processes.map((p: { name: string; healthy: boolean }) => [p.name, p.healthy]);
-      await expect.poll(health, { timeout: 10_000 }).toEqual([
-        ["gateway", true],
-        ["order", true],
-        ["inventory", true],
-        ["query", true],
-      ]);
+      await everyProcessHealthy(adminUrl);
       // The services run with Orderly's Node.js flags (shared/process/node-entry.ts): Node's options, before the entry file.
       const services = run
         .servicePids()
@@ -364,13 +371,7 @@ test("npm start starts a process that ended unexpectedly (kill -9) again, on the
     }, "an order confirmed after the restarts", 30_000);
     const read = await api(baseUrl, "GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`, { headers: alice });
     expect({ status: read.status, orderStatus: read.body.status }).toEqual({ status: 200, orderStatus: "ORDER_STATUS_CONFIRMED" });
-    const health = async () => (await api(adminUrl, "GET", "/status.json")).body.processes.map((p: { name: string; healthy: boolean }) => [p.name, p.healthy]);
-    await expect.poll(health, { timeout: 15_000 }).toEqual([
-      ["gateway", true],
-      ["order", true],
-      ["inventory", true],
-      ["query", true],
-    ]);
+    await everyProcessHealthy(adminUrl);
     // Stopped as usual: every process, the ones started again too, ends, and the run exits 0.
     const pids = run.descendants();
     expect(pids).toEqual(expect.arrayContaining([pidOf("query"), pidOf("nats")]));
