@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { Server } from "node:net";
 import type { Duplex } from "node:stream";
 import { InventoryService } from "../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
@@ -35,6 +36,8 @@ import { systemStatus } from "./system-status.js";
  * to MAX_REQUEST_TIMEOUT_MS (a minVersion read, say).
  */
 const SHUTDOWN_DRAIN_MS = 5000;
+/** How long a shutdown leaves idle kept-alive connections open, for a request already on its way on one. */
+const IDLE_GRACE_MS = 1000;
 
 turnOffPretenuring();
 const config = await configOrExit("gateway", (env) => listenable(gatewayConfig(env)));
@@ -164,8 +167,11 @@ runMain(logger, async () => {
     async close() {
       // From here on every answer closes its connection (a client's next request goes to another gateway, or waits for this one's return).
       shutdown.draining.abort();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      // It stops taking connections, but a kept-alive one that is idle stays open IDLE_GRACE_MS: a request already on its
+      // way on it is answered (closing it) rather than cut off unanswered (a POST the client cannot tell was taken).
+      // http.Server's own close() would close idle connections at once, so the listening socket is closed by net.Server's.
+      const closed = new Promise<void>((resolve) => Server.prototype.close.call(server, () => resolve()));
+      const idleGrace = setTimeout(() => server.closeIdleConnections(), IDLE_GRACE_MS);
       await drain(closed, SHUTDOWN_DRAIN_MS, {
         abort: () => {
           logger.warn({ inFlight: shedder.current, drainMs: SHUTDOWN_DRAIN_MS }, "stopped waiting for the requests in flight: those waiting for a service are answered 503");
@@ -175,6 +181,7 @@ runMain(logger, async () => {
         cut: () => server.closeAllConnections(),
       });
       await closed;
+      clearTimeout(idleGrace);
       await admin.close();
       shedder.close();
       await invalidation?.close();

@@ -1,6 +1,7 @@
+import { connect, type Socket } from "node:net";
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
-import { reasonOf, startSystem, type ApiResponse, type System } from "../helpers/system.js";
+import { authorization, reasonOf, startSystem, type ApiResponse, type System } from "../helpers/system.js";
 
 /** An order of alice's for one MUG-1, confirmed. */
 async function confirmedOrder(system: System): Promise<{ id: string; version: string }> {
@@ -59,6 +60,59 @@ test("a gateway stopped with a request that finishes within the drain lets it fi
   expect(answer.headers.get("connection")).toBe("close");
   expect(await exit).toBe(0);
   expect(system.gateway.logs.join("\n")).not.toContain(STOPPED_WAITING);
+});
+
+/** One HTTP/1.1 exchange on a connection of the caller's: the answer's status, Connection header and body, or "cut off" when the connection closed first. */
+function exchange(socket: Socket, request: string): Promise<{ status: number; connection: string | undefined; body: string } | "cut off"> {
+  return new Promise((resolve) => {
+    // Closed while it was idle (the close event has passed).
+    if (socket.destroyed || socket.readableEnded) return resolve("cut off");
+    let received = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      const end = received.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = received.subarray(0, end).toString("latin1").split("\r\n");
+      const header = (name: string) => head.find((line) => line.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
+      const length = Number(header("content-length"));
+      if (received.length < end + 4 + length) return;
+      done({ status: Number(head[0]!.split(" ")[1]), connection: header("connection"), body: received.subarray(end + 4, end + 4 + length).toString("utf8") });
+    };
+    const onClose = () => done("cut off");
+    const done = (answer: Awaited<ReturnType<typeof exchange>>) => {
+      socket.off("data", onData).off("close", onClose);
+      resolve(answer);
+    };
+    socket.on("data", onData).once("close", onClose);
+    socket.write(request);
+  });
+}
+
+test("a gateway stopped as a client sends its next request on a kept-alive connection answers it (with Connection: close) rather than cutting the connection under it", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/MUG-1:restock", { body: { quantity: 20, unitPriceMinor: "450" } });
+  const { hostname, port } = new URL(system.baseUrl);
+  const order = (key: string) => {
+    const body = JSON.stringify({ customerId: "alice", items: [{ sku: "MUG-1", quantity: 1 }] });
+    const headers = { ...authorization(system.tokens, "alice"), "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), "idempotency-key": key };
+    return `POST /v1/orders HTTP/1.1\r\nhost: ${hostname}:${port}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n${body}`;
+  };
+  const socket = connect(Number(port), hostname);
+  socket.on("error", () => undefined);
+  try {
+    const first = await exchange(socket, order("kept-alive-1"));
+    expect(first).toMatchObject({ status: 200, connection: "keep-alive" });
+    // Idle between requests as the gateway is stopped; its next request goes out once the gateway takes no new connection.
+    const exit = system.gateway.stop("SIGTERM", 20_000);
+    const refused = () => new Promise<boolean>((resolve) => connect(Number(port), hostname).once("connect", function (this: Socket) { this.destroy(); resolve(false); }).once("error", () => resolve(true)));
+    await waitFor(refused, "the gateway to stop taking connections");
+    const second = await exchange(socket, order("kept-alive-2"));
+    expect(second).toMatchObject({ status: 200, connection: "close" });
+    expect(second !== "cut off" && JSON.parse(second.body).status).toBe("ORDER_STATUS_CONFIRMED");
+    expect(await exit).toBe(0);
+  } finally {
+    socket.destroy();
+  }
 });
 
 test("a query service stopped with a minVersion read waiting answers it 503 SERVICE_UNAVAILABLE (not 499: the client did not cancel), and exits 0", async () => {
