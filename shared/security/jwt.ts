@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { errors, jwtVerify } from "jose";
 import { OrderlyError } from "../errors/index.js";
+import { MAX_CUSTOMER_ID_CHARS, MAX_SUBJECT_CHARS } from "./link-token.js";
 import { rolesFrom, type Principal } from "./principal.js";
 
 /** What a bearer token must satisfy. */
@@ -97,10 +98,16 @@ export class JwtVerifier {
         requiredClaims: ["sub", "exp"],
         currentDate: new Date(now),
       });
-      // jose requires a sub but not that it is a string; the principal's subject is one (a service refused it later).
-      if (typeof payload.sub !== "string" || payload.sub === "") throw new OrderlyError("INVALID_CREDENTIALS", "the bearer token's sub must be a non-empty string");
+      // jose requires a sub but not that it is a string. The principal travels on to the services signed, within a
+      // length they take: refused here, as the bearer token's fault, what a service would refuse as the call's.
+      if (typeof payload.sub !== "string" || payload.sub === "" || payload.sub.length > MAX_SUBJECT_CHARS) {
+        throw new OrderlyError("INVALID_CREDENTIALS", `the bearer token's sub must be a string of 1 to ${MAX_SUBJECT_CHARS} characters`);
+      }
       const roles = rolesFrom(payload.roles).filter((role) => role !== "service");
       const customerId = typeof payload.customer_id === "string" ? payload.customer_id : undefined;
+      if (customerId !== undefined && (customerId === "" || customerId.length > MAX_CUSTOMER_ID_CHARS)) {
+        throw new OrderlyError("INVALID_CREDENTIALS", `the bearer token's customer_id must be 1 to ${MAX_CUSTOMER_ID_CHARS} characters`);
+      }
       if (roles.length === 0) throw new OrderlyError("INVALID_CREDENTIALS", "the bearer token grants no role");
       if (roles.includes("customer") && customerId === undefined) {
         throw new OrderlyError("INVALID_CREDENTIALS", "a customer's bearer token must carry customer_id");

@@ -16,6 +16,15 @@ const LINK_TOKEN_TTL_MS = 60_000;
  * leaked token (or one signed by a clock set wrong) is good for 90 s at most.
  */
 const CLOCK_SKEW_MS = 30_000;
+/** The longest signed principal a verifier takes (characters). */
+const MAX_LINK_TOKEN_CHARS = 4096;
+/**
+ * The longest subject and customer id a principal may have (characters): the longest signed form of both, every
+ * character escaped in its JSON (\u0001: 6 bytes), with every role, stays within MAX_LINK_TOKEN_CHARS (link-token
+ * tests). A customer id is at most 64 characters in the API too.
+ */
+export const MAX_SUBJECT_CHARS = 256;
+export const MAX_CUSTOMER_ID_CHARS = 64;
 /** A signed principal is re-signed when less than this much of its life is left (ms). */
 const RESIGN_MARGIN_MS = 30_000;
 
@@ -69,7 +78,7 @@ export class LinkTokens {
     if (cached !== undefined && cached.exp > now) return cached.principal;
     const invalid = () => new OrderlyError("INVALID_CREDENTIALS", "the principal on this call is not valid");
     const dot = token.indexOf(".");
-    if (dot <= 0 || token.length > 4096) throw invalid();
+    if (dot <= 0 || token.length > MAX_LINK_TOKEN_CHARS) throw invalid();
     const payload = token.slice(0, dot);
     const given = Buffer.from(token.slice(dot + 1), "base64url");
     const expected = this.mac(payload);

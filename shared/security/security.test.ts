@@ -5,7 +5,8 @@ import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { OrderlyError } from "../errors/index.js";
 import { accessRuleOf } from "./server-auth.js";
-import { LinkTokens } from "./link-token.js";
+import { LinkTokens, MAX_CUSTOMER_ID_CHARS, MAX_SUBJECT_CHARS } from "./link-token.js";
+import type { Role } from "./principal.js";
 import { bearerToken } from "./jwt.js";
 
 test("every Orderly RPC states who may call it; standard services are public", () => {
@@ -44,6 +45,15 @@ test("a link token verifies with its key until it expires, and not after tamperi
   expect(reason(() => new LinkTokens(key).verify(farAhead, 2_000))).toBe("INVALID_CREDENTIALS");
   expect(new LinkTokens(key).verify(links.sign(principal, 20_000), 2_000)).toEqual(principal);
   expect(() => new LinkTokens(Buffer.alloc(16))).toThrow();
+});
+
+test("the longest subject and customer id a bearer token may carry, every character escaped in JSON, with every role, sign into a link token the services take", () => {
+  const links = new LinkTokens(Buffer.alloc(32, 1));
+  const principal = { subject: "\u0001".repeat(MAX_SUBJECT_CHARS), customerId: "\u0001".repeat(MAX_CUSTOMER_ID_CHARS), roles: ["customer", "admin", "service"] as Role[] };
+  expect(links.verify(links.sign(principal, 1_000), 2_000)).toEqual(principal);
+  // A subject twice as long would not fit: the bound is what keeps the signed form within the verifier's limit.
+  const longer = { ...principal, subject: principal.subject.repeat(2) };
+  expect(() => links.verify(links.sign(longer, 1_000), 2_000)).toThrow(/not valid/);
 });
 
 test("only `Bearer <token>` is a bearer token", () => {

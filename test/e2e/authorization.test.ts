@@ -180,6 +180,9 @@ describe("authorization", () => {
       customerWithoutCustomerId: await sign({ roles: ["customer"] }),
       subjectNotAString: await sign({ sub: { id: 1 } }),
       emptySubject: await sign({ sub: "" }),
+      // Longer than the principal the services are sent can carry (a service refused the call instead).
+      longSubject: await sign({ sub: "s".repeat(3000) }),
+      longCustomerId: await sign({ roles: ["customer"], customer_id: "c".repeat(3000) }),
       garbage: "not.a.jwt",
     };
     for (const [name, token] of Object.entries(bad)) {
