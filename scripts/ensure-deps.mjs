@@ -31,9 +31,10 @@ export function nodeSupport(version, engines) {
 
 /**
  * Whether an install (npm's record of it, node_modules/.package-lock.json) holds what a package-lock.json asks for:
- * every package at its locked version, integrity and source, none the lock does not name, and only optional ones
- * (another platform's builds) left out. Contents, not file times: a fresh clone's or a checkout's lock file is newer
- * than a matching install, and `npm ci` empties node_modules first (also a symlink's target, another checkout's).
+ * every package at its locked version, integrity and source, and none the lock does not name. Left out may be
+ * optional ones (another platform's builds) and development ones (an install with --omit=dev or NODE_ENV=production,
+ * which npm start does not need). Contents, not file times: a fresh clone's or a checkout's lock file is newer than a
+ * matching install, and `npm ci` empties node_modules first (also a symlink's target, another checkout's).
  */
 export function installMatchesLock(lock, installed) {
   const locked = lock.packages ?? {};
@@ -42,7 +43,7 @@ export function installMatchesLock(lock, installed) {
   return Object.entries(locked).every(([path, entry]) => {
     if (path === "") return true;
     const got = present[path];
-    if (got === undefined) return entry.optional === true;
+    if (got === undefined) return entry.optional === true || entry.dev === true || entry.devOptional === true;
     return got.version === entry.version && got.integrity === entry.integrity && got.resolved === entry.resolved;
   });
 }

@@ -31,8 +31,13 @@ test("an install that is not what the lock asks for is installed again", () => {
   expect(withInstalled({ ...installed.packages, [some]: { ...installed.packages[some], version: "0.0.0-other" } })).toBe(false);
   expect(withInstalled({ ...installed.packages, [some]: { ...installed.packages[some], integrity: "sha512-other" } })).toBe(false);
   expect(withInstalled({ ...installed.packages, "node_modules/not-in-the-lock": { version: "1.0.0" } })).toBe(false);
-  const { [some]: _left, ...without } = installed.packages;
+  const runtime = Object.keys(installed.packages).find((path) => !lock.packages[path]!.dev && !lock.packages[path]!.optional)!;
+  const { [runtime]: _left, ...without } = installed.packages;
   expect(withInstalled(without)).toBe(false);
+  // An install without the development packages (--omit=dev, NODE_ENV=production) holds what npm start needs.
+  const withoutDev = Object.fromEntries(Object.entries(installed.packages).filter(([path]) => !lock.packages[path]!.dev));
+  expect(Object.keys(withoutDev).length).toBeLessThan(Object.keys(installed.packages).length);
+  expect(withInstalled(withoutDev)).toBe(true);
   // Another platform's optional builds are in the lock but never installed here.
   const optional = Object.keys(lock.packages).filter((path) => path !== "" && !(path in installed.packages));
   expect(optional.length).toBeGreaterThan(0);

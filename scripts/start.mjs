@@ -18,7 +18,7 @@ if (support === "too old") {
 if (support === "untested") console.warn(`Orderly is tested on Node ${engines}; this is Node ${process.versions.node}, which may work.`);
 
 try {
-  ensureNodeModules(); // npm ci when node_modules is missing or does not hold what package-lock.json asks for
+  ensureNodeModules(); // npm ci when node_modules is missing or npm's record of it differs from package-lock.json
   // nats-server, unless told to use another server or binary (scripts/local-run.ts reads these too).
   if (!process.env.NATS_URL && !process.env.NATS_SERVER_BIN) ensureAptPackages([natsPackage]);
 } catch (error) {
