@@ -451,8 +451,8 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, shown: P
 
 /** The reaper (scripts/reaper.mjs): stops what the supervisor started should the supervisor end without stopping it. */
 interface Reaper {
-  /** Tells it of a process started (its process group, and its stop signal). */
-  started(proc: Running): void;
+  /** Tells it of a process started in a slot of the start order (its process group, and its stop signal). */
+  started(proc: Running, slot: number): void;
   /** Tells it a process has ended (its group is not to be signalled: the id may be another's by then). */
   ended(proc: Running): void;
   /** Tells it the supervisor has stopped everything itself; resolves once it has exited (bounded). */
@@ -474,8 +474,8 @@ function startReaper(): Reaper {
   reaper.on("error", () => undefined);
   const exited = new Promise<void>((resolveExit) => reaper.once("exit", () => resolveExit()));
   return {
-    started: (proc) => {
-      if (proc.child.pid !== undefined) input.write(`${proc.child.pid} ${proc.spec.stopSignal ?? "SIGTERM"}\n`);
+    started: (proc, slot) => {
+      if (proc.child.pid !== undefined) input.write(`${proc.child.pid} ${proc.spec.stopSignal ?? "SIGTERM"} ${slot}\n`);
     },
     ended: (proc) => {
       if (proc.child.pid !== undefined) input.write(`${proc.child.pid} ended\n`);
@@ -697,6 +697,8 @@ export async function runLocal(env: Env): Promise<number> {
   let started = false;
   /** Times of each process's unexpected ends (see restartPlan). */
   const ends = new Map<string, number[]>();
+  /** The slots whose process ended on its own and waits to be started again (a stop then finds it ended, not unclean). */
+  const awaitingRestart = new Set<number>();
 
   /** Starts the process of `slot` in `running`, and sees to it when it ends before a stop was decided. */
   const start = (slot: number, spec: ProcessSpec, env: NodeJS.ProcessEnv): Running => {
@@ -704,7 +706,8 @@ export async function runLocal(env: Env): Promise<number> {
       decide({ failure: `could not start ${spec.name} (${spec.command[0]}): ${error.message}${spec.installHint ? `\n${spec.installHint}` : ""}` }),
     );
     running[slot] = proc;
-    reaper.started(proc);
+    awaitingRestart.delete(slot);
+    reaper.started(proc, slot);
     say(`starting ${spec.name} (pid ${proc.child.pid ?? "?"})`);
     void proc.exited.then((exit) => {
       if (stopReason === undefined) void restartOrStop(slot, proc, env, exit);
@@ -751,13 +754,17 @@ export async function runLocal(env: Env): Promise<number> {
       decide({ failure: `${message}\n${name} ended ${plan.ends.length} times within ${RESTART_WINDOW_MS / 60_000} minutes: stopping everything` });
       return;
     }
-    out.line(SUPERVISOR, out.style(33, `${message} Starting it again in ${plan.delayMs / 1000} s.`), process.stderr);
+    awaitingRestart.add(slot);
+    out.line(SUPERVISOR, out.style(33, `${message}${message.includes("\n") ? "\n" : " "}Starting it again in ${plan.delayMs / 1000} s.`), process.stderr);
     // What it started may outlive it (tsx's esbuild): gone before it starts again.
     if (!(await runningEnded(proc))) signalRunning(proc, "SIGKILL");
     await Promise.race([new Promise((resolveDelay) => setTimeout(resolveDelay, plan.delayMs)), decided]);
     if (stopReason !== undefined) return;
-    const pinned = { [proc.spec.portEnv]: String(ports[name]), ...(proc.spec.admin ? { [proc.spec.admin.portEnv]: String(ports[`${name}-admin`]) } : {}) };
-    const again = start(slot, proc.spec, { ...env, ...pinned });
+    // On the ports it had (also one first picked free: the others reach it there), which a port taken since is named by.
+    const { admin } = proc.spec;
+    const spec = { ...proc.spec, port: ports[name] ?? proc.spec.port, admin: admin && { ...admin, port: ports[`${name}-admin`] ?? admin.port } };
+    const pinned = { [spec.portEnv]: String(spec.port), ...(spec.admin ? { [spec.admin.portEnv]: String(spec.admin.port) } : {}) };
+    const again = start(slot, spec, { ...env, ...pinned });
     try {
       await listening(again);
       say(`${name} is running again (pid ${again.child.pid ?? "?"})`);
@@ -800,7 +807,7 @@ export async function runLocal(env: Env): Promise<number> {
 
   const reason = await decided;
   if ("failure" in reason) out.line(SUPERVISOR, out.style(31, `✖ ${reason.failure}`), process.stderr);
-  const clean = await stopAll(running, say);
+  const clean = await stopAll(running, say, (slot) => awaitingRestart.has(slot));
   await reaper.done();
   dataDirLock?.close();
   if ("failure" in reason) {
@@ -811,10 +818,13 @@ export async function runLocal(env: Env): Promise<number> {
   return clean ? 0 : 1;
 }
 
-/** Stops the processes in reverse start order (their stop signal, then SIGKILL after a timeout); returns whether all exited 0. */
-async function stopAll(running: readonly Running[], say: (text: string) => void): Promise<boolean> {
+/**
+ * Stops the processes in reverse start order (their stop signal, then SIGKILL after a timeout); returns whether all
+ * exited 0, but for those that had ended on their own before and were waiting to be started again (`awaiting`).
+ */
+async function stopAll(running: readonly Running[], say: (text: string) => void, awaiting: (slot: number) => boolean): Promise<boolean> {
   let clean = true;
-  for (const proc of [...running].reverse()) {
+  for (const [slot, proc] of [...running.entries()].reverse()) {
     const { name } = proc.spec;
     if (!proc.hasExited()) {
       say(`stopping ${name}`);
@@ -827,7 +837,7 @@ async function stopAll(running: readonly Running[], say: (text: string) => void)
       clearTimeout(timer);
       if (exit.code !== 0) say(`${name} ended with ${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`}`);
     }
-    if ((await proc.exited).code !== 0) clean = false;
+    if ((await proc.exited).code !== 0 && !awaiting(slot)) clean = false;
     if (!(await runningEnded(proc))) {
       say(`${name} left processes behind: killing them`);
       signalRunning(proc, "SIGKILL");

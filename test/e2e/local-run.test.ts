@@ -21,6 +21,8 @@ interface LocalRun extends AsyncDisposable {
   ended(): boolean;
   /** The pids the supervisor reported for the processes it started. */
   servicePids(): number[];
+  /** The pid it last reported for one of them (one started again has a new one). */
+  pidOf(name: string): number;
   /** Every process descended from start.mjs right now. */
   descendants(): number[];
   /** Sends a signal and resolves with how the process ended. */
@@ -114,6 +116,7 @@ function startLocalRun(env: Record<string, string>, how: "node" | "npm" = "node"
     output: () => output,
     ended: () => closed,
     servicePids: () => [...output.matchAll(/starting \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1])),
+    pidOf: (name) => Number([...output.matchAll(new RegExp(`starting ${name} \\(pid (\\d+)\\)`, "g"))].at(-1)![1]),
     descendants,
     stop,
     async [Symbol.asyncDispose]() {
@@ -354,12 +357,11 @@ test("npm start starts a process that ended unexpectedly (kill -9) again, on the
     const adminUrl = `http://127.0.0.1:${env.GATEWAY_ADMIN_PORT}`;
     const tokens = JSON.parse(readFileSync(join(env.ORDERLY_DATA_DIR!, "dev-tokens.json"), "utf8")) as { customers: Record<string, string> };
     const alice = { authorization: `Bearer ${tokens.customers.alice}` };
-    const pidOf = (name: string) => Number([...run.output().matchAll(new RegExp(`starting ${name} \\(pid (\\d+)\\)`, "g"))].at(-1)![1]);
     // The query service (whose admin port was a free one: the gateway's status page reaches it there again), then nats-server.
     for (const name of ["query", "nats"]) {
-      const killed = pidOf(name);
+      const killed = run.pidOf(name);
       process.kill(killed, "SIGKILL");
-      await waitFor(() => run.output().includes(`${name} is running again (pid ${pidOf(name)})`) && pidOf(name) !== killed, `${name} started again`, 60_000);
+      await waitFor(() => run.output().includes(`${name} is running again (pid ${run.pidOf(name)})`) && run.pidOf(name) !== killed, `${name} started again`, 60_000);
       expect(run.output()).toContain(`${name} exited unexpectedly (killed by SIGKILL). Starting it again in 1 s.`);
       expect(isRunning(killed)).toBe(false);
     }
@@ -374,8 +376,38 @@ test("npm start starts a process that ended unexpectedly (kill -9) again, on the
     await everyProcessHealthy(adminUrl);
     // Stopped as usual: every process, the ones started again too, ends, and the run exits 0.
     const pids = run.descendants();
-    expect(pids).toEqual(expect.arrayContaining([pidOf("query"), pidOf("nats")]));
+    expect(pids).toEqual(expect.arrayContaining([run.pidOf("query"), run.pidOf("nats")]));
     expect(await run.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(pids.filter(isRunning)).toEqual([]);
+    expect(run.output()).toContain("stopped; nothing left running");
+  }));
+
+test("npm start names the port a process started again cannot take, starts it once the port is free, and a stop while a process waits to be started again exits 0", () =>
+  withReadyRun(async (run, _pids, env) => {
+    // The query service's admin port was picked free (QUERY_ADMIN_PORT=0); it is started again on that port.
+    const queryAdminPort = () => Number([...run.output().matchAll(/"service":"query"[^\n]*"adminPort":(\d+)/g)].at(-1)![1]);
+    const adminPort = queryAdminPort();
+    const killed = run.pidOf("query");
+    process.kill(killed, "SIGKILL");
+    await waitFor(() => run.output().includes("query exited unexpectedly (killed by SIGKILL). Starting it again in 1 s."), "the restart's wait");
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(adminPort, "127.0.0.1", resolve));
+    try {
+      await waitFor(() => run.output().includes(`query could not listen on port ${adminPort}: it is already in use`), "the taken port named", 30_000);
+      expect(run.output()).toContain(`Set QUERY_ADMIN_PORT to a free port, e.g.  QUERY_ADMIN_PORT=${adminPort + 100} npm start\n`);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
+    await waitFor(() => run.output().includes("query is running again"), "query started again once its port is free", 30_000);
+    expect(queryAdminPort()).toBe(adminPort);
+
+    // A stop while the gateway waits to be started again: everything stops, it is not started, and the run exits 0.
+    const gateway = run.pidOf("gateway");
+    process.kill(gateway, "SIGKILL");
+    await waitFor(() => run.output().includes("gateway exited unexpectedly (killed by SIGKILL). Starting it again in 1 s."), "the gateway's restart wait");
+    const pids = run.descendants();
+    expect(await run.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(run.pidOf("gateway")).toBe(gateway);
     expect(pids.filter(isRunning)).toEqual([]);
     expect(run.output()).toContain("stopped; nothing left running");
   }));
