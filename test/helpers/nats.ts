@@ -7,7 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { freePort } from "../../shared/process/index.js";
 import { ensureStreams } from "../../shared/events/stream-setup.js";
-import { PORT_TAKEN, startWhilePortTaken, waitFor } from "./processes.js";
+import { PORT_TAKEN, startWhilePortTaken, tracked, waitFor } from "./processes.js";
 
 export { freePort } from "../../shared/process/index.js";
 
@@ -60,7 +60,7 @@ export async function startNats(options: { configFile?: string; operator?: { use
         member === undefined
           ? []
           : ["-n", member.server, "--cluster_name", member.cluster, "--cluster", `nats://127.0.0.1:${member.routePort}`, "--routes", member.routes.join(",")];
-      child = spawn(natsServerBinary(), [...config, ...cluster, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] });
+      child = tracked(spawn(natsServerBinary(), [...config, ...cluster, "-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: ["ignore", "pipe", "pipe"] }));
       const from = logs.length;
       // "close", not "exit": by then its last lines (why it stopped) have been read.
       exited = new Promise((done) => child.once("close", () => done()));

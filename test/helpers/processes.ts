@@ -8,6 +8,29 @@ import { nodeEntry } from "../../shared/process/index.js";
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
+/** What the helpers started and has not ended yet (see stopLeftovers). */
+const live = new Set<ChildProcess>();
+
+/** A process a helper started, kept track of until it ends. */
+export function tracked(child: ChildProcess): ChildProcess {
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  return child;
+}
+
+/**
+ * Kills (SIGKILL) what the helpers started that is still running, and returns how many: test/setup.ts does after each
+ * test file, as a test that fails by timing out never reaches its `await using` disposal.
+ */
+export function stopLeftovers(): number {
+  let stopped = 0;
+  for (const child of live) {
+    if (child.exitCode === null && child.signalCode === null && child.kill("SIGKILL")) stopped++;
+  }
+  live.clear();
+  return stopped;
+}
+
 /** A service process started by a test: its port, its log lines, and one way to stop it. */
 export interface ServiceProcess extends AsyncDisposable {
   readonly name: string;
@@ -30,11 +53,13 @@ export interface ServiceProcess extends AsyncDisposable {
  */
 export async function startService(name: string, entry: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
   const [executable, ...args] = nodeEntry(entry);
-  const child = spawn(executable, args, {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = tracked(
+    spawn(executable, args, {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: "info", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
   const logs: string[] = [];
   const exited = new Promise<number | string>((resolve) => {
     child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
