@@ -742,14 +742,14 @@ export async function runLocal(env: Env): Promise<number> {
    */
   const restartOrStop = async (slot: number, proc: Running, env: NodeJS.ProcessEnv, exit: Exit) => {
     const { name } = proc.spec;
+    const message = unexpectedExitMessage(proc, exit, proc.hasReported());
     if (!started) {
-      decide({ failure: unexpectedExitMessage(proc, exit, proc.hasReported()) });
+      decide({ failure: message });
       return;
     }
     reaper.ended(proc);
     const plan = restartPlan(ends.get(name) ?? [], Date.now());
     ends.set(name, plan.ends);
-    const message = unexpectedExitMessage(proc, exit, proc.hasReported());
     if ("giveUp" in plan) {
       decide({ failure: `${message}\n${name} ended ${plan.ends.length} times within ${RESTART_WINDOW_MS / 60_000} minutes: stopping everything` });
       return;
