@@ -161,7 +161,9 @@ function v1alphaReflection(): DescService {
   const rename = (typeName: string) => typeName.replace(`.${V1}.`, `.${V1ALPHA}.`);
   proto.name = proto.name.replace("/v1/", "/v1alpha/");
   proto.package = V1ALPHA;
-  for (const message of proto.messageType) for (const field of message.field) field.typeName = rename(field.typeName);
+  // Only a message or enum field names a type: setting a scalar's (proto2, so an empty string counts as set) makes a file
+  // that strict descriptor pools (Python's, C++'s: grpc_cli, grpcurl) refuse.
+  for (const message of proto.messageType) for (const field of message.field) if (field.typeName !== "") field.typeName = rename(field.typeName);
   for (const service of proto.service) {
     for (const method of service.method) {
       method.inputType = rename(method.inputType);

@@ -133,3 +133,32 @@ test("a Python client generated from proto/ restocks and reads an item over gRPC
   // The reasons an RPC declares travel with the protos: the Python client reads GetItem's from its descriptor, and the unknown SKU's is one.
   expect(output.getItemDeclares).toEqual(["ITEM_NOT_FOUND"]);
 });
+
+test("a generic Python client describes a service from its reflection alone, through v1 and v1alpha", async () => {
+  const tools = await requireTools();
+  using genDir = tempDir("orderly-python-reflection-gen-");
+  using dataDir = tempDir("orderly-python-reflection-data-");
+  // The reflection protocol's own messages only: everything else comes from the server.
+  await run(tools.protoc, ["-I", "proto", `--python_out=${genDir.path}`, "grpc/reflection/v1/reflection.proto"], { cwd: ROOT });
+  await writeDevCredentials(dataDir.path);
+  await using inventory = await startService("inventory", "services/inventory/main.ts", {
+    ORDERLY_DATA_DIR: dataDir.path,
+    INVENTORY_GRPC_PORT: "0",
+  });
+
+  const client = join(ROOT, "test/cross-language/reflection_client.py");
+  const { stdout } = await run(PYTHON, [client, "--gen-dir", genDir.path, "--address", `127.0.0.1:${inventory.port}`], {
+    env: pythonEnv(),
+    timeout: 60_000,
+  }).catch((error: Error & { stderr?: string }) => {
+    throw new Error(`the Python reflection client failed: ${error.message}\n${error.stderr ?? ""}`);
+  });
+  const described = JSON.parse(stdout) as Record<string, Record<string, string[]>>;
+
+  // Each endpoint's files build in Python's strict descriptor pool, and each listed service is found there with its methods.
+  for (const endpoint of ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]) {
+    expect(described[endpoint]?.["orderly.inventory.v1.InventoryService"]).toEqual(expect.arrayContaining(["GetItem", "ReserveStock", "Restock"]));
+    expect(described[endpoint]?.["grpc.reflection.v1alpha.ServerReflection"]).toEqual(["ServerReflectionInfo"]);
+    expect(described[endpoint]?.["grpc.reflection.v1.ServerReflection"]).toEqual(["ServerReflectionInfo"]);
+  }
+});
