@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readdirSync, rmSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
@@ -377,5 +377,33 @@ describe("events through JetStream into the read models", () => {
       status: 504,
       metadata: { orderId: "ord_01J00000000000000000000000", minVersion: "9007199254740993" },
     });
+  });
+
+  test("the README's example reads an order's events from the ORDERS stream as the operator user, and decodes them", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/README-1:restock", { body: { quantity: 5 } });
+    const created = await system.api("POST", "/v1/orders", { body: { customerId: "reader", items: [{ sku: "README-1", quantity: 2 }] } });
+    expect(created.status).toBe(200);
+
+    // The ```ts block of "Reading the events yourself", run as a reader would from the repository's root: here from a folder
+    // of its own that sees the same packages, with the generated code and the data directory where this system has them.
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const example = /\*\*Reading the events yourself\.\*\*[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    if (example === undefined) throw new Error("README.md has no ```ts example under **Reading the events yourself.**");
+    using dir = tempDir("orderly-readme-events-");
+    symlinkSync(join(ROOT, "node_modules"), join(dir.path, "node_modules"));
+    const file = join(dir.path, "read-orders.mts");
+    writeFileSync(file, example.replaceAll('"./proto/', `"${ROOT}/proto/`).replaceAll('".data/', `"${system.dataDir}/`));
+    const { stdout } = await run(process.execPath, ["--import", "tsx", file], { cwd: dir.path, env: { ...process.env, NATS_URL: system.nats.url }, timeout: 30_000 });
+
+    const events = stdout.trim().split("\n").map((line) => {
+      const [subject, json] = [line.slice(0, line.indexOf(" ")), line.slice(line.indexOf(" ") + 1)];
+      return { subject, event: JSON.parse(json) as { aggregateId: string; aggregateVersion: string } };
+    });
+    const ofOrder = events.filter((e) => e.event.aggregateId === created.body.id);
+    expect(ofOrder.map((e) => [e.subject, e.event.aggregateVersion])).toEqual([
+      ["orderly.orders.created", "1"],
+      ["orderly.orders.confirmed", "2"],
+    ]);
   });
 });
