@@ -1,12 +1,14 @@
+import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { expect, test } from "vitest";
 import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { consumerNames, streams } from "../../shared/events/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { futureEvent } from "../../test/helpers/events.js";
+import { tempDir } from "../../test/helpers/temp-dir.js";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { dumpReadModels } from "./read-store.js";
-import { replayStreams } from "./rebuild.js";
+import { compareWithLive, replayStreams } from "./rebuild.js";
 import { queryMigrations } from "./schema.js";
 
 test("a rebuild keeps an event of a payload type this code does not know (a newer version's) in deferred_events, under the live consumer's name, for an upgraded query service to apply", async () => {
@@ -26,4 +28,22 @@ test("a rebuild keeps an event of a payload type this code does not know (a newe
   ]);
   expect(dumpReadModels(db).stock_levels).toHaveLength(1);
   db.close();
+});
+
+test("comparing with the live read models only reads them: a file of an older schema version is not compared, and stays at its version", () => {
+  using temp = tempDir("orderly-rebuild-compare-");
+  const file = join(temp.path, "query.db");
+  openDatabase({ file, migrations: queryMigrations.slice(0, 4) }).close();
+  const rebuilt = openDatabase({ file: ":memory:", migrations: queryMigrations });
+  expect(compareWithLive(file, dumpReadModels(rebuilt))).toBe(
+    `the live read models (${file}) are at schema version 4 and this code's at ${queryMigrations.length}: not compared`,
+  );
+  const live = openDatabase({ file, migrations: queryMigrations.slice(0, 4) });
+  expect(live.pragma("user_version", { simple: true })).toBe(4);
+  live.close();
+
+  // At this code's version, the same read models compare equal.
+  openDatabase({ file, migrations: queryMigrations }).close();
+  expect(compareWithLive(file, dumpReadModels(rebuilt))).toBe("the rebuilt read models equal the live ones");
+  rebuilt.close();
 });

@@ -5,8 +5,9 @@
 //   npm run rebuild                   builds query.rebuilt.db beside the read model (query.db) and compares the two
 //   npm run rebuild -- --out FILE     builds FILE instead
 //   npm run rebuild -- --replace      then replaces query.db with it (refused while the query service has it open)
-import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import Database from "better-sqlite3";
+import { existsSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { AckPolicy, DeliverPolicy, nanos, type JsMsg } from "nats";
 import type { NatsAuth } from "../../shared/config/index.js";
@@ -99,6 +100,38 @@ function rebuildAuth(config: QueryConfig): NatsAuth | undefined {
 }
 
 /**
+ * Whether the read models in `file` (the live ones) equal `rebuilt`, in
+ * words. The file is only read: a live read model of another schema version
+ * is not compared (migrating it here would change a file a running service,
+ * or an older version kept for going back, has at its own version).
+ */
+export function compareWithLive(file: string, rebuilt: ReturnType<typeof dumpReadModels>): string {
+  const live = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const version = live.pragma("user_version", { simple: true }) as number;
+    if (version !== queryMigrations.length) {
+      return `the live read models (${file}) are at schema version ${version} and this code's at ${queryMigrations.length}: not compared`;
+    }
+    return isDeepStrictEqual(dumpReadModels(live), rebuilt)
+      ? "the rebuilt read models equal the live ones"
+      : "the rebuilt read models differ from the live ones (the live side may still be catching up)";
+  } finally {
+    live.close();
+  }
+}
+
+/** Whether two paths name one file (also through a link), whether or not it exists yet. */
+function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Refuses to replace a read model a connection has open (the query service
  * holds it as its writer too, see claimSoleWriter): it would go on writing
  * into the deleted files and ack the events it applied there, so they would
@@ -121,7 +154,11 @@ async function main(): Promise<void> {
   // Held from before the replay (so the run is not wasted) until the process ends: a query service cannot start on the
   // database meanwhile. Just before the files change, no other connection (a sqlite3 shell, say) may have it open either.
   if (replace) claimSoleWriter(config.dbFile, "query");
-  const out = args.out ?? join(dirname(config.dbFile), "query.rebuilt.db");
+  const out = resolve(args.out ?? join(dirname(config.dbFile), "query.rebuilt.db"));
+  // The file is emptied first: never the read model itself (a running service would go on applying, and acking, events
+  // into the file deleted under it, lost to the next start), nor a file another process has open.
+  if (sameFile(out, config.dbFile)) throw new Error(`--out ${out} is the read model itself: give another file, or use --replace to swap the rebuilt one in`);
+  if (inUse(out)) throw new Error(`${out} is open in another process: give another file with --out`);
   for (const suffix of ["", "-wal", "-shm"]) rmSync(out + suffix, { force: true });
   const db = openDatabase({ file: out, migrations: queryMigrations, synchronous: "NORMAL" });
   const started = performance.now();
@@ -130,12 +167,7 @@ async function main(): Promise<void> {
   db.close();
   const summary = Object.fromEntries(Object.entries(rebuilt).map(([table, rows]) => [table, rows.length]));
   console.log(JSON.stringify({ out, events: counts, rows: summary, ms: Math.round(performance.now() - started) }));
-  if (existsSync(config.dbFile)) {
-    const live = openDatabase({ file: config.dbFile, migrations: queryMigrations });
-    const same = isDeepStrictEqual(dumpReadModels(live), rebuilt);
-    live.close();
-    console.log(same ? "the rebuilt read models equal the live ones" : "the rebuilt read models differ from the live ones (the live side may still be catching up)");
-  }
+  if (existsSync(config.dbFile)) console.log(compareWithLive(config.dbFile, rebuilt));
   if (replace) {
     assertNotInUse(config.dbFile);
     for (const suffix of ["-wal", "-shm"]) rmSync(config.dbFile + suffix, { force: true });

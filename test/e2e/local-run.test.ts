@@ -208,6 +208,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(owned.map((path) => (statSync(path).mode & 0o777).toString(8))).toEqual(["755", "700", "600", "600", "600"]);
       // Not a terminal: the processes' lines are their JSON, and the status page finds every service.
       expect(run.output()).toMatch(/^\{"level":30,.*"service":"order".*"msg":"listening"/m);
+      expect(run.output()).toMatch(/^nats +\| \d\d:\d\d:\d\d INF +Server is ready$/m);
       await everyProcessHealthy(adminUrl);
       // The services run with Orderly's Node.js flags (shared/process/node-entry.ts): Node's options, before the entry file.
       const services = run
@@ -258,11 +259,12 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
 
     {
       // This time through npm, as the README says, and stopped the way a process manager stops it: SIGTERM to npm.
-      // With LOG_LEVEL=warn: the processes' info lines (which the supervisor waits for) are not shown.
+      // With LOG_LEVEL=warn: the processes' info lines (which the supervisor waits for) are not shown, nats-server's neither.
       await using run = startLocalRun({ ...env, LOG_LEVEL: "warn" }, "npm");
       await waitUntilReady(run, baseUrl);
       expect(run.output()).toContain("no demo seed");
       expect(run.output()).not.toMatch(/^\{"level":30,/m);
+      expect(run.output()).not.toMatch(/^nats +\| \S+ INF /m);
       expect(run.output()).not.toContain("seeded the demo catalog");
 
       const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string };
@@ -281,6 +283,15 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
         (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
       );
       expect(replacing).toMatch(/^exited 1: [\s\S]*query\.db is held by another process, its one writer \(is the query service running on it\?\): stop that process first/);
+      // Nor may --out name the read model: the rebuild would empty the file the running service writes to.
+      const liveFile = join(dataDir, "query.db");
+      const liveInode = statSync(liveFile).ino;
+      const overLive = await runRebuild(env, ["--out", liveFile]).then(
+        () => "exited 0",
+        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
+      );
+      expect(overLive).toBe(`exited 1: --out ${liveFile} is the read model itself: give another file, or use --replace to swap the rebuilt one in\n`);
+      expect(statSync(liveFile).ino).toBe(liveInode);
       // A mistyped option does nothing, rather than a rebuild that was not asked for.
       const mistyped = await runRebuild(env, ["--replcae"]).then(
         () => "exited 0",
