@@ -1,5 +1,5 @@
 import { expect, test } from "vitest";
-import { processTable, readLocalRunConfig, restartPlan } from "./local-run.js";
+import { belowLevel, processTable, readLocalRunConfig, restartPlan } from "./local-run.js";
 
 /** What each process of a local run is told to reach the others at, and where the supervisor finds the gateway. */
 function addressesUnder(env: Record<string, string>): { host: string; addresses: Record<string, string> } {
@@ -43,4 +43,16 @@ test("a process that ends unexpectedly is started again after 1, 2, 4, 8 and 16 
   // Ends older than five minutes are forgotten: a process that ran for a while starts again after 1 s.
   const later = restartPlan(ends, 1_000_000 + 5 * 30_000 + 5 * 60_000);
   expect(later).toEqual({ ends: [1_000_000 + 5 * 30_000 + 5 * 60_000], delayMs: 1000 });
+});
+
+test("npm start's LOG_LEVEL hides nats-server's lines below it as it does the services' (INF at warn), and shows a line whose level it cannot tell", () => {
+  const warn = 40;
+  const nats = (level: string, msg: string) => `[7250] 2026/12/06 17:43:11.098314 [${level}] ${msg}`;
+  const hidden = [nats("TRC", "<<- [PING]"), nats("DBG", "Created system account"), nats("INF", "Starting nats-server"), nats("INF", ""), '{"level":30,"msg":"listening"}'];
+  const shown = [nats("WRN", "Plaintext passwords detected"), nats("ERR", "Error listening on port"), nats("FTL", "Error listening on port"), '{"level":40,"msg":"slow"}'];
+  const unjudged = [nats("XYZ", "a level nats-server does not have"), "nats-server: open /nope.conf: no such file or directory", "Error: Cannot find module 'x'", "{not json"];
+  expect(hidden.filter((line) => !belowLevel(line, warn))).toEqual([]);
+  expect([...shown, ...unjudged].filter((line) => belowLevel(line, warn))).toEqual([]);
+  // At info, nats-server's info lines show; its debug and trace lines do not.
+  expect([nats("INF", "Server is ready"), nats("DBG", "Created system account")].map((line) => belowLevel(line, 30))).toEqual([false, true]);
 });

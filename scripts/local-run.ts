@@ -288,6 +288,10 @@ const LEVELS: Record<number, { name: string; color: number }> = {
   50: { name: "ERROR", color: 31 },
   60: { name: "FATAL", color: 31 },
 };
+/** A nats-server log line: `[pid] date time [LVL] msg`. */
+const NATS_LINE = /^\[\d+\] \d{4}\/\d\d\/\d\d (\d\d:\d\d:\d\d)\.\d+ \[(\w+)\] (.*)$/;
+/** nats-server's levels on pino's scale. */
+const NATS_LEVELS: Record<string, number> = { TRC: 10, DBG: 20, INF: 30, WRN: 40, ERR: 50, FTL: 60 };
 const MAX_VALUE_CHARS = 120;
 
 /** Writes prefixed lines for the supervisor and its processes. */
@@ -325,7 +329,7 @@ export function createOutput(names: readonly string[], color: boolean): Output {
  * (`[pid] date time [LVL] msg`) as `time LVL msg`; other text unchanged.
  */
 export function formatLogLine(line: string, style: (code: number, text: string) => string = (_c, t) => t): string {
-  const natsLine = /^\[\d+\] \d{4}\/\d\d\/\d\d (\d\d:\d\d:\d\d)\.\d+ \[(\w+)\] (.*)$/.exec(line);
+  const natsLine = NATS_LINE.exec(line);
   if (natsLine) {
     const [, time = "", level = "", msg = ""] = natsLine;
     const color = level === "INF" ? 32 : level === "WRN" ? 33 : level === "DBG" || level === "TRC" ? 90 : 31;
@@ -487,9 +491,13 @@ function startReaper(): Reaper {
   };
 }
 
-/** Whether a line is a pino record of a level below `least`. */
-function belowLevel(line: string, least: number): boolean {
-  const level = line.startsWith("{") ? parseJsonObject(line)?.level : undefined;
+/**
+ * Whether a line is a pino record or a nats-server line of a level below `least` (on pino's scale); a line
+ * whose level cannot be told is not.
+ */
+export function belowLevel(line: string, least: number): boolean {
+  const natsLevel = NATS_LINE.exec(line)?.[2];
+  const level = natsLevel !== undefined ? NATS_LEVELS[natsLevel] : parseJsonObject(line)?.level;
   return typeof level === "number" && level < least;
 }
 
