@@ -34,6 +34,24 @@ async function fetchStatus(address: string, timeoutMs: number): Promise<ProcessS
   return (await response.json()) as ProcessStatus;
 }
 
+/** The socket errors a stopped process gives, in words (others say themselves well enough: `getaddrinfo ENOTFOUND inventory`). */
+const SOCKET_ERRORS: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+};
+
+/**
+ * Why a service's report could not be had, in an operator's words: `no answer within 1000 ms` (a process paused or
+ * stuck), `connection refused` (none listening), or the socket error's message; not fetch's own `fetch failed`.
+ */
+function unreachableReason(error: unknown, timeoutMs: number): string {
+  if (!(error instanceof Error)) return String(error);
+  if (error.name === "TimeoutError") return `no answer within ${timeoutMs} ms`;
+  if (!(error.cause instanceof Error)) return error.message;
+  const code: unknown = (error.cause as { code?: unknown }).code;
+  return (typeof code === "string" ? SOCKET_ERRORS[code] : undefined) ?? error.cause.message;
+}
+
 /**
  * The system's status: the gateway's own report, and each service's —
  * its grpc.health.v1 answer together with what its admin server reports
@@ -53,7 +71,7 @@ export function systemStatus(deps: {
     const [self, readiness, reports] = await Promise.all([
       deps.self(),
       deps.readiness(),
-      Promise.all(deps.targets.map((t) => fetchStatus(t.address, timeoutMs).then((status) => ({ status }), (error: unknown) => ({ error: String(error) })))),
+      Promise.all(deps.targets.map((t) => fetchStatus(t.address, timeoutMs).then((status) => ({ status }), (error: unknown) => ({ error: unreachableReason(error, timeoutMs) })))),
     ]);
     const processes: ProcessEntry[] = [
       { name: self.name, healthy: self.healthy, grpcHealth: "self", metricsUrl: deps.selfMetricsUrl(), status: self },

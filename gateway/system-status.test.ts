@@ -1,0 +1,66 @@
+import { createServer, type Server, type Socket } from "node:net";
+import { expect, test } from "vitest";
+import type { ProcessStatus } from "../shared/observability/index.js";
+import { systemStatus } from "./system-status.js";
+
+/** A TCP server on a free loopback port that does `onConnection` with each connection; closed on dispose. */
+async function tcpServer(onConnection: (socket: Socket) => void): Promise<{ port: number; [Symbol.asyncDispose](): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    onConnection(socket);
+  });
+  await new Promise<void>((resolveListening) => server.listen(0, "127.0.0.1", resolveListening));
+  const { port } = server.address() as { port: number };
+  return {
+    port,
+    [Symbol.asyncDispose]: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolveClosed) => server.close(resolveClosed));
+    },
+  };
+}
+
+const gateway: ProcessStatus = {
+  name: "gateway",
+  healthy: true,
+  checks: {},
+  pid: process.pid,
+  uptimeSeconds: 1,
+  rssBytes: 0,
+  eventLoopLagMs: 0,
+  windowSeconds: 0,
+  routes: [],
+  dependencies: [],
+  outbox: undefined,
+  consumers: [],
+};
+
+test("a service that does not answer is down with the reason in an operator's words: no answer within the timeout (paused), connection refused (gone), the socket's own words otherwise", async () => {
+  // A paused process's port still accepts (the kernel does), and then nothing answers.
+  await using paused = await tcpServer(() => undefined);
+  // A killed process's port: nothing listens there any more.
+  const gone = await tcpServer(() => undefined);
+  await gone[Symbol.asyncDispose]();
+
+  const report = await systemStatus({
+    self: async () => gateway,
+    selfMetricsUrl: () => "http://127.0.0.1:9050/metrics",
+    readiness: async () => ({ ready: false, services: { order: "UNREACHABLE", inventory: "UNREACHABLE", query: "UNREACHABLE" } }),
+    targets: [
+      { name: "order", address: `127.0.0.1:${paused.port}` },
+      { name: "inventory", address: `127.0.0.1:${gone.port}` },
+      { name: "query", address: "query.invalid:9053" },
+    ],
+    timeoutMs: 300,
+  })();
+
+  expect(report.healthy).toBe(false);
+  expect(report.processes.map(({ name, healthy, status, error }) => ({ name, healthy, status, error }))).toEqual([
+    { name: "gateway", healthy: true, status: gateway, error: undefined },
+    { name: "order", healthy: false, status: undefined, error: "no answer within 300 ms" },
+    { name: "inventory", healthy: false, status: undefined, error: "connection refused" },
+    { name: "query", healthy: false, status: undefined, error: expect.stringMatching(/^getaddrinfo (ENOTFOUND|EAI_AGAIN) query\.invalid$/) },
+  ]);
+});
