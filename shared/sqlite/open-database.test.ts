@@ -48,3 +48,17 @@ test("a file that is no database is refused with a message naming it, and left a
   expect(() => openDatabase({ file, migrations: ["CREATE TABLE t (x INTEGER)"] })).toThrow(`${file} is not a SQLite database, or is damaged (SQLITE_NOTADB)`);
   expect(readFileSync(file).equals(garbage)).toBe(true);
 });
+
+test("a database a newer version migrated is refused with a message naming the file and what to do, and left as it was", () => {
+  using temp = tempDir("orderly-db-newer-");
+  const file = join(temp.path, "order.db");
+  const migrations = ["CREATE TABLE t (x INTEGER)", "ALTER TABLE t ADD COLUMN y INTEGER"];
+  openDatabase({ file, migrations }).close();
+  expect(() => openDatabase({ file, migrations: migrations.slice(0, 1) })).toThrow(
+    `${file}: database schema version 2 is newer than this code knows (1): a newer Orderly migrated it. Run that version, or this one on the copy of the data directory made before the upgrade`,
+  );
+  // Still the newer version's: a refused open changes nothing, and the newer code opens it.
+  const again = openDatabase({ file, migrations });
+  expect(again.pragma("user_version", { simple: true })).toBe(2);
+  again.close();
+});

@@ -64,7 +64,12 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
   db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   if (options.cacheMiB !== undefined) db.pragma(`cache_size = ${-Math.round(options.cacheMiB * 1024)}`);
   if (options.mmapMiB !== undefined) db.pragma(`mmap_size = ${Math.round(options.mmapMiB * 1024 * 1024)}`);
-  migrate(db, options.migrations);
+  try {
+    migrate(db, options.file, options.migrations);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   return db;
 }
 
@@ -88,10 +93,13 @@ export function keepToOwner(path: string): void {
   }
 }
 
-function migrate(db: Db, migrations: readonly Migration[]): void {
+function migrate(db: Db, file: string, migrations: readonly Migration[]): void {
   const current = db.pragma("user_version", { simple: true }) as number;
   if (current > migrations.length) {
-    throw new Error(`database schema version ${current} is newer than this code knows (${migrations.length})`);
+    throw new Error(
+      `${file}: database schema version ${current} is newer than this code knows (${migrations.length}): a newer Orderly migrated it. ` +
+        "Run that version, or this one on the copy of the data directory made before the upgrade (README: Upgrading)",
+    );
   }
   for (let version = current; version < migrations.length; version++) {
     db.transaction(() => {
