@@ -72,7 +72,7 @@ runMain(logger, async () => {
   });
   recovery.start();
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected() });
+  const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected(), events: () => events.isSetUp() });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,

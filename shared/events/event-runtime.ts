@@ -1,4 +1,4 @@
-import type { JetStreamManager, NatsConnection } from "nats";
+import { ErrorCode, NatsError, type JetStreamManager, type NatsConnection } from "nats";
 import type { Logger } from "../logging/index.js";
 import type { Db, TransactionTimer } from "../sqlite/index.js";
 import { EventConsumer, hasRecordsOf, type EventHandler } from "./event-consumer.js";
@@ -61,6 +61,8 @@ export interface EventRuntime {
   consumers(): readonly EventConsumer[];
   /** Whether NATS is connected now. */
   isConnected(): boolean;
+  /** Whether the streams and durable consumers were set up (once since the start): until then nothing is published or consumed. */
+  isSetUp(): boolean;
   /** Stops consumers and the relay, then drains the connection. */
   close(): Promise<void>;
 }
@@ -77,10 +79,20 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
       return await task();
     } catch (error) {
       if (isClosed()) throw error;
-      if (attempt === 1 || attempt % 20 === 0) logger.warn({ err: error, attempt }, `${what} failed; retrying`);
+      if (attempt === 1 || attempt % 20 === 0) {
+        // NATS refusing what was asked (a permission, a name) will not pass by itself: it is an error for an operator to fix.
+        if (isRefusal(error)) logger.error({ err: error, attempt }, `NATS refused the ${what} (see the NATS user's permissions and the consumer names); retrying`);
+        else logger.warn({ err: error, attempt }, `${what} failed; retrying`);
+      }
       await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * attempt)));
     }
   }
+}
+
+/** Whether NATS refused a request as not allowed or not valid (a permissions violation, a JetStream API error 400 or 403), rather than failed to answer it. */
+function isRefusal(error: unknown): boolean {
+  if (!(error instanceof NatsError)) return false;
+  return error.code === ErrorCode.PermissionsViolation || [400, 403].includes(error.api_error?.code ?? 0);
 }
 
 /**
@@ -121,6 +133,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
   let closed = false;
   const isClosed = () => closed;
   let following: { stop(): void } | undefined;
+  let setUpOnce = false;
 
   const ready = (async () => {
     nc = await connectNats(options.servers, options.name, logger, options.natsAuth);
@@ -153,6 +166,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       });
     await setUp(true);
     if (closed) return;
+    setUpOnce = true;
     /**
      * Makes again what JetStream lost since: a server back with an empty store (on every reconnect), or a
      * stream or durable consumer deleted under a running process (when a consumer is told it is gone, or the
@@ -206,6 +220,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     relay: () => relay,
     consumers: () => consumers,
     isConnected: () => nc !== undefined && !nc.isClosed() && nc.info !== undefined,
+    isSetUp: () => setUpOnce,
     async close() {
       closed = true;
       following?.stop();

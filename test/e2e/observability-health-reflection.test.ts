@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary, toBinary, toJson, type DescMessage } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
@@ -7,8 +8,9 @@ import {
   ServerReflectionResponseSchema,
   type ServerReflectionResponse,
 } from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
-import { waitFor } from "../helpers/processes.js";
+import { startService, waitFor } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const bytes = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
@@ -58,6 +60,35 @@ function reflect(client: grpc.Client, request: Parameters<typeof create<typeof S
     call.write(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, request)));
   });
 }
+
+test("a query service whose NATS user may not use its consumers reports not ready, and logs why at error level, rather than serving a read model that never moves", async () => {
+  await using system = await startSystem();
+  using dir = tempDir("orderly-query-copy-");
+  // A copy under a consumer name of its own, logging in as the query user, whose permissions name the first's consumers only.
+  await using copy = await startService("query-copy", "services/query/main.ts", {
+    ...system.env.query,
+    QUERY_DB_FILE: join(dir.path, "query.db"),
+    QUERY_CONSUMER_NAME: "copy-z",
+    QUERY_GRPC_PORT: "0",
+    QUERY_ADMIN_PORT: "0",
+  });
+  const refusal = await waitFor(
+    () => copy.logs.map((line) => JSON.parse(line) as { level: number; msg: string }).find((line) => line.msg.startsWith("NATS refused the stream setup")),
+    "the copy's log line saying NATS refused its stream setup",
+  );
+  expect(refusal).toMatchObject({ level: 50, msg: "NATS refused the stream setup (see the NATS user's permissions and the consumer names); retrying" });
+  const health = await fetch(`http://127.0.0.1:${copy.adminPort}/healthz`);
+  expect({ status: health.status, body: await health.json() }).toMatchObject({
+    status: 503,
+    body: { status: "not ready", checks: { serving: true, database: true, nats: true, events: false } },
+  });
+  const client = genericClient(`127.0.0.1:${copy.port}`);
+  using _client = { [Symbol.dispose]: () => client.close() };
+  const watch = watchHealth(client, "orderly.query.v1.QueryService");
+  using _watch = { [Symbol.dispose]: () => watch.cancel() };
+  await waitFor(() => watch.statuses.length > 0, "the copy's gRPC health");
+  expect(watch.statuses).toEqual(["NOT_SERVING"]);
+});
 
 test("grpc.health.v1 reports SERVING, then NOT_SERVING while NATS is down, then SERVING again; Check agrees; the gateway reports its cache cut off meanwhile", async () => {
   await using system = await startSystem();
