@@ -93,6 +93,31 @@ describe("DependencyPolicy", () => {
     expect(p.breakerState).toBe("closed");
   });
 
+  test("an error the dependency passes on from its own dependency (unavailable, its breaker open, its deadline) keeps that dependency's name and counts as relayed, not as a failure or a rejection of this policy's", async () => {
+    const p = new DependencyPolicy({ name: "order", maxAttempts: 1, halfOpenAfterMs: 60_000, breakerFailures: 2 });
+    const inventory = { dependency: "inventory" };
+    const answers = [
+      new OrderlyError("DEPENDENCY_UNAVAILABLE", "inventory is unavailable", { metadata: inventory, remote: true }),
+      new OrderlyError("CIRCUIT_OPEN", "inventory is failing; not calling it until it recovers", { metadata: { ...inventory, retryAfterSeconds: "5" }, remote: true }),
+      new OrderlyError("DEADLINE_EXCEEDED", "inventory did not answer in time", { metadata: inventory, remote: true }),
+    ];
+    for (const answer of answers) {
+      const passedOn = await p.execute(false, async () => Promise.reject(answer)).catch((error: OrderlyError) => error);
+      expect({ reason: passedOn.reason, message: passedOn.message, dependency: passedOn.metadata.dependency }).toEqual({
+        reason: answer.reason,
+        message: answer.message,
+        dependency: "inventory",
+      });
+    }
+    expect(p.stats).toMatchObject({ calls: 3, relayed: 3, failures: 0, rejectedByBreaker: 0 });
+    expect(p.breakerState).toBe("closed");
+    // Its own unavailability (shutting down: no dependency named) and the transport's are the dependency's failures.
+    await p.execute(false, async () => Promise.reject(new OrderlyError("SERVICE_UNAVAILABLE", "shutting down", { remote: true }))).catch(() => undefined);
+    const transport = await p.execute(false, async () => Promise.reject(unavailable())).catch((error: OrderlyError) => error);
+    expect(transport.message).toBe("order is unavailable");
+    expect(p.stats).toMatchObject({ relayed: 3, failures: 2 });
+  });
+
   test("opens the breaker after consecutive failures, then fails fast without calling, saying when to try again", async () => {
     const p = policy({ breakerFailures: 3, maxAttempts: 1, halfOpenAfterMs: 7_000 });
     let attempts = 0;

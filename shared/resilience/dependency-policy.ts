@@ -77,10 +77,12 @@ export interface DependencyStats {
   calls: number;
   attempts: number;
   retries: number;
-  /** Calls that failed: the transport, a timeout, or the dependency's own failure (a 5xx, or a transient answer). */
+  /** Calls that failed: the transport, a timeout, or the dependency's own failure (INTERNAL, UNKNOWN). */
   failures: number;
   /** Calls the dependency answered with a refusal of the request (a 4xx: INSUFFICIENT_STOCK, NOT_FOUND, …): it is up. */
   refusals: number;
+  /** Calls the dependency answered with a transient error of its own dependency's (inventory unavailable, passed on by order): it is up. */
+  relayed: number;
   rejectedByBreaker: number;
   rejectedByBulkhead: number;
 }
@@ -145,7 +147,7 @@ export class DependencyPolicy {
   private readonly halfOpenAfterMs: number;
   /** When the breaker last opened (epoch ms). */
   private openedAt = 0;
-  readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
+  readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
   constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger }) {
     const o = { ...defaultDependencyPolicyOptions, ...options };
@@ -288,9 +290,14 @@ export class DependencyPolicy {
       return result;
     } catch (error) {
       const translated = this.translate(error, callerSignal, deadline);
-      if (translated.reason === "CIRCUIT_OPEN") this.stats.rejectedByBreaker++;
+      // A dependency's answer (remote) is counted as what it says of the dependency: its breaker's or bulkhead's refusal of a
+      // call to its own dependency, or that one's unavailability, names that dependency and is passed on; none is this policy's.
+      if (translated.remote) {
+        if (isRefusal(translated)) this.stats.refusals++;
+        else if (isTransient(translated) && (translated.metadata.dependency ?? this.name) !== this.name) this.stats.relayed++;
+        else this.stats.failures++;
+      } else if (translated.reason === "CIRCUIT_OPEN") this.stats.rejectedByBreaker++;
       else if (translated.reason === "BULKHEAD_FULL") this.stats.rejectedByBulkhead++;
-      else if (isRefusal(translated)) this.stats.refusals++;
       else this.stats.failures++;
       throw translated;
     }
@@ -342,7 +349,8 @@ export class DependencyPolicy {
       return new OrderlyError("DEADLINE_EXCEEDED", overall ? `deadline exceeded calling ${this.name}` : `${this.name} did not answer in time`, { metadata });
     }
     const err = OrderlyError.from(error);
-    if (err.code === Code.UNAVAILABLE && err.reason === "DEPENDENCY_UNAVAILABLE") {
+    // The transport's UNAVAILABLE is this dependency's; one it answered with (remote) names its own dependency, and is kept.
+    if (err.code === Code.UNAVAILABLE && err.reason === "DEPENDENCY_UNAVAILABLE" && !err.remote) {
       return new OrderlyError("DEPENDENCY_UNAVAILABLE", `${this.name} is unavailable`, { metadata, cause: err });
     }
     return err;

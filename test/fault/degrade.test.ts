@@ -1,6 +1,7 @@
 import { expect, test } from "vitest";
 import { openReadOnly } from "../helpers/models.js";
 import { waitFor } from "../helpers/processes.js";
+import { sampleValue, scrape } from "../helpers/prometheus.js";
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { connect, createClient } from "../../shared/grpc/index.js";
 import { reasonOf, startSystem, type System } from "../helpers/system.js";
@@ -94,6 +95,11 @@ test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503, 
   });
   expect(r.status).toBe(503);
   expect(["DEPENDENCY_UNAVAILABLE", "CIRCUIT_OPEN"]).toContain(reasonOf(r.body));
+  // The client, and the gateway's metrics, are told it is the inventory that is down, not the order service that answered.
+  expect(r.body.message).toMatch(/^inventory /);
+  expect(r.body.details.find((d: { reason?: string }) => d.reason).metadata.dependency).toBe("inventory");
+  const gatewayMetrics = await scrape(`${system.adminUrl}/metrics`);
+  expect(["relayed", "error"].map((outcome) => sampleValue(gatewayMetrics, "orderly_dependency_calls_total", { dependency: "order", outcome }))).toEqual([1, 0]);
   await system.restart("inventory");
   const item = await waitFor(async () => {
     const it = await system.api("GET", "/v1/inventory/FF-1");
