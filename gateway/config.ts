@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, readAddress, readGrpcAddress, natsAuthConfig, observabilityConfig, readInt, readServiceNatsUrl, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
+import { readAddress, readGrpcAddress, natsAuthConfig, observabilityConfig, readInt, readMs, readServiceNatsUrl, readString, type Env, type NatsAuth, type ObservabilityConfig } from "../shared/config/index.js";
 import { securityConfig, type SecurityConfig } from "../shared/security/index.js";
 import type { RateLimit } from "./rate-limiter.js";
 import type { GatewayLimits } from "./http-server.js";
@@ -39,8 +39,9 @@ export const DEFAULT_CACHE_TTL_MS = 5000;
 
 /** Reads the gateway's configuration (see the README's environment table). */
 export function gatewayConfig(env: Env): GatewayConfig {
-  // A timer takes at most 2^31 - 1 ms (~24.8 days); a longer one fires at once.
-  const maxTimeoutMs = readInt(env, "MAX_REQUEST_TIMEOUT_MS", 30_000, 1, MAX_TIMER_MS);
+  const maxTimeoutMs = readMs(env, "MAX_REQUEST_TIMEOUT_MS", 30_000, 1);
+  // The whole request may take as long as its longest deadline, and a little more for its body.
+  const requestTimeoutMs = maxTimeoutMs + 10_000;
   return {
     ...observabilityConfig(env),
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
@@ -55,7 +56,7 @@ export function gatewayConfig(env: Env): GatewayConfig {
       query: readAddress(env, "QUERY_ADMIN_ADDRESS", "QUERY_ADMIN_PORT", 9053, 0),
     },
     limits: {
-      defaultTimeoutMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1, MAX_TIMER_MS),
+      defaultTimeoutMs: readMs(env, "DEFAULT_DEADLINE_MS", 5000, 1),
       maxTimeoutMs,
       maxBodyBytes: readInt(env, "MAX_BODY_BYTES", 1024 * 1024, 1),
       maxJsonDepth: readInt(env, "MAX_JSON_DEPTH", 32, 1, 1000),
@@ -69,8 +70,9 @@ export function gatewayConfig(env: Env): GatewayConfig {
     cacheMaxBytes: readInt(env, "GATEWAY_CACHE_MAX_BYTES", DEFAULT_MAX_BYTES, 1024),
     natsUrl: readServiceNatsUrl(env),
     natsAuth: natsAuthConfig(env),
-    headersTimeoutMs: readInt(env, "GATEWAY_HEADERS_TIMEOUT_MS", 10_000, 100),
-    requestTimeoutMs: maxTimeoutMs + 10_000,
+    // Node.js refuses to start a server whose headers timeout is longer than its request timeout.
+    headersTimeoutMs: readInt(env, "GATEWAY_HEADERS_TIMEOUT_MS", 10_000, 100, requestTimeoutMs, "at most the request timeout, MAX_REQUEST_TIMEOUT_MS + 10000 ms, as Node.js requires"),
+    requestTimeoutMs,
     maxHeaderBytes: readInt(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024, 1024),
     rateLimit: {
       perSecond: readInt(env, "RATE_LIMIT_PER_SECOND", 100, 1),

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
-import { readGrpcAddress, consumerConfig, readChoices, readInt, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { readGrpcAddress, consumerConfig, readChoices, readInt, readMs, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 
 /** The inventory service's configuration, read from the environment once. */
 export interface InventoryConfig extends ServiceBaseConfig, ConsumerConfig {
@@ -21,11 +21,11 @@ export function inventoryConfig(env: Env): InventoryConfig {
     dbFile: join(base.dataDir, "inventory.db"),
     ...consumerConfig(env),
     faultDelay: {
-      ms: readInt(env, "FAULT_DELAY_MS", 0, 0),
+      ms: readMs(env, "FAULT_DELAY_MS", 0),
       methods: readChoices(env, "FAULT_DELAY_METHODS", InventoryService.methods.map((method) => method.name)),
     },
     reservationTtlMs: readInt(env, "RESERVATION_TTL_MS", 15 * 60 * 1000, 1000),
-    reservationSweepMs: readInt(env, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100),
+    reservationSweepMs: readMs(env, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100),
     orderAddress: readGrpcAddress(env, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051),
   };
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { consumerConfig, readGrpcAddress, readChoice, readInt, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { consumerConfig, readGrpcAddress, readChoice, readInt, readMs, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 import { defaultDependencyPolicyOptions, type DependencyPolicyOptions } from "../../shared/resilience/index.js";
 
 /** The order service's configuration, read from the environment once. */
@@ -25,7 +25,7 @@ export function orderConfig(env: Env): OrderConfig {
     inventoryAddress: readGrpcAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
     inventoryPolicy: {
       name: "inventory",
-      attemptTimeoutMs: readInt(env, "INVENTORY_ATTEMPT_TIMEOUT_MS", 2000, 1),
+      attemptTimeoutMs: readMs(env, "INVENTORY_ATTEMPT_TIMEOUT_MS", 2000, 1),
       maxAttempts: readInt(env, "INVENTORY_MAX_ATTEMPTS", 3, 1, 10),
       backoffInitialMs: 25,
       backoffMaxMs: 250,
@@ -39,6 +39,6 @@ export function orderConfig(env: Env): OrderConfig {
     inventoryFallback: readChoice(env, "INVENTORY_FALLBACK", ["degrade", "fail-fast"], "degrade"),
     degradeMarginMs: readInt(env, "DEGRADE_MARGIN_MS", 250, 0),
     recoveryAfterMs: readInt(env, "PENDING_RECOVERY_AFTER_MS", 10_000, 100),
-    recoveryIntervalMs: readInt(env, "PENDING_RECOVERY_INTERVAL_MS", 5000, 100),
+    recoveryIntervalMs: readMs(env, "PENDING_RECOVERY_INTERVAL_MS", 5000, 100),
   };
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { MAX_TIMER_MS, consumerConfig, readInt, readQueryConsumerName, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { consumerConfig, readInt, readMs, readQueryConsumerName, readString, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
 import type { WaitLimits } from "./view-changes.js";
 
 /** The query service's configuration, read from the environment once. */
@@ -21,7 +21,7 @@ export function queryConfig(env: Env): QueryConfig {
     maxWaits: {
       perCaller: readInt(env, "QUERY_MAX_WAITS_PER_CALLER", 32, 1),
       total: readInt(env, "QUERY_MAX_WAITS", 64, 1),
-      longestMs: readInt(env, "QUERY_MAX_WAIT_MS", 30_000, 1, MAX_TIMER_MS),
+      longestMs: readMs(env, "QUERY_MAX_WAIT_MS", 30_000, 1),
     },
     ...consumerConfig(env),
   };

@@ -1,6 +1,6 @@
 import { expect, test } from "vitest";
-import { ConfigError, isGrpcTarget, readAddress, readChoices, readFileOf, readGrpcAddress, readHttpUrl, readNatsUrl } from "./env.js";
-import { observabilityConfig } from "./service-config.js";
+import { ConfigError, MAX_TIMER_MS, isGrpcTarget, readAddress, readChoices, readFileOf, readGrpcAddress, readHttpUrl, readMs, readNatsUrl } from "./env.js";
+import { observabilityConfig, readQueryConsumerName } from "./service-config.js";
 
 test("an address set wins, and the port variable is then not read at all (0 there asks the other process to pick one)", () => {
   expect(readAddress({ ORDER_ADDRESS: "10.0.0.7:6000", ORDER_GRPC_PORT: "0" }, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051)).toBe("10.0.0.7:6000");
@@ -64,4 +64,25 @@ test("NATS_URL takes server URLs separated by commas (host:port meaning nats://)
 test("ORDERLY_ADMIN_HOSTS is a comma-separated list of names, compared lower-case", () => {
   expect(observabilityConfig({ ORDERLY_ADMIN_HOSTS: " Order,prometheus.internal ,," }).adminHosts).toEqual(["order", "prometheus.internal"]);
   expect(observabilityConfig({}).adminHosts).toEqual([]);
+});
+
+test("a duration waited for with a timer takes at most 2^31 - 1 ms; a longer one is refused, naming the variable and why", () => {
+  expect(readMs({ RESERVATION_SWEEP_INTERVAL_MS: String(MAX_TIMER_MS) }, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100)).toBe(MAX_TIMER_MS);
+  expect(readMs({}, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100)).toBe(30_000);
+  expect(() => readMs({ RESERVATION_SWEEP_INTERVAL_MS: "3000000000" }, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100)).toThrow(
+    new ConfigError("RESERVATION_SWEEP_INTERVAL_MS must be between 100 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"),
+  );
+  expect(() => readMs({ RESERVATION_SWEEP_INTERVAL_MS: "99" }, "RESERVATION_SWEEP_INTERVAL_MS", 30_000, 100)).toThrow(ConfigError);
+});
+
+test("QUERY_CONSUMER_NAME makes valid durable consumer names: 1 to 64 letters, digits, - or _; anything else is refused", () => {
+  expect(readQueryConsumerName({})).toBe("query");
+  for (const good of ["copy-b", "Query_2", "q", "x".repeat(64)]) expect(readQueryConsumerName({ QUERY_CONSUMER_NAME: good })).toBe(good);
+  for (const bad of ["a.b", "a b", "a*", "a>", "a/b", "a\\b", "tab\tname", "x".repeat(65), "café"]) {
+    expect(() => readQueryConsumerName({ QUERY_CONSUMER_NAME: bad })).toThrow(
+      new ConfigError(
+        `QUERY_CONSUMER_NAME must be 1 to 64 letters, digits, "-" or "_" (the query's durable consumers are named after it, and NATS refuses a durable name with ".", "*", ">", a space or a slash), got "${bad}"`,
+      ),
+    );
+  }
 });

@@ -18,14 +18,26 @@ export function readString(env: Env, name: string, fallback: string): string {
   return value === undefined || value === "" ? fallback : value;
 }
 
-/** Reads an integer within [min, max], or the default when unset or empty. */
-export function readInt(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+/**
+ * Reads an integer within [min, max], or the default when unset or empty; a
+ * refusal says `why` the range is what it is, when given.
+ */
+export function readInt(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER, why?: string): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
   const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}${why === undefined ? "" : ` (${why})`}, got ${value}`);
   return value;
+}
+
+/**
+ * Reads a duration (ms) waited for with a timer or sent to NATS as one, within
+ * [min, MAX_TIMER_MS], or the default when unset or empty: a longer one would
+ * fire at once (Node.js warns and waits 1 ms) or be refused by the server.
+ */
+export function readMs(env: Env, name: string, fallback: number, min = 0): number {
+  return readInt(env, name, fallback, min, MAX_TIMER_MS, "ms; the longest a timer waits, about 24.8 days");
 }
 
 /** Reads one of a fixed set of values, or the default when unset or empty. */

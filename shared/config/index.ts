@@ -2,6 +2,7 @@ export {
   MAX_TIMER_MS,
   readString,
   readInt,
+  readMs,
   readChoice,
   readChoices,
   readAddress,

@@ -1,6 +1,6 @@
 import { logLevels, type LogLevel } from "../logging/index.js";
 import { securityConfig, type SecurityConfig } from "../security/config.js";
-import { MAX_TIMER_MS, readChoice, readFileOf, readHttpUrl, readInt, readNatsUrl, readString, type Env } from "./env.js";
+import { ConfigError, readChoice, readFileOf, readHttpUrl, readInt, readMs, readNatsUrl, readString, type Env } from "./env.js";
 
 /** How a process logs and traces. */
 export interface ObservabilityConfig {
@@ -23,9 +23,23 @@ export function readServiceNatsUrl(env: Env): string {
   return readNatsUrl(env, `nats://127.0.0.1:${readInt(env, "NATS_PORT", 4222, 1, 65535)}`);
 }
 
-/** Reads QUERY_CONSUMER_NAME: what the query service's durable consumers are named after. */
+/**
+ * What a query consumer name may be: the durable consumers are named after it
+ * (`<name>-orders`, `<name>-rebuild-inventory`), and NATS refuses a durable
+ * name with `.`, `*`, `>`, whitespace or a path separator. 64 keeps the
+ * longest (82 characters) far below nats-server's 255.
+ */
+const QUERY_CONSUMER_NAME_FORM = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Reads QUERY_CONSUMER_NAME: what the query service's durable consumers are named after ("query" by default). */
 export function readQueryConsumerName(env: Env): string {
-  return readString(env, "QUERY_CONSUMER_NAME", "query");
+  const name = readString(env, "QUERY_CONSUMER_NAME", "query");
+  if (!QUERY_CONSUMER_NAME_FORM.test(name)) {
+    throw new ConfigError(
+      `QUERY_CONSUMER_NAME must be 1 to 64 letters, digits, "-" or "_" (the query's durable consumers are named after it, and NATS refuses a durable name with ".", "*", ">", a space or a slash), got "${name}"`,
+    );
+  }
+  return name;
 }
 
 /** Reads LOG_LEVEL, the OpenTelemetry settings (the standard OTEL_* names) and ORDERLY_ADMIN_HOSTS. */
@@ -33,7 +47,7 @@ export function observabilityConfig(env: Env): ObservabilityConfig {
   return {
     logLevel: readLogLevel(env),
     otlpEndpoint: readHttpUrl(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
-    spanExportDelayMs: readInt(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1),
+    spanExportDelayMs: readMs(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1),
     adminHosts: readString(env, "ORDERLY_ADMIN_HOSTS", "")
       .split(",")
       .map((name) => name.trim().toLowerCase())
@@ -93,8 +107,7 @@ export function serviceBaseConfig(
     natsUrl: readServiceNatsUrl(env),
     natsAuth: natsAuthConfig(env),
     security: securityConfig(env, dataDir, { requireJwt: false }),
-    // A timer takes at most 2^31 - 1 ms; a longer budget would end at once.
-    defaultBudgetMs: readInt(env, "DEFAULT_DEADLINE_MS", 5000, 1, MAX_TIMER_MS),
+    defaultBudgetMs: readMs(env, "DEFAULT_DEADLINE_MS", 5000, 1),
     streamMaxEvents: readInt(env, "STREAM_MAX_EVENTS", 2_000_000, 10),
     // JetStream keeps at most 5 copies of a stream.
     streamReplicas: readInt(env, "STREAM_REPLICAS", 1, 1, 5),
@@ -113,6 +126,6 @@ export function consumerConfig(env: Env): ConsumerConfig {
   return {
     maxDeliveries: readInt(env, "CONSUMER_MAX_DELIVERIES", 5, 1),
     retryDelayMs: readInt(env, "CONSUMER_RETRY_DELAY_MS", 200, 1),
-    ackWaitMs: readInt(env, "CONSUMER_ACK_WAIT_MS", 5000, 100),
+    ackWaitMs: readMs(env, "CONSUMER_ACK_WAIT_MS", 5000, 100),
   };
 }

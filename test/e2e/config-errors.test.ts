@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { expect, test } from "vitest";
 import { writeDevCredentials } from "../../scripts/dev-security.js";
 import { nodeEntry } from "../../shared/process/index.js";
+import { runPool } from "../helpers/load.js";
 import { ROOT } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -42,12 +43,32 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
     ["services/order/main.ts", { INVENTORY_ADDRESS: "bad" }, "order: INVENTORY_ADDRESS must be host:port"],
     ["services/inventory/main.ts", { ORDER_ADDRESS: "bad" }, "inventory: ORDER_ADDRESS must be host:port"],
     ["services/inventory/main.ts", { FAULT_DELAY_METHODS: "ReserveStock,NoSuchMethod" }, 'inventory: FAULT_DELAY_METHODS must be names among GetItem, ListItems, Restock, ReserveStock, ReleaseStock, separated by commas, got "NoSuchMethod"'],
+    [
+      "gateway/main.ts",
+      { GATEWAY_HEADERS_TIMEOUT_MS: "60000" },
+      "gateway: GATEWAY_HEADERS_TIMEOUT_MS must be between 100 and 40000 (at most the request timeout, MAX_REQUEST_TIMEOUT_MS + 10000 ms, as Node.js requires), got 60000",
+    ],
+    // Durations a timer waits for, or NATS is sent: a longer one would fire every 1 ms, or be refused by the server for ever.
+    ["services/inventory/main.ts", { RESERVATION_SWEEP_INTERVAL_MS: "3000000000" }, "inventory: RESERVATION_SWEEP_INTERVAL_MS must be between 100 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
+    ["services/order/main.ts", { PENDING_RECOVERY_INTERVAL_MS: "3000000000" }, "order: PENDING_RECOVERY_INTERVAL_MS must be between 100 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
+    ["gateway/main.ts", { OTEL_BSP_SCHEDULE_DELAY: "3000000000" }, "gateway: OTEL_BSP_SCHEDULE_DELAY must be between 1 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
+    ["services/query/main.ts", { CONSUMER_ACK_WAIT_MS: "99999999999999" }, "query: CONSUMER_ACK_WAIT_MS must be between 100 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 99999999999999"],
+    ["services/order/main.ts", { INVENTORY_ATTEMPT_TIMEOUT_MS: "3000000000" }, "order: INVENTORY_ATTEMPT_TIMEOUT_MS must be between 1 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
+    ["services/inventory/main.ts", { FAULT_DELAY_MS: "3000000000" }, "inventory: FAULT_DELAY_MS must be between 0 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
+    // The query's durable consumers are named after it; npm start gives its NATS user those names.
+    ...["a.b", "a b"].map((name): [string, Record<string, string>, string] => [
+      "services/query/main.ts",
+      { QUERY_CONSUMER_NAME: name },
+      `query: QUERY_CONSUMER_NAME must be 1 to 64 letters, digits, "-" or "_" (the query's durable consumers are named after it, and NATS refuses a durable name with ".", "*", ">", a space or a slash), got "${name}"`,
+    ]),
+    ["scripts/local-run.ts", { QUERY_CONSUMER_NAME: "a.b" }, 'QUERY_CONSUMER_NAME must be 1 to 64 letters, digits, "-" or "_"'],
   ];
   // Every other setting is good: the dev credentials of a data directory of its own.
   using temp = tempDir("orderly-config-");
   const dataDir = temp.path;
   await writeDevCredentials(dataDir);
-  const results = await Promise.all(cases.map(([entry, env]) => exitOf(entry, { ORDERLY_DATA_DIR: dataDir, ...env })));
+  // A few at a time: started all at once on a machine of two cores, a process can take longer than exitOf's timeout to load.
+  const results = await runPool(cases.length, 6, (i) => exitOf(cases[i]![0], { ORDERLY_DATA_DIR: dataDir, ...cases[i]![1] }));
   for (const [i, [, , expected]] of cases.entries()) {
     const { code, stderr } = results[i]!;
     expect({ expected, code, lines: stderr.trim().split("\n").length, named: stderr.includes(expected) }).toEqual({ expected, code: 2, lines: 1, named: true });
