@@ -62,6 +62,7 @@ runMain(logger, async () => {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
+    portSetting: config.portSettings.grpc,
     auth,
     tls: config.security.tls,
     logger,
@@ -71,7 +72,7 @@ runMain(logger, async () => {
     budget: { ...defaultCallBudget, defaultMs: config.defaultBudgetMs },
     services: [registration(InventoryService, inventoryHandlers(store, fates))],
   });
-  const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, allowedHosts: config.adminHosts, metrics, health, logger, events });
+  const admin = await startServiceAdmin({ name: "inventory", host: config.host, port: config.adminPort, portSetting: config.portSettings.admin, allowedHosts: config.adminHosts, metrics, health, logger, events });
   logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl, order: config.orderAddress }, "listening");
   return {
     async close() {

@@ -76,6 +76,7 @@ runMain(logger, async () => {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
+    portSetting: config.portSettings.grpc,
     auth,
     tls: config.security.tls,
     logger,
@@ -91,7 +92,7 @@ runMain(logger, async () => {
       ),
     ],
   });
-  const admin = await startServiceAdmin({ name: "order", host: config.host, port: config.adminPort, allowedHosts: config.adminHosts, metrics, health, logger, policies: [inventoryPolicy], events });
+  const admin = await startServiceAdmin({ name: "order", host: config.host, port: config.adminPort, portSetting: config.portSettings.admin, allowedHosts: config.adminHosts, metrics, health, logger, policies: [inventoryPolicy], events });
   // Expired keys go a chunk at a time, so a large prune never holds the service (see OrderStore.pruneIdempotencyKeys).
   let pruning = true;
   const pruneKeys = async () => {

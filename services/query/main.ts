@@ -45,6 +45,7 @@ runMain(logger, async () => {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
+    portSetting: config.portSettings.grpc,
     auth: serviceAuth(config.security),
     tls: config.security.tls,
     logger,
@@ -55,7 +56,7 @@ runMain(logger, async () => {
       registration(QueryService, queryHandlers({ store: new ReadStore(db), changes })),
     ],
   });
-  const admin = await startServiceAdmin({ name: "query", host: config.host, port: config.adminPort, allowedHosts: config.adminHosts, metrics, health, logger, events });
+  const admin = await startServiceAdmin({ name: "query", host: config.host, port: config.adminPort, portSetting: config.portSettings.admin, allowedHosts: config.adminHosts, metrics, health, logger, events });
   logger.info({ port: server.port, adminPort: admin.port, db: config.dbFile, nats: config.natsUrl }, "listening");
   return {
     async close() {

@@ -7,7 +7,11 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The environment a process reads its configuration from. */
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** A configuration value that is present but not usable. */
+/**
+ * A configuration value that is present but not usable, or what it names:
+ * a port taken, a data directory whose database another process holds or a
+ * newer version migrated. A process ends on it with one line, its message.
+ */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }

@@ -61,6 +61,8 @@ export interface ServiceBaseConfig extends ObservabilityConfig {
   port: number;
   /** Port of the admin HTTP server (/metrics, /healthz, /status.json); 0 picks a free one. */
   adminPort: number;
+  /** The variables that set the two ports (for a message when one cannot be listened on). */
+  portSettings: { grpc: string; admin: string };
   dataDir: string;
   synchronous: "NORMAL" | "FULL";
   natsUrl: string;
@@ -102,6 +104,7 @@ export function serviceBaseConfig(
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
     port: readInt(env, ports.grpc[0], ports.grpc[1], 0, 65535),
     adminPort: readInt(env, ports.admin[0], ports.admin[1], 0, 65535),
+    portSettings: { grpc: ports.grpc[0], admin: ports.admin[0] },
     dataDir,
     synchronous: readChoice(env, "SQLITE_SYNCHRONOUS", ["NORMAL", "FULL"], "NORMAL"),
     natsUrl: readServiceNatsUrl(env),

@@ -18,6 +18,7 @@ import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { HealthState, healthService } from "./health.js";
 import { reflectionServices } from "./reflection.js";
 import { ABANDON_MS, drain, settlesWithin } from "../process/index.js";
+import { listenRefusal } from "../process/listen.js";
 
 /** A protobuf-es service descriptor with its handlers. */
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -62,6 +63,8 @@ export interface RunningServer {
 export interface GrpcServerOptions {
   host: string;
   port: number;
+  /** The variable that set the port (ORDER_GRPC_PORT, say), for the message when it cannot be listened on. */
+  portSetting?: string;
   services: readonly ServiceRegistration[];
   logger: Logger;
   /** Authenticates callers and enforces each RPC's access rule; without it, calls are not authorized (tests of other concerns only). */
@@ -346,7 +349,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   for (const s of streaming) server.addService(s.definition, s.implementation);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(bindAddress(options.host, options.port), serverCredentials(options.tls), (error, bound) =>
-      error ? reject(error) : resolve(bound),
+      error ? reject(listenRefusal(error, { host: options.host, port: options.port, setting: options.portSetting })) : resolve(bound),
     );
   });
   return {

@@ -12,6 +12,8 @@ export interface AdminServerOptions {
   host: string;
   /** 0 picks a free port (the port is in the returned object, and processes log it). */
   port: number;
+  /** The variable that set the port (GATEWAY_ADMIN_PORT, say), for the message when it cannot be listened on. */
+  portSetting?: string;
   registry: Registry;
   /** The report at /status.json: a service's own (ProcessStatus), the gateway's of the whole system. */
   status: () => Promise<unknown>;
@@ -89,7 +91,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       else res.destroy();
     });
   });
-  await listen(server, options.port, options.host, options.logger, "admin");
+  await listen(server, options.port, options.host, options.logger, "admin", options.portSetting);
   const address = server.address();
   return {
     port: typeof address === "object" && address ? address.port : options.port,

@@ -16,6 +16,8 @@ export interface ServiceAdminOptions {
   name: string;
   host: string;
   port: number;
+  /** The variable that set the port, for the message when it cannot be listened on. */
+  portSetting: string;
   metrics: ProcessMetrics;
   health: HealthState;
   logger: Logger;
@@ -39,6 +41,7 @@ export async function startServiceAdmin(options: ServiceAdminOptions): Promise<A
   const server = await startAdminServer({
     host: options.host,
     port: options.port,
+    portSetting: options.portSetting,
     registry: metrics.registry,
     health,
     logger: options.logger,

@@ -28,7 +28,9 @@ export function runMain(
 ): void {
   let stopping = false;
   const fail = (error: unknown) => {
-    logger.fatal({ err: error }, "fatal error");
+    // A setting, or what it names, this process cannot use (a port taken, say): the message says what to change; a stack would not.
+    if (error instanceof ConfigError) logger.fatal(error.message);
+    else logger.fatal({ err: error }, "fatal error");
     exitAfterLogs(logger, 1);
   };
   process.on("uncaughtException", fail);

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { ConfigError } from "../config/env.js";
 import { keepToOwner } from "./open-database.js";
 
 /**
@@ -55,7 +56,7 @@ export function claimSoleWriter(file: string, service: string): { release(): voi
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const lock = holdExclusively(`${file}.lock`);
   if (lock === undefined) {
-    throw new Error(`${file} is held by another process, its one writer (is the ${service} service running on it?): stop that process first, or use another data directory`);
+    throw new ConfigError(`${file} is held by another process, its one writer (is the ${service} service running on it?): stop that process first, or use another data directory`);
   }
   return { release: () => lock.close() };
 }

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { chmodSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
+import { ConfigError } from "../config/env.js";
 
 /** A better-sqlite3 database handle. */
 export type Db = Database.Database;
@@ -55,7 +56,7 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
     db.close();
     const code = (error as { code?: unknown }).code;
     if (code !== "SQLITE_NOTADB" && code !== "SQLITE_CORRUPT") throw error;
-    throw new Error(`${options.file} is not a SQLite database, or is damaged (${code}): restore it from a backup, or move it away to start empty`, { cause: error });
+    throw new ConfigError(`${options.file} is not a SQLite database, or is damaged (${code}): restore it from a backup, or move it away to start empty`, { cause: error });
   }
   if (onDisk) for (const suffix of ["-wal", "-shm"]) keepToOwner(options.file + suffix);
   db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`);
@@ -96,7 +97,7 @@ export function keepToOwner(path: string): void {
 function migrate(db: Db, file: string, migrations: readonly Migration[]): void {
   const current = db.pragma("user_version", { simple: true }) as number;
   if (current > migrations.length) {
-    throw new Error(
+    throw new ConfigError(
       `${file}: database schema version ${current} is newer than this code knows (${migrations.length}): a newer Orderly migrated it. ` +
         "Run that version, or this one on the copy of the data directory made before the upgrade (README: Upgrading)",
     );

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { writeDevCredentials } from "../../scripts/dev-security.js";
@@ -75,6 +76,40 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
   }
 });
 
+/** The fatal lines of a process's JSON log. */
+function fatalLines(log: string): { msg: string }[] {
+  return log
+    .split("\n")
+    .filter((line) => line.includes('"level":60'))
+    .map((line) => JSON.parse(line) as { msg: string });
+}
+
+test("a process whose port is taken exits 1 with one log line naming the variable that set it, not a stack trace", async () => {
+  using temp = tempDir("orderly-port-taken-");
+  await writeDevCredentials(temp.path);
+  const taker = createServer();
+  await new Promise<void>((resolve) => taker.listen(0, "127.0.0.1", resolve));
+  using _taker = { [Symbol.dispose]: () => void taker.close() };
+  const port = (taker.address() as AddressInfo).port;
+  // The process's other port is picked free: only the one taken is in the way (order and inventory have a database each in the directory).
+  const cases: [entry: string, setting: string, other: string][] = [
+    ["services/order/main.ts", "ORDER_GRPC_PORT", "ORDER_ADMIN_PORT"],
+    ["services/inventory/main.ts", "INVENTORY_ADMIN_PORT", "INVENTORY_GRPC_PORT"],
+    ["gateway/main.ts", "GATEWAY_PORT", "GATEWAY_ADMIN_PORT"],
+    ["gateway/main.ts", "GATEWAY_ADMIN_PORT", "GATEWAY_PORT"],
+  ];
+  const results = await runPool(cases.length, 4, (i) => exitOf(cases[i]![0], { ORDERLY_DATA_DIR: temp.path, [cases[i]![2]]: "0", [cases[i]![1]]: String(port) }));
+  for (const [i, [, setting]] of cases.entries()) {
+    const { code, stdout } = results[i]!;
+    expect({ setting, code, fatal: fatalLines(stdout).map((line) => line.msg), stack: stdout.includes('"stack"') }).toEqual({
+      setting,
+      code: 1,
+      fatal: [`${setting}: cannot listen on 127.0.0.1:${port}: address already in use (is another Orderly still running?); set ${setting} to a free port`],
+      stack: false,
+    });
+  }
+});
+
 test("a second instance of a service on a data directory in use refuses to start, naming its database, and the first goes on", async () => {
   await using system = await startSystem();
   await system.api("POST", "/v1/inventory/ONE-WRITER:restock", { body: { quantity: 5 } });
@@ -84,11 +119,12 @@ test("a second instance of a service on a data directory in use refuses to start
     (["order", "inventory", "query"] as const).map((name) => exitOf(entries[name], { ...system.env[name], [`${ports[name]}_GRPC_PORT`]: "0", [`${ports[name]}_ADMIN_PORT`]: "0" })),
   );
   for (const [i, name] of (["order", "inventory", "query"] as const).entries()) {
-    const fatal = results[i]!.stdout.split("\n").filter((line) => line.includes('"level":60')).map((line) => JSON.parse(line) as { err?: { message?: string } });
-    expect({ name, code: results[i]!.code, message: fatal[0]?.err?.message }).toEqual({
+    const fatal = fatalLines(results[i]!.stdout);
+    expect({ name, code: results[i]!.code, message: fatal[0]?.msg, stack: results[i]!.stdout.includes('"stack"') }).toEqual({
       name,
       code: 1,
       message: `${join(system.dataDir, `${name}.db`)} is held by another process, its one writer (is the ${name} service running on it?): stop that process first, or use another data directory`,
+      stack: false,
     });
     expect(results[i]!.stdout).not.toContain('"msg":"listening"');
   }
