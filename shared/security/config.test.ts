@@ -20,6 +20,17 @@ test("a link key or token key a process cannot use is refused, naming the variab
   expect(securityConfig({ ORDERLY_LINK_KEY: LINK_KEY, AUTH_JWT_PUBLIC_KEY: EC_KEY }, dir.path, { requireJwt: true }).jwt?.issuer).toBe("orderly-dev");
 });
 
+test("a process of a data directory without keys (a query copy of its own, say) is told which variables point at the other processes' keys", () => {
+  using dir = tempDir("orderly-security-");
+  const secrets = join(dir.path, "secrets");
+  expect(() => securityConfig({}, dir.path, { requireJwt: false })).toThrow(
+    `no link key in ${secrets}: set ORDERLY_LINK_KEY_FILE to the one the other processes use (npm start writes it to the secrets folder of its data directory), or ORDERLY_LINK_KEY`,
+  );
+  expect(() => securityConfig({ ORDERLY_LINK_KEY: LINK_KEY }, dir.path, { requireJwt: true })).toThrow(
+    `no token verification key in ${secrets}: set AUTH_JWT_PUBLIC_KEY_FILE to the one the other processes use (npm start writes it to the secrets folder of its data directory), or AUTH_JWT_PUBLIC_KEY`,
+  );
+});
+
 test("mTLS files are read and checked at start: each must hold what it is for, and the key must be the certificate's", () => {
   using dir = tempDir("orderly-security-");
   const files = writeDevCertificates(dir.path, ["order", "query"]);

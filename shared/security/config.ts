@@ -93,7 +93,7 @@ export function securityConfig(env: Env, dataDir: string, options: { requireJwt:
   const linkKey = secretFrom(env, "ORDERLY_LINK_KEY", "ORDERLY_LINK_KEY_FILE", join(dir, "link.key"));
   if (linkKey === undefined) {
     throw new ConfigError(
-      `no link key: set ORDERLY_LINK_KEY or ORDERLY_LINK_KEY_FILE (npm start writes dev credentials to ${dir})`,
+      `no link key in ${dir}: set ORDERLY_LINK_KEY_FILE to the one the other processes use (npm start writes it to the secrets folder of its data directory), or ORDERLY_LINK_KEY`,
     );
   }
   const linkKeyLength = Buffer.byteLength(linkKey.value);
@@ -102,7 +102,7 @@ export function securityConfig(env: Env, dataDir: string, options: { requireJwt:
   if (publicKey !== undefined) checkJwtKey(publicKey);
   if (publicKey === undefined && options.requireJwt) {
     throw new ConfigError(
-      `no token verification key: set AUTH_JWT_PUBLIC_KEY or AUTH_JWT_PUBLIC_KEY_FILE (npm start writes dev credentials to ${dir})`,
+      `no token verification key in ${dir}: set AUTH_JWT_PUBLIC_KEY_FILE to the one the other processes use (npm start writes it to the secrets folder of its data directory), or AUTH_JWT_PUBLIC_KEY`,
     );
   }
   const jwt = publicKey === undefined
