@@ -45,6 +45,22 @@ test("a process that ends unexpectedly is started again after 1, 2, 4, 8 and 16 
   expect(later).toEqual({ ends: [1_000_000 + 5 * 30_000 + 5 * 60_000], delayMs: 1000 });
 });
 
+test("a process that had run a minute before it ended was not ending over and over: its earlier ends are forgotten (six restarts by hand in five minutes go on)", () => {
+  let ends: number[] = [];
+  const delays: (number | "give up")[] = [];
+  for (let i = 0; i < 6; i++) {
+    const now = 1_000_000 + i * 61_000;
+    // Each time it had listened for a minute before it ended.
+    const plan = restartPlan(ends, now, now - 60_000);
+    ends = plan.ends;
+    delays.push("giveUp" in plan ? "give up" : plan.delayMs);
+  }
+  expect(delays).toEqual([1000, 1000, 1000, 1000, 1000, 1000]);
+  // One that ran 59 s after five quick ends is still counted with them.
+  const quick = [1, 2, 3, 4, 5].map((i) => 2_000_000 + i * 5_000);
+  expect(restartPlan(quick, 2_025_000 + 61_000, 2_025_000 + 2_000)).toMatchObject({ giveUp: true });
+});
+
 test("npm start's LOG_LEVEL hides nats-server's lines below it as it does the services' (INF at warn), and shows a line whose level it cannot tell", () => {
   const warn = 40;
   const nats = (level: string, msg: string) => `[7250] 2026/12/06 17:43:11.098314 [${level}] ${msg}`;

@@ -40,6 +40,8 @@ const RESTART_DELAY_MS = 1000;
 /** How many unexpected ends of one process within RESTART_WINDOW_MS are started again; one more stops the run. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 5 * 60_000;
+/** A process that ran this long before it ended was not ending over and over: its earlier ends are forgotten (a rolling restart, say). */
+const STABLE_RUN_MS = 60_000;
 
 /** What `npm start` can be told through the environment. */
 export interface LocalRunConfig {
@@ -392,6 +394,8 @@ interface Running {
   hasExited(): boolean;
   /** Whether it has said it listens. */
   hasReported(): boolean;
+  /** When it said it listens (ms since the epoch), once it did. */
+  reportedAt(): number | undefined;
   /** The last lines it wrote (for diagnosing a failed start). */
   tail: string[];
   /** The admin port its "listening" line reported, once it did. */
@@ -416,7 +420,7 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, shown: P
   const least = logLevels[shown.logLevel];
   const filtered = least > logLevels.info;
   let exited = false;
-  let reported = false;
+  let reported: number | undefined;
   let adminPort: number | undefined;
   const exitedPromise = new Promise<Exit>((resolveExit) => {
     // "close", not "exit": by then every line it wrote has been read.
@@ -443,14 +447,14 @@ function launch(spec: ProcessSpec, env: NodeJS.ProcessEnv, out: Output, shown: P
       adminPort ??= pinoAdminPort(line);
       const port = spec.readyPort(line);
       if (port !== undefined) {
-        reported = true;
+        reported ??= Date.now();
         resolveReady(port);
       }
     };
     createInterface({ input: child.stdout! }).on("line", (line) => onLine(line, process.stdout));
     createInterface({ input: child.stderr! }).on("line", (line) => onLine(line, process.stderr));
   });
-  return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, hasReported: () => reported, tail, adminPort: () => adminPort };
+  return { spec, child, ready, exited: exitedPromise, hasExited: () => exited, hasReported: () => reported !== undefined, reportedAt: () => reported, tail, adminPort: () => adminPort };
 }
 
 /** The reaper (scripts/reaper.mjs): stops what the supervisor started should the supervisor end without stopping it. */
@@ -528,12 +532,14 @@ function unexpectedExitMessage(running: Running, exit: Exit, wasReady: boolean):
 }
 
 /**
- * What to do when a process has ended unexpectedly at `now`, given the times of its earlier unexpected ends: start it
- * again after a wait that doubles with each end within RESTART_WINDOW_MS, or, past MAX_RESTARTS of them, give up (it
- * keeps ending: a crash at start, a port taken for good). Returns the times to remember with it.
+ * What to do when a process has ended unexpectedly at `now`, given the times of its earlier unexpected ends and when
+ * it last said it listens: start it again after a wait that doubles with each end within RESTART_WINDOW_MS, or, past
+ * MAX_RESTARTS of them, give up (it keeps ending: a crash at start, a port taken for good). A process that had run
+ * STABLE_RUN_MS was not ending over and over: its earlier ends are forgotten. Returns the times to remember with it.
  */
-export function restartPlan(earlier: readonly number[], now: number): { ends: number[] } & ({ delayMs: number } | { giveUp: true }) {
-  const ends = [...earlier.filter((time) => now - time < RESTART_WINDOW_MS), now];
+export function restartPlan(earlier: readonly number[], now: number, listeningSince?: number): { ends: number[] } & ({ delayMs: number } | { giveUp: true }) {
+  const stable = listeningSince !== undefined && now - listeningSince >= STABLE_RUN_MS;
+  const ends = [...(stable ? [] : earlier.filter((time) => now - time < RESTART_WINDOW_MS)), now];
   if (ends.length > MAX_RESTARTS) return { ends, giveUp: true };
   return { ends, delayMs: RESTART_DELAY_MS * 2 ** (ends.length - 1) };
 }
@@ -756,7 +762,7 @@ export async function runLocal(env: Env): Promise<number> {
       return;
     }
     reaper.ended(proc);
-    const plan = restartPlan(ends.get(name) ?? [], Date.now());
+    const plan = restartPlan(ends.get(name) ?? [], Date.now(), proc.reportedAt());
     ends.set(name, plan.ends);
     if ("giveUp" in plan) {
       decide({ failure: `${message}\n${name} ended ${plan.ends.length} times within ${RESTART_WINDOW_MS / 60_000} minutes: stopping everything` });
