@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "n
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
-import { connect } from "nats";
+import { connect, headers } from "nats";
 import { describe, expect, test } from "vitest";
 import { dumpReadModels } from "../../services/query/read-store.js";
 import { unpublishedRows } from "../../shared/events/index.js";
@@ -281,11 +281,16 @@ describe("events through JetStream into the read models", () => {
   test("events of a payload type this version does not know (a newer order service rolled out before its consumers), more than a consumer holds unacked, are kept and acked by each consumer of the stream and reported; the orders after them are applied, and a restart keeps them", async () => {
     await using system = await startSystem();
     await system.api("POST", "/v1/inventory/FUTURE-1:restock", { body: { quantity: 3 } });
-    const future = Array.from({ length: 1050 }, (_, i) => futureEvent(`ord_future_${i}`));
+    const future = Array.from({ length: 1050 }, (_, i) => futureEvent(`ord_future_${i}`, `req-future-${i}`));
+    // The first as a newer order service sends it, in the trace of the request that caused it.
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const traced = headers();
+    traced.set("traceparent", `00-${traceId}-00f067aa0ba902b7-01`);
     const nc = await connect(system.nats.connectOptions);
     try {
       const js = nc.jetstream();
-      await Promise.all(future.map(({ event, data }) => js.publish("orderly.orders.created", data, { msgID: event.eventId })));
+      await js.publish("orderly.orders.created", future[0]!.data, { msgID: future[0]!.event.eventId, headers: traced });
+      await Promise.all(future.slice(1).map(({ event, data }) => js.publish("orderly.orders.created", data, { msgID: event.eventId })));
     } finally {
       await nc.close();
     }
@@ -314,6 +319,9 @@ describe("events through JetStream into the read models", () => {
     }, "the query's consumer reported with nothing unacked, and its warnings logged");
     expect(query).toMatchObject({ deferred: 1050, ackPending: 0 });
     expect(warnings()).toBe(11);
+    // The first kept is logged with the request and the trace that caused it, as other lines about an event are.
+    const first = JSON.parse(system.query.logs.find((line) => line.includes("is kept in its database until"))!) as Record<string, unknown>;
+    expect(first).toMatchObject({ eventId: future[0]!.event.eventId, requestId: "req-future-0", traceId });
     expect(await consumersOf("inventory")).toContainEqual(expect.objectContaining({ durable: "inventory-order-events", deferred: 1050 }));
 
     // The same version started again knows the type no better: it keeps them, and applies the next order's events.
