@@ -6,12 +6,13 @@
  */
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes, createPrivateKey } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import { consumerNames, streams } from "../shared/events/subjects.js";
 import { natsInboxPrefix } from "../shared/events/nats-connection.js";
 import { natsPasswordFile, secretsDir, type TlsFiles } from "../shared/security/index.js";
+import { makeOwnersDir } from "../shared/sqlite/index.js";
 
 /** The dev tokens file: `{"admin": "<token>", "customers": {"<customerId>": "<token>"}}`. */
 export interface DevTokens {
@@ -26,7 +27,7 @@ export const DEV_ISSUER = "orderly-dev";
 export const DEV_AUDIENCE = "orderly";
 
 function ensureDir(dir: string): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeOwnersDir(dir);
   chmodSync(dir, 0o700);
   return dir;
 }

@@ -14,7 +14,7 @@
  * ORDERLY_MTLS=1, a dev CA and certificates for mTLS between the processes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -22,7 +22,7 @@ import { ConfigError, readChoice, readInt, readLogLevel, readNatsUrl, readQueryC
 import { freePort, nodeEntry } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { logLevels, type LogLevel } from "../shared/logging/index.js";
-import { holdExclusively, keepToOwner } from "../shared/sqlite/index.js";
+import { holdExclusively, keepToOwner, makeOwnersDir } from "../shared/sqlite/index.js";
 import { groupEnded, signalGroup } from "./process-group.mjs";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 
@@ -647,8 +647,7 @@ export async function runLocal(env: Env): Promise<number> {
   try {
     // A data directory made here is the owner's alone (one that exists is the user's choice, left as it is); so is the
     // NATS store in it (every event; nats-server would make it 0750), also one an older Orderly made.
-    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    mkdirSync(join(config.dataDir, "nats"), { recursive: true, mode: 0o700 });
+    makeOwnersDir(join(config.dataDir, "nats"));
     keepToOwner(join(config.dataDir, "nats"));
     // Two runs on one data directory would share its databases and nats-server store (whatever their ports), and corrupt both.
     dataDirLock = holdExclusively(join(config.dataDir, "local-run.lock"));

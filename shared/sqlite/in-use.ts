@@ -1,8 +1,7 @@
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { ConfigError } from "../config/env.js";
-import { keepToOwner } from "./open-database.js";
+import { keepToOwner, makeOwnersDir } from "./open-database.js";
 
 /**
  * Whether another connection has the database file open (a running service):
@@ -53,7 +52,7 @@ export function holdExclusively(file: string, { create = true } = {}): Database.
  * relay, recovery loop or set of consumers over the same rows.
  */
 export function claimSoleWriter(file: string, service: string): { release(): void } {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  makeOwnersDir(dirname(file));
   const lock = holdExclusively(`${file}.lock`);
   if (lock === undefined) {
     throw new ConfigError(`${file} is held by another process, its one writer (is the ${service} service running on it?): stop that process first, or use another data directory`);

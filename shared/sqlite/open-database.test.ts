@@ -2,7 +2,7 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { tempDir } from "../../test/helpers/temp-dir.js";
-import { keepToOwner, openDatabase } from "./open-database.js";
+import { keepToOwner, makeOwnersDir, openDatabase } from "./open-database.js";
 
 test("a database file, its WAL and its shared memory are readable by their owner only, in a directory made for them likewise", () => {
   using temp = tempDir("orderly-db-mode-");
@@ -61,4 +61,18 @@ test("a database a newer version migrated is refused with a message naming the f
   const again = openDatabase({ file, migrations });
   expect(again.pragma("user_version", { simple: true })).toBe(2);
   again.close();
+});
+
+test("a folder is made with its missing parents, each its owner's alone; a path that cannot be a folder is refused, naming it, at once", () => {
+  using temp = tempDir("orderly-make-dir-");
+  const nested = join(temp.path, "a", "b", "c");
+  makeOwnersDir(nested);
+  makeOwnersDir(nested);
+  const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+  expect([mode(join(temp.path, "a")), mode(join(temp.path, "a", "b")), mode(nested)]).toEqual(["700", "700", "700"]);
+  const file = join(temp.path, "file");
+  writeFileSync(file, "");
+  expect(() => makeOwnersDir(join(file, "data"))).toThrow(`${file} is not a folder, so ${join(file, "data")} cannot be made there: choose another path`);
+  // Where the kernel refuses a folder though its parent exists: Node 20's recursive mkdir spun there for ever.
+  expect(() => makeOwnersDir("/proc/orderly-nope/data")).toThrow("the folder /proc/orderly-nope cannot be made (ENOENT): choose another path");
 });

@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
 import { chmodSync, mkdirSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { ConfigError } from "../config/env.js";
 
 /** A better-sqlite3 database handle. */
@@ -46,7 +46,7 @@ export function openDatabase(options: OpenDatabaseOptions): Db {
   // Every customer's orders are in these files: readable by their owner only (a folder made for them likewise), also
   // what an older Orderly made 0644. The database first: SQLite gives the -wal and -shm files it makes the database's
   // mode. A folder that exists is the user's choice (ORDERLY_DATA_DIR) and is left as it is.
-  if (onDisk) mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
+  if (onDisk) makeOwnersDir(dirname(options.file));
   const db = new Database(options.file);
   if (onDisk) keepToOwner(options.file);
   try {
@@ -107,5 +107,44 @@ function migrate(db: Db, file: string, migrations: readonly Migration[]): void {
       db.exec(migrations[version]!);
       db.pragma(`user_version = ${version + 1}`);
     }).immediate();
+  }
+}
+
+/**
+ * Makes a folder and its missing parents, each readable by its owner only
+ * (0700); a folder that exists is left as it is. A path that cannot be a
+ * folder (a file on the way, a place no folder can be made) is a
+ * ConfigError naming it. One level at a time, not `mkdirSync`'s recursive
+ * option: on Node 20 that spins for ever where the kernel refuses a folder
+ * with ENOENT though its parent exists (under /proc).
+ */
+export function makeOwnersDir(path: string): void {
+  const missing: string[] = [];
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    const stats = statOrMissing(dir);
+    if (stats?.isDirectory()) break;
+    if (stats !== undefined) throw new ConfigError(`${dir} is not a folder, so ${path} cannot be made there: choose another path`);
+    missing.push(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      // Made meanwhile by another process starting on the same folder: as good.
+      if (code === "EEXIST" && statSync(dir).isDirectory()) continue;
+      throw new ConfigError(`the folder ${dir} cannot be made (${code ?? String(error)}): choose another path`, { cause: error });
+    }
+  }
+}
+
+/** A path's stats, or undefined when nothing is there (also when a file on the way has nothing under it: ENOTDIR). */
+function statOrMissing(path: string): ReturnType<typeof statSync> | undefined {
+  try {
+    return statSync(path);
+  } catch (error) {
+    if (["ENOENT", "ENOTDIR"].includes((error as { code?: string }).code ?? "")) return undefined;
+    throw error;
   }
 }

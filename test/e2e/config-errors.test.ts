@@ -110,6 +110,24 @@ test("a process whose port is taken exits 1 with one log line naming the variabl
   }
 });
 
+test("a data directory that cannot be made ends a service, and npm start, at once with one line naming the path", async () => {
+  const linkKey = "k".repeat(40);
+  const [order, local] = await Promise.all([
+    // Under /proc, where Node 20's recursive mkdir spun for ever.
+    exitOf("services/order/main.ts", { ORDERLY_DATA_DIR: "/proc/orderly-nope", ORDERLY_LINK_KEY: linkKey }),
+    exitOf("scripts/local-run.ts", { ORDERLY_DATA_DIR: "/dev/null" }),
+  ]);
+  expect({ code: order.code, fatal: fatalLines(order.stdout).map((line) => line.msg), stack: order.stdout.includes('"stack"') }).toEqual({
+    code: 1,
+    fatal: ["the folder /proc/orderly-nope cannot be made (ENOENT): choose another path"],
+    stack: false,
+  });
+  expect({ code: local.code, stderr: local.stderr }).toEqual({
+    code: 1,
+    stderr: "could not prepare the data directory (its lock and dev credentials): /dev/null is not a folder, so /dev/null/nats cannot be made there: choose another path\n",
+  });
+});
+
 test("a second instance of a service on a data directory in use refuses to start, naming its database, and the first goes on", async () => {
   await using system = await startSystem();
   await system.api("POST", "/v1/inventory/ONE-WRITER:restock", { body: { quantity: 5 } });
