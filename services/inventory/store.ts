@@ -1,4 +1,4 @@
-import { OrderlyError } from "../../shared/errors/index.js";
+import { OrderlyError, validationError } from "../../shared/errors/index.js";
 import { newEvent, type EventMeta, type Outbox } from "../../shared/events/index.js";
 import { boundLimit, untimed, type Db, type TransactionTimer } from "../../shared/sqlite/index.js";
 import { itemMessage } from "./messages.js";
@@ -233,6 +233,10 @@ export class InventoryStore {
         now,
       });
     } else {
+      // A price means an amount in its currency: a new currency without a new price would reprice the item (1250 USD as 1250 EUR).
+      if (input.currencyCode !== undefined && input.currencyCode !== current.currencyCode && input.unitPriceMinor === undefined) {
+        throw validationError([{ field: "unit_price_minor", description: `must be given with a currency_code that changes the item's (${current.currencyCode} to ${input.currencyCode})` }]);
+      }
       if (current.available + current.reserved + input.quantity > MAX_STOCK) {
         throw new OrderlyError("STOCK_LIMIT_EXCEEDED", `stock of ${input.sku} would exceed ${MAX_STOCK}`, {
           metadata: { sku: input.sku },

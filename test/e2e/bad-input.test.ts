@@ -199,6 +199,22 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     }
   });
 
+  test("a restock that changes an item's currency without its price is refused, and the item keeps its price and currency", async () => {
+    await system.api("POST", "/v1/inventory/PRICED-1:restock", { body: { quantity: 5, unitPriceMinor: "1250", currencyCode: "USD" } });
+    const before = (await system.api("GET", "/v1/inventory/PRICED-1")).body;
+    const r = await system.api("POST", "/v1/inventory/PRICED-1:restock", { body: { quantity: 1, currencyCode: "EUR" } });
+    expect({ status: r.status, reason: reasonOf(r.body), violations: r.body.details.find((d: { fieldViolations?: unknown }) => d.fieldViolations)?.fieldViolations }).toEqual({
+      status: 400,
+      reason: "VALIDATION_FAILED",
+      violations: [{ field: "unit_price_minor", description: "must be given with a currency_code that changes the item's (USD to EUR)" }],
+    });
+    expect((await system.api("GET", "/v1/inventory/PRICED-1")).body).toEqual(before);
+    // With its price, or in the currency it has, it goes through.
+    expect((await system.api("POST", "/v1/inventory/PRICED-1:restock", { body: { quantity: 1, currencyCode: "USD" } })).status).toBe(200);
+    const repriced = await system.api("POST", "/v1/inventory/PRICED-1:restock", { body: { quantity: 1, unitPriceMinor: "1100", currencyCode: "EUR" } });
+    expect(repriced.body).toMatchObject({ unitPriceMinor: "1100", currencyCode: "EUR", available: 7 });
+  });
+
   test("a wrong value inside an order's line is named by its whole path, as the rules' own violations are", async () => {
     for (const [item, violation] of [
       [{ sku: "BOX-1", quantity: true }, { field: "order.items[0].quantity", description: "must be a 32-bit integer, not true" }],
