@@ -12,7 +12,7 @@ import { SignJWT } from "jose";
 import { consumerNames, streams } from "../shared/events/subjects.js";
 import { natsInboxPrefix } from "../shared/events/nats-connection.js";
 import { natsPasswordFile, secretsDir, type TlsFiles } from "../shared/security/index.js";
-import { makeOwnersDir } from "../shared/sqlite/index.js";
+import { makeOwnersDir } from "../shared/fs/index.js";
 
 /** The dev tokens file: `{"admin": "<token>", "customers": {"<customerId>": "<token>"}}`. */
 export interface DevTokens {

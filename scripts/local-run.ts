@@ -22,7 +22,8 @@ import { ConfigError, readChoice, readInt, readLogLevel, readNatsUrl, readQueryC
 import { freePort, nodeEntry } from "../shared/process/index.js";
 import { secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { logLevels, type LogLevel } from "../shared/logging/index.js";
-import { holdExclusively, keepToOwner, makeOwnersDir } from "../shared/sqlite/index.js";
+import { keepToOwner, makeOwnersDir } from "../shared/fs/index.js";
+import { holdExclusively } from "../shared/sqlite/index.js";
 import { groupEnded, signalGroup } from "./process-group.mjs";
 import { tlsEnv, writeDevCertificates, writeDevCredentials, writeNatsSecurity, type NatsSecurity, type NatsUser } from "./dev-security.js";
 

@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
 import { dirname } from "node:path";
 import { ConfigError } from "../config/env.js";
-import { keepToOwner, makeOwnersDir } from "./open-database.js";
+import { keepToOwner, makeOwnersDir } from "../fs/index.js";
 
 /**
  * Whether another connection has the database file open (a running service):

@@ -1,5 +1,5 @@
 export { claimSoleWriter, holdExclusively, inUse } from "./in-use.js";
-export { keepToOwner, makeOwnersDir, openDatabase, type Db, type Migration, type OpenDatabaseOptions } from "./open-database.js";
+export { openDatabase, type Db, type Migration, type OpenDatabaseOptions } from "./open-database.js";
 export { untimed, type TransactionTimer } from "./transaction-timer.js";
 export { startBackgroundCheckpoints, type BackgroundCheckpoints, type BackgroundCheckpointOptions } from "./background-checkpoints.js";
 export { keysetPages } from "./keyset-pages.js";

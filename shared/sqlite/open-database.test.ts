@@ -2,7 +2,7 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { tempDir } from "../../test/helpers/temp-dir.js";
-import { keepToOwner, makeOwnersDir, openDatabase } from "./open-database.js";
+import { openDatabase } from "./open-database.js";
 
 test("a database file, its WAL and its shared memory are readable by their owner only, in a directory made for them likewise", () => {
   using temp = tempDir("orderly-db-mode-");
@@ -32,14 +32,6 @@ test("a database an older version left readable by others (0644) is its owner's 
   db.close();
 });
 
-test("a shared folder such as /tmp (sticky, writable by all) is never narrowed", () => {
-  using temp = tempDir("orderly-db-mode-");
-  const dir = temp.path;
-  chmodSync(dir, 0o1777);
-  keepToOwner(dir);
-  expect((statSync(dir).mode & 0o7777).toString(8)).toBe("1777");
-});
-
 test("a file that is no database is refused with a message naming it, and left as it was", () => {
   using temp = tempDir("orderly-db-garbage-");
   const file = join(temp.path, "inventory.db");
@@ -61,18 +53,4 @@ test("a database a newer version migrated is refused with a message naming the f
   const again = openDatabase({ file, migrations });
   expect(again.pragma("user_version", { simple: true })).toBe(2);
   again.close();
-});
-
-test("a folder is made with its missing parents, each its owner's alone; a path that cannot be a folder is refused, naming it, at once", () => {
-  using temp = tempDir("orderly-make-dir-");
-  const nested = join(temp.path, "a", "b", "c");
-  makeOwnersDir(nested);
-  makeOwnersDir(nested);
-  const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
-  expect([mode(join(temp.path, "a")), mode(join(temp.path, "a", "b")), mode(nested)]).toEqual(["700", "700", "700"]);
-  const file = join(temp.path, "file");
-  writeFileSync(file, "");
-  expect(() => makeOwnersDir(join(file, "data"))).toThrow(`${file} is not a folder, so ${join(file, "data")} cannot be made there: choose another path`);
-  // Where the kernel refuses a folder though its parent exists: Node 20's recursive mkdir spun there for ever.
-  expect(() => makeOwnersDir("/proc/orderly-nope/data")).toThrow("the folder /proc/orderly-nope cannot be made (ENOENT): choose another path");
 });

@@ -1,0 +1,1 @@
+export { keepToOwner, makeOwnersDir } from "./owners-files.js";
