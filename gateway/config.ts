@@ -10,6 +10,8 @@ export interface GatewayConfig extends ObservabilityConfig {
   port: number;
   /** The admin server's port: /metrics, /healthz, /status and /status.json (0 picks a free one). */
   adminPort: number;
+  /** The variables that set the two ports (for a message when one cannot be listened on). */
+  portSettings: { api: string; admin: string };
   orderAddress: string;
   inventoryAddress: string;
   queryAddress: string;
@@ -37,6 +39,9 @@ export interface GatewayConfig extends ObservabilityConfig {
 /** How long the read cache keeps an entry unless GATEWAY_CACHE_TTL_MS says otherwise (ms). */
 export const DEFAULT_CACHE_TTL_MS = 5000;
 
+/** The variables that set the gateway's ports. */
+const PORT_SETTINGS = { api: "GATEWAY_PORT", admin: "GATEWAY_ADMIN_PORT" } as const;
+
 /** Reads the gateway's configuration (see the README's environment table). */
 export function gatewayConfig(env: Env): GatewayConfig {
   const maxTimeoutMs = readMs(env, "MAX_REQUEST_TIMEOUT_MS", 30_000, 1);
@@ -45,8 +50,9 @@ export function gatewayConfig(env: Env): GatewayConfig {
   return {
     ...observabilityConfig(env),
     host: readString(env, "ORDERLY_BIND_HOST", "127.0.0.1"),
-    port: readInt(env, "GATEWAY_PORT", 8080, 0, 65535),
-    adminPort: readInt(env, "GATEWAY_ADMIN_PORT", 9050, 0, 65535),
+    port: readInt(env, PORT_SETTINGS.api, 8080, 0, 65535),
+    adminPort: readInt(env, PORT_SETTINGS.admin, 9050, 0, 65535),
+    portSettings: PORT_SETTINGS,
     orderAddress: readGrpcAddress(env, "ORDER_ADDRESS", "ORDER_GRPC_PORT", 50051),
     inventoryAddress: readGrpcAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
     queryAddress: readGrpcAddress(env, "QUERY_ADDRESS", "QUERY_GRPC_PORT", 50053),

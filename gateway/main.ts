@@ -154,9 +154,9 @@ runMain(logger, async () => {
   }
   // Metrics and the system's status (internal addresses, pids, errors) are for operators: on their own port, not the API's.
   // It listens first, so a gateway whose admin port is taken stops before it takes any request.
-  const admin = await startAdminServer({ host: config.host, port: config.adminPort, portSetting: "GATEWAY_ADMIN_PORT", registry: metrics.registry, status, statusPage: statusPageHtml, health, logger, allowedHosts: config.adminHosts });
+  const admin = await startAdminServer({ host: config.host, port: config.adminPort, portSetting: config.portSettings.admin, registry: metrics.registry, status, statusPage: statusPageHtml, health, logger, allowedHosts: config.adminHosts });
   adminPort = admin.port;
-  await listen(server, config.port, config.host, logger, "api", "GATEWAY_PORT").catch(async (error: unknown) => {
+  await listen(server, config.port, config.host, logger, "api", config.portSettings.api).catch(async (error: unknown) => {
     await admin.close();
     throw error;
   });

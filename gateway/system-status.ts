@@ -49,7 +49,8 @@ function unreachableReason(error: unknown, timeoutMs: number): string {
   if (error.name === "TimeoutError") return `no answer within ${timeoutMs} ms`;
   if (!(error.cause instanceof Error)) return error.message;
   const code: unknown = (error.cause as { code?: unknown }).code;
-  return (typeof code === "string" ? SOCKET_ERRORS[code] : undefined) ?? error.cause.message;
+  // An AggregateError (each address of a name tried) has an empty message: its code then says what happened.
+  return (typeof code === "string" ? SOCKET_ERRORS[code] : undefined) ?? (error.cause.message || (typeof code === "string" ? code : error.message));
 }
 
 /**

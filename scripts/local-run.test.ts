@@ -69,6 +69,7 @@ test("npm start's LOG_LEVEL hides nats-server's lines below it as it does the se
   const unjudged = [nats("XYZ", "a level nats-server does not have"), "nats-server: open /nope.conf: no such file or directory", "Error: Cannot find module 'x'", "{not json"];
   expect(hidden.filter((line) => !belowLevel(line, warn))).toEqual([]);
   expect([...shown, ...unjudged].filter((line) => belowLevel(line, warn))).toEqual([]);
-  // At info, nats-server's info lines show; its debug and trace lines do not.
+  // The filter at info: nats-server's info lines pass, its debug lines would not (npm start filters only above info, and
+  // starts nats-server without -D, so none come).
   expect([nats("INF", "Server is ready"), nats("DBG", "Created system account")].map((line) => belowLevel(line, 30))).toEqual([false, true]);
 });

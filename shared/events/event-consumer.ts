@@ -649,10 +649,17 @@ export class EventConsumer {
       this.stats.ignored++;
     } else if (deferred && event !== undefined) {
       if (this.stats.deferred++ % DEFERRED_LOG_EVERY === 0) {
-        const fields = { durable: this.options.durable, seq: msg.info.streamSequence, subject: msg.subject, eventId: event.eventId, requestId: event.requestId };
         // In the event's span, as the other lines about an event are: the line carries the trace of the change that caused it.
         withSpan(span, () => this.options.logger.warn(
-          { ...fields, fields: unknownPayloadFields(event), deferred: this.stats.deferred },
+          {
+            durable: this.options.durable,
+            seq: msg.info.streamSequence,
+            subject: msg.subject,
+            eventId: event.eventId,
+            requestId: event.requestId,
+            fields: unknownPayloadFields(event),
+            deferred: this.stats.deferred,
+          },
           "an event of a payload type this consumer does not know (a newer version's) is kept in its database until a consumer that knows the type starts: upgrade this service",
         ), parent);
       }

@@ -81,7 +81,7 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
       if (isClosed()) throw error;
       if (attempt === 1 || attempt % 20 === 0) {
         // NATS refusing what was asked (a permission, a name) will not pass by itself: it is an error for an operator to fix.
-        if (isRefusal(error)) logger.error({ err: error, attempt }, `NATS refused the ${what} (see the NATS user's permissions and the consumer names); retrying`);
+        if (isNatsRefusal(error)) logger.error({ err: error, attempt }, `NATS refused the ${what} (see the NATS user's permissions and the consumer names); retrying`);
         else logger.warn({ err: error, attempt }, `${what} failed; retrying`);
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * attempt)));
@@ -90,7 +90,7 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
 }
 
 /** Whether NATS refused a request as not allowed or not valid (a permissions violation, a JetStream API error 400 or 403), rather than failed to answer it. */
-function isRefusal(error: unknown): boolean {
+function isNatsRefusal(error: unknown): boolean {
   if (!(error instanceof NatsError)) return false;
   return error.code === ErrorCode.PermissionsViolation || [400, 403].includes(error.api_error?.code ?? 0);
 }

@@ -17,8 +17,7 @@ import type { ServiceHandlers } from "./types.js";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { HealthState, healthService } from "./health.js";
 import { reflectionServices } from "./reflection.js";
-import { ABANDON_MS, drain, settlesWithin } from "../process/index.js";
-import { listenRefusal } from "../process/listen.js";
+import { ABANDON_MS, drain, listenRefusal, settlesWithin } from "../process/index.js";
 
 /** A protobuf-es service descriptor with its handlers. */
 export interface ServiceRegistration<S extends DescService = DescService> {

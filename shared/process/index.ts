@@ -4,4 +4,4 @@ export { repeat, type Repeating } from "./repeat.js";
 export { nodeEntry, nodeFlags } from "./node-entry.js";
 export { turnOffPretenuring } from "./v8-heap.js";
 export { ABANDON_MS, drain, settlesWithin } from "./shutdown.js";
-export { listen } from "./listen.js";
+export { listen, listenRefusal } from "./listen.js";

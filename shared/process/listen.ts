@@ -10,9 +10,10 @@ import type { Logger } from "../logging/index.js";
  */
 export async function listen(server: Server, port: number, host: string, logger: Logger, what: string, setting?: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (error) => reject(listenRefusal(error, { host, port, setting })));
+    const onError = (error: Error) => reject(listenRefusal(error, { host, port, setting }));
+    server.once("error", onError);
     server.listen(port, host, () => {
-      server.off("error", reject);
+      server.off("error", onError);
       resolve();
     });
   });
