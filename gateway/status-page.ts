@@ -74,8 +74,8 @@ function card(p) {
     "no requests yet",
   );
   const deps = s.dependencies.length === 0 ? "" : "<h3>dependencies</h3>" + table(
-    [{ label: "dependency" }, { label: "breaker", html: true }, { label: "in use", num: true }, { label: "queued", num: true }, { label: "retries", num: true }, { label: "refusals", num: true }, { label: "failures", num: true }],
-    s.dependencies.map((d) => [d.name, breakerBadge(d.breaker), d.inUse, d.queued, d.retries, d.refusals, d.failures]),
+    [{ label: "dependency" }, { label: "breaker", html: true }, { label: "in use", num: true }, { label: "queued", num: true }, { label: "retries", num: true }, { label: "refusals", num: true }, { label: "relayed", num: true }, { label: "failures", num: true }],
+    s.dependencies.map((d) => [d.name, breakerBadge(d.breaker), d.inUse, d.queued, d.retries, d.refusals, d.relayed, d.failures]),
     "",
   );
   const outbox = s.outbox ? "<h3>outbox</h3>" + table(

@@ -11,6 +11,8 @@ export interface DependencyStatus {
   retries: number;
   /** Calls it answered with a refusal of the request (INSUFFICIENT_STOCK, NOT_FOUND, …). */
   refusals: number;
+  /** Calls it answered with its own dependency's outage (the order service's "inventory is unavailable"). */
+  relayed: number;
   failures: number;
 }
 
@@ -53,7 +55,7 @@ export interface ProcessStatus {
 export function dependencyStatuses(policies: readonly DependencyPolicy[]): DependencyStatus[] {
   return policies.map((p) => {
     const { inUse, queued } = p.bulkhead;
-    return { name: p.name, breaker: p.breakerState, inUse, queued, retries: p.stats.retries, refusals: p.stats.refusals, failures: p.stats.failures };
+    return { name: p.name, breaker: p.breakerState, inUse, queued, retries: p.stats.retries, refusals: p.stats.refusals, relayed: p.stats.relayed, failures: p.stats.failures };
   });
 }
 

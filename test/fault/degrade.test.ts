@@ -100,6 +100,10 @@ test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503, 
   expect(r.body.details.find((d: { reason?: string }) => d.reason).metadata.dependency).toBe("inventory");
   const gatewayMetrics = await scrape(`${system.adminUrl}/metrics`);
   expect(["relayed", "error"].map((outcome) => sampleValue(gatewayMetrics, "orderly_dependency_calls_total", { dependency: "order", outcome }))).toEqual([1, 0]);
+  type Report = { processes: { name: string; status?: { dependencies: { name: string; relayed: number; failures: number }[] } }[] };
+  const report = (await (await fetch(`${system.adminUrl}/status.json`)).json()) as Report;
+  const orderCard = report.processes.find((p) => p.name === "gateway")?.status?.dependencies.find((d) => d.name === "order");
+  expect(orderCard).toMatchObject({ relayed: 1, failures: 0 });
   await system.restart("inventory");
   const item = await waitFor(async () => {
     const it = await system.api("GET", "/v1/inventory/FF-1");
