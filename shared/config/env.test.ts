@@ -85,4 +85,9 @@ test("QUERY_CONSUMER_NAME makes valid durable consumer names: 1 to 64 letters, d
       ),
     );
   }
+  // Its consumers would be the ones a rebuild under the name without the suffix makes, and deletes.
+  expect(() => readQueryConsumerName({ QUERY_CONSUMER_NAME: "query-rebuild" })).toThrow(
+    new ConfigError(`QUERY_CONSUMER_NAME must not end in "-rebuild" (its consumers would be those npm run rebuild makes and deletes for "query"), got "query-rebuild"`),
+  );
+  expect(readQueryConsumerName({ QUERY_CONSUMER_NAME: "rebuild-query" })).toBe("rebuild-query");
 });

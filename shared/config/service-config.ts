@@ -39,6 +39,10 @@ export function readQueryConsumerName(env: Env): string {
       `QUERY_CONSUMER_NAME must be 1 to 64 letters, digits, "-" or "_" (the query's durable consumers are named after it, and NATS refuses a durable name with ".", "*", ">", a space or a slash), got "${name}"`,
     );
   }
+  // `<name>-rebuild-<stream>` is what `npm run rebuild` of the name without the suffix reads with (and deletes).
+  if (name.endsWith("-rebuild")) {
+    throw new ConfigError(`QUERY_CONSUMER_NAME must not end in "-rebuild" (its consumers would be those npm run rebuild makes and deletes for "${name.slice(0, -"-rebuild".length)}"), got "${name}"`);
+  }
   return name;
 }
 
