@@ -6,7 +6,7 @@
 //   npm run rebuild -- --out FILE     builds FILE instead
 //   npm run rebuild -- --replace      then replaces query.db with it (refused while the query service has it open)
 import Database from "better-sqlite3";
-import { existsSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { AckPolicy, DeliverPolicy, nanos, type JsMsg } from "nats";
@@ -120,6 +120,22 @@ export function compareWithLive(file: string, rebuilt: ReturnType<typeof dumpRea
   }
 }
 
+/** Whether a path holds nothing (no file, or an empty one) or a SQLite database (by its header), which a rebuild may replace. */
+function emptyOrSqlite(path: string): boolean {
+  if (!existsSync(path) || statSync(path).size === 0) return true;
+  const header = Buffer.alloc(SQLITE_HEADER.length);
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return header.equals(SQLITE_HEADER);
+}
+
+/** The first 16 bytes of every SQLite database file. */
+const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
+
 /** Whether two paths name one file (also through a link), whether or not it exists yet. */
 function sameFile(a: string, b: string): boolean {
   if (resolve(a) === resolve(b)) return true;
@@ -158,6 +174,7 @@ async function main(): Promise<void> {
   // The file is emptied first: never the read model itself (a running service would go on applying, and acking, events
   // into the file deleted under it, lost to the next start), nor a file another process has open.
   if (sameFile(out, config.dbFile)) throw new Error(`--out ${out} is the read model itself: give another file, or use --replace to swap the rebuilt one in`);
+  if (!emptyOrSqlite(out)) throw new Error(`--out ${out} is a file that is not a SQLite database, which the rebuild would replace: give another path`);
   if (inUse(out)) throw new Error(`${out} is open in another process: give another file with --out`);
   for (const suffix of ["", "-wal", "-shm"]) rmSync(out + suffix, { force: true });
   const db = openDatabase({ file: out, migrations: queryMigrations, synchronous: "NORMAL" });

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -292,6 +292,15 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       );
       expect(overLive).toBe(`exited 1: --out ${liveFile} is the read model itself: give another file, or use --replace to swap the rebuilt one in\n`);
       expect(statSync(liveFile).ino).toBe(liveInode);
+      // Nor a file of something else: it is left as it was.
+      const notes = join(dataDir, "notes.txt");
+      writeFileSync(notes, "not a database\n");
+      const overNotes = await runRebuild(env, ["--out", notes]).then(
+        () => "exited 0",
+        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
+      );
+      expect(overNotes).toBe(`exited 1: --out ${notes} is a file that is not a SQLite database, which the rebuild would replace: give another path\n`);
+      expect(readFileSync(notes, "utf8")).toBe("not a database\n");
       // A mistyped option does nothing, rather than a rebuild that was not asked for.
       const mistyped = await runRebuild(env, ["--replcae"]).then(
         () => "exited 0",
