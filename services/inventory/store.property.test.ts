@@ -243,7 +243,7 @@ class RestockCommand implements InventoryCommand {
     }
     const current = model.items.get(this.sku);
     // A new currency needs a new price: the old one is an amount in the old currency.
-    if (current && this.currencyCode !== undefined && this.currencyCode !== current.currencyCode && this.unitPriceMinor === undefined) {
+    if (current && this.currencyCode !== undefined && this.currencyCode !== current.currencyCode && this.unitPriceMinor === undefined && current.unitPriceMinor !== 0) {
       return { ok: false, reason: "VALIDATION_FAILED" };
     }
     if (current && current.stocked + this.quantity > MAX_STOCK) return { ok: false, reason: "STOCK_LIMIT_EXCEEDED" };

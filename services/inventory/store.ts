@@ -234,7 +234,8 @@ export class InventoryStore {
       });
     } else {
       // A price means an amount in its currency: a new currency without a new price would reprice the item (1250 USD as 1250 EUR).
-      if (input.currencyCode !== undefined && input.currencyCode !== current.currencyCode && input.unitPriceMinor === undefined) {
+      // (No price yet, 0, is the same in any currency.)
+      if (input.currencyCode !== undefined && input.currencyCode !== current.currencyCode && input.unitPriceMinor === undefined && current.unitPriceMinor !== 0) {
         throw validationError([{ field: "unit_price_minor", description: `must be given with a currency_code that changes the item's (${current.currencyCode} to ${input.currencyCode})` }]);
       }
       if (current.available + current.reserved + input.quantity > MAX_STOCK) {

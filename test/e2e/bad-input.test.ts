@@ -213,6 +213,10 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     expect((await system.api("POST", "/v1/inventory/PRICED-1:restock", { body: { quantity: 1, currencyCode: "USD" } })).status).toBe(200);
     const repriced = await system.api("POST", "/v1/inventory/PRICED-1:restock", { body: { quantity: 1, unitPriceMinor: "1100", currencyCode: "EUR" } });
     expect(repriced.body).toMatchObject({ unitPriceMinor: "1100", currencyCode: "EUR", available: 7 });
+    // An item without a price yet (0) takes a currency alone: 0 is 0 in any.
+    await system.api("POST", "/v1/inventory/UNPRICED-1:restock", { body: { quantity: 1 } });
+    const unpriced = await system.api("POST", "/v1/inventory/UNPRICED-1:restock", { body: { quantity: 1, currencyCode: "EUR" } });
+    expect(unpriced.body).toMatchObject({ unitPriceMinor: "0", currencyCode: "EUR", available: 2 });
   });
 
   test("a wrong value inside an order's line is named by its whole path, as the rules' own violations are", async () => {

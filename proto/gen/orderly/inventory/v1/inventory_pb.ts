@@ -237,6 +237,9 @@ export type RestockRequest = Message<"orderly.inventory.v1.RestockRequest"> & {
 
   /**
    * Sets the currency of the price (ISO 4217, default "USD" for a new SKU).
+   * A currency that changes an item's comes with its unit_price_minor (the
+   * price was an amount in the old currency), unless the item's price is 0:
+   * else INVALID_ARGUMENT (VALIDATION_FAILED) naming unit_price_minor.
    *
    * @generated from field: optional string currency_code = 5;
    */
