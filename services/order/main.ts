@@ -1,6 +1,6 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
+import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } from "../../shared/events/index.js";
 import { HealthState, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
@@ -72,7 +72,7 @@ runMain(logger, async () => {
   });
   recovery.start();
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected(), events: () => events.isSetUp() });
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,

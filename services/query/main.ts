@@ -1,5 +1,5 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
-import { startEventRuntime } from "../../shared/events/index.js";
+import { eventHealthChecks, startEventRuntime } from "../../shared/events/index.js";
 import { HealthState, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
@@ -41,7 +41,7 @@ runMain(logger, async () => {
     transactions: metrics.transactions,
   });
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, nats: () => events.isConnected(), events: () => events.isSetUp() });
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,

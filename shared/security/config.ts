@@ -82,6 +82,13 @@ function checkTlsFiles(files: TlsFiles): void {
   }
 }
 
+/** A key found neither in its variables nor in `dir`: which variable points at the one the other processes use. */
+function missingKey(what: string, dir: string, variable: string): ConfigError {
+  return new ConfigError(
+    `no ${what} in ${dir}: set ${variable}_FILE to the one the other processes use (npm start writes it to the secrets folder of its data directory), or ${variable}`,
+  );
+}
+
 /**
  * Reads the security settings. Secrets come from the environment or from
  * files (by default under $ORDERLY_DATA_DIR/secrets, where `npm start`
@@ -91,20 +98,12 @@ function checkTlsFiles(files: TlsFiles): void {
 export function securityConfig(env: Env, dataDir: string, options: { requireJwt: boolean }): SecurityConfig {
   const dir = secretsDir(dataDir);
   const linkKey = secretFrom(env, "ORDERLY_LINK_KEY", "ORDERLY_LINK_KEY_FILE", join(dir, "link.key"));
-  if (linkKey === undefined) {
-    throw new ConfigError(
-      `no link key in ${dir}: set ORDERLY_LINK_KEY_FILE to the one the other processes use (npm start writes it to the secrets folder of its data directory), or ORDERLY_LINK_KEY`,
-    );
-  }
+  if (linkKey === undefined) throw missingKey("link key", dir, "ORDERLY_LINK_KEY");
   const linkKeyLength = Buffer.byteLength(linkKey.value);
   if (linkKeyLength < 32) throw new ConfigError(`${linkKey.source} must be at least 32 characters, got ${linkKeyLength}`);
   const publicKey = secretFrom(env, "AUTH_JWT_PUBLIC_KEY", "AUTH_JWT_PUBLIC_KEY_FILE", join(dir, "jwt-public.pem"));
   if (publicKey !== undefined) checkJwtKey(publicKey);
-  if (publicKey === undefined && options.requireJwt) {
-    throw new ConfigError(
-      `no token verification key in ${dir}: set AUTH_JWT_PUBLIC_KEY_FILE to the one the other processes use (npm start writes it to the secrets folder of its data directory), or AUTH_JWT_PUBLIC_KEY`,
-    );
-  }
+  if (publicKey === undefined && options.requireJwt) throw missingKey("token verification key", dir, "AUTH_JWT_PUBLIC_KEY");
   const jwt = publicKey === undefined
     ? undefined
     : { publicKeyPem: publicKey.value, issuer: readString(env, "AUTH_JWT_ISSUER", "orderly-dev"), audience: readString(env, "AUTH_JWT_AUDIENCE", "orderly") };

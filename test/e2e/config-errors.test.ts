@@ -19,6 +19,9 @@ function exitOf(entry: string, env: Record<string, string>): Promise<{ code: num
   });
 }
 
+/** The upper end of a timer duration's range, and why, as a refusal says it. */
+const TIMER_LIMIT = "2147483647 (ms; the longest a timer waits, about 24.8 days)";
+
 test("a service given a bad setting exits 2 at once with one line naming it, not a stack trace", async () => {
   const cases: Array<[string, Record<string, string>, string]> = [
     ["services/order/main.ts", { INVENTORY_FALLBACK: "bogus" }, 'order: INVENTORY_FALLBACK must be one of degrade, fail-fast, got "bogus"'],
@@ -50,12 +53,12 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
       "gateway: GATEWAY_HEADERS_TIMEOUT_MS must be between 100 and 40000 (at most the request timeout, MAX_REQUEST_TIMEOUT_MS + 10000 ms, as Node.js requires), got 60000",
     ],
     // Durations a timer waits for, or NATS is sent: a longer one would fire every 1 ms, or be refused by the server for ever.
-    ["services/inventory/main.ts", { RESERVATION_SWEEP_INTERVAL_MS: "3000000000" }, "inventory: RESERVATION_SWEEP_INTERVAL_MS must be between 100 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
-    ["services/order/main.ts", { PENDING_RECOVERY_INTERVAL_MS: "3000000000" }, "order: PENDING_RECOVERY_INTERVAL_MS must be between 100 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
-    ["gateway/main.ts", { OTEL_BSP_SCHEDULE_DELAY: "3000000000" }, "gateway: OTEL_BSP_SCHEDULE_DELAY must be between 1 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
-    ["services/query/main.ts", { CONSUMER_ACK_WAIT_MS: "99999999999999" }, "query: CONSUMER_ACK_WAIT_MS must be between 100 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 99999999999999"],
-    ["services/order/main.ts", { INVENTORY_ATTEMPT_TIMEOUT_MS: "3000000000" }, "order: INVENTORY_ATTEMPT_TIMEOUT_MS must be between 1 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
-    ["services/inventory/main.ts", { FAULT_DELAY_MS: "3000000000" }, "inventory: FAULT_DELAY_MS must be between 0 and 2147483647 (ms; the longest a timer waits, about 24.8 days), got 3000000000"],
+    ["services/inventory/main.ts", { RESERVATION_SWEEP_INTERVAL_MS: "3000000000" }, `inventory: RESERVATION_SWEEP_INTERVAL_MS must be between 100 and ${TIMER_LIMIT}, got 3000000000`],
+    ["services/order/main.ts", { PENDING_RECOVERY_INTERVAL_MS: "3000000000" }, `order: PENDING_RECOVERY_INTERVAL_MS must be between 100 and ${TIMER_LIMIT}, got 3000000000`],
+    ["gateway/main.ts", { OTEL_BSP_SCHEDULE_DELAY: "3000000000" }, `gateway: OTEL_BSP_SCHEDULE_DELAY must be between 1 and ${TIMER_LIMIT}, got 3000000000`],
+    ["services/query/main.ts", { CONSUMER_ACK_WAIT_MS: "99999999999999" }, `query: CONSUMER_ACK_WAIT_MS must be between 100 and ${TIMER_LIMIT}, got 99999999999999`],
+    ["services/order/main.ts", { INVENTORY_ATTEMPT_TIMEOUT_MS: "3000000000" }, `order: INVENTORY_ATTEMPT_TIMEOUT_MS must be between 1 and ${TIMER_LIMIT}, got 3000000000`],
+    ["services/inventory/main.ts", { FAULT_DELAY_MS: "3000000000" }, `inventory: FAULT_DELAY_MS must be between 0 and ${TIMER_LIMIT}, got 3000000000`],
     // The query's durable consumers are named after it; npm start gives its NATS user those names.
     ...["a.b", "a b"].map((name): [string, Record<string, string>, string] => [
       "services/query/main.ts",
