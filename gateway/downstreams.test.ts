@@ -2,7 +2,8 @@ import { expect, test } from "vitest";
 import { Health } from "../proto/gen/grpc/health/v1/health_pb.js";
 import { HealthState, startGrpcServer } from "../shared/grpc/index.js";
 import { silentLogger } from "../shared/logging/index.js";
-import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
+import { callWithPolicy, defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
+import { waitFor } from "../test/helpers/processes.js";
 import { connectDownstreams, readinessProbe } from "./downstreams.js";
 
 test("readiness probes asked for while one is in flight share its health checks; the next one asks again", async () => {
@@ -29,4 +30,31 @@ test("readiness probes asked for while one is in flight share its health checks;
   serving = false;
   expect(await readiness()).toEqual({ ready: false, services: { order: "NOT_SERVING" } });
   expect(checks).toBe(2);
+});
+
+test("a service restarted while its breaker is open is called again once the connection to it is back, not after the breaker's half-open time", async () => {
+  const serve = (port: number) => startGrpcServer({ host: "127.0.0.1", port, logger: silentLogger(), services: [], health: new HealthState({}) });
+  let server = await serve(0);
+  const port = server.port;
+  await using _server = { [Symbol.asyncDispose]: () => server.close(1000) };
+  const [order] = connectDownstreams([{ name: "order", service: Health, address: `127.0.0.1:${port}` }], {
+    ...defaultDependencyPolicyOptions,
+    breakerFailures: 2,
+    maxAttempts: 1,
+    halfOpenAfterMs: 600_000,
+  });
+  await using _connection = { [Symbol.asyncDispose]: async () => order!.connection.close() };
+  const check = () => callWithPolicy(order!.policy, order!.connection, Health.method.check, { service: "" }, { deadline: Date.now() + 2000 });
+  expect((await check()).status).toBe(1);
+
+  // The service stops: the calls fail until the breaker opens, which would wait ten minutes before trying again.
+  await server.close(1000);
+  await waitFor(() => check().then(() => false, () => order!.policy.breakerState === "open"), "the breaker to open");
+  await expect(check()).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", metadata: { retryAfterSeconds: "600" } });
+
+  // Back on its port: the connection finds it (grpc-js reconnects by itself), and the next call goes through.
+  server = await serve(port);
+  const answered = await waitFor(() => check().then((r) => r, () => undefined), "a call to go through once the service is back", 15_000, 100);
+  expect(answered.status).toBe(1);
+  expect(order!.policy.breakerState).toBe("closed");
 });

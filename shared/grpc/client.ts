@@ -88,6 +88,24 @@ export function connect(address: string, options: ConnectOptions = {}): Connecti
   });
 }
 
+/**
+ * Calls `listener` each time the connection becomes ready after it was not
+ * (a new connection made, as grpc-js does by itself, with its reconnect
+ * back-off, while a dependency it failed to reach is down). Ends with the
+ * connection's close; it holds no timer, so it keeps no process alive.
+ */
+export function onReady(connection: Connection, listener: () => void): void {
+  const channel = connection.getChannel();
+  const watch = (from: grpc.connectivityState) =>
+    channel.watchConnectivityState(from, Infinity, () => {
+      const now = channel.getConnectivityState(false);
+      if (now === grpc.connectivityState.SHUTDOWN) return;
+      if (now === grpc.connectivityState.READY) listener();
+      watch(now);
+    });
+  watch(channel.getConnectivityState(false));
+}
+
 /** Turns a grpc-js error into an OrderlyError, using the google.rpc.Status in its trailers when present. */
 export function fromServiceError(error: grpc.ServiceError): OrderlyError {
   const details = error.metadata?.get(metadataKeys.statusDetails)[0];

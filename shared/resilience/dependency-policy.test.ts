@@ -133,6 +133,39 @@ describe("DependencyPolicy", () => {
     expect(attempts).toBe(3);
   });
 
+  test("an open breaker told the dependency is reachable again lets the next call probe it at once, once per opening; a failed probe waits the full time again", async () => {
+    const p = policy({ breakerFailures: 2, maxAttempts: 1, halfOpenAfterMs: 60_000 });
+    let up = false;
+    let attempts = 0;
+    const call = async () => {
+      attempts++;
+      if (!up) throw unavailable();
+      return "ok";
+    };
+    // Told while closed, it changes nothing.
+    p.reachable();
+    for (let i = 0; i < 2; i++) await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    expect(p.breakerState).toBe("open");
+    await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", metadata: { retryAfterSeconds: "60" } });
+    expect(attempts).toBe(2);
+
+    // Back, but still failing: one probe, then open again for the full wait.
+    p.reachable();
+    await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    expect(attempts).toBe(3);
+    expect(p.breakerState).toBe("open");
+    await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", metadata: { retryAfterSeconds: "60" } });
+    expect(attempts).toBe(3);
+
+    // Back and answering: the next call probes it and closes the breaker.
+    up = true;
+    p.reachable();
+    expect(p.breakerState).toBe("open");
+    await expect(p.execute(false, call)).resolves.toBe("ok");
+    expect(p.breakerState).toBe("closed");
+    expect(attempts).toBe(4);
+  });
+
   test("a full bulkhead rejects at once with BULKHEAD_FULL", async () => {
     const p = policy({ bulkheadLimit: 1, bulkheadQueue: 0 });
     let release!: () => void;

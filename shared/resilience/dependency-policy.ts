@@ -10,7 +10,9 @@ import {
   handleWhen,
   retry,
   wrap,
+  type IBackoff,
   type IBackoffFactory,
+  type IHalfOpenAfterBackoffContext,
   type IPolicy,
   type IRetryBackoffContext,
 } from "cockatiel";
@@ -147,6 +149,8 @@ export class DependencyPolicy {
   private readonly halfOpenAfterMs: number;
   /** When the breaker last opened (epoch ms). */
   private openedAt = 0;
+  /** The transport has found the dependency back since the breaker last opened (see reachable). */
+  private back = false;
   readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
   constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger }) {
@@ -176,12 +180,23 @@ export class DependencyPolicy {
     const limiter = bulkhead(o.bulkheadLimit, o.bulkheadQueue);
     this.limiter = limiter;
     this.limits = { limit: o.bulkheadLimit, queueLimit: o.bulkheadQueue };
+    // cockatiel reads an open breaker's wait on every call it refuses: halfOpenAfterMs, or none once the dependency is back.
+    const isBack = () => this.back;
+    const openWait: IBackoff<IHalfOpenAfterBackoffContext> = {
+      get duration() {
+        return isBack() ? 0 : o.halfOpenAfterMs;
+      },
+      next: () => openWait,
+    };
     this.breaker = circuitBreaker(handleWhen(isFailure), {
-      halfOpenAfter: o.halfOpenAfterMs,
+      halfOpenAfter: { next: () => openWait },
       breaker: new ConsecutiveBreaker(o.breakerFailures),
     });
     this.halfOpenAfterMs = o.halfOpenAfterMs;
-    this.breaker.onBreak(() => (this.openedAt = Date.now()));
+    this.breaker.onBreak(() => {
+      this.openedAt = Date.now();
+      this.back = false;
+    });
     const retries = retry(handleWhen(isRetryable), {
       maxAttempts: Math.max(0, o.maxAttempts - 1),
       backoff: drawnWaits(this.waits),
@@ -214,6 +229,19 @@ export class DependencyPolicy {
       case CircuitState.Isolated:
         return "isolated";
     }
+  }
+
+  /**
+   * Tells the policy that its transport has found the dependency back (a
+   * new connection is ready, as after the dependency restarted): an open
+   * breaker then lets the next call probe it at once rather than
+   * halfOpenAfterMs after it opened. Only an open breaker heeds it, once per
+   * opening; a probe that fails opens it again for the full wait.
+   */
+  reachable(): void {
+    if (this.breaker.state !== CircuitState.Open || this.back) return;
+    this.back = true;
+    this.logger?.info({ dependency: this.name }, "the dependency is reachable again; the next call probes it");
   }
 
   /** How full the bulkhead is now. */
@@ -338,7 +366,7 @@ export class DependencyPolicy {
     const metadata = { dependency: this.name };
     if (error instanceof BrokenCircuitError) {
       // Retry-After: when the breaker lets a call try the dependency again (a retry sooner is refused just the same).
-      const retryAfterSeconds = String(Math.max(1, Math.ceil((this.openedAt + this.halfOpenAfterMs - Date.now()) / 1000)));
+      const retryAfterSeconds = String(this.back ? 1 : Math.max(1, Math.ceil((this.openedAt + this.halfOpenAfterMs - Date.now()) / 1000)));
       return new OrderlyError("CIRCUIT_OPEN", `${this.name} is failing; not calling it until it recovers`, { metadata: { ...metadata, retryAfterSeconds } });
     }
     if (error instanceof BulkheadRejectedError) {

@@ -1,6 +1,6 @@
 import type { DescMessage, DescMethodUnary, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { callUnary, createClient, type CallOptions, type Client, type Connection } from "../grpc/index.js";
+import { callUnary, createClient, onReady, type CallOptions, type Client, type Connection } from "../grpc/index.js";
 import type { DependencyPolicy } from "./dependency-policy.js";
 
 /** Whether a method may be retried: its proto declares idempotency_level IDEMPOTENT or NO_SIDE_EFFECTS. */
@@ -23,8 +23,9 @@ export function callWithPolicy<I extends DescMessage, O extends DescMessage>(
   );
 }
 
-/** A typed client whose every call runs under the dependency's policy. */
+/** A typed client whose every call runs under the dependency's policy; the policy's open breaker probes as soon as the connection is ready again. */
 export function createResilientClient<S extends DescService>(service: S, connection: Connection, policy: DependencyPolicy): Client<S> {
+  onReady(connection, () => policy.reachable());
   return createClient(service, connection, (method, call, options) =>
     policy.execute(isIdempotent(method), ({ signal, deadline }) => call({ ...options, signal, deadline }), options),
   );

@@ -211,3 +211,29 @@ test("network latency between order and inventory (TCP proxy): orders still succ
     return state.pending === 0 && state.orphanReservations.length === 0 && state.badItems.length === 0;
   }, "every order settled with consistent stock", 30_000, 200);
 });
+
+test("inventory killed and started again while the order service's breaker is open: orders are reserved again as soon as it is back, not after the breaker's half-open time", async () => {
+  // Half-open after ten minutes: only the connection coming back can let a call through within this test.
+  await using system = await startSystem({ INVENTORY_FALLBACK: "fail-fast", INVENTORY_BREAKER_FAILURES: "2", INVENTORY_BREAKER_HALF_OPEN_MS: "600000" });
+  await system.api("POST", "/v1/inventory/BACK-1:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
+  const order = () => system.api("POST", "/v1/orders", { body: { customerId: "bo", items: [{ sku: "BACK-1", quantity: 1 }] }, headers: { "x-request-timeout": "2000" } });
+  expect((await order()).status).toBe(200);
+
+  await system.inventory.stop("SIGKILL");
+  const refused = await waitFor(async () => {
+    const r = await order();
+    return reasonOf(r.body) === "CIRCUIT_OPEN" ? r : undefined;
+  }, "the order service's breaker to open");
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get("retry-after")).toBe("600");
+
+  await system.restart("inventory");
+  const back = performance.now();
+  const confirmed = await waitFor(async () => {
+    const r = await order();
+    return r.status === 200 ? r : undefined;
+  }, "an order to be reserved once inventory is back", 30_000, 100);
+  console.log(`[figures] the first order reserved ${Math.round(performance.now() - back)} ms after inventory was ready again (half-open after 600 s)`);
+  expect(confirmed.body.status).toBe("ORDER_STATUS_CONFIRMED");
+  expect(system.order.logs.some((line) => line.includes("the dependency is reachable again"))).toBe(true);
+});
