@@ -64,7 +64,7 @@ function card(p) {
   const s = p.status;
   const title = '<div class="title"><h2>' + esc(p.name) + "</h2>" + badge(p.healthy, "healthy", p.status ? "not serving" : "down") +
     (p.grpcHealth !== "self" ? ' <span class="meta">gRPC health: ' + esc(p.grpcHealth) + "</span>" : "") + "</div>";
-  if (!s) return '<section class="card down" data-process="' + esc(p.name) + '" data-healthy="false">' + title + '<div class="error">unreachable: ' + esc(p.error) + "</div></section>";
+  if (!s) return '<section class="card down" data-process="' + esc(p.name) + '" data-healthy="false">' + title + '<div class="error">' + esc(p.error) + "</div></section>";
   const checks = Object.entries(s.checks).map(([k, v]) => esc(k) + (v ? " ✓" : " ✗")).join(" · ");
   const meta = '<div class="meta">pid ' + s.pid + " · up " + s.uptimeSeconds + " s · " + Math.round(s.rssBytes / 1048576) + " MiB · event-loop p99 " + num(s.eventLoopLagMs) + " ms" +
     (checks ? " · " + checks : "") + ' · <a href="' + esc(p.metricsUrl) + '">metrics</a></div>';

@@ -37,7 +37,7 @@ const gateway: ProcessStatus = {
   consumers: [],
 };
 
-test("a service that does not answer is down with the reason in an operator's words: no answer within the timeout (paused), connection refused (gone), the socket's own words otherwise", async () => {
+test("a service that does not answer is down with the reason in an operator's words: no answer within the timeout (paused), connection refused (gone), the socket's own words otherwise; one that answers an error is down but not called unreachable", async () => {
   // A paused process's port still accepts (the kernel does), and then nothing answers.
   await using paused = await tcpServer(() => undefined);
   // A killed process's port: nothing listens there any more.
@@ -45,15 +45,18 @@ test("a service that does not answer is down with the reason in an operator's wo
   await gone[Symbol.asyncDispose]();
   // Something else on the port: it answers, but not in HTTP.
   await using stranger = await tcpServer((socket) => socket.end("garbage\r\n\r\n"));
+  // Running, and answering, but with an error instead of its report.
+  await using failing = await tcpServer((socket) => socket.end("HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"));
 
   const report = await systemStatus({
     self: async () => gateway,
     selfMetricsUrl: () => "http://127.0.0.1:9050/metrics",
-    readiness: async () => ({ ready: false, services: { order: "UNREACHABLE", inventory: "UNREACHABLE", query: "UNREACHABLE" } }),
+    readiness: async () => ({ ready: false, services: { order: "UNREACHABLE", inventory: "UNREACHABLE", query: "UNREACHABLE", extra: "SERVING" } }),
     targets: [
       { name: "order", address: `127.0.0.1:${paused.port}` },
       { name: "inventory", address: `127.0.0.1:${gone.port}` },
       { name: "query", address: `127.0.0.1:${stranger.port}` },
+      { name: "extra", address: `127.0.0.1:${failing.port}` },
     ],
     timeoutMs: 300,
   })();
@@ -61,8 +64,9 @@ test("a service that does not answer is down with the reason in an operator's wo
   expect(report.healthy).toBe(false);
   expect(report.processes.map(({ name, healthy, status, error }) => ({ name, healthy, status, error }))).toEqual([
     { name: "gateway", healthy: true, status: gateway, error: undefined },
-    { name: "order", healthy: false, status: undefined, error: "no answer within 300 ms" },
-    { name: "inventory", healthy: false, status: undefined, error: "connection refused" },
-    { name: "query", healthy: false, status: undefined, error: expect.stringMatching(/^Response does not match the HTTP\/1\.1 protocol \(Expected HTTP\//) },
+    { name: "order", healthy: false, status: undefined, error: "unreachable: no answer within 300 ms" },
+    { name: "inventory", healthy: false, status: undefined, error: "unreachable: connection refused" },
+    { name: "query", healthy: false, status: undefined, error: expect.stringMatching(/^unreachable: Response does not match the HTTP\/1\.1 protocol \(Expected HTTP\//) },
+    { name: "extra", healthy: false, status: undefined, error: "its /status.json answered HTTP 500" },
   ]);
 });

@@ -28,9 +28,12 @@ export interface AdminTarget {
   address: string;
 }
 
+/** A service that answered, but not with its report: it is running, so not "unreachable". */
+class NoReport extends Error {}
+
 async function fetchStatus(address: string, timeoutMs: number): Promise<ProcessStatus> {
   const response = await fetch(`http://${address}/status.json`, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  if (!response.ok) throw new NoReport(`its /status.json answered HTTP ${response.status}`);
   return (await response.json()) as ProcessStatus;
 }
 
@@ -41,9 +44,15 @@ const SOCKET_ERRORS: Record<string, string> = {
 };
 
 /**
- * Why a service's report could not be had, in an operator's words: `no answer within 1000 ms` (a process paused or
- * stuck), `connection refused` (none listening), or the socket error's message; not fetch's own `fetch failed`.
+ * Why a service's report could not be had, in an operator's words: `unreachable: no answer within 1000 ms` (a process
+ * paused or stuck), `unreachable: connection refused` (none listening), or the socket error's message, not fetch's own
+ * `fetch failed`; `its /status.json answered HTTP 500` for a process that answered without its report.
  */
+function missingReport(error: unknown, timeoutMs: number): string {
+  if (error instanceof NoReport) return error.message;
+  return `unreachable: ${unreachableReason(error, timeoutMs)}`;
+}
+
 function unreachableReason(error: unknown, timeoutMs: number): string {
   if (!(error instanceof Error)) return String(error);
   if (error.name === "TimeoutError") return `no answer within ${timeoutMs} ms`;
@@ -72,7 +81,7 @@ export function systemStatus(deps: {
     const [self, readiness, reports] = await Promise.all([
       deps.self(),
       deps.readiness(),
-      Promise.all(deps.targets.map((t) => fetchStatus(t.address, timeoutMs).then((status) => ({ status }), (error: unknown) => ({ error: unreachableReason(error, timeoutMs) })))),
+      Promise.all(deps.targets.map((t) => fetchStatus(t.address, timeoutMs).then((status) => ({ status }), (error: unknown) => ({ error: missingReport(error, timeoutMs) })))),
     ]);
     const processes: ProcessEntry[] = [
       { name: self.name, healthy: self.healthy, grpcHealth: "self", metricsUrl: deps.selfMetricsUrl(), status: self },
