@@ -7,7 +7,7 @@ import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { QueryService } from "../proto/gen/orderly/query/v1/query_pb.js";
 import { OrderlyError, httpStatusFor } from "../shared/errors/index.js";
 import { listenable } from "../shared/config/index.js";
-import { HealthState } from "../shared/grpc/index.js";
+import { HealthState, logGrpcLibraryTo } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
 import { EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
 import { configOrExit, drain, listen, runMain, turnOffPretenuring } from "../shared/process/index.js";
@@ -42,6 +42,7 @@ const IDLE_GRACE_MS = 1000;
 turnOffPretenuring();
 const config = await configOrExit("gateway", (env) => listenable(gatewayConfig(env)));
 const logger = createLogger("gateway", config.logLevel);
+logGrpcLibraryTo(logger);
 
 runMain(logger, async () => {
   const tracing = await startTracing({ service: "gateway", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });

@@ -1,7 +1,7 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } from "../../shared/events/index.js";
-import { HealthState, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, logGrpcLibraryTo, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
@@ -17,6 +17,7 @@ import { InventoryStore } from "./store.js";
 
 const config = await configOrExit("inventory", (env) => listenable(inventoryConfig(env)));
 const logger = createLogger("inventory", config.logLevel);
+logGrpcLibraryTo(logger);
 
 runMain(logger, async () => {
   const tracing = await startTracing({ service: "inventory", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });

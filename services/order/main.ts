@@ -1,7 +1,7 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } from "../../shared/events/index.js";
-import { HealthState, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
@@ -19,6 +19,7 @@ import { OrderStore } from "./store.js";
 
 const config = await configOrExit("order", (env) => listenable(orderConfig(env)));
 const logger = createLogger("order", config.logLevel);
+logGrpcLibraryTo(logger);
 
 runMain(logger, async () => {
   const tracing = await startTracing({ service: "order", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });

@@ -1,6 +1,6 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { eventHealthChecks, startEventRuntime } from "../../shared/events/index.js";
-import { HealthState, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, logGrpcLibraryTo, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
@@ -17,6 +17,7 @@ import { ViewChanges } from "./view-changes.js";
 
 const config = await configOrExit("query", (env) => listenable(queryConfig(env)));
 const logger = createLogger("query", config.logLevel);
+logGrpcLibraryTo(logger);
 
 runMain(logger, async () => {
   const tracing = await startTracing({ service: "query", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });

@@ -12,6 +12,7 @@ export {
   type GrpcServerOptions,
 } from "./server.js";
 export { connect, onReady, callUnary, createClient, fromServiceError, channelSecurity, tlsChannel, type ChannelSecurity, type Connection, type ConnectOptions } from "./client.js";
+export { logGrpcLibraryTo } from "./library-logs.js";
 export { healthService, HealthState, ServingStatus, type HealthChecks } from "./health.js";
 export { reflectionServices } from "./reflection.js";
 export { chain, traceCalls, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
