@@ -9,7 +9,7 @@ import { generateKeyPairSync, randomBytes, createPrivateKey } from "node:crypto"
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT } from "jose";
-import { consumerNames, streams } from "../shared/events/subjects.js";
+import { claimSubject, consumerNames, streams } from "../shared/events/subjects.js";
 import { natsInboxPrefix } from "../shared/events/nats-connection.js";
 import { natsPasswordFile, secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { makeOwnersDir } from "../shared/fs/index.js";
@@ -114,14 +114,19 @@ const natsUsers = (queryConsumerName: string) => ({
   inventory: { publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, consumerNames.inventoryOrderEvents]])], subscribe: [inbox("inventory")] },
   order: { publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, consumerNames.orderReservationOutcomes]])], subscribe: [inbox("order")] },
   query: {
-    // Its projections, and what `npm run rebuild` reads the streams with as the query service's user.
-    publish: jetStreamApi(
-      (["orders", "inventory"] as const).flatMap((key) => [
-        [streams[key].name, consumerNames.projection(queryConsumerName, key)] as const,
-        [streams[key].name, consumerNames.rebuild(queryConsumerName, key)] as const,
-      ]),
-    ),
-    subscribe: [inbox("query")],
+    // Its projections, and what `npm run rebuild` reads the streams with as the query service's user; the claim of
+    // its consumers' name (asked, and answered to another copy's inbox).
+    publish: [
+      ...jetStreamApi(
+        (["orders", "inventory"] as const).flatMap((key) => [
+          [streams[key].name, consumerNames.projection(queryConsumerName, key)] as const,
+          [streams[key].name, consumerNames.rebuild(queryConsumerName, key)] as const,
+        ]),
+      ),
+      claimSubject(queryConsumerName),
+      inbox("query"),
+    ],
+    subscribe: [inbox("query"), claimSubject(queryConsumerName)],
   },
   // The gateway only listens to events (to invalidate its read cache).
   gateway: { publish: [] as string[], subscribe: ["orderly.>", inbox("gateway")] },

@@ -1,7 +1,7 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { eventHealthChecks, startEventRuntime } from "../../shared/events/index.js";
 import { HealthState, logGrpcLibraryTo, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
-import { listenable } from "../../shared/config/index.js";
+import { ConfigError, listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
@@ -36,10 +36,15 @@ runMain(logger, async () => {
     logger,
     db,
     consumers: projectionConsumers(config.consumerName, new Projector(db, logger), changes),
+    claim: { name: config.consumerName, setting: "QUERY_CONSUMER_NAME" },
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,
     transactions: metrics.transactions,
+  });
+  // Another copy already running these consumers ends this one (runMain's fatal line), as another process on its database file does.
+  void events.ready.catch((error: unknown) => {
+    if (error instanceof ConfigError) throw error;
   });
   let ready = true;
   const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) });

@@ -2,8 +2,9 @@ import { ErrorCode, NatsError, type JetStreamManager, type NatsConnection } from
 import type { Logger } from "../logging/index.js";
 import type { Db, TransactionTimer } from "../sqlite/index.js";
 import { EventConsumer, hasRecordsOf, type EventHandler } from "./event-consumer.js";
-import type { NatsAuth } from "../config/index.js";
+import { ConfigError, type NatsAuth } from "../config/index.js";
 import { settlesWithin } from "../process/shutdown.js";
+import { claimConsumers, type ConsumerClaim } from "./consumer-claim.js";
 import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
@@ -40,6 +41,11 @@ export interface EventRuntimeOptions {
   /** The outbox to relay (publishers only). */
   outbox?: Outbox;
   consumers?: readonly ConsumerSpec[];
+  /**
+   * The consumers are this process's alone (a read model's): before running them it claims their name
+   * (claimConsumers), and `ready` rejects with a ConfigError when another process holds it.
+   */
+  claim?: ConsumerClaim;
   /** Most events each stream holds (STREAM_MAX_EVENTS): raised on the streams at start, never lowered. */
   streamMaxEvents?: number;
   /** Copies of each stream in a JetStream cluster (STREAM_REPLICAS): added at start, never taken away. */
@@ -150,6 +156,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       return;
     }
     const connection = nc;
+    if (options.claim) await claimConsumers(connection, options.claim, options.name, logger);
     /**
      * Makes sure the streams and durable consumers exist; resolves with those it had to create. At start
      * (before any consumer runs), a consumer that rebuilds from its stream and whose database has forgotten
@@ -220,7 +227,8 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     logger.info({ relay: relay !== undefined, consumers: consumers.length }, "event runtime started");
   })();
   ready.catch((error: unknown) => {
-    if (!closed) logger.error({ err: error }, "event runtime failed to start");
+    // A refusal (the consumers claimed by another process) is the caller's to report: it ends the process.
+    if (!closed && !(error instanceof ConfigError)) logger.error({ err: error }, "event runtime failed to start");
   });
 
   return {

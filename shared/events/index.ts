@@ -1,5 +1,5 @@
 import "../wire/utf8.js";
-export { streams, consumerNames, subjectOf, type StreamKey } from "./subjects.js";
+export { streams, consumerNames, claimSubject, subjectOf, type StreamKey } from "./subjects.js";
 export { connectNats, followConnection, type ConnectionWatcher } from "./nats-connection.js";
 export { ensureStreams, ensureDurableConsumer, renewIfUnreachable, defaultStreamSettings, type StreamSettings } from "./stream-setup.js";
 export { outboxMigration, outboxTraceMigration, outboxProgressMigration, outboxRetryDueMigration, inboxMigration, deadLetterTimeMigration, deferredEventsMigration, unpublishedRows } from "./schema.js";
@@ -9,4 +9,5 @@ export { InvalidEvent, decodeEvent, isOfUnknownType } from "./event-decoding.js"
 export { DeferredEvents } from "./deferred-events.js";
 export { EventConsumer, type EventConsumerOptions, type EventHandler, type ConsumerStats, type ConsumerLag } from "./event-consumer.js";
 export { newEvent, type EventPayload, type EventMeta } from "./new-event.js";
+export type { ConsumerClaim } from "./consumer-claim.js";
 export { eventHealthChecks, startEventRuntime, type EventRuntime, type EventRuntimeOptions, type ConsumerSpec } from "./event-runtime.js";

@@ -23,6 +23,11 @@ export const consumerNames = {
   rebuild: (name: string, stream: StreamKey) => `${name}-rebuild-${stream}`,
 } as const;
 
+/** The subject on which the process running the durable consumers named after `name` answers who it is (with the nats CLI: `nats req _ORDERLY.consumers.query ""`; claimConsumers). */
+export function claimSubject(name: string): string {
+  return `_ORDERLY.consumers.${name}`;
+}
+
 const subjectByCase: Record<NonNullable<Event["payload"]["case"]>, string> = {
   orderCreated: "orderly.orders.created",
   orderConfirmed: "orderly.orders.confirmed",

@@ -1,23 +1,11 @@
-import { execFile } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { writeDevCredentials } from "../../scripts/dev-security.js";
-import { nodeEntry } from "../../shared/process/index.js";
 import { runPool } from "../helpers/load.js";
-import { ROOT } from "../helpers/processes.js";
+import { exitOf, fatalLines } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
 import { tempDir } from "../helpers/temp-dir.js";
-
-/** How a process ends when started with `env`: its exit code and what it wrote to stdout (its log) and stderr. */
-function exitOf(entry: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [node, ...args] = nodeEntry(entry);
-  return new Promise((resolve) => {
-    execFile(node, args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 30_000 }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }),
-    );
-  });
-}
 
 /** The upper end of a timer duration's range, and why, as a refusal says it. */
 const TIMER_LIMIT = "2147483647 (ms; the longest a timer waits, about 24.8 days)";
@@ -78,14 +66,6 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
     expect({ expected, code, lines: stderr.trim().split("\n").length, named: stderr.includes(expected) }).toEqual({ expected, code: 2, lines: 1, named: true });
   }
 });
-
-/** The fatal lines of a process's JSON log. */
-function fatalLines(log: string): { msg: string }[] {
-  return log
-    .split("\n")
-    .filter((line) => line.includes('"level":60'))
-    .map((line) => JSON.parse(line) as { msg: string });
-}
 
 test("a process whose port is taken exits 1 with one log line naming the variable that set it, not a stack trace", async () => {
   using temp = tempDir("orderly-port-taken-");

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -107,6 +107,26 @@ export async function startService(name: string, entry: string, env: Record<stri
 }
 
 /** How a process says it could not listen: Node's error code, or nats-server's words. */
+/** How a process ends when started with `env`: its exit code and what it wrote to stdout (its log) and stderr. */
+export function exitOf(entry: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const [node, ...args] = nodeEntry(entry);
+  return new Promise((resolve) => {
+    tracked(
+      execFile(node, args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 30_000 }, (error, stdout, stderr) =>
+        resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }),
+      ),
+    );
+  });
+}
+
+/** The fatal lines of a process's JSON log. */
+export function fatalLines(log: string): { msg: string }[] {
+  return log
+    .split("\n")
+    .filter((line) => line.includes('"level":60'))
+    .map((line) => JSON.parse(line) as { msg: string });
+}
+
 export const PORT_TAKEN = /EADDRINUSE|address already in use/;
 
 /** Whether a start failed because the process found its port taken (startService and startNats mark it so). */

@@ -1,0 +1,63 @@
+import { writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { connect } from "nats";
+import { expect, test } from "vitest";
+import { startNats } from "../../test/helpers/nats.js";
+import { tempDir } from "../../test/helpers/temp-dir.js";
+import { ConfigError } from "../config/index.js";
+import { createLogger, silentLogger } from "../logging/index.js";
+import { claimConsumers } from "./consumer-claim.js";
+
+const claim = { name: "copy-a", setting: "QUERY_CONSUMER_NAME" };
+
+test("a second process claiming the same consumers is refused, naming the first; another name is not; once the first is gone the name is free", async () => {
+  await using nats = await startNats();
+  const first = await connect(nats.connectOptions);
+  const second = await connect(nats.connectOptions);
+  await using _connections = { [Symbol.asyncDispose]: async () => void (await Promise.all([first.close(), second.close()])) };
+  await claimConsumers(first, claim, "query", silentLogger());
+
+  const refusal = await claimConsumers(second, claim, "query", silentLogger()).catch((error: unknown) => error);
+  expect(refusal).toBeInstanceOf(ConfigError);
+  expect((refusal as Error).message).toMatch(
+    new RegExp(
+      `^another query service \\(pid ${process.pid} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\) already runs the durable consumers named after QUERY_CONSUMER_NAME="copy-a": ` +
+        "two copies under one name would each get only some of the events; give this one a QUERY_CONSUMER_NAME of its own, or stop the other$",
+    ),
+  );
+  await expect(claimConsumers(second, { ...claim, name: "copy-b" }, "query", silentLogger())).resolves.toBeUndefined();
+
+  // The first process gone (its connection closed), a new one takes the name.
+  await first.close();
+  const third = await connect(nats.connectOptions);
+  await using _third = { [Symbol.asyncDispose]: () => third.close() };
+  await expect(claimConsumers(third, claim, "query", silentLogger())).resolves.toBeUndefined();
+});
+
+test("of processes claiming the same consumers at once, exactly one runs them", async () => {
+  await using nats = await startNats();
+  const connections = await Promise.all(Array.from({ length: 4 }, () => connect(nats.connectOptions)));
+  await using _connections = { [Symbol.asyncDispose]: async () => void (await Promise.all(connections.map((nc) => nc.close()))) };
+  const outcomes = await Promise.allSettled(connections.map((nc) => claimConsumers(nc, claim, "query", silentLogger())));
+  expect(outcomes.map((o) => o.status).sort()).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
+});
+
+test("a NATS user not allowed the claim's subject starts its consumers, saying it could not ask", async () => {
+  using dir = tempDir("orderly-claim-");
+  const configFile = join(dir.path, "nats.conf");
+  writeFileSync(
+    configFile,
+    `authorization { users: [
+      { user: operator, password: op-secret },
+      { user: limited, password: limited-secret, permissions: { publish: { allow: ["orderly.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
+    ] }\n`,
+  );
+  await using nats = await startNats({ configFile, operator: { user: "operator", pass: "op-secret" } });
+  const nc = await connect({ servers: nats.url, user: "limited", pass: "limited-secret" });
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  const lines: string[] = [];
+  const logger = createLogger("query", "info", { write: (line: string) => void lines.push(line) });
+  await expect(claimConsumers(nc, claim, "query", logger)).resolves.toBeUndefined();
+  expect(lines.map((line) => JSON.parse(line) as { level: number; msg: string }).find((line) => line.msg.startsWith("could not ask"))).toMatchObject({ level: 40 });
+});

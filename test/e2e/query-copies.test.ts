@@ -1,0 +1,35 @@
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { exitOf, fatalLines } from "../helpers/processes.js";
+import { startSystem } from "../helpers/system.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+test("a second query service under the first's QUERY_CONSUMER_NAME exits 1 naming the first, which goes on applying every event", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/TWIN-1:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
+  using dir = tempDir("orderly-query-twin-");
+  // A copy with a database of its own, on free ports, as a second replica given the same settings would be.
+  const twin = await exitOf("services/query/main.ts", { ...system.env.query, QUERY_DB_FILE: join(dir.path, "query.db"), QUERY_GRPC_PORT: "0", QUERY_ADMIN_PORT: "0" });
+  expect({ code: twin.code, fatal: fatalLines(twin.stdout).map((line) => line.msg), stack: twin.stdout.includes('"stack"'), stderr: twin.stderr }).toEqual({
+    code: 1,
+    fatal: [
+      expect.stringMatching(
+        new RegExp(
+          `^another query service \\(pid ${system.query.child.pid} on ${hostname()}, since [^)]+\\) already runs the durable consumers named after QUERY_CONSUMER_NAME="query": ` +
+            "two copies under one name would each get only some of the events; give this one a QUERY_CONSUMER_NAME of its own, or stop the other$",
+        ),
+      ),
+    ],
+    stack: false,
+    stderr: "",
+  });
+
+  // The first copy was not split: each order's every change reaches its read model.
+  for (let i = 0; i < 10; i++) {
+    const created = await system.api("POST", "/v1/orders", { body: { customerId: "twin", items: [{ sku: "TWIN-1", quantity: 1 }] } });
+    const cancelled = await system.api("POST", `/v1/orders/${created.body.id}:cancel`);
+    const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${cancelled.body.version}`);
+    expect({ status: read.status, order: read.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CANCELLED" });
+  }
+});
