@@ -93,7 +93,7 @@ export async function settleOrder(
   const meta = { requestId: options.requestId, traceContext: options.traceContext };
   let settled: OrderRecord | undefined;
   try {
-    settled = await reserveAndRecord(deps, order, options, meta);
+    settled = await reserveAndRecord(deps, order, options, meta, logger);
   } catch (error) {
     if (!begunHere && isGone(deps.store, order.id)) void releaseDiscarded(deps, order.id, meta, logger);
     throw error;
@@ -117,6 +117,7 @@ async function reserveAndRecord(
   order: OrderRecord,
   options: { deadline: number; signal?: AbortSignal; requestId: string; traceContext: Context },
   meta: EventMeta,
+  logger: Logger,
 ): Promise<OrderRecord | undefined> {
   try {
     const { reservation } = await deps.inventory.reserveStock(
@@ -129,7 +130,9 @@ async function reserveAndRecord(
     if (businessRefusals.has(err.reason)) return recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);
     if (!deps.degrade || !isTransient(err) || options.signal?.aborted) throw err;
     // Transient: the reservation may have been made all the same.
-    return deps.store.acceptAwaitingReservation(order.id, meta) ?? deps.store.get(order.id);
+    const accepted = deps.store.acceptAwaitingReservation(order.id, meta);
+    if (accepted !== undefined) logger.info({ orderId: order.id, reason: err.reason, dependency: err.metadata.dependency }, "inventory did not reserve the order in time: accepted as PENDING, to be reserved through events");
+    return accepted ?? deps.store.get(order.id);
   }
 }
 
