@@ -84,13 +84,14 @@ test("a process whose port is taken exits 1 with one log line naming the variabl
   const results = await runPool(cases.length, 4, (i) => exitOf(cases[i]![0], { ORDERLY_DATA_DIR: temp.path, [cases[i]![2]]: "0", [cases[i]![1]]: String(port) }));
   for (const [i, [, setting]] of cases.entries()) {
     const { code, stdout, stderr } = results[i]!;
-    // Standard error stays empty: grpc-js's own "E … No address added" line is a line of the JSON log (component grpc-js).
-    expect({ setting, code, fatal: fatalLines(stdout).map((line) => line.msg), stack: stdout.includes('"stack"'), stderr }).toEqual({
+    // Standard error stays empty, and the log has no line of grpc-js's own ("E … No address added", which it printed there before).
+    expect({ setting, code, fatal: fatalLines(stdout).map((line) => line.msg), stack: stdout.includes('"stack"'), stderr, grpcLines: stdout.includes('"component":"grpc-js"') }).toEqual({
       setting,
       code: 1,
       fatal: [`${setting}: cannot listen on 127.0.0.1:${port}: address already in use (is another Orderly still running?); set ${setting} to a free port`],
       stack: false,
       stderr: "",
+      grpcLines: false,
     });
   }
 });
