@@ -195,7 +195,7 @@ function maxItemsOf(field: DescField): number | undefined {
  */
 function checkEnum(name: string, enumType: DescEnum, value: JsonValue): void {
   const known = typeof value === "string" ? enumType.values.some((v) => v.name === value) : typeof value === "number" && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31;
-  if (!known) throw invalidField(name, `must be the name of a ${enumType.name} value, not ${quoted(value)}`);
+  if (!known) throw invalidField(name, `must be one of ${enumType.values.map((v) => v.name).join(", ")} (${enumType.name}) or its number, not ${quoted(value)}`);
 }
 
 function checkMessage(name: string, message: DescMessage, value: JsonValue): void {

@@ -75,6 +75,18 @@ test("a request finds the route a scan of every route would find, with the same 
   expect(resolved(routes, "GET", "/v1/inventory/SKU-1:cancel")).toEqual({ reason: "ROUTE_NOT_FOUND" });
   // An unknown verb is part of the segment (an id the service then refuses).
   expect(resolved(routes, "GET", "/v1/orders/ord_1:undo")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1:undo" } });
+  // A mistyped action is refused as before, saying which actions there are.
+  const message = (m: string, p: string) => {
+    try {
+      resolveRoute(indexRoutes(routes), m, p);
+      return undefined;
+    } catch (error) {
+      return (error as OrderlyError).message;
+    }
+  };
+  expect(message("POST", "/v1/orders/ord_1:Cancel")).toBe('POST is not allowed on /v1/orders/ord_1:Cancel (no route has the action ":Cancel"; the actions are :cancel, :restock)');
+  expect(message("POST", "/v1/nothing/x:undo")).toBe('no route for POST /v1/nothing/x:undo (no route has the action ":undo"; the actions are :cancel, :restock)');
+  expect(message("DELETE", "/v1/orders/ord_1")).toBe("DELETE is not allowed on /v1/orders/ord_1");
   expect(resolved(extra, "POST", "/v1/orders:cancel")).toEqual({ label: "POST /v1/orders:cancel", params: {} });
   expect(resolved(extra, "GET", "/v1/orders/ord_1")).toEqual({ label: "GET /v1/orders/{id}", params: { id: "ord_1" } });
   expect(resolved(extra, "GET", "/v1/stock/orders")).toEqual({ label: "GET /v1/{name}/orders", params: { name: "stock" } });

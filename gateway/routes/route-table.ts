@@ -139,8 +139,10 @@ export function resolveRoute(index: RouteIndex, requestMethod: string, path: str
     (allowed ??= []).push(route.httpMethod);
     if (route.httpMethod === "GET") allowed.push("HEAD");
   }
+  // A last segment with an action none of the routes has (":Cancel"): the likely mistake, said beside the refusal.
+  const action = colon >= 0 && !withVerb ? ` (no route has the action "${last.slice(colon)}"; the actions are ${[...index.verbSuffixes].join(", ")})` : "";
   if (allowed !== undefined) {
-    throw new OrderlyError("METHOD_NOT_ALLOWED", `${requestMethod} is not allowed on ${path}`, { metadata: { allow: allowed.join(", ") } });
+    throw new OrderlyError("METHOD_NOT_ALLOWED", `${requestMethod} is not allowed on ${path}${action}`, { metadata: { allow: allowed.join(", ") } });
   }
-  throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${requestMethod} ${path}`);
+  throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${requestMethod} ${path}${action}`);
 }

@@ -217,7 +217,7 @@ export class InventoryStore {
       const request = JSON.stringify([input.sku, input.quantity, input.name ?? null, input.unitPriceMinor ?? null, input.currencyCode ?? null]);
       if (previous) {
         const same = previous.request === null ? previous.sku === input.sku && previous.quantity === input.quantity : previous.request === request;
-        if (!same) throw new OrderlyError("IDEMPOTENCY_KEY_REUSED", "this request id was used for a different restock");
+        if (!same) throw new OrderlyError("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different restock", { metadata: { sku: previous.sku } });
         return this.getItem(input.sku)!;
       }
       this.statements.insertRestock.run(input.requestId, input.sku, input.quantity, request, now);

@@ -235,9 +235,9 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     const before = await system.api("GET", "/v1/inventory/TIMED-1");
     const timestamp = "must be a google.protobuf.Timestamp in its proto3 JSON form (an RFC 3339 time)";
     for (const [extra, violation] of [
-      [{ status: "BOGUS" }, { field: "order.status", description: 'must be the name of a OrderStatus value, not "BOGUS"' }],
-      [{ status: "order_status_confirmed" }, { field: "order.status", description: 'must be the name of a OrderStatus value, not "order_status_confirmed"' }],
-      [{ status: 2 ** 31 }, { field: "order.status", description: "must be the name of a OrderStatus value, not 2147483648" }],
+      [{ status: "BOGUS" }, { field: "order.status", description: 'must be one of ORDER_STATUS_UNSPECIFIED, ORDER_STATUS_PENDING, ORDER_STATUS_CONFIRMED, ORDER_STATUS_REJECTED, ORDER_STATUS_CANCELLED (OrderStatus) or its number, not "BOGUS"' }],
+      [{ status: "order_status_confirmed" }, { field: "order.status", description: 'must be one of ORDER_STATUS_UNSPECIFIED, ORDER_STATUS_PENDING, ORDER_STATUS_CONFIRMED, ORDER_STATUS_REJECTED, ORDER_STATUS_CANCELLED (OrderStatus) or its number, not "order_status_confirmed"' }],
+      [{ status: 2 ** 31 }, { field: "order.status", description: "must be one of ORDER_STATUS_UNSPECIFIED, ORDER_STATUS_PENDING, ORDER_STATUS_CONFIRMED, ORDER_STATUS_REJECTED, ORDER_STATUS_CANCELLED (OrderStatus) or its number, not 2147483648" }],
       [{ createTime: 1577836800 }, { field: "order.create_time", description: `${timestamp}, not 1577836800` }],
       [{ update_time: "yesterday" }, { field: "order.update_time", description: `${timestamp}, not "yesterday"` }],
       [{ createTime: "0000-01-01T00:00:00Z" }, { field: "order.create_time", description: `${timestamp}, not "0000-01-01T00:00:00Z"` }],

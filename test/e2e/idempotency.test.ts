@@ -82,7 +82,14 @@ describe("Idempotency-Key on Restock", () => {
     expect([first.status, again.status, again.body.available]).toEqual([200, 200, 5]);
     for (const change of [{ unitPriceMinor: "1" }, { name: "Cheap kettle" }, { currencyCode: "EUR" }, { quantity: 6 }]) {
       const other = await restock({ quantity: 5, unitPriceMinor: "700", name: "Kettle", ...change });
-      expect({ change, status: other.status, reason: reasonOf(other.body) }).toEqual({ change, status: 422, reason: "IDEMPOTENCY_KEY_REUSED" });
+      const info = other.body.details?.find((d: { reason?: string }) => d.reason);
+      expect({ change, status: other.status, reason: reasonOf(other.body), message: other.body.message, metadata: info?.metadata }).toEqual({
+        change,
+        status: 422,
+        reason: "IDEMPOTENCY_KEY_REUSED",
+        message: "this Idempotency-Key was used with a different restock",
+        metadata: { sku: "KEY-R" },
+      });
     }
     expect((await system.api("GET", "/v1/inventory/KEY-R")).body).toMatchObject({ available: 5, unitPriceMinor: "700", name: "Kettle", currencyCode: "USD" });
   });
