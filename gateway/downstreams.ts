@@ -1,7 +1,7 @@
 import type { DescService, Message } from "@bufbuild/protobuf";
 import { Health, HealthCheckResponse_ServingStatus } from "../proto/gen/grpc/health/v1/health_pb.js";
 import { OrderlyError } from "../shared/errors/index.js";
-import { callUnary, connect, onReady, type CallOptions, type Connection } from "../shared/grpc/index.js";
+import { callUnary, connect, healthCheckProbe, onReady, type CallOptions, type Connection } from "../shared/grpc/index.js";
 import { DependencyPolicy, callWithPolicy, type DependencyPolicyOptions } from "../shared/resilience/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import type { TlsFiles } from "../shared/security/index.js";
@@ -15,14 +15,15 @@ export interface Downstream {
   policy: DependencyPolicy;
 }
 
-/** Connects to each service at its address, with one policy per service, whose open breaker probes as soon as the connection is ready again. */
+/** Connects to each service at its address, with one policy per service, whose open breaker probes the service's health check, at once when the connection is ready again. */
 export function connectDownstreams(
   targets: readonly { name: string; service: DescService; address: string }[],
   policy: Omit<DependencyPolicyOptions, "name"> & { logger?: Logger },
   tls?: TlsFiles,
 ): Downstream[] {
   return targets.map((t) => {
-    const downstream = { name: t.name, service: t.service, connection: connect(t.address, { tls }), policy: new DependencyPolicy({ ...policy, name: t.name }) };
+    const connection = connect(t.address, { tls });
+    const downstream = { name: t.name, service: t.service, connection, policy: new DependencyPolicy({ ...policy, name: t.name, probe: healthCheckProbe(connection) }) };
     onReady(downstream.connection, () => downstream.policy.reachable());
     return downstream;
   });

@@ -1,7 +1,7 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } from "../../shared/events/index.js";
-import { HealthState, logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, healthCheckProbe, logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
@@ -59,7 +59,7 @@ runMain(logger, async () => {
     tls: config.security.tls,
     callMetadata: () => ({ [PRINCIPAL_METADATA_KEY]: links.sign(self) }),
   });
-  const inventoryPolicy = new DependencyPolicy({ ...config.inventoryPolicy, logger });
+  const inventoryPolicy = new DependencyPolicy({ ...config.inventoryPolicy, logger, probe: healthCheckProbe(inventoryConnection) });
   const inventory = createResilientClient(InventoryService, inventoryConnection, inventoryPolicy);
   const degrade = config.inventoryFallback === "degrade";
   const recovery = new PendingRecovery({

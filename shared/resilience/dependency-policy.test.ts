@@ -2,6 +2,7 @@ import { ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import { describe, expect, test, vi } from "vitest";
 import { OrderlyError } from "../errors/index.js";
 import { createLogger } from "../logging/index.js";
+import { waitFor } from "../../test/helpers/processes.js";
 import { DependencyPolicy } from "./dependency-policy.js";
 
 const unavailable = () => new OrderlyError("DEPENDENCY_UNAVAILABLE", "down");
@@ -164,6 +165,55 @@ describe("DependencyPolicy", () => {
     await expect(p.execute(false, call)).resolves.toBe("ok");
     expect(p.breakerState).toBe("closed");
     expect(attempts).toBe(4);
+  });
+
+  test("with a probe of its own, an open breaker is closed by that probe alone: after halfOpenAfterMs, or at once when the dependency is reachable again; callers are refused until then, whatever their budget", async () => {
+    let up = false;
+    const probes: number[] = [];
+    const p = policy({
+      breakerFailures: 2,
+      maxAttempts: 1,
+      halfOpenAfterMs: 200,
+      probe: async (deadline: number) => {
+        probes.push(deadline - Date.now());
+        if (!up) throw unavailable();
+      },
+    });
+    let calls = 0;
+    const call = async () => {
+      calls++;
+      if (!up) throw unavailable();
+      return "ok";
+    };
+    for (let i = 0; i < 2; i++) await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    expect(p.breakerState).toBe("open");
+    // Past halfOpenAfterMs the policy probes (and fails, so it stays open); no caller's call gets through meanwhile.
+    await waitFor(() => probes.length >= 2, "two probes, halfOpenAfterMs apart");
+    await expect(p.execute(false, call, { deadline: Date.now() + 60_000 })).rejects.toMatchObject({ reason: "CIRCUIT_OPEN" });
+    expect(calls).toBe(2);
+    // Each probe had at most 2 s.
+    expect(probes.every((ms) => ms > 0 && ms <= 2000)).toBe(true);
+
+    // Back: told it is reachable, the policy probes at once and closes the breaker; callers are refused until it has.
+    up = true;
+    const before = probes.length;
+    p.reachable();
+    await waitFor(() => p.breakerState === "closed", "the breaker closed by the probe", 150);
+    expect(probes.length).toBe(before + 1);
+    await expect(p.execute(false, call)).resolves.toBe("ok");
+    expect(calls).toBe(3);
+  });
+
+  test("with a probe of its own, a probe that hangs holds no caller: each is refused at once while it runs, and it ends by its own 2 s deadline", async () => {
+    const p = policy({ breakerFailures: 1, maxAttempts: 1, halfOpenAfterMs: 60_000, probe: (deadline: number) => silent({ deadline }) });
+    await expect(p.execute(false, () => Promise.reject(unavailable()))).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    p.reachable();
+    await waitFor(() => p.breakerState === "half-open", "the probe in flight");
+    const started = performance.now();
+    await expect(p.execute(false, async () => "ok", { deadline: Date.now() + 30_000 })).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", metadata: { retryAfterSeconds: "1" } });
+    expect(performance.now() - started).toBeLessThan(250);
+    // The silent dependency: the probe fails at its deadline, and the breaker is open again.
+    await waitFor(() => p.breakerState === "open", "the probe timed out", 5_000);
   });
 
   test("a full bulkhead rejects at once with BULKHEAD_FULL", async () => {

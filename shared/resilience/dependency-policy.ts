@@ -74,6 +74,12 @@ export interface Attempt {
   deadline: number;
 }
 
+/** Asks the dependency whether it answers at all, by `deadline` (its gRPC health check, say): what an open breaker probes with. */
+export type DependencyProbe = (deadline: number) => Promise<unknown>;
+
+/** The longest the policy's own probe of a dependency may take (ms), and less when the attempt timeout is less. */
+const PROBE_TIMEOUT_MS = 2000;
+
 /** What a policy has done, for logs, health and metrics. */
 export interface DependencyStats {
   calls: number;
@@ -151,12 +157,30 @@ export class DependencyPolicy {
   private openedAt = 0;
   /** The transport has found the dependency back since the breaker last opened (see reachable). */
   private back = false;
+  /** The policy's own probe of an open breaker's dependency, when it has one (see the constructor). */
+  private readonly probe: DependencyProbe | undefined;
+  /** True only while the policy's own probe enters the breaker: the one call an open breaker lets through then. */
+  private probing = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+  /** Open or half-open: the breaker's last change was an opening (a failed probe opens it again: logged once). */
+  private broken = false;
   readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
-  constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger }) {
+  /**
+   * With a `probe`, an open breaker is closed by the policy's own probe, and
+   * by nothing else: halfOpenAfterMs after it opened, or as soon as the
+   * transport finds the dependency back (reachable), the policy asks the
+   * dependency (within PROBE_TIMEOUT_MS) and closes the breaker when it
+   * answers; no caller's call is a probe, so none holds the breaker (and
+   * every other caller, refused meanwhile) for its own budget, however long.
+   * Without one, the first call after halfOpenAfterMs (or after reachable)
+   * is the probe, as cockatiel does it.
+   */
+  constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger; probe?: DependencyProbe }) {
     const o = { ...defaultDependencyPolicyOptions, ...options };
     this.name = o.name;
     this.logger = options.logger;
+    this.probe = options.probe;
     this.attemptTimeoutMs = o.attemptTimeoutMs;
     this.slowCallMs = o.slowCallMs;
     this.backoff = { initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs };
@@ -180,11 +204,12 @@ export class DependencyPolicy {
     const limiter = bulkhead(o.bulkheadLimit, o.bulkheadQueue);
     this.limiter = limiter;
     this.limits = { limit: o.bulkheadLimit, queueLimit: o.bulkheadQueue };
-    // cockatiel reads an open breaker's wait on every call it refuses: halfOpenAfterMs, or none once the dependency is back.
-    const isBack = () => this.back;
+    // cockatiel reads an open breaker's wait on every call: with a probe of the policy's own, none for that probe and
+    // for ever for the callers'; without, halfOpenAfterMs, or none once the dependency is back.
+    const wait = () => (this.probe !== undefined ? (this.probing ? 0 : Infinity) : this.back ? 0 : o.halfOpenAfterMs);
     const openWait: IBackoff<IHalfOpenAfterBackoffContext> = {
       get duration() {
-        return isBack() ? 0 : o.halfOpenAfterMs;
+        return wait();
       },
       next: () => openWait,
     };
@@ -196,6 +221,13 @@ export class DependencyPolicy {
     this.breaker.onBreak(() => {
       this.openedAt = Date.now();
       this.back = false;
+      if (!this.broken) this.logger?.warn({ dependency: this.name, halfOpenAfterMs: o.halfOpenAfterMs }, "the breaker opened: failing fast until the dependency answers again");
+      this.broken = true;
+      if (this.probe !== undefined) this.probeAfter(o.halfOpenAfterMs);
+    });
+    this.breaker.onReset(() => {
+      this.broken = false;
+      this.logger?.info({ dependency: this.name }, "the breaker closed: the dependency answers again");
     });
     const retries = retry(handleWhen(isRetryable), {
       maxAttempts: Math.max(0, o.maxAttempts - 1),
@@ -241,7 +273,30 @@ export class DependencyPolicy {
   reachable(): void {
     if (this.breaker.state !== CircuitState.Open || this.back) return;
     this.back = true;
-    this.logger?.info({ dependency: this.name }, "the dependency is reachable again; the next call probes it");
+    this.logger?.info({ dependency: this.name }, this.probe === undefined ? "the dependency is reachable again; the next call probes it" : "the dependency is reachable again; probing it");
+    if (this.probe !== undefined) this.probeAfter(0);
+  }
+
+  /** Runs the policy's own probe after `ms`, in place of one planned before; unref'd, so it keeps no process alive. */
+  private probeAfter(ms: number): void {
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => this.runProbe(), ms);
+    this.probeTimer.unref();
+  }
+
+  /** Probes an open breaker's dependency through the breaker: its answer closes it; a failure opens it again (and plans the next). */
+  private runProbe(): void {
+    const probe = this.probe;
+    if (probe === undefined || this.breaker.state !== CircuitState.Open) return;
+    let probed: Promise<unknown>;
+    this.probing = true;
+    try {
+      // cockatiel reads the open breaker's wait as it enters execute, before this returns.
+      probed = this.breaker.execute(() => probe(Date.now() + Math.min(PROBE_TIMEOUT_MS, this.attemptTimeoutMs)));
+    } finally {
+      this.probing = false;
+    }
+    probed.catch((error: unknown) => this.logger?.debug({ dependency: this.name, err: error }, "the breaker's probe failed; still open"));
   }
 
   /** How full the bulkhead is now. */

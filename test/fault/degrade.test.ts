@@ -65,6 +65,10 @@ test("an order accepted as PENDING (202) while inventory is down can be cancelle
   expect({ status: accepted.status, order: accepted.body.status }).toEqual({ status: 202, order: "ORDER_STATUS_PENDING" });
   const cancelled = await system.api("POST", `/v1/orders/${accepted.body.id}:cancel`, { headers: { "x-request-timeout": "2000" } });
   expect({ status: cancelled.status, order: cancelled.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CANCELLED" });
+  // The order service says why the stock waits for the event: the reason, not a stack (one such line per cancel in an outage).
+  const released = system.order.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line.msg).startsWith("could not release a cancelled order's stock"));
+  expect(released).toEqual([expect.objectContaining({ level: 40, orderId: accepted.body.id, reason: expect.stringMatching(/^(DEPENDENCY_UNAVAILABLE|CIRCUIT_OPEN)$/) })]);
+  expect(released[0]).not.toHaveProperty("err");
 
   await system.restart("inventory");
   // The inventory reads the order's events in their order (created, then cancelled): whatever it reserved, it gives back.

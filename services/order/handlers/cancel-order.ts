@@ -37,7 +37,9 @@ export function cancelOrder(deps: CancelOrderDeps) {
       announceStock(context, reservation?.lines ?? []);
     } catch (error) {
       // The order is cancelled; its OrderCancelled event releases the stock when the inventory gets it.
-      context.logger.warn({ err: error, orderId: order.id }, "could not release a cancelled order's stock at once; its event will");
+      // Expected while the inventory is down or its breaker open (one line per cancel): its reason, not a stack.
+      const { reason, message } = OrderlyError.from(error);
+      context.logger.warn({ orderId: order.id, reason, message }, "could not release a cancelled order's stock at once; its event will");
     }
     return { order: orderMessage(cancelled) };
   };
