@@ -1,6 +1,7 @@
 import { expect, test } from "vitest";
 import { Health } from "../proto/gen/grpc/health/v1/health_pb.js";
 import { HealthState, startGrpcServer } from "../shared/grpc/index.js";
+import { OrderlyError } from "../shared/errors/index.js";
 import { silentLogger } from "../shared/logging/index.js";
 import { callWithPolicy, defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { waitFor } from "../test/helpers/processes.js";
@@ -57,4 +58,29 @@ test("a service restarted while its breaker is open is called again once the con
   const answered = await waitFor(() => check().then((r) => r, () => undefined), "a call to go through once the service is back", 15_000, 100);
   expect(answered.status).toBe(1);
   expect(order!.policy.breakerState).toBe("closed");
+});
+
+test("a service lost while its breaker was already open (the connection still up, then gone) is probed as soon as it is back: the idle connection is told to connect again", async () => {
+  const serve = (port: number) => startGrpcServer({ host: "127.0.0.1", port, logger: silentLogger(), services: [], health: new HealthState({}) });
+  let server = await serve(0);
+  const port = server.port;
+  await using _server = { [Symbol.asyncDispose]: () => server.close(1000) };
+  const [order] = connectDownstreams([{ name: "order", service: Health, address: `127.0.0.1:${port}` }], {
+    ...defaultDependencyPolicyOptions,
+    breakerFailures: 2,
+    maxAttempts: 1,
+    halfOpenAfterMs: 600_000,
+  });
+  await using _connection = { [Symbol.asyncDispose]: async () => (order!.policy.close(), order!.connection.close()) };
+  const check = () => callWithPolicy(order!.policy, order!.connection, Health.method.check, { service: "" }, { deadline: Date.now() + 2000 });
+  expect((await check()).status).toBe(1);
+  // Opened by calls that failed while the connection stayed up (as a hung service's time out).
+  for (let i = 0; i < 2; i++) await order!.policy.execute(false, () => Promise.reject(new OrderlyError("DEPENDENCY_UNAVAILABLE", "timed out"))).catch(() => undefined);
+  expect(order!.policy.breakerState).toBe("open");
+
+  // Then the service goes, and comes back: no call reaches the connection (the breaker refuses them), yet it is found back.
+  await server.close(1000);
+  server = await serve(port);
+  await waitFor(() => order!.policy.breakerState === "closed", "the breaker closed by its probe once the service is back", 15_000, 100);
+  expect((await check()).status).toBe(1);
 });

@@ -1,8 +1,8 @@
 import type { DescService, Message } from "@bufbuild/protobuf";
 import { Health, HealthCheckResponse_ServingStatus } from "../proto/gen/grpc/health/v1/health_pb.js";
 import { OrderlyError } from "../shared/errors/index.js";
-import { callUnary, connect, healthCheckProbe, onReady, type CallOptions, type Connection } from "../shared/grpc/index.js";
-import { DependencyPolicy, callWithPolicy, type DependencyPolicyOptions } from "../shared/resilience/index.js";
+import { callUnary, connect, type CallOptions, type Connection } from "../shared/grpc/index.js";
+import { callWithPolicy, connectionPolicy, type DependencyPolicy, type DependencyPolicyOptions } from "../shared/resilience/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import type { TlsFiles } from "../shared/security/index.js";
 import type { Route } from "./routes/index.js";
@@ -23,9 +23,7 @@ export function connectDownstreams(
 ): Downstream[] {
   return targets.map((t) => {
     const connection = connect(t.address, { tls });
-    const downstream = { name: t.name, service: t.service, connection, policy: new DependencyPolicy({ ...policy, name: t.name, probe: healthCheckProbe(connection) }) };
-    onReady(downstream.connection, () => downstream.policy.reachable());
-    return downstream;
+    return { name: t.name, service: t.service, connection, policy: connectionPolicy(connection, { ...policy, name: t.name }) };
   });
 }
 

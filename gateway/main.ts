@@ -186,7 +186,10 @@ runMain(logger, async () => {
       await admin.close();
       shedder.close();
       await invalidation?.close();
-      for (const d of downstreams) d.connection.close();
+      for (const d of downstreams) {
+        d.policy.close();
+        d.connection.close();
+      }
       lag.close();
       await tracing.shutdown();
     },

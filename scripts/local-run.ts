@@ -519,8 +519,8 @@ async function runningEnded(running: Running, timeoutMs = 2000): Promise<boolean
 /** Why a process ended before the supervisor asked it to, in words a person can act on. */
 function unexpectedExitMessage(running: Running, exit: Exit, wasReady: boolean): string {
   const { name, admin } = running.spec;
-  // Exit code 0 is a process stopping as asked, by a signal that did not come from npm start (a kill -TERM by hand, say).
-  const how = exit.signal ? `killed by ${exit.signal}` : exit.code === 0 ? "exit code 0: it was stopped, but not by npm start" : `exit code ${exit.code}; see its log above`;
+  // Exit code 0: it stopped as if asked (a kill -TERM by hand, say), but npm start did not ask it.
+  const how = exit.signal ? `killed by ${exit.signal}` : exit.code === 0 ? "exit code 0, though npm start did not stop it" : `exit code ${exit.code}; see its log above`;
   const inUse = running.tail.find((line) => /EADDRINUSE|address already in use/.test(line));
   if (inUse !== undefined) {
     // Its admin port, when the line names that one; otherwise the port it serves on.

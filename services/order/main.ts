@@ -1,13 +1,13 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
 import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } from "../../shared/events/index.js";
-import { HealthState, healthCheckProbe, logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { HealthState, logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
-import { DependencyPolicy, createResilientClient } from "../../shared/resilience/index.js";
+import { connectionPolicy, createResilientClient } from "../../shared/resilience/index.js";
 import { claimSoleWriter, deleteInChunks, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
 import { orderConfig } from "./config.js";
 import { orderHandlers } from "./handlers/index.js";
@@ -59,7 +59,7 @@ runMain(logger, async () => {
     tls: config.security.tls,
     callMetadata: () => ({ [PRINCIPAL_METADATA_KEY]: links.sign(self) }),
   });
-  const inventoryPolicy = new DependencyPolicy({ ...config.inventoryPolicy, logger, probe: healthCheckProbe(inventoryConnection) });
+  const inventoryPolicy = connectionPolicy(inventoryConnection, { ...config.inventoryPolicy, logger });
   const inventory = createResilientClient(InventoryService, inventoryConnection, inventoryPolicy);
   const degrade = config.inventoryFallback === "degrade";
   const recovery = new PendingRecovery({
@@ -116,6 +116,7 @@ runMain(logger, async () => {
       // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
       await admin.close();
       await events.close();
+      inventoryPolicy.close();
       inventoryConnection.close();
       await checkpoints.close();
       db.close();

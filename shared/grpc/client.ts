@@ -89,18 +89,22 @@ export function connect(address: string, options: ConnectOptions = {}): Connecti
 }
 
 /**
- * Calls `listener` each time the connection becomes ready after it was not
- * (a new connection made, as grpc-js does by itself, with its reconnect
- * back-off, while a dependency it failed to reach is down). Ends with the
- * connection's close; it holds no timer, so it keeps no process alive.
+ * Calls `listener` each time the connection becomes ready after it was not.
+ * grpc-js tries again by itself, with its reconnect back-off, while it fails
+ * to connect; but a connection that was ready and is lost (the server gone)
+ * leaves the channel idle until a call comes, so from then on an idle channel
+ * is told to connect: a dependency whose callers are refused by an open
+ * breaker is found back as soon as it is. Ends with the connection's close;
+ * it holds no timer, so it keeps no process alive.
  */
 export function onReady(connection: Connection, listener: () => void): void {
   const channel = connection.getChannel();
   const watch = (from: grpc.connectivityState) =>
     channel.watchConnectivityState(from, Infinity, () => {
-      const now = channel.getConnectivityState(false);
+      let now = channel.getConnectivityState(false);
       if (now === grpc.connectivityState.SHUTDOWN) return;
       if (now === grpc.connectivityState.READY) listener();
+      if (now === grpc.connectivityState.IDLE) now = channel.getConnectivityState(true);
       watch(now);
     });
   watch(channel.getConnectivityState(false));

@@ -7,17 +7,7 @@ import {
   type HealthCheckRequest,
 } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { OrderlyError } from "../errors/index.js";
-import { callUnary, type Connection } from "./client.js";
 import { grpcServiceDefinition, toServiceError, undecodable, type StreamingRegistration } from "./server.js";
-
-/**
- * Asks a connection's server its grpc.health.v1 Check (of the whole server), by `deadline`: a dependency's
- * breaker probe (DependencyPolicy), which any answer passes — a server answering NOT_SERVING (its NATS down,
- * say) still answers calls its callers may want.
- */
-export function healthCheckProbe(connection: Connection): (deadline: number) => Promise<unknown> {
-  return (deadline) => callUnary(connection, Health.method.check, { service: "" }, { deadline });
-}
 
 /** Serving status of grpc.health.v1. */
 export const ServingStatus = HealthCheckResponse_ServingStatus;

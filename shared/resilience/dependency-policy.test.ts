@@ -216,6 +216,59 @@ describe("DependencyPolicy", () => {
     await waitFor(() => p.breakerState === "open", "the probe timed out", 5_000);
   });
 
+  test("with a probe of its own: a clock set back does not keep the breaker open; a probe that throws no OrderlyError is no answer; a ready connection reported while a probe is out is not lost; after close() it probes no more", async () => {
+    let answer: "yes" | "no" | "throws" | "hangs" = "no";
+    let probes = 0;
+    let release: (() => void) | undefined;
+    const p = policy({
+      breakerFailures: 1,
+      maxAttempts: 1,
+      halfOpenAfterMs: 60_000,
+      probe: async () => {
+        probes++;
+        if (answer === "hangs") await new Promise<void>((resolve) => (release = resolve));
+        if (answer === "throws") throw new Error("Channel has been shut down");
+        if (answer !== "yes") throw unavailable();
+      },
+    });
+    const open = () => expect(p.execute(false, () => Promise.reject(unavailable()))).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    await open();
+
+    // grpc-js throwing a plain Error (a closed channel): the breaker stays open rather than closing untested.
+    answer = "throws";
+    p.reachable();
+    await waitFor(() => probes === 1 && p.breakerState === "open", "the first probe done");
+
+    // The clock set back after the opening: cockatiel's wait, compared with a negative time since, still lets the probe in.
+    const realNow = Date.now.bind(Date);
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => realNow() - 10_000);
+    try {
+      answer = "yes";
+      p.reachable();
+      await waitFor(() => p.breakerState === "closed", "the breaker closed with the clock set back");
+    } finally {
+      clock.mockRestore();
+    }
+    expect(probes).toBe(2);
+
+    // Reported ready while a probe hangs, which then fails: the next probe goes at once, not a minute later.
+    await open();
+    answer = "hangs";
+    p.reachable();
+    await waitFor(() => p.breakerState === "half-open", "the probe out");
+    p.reachable();
+    answer = "no";
+    release!();
+    await waitFor(() => probes === 4 && p.breakerState === "open", "a probe at once after the one that failed, and open again after it");
+
+    // Closed: no probe however it is asked for, though the dependency would answer now.
+    answer = "yes";
+    p.close();
+    p.reachable();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect({ probes, breaker: p.breakerState }).toEqual({ probes: 4, breaker: "open" });
+  });
+
   test("a full bulkhead rejects at once with BULKHEAD_FULL", async () => {
     const p = policy({ bulkheadLimit: 1, bulkheadQueue: 0 });
     let release!: () => void;

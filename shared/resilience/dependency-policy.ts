@@ -162,6 +162,10 @@ export class DependencyPolicy {
   /** True only while the policy's own probe enters the breaker: the one call an open breaker lets through then. */
   private probing = false;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** The transport found the dependency back while a probe was out: should that probe fail, the next goes at once. */
+  private backDuringProbe = false;
+  /** Closed (close()): no more probes. */
+  private closed = false;
   /** Open or half-open: the breaker's last change was an opening (a failed probe opens it again: logged once). */
   private broken = false;
   readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
@@ -206,7 +210,8 @@ export class DependencyPolicy {
     this.limits = { limit: o.bulkheadLimit, queueLimit: o.bulkheadQueue };
     // cockatiel reads an open breaker's wait on every call: with a probe of the policy's own, none for that probe and
     // for ever for the callers'; without, halfOpenAfterMs, or none once the dependency is back.
-    const wait = () => (this.probe !== undefined ? (this.probing ? 0 : Infinity) : this.back ? 0 : o.halfOpenAfterMs);
+    // (-Infinity, not 0, for the probe: cockatiel compares it with the time since the opening, which a clock set back makes negative.)
+    const wait = () => (this.probe !== undefined ? (this.probing ? -Infinity : Infinity) : this.back ? 0 : o.halfOpenAfterMs);
     const openWait: IBackoff<IHalfOpenAfterBackoffContext> = {
       get duration() {
         return wait();
@@ -220,10 +225,11 @@ export class DependencyPolicy {
     this.halfOpenAfterMs = o.halfOpenAfterMs;
     this.breaker.onBreak(() => {
       this.openedAt = Date.now();
-      this.back = false;
+      this.back = this.backDuringProbe;
+      this.backDuringProbe = false;
       if (!this.broken) this.logger?.warn({ dependency: this.name, halfOpenAfterMs: o.halfOpenAfterMs }, "the breaker opened: failing fast until the dependency answers again");
       this.broken = true;
-      if (this.probe !== undefined) this.probeAfter(o.halfOpenAfterMs);
+      if (this.probe !== undefined) this.probeAfter(this.back ? 0 : o.halfOpenAfterMs);
     });
     this.breaker.onReset(() => {
       this.broken = false;
@@ -271,32 +277,57 @@ export class DependencyPolicy {
    * opening; a probe that fails opens it again for the full wait.
    */
   reachable(): void {
+    if (this.breaker.state === CircuitState.HalfOpen) this.backDuringProbe = true;
     if (this.breaker.state !== CircuitState.Open || this.back) return;
     this.back = true;
     this.logger?.info({ dependency: this.name }, this.probe === undefined ? "the dependency is reachable again; the next call probes it" : "the dependency is reachable again; probing it");
     if (this.probe !== undefined) this.probeAfter(0);
   }
 
+  /** Stops probing (the connection the probe goes through is closing): a probe would fail, or worse, pass untested. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.probeTimer);
+  }
+
   /** Runs the policy's own probe after `ms`, in place of one planned before; unref'd, so it keeps no process alive. */
   private probeAfter(ms: number): void {
     clearTimeout(this.probeTimer);
+    if (this.closed) return;
     this.probeTimer = setTimeout(() => this.runProbe(), ms);
     this.probeTimer.unref();
   }
 
-  /** Probes an open breaker's dependency through the breaker: its answer closes it; a failure opens it again (and plans the next). */
+  /**
+   * Probes an open breaker's dependency through the breaker: an answer closes it; a failure opens it again, which
+   * plans the next probe (onBreak). A probe the breaker itself turned away plans the next here.
+   */
   private runProbe(): void {
     const probe = this.probe;
-    if (probe === undefined || this.breaker.state !== CircuitState.Open) return;
+    if (probe === undefined || this.closed || this.breaker.state !== CircuitState.Open) return;
+    const deadline = Date.now() + Math.min(PROBE_TIMEOUT_MS, this.attemptTimeoutMs);
+    // What fails without an OrderlyError (grpc-js throwing on a closed channel, say) is no answer: a failure, not a pass.
+    const asked = () => probe(deadline).catch((error: unknown) => {
+      throw error instanceof OrderlyError ? error : new OrderlyError("DEPENDENCY_UNAVAILABLE", `${this.name} did not answer its probe`, { cause: error });
+    });
     let probed: Promise<unknown>;
     this.probing = true;
     try {
       // cockatiel reads the open breaker's wait as it enters execute, before this returns.
-      probed = this.breaker.execute(() => probe(Date.now() + Math.min(PROBE_TIMEOUT_MS, this.attemptTimeoutMs)));
+      probed = this.breaker.execute(asked);
     } finally {
       this.probing = false;
     }
-    probed.catch((error: unknown) => this.logger?.debug({ dependency: this.name, err: error }, "the breaker's probe failed; still open"));
+    probed.then(
+      // Answered, but a caller's call that failed meanwhile opened the breaker again: ask again at once.
+      () => {
+        if (this.breaker.state === CircuitState.Open) this.probeAfter(0);
+      },
+      (error: unknown) => {
+        if (error instanceof BrokenCircuitError) this.probeAfter(this.halfOpenAfterMs);
+        this.logger?.debug({ dependency: this.name, err: error, breaker: this.breakerState }, "the breaker's probe got no answer");
+      },
+    );
   }
 
   /** How full the bulkhead is now. */

@@ -1,7 +1,8 @@
 import type { DescMessage, DescMethodUnary, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { callUnary, createClient, onReady, type CallOptions, type Client, type Connection } from "../grpc/index.js";
-import type { DependencyPolicy } from "./dependency-policy.js";
+import { DependencyPolicy } from "./dependency-policy.js";
 
 /** Whether a method may be retried: its proto declares idempotency_level IDEMPOTENT or NO_SIDE_EFFECTS. */
 export function isIdempotent(method: DescMethodUnary): boolean {
@@ -23,9 +24,21 @@ export function callWithPolicy<I extends DescMessage, O extends DescMessage>(
   );
 }
 
-/** A typed client whose every call runs under the dependency's policy; the policy's open breaker probes as soon as the connection is ready again. */
-export function createResilientClient<S extends DescService>(service: S, connection: Connection, policy: DependencyPolicy): Client<S> {
+/**
+ * The policy of a dependency reached over `connection`: while its breaker is
+ * open it probes the dependency's grpc.health.v1 Check (of the whole server;
+ * any answer but a failure of its own passes: a server NOT_SERVING, its NATS
+ * down say, still answers what its callers want), and at once when the
+ * connection is ready again. Close it before the connection.
+ */
+export function connectionPolicy(connection: Connection, options: ConstructorParameters<typeof DependencyPolicy>[0]): DependencyPolicy {
+  const policy = new DependencyPolicy({ ...options, probe: (deadline) => callUnary(connection, Health.method.check, { service: "" }, { deadline }) });
   onReady(connection, () => policy.reachable());
+  return policy;
+}
+
+/** A typed client whose every call runs under the dependency's policy. */
+export function createResilientClient<S extends DescService>(service: S, connection: Connection, policy: DependencyPolicy): Client<S> {
   return createClient(service, connection, (method, call, options) =>
     policy.execute(isIdempotent(method), ({ signal, deadline }) => call({ ...options, signal, deadline }), options),
   );

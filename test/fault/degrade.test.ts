@@ -32,7 +32,7 @@ test("with inventory down, an order is accepted as PENDING (202) and confirmed t
   expect(replay.status).toBe(202);
   expect(replay.text).toBe(accepted.text);
   // The order service says why it accepted the order unreserved, once, in the request's line.
-  const degraded = system.order.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.orderId === accepted.body.id && String(line.msg).startsWith("inventory did not reserve"));
+  const degraded = system.order.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.orderId === accepted.body.id && String(line.msg).startsWith("inventory could not reserve the order now"));
   expect(degraded).toEqual([expect.objectContaining({ level: 30, reason: "DEPENDENCY_UNAVAILABLE", dependency: "inventory", requestId: expect.any(String) })]);
 
   const tooManyRequest = { body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 9 }] }, headers: { "idempotency-key": "deg-2" } };

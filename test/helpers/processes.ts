@@ -106,7 +106,6 @@ export async function startService(name: string, entry: string, env: Record<stri
   return { name, child, port, adminPort, logs, exited, stop, [Symbol.asyncDispose]: async () => void (await stop()) };
 }
 
-/** How a process says it could not listen: Node's error code, or nats-server's words. */
 /** How a process ends when started with `env`: its exit code and what it wrote to stdout (its log) and stderr. */
 export function exitOf(entry: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [node, ...args] = nodeEntry(entry);
@@ -127,6 +126,7 @@ export function fatalLines(log: string): { msg: string }[] {
     .map((line) => JSON.parse(line) as { msg: string });
 }
 
+/** How a process says it could not listen: Node's error code, or nats-server's words. */
 export const PORT_TAKEN = /EADDRINUSE|address already in use/;
 
 /** Whether a start failed because the process found its port taken (startService and startNats mark it so). */

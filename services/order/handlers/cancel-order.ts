@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { InventoryService } from "../../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import type { CancelOrderRequest, CancelOrderResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
-import { OrderlyError } from "../../../shared/errors/index.js";
+import { OrderlyError, isTransient } from "../../../shared/errors/index.js";
 import { announceStock, callOptionsOf, causeOf, type CallContext, type Client } from "../../../shared/grpc/index.js";
 import { Status, type OrderStore } from "../store.js";
 import { findOrder } from "./get-order.js";
@@ -37,9 +37,10 @@ export function cancelOrder(deps: CancelOrderDeps) {
       announceStock(context, reservation?.lines ?? []);
     } catch (error) {
       // The order is cancelled; its OrderCancelled event releases the stock when the inventory gets it.
-      // Expected while the inventory is down or its breaker open (one line per cancel): its reason, not a stack.
-      const { reason, message } = OrderlyError.from(error);
-      context.logger.warn({ orderId: order.id, reason, message }, "could not release a cancelled order's stock at once; its event will");
+      // Expected while the inventory is down or its breaker open (a line per cancel): its reason, not a stack; anything else with its stack.
+      const err = OrderlyError.from(error);
+      const why = isTransient(err) ? { reason: err.reason, message: err.message } : { err: error };
+      context.logger.warn({ orderId: order.id, ...why }, "could not release a cancelled order's stock at once; its event will");
     }
     return { order: orderMessage(cancelled) };
   };
