@@ -1,7 +1,7 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { eventHealthChecks, startEventRuntime } from "../../shared/events/index.js";
 import { HealthState, logGrpcLibraryTo, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
-import { ConfigError, listenable } from "../../shared/config/index.js";
+import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
@@ -19,7 +19,7 @@ const config = await configOrExit("query", (env) => listenable(queryConfig(env))
 const logger = createLogger("query", config.logLevel);
 logGrpcLibraryTo(logger);
 
-runMain(logger, async () => {
+runMain(logger, async (fatal) => {
   const tracing = await startTracing({ service: "query", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("query");
   // The read side serves scattered reads over every order ever stored: a larger page cache and a memory map keep them off read().
@@ -36,15 +36,12 @@ runMain(logger, async () => {
     logger,
     db,
     consumers: projectionConsumers(config.consumerName, new Projector(db, logger), changes),
-    claim: { name: config.consumerName, setting: "QUERY_CONSUMER_NAME" },
+    // Another copy running these consumers ends this one, as another process on its database file does.
+    claim: { name: config.consumerName, setting: "QUERY_CONSUMER_NAME", lost: fatal },
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,
     transactions: metrics.transactions,
-  });
-  // Another copy already running these consumers ends this one (runMain's fatal line), as another process on its database file does.
-  void events.ready.catch((error: unknown) => {
-    if (error instanceof ConfigError) throw error;
   });
   let ready = true;
   const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) });

@@ -26,13 +26,43 @@ test("a second process claiming the same consumers is refused, naming the first;
         "two copies under one name would each get only some of the events; give this one a QUERY_CONSUMER_NAME of its own, or stop the other$",
     ),
   );
-  await expect(claimConsumers(second, { ...claim, name: "copy-b" }, "query", silentLogger())).resolves.toBeUndefined();
+  await expect(claimConsumers(second, { ...claim, name: "copy-b" }, "query", silentLogger())).resolves.toBeDefined();
 
   // The first process gone (its connection closed), a new one takes the name.
   await first.close();
   const third = await connect(nats.connectOptions);
   await using _third = { [Symbol.asyncDispose]: () => third.close() };
-  await expect(claimConsumers(third, claim, "query", silentLogger())).resolves.toBeUndefined();
+  await expect(claimConsumers(third, claim, "query", silentLogger())).resolves.toBeDefined();
+});
+
+test("a copy gives way to one already running, even when its own clock says it claimed first", async () => {
+  await using nats = await startNats();
+  const [running, newcomer] = await Promise.all([connect(nats.connectOptions), connect(nats.connectOptions)]);
+  await using _connections = { [Symbol.asyncDispose]: async () => void (await Promise.all([running.close(), newcomer.close()])) };
+  await claimConsumers(running, claim, "query", silentLogger());
+  // The newcomer's host clock ten seconds behind the first's.
+  const behind = () => Date.now() - 10_000;
+  await expect(claimConsumers(newcomer, claim, "query", silentLogger(), behind)).rejects.toThrow(/already runs the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
+});
+
+test("two copies that both run the consumers (one claimed them while the other was cut off from NATS) find each other once it is back: the later stops", async () => {
+  await using nats = await startNats();
+  const first = await connect({ ...nats.connectOptions, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  await using _first = { [Symbol.asyncDispose]: () => first.close() };
+  const claimedFirst = await claimConsumers(first, claim, "query", silentLogger());
+  // NATS restarts; the second copy claims before the first is back (it answers no one), so it runs them too.
+  await nats.kill();
+  const firstBack = (async () => {
+    for await (const status of first.status()) if (status.type === "reconnect") return;
+  })();
+  await nats.restart();
+  const second = await connect(nats.connectOptions);
+  await using _second = { [Symbol.asyncDispose]: () => second.close() };
+  const claimedSecond = await claimConsumers(second, claim, "query", silentLogger());
+  await firstBack;
+  // Each asks again (as the event runtime does after a reconnect): the earlier stays, the later is told to stop.
+  await expect(claimedFirst.check()).resolves.toBeUndefined();
+  await expect(claimedSecond.check()).rejects.toThrow(/also runs \(found once NATS was back\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
 });
 
 test("of processes claiming the same consumers at once, exactly one runs them", async () => {
@@ -58,6 +88,6 @@ test("a NATS user not allowed the claim's subject starts its consumers, saying i
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const lines: string[] = [];
   const logger = createLogger("query", "info", { write: (line: string) => void lines.push(line) });
-  await expect(claimConsumers(nc, claim, "query", logger)).resolves.toBeUndefined();
+  await expect(claimConsumers(nc, claim, "query", logger)).resolves.toBeDefined();
   expect(lines.map((line) => JSON.parse(line) as { level: number; msg: string }).find((line) => line.msg.startsWith("could not ask"))).toMatchObject({ level: 40 });
 });

@@ -5,11 +5,13 @@ import { ConfigError } from "../config/index.js";
 import type { Logger } from "../logging/index.js";
 import { claimSubject } from "./subjects.js";
 
-/** A process running a set of durable consumers, as it answers on their claim's subject. */
+/** A process running (or claiming) a set of durable consumers, as it answers on their claim's subject. */
 interface Holder {
   id: string;
-  /** When it claimed them (epoch ms): of two, the later gives way. */
+  /** When it claimed them (epoch ms, its own clock): between two claiming at once, the later gives way. */
   since: number;
+  /** Whether it runs them (its claim made), or is still asking. */
+  running: boolean;
   service: string;
   pid: number;
   host: string;
@@ -21,14 +23,28 @@ export interface ConsumerClaim {
   setting: string;
 }
 
+/** A claim made: the process runs the consumers. */
+export interface ClaimedConsumers {
+  /**
+   * Asks again who runs them (after a reconnect to NATS: another copy may have claimed them while this one was cut
+   * off); rejects with a ConfigError when another copy, the earlier of the two, runs them too, and this one must stop.
+   */
+  check(): Promise<void>;
+}
+
 /** How long a claim waits for other holders' answers (ms): they come within milliseconds on a working connection. */
 const ASK_MS = 250;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** Which of two comes first: by the time each claimed, then by id, the same order seen from either side. */
 function isEarlier(a: Holder, b: Holder): boolean {
   return a.since < b.since || (a.since === b.since && a.id < b.id);
+}
+
+function earliest(holders: Holder[]): Holder | undefined {
+  return holders.sort((a, b) => (isEarlier(a, b) ? -1 : 1))[0];
 }
 
 /**
@@ -36,33 +52,47 @@ function isEarlier(a: Holder, b: Holder): boolean {
  * it answers on their subject from now on, for as long as its connection
  * lasts, and asks who else does. Two processes pulling from one durable
  * consumer would each get only some of its events (a read model missing the
- * rest, silently), so a process that finds an earlier holder refuses with a
- * ConfigError naming it; of two that start together, the later gives way.
- * A NATS user not allowed the subject cannot ask: that is logged, and the
- * consumers start as before the claim existed.
+ * rest, silently), so a process that finds another running them refuses
+ * with a ConfigError naming it, and of two claiming at once the later gives
+ * way (each compares the same two claim times). A process that cannot ask
+ * (a NATS user not allowed the subject, an answer it cannot read) logs why
+ * and runs them, as before the claim existed.
  */
-export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, service: string, logger: Logger): Promise<void> {
-  const me: Holder = { id: randomUUID(), since: Date.now(), service, pid: process.pid, host: hostname() };
+export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, service: string, logger: Logger, clock: () => number = Date.now): Promise<ClaimedConsumers> {
+  const me: Holder = { id: randomUUID(), since: clock(), running: false, service, pid: process.pid, host: hostname() };
   const subject = claimSubject(claim.name);
-  const answer = encoder.encode(JSON.stringify(me));
-  const answering = nc.subscribe(subject, { callback: (error, msg) => error === null && msg.respond(answer) });
-  const others: Holder[] = [];
-  try {
-    await nc.flush();
-    for await (const msg of await nc.requestMany(subject, Empty, { strategy: RequestStrategy.Timer, maxWait: ASK_MS })) {
-      const holder = JSON.parse(decoder.decode(msg.data)) as Holder;
-      if (holder.id !== me.id) others.push(holder);
+  const answering = nc.subscribe(subject, { callback: (error, msg) => error === null && msg.respond(encoder.encode(JSON.stringify(me))) });
+  /** The others answering now; undefined when it could not ask. */
+  const others = async (): Promise<Holder[] | undefined> => {
+    try {
+      await nc.flush();
+      const holders: Holder[] = [];
+      for await (const msg of await nc.requestMany(subject, Empty, { strategy: RequestStrategy.Timer, maxWait: ASK_MS })) {
+        const holder = JSON.parse(decoder.decode(msg.data)) as Holder;
+        if (holder.id !== me.id) holders.push(holder);
+      }
+      return holders;
+    } catch (error) {
+      logger.warn({ err: error, subject }, "could not ask NATS whether another process runs these durable consumers (is the NATS user allowed the subject?); running them");
+      return undefined;
     }
-  } catch (error) {
-    logger.warn({ err: error, subject }, "could not ask NATS whether another process runs these durable consumers (is the NATS user allowed the subject?); starting them");
-    return;
-  }
-  const first = others.filter((other) => isEarlier(other, me)).sort((a, b) => (isEarlier(a, b) ? -1 : 1))[0];
-  if (first !== undefined) {
+  };
+  const refuse = (other: Holder, now: string): ConfigError => {
     answering.unsubscribe();
-    throw new ConfigError(
-      `another ${first.service} service (pid ${first.pid} on ${first.host}, since ${new Date(first.since).toISOString()}) already runs the durable consumers named after ${claim.setting}="${claim.name}": ` +
+    return new ConfigError(
+      `another ${other.service} service (pid ${other.pid} on ${other.host}, since ${new Date(other.since).toISOString()}) ${now} the durable consumers named after ${claim.setting}="${claim.name}": ` +
         `two copies under one name would each get only some of the events; give this one a ${claim.setting} of its own, or stop the other`,
     );
-  }
+  };
+  const found = await others();
+  const first = found?.find((other) => other.running) ?? earliest(found?.filter((other) => isEarlier(other, me)) ?? []);
+  if (first !== undefined) throw refuse(first, first.running ? "already runs" : "claimed at the same time");
+  me.running = true;
+  return {
+    async check() {
+      const again = await others();
+      const first = earliest(again?.filter((other) => other.running && isEarlier(other, me)) ?? []);
+      if (first !== undefined) throw refuse(first, "also runs (found once NATS was back)");
+    },
+  };
 }

@@ -43,9 +43,10 @@ export interface EventRuntimeOptions {
   consumers?: readonly ConsumerSpec[];
   /**
    * The consumers are this process's alone (a read model's): before running them it claims their name
-   * (claimConsumers), and `ready` rejects with a ConfigError when another process holds it.
+   * (claimConsumers), and again after each reconnect; `lost` is told when another process holds them (before this
+   * one runs them, or the earlier of two found running them once NATS is back): the process must end.
    */
-  claim?: ConsumerClaim;
+  claim?: ConsumerClaim & { lost: (refusal: ConfigError) => void };
   /** Most events each stream holds (STREAM_MAX_EVENTS): raised on the streams at start, never lowered. */
   streamMaxEvents?: number;
   /** Copies of each stream in a JetStream cluster (STREAM_REPLICAS): added at start, never taken away. */
@@ -156,7 +157,16 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       return;
     }
     const connection = nc;
-    if (options.claim) await claimConsumers(connection, options.claim, options.name, logger);
+    const { claim } = options;
+    const refused = (error: unknown) => {
+      if (error instanceof ConfigError) claim?.lost(error);
+    };
+    const claimed =
+      claim &&
+      (await claimConsumers(connection, claim, options.name, logger).catch((error: unknown) => {
+        refused(error);
+        throw error;
+      }));
     /**
      * Makes sure the streams and durable consumers exist; resolves with those it had to create. At start
      * (before any consumer runs), a consumer that rebuilds from its stream and whose database has forgotten
@@ -199,7 +209,14 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
           if (!closed) logger.error({ err: error, after }, "making the streams and durable consumers again failed");
         })
         .finally(() => (restoring = undefined)));
-    following = followConnection(connection, { down: () => {}, up: () => void restore("a reconnect") });
+    following = followConnection(connection, {
+      down: () => {},
+      up: () => {
+        void restore("a reconnect");
+        // Claimed by another copy while this one was cut off from NATS: the later of the two stops.
+        void claimed?.check().catch(refused);
+      },
+    });
     const js = nc.jetstream();
     if (options.outbox) {
       relay = new OutboxRelay({ db: options.db, nc, logger, outbox: options.outbox, onPublishFailed: () => void restore("a failed publish") });
@@ -227,7 +244,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     logger.info({ relay: relay !== undefined, consumers: consumers.length }, "event runtime started");
   })();
   ready.catch((error: unknown) => {
-    // A refusal (the consumers claimed by another process) is the caller's to report: it ends the process.
+    // A refusal (the consumers claimed by another process) went to the claim's `lost`, which ends the process.
     if (!closed && !(error instanceof ConfigError)) logger.error({ err: error }, "event runtime failed to start");
   });
 

@@ -23,7 +23,8 @@ export interface Stoppable {
  */
 export function runMain(
   logger: Logger,
-  start: () => Promise<Stoppable>,
+  /** Starts the process; `fatal` ends it later, as a failure of `start` would (a refusal it meets once running). */
+  start: (fatal: (error: unknown) => void) => Promise<Stoppable>,
   graceMs = 10_000,
 ): void {
   let stopping = false;
@@ -35,7 +36,7 @@ export function runMain(
   };
   process.on("uncaughtException", fail);
   process.on("unhandledRejection", fail);
-  start().then(
+  start(fail).then(
     (running) => {
       const stop = (signal: NodeJS.Signals) => {
         if (stopping) {
