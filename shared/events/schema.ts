@@ -146,6 +146,9 @@ export const PUBLISHED_THROUGH_SQL = "SELECT coalesce(max(through_seq), 0) FROM 
  * gives each committed row the next one (a rolled-back insert takes its seq
  * back), and only rows the relay got past are ever pruned — so their count is
  * the highest seq less the batch's; the rows set aside are few, and counted.
+ * (An outbox migrated from before outbox_batches may have gaps after its
+ * first unpublished row, where rows published meanwhile were pruned by age:
+ * they are counted until the relay gets past them.)
  */
 export function outboxBacklog(db: Db, afterSeq = 0): { n: number; oldest: number | null } {
   return db

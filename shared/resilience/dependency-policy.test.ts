@@ -198,7 +198,7 @@ describe("DependencyPolicy", () => {
     up = true;
     const before = probes.length;
     p.reachable();
-    await waitFor(() => p.breakerState === "closed", "the breaker closed by the probe", 150);
+    await waitFor(() => p.breakerState === "closed", "the breaker closed by the probe");
     expect(probes.length).toBe(before + 1);
     await expect(p.execute(false, call)).resolves.toBe("ok");
     expect(calls).toBe(3);
