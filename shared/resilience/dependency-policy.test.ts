@@ -167,7 +167,7 @@ describe("DependencyPolicy", () => {
     expect(attempts).toBe(4);
   });
 
-  test("with a probe of its own, an open breaker is closed by that probe alone: after halfOpenAfterMs, or at once when the dependency is reachable again; callers are refused until then, whatever their budget", async () => {
+  test("with a probe of its own, an open breaker is closed by that probe alone, every halfOpenAfterMs or when the dependency is reachable again (at once: see the next test, with a minute between probes); callers are refused until then, whatever their budget", async () => {
     let up = false;
     const probes: number[] = [];
     const p = policy({
@@ -194,7 +194,7 @@ describe("DependencyPolicy", () => {
     // Each probe had at most 2 s.
     expect(probes.every((ms) => ms > 0 && ms <= 2000)).toBe(true);
 
-    // Back: told it is reachable, the policy probes at once and closes the breaker; callers are refused until it has.
+    // Back: told it is reachable, the policy probes and closes the breaker; callers are refused until it has.
     up = true;
     const before = probes.length;
     p.reachable();
