@@ -145,8 +145,6 @@ export class DependencyPolicy {
   private readonly slowCallMs: number;
   /** Errors that end a call but say nothing about the dependency: the breaker does not count them. */
   private readonly excused = new WeakSet<Error>();
-  /** Errors of a half-open breaker's probe that ended before the dependency answered (its caller gone): counted, see cancelled. */
-  private readonly unanswered = new WeakSet<Error>();
   /** Errors of an attempt after which the wait before a retry would outlast the call's deadline: not retried. */
   private readonly tooLateToRetry = new WeakSet<Error>();
   /** The wait before the retry that follows an attempt's error, drawn when the attempt failed (see retryWait). */
@@ -157,8 +155,8 @@ export class DependencyPolicy {
   private openedAt = 0;
   /** The transport has found the dependency back since the breaker last opened (see reachable). */
   private back = false;
-  /** The policy's own probe of an open breaker's dependency, when it has one (see the constructor). */
-  private readonly probe: DependencyProbe | undefined;
+  /** The policy's own probe of an open breaker's dependency (see the constructor). */
+  private readonly probe: DependencyProbe;
   /** True only while the policy's own probe enters the breaker: the one call an open breaker lets through then. */
   private probing = false;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -171,16 +169,15 @@ export class DependencyPolicy {
   readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
 
   /**
-   * With a `probe`, an open breaker is closed by the policy's own probe, and
-   * by nothing else: halfOpenAfterMs after it opened, or as soon as the
-   * transport finds the dependency back (reachable), the policy asks the
-   * dependency (within PROBE_TIMEOUT_MS) and closes the breaker when it
-   * answers; no caller's call is a probe, so none holds the breaker (and
-   * every other caller, refused meanwhile) for its own budget, however long.
-   * Without one, the first call after halfOpenAfterMs (or after reachable)
-   * is the probe, as cockatiel does it.
+   * An open breaker is closed by the policy's own `probe`, and by nothing
+   * else: halfOpenAfterMs after it opened (and after each failed probe), or
+   * as soon as the transport finds the dependency back (reachable), the
+   * policy asks the dependency (within PROBE_TIMEOUT_MS) and closes the
+   * breaker when it answers. No caller's call is a probe, so none holds the
+   * breaker (and every other caller, refused meanwhile) for its own budget,
+   * however long.
    */
-  constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger; probe?: DependencyProbe }) {
+  constructor(options: Partial<DependencyPolicyOptions> & { name: string; logger?: Logger; probe: DependencyProbe }) {
     const o = { ...defaultDependencyPolicyOptions, ...options };
     this.name = o.name;
     this.logger = options.logger;
@@ -192,10 +189,9 @@ export class DependencyPolicy {
     // the transport or of the dependency's own failure count against it, and only those are retried —
     // so an UNAVAILABLE it relays from its own dependency neither opens this breaker nor retries twice.
     const isFailure = (error: Error) =>
-      this.unanswered.has(error) ||
-      (!this.excused.has(error) &&
-        (error instanceof TaskCancelledError ||
-          (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN))));
+      !this.excused.has(error) &&
+      (error instanceof TaskCancelledError ||
+        (error instanceof OrderlyError && failureCodes.has(error.code) && (!error.remote || error.code === Code.INTERNAL || error.code === Code.UNKNOWN)));
     const isRetryable = (error: Error) => {
       if (this.tooLateToRetry.has(error)) return false;
       const retryable =
@@ -208,10 +204,9 @@ export class DependencyPolicy {
     const limiter = bulkhead(o.bulkheadLimit, o.bulkheadQueue);
     this.limiter = limiter;
     this.limits = { limit: o.bulkheadLimit, queueLimit: o.bulkheadQueue };
-    // cockatiel reads an open breaker's wait on every call: with a probe of the policy's own, none for that probe and
-    // for ever for the callers'; without, halfOpenAfterMs, or none once the dependency is back.
+    // cockatiel reads an open breaker's wait on every call: none for the policy's probe, for ever for the callers'.
     // (-Infinity, not 0, for the probe: cockatiel compares it with the time since the opening, which a clock set back makes negative.)
-    const wait = () => (this.probe !== undefined ? (this.probing ? -Infinity : Infinity) : this.back ? 0 : o.halfOpenAfterMs);
+    const wait = () => (this.probing ? -Infinity : Infinity);
     const openWait: IBackoff<IHalfOpenAfterBackoffContext> = {
       get duration() {
         return wait();
@@ -229,7 +224,7 @@ export class DependencyPolicy {
       this.backDuringProbe = false;
       if (!this.broken) this.logger?.warn({ dependency: this.name, halfOpenAfterMs: o.halfOpenAfterMs }, "the breaker opened: failing fast until the dependency answers again");
       this.broken = true;
-      if (this.probe !== undefined) this.probeAfter(this.back ? 0 : o.halfOpenAfterMs);
+      this.probeAfter(this.back ? 0 : o.halfOpenAfterMs);
     });
     this.breaker.onReset(() => {
       this.broken = false;
@@ -239,10 +234,9 @@ export class DependencyPolicy {
       maxAttempts: Math.max(0, o.maxAttempts - 1),
       backoff: drawnWaits(this.waits),
     });
-    // cockatiel makes every call that reaches a half-open breaker wait for its probe to end, however long the
-    // probe's deadline (the gateway's attempts may last MAX_REQUEST_TIMEOUT_MS) and however short its own: a hung
-    // dependency then held every caller for the probe's whole budget. While the probe is out, the others are
-    // refused at once, as while the breaker is open.
+    // cockatiel makes every call that reaches a half-open breaker wait for its probe to end, however short the
+    // call's own deadline. While the policy's probe is out (up to PROBE_TIMEOUT_MS), callers are refused at once, as
+    // while the breaker is open.
     const breaker = this.breaker;
     const probeGate: IPolicy = {
       _altReturn: undefined as never,
@@ -272,16 +266,16 @@ export class DependencyPolicy {
   /**
    * Tells the policy that its transport has found the dependency back (a
    * new connection is ready, as after the dependency restarted): an open
-   * breaker then lets the next call probe it at once rather than
-   * halfOpenAfterMs after it opened. Only an open breaker heeds it, once per
-   * opening; a probe that fails opens it again for the full wait.
+   * breaker is probed at once rather than halfOpenAfterMs after it opened,
+   * once per opening (told while a probe is out, the next probe goes at once
+   * should that one fail).
    */
   reachable(): void {
     if (this.breaker.state === CircuitState.HalfOpen) this.backDuringProbe = true;
     if (this.breaker.state !== CircuitState.Open || this.back) return;
     this.back = true;
-    this.logger?.info({ dependency: this.name }, this.probe === undefined ? "the dependency is reachable again; the next call probes it" : "the dependency is reachable again; probing it");
-    if (this.probe !== undefined) this.probeAfter(0);
+    this.logger?.info({ dependency: this.name }, "the dependency is reachable again; probing it");
+    this.probeAfter(0);
   }
 
   /** Stops probing (the connection the probe goes through is closing): a probe would fail, or worse, pass untested. */
@@ -303,8 +297,8 @@ export class DependencyPolicy {
    * plans the next probe (onBreak). A probe the breaker itself turned away plans the next here.
    */
   private runProbe(): void {
-    const probe = this.probe;
-    if (probe === undefined || this.closed || this.breaker.state !== CircuitState.Open) return;
+    const { probe } = this;
+    if (this.closed || this.breaker.state !== CircuitState.Open) return;
     const deadline = Date.now() + Math.min(PROBE_TIMEOUT_MS, this.attemptTimeoutMs);
     // What fails without an OrderlyError (grpc-js throwing on a closed channel, say) is no answer: a failure, not a pass.
     const asked = () => probe(deadline).catch((error: unknown) => {
@@ -325,7 +319,8 @@ export class DependencyPolicy {
       },
       (error: unknown) => {
         if (error instanceof BrokenCircuitError) this.probeAfter(this.halfOpenAfterMs);
-        this.logger?.debug({ dependency: this.name, err: error, breaker: this.breakerState }, "the breaker's probe got no answer");
+        // (An answer that is an error of the request's, not the dependency's, closed the breaker: nothing to say.)
+        if (this.breaker.state !== CircuitState.Closed) this.logger?.debug({ dependency: this.name, err: error }, "the breaker's probe got no answer; still open");
       },
     );
   }
@@ -417,14 +412,9 @@ export class DependencyPolicy {
     }
   }
 
-  /**
-   * Marks an error the breaker is not to count, while it is closed. A call
-   * that is a half-open breaker's probe decides it: cockatiel closes the
-   * breaker on an error it does not count, so an impatient probe counts as
-   * a failure (the breaker stays open) rather than closing it untested.
-   */
+  /** Marks an error the breaker is not to count (no caller's call is a probe, so none can close it untested). */
   private excuse<E extends Error>(error: E): E {
-    if (this.breaker.state === CircuitState.Closed) this.excused.add(error);
+    this.excused.add(error);
     return error;
   }
 
@@ -434,17 +424,9 @@ export class DependencyPolicy {
     return ceiling * (0.5 + Math.random() / 2);
   }
 
-  /**
-   * The error of a call whose caller hung up (or a shutdown abandoned it). It
-   * says nothing about the dependency, so the breaker does not count it while
-   * closed; a half-open breaker's probe that ends so counts as a failure (the
-   * breaker opens again), as cockatiel would otherwise close the breaker on it
-   * untested.
-   */
+  /** The error of a call whose caller hung up (or a shutdown abandoned it): it says nothing about the dependency, and the breaker does not count it. */
   private cancelled(): OrderlyError {
-    const error = new OrderlyError("CANCELLED", "the caller cancelled the call");
-    if (this.breaker.state !== CircuitState.Closed) this.unanswered.add(error);
-    return error;
+    return new OrderlyError("CANCELLED", "the caller cancelled the call");
   }
 
   private translate(error: unknown, callerSignal: AbortSignal | undefined, deadline: number | undefined): OrderlyError {

@@ -37,7 +37,7 @@ async function startQueryService() {
 
 test("over grpc-js, an attempt that outlives its attempt timeout ends at its deadline and is retried; a call without a signal holds no listener", async () => {
   await using service = await startQueryService();
-  const policy = new DependencyPolicy({ name: "query", attemptTimeoutMs: 300, maxAttempts: 3, backoffInitialMs: 1, backoffMaxMs: 2 });
+  const policy = new DependencyPolicy({ name: "query", attemptTimeoutMs: 300, maxAttempts: 3, backoffInitialMs: 1, backoffMaxMs: 2, probe: async () => {} });
   const client = createResilientClient(QueryService, service.connection, policy);
   const started = Date.now();
   const answer = await client.getOrder({ id: "slow-1" }, { deadline: Date.now() + 10_000 });
@@ -62,7 +62,7 @@ test("over grpc-js, an attempt that outlives its attempt timeout ends at its dea
 
 test("over grpc-js, a dependency that answers no attempt in time fails the call with DEADLINE_EXCEEDED by its deadline", async () => {
   await using service = await startQueryService();
-  const policy = new DependencyPolicy({ name: "query", attemptTimeoutMs: 700, maxAttempts: 2, backoffInitialMs: 1, backoffMaxMs: 2, breakerFailures: 10 });
+  const policy = new DependencyPolicy({ name: "query", attemptTimeoutMs: 700, maxAttempts: 2, backoffInitialMs: 1, backoffMaxMs: 2, breakerFailures: 10, probe: async () => {} });
   const client = createResilientClient(QueryService, service.connection, policy);
   const started = Date.now();
   const error = await client.getOrder({ id: "never" }, { deadline: Date.now() + 1000 }).catch((e: unknown) => e);

@@ -31,7 +31,7 @@ export function callWithPolicy<I extends DescMessage, O extends DescMessage>(
  * down say, still answers what its callers want), and at once when the
  * connection is ready again. Close it before the connection.
  */
-export function connectionPolicy(connection: Connection, options: ConstructorParameters<typeof DependencyPolicy>[0]): DependencyPolicy {
+export function connectionPolicy(connection: Connection, options: Omit<ConstructorParameters<typeof DependencyPolicy>[0], "probe">): DependencyPolicy {
   const policy = new DependencyPolicy({ ...options, probe: (deadline) => callUnary(connection, Health.method.check, { service: "" }, { deadline }) });
   onReady(connection, () => policy.reachable());
   return policy;
