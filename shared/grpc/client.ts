@@ -92,19 +92,22 @@ export function connect(address: string, options: ConnectOptions = {}): Connecti
  * Calls `listener` each time the connection becomes ready after it was not.
  * grpc-js tries again by itself, with its reconnect back-off, while it fails
  * to connect; but a connection that was ready and is lost (the server gone)
- * leaves the channel idle until a call comes, so from then on an idle channel
- * is told to connect: a dependency whose callers are refused by an open
- * breaker is found back as soon as it is. Ends with the connection's close;
- * it holds no timer, so it keeps no process alive.
+ * leaves the channel idle until a call comes. While `keepTrying` says so (an
+ * open breaker, whose callers send no call), an idle channel is told to
+ * connect, so the dependency is found back as soon as it is; otherwise it is
+ * left idle, and the next call connects afresh (a channel kept trying would
+ * fail a call made during its back-off at once, the server back or not).
+ * Ends with the connection's close; it holds no timer, so it keeps no
+ * process alive.
  */
-export function onReady(connection: Connection, listener: () => void): void {
+export function onReady(connection: Connection, listener: () => void, keepTrying: () => boolean = () => false): void {
   const channel = connection.getChannel();
   const watch = (from: grpc.connectivityState) =>
     channel.watchConnectivityState(from, Infinity, () => {
       let now = channel.getConnectivityState(false);
       if (now === grpc.connectivityState.SHUTDOWN) return;
       if (now === grpc.connectivityState.READY) listener();
-      if (now === grpc.connectivityState.IDLE) now = channel.getConnectivityState(true);
+      if (now === grpc.connectivityState.IDLE && keepTrying()) now = channel.getConnectivityState(true);
       watch(now);
     });
   watch(channel.getConnectivityState(false));

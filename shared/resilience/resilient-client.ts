@@ -33,7 +33,11 @@ export function callWithPolicy<I extends DescMessage, O extends DescMessage>(
  */
 export function connectionPolicy(connection: Connection, options: Omit<ConstructorParameters<typeof DependencyPolicy>[0], "probe">): DependencyPolicy {
   const policy = new DependencyPolicy({ ...options, probe: (deadline) => callUnary(connection, Health.method.check, { service: "" }, { deadline }) });
-  onReady(connection, () => policy.reachable());
+  onReady(
+    connection,
+    () => policy.reachable(),
+    () => policy.breakerState === "open",
+  );
   return policy;
 }
 
