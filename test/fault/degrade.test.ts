@@ -31,8 +31,9 @@ test("with inventory down, an order is accepted as PENDING (202) and confirmed t
   });
   expect(replay.status).toBe(202);
   expect(replay.text).toBe(accepted.text);
-  // The order service says why it accepted the order unreserved, once, in the request's line.
-  const degraded = system.order.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.orderId === accepted.body.id && String(line.msg).startsWith("inventory could not reserve the order now"));
+  // The order service says why it accepted the order unreserved, once, in the request's line (which arrives after the answer).
+  const degradedLines = () => system.order.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.orderId === accepted.body.id && String(line.msg).startsWith("inventory could not reserve the order now"));
+  const degraded = await waitFor(() => (degradedLines().length > 0 ? degradedLines() : undefined), "the order service's line about the order accepted unreserved");
   expect(degraded).toEqual([expect.objectContaining({ level: 30, reason: "DEPENDENCY_UNAVAILABLE", dependency: "inventory", requestId: expect.any(String) })]);
 
   const tooManyRequest = { body: { customerId: "dora", items: [{ sku: "DEG-1", quantity: 9 }] }, headers: { "idempotency-key": "deg-2" } };
@@ -66,7 +67,8 @@ test("an order accepted as PENDING (202) while inventory is down can be cancelle
   const cancelled = await system.api("POST", `/v1/orders/${accepted.body.id}:cancel`, { headers: { "x-request-timeout": "2000" } });
   expect({ status: cancelled.status, order: cancelled.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CANCELLED" });
   // The order service says why the stock waits for the event: the reason, not a stack (one such line per cancel in an outage).
-  const released = system.order.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line.msg).startsWith("could not release a cancelled order's stock"));
+  const releaseLines = () => system.order.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line.msg).startsWith("could not release a cancelled order's stock"));
+  const released = await waitFor(() => (releaseLines().length > 0 ? releaseLines() : undefined), "the order service's line about the stock not released at once");
   expect(released).toEqual([expect.objectContaining({ level: 40, orderId: accepted.body.id, reason: expect.stringMatching(/^(DEPENDENCY_UNAVAILABLE|CIRCUIT_OPEN)$/) })]);
   expect(released[0]).not.toHaveProperty("err");
 

@@ -235,5 +235,6 @@ test("inventory killed and started again while the order service's breaker is op
   }, "an order to be reserved once inventory is back", 30_000, 100);
   console.log(`[figures] the first order reserved ${Math.round(performance.now() - back)} ms after inventory was ready again (half-open after 600 s)`);
   expect(confirmed.body.status).toBe("ORDER_STATUS_CONFIRMED");
-  expect(system.order.logs.some((line) => line.includes("the dependency is reachable again"))).toBe(true);
+  // (Log lines arrive after the answers they went with.)
+  await waitFor(() => system.order.logs.some((line) => line.includes("the dependency is reachable again")), "the order service's line saying inventory is reachable again");
 });
