@@ -24,6 +24,34 @@ const hung = ({ deadline, signal }: { deadline: number; signal?: AbortSignal }) 
 /** A probe of a dependency that is down. */
 const down = () => Promise.reject(unavailable());
 
+/**
+ * A policy whose dependency is down until `up` is set (its breaker opening after two failures, its calls not
+ * retried): `probes` holds the time each probe was given, `calls` counts the callers' calls that reached it.
+ */
+function switchable(overrides: { halfOpenAfterMs: number }) {
+  const dependency = {
+    up: false,
+    calls: 0,
+    probes: [] as number[],
+    p: undefined as unknown as DependencyPolicy,
+    call: async () => {
+      dependency.calls++;
+      if (!dependency.up) throw unavailable();
+      return "ok";
+    },
+  };
+  dependency.p = policy({
+    breakerFailures: 2,
+    maxAttempts: 1,
+    ...overrides,
+    probe: async (deadline: number) => {
+      dependency.probes.push(deadline - Date.now());
+      if (!dependency.up) throw unavailable();
+    },
+  });
+  return dependency;
+}
+
 function policy(overrides = {}) {
   return new DependencyPolicy({ name: "dep", backoffInitialMs: 1, backoffMaxMs: 2, halfOpenAfterMs: 60_000, probe: down, ...overrides });
 }
@@ -138,79 +166,49 @@ describe("DependencyPolicy", () => {
   });
 
   test("an open breaker told the dependency is reachable again probes it at once, once per opening; a failed probe opens it again, for the full wait but for another reachable", async () => {
-    let up = false;
-    let probes = 0;
-    const p = policy({
-      breakerFailures: 2,
-      maxAttempts: 1,
-      halfOpenAfterMs: 60_000,
-      probe: async () => {
-        probes++;
-        if (!up) throw unavailable();
-      },
-    });
-    let attempts = 0;
-    const call = async () => {
-      attempts++;
-      if (!up) throw unavailable();
-      return "ok";
-    };
+    const dependency = switchable({ halfOpenAfterMs: 60_000 });
+    const { p, call } = dependency;
     // Told while closed, it changes nothing.
     p.reachable();
     for (let i = 0; i < 2; i++) await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
     expect(p.breakerState).toBe("open");
     await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", metadata: { retryAfterSeconds: "60" } });
-    expect(attempts).toBe(2);
+    expect(dependency.calls).toBe(2);
 
     // Back, but still failing: told twice, one probe; it fails, and the breaker is open again, saying a minute again.
     p.reachable();
     p.reachable();
-    await waitFor(() => probes === 1 && p.breakerState === "open", "one probe, failed");
+    await waitFor(() => dependency.probes.length === 1 && p.breakerState === "open", "one probe, failed");
     await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "CIRCUIT_OPEN", metadata: { retryAfterSeconds: "60" } });
 
     // Back and answering: told again (a new opening), the policy probes and closes the breaker; no caller's call was a probe.
-    up = true;
+    dependency.up = true;
     p.reachable();
     await waitFor(() => p.breakerState === "closed", "the breaker closed by the second probe");
-    expect({ probes, attempts }).toEqual({ probes: 2, attempts: 2 });
+    expect({ probes: dependency.probes.length, attempts: dependency.calls }).toEqual({ probes: 2, attempts: 2 });
     await expect(p.execute(false, call)).resolves.toBe("ok");
   });
 
-  test("an open breaker is closed by the policy's probe alone, every halfOpenAfterMs or when the dependency is reachable again (at once: see the next test, with a minute between probes); callers are refused until then, whatever their budget", async () => {
-    let up = false;
-    const probes: number[] = [];
-    const p = policy({
-      breakerFailures: 2,
-      maxAttempts: 1,
-      halfOpenAfterMs: 200,
-      probe: async (deadline: number) => {
-        probes.push(deadline - Date.now());
-        if (!up) throw unavailable();
-      },
-    });
-    let calls = 0;
-    const call = async () => {
-      calls++;
-      if (!up) throw unavailable();
-      return "ok";
-    };
+  test("an open breaker is closed by the policy's probe alone, every halfOpenAfterMs or when the dependency is reachable again (at once: see the test before, with a minute between probes); callers are refused until then, whatever their budget", async () => {
+    const dependency = switchable({ halfOpenAfterMs: 200 });
+    const { p, call, probes } = dependency;
     for (let i = 0; i < 2; i++) await expect(p.execute(false, call)).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
     expect(p.breakerState).toBe("open");
     // Past halfOpenAfterMs the policy probes (and fails, so it stays open); no caller's call gets through meanwhile.
     await waitFor(() => probes.length >= 2, "two probes, halfOpenAfterMs apart");
     await expect(p.execute(false, call, { deadline: Date.now() + 60_000 })).rejects.toMatchObject({ reason: "CIRCUIT_OPEN" });
-    expect(calls).toBe(2);
+    expect(dependency.calls).toBe(2);
     // Each probe had at most 2 s.
     expect(probes.every((ms) => ms > 0 && ms <= 2000)).toBe(true);
 
     // Back: told it is reachable, the policy probes and closes the breaker; callers are refused until it has.
-    up = true;
+    dependency.up = true;
     const before = probes.length;
     p.reachable();
     await waitFor(() => p.breakerState === "closed", "the breaker closed by the probe");
     expect(probes.length).toBe(before + 1);
     await expect(p.execute(false, call)).resolves.toBe("ok");
-    expect(calls).toBe(3);
+    expect(dependency.calls).toBe(3);
   });
 
   test("a probe that hangs holds no caller: each is refused at once while it runs, and it ends by its own 2 s deadline", async () => {
