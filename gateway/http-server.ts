@@ -335,12 +335,16 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * Every header goes in the one writeHead call (headers set earlier with
    * setHeader, as on error paths, send Node down a slower path that merges
    * them one by one). Once a shutdown has begun, each answer closes its
-   * connection.
+   * connection; so does one given before its request's body was all read (a
+   * 401, a bad header, a cache hit): waiting for the rest of a body no one
+   * reads would let a client that never ends it hold the connection until
+   * the server's request timeout (lingerOnClose, set as the request came,
+   * makes it a lingering close).
    */
   function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string, cache?: "hit" | "shared"): void {
     const headers: Record<string, string | number> = { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(payload), "x-request-id": requestId };
     if (cache !== undefined) headers["x-cache"] = cache;
-    if (draining?.aborted) headers.connection = "close";
+    if (draining?.aborted || (!res.req.complete && hasBody(res.req))) headers.connection = "close";
     res.writeHead(status, headers);
     res.end(payload);
   }

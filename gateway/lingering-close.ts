@@ -1,4 +1,4 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 
@@ -26,8 +26,8 @@ export function hasBody(req: IncomingMessage): boolean {
 /**
  * Makes the last response of a connection close it lingering. Node's server
  * calls destroySoon after a connection's last response; this replaces it for
- * this one socket (a connection kept alive never calls it, and reads the rest
- * of a body as it always does).
+ * this one socket (the gateway's answer to a request whose body it has not
+ * all read closes the connection, so it comes here).
  */
 export function lingerOnClose(socket: Socket): void {
   socket.destroySoon = () => closeLingering(socket);
@@ -39,6 +39,27 @@ export function closeLingering(socket: Duplex): void {
   socket.resume();
   const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
   socket.once("close", () => clearTimeout(timer));
+}
+
+/**
+ * Calls `then` once the answers to the requests read from a connection
+ * before `broken` are sent (Node's server runs pipelined requests at once
+ * and sends their answers in order), or given up by a client that went
+ * away. `broken` is the request whose own message failed to parse (a body
+ * cut off, say), if any: its answer, which waits for a body that will not
+ * come, is not waited for.
+ */
+export function afterAnswers(socket: Duplex, then: () => void, broken?: IncomingMessage): void {
+  const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (inFlight == null || inFlight.req === broken) return then();
+  // "close" comes after "finish" (and for an answer cut off too), once Node's server has given the socket to the next answer.
+  inFlight.once("close", () => afterAnswers(socket, then, broken));
+}
+
+/** The request a connection's parser is in the middle of (headers read, not all of its body), if any. */
+export function requestBeingRead(socket: Duplex): IncomingMessage | undefined {
+  const incoming = (socket as { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
+  return incoming && !incoming.complete ? incoming : undefined;
 }
 
 /** Whether a connection is closing lingering (its sending side shut): a request still read from it gets no answer. */

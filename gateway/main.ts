@@ -18,7 +18,7 @@ import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/secur
 import { cachedReads } from "./cached-reads.js";
 import { closingErrorResponse, connectRefusal, createGatewayHandler, expectationRefusal, parserRefusal, requestIdSource } from "./http-server.js";
 import { continueIfWithinLimit } from "./json-body.js";
-import { closeLingering, isLingering } from "./lingering-close.js";
+import { afterAnswers, closeLingering, isLingering, requestBeingRead } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
 import { LoadShedder } from "./load-shedder.js";
@@ -128,14 +128,22 @@ runMain(logger, async () => {
   );
   // A client that sends Expect: 100-continue hears its 413 before it sends a body over the limit.
   server.on("checkContinue", continueIfWithinLimit(handler, config.limits.maxBodyBytes));
+  // Connections with a refusal waiting for the answers before it: the parser, once failed, fails again on every read.
+  const refusing = new WeakSet<Duplex>();
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     // Answered already: what the client still sends fails to parse again while the connection lingers.
-    if (isLingering(socket)) return;
-    // No answer of its own when there is none to give, or when a response is half-written (it would corrupt it).
-    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (!socket.writable || inFlight?.headersSent) return socket.destroy();
-    // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
-    refuseOnSocket(socket, parserRefusal(error, config.maxHeaderBytes));
+    if (isLingering(socket) || refusing.has(socket)) return;
+    if (!socket.writable) return socket.destroy();
+    // The requests before the one that failed to parse are answered first, in order, and are not cut off (a client
+    // that pipelined an order and then something malformed hears the order's answer, then the refusal). A request
+    // whose own body failed (cut off by the client's close, a bad chunk) is not waited for: it gets the refusal.
+    refusing.add(socket);
+    afterAnswers(socket, () => {
+      // A connection the last answer closed, or the client did, has no place for the refusal.
+      if (!socket.writable || isLingering(socket)) return;
+      // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
+      refuseOnSocket(socket, parserRefusal(error, config.maxHeaderBytes));
+    }, requestBeingRead(socket));
   });
   // Any other expectation is refused with a reason, like any other answer; the body it came with is not read.
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => handler(req, res, expectationRefusal(req.headers.expect)));

@@ -139,6 +139,62 @@ describe("limits", () => {
     expect(listed.map((o: { id: string }) => o.id)).toEqual([after.body.id]);
   });
 
+  /** Opens a raw connection to the gateway: what it received so far, and a promise of the moment the gateway shut its side (or the connection closed). */
+  function rawConnection(): { socket: ReturnType<typeof connectTcp>; received: () => string; ended: Promise<void> } {
+    const { hostname, port } = new URL(system.baseUrl);
+    const socket = connectTcp({ port: Number(port), host: hostname, allowHalfOpen: true });
+    socket.on("error", () => {});
+    let received = "";
+    socket.on("data", (data) => (received += data.toString("utf8")));
+    const ended = new Promise<void>((resolve) => {
+      socket.once("end", resolve);
+      socket.once("close", resolve);
+    });
+    return { socket, received: () => received, ended };
+  }
+
+  test("a malformed request pipelined behind an order is refused after the order's answer: the order is answered 200, not cut off", async () => {
+    const restocked = await system.api("POST", "/v1/inventory/PIPE-2:restock", { body: { quantity: 100, name: "Pipe", unitPriceMinor: "100", currencyCode: "USD" } });
+    expect(restocked.status).toBe(200);
+    const order = JSON.stringify({ customerId: "pipelined-2", items: [{ sku: "PIPE-2", quantity: 1 }] });
+    const { socket, received, ended } = rawConnection();
+    try {
+      // One write: the order, and right behind it bytes that are not HTTP, which the parser fails on while the order is still being made.
+      socket.write(
+        `POST /v1/orders HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${system.tokens.admin}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(order)}\r\n\r\n${order}` +
+          "BROKEN\r\n\r\n",
+      );
+      await ended;
+      // The answers follow each other without a line between them (a body ends where its Content-Length says).
+      expect(received().match(/HTTP\/1\.1 \d+/g)).toEqual(["HTTP/1.1 200", "HTTP/1.1 400"]);
+      const [answer, refusal] = received().split(/(?=HTTP\/1\.1 )/);
+      expect(reasonOf(JSON.parse(refusal!.slice(refusal!.indexOf("\r\n\r\n") + 4)))).toBe("MALFORMED_REQUEST");
+      const id = /"id":"([^"]+)"/.exec(answer!)?.[1];
+      const stored = await system.api("GET", `/v1/orders/${id}`);
+      expect({ status: stored.status, order: stored.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CONFIRMED" });
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  test("a body that never ends, sent with a request answered before it is read (401), gets that one answer and the connection closed at once, not held to the server's request timeout", async () => {
+    const { socket, received, ended } = rawConnection();
+    socket.write("POST /v1/orders HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n");
+    // A byte of body every 100 ms, for as long as the gateway keeps the connection.
+    const trickle = setInterval(() => socket.writable && socket.write("1\r\n \r\n"), 100);
+    try {
+      // The server's request timeout in this system is 40 s; the connection is shut long before.
+      let shut = false;
+      void ended.then(() => (shut = true));
+      await waitFor(() => shut, "the gateway to shut the connection", 10_000);
+      expect(received().match(/^HTTP\/1\.1 \d+/gm)).toEqual(["HTTP/1.1 401"]);
+      expect(received()).toMatch(/^connection: close$/im);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
+  });
+
   test("a client that sends Expect: 100-continue with a body within the limit is told to go on, and its body is read", async () => {
     const { hostname, port } = new URL(system.baseUrl);
     const body = JSON.stringify({ customerId: "alice", items: [{ sku: "NO-SUCH-SKU", quantity: 1 }] });
