@@ -399,6 +399,44 @@ test("deliveries that came back because the consumer's own transaction failed do
   expect({ ...consumer.stats, handled, deadLetters: db.prepare("SELECT count(*) FROM dead_letters").pluck().get() }).toMatchObject({ applied: 1, deadLettered: 0, handled: 2, deadLetters: 0 });
 });
 
+test("an event whose handler meets its database full (SQLITE_FULL) is tried again without that counting toward dead-lettering: applied once there is room", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 5000);
+  using dir = tempDir("orderly-consumer-full-");
+  const db = openDatabase({ file: join(dir.path, "projector.db"), migrations: [...INBOX, "CREATE TABLE effects (event_id TEXT PRIMARY KEY, body BLOB)"] });
+  // The database may not grow: SQLite refuses the handler's write as it refuses one on a full disk.
+  db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
+  const event = newEvent("order-1", 1, Date.now(), { case: "orderCancelled", value: {} });
+  const js = nc.jetstream();
+  await js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });
+
+  const record = db.prepare("INSERT INTO effects (event_id, body) VALUES (?, ?)");
+  const failures: string[] = [];
+  const consumer = projector(js, db, {
+    maxDeliveries: 2,
+    handle: (e) => {
+      try {
+        record.run(e.eventId, Buffer.alloc(64 * 1024));
+      } catch (error) {
+        failures.push((error as { code: string }).code);
+        throw error;
+      }
+    },
+  });
+  consumer.start();
+  // Twice as many tries as would dead-letter a failing handler.
+  await waitFor(() => failures.length >= 4, "the handler's write refused four times");
+  expect({ deadLettered: consumer.stats.deadLettered, applied: consumer.stats.applied, codes: [...new Set(failures)] }).toEqual({ deadLettered: 0, applied: 0, codes: ["SQLITE_FULL"] });
+  // Room again.
+  db.pragma("max_page_count = 1073741823");
+  await waitFor(() => consumer.stats.applied === 1, "the event applied", 60_000);
+  await consumer.close();
+  expect({ effects: db.prepare("SELECT event_id FROM effects").pluck().all(), deadLetters: db.prepare("SELECT count(*) FROM dead_letters").pluck().get() }).toEqual({ effects: [event.eventId], deadLetters: 0 });
+  db.close();
+});
+
 test("a stream made again numbers its messages from 1 again: a message dead-lettered at a sequence already in dead_letters is recorded too", async () => {
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);

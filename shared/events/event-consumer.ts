@@ -6,7 +6,7 @@ import { contextFromTraceparent, endSpanWithError, withSpan } from "../observabi
 import { readAtMost } from "../observability/read-at-most.js";
 import { untilDeadline } from "../resilience/until-deadline.js";
 import { tracer } from "../observability/tracing.js";
-import { untimed, type Db, type TransactionTimer } from "../sqlite/index.js";
+import { storageError, untimed, type Db, type TransactionTimer } from "../sqlite/index.js";
 import { TRACEPARENT_HEADER } from "./outbox-relay.js";
 import { DeferredEvents, streamTimeOf, type DeferredRow } from "./deferred-events.js";
 import { InvalidEvent, decodeEvent, isOfUnknownType, unknownPayloadFields } from "./event-decoding.js";
@@ -351,10 +351,11 @@ export class EventConsumer {
     try {
       done = withSpan(span, () => this.transactions.run(this.txName, () => this.applyKeptTx.immediate(event, row)), parent);
     } catch (error) {
-      // A failure of the consumer's own transaction (BEGIN or COMMIT: the database locked, say) is not a try of the handler's.
+      // A failure of the consumer's own transaction (BEGIN or COMMIT: the database locked, say), or of the database under
+      // the handler, is not a try of the handler's.
       const handlerFailed = error instanceof HandlerFailed;
       const cause = handlerFailed ? error.cause : error;
-      withSpan(span, () => this.failKept(row, event, cause, handlerFailed ? tries : tries - 1), parent);
+      withSpan(span, () => this.failKept(row, event, cause, handlerFailed && storageError(cause) === undefined ? tries : tries - 1), parent);
       endSpanWithError(span, cause);
       return false;
     }
@@ -671,6 +672,9 @@ export class EventConsumer {
   }
 
   private fail(msg: JsMsg, event: Event | undefined, error: unknown): void {
+    // The database failing under the handler (the disk full, files it cannot open) is no more the event's fault than a
+    // BEGIN or COMMIT that fails: it comes back after a delay, without coming nearer to being dead-lettered.
+    if (storageError(error) !== undefined) return this.redeliverLater([msg], error);
     // The handler's own failures: deliveries that came back after a failed transaction of the consumer's are not its.
     const deliveries = msg.info.deliveryCount - (this.transactionFailures.get(msg.info.streamSequence) ?? 0);
     const reason = reasonOf(error);

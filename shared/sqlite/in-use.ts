@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { dirname } from "node:path";
 import { ConfigError } from "../config/env.js";
 import { keepToOwner, makeOwnersDir } from "../fs/index.js";
+import { storageRefusal } from "./storage-errors.js";
 
 /**
  * Whether another connection has the database file open (a running service):
@@ -33,6 +34,9 @@ export function holdExclusively(file: string, { create = true } = {}): Database.
   try {
     // Empty, but the owner's alone as the databases are (its journal takes its mode).
     keepToOwner(file);
+    // Its journal in memory: the file stays empty, and holding it writes nothing, so a full disk does not keep a service
+    // from starting (its own database then refuses writes with 503s until there is room).
+    db.pragma("journal_mode = MEMORY");
     db.pragma("locking_mode = EXCLUSIVE");
     db.exec("BEGIN EXCLUSIVE");
     return db;
@@ -53,7 +57,12 @@ export function holdExclusively(file: string, { create = true } = {}): Database.
  */
 export function claimSoleWriter(file: string, service: string): { release(): void } {
   makeOwnersDir(dirname(file));
-  const lock = holdExclusively(`${file}.lock`);
+  let lock: Database.Database | undefined;
+  try {
+    lock = holdExclusively(`${file}.lock`);
+  } catch (error) {
+    throw storageRefusal(`${file}.lock`, error) ?? error;
+  }
   if (lock === undefined) {
     throw new ConfigError(`${file} is held by another process, its one writer (is the ${service} service running on it?): stop that process first, or use another data directory`);
   }

@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { dirname } from "node:path";
 import { ConfigError } from "../config/env.js";
 import { keepToOwner, makeOwnersDir } from "../fs/index.js";
+import { storageRefusal } from "./storage-errors.js";
 
 /** A better-sqlite3 database handle. */
 export type Db = Database.Database;
@@ -39,9 +40,19 @@ export interface OpenDatabaseOptions {
 
 /**
  * Opens (creating when missing) a SQLite database in WAL mode and brings its
- * schema up to date, each migration in its own transaction.
+ * schema up to date, each migration in its own transaction. Storage that
+ * fails as it opens (the disk full) is a ConfigError naming the file.
  */
 export function openDatabase(options: OpenDatabaseOptions): Db {
+  try {
+    return openAndMigrate(options);
+  } catch (error) {
+    // The disk full, say: one line that says so, not a stack.
+    throw storageRefusal(options.file, error) ?? error;
+  }
+}
+
+function openAndMigrate(options: OpenDatabaseOptions): Db {
   const onDisk = options.file !== ":memory:";
   // Every customer's orders are in these files: readable by their owner only (a folder made for them likewise), also
   // what an older Orderly made 0644. The database first: SQLite gives the -wal and -shm files it makes the database's
