@@ -2,9 +2,10 @@ import Database from "better-sqlite3";
 import { expect, test } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { StorageType } from "nats";
+import { StorageType, connect } from "nats";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
+import { startTcpProxy } from "../../test/helpers/tcp-proxy.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { createLogger, silentLogger } from "../logging/index.js";
 import { openDatabase, type Db } from "../sqlite/index.js";
@@ -360,13 +361,42 @@ test("passes failing with NATS connected are said at error once they have for st
   relay.start();
   const stalled = await waitFor(() => lines.find((line) => line.level === 50), "the stall said at error");
   expect(stalled).toMatchObject({ backlog: 5 });
-  expect(stalled!.msg).toMatch(/^JetStream has taken no event for \d+ s while NATS is connected/);
+  expect(stalled!.msg).toMatch(/^JetStream has taken no event for \d+ s while NATS takes connections/);
 
   listener.unsubscribe();
   await ensureStreams(jsm);
   await waitFor(() => unpublishedRows(db) === 0, "the outbox published once JetStream answers");
   await waitFor(() => lines.some((line) => line.msg === "JetStream takes events again"), "the end of the stall said");
   expect(lines.filter((line) => line.level === 50)).toHaveLength(1);
+});
+
+test("a stall is said at error also when the connection keeps dropping meanwhile (a hung nats-server's clients reconnect every few seconds)", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  await client.jsm.streams.delete(streams.orders.name);
+  const { hostname, port } = new URL(nats.connectOptions.servers);
+  await using proxy = await startTcpProxy({ host: hostname, port: Number(port) });
+  const nc = await connect({ ...nats.connectOptions, servers: `nats://${proxy.address}`, reconnectTimeWait: 20, maxReconnectAttempts: -1 });
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  // No stream, and a core subscriber on its subjects: publishes get no answer at all.
+  nc.subscribe("orderly.>");
+  const lines: { level: number; msg: string }[] = [];
+  const logger = createLogger("order", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  const db = outboxOf(5, () => ({ subject: "orderly.orders.created", createTime: Date.now() }));
+  const relay = new OutboxRelay({ db, nc, logger, publishTimeoutMs: 100, backoff: { initialMs: 20, maxMs: 50 }, stallMs: 600 });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  // The connection reset every 250 ms, well within the stall's 600.
+  const resets = setInterval(() => {
+    proxy.reset();
+    setTimeout(() => proxy.pass(), 30);
+  }, 250);
+  try {
+    const stalled = await waitFor(() => lines.find((line) => line.level === 50), "the stall said at error", 10_000);
+    expect(stalled!.msg).toMatch(/^JetStream has taken no event for \d+ s/);
+  } finally {
+    clearInterval(resets);
+  }
 });
 
 test("a prune that fails (the database's write lock held past the busy timeout) is logged and tried again later; the relay goes on publishing", async () => {

@@ -265,10 +265,11 @@ export class OutboxRelay {
   }
 
   /**
-   * Notes a pass that failed with NATS connected; once they have for
-   * `stallMs`, says so at error: JetStream takes no event while the
-   * connection stands (a nats-server stuck on a full disk, say), which no
-   * health check sees, and the outbox only grows.
+   * Notes a pass that failed with NATS connected; once passes have failed
+   * for `stallMs` (drops of the connection between them aside), says so at
+   * error: JetStream takes no event while the server takes connections (a
+   * nats-server stuck on a full disk, say), which no health check sees, and
+   * the outbox only grows.
    */
   private stillFailing(error: unknown): void {
     const now = this.clock();
@@ -278,7 +279,7 @@ export class OutboxRelay {
     const seconds = Math.round((now - this.failingSince) / 1000);
     this.options.logger.error(
       { err: error, failingMs: now - this.failingSince, backlog: this.backlogOrUnknown() },
-      `JetStream has taken no event for ${seconds} s while NATS is connected: events wait in the outbox (is nats-server stuck, its disk full?)`,
+      `JetStream has taken no event for ${seconds} s while NATS takes connections: events wait in the outbox (is nats-server stuck, its disk full?)`,
     );
   }
 
@@ -291,14 +292,19 @@ export class OutboxRelay {
     }
   }
 
-  /** A pass that did not fail (or NATS went down, which is said elsewhere): the failing, if any, is over. */
+  /**
+   * A pass that did not fail: the failing, if any, is over; or one that found
+   * NATS down (said elsewhere), which neither ends it nor starts it over: a
+   * hung nats-server's clients find their connection dead and connect again
+   * every few seconds, and the stall goes on across those drops.
+   */
   private failingEnded(disconnected: boolean): void {
-    if (this.failingSince === undefined) return;
-    if (this.stallReported && !disconnected) {
+    if (this.failingSince === undefined || disconnected) return;
+    if (this.stallReported) {
       this.options.logger.info({ failedMs: this.clock() - this.failingSince }, "JetStream takes events again");
       this.stallReported = false;
     }
-    if (!disconnected || !this.stallReported) this.failingSince = undefined;
+    this.failingSince = undefined;
   }
 
   /** How long to wait after a pass that did not go on at once: a poll, a back-off doubling per failure, or (NATS down, nothing tried) until the reconnect wakes it. */
