@@ -2,7 +2,7 @@ import type { JsonValue, Message } from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomInt, randomUUID } from "node:crypto";
-import { Code, OrderlyError, httpStatusFor, toStatusJson } from "../shared/errors/index.js";
+import { Code, OrderlyError, httpStatusFor, toStatusJson, underlyingCause } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, STOCK_VERSIONS_HEADER, checkRules, isRequestId, stockVersionsOf, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { CountsByKey, untilDeadline } from "../shared/resilience/index.js";
@@ -773,7 +773,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     ensureSpan(request, res);
     const fields = { ...logFields(req, request, status), reason: err.reason };
     if (status >= 500 && err.code !== Code.UNAVAILABLE && err.code !== Code.DEADLINE_EXCEEDED) logger.error({ ...fields, err: err.cause ?? err }, "request failed");
-    else logger.info({ ...fields, message: err.message }, "request failed");
+    else logger.info({ ...fields, message: err.message, cause: underlyingCause(err) }, "request failed");
     if (res.headersSent) {
       res.destroy();
       return;

@@ -62,11 +62,11 @@ function table(headers, rows, empty) {
 
 function card(p) {
   const s = p.status;
-  const title = '<div class="title"><h2>' + esc(p.name) + "</h2>" + badge(p.healthy, "healthy", p.status ? "not serving" : "down") +
+  const title = '<div class="title"><h2>' + esc(p.name) + "</h2>" + badge(p.healthy, "healthy", !p.status ? "down" : p.grpcHealth === "SERVING" || p.grpcHealth === "self" ? "degraded" : "not serving") +
     (p.grpcHealth !== "self" ? ' <span class="meta">gRPC health: ' + esc(p.grpcHealth) + "</span>" : "") + "</div>";
   if (!s) return '<section class="card down" data-process="' + esc(p.name) + '" data-healthy="false">' + title + '<div class="error">' + esc(p.error) + "</div></section>";
   const checks = Object.entries(s.checks).map(([k, v]) => esc(k) + (v ? " ✓" : " ✗")).join(" · ");
-  const meta = '<div class="meta">pid ' + s.pid + " · up " + s.uptimeSeconds + " s · " + Math.round(s.rssBytes / 1048576) + " MiB · event-loop p99 " + num(s.eventLoopLagMs) + " ms" +
+  const meta = '<div class="meta">pid ' + s.pid + " · up " + s.uptimeSeconds + " s · " + (s.rssBytes === undefined ? "memory unknown" : Math.round(s.rssBytes / 1048576) + " MiB") + " · event-loop p99 " + num(s.eventLoopLagMs) + " ms" +
     (checks ? " · " + checks : "") + ' · <a href="' + esc(p.metricsUrl) + '">metrics</a></div>';
   const routes = table(
     [{ label: p.name === "gateway" ? "route" : "RPC" }, { label: "req/s", num: true }, { label: "err/s", num: true }, { label: "p50 ms", num: true }, { label: "p99 ms", num: true }, { label: "total", num: true }],
@@ -91,17 +91,22 @@ function card(p) {
   return '<section class="card' + (p.healthy ? "" : " down") + '" data-process="' + esc(p.name) + '" data-healthy="' + p.healthy + '">' + title + meta + "<h3>requests (" + esc(windowSpan(s.windowSeconds)) + ")</h3>" + routes + deps + outbox + consumers + "</section>";
 }
 
-// Unreachable processes are down; a reachable one that is not healthy says which of its checks fail (nats, say), or its gRPC health.
+// Unreachable processes are down; a reachable one that is not healthy says which of its checks fail (nats, say), or its gRPC
+// health: not serving, or, still serving with only a degrading check failing (NATS cut off), degraded.
 function headline(processes) {
   const sick = processes.filter((p) => !p.healthy);
   if (sick.length === 0) return "all " + processes.length + " processes healthy";
   const down = sick.filter((p) => !p.status).map((p) => p.name);
-  const notServing = sick.filter((p) => p.status).map((p) => {
+  const serving = (p) => p.grpcHealth === "SERVING" || p.grpcHealth === "self";
+  const why = (p) => {
     const failing = Object.keys(p.status.checks).filter((k) => !p.status.checks[k]);
-    const why = failing.length > 0 ? failing.join(", ") : "gRPC health " + p.grpcHealth;
-    return p.name + " (" + why + ")";
-  });
-  return [down.length > 0 ? "down: " + down.join(", ") : "", notServing.length > 0 ? "not serving: " + notServing.join(", ") : ""].filter((part) => part !== "").join(" · ");
+    return p.name + " (" + (failing.length > 0 ? failing.join(", ") : "gRPC health " + p.grpcHealth) + ")";
+  };
+  const notServing = sick.filter((p) => p.status && !serving(p)).map(why);
+  const degraded = sick.filter((p) => p.status && serving(p)).map(why);
+  return [down.length > 0 ? "down: " + down.join(", ") : "", notServing.length > 0 ? "not serving: " + notServing.join(", ") : "", degraded.length > 0 ? "degraded: " + degraded.join(", ") : ""]
+    .filter((part) => part !== "")
+    .join(" · ");
 }
 
 async function refresh() {

@@ -70,3 +70,24 @@ test("a service that does not answer is down with the reason in an operator's wo
     { name: "extra", healthy: false, status: undefined, error: "its /status.json answered HTTP 500" },
   ]);
 });
+
+test("the gateway's own report failing (out of file descriptors, say) leaves it down with the reason, and the services' reports still show", async () => {
+  const service: ProcessStatus = { ...gateway, name: "order", pid: 1 };
+  await using order = await tcpServer((socket) => {
+    const body = JSON.stringify(service);
+    socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  const report = await systemStatus({
+    self: async () => {
+      throw new Error("EMFILE: too many open files, uv_resident_set_memory");
+    },
+    selfMetricsUrl: () => "http://127.0.0.1:9050/metrics",
+    readiness: async () => ({ ready: true, services: { order: "SERVING" } }),
+    targets: [{ name: "order", address: `127.0.0.1:${order.port}` }],
+  })();
+  expect(report.healthy).toBe(false);
+  expect(report.processes.map(({ name, healthy, status, error }) => ({ name, healthy, status, error }))).toEqual([
+    { name: "gateway", healthy: false, status: undefined, error: "its own report failed: EMFILE: too many open files, uv_resident_set_memory" },
+    { name: "order", healthy: true, status: service, error: undefined },
+  ]);
+});

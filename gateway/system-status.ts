@@ -79,12 +79,15 @@ export function systemStatus(deps: {
   // /status.json (on the admin port, without a token) asks every service: one report a second answers every caller.
   return readAtMost(1000, async () => {
     const [self, readiness, reports] = await Promise.all([
-      deps.self(),
+      // The gateway's own report failing (out of file descriptors, say) leaves the services' to show.
+      deps.self().then((status) => ({ status }), (error: unknown) => ({ error: `its own report failed: ${error instanceof Error ? error.message : String(error)}` })),
       deps.readiness(),
       Promise.all(deps.targets.map((t) => fetchStatus(t.address, timeoutMs).then((status) => ({ status }), (error: unknown) => ({ error: missingReport(error, timeoutMs) })))),
     ]);
     const processes: ProcessEntry[] = [
-      { name: self.name, healthy: self.healthy, grpcHealth: "self", metricsUrl: deps.selfMetricsUrl(), status: self },
+      "status" in self
+        ? { name: self.status.name, healthy: self.status.healthy, grpcHealth: "self", metricsUrl: deps.selfMetricsUrl(), status: self.status }
+        : { name: "gateway", healthy: false, grpcHealth: "self", metricsUrl: deps.selfMetricsUrl(), status: undefined, error: self.error },
       ...deps.targets.map((target, i): ProcessEntry => {
         const report = reports[i]!;
         const grpcHealth = readiness.services[target.name] ?? "UNKNOWN";

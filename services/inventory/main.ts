@@ -59,7 +59,7 @@ runMain(logger, async () => {
   const fates = orderFates(createClient(OrderService, orderConnection));
   const expiry = new ReservationExpiry(store, fates, logger, config.reservationTtlMs, config.reservationSweepMs);
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) });
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) }, { degrading: ["nats"] });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,

@@ -73,7 +73,7 @@ runMain(logger, async () => {
   });
   recovery.start();
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) });
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) }, { degrading: ["nats"] });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,

@@ -1,7 +1,7 @@
 import type { Context } from "@opentelemetry/api";
 import type { Reservation } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import type { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
-import { OrderlyError, isTransient, type Reason } from "../../shared/errors/index.js";
+import { OrderlyError, isTransient, underlyingCause, type Reason } from "../../shared/errors/index.js";
 import type { EventMeta } from "../../shared/events/index.js";
 import type { Client } from "../../shared/grpc/index.js";
 import type { Logger } from "../../shared/logging/index.js";
@@ -131,7 +131,7 @@ async function reserveAndRecord(
     if (!deps.degrade || !isTransient(err) || options.signal?.aborted) throw err;
     // Transient: the reservation may have been made all the same.
     const accepted = deps.store.acceptAwaitingReservation(order.id, meta);
-    if (accepted !== undefined) logger.info({ orderId: order.id, reason: err.reason, dependency: err.metadata.dependency }, "inventory could not reserve the order now (see reason): accepted as PENDING, to be reserved through events");
+    if (accepted !== undefined) logger.info({ orderId: order.id, reason: err.reason, dependency: err.metadata.dependency, cause: underlyingCause(err) }, "inventory could not reserve the order now (see reason): accepted as PENDING, to be reserved through events");
     return accepted ?? deps.store.get(order.id);
   }
 }

@@ -44,7 +44,7 @@ runMain(logger, async (fatal) => {
     transactions: metrics.transactions,
   });
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) });
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) }, { degrading: ["nats"] });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,

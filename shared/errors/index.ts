@@ -4,3 +4,4 @@ export { OrderlyError, abortReason, validationError, isTransient, ERROR_DOMAIN, 
 export { httpStatusFor } from "./http-status.js";
 export { DECLARED_ONLY, declaredReasonsOf, mayAnswer } from "./declared-reasons.js";
 export { toStatus, toStatusBinary, toStatusJson, fromStatus, statusDetailRegistry } from "./status.js";
+export { underlyingCause } from "./underlying-cause.js";

@@ -75,8 +75,9 @@ export interface EventRuntime {
 }
 
 /**
- * A process's readiness checks for its event side: `nats` while connected,
- * `events` once its streams and durable consumers have been set up.
+ * A process's checks for its event side: `nats` while connected (a degrading
+ * check: see HealthStateOptions), `events` once its streams and durable
+ * consumers have been set up.
  */
 export function eventHealthChecks(events: EventRuntime): { nats: () => boolean; events: () => boolean } {
   return { nats: () => events.isConnected(), events: () => events.isSetUp() };

@@ -15,21 +15,41 @@ export const ServingStatus = HealthCheckResponse_ServingStatus;
 /** The named checks a process's readiness is made of (e.g. database open, NATS connected). */
 export type HealthChecks = Readonly<Record<string, () => boolean>>;
 
+/** How a HealthState reads its checks. */
+export interface HealthStateOptions {
+  /**
+   * Checks that, failing, leave the process serving, degraded: reported
+   * (the status page, /healthz, orderly_ready) but not taking it out of
+   * service. NATS is one: writes go on while it is down (the outbox holds
+   * their events), and every process shares it, so were it required one
+   * NATS outage would make every instance unready at once.
+   */
+  degrading?: readonly string[];
+  /** How often watchers' checks are evaluated (ms). */
+  pollMs?: number;
+}
+
 /**
- * A process's readiness: SERVING while every check holds. Watchers hear of
- * each change; the checks are evaluated every `pollMs` while any watcher
- * is listening (and on every read), so a NATS disconnect or a closing
+ * A process's readiness: SERVING while every check holds but the degrading
+ * ones. Watchers hear of each change; the checks are evaluated every
+ * `pollMs` while any watcher is listening (and on every read), so a closing
  * database shows within that time.
  */
 export class HealthState {
   private readonly listeners = new Set<(serving: boolean) => void>();
   private timer: NodeJS.Timeout | undefined;
   private last: boolean | undefined;
+  private readonly required: (() => boolean)[];
+  private readonly pollMs: number;
 
   constructor(
     private readonly checks: HealthChecks,
-    private readonly pollMs = 500,
-  ) {}
+    options: HealthStateOptions = {},
+  ) {
+    const degrading = new Set(options.degrading ?? []);
+    this.required = Object.entries(checks).flatMap(([name, check]) => (degrading.has(name) ? [] : [check]));
+    this.pollMs = options.pollMs ?? 500;
+  }
 
   /** Each check's result now. */
   report(): Record<string, boolean> {
@@ -38,10 +58,16 @@ export class HealthState {
     return report;
   }
 
-  /** Whether every check holds now. */
+  /** Whether every required check holds now (a degrading one failing leaves it serving). */
   serving(): boolean {
-    for (const check of Object.values(this.checks)) if (!check()) return false;
+    for (const check of this.required) if (!check()) return false;
     return true;
+  }
+
+  /** "ok" while every check holds, "degraded" while only degrading ones fail, "not ready" otherwise. */
+  verdict(): "ok" | "degraded" | "not ready" {
+    if (!this.serving()) return "not ready";
+    return Object.values(this.report()).every(Boolean) ? "ok" : "degraded";
   }
 
   /** Calls `listener` with the current state, then on every change; returns the unsubscribe function. */
@@ -79,7 +105,7 @@ function statusFor(request: HealthCheckRequest, serviceNames: readonly string[],
 
 /**
  * grpc.health.v1.Health for a server: "" and each named service report
- * SERVING while the state's checks hold, NOT_SERVING otherwise; Check of an
+ * SERVING while the state's required checks hold, NOT_SERVING otherwise; Check of an
  * unknown service is NOT_FOUND, and Watch streams each change (and
  * SERVICE_UNKNOWN for an unknown service, as the protocol says).
  */

@@ -1,6 +1,6 @@
 import type { Message } from "@bufbuild/protobuf";
 import { SpanKind, trace } from "@opentelemetry/api";
-import { Code, OrderlyError, abortReason, codeName } from "../errors/index.js";
+import { Code, OrderlyError, abortReason, codeName, underlyingCause } from "../errors/index.js";
 import { tracer } from "../observability/tracing.js";
 import { contextFromTraceparent, endSpanWithError } from "../observability/trace-context.js";
 import type { CallContext } from "./context.js";
@@ -72,7 +72,7 @@ export const logCalls: Interceptor = (next) => async (request, context) => {
     if (err.code === Code.INTERNAL || err.code === Code.UNKNOWN || err.reason === "STORAGE_UNAVAILABLE") {
       context.logger.error({ ...fields, err: err.cause ?? err }, "call failed");
     } else {
-      context.logger.info({ ...fields, message: err.message }, "call failed");
+      context.logger.info({ ...fields, message: err.message, cause: underlyingCause(err) }, "call failed");
     }
     throw err;
   }

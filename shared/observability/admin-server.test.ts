@@ -6,6 +6,7 @@ import { reasonOf } from "../../test/helpers/system.js";
 import { HealthState } from "../grpc/index.js";
 import { silentLogger } from "../logging/index.js";
 import { adminHostAllowed, startAdminServer } from "./admin-server.js";
+import { registerHealthMetric } from "./metrics.js";
 
 test("the admin endpoints answer GET and HEAD (headers only), and any other method 405 with Allow", async () => {
   const admin = await startAdminServer({ host: "127.0.0.1", port: 0, registry: new Registry(), status: async () => ({ ok: true }), health: new HealthState({}), logger: silentLogger() });
@@ -73,4 +74,23 @@ test("ORDERLY_ADMIN_HOSTS=* answers any Host", () => {
   expect([adminHostAllowed("anything.example", new Set(["*"])), adminHostAllowed("anything.example", new Set()), adminHostAllowed(undefined, new Set())]).toEqual([true, false, true]);
   // An empty Host names nothing an operator uses.
   expect(adminHostAllowed("", new Set())).toBe(false);
+});
+
+test("/healthz is ok while every check holds, degraded (200) while only a degrading one fails, not ready (503) while a required one fails; orderly_ready follows readiness", async () => {
+  const up = { database: true, nats: true };
+  const health = new HealthState({ database: () => up.database, nats: () => up.nats }, { degrading: ["nats"] });
+  const registry = new Registry();
+  registerHealthMetric(registry, health);
+  const admin = await startAdminServer({ host: "127.0.0.1", port: 0, registry, status: async () => ({ ok: true }), health, logger: silentLogger() });
+  await using _admin = { [Symbol.asyncDispose]: () => admin.close() };
+  const healthz = async () => {
+    const answer = await fetch(`http://127.0.0.1:${admin.port}/healthz`);
+    const ready = /^orderly_ready\{check="all"\} (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text())?.[1];
+    return { status: answer.status, body: (await answer.json()) as unknown, serving: health.serving(), ready };
+  };
+  expect(await healthz()).toEqual({ status: 200, body: { status: "ok", checks: { database: true, nats: true } }, serving: true, ready: "1" });
+  up.nats = false;
+  expect(await healthz()).toEqual({ status: 200, body: { status: "degraded", checks: { database: true, nats: false } }, serving: true, ready: "1" });
+  up.database = false;
+  expect(await healthz()).toEqual({ status: 503, body: { status: "not ready", checks: { database: false, nats: false } }, serving: false, ready: "0" });
 });

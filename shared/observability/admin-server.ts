@@ -33,8 +33,8 @@ export interface AdminServer {
 
 /**
  * A process's admin endpoints, apart from the port it serves clients on:
- * `/metrics` (Prometheus text), `/healthz` (200 while ready, else 503, with
- * each check), `/status.json` (what the gateway's status page shows) and,
+ * `/metrics` (Prometheus text), `/healthz` (200 while ready, "ok" or
+ * "degraded", else 503 "not ready", with each check), `/status.json` (what the gateway's status page shows) and,
  * for the gateway, the status page itself at `/status`. What they show
  * (addresses, pids, internal errors) is for operators: the port binds to
  * ORDERLY_BIND_HOST and belongs on an internal network, and it answers only
@@ -78,9 +78,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         return res.end(options.statusPage);
       }
       if (path === "/healthz") {
-        const checks = options.health.report();
-        const healthy = Object.values(checks).every(Boolean);
-        return json(healthy ? 200 : 503, { status: healthy ? "ok" : "not ready", checks });
+        const status = options.health.verdict();
+        return json(status === "not ready" ? 503 : 200, { status, checks: options.health.report() });
       }
       const paths = ["/metrics", "/healthz", "/status.json", ...(options.statusPage === undefined ? [] : ["/status"])];
       return refuse(new OrderlyError("ROUTE_NOT_FOUND", `no admin endpoint at ${path}; there are ${paths.join(", ")}`));

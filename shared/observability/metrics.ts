@@ -35,7 +35,7 @@ export function readingGauge(registry: Registry, name: string, help: string, rea
 export function registerDependencyMetrics(registry: Registry, policies: () => readonly DependencyPolicy[]): void {
   new Counter({
     name: "orderly_dependency_calls_total",
-    help: "Calls to a dependency by outcome: ok, refused (it answered with a 4xx about the request, e.g. INSUFFICIENT_STOCK), relayed (it answered with its own dependency's transient error, e.g. inventory unavailable), error (a timeout, the transport, or its own failure), circuit_open, bulkhead_full",
+    help: "Calls to a dependency by outcome: ok, refused (it answered with a 4xx about the request, e.g. INSUFFICIENT_STOCK), relayed (it answered with its own dependency's transient error, e.g. inventory unavailable), error (a timeout, the transport, or its own failure), circuit_open, bulkhead_full, cancelled (its caller hung up)",
     labelNames: ["dependency", "outcome"],
     registers: [registry],
     collect() {
@@ -43,12 +43,13 @@ export function registerDependencyMetrics(registry: Registry, policies: () => re
       for (const p of policies()) {
         const s = p.stats;
         const rejected = s.rejectedByBreaker + s.rejectedByBulkhead;
-        this.inc({ dependency: p.name, outcome: "ok" }, Math.max(0, s.calls - s.refusals - s.relayed - s.failures - rejected));
+        this.inc({ dependency: p.name, outcome: "ok" }, Math.max(0, s.calls - s.refusals - s.relayed - s.failures - rejected - s.cancelled));
         this.inc({ dependency: p.name, outcome: "refused" }, s.refusals);
         this.inc({ dependency: p.name, outcome: "relayed" }, s.relayed);
         this.inc({ dependency: p.name, outcome: "error" }, s.failures);
         this.inc({ dependency: p.name, outcome: "circuit_open" }, s.rejectedByBreaker);
         this.inc({ dependency: p.name, outcome: "bulkhead_full" }, s.rejectedByBulkhead);
+        this.inc({ dependency: p.name, outcome: "cancelled" }, s.cancelled);
       }
     },
   });
@@ -183,12 +184,12 @@ export function registerEventMetrics(registry: Registry, events: EventRuntime): 
 export function registerHealthMetric(registry: Registry, health: HealthState): void {
   new Gauge({
     name: "orderly_ready",
-    help: "1 while the process is ready (check=all), and each readiness check",
+    help: "1 while the process is ready (check=all: a degrading check such as nats failing leaves it ready), and each check",
     labelNames: ["check"],
     registers: [registry],
     collect() {
       const report = health.report();
-      this.set({ check: "all" }, Object.values(report).every(Boolean) ? 1 : 0);
+      this.set({ check: "all" }, health.serving() ? 1 : 0);
       for (const [check, ok] of Object.entries(report)) this.set({ check }, ok ? 1 : 0);
     },
   });

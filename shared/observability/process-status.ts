@@ -39,7 +39,8 @@ export interface ProcessStatus {
   checks: Record<string, boolean>;
   pid: number;
   uptimeSeconds: number;
-  rssBytes: number;
+  /** Its resident memory; missing when the OS would not say (no file descriptor left to ask with, say). */
+  rssBytes?: number;
   /** p99 event-loop delay (ms) since the last report. */
   eventLoopLagMs: number;
   /** The span `routes` covers (s; 0 on the first report, which has no rates yet). */

@@ -26,11 +26,20 @@ export function statusReporter(sources: StatusSources): () => Promise<ProcessSta
       checks,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
-      rssBytes: process.memoryUsage.rss(),
+      rssBytes: residentSetSize(),
       eventLoopLagMs: Math.round(sources.lag.read() * 10) / 10,
       ...(await sources.requests.summarize()),
       dependencies: dependencyStatuses(sources.policies ?? []),
       ...(await eventStatuses(sources.events)),
     };
   };
+}
+
+/** The process's resident memory, or undefined when the OS will not say: a report without it is better than none (libuv reads it through a file, which a process out of descriptors cannot open). */
+function residentSetSize(): number | undefined {
+  try {
+    return process.memoryUsage.rss();
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import { describe, expect, test, vi } from "vitest";
-import { OrderlyError } from "../errors/index.js";
+import { Code, OrderlyError, fromStatus } from "../errors/index.js";
 import { createLogger } from "../logging/index.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { DependencyPolicy } from "./dependency-policy.js";
@@ -66,6 +66,21 @@ describe("DependencyPolicy", () => {
       }),
     ).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE", metadata: { dependency: "dep" } });
     expect(attempts).toBe(3);
+  });
+
+  test("the breaker's opening is logged with the failure that opened it, as the transport said it (no file descriptors left, say)", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger("test", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const p = policy({ breakerFailures: 2, maxAttempts: 1, logger });
+    // What the gRPC client makes of grpc-js's failure to connect with no descriptor left.
+    const emfile = () => fromStatus(Code.UNAVAILABLE, "No connection established. Last error: Error: connect EMFILE 127.0.0.1:50052 - Local");
+    for (let i = 0; i < 2; i++) await expect(p.execute(true, () => Promise.reject(emfile()))).rejects.toMatchObject({ reason: "DEPENDENCY_UNAVAILABLE" });
+    expect(p.breakerState).toBe("open");
+    expect(lines.find((line) => line.msg === "the breaker opened: failing fast until the dependency answers again")).toMatchObject({
+      dependency: "dep",
+      failure: "No connection established. Last error: Error: connect EMFILE 127.0.0.1:50052 - Local",
+    });
+    p.close();
   });
 
   test("a retry's log line names the call's request and trace, though it runs after a timer, outside the call's scope", async () => {
@@ -381,7 +396,7 @@ describe("DependencyPolicy", () => {
     await expect(p.execute(false, async () => "ok")).resolves.toBe("ok");
   });
 
-  test("callers that hang up are not failures of the dependency: the breaker stays closed", async () => {
+  test("callers that hang up are not failures of the dependency: the breaker stays closed, and they are counted as cancelled, not as errors", async () => {
     const p = policy({ breakerFailures: 3 });
     for (let i = 0; i < 10; i++) {
       const caller = new AbortController();
@@ -392,6 +407,16 @@ describe("DependencyPolicy", () => {
       await expect(call).rejects.toMatchObject({ reason: "CANCELLED" });
     }
     expect(p.breakerState).toBe("closed");
+    expect(p.stats).toMatchObject({ calls: 10, cancelled: 10, failures: 0 });
     await expect(p.execute(false, async () => "ok")).resolves.toBe("ok");
+  });
+
+  test("a call cut by its own deadline during its last attempt says which dependency it was waiting for", async () => {
+    const p = policy({ maxAttempts: 1 });
+    await expect(p.execute(true, silent, { deadline: Date.now() + 30 })).rejects.toMatchObject({
+      reason: "DEADLINE_EXCEEDED",
+      message: `deadline exceeded calling ${p.name}`,
+      metadata: { dependency: p.name },
+    });
   });
 });

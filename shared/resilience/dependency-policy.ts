@@ -16,7 +16,7 @@ import {
   type IPolicy,
   type IRetryBackoffContext,
 } from "cockatiel";
-import { Code, OrderlyError, abortReason, httpStatusFor, isTransient } from "../errors/index.js";
+import { Code, OrderlyError, abortReason, httpStatusFor, isTransient, underlyingCause } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import { traceIdsIn } from "../observability/trace-context.js";
 import { RetryBudget } from "./retry-budget.js";
@@ -93,6 +93,8 @@ export interface DependencyStats {
   relayed: number;
   rejectedByBreaker: number;
   rejectedByBulkhead: number;
+  /** Calls given up because their caller hung up (or a shutdown abandoned them): nothing said of the dependency. */
+  cancelled: number;
 }
 
 /** Calls holding a bulkhead slot, and calls waiting for one. */
@@ -166,7 +168,7 @@ export class DependencyPolicy {
   private closed = false;
   /** Open or half-open: the breaker's last change was an opening (a failed probe opens it again: logged once). */
   private broken = false;
-  readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0 };
+  readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0, cancelled: 0 };
 
   /**
    * An open breaker is closed by the policy's own `probe`, and by nothing
@@ -218,11 +220,15 @@ export class DependencyPolicy {
       breaker: new ConsecutiveBreaker(o.breakerFailures),
     });
     this.halfOpenAfterMs = o.halfOpenAfterMs;
-    this.breaker.onBreak(() => {
+    this.breaker.onBreak((why) => {
       this.openedAt = Date.now();
       this.back = this.backDuringProbe;
       this.backDuringProbe = false;
-      if (!this.broken) this.logger?.warn({ dependency: this.name, halfOpenAfterMs: o.halfOpenAfterMs }, "the breaker opened: failing fast until the dependency answers again");
+      if (!this.broken) {
+        // The failure that opened it, as the transport or the dependency said it (a refused connection, EMFILE, a timeout).
+        const failure = "error" in why ? (underlyingCause(why.error) ?? why.error.message) : undefined;
+        this.logger?.warn({ dependency: this.name, halfOpenAfterMs: o.halfOpenAfterMs, failure }, "the breaker opened: failing fast until the dependency answers again");
+      }
       this.broken = true;
       this.probeAfter(this.back ? 0 : o.halfOpenAfterMs);
     });
@@ -407,6 +413,7 @@ export class DependencyPolicy {
         else this.stats.failures++;
       } else if (translated.reason === "CIRCUIT_OPEN") this.stats.rejectedByBreaker++;
       else if (translated.reason === "BULKHEAD_FULL") this.stats.rejectedByBulkhead++;
+      else if (translated.code === Code.CANCELLED) this.stats.cancelled++;
       else this.stats.failures++;
       throw translated;
     }
@@ -448,6 +455,10 @@ export class DependencyPolicy {
     // The transport's UNAVAILABLE is this dependency's; one it answered with (remote) names its own dependency, and is kept.
     if (err.code === Code.UNAVAILABLE && err.reason === "DEPENDENCY_UNAVAILABLE" && !err.remote) {
       return new OrderlyError("DEPENDENCY_UNAVAILABLE", `${this.name} is unavailable`, { metadata, cause: err });
+    }
+    // The call's own deadline passed during its last attempt: the caller's line names what it was waiting for.
+    if (err.code === Code.DEADLINE_EXCEEDED && !err.remote) {
+      return new OrderlyError("DEADLINE_EXCEEDED", `deadline exceeded calling ${this.name}`, { metadata, cause: err });
     }
     return err;
   }
