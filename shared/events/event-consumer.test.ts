@@ -242,6 +242,39 @@ test("a kept event whose transaction cannot begin (its database locked by anothe
   db.close();
 });
 
+test("a kept event whose handler meets its database full is tried again at a growing delay, never dead-lettered for it: applied once there is room", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  await ensureDurableConsumer(client.jsm, streams.orders.name, "projector", "orderly.orders.>", 1000);
+  using temp = tempDir("orderly-kept-full-");
+  const db = openDatabase({ file: join(temp.path, "consumer.db"), migrations: [...INBOX, "CREATE TABLE effects (event_id TEXT PRIMARY KEY, body BLOB)"] });
+  const event = newEvent("full", 1, Date.now(), { case: "orderCancelled", value: {} });
+  keepAsAnOlderVersionDid(db, event, 1);
+  // The database may not grow: SQLite refuses the handler's write as it refuses one on a full disk.
+  db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
+  const record = db.prepare("INSERT INTO effects (event_id, body) VALUES (?, ?)");
+  const tried: number[] = [];
+  const consumer = projector(client.nc.jetstream(), db, {
+    maxDeliveries: 2,
+    handle: (e) => {
+      tried.push(Date.now());
+      record.run(e.eventId, Buffer.alloc(64 * 1024));
+    },
+  });
+  consumer.start();
+  // Twice the tries that would dead-letter a failing handler.
+  await waitFor(() => tried.length >= 4, "the kept event's handler refused four times", 30_000);
+  expect(consumer.stats.deadLettered).toBe(0);
+  // The waits between tries grow (20 ms doubling), not a fixed retry at the first delay for ever.
+  const waits = tried.slice(1).map((time, i) => time - tried[i]!);
+  expect(waits.at(-1)!).toBeGreaterThan(waits[0]! * 2);
+  db.pragma("max_page_count = 1073741823");
+  await waitFor(() => consumer.stats.applied === 1, "the kept event applied once there is room", 30_000);
+  expect([consumer.stats.deadLettered, consumer.deferredCount(), db.prepare("SELECT count(*) FROM dead_letters").pluck().get()]).toEqual([0, 0, 0]);
+  await consumer.close();
+  db.close();
+});
+
 /**
  * A consumer of the orders stream's "projector" durable, connected through a proxy that drops the pulls
  * `lost` says to: the events of the nats-server 2.9.10 failure renewIfUnreachable mends.

@@ -108,6 +108,8 @@ const LAG_READ_MS = 400;
 
 /** At most this many messages' transaction failures are remembered (see EventConsumer.transactionFailures). */
 const MAX_TRACKED_FAILURES = 10_000;
+/** After how many redeliveries of one event for its consumer's own failing transaction or database that is said at error (at the growing delay, several minutes). */
+const STORAGE_ERROR_AFTER = 12;
 
 /** An event's handler failed in a way SQLite answered by rolling back the whole transaction (disk full, I/O). */
 class TransactionLost extends Error {
@@ -351,11 +353,10 @@ export class EventConsumer {
     try {
       done = withSpan(span, () => this.transactions.run(this.txName, () => this.applyKeptTx.immediate(event, row)), parent);
     } catch (error) {
-      // A failure of the consumer's own transaction (BEGIN or COMMIT: the database locked, say), or of the database under
-      // the handler, is not a try of the handler's.
+      // A failure of the consumer's own transaction (BEGIN or COMMIT: the database locked, say) is not a try of the handler's.
       const handlerFailed = error instanceof HandlerFailed;
       const cause = handlerFailed ? error.cause : error;
-      withSpan(span, () => this.failKept(row, event, cause, handlerFailed && storageError(cause) === undefined ? tries : tries - 1), parent);
+      withSpan(span, () => this.failKept(row, event, cause, handlerFailed ? tries : tries - 1), parent);
       endSpanWithError(span, cause);
       return false;
     }
@@ -378,7 +379,8 @@ export class EventConsumer {
   private failKept(row: DeferredRow, event: Event | undefined, error: unknown, tries: number): void {
     const reason = reasonOf(error);
     const which = { durable: this.options.durable, seq: row.stream_seq, subject: row.subject, eventId: row.event_id, requestId: event?.requestId };
-    if (!(error instanceof InvalidEvent) && tries < this.maxDeliveries) {
+    // The database failing under the handler is not the event's fault: tried again (at the growing delay), never dead-lettered for it.
+    if (!(error instanceof InvalidEvent) && (tries < this.maxDeliveries || storageError(error) !== undefined)) {
       this.stats.retried++;
       if (this.keptFailures.size >= MAX_TRACKED_FAILURES) {
         this.options.logger.warn({ ...which, deliveries: tries, reason }, "event failed; kept for the next start (too many kept events are failing to try them all again now)");
@@ -587,12 +589,21 @@ export class EventConsumer {
 
   private redeliverLater(batch: readonly JsMsg[], error: unknown): void {
     this.stats.retried += batch.length;
-    this.options.logger.warn({ err: error, durable: this.options.durable, count: batch.length }, "the consumer's transaction failed; its events will be redelivered");
     if (this.transactionFailures.size + batch.length > MAX_TRACKED_FAILURES) this.transactionFailures.clear();
+    let longest = 0;
     for (const msg of batch) {
       const seq = msg.info.streamSequence;
-      this.transactionFailures.set(seq, (this.transactionFailures.get(seq) ?? 0) + 1);
+      const failures = (this.transactionFailures.get(seq) ?? 0) + 1;
+      this.transactionFailures.set(seq, failures);
+      longest = Math.max(longest, failures);
       msg.nak(this.retryDelay(msg.info.deliveryCount));
+    }
+    // Never dead-lettered for it, an event the database keeps failing waits for good: once one has failed so STORAGE_ERROR_AFTER
+    // times (minutes, at the growing delay), that is said at error, for an operator to look at the storage.
+    if (longest === STORAGE_ERROR_AFTER) {
+      this.options.logger.error({ err: error, durable: this.options.durable, failures: longest }, "the consumer's database keeps failing: its events wait until it works again (is its disk full, or read-only?)");
+    } else {
+      this.options.logger.warn({ err: error, durable: this.options.durable, count: batch.length }, "the consumer's transaction failed; its events will be redelivered");
     }
   }
 

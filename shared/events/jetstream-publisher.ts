@@ -97,6 +97,9 @@ export class JetStreamPublisher {
   private unusable: string | undefined;
   /** False from the connection's disconnect to its reconnect. */
   private connected: boolean;
+  /** Since when the connection is down (the publisher's clock), while it is; and how long it was down before. */
+  private downSince: number | undefined;
+  private downBefore = 0;
   private readonly following: { stop(): void };
   private readonly reconnectListeners = new Set<() => void>();
 
@@ -120,6 +123,7 @@ export class JetStreamPublisher {
     // A publisher made while the connection is down would not hear of the disconnect: the state it starts
     // from is nats.js's own (not public API; assumed up when it is not there).
     this.connected = (nc as { protocol?: { connected?: unknown } }).protocol?.connected !== false;
+    if (!this.connected) this.downSince = this.clock();
     const following = followConnection(nc, { down: () => this.disconnected(), up: () => this.reconnected() });
     // Should following the connection fail, publishes are left to their deadlines, as without it.
     following.done.catch(() => (this.connected = true));
@@ -129,6 +133,11 @@ export class JetStreamPublisher {
   /** Whether the connection is up (as of the last state change nats.js reported). */
   get isConnected(): boolean {
     return this.connected;
+  }
+
+  /** How long the connection has been down since the publisher was made (ms), the outage going on included. */
+  get downMs(): number {
+    return this.downBefore + (this.downSince === undefined ? 0 : this.clock() - this.downSince);
   }
 
   /** Calls `listener` each time the connection comes back after a drop; returns how to stop. */
@@ -178,11 +187,14 @@ export class JetStreamPublisher {
 
   private disconnected(): void {
     this.connected = false;
+    this.downSince ??= this.clock();
     this.fail(() => true, "the NATS connection was lost before JetStream answered", NatsConnectionLost);
   }
 
   private reconnected(): void {
     this.connected = true;
+    if (this.downSince !== undefined) this.downBefore += this.clock() - this.downSince;
+    this.downSince = undefined;
     for (const listener of this.reconnectListeners) {
       try {
         listener();

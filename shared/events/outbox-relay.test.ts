@@ -399,6 +399,36 @@ test("a stall is said at error also when the connection keeps dropping meanwhile
   }
 });
 
+test("an outage of NATS between failing passes does not count toward a stall: only the time JetStream failed with NATS connected does", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  await client.jsm.streams.delete(streams.orders.name);
+  const { hostname, port } = new URL(nats.connectOptions.servers);
+  await using proxy = await startTcpProxy({ host: hostname, port: Number(port) });
+  const nc = await connect({ ...nats.connectOptions, servers: `nats://${proxy.address}`, reconnectTimeWait: 20, maxReconnectAttempts: -1 });
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  nc.subscribe("orderly.>");
+  const lines: { level: number; msg: string }[] = [];
+  const logger = createLogger("order", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  const db = outboxOf(5, () => ({ subject: "orderly.orders.created", createTime: Date.now() }));
+  const relay = new OutboxRelay({ db, nc, logger, publishTimeoutMs: 100, backoff: { initialMs: 20, maxMs: 50 }, stallMs: 1500 });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  // Failing with NATS connected a little while, then NATS unreachable for 3 s: longer than the stall, but not failing time.
+  await waitFor(() => relay.stats().failures >= 2, "two failed passes");
+  proxy.reset();
+  await waitFor(() => nc.isClosed() || !(nc as unknown as { protocol: { connected: boolean } }).protocol.connected, "the connection lost");
+  const outageEnds = Date.now() + 3000;
+  await waitFor(() => Date.now() >= outageEnds, "the outage's 3 s", 5000, 100);
+  proxy.pass();
+  // Connected again, JetStream still answers nothing: a few more failed passes, a few hundred ms, are no stall yet.
+  const before = relay.stats().failures;
+  await waitFor(() => relay.stats().failures >= before + 3, "three failed passes after the outage");
+  expect(lines.filter((line) => line.level === 50)).toEqual([]);
+  // Still failing with NATS connected, it is said in the end.
+  await waitFor(() => lines.some((line) => line.level === 50), "the stall said once it has failed 1.5 s connected", 10_000);
+});
+
 test("a prune that fails (the database's write lock held past the busy timeout) is logged and tried again later; the relay goes on publishing", async () => {
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);

@@ -110,6 +110,8 @@ export class OutboxRelay {
   private failures = 0;
   /** When passes began failing with NATS connected (a full stream aside), while they still do. */
   private failingSince: number | undefined;
+  /** How long the connection had been down (the publisher's downMs) when the failing began: outages do not count toward a stall. */
+  private downWhenFailingBegan = 0;
   /** Whether the failing was said at error (see OutboxRelayOptions.stallMs). */
   private stallReported = false;
   /** The connection came back since the loop last looked: no back-off before the next pass. */
@@ -266,19 +268,24 @@ export class OutboxRelay {
 
   /**
    * Notes a pass that failed with NATS connected; once passes have failed
-   * for `stallMs` (drops of the connection between them aside), says so at
-   * error: JetStream takes no event while the server takes connections (a
+   * for `stallMs` with NATS connected (the time of drops of the connection
+   * between them left out), says so at error: JetStream takes no event while the server takes connections (a
    * nats-server stuck on a full disk, say), which no health check sees, and
    * the outbox only grows.
    */
   private stillFailing(error: unknown): void {
     const now = this.clock();
-    this.failingSince ??= now;
-    if (this.stallReported || now - this.failingSince < (this.options.stallMs ?? 60_000)) return;
+    if (this.failingSince === undefined) {
+      this.failingSince = now;
+      this.downWhenFailingBegan = this.publisher.downMs;
+    }
+    // The time it has failed with NATS connected: an outage meanwhile (said elsewhere) is left out.
+    const failingMs = now - this.failingSince - (this.publisher.downMs - this.downWhenFailingBegan);
+    if (this.stallReported || failingMs < (this.options.stallMs ?? 60_000)) return;
     this.stallReported = true;
-    const seconds = Math.round((now - this.failingSince) / 1000);
+    const seconds = Math.round(failingMs / 1000);
     this.options.logger.error(
-      { err: error, failingMs: now - this.failingSince, backlog: this.backlogOrUnknown() },
+      { err: error, failingMs, backlog: this.backlogOrUnknown() },
       `JetStream has taken no event for ${seconds} s while NATS takes connections: events wait in the outbox (is nats-server stuck, its disk full?)`,
     );
   }

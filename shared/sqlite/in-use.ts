@@ -34,9 +34,10 @@ export function holdExclusively(file: string, { create = true } = {}): Database.
   try {
     // Empty, but the owner's alone as the databases are (its journal takes its mode).
     keepToOwner(file);
-    // Its journal in memory: the file stays empty, and holding it writes nothing, so a full disk does not keep a service
-    // from starting (its own database then refuses writes with 503s until there is room).
-    db.pragma("journal_mode = MEMORY");
+    // A file made for the purpose (a lock) keeps its journal in memory: it stays empty, and holding it writes nothing,
+    // so a full disk does not keep a service from starting (its own database then refuses writes with 503s until there
+    // is room). A database only looked at (inUse) keeps its own mode: a WAL one would be taken out of WAL.
+    if (create) db.pragma("journal_mode = MEMORY");
     db.pragma("locking_mode = EXCLUSIVE");
     db.exec("BEGIN EXCLUSIVE");
     return db;

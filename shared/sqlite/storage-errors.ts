@@ -30,7 +30,8 @@ export function storageError(error: unknown): OrderlyError | undefined {
  */
 export function storageRefusal(file: string, error: unknown): ConfigError | undefined {
   const code = storageCode(error);
-  if (code === undefined) return undefined;
+  // A lock held by another process (BUSY, LOCKED) is no matter of room or permissions: its own error says so.
+  if (code === undefined || /^SQLITE_(BUSY|LOCKED)/.test(code)) return undefined;
   const reason = error instanceof Error ? error.message : String(error);
   return new ConfigError(`${file}: cannot use its storage (${code}: ${reason}): free space on its disk, or make it writable, then start the service again`, { cause: error });
 }
