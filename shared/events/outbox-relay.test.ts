@@ -370,22 +370,41 @@ test("passes failing with NATS connected are said at error once they have for st
   expect(lines.filter((line) => line.level === 50)).toHaveLength(1);
 });
 
-test("a stall is said at error also when the connection keeps dropping meanwhile (a hung nats-server's clients reconnect every few seconds)", async () => {
-  await using nats = await startNats();
-  await using client = await connectWithStreams(nats);
+/**
+ * A relay (stall reported after `stallMs`) of five events that JetStream never answers (no stream, and a core subscriber
+ * on its subjects), connected to a nats-server through a TCP proxy a test can cut, reconnecting every 20 ms; its log lines.
+ */
+async function stallingRelay(stallMs: number) {
+  const nats = await startNats();
+  const client = await connectWithStreams(nats);
   await client.jsm.streams.delete(streams.orders.name);
   const { hostname, port } = new URL(nats.connectOptions.servers);
-  await using proxy = await startTcpProxy({ host: hostname, port: Number(port) });
+  const proxy = await startTcpProxy({ host: hostname, port: Number(port) });
   const nc = await connect({ ...nats.connectOptions, servers: `nats://${proxy.address}`, reconnectTimeWait: 20, maxReconnectAttempts: -1 });
-  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
-  // No stream, and a core subscriber on its subjects: publishes get no answer at all.
   nc.subscribe("orderly.>");
   const lines: { level: number; msg: string }[] = [];
   const logger = createLogger("order", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
   const db = outboxOf(5, () => ({ subject: "orderly.orders.created", createTime: Date.now() }));
-  const relay = new OutboxRelay({ db, nc, logger, publishTimeoutMs: 100, backoff: { initialMs: 20, maxMs: 50 }, stallMs: 600 });
-  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  const relay = new OutboxRelay({ db, nc, logger, publishTimeoutMs: 100, backoff: { initialMs: 20, maxMs: 50 }, stallMs });
   relay.start();
+  return {
+    proxy,
+    nc,
+    relay,
+    lines,
+    async [Symbol.asyncDispose]() {
+      await relay.close();
+      await nc.close();
+      await proxy.close();
+      await client[Symbol.asyncDispose]();
+      await nats[Symbol.asyncDispose]();
+    },
+  };
+}
+
+test("a stall is said at error also when the connection keeps dropping meanwhile (a hung nats-server's clients reconnect every few seconds)", async () => {
+  await using stalling = await stallingRelay(600);
+  const { proxy, relay, lines } = stalling;
   // The connection reset every 250 ms, well within the stall's 600.
   const resets = setInterval(() => {
     proxy.reset();
@@ -400,20 +419,8 @@ test("a stall is said at error also when the connection keeps dropping meanwhile
 });
 
 test("an outage of NATS between failing passes does not count toward a stall: only the time JetStream failed with NATS connected does", async () => {
-  await using nats = await startNats();
-  await using client = await connectWithStreams(nats);
-  await client.jsm.streams.delete(streams.orders.name);
-  const { hostname, port } = new URL(nats.connectOptions.servers);
-  await using proxy = await startTcpProxy({ host: hostname, port: Number(port) });
-  const nc = await connect({ ...nats.connectOptions, servers: `nats://${proxy.address}`, reconnectTimeWait: 20, maxReconnectAttempts: -1 });
-  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
-  nc.subscribe("orderly.>");
-  const lines: { level: number; msg: string }[] = [];
-  const logger = createLogger("order", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
-  const db = outboxOf(5, () => ({ subject: "orderly.orders.created", createTime: Date.now() }));
-  const relay = new OutboxRelay({ db, nc, logger, publishTimeoutMs: 100, backoff: { initialMs: 20, maxMs: 50 }, stallMs: 1500 });
-  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
-  relay.start();
+  await using stalling = await stallingRelay(1500);
+  const { proxy, nc, relay, lines } = stalling;
   // Failing with NATS connected a little while, then NATS unreachable for 3 s: longer than the stall, but not failing time.
   await waitFor(() => relay.stats().failures >= 2, "two failed passes");
   proxy.reset();
