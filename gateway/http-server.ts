@@ -8,7 +8,7 @@ import type { Logger } from "../shared/logging/index.js";
 import { CountsByKey, untilDeadline } from "../shared/resilience/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
 import { contextFromTraceparent, spanIds, traceparentOf, tracer } from "../shared/observability/index.js";
-import { hasBody, isLingering, lingerOnClose } from "./lingering-close.js";
+import { hasBody, isLingering, lingerIfBodyStillComing, lingerOnClose } from "./lingering-close.js";
 import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
@@ -335,16 +335,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * Every header goes in the one writeHead call (headers set earlier with
    * setHeader, as on error paths, send Node down a slower path that merges
    * them one by one). Once a shutdown has begun, each answer closes its
-   * connection; so does one given before its request's body was all read (a
-   * 401, a bad header, a cache hit): waiting for the rest of a body no one
-   * reads would let a client that never ends it hold the connection until
-   * the server's request timeout (lingerOnClose, set as the request came,
-   * makes it a lingering close).
+   * connection.
    */
   function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string, cache?: "hit" | "shared"): void {
     const headers: Record<string, string | number> = { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(payload), "x-request-id": requestId };
     if (cache !== undefined) headers["x-cache"] = cache;
-    if (draining?.aborted || (!res.req.complete && hasBody(res.req))) headers.connection = "close";
+    if (draining?.aborted) headers.connection = "close";
     res.writeHead(status, headers);
     res.end(payload);
   }
@@ -728,7 +724,11 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       traceContext: undefined,
     };
     if (deps.tracesEveryRequest) ensureSpan(request, res);
-    if (hasBody(req)) lingerOnClose(req.socket);
+    if (hasBody(req)) {
+      lingerOnClose(req.socket);
+      // Answered before its body came (a refusal): the rest of the body gets a short while, not the server's request timeout.
+      res.once("finish", () => lingerIfBodyStillComing(req));
+    }
     let outcome: Promise<void> | void = undefined;
     try {
       if (refusal !== undefined) throw refusal;

@@ -26,8 +26,8 @@ export function hasBody(req: IncomingMessage): boolean {
 /**
  * Makes the last response of a connection close it lingering. Node's server
  * calls destroySoon after a connection's last response; this replaces it for
- * this one socket (the gateway's answer to a request whose body it has not
- * all read closes the connection, so it comes here).
+ * this one socket (a connection kept alive never calls it, and reads the rest
+ * of a body as it always does: see lingerIfBodyStillComing).
  */
 export function lingerOnClose(socket: Socket): void {
   socket.destroySoon = () => closeLingering(socket);
@@ -41,25 +41,47 @@ export function closeLingering(socket: Duplex): void {
   socket.once("close", () => clearTimeout(timer));
 }
 
+/** Marks a connection whose last request has its answer while its body is still coming (see lingerIfBodyStillComing). */
+const ANSWERED_BODY_COMING = Symbol("answered while its body is still coming");
+
+type MarkedSocket = Socket & { [ANSWERED_BODY_COMING]?: boolean };
+
 /**
- * Calls `then` once the answers to the requests read from a connection
- * before `broken` are sent (Node's server runs pipelined requests at once
- * and sends their answers in order), or given up by a client that went
- * away. `broken` is the request whose own message failed to parse (a body
- * cut off, say), if any: its answer, which waits for a body that will not
- * come, is not waited for.
+ * After an answer given before its request's body was all read (a refusal):
+ * Node's server reads and drops the rest of the body, and the connection
+ * carries the next request. A body still coming LINGER_MS later (one that
+ * never ends) is cut off with a lingering close, rather than holding the
+ * connection until the server's request timeout and drawing a second
+ * answer (its 408).
  */
-export function afterAnswers(socket: Duplex, then: () => void, broken?: IncomingMessage): void {
-  const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (inFlight == null || inFlight.req === broken) return then();
-  // "close" comes after "finish" (and for an answer cut off too), once Node's server has given the socket to the next answer.
-  inFlight.once("close", () => afterAnswers(socket, then, broken));
+export function lingerIfBodyStillComing(req: IncomingMessage): void {
+  if (req.complete) return;
+  const socket: MarkedSocket = req.socket;
+  socket[ANSWERED_BODY_COMING] = true;
+  const timer = setTimeout(() => {
+    if (!req.complete && !socket.destroyed && !isLingering(socket)) closeLingering(socket);
+  }, LINGER_MS).unref();
+  req.once("end", () => {
+    clearTimeout(timer);
+    socket[ANSWERED_BODY_COMING] = false;
+  });
 }
 
-/** The request a connection's parser is in the middle of (headers read, not all of its body), if any. */
-export function requestBeingRead(socket: Duplex): IncomingMessage | undefined {
-  const incoming = (socket as { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
-  return incoming && !incoming.complete ? incoming : undefined;
+/**
+ * Calls `then` once the answers to the requests read from a connection
+ * before what failed to parse are sent (Node's server runs pipelined
+ * requests at once and sends their answers in order), or given up by a
+ * client that went away; `then` is told whether what failed is the body of
+ * a request that already has its answer (which must get no second one).
+ * The answer to a request whose own body failed (the last request read,
+ * not complete) is not waited for: it waits for a body that will not come.
+ */
+export function afterAnswers(socket: Duplex, then: (bodyOfAnswered: boolean) => void): void {
+  const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (inFlight == null) return then((socket as MarkedSocket)[ANSWERED_BODY_COMING] === true);
+  if (!inFlight.req.complete) return then(inFlight.headersSent);
+  // "close" comes after "finish" (and for an answer cut off too), once Node's server has given the socket to the next answer.
+  inFlight.once("close", () => afterAnswers(socket, then));
 }
 
 /** Whether a connection is closing lingering (its sending side shut): a request still read from it gets no answer. */

@@ -18,7 +18,7 @@ import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/secur
 import { cachedReads } from "./cached-reads.js";
 import { closingErrorResponse, connectRefusal, createGatewayHandler, expectationRefusal, parserRefusal, requestIdSource } from "./http-server.js";
 import { continueIfWithinLimit } from "./json-body.js";
-import { afterAnswers, closeLingering, isLingering, requestBeingRead } from "./lingering-close.js";
+import { afterAnswers, closeLingering, isLingering } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
 import { LoadShedder } from "./load-shedder.js";
@@ -139,19 +139,24 @@ runMain(logger, async () => {
     // that pipelined an order and then something malformed hears the order's answer, then the refusal). A request
     // whose own body failed (cut off by the client's close, a bad chunk) is not waited for: it gets the refusal.
     refusing.add(socket);
-    afterAnswers(socket, () => {
+    afterAnswers(socket, (bodyOfAnswered) => {
       // A connection the last answer closed, or the client did, has no place for the refusal.
       if (!socket.writable || isLingering(socket)) return;
+      // The body of a request refused before it came failed: that request has its answer, and gets no second one.
+      if (bodyOfAnswered) return closeLingering(socket);
       // A client may still be sending (headers over the limit, then a body): it gets the answer, not a reset.
       refuseOnSocket(socket, parserRefusal(error, config.maxHeaderBytes));
-    }, requestBeingRead(socket));
+    });
   });
   // Any other expectation is refused with a reason, like any other answer; the body it came with is not read.
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => handler(req, res, expectationRefusal(req.headers.expect)));
   server.on("connect", (_req, socket: Duplex) => {
     // Node hands the socket over without its own error listener: a client's reset would otherwise end the gateway.
     socket.on("error", () => socket.destroy());
-    refuseOnSocket(socket, connectRefusal());
+    // After the answers to the requests before it, as for bytes that fail to parse.
+    afterAnswers(socket, () => {
+      if (socket.writable && !isLingering(socket)) refuseOnSocket(socket, connectRefusal());
+    });
   });
   /** Answers a request the handler never saw with its refusal, counted and logged like the handler's, and closes the connection. */
   function refuseOnSocket(socket: Duplex, err: OrderlyError): void {
