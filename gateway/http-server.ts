@@ -705,12 +705,27 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
   }
 
+  /** Per connection, the answer of the write in flight on it, while there is one (see serve). */
+  const writesInFlight = new WeakMap<object, Promise<void>>();
+
   // `refusal`: a request the server hands over only to be refused (an Expect it cannot meet), answered in turn like any other.
-  return (req, res, refusal) => {
+  return function serve(req, res, refusal) {
     // A request pipelined behind a body the gateway refused, read while the connection lingers: it could not be answered.
     if (isLingering(req.socket)) {
       req.resume();
       return;
+    }
+    // Node's server runs a request pipelined on a connection as soon as it is read. Behind a write still in flight it waits for
+    // the write's answer (RFC 9112 §9.3.2: only safe requests may be handled in parallel), so a read sent behind a write
+    // sees it, from the read cache as from the read model.
+    const writing = writesInFlight.get(req.socket);
+    if (writing !== undefined) return void writing.then(() => serve(req, res, refusal));
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      const answered = new Promise<void>((resolve) => res.once("close", resolve));
+      writesInFlight.set(req.socket, answered);
+      void answered.then(() => {
+        if (writesInFlight.get(req.socket) === answered) writesInFlight.delete(req.socket);
+      });
     }
     // An absolute-form target is handled as its origin form from here on: routed, traced and logged by its path.
     if (req.url !== undefined && req.url.charCodeAt(0) !== 0x2f) req.url = originForm(req.url);

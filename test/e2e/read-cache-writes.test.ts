@@ -1,5 +1,6 @@
 // A client is never served, from a gateway's cache, anything older than what it wrote through that gateway, even when the
 // gateway misses the write's events.
+import { connect as connectTcp } from "node:net";
 import { expect, test } from "vitest";
 import { waitFor } from "../helpers/processes.js";
 import { sampleValue, scrape } from "../helpers/prometheus.js";
@@ -190,3 +191,34 @@ for (const { decided, stocked, answered } of [
     expect({ available: stock.body.available, xCache: stock.headers.get("x-cache") }).toEqual({ available: level, xCache: decided === "CONFIRMED" ? null : "hit" });
   });
 }
+
+test("a read pipelined behind a write on one connection waits for the write's answer: it is never served older than the write (from the cache, or the read model)", async () => {
+  await using system = await startSystem({ GATEWAY_CACHE_TTL_MS: "60000" });
+  await system.api("POST", "/v1/inventory/RV-P:restock", { body: { quantity: 10 } });
+  const { hostname, port } = new URL(system.baseUrl);
+  const alice = `authorization: Bearer ${system.tokens.customers.alice}\r\n`;
+  /** Sends `requests` in one write on a new connection and returns the JSON bodies of the first `count` answers. */
+  const pipelined = async (requests: string, count: number) => {
+    const socket = connectTcp(Number(port), hostname);
+    socket.on("error", () => {});
+    let received = "";
+    socket.on("data", (data) => (received += data.toString("utf8")));
+    try {
+      socket.write(requests);
+      const answers = () => received.split(/(?=HTTP\/1\.1 \d{3} )/).filter((part) => /\r\n\r\n\{/.test(part) && part.endsWith("}"));
+      await waitFor(() => answers().length >= count, `${count} answers`);
+      return answers().map((answer) => ({ cache: /^x-cache: (\w+)/im.exec(answer)?.[1], body: JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) }));
+    } finally {
+      socket.destroy();
+    }
+  };
+  for (let round = 0; round < 5; round++) {
+    const created = await system.api("POST", "/v1/orders", { as: "alice", body: { customerId: "alice", items: [{ sku: "RV-P", quantity: 1 }] } });
+    const path = `/v1/orders/${created.body.id}`;
+    // Its read cached (a hit), as a client reading its order over and over would have it.
+    await waitFor(async () => (await system.api("GET", path, { as: "alice" })).headers.get("x-cache") === "hit", "the order's read cached");
+    const [cancelled, read] = await pipelined(`POST ${path}:cancel HTTP/1.1\r\nhost: gateway\r\n${alice}content-length: 0\r\n\r\nGET ${path} HTTP/1.1\r\nhost: gateway\r\n${alice}\r\n`, 2);
+    expect(cancelled!.body.status).toBe("ORDER_STATUS_CANCELLED");
+    expect({ status: read!.body.status, version: BigInt(read!.body.version) >= BigInt(cancelled!.body.version) }).toEqual({ status: "ORDER_STATUS_CANCELLED", version: true });
+  }
+});
