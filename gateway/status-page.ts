@@ -20,7 +20,7 @@ export const statusPageHtml = `<!doctype html>
   #updated { margin-left:auto; color:var(--dim); font-size:13px; }
   main { display:grid; grid-template-columns:repeat(auto-fill, minmax(430px, 1fr)); gap:16px; padding:20px; }
   .card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:14px 16px; }
-  .card.down { border-color:var(--bad); }
+  .card.down { border-color:var(--bad); } .card.degraded { border-color:var(--warn); }
   .title { display:flex; align-items:center; gap:10px; margin-bottom:6px; }
   .title h2 { font-size:17px; margin:0; text-transform:capitalize; }
   .badge { font-size:12px; font-weight:600; padding:2px 8px; border-radius:999px; color:#fff; }
@@ -47,7 +47,6 @@ export const statusPageHtml = `<!doctype html>
 <script>
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const num = (v, digits = 1) => (v === undefined || v === null ? "–" : Number(v).toFixed(digits));
-const badge = (ok, yes, no) => '<span class="badge ' + (ok ? "ok" : "bad") + '">' + esc(ok ? yes : no) + "</span>";
 const breakerBadge = (state) => '<span class="badge ' + (state === "closed" ? "ok" : state === "half-open" ? "warn" : "bad") + '">' + esc(state) + "</span>";
 
 // The span a process's request figures cover: 30 s while the page polls, longer for the first report after a pause.
@@ -60,9 +59,14 @@ function table(headers, rows, empty) {
   return "<table><thead><tr>" + head + "</tr></thead><tbody>" + body + "</tbody></table>";
 }
 
+// A process still serving with a check failing (NATS cut off, say) is degraded: amber, not red.
+const isDegraded = (p) => !p.healthy && p.status !== undefined && (p.grpcHealth === "SERVING" || p.grpcHealth === "self");
+const cardClass = (p) => (p.healthy ? "card" : isDegraded(p) ? "card degraded" : "card down");
+
 function card(p) {
   const s = p.status;
-  const title = '<div class="title"><h2>' + esc(p.name) + "</h2>" + badge(p.healthy, "healthy", !p.status ? "down" : p.grpcHealth === "SERVING" || p.grpcHealth === "self" ? "degraded" : "not serving") +
+  const state = p.healthy ? '<span class="badge ok">healthy</span>' : isDegraded(p) ? '<span class="badge warn">degraded</span>' : '<span class="badge bad">' + (s ? "not serving" : "down") + "</span>";
+  const title = '<div class="title"><h2>' + esc(p.name) + "</h2>" + state +
     (p.grpcHealth !== "self" ? ' <span class="meta">gRPC health: ' + esc(p.grpcHealth) + "</span>" : "") + "</div>";
   if (!s) return '<section class="card down" data-process="' + esc(p.name) + '" data-healthy="false">' + title + '<div class="error">' + esc(p.error) + "</div></section>";
   const checks = Object.entries(s.checks).map(([k, v]) => esc(k) + (v ? " ✓" : " ✗")).join(" · ");
@@ -88,7 +92,7 @@ function card(p) {
     s.consumers.map((c) => [c.durable, c.pending ?? "–", c.ackPending ?? "–", c.redelivered ?? "–", c.applied, c.ignored, c.deadLetters, c.deferred ?? "–"]),
     "",
   );
-  return '<section class="card' + (p.healthy ? "" : " down") + '" data-process="' + esc(p.name) + '" data-healthy="' + p.healthy + '">' + title + meta + "<h3>requests (" + esc(windowSpan(s.windowSeconds)) + ")</h3>" + routes + deps + outbox + consumers + "</section>";
+  return '<section class="' + cardClass(p) + '" data-process="' + esc(p.name) + '" data-healthy="' + p.healthy + '">' + title + meta + "<h3>requests (" + esc(windowSpan(s.windowSeconds)) + ")</h3>" + routes + deps + outbox + consumers + "</section>";
 }
 
 // Unreachable processes are down; a reachable one that is not healthy says which of its checks fail (nats, say), or its gRPC
@@ -97,13 +101,12 @@ function headline(processes) {
   const sick = processes.filter((p) => !p.healthy);
   if (sick.length === 0) return "all " + processes.length + " processes healthy";
   const down = sick.filter((p) => !p.status).map((p) => p.name);
-  const serving = (p) => p.grpcHealth === "SERVING" || p.grpcHealth === "self";
   const why = (p) => {
     const failing = Object.keys(p.status.checks).filter((k) => !p.status.checks[k]);
     return p.name + " (" + (failing.length > 0 ? failing.join(", ") : "gRPC health " + p.grpcHealth) + ")";
   };
-  const notServing = sick.filter((p) => p.status && !serving(p)).map(why);
-  const degraded = sick.filter((p) => p.status && serving(p)).map(why);
+  const notServing = sick.filter((p) => p.status && !isDegraded(p)).map(why);
+  const degraded = sick.filter(isDegraded).map(why);
   return [down.length > 0 ? "down: " + down.join(", ") : "", notServing.length > 0 ? "not serving: " + notServing.join(", ") : "", degraded.length > 0 ? "degraded: " + degraded.join(", ") : ""]
     .filter((part) => part !== "")
     .join(" · ");
@@ -116,7 +119,7 @@ async function refresh() {
     const response = await fetch("/status.json", { cache: "no-store" });
     const report = await response.json();
     document.getElementById("processes").innerHTML = report.processes.map(card).join("");
-    overall.className = "badge " + (report.processes.every((p) => p.healthy) ? "ok" : "bad");
+    overall.className = "badge " + (report.processes.every((p) => p.healthy) ? "ok" : report.processes.every((p) => p.healthy || isDegraded(p)) ? "warn" : "bad");
     overall.textContent = headline(report.processes);
     updated.textContent = "updated " + new Date(report.time).toLocaleTimeString() + " · refreshes every 2 s";
   } catch (error) {

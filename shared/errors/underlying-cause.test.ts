@@ -12,9 +12,9 @@ test("the underlying cause is the last of an error's cause chain, as the transpo
   expect(underlyingCause(new OrderlyError("DEPENDENCY_UNAVAILABLE", "inventory is unavailable"))).toBeUndefined();
   expect(underlyingCause(new Error("same", { cause: new Error("same") }))).toBeUndefined();
   expect(underlyingCause(new Error("outer", { cause: "a string cause" }))).toBe("a string cause");
-  // A chain that loops ends all the same (after a bounded walk).
+  // A chain that loops ends all the same: after a bounded walk (eight steps), back at the error itself, so nothing under it.
   const looped = new Error("a");
   looped.cause = new Error("b", { cause: looped });
-  expect([undefined, "b"]).toContain(underlyingCause(looped));
+  expect(underlyingCause(looped)).toBeUndefined();
   expect(underlyingCause("not an error")).toBeUndefined();
 });

@@ -242,6 +242,39 @@ test("a kept event whose transaction cannot begin (its database locked by anothe
   db.close();
 });
 
+test("a consumer whose database stays full says so once at error for the whole episode (not for each event), warns at most every 10 s, and says when it works again", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const { nc, jsm } = client;
+  await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 5000);
+  using dir = tempDir("orderly-consumer-full-episode-");
+  const db = openDatabase({ file: join(dir.path, "projector.db"), migrations: [...INBOX, "CREATE TABLE effects (event_id TEXT PRIMARY KEY, body BLOB)"] });
+  db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
+  const events = Array.from({ length: 20 }, (_, i) => newEvent(`order-${i}`, 1, Date.now(), { case: "orderCancelled", value: {} }));
+  const js = nc.jetstream();
+  await Promise.all(events.map((event) => js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId })));
+  const lines: { level: number; msg: string }[] = [];
+  const logger = createLogger("test", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  const record = db.prepare("INSERT INTO effects (event_id, body) VALUES (?, ?)");
+  const tries = new Map<string, number>();
+  // Redeliveries 1 ms apart, doubling: a dozen tries of each event within seconds.
+  const consumer = new EventConsumer({ js, db, logger, stream: streams.orders.name, durable: "projector", retryDelayMs: 1, maxDeliveries: 2, handle: (e) => {
+    tries.set(e.eventId, (tries.get(e.eventId) ?? 0) + 1);
+    record.run(e.eventId, Buffer.alloc(64 * 1024));
+  } });
+  consumer.start();
+  await waitFor(() => events.every((e) => (tries.get(e.eventId) ?? 0) >= 13), "every event tried 13 times", 60_000);
+  db.pragma("max_page_count = 1073741823");
+  await waitFor(() => consumer.stats.applied === 20, "every event applied once there is room", 60_000);
+  await consumer.close();
+  const said = (level: number) => lines.filter((line) => line.level === level).map((line) => line.msg);
+  expect(said(50)).toEqual(["the consumer's database keeps failing: its events wait until it works again (is its disk full, or read-only?)"]);
+  expect(said(40).length).toBeLessThanOrEqual(3);
+  expect(said(30)).toContain("the consumer's database works again");
+  expect(consumer.stats.deadLettered).toBe(0);
+  db.close();
+});
+
 test("a kept event whose handler meets its database full is tried again at a growing delay, never dead-lettered for it: applied once there is room", async () => {
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);

@@ -110,6 +110,8 @@ const LAG_READ_MS = 400;
 const MAX_TRACKED_FAILURES = 10_000;
 /** After how many redeliveries of one event for its consumer's own failing transaction or database that is said at error (at the growing delay, several minutes). */
 const STORAGE_ERROR_AFTER = 12;
+/** How often, at most, a consumer whose database fails says so at warn (ms). */
+const STORAGE_WARN_EVERY_MS = 10_000;
 
 /** An event's handler failed in a way SQLite answered by rolling back the whole transaction (disk full, I/O). */
 class TransactionLost extends Error {
@@ -233,6 +235,8 @@ export class EventConsumer {
    * settled, or all at once past MAX_TRACKED_FAILURES (messages that never came back).
    */
   private readonly transactionFailures = new Map<number, number>();
+  /** While the consumer's own transactions or database fail: since when, for how many events, and what was said (databaseFailed). */
+  private databaseFailing: { since: number; events: number; warnedAt: number; reported: boolean } | undefined;
   readonly stats: ConsumerStats = { applied: 0, skippedDuplicates: 0, ignored: 0, retried: 0, deadLettered: 0, deferred: 0 };
 
   constructor(private readonly options: EventConsumerOptions) {
@@ -363,6 +367,7 @@ export class EventConsumer {
     span.end();
     if (done === "applied") {
       this.stats.applied++;
+      this.databaseWorks();
       this.options.onApplied?.(event);
     } else if (done === "ignored") this.stats.ignored++;
     else this.stats.skippedDuplicates++;
@@ -379,8 +384,10 @@ export class EventConsumer {
   private failKept(row: DeferredRow, event: Event | undefined, error: unknown, tries: number): void {
     const reason = reasonOf(error);
     const which = { durable: this.options.durable, seq: row.stream_seq, subject: row.subject, eventId: row.event_id, requestId: event?.requestId };
-    // The database failing under the handler is not the event's fault: tried again (at the growing delay), never dead-lettered for it.
-    if (!(error instanceof InvalidEvent) && (tries < this.maxDeliveries || storageError(error) !== undefined)) {
+    // The database failing under the handler is not the event's fault: tried again (at the growing delay), never dead-lettered
+    // for it, and said for the episode, not for each event (databaseFailed).
+    const database = storageError(error) !== undefined;
+    if (!(error instanceof InvalidEvent) && (tries < this.maxDeliveries || database)) {
       this.stats.retried++;
       if (this.keptFailures.size >= MAX_TRACKED_FAILURES) {
         this.options.logger.warn({ ...which, deliveries: tries, reason }, "event failed; kept for the next start (too many kept events are failing to try them all again now)");
@@ -388,7 +395,8 @@ export class EventConsumer {
       }
       const delay = this.retryDelay(Math.max(tries, 1));
       this.keptFailures.set(row.event_id, { row, tries });
-      this.options.logger.warn({ ...which, deliveries: tries, reason, delay }, "event failed; will retry");
+      if (database) this.databaseFailed(error, 1, tries);
+      else this.options.logger.warn({ ...which, deliveries: tries, reason, delay }, "event failed; will retry");
       this.retryKeptAfter(delay);
       return;
     }
@@ -590,21 +598,45 @@ export class EventConsumer {
   private redeliverLater(batch: readonly JsMsg[], error: unknown): void {
     this.stats.retried += batch.length;
     if (this.transactionFailures.size + batch.length > MAX_TRACKED_FAILURES) this.transactionFailures.clear();
-    let longest = 0;
+    let most = 0;
     for (const msg of batch) {
       const seq = msg.info.streamSequence;
       const failures = (this.transactionFailures.get(seq) ?? 0) + 1;
       this.transactionFailures.set(seq, failures);
-      longest = Math.max(longest, failures);
+      most = Math.max(most, failures);
       msg.nak(this.retryDelay(msg.info.deliveryCount));
     }
-    // Never dead-lettered for it, an event the database keeps failing waits for good: once one has failed so STORAGE_ERROR_AFTER
-    // times (minutes, at the growing delay), that is said at error, for an operator to look at the storage.
-    if (longest === STORAGE_ERROR_AFTER) {
-      this.options.logger.error({ err: error, durable: this.options.durable, failures: longest }, "the consumer's database keeps failing: its events wait until it works again (is its disk full, or read-only?)");
-    } else {
-      this.options.logger.warn({ err: error, durable: this.options.durable, count: batch.length }, "the consumer's transaction failed; its events will be redelivered");
+    this.databaseFailed(error, batch.length, most);
+  }
+
+  /**
+   * Says that the consumer's own transaction or database failed for `count`
+   * events (the most-tried of them tried `tries` times), for a whole episode
+   * of failing rather than each event: a warning at most every
+   * STORAGE_WARN_EVERY_MS with the events since, and, once one event has
+   * come back STORAGE_ERROR_AFTER times (minutes, at the growing delay), one
+   * error: never dead-lettered for it, its events wait for good, for an
+   * operator to look at the storage. The next event applied ends it.
+   */
+  private databaseFailed(error: unknown, count: number, tries: number): void {
+    const now = this.clock();
+    const episode = (this.databaseFailing ??= { since: now, events: 0, warnedAt: -Infinity, reported: false });
+    episode.events += count;
+    const fields = { err: error, durable: this.options.durable, events: episode.events, failingMs: now - episode.since };
+    if (!episode.reported && tries >= STORAGE_ERROR_AFTER) {
+      episode.reported = true;
+      this.options.logger.error(fields, "the consumer's database keeps failing: its events wait until it works again (is its disk full, or read-only?)");
+    } else if (now - episode.warnedAt >= STORAGE_WARN_EVERY_MS) {
+      episode.warnedAt = now;
+      this.options.logger.warn(fields, "the consumer's transaction or database failed; its events will be redelivered");
     }
+  }
+
+  /** An event applied: a failing of the consumer's database, if any, is over. */
+  private databaseWorks(): void {
+    if (this.databaseFailing === undefined) return;
+    if (this.databaseFailing.reported) this.options.logger.info({ durable: this.options.durable, failedMs: this.clock() - this.databaseFailing.since }, "the consumer's database works again");
+    this.databaseFailing = undefined;
   }
 
   private retryDelay(deliveries: number): number {
@@ -653,6 +685,7 @@ export class EventConsumer {
     }
     if (applied && event !== undefined) {
       this.stats.applied++;
+      this.databaseWorks();
       if (this.options.logger.isLevelEnabled("debug")) {
         withSpan(span, () => this.options.logger.debug({ durable: this.options.durable, eventId: event.eventId, subject: msg.subject, requestId: event.requestId }, "event applied"), parent);
       }

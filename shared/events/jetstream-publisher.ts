@@ -126,7 +126,10 @@ export class JetStreamPublisher {
     if (!this.connected) this.downSince = this.clock();
     const following = followConnection(nc, { down: () => this.disconnected(), up: () => this.reconnected() });
     // Should following the connection fail, publishes are left to their deadlines, as without it.
-    following.done.catch(() => (this.connected = true));
+    following.done.catch(() => {
+      this.connected = true;
+      this.outageEnded();
+    });
     this.following = following;
   }
 
@@ -191,10 +194,14 @@ export class JetStreamPublisher {
     this.fail(() => true, "the NATS connection was lost before JetStream answered", NatsConnectionLost);
   }
 
-  private reconnected(): void {
-    this.connected = true;
+  private outageEnded(): void {
     if (this.downSince !== undefined) this.downBefore += this.clock() - this.downSince;
     this.downSince = undefined;
+  }
+
+  private reconnected(): void {
+    this.connected = true;
+    this.outageEnded();
     for (const listener of this.reconnectListeners) {
       try {
         listener();

@@ -108,7 +108,7 @@ export class OutboxRelay {
   private stopped = false;
   /** Passes in a row that failed (NATS down, JetStream not answering); 0 after one that did not. */
   private failures = 0;
-  /** When passes began failing with NATS connected (a full stream aside), while they still do. */
+  /** When passes began failing with NATS connected, a full stream aside (performance.now()), while they still do. */
   private failingSince: number | undefined;
   /** How long the connection had been down (the publisher's downMs) when the failing began: outages do not count toward a stall. */
   private downWhenFailingBegan = 0;
@@ -274,7 +274,9 @@ export class OutboxRelay {
    * the outbox only grows.
    */
   private stillFailing(error: unknown): void {
-    const now = this.clock();
+    // A span of time, on the monotonic clock the publisher measures outages with (not the relay's wall clock, which a
+    // test may set and NTP may step).
+    const now = performance.now();
     if (this.failingSince === undefined) {
       this.failingSince = now;
       this.downWhenFailingBegan = this.publisher.downMs;
@@ -285,7 +287,7 @@ export class OutboxRelay {
     this.stallReported = true;
     const seconds = Math.round(failingMs / 1000);
     this.options.logger.error(
-      { err: error, failingMs, backlog: this.backlogOrUnknown() },
+      { err: error, failingMs: Math.round(failingMs), backlog: this.backlogOrUnknown() },
       `JetStream has taken no event for ${seconds} s while NATS takes connections: events wait in the outbox (is nats-server stuck, its disk full?)`,
     );
   }
@@ -308,7 +310,7 @@ export class OutboxRelay {
   private failingEnded(disconnected: boolean): void {
     if (this.failingSince === undefined || disconnected) return;
     if (this.stallReported) {
-      this.options.logger.info({ failedMs: this.clock() - this.failingSince }, "JetStream takes events again");
+      this.options.logger.info({ failedMs: Math.round(performance.now() - this.failingSince) }, "JetStream takes events again");
       this.stallReported = false;
     }
     this.failingSince = undefined;

@@ -13,7 +13,7 @@ export {
 } from "./server.js";
 export { connect, onReady, callUnary, createClient, fromServiceError, channelSecurity, tlsChannel, type ChannelSecurity, type Connection, type ConnectOptions } from "./client.js";
 export { logGrpcLibraryTo } from "./library-logs.js";
-export { healthService, HealthState, ServingStatus, type HealthChecks } from "./health.js";
+export { healthService, HealthState, ServingStatus, type HealthChecks, type HealthStateOptions } from "./health.js";
 export { reflectionServices } from "./reflection.js";
 export { chain, traceCalls, logCalls, enforceDeadline, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
 export { HTTP_CODE_HEADER, callOptionsOf, causeOf, type CallContext } from "./context.js";
