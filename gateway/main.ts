@@ -66,8 +66,8 @@ runMain(logger, async () => {
   const metrics = new GatewayMetrics({ cache, shedder, policies });
   const readiness = readinessProbe(downstreams);
   const lag = new EventLoopLag();
-  // The cache's check: whether it hears the events that invalidate it (cut off from NATS, entries live a second).
-  // Cut off from the events, the cache still serves (its entries live a second): degraded, not unready.
+  // The cache's check: whether it hears the events that invalidate it. Cut off from NATS it still serves (its entries
+  // live a second): degraded, not unready.
   const health = new HealthState({ listening: () => true, ...(cache ? { cacheLive: () => cache.isLive } : {}) }, { degrading: ["cacheLive"] });
   let adminPort = config.adminPort;
   const status = systemStatus({
