@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { connect } from "nats";
 import { expect, test } from "vitest";
 import { startNats } from "../../test/helpers/nats.js";
+import { startTcpProxy } from "../../test/helpers/tcp-proxy.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { ConfigError } from "../config/index.js";
 import { createLogger, silentLogger } from "../logging/index.js";
@@ -47,19 +48,21 @@ test("a copy gives way to one already running, even when its own clock says it c
 
 test("two copies that both run the consumers (one claimed them while the other was cut off from NATS) find each other once it is back: the later stops", async () => {
   await using nats = await startNats();
-  const first = await connect({ ...nats.connectOptions, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  // The first copy reaches NATS through a proxy the test cuts: cut off, it answers no one.
+  await using proxy = await startTcpProxy({ host: "127.0.0.1", port: nats.port });
+  const first = await connect({ ...nats.connectOptions, servers: `nats://${proxy.address}`, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
   await using _first = { [Symbol.asyncDispose]: () => first.close() };
   const claimedFirst = await claimConsumers(first, claim, "query", silentLogger());
-  // NATS restarts; the second copy claims before the first is back (it answers no one), so it runs them too.
-  await nats.kill();
-  const firstBack = (async () => {
-    for await (const status of first.status()) if (status.type === "reconnect") return;
-  })();
-  await nats.restart();
+  const cut = first.status();
+  proxy.reset();
+  for await (const status of cut) if (status.type === "disconnect") break;
+  // The second copy claims while the first is cut off, so it runs them too.
   const second = await connect(nats.connectOptions);
   await using _second = { [Symbol.asyncDispose]: () => second.close() };
   const claimedSecond = await claimConsumers(second, claim, "query", silentLogger());
-  await firstBack;
+  const back = first.status();
+  proxy.pass();
+  for await (const status of back) if (status.type === "reconnect") break;
   // Each asks again (as the event runtime does after a reconnect): the earlier stays, the later is told to stop.
   await expect(claimedFirst.check()).resolves.toBeUndefined();
   await expect(claimedSecond.check()).rejects.toThrow(/also runs \(found once NATS was back\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);

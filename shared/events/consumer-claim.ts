@@ -32,8 +32,8 @@ export interface ClaimedConsumers {
   check(): Promise<void>;
 }
 
-/** How long a claim waits for other holders' answers (ms): they come within milliseconds on a working connection. */
-const ASK_MS = 250;
+/** How long a claim waits for other holders' answers, each of the two times it asks (ms): they come within milliseconds on a working connection. */
+const ASK_MS = 300;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -84,9 +84,14 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
         `two copies under one name would each get only some of the events; give this one a ${claim.setting} of its own, or stop the other`,
     );
   };
-  const found = await others();
-  const first = found?.find((other) => other.running) ?? earliest(found?.filter((other) => isEarlier(other, me)) ?? []);
-  if (first !== undefined) throw refuse(first, first.running ? "already runs" : "claimed at the same time");
+  /** Of the others answering, the one this process gives way to: one running them, or one that claimed them earlier. */
+  const ahead = (found: Holder[] | undefined) => found?.find((other) => other.running) ?? earliest(found?.filter((other) => isEarlier(other, me)) ?? []);
+  // Asked twice: a process that began claiming at the same moment may not have been listening yet when this one first
+  // asked (its subscription still on its way to the server, so neither heard the other); by the second time it is.
+  for (let round = 0; round < 2; round++) {
+    const first = ahead(await others());
+    if (first !== undefined) throw refuse(first, first.running ? "already runs" : "claimed at the same time");
+  }
   me.running = true;
   return {
     async check() {
