@@ -386,6 +386,9 @@ test("npm start starts a process that ended unexpectedly (kill -9) again, on the
       expect(isRunning(killed)).toBe(false);
     }
     expect(run.child.exitCode).toBeNull();
+    // Once the status page says every process is healthy again (the query service started again has set up its consumers,
+    // which NATS going down right after its start can hold up a few seconds), a new order reaches the read model at once.
+    await everyProcessHealthy(adminUrl);
     const order = { customerId: "alice", items: [{ sku: DEMO_CATALOG[0]!.sku, quantity: 1 }] };
     const created = await waitFor(async () => {
       const r = await api(baseUrl, "POST", "/v1/orders", { headers: alice, body: order });
