@@ -242,29 +242,43 @@ test("a kept event whose transaction cannot begin (its database locked by anothe
   db.close();
 });
 
+/**
+ * A consumer's database in `dir` with an `effects` table its handler writes 64 KiB rows into (`write`); `fill()` keeps the
+ * file from growing, so SQLite refuses those writes with SQLITE_FULL as on a full disk, and `room()` lets it grow again.
+ */
+function fillableDatabase(dir: string) {
+  const db = openDatabase({ file: join(dir, "consumer.db"), migrations: [...INBOX, "CREATE TABLE effects (event_id TEXT PRIMARY KEY, body BLOB)"] });
+  const record = db.prepare("INSERT INTO effects (event_id, body) VALUES (?, ?)");
+  return {
+    db,
+    write: (eventId: string) => void record.run(eventId, Buffer.alloc(64 * 1024)),
+    fill: () => void db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`),
+    room: () => void db.pragma("max_page_count = 1073741823"),
+  };
+}
+
 test("a consumer whose database stays full says so once at error for the whole episode (not for each event), warns at most every 10 s, and says when it works again", async () => {
   await using nats = await startNats();
   await using client = await connectWithStreams(nats);
   const { nc, jsm } = client;
   await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 5000);
   using dir = tempDir("orderly-consumer-full-episode-");
-  const db = openDatabase({ file: join(dir.path, "projector.db"), migrations: [...INBOX, "CREATE TABLE effects (event_id TEXT PRIMARY KEY, body BLOB)"] });
-  db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
+  const { db, write, fill, room } = fillableDatabase(dir.path);
+  fill();
   const events = Array.from({ length: 20 }, (_, i) => newEvent(`order-${i}`, 1, Date.now(), { case: "orderCancelled", value: {} }));
   const js = nc.jetstream();
   await Promise.all(events.map((event) => js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId })));
   const lines: { level: number; msg: string }[] = [];
   const logger = createLogger("test", "info", { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
-  const record = db.prepare("INSERT INTO effects (event_id, body) VALUES (?, ?)");
   const tries = new Map<string, number>();
   // Redeliveries 1 ms apart, doubling: a dozen tries of each event within seconds.
   const consumer = new EventConsumer({ js, db, logger, stream: streams.orders.name, durable: "projector", retryDelayMs: 1, maxDeliveries: 2, handle: (e) => {
     tries.set(e.eventId, (tries.get(e.eventId) ?? 0) + 1);
-    record.run(e.eventId, Buffer.alloc(64 * 1024));
+    write(e.eventId);
   } });
   consumer.start();
   await waitFor(() => events.every((e) => (tries.get(e.eventId) ?? 0) >= 13), "every event tried 13 times", 60_000);
-  db.pragma("max_page_count = 1073741823");
+  room();
   await waitFor(() => consumer.stats.applied === 20, "every event applied once there is room", 60_000);
   await consumer.close();
   const said = (level: number) => lines.filter((line) => line.level === level).map((line) => line.msg);
@@ -280,18 +294,17 @@ test("a kept event whose handler meets its database full is tried again at a gro
   await using client = await connectWithStreams(nats);
   await ensureDurableConsumer(client.jsm, streams.orders.name, "projector", "orderly.orders.>", 1000);
   using temp = tempDir("orderly-kept-full-");
-  const db = openDatabase({ file: join(temp.path, "consumer.db"), migrations: [...INBOX, "CREATE TABLE effects (event_id TEXT PRIMARY KEY, body BLOB)"] });
+  const { db, write, fill, room } = fillableDatabase(temp.path);
   const event = newEvent("full", 1, Date.now(), { case: "orderCancelled", value: {} });
   keepAsAnOlderVersionDid(db, event, 1);
   // The database may not grow: SQLite refuses the handler's write as it refuses one on a full disk.
-  db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
-  const record = db.prepare("INSERT INTO effects (event_id, body) VALUES (?, ?)");
+  fill();
   const tried: number[] = [];
   const consumer = projector(client.nc.jetstream(), db, {
     maxDeliveries: 2,
     handle: (e) => {
       tried.push(Date.now());
-      record.run(e.eventId, Buffer.alloc(64 * 1024));
+      write(e.eventId);
     },
   });
   consumer.start();
@@ -301,7 +314,7 @@ test("a kept event whose handler meets its database full is tried again at a gro
   // The waits between tries grow (20 ms doubling), not a fixed retry at the first delay for ever.
   const waits = tried.slice(1).map((time, i) => time - tried[i]!);
   expect(waits.at(-1)!).toBeGreaterThan(waits[0]! * 2);
-  db.pragma("max_page_count = 1073741823");
+  room();
   await waitFor(() => consumer.stats.applied === 1, "the kept event applied once there is room", 30_000);
   expect([consumer.stats.deadLettered, consumer.deferredCount(), db.prepare("SELECT count(*) FROM dead_letters").pluck().get()]).toEqual([0, 0, 0]);
   await consumer.close();
@@ -471,20 +484,19 @@ test("an event whose handler meets its database full (SQLITE_FULL) is tried agai
   const { nc, jsm } = client;
   await ensureDurableConsumer(jsm, streams.orders.name, "projector", "orderly.orders.>", 5000);
   using dir = tempDir("orderly-consumer-full-");
-  const db = openDatabase({ file: join(dir.path, "projector.db"), migrations: [...INBOX, "CREATE TABLE effects (event_id TEXT PRIMARY KEY, body BLOB)"] });
+  const { db, write, fill, room } = fillableDatabase(dir.path);
   // The database may not grow: SQLite refuses the handler's write as it refuses one on a full disk.
-  db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
+  fill();
   const event = newEvent("order-1", 1, Date.now(), { case: "orderCancelled", value: {} });
   const js = nc.jetstream();
   await js.publish(subjectOf(event), toBinary(EventSchema, event), { msgID: event.eventId });
 
-  const record = db.prepare("INSERT INTO effects (event_id, body) VALUES (?, ?)");
   const failures: string[] = [];
   const consumer = projector(js, db, {
     maxDeliveries: 2,
     handle: (e) => {
       try {
-        record.run(e.eventId, Buffer.alloc(64 * 1024));
+        write(e.eventId);
       } catch (error) {
         failures.push((error as { code: string }).code);
         throw error;
@@ -496,7 +508,7 @@ test("an event whose handler meets its database full (SQLITE_FULL) is tried agai
   await waitFor(() => failures.length >= 4, "the handler's write refused four times");
   expect({ deadLettered: consumer.stats.deadLettered, applied: consumer.stats.applied, codes: [...new Set(failures)] }).toEqual({ deadLettered: 0, applied: 0, codes: ["SQLITE_FULL"] });
   // Room again.
-  db.pragma("max_page_count = 1073741823");
+  room();
   await waitFor(() => consumer.stats.applied === 1, "the event applied", 60_000);
   await consumer.close();
   expect({ effects: db.prepare("SELECT event_id FROM effects").pluck().all(), deadLetters: db.prepare("SELECT count(*) FROM dead_letters").pluck().get() }).toEqual({ effects: [event.eventId], deadLetters: 0 });
