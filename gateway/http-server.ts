@@ -720,7 +720,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // sees it, from the read cache as from the read model.
     const writing = writesInFlight.get(req.socket);
     if (writing !== undefined) return void writing.then(() => serve(req, res, refusal));
-    if (req.method !== "GET" && req.method !== "HEAD") {
+    if (servingMethod(req.method ?? "GET") !== "GET") {
       const answered = new Promise<void>((resolve) => res.once("close", resolve));
       writesInFlight.set(req.socket, answered);
       void answered.then(() => {
