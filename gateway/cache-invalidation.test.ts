@@ -38,20 +38,20 @@ test("cut off from its events, the cache keeps entries at most a second: before 
   expect(cache.isLive).toBe(false);
   await waitFor(() => cache.isLive, "subscribed");
   cache1(1);
-  expect(cache.get(key, 0)).toBeDefined();
+  expect(cache.get(key, 0)?.body).toBeDefined();
 
   // An event of the order drops it.
   const nc = await connect(nats.connectOptions);
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   nc.publish("orderly.orders.cancelled", toBinary(EventSchema, create(EventSchema, { aggregateId: "ord_1", aggregateVersion: 2n })));
-  await waitFor(() => cache.get(key, 0) === undefined, "the event's invalidation");
+  await waitFor(() => cache.get(key, 0)?.body === undefined, "the event's invalidation");
   cache1(2);
 
   // NATS gone: the entry cached for a minute is gone within about a second (the bound is loose for a loaded machine).
   await nats.kill("SIGKILL");
   const killed = Date.now();
   await waitFor(() => !cache.isLive, "suspended");
-  await waitFor(() => cache.get(key, 0) === undefined, "the entry expired", 15_000, 20);
+  await waitFor(() => cache.get(key, 0)?.body === undefined, "the entry expired", 15_000, 20);
   expect(Date.now() - killed).toBeLessThan(10_000);
 
   // Back (the gateway's connection keeps reconnecting), subscribed again: from empty, and invalidations are heard again.
@@ -63,7 +63,7 @@ test("cut off from its events, the cache keeps entries at most a second: before 
   await waitFor(async () => {
     nc.publish("orderly.orders.cancelled", toBinary(EventSchema, create(EventSchema, { aggregateId: "ord_1", aggregateVersion: 3n })));
     await nc.flush();
-    return cache.get(key, 0) === undefined;
+    return cache.get(key, 0)?.body === undefined;
   }, "invalidations heard again");
 });
 

@@ -263,18 +263,33 @@ test("the built-in paths are counted under GET (HEAD too); other methods on them
   expect(counted.sort()).toEqual(['orderly_gateway_requests_total{route="GET /healthz",code="200"} 2', 'orderly_gateway_requests_total{route="unmatched",code="405"} 5']);
 });
 
-test("a read that asks for a fresh answer (Cache-Control: no-cache or max-age=0, or Pragma: no-cache alone) is fetched, and its answer cached for the reads after it", async () => {
+/**
+ * A gateway whose query service answers an order at a version one higher on every fetch, so an answer says whether the
+ * service gave it: `read` gets the order with `headers` and says its version, its X-Cache ("service" without one) and its Age.
+ */
+async function orderReadServer(store: ReadCache): Promise<{ read(headers: Record<string, string>): Promise<{ version: string; cache: string; age: string }> } & AsyncDisposable> {
   let version = 0;
-  const store = new ReadCache(60_000);
   const handler = handlerWith({
-    // The order's version goes up with every fetch, so an answer says whether the query service gave it.
     call: async (_route, request) => create(GetOrderResponseSchema, { order: { id: (request as unknown as { id: string }).id, version: BigInt(++version) } }),
     cache: { store, routes: cachedReads },
   });
-  await using server = await listen(handler);
+  const server = await listen(handler);
+  return {
+    async read(headers) {
+      const response = await fetch(`${server.url}/v1/orders/ord_01M914PXQEFAN79JVDS4BEYK4Z`, { headers: { authorization: "Bearer t", ...headers } });
+      const { version } = (await response.json()) as { version: string };
+      return { version, cache: response.headers.get("x-cache") ?? "service", age: response.headers.get("age") ?? "none" };
+    },
+    [Symbol.asyncDispose]: () => server[Symbol.asyncDispose](),
+  };
+}
+
+test("a read that asks for a fresh answer (Cache-Control: no-cache or max-age=0, or Pragma: no-cache alone) is fetched, and its answer cached for the reads after it", async () => {
+  const store = new ReadCache(60_000);
+  await using server = await orderReadServer(store);
   const get = async (headers: Record<string, string> = {}) => {
-    const response = await fetch(`${server.url}/v1/orders/ord_01M914PXQEFAN79JVDS4BEYK4Z`, { headers: { authorization: "Bearer t", ...headers } });
-    return `${((await response.json()) as { version: string }).version} ${response.headers.get("x-cache") ?? "service"}`;
+    const { version, cache } = await server.read(headers);
+    return `${version} ${cache}`;
   };
   const reads = [
     await get(),
@@ -295,6 +310,47 @@ test("a read that asks for a fresh answer (Cache-Control: no-cache or max-age=0,
   ];
   expect(reads).toEqual(["1 service", "1 hit", "2 service", "2 hit", "3 service", "4 service", "5 service", "5 hit", "6 service", "6 hit", "6 hit", "7 service", "7 hit"]);
   expect(store.stats).toMatchObject({ hits: 6, misses: 1, bypasses: 6 });
+});
+
+test("a cached answer carries its Age; a read with max-age=N takes one at most N seconds old, one with min-fresh=N one fresh for N seconds yet, and is fetched otherwise", async () => {
+  let now = 0;
+  const store = new ReadCache(10_000, { clock: () => now });
+  await using server = await orderReadServer(store);
+  const get = async (headers: Record<string, string> = {}) => {
+    const { version, cache, age } = await server.read(headers);
+    return `${version} ${cache} age=${age}`;
+  };
+  const reads: string[] = [await get(), await get()];
+  now = 3_500;
+  reads.push(
+    await get(),
+    await get({ "cache-control": "max-age=4" }),
+    await get({ "cache-control": 'max-age="3"' }),
+    // The answer just fetched is as old as the clock says from here on.
+    await get({ "cache-control": "max-age=3" }),
+  );
+  now = 5_000;
+  // Stored at 3.5 s with a TTL of 10 s: fresh until 13.5 s.
+  reads.push(
+    await get({ "cache-control": "min-fresh=8" }),
+    await get({ "cache-control": "min-fresh=9" }),
+    // The strictest of a directive given twice; malformed values and other directives are answered as without them.
+    await get({ "cache-control": "max-age=5, max-age=1" }),
+    await get({ "cache-control": "max-age=abc, min-fresh=-1, no-store, max-stale=0" }),
+  );
+  expect(reads).toEqual([
+    "1 service age=none",
+    "1 hit age=0",
+    "1 hit age=3",
+    "1 hit age=3",
+    "2 service age=none",
+    "2 hit age=0",
+    "2 hit age=1",
+    "3 service age=none",
+    "3 hit age=0",
+    "3 hit age=0",
+  ]);
+  expect(store.stats).toMatchObject({ hits: 7, misses: 3, bypasses: 0 });
 });
 
 test("a read that joins another reader's fetch which read the resource older than a write through this gateway (the read model lagging) is not answered that: it fetches again", async () => {

@@ -12,7 +12,7 @@ import { hasBody, isLingering, lingerIfBodyStillComing, lingerOnClose } from "./
 import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { GatewayMetrics } from "./metrics.js";
-import type { FetchedRead, ReadCache } from "./read-cache.js";
+import { ANY_AGE, type CacheDemand, type CacheHit, type FetchedRead, type ReadCache } from "./read-cache.js";
 import { indexRoutes, resolveRoute, servingMethod, type Route } from "./routes/index.js";
 import { readJson, type BodyLimits } from "./json-body.js";
 import { requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
@@ -236,21 +236,46 @@ function writtenBy(params: Record<string, string>, outcome: { json: JsonValue; v
   return written;
 }
 
-/**
- * A Cache-Control request directive that asks for an answer from the origin (RFC 9111 §5.2.1.1 and §5.2.1.4): `max-age=0`
- * (or its quoted form `max-age="0"`, which recipients accept: §5.2) or `no-cache`.
- */
-const FRESH_DIRECTIVE = /(?:^|,)[ \t]*(?:no-cache|max-age=(?:0+|"0+"))[ \t]*(?=,|$)/i;
+/** A reader that asks for the origin's answer: no cached one is old enough for it. */
+export const FRESH: CacheDemand = Object.freeze({ maxAgeMs: 0, minFreshMs: 0 });
+
+/** A request directive: its name, and its delta-seconds (RFC 9111 §1.2.2), quoted or not (§5.2), when it has some. */
+const DIRECTIVE = /^[ \t]*([A-Za-z-]+)[ \t]*(?:=[ \t]*(?:"(\d+)"|(\d+)))?[ \t]*$/;
 
 /** `Pragma: no-cache`, HTTP/1.0's no-cache, heeded when a request has no Cache-Control (RFC 9111 §5.4). */
 const PRAGMA_NO_CACHE = /(?:^|,)[ \t]*no-cache[ \t]*(?=,|$)/i;
 
-/** Whether a read asks not to be answered from a cache (Cache-Control `no-cache` or `max-age=0`, or Pragma `no-cache` without a Cache-Control). */
-export function wantsFresh(headers: IncomingHttpHeaders): boolean {
+/**
+ * What a read's Cache-Control accepts of a cached answer (RFC 9111 §5.2.1): `no-cache` or `max-age=0` ask for the origin's
+ * (FRESH), `max-age=N` for an answer at most N seconds old, `min-fresh=N` for one that stays fresh N seconds yet (this
+ * cache's freshness being its TTL). A directive given twice counts at its strictest; one with a malformed value, and
+ * any other (`no-store`, `max-stale`: nothing stale is ever served), is answered as without it. Without a
+ * Cache-Control, `Pragma: no-cache` asks for the origin's answer.
+ */
+export function cacheDemandOf(headers: IncomingHttpHeaders): CacheDemand {
   const control = headers["cache-control"];
-  if (control !== undefined) return FRESH_DIRECTIVE.test(control);
-  const pragma = headers.pragma;
-  return pragma !== undefined && PRAGMA_NO_CACHE.test(pragma);
+  if (control === undefined) {
+    const pragma = headers.pragma;
+    return pragma !== undefined && PRAGMA_NO_CACHE.test(pragma) ? FRESH : ANY_AGE;
+  }
+  let maxAgeMs = Infinity;
+  let minFreshMs = 0;
+  for (const directive of control.split(",")) {
+    const [, name, quoted, plain] = DIRECTIVE.exec(directive) ?? [];
+    const seconds = quoted ?? plain;
+    switch (name?.toLowerCase()) {
+      case "no-cache":
+        return FRESH;
+      case "max-age":
+        if (seconds !== undefined) maxAgeMs = Math.min(maxAgeMs, Number(seconds) * 1000);
+        break;
+      case "min-fresh":
+        if (seconds !== undefined) minFreshMs = Math.max(minFreshMs, Number(seconds) * 1000);
+        break;
+    }
+  }
+  if (maxAgeMs === 0) return FRESH;
+  return maxAgeMs === Infinity && minFreshMs === 0 ? ANY_AGE : { maxAgeMs, minFreshMs };
 }
 
 /** The `version` of a resource's JSON, 0 when it has none. */
@@ -337,12 +362,18 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * them one by one). Once a shutdown has begun, each answer closes its
    * connection.
    */
-  function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string, cache?: "hit" | "shared"): void {
+  function sendRaw(res: ServerResponse, requestId: string, status: number, payload: string, cache?: "hit" | "shared", age?: number): void {
     const headers: Record<string, string | number> = { "content-type": JSON_TYPE, "content-length": Buffer.byteLength(payload), "x-request-id": requestId };
     if (cache !== undefined) headers["x-cache"] = cache;
+    if (age !== undefined) headers.age = age;
     if (draining?.aborted) headers.connection = "close";
     res.writeHead(status, headers);
     res.end(payload);
+  }
+
+  /** Answers with a cached read, and its `Age` (RFC 9111 §4: a cache answering without the origin says how old the answer is). */
+  function sendHit(res: ServerResponse, requestId: string, store: ReadCache, hit: CacheHit): void {
+    sendRaw(res, requestId, 200, hit.body, "hit", store.ageSeconds(hit));
   }
 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
@@ -510,17 +541,17 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // request is the path variable alone, and an entry is only filled with the service's answer to
     // that very request once it met the proto's rules: a hit needs neither transcoding nor the rules
     // again. Any other request is transcoded and checked first, and one that asks for a fresh answer is never a hit.
-    const fresh = wantsFresh(req.headers);
-    if (search === "" && !fresh) {
-      const hit = fill.store.get(fill.key, 0);
+    const demand = cacheDemandOf(req.headers);
+    if (search === "" && demand !== FRESH) {
+      const hit = fill.store.get(fill.key, 0, demand);
       if (hit !== undefined) {
-        sendRaw(res, request.id, 200, hit, "hit");
+        sendHit(res, request.id, fill.store, hit);
         if (fill.store.refreshDue(fill.key)) void refresh(call, partsOf(params, search, idempotencyKey), fill);
         return;
       }
     }
-    const use: CacheUse = fresh ? "fresh" : search === "" ? "looked" : "look";
-    return inCallersShare(principal, () => readThrough(req, res, call, partsOf(params, search, idempotencyKey), fill, use));
+    const use: CacheUse = demand === FRESH ? "fresh" : search === "" ? "looked" : "look";
+    return inCallersShare(principal, () => readThrough(req, res, call, partsOf(params, search, idempotencyKey), fill, use, demand));
   }
 
   /**
@@ -546,13 +577,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * by itself when the client asked for a fresh answer, else answered by the
    * fetch of the same key in flight, or by one it starts.
    */
-  async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, use: CacheUse): Promise<void> {
+  async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, use: CacheUse, demand: CacheDemand): Promise<void> {
     const generation = fill.store.generation();
     const message = await transcode(req, call.route, parts, call.deadline);
     checkRules(call.route.method.input, message);
     if (use !== "looked") {
-      const hit = use === "look" ? fill.store.get(fill.key, minVersionOf(message)) : undefined;
-      if (hit !== undefined) return sendRaw(res, call.request.id, 200, hit, "hit");
+      const hit = use === "look" ? fill.store.get(fill.key, minVersionOf(message), demand) : undefined;
+      if (hit !== undefined) return sendHit(res, call.request.id, fill.store, hit);
       if (use === "fresh") fill.store.countBypass();
       return forward(res, call, message, { ...fill, generation });
     }

@@ -28,6 +28,7 @@ function header(description: string, schema: JsonObject, required = false): Json
 const HEADERS: Record<string, JsonObject> = {
   "X-Request-Id": header("The request's id: the client's own X-Request-Id when it is valid, else one the gateway made. Every log line of the request carries it.", { type: "string", pattern: REQUEST_ID_PATTERN.source }, true),
   "X-Cache": header("A cached read's answer: hit (from the gateway's cache) or shared (from another request's fetch of the same resource); absent when the service answered this request.", { type: "string", enum: ["hit", "shared"] }),
+  Age: header("On a hit (X-Cache: hit): how many seconds ago the gateway's cache stored the answer (RFC 9111 §5.1).", { type: "string", pattern: "^\\d+$" }),
   traceresponse: header("The W3C trace context of the request's span (Trace Context level 2), so a client can find its trace; absent on a cache hit and on a refusal written before the request was read.", { type: "string" }),
   "Retry-After": header("Seconds to wait before trying again", { type: "string", pattern: "^\\d+$" }, true),
   Allow: header("The methods the path takes", { type: "string" }, true),
@@ -281,14 +282,14 @@ function operation(route: Route, collector: SchemaCollector, cached: ReadonlySet
     { name: "X-Request-Timeout", in: "header", required: false, schema: { type: "integer", minimum: 1 }, description: "Deadline budget in milliseconds (capped); anything but a whole number of 1 or more is 400 INVALID_HEADER" },
   );
   if (cached.has(route.fullName)) {
-    parameters.push({ name: "Cache-Control", in: "header", required: false, schema: { type: "string" }, description: "no-cache (or max-age=0; without a Cache-Control, Pragma: no-cache) asks for the query service's answer rather than the gateway's cached one, which that answer replaces; any other directive is answered as without one" });
+    parameters.push({ name: "Cache-Control", in: "header", required: false, schema: { type: "string" }, description: "no-cache (or max-age=0; without a Cache-Control, Pragma: no-cache) asks for the query service's answer rather than the gateway's cached one, which that answer replaces; max-age=N takes a cached answer at most N seconds old and min-fresh=N one that stays cached N seconds yet (else the query service's, which replaces it); any other directive is answered as without one" });
   }
   if (fieldByName(input, "request_id")) {
     parameters.push({ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", pattern: IDEMPOTENCY_KEY_PATTERN.source }, description: "Makes retries safe: the same key and body return the same result; the same key with another body is 422 IDEMPOTENCY_KEY_REUSED" });
   }
   const success = (description: string, cached: boolean): JsonObject => ({
     description,
-    headers: headerRefs("X-Request-Id", "traceresponse", ...(cached ? ["X-Cache"] : [])),
+    headers: headerRefs("X-Request-Id", "traceresponse", ...(cached ? ["X-Cache", "Age"] : [])),
     content: { "application/json": { schema: responseSchema(route, collector) } },
   });
   const op: JsonObject = {

@@ -5,11 +5,11 @@ describe("ReadCache", () => {
   test("serves a cached body until its TTL, and counts hits and misses", () => {
     let now = 0;
     const cache = new ReadCache(1000, { maxEntries: 100, clock: () => now });
-    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.get("k", 0)?.body).toBeUndefined();
     cache.set("k", "ord_1", '{"version":"2"}', 2, cache.generation());
-    expect(cache.get("k", 0)).toBe('{"version":"2"}');
+    expect(cache.get("k", 0)?.body).toBe('{"version":"2"}');
     now = 1000;
-    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.get("k", 0)?.body).toBeUndefined();
     expect(cache.stats).toMatchObject({ hits: 1, misses: 2 });
     expect(cache.hitRatio()).toBeCloseTo(1 / 3);
   });
@@ -17,8 +17,8 @@ describe("ReadCache", () => {
   test("never serves a version older than the read asks for", () => {
     const cache = new ReadCache(60_000);
     cache.set("k", "ord_1", "v2", 2, 0);
-    expect(cache.get("k", 3)).toBeUndefined();
-    expect(cache.get("k", 2)).toBe("v2");
+    expect(cache.get("k", 3)?.body).toBeUndefined();
+    expect(cache.get("k", 2)?.body).toBe("v2");
     expect(cache.stats.bypasses).toBe(1);
   });
 
@@ -28,21 +28,21 @@ describe("ReadCache", () => {
     cache.set("b", "ord_1", "v1-timeline", 1, 0);
     const before = cache.generation();
     cache.invalidate("ord_1", 2);
-    expect(cache.get("a", 0)).toBeUndefined();
-    expect(cache.get("b", 0)).toBeUndefined();
+    expect(cache.get("a", 0)?.body).toBeUndefined();
+    expect(cache.get("b", 0)?.body).toBeUndefined();
     cache.set("a", "ord_1", "v1-stale", 1, before);
-    expect(cache.get("a", 0)).toBeUndefined();
+    expect(cache.get("a", 0)?.body).toBeUndefined();
     cache.set("a", "ord_1", "v1-late", 1, cache.generation());
-    expect(cache.get("a", 0)).toBeUndefined();
+    expect(cache.get("a", 0)?.body).toBeUndefined();
     cache.set("a", "ord_1", "v2", 2, cache.generation());
-    expect(cache.get("a", 0)).toBe("v2");
+    expect(cache.get("a", 0)?.body).toBe("v2");
   });
 
   test("holds at most maxEntries, dropping the oldest", () => {
     const cache = new ReadCache(60_000, { maxEntries: 2 });
     for (const id of ["x", "y", "z"]) cache.set(id, id, id, 1, 0);
-    expect(cache.get("x", 0)).toBeUndefined();
-    expect(cache.get("z", 0)).toBe("z");
+    expect(cache.get("x", 0)?.body).toBeUndefined();
+    expect(cache.get("z", 0)?.body).toBe("z");
     expect(cache.stats.entries).toBe(2);
   });
 
@@ -51,16 +51,16 @@ describe("ReadCache", () => {
     const cache = new ReadCache(1000, { maxEntries: 100, maxBytes: 10, clock: () => now });
     for (const [id, body] of [["x", "aaaa"], ["y", "bbbb"], ["z", "cccc"]] as const) cache.set(id, id, body, 1, cache.generation());
     // 12 bytes would pass 10: the oldest went.
-    expect([cache.get("x", 0), cache.get("y", 0), cache.get("z", 0)]).toEqual([undefined, "bbbb", "cccc"]);
+    expect([cache.get("x", 0)?.body, cache.get("y", 0)?.body, cache.get("z", 0)?.body]).toEqual([undefined, "bbbb", "cccc"]);
     expect(cache.stats).toMatchObject({ entries: 2, bytes: 8 });
     cache.set("big", "big", "0123456789A", 1, cache.generation());
-    expect([cache.get("big", 0), cache.get("z", 0)]).toEqual([undefined, "cccc"]);
+    expect([cache.get("big", 0)?.body, cache.get("z", 0)?.body]).toEqual([undefined, "cccc"]);
     expect(cache.stats).toMatchObject({ entries: 2, bytes: 8 });
     // Counted in UTF-8: "zéé" takes five bytes ("é" two), beside "bbbb"'s four.
     cache.set("z", "z", "zéé", 1, cache.generation());
     expect(cache.stats).toMatchObject({ entries: 2, bytes: 9 });
     cache.set("y", "y", "bb", 1, cache.generation());
-    expect([cache.get("y", 0), cache.get("z", 0)]).toEqual(["bb", "zéé"]);
+    expect([cache.get("y", 0)?.body, cache.get("z", 0)?.body]).toEqual(["bb", "zéé"]);
     expect(cache.stats).toMatchObject({ entries: 2, bytes: 7 });
     cache.invalidate("y");
     cache.invalidate("z");
@@ -110,9 +110,9 @@ describe("ReadCache", () => {
 
   test("a lookup that missed and waits for the fetch in flight is counted as shared, not as a miss", () => {
     const cache = new ReadCache(60_000);
-    expect([cache.get("k", 0), cache.inFlight("k", "ord_1")]).toEqual([undefined, undefined]);
+    expect([cache.get("k", 0)?.body, cache.inFlight("k", "ord_1")]).toEqual([undefined, undefined]);
     void cache.share("k", cache.generation(), () => new Promise(() => {}));
-    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.get("k", 0)?.body).toBeUndefined();
     expect(cache.inFlight("k", "ord_1")).toBeDefined();
     cache.countShared();
     expect(cache.stats).toMatchObject({ hits: 0, misses: 1, shared: 1 });
@@ -124,9 +124,9 @@ describe("ReadCache", () => {
     const generation = cache.generation();
     cache.set("k", "ord_1", "v6", 6, generation);
     cache.set("k", "ord_1", "v5", 5, generation);
-    expect(cache.get("k", 0)).toBe("v6");
+    expect(cache.get("k", 0)?.body).toBe("v6");
     cache.set("k", "ord_1", "v7", 7, generation);
-    expect(cache.get("k", 0)).toBe("v7");
+    expect(cache.get("k", 0)?.body).toBe("v7");
   });
 
   test("a hit in the last fifth of the TTL asks for a refresh, once until it lands", async () => {
@@ -144,9 +144,9 @@ describe("ReadCache", () => {
     answer({ body: "v1-fresh", status: 200, version: 1 });
     await refreshing;
     expect(cache.refreshDue("k")).toBe(false);
-    expect(cache.get("k", 0)).toBe("v1-fresh");
+    expect(cache.get("k", 0)?.body).toBe("v1-fresh");
     now = 1799;
-    expect(cache.get("k", 0)).toBe("v1-fresh");
+    expect(cache.get("k", 0)?.body).toBe("v1-fresh");
     expect(cache.refreshDue("missing")).toBe(false);
   });
 
@@ -157,21 +157,21 @@ describe("ReadCache", () => {
     const before = cache.generation();
     now = 100;
     cache.suspend();
-    expect([cache.isLive, cache.get("k", 0)]).toEqual([false, "v1"]);
+    expect([cache.isLive, cache.get("k", 0)?.body]).toEqual([false, "v1"]);
     // Stored while suspended: the outage TTL too.
     cache.set("j", "ord_2", "w1", 1, cache.generation());
     now = 1099;
-    expect([cache.get("k", 0), cache.get("j", 0)]).toEqual(["v1", "w1"]);
+    expect([cache.get("k", 0)?.body, cache.get("j", 0)?.body]).toEqual(["v1", "w1"]);
     now = 1100;
-    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.get("k", 0)?.body).toBeUndefined();
     cache.resume();
-    expect([cache.isLive, cache.get("j", 0), cache.stats.entries]).toEqual([true, undefined, 0]);
+    expect([cache.isLive, cache.get("j", 0)?.body, cache.stats.entries]).toEqual([true, undefined, 0]);
     // Fetched before the resume: its answer may predate an event missed meanwhile.
     cache.set("k", "ord_1", "v1", 1, before);
-    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.get("k", 0)?.body).toBeUndefined();
     cache.set("k", "ord_1", "v3", 3, cache.generation());
     now = 6099;
-    expect(cache.get("k", 0)).toBe("v3");
+    expect(cache.get("k", 0)?.body).toBe("v3");
   });
 
   test("the version an event announced still holds after a suspension: an older answer of the read model is not stored", () => {
@@ -180,9 +180,9 @@ describe("ReadCache", () => {
     cache.suspend();
     cache.resume();
     cache.set("k", "ord_1", "v4", 4, cache.generation());
-    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.get("k", 0)?.body).toBeUndefined();
     cache.set("k", "ord_1", "v5", 5, cache.generation());
-    expect(cache.get("k", 0)).toBe("v5");
+    expect(cache.get("k", 0)?.body).toBe("v5");
   });
 
   test("a fill begun before its aggregate was forgotten from the bookkeeping is not stored", () => {
@@ -193,7 +193,7 @@ describe("ReadCache", () => {
     cache.invalidate("ord_2", 1);
     cache.invalidate("ord_3", 1);
     cache.set("k", "ord_1", "stale", 1, token);
-    expect(cache.get("k", 0)).toBeUndefined();
+    expect(cache.get("k", 0)?.body).toBeUndefined();
   });
 
   test("changes of other aggregates do not stop a fill from landing, even once the bookkeeping is full", () => {
@@ -202,6 +202,6 @@ describe("ReadCache", () => {
     const token = cache.generation();
     cache.invalidate("d");
     cache.set("k", "ord_9", "x", 1, token);
-    expect(cache.get("k", 0)).toBe("x");
+    expect(cache.get("k", 0)?.body).toBe("x");
   });
 });

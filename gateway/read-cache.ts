@@ -1,6 +1,5 @@
 /** A cached HTTP response body of one resource read. */
-interface Entry {
-  body: string;
+interface Entry extends CacheHit {
   /** The body's size in UTF-8 (what it takes on the wire; about what it takes in memory). */
   bytes: number;
   version: number;
@@ -9,6 +8,24 @@ interface Entry {
   refreshAt: number;
   aggregateId: string;
 }
+
+/** What a hit answers with: the body, and when it was stored (the cache's clock). */
+export interface CacheHit {
+  readonly body: string;
+  readonly stored: number;
+}
+
+/**
+ * What a reader accepts of a cached answer (a request's Cache-Control, RFC 9111 §5.2.1): how old it may be (`max-age`) and
+ * how long it must stay fresh yet (`min-fresh`), in ms.
+ */
+export interface CacheDemand {
+  maxAgeMs: number;
+  minFreshMs: number;
+}
+
+/** A reader that accepts any answer the cache holds. */
+export const ANY_AGE: CacheDemand = Object.freeze({ maxAgeMs: Infinity, minFreshMs: 0 });
 
 /** What the cached bodies may take unless told otherwise (see ReadCache's maxBytes). */
 export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
@@ -114,10 +131,14 @@ export class ReadCache {
     this.outageTtlMs = Math.min(ttlMs, options.outageTtlMs ?? 1000);
   }
 
-  /** The cached body for `key`, unless missing, expired, or older than `minVersion`. */
-  get(key: string, minVersion: number): string | undefined {
+  /**
+   * The cached read for `key`, unless missing, expired, older than `minVersion` (a bypass), or not what the reader's
+   * `demand` accepts (a miss: it is fetched for the reader, and replaces the entry for everyone).
+   */
+  get(key: string, minVersion: number, demand: CacheDemand = ANY_AGE): CacheHit | undefined {
     const entry = this.entries.get(key);
-    if (entry === undefined || entry.expires <= this.clock()) {
+    const now = this.clock();
+    if (entry === undefined || entry.expires <= now) {
       if (entry) this.delete(key, entry);
       this.stats.misses++;
       return undefined;
@@ -126,8 +147,17 @@ export class ReadCache {
       this.stats.bypasses++;
       return undefined;
     }
+    if (now - entry.stored > demand.maxAgeMs || entry.expires - now < demand.minFreshMs) {
+      this.stats.misses++;
+      return undefined;
+    }
     this.stats.hits++;
-    return entry.body;
+    return entry;
+  }
+
+  /** A hit's age in whole seconds (the `Age` it is answered with, RFC 9111 §5.1). */
+  ageSeconds(read: CacheHit): number {
+    return Math.floor((this.clock() - read.stored) / 1000);
   }
 
   /**
@@ -166,7 +196,7 @@ export class ReadCache {
     if (bytes > this.maxBytes) return;
     const now = this.dropExpired();
     const ttl = this.live ? this.ttlMs : this.outageTtlMs;
-    this.entries.set(key, { body, bytes, version, expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
+    this.entries.set(key, { body, bytes, version, stored: now, expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
     this.stats.bytes += bytes;
     let keys = this.keysByAggregate.get(aggregateId);
     if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));
