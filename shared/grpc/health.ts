@@ -40,13 +40,14 @@ export class HealthState {
   private timer: NodeJS.Timeout | undefined;
   private last: boolean | undefined;
   private readonly required: (() => boolean)[];
+  private readonly degrading: ReadonlySet<string>;
   private readonly pollMs: number;
 
   constructor(
     private readonly checks: HealthChecks,
     options: HealthStateOptions = {},
   ) {
-    const degrading = new Set(options.degrading ?? []);
+    const degrading = (this.degrading = new Set(options.degrading ?? []));
     this.required = Object.entries(checks).flatMap(([name, check]) => (degrading.has(name) ? [] : [check]));
     this.pollMs = options.pollMs ?? 500;
   }
@@ -66,8 +67,9 @@ export class HealthState {
 
   /** "ok" while every check holds, "degraded" while only degrading ones fail, "not ready" otherwise. */
   verdict(): "ok" | "degraded" | "not ready" {
-    if (!this.serving()) return "not ready";
-    return Object.values(this.report()).every(Boolean) ? "ok" : "degraded";
+    const failing = Object.entries(this.report()).flatMap(([name, holds]) => (holds ? [] : [name]));
+    if (failing.some((name) => !this.degrading.has(name))) return "not ready";
+    return failing.length === 0 ? "ok" : "degraded";
   }
 
   /** Calls `listener` with the current state, then on every change; returns the unsubscribe function. */
