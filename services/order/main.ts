@@ -4,7 +4,7 @@ import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } 
 import { HealthState, logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
-import { ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
+import { descriptorCheck, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { connectionPolicy, createResilientClient } from "../../shared/resilience/index.js";
@@ -73,7 +73,7 @@ runMain(logger, async () => {
   });
   recovery.start();
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events) }, { degrading: ["nats"] });
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), ...descriptorCheck(logger) }, { degrading: ["nats", "descriptors"] });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,

@@ -1,0 +1,106 @@
+import { readdirSync, readFileSync } from "node:fs";
+import type { Logger } from "../logging/index.js";
+
+/** How often a process counts its open file descriptors. */
+export const DESCRIPTOR_CHECK_MS = 5000;
+
+/** The share of the limit from which a process warns that it may run out (and, once warned, below which it says so). */
+const HIGH_SHARE = 0.9;
+const BACK_SHARE = 0.8;
+
+/** What a count of descriptors found: how many are open, or that none was left to count them with. */
+export type DescriptorCount = { open: number } | { exhausted: true };
+
+/** The process's open descriptors (Linux: /proc/self/fd, which takes one itself); undefined where the OS does not tell. */
+export function countOpenDescriptors(): DescriptorCount | undefined {
+  try {
+    // One of them is the directory being read.
+    return { open: readdirSync("/proc/self/fd").length - 1 };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "EMFILE" || code === "ENFILE" ? { exhausted: true } : undefined;
+  }
+}
+
+/** The process's soft limit of open descriptors (RLIMIT_NOFILE), read at start; undefined where the OS does not tell, or when unlimited. */
+export function descriptorLimit(): number | undefined {
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    return line ? Number(line[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Watches a process's file descriptors, so that running out of them is said
+ * rather than met in silence. A gateway out of descriptors drops every new
+ * connection without a word (libuv accepts it and closes it at once, and no
+ * error reaches Node), a service's SQLite cannot open what it needs, and
+ * prom-client's `process_open_fds` keeps the value it read last (counting
+ * them takes a descriptor too). Every DESCRIPTOR_CHECK_MS it counts them
+ * against the limit: a warning from 90% of it, an error once none is left,
+ * and a line when the process is back below 80% (or, after running out,
+ * has some again). `left()` is a health check: false from 90% of the limit
+ * until back below 80%.
+ */
+export class DescriptorWatch {
+  private state: "ok" | "high" | "exhausted" = "ok";
+  private readonly timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly count: () => DescriptorCount | undefined = countOpenDescriptors,
+    private readonly limit: number | undefined = descriptorLimit(),
+    everyMs = DESCRIPTOR_CHECK_MS,
+  ) {
+    // Nothing to watch where the OS tells neither.
+    if (limit === undefined || count() === undefined) return;
+    this.timer = setInterval(() => this.check(), everyMs).unref();
+  }
+
+  /** Whether the process has descriptors to spare: false from 90% of its limit until back below 80%. */
+  left(): boolean {
+    return this.state === "ok";
+  }
+
+  /** Counts them now, and says so when the process crossed a line since the last count. */
+  check(): void {
+    const counted = this.count();
+    if (counted === undefined || this.limit === undefined) return;
+    const { limit } = this;
+    if ("exhausted" in counted) {
+      if (this.state !== "exhausted") {
+        this.logger.error({ limit }, "no file descriptor left: new connections are dropped unanswered and files cannot be opened (raise the limit, `ulimit -n`, or find what holds them)");
+      }
+      this.state = "exhausted";
+      return;
+    }
+    const { open } = counted;
+    // Below the line it warned at, it waits to be well below before it says all is well again.
+    if (open < limit * BACK_SHARE || (this.state === "ok" && open < limit * HIGH_SHARE)) {
+      if (this.state !== "ok") this.logger.info({ open, limit }, "file descriptors back within the limit");
+      this.state = "ok";
+      return;
+    }
+    if (this.state !== "high") {
+      const message = this.state === "ok" ? "file descriptors nearly all in use: at the limit, new connections are dropped unanswered" : "file descriptors free again, but nearly all still in use";
+      this.logger.warn({ open, limit }, message);
+    }
+    this.state = "high";
+  }
+
+  /** Stops counting. */
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/**
+ * Every process's check of its descriptors (see DescriptorWatch), named `descriptors`. A degrading one: a process short
+ * of them still serves the connections it has, and one out of them cannot take a load balancer's probe anyway.
+ */
+export function descriptorCheck(logger: Logger): { descriptors: () => boolean } {
+  const watch = new DescriptorWatch(logger);
+  return { descriptors: () => watch.left() };
+}
