@@ -127,10 +127,6 @@ runMain(logger, async () => {
     },
     handler,
   );
-  // A client that shuts its side after its requests (FIN: nc, some HTTP/1.0 clients) still gets their answers, the
-  // connection closed after the last; Node's default aborts them unanswered (a POST's outcome unknown to its client).
-  // http.Server has read this flag since Node 0.x; @types/node does not declare it.
-  Object.assign(server, { httpAllowHalfOpen: true });
   // A client that sends Expect: 100-continue hears its 413 before it sends a body over the limit.
   server.on("checkContinue", continueIfWithinLimit(handler, config.limits.maxBodyBytes));
   // Connections with a refusal waiting for the answers before it: the parser, once failed, fails again on every read.

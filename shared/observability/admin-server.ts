@@ -90,8 +90,6 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       else res.destroy();
     });
   });
-  // A scraper that shuts its side after its request (FIN) still gets the answer (see the gateway's main.ts).
-  Object.assign(server, { httpAllowHalfOpen: true });
   await listen(server, options.port, options.host, options.logger, "admin", options.portSetting);
   const address = server.address();
   return {
