@@ -12,7 +12,7 @@ export class GatewayMetrics {
 
   constructor(sources: { cache?: ReadCache; shedder?: LoadShedder; policies?: readonly DependencyPolicy[] }) {
     collectDefaultMetrics({ register: this.registry, prefix: "orderly_gateway_", eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
-    registerDependencyMetrics(this.registry, () => sources.policies ?? []);
+    registerDependencyMetrics(this.registry, sources.policies ?? []);
     const routes = this.routes;
     this.requests = new Counter({
       name: "orderly_gateway_requests_total",

@@ -32,7 +32,15 @@ export function readingGauge(registry: Registry, name: string, help: string, rea
  * retries, failures and rejections, the breaker's state (one gauge per
  * state, 1 for the current), and the bulkhead's slots in use and queue.
  */
-export function registerDependencyMetrics(registry: Registry, policies: () => readonly DependencyPolicy[]): void {
+export function registerDependencyMetrics(registry: Registry, policies: readonly DependencyPolicy[]): void {
+  const duration = new Histogram({
+    name: "orderly_dependency_call_duration_seconds",
+    help: "Time of a call to a dependency as its caller saw it (a wait for a bulkhead slot, retries and the waits between them included), by outcome as in orderly_dependency_calls_total",
+    labelNames: ["dependency", "outcome"],
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  for (const p of policies) p.onCallEnded((seconds, outcome) => duration.observe({ dependency: p.name, outcome }, seconds));
   new Counter({
     name: "orderly_dependency_calls_total",
     help: "Calls to a dependency by outcome: ok, refused (it answered with a 4xx about the request, e.g. INSUFFICIENT_STOCK), relayed (it answered with its own dependency's transient error, e.g. inventory unavailable), error (a timeout, the transport, or its own failure), circuit_open, bulkhead_full, cancelled (its caller hung up)",
@@ -40,7 +48,7 @@ export function registerDependencyMetrics(registry: Registry, policies: () => re
     registers: [registry],
     collect() {
       this.reset();
-      for (const p of policies()) {
+      for (const p of policies) {
         const s = p.stats;
         const rejected = s.rejectedByBreaker + s.rejectedByBulkhead;
         this.inc({ dependency: p.name, outcome: "ok" }, Math.max(0, s.calls - s.refusals - s.relayed - s.failures - rejected - s.cancelled));
@@ -60,7 +68,7 @@ export function registerDependencyMetrics(registry: Registry, policies: () => re
     registers: [registry],
     collect() {
       this.reset();
-      for (const p of policies()) this.inc({ dependency: p.name }, p.stats.retries);
+      for (const p of policies) this.inc({ dependency: p.name }, p.stats.retries);
     },
   });
   new Gauge({
@@ -69,7 +77,7 @@ export function registerDependencyMetrics(registry: Registry, policies: () => re
     labelNames: ["dependency", "state"],
     registers: [registry],
     collect() {
-      for (const p of policies()) {
+      for (const p of policies) {
         const current = p.breakerState;
         for (const state of breakerStates) this.set({ dependency: p.name, state }, state === current ? 1 : 0);
       }
@@ -81,7 +89,7 @@ export function registerDependencyMetrics(registry: Registry, policies: () => re
     labelNames: ["dependency"],
     registers: [registry],
     collect() {
-      for (const p of policies()) this.set({ dependency: p.name }, p.bulkhead.inUse);
+      for (const p of policies) this.set({ dependency: p.name }, p.bulkhead.inUse);
     },
   });
   new Gauge({
@@ -90,7 +98,7 @@ export function registerDependencyMetrics(registry: Registry, policies: () => re
     labelNames: ["dependency"],
     registers: [registry],
     collect() {
-      for (const p of policies()) this.set({ dependency: p.name }, p.bulkhead.queued);
+      for (const p of policies) this.set({ dependency: p.name }, p.bulkhead.queued);
     },
   });
 }
@@ -268,7 +276,7 @@ export class ProcessMetrics {
 
   /** Adds the metrics of the process's dependencies (their resilience policies). */
   watchDependencies(policies: readonly DependencyPolicy[]): this {
-    registerDependencyMetrics(this.registry, () => policies);
+    registerDependencyMetrics(this.registry, policies);
     return this;
   }
 

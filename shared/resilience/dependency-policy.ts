@@ -97,6 +97,19 @@ export interface DependencyStats {
   cancelled: number;
 }
 
+/** How a call to a dependency ended, as the metrics label it: answered, or which of DependencyStats's counts it is in. */
+export type CallOutcome = "ok" | "refused" | "relayed" | "error" | "circuit_open" | "bulkhead_full" | "cancelled";
+
+/** The count of DependencyStats each outcome but "ok" adds to. */
+const countOf: Record<Exclude<CallOutcome, "ok">, keyof DependencyStats> = {
+  refused: "refusals",
+  relayed: "relayed",
+  error: "failures",
+  circuit_open: "rejectedByBreaker",
+  bulkhead_full: "rejectedByBulkhead",
+  cancelled: "cancelled",
+};
+
 /** Calls holding a bulkhead slot, and calls waiting for one. */
 export interface BulkheadUse {
   inUse: number;
@@ -169,6 +182,7 @@ export class DependencyPolicy {
   /** Open or half-open: the breaker's last change was an opening (a failed probe opens it again: logged once). */
   private broken = false;
   readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0, cancelled: 0 };
+  private readonly callListeners: ((seconds: number, outcome: CallOutcome) => void)[] = [];
 
   /**
    * An open breaker is closed by the policy's own `probe`, and by nothing
@@ -359,6 +373,7 @@ export class DependencyPolicy {
   ): Promise<T> {
     const { deadline, signal: callerSignal } = options;
     this.stats.calls++;
+    const began = performance.now();
     let attempts = 0;
     const policy = idempotent ? this.idempotent : this.once;
     // A call that finds every slot taken waits in the bulkhead's queue, which knows no deadline.
@@ -402,21 +417,41 @@ export class DependencyPolicy {
       // Left behind, a queued call does nothing once it gets its slot: its attempt finds the deadline passed, or the caller gone.
       const result = await (queued ? untilDeadline(running, deadline, `a free slot to call ${this.name}`, callerSignal) : running);
       this.budget.recordSuccess();
+      this.ended(began, "ok");
       return result;
     } catch (error) {
       const translated = this.translate(error, callerSignal, deadline);
-      // A dependency's answer (remote) is counted as what it says of the dependency: its breaker's or bulkhead's refusal of a
-      // call to its own dependency, or that one's unavailability, names that dependency and is passed on; none is this policy's.
-      if (translated.remote) {
-        if (isRefusal(translated)) this.stats.refusals++;
-        else if (isTransient(translated) && (translated.metadata.dependency ?? this.name) !== this.name) this.stats.relayed++;
-        else this.stats.failures++;
-      } else if (translated.reason === "CIRCUIT_OPEN") this.stats.rejectedByBreaker++;
-      else if (translated.reason === "BULKHEAD_FULL") this.stats.rejectedByBulkhead++;
-      else if (translated.code === Code.CANCELLED) this.stats.cancelled++;
-      else this.stats.failures++;
+      const outcome = this.outcomeOf(translated);
+      this.stats[countOf[outcome]]++;
+      this.ended(began, outcome);
       throw translated;
     }
+  }
+
+  /** Calls `listener` with the time (s) and outcome of every call as it ends (orderly_dependency_call_duration_seconds). */
+  onCallEnded(listener: (seconds: number, outcome: CallOutcome) => void): void {
+    this.callListeners.push(listener);
+  }
+
+  private ended(began: number, outcome: CallOutcome): void {
+    if (this.callListeners.length === 0) return;
+    const seconds = (performance.now() - began) / 1000;
+    for (const listener of this.callListeners) listener(seconds, outcome);
+  }
+
+  /**
+   * How a failed call ended. A dependency's answer (remote) is counted as what it says of the dependency: its breaker's or
+   * bulkhead's refusal of a call to its own dependency, or that one's unavailability, names that dependency and is passed
+   * on; none is this policy's.
+   */
+  private outcomeOf(error: OrderlyError): Exclude<CallOutcome, "ok"> {
+    if (error.remote) {
+      if (isRefusal(error)) return "refused";
+      return isTransient(error) && (error.metadata.dependency ?? this.name) !== this.name ? "relayed" : "error";
+    }
+    if (error.reason === "CIRCUIT_OPEN") return "circuit_open";
+    if (error.reason === "BULKHEAD_FULL") return "bulkhead_full";
+    return error.code === Code.CANCELLED ? "cancelled" : "error";
   }
 
   /** Marks an error the breaker is not to count (no caller's call is a probe, so none can close it untested). */
