@@ -90,6 +90,11 @@ test("a Python client generated from proto/ restocks and reads an item over gRPC
     throw new Error(`protoc failed (${APT_INSTALL} provides it and the google/protobuf includes):\n${error.stderr ?? error.message}`);
   });
   expect(existsSync(join(genDir.path, "orderly/inventory/v1/inventory_pb2_grpc.py"))).toBe(true);
+  // Every public service gets its stub, the read side's too, and each loads with its imports.
+  const stubs = "import sys; sys.path.insert(0, sys.argv[1])\n" +
+    "from orderly.inventory.v1.inventory_pb2_grpc import InventoryServiceStub\nfrom orderly.order.v1.order_pb2_grpc import OrderServiceStub\nfrom orderly.query.v1.query_pb2_grpc import QueryServiceStub\n" +
+    "print(' '.join(stub.__name__ for stub in (InventoryServiceStub, OrderServiceStub, QueryServiceStub)))";
+  expect((await run(PYTHON, ["-c", stubs, genDir.path], { env: pythonEnv() })).stdout.trim()).toBe("InventoryServiceStub OrderServiceStub QueryServiceStub");
 
   const tokens = await writeDevCredentials(dataDir.path);
   await using inventory = await startService("inventory", "services/inventory/main.ts", {
