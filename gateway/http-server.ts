@@ -15,7 +15,7 @@ import type { GatewayMetrics } from "./metrics.js";
 import { ANY_AGE, type CacheDemand, type CacheHit, type FetchedRead, type ReadCache } from "./read-cache.js";
 import { indexRoutes, resolveRoute, servingMethod, type Route } from "./routes/index.js";
 import { readJson, type BodyLimits } from "./json-body.js";
-import { requestFromHttp, responseToHttp, type HttpRequestParts } from "./transcode.js";
+import { requestFromHttp, responseToHttp, takesIdempotencyKey, type HttpRequestParts } from "./transcode.js";
 
 /** The limits and budgets of the gateway. */
 export interface GatewayLimits extends BodyLimits {
@@ -343,6 +343,8 @@ function successStatus(requested: string | undefined): number {
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse, refusal?: OrderlyError) => void {
   const { limits, logger } = deps;
   const routeIndex = indexRoutes(deps.routes);
+  // The writes that take an Idempotency-Key (create, restock): elsewhere the header is ignored, as the OpenAPI document has it.
+  const keyed = new Set(deps.routes.filter(takesIdempotencyKey));
   const newRequestId = deps.newRequestId ?? requestIdSource();
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
@@ -526,7 +528,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // The services enforce the RPC's access rule; checking it here too refuses a wrong role before any work (and before the cache).
     checkAccess(accessRuleOf(route.method), principal, fullName);
     const deadline = deadlineOf(req, limits, Date.now());
-    const idempotencyKey = idempotencyKeyOf(req);
+    const idempotencyKey = keyed.has(route) ? idempotencyKeyOf(req) : undefined;
     const cached = deps.cache?.routes.get(fullName);
     const aggregateId = cached === undefined ? undefined : params[cached.param];
     const call = { route, params, request, principal, deadline };

@@ -12,6 +12,7 @@ import { REQUEST_ID_PATTERN } from "../shared/grpc/index.js";
 import { IDEMPOTENCY_KEY_PATTERN } from "./http-server.js";
 import { BODY_REASONS } from "./json-body.js";
 import { openApiPath, type Route } from "./routes/index.js";
+import { takesIdempotencyKey } from "./transcode.js";
 
 const WELL_KNOWN: Record<string, JsonObject> = {
   "google.protobuf.Timestamp": { type: "string", format: "date-time" },
@@ -284,7 +285,7 @@ function operation(route: Route, collector: SchemaCollector, cached: ReadonlySet
   if (cached.has(route.fullName)) {
     parameters.push({ name: "Cache-Control", in: "header", required: false, schema: { type: "string" }, description: "no-cache (or max-age=0; without a Cache-Control, Pragma: no-cache) asks for the query service's answer rather than the gateway's cached one, which that answer replaces; max-age=N takes a cached answer at most N seconds old and min-fresh=N one that stays cached N seconds yet (else the query service's, which replaces it); any other directive is answered as without one" });
   }
-  if (fieldByName(input, "request_id")) {
+  if (takesIdempotencyKey(route)) {
     parameters.push({ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", pattern: IDEMPOTENCY_KEY_PATTERN.source }, description: "Makes retries safe: the same key and body return the same result; the same key with another body is 422 IDEMPOTENCY_KEY_REUSED" });
   }
   const success = (description: string, cached: boolean): JsonObject => ({

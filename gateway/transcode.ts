@@ -19,6 +19,11 @@ function fieldByName(message: DescMessage, name: string): DescField | undefined 
   return message.fields.find((f) => f.name === name || f.jsonName === name);
 }
 
+/** Whether a route's request takes an idempotency key (a `request_id` field, which the Idempotency-Key header sets). */
+export function takesIdempotencyKey(route: Route): boolean {
+  return fieldByName(route.method.input, REQUEST_ID_FIELD) !== undefined;
+}
+
 /** Where each field of a request was set (path, query, header), by field path; a field set before any of them came in the body. */
 type Origins = Map<string, string>;
 

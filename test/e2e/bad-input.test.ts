@@ -119,6 +119,14 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     }
   });
 
+  test("an Idempotency-Key on a route that takes none (a read, a cancel) is ignored, malformed or not; on create and restock a malformed one is 400", async () => {
+    const malformed = { "idempotency-key": "a b" };
+    const read = await system.api("GET", "/v1/inventory/BOX-1", { headers: malformed });
+    const list = await system.api("GET", "/v1/inventory?pageSize=1", { headers: malformed });
+    const restock = await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: 1 }, headers: malformed });
+    expect([read.status, list.status, restock.status, reasonOf(restock.body)]).toEqual([200, 200, 400, "INVALID_HEADER"]);
+  });
+
   test("integers may be sent as JSON numbers or as decimal strings", async () => {
     const asString = await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: "2", unitPriceMinor: "300" } });
     const asNumber = await system.api("POST", "/v1/inventory/BOX-1:restock", { body: { quantity: 2, unitPriceMinor: 300 } });
