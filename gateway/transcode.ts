@@ -70,7 +70,9 @@ function queryValue(field: DescField, values: string[]): JsonValue {
     return value;
   };
   if (field.fieldKind === "list") return values.map(convert);
-  if (values.length > 1) throw new OrderlyError("INVALID_FIELD", `query parameter "${field.name}" must not repeat`);
+  if (values.length > 1) {
+    throw new OrderlyError("INVALID_FIELD", `query parameter "${field.name}" must not repeat`, { violations: [{ field: field.name, description: "given more than once in the query" }] });
+  }
   return convert(values[0]!);
 }
 
@@ -278,7 +280,8 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
       setPath(input, json, field.name, queryValue(field, parts.query.getAll(key)), "query", origins);
     }
   } else if ([...parts.query.keys()].length > 0) {
-    throw new OrderlyError("INVALID_FIELD", "this route takes no query parameters");
+    const violations = [...new Set(parts.query.keys())].map((key) => ({ field: key, description: "not a query parameter of this route (it takes none)" }));
+    throw new OrderlyError("INVALID_FIELD", "this route takes no query parameters", { violations });
   }
   const requestIdField = fieldByName(input, REQUEST_ID_FIELD);
   if (requestIdField !== undefined && (requestIdField.jsonName in json || REQUEST_ID_FIELD in json)) {

@@ -237,6 +237,23 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     }
   });
 
+  test("a query parameter given twice, or one on a route that takes none, is named in a BadRequest violation", async () => {
+    const violationsOf = (body: { details: { fieldViolations?: unknown }[] }) => body.details.find((d) => d.fieldViolations)?.fieldViolations;
+    const repeated = await system.api("GET", "/v1/inventory?pageSize=2&pageSize=3");
+    const unexpected = await system.api("POST", "/v1/orders/ord_x:cancel?id=ord_x&why=1");
+    expect([repeated, unexpected].map((r) => ({ status: r.status, reason: reasonOf(r.body), violations: violationsOf(r.body) }))).toEqual([
+      { status: 400, reason: "INVALID_FIELD", violations: [{ field: "page_size", description: "given more than once in the query" }] },
+      {
+        status: 400,
+        reason: "INVALID_FIELD",
+        violations: [
+          { field: "id", description: "not a query parameter of this route (it takes none)" },
+          { field: "why", description: "not a query parameter of this route (it takes none)" },
+        ],
+      },
+    ]);
+  });
+
   test("an order's enum or time of the wrong form (output-only, but read) is named by its path, and nothing is recorded", async () => {
     await system.api("POST", "/v1/inventory/TIMED-1:restock", { body: { quantity: 10 } });
     const line = { sku: "TIMED-1", quantity: 1 };
