@@ -1,4 +1,8 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { describe, expect, test } from "vitest";
+import { RetryInfoSchema } from "../../proto/gen/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../../proto/gen/google/rpc/status_pb.js";
 import { Code } from "./code.js";
 import { httpStatusFor } from "./http-status.js";
 import { OrderlyError } from "./orderly-error.js";
@@ -51,6 +55,16 @@ describe("google.rpc.Status round trip", () => {
       message: "no order",
       details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "ORDER_NOT_FOUND", domain: "orderly", metadata: { orderId: "x" } }],
     });
+  });
+
+  test("an error that says when to retry carries a google.rpc.RetryInfo too, for gRPC clients (which get no Retry-After)", () => {
+    const error = new OrderlyError("RATE_LIMITED", "too many requests", { metadata: { retryAfterSeconds: "3" } });
+    expect(toStatusJson(error).details).toEqual([
+      { "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "RATE_LIMITED", domain: "orderly", metadata: { retryAfterSeconds: "3" } },
+      { "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: "3s" },
+    ]);
+    const status = fromBinary(StatusSchema, toStatusBinary(error));
+    expect(status.details.map((detail) => anyUnpack(detail, RetryInfoSchema)?.retryDelay?.seconds).filter((s) => s !== undefined)).toEqual([3n]);
   });
 
   test("an error without status details gets a generic message, not the transport's", () => {

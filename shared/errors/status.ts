@@ -9,13 +9,20 @@ import { ERROR_DOMAIN, OrderlyError } from "./orderly-error.js";
 /** The detail types Orderly puts into a google.rpc.Status. */
 export const statusDetailRegistry = createRegistry(ErrorInfoSchema, BadRequestSchema, RetryInfoSchema);
 
-/** Builds the google.rpc.Status for an error: an ErrorInfo, plus a BadRequest when there are violations. */
+/**
+ * Builds the google.rpc.Status for an error: an ErrorInfo, plus a BadRequest when there are violations and a RetryInfo
+ * when it says when to retry (its `retryAfterSeconds`, which HTTP sends as Retry-After: a gRPC client has no such header).
+ */
 export function toStatus(error: OrderlyError): Status {
   const details = [
     anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: error.reason, domain: ERROR_DOMAIN, metadata: { ...error.metadata } })),
   ];
   if (error.violations.length > 0) {
     details.push(anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: error.violations.map((v) => ({ ...v })) })));
+  }
+  const retryAfter = error.metadata.retryAfterSeconds;
+  if (retryAfter !== undefined && /^\d{1,9}$/.test(retryAfter)) {
+    details.push(anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: { seconds: BigInt(retryAfter) } })));
   }
   return create(StatusSchema, { code: error.code, message: error.message, details });
 }
