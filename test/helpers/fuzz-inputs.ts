@@ -581,7 +581,8 @@ function breakingMutations(shape: RouteShape, ctx: FuzzContext): fc.Arbitrary<Mu
   );
   mutations.push(refusedCallers(shape, ctx));
   mutations.push(invalidTimeouts.map((value): Mutation => ({ label: `X-Request-Timeout: ${JSON.stringify(value)}`, apply: (d) => withHeader(d, "X-Request-Timeout", value) })));
-  mutations.push(invalidKeys.map((value): Mutation => ({ label: `Idempotency-Key: ${JSON.stringify(value).slice(0, 40)}`, apply: (d) => withHeader(d, "Idempotency-Key", value) })));
+  // Only the routes that take one read it (elsewhere it is ignored, however malformed).
+  if (shape.idempotent) mutations.push(invalidKeys.map((value): Mutation => ({ label: `Idempotency-Key: ${JSON.stringify(value).slice(0, 40)}`, apply: (d) => withHeader(d, "Idempotency-Key", value) })));
   const body = shape.body;
   if (body === undefined) return mutations;
   const { message, omit } = body;
