@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { ConfigError } from "../config/env.js";
 import type { Logger } from "../logging/index.js";
@@ -28,8 +29,41 @@ export async function listen(server: Server, port: number, host: string, logger:
  */
 export function listenRefusal(error: unknown, at: { host: string; port: number; setting?: string | undefined }): unknown {
   const text = error instanceof Error ? error.message : String(error);
-  const why = text.includes("EADDRINUSE") ? "address already in use (is another Orderly still running?)" : text.includes("EACCES") ? "permission denied (a port below 1024 needs privileges)" : undefined;
+  const why = text.includes("EADDRINUSE") ? inUse(at.port) : text.includes("EACCES") ? "permission denied (a port below 1024 needs privileges)" : undefined;
   if (why === undefined || at.setting === undefined) return error;
   const address = at.host.includes(":") ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`;
   return new ConfigError(`${at.setting}: cannot listen on ${address}: ${why}; set ${at.setting} to a free port`);
+}
+
+/**
+ * Why a port is in use. One in the kernel's range of ports for outgoing connections (Linux: 32768–60999 by default;
+ * gRPC's customary 50051 is in it), and not reserved, may be held by any process's connection, which took it as its own
+ * end: that is said, with the way to keep such connections off it.
+ */
+function inUse(port: number): string {
+  const range = outgoingPortRange();
+  if (range === undefined || port < range.low || port > range.high || range.reserved(port)) return "address already in use (is another Orderly still running?)";
+  return (
+    `address already in use, by another Orderly still running or by an outgoing connection of any process: the port lies in this machine's range for those (${range.low}-${range.high}); ` +
+    `choose one outside it, or reserve it (sysctl -w net.ipv4.ip_local_reserved_ports=${port}, comma-separated for several)`
+  );
+}
+
+/** Linux's range of ports for outgoing connections, and whether a port of it is reserved (kept out of it); undefined elsewhere. */
+function outgoingPortRange(): { low: number; high: number; reserved(port: number): boolean } | undefined {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const reserved = readFileSync("/proc/sys/net/ipv4/ip_local_reserved_ports", "utf8")
+      .trim()
+      .split(",")
+      .filter((part) => part !== "")
+      .map((part): [number, number] => {
+        const [from, to] = part.split("-").map(Number);
+        return [from!, to ?? from!];
+      });
+    if (low === undefined || high === undefined || !(low <= high)) return undefined;
+    return { low, high, reserved: (port) => reserved.some(([from, to]) => from <= port && port <= to) };
+  } catch {
+    return undefined;
+  }
 }
