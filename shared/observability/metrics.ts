@@ -43,15 +43,14 @@ export function registerDependencyMetrics(registry: Registry, policies: readonly
   for (const p of policies) p.onCallEnded((seconds, outcome) => duration.observe({ dependency: p.name, outcome }, seconds));
   new Counter({
     name: "orderly_dependency_calls_total",
-    help: "Calls to a dependency by outcome: ok, refused (it answered with a 4xx about the request, e.g. INSUFFICIENT_STOCK), relayed (it answered with its own dependency's transient error, e.g. inventory unavailable), error (a timeout, the transport, or its own failure), circuit_open, bulkhead_full, cancelled (its caller hung up)",
+    help: "Calls to a dependency by outcome, counted as they end: ok, refused (it answered with a 4xx about the request, e.g. INSUFFICIENT_STOCK), relayed (it answered with its own dependency's transient error, e.g. inventory unavailable), error (a timeout, the transport, or its own failure), circuit_open, bulkhead_full, cancelled (its caller hung up)",
     labelNames: ["dependency", "outcome"],
     registers: [registry],
     collect() {
       this.reset();
       for (const p of policies) {
         const s = p.stats;
-        const rejected = s.rejectedByBreaker + s.rejectedByBulkhead;
-        this.inc({ dependency: p.name, outcome: "ok" }, Math.max(0, s.calls - s.refusals - s.relayed - s.failures - rejected - s.cancelled));
+        this.inc({ dependency: p.name, outcome: "ok" }, s.succeeded);
         this.inc({ dependency: p.name, outcome: "refused" }, s.refusals);
         this.inc({ dependency: p.name, outcome: "relayed" }, s.relayed);
         this.inc({ dependency: p.name, outcome: "error" }, s.failures);

@@ -165,6 +165,21 @@ describe("DependencyPolicy", () => {
     expect(p.stats).toMatchObject({ relayed: 3, failures: 2 });
   });
 
+  test("a call is counted, and timed, by its outcome when it ends: one still running is in none (a counter of successes that a failure later took back would read as a reset)", async () => {
+    const p = policy({ maxAttempts: 1 });
+    const ended: string[] = [];
+    // The failing call runs 50 ms (timers may fire a millisecond early by the performance clock).
+    p.onCallEnded((seconds, outcome) => ended.push(outcome === "ok" ? outcome : `${outcome} after ${seconds >= 0.045 ? "50 ms" : `only ${seconds} s`}`));
+    let fail!: (error: Error) => void;
+    const running = p.execute(false, () => new Promise((_, reject) => (fail = reject)));
+    await p.execute(false, async () => "ok");
+    expect({ calls: p.stats.calls, succeeded: p.stats.succeeded, failures: p.stats.failures, ended }).toEqual({ calls: 2, succeeded: 1, failures: 0, ended: ["ok"] });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    fail(new OrderlyError("INTERNAL", "boom", { remote: true }));
+    await expect(running).rejects.toMatchObject({ reason: "INTERNAL" });
+    expect({ calls: p.stats.calls, succeeded: p.stats.succeeded, failures: p.stats.failures, ended }).toEqual({ calls: 2, succeeded: 1, failures: 1, ended: ["ok", "error after 50 ms"] });
+  });
+
   test("opens the breaker after consecutive failures, then fails fast without calling, saying when to try again", async () => {
     const p = policy({ breakerFailures: 3, maxAttempts: 1, halfOpenAfterMs: 7_000 });
     let attempts = 0;

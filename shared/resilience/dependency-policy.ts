@@ -82,7 +82,10 @@ const PROBE_TIMEOUT_MS = 2000;
 
 /** What a policy has done, for logs, health and metrics. */
 export interface DependencyStats {
+  /** Calls made, those still running included. */
   calls: number;
+  /** Calls that ended with the dependency's answer. */
+  succeeded: number;
   attempts: number;
   retries: number;
   /** Calls that failed: the transport, a timeout, or the dependency's own failure (INTERNAL, UNKNOWN). */
@@ -100,8 +103,9 @@ export interface DependencyStats {
 /** How a call to a dependency ended, as the metrics label it: answered, or which of DependencyStats's counts it is in. */
 export type CallOutcome = "ok" | "refused" | "relayed" | "error" | "circuit_open" | "bulkhead_full" | "cancelled";
 
-/** The count of DependencyStats each outcome but "ok" adds to. */
-const countOf: Record<Exclude<CallOutcome, "ok">, keyof DependencyStats> = {
+/** The count of DependencyStats each outcome adds to. */
+const countOf: Record<CallOutcome, keyof DependencyStats> = {
+  ok: "succeeded",
   refused: "refusals",
   relayed: "relayed",
   error: "failures",
@@ -181,7 +185,7 @@ export class DependencyPolicy {
   private closed = false;
   /** Open or half-open: the breaker's last change was an opening (a failed probe opens it again: logged once). */
   private broken = false;
-  readonly stats: DependencyStats = { calls: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0, cancelled: 0 };
+  readonly stats: DependencyStats = { calls: 0, succeeded: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0, cancelled: 0 };
   private readonly callListeners: ((seconds: number, outcome: CallOutcome) => void)[] = [];
 
   /**
@@ -421,9 +425,7 @@ export class DependencyPolicy {
       return result;
     } catch (error) {
       const translated = this.translate(error, callerSignal, deadline);
-      const outcome = this.outcomeOf(translated);
-      this.stats[countOf[outcome]]++;
-      this.ended(began, outcome);
+      this.ended(began, this.outcomeOf(translated));
       throw translated;
     }
   }
@@ -434,6 +436,7 @@ export class DependencyPolicy {
   }
 
   private ended(began: number, outcome: CallOutcome): void {
+    this.stats[countOf[outcome]]++;
     if (this.callListeners.length === 0) return;
     const seconds = (performance.now() - began) / 1000;
     for (const listener of this.callListeners) listener(seconds, outcome);
