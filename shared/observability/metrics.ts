@@ -35,12 +35,12 @@ export function readingGauge(registry: Registry, name: string, help: string, rea
 export function registerDependencyMetrics(registry: Registry, policies: readonly DependencyPolicy[]): void {
   const duration = new Histogram({
     name: "orderly_dependency_call_duration_seconds",
-    help: "Time of a call to a dependency as its caller saw it (a wait for a bulkhead slot, retries and the waits between them included), by outcome as in orderly_dependency_calls_total",
-    labelNames: ["dependency", "outcome"],
+    help: "Time of a call to a dependency as its caller saw it (a wait for a bulkhead slot, retries and the waits between them included), by method and by outcome as in orderly_dependency_calls_total",
+    labelNames: ["dependency", "method", "outcome"],
     buckets: latencyBuckets,
     registers: [registry],
   });
-  for (const p of policies) p.onCallEnded((seconds, outcome) => duration.observe({ dependency: p.name, outcome }, seconds));
+  for (const p of policies) p.onCallEnded((seconds, outcome, method) => duration.observe({ dependency: p.name, method, outcome }, seconds));
   new Counter({
     name: "orderly_dependency_calls_total",
     help: "Calls to a dependency by outcome, counted as they end: ok, refused (it answered with a 4xx about the request, e.g. INSUFFICIENT_STOCK), relayed (it answered with its own dependency's transient error, e.g. inventory unavailable), error (a timeout, the transport, or its own failure), circuit_open, bulkhead_full, cancelled (its caller hung up)",

@@ -103,6 +103,9 @@ export interface DependencyStats {
 /** How a call to a dependency ended, as the metrics label it: answered, or which of DependencyStats's counts it is in. */
 export type CallOutcome = "ok" | "refused" | "relayed" | "error" | "circuit_open" | "bulkhead_full" | "cancelled";
 
+/** What is told of a call as it ends: its time (s), outcome, and the method called. */
+export type CallListener = (seconds: number, outcome: CallOutcome, method: string) => void;
+
 /** The count of DependencyStats each outcome adds to. */
 const countOf: Record<CallOutcome, keyof DependencyStats> = {
   ok: "succeeded",
@@ -186,7 +189,7 @@ export class DependencyPolicy {
   /** Open or half-open: the breaker's last change was an opening (a failed probe opens it again: logged once). */
   private broken = false;
   readonly stats: DependencyStats = { calls: 0, succeeded: 0, attempts: 0, retries: 0, failures: 0, refusals: 0, relayed: 0, rejectedByBreaker: 0, rejectedByBulkhead: 0, cancelled: 0 };
-  private readonly callListeners: ((seconds: number, outcome: CallOutcome) => void)[] = [];
+  private readonly callListeners: CallListener[] = [];
 
   /**
    * An open breaker is closed by the policy's own `probe`, and by nothing
@@ -373,7 +376,7 @@ export class DependencyPolicy {
   async execute<T>(
     idempotent: boolean,
     attempt: (attempt: Attempt) => Promise<T>,
-    options: { deadline?: number; signal?: AbortSignal; requestId?: string; traceContext?: Context } = {},
+    options: { deadline?: number; signal?: AbortSignal; requestId?: string; traceContext?: Context; method?: string } = {},
   ): Promise<T> {
     const { deadline, signal: callerSignal } = options;
     this.stats.calls++;
@@ -421,25 +424,28 @@ export class DependencyPolicy {
       // Left behind, a queued call does nothing once it gets its slot: its attempt finds the deadline passed, or the caller gone.
       const result = await (queued ? untilDeadline(running, deadline, `a free slot to call ${this.name}`, callerSignal) : running);
       this.budget.recordSuccess();
-      this.ended(began, "ok");
+      this.ended(began, "ok", options.method);
       return result;
     } catch (error) {
       const translated = this.translate(error, callerSignal, deadline);
-      this.ended(began, this.outcomeOf(translated));
+      this.ended(began, this.outcomeOf(translated), options.method);
       throw translated;
     }
   }
 
-  /** Calls `listener` with the time (s) and outcome of every call as it ends (orderly_dependency_call_duration_seconds). */
-  onCallEnded(listener: (seconds: number, outcome: CallOutcome) => void): void {
+  /**
+   * Calls `listener` with the time (s), outcome and method (as `execute` was told it, "" if not) of every call as it ends
+   * (orderly_dependency_call_duration_seconds).
+   */
+  onCallEnded(listener: CallListener): void {
     this.callListeners.push(listener);
   }
 
-  private ended(began: number, outcome: CallOutcome): void {
+  private ended(began: number, outcome: CallOutcome, method = ""): void {
     this.stats[countOf[outcome]]++;
     if (this.callListeners.length === 0) return;
     const seconds = (performance.now() - began) / 1000;
-    for (const listener of this.callListeners) listener(seconds, outcome);
+    for (const listener of this.callListeners) listener(seconds, outcome, method);
   }
 
   /**

@@ -20,7 +20,7 @@ export function callWithPolicy<I extends DescMessage, O extends DescMessage>(
   return policy.execute(
     isIdempotent(method as DescMethodUnary),
     ({ signal, deadline }) => callUnary(connection, method, request, { ...options, signal, deadline }),
-    options,
+    { ...options, method: method.name },
   );
 }
 
@@ -44,6 +44,6 @@ export function connectionPolicy(connection: Connection, options: Omit<Construct
 /** A typed client whose every call runs under the dependency's policy. */
 export function createResilientClient<S extends DescService>(service: S, connection: Connection, policy: DependencyPolicy): Client<S> {
   return createClient(service, connection, (method, call, options) =>
-    policy.execute(isIdempotent(method), ({ signal, deadline }) => call({ ...options, signal, deadline }), options),
+    policy.execute(isIdempotent(method), ({ signal, deadline }) => call({ ...options, signal, deadline }), { ...options, method: method.name }),
   );
 }

@@ -82,10 +82,10 @@ test("every process serves Prometheus text whose counters and histograms move wi
   expect(sampleValue(after.order, "orderly_dependency_calls_total", { dependency: "inventory", outcome: "error" })).toBe(0);
   expect(sampleValue(after.gateway, "orderly_dependency_calls_total", { dependency: "order", outcome: "refused" })).toBe(1);
   // Each call's time as its caller saw it, by the same outcomes.
-  expect(sampleValue(after.order, "orderly_dependency_call_duration_seconds_count", { dependency: "inventory", outcome: "ok" })).toBe(orders);
-  expect(sampleValue(after.order, "orderly_dependency_call_duration_seconds_bucket", { dependency: "inventory", outcome: "refused", le: "+Inf" })).toBe(1);
-  expect(sampleValue(after.order, "orderly_dependency_call_duration_seconds_sum", { dependency: "inventory", outcome: "ok" })).toBeGreaterThan(0);
-  expect(sampleValue(after.gateway, "orderly_dependency_call_duration_seconds_count", { dependency: "order", outcome: "refused" })).toBe(1);
+  expect(sampleValue(after.order, "orderly_dependency_call_duration_seconds_count", { dependency: "inventory", method: "ReserveStock", outcome: "ok" })).toBe(orders);
+  expect(sampleValue(after.order, "orderly_dependency_call_duration_seconds_bucket", { dependency: "inventory", method: "ReserveStock", outcome: "refused", le: "+Inf" })).toBe(1);
+  expect(sampleValue(after.order, "orderly_dependency_call_duration_seconds_sum", { dependency: "inventory", method: "ReserveStock", outcome: "ok" })).toBeGreaterThan(0);
+  expect(sampleValue(after.gateway, "orderly_dependency_call_duration_seconds_count", { dependency: "order", method: "CreateOrder", outcome: "refused" })).toBe(1);
   expect(sampleValue(after.order, "orderly_outbox_published_total")).toBeGreaterThanOrEqual(orders * 2);
   expect(sampleValue(after.order, "orderly_outbox_backlog")).toBeGreaterThanOrEqual(0);
   expect(sampleValue(after.inventory, "orderly_rpc_server_requests_total", { method: reserveStock, code: "OK" })).toBe(orders);
