@@ -9,7 +9,7 @@ import { OrderlyError, httpStatusFor } from "../shared/errors/index.js";
 import { listenable } from "../shared/config/index.js";
 import { HealthState, logGrpcLibraryTo } from "../shared/grpc/index.js";
 import { createLogger } from "../shared/logging/index.js";
-import { descriptorCheck, EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
+import { DescriptorWatch, EventLoopLag, RequestWindow, startAdminServer, startTracing, statusReporter } from "../shared/observability/index.js";
 import { configOrExit, drain, listen, runMain, turnOffPretenuring } from "../shared/process/index.js";
 import { defaultDependencyPolicyOptions } from "../shared/resilience/index.js";
 import { gatewayConfig } from "./config.js";
@@ -68,7 +68,8 @@ runMain(logger, async () => {
   const lag = new EventLoopLag();
   // The cache's check: whether it hears the events that invalidate it. Cut off from NATS it still serves (its entries
   // live a second): degraded, not unready.
-  const health = new HealthState({ listening: () => true, ...(cache ? { cacheLive: () => cache.isLive } : {}), ...descriptorCheck(logger) }, { degrading: ["cacheLive", "descriptors"] });
+  const descriptors = new DescriptorWatch(logger);
+  const health = new HealthState({ listening: () => true, ...(cache ? { cacheLive: () => cache.isLive } : {}), descriptors: () => descriptors.left() }, { degrading: ["cacheLive", "descriptors"] });
   let adminPort = config.adminPort;
   const status = systemStatus({
     self: statusReporter({
@@ -204,6 +205,7 @@ runMain(logger, async () => {
         d.policy.close();
         d.connection.close();
       }
+      descriptors.close();
       lag.close();
       await tracing.shutdown();
     },

@@ -4,7 +4,7 @@ import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } 
 import { HealthState, logGrpcLibraryTo, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
-import { descriptorCheck, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
+import { DescriptorWatch, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { claimSoleWriter, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
@@ -59,7 +59,8 @@ runMain(logger, async () => {
   const fates = orderFates(createClient(OrderService, orderConnection));
   const expiry = new ReservationExpiry(store, fates, logger, config.reservationTtlMs, config.reservationSweepMs);
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), ...descriptorCheck(logger) }, { degrading: ["nats", "descriptors"] });
+  const descriptors = new DescriptorWatch(logger);
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), descriptors: () => descriptors.left() }, { degrading: ["nats", "descriptors"] });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -84,6 +85,7 @@ runMain(logger, async () => {
       await admin.close();
       orderConnection.close();
       await events.close();
+      descriptors.close();
       await checkpoints.close();
       db.close();
       writer.release();

@@ -4,7 +4,7 @@ import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } 
 import { HealthState, logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
-import { descriptorCheck, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
+import { DescriptorWatch, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { connectionPolicy, createResilientClient } from "../../shared/resilience/index.js";
@@ -73,7 +73,8 @@ runMain(logger, async () => {
   });
   recovery.start();
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), ...descriptorCheck(logger) }, { degrading: ["nats", "descriptors"] });
+  const descriptors = new DescriptorWatch(logger);
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), descriptors: () => descriptors.left() }, { degrading: ["nats", "descriptors"] });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -118,6 +119,7 @@ runMain(logger, async () => {
       await events.close();
       inventoryPolicy.close();
       inventoryConnection.close();
+      descriptors.close();
       await checkpoints.close();
       db.close();
       writer.release();

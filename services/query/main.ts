@@ -3,7 +3,7 @@ import { eventHealthChecks, startEventRuntime } from "../../shared/events/index.
 import { HealthState, logGrpcLibraryTo, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
-import { descriptorCheck, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
+import { DescriptorWatch, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
 import { claimSoleWriter, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
@@ -44,7 +44,8 @@ runMain(logger, async (fatal) => {
     transactions: metrics.transactions,
   });
   let ready = true;
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), ...descriptorCheck(logger) }, { degrading: ["nats", "descriptors"] });
+  const descriptors = new DescriptorWatch(logger);
+  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), descriptors: () => descriptors.left() }, { degrading: ["nats", "descriptors"] });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -68,6 +69,7 @@ runMain(logger, async (fatal) => {
       // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
       await admin.close();
       await events.close();
+      descriptors.close();
       await checkpoints.close();
       db.close();
       writer.release();

@@ -14,16 +14,16 @@ const log = (level) => (fields, msg) => lines.push({ level, msg, limit: fields.l
 const watch = new DescriptorWatch({ error: log("error"), warn: log("warn"), info: log("info") }, undefined, undefined, 3_600_000);
 const opened = [];
 const open = () => { try { opened.push(openSync("/dev/null", "r")); return true; } catch { return false; } };
-const step = (name) => { watch.check(); lines.push({ step: name, left: watch.left() }); };
-step("at start");
-while (countOpenDescriptors().open < 60 && open()) {}
-step("near the limit");
+const step = async (name) => { await watch.check(); lines.push({ step: name, left: watch.left() }); };
+await step("at start");
+while ((await countOpenDescriptors()).open < 60 && open()) {}
+await step("near the limit");
 while (open()) {}
-step("none left");
+await step("none left");
 for (const fd of opened.splice(0, 2)) closeSync(fd);
-step("two free");
+await step("two free");
 for (const fd of opened.splice(0)) closeSync(fd);
-step("all closed");
+await step("all closed");
 watch.close();
 console.log(JSON.stringify(lines));
 `;

@@ -1,31 +1,35 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 import type { Logger } from "../logging/index.js";
 
 /** How often a process counts its open file descriptors. */
 export const DESCRIPTOR_CHECK_MS = 5000;
 
-/** The share of the limit from which a process warns that it may run out (and, once warned, below which it says so). */
+/** The share of the limit from which a process warns that it may run out. */
 const HIGH_SHARE = 0.9;
+/** The share of the limit below which, once warned, it says it is back. */
 const BACK_SHARE = 0.8;
 
 /** What a count of descriptors found: how many are open, or that none was left to count them with. */
 export type DescriptorCount = { open: number } | { exhausted: true };
 
-/** The process's open descriptors (Linux: /proc/self/fd, which takes one itself); undefined where the OS does not tell. */
-export function countOpenDescriptors(): DescriptorCount | undefined {
+/**
+ * The process's open descriptors (Linux: /proc/self/fd, which takes one itself); undefined where the OS does not tell.
+ * Read off the event loop: a process with tens of thousands open takes tens of milliseconds to list them.
+ */
+export async function countOpenDescriptors(): Promise<DescriptorCount | undefined> {
   try {
     // One of them is the directory being read.
-    return { open: readdirSync("/proc/self/fd").length - 1 };
+    return { open: (await readdir("/proc/self/fd")).length - 1 };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return code === "EMFILE" || code === "ENFILE" ? { exhausted: true } : undefined;
   }
 }
 
-/** The process's soft limit of open descriptors (RLIMIT_NOFILE), read at start; undefined where the OS does not tell, or when unlimited. */
-export function descriptorLimit(): number | undefined {
+/** The process's soft limit of open descriptors (RLIMIT_NOFILE: `ulimit -n`, which may change while it runs); undefined where the OS does not tell, or when unlimited. */
+export async function descriptorLimit(): Promise<number | undefined> {
   try {
-    const line = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    const line = /^Max open files\s+(\d+)/m.exec(await readFile("/proc/self/limits", "utf8"));
     return line ? Number(line[1]) : undefined;
   } catch {
     return undefined;
@@ -39,24 +43,25 @@ export function descriptorLimit(): number | undefined {
  * error reaches Node), a service's SQLite cannot open what it needs, and
  * prom-client's `process_open_fds` keeps the value it read last (counting
  * them takes a descriptor too). Every DESCRIPTOR_CHECK_MS it counts them
- * against the limit: a warning from 90% of it, an error once none is left,
- * and a line when the process is back below 80% (or, after running out,
- * has some again). `left()` is a health check: false from 90% of the limit
- * until back below 80%.
+ * against the limit (read again each time, the last one read kept when it
+ * cannot be): a warning from 90% of it, an error once none is left, and a
+ * line when the process is back below 80% (or, after running out, has some
+ * again). It samples: running out between two counts goes unseen. `left()`
+ * is a health check: false from 90% of the limit until back below 80%.
  */
 export class DescriptorWatch {
   private state: "ok" | "high" | "exhausted" = "ok";
-  private readonly timer: NodeJS.Timeout | undefined;
+  private limit: number | undefined;
+  private checking = false;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly logger: Logger,
-    private readonly count: () => DescriptorCount | undefined = countOpenDescriptors,
-    private readonly limit: number | undefined = descriptorLimit(),
+    private readonly count: () => Promise<DescriptorCount | undefined> = countOpenDescriptors,
+    private readonly readLimit: () => Promise<number | undefined> = descriptorLimit,
     everyMs = DESCRIPTOR_CHECK_MS,
   ) {
-    // Nothing to watch where the OS tells neither.
-    if (limit === undefined || count() === undefined) return;
-    this.timer = setInterval(() => this.check(), everyMs).unref();
+    this.timer = setInterval(() => void this.check(), everyMs).unref();
   }
 
   /** Whether the process has descriptors to spare: false from 90% of its limit until back below 80%. */
@@ -64,11 +69,20 @@ export class DescriptorWatch {
     return this.state === "ok";
   }
 
-  /** Counts them now, and says so when the process crossed a line since the last count. */
-  check(): void {
-    const counted = this.count();
-    if (counted === undefined || this.limit === undefined) return;
-    const { limit } = this;
+  /** Counts them now, and says so when the process crossed a line since the last count (one count at a time). */
+  async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const [counted, limit] = await Promise.all([this.count(), this.readLimit()]);
+      this.limit = limit ?? this.limit;
+      if (counted !== undefined && this.limit !== undefined) this.judge(counted, this.limit);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private judge(counted: DescriptorCount, limit: number): void {
     if ("exhausted" in counted) {
       if (this.state !== "exhausted") {
         this.logger.error({ limit }, "no file descriptor left: new connections are dropped unanswered and files cannot be opened (raise the limit, `ulimit -n`, or find what holds them)");
@@ -94,13 +108,4 @@ export class DescriptorWatch {
   close(): void {
     clearInterval(this.timer);
   }
-}
-
-/**
- * Every process's check of its descriptors (see DescriptorWatch), named `descriptors`. A degrading one: a process short
- * of them still serves the connections it has, and one out of them cannot take a load balancer's probe anyway.
- */
-export function descriptorCheck(logger: Logger): { descriptors: () => boolean } {
-  const watch = new DescriptorWatch(logger);
-  return { descriptors: () => watch.left() };
 }

@@ -8,4 +8,4 @@ export { statusReporter, type StatusSources } from "./status-reporter.js";
 export { startServiceAdmin, type ServiceAdminOptions } from "./service-admin.js";
 export { startAdminServer, type AdminServer, type AdminServerOptions } from "./admin-server.js";
 export { readAtMost } from "./read-at-most.js";
-export { descriptorCheck } from "./descriptors.js";
+export { DescriptorWatch } from "./descriptors.js";
