@@ -280,8 +280,9 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
       setPath(input, json, field.name, queryValue(field, parts.query.getAll(key)), "query", origins);
     }
   } else if ([...parts.query.keys()].length > 0) {
-    const violations = [...new Set(parts.query.keys())].map((key) => ({ field: key, description: "not a query parameter of this route (it takes none)" }));
-    throw new OrderlyError("INVALID_FIELD", "this route takes no query parameters", { violations });
+    // The first, as for an unknown parameter of a route that takes some: an answer no larger for a longer query.
+    const [first] = parts.query.keys();
+    throw new OrderlyError("INVALID_FIELD", "this route takes no query parameters", { violations: [{ field: first!, description: "not a query parameter of this route (it takes none)" }] });
   }
   const requestIdField = fieldByName(input, REQUEST_ID_FIELD);
   if (requestIdField !== undefined && (requestIdField.jsonName in json || REQUEST_ID_FIELD in json)) {
