@@ -65,9 +65,9 @@ export class HealthState {
     return true;
   }
 
-  /** "ok" while every check holds, "degraded" while only degrading ones fail, "not ready" otherwise. */
-  verdict(): "ok" | "degraded" | "not ready" {
-    const failing = Object.entries(this.report()).flatMap(([name, holds]) => (holds ? [] : [name]));
+  /** "ok" while every check holds, "degraded" while only degrading ones fail, "not ready" otherwise: now, or in `report` (one reading of them). */
+  verdict(report: Record<string, boolean> = this.report()): "ok" | "degraded" | "not ready" {
+    const failing = Object.entries(report).flatMap(([name, holds]) => (holds ? [] : [name]));
     if (failing.some((name) => !this.degrading.has(name))) return "not ready";
     return failing.length === 0 ? "ok" : "degraded";
   }

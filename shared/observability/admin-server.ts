@@ -78,8 +78,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         return res.end(options.statusPage);
       }
       if (path === "/healthz") {
-        const status = options.health.verdict();
-        return json(status === "not ready" ? 503 : 200, { status, checks: options.health.report() });
+        // One reading of the checks for both, so the verdict and the checks shown cannot disagree.
+        const checks = options.health.report();
+        const status = options.health.verdict(checks);
+        return json(status === "not ready" ? 503 : 200, { status, checks });
       }
       const paths = ["/metrics", "/healthz", "/status.json", ...(options.statusPage === undefined ? [] : ["/status"])];
       return refuse(new OrderlyError("ROUTE_NOT_FOUND", `no admin endpoint at ${path}; there are ${paths.join(", ")}`));
