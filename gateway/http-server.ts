@@ -2,7 +2,7 @@ import type { JsonValue, Message } from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomInt, randomUUID } from "node:crypto";
-import { Code, OrderlyError, httpStatusFor, toStatusJson, underlyingCause } from "../shared/errors/index.js";
+import { Code, OrderlyError, httpStatusFor, retryAfterSecondsOf, toStatusJson, underlyingCause } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, STOCK_VERSIONS_HEADER, checkRules, isRequestId, stockVersionsOf, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { CountsByKey, untilDeadline } from "../shared/resilience/index.js";
@@ -827,7 +827,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       return;
     }
     if (err.reason === "METHOD_NOT_ALLOWED" && err.metadata.allow) res.setHeader("allow", err.metadata.allow);
-    if (err.code === Code.UNAVAILABLE || err.code === Code.RESOURCE_EXHAUSTED) res.setHeader("retry-after", err.metadata.retryAfterSeconds ?? "1");
+    const retryAfter = retryAfterSecondsOf(err);
+    if (retryAfter !== undefined) res.setHeader("retry-after", retryAfter);
     if (err.code === Code.UNAUTHENTICATED) {
       res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
     }

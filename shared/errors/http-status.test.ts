@@ -65,6 +65,9 @@ describe("google.rpc.Status round trip", () => {
     ]);
     const status = fromBinary(StatusSchema, toStatusBinary(error));
     expect(status.details.map((detail) => anyUnpack(detail, RetryInfoSchema)?.retryDelay?.seconds).filter((s) => s !== undefined)).toEqual([3n]);
+    // The same wait as HTTP's Retry-After: a second for an unavailable dependency that names none; none for a refusal.
+    const retryInfoOf = (e: OrderlyError) => (toStatusJson(e).details as { "@type": string; retryDelay?: string }[]).find((d) => d["@type"].endsWith("RetryInfo"))?.retryDelay;
+    expect([retryInfoOf(new OrderlyError("DEPENDENCY_UNAVAILABLE", "down")), retryInfoOf(new OrderlyError("INSUFFICIENT_STOCK", "no"))]).toEqual(["1s", undefined]);
   });
 
   test("an error without status details gets a generic message, not the transport's", () => {

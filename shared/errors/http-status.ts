@@ -63,3 +63,12 @@ export function httpStatusFor(code: Code, reason?: Reason): number {
     }
   }
 }
+
+/**
+ * How long a client is told to wait before it tries again, in whole seconds (HTTP's Retry-After, gRPC's RetryInfo): the
+ * wait the error names (`retryAfterSeconds`), else a second for any UNAVAILABLE or RESOURCE_EXHAUSTED (503, 429);
+ * undefined for the rest, which trying again as they are will not mend.
+ */
+export function retryAfterSecondsOf(error: { code: Code; metadata: Readonly<Record<string, string>> }): string | undefined {
+  return error.metadata.retryAfterSeconds ?? (error.code === Code.UNAVAILABLE || error.code === Code.RESOURCE_EXHAUSTED ? "1" : undefined);
+}

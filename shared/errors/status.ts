@@ -3,6 +3,7 @@ import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../proto/gen/google/rpc/error_details_pb.js";
 import { StatusSchema, type Status } from "../../proto/gen/google/rpc/status_pb.js";
 import { Code, codeName } from "./code.js";
+import { retryAfterSecondsOf } from "./http-status.js";
 import { defaultReason, isReason } from "./reasons.js";
 import { ERROR_DOMAIN, OrderlyError } from "./orderly-error.js";
 
@@ -11,7 +12,7 @@ export const statusDetailRegistry = createRegistry(ErrorInfoSchema, BadRequestSc
 
 /**
  * Builds the google.rpc.Status for an error: an ErrorInfo, plus a BadRequest when there are violations and a RetryInfo
- * when it says when to retry (its `retryAfterSeconds`, which HTTP sends as Retry-After: a gRPC client has no such header).
+ * when a client is to try again after a wait (retryAfterSecondsOf: the wait HTTP sends as Retry-After).
  */
 export function toStatus(error: OrderlyError): Status {
   const details = [
@@ -20,7 +21,7 @@ export function toStatus(error: OrderlyError): Status {
   if (error.violations.length > 0) {
     details.push(anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: error.violations.map((v) => ({ ...v })) })));
   }
-  const retryAfter = error.metadata.retryAfterSeconds;
+  const retryAfter = retryAfterSecondsOf(error);
   if (retryAfter !== undefined && /^\d{1,9}$/.test(retryAfter)) {
     details.push(anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: { seconds: BigInt(retryAfter) } })));
   }
