@@ -12,7 +12,7 @@ import { REQUEST_ID_PATTERN } from "../shared/grpc/index.js";
 import { IDEMPOTENCY_KEY_PATTERN } from "./http-server.js";
 import { BODY_REASONS } from "./json-body.js";
 import { openApiPath, type Route } from "./routes/index.js";
-import { takesIdempotencyKey } from "./transcode.js";
+import { fieldByName, takesIdempotencyKey } from "./transcode.js";
 
 const WELL_KNOWN: Record<string, JsonObject> = {
   "google.protobuf.Timestamp": { type: "string", format: "date-time" },
@@ -258,10 +258,6 @@ class SchemaCollector {
         };
     }
   }
-}
-
-function fieldByName(message: DescMessage, name: string): DescField | undefined {
-  return message.fields.find((f) => f.name === name || f.jsonName === name);
 }
 
 function operation(route: Route, collector: SchemaCollector, cached: ReadonlySet<string>): JsonObject {

@@ -15,7 +15,8 @@ export interface HttpRequestParts {
 
 const REQUEST_ID_FIELD = "request_id";
 
-function fieldByName(message: DescMessage, name: string): DescField | undefined {
+/** A message's field by its proto name or its JSON name. */
+export function fieldByName(message: DescMessage, name: string): DescField | undefined {
   return message.fields.find((f) => f.name === name || f.jsonName === name);
 }
 
