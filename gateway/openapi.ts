@@ -1,5 +1,5 @@
 import { ScalarType, getOption, hasOption, isFieldSet, type DescEnum, type DescMethod, type DescField, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
-import { Int32RulesSchema, Int64RulesSchema, RepeatedRulesSchema, StringRulesSchema, field as fieldRules } from "../proto/gen/buf/validate/validate_pb.js";
+import { RepeatedRulesSchema, StringRulesSchema, field as fieldRules } from "../proto/gen/buf/validate/validate_pb.js";
 import { FieldBehavior, field_behavior } from "../proto/gen/google/api/field_behavior_pb.js";
 import { ecmaPattern } from "../shared/grpc/pattern-match.js";
 import { StatusSchema } from "../proto/gen/google/rpc/status_pb.js";

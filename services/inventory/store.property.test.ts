@@ -14,7 +14,7 @@ import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderlyError } from "../../shared/errors/index.js";
 import { Outbox } from "../../shared/events/index.js";
-import { connect, createClient, defaultInterceptors, registration, startGrpcServer, type Client, type Interceptor } from "../../shared/grpc/index.js";
+import { connect, createClient, registration, startGrpcServer, type Client, type Interceptor } from "../../shared/grpc/index.js";
 import { silentLogger } from "../../shared/logging/index.js";
 import { openDatabase, type Db } from "../../shared/sqlite/index.js";
 import { inventoryHandlers } from "./handlers/index.js";
@@ -479,11 +479,6 @@ type Operation =
 
 /** Who calls: the gRPC server (its own connection) or another process's store (a second connection). */
 type Caller = "grpc" | "store";
-
-interface Actor {
-  caller: Caller;
-  operations: Operation[];
-}
 
 interface Done {
   operation: Operation;

@@ -404,7 +404,7 @@ async function stallingRelay(stallMs: number) {
 
 test("a stall is said at error also when the connection keeps dropping meanwhile (a hung nats-server's clients reconnect every few seconds)", async () => {
   await using stalling = await stallingRelay(600);
-  const { proxy, relay, lines } = stalling;
+  const { proxy, lines } = stalling;
   // The connection reset every 250 ms, well within the stall's 600.
   const resets = setInterval(() => {
     proxy.reset();

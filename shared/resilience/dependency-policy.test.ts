@@ -11,16 +11,6 @@ const unavailable = () => new OrderlyError("DEPENDENCY_UNAVAILABLE", "down");
 const silent = ({ deadline }: { deadline: number }) =>
   new Promise<never>((_, reject) => setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline - Date.now()));
 
-/** An attempt whose dependency never answers: it ends at its deadline, or when its caller hangs up (CANCELLED), as a gRPC call does. */
-const hung = ({ deadline, signal }: { deadline: number; signal?: AbortSignal }) =>
-  new Promise<never>((_, reject) => {
-    const timer = setTimeout(() => reject(new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded")), deadline - Date.now());
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(new OrderlyError("CANCELLED", "cancelled"));
-    });
-  });
-
 /** A probe of a dependency that is down. */
 const down = () => Promise.reject(unavailable());
 

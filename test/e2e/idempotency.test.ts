@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { waitFor } from "../helpers/processes.js";
 import { reasonOf, startSystem, type System } from "../helpers/system.js";
 
 describe("Idempotency-Key on CreateOrder", () => {
