@@ -630,8 +630,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    */
   function fetchShared(call: Call, message: Message, fill: Fill, generation = fill.store.generation()): Promise<FetchedRead> {
     return fill.store.share(fill.key, generation, async () => {
+      const requestedAt = fill.store.now();
       const { payload, status, version } = await invoke(call, message);
-      if (status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, generation);
+      if (status === 200) fill.store.set(fill.key, fill.aggregateId, payload, version, generation, requestedAt);
       return { body: payload, status, version };
     });
   }
@@ -675,8 +676,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (stopping?.aborted) onStopping();
     else stopping?.addEventListener("abort", onStopping, { once: true });
     try {
+      const requestedAt = fill?.store.now();
       const answered = await invoke(call, message, abandoned.signal);
-      if (fill !== undefined && answered.status === 200) fill.store.set(fill.key, fill.aggregateId, answered.payload, answered.version, fill.generation);
+      if (fill !== undefined && answered.status === 200) fill.store.set(fill.key, fill.aggregateId, answered.payload, answered.version, fill.generation, requestedAt);
       announceWrite(call, answered);
       sendRaw(res, call.request.id, answered.status, answered.payload);
     } catch (error) {

@@ -14,6 +14,16 @@ describe("ReadCache", () => {
     expect(cache.hitRatio()).toBeCloseTo(1 / 3);
   });
 
+  test("a hit's age counts from when its fetch asked, not when its answer came (a slow fetch's answer is as old as the fetch took)", () => {
+    let now = 0;
+    const cache = new ReadCache(10_000, { clock: () => now });
+    const requestedAt = cache.now();
+    now = 2_500;
+    cache.set("k", "ord_1", "v1", 1, cache.generation(), requestedAt);
+    const hit = cache.get("k", 0)!;
+    expect({ age: cache.ageSeconds(hit), maxAge2: cache.get("k", 0, { maxAgeMs: 2_000, minFreshMs: 0 }) }).toEqual({ age: 2, maxAge2: undefined });
+  });
+
   test("never serves a version older than the read asks for", () => {
     const cache = new ReadCache(60_000);
     cache.set("k", "ord_1", "v2", 2, 0);

@@ -9,7 +9,7 @@ interface Entry extends CacheHit {
   aggregateId: string;
 }
 
-/** What a hit answers with: the body, and when it was stored (the cache's clock). */
+/** What a hit answers with: the body, and when the fetch that got it asked (the cache's clock): its age counts from then. */
 export interface CacheHit {
   readonly body: string;
   readonly stored: number;
@@ -184,8 +184,16 @@ export class ReadCache {
     return version < (this.seen.get(aggregateId)?.version ?? 0);
   }
 
-  /** Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version. */
-  set(key: string, aggregateId: string, body: string, version: number, generation: number): void {
+  /** The cache's clock now (ms): what a fetch notes as its `requestedAt` before it asks. */
+  now(): number {
+    return this.clock();
+  }
+
+  /**
+   * Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version.
+   * Its age counts from `requestedAt`, when its fetch asked (RFC 9111 §4.2.3: the time the answer took is age too).
+   */
+  set(key: string, aggregateId: string, body: string, version: number, generation: number, requestedAt?: number): void {
     if (this.changedAt(aggregateId) > generation || this.predatesAnnounced(aggregateId, version)) return;
     const previous = this.entries.get(key);
     // A fetch answered with an older version than one already cached (a refresh overtaken by a min_version read): keep the newer.
@@ -196,7 +204,7 @@ export class ReadCache {
     if (bytes > this.maxBytes) return;
     const now = this.dropExpired();
     const ttl = this.live ? this.ttlMs : this.outageTtlMs;
-    this.entries.set(key, { body, bytes, version, stored: now, expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
+    this.entries.set(key, { body, bytes, version, stored: Math.min(requestedAt ?? now, now), expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
     this.stats.bytes += bytes;
     let keys = this.keysByAggregate.get(aggregateId);
     if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));
