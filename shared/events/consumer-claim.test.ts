@@ -46,7 +46,7 @@ test("a copy gives way to one already running, even when its own clock says it c
   await expect(claimConsumers(newcomer, claim, "query", silentLogger(), behind)).rejects.toThrow(/already runs the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
 });
 
-test("two copies that both run the consumers (one claimed them while the other was cut off from NATS) find each other once it is back: the later stops", async () => {
+test("two copies that both run the consumers (one claimed them while the other was cut off from NATS) find each other once it is back: the later stops, whichever reconnected", async () => {
   await using nats = await startNats();
   // The first copy reaches NATS through a proxy the test cuts: cut off, it answers no one.
   await using proxy = await startTcpProxy({ host: "127.0.0.1", port: nats.port });
@@ -59,12 +59,16 @@ test("two copies that both run the consumers (one claimed them while the other w
   // The second copy claims while the first is cut off, so it runs them too.
   const second = await connect(nats.connectOptions);
   await using _second = { [Symbol.asyncDispose]: () => second.close() };
-  const claimedSecond = await claimConsumers(second, claim, "query", silentLogger());
+  const lost: ConfigError[] = [];
+  const claimedSecond = await claimConsumers(second, { ...claim, lost: (refusal) => lost.push(refusal) }, "query", silentLogger());
   const back = first.status();
   proxy.pass();
   for await (const status of back) if (status.type === "reconnect") break;
-  // Each asks again (as the event runtime does after a reconnect): the earlier stays, the later is told to stop.
+  // Only the first reconnected, and only it asks again (as the event runtime does after a reconnect): it stays, and its
+  // question tells the second, the later, to stop.
   await expect(claimedFirst.check()).resolves.toBeUndefined();
+  expect(lost.map((refusal) => refusal.message)).toEqual([expect.stringMatching(/also runs \(it asked once NATS was back\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/)]);
+  // Asking itself, the second finds the same.
   await expect(claimedSecond.check()).rejects.toThrow(/also runs \(found once NATS was back\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
 });
 

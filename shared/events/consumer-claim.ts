@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { Empty, RequestStrategy, type NatsConnection } from "nats";
+import { RequestStrategy, type NatsConnection } from "nats";
 import { ConfigError } from "../config/index.js";
 import type { Logger } from "../logging/index.js";
 import { claimSubject } from "./subjects.js";
@@ -21,6 +21,11 @@ interface Holder {
 export interface ConsumerClaim {
   name: string;
   setting: string;
+  /**
+   * Told, once the claim is made, when this process learns it must stop: an earlier copy that also runs them asked who
+   * does (it had been cut off from NATS while this one claimed them, and is back). Without it, only `check` finds that.
+   */
+  lost?: (refusal: ConfigError) => void;
 }
 
 /** A claim made: the process runs the consumers. */
@@ -43,6 +48,17 @@ function isEarlier(a: Holder, b: Holder): boolean {
   return a.since < b.since || (a.since === b.since && a.id < b.id);
 }
 
+/** The holder a message carries; undefined for an empty one, or one that is not a holder's JSON. */
+function holderIn(data: Uint8Array): Holder | undefined {
+  if (data.length === 0) return undefined;
+  try {
+    const holder = JSON.parse(decoder.decode(data)) as Partial<Holder>;
+    return typeof holder.id === "string" && typeof holder.since === "number" && typeof holder.running === "boolean" ? (holder as Holder) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function earliest(holders: Holder[]): Holder | undefined {
   return holders.sort((a, b) => (isEarlier(a, b) ? -1 : 1))[0];
 }
@@ -54,20 +70,32 @@ function earliest(holders: Holder[]): Holder | undefined {
  * consumer would each get only some of its events (a read model missing the
  * rest, silently), so a process that finds another running them refuses
  * with a ConfigError naming it, and of two claiming at once the later gives
- * way (each compares the same two claim times). A process that cannot ask
+ * way (each compares the same two claim times). A question says who asks,
+ * so of two that both run them (one claimed them while the other was cut
+ * off), the later stops whether it asked after its reconnect (`check`) or
+ * was asked by the earlier one after that one's (`claim.lost`). A process that cannot ask
  * (a NATS user not allowed the subject, an answer it cannot read) logs why
  * and runs them, as before the claim existed.
  */
 export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, service: string, logger: Logger, clock: () => number = Date.now): Promise<ClaimedConsumers> {
   const me: Holder = { id: randomUUID(), since: clock(), running: false, service, pid: process.pid, host: hostname() };
   const subject = claimSubject(claim.name);
-  const answering = nc.subscribe(subject, { callback: (error, msg) => error === null && msg.respond(encoder.encode(JSON.stringify(me))) });
+  const answering = nc.subscribe(subject, {
+    callback: (error, msg) => {
+      if (error !== null) return;
+      msg.respond(encoder.encode(JSON.stringify(me)));
+      // A question says who asks (older releases asked with nothing). One that runs them too and came first is back
+      // from being cut off, and asks after its reconnect: of the two, this later one stops (the asker stays).
+      const asker = holderIn(msg.data);
+      if (asker !== undefined && asker.id !== me.id && asker.running && me.running && isEarlier(asker, me)) claim.lost?.(refuse(asker, "also runs (it asked once NATS was back)"));
+    },
+  });
   /** The others answering now; undefined when it could not ask. */
   const others = async (): Promise<Holder[] | undefined> => {
     try {
       await nc.flush();
       const holders: Holder[] = [];
-      for await (const msg of await nc.requestMany(subject, Empty, { strategy: RequestStrategy.Timer, maxWait: ASK_MS })) {
+      for await (const msg of await nc.requestMany(subject, encoder.encode(JSON.stringify(me)), { strategy: RequestStrategy.Timer, maxWait: ASK_MS })) {
         const holder = JSON.parse(decoder.decode(msg.data)) as Holder;
         if (holder.id !== me.id) holders.push(holder);
       }
