@@ -73,9 +73,9 @@ function earliest(holders: Holder[]): Holder | undefined {
  * way (each compares the same two claim times). A question says who asks,
  * so of two that both run them (one claimed them while the other was cut
  * off), the later stops whether it asked after its reconnect (`check`) or
- * was asked by the earlier one after that one's (`claim.lost`). A process that cannot ask
- * (a NATS user not allowed the subject, an answer it cannot read) logs why
- * and runs them, as before the claim existed.
+ * was asked by the earlier one after that one's (`claim.lost`). A process
+ * that cannot ask (a NATS user not allowed the subject, an answer it cannot
+ * read) logs why and runs them, as before the claim existed.
  */
 export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, service: string, logger: Logger, clock: () => number = Date.now): Promise<ClaimedConsumers> {
   const me: Holder = { id: randomUUID(), since: clock(), running: false, service, pid: process.pid, host: hostname() };
