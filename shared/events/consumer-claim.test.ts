@@ -9,6 +9,7 @@ import { tempDir } from "../../test/helpers/temp-dir.js";
 import { ConfigError } from "../config/index.js";
 import { createLogger, silentLogger } from "../logging/index.js";
 import { claimConsumers } from "./consumer-claim.js";
+import { claimSubject } from "./subjects.js";
 
 const claim = { name: "copy-a", setting: "QUERY_CONSUMER_NAME" };
 
@@ -70,6 +71,23 @@ test("two copies that both run the consumers (one claimed them while the other w
   expect(lost.map((refusal) => refusal.message)).toEqual([expect.stringMatching(/also runs \(it asked once NATS was back\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/)]);
   // Asking itself, the second finds the same.
   await expect(claimedSecond.check()).rejects.toThrow(/also runs \(found once NATS was back\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
+});
+
+test("a copy still claiming that is asked by a copy running them (one its own questions missed: cut off then, back now) gives way", async () => {
+  await using nats = await startNats();
+  const nc = await connect(nats.connectOptions);
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  // The running copy is played by hand here, so that it asks without answering: as one whose subscription is not back
+  // on the server yet when the claiming copy asks, but whose question after its reconnect comes while that one claims.
+  const questions = nc.subscribe(claimSubject(claim.name), { max: 1 });
+  await nc.flush();
+  const claimer = await connect(nats.connectOptions);
+  await using _claimer = { [Symbol.asyncDispose]: () => claimer.close() };
+  const claiming = claimConsumers(claimer, claim, "query", silentLogger());
+  for await (const _first of questions) break;
+  const running = { id: "earlier", since: 0, running: true, service: "query", pid: 4242, host: "elsewhere" };
+  await nc.request(claimSubject(claim.name), new TextEncoder().encode(JSON.stringify(running)));
+  await expect(claiming).rejects.toThrow(/another query service \(pid 4242 on elsewhere, since 1970-01-01T00:00:00\.000Z\) already runs the durable consumers/);
 });
 
 test("of processes claiming the same consumers at once, exactly one runs them", async () => {

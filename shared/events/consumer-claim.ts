@@ -80,6 +80,8 @@ function earliest(holders: Holder[]): Holder | undefined {
 export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, service: string, logger: Logger, clock: () => number = Date.now): Promise<ClaimedConsumers> {
   const me: Holder = { id: randomUUID(), since: clock(), running: false, service, pid: process.pid, host: hostname() };
   const subject = claimSubject(claim.name);
+  /** A copy running them that asked while this one was still claiming. */
+  let heardRunning: Holder | undefined;
   const answering = nc.subscribe(subject, {
     callback: (error, msg) => {
       if (error !== null) return;
@@ -87,7 +89,11 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       // A question says who asks (older releases asked with nothing). One that runs them too and came first is back
       // from being cut off, and asks after its reconnect: of the two, this later one stops (the asker stays).
       const asker = holderIn(msg.data);
-      if (asker !== undefined && asker.id !== me.id && asker.running && me.running && isEarlier(asker, me)) claim.lost?.(refuse(asker, "also runs (it asked once NATS was back)"));
+      if (asker === undefined || asker.id === me.id || !asker.running) return;
+      // Still claiming: it gives way to a copy that runs them, which its own questions may have missed (that one cut off
+      // then, and asking now that it is back).
+      if (!me.running) heardRunning ??= asker;
+      else if (isEarlier(asker, me)) claim.lost?.(refuse(asker, "also runs (it asked once NATS was back)", true));
     },
   });
   /** The others answering now; undefined when it could not ask. */
@@ -105,11 +111,13 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       return undefined;
     }
   };
-  const refuse = (other: Holder, now: string): ConfigError => {
+  /** The refusal naming `other`; `bothRan` when this process ran them too, so the other's read model lacks what this one applied. */
+  const refuse = (other: Holder, now: string, bothRan = false): ConfigError => {
     answering.unsubscribe();
+    const missed = bothRan ? `; the other missed the events this one applied meanwhile: rebuild its read model (npm run rebuild -- --replace, with it stopped)` : "";
     return new ConfigError(
       `another ${other.service} service (pid ${other.pid} on ${other.host}, since ${new Date(other.since).toISOString()}) ${now} the durable consumers named after ${claim.setting}="${claim.name}": ` +
-        `two copies under one name would each get only some of the events; give this one a ${claim.setting} of its own, or stop the other`,
+        `two copies under one name would each get only some of the events; give this one a ${claim.setting} of its own, or stop the other${missed}`,
     );
   };
   /** Of the others answering, the one this process gives way to: one running them, or one that claimed them earlier. */
@@ -117,7 +125,7 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
   // Asked twice: a process that began claiming at the same moment may not have been listening yet when this one first
   // asked (its subscription still on its way to the server, so neither heard the other); by the second time it is.
   for (let round = 0; round < 2; round++) {
-    const first = ahead(await others());
+    const first = ahead(await others()) ?? heardRunning;
     if (first !== undefined) throw refuse(first, first.running ? "already runs" : "claimed at the same time");
   }
   me.running = true;
@@ -125,7 +133,7 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
     async check() {
       const again = await others();
       const first = earliest(again?.filter((other) => other.running && isEarlier(other, me)) ?? []);
-      if (first !== undefined) throw refuse(first, "also runs (found once NATS was back)");
+      if (first !== undefined) throw refuse(first, "also runs (found once NATS was back)", true);
     },
   };
 }

@@ -159,12 +159,17 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     }
     const connection = nc;
     const { claim } = options;
+    // Told once (a question heard and its own check may both find the other copy), and not while closing (a clean stop
+    // is not turned into a failure by a copy that asks meanwhile).
+    let lost = false;
     const refused = (error: unknown) => {
-      if (error instanceof ConfigError) claim?.lost(error);
+      if (!(error instanceof ConfigError) || lost || closed) return;
+      lost = true;
+      claim?.lost(error);
     };
     const claimed =
       claim &&
-      (await claimConsumers(connection, claim, options.name, logger).catch((error: unknown) => {
+      (await claimConsumers(connection, { ...claim, lost: refused }, options.name, logger).catch((error: unknown) => {
         refused(error);
         throw error;
       }));
