@@ -29,7 +29,7 @@ function header(description: string, schema: JsonObject, required = false): Json
 const HEADERS: Record<string, JsonObject> = {
   "X-Request-Id": header("The request's id: the client's own X-Request-Id when it is valid, else one the gateway made. Every log line of the request carries it.", { type: "string", pattern: REQUEST_ID_PATTERN.source }, true),
   "X-Cache": header("A cached read's answer: hit (from the gateway's cache) or shared (from another request's fetch of the same resource); absent when the service answered this request.", { type: "string", enum: ["hit", "shared"] }),
-  Age: header("On a hit (X-Cache: hit): how many seconds ago the gateway's cache stored the answer (RFC 9111 §5.1).", { type: "string", pattern: "^\\d+$" }),
+  Age: header("On a hit (X-Cache: hit): how many seconds ago the gateway's fetch of the answer asked the query service (RFC 9111 §5.1).", { type: "string", pattern: "^\\d+$" }),
   traceresponse: header("The W3C trace context of the request's span (Trace Context level 2), so a client can find its trace; absent on a cache hit and on a refusal written before the request was read.", { type: "string" }),
   "Retry-After": header("Seconds to wait before trying again", { type: "string", pattern: "^\\d+$" }, true),
   Allow: header("The methods the path takes", { type: "string" }, true),

@@ -22,6 +22,11 @@ describe("ReadCache", () => {
     cache.set("k", "ord_1", "v1", 1, cache.generation(), requestedAt);
     const hit = cache.get("k", 0)!;
     expect({ age: cache.ageSeconds(hit), maxAge2: cache.get("k", 0, { maxAgeMs: 2_000, minFreshMs: 0 }) }).toEqual({ age: 2, maxAge2: undefined });
+    // Its TTL counts from then as well: no hit is older than the TTL, and an answer slower than the TTL is not kept.
+    now = 10_000;
+    expect(cache.get("k", 0)).toBeUndefined();
+    cache.set("slow", "ord_2", "v1", 1, cache.generation(), now - 10_000);
+    expect(cache.get("slow", 0)).toBeUndefined();
   });
 
   test("never serves a version older than the read asks for", () => {

@@ -191,7 +191,7 @@ export class ReadCache {
 
   /**
    * Stores a fetched body, unless the aggregate changed since `generation` or the body is older than an announced version.
-   * Its age counts from `requestedAt`, when its fetch asked (RFC 9111 §4.2.3: the time the answer took is age too).
+   * Its age, and its TTL, count from `requestedAt`, when its fetch asked (RFC 9111 §4.2.3: the time the answer took is age too).
    */
   set(key: string, aggregateId: string, body: string, version: number, generation: number, requestedAt?: number): void {
     if (this.changedAt(aggregateId) > generation || this.predatesAnnounced(aggregateId, version)) return;
@@ -204,7 +204,10 @@ export class ReadCache {
     if (bytes > this.maxBytes) return;
     const now = this.dropExpired();
     const ttl = this.live ? this.ttlMs : this.outageTtlMs;
-    this.entries.set(key, { body, bytes, version, stored: Math.min(requestedAt ?? now, now), expires: now + ttl, refreshAt: now + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
+    // Its TTL counts from then too, so no hit is older than the TTL; an answer that took longer is not kept.
+    const stored = Math.min(requestedAt ?? now, now);
+    if (stored + ttl <= now) return;
+    this.entries.set(key, { body, bytes, version, stored, expires: stored + ttl, refreshAt: stored + ttl * (1 - REFRESH_AHEAD_SHARE), aggregateId });
     this.stats.bytes += bytes;
     let keys = this.keysByAggregate.get(aggregateId);
     if (!keys) this.keysByAggregate.set(aggregateId, (keys = new Set()));
@@ -224,8 +227,9 @@ export class ReadCache {
   }
 
   /**
-   * Drops the entries that have expired, and answers the time it went by. Entries expire in insertion order (one TTL at a time; a
-   * suspension shortens those before it): the expired ones are at the head.
+   * Drops the entries that have expired, and answers the time it went by. Entries expire about in insertion order (one TTL
+   * from when each one's fetch asked; a suspension shortens those before it): the expired ones are at the head, but for one
+   * behind an entry whose fetch was quicker, which waits for a later drop (a lookup drops it itself).
    */
   dropExpired(): number {
     const now = this.clock();
