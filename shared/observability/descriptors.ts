@@ -52,7 +52,8 @@ export async function descriptorLimit(): Promise<number | undefined> {
 export class DescriptorWatch {
   private state: "ok" | "high" | "exhausted" = "ok";
   private limit: number | undefined;
-  private checking = false;
+  private counting: Promise<void> | undefined;
+  private closed = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -62,6 +63,8 @@ export class DescriptorWatch {
     everyMs = DESCRIPTOR_CHECK_MS,
   ) {
     this.timer = setInterval(() => void this.check(), everyMs).unref();
+    // A first count at once: it reads the limit while there are descriptors to read it with.
+    void this.check();
   }
 
   /** Whether the process has descriptors to spare: false from 90% of its limit until back below 80%. */
@@ -69,20 +72,22 @@ export class DescriptorWatch {
     return this.state === "ok";
   }
 
-  /** Counts them now, and says so when the process crossed a line since the last count (one count at a time). */
-  async check(): Promise<void> {
-    if (this.checking) return;
-    this.checking = true;
-    try {
-      const [counted, limit] = await Promise.all([this.count(), this.readLimit()]);
-      this.limit = limit ?? this.limit;
-      if (counted !== undefined && this.limit !== undefined) this.judge(counted, this.limit);
-    } finally {
-      this.checking = false;
-    }
+  /** Counts them now, and says so when the process crossed a line since the last count; a count under way is the one waited for. */
+  check(): Promise<void> {
+    this.counting ??= (async () => {
+      try {
+        const [counted, limit] = await Promise.all([this.count(), this.readLimit()]);
+        this.limit = limit ?? this.limit;
+        if (counted !== undefined && !this.closed) this.judge(counted, this.limit);
+      } finally {
+        this.counting = undefined;
+      }
+    })();
+    return this.counting;
   }
 
-  private judge(counted: DescriptorCount, limit: number): void {
+  /** Judges a count against the limit (none to judge a number by until one was read; running out needs none). */
+  private judge(counted: DescriptorCount, limit: number | undefined): void {
     if ("exhausted" in counted) {
       if (this.state !== "exhausted") {
         this.logger.error({ limit }, "no file descriptor left: new connections are dropped unanswered and files cannot be opened (raise the limit, `ulimit -n`, or find what holds them)");
@@ -90,6 +95,7 @@ export class DescriptorWatch {
       this.state = "exhausted";
       return;
     }
+    if (limit === undefined) return;
     const { open } = counted;
     // Below the line it warned at, it waits to be well below before it says all is well again.
     if (open < limit * BACK_SHARE || (this.state === "ok" && open < limit * HIGH_SHARE)) {
@@ -104,8 +110,9 @@ export class DescriptorWatch {
     this.state = "high";
   }
 
-  /** Stops counting. */
+  /** Stops counting (a count under way says nothing more). */
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
   }
 }
