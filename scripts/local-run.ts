@@ -527,7 +527,7 @@ function unexpectedExitMessage(running: Running, exit: Exit, wasReady: boolean):
     const { port, portEnv } = admin !== undefined && admin.port !== 0 && new RegExp(`:${admin.port}\\b`).test(inUse) ? admin : running.spec;
     // The process said the port lies in the kernel's range for outgoing connections (listenRefusal): any connection may hold it.
     const outgoing = /outgoing connection/.test(inUse)
-      ? `It lies in this machine's range of ports for outgoing connections, so a connection of any process may hold it: keep them off it with  sudo sysctl -w net.ipv4.ip_local_reserved_ports=${port}\n`
+      ? `It lies in this machine's range of ports for outgoing connections, so a connection of any process may hold it: keep them off it by adding ${port} to net.ipv4.ip_local_reserved_ports (keep what  cat /proc/sys/net/ipv4/ip_local_reserved_ports  lists, comma-separated:  sudo sysctl -w net.ipv4.ip_local_reserved_ports=<that>,${port}).\n`
       : "";
     return (
       `${name} could not listen on port ${port}: it is already in use (is another Orderly still running?).\n` +

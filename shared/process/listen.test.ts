@@ -34,7 +34,7 @@ test("a port held by an outgoing connection (it lies in the kernel's range for t
     const held = client.localPort!;
     const refusal = listen(createServer(), held, "127.0.0.1", silentLogger(), "second", "SOME_PORT");
     await expect(refusal).rejects.toThrow(
-      new RegExp(`^SOME_PORT: cannot listen on 127\\.0\\.0\\.1:${held}: address already in use, by another Orderly still running or by an outgoing connection of any process: .*sysctl -w net\\.ipv4\\.ip_local_reserved_ports=${held}`),
+      new RegExp(`^SOME_PORT: cannot listen on 127\\.0\\.0\\.1:${held}: address already in use, by another Orderly still running or by an outgoing connection of any process: .*add ${held} to net\\.ipv4\\.ip_local_reserved_ports`),
     );
   } finally {
     client.destroy();

@@ -45,7 +45,7 @@ function inUse(port: number): string {
   if (range === undefined || port < range.low || port > range.high || range.reserved(port)) return "address already in use (is another Orderly still running?)";
   return (
     `address already in use, by another Orderly still running or by an outgoing connection of any process: the port lies in this machine's range for those (${range.low}-${range.high}); ` +
-    `choose one outside it, or reserve it (sysctl -w net.ipv4.ip_local_reserved_ports=${port}, comma-separated for several)`
+    `choose one outside it, or reserve it: add ${port} to net.ipv4.ip_local_reserved_ports (keeping the ports it lists now, comma-separated; a file in /etc/sysctl.d/ keeps it after a reboot)`
   );
 }
 
