@@ -385,6 +385,7 @@ export class DependencyPolicy {
     const policy = idempotent ? this.idempotent : this.once;
     // A call that finds every slot taken waits in the bulkhead's queue, which knows no deadline.
     const queued = this.limiter.executionSlots === 0;
+    let result: T;
     try {
       // The caller's signal is not handed to cockatiel: a caller that hangs up is no failure of the
       // dependency, so the attempt ends it as CANCELLED, which the breaker does not count (but for a probe: see cancelled).
@@ -422,15 +423,16 @@ export class DependencyPolicy {
         );
       });
       // Left behind, a queued call does nothing once it gets its slot: its attempt finds the deadline passed, or the caller gone.
-      const result = await (queued ? untilDeadline(running, deadline, `a free slot to call ${this.name}`, callerSignal) : running);
+      result = await (queued ? untilDeadline(running, deadline, `a free slot to call ${this.name}`, callerSignal) : running);
       this.budget.recordSuccess();
-      this.ended(began, "ok", options.method);
-      return result;
     } catch (error) {
       const translated = this.translate(error, callerSignal, deadline);
       this.ended(began, this.outcomeOf(translated), options.method);
       throw translated;
     }
+    // Outside the try: the call has its answer, and is counted once.
+    this.ended(began, "ok", options.method);
+    return result;
   }
 
   /**
@@ -445,7 +447,14 @@ export class DependencyPolicy {
     this.stats[countOf[outcome]]++;
     if (this.callListeners.length === 0) return;
     const seconds = (performance.now() - began) / 1000;
-    for (const listener of this.callListeners) listener(seconds, outcome, method);
+    for (const listener of this.callListeners) {
+      // A listener (a metric) failing changes nothing of the call's outcome.
+      try {
+        listener(seconds, outcome, method);
+      } catch (error) {
+        this.logger?.warn({ err: error, dependency: this.name }, "a listener of the dependency's calls failed");
+      }
+    }
   }
 
   /**
