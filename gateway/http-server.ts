@@ -374,8 +374,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   }
 
   /** Answers with a cached read, and its `Age` (RFC 9111 §4: a cache answering without the origin says how old the answer is). */
-  function sendHit(res: ServerResponse, requestId: string, store: ReadCache, hit: CacheHit): void {
-    sendRaw(res, requestId, 200, hit.body, "hit", store.ageSeconds(hit));
+  function sendHit(res: ServerResponse, requestId: string, hit: CacheHit): void {
+    sendRaw(res, requestId, 200, hit.body, "hit", hit.ageSeconds);
   }
 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
@@ -547,8 +547,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (search === "" && demand !== FRESH) {
       const hit = fill.store.get(fill.key, 0, demand);
       if (hit !== undefined) {
-        sendHit(res, request.id, fill.store, hit);
-        if (fill.store.refreshDue(fill.key)) void refresh(call, partsOf(params, search, idempotencyKey), fill);
+        sendHit(res, request.id, hit);
+        if (hit.refreshDue) void refresh(call, partsOf(params, search, idempotencyKey), fill);
         return;
       }
     }
@@ -585,7 +585,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     checkRules(call.route.method.input, message);
     if (use !== "looked") {
       const hit = use === "look" ? fill.store.get(fill.key, minVersionOf(message), demand) : undefined;
-      if (hit !== undefined) return sendHit(res, call.request.id, fill.store, hit);
+      if (hit !== undefined) return sendHit(res, call.request.id, hit);
       if (use === "fresh") fill.store.countBypass();
       return forward(res, call, message, { ...fill, generation });
     }

@@ -21,7 +21,7 @@ describe("ReadCache", () => {
     now = 2_500;
     cache.set("k", "ord_1", "v1", 1, cache.generation(), requestedAt);
     const hit = cache.get("k", 0)!;
-    expect({ age: cache.ageSeconds(hit), maxAge2: cache.get("k", 0, { maxAgeMs: 2_000, minFreshMs: 0 }) }).toEqual({ age: 2, maxAge2: undefined });
+    expect({ age: hit.ageSeconds, maxAge2: cache.get("k", 0, { maxAgeMs: 2_000, minFreshMs: 0 }) }).toEqual({ age: 2, maxAge2: undefined });
     // Its TTL counts from then as well: no hit is older than the TTL, and an answer slower than the TTL is not kept.
     now = 10_000;
     expect(cache.get("k", 0)).toBeUndefined();
@@ -149,20 +149,20 @@ describe("ReadCache", () => {
     const cache = new ReadCache(1000, { maxEntries: 100, clock: () => now });
     cache.set("k", "ord_1", "v1", 1, 0);
     now = 799;
-    expect(cache.refreshDue("k")).toBe(false);
+    expect(cache.get("k", 0)?.refreshDue).toBe(false);
     now = 800;
-    expect(cache.refreshDue("k")).toBe(true);
+    expect(cache.get("k", 0)?.refreshDue).toBe(true);
     let answer!: (read: FetchedRead) => void;
     const refreshing = cache.share("k", cache.generation(), () => new Promise((resolve) => (answer = resolve)));
-    expect(cache.refreshDue("k")).toBe(false);
+    expect(cache.get("k", 0)?.refreshDue).toBe(false);
     cache.set("k", "ord_1", "v1-fresh", 1, 0);
     answer({ body: "v1-fresh", status: 200, version: 1 });
     await refreshing;
-    expect(cache.refreshDue("k")).toBe(false);
+    expect(cache.get("k", 0)?.refreshDue).toBe(false);
     expect(cache.get("k", 0)?.body).toBe("v1-fresh");
     now = 1799;
     expect(cache.get("k", 0)?.body).toBe("v1-fresh");
-    expect(cache.refreshDue("missing")).toBe(false);
+    expect(cache.get("missing", 0)?.refreshDue ?? false).toBe(false);
   });
 
   test("suspended, every entry lives at most the outage TTL; resumed, it starts empty with the full TTL, and a fetch begun before does not land", () => {

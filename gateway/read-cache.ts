@@ -1,5 +1,8 @@
 /** A cached HTTP response body of one resource read. */
-interface Entry extends CacheHit {
+interface Entry {
+  body: string;
+  /** When the fetch that got it asked (the cache's clock): its age, and its TTL, count from then. */
+  stored: number;
   /** The body's size in UTF-8 (what it takes on the wire; about what it takes in memory). */
   bytes: number;
   version: number;
@@ -9,10 +12,13 @@ interface Entry extends CacheHit {
   aggregateId: string;
 }
 
-/** What a hit answers with: the body, and when the fetch that got it asked (the cache's clock): its age counts from then. */
+/** What a hit answers with, worked out from one reading of the clock: the body, its age, and whether to refresh it. */
 export interface CacheHit {
   readonly body: string;
-  readonly stored: number;
+  /** Whole seconds since its fetch asked: the `Age` it is answered with (RFC 9111 §5.1). */
+  readonly ageSeconds: number;
+  /** It is near expiry and no fetch of it is in flight: the hit fetches a fresh copy in the background. */
+  readonly refreshDue: boolean;
 }
 
 /**
@@ -152,12 +158,7 @@ export class ReadCache {
       return undefined;
     }
     this.stats.hits++;
-    return entry;
-  }
-
-  /** A hit's age in whole seconds (the `Age` it is answered with, RFC 9111 §5.1). */
-  ageSeconds(read: CacheHit): number {
-    return Math.floor((this.clock() - read.stored) / 1000);
+    return { body: entry.body, ageSeconds: Math.floor((now - entry.stored) / 1000), refreshDue: entry.refreshAt <= now && !this.filling.has(key) };
   }
 
   /**
@@ -238,12 +239,6 @@ export class ReadCache {
       this.delete(oldestKey, oldest);
     }
     return now;
-  }
-
-  /** Whether a hit of `key` should fetch a fresh copy in the background: its entry is near expiry and no fetch of it is in flight. */
-  refreshDue(key: string): boolean {
-    const entry = this.entries.get(key);
-    return entry !== undefined && entry.refreshAt <= this.clock() && !this.filling.has(key);
   }
 
   /**
