@@ -237,7 +237,7 @@ function writtenBy(params: Record<string, string>, outcome: { json: JsonValue; v
 }
 
 /** A reader that asks for the origin's answer: no cached one is old enough for it. */
-export const FRESH: CacheDemand = Object.freeze({ maxAgeMs: 0, minFreshMs: 0 });
+const FRESH: CacheDemand = Object.freeze({ maxAgeMs: 0, minFreshMs: 0 });
 
 /** A request directive: its name, and its delta-seconds (RFC 9111 §1.2.2), quoted or not (§5.2), when it has some. */
 const DIRECTIVE = /^[ \t]*([A-Za-z-]+)[ \t]*(?:=[ \t]*(?:"(\d+)"|(\d+)))?[ \t]*$/;
