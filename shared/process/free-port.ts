@@ -1,13 +1,95 @@
-import { createServer } from "node:net";
+import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+
+/** Where free ports are looked for, outside the kernel's range for outgoing connections (below it, or above it). */
+const LOWEST_PICKED = 10_000;
+const HIGHEST_PORT = 65_535;
+/** Random ports tried for each one asked before settling for one the kernel picks. */
+const TRIES = 50;
+/** Ports this process handed out lately, not handed out again: one may not be bound yet. */
+const recent: number[] = [];
+const RECENT_KEPT = 256;
 
 /** A free TCP port on 127.0.0.1 (bound and released at once), for a process that must be told another's port before it starts. */
-export function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * Free TCP ports on 127.0.0.1, all different (bound together, then released),
+ * for processes that must be told ports before they start. They are picked at
+ * random outside the kernel's range for outgoing connections where that is
+ * known: a port the kernel picks (bound to 0) lies in that range, and between
+ * its release and its use any process's outgoing connection may take it as its
+ * own end (a CI run saw a gateway refused the port it was told); outside it,
+ * only another listener can.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const range = outgoingPortRange();
+  const servers: Server[] = [];
+  try {
+    for (let n = 0; n < count; n++) servers.push(await bindOutside(range));
+    const ports = servers.map(portOf);
+    recent.push(...ports);
+    recent.splice(0, Math.max(0, recent.length - RECENT_KEPT));
+    return ports;
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
+
+/** A server bound to a random port outside `range` not handed out lately; to one the kernel picks when none is found. */
+async function bindOutside(range: OutgoingPortRange | undefined): Promise<Server> {
+  if (range !== undefined) {
+    const below = Math.max(0, range.low - LOWEST_PICKED);
+    const above = Math.max(0, HIGHEST_PORT - range.high);
+    for (let tries = 0; tries < TRIES && below + above > 0; tries++) {
+      const pick = Math.floor(Math.random() * (below + above));
+      const port = pick < below ? LOWEST_PICKED + pick : range.high + 1 + (pick - below);
+      if (recent.includes(port)) continue;
+      const server = await bind(port).catch(() => undefined);
+      if (server !== undefined) return server;
+    }
+  }
+  return bind(0);
+}
+
+function bind(port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
+    server.listen(port, "127.0.0.1", () => resolve(server));
   });
+}
+
+function portOf(server: Server): number {
+  const address = server.address();
+  if (typeof address !== "object" || address === null) throw new Error("a bound server without a port");
+  return address.port;
+}
+
+export interface OutgoingPortRange {
+  readonly low: number;
+  readonly high: number;
+  /** Whether a port of the range is reserved (kept out of it). */
+  reserved(port: number): boolean;
+}
+
+/** Linux's range of ports for outgoing connections, with its reserved ports; undefined elsewhere. */
+export function outgoingPortRange(): OutgoingPortRange | undefined {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const reserved = readFileSync("/proc/sys/net/ipv4/ip_local_reserved_ports", "utf8")
+      .trim()
+      .split(",")
+      .filter((part) => part !== "")
+      .map((part): [number, number] => {
+        const [from, to] = part.split("-").map(Number);
+        return [from!, to ?? from!];
+      });
+    if (low === undefined || high === undefined || !(low <= high)) return undefined;
+    return { low, high, reserved: (port) => reserved.some(([from, to]) => from <= port && port <= to) };
+  } catch {
+    return undefined;
+  }
 }

@@ -1,5 +1,5 @@
 export { configOrExit, runMain, type Stoppable } from "./run-main.js";
-export { freePort } from "./free-port.js";
+export { freePort, freePorts } from "./free-port.js";
 export { repeat, type Repeating } from "./repeat.js";
 export { nodeEntry, nodeFlags } from "./node-entry.js";
 export { turnOffPretenuring } from "./v8-heap.js";

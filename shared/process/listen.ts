@@ -1,7 +1,7 @@
-import { readFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { ConfigError } from "../config/env.js";
 import type { Logger } from "../logging/index.js";
+import { outgoingPortRange } from "./free-port.js";
 
 /**
  * Starts `server` listening on host:port. An error before it listens (the
@@ -47,23 +47,4 @@ function inUse(port: number): string {
     `address already in use, by another Orderly still running or by an outgoing connection of any process: the port lies in this machine's range for those (${range.low}-${range.high}); ` +
     `choose one outside it, or reserve it: add ${port} to net.ipv4.ip_local_reserved_ports (keeping the ports it lists now, comma-separated; a file in /etc/sysctl.d/ keeps it after a reboot)`
   );
-}
-
-/** Linux's range of ports for outgoing connections, and whether a port of it is reserved (kept out of it); undefined elsewhere. */
-function outgoingPortRange(): { low: number; high: number; reserved(port: number): boolean } | undefined {
-  try {
-    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
-    const reserved = readFileSync("/proc/sys/net/ipv4/ip_local_reserved_ports", "utf8")
-      .trim()
-      .split(",")
-      .filter((part) => part !== "")
-      .map((part): [number, number] => {
-        const [from, to] = part.split("-").map(Number);
-        return [from!, to ?? from!];
-      });
-    if (low === undefined || high === undefined || !(low <= high)) return undefined;
-    return { low, high, reserved: (port) => reserved.some(([from, to]) => from <= port && port <= to) };
-  } catch {
-    return undefined;
-  }
 }

@@ -1,12 +1,12 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../scripts/local-run.js";
-import { nodeFlags } from "../../shared/process/index.js";
+import { freePorts, nodeFlags } from "../../shared/process/index.js";
 import { isRunning, ROOT, waitFor } from "../helpers/processes.js";
 import { api } from "../helpers/system.js";
 
@@ -27,24 +27,6 @@ interface LocalRun extends AsyncDisposable {
   descendants(): number[];
   /** Sends a signal and resolves with how the process ended. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Free TCP ports: bound to port 0 together (so they differ), then released. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<Server>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => {
-    const address = server.address();
-    if (typeof address !== "object" || address === null) throw new Error("no port");
-    return address.port;
-  });
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
 }
 
 /** The environment of a local run on free ports, starting its own nats-server, with its data in `dataDir`. */
