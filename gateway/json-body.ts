@@ -1,7 +1,7 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { OrderlyError, type Reason } from "../shared/errors/index.js";
-import { parsesExactly } from "./transcode.js";
+import { InexactNumber, inexactNumber, parsesExactly } from "./transcode.js";
 
 /** The reasons a request's body can be refused with here (and so only a route that takes a body: the OpenAPI document lists them there). */
 export const BODY_REASONS: ReadonlySet<Reason> = new Set(["MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_CONTENT_ENCODING", "UNSUPPORTED_TRANSFER_ENCODING", "JSON_TOO_DEEP"]);
@@ -76,11 +76,12 @@ const NUMBER_TOKEN = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
  * Checks JSON text before it is parsed, in one pass: objects and arrays
  * nested no deeper than `maxDepth` (JSON_TOO_DEEP), and answers the first
  * number JSON.parse would turn into a whole number other than the one
- * written (see parsesExactly), if any: every number field of the API is an
- * integer, so such a number would be stored changed, without a word.
+ * written (see parsesExactly), if any, and where it starts: every number
+ * field of the API is an integer, so such a number would be stored changed,
+ * without a word.
  */
-function checkJsonText(text: string, maxDepth: number): string | undefined {
-  let inexact: string | undefined;
+function checkJsonText(text: string, maxDepth: number): { token: string; at: number } | undefined {
+  let inexact: { token: string; at: number } | undefined;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -100,7 +101,7 @@ function checkJsonText(text: string, maxDepth: number): string | undefined {
       if (match === null) continue;
       const [token, fraction, exponent] = match;
       // Up to 15 digits with no fraction or exponent, a number is read exactly.
-      if (inexact === undefined && (fraction !== undefined || exponent !== undefined || token.length > 15) && !parsesExactly(token)) inexact = token;
+      if (inexact === undefined && (fraction !== undefined || exponent !== undefined || token.length > 15) && !parsesExactly(token)) inexact = { token, at: i };
       i += token.length - 1;
     }
   }
@@ -143,9 +144,48 @@ export async function readJson(req: IncomingMessage, limits: BodyLimits, deadlin
   } catch {
     throw new OrderlyError("MALFORMED_JSON", "the request body is not valid JSON");
   }
-  // Not named by its field: JSON.parse has already made it another number, which could be any field's.
-  if (inexact !== undefined) {
-    throw new OrderlyError("INVALID_FIELD", `the number ${inexact.slice(0, 40)} would not be read as written (a JSON number keeps 53 bits): send a whole number, a 64-bit one as a string`);
-  }
+  return inexact === undefined ? json : withInexactNumber(json, text, inexact);
+}
+
+/**
+ * `json` with the number that JSON.parse did not read as written put back
+ * where it stood as an InexactNumber, for the request's check to refuse
+ * naming the field it was given for.
+ */
+function withInexactNumber(json: JsonValue, text: string, inexact: { token: string; at: number }): JsonValue {
+  const marker = new InexactNumber(inexact.token) as unknown as JsonValue;
+  const path = jsonPathAt(text, inexact.at);
+  const last = path.pop();
+  if (last === undefined) return marker;
+  let parent: unknown = json;
+  for (const step of path) parent = parent !== null && typeof parent === "object" && Object.hasOwn(parent, step) ? (parent as Record<string | number, unknown>)[step] : undefined;
+  // A key given twice, the number in the one JSON.parse dropped: no field holds it, and it is named by the number alone.
+  if (parent === null || typeof parent !== "object" || !Object.hasOwn(parent, last)) throw inexactNumber(inexact.token);
+  (parent as Record<string | number, unknown>)[last] = marker;
   return json;
+}
+
+/** The keys and indices that lead to the value starting at `at` in JSON text JSON.parse has read. */
+function jsonPathAt(text: string, at: number): (string | number)[] {
+  const path: (string | number)[] = [];
+  let keyNext = false;
+  for (let i = 0; i < at; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      const start = i;
+      for (i++; text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      if (keyNext) path[path.length - 1] = JSON.parse(text.slice(start, i + 1)) as string;
+      keyNext = false;
+    } else if (c === 0x7b) {
+      path.push("");
+      keyNext = true;
+    } else if (c === 0x5b) path.push(0);
+    else if (c === 0x7d || c === 0x5d) path.pop();
+    else if (c === 0x2c) {
+      const index = path.at(-1);
+      if (typeof index === "number") path[path.length - 1] = index + 1;
+      else keyNext = true;
+    }
+  }
+  return path;
 }

@@ -129,6 +129,27 @@ export function parsesExactly(token: string): boolean {
   return exact !== undefined && (Number.isSafeInteger(value) || !/^-?\d+$/.test(exact) || BigInt(exact) === BigInt(value));
 }
 
+/**
+ * A number of a request's JSON that JSON.parse did not read as written (see
+ * parsesExactly), left where it stood by readJson so that the field given it
+ * is named when it is refused.
+ */
+export class InexactNumber {
+  constructor(readonly written: string) {}
+
+  /** In a quoted value that holds it: as written. */
+  toJSON(): string {
+    return this.written;
+  }
+}
+
+const INEXACT = "would not be read as written (a JSON number keeps 53 bits): send a whole number, a 64-bit one as a string";
+
+/** INVALID_FIELD for a number JSON.parse would not read as written, not held by any one field. */
+export function inexactNumber(written: string): OrderlyError {
+  return new OrderlyError("INVALID_FIELD", `the number ${written.slice(0, 40)} ${INEXACT}`);
+}
+
 /** INVALID_FIELD naming one field of the request by its path. */
 function invalidField(field: string, description: string): OrderlyError {
   return new OrderlyError("INVALID_FIELD", `invalid request: ${field}: ${description}`, { violations: [{ field, description }] });
@@ -137,6 +158,7 @@ function invalidField(field: string, description: string): OrderlyError {
 /** A JSON value as an error message quotes it (at most 40 characters of it). */
 function quoted(value: JsonValue): string {
   // A number past a double's range was parsed as Infinity, which JSON.stringify writes as null.
+  if ((value as unknown) instanceof InexactNumber) return (value as unknown as InexactNumber).written.slice(0, 40);
   return (typeof value === "number" && !Number.isFinite(value) ? "a number beyond any range" : JSON.stringify(value)).slice(0, 40);
 }
 
@@ -225,6 +247,7 @@ const LONE_SURROGATE = /\p{Cs}/u;
 
 /** A scalar field's JSON value, checked against its type (an integer given as a string: as a plain decimal). */
 function checkScalar(name: string, scalar: ScalarType, value: JsonValue): JsonValue {
+  if ((value as unknown) instanceof InexactNumber) throw invalidField(name, `${quoted(value)} ${INEXACT}`);
   const integer = INTEGER_SCALARS.get(scalar);
   if (integer !== undefined) {
     if (typeof value !== "string" && (typeof value !== "number" || !Number.isInteger(value))) throw invalidField(name, `must be ${integer.what}, not ${quoted(value)}`);

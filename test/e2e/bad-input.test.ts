@@ -14,6 +14,7 @@ interface BadInput {
 }
 
 const order = (items: unknown, extra: Record<string, unknown> = {}) => ({ customerId: "eve", items, ...extra });
+const violationsOf = (body: { details: { fieldViolations?: unknown }[] }) => body.details.find((d) => d.fieldViolations)?.fieldViolations;
 
 const cases: BadInput[] = [
   { name: "malformed JSON", method: "POST", path: "/v1/orders", rawBody: '{"customerId": "eve", "items": [', status: 400, reason: "MALFORMED_JSON" },
@@ -146,16 +147,36 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
   test("a JSON number that would not be read as written is refused, not stored changed: a fraction that rounds to a whole number, a 64-bit value past 2^53", async () => {
     const restock = (raw: string) => system.api("POST", "/v1/inventory/EXACT-1:restock", { rawBody: raw, headers: { "content-type": "application/json" } });
     expect((await restock('{"quantity":2.0,"unitPriceMinor":"2500"}')).body).toMatchObject({ available: 2, unitPriceMinor: "2500" });
-    for (const raw of [
-      '{"quantity":0.99999999999999999}',
-      '{"quantity":2.0000000000000001}',
-      '{"quantity":1,"unitPriceMinor":1e-400}',
-      '{"quantity":1,"unitPriceMinor":9007199254740993}',
-      '{"quantity":1,"unitPriceMinor":-9007199254740993}',
+    // Named by the field it was given for (JSON.parse has made it another number, so it is found where it stood in the text).
+    const notAsWritten = "would not be read as written (a JSON number keeps 53 bits): send a whole number, a 64-bit one as a string";
+    for (const [raw, field, written] of [
+      ['{"quantity":0.99999999999999999}', "quantity", "0.99999999999999999"],
+      ['{"quantity":2.0000000000000001}', "quantity", "2.0000000000000001"],
+      ['{"currencyCode":"a,\\"{[","quantity":1,"unitPriceMinor":1e-400}', "unit_price_minor", "1e-400"],
+      ['{"quantity":1,"unit_price_minor":9007199254740993}', "unit_price_minor", "9007199254740993"],
+      ['{"quantity":1,"unitPriceMinor":-9007199254740993}', "unit_price_minor", "-9007199254740993"],
     ]) {
-      const refused = await restock(raw);
-      expect({ raw, status: refused.status, reason: reasonOf(refused.body) }).toEqual({ raw, status: 400, reason: "INVALID_FIELD" });
+      const refused = await restock(raw!);
+      expect({ raw, status: refused.status, reason: reasonOf(refused.body), violations: violationsOf(refused.body) }).toEqual({
+        raw,
+        status: 400,
+        reason: "INVALID_FIELD",
+        violations: [{ field, description: `${written} ${notAsWritten}` }],
+      });
     }
+    // Inside an order's line, by its whole path.
+    const line = await system.api("POST", "/v1/orders", {
+      rawBody: '{"customerId":"eve","items":[{"sku":"BOX-1","quantity":1},{"sku":"BOX-2","quantity":1.00000000000000001}]}',
+      headers: { "content-type": "application/json" },
+    });
+    expect(violationsOf(line.body)).toEqual([{ field: "order.items[1].quantity", description: `1.00000000000000001 ${notAsWritten}` }]);
+    // A key given twice, the number inside the one JSON.parse drops: no field holds it, and the number alone is named.
+    const twice = await restock('{"quantity":{"n":1.00000000000000001},"quantity":1}');
+    expect({ status: twice.status, reason: reasonOf(twice.body), message: twice.body.message }).toEqual({
+      status: 400,
+      reason: "INVALID_FIELD",
+      message: `the number 1.00000000000000001 ${notAsWritten}`,
+    });
     // Broken JSON is MALFORMED_JSON, whatever numbers it holds.
     expect(reasonOf((await restock('{"quantity":0.99999999999999999,}')).body)).toBe("MALFORMED_JSON");
     // A number past a double's range is refused for what it is, not quoted as the null JavaScript writes for it.
@@ -184,7 +205,6 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
   });
 
   test("a value of the wrong type names its field in a BadRequest violation, in a client's words", async () => {
-    const violationsOf = (body: { details: { fieldViolations?: unknown }[] }) => body.details.find((d) => d.fieldViolations)?.fieldViolations;
     const cases: [Record<string, unknown>, { field: string; description: string }][] = [
       [{ quantity: 1, unitPriceMinor: 2599.5 }, { field: "unit_price_minor", description: "must be a 64-bit integer, not 2599.5" }],
       [{ quantity: 1, unitPriceMinor: "1e400" }, { field: "unit_price_minor", description: 'must be a 64-bit integer: "1e400" is out of range' }],
@@ -238,7 +258,6 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
   });
 
   test("a query parameter given twice, or one on a route that takes none, is named in a BadRequest violation", async () => {
-    const violationsOf = (body: { details: { fieldViolations?: unknown }[] }) => body.details.find((d) => d.fieldViolations)?.fieldViolations;
     const repeated = await system.api("GET", "/v1/inventory?pageSize=2&pageSize=3");
     const unexpected = await system.api("POST", "/v1/orders/ord_x:cancel?id=ord_x&why=1");
     expect([repeated, unexpected].map((r) => ({ status: r.status, reason: reasonOf(r.body), violations: violationsOf(r.body) }))).toEqual([
