@@ -117,7 +117,7 @@ export class InventoryStore {
   private readonly restockTx;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly outbox: Outbox,
     private readonly clock: () => number = Date.now,
     private readonly transactions: TransactionTimer = untimed,

@@ -388,7 +388,7 @@ test("npm start starts a process that ended unexpectedly (kill -9) again, on the
   }));
 
 test("npm start names the port a process started again cannot take, starts it once the port is free, and a stop while a process waits to be started again exits 0", () =>
-  withReadyRun(async (run, _pids, env) => {
+  withReadyRun(async (run) => {
     // The query service's admin port was picked free (QUERY_ADMIN_PORT=0); it is started again on that port.
     const queryAdminPort = () => Number([...run.output().matchAll(/"service":"query"[^\n]*"adminPort":(\d+)/g)].at(-1)![1]);
     const adminPort = queryAdminPort();
