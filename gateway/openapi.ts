@@ -4,6 +4,7 @@ import { FieldBehavior, field_behavior } from "../proto/gen/google/api/field_beh
 import { ecmaPattern } from "../shared/grpc/pattern-match.js";
 import { StatusSchema } from "../proto/gen/google/rpc/status_pb.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../proto/gen/google/rpc/error_details_pb.js";
+import { readFileSync } from "node:fs";
 import { STATUS_CODES } from "node:http";
 import { OrderService } from "../proto/gen/orderly/order/v1/order_pb.js";
 import { HealthCheckResponse_ServingStatus } from "../proto/gen/grpc/health/v1/health_pb.js";
@@ -19,6 +20,20 @@ const WELL_KNOWN: Record<string, JsonObject> = {
   "google.protobuf.Duration": { type: "string", pattern: "^-?\\d+(\\.\\d+)?s$" },
   "google.protobuf.Any": { type: "object", properties: { "@type": { type: "string" } }, required: ["@type"], additionalProperties: true },
 };
+
+/**
+ * The comment above each element of Orderly's protos, by full name
+ * (proto/gen/comments.json, written by `npm run generate`): the document
+ * describes operations, schemas, fields and enum values in the protos' words.
+ */
+const COMMENTS: Readonly<Record<string, string>> = JSON.parse(readFileSync(new URL("../proto/gen/comments.json", import.meta.url), "utf8"));
+
+/** `schema` described by the comment of the proto element `name`, before any description it has. */
+function described(schema: JsonObject, name: string): JsonObject {
+  const comment = COMMENTS[name];
+  if (comment === undefined) return schema;
+  return { ...schema, description: typeof schema.description === "string" ? `${comment}\n\n${schema.description}` : comment };
+}
 
 /** A response header the gateway sends, as a component (#/components/headers/NAME). */
 function header(description: string, schema: JsonObject, required = false): JsonObject {
@@ -215,12 +230,18 @@ class SchemaCollector {
       properties[field.jsonName] = behaviorsOf(field).includes(FieldBehavior.OUTPUT_ONLY) ? { ...schema, readOnly: true } : schema;
       if (isRequired(field)) required.push(field.jsonName);
     }
-    return { type: "object", properties, ...(required.length > 0 ? { required } : {}), additionalProperties: false };
+    return described({ type: "object", properties, ...(required.length > 0 ? { required } : {}), additionalProperties: false }, message.typeName);
   }
 
   private enumSchema(desc: DescEnum): JsonObject {
     if (!(desc.typeName in this.schemas)) {
-      this.schemas[desc.typeName] = { type: "string", enum: desc.values.map((v) => v.name) };
+      // JSON Schema describes no value of an enum by itself: the values' comments are listed in the enum's description.
+      const values = desc.values.flatMap((v) => {
+        const comment = COMMENTS[`${desc.typeName}.${v.name}`];
+        return comment === undefined ? [] : [`- ${v.name}: ${comment.replaceAll("\n", " ")}`];
+      });
+      const schema = described({ type: "string", enum: desc.values.map((v) => v.name) }, desc.typeName);
+      this.schemas[desc.typeName] = values.length === 0 ? schema : { ...schema, description: [schema.description, values.join("\n")].filter(Boolean).join("\n\n") };
     }
     return ref(desc.typeName);
   }
@@ -235,7 +256,7 @@ class SchemaCollector {
   field(field: DescField): JsonObject {
     const constraints = constraintsOf(field);
     const schema = this.shape(field);
-    return Object.keys(constraints).length === 0 ? schema : { ...schema, ...constraints };
+    return described(Object.keys(constraints).length === 0 ? schema : { ...schema, ...constraints }, `${field.parent.typeName}.${field.name}`);
   }
 
   private shape(field: DescField): JsonObject {
@@ -293,6 +314,7 @@ function operation(route: Route, collector: SchemaCollector, cached: ReadonlySet
     operationId: `${route.service.name}_${route.method.name}`,
     tags: [route.service.name],
     summary: `${route.service.typeName}.${route.method.name}`,
+    ...described({}, `${route.service.typeName}.${route.method.name}`),
     parameters,
     responses: {
       "200": success("OK", cached.has(route.fullName)),

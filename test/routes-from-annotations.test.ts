@@ -79,7 +79,7 @@ test("the route table of Orderly's services is exactly their google.api.http ann
   const document = openApiDocument(routesOf(services), { title: "t", version: "v1" }) as any;
   expect(Object.keys(document.paths)).toHaveLength(11 + 3);
   expect(document.paths["/v1/orders"].post.responses["422"]).toBeDefined();
-  expect(document.components.schemas["orderly.order.v1.Order"].properties.status).toEqual({ $ref: "#/components/schemas/orderly.order.v1.OrderStatus", readOnly: true });
+  expect(document.components.schemas["orderly.order.v1.Order"].properties.status).toEqual({ $ref: "#/components/schemas/orderly.order.v1.OrderStatus", description: "The status.", readOnly: true });
 });
 
 test("the OpenAPI document says what the protos say of each field: required (google.api.field_behavior), output only (readOnly), and protovalidate's rules", () => {
@@ -101,13 +101,33 @@ test("the OpenAPI document says what the protos say of each field: required (goo
   expect(restock.requestBody.required).toBe(true);
   const body = restock.requestBody.content["application/json"].schema;
   expect(body.required).toEqual(["quantity"]);
-  expect(body.properties.unitPriceMinor.description).toBe("at least 0, at most 90000000000 (a 64-bit integer, as a string)");
+  expect(body.properties.unitPriceMinor.description).toMatch(/^Sets the unit price in minor units: [^]*\n\nat least 0, at most 90000000000 \(a 64-bit integer, as a string\)$/);
   const name = new RegExp(body.properties.name.pattern);
   expect(["Mug", "Café ☕"].map((n) => name.test(n))).toEqual([true, true]);
   expect(["Box\u001b[31m", "Box \u202egnp.exe", "a\u2028b", "\u0085"].map((n) => name.test(n))).toEqual([false, false, false, false]);
   expect(restock.parameters.find((p: { name: string }) => p.name === "sku").schema).toMatchObject({ pattern: "^[A-Za-z0-9._-]{1,64}$", not: { enum: [".", ".."] } });
   // A cancel's body is all optional: it may be left out.
   expect(document.paths["/v1/orders/{id}:cancel"].post.requestBody.required).toBe(false);
+});
+
+test("the OpenAPI document describes operations, schemas, fields, parameters and enum values in the words of the protos' comments", () => {
+  const document = openApiDocument(routesOf([OrderService, InventoryService, QueryService]), { title: "t", version: "v1" }) as any;
+  const create = document.paths["/v1/orders"].post;
+  expect(create.description).toMatch(/^Places an order and reserves its stock\. Returns the CONFIRMED order, or\nFAILED_PRECONDITION /);
+  expect(create.requestBody.content["application/json"].schema.description).toMatch(/^The order to place: customer_id and items/);
+  const item = document.components.schemas["orderly.order.v1.OrderItem"];
+  expect([item.description, item.properties.quantity.description]).toEqual(["One line of an order.", "Units: 1-1000."]);
+  expect(document.components.schemas["orderly.order.v1.OrderStatus"].description).toBe(
+    "The lifecycle of an order.\n\n- ORDER_STATUS_UNSPECIFIED: Not set.\n- ORDER_STATUS_PENDING: Recorded; its stock is being reserved.\n" +
+      "- ORDER_STATUS_CONFIRMED: Its stock is reserved.\n- ORDER_STATUS_REJECTED: Its stock could not be reserved.\n- ORDER_STATUS_CANCELLED: Cancelled; its stock was released.",
+  );
+  const sku = document.paths["/v1/inventory/{sku}"].get.parameters.find((p: { name: string }) => p.name === "sku");
+  expect(sku.schema.description).toBeTypeOf("string");
+  // Every operation from the protos is described: each RPC with an HTTP route has a comment.
+  const undescribed = Object.entries(document.paths).flatMap(([path, item]: [string, any]) =>
+    Object.entries(item).filter(([, op]: [string, any]) => /^\w+Service_/.test(op.operationId) && op.description === undefined).map(([method]) => `${method} ${path}`),
+  );
+  expect(undescribed).toEqual([]);
 });
 
 test("the OpenAPI document names the bearer scheme every route needs, the error statuses each route can answer with and the reasons that give them, and 202 where an RPC may answer it", () => {
