@@ -353,6 +353,17 @@ const READINESS_SCHEMA: JsonObject = {
   additionalProperties: false,
 };
 
+/** The HEAD the gateway answers for a GET: its parameters, statuses and headers, without a body. */
+function headOf(get: JsonObject): JsonObject {
+  const responses = Object.fromEntries(
+    Object.entries(get.responses as JsonObject).map(([status, response]) => {
+      const { content: _body, ...withoutBody } = response as JsonObject;
+      return [status, withoutBody];
+    }),
+  );
+  return { ...get, operationId: `${get.operationId as string}_Head`, responses };
+}
+
 /** A built-in GET on the API's port (http-server.ts): open to anyone, never rate limited or shed; `answers` maps each status it answers with to its body's schema. */
 function builtIn(operationId: string, summary: string, answers: Record<string, [description: string, schema: JsonObject]>): JsonObject {
   return {
@@ -410,6 +421,7 @@ export function openApiDocument(routes: readonly Route[], info: { title: string;
     paths[path] ??= {};
     paths[path][route.httpMethod.toLowerCase()] = operation(route, collector, cachedReads);
   }
+  for (const item of Object.values(paths)) if (item.get !== undefined) item.head = headOf(item.get as JsonObject);
   collector.message(StatusSchema);
   collector.message(ErrorInfoSchema);
   collector.message(BadRequestSchema);

@@ -135,7 +135,8 @@ test("the OpenAPI document names the bearer scheme every route needs, the error 
   expect(document.security).toEqual([{ bearerAuth: [] }]);
   expect(document.components.securitySchemes.bearerAuth).toEqual({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
   const operations = Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, any> }>>).flatMap(([path, item]) =>
-    Object.entries(item).map(([method, operation]) => ({ route: `${method} ${path}`, operation })),
+    // A HEAD is its GET without the body (checked with the built-in paths).
+    Object.entries(item).filter(([method]) => method !== "head").map(([method, operation]) => ({ route: `${method} ${path}`, operation })),
   );
   // An error names its reasons twice: in its description, for people, and in x-orderly-reasons, for code (/readyz's 503 is its report, not an error).
   const isError = (response: any) => response.content?.["application/json"]?.schema?.$ref === "#/components/schemas/Error";
@@ -206,7 +207,17 @@ test("the OpenAPI document names the gateway's built-in paths, open to anyone, a
   const document = openApiDocument(routes, { title: "t", version: "v1" }, new Set([`${QueryService.typeName}/GetOrder`])) as any;
   for (const path of ["/healthz", "/readyz", "/openapi.json"]) {
     expect(document.paths[path].get.security).toEqual([]);
-    expect(Object.keys(document.paths[path])).toEqual(["get"]);
+    expect(Object.keys(document.paths[path])).toEqual(["get", "head"]);
+  }
+  // Every GET answers HEAD too: the same statuses and headers, no body.
+  for (const [path, item] of Object.entries(document.paths) as [string, any][]) {
+    expect({ path, head: item.head !== undefined }).toEqual({ path, head: item.get !== undefined });
+    if (item.get === undefined) continue;
+    expect(Object.keys(item.head.responses)).toEqual(Object.keys(item.get.responses));
+    for (const [status, response] of Object.entries(item.head.responses) as [string, any][]) {
+      expect({ path, status, content: response.content, headers: response.headers }).toEqual({ path, status, content: undefined, headers: item.get.responses[status].headers });
+    }
+    expect(item.head.operationId).toBe(`${item.get.operationId}_Head`);
   }
   expect(Object.keys(document.paths["/readyz"].get.responses)).toEqual(["200", "400", "405", "408", "417", "431", "503"]);
   expect(document.paths["/readyz"].get.responses["503"].content["application/json"].schema.required).toEqual(["status", "services"]);

@@ -571,7 +571,8 @@ describe("fuzzing every route of the protos", () => {
     // The gateway's built-in paths (/healthz, /readyz, /openapi.json) are documented too, outside the API's /v1/.
     const documented = Object.entries(openApi.paths)
       .filter(([path]) => path.startsWith("/v1/"))
-      .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
+      // A HEAD is its GET without the body: fuzzed as that GET.
+      .flatMap(([path, operations]) => Object.keys(operations).filter((method) => method !== "head").map((method) => `${method.toUpperCase()} ${path}`));
     expect(new Set(documented)).toEqual(new Set(shapes.map((s) => s.key)));
     for (const shape of shapes) {
       const operation = openApi.paths[shape.key.slice(shape.key.indexOf(" ") + 1)]![shape.route.httpMethod.toLowerCase()]!;
