@@ -5,9 +5,11 @@ import { EventSchema } from "../../proto/gen/orderly/events/v1/events_pb.js";
 import { consumerNames, streams } from "../../shared/events/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { futureEvent } from "../../test/helpers/events.js";
+import { silentLogger } from "../../shared/logging/index.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { dumpReadModels } from "./read-store.js";
+import { Projector } from "./projector.js";
 import { compareWithLive, replayStreams } from "./rebuild.js";
 import { queryMigrations } from "./schema.js";
 
@@ -35,7 +37,7 @@ test("comparing with the live read models only reads them: a file of an older sc
   const file = join(temp.path, "query.db");
   openDatabase({ file, migrations: queryMigrations.slice(0, 4) }).close();
   const rebuilt = openDatabase({ file: ":memory:", migrations: queryMigrations });
-  expect(compareWithLive(file, dumpReadModels(rebuilt))).toBe(
+  expect(compareWithLive(file, dumpReadModels(rebuilt)).says).toBe(
     `the live read models (${file}) are at schema version 4 and this code's at ${queryMigrations.length}: not compared`,
   );
   const live = openDatabase({ file, migrations: queryMigrations.slice(0, 4) });
@@ -44,6 +46,29 @@ test("comparing with the live read models only reads them: a file of an older sc
 
   // At this code's version, the same read models compare equal.
   openDatabase({ file, migrations: queryMigrations }).close();
-  expect(compareWithLive(file, dumpReadModels(rebuilt))).toBe("the rebuilt read models equal the live ones");
+  expect(compareWithLive(file, dumpReadModels(rebuilt)).says).toBe("the rebuilt read models equal the live ones");
+  rebuilt.close();
+});
+
+test("comparing with the live read models counts the orders and stock levels only they hold, or hold at a newer version: what a replace would lose", () => {
+  using temp = tempDir("orderly-rebuild-compare-");
+  const file = join(temp.path, "query.db");
+  const restocked = (sku: string, version: bigint) =>
+    create(EventSchema, {
+      eventId: `evt-${sku}-${version}`,
+      aggregateId: sku,
+      aggregateVersion: version,
+      payload: { case: "stockRestocked", value: { item: { sku, name: sku, available: Number(version), reserved: 0, version }, quantity: 1 } },
+    });
+  const live = openDatabase({ file, migrations: queryMigrations });
+  const rebuilt = openDatabase({ file: ":memory:", migrations: queryMigrations });
+  const [liveProjector, rebuiltProjector] = [new Projector(live, silentLogger()), new Projector(rebuilt, silentLogger())];
+  for (const event of [restocked("A", 1n), restocked("A", 2n), restocked("B", 1n), restocked("C", 1n)]) liveProjector.handle(event, "orderly.inventory.restocked");
+  // The rebuilt side lacks B, holds A at an older version, and C as it is; it holds D, which the live side lacks (catching up).
+  for (const event of [restocked("A", 1n), restocked("C", 1n), restocked("D", 1n)]) rebuiltProjector.handle(event, "orderly.inventory.restocked");
+  live.close();
+  const comparison = compareWithLive(file, dumpReadModels(rebuilt));
+  expect(comparison.onlyLive).toEqual({ orders: 0, stockLevels: 2 });
+  expect(comparison.says).toMatch(/^the rebuilt read models lack 0 order\(s\) and 2 stock level\(s\) the live ones hold \(or hold them at an older version\)/);
   rebuilt.close();
 });

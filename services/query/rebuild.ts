@@ -4,7 +4,8 @@
 //
 //   npm run rebuild                   builds query.rebuilt.db beside the read model (query.db) and compares the two
 //   npm run rebuild -- --out FILE     builds FILE instead
-//   npm run rebuild -- --replace      then replaces query.db with it (refused while the query service has it open)
+//   npm run rebuild -- --replace      then replaces query.db with it (refused while the query service has it open, and
+//                                     when the live read models hold what the rebuilt ones lack: --allow-loss replaces anyway)
 import Database from "better-sqlite3";
 import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -99,25 +100,51 @@ function rebuildAuth(config: QueryConfig): NatsAuth | undefined {
   return existsSync(file) ? { user: "query", pass: readFileSync(file, "utf8").trim() } : undefined;
 }
 
+/** How the live read models compare with rebuilt ones: in words, and how many orders and stock levels only the live ones hold. */
+export interface Comparison {
+  says: string;
+  /** Orders and stock levels the live read models hold and the rebuilt ones lack, or hold at an older version: what a replace loses. */
+  onlyLive: { orders: number; stockLevels: number };
+}
+
 /**
- * Whether the read models in `file` (the live ones) equal `rebuilt`, in
- * words. The file is only read: a live read model of another schema version
- * is not compared (migrating it here would change a file a running service,
- * or an older version kept for going back, has at its own version).
+ * Whether the read models in `file` (the live ones) equal `rebuilt`. The
+ * file is only read: a live read model of another schema version is not
+ * compared (migrating it here would change a file a running service, or an
+ * older version kept for going back, has at its own version).
  */
-export function compareWithLive(file: string, rebuilt: ReturnType<typeof dumpReadModels>): string {
+export function compareWithLive(file: string, rebuilt: ReturnType<typeof dumpReadModels>): Comparison {
   const live = new Database(file, { readonly: true, fileMustExist: true });
+  const none = { orders: 0, stockLevels: 0 };
   try {
     const version = live.pragma("user_version", { simple: true }) as number;
     if (version !== queryMigrations.length) {
-      return `the live read models (${file}) are at schema version ${version} and this code's at ${queryMigrations.length}: not compared`;
+      return { says: `the live read models (${file}) are at schema version ${version} and this code's at ${queryMigrations.length}: not compared`, onlyLive: none };
     }
-    return isDeepStrictEqual(dumpReadModels(live), rebuilt)
-      ? "the rebuilt read models equal the live ones"
-      : "the rebuilt read models differ from the live ones (the live side may still be catching up)";
+    const dumped = dumpReadModels(live);
+    if (isDeepStrictEqual(dumped, rebuilt)) return { says: "the rebuilt read models equal the live ones", onlyLive: none };
+    const onlyLive = {
+      orders: newerOnlyIn(dumped.order_views, rebuilt.order_views, "id"),
+      stockLevels: newerOnlyIn(dumped.stock_levels, rebuilt.stock_levels, "sku"),
+    };
+    if (onlyLive.orders + onlyLive.stockLevels === 0) return { says: "the rebuilt read models differ from the live ones (the live side may still be catching up)", onlyLive };
+    return {
+      says:
+        `the rebuilt read models lack ${onlyLive.orders} order(s) and ${onlyLive.stockLevels} stock level(s) the live ones hold (or hold them at an older version): ` +
+        "either the live side applied events published after the rebuild read the streams, or the streams no longer hold events it applied " +
+        "(a stream purged or deleted, or NATS's store restored from a copy older than the read models)",
+      onlyLive,
+    };
   } finally {
     live.close();
   }
+}
+
+/** How many rows of `live` (by `key`) `rebuilt` lacks or holds at a lower version. */
+function newerOnlyIn(live: unknown[] | undefined, rebuilt: unknown[] | undefined, key: string): number {
+  type Row = Record<string, unknown> & { version: bigint };
+  const versions = new Map((rebuilt as Row[] | undefined)?.map((row) => [row[key], row.version]));
+  return ((live ?? []) as Row[]).filter((row) => (versions.get(row[key]) ?? -1n) < row.version).length;
 }
 
 /** Whether a path holds nothing (no file, or an empty one) or a SQLite database (by its header), which a rebuild may replace. */
@@ -159,14 +186,16 @@ function assertNotInUse(file: string): void {
 
 async function main(): Promise<void> {
   const config = queryConfig(process.env);
-  let args: { replace?: boolean; out?: string };
+  let args: { replace?: boolean; out?: string; "allow-loss"?: boolean };
+  const usage = "usage: npm run rebuild -- [--out <file>] [--replace [--allow-loss]]";
   try {
-    ({ values: args } = parseArgs({ options: { replace: { type: "boolean" }, out: { type: "string" } }, strict: true }));
+    ({ values: args } = parseArgs({ options: { replace: { type: "boolean" }, out: { type: "string" }, "allow-loss": { type: "boolean" } }, strict: true }));
   } catch (error) {
     // An unknown option (a mistyped --replace, say) or --out without a path: nothing is done.
-    throw new Error(`${(error as Error).message}\nusage: npm run rebuild -- [--out <file>] [--replace]`);
+    throw new Error(`${(error as Error).message}\n${usage}`);
   }
   const replace = args.replace === true;
+  if (args["allow-loss"] === true && !replace) throw new Error(`--allow-loss goes with --replace\n${usage}`);
   // Held from before the replay (so the run is not wasted) until the process ends: a query service cannot start on the
   // database meanwhile. Just before the files change, no other connection (a sqlite3 shell, say) may have it open either.
   if (replace) claimSoleWriter(config.dbFile, "query");
@@ -184,8 +213,18 @@ async function main(): Promise<void> {
   db.close();
   const summary = Object.fromEntries(Object.entries(rebuilt).map(([table, rows]) => [table, rows.length]));
   console.log(JSON.stringify({ out, events: counts, rows: summary, ms: Math.round(performance.now() - started) }));
-  if (existsSync(config.dbFile)) console.log(compareWithLive(config.dbFile, rebuilt));
+  const comparison = existsSync(config.dbFile) ? compareWithLive(config.dbFile, rebuilt) : undefined;
+  if (comparison !== undefined) console.log(comparison.says);
   if (replace) {
+    // With the query service stopped (--replace holds the read model's writer lock), the live read models applied nothing the
+    // streams did not hold when the rebuild read them: what only they hold is gone from the streams, and a replace loses it.
+    const { orders, stockLevels } = comparison?.onlyLive ?? { orders: 0, stockLevels: 0 };
+    if (orders + stockLevels > 0 && args["allow-loss"] !== true) {
+      throw new Error(
+        `not replaced: ${config.dbFile} holds ${orders} order(s) and ${stockLevels} stock level(s) that the rebuilt read models (${out}) lack or hold ` +
+          "at an older version, as the streams no longer hold their events; replacing would lose them. To replace anyway: npm run rebuild -- --replace --allow-loss",
+      );
+    }
     assertNotInUse(config.dbFile);
     for (const suffix of ["-wal", "-shm"]) rmSync(config.dbFile + suffix, { force: true });
     renameSync(out, config.dbFile);

@@ -288,7 +288,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
         () => "exited 0",
         (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
       );
-      expect(mistyped).toMatch(/^exited 1: Unknown option '--replcae'[\s\S]*usage: npm run rebuild -- \[--out <file>\] \[--replace\]/);
+      expect(mistyped).toMatch(/^exited 1: Unknown option '--replcae'[\s\S]*usage: npm run rebuild -- \[--out <file>\] \[--replace \[--allow-loss\]\]/);
       expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`, admin)).body.available).toBe(restocked.quantity + 10 + 7);
 
       // npm killed outright (a SIGTERM also ends it without passing the signal on): start.mjs sees npm gone and stops the

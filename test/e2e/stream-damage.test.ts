@@ -91,4 +91,41 @@ describe("streams and durable consumers deleted under running services", () => {
     await asAdmin(system, (jsm) => jsm.streams.purge("ORDERS").then(() => undefined));
     expect((await rebuild("purged.db")).ORDERS).toBe(0);
   });
+
+  test("a rebuild --replace that would lose what the live read model holds (the stream purged) is refused, saying how much; --allow-loss replaces it", async () => {
+    await using system = await startSystem();
+    await system.api("POST", "/v1/inventory/GONE-4:restock", { body: { quantity: 10 } });
+    const orders = [];
+    for (let i = 0; i < 3; i++) {
+      const created = await system.api("POST", "/v1/orders", { body: { customerId: "gil", items: [{ sku: "GONE-4", quantity: 1 }] } });
+      await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`, { headers: { "x-request-timeout": "30000" } });
+      orders.push(created.body.id as string);
+    }
+    const replace = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--replace", ...args], {
+        cwd: ROOT,
+        env: { ...process.env, ...system.env.query },
+        encoding: "utf8",
+        timeout: 60_000,
+      }).then(
+        ({ stdout }) => `exited 0: ${stdout}`,
+        (error: { code?: number; stdout?: string; stderr?: string }) => `exited ${error.code}: ${error.stdout}${error.stderr}`,
+      );
+    await system.query.stop();
+    // With every event still in the streams, the read model is replaced by an equal one.
+    expect(await replace()).toMatch(/^exited 0: [^]*the rebuilt read models equal the live ones\nreplaced /);
+
+    await asAdmin(system, (jsm) => jsm.streams.purge("ORDERS").then(() => undefined));
+    const refused = await replace();
+    expect(refused).toMatch(/^exited 1: [^]*the rebuilt read models lack 3 order\(s\) and 0 stock level\(s\) the live ones hold/);
+    expect(refused).toContain("not replaced: ");
+    expect(refused).toContain("To replace anyway: npm run rebuild -- --replace --allow-loss");
+    // Nothing changed: the query service, started again, still answers every order.
+    const query = await system.restart("query");
+    for (const id of orders) expect((await system.api("GET", `/v1/orders/${id}`, { headers: { "cache-control": "no-cache" } })).status).toBe(200);
+    await query.stop();
+    expect(await replace("--allow-loss")).toMatch(/^exited 0: [^]*replaced /);
+    await system.restart("query");
+    expect((await system.api("GET", `/v1/orders/${orders[0]}`, { headers: { "cache-control": "no-cache" } })).status).toBe(404);
+  });
 });
