@@ -455,3 +455,80 @@ test("npm start names the variable to set when a port it needs is taken, the gat
   }
 });
 
+
+test("a data directory copied while npm start is stopped, and put back after what followed is lost, comes back as it was: its orders, stock and read models, and new orders go on", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "orderly-local-run-"));
+  const backup = mkdtempSync(join(tmpdir(), "orderly-backup-"));
+  try {
+    const env = await localRunEnv(dataDir);
+    const baseUrl = `http://127.0.0.1:${env.GATEWAY_PORT}`;
+    const sku = DEMO_CATALOG[0]!.sku;
+    /** Places an order of one unit as alice and waits until the read model has it; its id. */
+    const placeOrder = async (): Promise<string> => {
+      const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { customers: Record<string, string> };
+      const alice = { authorization: `Bearer ${tokens.customers.alice}` };
+      const created = await api(baseUrl, "POST", "/v1/orders", { headers: alice, body: { customerId: "alice", items: [{ sku, quantity: 1 }] } });
+      expect(created.status).toBe(200);
+      const read = await api(baseUrl, "GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`, { headers: { ...alice, "x-request-timeout": "30000" } });
+      expect(read.body.status).toBe("ORDER_STATUS_CONFIRMED");
+      return created.body.id;
+    };
+    /**
+     * What a client sees of orders (each one's status, or the HTTP status when there is none) and of the stock, straight
+     * from the services, once the stock's read model has caught up with the inventory.
+     */
+    const seen = (ids: string[]) =>
+      waitFor(async () => {
+        const now = await seenNow(ids);
+        return now.stock.join() === now.inventory.join() ? now : undefined;
+      }, "the stock's read model to catch up with the inventory", 30_000);
+    const seenNow = async (ids: string[]) => {
+      const tokens = JSON.parse(readFileSync(join(dataDir, "dev-tokens.json"), "utf8")) as { admin: string };
+      const headers = { authorization: `Bearer ${tokens.admin}`, "cache-control": "no-cache" };
+      const orders = await Promise.all(ids.map(async (id) => {
+        const r = await api(baseUrl, "GET", `/v1/orders/${id}`, { headers });
+        return r.status === 200 ? r.body.status : r.status;
+      }));
+      const item = (await api(baseUrl, "GET", `/v1/inventory/${sku}`, { headers })).body;
+      const stock = (await api(baseUrl, "GET", `/v1/stock/${sku}`, { headers })).body;
+      return { orders, inventory: [item.available, item.reserved], stock: [stock.available, stock.reserved] };
+    };
+
+    let kept: string;
+    let atBackup: Awaited<ReturnType<typeof seenNow>>;
+    {
+      await using run = startLocalRun(env);
+      await waitUntilReady(run, baseUrl);
+      kept = await placeOrder();
+      atBackup = await seen([kept]);
+      await stopCleanly(run);
+    }
+    // The README's backup: the whole data directory, copied while nothing runs.
+    execFileSync("cp", ["-a", `${dataDir}/.`, backup]);
+    let lost: string;
+    {
+      await using run = startLocalRun(env);
+      await waitUntilReady(run, baseUrl);
+      lost = await placeOrder();
+      await stopCleanly(run);
+    }
+    // The README's restore: the copy in place of the data directory.
+    rmSync(dataDir, { recursive: true, force: true });
+    execFileSync("cp", ["-a", backup, dataDir]);
+    {
+      await using run = startLocalRun(env);
+      await waitUntilReady(run, baseUrl);
+      expect(await seen([kept, lost])).toEqual({ ...atBackup, orders: ["ORDER_STATUS_CONFIRMED", 404] });
+      // New orders go on and reach the read models, and the read models are what the restored events make.
+      const next = await placeOrder();
+      const after = await seen([kept, next]);
+      expect(after.orders).toEqual(["ORDER_STATUS_CONFIRMED", "ORDER_STATUS_CONFIRMED"]);
+      expect(after.inventory).toEqual([atBackup.inventory[0]! - 1, atBackup.inventory[1]! + 1]);
+      expect((await runRebuild(env)).stdout).toContain("the rebuilt read models equal the live ones");
+      await stopCleanly(run);
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(backup, { recursive: true, force: true });
+  }
+});
