@@ -26,6 +26,9 @@ function versionOf(event: Event, snapshotId: string): number {
   return Number(version);
 }
 
+/** How many aggregates with two histories a projector names before it stops naming more (each named once). */
+const MAX_TOLD = 1000;
+
 /** The UTC day (YYYY-MM-DD) of an epoch-ms time. */
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
@@ -36,9 +39,21 @@ export function utcDay(ms: number): string {
  * snapshot and version, so an event older than what a view holds is
  * ignored (out-of-order deliveries converge on the latest state), and
  * replaying the streams from the start yields the same rows.
+ *
+ * An aggregate's versions are one history, so a new event (the consumer has
+ * skipped those it applied) at a version held already is either a late one of
+ * that history, or of a second history written over the first: a database
+ * of the order or inventory service put back from an older copy alone, whose
+ * versions start again below those the read models hold (README: Backup and
+ * restore). The read models keep the first and ignore the second; that is
+ * said at error, once per aggregate, when the event's own record shows it is
+ * the second: a change of an order at a version held with another status, a
+ * stock change later than the one held at a higher version.
  */
 export class Projector {
   private readonly statements;
+  /** Aggregates found with two histories, said once each (the first MAX_TOLD). */
+  private readonly told = new Set<string>();
   /** Adds a confirmed order to its day's sales, all its lines or none (a savepoint in the event's transaction). */
   private readonly addConfirmedSales: (order: Order, day: string) => void;
 
@@ -58,12 +73,13 @@ export class Projector {
       timeline: db.prepare<[string, number, number, number]>(
         "INSERT OR IGNORE INTO order_timeline (order_id, version, status, change_time) VALUES (?, ?, ?, ?)",
       ),
+      timelineStatus: db.prepare<[string, number], { status: number }>("SELECT status FROM order_timeline WHERE order_id = ? AND version = ?"),
       addSales: db.prepare(
         `INSERT INTO daily_sales (day, sku, currency_code, units, revenue_minor) VALUES (@day, @sku, @currency, @units, @revenue)
          ON CONFLICT (day, sku, currency_code) DO UPDATE SET units = units + excluded.units, revenue_minor = revenue_minor + excluded.revenue_minor`,
       ),
       dropEmptySales: db.prepare<[string, string, string]>("DELETE FROM daily_sales WHERE day = ? AND sku = ? AND currency_code = ? AND units = 0"),
-      stockVersion: db.prepare<[string], { version: number }>("SELECT version FROM stock_levels WHERE sku = ?"),
+      stockVersion: db.prepare<[string], { version: number; update_time: number }>("SELECT version, update_time FROM stock_levels WHERE sku = ?"),
       upsertStock: db.prepare(
         `INSERT INTO stock_levels (sku, name, available, reserved, version, update_time) VALUES (@sku, @name, @available, @reserved, @version, @updateTime)
          ON CONFLICT (sku) DO UPDATE SET name = excluded.name, available = excluded.available, reserved = excluded.reserved,
@@ -98,7 +114,12 @@ export class Projector {
   private applyOrder(event: Event, order: Order): void {
     const version = versionOf(event, order.id);
     const changeTime = order.updateTime ? timestampMs(order.updateTime) : 0;
-    this.statements.timeline.run(order.id, version, order.status, changeTime);
+    if (this.statements.timeline.run(order.id, version, order.status, changeTime).changes === 0) {
+      const held = this.statements.timelineStatus.get(order.id, version)?.status;
+      if (held !== undefined && held !== order.status) {
+        this.secondHistory(event, "order", `its version ${version} is held with status ${OrderStatus[held]}, and this event gives it ${OrderStatus[order.status]}`, "the order service");
+      }
+    }
     const head = this.statements.viewHead.get(order.id);
     if (head && head.version >= version) return;
     if (head?.status === OrderStatus.CONFIRMED && head.confirmed_day) {
@@ -147,15 +168,27 @@ export class Projector {
 
   private applyStock(event: Event, item: { sku: string; name: string; available: number; reserved: number; updateTime?: { seconds: bigint; nanos: number } }): void {
     const version = versionOf(event, item.sku);
+    const updateTime = item.updateTime ? timestampMs(item.updateTime as never) : 0;
     const current = this.statements.stockVersion.get(item.sku);
-    if (current && current.version >= version) return;
-    this.statements.upsertStock.run({
-      sku: item.sku,
-      name: item.name,
-      available: item.available,
-      reserved: item.reserved,
-      version,
-      updateTime: item.updateTime ? timestampMs(item.updateTime as never) : 0,
-    });
+    if (current && current.version >= version) {
+      if (updateTime > current.update_time) {
+        const when = (ms: number) => new Date(ms).toISOString();
+        this.secondHistory(event, "stock", `this event gives it version ${version} at ${when(updateTime)}, later than version ${current.version} held (${when(current.update_time)})`, "the inventory service");
+      }
+      return;
+    }
+    this.statements.upsertStock.run({ sku: item.sku, name: item.name, available: item.available, reserved: item.reserved, version, updateTime });
+  }
+
+  /** Says at error, once per aggregate, that an event of `kind` is of a second history (see the class comment), which is ignored. */
+  private secondHistory(event: Event, kind: "order" | "stock", why: string, owner: string): void {
+    const key = `${kind} ${event.aggregateId}`;
+    if (this.told.has(key) || this.told.size >= MAX_TOLD) return;
+    this.told.add(key);
+    this.logger.error(
+      { aggregateId: event.aggregateId, eventId: event.eventId, kind },
+      `two histories of one ${kind === "order" ? "order" : "SKU's stock"}: ${why}. The read models keep the first and ignore this one's changes ` +
+        `until its versions pass those held; was ${owner}'s database put back from an older copy alone? (README: Backup and restore)`,
+    );
   }
 }

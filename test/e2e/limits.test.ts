@@ -360,8 +360,9 @@ describe("limits", () => {
     for (const each of [id, other]) expect(each).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(id).not.toBe(other);
     // Logged under that id, and counted, like the handler's own refusals (Node's parser refused it before the handler saw it).
-    const logged = system.gateway.logs.find((line) => line.includes(id));
-    expect(logged && JSON.parse(logged)).toMatchObject({ requestId: id, status: 431, reason: "HEADERS_TOO_LARGE", msg: "request failed" });
+    // The log line comes through the gateway's stdout, which may be read after its answer came.
+    const logged = await waitFor(() => system.gateway.logs.find((line) => line.includes(id)), "the refusal's log line");
+    expect(JSON.parse(logged)).toMatchObject({ requestId: id, status: 431, reason: "HEADERS_TOO_LARGE", msg: "request failed" });
     const metrics = await (await fetch(`${system.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/^orderly_gateway_requests_total\{route="unmatched",code="431"\} [1-9]/m);
   });
