@@ -53,7 +53,7 @@ function setPath(message: DescMessage, json: JsonObject, path: string, value: Js
     }
     if (field.fieldKind !== "message") throw new OrderlyError("INVALID_FIELD", `${source} "${path}" is not a field path of the request`);
     const next = target[field.jsonName];
-    const child: JsonObject = typeof next === "object" && next !== null && !Array.isArray(next) ? next : {};
+    const child: JsonObject = next !== undefined && isJsonObject(next) ? next : {};
     target[field.jsonName] = child;
     target = child;
     schema = field.message;
@@ -141,6 +141,11 @@ export class InexactNumber {
   toJSON(): string {
     return this.written;
   }
+}
+
+/** Whether a JSON value is an object (not an array, nor a number readJson marked as inexact). */
+function isJsonObject(value: JsonValue): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !((value as unknown) instanceof InexactNumber);
 }
 
 const INEXACT = "would not be read as written (a JSON number keeps 53 bits): send a whole number, a 64-bit one as a string";
@@ -238,7 +243,7 @@ function checkMessage(name: string, message: DescMessage, value: JsonValue): voi
     }
     return;
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidField(name, `must be an object, not ${quoted(value)}`);
+  if (!isJsonObject(value)) throw invalidField(name, `must be an object, not ${quoted(value)}`);
   checkJson(message, value, `${name}.`);
 }
 
@@ -284,7 +289,7 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
   if (route.body !== "" && parts.body !== undefined) {
     const field = route.body === "*" ? undefined : fieldByName(input, route.body);
     const wantsObject = route.body === "*" || field?.fieldKind === "message";
-    if (wantsObject && (typeof parts.body !== "object" || parts.body === null || Array.isArray(parts.body))) {
+    if (wantsObject && !isJsonObject(parts.body)) {
       throw new OrderlyError("INVALID_FIELD", "the request body must be a JSON object");
     }
     if (field === undefined) json = { ...(parts.body as JsonObject) };

@@ -170,6 +170,12 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
       headers: { "content-type": "application/json" },
     });
     expect(violationsOf(line.body)).toEqual([{ field: "order.items[1].quantity", description: `1.00000000000000001 ${notAsWritten}` }]);
+    // Where an object is wanted, it is no object (not one whose keys are looked at).
+    const json = { "content-type": "application/json" };
+    const notALine = await system.api("POST", "/v1/orders", { rawBody: '{"customerId":"eve","items":[1.00000000000000001]}', headers: json });
+    expect(violationsOf(notALine.body)).toEqual([{ field: "order.items[0]", description: "must be an object, not 1.00000000000000001" }]);
+    const bare = await system.api("POST", "/v1/orders", { rawBody: "1.00000000000000001", headers: json });
+    expect({ status: bare.status, message: bare.body.message }).toEqual({ status: 400, message: "the request body must be a JSON object" });
     // A key given twice, the number inside the one JSON.parse drops: no field holds it, and the number alone is named.
     const twice = await restock('{"quantity":{"n":1.00000000000000001},"quantity":1}');
     expect({ status: twice.status, reason: reasonOf(twice.body), message: twice.body.message }).toEqual({
