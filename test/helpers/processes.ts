@@ -94,6 +94,11 @@ export async function startService(name: string, entry: string, env: Record<stri
       reject(Object.assign(error, { portTaken: logs.some((line) => PORT_TAKEN.test(line)) }));
     });
   });
+  // Its output read to the end: the lines it wrote last, read after its exit (the pipe is read as it comes).
+  const outputRead = once(child.stdout!, "close").then(
+    () => undefined,
+    () => undefined,
+  );
   const stop = async (signal: NodeJS.Signals = "SIGTERM", timeout = 10_000) => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill(signal);
@@ -101,6 +106,8 @@ export async function startService(name: string, entry: string, env: Record<stri
       await exited;
       clearTimeout(timer);
     }
+    // What it logged is in `logs` once stopped; bounded, as a process it started may hold the pipe open.
+    await Promise.race([outputRead, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
     return exited;
   };
   return { name, child, port, adminPort, logs, exited, stop, [Symbol.asyncDispose]: async () => void (await stop()) };
