@@ -159,7 +159,8 @@ function withInexactNumber(json: JsonValue, text: string, inexact: { token: stri
   if (last === undefined) return marker;
   let parent: unknown = json;
   for (const step of path) parent = parent !== null && typeof parent === "object" && Object.hasOwn(parent, step) ? (parent as Record<string | number, unknown>)[step] : undefined;
-  // A key given twice, the number in the one JSON.parse dropped: no field holds it, and it is named by the number alone.
+  // A key given twice, the number inside the value JSON.parse dropped (an object or array): no field holds it, and it is
+  // named by the number alone. (Where the dropped value is the number itself, the key's kept value is refused in its place.)
   if (parent === null || typeof parent !== "object" || !Object.hasOwn(parent, last)) throw inexactNumber(inexact.token);
   (parent as Record<string | number, unknown>)[last] = marker;
   return json;
@@ -179,12 +180,17 @@ function jsonPathAt(text: string, at: number): (string | number)[] {
     } else if (c === 0x7b) {
       path.push("");
       keyNext = true;
-    } else if (c === 0x5b) path.push(0);
-    else if (c === 0x7d || c === 0x5d) path.pop();
-    else if (c === 0x2c) {
+    } else if (c === 0x5b) {
+      path.push(0);
+      keyNext = false;
+    } else if (c === 0x7d || c === 0x5d) {
+      path.pop();
+      keyNext = false;
+    } else if (c === 0x2c) {
+      // After a comma, a key comes in an object, the next index in an array.
       const index = path.at(-1);
       if (typeof index === "number") path[path.length - 1] = index + 1;
-      else keyNext = true;
+      keyNext = typeof index === "string";
     }
   }
   return path;

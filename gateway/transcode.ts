@@ -136,12 +136,10 @@ export function parsesExactly(token: string): boolean {
  */
 export class InexactNumber {
   constructor(readonly written: string) {}
-
-  /** In a quoted value that holds it: as written. */
-  toJSON(): string {
-    return this.written;
-  }
 }
+
+/** Where `quoted` writes an InexactNumber held in a value, for the number to be put back as written. */
+const INEXACT_MARK = "\u0000inexact\u0000";
 
 /** Whether a JSON value is an object (not an array, nor a number readJson marked as inexact). */
 function isJsonObject(value: JsonValue): value is JsonObject {
@@ -164,7 +162,10 @@ function invalidField(field: string, description: string): OrderlyError {
 function quoted(value: JsonValue): string {
   // A number past a double's range was parsed as Infinity, which JSON.stringify writes as null.
   if ((value as unknown) instanceof InexactNumber) return (value as unknown as InexactNumber).written.slice(0, 40);
-  return (typeof value === "number" && !Number.isFinite(value) ? "a number beyond any range" : JSON.stringify(value)).slice(0, 40);
+  if (typeof value === "number" && !Number.isFinite(value)) return "a number beyond any range";
+  // An inexact number inside the value (a list of them, say) as the client wrote it, not as a string.
+  const text = JSON.stringify(value, (_key, held: unknown) => (held instanceof InexactNumber ? INEXACT_MARK + held.written : held));
+  return text.replace(/"\\u0000inexact\\u0000([^"]*)"/g, "$1").slice(0, 40);
 }
 
 /**

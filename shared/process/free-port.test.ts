@@ -1,16 +1,15 @@
 import { createServer } from "node:net";
 import { expect, test } from "vitest";
-import { freePorts, outgoingPortRange } from "./free-port.js";
+import { freePorts } from "./free-port.js";
+import { outgoingPortRange } from "./outgoing-port-range.js";
 
 test("free ports differ, can be bound, and lie outside the range outgoing connections take their ports from", async () => {
   const range = outgoingPortRange();
-  const first = await freePorts(20);
-  const second = await freePorts(20);
-  const ports = [...first, ...second];
-  // Not handed out twice by one process, even once released: one may not be bound yet.
-  expect(new Set(ports).size).toBe(40);
-  if (range !== undefined) expect(ports.filter((port) => port >= range.low && port <= range.high)).toEqual([]);
-  for (const port of first) {
+  const ports = await freePorts(20);
+  expect(new Set(ports).size).toBe(20);
+  // Unless the range leaves no port from 10000 up outside it: then the kernel picks them.
+  if (range !== undefined && (range.low > 10_000 || range.high < 65_535)) expect(ports.filter((port) => port >= range.low && port <= range.high)).toEqual([]);
+  for (const port of ports) {
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

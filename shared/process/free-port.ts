@@ -1,14 +1,11 @@
-import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { outgoingPortRange, type OutgoingPortRange } from "./outgoing-port-range.js";
 
 /** Where free ports are looked for, outside the kernel's range for outgoing connections (below it, or above it). */
 const LOWEST_PICKED = 10_000;
 const HIGHEST_PORT = 65_535;
 /** Random ports tried for each one asked before settling for one the kernel picks. */
 const TRIES = 50;
-/** Ports this process handed out lately, not handed out again: one may not be bound yet. */
-const recent: number[] = [];
-const RECENT_KEPT = 256;
 
 /** A free TCP port on 127.0.0.1 (bound and released at once), for a process that must be told another's port before it starts. */
 export async function freePort(): Promise<number> {
@@ -29,16 +26,13 @@ export async function freePorts(count: number): Promise<number[]> {
   const servers: Server[] = [];
   try {
     for (let n = 0; n < count; n++) servers.push(await bindOutside(range));
-    const ports = servers.map(portOf);
-    recent.push(...ports);
-    recent.splice(0, Math.max(0, recent.length - RECENT_KEPT));
-    return ports;
+    return servers.map(portOf);
   } finally {
     await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   }
 }
 
-/** A server bound to a random port outside `range` not handed out lately; to one the kernel picks when none is found. */
+/** A server bound to a random free port outside `range`; to one the kernel picks when none is found. */
 async function bindOutside(range: OutgoingPortRange | undefined): Promise<Server> {
   if (range !== undefined) {
     const below = Math.max(0, range.low - LOWEST_PICKED);
@@ -46,7 +40,6 @@ async function bindOutside(range: OutgoingPortRange | undefined): Promise<Server
     for (let tries = 0; tries < TRIES && below + above > 0; tries++) {
       const pick = Math.floor(Math.random() * (below + above));
       const port = pick < below ? LOWEST_PICKED + pick : range.high + 1 + (pick - below);
-      if (recent.includes(port)) continue;
       const server = await bind(port).catch(() => undefined);
       if (server !== undefined) return server;
     }
@@ -66,30 +59,4 @@ function portOf(server: Server): number {
   const address = server.address();
   if (typeof address !== "object" || address === null) throw new Error("a bound server without a port");
   return address.port;
-}
-
-export interface OutgoingPortRange {
-  readonly low: number;
-  readonly high: number;
-  /** Whether a port of the range is reserved (kept out of it). */
-  reserved(port: number): boolean;
-}
-
-/** Linux's range of ports for outgoing connections, with its reserved ports; undefined elsewhere. */
-export function outgoingPortRange(): OutgoingPortRange | undefined {
-  try {
-    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
-    const reserved = readFileSync("/proc/sys/net/ipv4/ip_local_reserved_ports", "utf8")
-      .trim()
-      .split(",")
-      .filter((part) => part !== "")
-      .map((part): [number, number] => {
-        const [from, to] = part.split("-").map(Number);
-        return [from!, to ?? from!];
-      });
-    if (low === undefined || high === undefined || !(low <= high)) return undefined;
-    return { low, high, reserved: (port) => reserved.some(([from, to]) => from <= port && port <= to) };
-  } catch {
-    return undefined;
-  }
 }

@@ -1,7 +1,7 @@
 import type { Server } from "node:net";
 import { ConfigError } from "../config/env.js";
 import type { Logger } from "../logging/index.js";
-import { outgoingPortRange } from "./free-port.js";
+import { outgoingPortRange } from "./outgoing-port-range.js";
 
 /**
  * Starts `server` listening on host:port. An error before it listens (the

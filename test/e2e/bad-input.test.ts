@@ -174,6 +174,12 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     const json = { "content-type": "application/json" };
     const notALine = await system.api("POST", "/v1/orders", { rawBody: '{"customerId":"eve","items":[1.00000000000000001]}', headers: json });
     expect(violationsOf(notALine.body)).toEqual([{ field: "order.items[0]", description: "must be an object, not 1.00000000000000001" }]);
+    // After an empty object in a list, a string is a list's item, not a key.
+    const afterEmpty = await system.api("POST", "/v1/orders", { rawBody: '{"customerId":"eve","items":[{}, "0", 9007199254740993]}', headers: json });
+    expect(violationsOf(afterEmpty.body)).toEqual([{ field: "order.items[1]", description: 'must be an object, not "0"' }]);
+    // Quoted inside a value as written, not as a string.
+    const inList = await restock('{"quantity":1,"name":[9007199254740993]}');
+    expect(violationsOf(inList.body)).toEqual([{ field: "name", description: "must be a string, not [9007199254740993]" }]);
     const bare = await system.api("POST", "/v1/orders", { rawBody: "1.00000000000000001", headers: json });
     expect({ status: bare.status, message: bare.body.message }).toEqual({ status: 400, message: "the request body must be a JSON object" });
     // A key given twice, the number inside the one JSON.parse drops: no field holds it, and the number alone is named.

@@ -10,7 +10,7 @@ import { unpublishedRows } from "../../shared/events/index.js";
 import { futureEvent } from "../helpers/events.js";
 import { percentile } from "../helpers/load.js";
 import { openReadOnly, snapshotModels, streamCounts } from "../helpers/models.js";
-import { ROOT, waitFor } from "../helpers/processes.js";
+import { ROOT, runRebuild, waitFor } from "../helpers/processes.js";
 import { api, startSystem } from "../helpers/system.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { checkStockInvariants } from "../fault/invariants.js";
@@ -76,10 +76,7 @@ describe("events through JetStream into the read models", () => {
     using temp = tempDir("orderly-rebuild-");
     const rebuildDir = temp.path;
     const out = join(rebuildDir, "query.db");
-    const { stdout } = await run(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--out", out], {
-      cwd: ROOT,
-      env: { ...process.env, ...system.env.query },
-    });
+    const { stdout } = await runRebuild(system.env.query, ["--out", out]);
     expect(stdout).toContain("the rebuilt read models equal the live ones");
     const rebuilt = new Database(out, { readonly: true });
     const live = openReadOnly(system.dataDir, "query.db");

@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../scripts/local-run.js";
 import { freePorts, nodeFlags } from "../../shared/process/index.js";
-import { isRunning, ROOT, waitFor } from "../helpers/processes.js";
+import { isRunning, ROOT, runRebuild, waitFor } from "../helpers/processes.js";
 import { api } from "../helpers/system.js";
 
 const START_TIMEOUT_MS = 90_000;
@@ -112,11 +112,6 @@ function startLocalRun(env: Record<string, string>, how: "node" | "npm" = "node"
       for (const pid of seen) if (isRunning(pid)) process.kill(pid, "SIGKILL");
     },
   };
-}
-
-/** Runs `services/query/rebuild.ts` (what `npm run rebuild` runs) against a local run's environment; bounded, so a hang fails. */
-function runRebuild(env: Record<string, string>, args: string[] = []): Promise<{ stdout: string; stderr: string }> {
-  return promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 60_000 });
 }
 
 /** The shell commands of the ready banner (its lines after the token variables, without comments and colors). */

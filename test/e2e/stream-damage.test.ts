@@ -1,9 +1,7 @@
-import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { connect, type JetStreamManager } from "nats";
 import { describe, expect, test } from "vitest";
-import { ROOT, waitFor } from "../helpers/processes.js";
+import { runRebuild, waitFor } from "../helpers/processes.js";
 import { startSystem, type System } from "../helpers/system.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -72,12 +70,7 @@ describe("streams and durable consumers deleted under running services", () => {
     /** The events the rebuild applied per stream (bounded: a rebuild that waits for an event that is not there fails). */
     const rebuild = async (name: string) => {
       const out = join(temp.path, name);
-      const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--out", out], {
-        cwd: ROOT,
-        env: { ...process.env, ...system.env.query },
-        encoding: "utf8",
-        timeout: 60_000,
-      });
+      const { stdout } = await runRebuild(system.env.query, ["--out", out]);
       return (JSON.parse(stdout.split("\n")[0]!) as { events: Record<string, number> }).events;
     };
     let held = 0;
@@ -102,12 +95,7 @@ describe("streams and durable consumers deleted under running services", () => {
       orders.push(created.body.id as string);
     }
     const replace = (...args: string[]) =>
-      promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", "--replace", ...args], {
-        cwd: ROOT,
-        env: { ...process.env, ...system.env.query },
-        encoding: "utf8",
-        timeout: 60_000,
-      }).then(
+      runRebuild(system.env.query, ["--replace", ...args]).then(
         ({ stdout }) => `exited 0: ${stdout}`,
         (error: { code?: number; stdout?: string; stderr?: string }) => `exited ${error.code}: ${error.stdout}${error.stderr}`,
       );

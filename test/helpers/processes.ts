@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { createInterface } from "node:readline";
 import { nodeEntry } from "../../shared/process/index.js";
 
@@ -191,3 +192,8 @@ export function isRunning(pid: number): boolean {
 }
 
 export { once };
+
+/** Runs `services/query/rebuild.ts` (what `npm run rebuild` runs) with `env` over this process's; bounded, so a hang fails. */
+export function runRebuild(env: Record<string, string>, args: string[] = []): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ["--import", "tsx", "services/query/rebuild.ts", ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 60_000 });
+}
