@@ -1,10 +1,10 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } from "../../shared/events/index.js";
-import { HealthState, logGrpcLibraryTo, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
+import { logGrpcLibraryTo, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
-import { DescriptorWatch, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
+import { ProcessMetrics, serviceHealth, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { claimSoleWriter, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
@@ -59,8 +59,7 @@ runMain(logger, async () => {
   const fates = orderFates(createClient(OrderService, orderConnection));
   const expiry = new ReservationExpiry(store, fates, logger, config.reservationTtlMs, config.reservationSweepMs);
   let ready = true;
-  const descriptors = new DescriptorWatch(logger);
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), descriptors: () => descriptors.left() }, { degrading: ["nats", "descriptors"] });
+  const { health, close: closeHealth } = serviceHealth(logger, { serving: () => ready, database: () => db.open, events });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -85,7 +84,7 @@ runMain(logger, async () => {
       await admin.close();
       orderConnection.close();
       await events.close();
-      descriptors.close();
+      closeHealth();
       await checkpoints.close();
       db.close();
       writer.release();

@@ -1,10 +1,10 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { Outbox, consumerNames, eventHealthChecks, startEventRuntime, streams } from "../../shared/events/index.js";
-import { HealthState, logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
+import { logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
-import { DescriptorWatch, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
+import { ProcessMetrics, serviceHealth, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { PRINCIPAL_METADATA_KEY, serviceAuth, type Principal } from "../../shared/security/index.js";
 import { connectionPolicy, createResilientClient } from "../../shared/resilience/index.js";
@@ -73,8 +73,7 @@ runMain(logger, async () => {
   });
   recovery.start();
   let ready = true;
-  const descriptors = new DescriptorWatch(logger);
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), descriptors: () => descriptors.left() }, { degrading: ["nats", "descriptors"] });
+  const { health, close: closeHealth } = serviceHealth(logger, { serving: () => ready, database: () => db.open, events });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -119,7 +118,7 @@ runMain(logger, async () => {
       await events.close();
       inventoryPolicy.close();
       inventoryConnection.close();
-      descriptors.close();
+      closeHealth();
       await checkpoints.close();
       db.close();
       writer.release();

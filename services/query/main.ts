@@ -1,9 +1,9 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
-import { eventHealthChecks, startEventRuntime } from "../../shared/events/index.js";
-import { HealthState, logGrpcLibraryTo, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
+import { startEventRuntime } from "../../shared/events/index.js";
+import { logGrpcLibraryTo, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
-import { DescriptorWatch, ProcessMetrics, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
+import { ProcessMetrics, serviceHealth, startServiceAdmin, startTracing } from "../../shared/observability/index.js";
 import { configOrExit, runMain } from "../../shared/process/index.js";
 import { serviceAuth } from "../../shared/security/index.js";
 import { claimSoleWriter, openDatabase, startBackgroundCheckpoints } from "../../shared/sqlite/index.js";
@@ -44,8 +44,7 @@ runMain(logger, async (fatal) => {
     transactions: metrics.transactions,
   });
   let ready = true;
-  const descriptors = new DescriptorWatch(logger);
-  const health = new HealthState({ serving: () => ready, database: () => db.open, ...eventHealthChecks(events), descriptors: () => descriptors.left() }, { degrading: ["nats", "descriptors"] });
+  const { health, close: closeHealth } = serviceHealth(logger, { serving: () => ready, database: () => db.open, events });
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -69,7 +68,7 @@ runMain(logger, async (fatal) => {
       // The admin port (readiness, metrics) closes before the database its metrics read, so no new scrape reaches a closed one.
       await admin.close();
       await events.close();
-      descriptors.close();
+      closeHealth();
       await checkpoints.close();
       db.close();
       writer.release();

@@ -74,15 +74,6 @@ export interface EventRuntime {
   close(): Promise<void>;
 }
 
-/**
- * A process's checks for its event side: `nats` while connected (a degrading
- * check: see HealthStateOptions), `events` once its streams and durable
- * consumers have been set up.
- */
-export function eventHealthChecks(events: EventRuntime): { nats: () => boolean; events: () => boolean } {
-  return { nats: () => events.isConnected(), events: () => events.isSetUp() };
-}
-
 /** How long a close waits for the NATS connection's drain (acks and unsubscribes flushed) before it closes the connection without. */
 const NATS_DRAIN_MS = 2000;
 

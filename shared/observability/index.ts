@@ -9,3 +9,4 @@ export { startServiceAdmin, type ServiceAdminOptions } from "./service-admin.js"
 export { startAdminServer, type AdminServer, type AdminServerOptions } from "./admin-server.js";
 export { readAtMost } from "./read-at-most.js";
 export { DescriptorWatch } from "./descriptors.js";
+export { serviceHealth, type ServiceHealthSources } from "./service-health.js";
