@@ -77,8 +77,31 @@ export interface EventRuntime {
 /** How long a close waits for the NATS connection's drain (acks and unsubscribes flushed) before it closes the connection without. */
 const NATS_DRAIN_MS = 2000;
 
-/** Runs `task` until it succeeds, backing off between attempts; gives up once `isClosed` (before an attempt, or after one failed). */
-async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean, task: () => Promise<T>): Promise<T> {
+/** Pauses between attempts that `wake` cuts short (a reconnect: what failed while NATS was away may work now). */
+export function wakeablePause(): { pause(ms: number): Promise<void>; wake(): void } {
+  const waiting = new Set<() => void>();
+  return {
+    pause: (ms) =>
+      new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiting.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        waiting.add(done);
+      }),
+    wake: () => {
+      for (const done of [...waiting]) done();
+    },
+  };
+}
+
+/**
+ * Runs `task` until it succeeds, backing off between attempts (`pause`); gives up once `isClosed` (before an attempt, or
+ * after one failed).
+ */
+async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean, pause: (ms: number) => Promise<void>, task: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     // A close during the back-off: no further attempt (a consumer waiting for this would hold up the close).
     if (attempt > 1 && isClosed()) throw new Error(`${what} given up: the event runtime is closing`);
@@ -91,7 +114,7 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
         if (isNatsRefusal(error)) logger.error({ err: error, attempt }, `NATS refused the ${what} (see the NATS user's permissions and the consumer names); retrying`);
         else logger.warn({ err: error, attempt }, `${what} failed; retrying`);
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * attempt)));
+      await pause(Math.min(2000, 100 * attempt));
     }
   }
 }
@@ -164,13 +187,25 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         refused(error);
         throw error;
       }));
+    // A reconnect cuts short a setup's back-off, at start too; once set up, it makes again what the server lost.
+    const backoff = wakeablePause();
+    let restore: ((after: string) => Promise<void>) | undefined;
+    following = followConnection(connection, {
+      down: () => {},
+      up: () => {
+        backoff.wake();
+        void restore?.("a reconnect");
+        // Claimed by another copy while this one was cut off from NATS: the later of the two stops.
+        void claimed?.check().catch(refused);
+      },
+    });
     /**
      * Makes sure the streams and durable consumers exist; resolves with those it had to create. At start
      * (before any consumer runs), a consumer that rebuilds from its stream and whose database has forgotten
      * it is deleted first, to be made again from the stream's start.
      */
     const setUp = (starting = false) =>
-      retrying("stream setup", logger, isClosed, async () => {
+      retrying("stream setup", logger, isClosed, backoff.pause, async () => {
         const manager = await connection.jetstreamManager();
         const settings = {
           ...defaultStreamSettings,
@@ -195,7 +230,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
      * relay's publishes fail). A consumer made again is subscribed to anew. One at a time.
      */
     let restoring: Promise<void> | undefined;
-    const restore = (after: string): Promise<void> =>
+    restore = (after: string): Promise<void> =>
       // Nothing to make again once the runtime is closing (a relay's batch cut short by the close, say).
       closed ? Promise.resolve() : (restoring ??= setUp()
         .then(({ streams, durables }) => {
@@ -206,14 +241,6 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
           if (!closed) logger.error({ err: error, after }, "making the streams and durable consumers again failed");
         })
         .finally(() => (restoring = undefined)));
-    following = followConnection(connection, {
-      down: () => {},
-      up: () => {
-        void restore("a reconnect");
-        // Claimed by another copy while this one was cut off from NATS: the later of the two stops.
-        void claimed?.check().catch(refused);
-      },
-    });
     const js = nc.jetstream();
     if (options.outbox) {
       relay = new OutboxRelay({ db: options.db, nc, logger, outbox: options.outbox, onPublishFailed: () => void restore("a failed publish") });
