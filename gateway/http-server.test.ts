@@ -164,6 +164,40 @@ test("a client that goes away half-way through its body is logged as 499 CANCELL
   expect({ status: failed.status, reason: failed.reason, level: failed.level }).toEqual({ status: 499, reason: "CANCELLED", level: 30 });
 });
 
+test("a read pipelined behind a write counts its budget from its arrival: the time it waited for the write's answer is spent of it", async () => {
+  let releaseWrite: () => void = () => {};
+  const held = new Promise<void>((resolve) => (releaseWrite = resolve));
+  const deadlines: Record<string, number> = {};
+  const handler = handlerWith({
+    routes: routesOf([OrderService, QueryService]),
+    call: async (route, _request, options) => {
+      deadlines[route.method.name] = options.deadline!;
+      if (route.method.name === "CancelOrder") await held;
+      throw new OrderlyError("ORDER_NOT_FOUND", "no such order");
+    },
+  });
+  await using server = await listen(handler);
+  const { port } = new URL(server.url);
+  const socket = connect(Number(port), "127.0.0.1");
+  socket.on("data", () => {});
+  await using _socket = { [Symbol.asyncDispose]: async () => void socket.destroy() };
+  await once(socket, "connect");
+  const path = "/v1/orders/ord_01M914PXQEFAN79JVDS4BEYK4Z";
+  const sent = Date.now();
+  socket.write(
+    `POST ${path}:cancel HTTP/1.1\r\nhost: x\r\nauthorization: Bearer t\r\ncontent-length: 0\r\n\r\n` +
+      `GET ${path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer t\r\nx-request-timeout: 1000\r\n\r\n`,
+  );
+  await waitFor(() => deadlines.CancelOrder, "the write's call");
+  // The write is answered 300 ms or more after the read arrived.
+  await waitFor(() => Date.now() - sent >= 300, "300 ms to pass");
+  const released = Date.now();
+  releaseWrite();
+  await waitFor(() => deadlines.GetOrder, "the read's call");
+  expect(deadlines.GetOrder).toBeGreaterThanOrEqual(sent + 1000);
+  expect(deadlines.GetOrder).toBeLessThanOrEqual(released + 1000 - 250);
+});
+
 test("an X-Request-Timeout over the cap is capped, however many digits it has; zero is refused", async () => {
   const deadlines: number[] = [];
   const handler = handlerWith({

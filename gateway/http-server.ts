@@ -99,6 +99,8 @@ interface RequestState {
   route: string;
   /** performance.now() when it arrived. */
   readonly started: number;
+  /** Date.now() when it arrived, for a request that waited behind a write on its connection (see serve); else undefined: now. */
+  readonly arrivedAt: number | undefined;
   /** The request itself (its method, target and traceparent make its span). */
   readonly req: IncomingMessage;
   /** The SERVER span of an API request, and the context that holds it (the parent of the gRPC call); see ensureSpan. */
@@ -527,7 +529,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const { fullName } = route;
     // The services enforce the RPC's access rule; checking it here too refuses a wrong role before any work (and before the cache).
     checkAccess(accessRuleOf(route.method), principal, fullName);
-    const deadline = deadlineOf(req, limits, Date.now());
+    // Its budget counts from its arrival: the time it waited behind a write on its connection is spent of it.
+    const deadline = deadlineOf(req, limits, request.arrivedAt ?? Date.now());
     const idempotencyKey = keyed.has(route) ? idempotencyKeyOf(req) : undefined;
     const cached = deps.cache?.routes.get(fullName);
     const aggregateId = cached === undefined ? undefined : params[cached.param];
@@ -744,7 +747,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   const writesInFlight = new WeakMap<object, Promise<void>>();
 
   // `refusal`: a request the server hands over only to be refused (an Expect it cannot meet), answered in turn like any other.
-  return function serve(req, res, refusal) {
+  // `arrived`: when a request that waits behind a write arrived (the times it is timed and budgeted from).
+  return function serve(req, res, refusal, arrived?: { at: number; started: number }) {
     // A request pipelined behind a body the gateway refused, read while the connection lingers: it could not be answered.
     if (isLingering(req.socket)) {
       req.resume();
@@ -754,7 +758,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // the write's answer (RFC 9112 §9.3.2: only safe requests may be handled in parallel), so a read sent behind a write
     // sees it, from the read cache as from the read model.
     const writing = writesInFlight.get(req.socket);
-    if (writing !== undefined) return void writing.then(() => serve(req, res, refusal));
+    if (writing !== undefined) {
+      const since = arrived ?? { at: Date.now(), started: performance.now() };
+      return void writing.then(() => serve(req, res, refusal, since));
+    }
     if (servingMethod(req.method ?? "GET") !== "GET") {
       const answered = new Promise<void>((resolve) => res.once("close", resolve));
       writesInFlight.set(req.socket, answered);
@@ -768,7 +775,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const request: RequestState = {
       id: typeof sent === "string" && isRequestId(sent) ? sent : newRequestId(),
       route: "unmatched",
-      started: performance.now(),
+      started: arrived?.started ?? performance.now(),
+      arrivedAt: arrived?.at,
       req,
       span: undefined,
       traceContext: undefined,
