@@ -20,6 +20,19 @@ describe("InventoryStore", () => {
     expect(s.getReservation("o1")).toBeUndefined();
   });
 
+  test("an item's update time never goes back: a clock stepped back between its changes keeps the last time", () => {
+    const times = [5_000, 4_000, 3_000, 6_000];
+    const db = openDatabase({ file: ":memory:", migrations: inventoryMigrations });
+    const s = new InventoryStore(db, new Outbox(db), () => times.shift() ?? 7_000);
+    s.restock({ sku: "A", quantity: 5 });
+    s.reserve("o1", [{ sku: "A", quantity: 1 }]);
+    expect(s.getItem("A")).toMatchObject({ version: 2, updateTime: 5_000 });
+    s.release("o1");
+    expect(s.getItem("A")).toMatchObject({ version: 3, updateTime: 5_000 });
+    s.restock({ sku: "A", quantity: 1 });
+    expect(s.getItem("A")).toMatchObject({ version: 4, updateTime: 6_000 });
+  });
+
   test("reserving twice for one order holds the stock once", () => {
     const s = store();
     s.restock({ sku: "A", quantity: 5, unitPriceMinor: 100 });

@@ -131,14 +131,16 @@ export class InventoryStore {
       ),
       restockItem: db.prepare(
         `UPDATE items SET available = available + @quantity, name = @name, unit_price_minor = @unitPriceMinor,
-           currency_code = @currencyCode, update_time = @now, version = version + 1 WHERE sku = @sku`,
+           currency_code = @currencyCode, update_time = MAX(update_time, @now), version = version + 1 WHERE sku = @sku`,
       ),
-      // The item as changed comes back from the write itself (RETURNING), not from a SELECT after it.
+      // An item's update_time never goes back (a host clock stepped back keeps the last one), so its versions' times are in
+      // order: the read models tell a second history by them (Projector). The item as changed comes back from the write
+      // itself (RETURNING), not from a SELECT after it.
       reserveItem: db.prepare<[number, number, number, string], ItemRow>(
-        "UPDATE items SET available = available - ?, reserved = reserved + ?, update_time = ?, version = version + 1 WHERE sku = ? RETURNING *",
+        "UPDATE items SET available = available - ?, reserved = reserved + ?, update_time = MAX(update_time, ?), version = version + 1 WHERE sku = ? RETURNING *",
       ),
       releaseItem: db.prepare<[number, number, number, string], ItemRow>(
-        "UPDATE items SET available = available + ?, reserved = reserved - ?, update_time = ?, version = version + 1 WHERE sku = ? RETURNING *",
+        "UPDATE items SET available = available + ?, reserved = reserved - ?, update_time = MAX(update_time, ?), version = version + 1 WHERE sku = ? RETURNING *",
       ),
       getReservation: db.prepare<[string], ReservationRow>("SELECT * FROM reservations WHERE order_id = ?"),
       insertReservation: db.prepare(

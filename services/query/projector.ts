@@ -48,9 +48,9 @@ export function utcDay(ms: number): string {
  * restore). The read models keep the first and ignore the second; that is
  * said at error, once per aggregate, when the event's own record shows it is
  * the second: a change of an order at a version held with another status, a
- * stock change later than the one held at a higher version (by the inventory
- * host's clock: one stepped back between two changes of a SKU, the first of
- * them delivered late, is taken for a second history too, in the log only).
+ * stock change later than the one held at a higher version (the inventory
+ * keeps an item's update time from going back, so a late event of the one
+ * history is never later).
  */
 export class Projector {
   private readonly statements;
