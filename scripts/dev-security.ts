@@ -115,7 +115,7 @@ const natsUsers = (queryConsumerName: string) => ({
   order: { publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, consumerNames.orderReservationOutcomes]])], subscribe: [inbox("order")] },
   query: {
     // Its projections, and what `npm run rebuild` reads the streams with as the query service's user; the claim of
-    // its consumers' name (asked, and answered to another copy's inbox).
+    // its consumers' name (asked, and answered to whoever asks: see allowResponses).
     publish: [
       ...jetStreamApi(
         (["orders", "inventory"] as const).flatMap((key) => [
@@ -124,9 +124,11 @@ const natsUsers = (queryConsumerName: string) => ({
         ]),
       ),
       claimSubject(queryConsumerName),
-      inbox("query"),
     ],
     subscribe: [inbox("query"), claimSubject(queryConsumerName)],
+    // Answers the claim's question at the asker's reply subject, whatever its inbox (another copy's, an operator's
+    // `nats req`): NATS lets it answer once each question it heard, and publish nothing else there.
+    allowResponses: true,
   },
   // The gateway only listens to events (to invalidate its read cache).
   gateway: { publish: [] as string[], subscribe: ["orderly.>", inbox("gateway")] },
@@ -159,7 +161,8 @@ export function writeNatsSecurity(dataDir: string, queryConsumerName: string): N
   const users = Object.entries(natsUsers(queryConsumerName)).map(([user, permissions]) => {
     const password = keepOrCreate(natsPasswordFile(dataDir, user), () => randomBytes(24).toString("hex")).trim();
     const publish = permissions.publish.length === 0 ? `{ deny: [">"] }` : `{ allow: [${permissions.publish.map(quote).join(", ")}] }`;
-    return `    { user: ${quote(user)}, password: ${quote(password)}, permissions: { publish: ${publish}, subscribe: { allow: [${permissions.subscribe.map(quote).join(", ")}] } } }`;
+    const responses = "allowResponses" in permissions ? ", allow_responses: true" : "";
+    return `    { user: ${quote(user)}, password: ${quote(password)}, permissions: { publish: ${publish}, subscribe: { allow: [${permissions.subscribe.map(quote).join(", ")}] }${responses} } }`;
   });
   const configFile = join(dir, "nats.conf");
   writeSecret(configFile, `# Written by Orderly's local run: one user per process, each limited to its own subjects.\nauthorization {\n  users: [\n${users.join(",\n")}\n  ]\n}\n`);

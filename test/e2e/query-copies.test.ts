@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { connect } from "nats";
 import { expect, test } from "vitest";
 import { exitOf, fatalLines } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
@@ -32,4 +33,14 @@ test("a second query service under the first's QUERY_CONSUMER_NAME exits 1 namin
     const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${cancelled.body.version}`);
     expect({ status: read.status, order: read.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CANCELLED" });
   }
+});
+
+test("who runs a query's consumers is answered to an operator's question on the claim's subject (README: nats req --replies 0 _ORDERLY.consumers.query)", async () => {
+  await using system = await startSystem();
+  // The operator's connection, with nats.js's (and the nats CLI's) default inbox, as a person asking would have it.
+  const nc = await connect(system.nats.connectOptions);
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  const answers: unknown[] = [];
+  for await (const msg of await nc.requestMany("_ORDERLY.consumers.query", new Uint8Array(), { maxWait: 1000 })) answers.push(msg.json());
+  expect(answers).toEqual([expect.objectContaining({ service: "query", pid: system.query.child.pid, host: hostname(), running: true })]);
 });
