@@ -23,7 +23,7 @@ export const consumerNames = {
   rebuild: (name: string, stream: StreamKey) => `${name}-rebuild-${stream}`,
 } as const;
 
-/** The subject on which the process running the durable consumers named after `name` answers who it is (with the nats CLI: `nats req --replies 0 --timeout 1s _ORDERLY.consumers.query ""` as a user allowed it; claimConsumers). */
+/** The subject on which the process running the durable consumers named after `name` answers who it is (with the nats CLI: `nats --inbox-prefix _INBOX_query req --replies 0 --timeout 1s _ORDERLY.consumers.query ""`, as a user allowed it: the answer goes to the query user's inbox; claimConsumers). */
 export function claimSubject(name: string): string {
   return `_ORDERLY.consumers.${name}`;
 }

@@ -35,10 +35,10 @@ test("a second query service under the first's QUERY_CONSUMER_NAME exits 1 namin
   }
 });
 
-test("who runs a query's consumers is answered to an operator's question on the claim's subject (README: nats req --replies 0 _ORDERLY.consumers.query)", async () => {
+test("who runs a query's consumers is answered to an operator asking in the query user's inbox (README: nats --inbox-prefix _INBOX_query req _ORDERLY.consumers.query)", async () => {
   await using system = await startSystem();
-  // The operator's connection, with nats.js's (and the nats CLI's) default inbox, as a person asking would have it.
-  const nc = await connect(system.nats.connectOptions);
+  // The operator's connection, with the inbox prefix the README's nats CLI command gives.
+  const nc = await connect({ ...system.nats.connectOptions, inboxPrefix: "_INBOX_query" });
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const answers: unknown[] = [];
   for await (const msg of await nc.requestMany("_ORDERLY.consumers.query", new Uint8Array(), { maxWait: 1000 })) answers.push(msg.json());
