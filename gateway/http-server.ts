@@ -71,6 +71,8 @@ export interface GatewayDeps {
   shutdown?: GatewayShutdown;
   /** Makes the id of a request that brings none (default: a requestIdSource of its own); main.ts shares it with the refusals written straight to a socket (closingErrorResponse). */
   newRequestId?: () => string;
+  /** The wall clock (ms) deadlines count by (default Date.now). */
+  clock?: () => number;
 }
 
 /** A shutdown's two steps. */
@@ -99,7 +101,7 @@ interface RequestState {
   route: string;
   /** performance.now() when it arrived. */
   readonly started: number;
-  /** Date.now() when it arrived, for a request that waited behind a write on its connection (see serve); else undefined: now. */
+  /** The clock (GatewayDeps.clock) when it arrived, for a request that waited behind a write on its connection (see serve); else undefined: now. */
   readonly arrivedAt: number | undefined;
   /** The request itself (its method, target and traceparent make its span). */
   readonly req: IncomingMessage;
@@ -348,6 +350,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   // The writes that take an Idempotency-Key (create, restock): elsewhere the header is ignored, as the OpenAPI document has it.
   const keyed = new Set(deps.routes.filter(takesIdempotencyKey));
   const newRequestId = deps.newRequestId ?? requestIdSource();
+  const clock = deps.clock ?? Date.now;
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
   /** Requests in flight per principal (its subject key), while it has any. */
@@ -530,13 +533,16 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // The services enforce the RPC's access rule; checking it here too refuses a wrong role before any work (and before the cache).
     checkAccess(accessRuleOf(route.method), principal, fullName);
     // Its budget counts from its arrival: the time it waited behind a write on its connection is spent of it.
-    const deadline = deadlineOf(req, limits, request.arrivedAt ?? Date.now());
+    const deadline = deadlineOf(req, limits, request.arrivedAt ?? clock());
     const idempotencyKey = keyed.has(route) ? idempotencyKeyOf(req) : undefined;
     const cached = deps.cache?.routes.get(fullName);
     const aggregateId = cached === undefined ? undefined : params[cached.param];
     const call = { route, params, request, principal, deadline };
     if (deps.cache === undefined || cached === undefined || aggregateId === undefined) {
-      return inCallersShare(principal, () => transcode(req, route, partsOf(params, search, idempotencyKey), deadline).then((message) => forward(res, call, message)));
+      // Its body has its whole budget to come from now: the wait behind a write was not the client's slowness (were it refused
+      // 408, the connection would close, and what is pipelined behind it be lost). Its call has what is left.
+      const bodyWithinMs = deadline - (request.arrivedAt ?? clock());
+      return inCallersShare(principal, () => transcode(req, route, partsOf(params, search, idempotencyKey), bodyWithinMs).then((message) => forward(res, call, message)));
     }
 
     // Per-customer resources are cached per customer (admins share one scope): a hit is only what the service let this scope read.
@@ -569,7 +575,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    */
   async function refresh(call: Call, parts: HttpRequestParts, fill: Fill): Promise<void> {
     try {
-      const background = { ...call, deadline: Date.now() + limits.defaultTimeoutMs, request: { ...call.request, traceContext: undefined } };
+      const background = { ...call, deadline: clock() + limits.defaultTimeoutMs, request: { ...call.request, traceContext: undefined } };
       await fetchShared(background, requestFromHttp(call.route, parts), fill);
     } catch (error) {
       logger.debug({ err: error, requestId: call.request.id, key: fill.key }, "cache refresh failed");
@@ -584,7 +590,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    */
   async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, use: CacheUse, demand: CacheDemand): Promise<void> {
     const generation = fill.store.generation();
-    const message = await transcode(req, call.route, parts, call.deadline);
+    const message = await transcode(req, call.route, parts, call.deadline - clock());
     checkRules(call.route.method.input, message);
     if (use !== "looked") {
       const hit = use === "look" ? fill.store.get(fill.key, minVersionOf(message), demand) : undefined;
@@ -601,16 +607,16 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       shared?.catch((error: unknown) => {
         joinedFailure = error;
         throw error;
-      }) ?? fetchShared({ ...call, deadline: Math.max(call.deadline, Date.now() + limits.defaultTimeoutMs) }, message, fill, generation);
+      }) ?? fetchShared({ ...call, deadline: Math.max(call.deadline, clock() + limits.defaultTimeoutMs) }, message, fill, generation);
     let answer: FetchedRead;
     try {
       answer = await untilDeadline(fetching, call.deadline, "the read in flight", deps.shutdown?.stopping);
     } catch (error) {
       // The fetch it joined ran out of its own budget (its starter's, shorter than this reader's): it fetches again within
       // what is left of its own, rather than answer 504 for a deadline it never set. Which one ran out is told by the error,
-      // not the clock (a timer may fire a millisecond before Date.now() reaches the deadline it was set for); the clock
+      // not the clock (a timer may fire a millisecond before the clock reaches the deadline it was set for); the clock
       // only keeps a reader with nothing left from fetching.
-      if (error !== joinedFailure || OrderlyError.from(error).code !== Code.DEADLINE_EXCEEDED || Date.now() >= call.deadline) throw error;
+      if (error !== joinedFailure || OrderlyError.from(error).code !== Code.DEADLINE_EXCEEDED || clock() >= call.deadline) throw error;
       answer = await untilDeadline(fetchShared(call, message, fill), call.deadline, "the read in flight", deps.shutdown?.stopping);
       return sendRaw(res, call.request.id, answer.status, answer.body);
     }
@@ -655,9 +661,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     return { payload: JSON.stringify(json), status: successStatus(responseHeaders[HTTP_CODE_HEADER]), version: versionOf(json), json, responseHeaders };
   }
 
-  /** The request message of a route: path variables, query, then the JSON body when the route takes one (received by `deadline`). */
-  async function transcode(req: IncomingMessage, route: Route, parts: HttpRequestParts, deadline: number): Promise<Message> {
-    const body = route.body === "" ? undefined : await readJson(req, limits, deadline);
+  /** The request message of a route: path variables, query, then the JSON body when the route takes one (received within `bodyWithinMs`). */
+  async function transcode(req: IncomingMessage, route: Route, parts: HttpRequestParts, bodyWithinMs: number): Promise<Message> {
+    const body = route.body === "" ? undefined : await readJson(req, limits, bodyWithinMs);
     return requestFromHttp(route, { ...parts, body });
   }
 
@@ -759,7 +765,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // sees it, from the read cache as from the read model.
     const writing = writesInFlight.get(req.socket);
     if (writing !== undefined) {
-      const since = arrived ?? { at: Date.now(), started: performance.now() };
+      const since = arrived ?? { at: clock(), started: performance.now() };
       return void writing.then(() => serve(req, res, refusal, since));
     }
     if (servingMethod(req.method ?? "GET") !== "GET") {

@@ -16,13 +16,13 @@ export interface BodyLimits {
 
 /**
  * The request body, up to `maxBytes`: PAYLOAD_TOO_LARGE as soon as it is
- * declared or grows larger, REQUEST_TIMEOUT when it has not all come by the
- * request's `deadline` (a client that stops sending holds its request no
- * longer than its budget). The request is left flowing, so what the client
+ * declared or grows larger, REQUEST_TIMEOUT when it has not all come within
+ * `withinMs` (the request's budget: a client that stops sending holds its
+ * request no longer than that). The request is left flowing, so what the client
  * still sends is read and dropped (see lingerOnClose) rather than the
  * connection torn down under the answer.
  */
-function readBody(req: IncomingMessage, maxBytes: number, deadline: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, maxBytes: number, withinMs: number): Promise<Buffer> {
   const tooLarge = () =>
     new OrderlyError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxBytes} bytes`, { metadata: { limitBytes: String(maxBytes) } });
   if (declaredTooLarge(req, maxBytes)) return Promise.reject(tooLarge());
@@ -47,7 +47,7 @@ function readBody(req: IncomingMessage, maxBytes: number, deadline: number): Pro
     const onClose = () => settle(cancelled());
     // A connection that ends mid-body is an "aborted" error (ECONNRESET) before the close: the client left, not a fault here.
     const onError = (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? cancelled() : error);
-    const timer = setTimeout(() => settle(new OrderlyError("REQUEST_TIMEOUT", "the request body was not all received within the request's deadline")), deadline - Date.now());
+    const timer = setTimeout(() => settle(new OrderlyError("REQUEST_TIMEOUT", "the request body was not all received within the request's deadline")), withinMs);
     req.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
   });
 }
@@ -117,7 +117,7 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * coding other than chunked: a compressed body is refused for what it is, not
  * read as broken JSON.
  */
-export async function readJson(req: IncomingMessage, limits: BodyLimits, deadline: number): Promise<JsonValue | undefined> {
+export async function readJson(req: IncomingMessage, limits: BodyLimits, withinMs: number): Promise<JsonValue | undefined> {
   const coding = req.headers["content-encoding"]?.trim().toLowerCase();
   if (coding !== undefined && coding !== "" && coding !== "identity") {
     throw new OrderlyError("UNSUPPORTED_CONTENT_ENCODING", `Content-Encoding ${JSON.stringify(coding.slice(0, 40))} is not accepted: send the JSON as it is`);
@@ -128,7 +128,7 @@ export async function readJson(req: IncomingMessage, limits: BodyLimits, deadlin
   if (transfer !== undefined && transfer !== "chunked") {
     throw new OrderlyError("UNSUPPORTED_TRANSFER_ENCODING", `Transfer-Encoding ${JSON.stringify(transfer.slice(0, 40))} is not accepted: send the body chunked or with a Content-Length`);
   }
-  const raw = await readBody(req, limits.maxBodyBytes, deadline);
+  const raw = await readBody(req, limits.maxBodyBytes, withinMs);
   if (raw.length === 0) return undefined;
   let text: string;
   try {
