@@ -134,8 +134,9 @@ export class InventoryStore {
            currency_code = @currencyCode, update_time = MAX(update_time, @now), version = version + 1 WHERE sku = @sku`,
       ),
       // An item's update_time never goes back (a host clock stepped back keeps the last one), so its versions' times are in
-      // order: the read models tell a second history by them (Projector). The item as changed comes back from the write
-      // itself (RETURNING), not from a SELECT after it.
+      // order: the read models tell a second history by them (Projector). A clock stepped forward and back leaves the items
+      // it changed meanwhile at that later time until the clock passes it (their events' occur_time is the clock's own).
+      // The item as changed comes back from the write itself (RETURNING), not from a SELECT after it.
       reserveItem: db.prepare<[number, number, number, string], ItemRow>(
         "UPDATE items SET available = available - ?, reserved = reserved + ?, update_time = MAX(update_time, ?), version = version + 1 WHERE sku = ? RETURNING *",
       ),

@@ -2,6 +2,7 @@ import { ErrorCode, NatsError, type JetStreamManager, type NatsConnection } from
 import type { Logger } from "../logging/index.js";
 import type { Db, TransactionTimer } from "../sqlite/index.js";
 import { EventConsumer, hasRecordsOf, type EventHandler } from "./event-consumer.js";
+import { wakeablePause } from "./wakeable-pause.js";
 import { ConfigError, type NatsAuth } from "../config/index.js";
 import { settlesWithin } from "../process/shutdown.js";
 import { claimConsumers, type ConsumerClaim } from "./consumer-claim.js";
@@ -77,26 +78,6 @@ export interface EventRuntime {
 /** How long a close waits for the NATS connection's drain (acks and unsubscribes flushed) before it closes the connection without. */
 const NATS_DRAIN_MS = 2000;
 
-/** Pauses between attempts that `wake` cuts short (a reconnect: what failed while NATS was away may work now). */
-export function wakeablePause(): { pause(ms: number): Promise<void>; wake(): void } {
-  const waiting = new Set<() => void>();
-  return {
-    pause: (ms) =>
-      new Promise((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          waiting.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, ms);
-        waiting.add(done);
-      }),
-    wake: () => {
-      for (const done of [...waiting]) done();
-    },
-  };
-}
-
 /**
  * Runs `task` until it succeeds, backing off between attempts (`pause`); gives up once `isClosed` (before an attempt, or
  * after one failed).
@@ -164,6 +145,8 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
   const isClosed = () => closed;
   let following: { stop(): void } | undefined;
   let setUpOnce = false;
+  /** The stream setup's back-off: a reconnect, or a close, cuts it short. */
+  const backoff = wakeablePause();
 
   const ready = (async () => {
     nc = await connectNats(options.servers, options.name, logger, options.natsAuth);
@@ -188,7 +171,6 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         throw error;
       }));
     // A reconnect cuts short a setup's back-off, at start too; once set up, it makes again what the server lost.
-    const backoff = wakeablePause();
     let restore: ((after: string) => Promise<void>) | undefined;
     following = followConnection(connection, {
       down: () => {},
@@ -280,6 +262,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     isSetUp: () => setUpOnce,
     async close() {
       closed = true;
+      backoff.wake();
       following?.stop();
       await Promise.all(consumers.map((c) => c.close()));
       await relay?.close();

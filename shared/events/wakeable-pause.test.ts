@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
-import { wakeablePause } from "./event-runtime.js";
+import { wakeablePause } from "./wakeable-pause.js";
 
-test("a setup's back-off ends when woken (a reconnect), every pause under way; one begun after runs its time", async () => {
+test("a pause ends when woken, every one under way; one begun after the wake runs its time", async () => {
   const backoff = wakeablePause();
   const ended: string[] = [];
   const first = backoff.pause(60_000).then(() => ended.push("first"));
