@@ -32,18 +32,19 @@ export function nodeSupport(version, engines) {
 /**
  * Whether an install (npm's record of it, node_modules/.package-lock.json) holds what a package-lock.json asks for:
  * every package at its locked version, integrity and source, and none the lock does not name. Left out may be
- * optional ones (another platform's builds) and development ones (an install with --omit=dev or NODE_ENV=production,
- * which npm start does not need). Contents, not file times: a fresh clone's or a checkout's lock file is newer than a
- * matching install, and `npm ci` empties node_modules first (also a symlink's target, another checkout's).
+ * optional ones (another platform's builds) and, unless `withDev` (the tests need them), development ones (an install
+ * with --omit=dev or NODE_ENV=production, which npm start does not need). Contents, not file times: a fresh clone's or
+ * a checkout's lock file is newer than a matching install, and `npm ci` empties node_modules first (also a symlink's
+ * target, another checkout's).
  */
-export function installMatchesLock(lock, installed) {
+export function installMatchesLock(lock, installed, { withDev = false } = {}) {
   const locked = lock.packages ?? {};
   const present = installed.packages ?? {};
   if (Object.keys(present).some((path) => !(path in locked))) return false;
   return Object.entries(locked).every(([path, entry]) => {
     if (path === "") return true;
     const got = present[path];
-    if (got === undefined) return entry.optional === true || entry.dev === true || entry.devOptional === true;
+    if (got === undefined) return entry.optional === true || (!withDev && (entry.dev === true || entry.devOptional === true));
     return got.version === entry.version && got.integrity === entry.integrity && got.resolved === entry.resolved;
   });
 }
@@ -56,10 +57,10 @@ function readJson(path) {
   }
 }
 
-/** Installs node_modules with `npm ci` when missing or not what package-lock.json asks for. */
-export function ensureNodeModules() {
+/** Installs node_modules with `npm ci` when missing or not what package-lock.json asks for (its development packages too, `withDev`). */
+export function ensureNodeModules({ withDev = false } = {}) {
   const installed = readJson(join(root, "node_modules", ".package-lock.json"));
-  if (installed !== undefined && installMatchesLock(JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")), installed)) return;
+  if (installed !== undefined && installMatchesLock(JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")), installed, { withDev })) return;
   console.log("Installing dependencies (npm ci)…");
   const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
   if (result.status !== 0) throw new Error("npm ci failed");
@@ -115,8 +116,10 @@ function stopDebianNatsService() {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
-    ensureNodeModules();
-    if (process.argv.includes("--test")) ensureAptPackages(testPackages);
+    // The tests need the development packages too: a checkout whose lock added one (a pull) installs again.
+    const test = process.argv.includes("--test");
+    ensureNodeModules({ withDev: test });
+    if (test) ensureAptPackages(testPackages);
   } catch (error) {
     console.error(error instanceof Error ? error.message : error);
     process.exit(1);
