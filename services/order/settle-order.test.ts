@@ -9,7 +9,7 @@ import { CreateOrderRequestSchema, OrderStatus } from "../../proto/gen/orderly/o
 import { OrderlyError } from "../../shared/errors/index.js";
 import { Outbox } from "../../shared/events/index.js";
 import type { Client } from "../../shared/grpc/index.js";
-import { silentLogger } from "../../shared/logging/index.js";
+import { createLogger, silentLogger } from "../../shared/logging/index.js";
 import { openDatabase } from "../../shared/sqlite/index.js";
 import { callContext } from "../../test/helpers/call-context.js";
 import { inventoryClientOver } from "../../test/helpers/inventory-client.js";
@@ -170,4 +170,17 @@ test("a request naming an unknown SKU changes nothing at the inventory: the orde
   expect(invDb.prepare("SELECT count(*) FROM reservations").pluck().get()).toBe(0);
   orderDb.close();
   invDb.close();
+});
+
+test("an order is said to be accepted as PENDING once, when it is, not again each time the recovery loop tries it", async () => {
+  const unavailable = () => Promise.reject(new OrderlyError("DEPENDENCY_UNAVAILABLE", "inventory is down", { metadata: { dependency: "inventory" } }));
+  const { store, inventory } = setup(unavailable, unavailable, unavailable);
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("order", "info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const begun = store.begin({ id: "ord_1", customerId: "alice", items: [{ sku: "S", quantity: 1 }], requestId: "k", requestHash: "h" }).order;
+  const deps = { store, inventory, degrade: true };
+  expect((await settleOrder(deps, begun, options(), logger))?.status).toBe(Status.PENDING);
+  // The recovery loop's tries, with the order as it reads it then (announced).
+  for (let i = 0; i < 2; i++) expect((await settleOrder(deps, store.get("ord_1")!, options(), logger))?.status).toBe(Status.PENDING);
+  expect(lines.filter((line) => String(line.msg).includes("accepted as PENDING")).map((line) => line.orderId)).toEqual(["ord_1"]);
 });

@@ -131,7 +131,8 @@ async function reserveAndRecord(
     if (!deps.degrade || !isTransient(err) || options.signal?.aborted) throw err;
     // Transient: the reservation may have been made all the same.
     const accepted = deps.store.acceptAwaitingReservation(order.id, meta);
-    if (accepted !== undefined) logger.info({ orderId: order.id, reason: err.reason, dependency: err.metadata.dependency, cause: underlyingCause(err) }, "inventory could not reserve the order now (see reason): accepted as PENDING, to be reserved through events");
+    // Said when it is accepted so, not again each time the recovery loop tries an order accepted before.
+    if (accepted !== undefined && !order.announced) logger.info({ orderId: order.id, reason: err.reason, dependency: err.metadata.dependency, cause: underlyingCause(err) }, "inventory could not reserve the order now (see reason): accepted as PENDING, to be reserved through events");
     return accepted ?? deps.store.get(order.id);
   }
 }
