@@ -89,7 +89,12 @@ export class LinkTokens {
     } catch {
       throw invalid();
     }
-    if (typeof claims.exp !== "number" || claims.exp <= now || claims.exp > now + LINK_TOKEN_TTL_MS + CLOCK_SKEW_MS || typeof claims.sub !== "string") throw invalid();
+    if (typeof claims.exp !== "number" || claims.exp > now + LINK_TOKEN_TTL_MS + CLOCK_SKEW_MS || typeof claims.sub !== "string") throw invalid();
+    // Signed by a linked process, but long ago: a call read long after it was sent (a process paused, say, whose caller
+    // has given up), or hosts whose clocks differ by more than a token lives. Said so, not taken for a forgery.
+    if (claims.exp <= now) {
+      throw new OrderlyError("INVALID_CREDENTIALS", `the principal on this call expired ${now - claims.exp} ms ago: the call was read long after it was sent, or this host's clock is ahead of its caller's`);
+    }
     const principal: Principal = {
       subject: claims.sub,
       customerId: typeof claims.cid === "string" ? claims.cid : undefined,
