@@ -7,6 +7,7 @@ import { recordsSpans, tracer } from "../observability/tracing.js";
 import { boundLimit, type Db } from "../sqlite/index.js";
 import { JetStreamPublisher, NatsConnectionLost, StreamFull, type JetStreamMessage } from "./jetstream-publisher.js";
 import type { Outbox, OutboxMessage } from "./outbox.js";
+import { decodeEvent } from "./event-decoding.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
 import { settlesWithin } from "../process/shutdown.js";
 
@@ -441,7 +442,8 @@ export class OutboxRelay {
     return this.publisher.publish(this.messageOf(row, traceparentOf(span.spanContext()))).then(
       (ack) => {
         if (this.options.logger.isLevelEnabled("debug")) {
-          withSpan(span, () => this.options.logger.debug({ eventId: row.event_id, subject: row.subject, streamSeq: ack.seq }, "event published"), parent);
+          const line = { eventId: row.event_id, requestId: requestIdIn(row.payload), subject: row.subject, streamSeq: ack.seq };
+          withSpan(span, () => this.options.logger.debug(line, "event published"), parent);
         }
         span.end();
         return ack;
@@ -489,5 +491,14 @@ export class OutboxRelay {
     if (done) this.lastPrune = now;
     this.statements.pruneBatches.run(this.publishedThrough, cutoff);
     if (pruned > 0) this.options.logger.debug({ pruned }, "pruned published outbox rows");
+  }
+}
+
+/** The request id an event carries (what its log lines are found by), or undefined; read only for a debug line. */
+function requestIdIn(payload: Uint8Array): string | undefined {
+  try {
+    return decodeEvent(payload).requestId || undefined;
+  } catch {
+    return undefined;
   }
 }
