@@ -496,3 +496,14 @@ test("readers that joined a fetch answered older than an announced version fetch
   expect(await Promise.all(reads)).toEqual(Array(20).fill("9 service"));
   expect(answers).toEqual([]);
 });
+
+test("a query parameter no route takes is logged without its value (a token put in the URL by mistake), the route's own with theirs", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("gateway", "info", { write: (line: string) => void lines.push(JSON.parse(line)) });
+  await using server = await listen(handlerWith({ logger }));
+  const response = await fetch(`${server.url}/v1/customers/alice/orders?pageSize=2&access_token=SECRET-123&a%63cess_key=SECRET-456`, { headers: { authorization: "Bearer t" } });
+  expect(response.status).toBe(400);
+  const failed = await waitFor(() => lines.find((line) => line.msg === "request failed"), "the request's log line");
+  expect(failed.url).toBe("/v1/customers/alice/orders?pageSize=2&access_token=…&a%63cess_key=…");
+  expect(JSON.stringify(lines)).not.toContain("SECRET");
+});

@@ -156,13 +156,41 @@ function splitTarget(target: string): { path: string; search: string } {
   return at < 0 ? { path: target, search: "" } : { path: target.slice(0, at), search: target.slice(at + 1) };
 }
 
+/** The names a query parameter may start with: a field of some route's request message, by its proto or JSON name. */
+function queryNamesOf(routes: readonly Route[]): ReadonlySet<string> {
+  return new Set(routes.flatMap((route) => route.method.input.fields.flatMap((field) => [field.name, field.jsonName])));
+}
+
+/**
+ * A query string as logs and traces show it: the value of a parameter no route takes is left out (`access_token=…`),
+ * as a client may put a secret there by mistake (its request is refused 400, naming the parameter only).
+ */
+function shownQuery(search: string, names: ReadonlySet<string>): string {
+  return search
+    .split("&")
+    .map((pair) => {
+      const at = pair.indexOf("=");
+      const name = at < 0 ? pair : pair.slice(0, at);
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(name.replaceAll("+", " "));
+      } catch {
+        decoded = name;
+      }
+      return at < 0 || names.has(decoded.split(".")[0]!) ? pair : `${name}=…`;
+    })
+    .join("&");
+}
+
 /** What a request's log line says of it (its trace ids too: the gateway never makes a span context active). */
-function logFields(req: IncomingMessage, request: RequestState, status: number) {
+function logFields(req: IncomingMessage, request: RequestState, status: number, queryNames: ReadonlySet<string>) {
+  const url = req.url ?? "";
+  const at = url.indexOf("?");
   return {
     requestId: request.id,
     ...(request.span ? spanIds(request.span) : {}),
     method: req.method,
-    url: req.url,
+    url: at < 0 ? url : `${url.slice(0, at + 1)}${shownQuery(url.slice(at + 1), queryNames)}`,
     status,
     ms: Math.round(performance.now() - request.started),
   };
@@ -351,6 +379,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   const keyed = new Set(deps.routes.filter(takesIdempotencyKey));
   const newRequestId = deps.newRequestId ?? requestIdSource();
   const clock = deps.clock ?? Date.now;
+  const queryNames = queryNamesOf(deps.routes);
   /** The rate limit's key of each principal, made once per principal object (a remembered token's is the same object every time). */
   const subjectKeys = new WeakMap<Principal, string>();
   /** Requests in flight per principal (its subject key), while it has any. */
@@ -729,7 +758,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (span.isRecording()) {
       const { path, search } = splitTarget(req.url);
       span.setAttributes({ "http.request.method": req.method ?? "", "url.path": path, "orderly.request_id": request.id });
-      if (search !== "") span.setAttribute("url.query", search);
+      if (search !== "") span.setAttribute("url.query", shownQuery(search, queryNames));
     }
     request.span = span;
     request.traceContext = trace.setSpan(parent, span);
@@ -828,14 +857,14 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   };
 
   function succeeded(req: IncomingMessage, res: ServerResponse, request: RequestState): void {
-    if (logger.isLevelEnabled("debug")) logger.debug(logFields(req, request, res.statusCode), "request");
+    if (logger.isLevelEnabled("debug")) logger.debug(logFields(req, request, res.statusCode, queryNames), "request");
   }
 
   function failed(req: IncomingMessage, res: ServerResponse, request: RequestState, error: unknown): void {
     const err = OrderlyError.from(error);
     const status = httpStatusFor(err.code, err.reason);
     ensureSpan(request, res);
-    const fields = { ...logFields(req, request, status), reason: err.reason };
+    const fields = { ...logFields(req, request, status, queryNames), reason: err.reason };
     if (status >= 500 && err.code !== Code.UNAVAILABLE && err.code !== Code.DEADLINE_EXCEEDED) logger.error({ ...fields, err: err.cause ?? err }, "request failed");
     else logger.info({ ...fields, message: err.message, cause: underlyingCause(err) }, "request failed");
     if (res.headersSent) {
