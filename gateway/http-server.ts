@@ -156,14 +156,18 @@ function splitTarget(target: string): { path: string; search: string } {
   return at < 0 ? { path: target, search: "" } : { path: target.slice(0, at), search: target.slice(at + 1) };
 }
 
-/** The names a query parameter may start with: a field of some route's request message, by its proto or JSON name. */
+/** The names of the query parameters the routes take: their request messages' fields, by proto or JSON name. */
 function queryNamesOf(routes: readonly Route[]): ReadonlySet<string> {
   return new Set(routes.flatMap((route) => route.method.input.fields.flatMap((field) => [field.name, field.jsonName])));
 }
 
+/** A query value shown as it is: plain characters only (a number, a day, a SKU, a page token). */
+const PLAIN_VALUE = /^[A-Za-z0-9._~-]*$/;
+
 /**
- * A query string as logs and traces show it: the value of a parameter no route takes is left out (`access_token=…`),
- * as a client may put a secret there by mistake (its request is refused 400, naming the parameter only).
+ * A query string as logs and traces show it: a parameter a route takes, with its value when that is plain, and `…` for
+ * anything else, as a client may put a secret in the URL by mistake (`?access_token=`, a value after `;` or `#`, a bare
+ * `?secret`, an encoded `=`). Such a request is refused 400, its message quoting no name that does not look like one.
  */
 function shownQuery(search: string, names: ReadonlySet<string>): string {
   return search
@@ -171,13 +175,8 @@ function shownQuery(search: string, names: ReadonlySet<string>): string {
     .map((pair) => {
       const at = pair.indexOf("=");
       const name = at < 0 ? pair : pair.slice(0, at);
-      let decoded: string;
-      try {
-        decoded = decodeURIComponent(name.replaceAll("+", " "));
-      } catch {
-        decoded = name;
-      }
-      return at < 0 || names.has(decoded.split(".")[0]!) ? pair : `${name}=…`;
+      if (!names.has(name)) return "…";
+      return at < 0 || PLAIN_VALUE.test(pair.slice(at + 1)) ? pair : `${name}=…`;
     })
     .join("&");
 }

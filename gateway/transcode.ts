@@ -278,6 +278,17 @@ function integerOf(name: string, value: string): string {
   return integer;
 }
 
+/** A name a query parameter may have (a field's name or path). */
+const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_.]{0,63}$/;
+
+/**
+ * An unknown query parameter's name as the error's message (which is logged) quotes it: only a name that looks like one,
+ * as a secret sent by mistake may stand where a name should (`?access_token%3D…`, a bare `?…`).
+ */
+function quotedName(key: string): string {
+  return PARAMETER_NAME.test(key) ? `"${key}"` : "(not a parameter name)";
+}
+
 /**
  * Builds the request message of a route from the HTTP request, following
  * the google.api.http rules: path variables, then the body (one field, or
@@ -303,7 +314,7 @@ export function requestFromHttp(route: Route, parts: HttpRequestParts): Message 
     for (const key of keys) {
       const field = fieldByName(input, key);
       if (field === undefined || field.fieldKind === "message" || field.fieldKind === "map") {
-        throw new OrderlyError("INVALID_FIELD", `unknown query parameter "${key}"`, {
+        throw new OrderlyError("INVALID_FIELD", `unknown query parameter ${quotedName(key)}`, {
           violations: [{ field: key, description: "not a query parameter of this route" }],
         });
       }
