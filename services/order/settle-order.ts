@@ -130,9 +130,9 @@ async function reserveAndRecord(
     if (businessRefusals.has(err.reason)) return recordRefusal(deps.store, order, err.reason, { ...err.metadata }, meta);
     if (!deps.degrade || !isTransient(err) || options.signal?.aborted) throw err;
     // Transient: the reservation may have been made all the same.
-    const accepted = deps.store.acceptAwaitingReservation(order.id, meta);
-    // Said when it is accepted so, not again each time the recovery loop tries an order accepted before.
-    if (accepted !== undefined && !order.announced) logger.info({ orderId: order.id, reason: err.reason, dependency: err.metadata.dependency, cause: underlyingCause(err) }, "inventory could not reserve the order now (see reason): accepted as PENDING, to be reserved through events");
+    const { order: accepted, acceptedNow } = deps.store.acceptAwaitingReservation(order.id, meta);
+    // Said by the call that accepts it so, not again each time the recovery loop (or a retry of its key) tries it.
+    if (acceptedNow) logger.info({ orderId: order.id, reason: err.reason, dependency: err.metadata.dependency, cause: underlyingCause(err) }, "inventory could not reserve the order now (see reason): accepted as PENDING, to be reserved through events");
     return accepted ?? deps.store.get(order.id);
   }
 }

@@ -150,11 +150,11 @@ export class OrderStore {
     this.decideTx = db.transaction((id: string, decision: Decision, meta: EventMeta) => this.decideInTx(id, decision, meta));
     this.acceptTx = db.transaction((id: string, meta: EventMeta) => {
       const before = this.get(id);
-      if (before === undefined || this.statements.markAnnounced.run(id).changes === 0) return before;
+      if (before === undefined || this.statements.markAnnounced.run(id).changes === 0) return { order: before, acceptedNow: false };
       // No response is saved for the key: a 202 is not the outcome, so a retry is answered with the order as it
       // is then, until the decision saves the response every later retry replays.
       this.announce(before, meta, true);
-      return this.get(id);
+      return { order: this.get(id), acceptedNow: true };
     });
     this.cancelTx = db.transaction((id: string, meta: EventMeta) => {
       const before = this.get(id);
@@ -212,9 +212,11 @@ export class OrderStore {
   /**
    * Announces a PENDING order as accepted without a reservation (the async
    * path: the inventory service reserves from the OrderCreated event). Its
-   * idempotency key gets its response when the order is decided.
+   * idempotency key gets its response when the order is decided. Returns
+   * the order as it now is, and whether this call announced it (not an
+   * earlier one, nor a decision).
    */
-  acceptAwaitingReservation(id: string, meta: EventMeta = {}): OrderRecord | undefined {
+  acceptAwaitingReservation(id: string, meta: EventMeta = {}): { order: OrderRecord | undefined; acceptedNow: boolean } {
     return this.transactions.run("accept", () => this.acceptTx.immediate(id, meta), meta.traceContext);
   }
 
