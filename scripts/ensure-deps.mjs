@@ -62,7 +62,8 @@ export function ensureNodeModules({ withDev = false } = {}) {
   const installed = readJson(join(root, "node_modules", ".package-lock.json"));
   if (installed !== undefined && installMatchesLock(JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")), installed, { withDev })) return;
   console.log("Installing dependencies (npm ci)…");
-  const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  // With them asked for explicitly: under NODE_ENV=production (or npm's omit=dev) a plain npm ci would leave them out again.
+  const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund", ...(withDev ? ["--include=dev"] : [])], { cwd: root, stdio: "inherit" });
   if (result.status !== 0) throw new Error("npm ci failed");
 }
 

@@ -5,9 +5,9 @@ import { contextFromTraceparent, endSpanWithError, traceparentOf, withSpan } fro
 import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import { boundLimit, type Db } from "../sqlite/index.js";
+import { decodeEvent } from "./event-decoding.js";
 import { JetStreamPublisher, NatsConnectionLost, StreamFull, type JetStreamMessage } from "./jetstream-publisher.js";
 import type { Outbox, OutboxMessage } from "./outbox.js";
-import { decodeEvent } from "./event-decoding.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
 import { settlesWithin } from "../process/shutdown.js";
 

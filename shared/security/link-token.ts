@@ -93,7 +93,7 @@ export class LinkTokens {
     // Signed by a linked process, but long ago: a call read long after it was sent (a process paused, say, whose caller
     // has given up), or hosts whose clocks differ by more than a token lives. Said so, not taken for a forgery.
     if (claims.exp <= now) {
-      throw new OrderlyError("INVALID_CREDENTIALS", `the principal on this call expired ${now - claims.exp} ms ago: the call was read long after it was sent, or this host's clock is ahead of its caller's`);
+      throw new OrderlyError("INVALID_CREDENTIALS", "the principal on this call has expired: the call was read long after it was sent, or the hosts' clocks differ");
     }
     const principal: Principal = {
       subject: claims.sub,
