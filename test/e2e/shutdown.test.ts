@@ -182,11 +182,11 @@ test("a gateway whose log output is not read for a while (its reader stalled) ho
   // pino held every line until the reader took it, and its exit waited for the reader for good (SIGKILLed here).
   await using system = await startSystem();
   const output = system.gateway.child.stdout!;
-  /** Sends reads the gateway refuses (an unknown parameter), each logged with its 8 KB URL: `count` of them. */
+  /** Sends reads refused as invalid (a SKU of 8,000 characters), each logged with its 8 KB URL: `count` of them. */
   const loggedReads = async (count: number) => {
     const padding = "x".repeat(8000);
     for (let sent = 0; sent < count; sent += 25) {
-      const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => system.api("GET", `/v1/inventory/NONE-${i}?padding=${padding}`).then((answer) => answer.status)));
+      const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => system.api("GET", `/v1/inventory/NONE-${i}-${padding}`).then((answer) => answer.status)));
       expect(new Set(statuses)).toEqual(new Set([400]));
     }
   };
