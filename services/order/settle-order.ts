@@ -133,7 +133,8 @@ async function reserveAndRecord(
     const { order: accepted, acceptedNow } = deps.store.acceptAwaitingReservation(order.id, meta);
     // Said by the call that accepts it so, not again each time the recovery loop (or a retry of its key) tries it.
     if (acceptedNow) logger.info({ orderId: order.id, reason: err.reason, dependency: err.metadata.dependency, cause: underlyingCause(err) }, "inventory could not reserve the order now (see reason): accepted as PENDING, to be reserved through events");
-    return accepted ?? deps.store.get(order.id);
+    // The order as it is now, accepted by this call or before, or decided meanwhile; undefined when it is gone.
+    return accepted;
   }
 }
 
