@@ -95,16 +95,13 @@ function card(p) {
   return '<section class="' + cardClass(p) + '" data-process="' + esc(p.name) + '" data-healthy="' + p.healthy + '">' + title + meta + "<h3>requests (" + esc(windowSpan(s.windowSeconds)) + ")</h3>" + routes + deps + outbox + consumers + "</section>";
 }
 
-// Unreachable processes are down; a reachable one that is not healthy says which of its checks fail (nats, say), or its gRPC
-// health: not serving, or, still serving with only a degrading check failing (NATS cut off), degraded.
+// Unreachable processes are down; a reachable one that is not healthy says why (its failing checks, its gRPC health, a
+// breaker not closed): not serving, or, still serving (NATS cut off, a dependency's breaker open), degraded.
 function headline(processes) {
   const sick = processes.filter((p) => !p.healthy);
   if (sick.length === 0) return "all " + processes.length + " processes healthy";
   const down = sick.filter((p) => !p.status).map((p) => p.name);
-  const why = (p) => {
-    const failing = Object.keys(p.status.checks).filter((k) => !p.status.checks[k]);
-    return p.name + " (" + (failing.length > 0 ? failing.join(", ") : "gRPC health " + p.grpcHealth) + ")";
-  };
+  const why = (p) => p.name + " (" + p.problems.join(", ") + ")";
   const notServing = sick.filter((p) => p.status && !isDegraded(p)).map(why);
   const degraded = sick.filter(isDegraded).map(why);
   return [down.length > 0 ? "down: " + down.join(", ") : "", notServing.length > 0 ? "not serving: " + notServing.join(", ") : "", degraded.length > 0 ? "degraded: " + degraded.join(", ") : ""]

@@ -91,3 +91,33 @@ test("the gateway's own report failing (out of file descriptors, say) leaves it 
     { name: "order", healthy: true, status: service, error: undefined },
   ]);
 });
+
+test("a process that serves with a breaker not closed is not healthy, and says why beside its failing checks; the system is not healthy either", async () => {
+  const breaker = (name: string, state: "closed" | "open" | "half-open") => ({ name, breaker: state, inUse: 0, queued: 0, retries: 0, refusals: 0, relayed: 0, failures: 0 });
+  const services: Record<string, ProcessStatus> = {
+    order: { ...gateway, name: "order", dependencies: [breaker("inventory", "open")] },
+    query: { ...gateway, name: "query", healthy: false, checks: { database: true, nats: false }, dependencies: [] },
+    inventory: { ...gateway, name: "inventory" },
+  };
+  await using server = await tcpServer((socket) =>
+    socket.once("data", (request) => {
+      const name = /^GET \/(\w+)\//.exec(request.toString())![1]!;
+      const body = JSON.stringify(services[name]);
+      socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    }),
+  );
+  // One server answers for each service, by a path prefix in its address.
+  const report = await systemStatus({
+    self: async () => ({ ...gateway, dependencies: [breaker("inventory", "half-open"), breaker("order", "closed")] }),
+    selfMetricsUrl: () => "http://127.0.0.1:9050/metrics",
+    readiness: async () => ({ ready: true, services: { order: "SERVING", query: "SERVING", inventory: "NOT_SERVING" } }),
+    targets: Object.keys(services).map((name) => ({ name, address: `127.0.0.1:${server.port}/${name}` })),
+  })();
+  expect(report.healthy).toBe(false);
+  expect(report.processes.map(({ name, healthy, problems }) => ({ name, healthy, problems }))).toEqual([
+    { name: "gateway", healthy: false, problems: ["breaker for inventory half-open"] },
+    { name: "order", healthy: false, problems: ["breaker for inventory open"] },
+    { name: "query", healthy: false, problems: ["nats"] },
+    { name: "inventory", healthy: false, problems: ["gRPC health NOT_SERVING"] },
+  ]);
+});

@@ -3,8 +3,10 @@ import { readAtMost, type ProcessStatus } from "../shared/observability/index.js
 /** One process as the status page shows it. */
 export interface ProcessEntry {
   name: string;
-  /** Serving: its gRPC health is SERVING (the gateway: it answers) and its own checks hold. */
+  /** Serving, with nothing in `problems`: its gRPC health is SERVING (the gateway: it answers), its own checks hold and its breakers are closed. */
   healthy: boolean;
+  /** Why it is not healthy, in an operator's words: its failing checks (`nats`), else its gRPC health; each breaker not closed (`breaker for inventory open`); why it could not be asked. */
+  problems: string[];
   /** grpc.health.v1 as the gateway sees it (SERVING, NOT_SERVING, UNREACHABLE); "self" for the gateway. */
   grpcHealth: string;
   /** Where its Prometheus metrics are. */
@@ -62,6 +64,14 @@ function unreachableReason(error: unknown, timeoutMs: number): string {
   return (typeof code === "string" ? SOCKET_ERRORS[code] : undefined) ?? (error.cause.message || (typeof code === "string" ? code : error.message));
 }
 
+/** Why a process that reported is not healthy: its failing checks, else a gRPC health other than SERVING; its breakers not closed. */
+function problemsOf(status: ProcessStatus, grpcHealth: string): string[] {
+  const failing = Object.keys(status.checks).filter((check) => !status.checks[check]);
+  const serving = grpcHealth === "SERVING" || grpcHealth === "self";
+  const health = failing.length > 0 ? failing : serving ? [] : [`gRPC health ${grpcHealth}`];
+  return [...health, ...status.dependencies.filter((d) => d.breaker !== "closed").map((d) => `breaker for ${d.name} ${d.breaker}`)];
+}
+
 /**
  * The system's status: the gateway's own report, and each service's —
  * its grpc.health.v1 answer together with what its admin server reports
@@ -84,23 +94,14 @@ export function systemStatus(deps: {
       deps.readiness(),
       Promise.all(deps.targets.map((t) => fetchStatus(t.address, timeoutMs).then((status) => ({ status }), (error: unknown) => ({ error: missingReport(error, timeoutMs) })))),
     ]);
+    const entry = (name: string, grpcHealth: string, metricsUrl: string, report: { status: ProcessStatus } | { error: string }): ProcessEntry => {
+      if ("error" in report) return { name, healthy: false, problems: [report.error], grpcHealth, metricsUrl, status: undefined, error: report.error };
+      const problems = problemsOf(report.status, grpcHealth);
+      return { name, healthy: problems.length === 0, problems, grpcHealth, metricsUrl, status: report.status };
+    };
     const processes: ProcessEntry[] = [
-      "status" in self
-        ? { name: self.status.name, healthy: self.status.healthy, grpcHealth: "self", metricsUrl: deps.selfMetricsUrl(), status: self.status }
-        : { name: "gateway", healthy: false, grpcHealth: "self", metricsUrl: deps.selfMetricsUrl(), status: undefined, error: self.error },
-      ...deps.targets.map((target, i): ProcessEntry => {
-        const report = reports[i]!;
-        const grpcHealth = readiness.services[target.name] ?? "UNKNOWN";
-        const status = "status" in report ? report.status : undefined;
-        return {
-          name: target.name,
-          healthy: grpcHealth === "SERVING" && status?.healthy === true,
-          grpcHealth,
-          metricsUrl: `http://${target.address}/metrics`,
-          status,
-          ...("error" in report ? { error: report.error } : {}),
-        };
-      }),
+      entry("status" in self ? self.status.name : "gateway", "self", deps.selfMetricsUrl(), self),
+      ...deps.targets.map((target, i) => entry(target.name, readiness.services[target.name] ?? "UNKNOWN", `http://${target.address}/metrics`, reports[i]!)),
     ];
     return { time: new Date().toISOString(), healthy: processes.every((p) => p.healthy), processes };
   });

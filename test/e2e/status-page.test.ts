@@ -42,16 +42,17 @@ test("the status page shows every process healthy with its traffic, then the kil
     await system.api("POST", "/v1/orders", { body: { customerId: "sam", items: [{ sku: "STATUS-1", quantity: 1 }] }, headers: { "x-request-timeout": "1500" } });
   }
   await expect.poll(() => card("inventory").getAttribute("data-healthy"), { timeout: 15_000 }).toBe("false");
-  await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toBe("down: inventory");
+  // The order service still serves, with its breaker for the inventory open: degraded, and the headline says why.
+  await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toBe("down: inventory · degraded: order (breaker for inventory open)");
   // Why, as an operator would put it: nothing listens on its admin port any more.
   expect(await card("inventory").locator(".error").textContent()).toBe("unreachable: connection refused");
-  await expect.poll(() => card("order").textContent(), { timeout: 15_000 }).toMatch(/inventory\s*open/);
-  expect(await card("order").getAttribute("data-healthy")).toBe("true");
+  expect(await card("order").textContent()).toMatch(/inventory\s*open/);
+  expect(await card("order").getAttribute("class")).toBe("card degraded");
   const downShot = await browser.screenshot(page, "status-page-inventory-down");
   expect(existsSync(downShot)).toBe(true);
 
   // With NATS gone too, the processes still answering are not down, and still serve (the outbox holds their events):
   // degraded, and the headline says which check fails.
   await system.nats.kill();
-  await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toMatch(/^down: inventory · degraded: .*\border \(nats\)/);
+  await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toMatch(/^down: inventory · degraded: .*\border \(nats, breaker for inventory open\)/);
 });
