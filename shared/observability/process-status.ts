@@ -43,7 +43,7 @@ export interface ProcessStatus {
   rssBytes?: number;
   /** p99 event-loop delay (ms) since the last report. */
   eventLoopLagMs: number;
-  /** The span `routes` covers (s; 0 on the first report, which has no rates yet). */
+  /** The span `routes` covers (s; the first report's reaches back to the process's start). */
   windowSeconds: number;
   /** Per HTTP route (gateway) or per RPC (services). */
   routes: RouteSummary[];

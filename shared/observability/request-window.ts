@@ -44,7 +44,7 @@ export function quantileFromBuckets(bounds: readonly number[], cumulative: reado
 
 /** The traffic of every route over the span a report covers. */
 export interface WindowSummary {
-  /** The span the rates and quantiles cover (s): back to the previous report at least a second old, at most about `windowMs` unless reports are further apart; 0 on the first report (no rates yet). */
+  /** The span the rates and quantiles cover (s): back to the previous report at least a second old, at most about `windowMs` unless reports are further apart; the first report's, back to when the counters started (0 within a second of it). */
   windowSeconds: number;
   /** Every route seen, busiest first. */
   routes: RouteSummary[];
@@ -57,10 +57,13 @@ export interface WindowSummary {
  * request, only per read (the status page polls every 2 s). Each read keeps
  * a snapshot; the window is the span back to the latest snapshot at least
  * `windowMs` old, or the oldest kept: after a pause in the reads it reaches
- * back to the read before the pause, and says how far.
+ * back to the read before the pause, and says how far. Before the first
+ * read, the oldest is the counters' start, when every count was zero (by
+ * default the process's, as its metrics count from it): the first read
+ * has rates too.
  */
 export class RequestWindow {
-  private readonly snapshots: Snapshot[] = [];
+  private readonly snapshots: Snapshot[];
 
   constructor(
     private readonly requests: Counter<string>,
@@ -69,7 +72,10 @@ export class RequestWindow {
     private readonly codeLabel: string,
     private readonly isError: (code: string) => boolean,
     private readonly windowMs = 30_000,
-  ) {}
+    countingSince = performance.timeOrigin,
+  ) {
+    this.snapshots = [{ at: countingSince, series: new Map() }];
+  }
 
   /** The summary of every route seen, and the span it covers. */
   async summarize(now = Date.now()): Promise<WindowSummary> {
