@@ -77,9 +77,10 @@ function card(p) {
     s.routes.map((r) => [r.name.replace(/^[a-z0-9_.]+\\.(?=[A-Za-z]+\\/)/, ""), num(r.rate), num(r.errorRate), num(r.p50Ms), num(r.p99Ms), r.total]),
     "no requests yet",
   );
-  const deps = s.dependencies.length === 0 ? "" : "<h3>dependencies</h3>" + table(
-    [{ label: "dependency" }, { label: "breaker", html: true }, { label: "in use", num: true }, { label: "queued", num: true }, { label: "retries", num: true }, { label: "refusals", num: true }, { label: "relayed", num: true }, { label: "failures", num: true }],
-    s.dependencies.map((d) => [d.name, breakerBadge(d.breaker), d.inUse, d.queued, d.retries, d.refusals, d.relayed, d.failures]),
+  // Breaker and bulkhead as they are now; calls and what befell them over the requests' span.
+  const deps = s.dependencies.length === 0 ? "" : "<h3>dependencies (calls " + (s.windowSeconds ? "in the " + esc(windowSpan(s.windowSeconds)) : "since the start") + ")</h3>" + table(
+    [{ label: "dependency" }, { label: "breaker", html: true }, { label: "in use", num: true }, { label: "queued", num: true }, { label: "calls", num: true }, { label: "retries", num: true }, { label: "refusals", num: true }, { label: "relayed", num: true }, { label: "failures", num: true }],
+    s.dependencies.map((d) => [d.name, breakerBadge(d.breaker), d.inUse, d.queued, d.calls, d.retries, d.refusals, d.relayed, d.failures]),
     "",
   );
   const outbox = s.outbox ? "<h3>outbox</h3>" + table(

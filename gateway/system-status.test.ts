@@ -93,7 +93,7 @@ test("the gateway's own report failing (out of file descriptors, say) leaves it 
 });
 
 test("a process that serves with a breaker not closed is not healthy, and says why beside its failing checks; the system is not healthy either", async () => {
-  const breaker = (name: string, state: "closed" | "open" | "half-open") => ({ name, breaker: state, inUse: 0, queued: 0, retries: 0, refusals: 0, relayed: 0, failures: 0 });
+  const breaker = (name: string, state: "closed" | "open" | "half-open") => ({ name, breaker: state, inUse: 0, queued: 0, calls: 0, retries: 0, refusals: 0, relayed: 0, failures: 0 });
   const services: Record<string, ProcessStatus> = {
     order: { ...gateway, name: "order", dependencies: [breaker("inventory", "open")] },
     query: { ...gateway, name: "query", healthy: false, checks: { database: true, nats: false }, dependencies: [] },

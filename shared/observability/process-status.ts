@@ -2,18 +2,25 @@ import type { EventRuntime } from "../events/index.js";
 import type { BreakerState, DependencyPolicy } from "../resilience/index.js";
 import type { RouteSummary } from "./request-window.js";
 
-/** A dependency's resilience state. */
-export interface DependencyStatus {
-  name: string;
-  breaker: BreakerState;
-  inUse: number;
-  queued: number;
+/** What befell the calls to a dependency, counted over the span a report covers (its `windowSeconds`). */
+export interface DependencyCounts {
+  /** Calls made. */
+  calls: number;
   retries: number;
   /** Calls it answered with a refusal of the request (INSUFFICIENT_STOCK, NOT_FOUND, …). */
   refusals: number;
   /** Calls it answered with its own dependency's outage (the order service's "inventory is unavailable"). */
   relayed: number;
+  /** Calls that failed: a timeout, the transport, or its own failure. */
   failures: number;
+}
+
+/** A dependency's resilience state now, and its calls over the report's span. */
+export interface DependencyStatus extends DependencyCounts {
+  name: string;
+  breaker: BreakerState;
+  inUse: number;
+  queued: number;
 }
 
 /** A durable consumer's position and troubles. */
@@ -52,11 +59,28 @@ export interface ProcessStatus {
   consumers: ConsumerStatus[];
 }
 
-/** The resilience state of each policy. */
-export function dependencyStatuses(policies: readonly DependencyPolicy[]): DependencyStatus[] {
+/** Each policy's counts since it was made. */
+export function dependencyCounts(policies: readonly DependencyPolicy[]): Map<string, DependencyCounts> {
+  return new Map(policies.map(({ name, stats: { calls, retries, refusals, relayed, failures } }) => [name, { calls, retries, refusals, relayed, failures }]));
+}
+
+/** The resilience state of each policy, with its counts (`dependencyCounts`) less those of `base`, an earlier reading (none: since it was made). */
+export function dependencyStatuses(policies: readonly DependencyPolicy[], counts: Map<string, DependencyCounts>, base: Map<string, DependencyCounts> | undefined): DependencyStatus[] {
   return policies.map((p) => {
+    const now = counts.get(p.name)!;
+    const before = base?.get(p.name);
     const { inUse, queued } = p.bulkhead;
-    return { name: p.name, breaker: p.breakerState, inUse, queued, retries: p.stats.retries, refusals: p.stats.refusals, relayed: p.stats.relayed, failures: p.stats.failures };
+    return {
+      name: p.name,
+      breaker: p.breakerState,
+      inUse,
+      queued,
+      calls: now.calls - (before?.calls ?? 0),
+      retries: now.retries - (before?.retries ?? 0),
+      refusals: now.refusals - (before?.refusals ?? 0),
+      relayed: now.relayed - (before?.relayed ?? 0),
+      failures: now.failures - (before?.failures ?? 0),
+    };
   });
 }
 

@@ -15,11 +15,8 @@ export interface RouteSummary {
   total: number;
 }
 
-interface Snapshot {
-  at: number;
-  /** By label value: request count, error count, and cumulative bucket counts (ordered by bound). */
-  series: Map<string, { count: number; errors: number; buckets: number[] }>;
-}
+/** By label value: request count, error count, and cumulative bucket counts (ordered by bound). */
+type Series = Map<string, { count: number; errors: number; buckets: number[] }>;
 
 /**
  * Estimates a quantile from cumulative bucket counts, interpolating inside
@@ -51,19 +48,42 @@ export interface WindowSummary {
 }
 
 /**
+ * Readings of counters taken at each report, kept so that a report can be
+ * told over a sliding window: the span back to the latest reading at least
+ * `windowMs` old, or the oldest kept, and never less than a second. After a
+ * pause in the reports it reaches back to the report before the pause, and
+ * says how far. Before the first report, the oldest is the counters' start,
+ * when every count was zero (`zero`).
+ */
+export class ReadingWindow<T> {
+  private readonly readings: { at: number; value: T }[];
+
+  constructor(
+    zero: { at: number; value: T },
+    private readonly windowMs = 30_000,
+  ) {
+    this.readings = [zero];
+  }
+
+  /** Keeps `value`, read at `now`, and returns the reading to take the difference from (undefined within a second of the oldest) and the span (s). */
+  next(now: number, value: T): { base: T | undefined; seconds: number } {
+    while (this.readings.length > 1 && now - this.readings[1]!.at >= this.windowMs) this.readings.shift();
+    const base = this.readings.find((r) => now - r.at >= 1000);
+    this.readings.push({ at: now, value });
+    return { base: base?.value, seconds: base ? (now - base.at) / 1000 : 0 };
+  }
+}
+
+/**
  * Request rate, error rate and latency quantiles per label value over a
  * sliding window, read from a counter (with a status label) and a duration
  * histogram that the hot path already updates — so this costs nothing per
- * request, only per read (the status page polls every 2 s). Each read keeps
- * a snapshot; the window is the span back to the latest snapshot at least
- * `windowMs` old, or the oldest kept: after a pause in the reads it reaches
- * back to the read before the pause, and says how far. Before the first
- * read, the oldest is the counters' start, when every count was zero (by
- * default the process's, as its metrics count from it): the first read
- * has rates too.
+ * request, only per read (the status page polls every 2 s), over a
+ * ReadingWindow whose counters start with the process's (`countingSince`),
+ * as its metrics count from it: the first read has rates too.
  */
 export class RequestWindow {
-  private readonly snapshots: Snapshot[];
+  private readonly readings: ReadingWindow<Series>;
 
   constructor(
     private readonly requests: Counter<string>,
@@ -71,22 +91,19 @@ export class RequestWindow {
     private readonly label: string,
     private readonly codeLabel: string,
     private readonly isError: (code: string) => boolean,
-    private readonly windowMs = 30_000,
+    windowMs = 30_000,
     countingSince = performance.timeOrigin,
   ) {
-    this.snapshots = [{ at: countingSince, series: new Map() }];
+    this.readings = new ReadingWindow({ at: countingSince, value: new Map() }, windowMs);
   }
 
   /** The summary of every route seen, and the span it covers. */
   async summarize(now = Date.now()): Promise<WindowSummary> {
-    const current = await this.snapshot(now);
-    while (this.snapshots.length > 1 && now - this.snapshots[1]!.at >= this.windowMs) this.snapshots.shift();
-    const base = this.snapshots.find((s) => now - s.at >= 1000);
-    this.snapshots.push(current);
-    const seconds = base ? (now - base.at) / 1000 : 0;
+    const current = await this.snapshot();
+    const { base, seconds } = this.readings.next(now, current);
     const summaries: RouteSummary[] = [];
-    for (const [name, series] of current.series) {
-      const before = base?.series.get(name);
+    for (const [name, series] of current) {
+      const before = base?.get(name);
       const count = series.count - (before?.count ?? 0);
       const errors = series.errors - (before?.errors ?? 0);
       const buckets = series.buckets.map((n, i) => n - (before?.buckets[i] ?? 0));
@@ -105,8 +122,8 @@ export class RequestWindow {
 
   private bounds: number[] = [];
 
-  private async snapshot(at: number): Promise<Snapshot> {
-    const series = new Map<string, { count: number; errors: number; buckets: number[] }>();
+  private async snapshot(): Promise<Series> {
+    const series: Series = new Map();
     const entry = (name: string) => {
       let s = series.get(name);
       if (s === undefined) {
@@ -135,6 +152,6 @@ export class RequestWindow {
       this.bounds = list.map(([le]) => le);
       entry(name).buckets = list.map(([, n]) => n);
     }
-    return { at, series };
+    return series;
   }
 }

@@ -2,8 +2,8 @@ import type { EventRuntime } from "../events/index.js";
 import type { HealthState } from "../grpc/index.js";
 import type { DependencyPolicy } from "../resilience/index.js";
 import type { EventLoopLag } from "./event-loop-lag.js";
-import { dependencyStatuses, eventStatuses, type ProcessStatus } from "./process-status.js";
-import type { RequestWindow } from "./request-window.js";
+import { dependencyCounts, dependencyStatuses, eventStatuses, type DependencyCounts, type ProcessStatus } from "./process-status.js";
+import { ReadingWindow, type RequestWindow } from "./request-window.js";
 
 /** What a process's status report is made of. */
 export interface StatusSources {
@@ -18,8 +18,13 @@ export interface StatusSources {
 /** The function that reports a process's status (served at /status.json by its admin server). */
 export function statusReporter(sources: StatusSources): () => Promise<ProcessStatus> {
   const started = Date.now();
+  const policies = sources.policies ?? [];
+  // The dependencies' counts are told over the same span as the requests: read at the same moments, from the same start.
+  const dependencyReadings = new ReadingWindow<Map<string, DependencyCounts>>({ at: performance.timeOrigin, value: new Map() });
   return async () => {
+    const now = Date.now();
     const checks = sources.health.report();
+    const counts = dependencyCounts(policies);
     return {
       name: sources.name,
       healthy: Object.values(checks).every(Boolean),
@@ -28,8 +33,8 @@ export function statusReporter(sources: StatusSources): () => Promise<ProcessSta
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       rssBytes: residentSetSize(),
       eventLoopLagMs: Math.round(sources.lag.read() * 10) / 10,
-      ...(await sources.requests.summarize()),
-      dependencies: dependencyStatuses(sources.policies ?? []),
+      ...(await sources.requests.summarize(now)),
+      dependencies: dependencyStatuses(policies, counts, dependencyReadings.next(now, counts).base),
       ...(await eventStatuses(sources.events)),
     };
   };
