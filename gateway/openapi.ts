@@ -134,10 +134,10 @@ function scalarSchema(scalar: ScalarType): JsonObject {
     case ScalarType.INT64:
     case ScalarType.SINT64:
     case ScalarType.SFIXED64:
-      return { type: "string", format: "int64", pattern: "^-?\\d+$" };
+      return { type: "string", format: "int64", pattern: "^-?(0|[1-9]\\d*)$", maxLength: 20 };
     case ScalarType.UINT64:
     case ScalarType.FIXED64:
-      return { type: "string", format: "uint64", pattern: "^\\d+$" };
+      return { type: "string", format: "uint64", pattern: "^(0|[1-9]\\d*)$", maxLength: 20 };
     case ScalarType.DOUBLE:
     case ScalarType.FLOAT:
       return { type: "number" };

@@ -15,6 +15,14 @@ interface DocumentedResponse {
   content: { "application/json": { schema: unknown } };
 }
 
+/** ajv (JSON Schema 2020-12, as OpenAPI 3.1 uses it) with the document, and the validator of the schema at a path in it. */
+function documentSchemas(document: any) {
+  const ajv = new Ajv2020.default({ strict: false, allErrors: true, formats: { "date-time": true, int32: true, uint32: true, int64: true, uint64: true } });
+  ajv.addSchema(document, "openapi");
+  const pointer = (...parts: string[]) => parts.map((p) => p.replaceAll("~", "~0").replaceAll("/", "~1")).join("/");
+  return { ajv, schemaAt: (...parts: string[]) => ajv.getSchema(`openapi#/${pointer(...parts)}`)! };
+}
+
 /**
  * Checks real responses against the document the gateway serves: the status
  * is listed for the operation, the body meets its schema (ajv, JSON Schema
@@ -23,9 +31,7 @@ interface DocumentedResponse {
  * reason is among those named for its status.
  */
 function conformanceChecker(document: any) {
-  const ajv = new Ajv2020.default({ strict: false, allErrors: true, formats: { "date-time": true, int32: true, uint32: true, int64: true, uint64: true } });
-  ajv.addSchema(document, "openapi");
-  const pointer = (...parts: string[]) => parts.map((p) => p.replaceAll("~", "~0").replaceAll("/", "~1")).join("/");
+  const { ajv, schemaAt } = documentSchemas(document);
   return (method: string, path: string, response: ApiResponse): void => {
     const where = `${method} ${path} → ${response.status}`;
     const documented = document.paths[path]?.[method.toLowerCase()]?.responses?.[String(response.status)] as DocumentedResponse | undefined;
@@ -39,7 +45,7 @@ function conformanceChecker(document: any) {
       // No body, and none documented.
       expect({ where, text: response.text, content: documented!.content }).toEqual({ where, text: "", content: undefined });
     } else {
-      const validate = ajv.getSchema(`openapi#/${pointer("paths", path, method.toLowerCase(), "responses", String(response.status), "content", "application/json", "schema")}`)!;
+      const validate = schemaAt("paths", path, method.toLowerCase(), "responses", String(response.status), "content", "application/json", "schema");
       expect({ where, valid: validate(response.body), errors: validate.errors ?? null }).toEqual({ where, valid: true, errors: null });
     }
     const described = new Map(
@@ -81,6 +87,13 @@ test("every answer of a running gateway is one /openapi.json describes: its stat
   const replaced = await system.api("GET", "/v1/inventory/OAS-1", { headers: { "x-request-id": "not valid!" } });
   expect(replaced.headers.get("x-request-id")).not.toBe("not valid!");
   check("GET", "/v1/inventory/{sku}", replaced);
+  // A 64-bit integer as the document spells it is one the gateway takes; one with a leading zero it refuses, and so does the document.
+  const restockBody = documentSchemas(served.body).schemaAt("paths", "/v1/inventory/{sku}:restock", "post", "requestBody", "content", "application/json", "schema");
+  for (const [unitPriceMinor, taken] of [["2599", true], ["0", true], ["007", false], ["00", false]] as const) {
+    expect({ unitPriceMinor, documented: restockBody({ quantity: 1, unitPriceMinor }) }).toEqual({ unitPriceMinor, documented: taken });
+    const answer = await system.api("POST", "/v1/inventory/OAS-1:restock", { body: { quantity: 1, unitPriceMinor } });
+    expect({ unitPriceMinor, status: answer.status }).toEqual({ unitPriceMinor, status: taken ? 200 : 400 });
+  }
   // The same Idempotency-Key with another body: 422, not 409.
   const reused = await system.api("POST", "/v1/inventory/OAS-1:restock", { body: { quantity: 6 }, headers: { "idempotency-key": "oas-restock-1" } });
   expect(reused.status).toBe(422);
