@@ -21,7 +21,7 @@ test("reads waiting for versions are bounded per caller and in all; a wait that 
   expect([await reasonOf(a1), await reasonOf(b1)]).toEqual(["reached", "reached"]);
   cancelled.abort();
   expect(await reasonOf(a2)).toBe("CANCELLED");
-  expect(await reasonOf(changes.waitFor("o5", 2n, Date.now() + 10, never, "alice"))).toBe("DEADLINE_EXCEEDED");
+  expect(await reasonOf(changes.waitFor("o5", 2n, Date.now() + 10, never, "alice"))).toBe("VERSION_NOT_REACHED");
   const again = [changes.waitFor("o6", 2n, later, never, "alice"), changes.waitFor("o6", 2n, later, never, "alice"), changes.waitFor("o6", 2n, later, never, "carol")];
   changes.changed("o6", 3);
   expect(await Promise.all(again.map(reasonOf))).toEqual(["reached", "reached", "reached"]);
@@ -38,7 +38,7 @@ test("a wait ends after the longest a read waits, however far its deadline, and 
   const inDays = Date.now() + 20 * 24 * 3_600_000;
   const capped = changes.waitFor("o1", 2n, inDays, never, "dave").catch((error: Error) => error);
   expect(await reasonOf(changes.waitFor("o2", 2n, inDays, never, "dave"))).toBe("TOO_MANY_WAITS");
-  expect(await capped).toMatchObject({ reason: "DEADLINE_EXCEEDED", message: "order o1 has not reached version 2 in the read model within 50 ms, the longest a read waits" });
+  expect(await capped).toMatchObject({ reason: "VERSION_NOT_REACHED", message: "order o1 has not reached version 2 in the read model within 50 ms, the longest a read waits" });
   // Its place is free again.
   const next = changes.waitFor("o2", 2n, inDays, never, "dave");
   changes.changed("o2", 2);

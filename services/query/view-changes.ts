@@ -51,7 +51,7 @@ export class ViewChanges {
   }
 
   /**
-   * Resolves when `id` reaches `minVersion`; rejects with DEADLINE_EXCEEDED
+   * Resolves when `id` reaches `minVersion`; rejects with VERSION_NOT_REACHED
    * at `deadline` or after `limits.longestMs`, whichever comes first, or
    * with the abortReason of `signal` when it aborts;
    * TOO_MANY_WAITS at once when `caller`, or everyone, has the most reads
@@ -89,7 +89,7 @@ export class ViewChanges {
         done();
         const within = capped ? ` within ${this.limits.longestMs} ms, the longest a read waits` : " yet";
         reject(
-          new OrderlyError("DEADLINE_EXCEEDED", `order ${id} has not reached version ${minVersion} in the read model${within}`, {
+          new OrderlyError("VERSION_NOT_REACHED", `order ${id} has not reached version ${minVersion} in the read model${within}`, {
             metadata: { orderId: id, minVersion: String(minVersion) },
           }),
         );

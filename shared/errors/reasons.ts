@@ -103,6 +103,8 @@ export const declaredReasons = {
   STOCK_LIMIT_EXCEEDED: Code.FAILED_PRECONDITION,
   /** The caller already has as many reads waiting for a `minVersion` as it may (QUERY_MAX_WAITS_PER_CALLER); retry when one ends. */
   TOO_MANY_WAITS: Code.RESOURCE_EXHAUSTED,
+  /** The read model had not reached the order's `minVersion` when the read stopped waiting (its deadline near, or QUERY_MAX_WAIT_MS): read again later. */
+  VERSION_NOT_REACHED: Code.DEADLINE_EXCEEDED,
 } as const satisfies Record<string, Code>;
 
 /**

@@ -113,11 +113,14 @@ describe("DependencyPolicy", () => {
     expect(attempts).toBe(1);
   });
 
-  test("counts what the dependency answered about a request (INSUFFICIENT_STOCK, NOT_FOUND) as a refusal, not a failure; its own failures and relayed 429s as failures", async () => {
+  test("counts what the dependency answered about a request (INSUFFICIENT_STOCK, NOT_FOUND, a reason its RPC declares whatever its code) as a refusal, not a failure; its own failures and relayed 429s as failures", async () => {
     const p = policy({ maxAttempts: 1 });
     const answers = [
       new OrderlyError("INSUFFICIENT_STOCK", "no", { remote: true }),
       new OrderlyError("ORDER_NOT_FOUND", "no", { remote: true }),
+      // A minVersion the read model had not reached when the query service stopped waiting; a caller with too many waits.
+      new OrderlyError("VERSION_NOT_REACHED", "not yet", { remote: true }),
+      new OrderlyError("TOO_MANY_WAITS", "wait", { remote: true }),
       new OrderlyError("INTERNAL", "boom", { remote: true }),
       new OrderlyError("RATE_LIMITED", "busy", { remote: true }),
       new OrderlyError("DEPENDENCY_UNAVAILABLE", "down"),
@@ -126,7 +129,7 @@ describe("DependencyPolicy", () => {
       await expect(p.execute(false, async () => Promise.reject(answer))).rejects.toBeInstanceOf(OrderlyError);
     }
     await p.execute(false, async () => "ok");
-    expect(p.stats).toMatchObject({ calls: 6, refusals: 2, failures: 3 });
+    expect(p.stats).toMatchObject({ calls: 8, refusals: 4, failures: 3 });
     expect(p.breakerState).toBe("closed");
   });
 

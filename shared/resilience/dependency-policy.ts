@@ -16,7 +16,7 @@ import {
   type IPolicy,
   type IRetryBackoffContext,
 } from "cockatiel";
-import { Code, OrderlyError, abortReason, httpStatusFor, isTransient, underlyingCause } from "../errors/index.js";
+import { Code, DECLARED_ONLY, OrderlyError, abortReason, httpStatusFor, isTransient, underlyingCause } from "../errors/index.js";
 import type { Logger } from "../logging/index.js";
 import { traceIdsIn } from "../observability/trace-context.js";
 import { RetryBudget } from "./retry-budget.js";
@@ -90,7 +90,7 @@ export interface DependencyStats {
   retries: number;
   /** Calls that failed: the transport, a timeout, or the dependency's own failure (INTERNAL, UNKNOWN). */
   failures: number;
-  /** Calls the dependency answered with a refusal of the request (a 4xx: INSUFFICIENT_STOCK, NOT_FOUND, …): it is up. */
+  /** Calls the dependency answered with a refusal of the request (a 4xx: INSUFFICIENT_STOCK, NOT_FOUND, …; a reason its RPC declares: VERSION_NOT_REACHED): it is up. */
   refusals: number;
   /** Calls the dependency answered with a transient error of its own dependency's (inventory unavailable, passed on by order): it is up. */
   relayed: number;
@@ -128,9 +128,12 @@ export interface BulkheadUse {
 /** The state of a dependency's breaker, as reported in health and metrics. */
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
-/** An answer about the request from a dependency that is up (a 4xx, not one that may pass by itself, such as 429). */
+/**
+ * An answer about the request from a dependency that is up: a 4xx, not one that may pass by itself (such as 429), or a
+ * reason its RPC declares, a handler's answer to the call whatever its code (TOO_MANY_WAITS, VERSION_NOT_REACHED).
+ */
 function isRefusal(error: OrderlyError): boolean {
-  return error.remote && !isTransient(error) && httpStatusFor(error.code, error.reason) < 500;
+  return error.remote && (DECLARED_ONLY.has(error.reason) || (!isTransient(error) && httpStatusFor(error.code, error.reason) < 500));
 }
 
 const failureCodes = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN]);

@@ -326,7 +326,7 @@ describe("fuzzing every route of the protos", () => {
 
   /**
    * A read with a positive minVersion waits, within its deadline, for the
-   * order to reach that version, then answers 504 DEADLINE_EXCEEDED: the
+   * order to reach that version, then answers 504 VERSION_NOT_REACHED: the
    * documented read-your-writes contract, not a fault; an order the caller
    * may not see waits the same way, as an unknown id does. So a well-formed
    * positive minVersion is kept to one a known order of the caller's (any

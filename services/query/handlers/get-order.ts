@@ -16,7 +16,7 @@ export interface OrderReadDeps {
 /**
  * Reads an order view, first waiting for `minVersion` when given: the
  * read-your-writes mechanism. The wait gives up at the call's answerBy, so
- * the caller gets this service's DEADLINE_EXCEEDED (with the version it
+ * the caller gets this service's VERSION_NOT_REACHED (with the version it
  * waited for) before its own deadline. ORDER_NOT_FOUND when unknown or not
  * the caller's to see.
  *
