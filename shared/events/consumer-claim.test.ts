@@ -68,9 +68,9 @@ test("two copies that both run the consumers (one claimed them while the other w
   // Only the first reconnected, and only it asks again (as the event runtime does after a reconnect): it stays, and its
   // question tells the second, the later, to stop.
   await expect(claimedFirst.check()).resolves.toBeUndefined();
-  expect(lost.map((refusal) => refusal.message)).toEqual([expect.stringMatching(/also runs \(it asked once NATS was back\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/)]);
+  expect(lost.map((refusal) => refusal.message)).toEqual([expect.stringMatching(/also runs \(it asked again\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/)]);
   // Asking itself, the second finds the same.
-  await expect(claimedSecond.check()).rejects.toThrow(/also runs \(found once NATS was back\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
+  await expect(claimedSecond.check()).rejects.toThrow(/also runs \(found on asking again\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
 });
 
 test("a copy still claiming that is asked by a copy running them (one its own questions missed: cut off then, back now) gives way", async () => {

@@ -31,8 +31,9 @@ export interface ConsumerClaim {
 /** A claim made: the process runs the consumers. */
 export interface ClaimedConsumers {
   /**
-   * Asks again who runs them (after a reconnect to NATS: another copy may have claimed them while this one was cut
-   * off); rejects with a ConfigError when another copy, the earlier of the two, runs them too, and this one must stop.
+   * Asks again who runs them (after a reconnect to NATS, and every few seconds: another copy may have claimed them while
+   * this one was cut off, or paused); rejects with a ConfigError when another copy, the earlier of the two, runs them
+   * too, and this one must stop. Could it not ask, it says so once, at warn.
    */
   check(): Promise<void>;
 }
@@ -72,8 +73,9 @@ function earliest(holders: Holder[]): Holder | undefined {
  * with a ConfigError naming it, and of two claiming at once the later gives
  * way (each compares the same two claim times). A question says who asks,
  * so of two that both run them (one claimed them while the other was cut
- * off), the later stops whether it asked after its reconnect (`check`) or
- * was asked by the earlier one after that one's (`claim.lost`). A process
+ * off, or paused and so not answering), the later stops whether it asked
+ * again (`check`, after a reconnect and every few seconds) or was asked by
+ * the earlier one (`claim.lost`). A process
  * that cannot ask (a NATS user not allowed the subject, an answer it cannot
  * read) logs why and runs them, as before the claim existed.
  */
@@ -87,15 +89,17 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       if (error !== null) return;
       msg.respond(encoder.encode(JSON.stringify(me)));
       // A question says who asks (older releases asked with nothing). One that runs them too and came first is back
-      // from being cut off, and asks after its reconnect: of the two, this later one stops (the asker stays).
+      // from being cut off or paused, and asks again: of the two, this later one stops (the asker stays).
       const asker = holderIn(msg.data);
       if (asker === undefined || asker.id === me.id || !asker.running) return;
       // Still claiming: it gives way to a copy that runs them, which its own questions may have missed (that one cut off
       // then, and asking now that it is back).
       if (!me.running) heardRunning ??= asker;
-      else if (isEarlier(asker, me)) claim.lost?.(refuse(asker, "also runs (it asked once NATS was back)", true));
+      else if (isEarlier(asker, me)) claim.lost?.(refuse(asker, "also runs (it asked again)", true));
     },
   });
+  /** Said once: asked again every few seconds, a user not allowed the subject would say it each time. */
+  let toldCannotAsk = false;
   /** The others answering now; undefined when it could not ask. */
   const others = async (): Promise<Holder[] | undefined> => {
     try {
@@ -107,7 +111,8 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       }
       return holders;
     } catch (error) {
-      logger.warn({ err: error, subject }, "could not ask NATS whether another process runs these durable consumers (is the NATS user allowed the subject?); running them");
+      if (!toldCannotAsk) logger.warn({ err: error, subject }, "could not ask NATS whether another process runs these durable consumers (is the NATS user allowed the subject?); running them");
+      toldCannotAsk = true;
       return undefined;
     }
   };
@@ -133,7 +138,7 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
     async check() {
       const again = await others();
       const first = earliest(again?.filter((other) => other.running && isEarlier(other, me)) ?? []);
-      if (first !== undefined) throw refuse(first, "also runs (found once NATS was back)", true);
+      if (first !== undefined) throw refuse(first, "also runs (found on asking again)", true);
     },
   };
 }

@@ -75,6 +75,9 @@ export interface EventRuntime {
   close(): Promise<void>;
 }
 
+/** How often a process running claimed consumers asks again who else runs them, while connected (ms): a question and 300 ms of waiting for answers. */
+const CLAIM_CHECK_MS = 2000;
+
 /** How long a close waits for the NATS connection's drain (acks and unsubscribes flushed) before it closes the connection without. */
 const NATS_DRAIN_MS = 2000;
 
@@ -144,6 +147,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
   let closed = false;
   const isClosed = () => closed;
   let following: { stop(): void } | undefined;
+  let rechecking: NodeJS.Timeout | undefined;
   let setUpOnce = false;
   /** The stream setup's back-off: a reconnect, or a close, cuts it short. */
   const backoff = wakeablePause();
@@ -172,15 +176,22 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       }));
     // A reconnect cuts short a setup's back-off, at start too; once set up, it makes again what the server lost.
     let restore: ((after: string) => Promise<void>) | undefined;
+    let connected = true;
     following = followConnection(connection, {
-      down: () => {},
+      down: () => {
+        connected = false;
+      },
       up: () => {
+        connected = true;
         backoff.wake();
         void restore?.("a reconnect");
         // Claimed by another copy while this one was cut off from NATS: the later of the two stops.
         void claimed?.check().catch(refused);
       },
     });
+    // A copy paused (SIGSTOP, a frozen VM, a long collection) while another claimed them wakes still connected, so no
+    // reconnect makes either ask: while connected, each asks every CLAIM_CHECK_MS as well.
+    if (claimed) rechecking = setInterval(() => void (connected && claimed.check().catch(refused)), CLAIM_CHECK_MS).unref();
     /**
      * Makes sure the streams and durable consumers exist; resolves with those it had to create. At start
      * (before any consumer runs), a consumer that rebuilds from its stream and whose database has forgotten
@@ -264,6 +275,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       closed = true;
       backoff.wake();
       following?.stop();
+      clearInterval(rechecking);
       await Promise.all(consumers.map((c) => c.close()));
       await relay?.close();
       if (nc && !nc.isClosed()) {

@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
 import { expect, test } from "vitest";
-import { exitOf, fatalLines } from "../helpers/processes.js";
+import { exitOf, fatalLines, startService, waitFor, type ServiceProcess } from "../helpers/processes.js";
 import { startSystem } from "../helpers/system.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -33,6 +33,38 @@ test("a second query service under the first's QUERY_CONSUMER_NAME exits 1 namin
     const read = await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${cancelled.body.version}`);
     expect({ status: read.status, order: read.body.status }).toEqual({ status: 200, order: "ORDER_STATUS_CANCELLED" });
   }
+});
+
+test("a copy started while the first was paused (not answering, yet still connected) runs; once the first wakes, the later exits 1 within seconds, saying the first missed its events", async () => {
+  await using system = await startSystem();
+  await system.api("POST", "/v1/inventory/TWIN-2:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
+  using dir = tempDir("orderly-query-twin-");
+  system.query.child.kill("SIGSTOP");
+  let twin: ServiceProcess;
+  try {
+    twin = await startService("query-twin", "services/query/main.ts", { ...system.env.query, QUERY_DB_FILE: join(dir.path, "query.db"), QUERY_GRPC_PORT: "0", QUERY_ADMIN_PORT: "0" });
+    // It heard no answer: it runs the consumers (its checks all hold once their streams are set up).
+    const healthOf = (port: number | undefined) => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json() as Promise<{ status: string }>, () => ({ status: "unreachable" }));
+    await waitFor(async () => (await healthOf(twin.adminPort)).status === "ok", "the second copy running");
+  } finally {
+    system.query.child.kill("SIGCONT");
+  }
+  await using _twin = twin;
+  // Neither reconnected, so only asking again finds the two: the later copy stops.
+  const code = await Promise.race([twin.exited, new Promise((resolve) => setTimeout(() => resolve("still running"), 15_000).unref())]);
+  expect({ code, fatal: fatalLines(twin.logs.join("\n")).map((line) => line.msg) }).toEqual({
+    code: 1,
+    fatal: [
+      expect.stringMatching(
+        new RegExp(
+          `^another query service \\(pid ${system.query.child.pid} on ${hostname()}, since [^)]+\\) also runs \\((it asked again|found on asking again)\\) the durable consumers named after QUERY_CONSUMER_NAME="query": .*rebuild its read model`,
+        ),
+      ),
+    ],
+  });
+  // The first goes on applying every event from then on.
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "twin", items: [{ sku: "TWIN-2", quantity: 1 }] } });
+  expect((await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`)).status).toBe(200);
 });
 
 test("who runs a query's consumers is answered to an operator asking in the query user's inbox (README: nats --inbox-prefix _INBOX_query req _ORDERLY.consumers.query)", async () => {
