@@ -96,8 +96,19 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       // then, and asking now that it is back).
       if (!me.running) heardRunning ??= asker;
       else if (isEarlier(asker, me)) claim.lost?.(refuse(asker, "also runs (it asked again)", true));
+      else missedBy(asker);
     },
   });
+  /** Later copies found running them too, said once each: they stop, and this one goes on without what they applied. */
+  const toldMissed = new Set<string>();
+  const missedBy = (later: Holder) => {
+    if (toldMissed.has(later.id)) return;
+    toldMissed.add(later.id);
+    logger.error(
+      { subject, other: { pid: later.pid, host: later.host, since: new Date(later.since).toISOString() } },
+      `another ${later.service} service ran the durable consumers named after ${claim.setting}="${claim.name}" too, since this one was cut off or paused; it stops, and this read model lacks the events it applied: rebuild it (npm run rebuild -- --replace, with this one stopped)`,
+    );
+  };
   /** Said once: asked again every few seconds, a user not allowed the subject would say it each time. */
   let toldCannotAsk = false;
   /** The others answering now; undefined when it could not ask. */
@@ -139,6 +150,7 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       const again = await others();
       const first = earliest(again?.filter((other) => other.running && isEarlier(other, me)) ?? []);
       if (first !== undefined) throw refuse(first, "also runs (found on asking again)", true);
+      for (const later of again?.filter((other) => other.running) ?? []) missedBy(later);
     },
   };
 }

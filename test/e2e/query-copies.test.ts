@@ -35,6 +35,19 @@ test("a second query service under the first's QUERY_CONSUMER_NAME exits 1 namin
   }
 });
 
+/** The messages of the error lines among `logs`, once there is one; undefined before. */
+function errorMessages(logs: readonly string[]): string[] | undefined {
+  const messages = logs.flatMap((line) => {
+    try {
+      const parsed = JSON.parse(line) as { level?: number; msg?: string };
+      return (parsed.level ?? 0) >= 50 ? [parsed.msg ?? ""] : [];
+    } catch {
+      return [];
+    }
+  });
+  return messages.length > 0 ? messages : undefined;
+}
+
 test("a copy started while the first was paused (not answering, yet still connected) runs; once the first wakes, the later exits 1 within seconds, saying the first missed its events", async () => {
   await using system = await startSystem();
   await system.api("POST", "/v1/inventory/TWIN-2:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
@@ -62,6 +75,11 @@ test("a copy started while the first was paused (not answering, yet still connec
       ),
     ],
   });
+  // The first says, once, what it lacks and how to mend it.
+  const missed = await waitFor(() => errorMessages(system.query.logs), "the first copy saying what it missed");
+  expect(missed).toEqual([
+    expect.stringMatching(/^another query service ran the durable consumers named after QUERY_CONSUMER_NAME="query" too, since this one was cut off or paused; .*rebuild it/),
+  ]);
   // The first goes on applying every event from then on.
   const created = await system.api("POST", "/v1/orders", { body: { customerId: "twin", items: [{ sku: "TWIN-2", quantity: 1 }] } });
   expect((await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`)).status).toBe(200);
