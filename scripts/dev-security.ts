@@ -111,8 +111,15 @@ const inbox = (user: string) => `${natsInboxPrefix(user)}.>`;
 /** The NATS users of a local run, and what each may publish and subscribe to; the query's consumers are named after `queryConsumerName` (QUERY_CONSUMER_NAME). */
 const natsUsers = (queryConsumerName: string) => ({
   // Services publish their own events (through the outbox relay) and pull from their own consumers.
-  inventory: { publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, consumerNames.inventoryOrderEvents]])], subscribe: [inbox("inventory")] },
-  order: { publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, consumerNames.orderReservationOutcomes]])], subscribe: [inbox("order")] },
+  // Each claims its consumer's name, as one process of its kind (asked, and answered in the asker's inbox: its own user's).
+  inventory: {
+    publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, consumerNames.inventoryOrderEvents]]), claimSubject(consumerNames.inventoryOrderEvents), inbox("inventory")],
+    subscribe: [inbox("inventory"), claimSubject(consumerNames.inventoryOrderEvents)],
+  },
+  order: {
+    publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, consumerNames.orderReservationOutcomes]]), claimSubject(consumerNames.orderReservationOutcomes), inbox("order")],
+    subscribe: [inbox("order"), claimSubject(consumerNames.orderReservationOutcomes)],
+  },
   query: {
     // Its projections, and what `npm run rebuild` reads the streams with as the query service's user; the claim of
     // its consumers' name (asked, and answered in the asker's inbox, which is the query user's: another copy's, or a

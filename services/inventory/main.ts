@@ -1,6 +1,6 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
+import { Outbox, consumerNames, soleServiceClaim, startEventRuntime, streams } from "../../shared/events/index.js";
 import { logGrpcLibraryTo, connect, createClient, defaultCallBudget, injectDelay, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
@@ -19,7 +19,7 @@ const config = await configOrExit("inventory", (env) => listenable(inventoryConf
 const logger = createLogger("inventory", config.logLevel);
 logGrpcLibraryTo(logger);
 
-runMain(logger, async () => {
+runMain(logger, async (fatal) => {
   const tracing = await startTracing({ service: "inventory", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("inventory");
   const writer = claimSoleWriter(config.dbFile, "inventory");
@@ -44,6 +44,8 @@ runMain(logger, async () => {
         ...orderEventHandling(store, outbox),
       },
     ],
+    // A second inventory service (with a database of its own) ends, rather than take some of the events.
+    claim: { ...soleServiceClaim("inventory", consumerNames.inventoryOrderEvents), lost: fatal },
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,

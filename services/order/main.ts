@@ -1,6 +1,6 @@
 import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { OrderService } from "../../proto/gen/orderly/order/v1/order_pb.js";
-import { Outbox, consumerNames, startEventRuntime, streams } from "../../shared/events/index.js";
+import { Outbox, consumerNames, soleServiceClaim, startEventRuntime, streams } from "../../shared/events/index.js";
 import { logGrpcLibraryTo, connect, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
@@ -21,7 +21,7 @@ const config = await configOrExit("order", (env) => listenable(orderConfig(env))
 const logger = createLogger("order", config.logLevel);
 logGrpcLibraryTo(logger);
 
-runMain(logger, async () => {
+runMain(logger, async (fatal) => {
   const tracing = await startTracing({ service: "order", logger, otlpEndpoint: config.otlpEndpoint, scheduleDelayMs: config.spanExportDelayMs });
   const metrics = new ProcessMetrics("order");
   const writer = claimSoleWriter(config.dbFile, "order");
@@ -46,6 +46,8 @@ runMain(logger, async () => {
         handle: applyReservationOutcomes(store),
       },
     ],
+    // A second order service (with a database of its own) ends, rather than take some of the events.
+    claim: { ...soleServiceClaim("order", consumerNames.orderReservationOutcomes), lost: fatal },
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,

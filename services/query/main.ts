@@ -1,5 +1,5 @@
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
-import { startEventRuntime } from "../../shared/events/index.js";
+import { queryConsumerClaim, startEventRuntime } from "../../shared/events/index.js";
 import { logGrpcLibraryTo, defaultCallBudget, registration, startGrpcServer } from "../../shared/grpc/index.js";
 import { listenable } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/logging/index.js";
@@ -37,7 +37,7 @@ runMain(logger, async (fatal) => {
     db,
     consumers: projectionConsumers(config.consumerName, new Projector(db, logger), changes),
     // Another copy running these consumers ends this one, as another process on its database file does.
-    claim: { name: config.consumerName, setting: "QUERY_CONSUMER_NAME", lost: fatal },
+    claim: { ...queryConsumerClaim(config.consumerName), lost: fatal },
     maxDeliveries: config.maxDeliveries,
     retryDelayMs: config.retryDelayMs,
     ackWaitMs: config.ackWaitMs,

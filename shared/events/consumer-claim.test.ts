@@ -8,10 +8,10 @@ import { startTcpProxy } from "../../test/helpers/tcp-proxy.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { ConfigError } from "../config/index.js";
 import { createLogger, silentLogger } from "../logging/index.js";
-import { claimConsumers } from "./consumer-claim.js";
+import { claimConsumers, queryConsumerClaim } from "./consumer-claim.js";
 import { claimSubject } from "./subjects.js";
 
-const claim = { name: "copy-a", setting: "QUERY_CONSUMER_NAME" };
+const claim = queryConsumerClaim("copy-a");
 
 test("a second process claiming the same consumers is refused, naming the first; another name is not; once the first is gone the name is free", async () => {
   await using nats = await startNats();

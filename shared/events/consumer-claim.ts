@@ -17,10 +17,15 @@ interface Holder {
   host: string;
 }
 
-/** The durable consumers a process runs alone, by the name they are named after, and the setting that names them. */
+/** The durable consumers a process runs alone, by the name they are claimed by, and how a refusal speaks of them. */
 export interface ConsumerClaim {
   name: string;
-  setting: string;
+  /** What they are, as a refusal names them: `the durable consumers named after QUERY_CONSUMER_NAME="query"`. */
+  what: string;
+  /** What to do instead of running a second copy. */
+  instead: string;
+  /** How to mend what the copy that goes on lacks once two ran them: `rebuild the read model of the copy that goes on (…)`. */
+  mend: string;
   /**
    * Told, once the claim is made, when this process learns it must stop: an earlier copy that also runs them asked who
    * does (it had been cut off from NATS while this one claimed them, and is back). Without it, only `check` finds that.
@@ -36,6 +41,30 @@ export interface ClaimedConsumers {
    * too, and this one must stop. Could it not ask, it says so once, at warn.
    */
   check(): Promise<void>;
+}
+
+/** A query service's claim: its projections' durable consumers, named after `name` (QUERY_CONSUMER_NAME). */
+export function queryConsumerClaim(name: string): ConsumerClaim {
+  return {
+    name,
+    what: `the durable consumers named after QUERY_CONSUMER_NAME="${name}"`,
+    instead: "two copies under one name would each get only some of the events; give this one a QUERY_CONSUMER_NAME of its own, or stop the other",
+    mend: "rebuild the read model of the copy that goes on (npm run rebuild -- --replace, with it stopped)",
+  };
+}
+
+/**
+ * The claim of a service that runs as one process (order, inventory: its database is the record), by its durable
+ * consumer's name: a second one, with a database of its own, would take some of the events and keep what it records
+ * from the rest of the system.
+ */
+export function soleServiceClaim(service: string, durable: string): ConsumerClaim {
+  return {
+    name: durable,
+    what: `the ${service} service's durable consumer "${durable}"`,
+    instead: `the ${service} service runs as one process, its database being the record (see "Running more than one of each" in the README): stop one of the two`,
+    mend: `what the other recorded is in its database alone (see the README's "Running more than one of each")`,
+  };
 }
 
 /** How long a claim waits for other holders' answers, each of the two times it asks (ms): they come within milliseconds on a working connection. */
@@ -106,7 +135,7 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
     toldMissed.add(later.id);
     logger.error(
       { subject, other: { pid: later.pid, host: later.host, since: new Date(later.since).toISOString() } },
-      `another ${later.service} service ran the durable consumers named after ${claim.setting}="${claim.name}" too, since this one was cut off or paused; it stops, and this read model lacks the events it applied: rebuild it (npm run rebuild -- --replace, with this one stopped)`,
+      `another ${later.service} service ran ${claim.what} too, since this one was cut off or paused; it stops, and this one lacks the events it applied: ${claim.mend}`,
     );
   };
   /** Said once: asked again every few seconds, a user not allowed the subject would say it each time. */
@@ -130,10 +159,9 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
   /** The refusal naming `other`; `bothRan` when this process ran them too, so the other's read model lacks what this one applied. */
   const refuse = (other: Holder, now: string, bothRan = false): ConfigError => {
     answering.unsubscribe();
-    const missed = bothRan ? `; the other missed the events this one applied meanwhile: rebuild its read model (npm run rebuild -- --replace, with it stopped)` : "";
+    const missed = bothRan ? `; the other missed the events this one applied meanwhile: ${claim.mend}` : "";
     return new ConfigError(
-      `another ${other.service} service (pid ${other.pid} on ${other.host}, since ${new Date(other.since).toISOString()}) ${now} the durable consumers named after ${claim.setting}="${claim.name}": ` +
-        `two copies under one name would each get only some of the events; give this one a ${claim.setting} of its own, or stop the other${missed}`,
+      `another ${other.service} service (pid ${other.pid} on ${other.host}, since ${new Date(other.since).toISOString()}) ${now} ${claim.what}: ${claim.instead}${missed}`,
     );
   };
   /** Of the others answering, the one this process gives way to: one running them, or one that claimed them earlier. */

@@ -9,5 +9,5 @@ export { InvalidEvent, decodeEvent, isOfUnknownType } from "./event-decoding.js"
 export { DeferredEvents } from "./deferred-events.js";
 export { EventConsumer, type EventConsumerOptions, type EventHandler, type ConsumerStats, type ConsumerLag } from "./event-consumer.js";
 export { newEvent, type EventPayload, type EventMeta } from "./new-event.js";
-export type { ConsumerClaim } from "./consumer-claim.js";
+export { queryConsumerClaim, soleServiceClaim, type ConsumerClaim } from "./consumer-claim.js";
 export { startEventRuntime, type EventRuntime, type EventRuntimeOptions, type ConsumerSpec } from "./event-runtime.js";

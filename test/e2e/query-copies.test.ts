@@ -70,7 +70,7 @@ test("a copy started while the first was paused (not answering, yet still connec
     fatal: [
       expect.stringMatching(
         new RegExp(
-          `^another query service \\(pid ${system.query.child.pid} on ${hostname()}, since [^)]+\\) also runs \\((it asked again|found on asking again)\\) the durable consumers named after QUERY_CONSUMER_NAME="query": .*rebuild its read model`,
+          `^another query service \\(pid ${system.query.child.pid} on ${hostname()}, since [^)]+\\) also runs \\((it asked again|found on asking again)\\) the durable consumers named after QUERY_CONSUMER_NAME="query": .*rebuild the read model of the copy that goes on`,
         ),
       ),
     ],
@@ -78,11 +78,44 @@ test("a copy started while the first was paused (not answering, yet still connec
   // The first says, once, what it lacks and how to mend it.
   const missed = await waitFor(() => errorMessages(system.query.logs), "the first copy saying what it missed");
   expect(missed).toEqual([
-    expect.stringMatching(/^another query service ran the durable consumers named after QUERY_CONSUMER_NAME="query" too, since this one was cut off or paused; .*rebuild it/),
+    expect.stringMatching(/^another query service ran the durable consumers named after QUERY_CONSUMER_NAME="query" too, since this one was cut off or paused; .*rebuild the read model of the copy that goes on/),
   ]);
   // The first goes on applying every event from then on.
   const created = await system.api("POST", "/v1/orders", { body: { customerId: "twin", items: [{ sku: "TWIN-2", quantity: 1 }] } });
   expect((await system.api("GET", `/v1/orders/${created.body.id}?minVersion=${created.body.version}`)).status).toBe(200);
+});
+
+test("a second order or inventory service, with a database of its own, exits 1 naming the one running, rather than take some of the events", async () => {
+  await using system = await startSystem();
+  for (const [service, durable] of [["order", "order-reservation-outcomes"], ["inventory", "inventory-order-events"]] as const) {
+    using dir = tempDir(`orderly-${service}-twin-`);
+    const prefix = service.toUpperCase();
+    // A data directory of its own, with the keys of the rest (as a second replica given a volume of its own would have).
+    const twin = await exitOf(`services/${service}/main.ts`, {
+      ...system.env[service],
+      ORDERLY_DATA_DIR: dir.path,
+      ORDERLY_LINK_KEY_FILE: join(system.dataDir, "secrets", "link.key"),
+      AUTH_JWT_PUBLIC_KEY_FILE: join(system.dataDir, "secrets", "jwt-public.pem"),
+      [`${prefix}_GRPC_PORT`]: "0",
+      [`${prefix}_ADMIN_PORT`]: "0",
+    });
+    expect({ service, code: twin.code, fatal: fatalLines(twin.stdout).map((line) => line.msg) }).toEqual({
+      service,
+      code: 1,
+      fatal: [
+        expect.stringMatching(
+          new RegExp(
+            `^another ${service} service \\(pid ${system[service].child.pid} on ${hostname()}, since [^)]+\\) already runs the ${service} service's durable consumer "${durable}": ` +
+              `the ${service} service runs as one process, its database being the record \\(see "Running more than one of each" in the README\\): stop one of the two$`,
+          ),
+        ),
+      ],
+    });
+  }
+  // The running ones took every order on as before.
+  await system.api("POST", "/v1/inventory/TWIN-3:restock", { body: { quantity: 5, unitPriceMinor: "100" } });
+  const created = await system.api("POST", "/v1/orders", { body: { customerId: "twin", items: [{ sku: "TWIN-3", quantity: 1 }] } });
+  expect([created.status, created.body.status]).toEqual([200, "ORDER_STATUS_CONFIRMED"]);
 });
 
 test("who runs a query's consumers is answered to an operator asking in the query user's inbox (README: nats --inbox-prefix _INBOX_query req _ORDERLY.consumers.query)", async () => {
