@@ -15,7 +15,7 @@ import type { GatewayMetrics } from "./metrics.js";
 import { ANY_AGE, type CacheDemand, type CacheHit, type FetchedRead, type ReadCache } from "./read-cache.js";
 import { indexRoutes, resolveRoute, servingMethod, type Route } from "./routes/index.js";
 import { readJson, type BodyLimits } from "./json-body.js";
-import { requestFromHttp, responseToHttp, takesIdempotencyKey, type HttpRequestParts } from "./transcode.js";
+import { queryParameters, requestFromHttp, responseToHttp, takesIdempotencyKey, type HttpRequestParts } from "./transcode.js";
 
 /** The limits and budgets of the gateway. */
 export interface GatewayLimits extends BodyLimits {
@@ -316,7 +316,7 @@ function versionOf(json: JsonValue): number {
 
 /** What a request carries besides its body, for transcoding. */
 function partsOf(params: Record<string, string>, search: string, idempotencyKey: string | undefined): HttpRequestParts {
-  return { params, query: search === "" ? new URLSearchParams() : new URLSearchParams(search), body: undefined, idempotencyKey };
+  return { params, query: queryParameters(search), body: undefined, idempotencyKey };
 }
 
 /**

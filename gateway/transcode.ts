@@ -290,6 +290,30 @@ function quotedName(key: string): string {
 }
 
 /**
+ * A query string's parameters (`search`, without its "?"). A name or value
+ * that is not valid percent-encoded UTF-8 is INVALID_FIELD, as a path
+ * variable's is, rather than read with U+FFFD in its place (as
+ * URLSearchParams would). Its field is its name when that looks like one.
+ */
+export function queryParameters(search: string): URLSearchParams {
+  if (search.includes("%")) {
+    for (const pair of search.split("&")) {
+      if (!pair.includes("%")) continue;
+      try {
+        decodeURIComponent(pair.replaceAll("+", " "));
+      } catch {
+        const equals = pair.indexOf("=");
+        const name = equals < 0 ? pair : pair.slice(0, equals);
+        const description = "is not valid percent-encoded UTF-8";
+        const field = PARAMETER_NAME.test(name) ? name : "(not a parameter name)";
+        throw new OrderlyError("INVALID_FIELD", `invalid request: query parameter ${quotedName(name)} ${description}`, { violations: [{ field, description }] });
+      }
+    }
+  }
+  return new URLSearchParams(search);
+}
+
+/**
  * Builds the request message of a route from the HTTP request, following
  * the google.api.http rules: path variables, then the body (one field, or
  * "*"), then query parameters for the fields left; the Idempotency-Key header

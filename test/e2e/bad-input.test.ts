@@ -60,6 +60,9 @@ const cases: BadInput[] = [
   { name: "a price beyond any integer, in exponent form", method: "POST", path: "/v1/inventory/BOX-1:restock", body: { quantity: 1, unitPriceMinor: "1e400" }, status: 400, reason: "INVALID_FIELD" },
   { name: "an order id that is not valid percent-encoded UTF-8", method: "GET", path: "/v1/orders/%E0%A4%A", status: 400, reason: "INVALID_FIELD" },
   { name: "a cancel of an order id that is a lone %", method: "POST", path: "/v1/orders/%25%:cancel", status: 400, reason: "INVALID_FIELD" },
+  // A query is read as strictly as a path (URLSearchParams would read such a byte as U+FFFD, a token that is no token).
+  { name: "a page token that is not valid percent-encoded UTF-8", method: "GET", path: "/v1/inventory?pageToken=%FF%FE", status: 400, reason: "INVALID_FIELD" },
+  { name: "a day that is not valid percent-encoded UTF-8", method: "GET", path: "/v1/sales/daily?startDay=2026-12-0%E0", status: 400, reason: "INVALID_FIELD" },
   { name: "a gzip-encoded body", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }]), headers: { "content-encoding": "gzip" }, status: 415, reason: "UNSUPPORTED_CONTENT_ENCODING" },
   { name: "a malformed X-Request-Timeout", method: "GET", path: "/v1/inventory", headers: { "x-request-timeout": "soon" }, status: 400, reason: "INVALID_HEADER" },
   { name: "an over-long Idempotency-Key", method: "POST", path: "/v1/orders", body: order([{ sku: "BOX-1", quantity: 1 }]), headers: { "idempotency-key": "k".repeat(200) }, status: 400, reason: "INVALID_HEADER" },
