@@ -80,7 +80,8 @@ function card(p) {
   // Breaker and bulkhead as they are now; calls and what befell them over the requests' span.
   const deps = s.dependencies.length === 0 ? "" : "<h3>dependencies (calls " + (s.windowSeconds ? "in the " + esc(windowSpan(s.windowSeconds)) : "since the start") + ")</h3>" + table(
     [{ label: "dependency" }, { label: "breaker", html: true }, { label: "in use", num: true }, { label: "queued", num: true }, { label: "calls", num: true }, { label: "retries", num: true }, { label: "refusals", num: true }, { label: "relayed", num: true }, { label: "failures", num: true }],
-    s.dependencies.map((d) => [d.name, breakerBadge(d.breaker), d.inUse, d.queued, d.calls, d.retries, d.refusals, d.relayed, d.failures]),
+    // A service of a release before "calls" was reported has none to show.
+    s.dependencies.map((d) => [d.name, breakerBadge(d.breaker), d.inUse, d.queued, d.calls ?? "–", d.retries, d.refusals, d.relayed, d.failures]),
     "",
   );
   const outbox = s.outbox ? "<h3>outbox</h3>" + table(

@@ -98,7 +98,7 @@ test("of processes claiming the same consumers at once, exactly one runs them", 
   expect(outcomes.map((o) => o.status).sort()).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
 });
 
-test("a NATS user not allowed the claim's subject starts its consumers, saying it could not ask", async () => {
+test("a NATS user not allowed the claim's subject starts its consumers, saying once it could not ask, and does not ask again", async () => {
   using dir = tempDir("orderly-claim-");
   const configFile = join(dir.path, "nats.conf");
   writeFileSync(
@@ -113,6 +113,15 @@ test("a NATS user not allowed the claim's subject starts its consumers, saying i
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const lines: string[] = [];
   const logger = createLogger("query", "info", { write: (line: string) => void lines.push(line) });
-  await expect(claimConsumers(nc, claim, "query", logger)).resolves.toBeDefined();
-  expect(lines.map((line) => JSON.parse(line) as { level: number; msg: string }).find((line) => line.msg.startsWith("could not ask"))).toMatchObject({ level: 40 });
+  const claimed = await claimConsumers(nc, claim, "query", logger);
+  const said = () => lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((line) => line.msg.startsWith("could not ask"));
+  expect(said()).toEqual([expect.objectContaining({ level: 40, msg: expect.stringContaining("its NATS user is not allowed the subject") })]);
+  // Asked to check again (every 2 s, as the event runtime does), it does not ask: the server would refuse each question.
+  const refusals: unknown[] = [];
+  void (async () => {
+    for await (const status of nc.status()) if (status.type === "error") refusals.push(status.data);
+  })();
+  for (let i = 0; i < 3; i++) await claimed.check();
+  await nc.flush();
+  expect({ said: said().length, refusals }).toEqual({ said: 1, refusals: [] });
 });

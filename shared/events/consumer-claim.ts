@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { RequestStrategy, type NatsConnection } from "nats";
+import { ErrorCode, RequestStrategy, type NatsConnection } from "nats";
 import { ConfigError } from "../config/index.js";
 import type { Logger } from "../logging/index.js";
 import { claimSubject } from "./subjects.js";
@@ -63,7 +63,7 @@ export function soleServiceClaim(service: string, durable: string): ConsumerClai
     name: durable,
     what: `the ${service} service's durable consumer "${durable}"`,
     instead: `the ${service} service runs as one process, its database being the record (see "Running more than one of each" in the README): stop one of the two`,
-    mend: `what the other recorded is in its database alone (see the README's "Running more than one of each")`,
+    mend: `what each recorded meanwhile is in its own database alone, which Orderly does not merge (see the README's "Running more than one of each")`,
   };
 }
 
@@ -104,9 +104,9 @@ function earliest(holders: Holder[]): Holder | undefined {
  * so of two that both run them (one claimed them while the other was cut
  * off, or paused and so not answering), the later stops whether it asked
  * again (`check`, after a reconnect and every few seconds) or was asked by
- * the earlier one (`claim.lost`). A process
- * that cannot ask (a NATS user not allowed the subject, an answer it cannot
- * read) logs why and runs them, as before the claim existed.
+ * the earlier one (`claim.lost`). A process that cannot ask (a NATS user
+ * not allowed the subject, an answer it cannot read) logs why and runs
+ * them, as before the claim existed; one not allowed does not ask again.
  */
 export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, service: string, logger: Logger, clock: () => number = Date.now): Promise<ClaimedConsumers> {
   const me: Holder = { id: randomUUID(), since: clock(), running: false, service, pid: process.pid, host: hostname() };
@@ -138,10 +138,11 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       `another ${later.service} service ran ${claim.what} too, since this one was cut off or paused; it stops, and this one lacks the events it applied: ${claim.mend}`,
     );
   };
-  /** Said once: asked again every few seconds, a user not allowed the subject would say it each time. */
-  let toldCannotAsk = false;
+  /** The NATS user may not use the subject: not asked again, as each question would be refused (and logged by the server). */
+  let notAllowed = false;
   /** The others answering now; undefined when it could not ask. */
   const others = async (): Promise<Holder[] | undefined> => {
+    if (notAllowed) return undefined;
     try {
       await nc.flush();
       const holders: Holder[] = [];
@@ -151,8 +152,12 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       }
       return holders;
     } catch (error) {
-      if (!toldCannotAsk) logger.warn({ err: error, subject }, "could not ask NATS whether another process runs these durable consumers (is the NATS user allowed the subject?); running them");
-      toldCannotAsk = true;
+      notAllowed = (error as { code?: unknown }).code === ErrorCode.PermissionsViolation;
+      // Said when it claims, or learns it may not ask; a question asked again that fails otherwise (the connection lost
+      // meanwhile) is asked at the next turn.
+      const line = `could not ask NATS whether another process runs these durable consumers${notAllowed ? " (its NATS user is not allowed the subject)" : ""}; running them${notAllowed ? " without asking again" : ""}`;
+      if (notAllowed || !me.running) logger.warn({ err: error, subject }, line);
+      else logger.debug({ err: error, subject }, line);
       return undefined;
     }
   };
@@ -173,12 +178,15 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
     if (first !== undefined) throw refuse(first, first.running ? "already runs" : "claimed at the same time");
   }
   me.running = true;
+  /** A check asked while one is out (a server slow to answer) is that one. */
+  let checking: Promise<void> | undefined;
+  const check = async () => {
+    const again = await others();
+    const first = earliest(again?.filter((other) => other.running && isEarlier(other, me)) ?? []);
+    if (first !== undefined) throw refuse(first, "also runs (found on asking again)", true);
+    for (const later of again?.filter((other) => other.running) ?? []) missedBy(later);
+  };
   return {
-    async check() {
-      const again = await others();
-      const first = earliest(again?.filter((other) => other.running && isEarlier(other, me)) ?? []);
-      if (first !== undefined) throw refuse(first, "also runs (found on asking again)", true);
-      for (const later of again?.filter((other) => other.running) ?? []) missedBy(later);
-    },
+    check: () => (checking ??= check().finally(() => (checking = undefined))),
   };
 }

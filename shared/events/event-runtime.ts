@@ -174,6 +174,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         refused(error);
         throw error;
       }));
+    if (closed) return;
     // A reconnect cuts short a setup's back-off, at start too; once set up, it makes again what the server lost.
     let restore: ((after: string) => Promise<void>) | undefined;
     let connected = true;

@@ -55,7 +55,7 @@ export interface WindowSummary {
  * says how far. Before the first report, the oldest is the counters' start,
  * when every count was zero (`zero`).
  */
-export class ReadingWindow<T> {
+class ReadingWindow<T> {
   private readonly readings: { at: number; value: T }[];
 
   constructor(
@@ -83,7 +83,8 @@ export class ReadingWindow<T> {
  * as its metrics count from it: the first read has rates too.
  */
 export class RequestWindow {
-  private readonly readings: ReadingWindow<Series>;
+  /** Each read's series, and the counts read alongside it (see summarize). */
+  private readonly readings: ReadingWindow<{ series: Series; alongside: unknown }>;
 
   constructor(
     private readonly requests: Counter<string>,
@@ -94,16 +95,20 @@ export class RequestWindow {
     windowMs = 30_000,
     countingSince = performance.timeOrigin,
   ) {
-    this.readings = new ReadingWindow({ at: countingSince, value: new Map() }, windowMs);
+    this.readings = new ReadingWindow({ at: countingSince, value: { series: new Map(), alongside: undefined } }, windowMs);
   }
 
-  /** The summary of every route seen, and the span it covers. */
-  async summarize(now = Date.now()): Promise<WindowSummary> {
+  /**
+   * The summary of every route seen, and the span it covers; and of other counts read at this moment (`alongside`: a
+   * process's calls to its dependencies, say), those read at the span's start (`before`; undefined at the counters'
+   * start, when they were zero too), so that they are told over the same span.
+   */
+  async summarize<T = undefined>(now = Date.now(), alongside?: T): Promise<WindowSummary & { before: T | undefined }> {
     const current = await this.snapshot();
-    const { base, seconds } = this.readings.next(now, current);
+    const { base, seconds } = this.readings.next(now, { series: current, alongside });
     const summaries: RouteSummary[] = [];
     for (const [name, series] of current) {
-      const before = base?.get(name);
+      const before = base?.series.get(name);
       const count = series.count - (before?.count ?? 0);
       const errors = series.errors - (before?.errors ?? 0);
       const buckets = series.buckets.map((n, i) => n - (before?.buckets[i] ?? 0));
@@ -117,7 +122,7 @@ export class RequestWindow {
         total: series.count,
       });
     }
-    return { windowSeconds: Math.round(seconds * 10) / 10, routes: summaries.sort((a, b) => b.rate - a.rate || b.total - a.total || a.name.localeCompare(b.name)) };
+    return { before: base?.alongside as T | undefined, windowSeconds: Math.round(seconds * 10) / 10, routes: summaries.sort((a, b) => b.rate - a.rate || b.total - a.total || a.name.localeCompare(b.name)) };
   }
 
   private bounds: number[] = [];

@@ -2,8 +2,8 @@ import type { EventRuntime } from "../events/index.js";
 import type { HealthState } from "../grpc/index.js";
 import type { DependencyPolicy } from "../resilience/index.js";
 import type { EventLoopLag } from "./event-loop-lag.js";
-import { dependencyCounts, dependencyStatuses, eventStatuses, type DependencyCounts, type ProcessStatus } from "./process-status.js";
-import { ReadingWindow, type RequestWindow } from "./request-window.js";
+import { dependencyCounts, dependencyStatuses, eventStatuses, type ProcessStatus } from "./process-status.js";
+import type { RequestWindow } from "./request-window.js";
 
 /** What a process's status report is made of. */
 export interface StatusSources {
@@ -19,12 +19,11 @@ export interface StatusSources {
 export function statusReporter(sources: StatusSources): () => Promise<ProcessStatus> {
   const started = Date.now();
   const policies = sources.policies ?? [];
-  // The dependencies' counts are told over the same span as the requests: read at the same moments, from the same start.
-  const dependencyReadings = new ReadingWindow<Map<string, DependencyCounts>>({ at: performance.timeOrigin, value: new Map() });
   return async () => {
-    const now = Date.now();
     const checks = sources.health.report();
+    // The dependencies' calls are told over the span of the requests' figures.
     const counts = dependencyCounts(policies);
+    const { before, ...requests } = await sources.requests.summarize(Date.now(), counts);
     return {
       name: sources.name,
       healthy: Object.values(checks).every(Boolean),
@@ -33,8 +32,8 @@ export function statusReporter(sources: StatusSources): () => Promise<ProcessSta
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       rssBytes: residentSetSize(),
       eventLoopLagMs: Math.round(sources.lag.read() * 10) / 10,
-      ...(await sources.requests.summarize(now)),
-      dependencies: dependencyStatuses(policies, counts, dependencyReadings.next(now, counts).base),
+      ...requests,
+      dependencies: dependencyStatuses(policies, counts, before),
       ...(await eventStatuses(sources.events)),
     };
   };

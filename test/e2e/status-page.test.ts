@@ -46,8 +46,9 @@ test("the status page shows every process healthy with its traffic, then the kil
   await expect.poll(() => page.locator("#overall").textContent(), { timeout: 15_000 }).toBe("down: inventory · degraded: order (breaker for inventory open)");
   // Why, as an operator would put it: nothing listens on its admin port any more.
   expect(await card("inventory").locator(".error").textContent()).toBe("unreachable: connection refused");
-  expect(await card("order").textContent()).toMatch(/inventory\s*open/);
-  expect(await card("order").getAttribute("class")).toBe("card degraded");
+  // (Polled: the page redraws every 2 s, and the breaker is half-open while it probes.)
+  await expect.poll(() => card("order").textContent(), { timeout: 15_000 }).toMatch(/inventory\s*open/);
+  await expect.poll(() => card("order").getAttribute("class"), { timeout: 15_000 }).toBe("card degraded");
   const downShot = await browser.screenshot(page, "status-page-inventory-down");
   expect(existsSync(downShot)).toBe(true);
 

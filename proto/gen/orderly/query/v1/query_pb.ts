@@ -522,7 +522,8 @@ export const QueryService: GenService<{
     output: typeof GetOrderResponseSchema;
   },
   /**
-   * Returns the status timeline of an order, oldest first.
+   * Returns the status timeline of an order, oldest first; with min_version,
+   * first waits for that version as GetOrder does (VERSION_NOT_REACHED).
    *
    * @generated from rpc orderly.query.v1.QueryService.GetOrderTimeline
    */
