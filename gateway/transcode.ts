@@ -292,8 +292,9 @@ function quotedName(key: string): string {
 /**
  * A query string's parameters (`search`, without its "?"). A name or value
  * that is not valid percent-encoded UTF-8 is INVALID_FIELD, as a path
- * variable's is, rather than read with U+FFFD in its place (as
- * URLSearchParams would). Its field is its name when that looks like one.
+ * variable's is, rather than read as it stands (a lone "%") or with U+FFFD
+ * in its place (as URLSearchParams would). Its field is its name when that
+ * looks like one.
  */
 export function queryParameters(search: string): URLSearchParams {
   if (search.includes("%")) {
@@ -306,7 +307,7 @@ export function queryParameters(search: string): URLSearchParams {
         const name = equals < 0 ? pair : pair.slice(0, equals);
         const description = "is not valid percent-encoded UTF-8";
         const field = PARAMETER_NAME.test(name) ? name : "(not a parameter name)";
-        throw new OrderlyError("INVALID_FIELD", `invalid request: query parameter ${quotedName(name)} ${description}`, { violations: [{ field, description }] });
+        throw new OrderlyError("INVALID_FIELD", `invalid request: query parameter ${quotedName(name)}: its name or value ${description}`, { violations: [{ field, description: `its name or value ${description}` }] });
       }
     }
   }

@@ -98,7 +98,7 @@ test("of processes claiming the same consumers at once, exactly one runs them", 
   expect(outcomes.map((o) => o.status).sort()).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
 });
 
-test("a NATS user not allowed the claim's subject starts its consumers, saying once it could not ask, and does not ask again", async () => {
+test("a NATS user not allowed the claim's subject starts its consumers, saying once it could not ask, and does not ask again until a reconnect", async () => {
   using dir = tempDir("orderly-claim-");
   const configFile = join(dir.path, "nats.conf");
   writeFileSync(
@@ -124,4 +124,8 @@ test("a NATS user not allowed the claim's subject starts its consumers, saying o
   for (let i = 0; i < 3; i++) await claimed.check();
   await nc.flush();
   expect({ said: said().length, refusals }).toEqual({ said: 1, refusals: [] });
+  // After a reconnect it asks once more (the server's configuration may have changed): still refused, it says so again.
+  await claimed.check(true);
+  await claimed.check();
+  expect(said().length).toBe(2);
 });

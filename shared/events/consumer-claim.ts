@@ -36,11 +36,12 @@ export interface ConsumerClaim {
 /** A claim made: the process runs the consumers. */
 export interface ClaimedConsumers {
   /**
-   * Asks again who runs them (after a reconnect to NATS, and every few seconds: another copy may have claimed them while
-   * this one was cut off, or paused); rejects with a ConfigError when another copy, the earlier of the two, runs them
-   * too, and this one must stop. Could it not ask, it says so once, at warn.
+   * Asks again who runs them (after a reconnect to NATS, `afterReconnect`, and every few seconds: another copy may have
+   * claimed them while this one was cut off, or paused); rejects with a ConfigError when another copy, the earlier of
+   * the two, runs them too, and this one must stop. A NATS user not allowed to ask is not asked for again until a
+   * reconnect; another failure is said at debug, at warn once it has gone on for three checks.
    */
-  check(): Promise<void>;
+  check(afterReconnect?: boolean): Promise<void>;
 }
 
 /** A query service's claim: its projections' durable consumers, named after `name` (QUERY_CONSUMER_NAME). */
@@ -113,9 +114,15 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
   const subject = claimSubject(claim.name);
   /** A copy running them that asked while this one was still claiming. */
   let heardRunning: Holder | undefined;
+  let toldNotAnswering = false;
   const answering = nc.subscribe(subject, {
     callback: (error, msg) => {
-      if (error !== null) return;
+      if (error !== null) {
+        // Refused the subject (its NATS user not allowed it): no other copy will find this one.
+        if (!toldNotAnswering && !nc.isClosed()) logger.warn({ err: error, subject }, "cannot answer on the claim's subject: other processes asking who runs these durable consumers will not find this one");
+        toldNotAnswering = true;
+        return;
+      }
       msg.respond(encoder.encode(JSON.stringify(me)));
       // A question says who asks (older releases asked with nothing). One that runs them too and came first is back
       // from being cut off or paused, and asks again: of the two, this later one stops (the asker stays).
@@ -138,30 +145,35 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       `another ${later.service} service ran ${claim.what} too, since this one was cut off or paused; it stops, and this one lacks the events it applied: ${claim.mend}`,
     );
   };
-  /** The NATS user may not use the subject: not asked again, as each question would be refused (and logged by the server). */
+  /** The NATS user may not use the subject: not asked again until a reconnect (each question would be refused, and logged by the server). */
   let notAllowed = false;
-  /** The others answering now; undefined when it could not ask. */
+  /** Questions in a row that failed otherwise, since the claim. */
+  let failedInARow = 0;
+  /** The others answering now (an answer that is no holder's skipped); undefined when it could not ask. */
   const others = async (): Promise<Holder[] | undefined> => {
     if (notAllowed) return undefined;
     try {
       await nc.flush();
       const holders: Holder[] = [];
       for await (const msg of await nc.requestMany(subject, encoder.encode(JSON.stringify(me)), { strategy: RequestStrategy.Timer, maxWait: ASK_MS })) {
-        const holder = JSON.parse(decoder.decode(msg.data)) as Holder;
-        if (holder.id !== me.id) holders.push(holder);
+        const holder = holderIn(msg.data);
+        if (holder !== undefined && holder.id !== me.id) holders.push(holder);
       }
+      failedInARow = 0;
       return holders;
     } catch (error) {
+      // A close while asking is no failure to tell.
+      if (nc.isClosed() || nc.isDraining()) return undefined;
       notAllowed = (error as { code?: unknown }).code === ErrorCode.PermissionsViolation;
-      // Said when it claims, or learns it may not ask; a question asked again that fails otherwise (the connection lost
-      // meanwhile) is asked at the next turn.
-      const line = `could not ask NATS whether another process runs these durable consumers${notAllowed ? " (its NATS user is not allowed the subject)" : ""}; running them${notAllowed ? " without asking again" : ""}`;
-      if (notAllowed || !me.running) logger.warn({ err: error, subject }, line);
-      else logger.debug({ err: error, subject }, line);
+      // Said when it claims, or learns it may not ask; asked again, a failure of the moment (the connection lost
+      // meanwhile) is said at debug, and one that goes on (three in a row, 6 s) at warn.
+      const line = `could not ask NATS whether another process runs these durable consumers${notAllowed ? " (its NATS user is not allowed the subject)" : ""}; running them${notAllowed ? " without asking again until a reconnect" : ""}`;
+      const atWarn = notAllowed || !me.running || ++failedInARow === 3;
+      logger[atWarn ? "warn" : "debug"]({ err: error, subject }, line);
       return undefined;
     }
   };
-  /** The refusal naming `other`; `bothRan` when this process ran them too, so the other's read model lacks what this one applied. */
+  /** The refusal naming `other`; `bothRan` when this process ran them too, so the other lacks what this one applied. */
   const refuse = (other: Holder, now: string, bothRan = false): ConfigError => {
     answering.unsubscribe();
     const missed = bothRan ? `; the other missed the events this one applied meanwhile: ${claim.mend}` : "";
@@ -178,15 +190,21 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
     if (first !== undefined) throw refuse(first, first.running ? "already runs" : "claimed at the same time");
   }
   me.running = true;
-  /** A check asked while one is out (a server slow to answer) is that one. */
+  /** The check out (a server slow to answer): a check asked meanwhile is that one, but after a reconnect (one more). */
   let checking: Promise<void> | undefined;
-  const check = async () => {
+  const ask = async () => {
     const again = await others();
     const first = earliest(again?.filter((other) => other.running && isEarlier(other, me)) ?? []);
     if (first !== undefined) throw refuse(first, "also runs (found on asking again)", true);
     for (const later of again?.filter((other) => other.running) ?? []) missedBy(later);
   };
-  return {
-    check: () => (checking ??= check().finally(() => (checking = undefined))),
+  const check = (afterReconnect = false): Promise<void> => {
+    if (afterReconnect) {
+      // A user's permissions may have changed with the server's configuration.
+      notAllowed = false;
+      if (checking !== undefined) return checking.then(() => check(), () => check());
+    }
+    return (checking ??= ask().finally(() => (checking = undefined)));
   };
+  return { check };
 }

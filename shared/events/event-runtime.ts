@@ -187,7 +187,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         backoff.wake();
         void restore?.("a reconnect");
         // Claimed by another copy while this one was cut off from NATS: the later of the two stops.
-        void claimed?.check().catch(refused);
+        void claimed?.check(true).catch(refused);
       },
     });
     // A copy paused (SIGSTOP, a frozen VM, a long collection) while another claimed them wakes still connected, so no
