@@ -3,15 +3,56 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
 import { expect, test } from "vitest";
-import { startNats } from "../../test/helpers/nats.js";
+import { startNats, type NatsServer } from "../../test/helpers/nats.js";
 import { startTcpProxy } from "../../test/helpers/tcp-proxy.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { ConfigError } from "../config/index.js";
 import { createLogger, silentLogger } from "../logging/index.js";
-import { claimConsumers, queryConsumerClaim } from "./consumer-claim.js";
+import { claimConsumers, queryConsumerClaim, type ClaimOptions } from "./consumer-claim.js";
 import { claimSubject } from "./subjects.js";
 
 const claim = queryConsumerClaim("copy-a");
+
+/**
+ * Two copies that both run the consumers: the first claims them, is cut off from NATS (it reaches NATS through a proxy
+ * the test cuts, and answers no one), and the second claims them meanwhile, with `secondOptions`; `reconnectFirst`
+ * brings the first back. `lost` holds what the second is told.
+ */
+async function splitCopies(nats: NatsServer, secondOptions: ClaimOptions = {}) {
+  const proxy = await startTcpProxy({ host: "127.0.0.1", port: nats.port });
+  const first = await connect({ ...nats.connectOptions, servers: `nats://${proxy.address}`, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  const second = await connect(nats.connectOptions);
+  const closeAll = async () => {
+    await Promise.all([first.close(), second.close()]);
+    await proxy[Symbol.asyncDispose]();
+  };
+  const lost: ConfigError[] = [];
+  const claimed = (async () => {
+    const claimedFirst = await claimConsumers(first, claim, "query", silentLogger());
+    const cut = first.status();
+    proxy.reset();
+    for await (const status of cut) if (status.type === "disconnect") break;
+    return { claimedFirst, claimedSecond: await claimConsumers(second, { ...claim, lost: (refusal) => lost.push(refusal) }, "query", silentLogger(), secondOptions) };
+  })();
+  const { claimedFirst, claimedSecond } = await claimed.catch(async (error: unknown) => {
+    await closeAll();
+    throw error;
+  });
+  return {
+    claimedFirst,
+    claimedSecond,
+    lost,
+    async reconnectFirst() {
+      const back = first.status();
+      proxy.pass();
+      for await (const status of back) if (status.type === "reconnect") break;
+    },
+    async [Symbol.asyncDispose]() {
+      claimedSecond.close();
+      await closeAll();
+    },
+  };
+}
 
 test("a second process claiming the same consumers is refused, naming the first; another name is not; once the first is gone the name is free", async () => {
   await using nats = await startNats();
@@ -44,33 +85,19 @@ test("a copy gives way to one already running, even when its own clock says it c
   await claimConsumers(running, claim, "query", silentLogger());
   // The newcomer's host clock ten seconds behind the first's.
   const behind = () => Date.now() - 10_000;
-  await expect(claimConsumers(newcomer, claim, "query", silentLogger(), behind)).rejects.toThrow(/already runs the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
+  await expect(claimConsumers(newcomer, claim, "query", silentLogger(), { clock: behind })).rejects.toThrow(/already runs the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
 });
 
 test("two copies that both run the consumers (one claimed them while the other was cut off from NATS) find each other once it is back: the later stops, whichever reconnected", async () => {
   await using nats = await startNats();
-  // The first copy reaches NATS through a proxy the test cuts: cut off, it answers no one.
-  await using proxy = await startTcpProxy({ host: "127.0.0.1", port: nats.port });
-  const first = await connect({ ...nats.connectOptions, servers: `nats://${proxy.address}`, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
-  await using _first = { [Symbol.asyncDispose]: () => first.close() };
-  const claimedFirst = await claimConsumers(first, claim, "query", silentLogger());
-  const cut = first.status();
-  proxy.reset();
-  for await (const status of cut) if (status.type === "disconnect") break;
-  // The second copy claims while the first is cut off, so it runs them too.
-  const second = await connect(nats.connectOptions);
-  await using _second = { [Symbol.asyncDispose]: () => second.close() };
-  const lost: ConfigError[] = [];
-  const claimedSecond = await claimConsumers(second, { ...claim, lost: (refusal) => lost.push(refusal) }, "query", silentLogger());
-  const back = first.status();
-  proxy.pass();
-  for await (const status of back) if (status.type === "reconnect") break;
+  await using copies = await splitCopies(nats);
+  await copies.reconnectFirst();
   // Only the first reconnected, and only it asks again (as the event runtime does after a reconnect): it stays, and its
   // question tells the second, the later, to stop.
-  await expect(claimedFirst.check()).resolves.toBeUndefined();
-  expect(lost.map((refusal) => refusal.message)).toEqual([expect.stringMatching(/also runs \(it asked again\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/)]);
+  await expect(copies.claimedFirst.check()).resolves.toBeUndefined();
+  expect(copies.lost.map((refusal) => refusal.message)).toEqual([expect.stringMatching(/also runs \(it asked again\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/)]);
   // Asking itself, the second finds the same.
-  await expect(claimedSecond.check()).rejects.toThrow(/also runs \(found on asking again\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
+  await expect(copies.claimedSecond.check()).rejects.toThrow(/also runs \(found on asking again\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
 });
 
 test("a copy still claiming that is asked by a copy running them (one its own questions missed: cut off then, back now) gives way", async () => {
@@ -96,6 +123,25 @@ test("of processes claiming the same consumers at once, exactly one runs them", 
   await using _connections = { [Symbol.asyncDispose]: async () => void (await Promise.all(connections.map((nc) => nc.close()))) };
   const outcomes = await Promise.allSettled(connections.map((nc) => claimConsumers(nc, claim, "query", silentLogger())));
   expect(outcomes.map((o) => o.status).sort()).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
+});
+
+test("a claim asking every few seconds finds, while connected, a copy running them that it could not hear before (paused, or cut off): the later is told, once", async () => {
+  await using nats = await startNats();
+  let connected = false;
+  await using copies = await splitCopies(nats, { checkEveryMs: 100, isConnected: () => connected });
+  // The first back, asking nothing itself (a copy that was paused does not reconnect): the second's own questions find it.
+  await copies.reconnectFirst();
+  connected = true;
+  await expect.poll(() => copies.lost.length, { timeout: 5000 }).toBe(1);
+  expect(copies.lost[0]?.message).toMatch(/also runs \(found on asking again\) the durable consumers named after QUERY_CONSUMER_NAME="copy-a"/);
+  // Its questions go on (the process it belongs to ends on the first), and find the same: it is not told again.
+  const watcher = await connect(nats.connectOptions);
+  await using _watcher = { [Symbol.asyncDispose]: () => watcher.close() };
+  let questions = 0;
+  watcher.subscribe(claimSubject(claim.name), { callback: () => void questions++ });
+  await watcher.flush();
+  await expect.poll(() => questions, { timeout: 5000 }).toBeGreaterThanOrEqual(2);
+  expect(copies.lost.length).toBe(1);
 });
 
 test("a NATS user not allowed the claim's subject starts its consumers, saying once it could not ask, and does not ask again until a reconnect", async () => {

@@ -28,7 +28,8 @@ export interface ConsumerClaim {
   mend: string;
   /**
    * Told, once the claim is made, when this process learns it must stop: an earlier copy that also runs them asked who
-   * does (it had been cut off from NATS while this one claimed them, and is back). Without it, only `check` finds that.
+   * does (it had been cut off from NATS, or paused, while this one claimed them, and is back), or was found asking again
+   * (`checkEveryMs`, `reconnected`). Told once, and not after `close`. Without it, only `check` finds that.
    */
   lost?: (refusal: ConfigError) => void;
 }
@@ -36,12 +37,30 @@ export interface ConsumerClaim {
 /** A claim made: the process runs the consumers. */
 export interface ClaimedConsumers {
   /**
-   * Asks again who runs them (after a reconnect to NATS, `afterReconnect`, and every few seconds: another copy may have
-   * claimed them while this one was cut off, or paused); rejects with a ConfigError when another copy, the earlier of
-   * the two, runs them too, and this one must stop. A NATS user not allowed to ask is not asked for again until a
-   * reconnect; another failure is said at debug, at warn once it has gone on for three checks.
+   * Asks again who runs them (another copy may have claimed them while this one was cut off from NATS, or paused);
+   * rejects with a ConfigError when another copy, the earlier of the two, runs them too, and this one must stop. A NATS
+   * user not allowed to ask is not asked for again until a reconnect (`afterReconnect`); another failure is said at
+   * debug, at warn once it has gone on for three checks.
    */
   check(afterReconnect?: boolean): Promise<void>;
+  /** After a reconnect to NATS: asks again at once, telling `claim.lost` what it finds. */
+  reconnected(): void;
+  /** Stops asking, and telling `claim.lost` (a process closing); it answers who runs them until its connection ends. */
+  close(): void;
+}
+
+/** How a claim asks again while it runs. */
+export interface ClaimOptions {
+  /** The claim time's clock (epoch ms). */
+  clock?: () => number;
+  /**
+   * How often it asks again while connected (ms), telling `claim.lost` what it finds: a copy paused (SIGSTOP, a frozen
+   * VM, a long collection) while another claimed them wakes still connected, so no reconnect makes either ask. None by
+   * default (a caller's own `check`s).
+   */
+  checkEveryMs?: number;
+  /** Whether the connection is up now: no question is asked while it is down (a reconnect asks). */
+  isConnected?: () => boolean;
 }
 
 /** A query service's claim: its projections' durable consumers, named after `name` (QUERY_CONSUMER_NAME). */
@@ -109,8 +128,22 @@ function earliest(holders: Holder[]): Holder | undefined {
  * not allowed the subject, an answer it cannot read) logs why and runs
  * them, as before the claim existed; one not allowed does not ask again.
  */
-export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, service: string, logger: Logger, clock: () => number = Date.now): Promise<ClaimedConsumers> {
+export async function claimConsumers(
+  nc: NatsConnection,
+  claim: ConsumerClaim,
+  service: string,
+  logger: Logger,
+  { clock = Date.now, checkEveryMs, isConnected = () => !nc.isClosed() }: ClaimOptions = {},
+): Promise<ClaimedConsumers> {
   const me: Holder = { id: randomUUID(), since: clock(), running: false, service, pid: process.pid, host: hostname() };
+  let closed = false;
+  /** Told once (a question heard and its own check may both find the other copy), and not once closed (a clean stop is not turned into a failure by a copy that asks meanwhile). */
+  let toldLost = false;
+  const lost = (error: unknown) => {
+    if (!(error instanceof ConfigError) || toldLost || closed) return;
+    toldLost = true;
+    claim.lost?.(error);
+  };
   const subject = claimSubject(claim.name);
   /** A copy running them that asked while this one was still claiming. */
   let heardRunning: Holder | undefined;
@@ -131,7 +164,7 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
       // Still claiming: it gives way to a copy that runs them, which its own questions may have missed (that one cut off
       // then, and asking now that it is back).
       if (!me.running) heardRunning ??= asker;
-      else if (isEarlier(asker, me)) claim.lost?.(refuse(asker, "also runs (it asked again)", true));
+      else if (isEarlier(asker, me)) lost(refuse(asker, "also runs (it asked again)", true));
       else missedBy(asker);
     },
   });
@@ -206,5 +239,13 @@ export async function claimConsumers(nc: NatsConnection, claim: ConsumerClaim, s
     }
     return (checking ??= ask().finally(() => (checking = undefined)));
   };
-  return { check };
+  const rechecking = checkEveryMs === undefined ? undefined : setInterval(() => void (isConnected() && check().catch(lost)), checkEveryMs).unref();
+  return {
+    check,
+    reconnected: () => void check(true).catch(lost),
+    close: () => {
+      closed = true;
+      clearInterval(rechecking);
+    },
+  };
 }

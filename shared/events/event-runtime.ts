@@ -5,7 +5,7 @@ import { EventConsumer, hasRecordsOf, type EventHandler } from "./event-consumer
 import { wakeablePause } from "./wakeable-pause.js";
 import { ConfigError, type NatsAuth } from "../config/index.js";
 import { settlesWithin } from "../process/shutdown.js";
-import { claimConsumers, type ConsumerClaim } from "./consumer-claim.js";
+import { claimConsumers, type ClaimedConsumers, type ConsumerClaim } from "./consumer-claim.js";
 import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
@@ -44,8 +44,9 @@ export interface EventRuntimeOptions {
   consumers?: readonly ConsumerSpec[];
   /**
    * The consumers are this process's alone (a read model's): before running them it claims their name
-   * (claimConsumers), and again after each reconnect; `lost` is told when another process holds them (before this
-   * one runs them, or the earlier of two found running them once NATS is back): the process must end.
+   * (claimConsumers), and asks again after each reconnect and every CLAIM_CHECK_MS while connected; `lost` is told
+   * when another process holds them (before this one runs them, or the earlier of two found running them once NATS is
+   * back, or the paused one awake): the process must end.
    */
   claim?: ConsumerClaim & { lost: (refusal: ConfigError) => void };
   /** Most events each stream holds (STREAM_MAX_EVENTS): raised on the streams at start, never lowered. */
@@ -75,7 +76,7 @@ export interface EventRuntime {
   close(): Promise<void>;
 }
 
-/** How often a process running claimed consumers asks again who else runs them, while connected (ms): a question and 300 ms of waiting for answers. */
+/** How often a process running claimed consumers asks again who else runs them, while connected (ms): a question and 300 ms of waiting for answers (ClaimOptions.checkEveryMs). */
 const CLAIM_CHECK_MS = 2000;
 
 /** How long a close waits for the NATS connection's drain (acks and unsubscribes flushed) before it closes the connection without. */
@@ -147,7 +148,9 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
   let closed = false;
   const isClosed = () => closed;
   let following: { stop(): void } | undefined;
-  let rechecking: NodeJS.Timeout | undefined;
+  /** Whether NATS is connected now: from the connection's first success, and its disconnects and reconnects since. */
+  let connected = false;
+  let claimed: ClaimedConsumers | undefined;
   let setUpOnce = false;
   /** The stream setup's back-off: a reconnect, or a close, cuts it short. */
   const backoff = wakeablePause();
@@ -159,25 +162,10 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
       return;
     }
     const connection = nc;
-    const { claim } = options;
-    // Told once (a question heard and its own check may both find the other copy), and not while closing (a clean stop
-    // is not turned into a failure by a copy that asks meanwhile).
-    let lost = false;
-    const refused = (error: unknown) => {
-      if (!(error instanceof ConfigError) || lost || closed) return;
-      lost = true;
-      claim?.lost(error);
-    };
-    const claimed =
-      claim &&
-      (await claimConsumers(connection, { ...claim, lost: refused }, options.name, logger).catch((error: unknown) => {
-        refused(error);
-        throw error;
-      }));
-    if (closed) return;
-    // A reconnect cuts short a setup's back-off, at start too; once set up, it makes again what the server lost.
+    connected = true;
+    // A reconnect cuts short a setup's back-off, at start too; once set up, it makes again what the server lost; and a
+    // claim asks again (another copy may have claimed the consumers while this one was cut off: the later stops).
     let restore: ((after: string) => Promise<void>) | undefined;
-    let connected = true;
     following = followConnection(connection, {
       down: () => {
         connected = false;
@@ -186,13 +174,21 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
         connected = true;
         backoff.wake();
         void restore?.("a reconnect");
-        // Claimed by another copy while this one was cut off from NATS: the later of the two stops.
-        void claimed?.check(true).catch(refused);
+        claimed?.reconnected();
       },
     });
-    // A copy paused (SIGSTOP, a frozen VM, a long collection) while another claimed them wakes still connected, so no
-    // reconnect makes either ask: while connected, each asks every CLAIM_CHECK_MS as well.
-    if (claimed) rechecking = setInterval(() => void (connected && claimed.check().catch(refused)), CLAIM_CHECK_MS).unref();
+    const { claim } = options;
+    claimed =
+      claim &&
+      (await claimConsumers(connection, claim, options.name, logger, { checkEveryMs: CLAIM_CHECK_MS, isConnected: () => connected }).catch((error: unknown) => {
+        // A refusal (another process runs them) ends the process, but not one that is closing anyway.
+        if (error instanceof ConfigError && !closed) claim.lost(error);
+        throw error;
+      }));
+    if (closed) {
+      claimed?.close();
+      return;
+    }
     /**
      * Makes sure the streams and durable consumers exist; resolves with those it had to create. At start
      * (before any consumer runs), a consumer that rebuilds from its stream and whose database has forgotten
@@ -270,13 +266,13 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
     ready,
     relay: () => relay,
     consumers: () => consumers,
-    isConnected: () => nc !== undefined && !nc.isClosed() && nc.info !== undefined,
+    isConnected: () => connected && nc !== undefined && !nc.isClosed(),
     isSetUp: () => setUpOnce,
     async close() {
       closed = true;
       backoff.wake();
       following?.stop();
-      clearInterval(rechecking);
+      claimed?.close();
       await Promise.all(consumers.map((c) => c.close()));
       await relay?.close();
       if (nc && !nc.isClosed()) {
