@@ -164,7 +164,7 @@ test("the OpenAPI document names the bearer scheme every route needs, the error 
     "get /v1/orders/{id}": ["ORDER_NOT_FOUND", "TOO_MANY_WAITS", "VERSION_NOT_REACHED"],
     "get /v1/orders/{id}/timeline": ["ORDER_NOT_FOUND", "TOO_MANY_WAITS", "VERSION_NOT_REACHED"],
     "get /v1/customers/{customer_id}/orders": ["INVALID_PAGE_TOKEN", "NOT_YOUR_CUSTOMER"],
-    "get /v1/stock/{sku}": ["ITEM_NOT_FOUND"],
+    "get /v1/stock/{sku}": ["ITEM_NOT_FOUND", "TOO_MANY_WAITS", "VERSION_NOT_REACHED"],
     "get /v1/stock": ["INVALID_PAGE_TOKEN"],
     "get /v1/sales/daily": ["INVALID_PAGE_TOKEN"],
   };

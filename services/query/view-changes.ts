@@ -1,4 +1,5 @@
 import { OrderlyError, abortReason } from "../../shared/errors/index.js";
+import type { CallContext } from "../../shared/grpc/index.js";
 import { MAX_TIMER_MS } from "../../shared/config/index.js";
 import { CountsByKey } from "../../shared/resilience/index.js";
 
@@ -7,6 +8,15 @@ interface Waiter {
   minVersion: number;
   resolve: () => void;
 }
+
+/** The views a read may wait for: an order's, a SKU's stock level. */
+export type ViewKind = "order" | "stock";
+
+/** How each kind of view names its id in a VERSION_NOT_REACHED: the words, and the metadata key. */
+const viewNames: Record<ViewKind, { what: (id: string) => string; key: string }> = {
+  order: { what: (id) => `order ${id}`, key: "orderId" },
+  stock: { what: (id) => `the stock of SKU ${id}`, key: "sku" },
+};
 
 /** How many reads may wait for a version at once (per caller, and in all), and how long one waits at most (ms). */
 export interface WaitLimits {
@@ -17,8 +27,9 @@ export interface WaitLimits {
 }
 
 /**
- * Tells waiting reads when an order view reaches a version (read your own
- * writes). In-process: the projector and the query service share it.
+ * Tells waiting reads when a view (an order's, a SKU's stock level) reaches a
+ * version (read your own writes). In-process: the projector and the query
+ * service share it.
  *
  * Each caller may have `limits.perCaller` reads waiting at once, and all
  * callers together `limits.total`; more are refused at once
@@ -30,6 +41,7 @@ export interface WaitLimits {
  * keep most of it.
  */
 export class ViewChanges {
+  /** By view kind and id (`order:ord_1`; ids hold no colon). */
   private readonly waiters = new Map<string, Set<Waiter>>();
   /** Reads waiting, per caller, and in all. */
   private readonly waiting = new CountsByKey();
@@ -37,9 +49,9 @@ export class ViewChanges {
 
   constructor(private readonly limits: WaitLimits = { perCaller: Number.POSITIVE_INFINITY, total: Number.POSITIVE_INFINITY, longestMs: MAX_TIMER_MS }) {}
 
-  /** Records that `id` now has `version`, waking reads waiting for it. */
-  changed(id: string, version: number): void {
-    const set = this.waiters.get(id);
+  /** Records that the `view` of `id` now has `version`, waking reads waiting for it. */
+  changed(view: ViewKind, id: string, version: number): void {
+    const set = this.waiters.get(`${view}:${id}`);
     if (!set) return;
     for (const waiter of set) {
       if (version >= waiter.minVersion) {
@@ -47,17 +59,17 @@ export class ViewChanges {
         waiter.resolve();
       }
     }
-    if (set.size === 0) this.waiters.delete(id);
+    if (set.size === 0) this.waiters.delete(`${view}:${id}`);
   }
 
   /**
-   * Resolves when `id` reaches `minVersion`; rejects with VERSION_NOT_REACHED
+   * Resolves when the `view` of `id` reaches `minVersion`; rejects with VERSION_NOT_REACHED
    * at `deadline` or after `limits.longestMs`, whichever comes first, or
    * with the abortReason of `signal` when it aborts;
    * TOO_MANY_WAITS at once when `caller`, or everyone, has the most reads
    * waiting.
    */
-  waitFor(id: string, minVersion: bigint, deadline: number, signal: AbortSignal, caller: string): Promise<void> {
+  waitFor(view: ViewKind, id: string, minVersion: bigint, deadline: number, signal: AbortSignal, caller: string): Promise<void> {
     if (signal.aborted) return Promise.reject(abortReason(signal));
     const callerFull = this.waiting.of(caller) >= this.limits.perCaller;
     if (callerFull || this.total >= this.limits.total) {
@@ -72,14 +84,15 @@ export class ViewChanges {
     this.total++;
     const waitMs = Math.max(0, deadline - Date.now());
     const capped = waitMs > this.limits.longestMs;
+    const key = `${view}:${id}`;
     return new Promise((resolve, reject) => {
-      const set = this.waiters.get(id) ?? new Set<Waiter>();
-      this.waiters.set(id, set);
+      const set = this.waiters.get(key) ?? new Set<Waiter>();
+      this.waiters.set(key, set);
       const done = () => {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
         set.delete(waiter);
-        if (set.size === 0) this.waiters.delete(id);
+        if (set.size === 0) this.waiters.delete(key);
         this.total--;
         this.waiting.remove(caller);
       };
@@ -88,9 +101,10 @@ export class ViewChanges {
       const timer = setTimeout(() => {
         done();
         const within = capped ? ` within ${this.limits.longestMs} ms, the longest a read waits` : " yet";
+        const names = viewNames[view];
         reject(
-          new OrderlyError("VERSION_NOT_REACHED", `order ${id} has not reached version ${minVersion} in the read model${within}`, {
-            metadata: { orderId: id, minVersion: String(minVersion) },
+          new OrderlyError("VERSION_NOT_REACHED", `${names.what(id)} has not reached version ${minVersion} in the read model${within}`, {
+            metadata: { [names.key]: id, minVersion: String(minVersion) },
           }),
         );
       }, Math.min(waitMs, this.limits.longestMs));
@@ -98,4 +112,27 @@ export class ViewChanges {
       set.add(waiter);
     });
   }
+}
+
+/**
+ * Reads a view (`read`: undefined while the read model lacks it, or the caller may not see it), first waiting until it
+ * has `minVersion` when one is given: the read-your-writes mechanism. The wait gives up at the call's answerBy, so the
+ * caller gets this service's VERSION_NOT_REACHED (with the version it waited for) before its own deadline. A view the
+ * caller may not see is waited for as a missing one: its versions never end the wait, so neither the answer nor its
+ * timing says that it exists or how far it has got.
+ */
+export async function readAtLeast<T extends { version: number }>(
+  changes: ViewChanges,
+  view: ViewKind,
+  id: string,
+  minVersion: bigint,
+  context: CallContext,
+  read: () => T | undefined,
+): Promise<T | undefined> {
+  let found = read();
+  while (minVersion > 0n && (found === undefined || BigInt(found.version) < minVersion)) {
+    await changes.waitFor(view, id, minVersion, context.answerBy, context.signal, context.principal?.subject ?? "");
+    found = read();
+  }
+  return found;
 }

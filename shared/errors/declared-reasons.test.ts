@@ -24,7 +24,7 @@ test("every Orderly RPC declares its own refusals in the proto, each a reason th
     "QueryService.GetOrder": ["ORDER_NOT_FOUND", "TOO_MANY_WAITS", "VERSION_NOT_REACHED"],
     "QueryService.GetOrderTimeline": ["ORDER_NOT_FOUND", "TOO_MANY_WAITS", "VERSION_NOT_REACHED"],
     "QueryService.ListCustomerOrders": ["NOT_YOUR_CUSTOMER", "INVALID_PAGE_TOKEN"],
-    "QueryService.GetStockLevel": ["ITEM_NOT_FOUND"],
+    "QueryService.GetStockLevel": ["ITEM_NOT_FOUND", "TOO_MANY_WAITS", "VERSION_NOT_REACHED"],
     "QueryService.ListStockLevels": ["INVALID_PAGE_TOKEN"],
     "QueryService.ListDailySales": ["INVALID_PAGE_TOKEN"],
   });

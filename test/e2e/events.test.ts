@@ -358,7 +358,7 @@ describe("events through JetStream into the read models", () => {
     expect(applied.processed).toBe(applied.inStreams);
   });
 
-  test("read your writes: a read with the version a write returned sees that write (with the query's consumers under a QUERY_CONSUMER_NAME of their own)", async () => {
+  test("read your writes: a read with the version a write returned sees that write, an order's and a SKU's stock level (with the query's consumers under a QUERY_CONSUMER_NAME of their own)", async () => {
     // The NATS users' permissions follow the name (before, they allowed only query-*: this read model never got an event).
     await using system = await startSystem({ QUERY_CONSUMER_NAME: "copy-b" });
     await system.api("POST", "/v1/inventory/RYW-1:restock", { body: { quantity: 100 } });
@@ -382,6 +382,31 @@ describe("events through JetStream into the read models", () => {
     expect({ status: far.status, metadata: far.body.details.find((d: { reason?: string }) => d.reason)?.metadata }).toEqual({
       status: 504,
       metadata: { orderId: "ord_01J00000000000000000000000", minVersion: "9007199254740993" },
+    });
+
+    // The stock level too, at the version a restock answered (the item's): of a SKU new to the read model, and of one
+    // whose older level the gateway has cached (a read of the cached version ahead of the write's goes past the cache).
+    // Each read is sent before the restock it waits for, so it waits for the event that applies it.
+    for (const sku of ["RYW-2", "RYW-1"]) {
+      const cached = await system.api("GET", `/v1/stock/${sku}`);
+      const next = cached.status === 200 ? Number(cached.body.version) + 1 : 1;
+      const reading = system.api("GET", `/v1/stock/${sku}?minVersion=${next}`, { headers: { "x-request-timeout": "10000" } });
+      const restocked = await system.api("POST", `/v1/inventory/${sku}:restock`, { body: { quantity: 7 } });
+      expect(restocked.body.version).toBe(String(next));
+      const stock = await reading;
+      expect({ sku, before: cached.status, status: stock.status, available: stock.body.available, version: stock.body.version }).toEqual({
+        sku,
+        before: sku === "RYW-2" ? 404 : 200,
+        status: 200,
+        available: restocked.body.available,
+        version: restocked.body.version,
+      });
+    }
+    const stockNever = await system.api("GET", "/v1/stock/RYW-1?minVersion=1000", { headers: { "x-request-timeout": "1500" } });
+    expect({ status: stockNever.status, reason: reasonOf(stockNever.body), metadata: stockNever.body.details.find((d: { reason?: string }) => d.reason)?.metadata }).toEqual({
+      status: 504,
+      reason: "VERSION_NOT_REACHED",
+      metadata: { sku: "RYW-1", minVersion: "1000" },
     });
   });
 

@@ -5,35 +5,24 @@ import type { CallContext } from "../../../shared/grpc/index.js";
 import { mayActFor } from "../../../shared/security/index.js";
 import type { Order } from "../../../proto/gen/orderly/order/v1/order_pb.js";
 import type { ReadStore } from "../read-store.js";
-import type { ViewChanges } from "../view-changes.js";
+import { readAtLeast, type ViewChanges } from "../view-changes.js";
 
-/** What the order reads need. */
+/** What the reads that may wait for a version need. */
 export interface OrderReadDeps {
   store: ReadStore;
   changes: ViewChanges;
 }
 
 /**
- * Reads an order view, first waiting for `minVersion` when given: the
- * read-your-writes mechanism. The wait gives up at the call's answerBy, so
- * the caller gets this service's VERSION_NOT_REACHED (with the version it
- * waited for) before its own deadline. ORDER_NOT_FOUND when unknown or not
- * the caller's to see.
- *
- * An order the caller may not see is answered exactly as an unknown id, with
- * or without `minVersion`: its versions never end the wait, so neither the
- * answer nor its timing says that it exists or how far it has got.
+ * Reads an order view, first waiting for `minVersion` when given (readAtLeast).
+ * ORDER_NOT_FOUND when unknown or not the caller's to see: an order the caller
+ * may not see is answered exactly as an unknown id, with or without `minVersion`.
  */
 export async function readOrder(deps: OrderReadDeps, id: string, minVersion: bigint, context: CallContext): Promise<Order> {
-  const visible = () => {
-    const view = deps.store.order(id);
-    return view !== undefined && mayActFor(context.principal, view.order.customerId) ? view : undefined;
-  };
-  let view = visible();
-  while (minVersion > 0n && (view === undefined || BigInt(view.version) < minVersion)) {
-    await deps.changes.waitFor(id, minVersion, context.answerBy, context.signal, context.principal?.subject ?? "");
-    view = visible();
-  }
+  const view = await readAtLeast(deps.changes, "order", id, minVersion, context, () => {
+    const found = deps.store.order(id);
+    return found !== undefined && mayActFor(context.principal, found.order.customerId) ? found : undefined;
+  });
   if (view === undefined) throw new OrderlyError("ORDER_NOT_FOUND", `no order with id ${id}`, { metadata: { orderId: id } });
   return view.order;
 }

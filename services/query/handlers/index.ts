@@ -12,7 +12,7 @@ export function queryHandlers(deps: OrderReadDeps): ServiceHandlers<typeof Query
     getOrder: getOrder(deps),
     getOrderTimeline: getOrderTimeline(deps),
     listCustomerOrders: listCustomerOrders(deps.store),
-    getStockLevel: getStockLevel(deps.store),
+    getStockLevel: getStockLevel(deps),
     listStockLevels: listStockLevels(deps.store),
     listDailySales: listDailySales(deps.store),
   };

@@ -9,7 +9,10 @@ import type {
 } from "../../../proto/gen/orderly/query/v1/query_pb.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
 import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/index.js";
+import type { CallContext } from "../../../shared/grpc/index.js";
 import type { ReadStore, StockLevelRow } from "../read-store.js";
+import { readAtLeast } from "../view-changes.js";
+import type { OrderReadDeps } from "./get-order.js";
 
 function stockLevelMessage(row: StockLevelRow): MessageInitShape<typeof StockLevelSchema> {
   return {
@@ -22,10 +25,10 @@ function stockLevelMessage(row: StockLevelRow): MessageInitShape<typeof StockLev
   };
 }
 
-/** GetStockLevel: one SKU's projected stock. */
-export function getStockLevel(store: ReadStore) {
-  return (request: GetStockLevelRequest): MessageInitShape<typeof GetStockLevelResponseSchema> => {
-    const row = store.stockLevel(request.sku);
+/** GetStockLevel: one SKU's projected stock, first waiting for `minVersion` when given (readAtLeast). */
+export function getStockLevel(deps: OrderReadDeps) {
+  return async (request: GetStockLevelRequest, context: CallContext): Promise<MessageInitShape<typeof GetStockLevelResponseSchema>> => {
+    const row = await readAtLeast(deps.changes, "stock", request.sku, request.minVersion, context, () => deps.store.stockLevel(request.sku));
     if (!row) throw new OrderlyError("ITEM_NOT_FOUND", `no stock level for SKU ${request.sku}`, { metadata: { sku: request.sku } });
     return { stockLevel: stockLevelMessage(row) };
   };
