@@ -47,6 +47,9 @@ export async function connectNats(servers: string, name: string, logger: Logger,
     ...(auth ? { user: auth.user, pass: auth.pass, inboxPrefix: natsInboxPrefix(auth.user) } : {}),
     name,
     maxReconnectAttempts: -1,
+    // nats.js otherwise gives up for good on the same login error twice in a row: a server restarted for a moment with a
+    // configuration that refuses the user (0.5 s at this pace) would leave the process cut off until it is restarted.
+    ignoreAuthErrorAbort: true,
     reconnectTimeWait: 250,
     waitOnFirstConnect: waitForServer,
     // A server that hangs (stopped, not dead: its sockets stay open) is found by pings: with nats.js's two outstanding,
@@ -62,15 +65,24 @@ export async function connectNats(servers: string, name: string, logger: Logger,
   if (auth) inboxPrefixes.set(nc, natsInboxPrefix(auth.user));
   logger.info({ server: nc.getServer() }, "nats connected");
   void (async () => {
-    // nats.js tries again every 250 ms while the server is away: the first attempt is logged, the rest are counted for the line that ends the outage.
+    // nats.js tries again every 250 ms while the server is away: the first attempt is logged, the rest are counted for
+    // the line that ends the outage; so is an error each attempt meets (a login refused), said once until then.
     let attempts = 0;
+    let lastError: unknown;
     for await (const status of nc.status()) {
       if (status.type === "pingTimer") continue;
       if (status.type === "reconnecting" && ++attempts > 1) continue;
+      if (status.type === "error") {
+        if (status.data === lastError) continue;
+        lastError = status.data;
+      }
       const level = status.type === "disconnect" || status.type === "error" ? "warn" : "info";
       const fields = { nats: status.type, data: typeof status.data === "string" ? status.data : undefined };
       logger[level](status.type === "reconnect" ? { ...fields, attempts } : fields, "nats connection state");
-      if (status.type === "reconnect") attempts = 0;
+      if (status.type === "reconnect") {
+        attempts = 0;
+        lastError = undefined;
+      }
     }
   })();
   return nc;
