@@ -1,8 +1,12 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { expect, test } from "vitest";
 import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
+import { tempDir } from "../../test/helpers/temp-dir.js";
+import { silentLogger } from "../logging/index.js";
 import { JetStreamPublisher } from "./jetstream-publisher.js";
+import { connectNats } from "./nats-connection.js";
 import { streams } from "./subjects.js";
 
 test("the publisher stores messages in order with their headers, reports duplicates, and fails fast or at its deadline", async () => {
@@ -42,4 +46,29 @@ test("the publisher stores messages in order with their headers, reports duplica
   // Once closed, it refuses at once instead of publishing what it could never confirm.
   publisher.close();
   await expect(publisher.publish({ subject: "orderly.orders.created", payload: payload(0), msgID: "late" })).rejects.toThrow(/closed/);
+});
+
+test("a PubAck subscription the server refused (the user not allowed its inbox) is made again once the permission is granted by a reload: publishing works again without a restart", async () => {
+  using dir = tempDir("orderly-publisher-");
+  const file = join(dir.path, "nats.conf");
+  const config = (subscribe: string) =>
+    `authorization { users = [ { user: operator, password: op-secret }, { user: order, password: order-secret, permissions: { publish: ">", subscribe: ${subscribe} } } ] }\n`;
+  writeFileSync(file, config(`{ deny: ">" }`));
+  await using nats = await startNats({ configFile: file, operator: { user: "operator", pass: "op-secret" } });
+  await using _streams = await connectWithStreams(nats);
+  const nc = await connectNats(nats.url, "publisher-test", silentLogger(), { user: "order", pass: "order-secret" });
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  const publisher = new JetStreamPublisher(nc, 2000);
+  using _publisher = { [Symbol.dispose]: () => publisher.close() };
+  const publish = (i: number) => publisher.publish({ subject: "orderly.orders.created", payload: new TextEncoder().encode(`event ${i}`), msgID: `id-${i}` });
+
+  await expect(publish(1)).rejects.toThrow(/PubAck subscription failed/);
+  // The operator allows the user its inbox and reloads the server: the connection stays up.
+  // (A reloaded configuration without a jetstream block would turn JetStream off: the command line's -js is not kept.)
+  writeFileSync(file, `${config(`{ allow: "_INBOX_order.>" }`)}jetstream { store_dir: "${nats.storeDir}" }\n`);
+  nats.child().kill("SIGHUP");
+  const ack = await waitFor(() => publish(2).catch(() => undefined), "a publish acked after the reload", 15_000, 200);
+  // The first was stored, its PubAck lost with the subscription: sent again (as the relay does), it is a duplicate.
+  const again = await publish(1);
+  expect([ack.stream, ack.seq, again.seq, again.duplicate]).toEqual([streams.orders.name, 2, 1, true]);
 });

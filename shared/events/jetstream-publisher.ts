@@ -69,6 +69,9 @@ interface Waiter {
 const decoder = new TextDecoder();
 const CLOSED = "the publisher is closed";
 
+/** How long after the server refused the PubAck subscription a publish subscribes again (ms): a reconnect does at once. */
+const RESUBSCRIBE_MS = 2000;
+
 /**
  * Publishes to JetStream the way `js.publish` does — a core NATS publish
  * with a Nats-Msg-Id header and a reply subject, answered by a PubAck — but
@@ -88,13 +91,19 @@ const CLOSED = "the publisher is closed";
  * when publishing can work again, so it need not wait out a back-off.
  */
 export class JetStreamPublisher {
-  private readonly inbox: string;
-  private readonly subscription: Subscription;
+  private inbox = "";
+  private subscription: Subscription | undefined;
   private readonly waiting = new Map<number, Waiter>();
   private nextId = 0;
   private sweeper: NodeJS.Timeout | undefined;
-  /** Why nothing more can be published (closed, or the server refused the reply subscription). */
+  /** Why nothing more can be published: closed. */
   private unusable: string | undefined;
+  /**
+   * The server refused the PubAck subscription (its NATS user not allowed the inbox): why, and when. Publishes are
+   * refused until it subscribes again: at a reconnect, or a publish RESUBSCRIBE_MS later (the permission may have been
+   * granted by a reload of the server's configuration, which keeps the connection).
+   */
+  private refused: { reason: string; at: number } | undefined;
   /** False from the connection's disconnect to its reconnect. */
   private connected: boolean;
   /** Since when the connection is down (the publisher's clock), while it is; and how long it was down before. */
@@ -108,18 +117,7 @@ export class JetStreamPublisher {
     private readonly timeoutMs = 5000,
     private readonly clock: () => number = () => performance.now(),
   ) {
-    this.inbox = `${newInbox(nc)}.`;
-    // nats.js calls this from its protocol reader: nothing may throw out of it.
-    this.subscription = nc.subscribe(`${this.inbox}*`, {
-      callback: (error, msg) => {
-        if (error) {
-          this.unusable = `the PubAck subscription failed: ${error.message}`;
-          this.fail(() => true, this.unusable);
-        } else {
-          this.answer(msg);
-        }
-      },
-    });
+    this.subscribe();
     // A publisher made while the connection is down would not hear of the disconnect: the state it starts
     // from is nats.js's own (not public API; assumed up when it is not there).
     this.connected = (nc as { protocol?: { connected?: unknown } }).protocol?.connected !== false;
@@ -143,6 +141,27 @@ export class JetStreamPublisher {
     return this.downBefore + (this.downSince === undefined ? 0 : this.clock() - this.downSince);
   }
 
+  /** Subscribes to a new inbox for the PubAcks (each refused subscription nats.js closes). */
+  private subscribe(): void {
+    this.refused = undefined;
+    this.subscription?.unsubscribe();
+    const inbox = `${newInbox(this.nc)}.`;
+    this.inbox = inbox;
+    // nats.js calls this from its protocol reader: nothing may throw out of it.
+    this.subscription = this.nc.subscribe(`${inbox}*`, {
+      callback: (error, msg) => {
+        if (error) {
+          // The refusal of a subscription since replaced is that one's alone.
+          if (inbox !== this.inbox || this.unusable !== undefined) return;
+          this.refused = { reason: `the PubAck subscription failed: ${error.message}`, at: this.clock() };
+          this.fail(() => true, this.refused.reason);
+        } else {
+          this.answer(msg);
+        }
+      },
+    });
+  }
+
   /** Calls `listener` each time the connection comes back after a drop; returns how to stop. */
   onReconnect(listener: () => void): () => void {
     this.reconnectListeners.add(listener);
@@ -159,6 +178,10 @@ export class JetStreamPublisher {
     return new Promise<PubAck>((resolve, reject) => {
       if (this.unusable !== undefined) return reject(new JetStreamPublishError(this.unusable));
       if (!this.connected) return reject(new NatsConnectionLost("not connected to NATS"));
+      if (this.refused !== undefined) {
+        if (this.clock() - this.refused.at < RESUBSCRIBE_MS) return reject(new JetStreamPublishError(this.refused.reason));
+        this.subscribe();
+      }
       const id = this.nextId++;
       const h: MsgHdrs = natsHeaders();
       if (message.headers) for (const [key, value] of Object.entries(message.headers)) h.set(key, value);
@@ -184,7 +207,7 @@ export class JetStreamPublisher {
     this.unusable = CLOSED;
     this.following.stop();
     this.reconnectListeners.clear();
-    this.subscription.unsubscribe();
+    this.subscription?.unsubscribe();
     this.fail(() => true, "the publisher was closed before JetStream answered", PublisherClosed);
   }
 
@@ -202,6 +225,8 @@ export class JetStreamPublisher {
   private reconnected(): void {
     this.connected = true;
     this.outageEnded();
+    // The server's configuration, and so the user's permissions, may have changed meanwhile.
+    if (this.refused !== undefined) this.subscribe();
     for (const listener of this.reconnectListeners) {
       try {
         listener();
