@@ -462,3 +462,20 @@ test("a prune that fails (the database's write lock held past the busy timeout) 
   expect(relay.stats()).toMatchObject({ published: 1, failures: 0 });
   db.close();
 });
+
+test("a row set aside while the wall clock ran ahead (a day, say) is published again once the clock is set right, not a day later", async () => {
+  await using nats = await startNats();
+  await using client = await connectWithStreams(nats);
+  const now = 10 * HOUR;
+  const db = outboxOf(3, () => ({ subject: "orderly.orders.created", createTime: now }));
+  // Published through 3 but for row 2, refused and set aside for a second by a clock a day ahead.
+  db.prepare("INSERT INTO outbox_batches (through_seq, events, publish_time) VALUES (3, 3, ?)").run(now + 24 * HOUR);
+  db.prepare("INSERT INTO outbox_retry (seq, failures, last_error, next_attempt) VALUES (2, 1, 'no PubAck', ?)").run(now + 24 * HOUR + 1000);
+  expect(unpublishedRows(db)).toBe(1);
+  const relay = new OutboxRelay({ db, nc: client.nc, logger: silentLogger(), retentionMs: HOUR, clock: () => now });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  await waitFor(() => unpublishedRows(db) === 0, "the row set aside published again");
+  const stored = await client.jsm.streams.getMessage(streams.orders.name, { seq: 1 });
+  expect(new TextDecoder().decode(stored.data)).toBe("payload 2");
+});

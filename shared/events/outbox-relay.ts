@@ -73,6 +73,8 @@ const PRUNE_CHUNK = 1000;
 const PRUNE_CHUNKS_PER_PASS = 20;
 /** How long a close waits for the PubAcks of the batch in flight before it gives them up. */
 const CLOSE_WAIT_MS = 1000;
+/** The longest a row set aside waits before it is published again (ms). */
+const LONGEST_RETRY_WAIT_MS = 60_000;
 
 /** What the relay logs of a failed pass: a full stream and JetStream's storage used up each say what to raise. */
 function failureMessage(error: unknown): string {
@@ -140,9 +142,11 @@ export class OutboxRelay {
     this.statements = {
       unpublished: db.prepare<[number, number], Row>(`SELECT seq, event_id, subject, payload, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ${boundLimit()}`),
       unpublishedKeys: db.prepare<[number, number], [number, string]>(`SELECT seq, event_id FROM outbox WHERE seq > ? ORDER BY seq LIMIT ${boundLimit()}`).raw(true),
-      due: db.prepare<[number, number], RetryRow>(
+      due: db.prepare<[number, number, number], RetryRow>(
         // By the due time's index: left to itself SQLite reads the table in seq order, every row of it when few are due.
-        `SELECT seq, event_id, subject, payload, traceparent, failures FROM outbox_retry INDEXED BY outbox_retry_due JOIN outbox USING (seq) WHERE next_attempt <= ? ORDER BY seq LIMIT ${boundLimit()}`,
+        // Due too: a row set aside further ahead than the longest wait (the wall clock was ahead then, and has been set right).
+        `SELECT seq, event_id, subject, payload, traceparent, failures FROM outbox_retry INDEXED BY outbox_retry_due JOIN outbox USING (seq)
+         WHERE next_attempt <= ? OR next_attempt > ? ORDER BY seq LIMIT ${boundLimit()}`,
       ),
       recordBatch: db.prepare<[number, number, number]>("INSERT INTO outbox_batches (through_seq, events, publish_time) VALUES (?, ?, ?)"),
       setAside: db.prepare<[number, number, string, number]>(
@@ -345,7 +349,8 @@ export class OutboxRelay {
     // Not even a read while NATS is down: rows taken from the outbox's memory would have to be read back later
     // (a batch read ahead before the drop is kept: it is used, or dropped, as after any batch).
     if (!this.publisher.isConnected) return "disconnected";
-    const retried = this.statements.due.all(this.clock(), this.batchSize);
+    const now = this.clock();
+    const retried = this.statements.due.all(now, now + LONGEST_RETRY_WAIT_MS, this.batchSize);
     const fresh = this.takePrefetched() ?? this.nextRows(this.publishedThrough);
     if (retried.length + fresh.length === 0) return false;
     const settled = Promise.allSettled([...retried, ...fresh].map((row) => this.publish(row)));
@@ -421,9 +426,9 @@ export class OutboxRelay {
     return this.statements.unpublished.all(after, this.batchSize);
   }
 
-  /** Records a row to publish again later: after 1 s, doubling per failure up to a minute. */
+  /** Records a row to publish again later: after 1 s, doubling per failure up to a minute (LONGEST_RETRY_WAIT_MS). */
   private setAside(row: Row, failures: number, reason: unknown, now: number): void {
-    const delay = Math.min(60_000, 1000 * 2 ** Math.min(failures - 1, 6));
+    const delay = Math.min(LONGEST_RETRY_WAIT_MS, 1000 * 2 ** Math.min(failures - 1, 6));
     this.statements.setAside.run(row.seq, failures, String(reason).slice(0, 500), now + delay);
   }
 
