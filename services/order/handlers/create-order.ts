@@ -6,7 +6,7 @@ import { OrderlyError } from "../../../shared/errors/index.js";
 import { requireActFor } from "../../../shared/security/index.js";
 import { orderMessage, rejectionError } from "../messages.js";
 import { settleOrder, type SettleDeps } from "../settle-order.js";
-import { Status, type OrderRecord } from "../store.js";
+import { Status, type OrderRecord, type OrderStore } from "../store.js";
 
 /** What CreateOrder needs. */
 export interface CreateOrderDeps extends SettleDeps {
@@ -30,13 +30,33 @@ function outcome(order: OrderRecord, context: CallContext): Response {
 }
 
 /**
+ * An error of a call that recorded its order, the order still PENDING (the inventory slow, down or its breaker open
+ * under fail-fast; the caller gone): the recovery loop will settle it, so the error names it (`orderId`,
+ * `orderVersion`), and a client that sent no key learns that it exists, to read it or cancel it, rather than place a
+ * second by trying again.
+ */
+function naming(store: OrderStore, orderId: string, error: unknown): unknown {
+  const err = OrderlyError.from(error);
+  if (err.metadata.orderId !== undefined) return error;
+  let order: OrderRecord | undefined;
+  try {
+    order = store.get(orderId);
+  } catch {
+    return error;
+  }
+  if (order?.status !== Status.PENDING) return error;
+  const metadata = { ...err.metadata, orderId, orderVersion: String(order.version) };
+  return new OrderlyError(err.reason, err.message, { code: err.code, metadata, violations: [...err.violations], cause: err.cause ?? error, remote: err.remote });
+}
+
+/**
  * CreateOrder: records the order as PENDING (once per idempotency key),
  * reserves its stock on the inventory service within the caller's deadline,
  * then confirms or rejects it. When the inventory cannot answer in time, the
  * order is accepted as PENDING (202) and reserved through events (degrade),
  * or the error is returned (fail fast) and a retry with the same key — or the
  * recovery loop — resumes it; reserving is idempotent per order id, so
- * nothing is reserved twice.
+ * nothing is reserved twice. Such an error names the order (naming).
  */
 export function createOrder(deps: CreateOrderDeps) {
   return async (request: CreateOrderRequest, context: CallContext): Promise<Response> => {
@@ -51,7 +71,9 @@ export function createOrder(deps: CreateOrderDeps) {
       if (begun.replay) return outcome(begun.replay, context);
       if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
       // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
-      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger, begun.order.id === id);
+      const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger, begun.order.id === id).catch((error: unknown) => {
+        throw naming(deps.store, begun.order.id, error);
+      });
       if (settled !== undefined) return outcome(settled, context);
       // A request with the same key found a SKU unknown and discarded the order (answering UNKNOWN_SKU records nothing),
       // while this one's reservation found every SKU (restocked in between): it begins afresh, as it would have after that
