@@ -521,3 +521,24 @@ test("a request's query is logged with only the parameters the routes take, and 
     expect({ url: line.url, says: JSON.stringify(line).includes("SECRET") }).toEqual({ url: `/v1/customers/alice/orders?${shown}`, says: quoted });
   }
 });
+
+test("a request's path is logged with its plain segments only (ids, SKUs, actions): a token put in the path by mistake is left out, from the line and from the refusal's message", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("gateway", "info", { write: (line: string) => void lines.push(JSON.parse(line)) });
+  await using server = await listen(handlerWith({ logger }));
+  const token = `eyJhbGciOiJFZERTQSJ9.${"SECRET".repeat(20)}.c2lnbmF0dXJl`;
+  // The method and path sent, the path as logged, and the status.
+  const cases: [string, string, string, number][] = [
+    ["GET", "/v1/inventory;access_token=SECRET-1", "/v1/…", 404],
+    ["GET", `/v1/x/${token}`, "/v1/x/…", 404],
+    ["GET", "/v1/nowhere/ord_1:SECRET%20x", "/v1/nowhere/…", 404],
+    ["PUT", `/v1/orders/${token}`, "/v1/orders/…", 405],
+  ];
+  for (const [method, path, shown, status] of cases) {
+    lines.length = 0;
+    const response = await fetch(`${server.url}${path}`, { method, headers: { authorization: "Bearer t" } });
+    const body = (await response.json()) as { message: string };
+    const line = (await waitFor(() => lines.find((l) => l.msg === "request failed"), "the request's log line")) as Record<string, string>;
+    expect({ status: response.status, url: line.url, says: JSON.stringify(line).includes("SECRET"), tells: body.message.includes("SECRET") }).toEqual({ status, url: shown, says: false, tells: false });
+  }
+});

@@ -16,6 +16,7 @@ import { ANY_AGE, type CacheDemand, type CacheHit, type FetchedRead, type ReadCa
 import { indexRoutes, resolveRoute, servingMethod, type Route } from "./routes/index.js";
 import { readJson, type BodyLimits } from "./json-body.js";
 import { queryParameters, requestFromHttp, responseToHttp, takesIdempotencyKey, type HttpRequestParts } from "./transcode.js";
+import { shownPath, shownQuery } from "./shown-url.js";
 
 /** The limits and budgets of the gateway. */
 export interface GatewayLimits extends BodyLimits {
@@ -161,26 +162,6 @@ function queryNamesOf(routes: readonly Route[]): ReadonlySet<string> {
   return new Set(routes.flatMap((route) => route.method.input.fields.flatMap((field) => [field.name, field.jsonName])));
 }
 
-/** A query value shown as it is: plain characters only (a number, a day, a SKU, a page token). */
-const PLAIN_VALUE = /^[A-Za-z0-9._~-]*$/;
-
-/**
- * A query string as logs and traces show it: a parameter a route takes, with its value when that is plain, and `…` for
- * anything else, as a client may put a secret in the URL by mistake (`?access_token=`, a value after `;` or `#`, a bare
- * `?secret`, an encoded `=`). Such a request is refused 400, its message quoting no name that does not look like one.
- */
-function shownQuery(search: string, names: ReadonlySet<string>): string {
-  return search
-    .split("&")
-    .map((pair) => {
-      const at = pair.indexOf("=");
-      const name = at < 0 ? pair : pair.slice(0, at);
-      if (!names.has(name)) return "…";
-      return at < 0 || PLAIN_VALUE.test(pair.slice(at + 1)) ? pair : `${name}=…`;
-    })
-    .join("&");
-}
-
 /** What a request's log line says of it (its trace ids too: the gateway never makes a span context active). */
 function logFields(req: IncomingMessage, request: RequestState, status: number, queryNames: ReadonlySet<string>) {
   const url = req.url ?? "";
@@ -189,7 +170,7 @@ function logFields(req: IncomingMessage, request: RequestState, status: number, 
     requestId: request.id,
     ...(request.span ? spanIds(request.span) : {}),
     method: req.method,
-    url: at < 0 ? url : `${url.slice(0, at + 1)}${shownQuery(url.slice(at + 1), queryNames)}`,
+    url: at < 0 ? shownPath(url) : `${shownPath(url.slice(0, at))}?${shownQuery(url.slice(at + 1), queryNames)}`,
     status,
     ms: Math.round(performance.now() - request.started),
   };
@@ -756,7 +737,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (!res.headersSent) res.setHeader("traceresponse", traceparentOf(span.spanContext()));
     if (span.isRecording()) {
       const { path, search } = splitTarget(req.url);
-      span.setAttributes({ "http.request.method": req.method ?? "", "url.path": path, "orderly.request_id": request.id });
+      span.setAttributes({ "http.request.method": req.method ?? "", "url.path": shownPath(path), "orderly.request_id": request.id });
       if (search !== "") span.setAttribute("url.query", shownQuery(search, queryNames));
     }
     request.span = span;

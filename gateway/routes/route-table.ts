@@ -3,6 +3,7 @@ import { http } from "../../proto/gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../proto/gen/google/api/http_pb.js";
 import { OrderlyError } from "../../shared/errors/index.js";
 import { matchSegments, parsePathTemplate, splitPath, type PathTemplate } from "./path-template.js";
+import { shownPath, shownSegment } from "../shown-url.js";
 
 /** An HTTP route, derived from one google.api.http binding of an RPC. */
 export interface Route {
@@ -140,9 +141,10 @@ export function resolveRoute(index: RouteIndex, requestMethod: string, path: str
     if (route.httpMethod === "GET") allowed.push("HEAD");
   }
   // A last segment with an action none of the routes has (":Cancel"): the likely mistake, said beside the refusal.
-  const action = colon >= 0 && !withVerb ? ` (no route has the action "${last.slice(colon)}"; the actions are ${[...index.verbSuffixes].join(", ")})` : "";
+  // The path as logs show it (shownPath): a client's mistake may have put a token in it.
+  const action = colon >= 0 && !withVerb ? ` (no route has the action "${shownSegment(last.slice(colon))}"; the actions are ${[...index.verbSuffixes].join(", ")})` : "";
   if (allowed !== undefined) {
-    throw new OrderlyError("METHOD_NOT_ALLOWED", `${requestMethod} is not allowed on ${path}${action}`, { metadata: { allow: allowed.join(", ") } });
+    throw new OrderlyError("METHOD_NOT_ALLOWED", `${requestMethod} is not allowed on ${shownPath(path)}${action}`, { metadata: { allow: allowed.join(", ") } });
   }
-  throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${requestMethod} ${path}${action}`);
+  throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${requestMethod} ${shownPath(path)}${action}`);
 }
