@@ -326,11 +326,13 @@ describe("fuzzing every route of the protos", () => {
 
   /**
    * A read with a positive minVersion waits, within its deadline, for the
-   * order to reach that version, then answers 504 VERSION_NOT_REACHED: the
-   * documented read-your-writes contract, not a fault; an order the caller
-   * may not see waits the same way, as an unknown id does. So a well-formed
-   * positive minVersion is kept to one a known order of the caller's (any
-   * order for the admin and for callers refused before the read) has reached.
+   * order (or the SKU's stock level) to reach that version, then answers 504
+   * VERSION_NOT_REACHED: the documented read-your-writes contract, not a
+   * fault; an order the caller may not see waits the same way, as an unknown
+   * id does. So a well-formed positive minVersion is kept to one a known
+   * order of the caller's (any order for the admin and for callers refused
+   * before the read), or a seeded SKU (restocked: at version 1 or more), has
+   * reached.
    */
   function keepMinVersionReachable(shape: RouteShape, draft: Draft): Draft {
     // A request that must be refused is refused before any wait (and must stay as broken as it is).
@@ -345,9 +347,10 @@ describe("fuzzing every route of the protos", () => {
     }
     if (!positive) return draft;
     const order = seed.confirmed.find((o) => o.customerId === draft.caller) ?? seed.confirmed[0]!;
+    const known: Record<string, { value: string }> = "sku" in draft.path ? { sku: { value: seed.skus[0]! } } : { id: { value: order.id } };
     return {
       ...draft,
-      path: { ...draft.path, id: { value: order.id } },
+      path: { ...draft.path, ...known },
       query: draft.query.map(([k, v]) => (k === "minVersion" || k === "min_version" ? [k, "1"] : [k, v])),
       labels: [...draft.labels, "minVersion kept reachable"],
     };
