@@ -55,7 +55,8 @@ test("a PubAck subscription the server refused (the user not allowed its inbox) 
     `authorization { users = [ { user: operator, password: op-secret }, { user: order, password: order-secret, permissions: { publish: ">", subscribe: ${subscribe} } } ] }\n`;
   writeFileSync(file, config(`{ deny: ">" }`));
   await using nats = await startNats({ configFile: file, operator: { user: "operator", pass: "op-secret" } });
-  await using _streams = await connectWithStreams(nats);
+  await using operator = await connectWithStreams(nats);
+  const { jsm } = operator;
   const nc = await connectNats(nats.url, "publisher-test", silentLogger(), { user: "order", pass: "order-secret" });
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const publisher = new JetStreamPublisher(nc, 2000);
@@ -63,11 +64,17 @@ test("a PubAck subscription the server refused (the user not allowed its inbox) 
   const publish = (i: number) => publisher.publish({ subject: "orderly.orders.created", payload: new TextEncoder().encode(`event ${i}`), msgID: `id-${i}` });
 
   await expect(publish(1)).rejects.toThrow(/PubAck subscription failed/);
+  // While it is refused, publishes are refused too, also the one that subscribes again, which sends nothing: the
+  // stream holds only the first (stored, its PubAck lost), whatever its duplicate window.
+  let next = 100;
+  await waitFor(() => publish(next++).then(() => false, (error: Error) => /being made again/.test(error.message)), "a publish that subscribes again", 10_000, 100);
+  await waitFor(() => publish(next++).then(() => false, (error: Error) => /PubAck subscription failed/.test(error.message)), "the subscription refused again", 5_000, 20);
+  expect((await jsm.streams.info(streams.orders.name)).state.messages).toBe(1);
   // The operator allows the user its inbox and reloads the server: the connection stays up.
   // (A reloaded configuration without a jetstream block would turn JetStream off: the command line's -js is not kept.)
   writeFileSync(file, `${config(`{ allow: "_INBOX_order.>" }`)}jetstream { store_dir: "${nats.storeDir}" }\n`);
   nats.child().kill("SIGHUP");
-  const ack = await waitFor(() => publish(2).catch(() => undefined), "a publish acked after the reload", 15_000, 200);
+  const ack = await waitFor(() => publish(2).catch(() => undefined), "a publish acked after the reload", 20_000, 200);
   // The first was stored, its PubAck lost with the subscription: sent again (as the relay does), it is a duplicate.
   const again = await publish(1);
   expect([ack.stream, ack.seq, again.seq, again.duplicate]).toEqual([streams.orders.name, 2, 1, true]);

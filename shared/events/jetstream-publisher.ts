@@ -69,8 +69,12 @@ interface Waiter {
 const decoder = new TextDecoder();
 const CLOSED = "the publisher is closed";
 
-/** How long after the server refused the PubAck subscription a publish subscribes again (ms): a reconnect does at once. */
+/**
+ * How long after the server refused the PubAck subscription a publish subscribes again (ms), doubling while it is
+ * refused up to RESUBSCRIBE_MAX_MS (each refusal is a line of the server's log); a reconnect subscribes at once.
+ */
 const RESUBSCRIBE_MS = 2000;
+const RESUBSCRIBE_MAX_MS = 60_000;
 
 /**
  * Publishes to JetStream the way `js.publish` does — a core NATS publish
@@ -99,11 +103,17 @@ export class JetStreamPublisher {
   /** Why nothing more can be published: closed. */
   private unusable: string | undefined;
   /**
-   * The server refused the PubAck subscription (its NATS user not allowed the inbox): why, and when. Publishes are
-   * refused until it subscribes again: at a reconnect, or a publish RESUBSCRIBE_MS later (the permission may have been
-   * granted by a reload of the server's configuration, which keeps the connection).
+   * The server refused the PubAck subscription (its NATS user not allowed the inbox): why, when, and how long after it
+   * a publish subscribes again. Publishes are refused until then, and that publish too (it only subscribes: a message
+   * sent with it would be stored unacked, again after each wait, once the duplicate window has passed); then, the
+   * subscription not refused again, they go (the permission may have been granted by a reload of the server's
+   * configuration, which keeps the connection). A reconnect subscribes again at once.
    */
-  private refused: { reason: string; at: number } | undefined;
+  private refused: { reason: string; at: number; againMs: number } | undefined;
+  /** The wait after the next refusal: RESUBSCRIBE_MS, doubling per refusal, until a PubAck comes. */
+  private resubscribeMs = RESUBSCRIBE_MS;
+  /** A subscription made again after a refusal, until the server has answered it (a refusal comes before a flush's PONG). */
+  private probing = false;
   /** False from the connection's disconnect to its reconnect. */
   private connected: boolean;
   /** Since when the connection is down (the publisher's clock), while it is; and how long it was down before. */
@@ -153,13 +163,24 @@ export class JetStreamPublisher {
         if (error) {
           // The refusal of a subscription since replaced is that one's alone.
           if (inbox !== this.inbox || this.unusable !== undefined) return;
-          this.refused = { reason: `the PubAck subscription failed: ${error.message}`, at: this.clock() };
+          this.refused = { reason: `the PubAck subscription failed: ${error.message}`, at: this.clock(), againMs: this.resubscribeMs };
+          this.resubscribeMs = Math.min(RESUBSCRIBE_MAX_MS, this.resubscribeMs * 2);
           this.fail(() => true, this.refused.reason);
         } else {
           this.answer(msg);
         }
       },
     });
+  }
+
+  /** Subscribes again after a refusal; publishes wait for the server's answer to it (resolved by a flush's round trip). */
+  private resubscribe(): void {
+    this.subscribe();
+    this.probing = true;
+    void this.nc.flush().then(
+      () => (this.probing = false),
+      () => (this.probing = false),
+    );
   }
 
   /** Calls `listener` each time the connection comes back after a drop; returns how to stop. */
@@ -178,10 +199,9 @@ export class JetStreamPublisher {
     return new Promise<PubAck>((resolve, reject) => {
       if (this.unusable !== undefined) return reject(new JetStreamPublishError(this.unusable));
       if (!this.connected) return reject(new NatsConnectionLost("not connected to NATS"));
-      if (this.refused !== undefined) {
-        if (this.clock() - this.refused.at < RESUBSCRIBE_MS) return reject(new JetStreamPublishError(this.refused.reason));
-        this.subscribe();
-      }
+      if (this.refused !== undefined && this.clock() - this.refused.at >= this.refused.againMs) this.resubscribe();
+      if (this.probing) return reject(new JetStreamPublishError("the PubAck subscription, refused before, is being made again"));
+      if (this.refused !== undefined) return reject(new JetStreamPublishError(this.refused.reason));
       const id = this.nextId++;
       const h: MsgHdrs = natsHeaders();
       if (message.headers) for (const [key, value] of Object.entries(message.headers)) h.set(key, value);
@@ -226,7 +246,7 @@ export class JetStreamPublisher {
     this.connected = true;
     this.outageEnded();
     // The server's configuration, and so the user's permissions, may have changed meanwhile.
-    if (this.refused !== undefined) this.subscribe();
+    if (this.refused !== undefined) this.resubscribe();
     for (const listener of this.reconnectListeners) {
       try {
         listener();
@@ -241,6 +261,7 @@ export class JetStreamPublisher {
     const waiter = this.waiting.get(id);
     if (waiter === undefined) return; // answered after its deadline
     this.waiting.delete(id);
+    this.resubscribeMs = RESUBSCRIBE_MS;
     // A status instead of a PubAck: 503 when no stream takes the subject (or JetStream is not there).
     if (msg.headers?.hasError) return waiter.reject(new JetStreamPublishError(`JetStream answered ${msg.headers.code} ${msg.headers.description}`));
     let ack: PubAck & { error?: { code?: number; err_code?: number; description?: string } };
