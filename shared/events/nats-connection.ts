@@ -1,4 +1,5 @@
-import { Events, createInbox, type NatsConnection, type Status } from "nats";
+import { setTimeout as delay } from "node:timers/promises";
+import { ErrorCode, Events, createInbox, type NatsConnection, type Status } from "nats";
 import type { NatsAuth } from "../config/service-config.js";
 import type { Logger } from "../logging/index.js";
 import { connectBounded } from "./handshake-bound-transport.js";
@@ -17,6 +18,9 @@ const NATS_PING_INTERVAL_MS = 2000;
 
 /** How long a connection attempt waits for a server's handshake (ms) before trying the next server. */
 const NATS_HANDSHAKE_TIMEOUT_MS = 3000;
+
+/** How long a process whose first login NATS refused waits before it tries again (ms). */
+const NATS_LOGIN_RETRY_MS = 1000;
 
 /** How often a process waiting for its first NATS connection says so (ms). */
 const NATS_WAIT_LOG_MS = 3000;
@@ -39,17 +43,11 @@ export function newInbox(nc: NatsConnection): string {
  * config limits to the process's own subjects), with its own inbox prefix.
  */
 export async function connectNats(servers: string, name: string, logger: Logger, auth?: NatsAuth, { waitForServer = true } = {}): Promise<NatsConnection> {
-  // While no server answers the first connection, nats.js retries without a word: said every few seconds.
-  const waiting = waitForServer ? setInterval(() => logger.warn({ servers }, "waiting for NATS: no server answers yet"), NATS_WAIT_LOG_MS).unref() : undefined;
-  // A reconnect attempt given up on a hung server is ended, not left to complete and drop the live connection later.
-  const nc = await connectBounded({
+  const options = {
     servers: servers.split(","),
     ...(auth ? { user: auth.user, pass: auth.pass, inboxPrefix: natsInboxPrefix(auth.user) } : {}),
     name,
     maxReconnectAttempts: -1,
-    // nats.js otherwise gives up for good on the same login error twice in a row: a server restarted for a moment with a
-    // configuration that refuses the user (0.5 s at this pace) would leave the process cut off until it is restarted.
-    ignoreAuthErrorAbort: true,
     reconnectTimeWait: 250,
     waitOnFirstConnect: waitForServer,
     // A server that hangs (stopped, not dead: its sockets stay open) is found by pings: with nats.js's two outstanding,
@@ -61,31 +59,75 @@ export async function connectNats(servers: string, name: string, logger: Logger,
     // No stack captured per request (every JetStream publish and pull is one): the relay drained
     // 11.8k events/s with it against 7.1k without, in the bench; errors still say what failed.
     noAsyncTraces: true,
-  }).finally(() => clearInterval(waiting));
-  if (auth) inboxPrefixes.set(nc, natsInboxPrefix(auth.user));
-  logger.info({ server: nc.getServer() }, "nats connected");
-  void (async () => {
-    // nats.js tries again every 250 ms while the server is away: the first attempt is logged, the rest are counted for
-    // the line that ends the outage; so is an error each attempt meets (a login refused), said once until then.
-    let attempts = 0;
-    let lastError: unknown;
-    for await (const status of nc.status()) {
-      if (status.type === "pingTimer") continue;
-      if (status.type === "reconnecting" && ++attempts > 1) continue;
-      if (status.type === "error") {
-        if (status.data === lastError) continue;
-        lastError = status.data;
-      }
-      const level = status.type === "disconnect" || status.type === "error" ? "warn" : "info";
-      const fields = { nats: status.type, data: typeof status.data === "string" ? status.data : undefined };
-      logger[level](status.type === "reconnect" ? { ...fields, attempts } : fields, "nats connection state");
-      if (status.type === "reconnect") {
-        attempts = 0;
-        lastError = undefined;
+  };
+  // While no server answers the first connection, nats.js retries without a word: said every few seconds.
+  let refusedAt = Number.NEGATIVE_INFINITY;
+  const waiting = waitForServer
+    ? setInterval(() => {
+        // Not while it is a refused login that keeps it out (said on its own).
+        if (Date.now() - refusedAt > NATS_WAIT_LOG_MS) logger.warn({ servers }, "waiting for NATS: no server answers yet");
+      }, NATS_WAIT_LOG_MS).unref()
+    : undefined;
+  let nc: NatsConnection;
+  try {
+    for (let refusals = 1; ; refusals++) {
+      try {
+        // A reconnect attempt given up on a hung server is ended, not left to complete and drop the live connection later.
+        nc = await connectBounded(options);
+        break;
+      } catch (error) {
+        // A login refused ends the first connection (nats.js gives up on the same error twice in a row): said, and tried again.
+        if (!waitForServer || (error as { code?: unknown }).code !== ErrorCode.AuthorizationViolation) throw error;
+        refusedAt = Date.now();
+        if (refusals === 1 || refusals % 20 === 0) {
+          logger.error({ err: error, servers, user: auth?.user, refusals }, "NATS refused this process's login (see its NATS user and password); trying again");
+        }
+        await delay(NATS_LOGIN_RETRY_MS);
       }
     }
-  })();
+  } finally {
+    clearInterval(waiting);
+  }
+  // Once connected, a refused login while reconnecting is tried again too: otherwise nats.js would give up for good, and
+  // a server restarted for a moment with a configuration that refuses the user (0.5 s at this pace) would leave the
+  // process cut off until restarted. (nats.js reads its options on each error; they are its connection's own copy.)
+  (nc as unknown as { options: { ignoreAuthErrorAbort: boolean } }).options.ignoreAuthErrorAbort = true;
+  if (auth) inboxPrefixes.set(nc, natsInboxPrefix(auth.user));
+  logger.info({ server: nc.getServer() }, "nats connected");
+  void logStates(nc, logger);
   return nc;
+}
+
+/**
+ * Logs a connection's changes of state. While it is down, nats.js tries again every 250 ms, each attempt a reconnecting
+ * (and, refused, a disconnect): the outage is said as it begins and ends, the attempts counted for the line that ends
+ * it. An error is said once per connection for each kind and subject (a login refused at each attempt, a permission
+ * refused again), and a change of the cluster's servers at debug.
+ */
+async function logStates(nc: NatsConnection, logger: Logger): Promise<void> {
+  let attempts = 0;
+  let down = false;
+  const told = new Set<string>();
+  for await (const status of nc.status()) {
+    if (status.type === "pingTimer") continue;
+    if (status.type === "reconnecting" && ++attempts > 1) continue;
+    if (status.type === "disconnect" && down) continue;
+    const permission = status.permissionContext;
+    if (status.type === "error") {
+      const key = `${String(status.data)} ${permission?.operation ?? ""} ${permission?.subject ?? ""}`;
+      if (told.has(key)) continue;
+      told.add(key);
+    }
+    const level = status.type === "disconnect" || status.type === "error" ? "warn" : status.type === "update" ? "debug" : "info";
+    const fields = { nats: status.type, data: typeof status.data === "string" ? status.data : undefined, ...(permission ? { permission } : {}) };
+    logger[level](status.type === "reconnect" ? { ...fields, attempts } : fields, "nats connection state");
+    if (status.type === "disconnect") down = true;
+    if (status.type === "reconnect") {
+      attempts = 0;
+      down = false;
+      told.clear();
+    }
+  }
 }
 
 /** What `followConnection` calls as the connection's state changes. */
