@@ -54,6 +54,8 @@ test("an order's view and a SKU's stock level of the same id are told apart: eac
   changes.changed("stock", "X-1", 2);
   expect(await reasonOf(stock)).toBe("reached");
   const orderEnded = reasonOf(order);
+  // The order's wait goes on: a settled promise wins a race against one settled after it.
+  expect(await Promise.race([orderEnded, Promise.resolve("waiting")])).toBe("waiting");
   changes.changed("order", "X-1", 2);
   expect(await orderEnded).toBe("reached");
   const timedOut = await changes.waitFor("stock", "X-1", 3n, Date.now() + 10, never, "alice").catch((error: Error) => error);

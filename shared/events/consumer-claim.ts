@@ -59,7 +59,7 @@ export interface ClaimOptions {
    * default (a caller's own `check`s).
    */
   checkEveryMs?: number;
-  /** Whether the connection is up now: no question is asked while it is down (a reconnect asks). */
+  /** Whether the connection is up now: no question is asked while it is down (a reconnect asks). By default, until it is closed. */
   isConnected?: () => boolean;
 }
 

@@ -144,7 +144,8 @@ export class OutboxRelay {
       unpublishedKeys: db.prepare<[number, number], [number, string]>(`SELECT seq, event_id FROM outbox WHERE seq > ? ORDER BY seq LIMIT ${boundLimit()}`).raw(true),
       due: db.prepare<[number, number, number], RetryRow>(
         // By the due time's index: left to itself SQLite reads the table in seq order, every row of it when few are due.
-        // Due too: a row set aside further ahead than the longest wait (the wall clock was ahead then, and has been set right).
+        // Due too: a row set aside further ahead than the longest wait can take it (the wall clock was ahead then, and has
+        // been set right; twice the wait, so that a step back of a few seconds does not make every row waiting a minute due).
         `SELECT seq, event_id, subject, payload, traceparent, failures FROM outbox_retry INDEXED BY outbox_retry_due JOIN outbox USING (seq)
          WHERE next_attempt <= ? OR next_attempt > ? ORDER BY seq LIMIT ${boundLimit()}`,
       ),
@@ -350,7 +351,7 @@ export class OutboxRelay {
     // (a batch read ahead before the drop is kept: it is used, or dropped, as after any batch).
     if (!this.publisher.isConnected) return "disconnected";
     const now = this.clock();
-    const retried = this.statements.due.all(now, now + LONGEST_RETRY_WAIT_MS, this.batchSize);
+    const retried = this.statements.due.all(now, now + 2 * LONGEST_RETRY_WAIT_MS, this.batchSize);
     const fresh = this.takePrefetched() ?? this.nextRows(this.publishedThrough);
     if (retried.length + fresh.length === 0) return false;
     const settled = Promise.allSettled([...retried, ...fresh].map((row) => this.publish(row)));

@@ -551,9 +551,10 @@ export const QueryService: GenService<{
   },
   /**
    * Returns the stock level of a SKU as the read model knows it; with
-   * min_version (an item's version from a restock, or a SKU's from an order's
-   * X-Orderly-Stock-Versions header), first waits for that version as GetOrder
-   * does (VERSION_NOT_REACHED).
+   * min_version (an item's version, as a restock answers it; a gRPC client of
+   * the order service also finds a SKU's in an order's x-orderly-stock-versions
+   * response header), first waits for that version as GetOrder does
+   * (VERSION_NOT_REACHED).
    *
    * @generated from rpc orderly.query.v1.QueryService.GetStockLevel
    */
