@@ -179,7 +179,11 @@ export class JetStreamPublisher {
     this.probing = true;
     void this.nc.flush().then(
       () => (this.probing = false),
-      () => (this.probing = false),
+      () => {
+        this.probing = false;
+        // Not answered (the connection dropped): unconfirmed, so the reconnect probes again before anything is sent.
+        this.refused ??= { reason: "the PubAck subscription made again was not confirmed", at: this.clock(), againMs: 0 };
+      },
     );
   }
 

@@ -84,6 +84,5 @@ test("a first login NATS refuses (wrong credentials, or a server not yet configu
   await server.restartWith("order-secret");
   const nc = await connecting;
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
-  expect(lines.filter((l) => l.msg === "waiting for NATS: no server answers yet")).toEqual([]);
   expect(lines.at(-1)).toMatchObject({ msg: "nats connected" });
 });

@@ -19,6 +19,9 @@ const NATS_PING_INTERVAL_MS = 2000;
 /** How long a connection attempt waits for a server's handshake (ms) before trying the next server. */
 const NATS_HANDSHAKE_TIMEOUT_MS = 3000;
 
+/** How many kinds of error a connection says, until it reconnects (a permission refused for each of many subjects, say). */
+const MAX_TOLD_ERRORS = 100;
+
 /** How long a process whose first login NATS refused waits before it tries again (ms). */
 const NATS_LOGIN_RETRY_MS = 1000;
 
@@ -101,8 +104,9 @@ export async function connectNats(servers: string, name: string, logger: Logger,
 /**
  * Logs a connection's changes of state. While it is down, nats.js tries again every 250 ms, each attempt a reconnecting
  * (and, refused, a disconnect): the outage is said as it begins and ends, the attempts counted for the line that ends
- * it. An error is said once per connection for each kind and subject (a login refused at each attempt, a permission
- * refused again), and a change of the cluster's servers at debug.
+ * it. An error is said once per connection for each kind and subject's first two tokens (a login refused at each
+ * attempt, a permission refused again: `$JS.ACK` for every ack refused), for at most MAX_TOLD_ERRORS of them, and a
+ * change of the cluster's servers at debug.
  */
 async function logStates(nc: NatsConnection, logger: Logger): Promise<void> {
   let attempts = 0;
@@ -114,8 +118,8 @@ async function logStates(nc: NatsConnection, logger: Logger): Promise<void> {
     if (status.type === "disconnect" && down) continue;
     const permission = status.permissionContext;
     if (status.type === "error") {
-      const key = `${String(status.data)} ${permission?.operation ?? ""} ${permission?.subject ?? ""}`;
-      if (told.has(key)) continue;
+      const key = `${String(status.data)} ${permission?.operation ?? ""} ${permission?.subject.split(".", 2).join(".") ?? ""}`;
+      if (told.has(key) || told.size >= MAX_TOLD_ERRORS) continue;
       told.add(key);
     }
     const level = status.type === "disconnect" || status.type === "error" ? "warn" : status.type === "update" ? "debug" : "info";

@@ -30,23 +30,23 @@ function outcome(order: OrderRecord, context: CallContext): Response {
 }
 
 /**
- * An error of a call that recorded its order, the order still PENDING (the inventory slow, down or its breaker open
- * under fail-fast; the caller gone): the recovery loop will settle it, so the error names it (`orderId`,
- * `orderVersion`), and a client that sent no key learns that it exists, to read it or cancel it, rather than place a
- * second by trying again.
+ * An error of a call that recorded its order (the inventory slow, down or its breaker open under fail-fast; the caller
+ * gone): the order stays, PENDING for the recovery loop to settle, or settled meanwhile, so the error names it
+ * (`orderId`, `orderVersion`), and a client that sent no key learns that it exists, to read it or cancel it, rather
+ * than place a second by trying again. Only an OrderlyError: anything else (a storage failure) is left to the server's
+ * translation, as it stands.
  */
 function naming(store: OrderStore, orderId: string, error: unknown): unknown {
-  const err = OrderlyError.from(error);
-  if (err.metadata.orderId !== undefined) return error;
+  if (!(error instanceof OrderlyError) || error.metadata.orderVersion !== undefined) return error;
   let order: OrderRecord | undefined;
   try {
     order = store.get(orderId);
   } catch {
     return error;
   }
-  if (order?.status !== Status.PENDING) return error;
-  const metadata = { ...err.metadata, orderId, orderVersion: String(order.version) };
-  return new OrderlyError(err.reason, err.message, { code: err.code, metadata, violations: [...err.violations], cause: err.cause ?? error, remote: err.remote });
+  if (order === undefined) return error;
+  const metadata = { ...error.metadata, orderId, orderVersion: String(order.version) };
+  return new OrderlyError(error.reason, error.message, { code: error.code, metadata, violations: [...error.violations], cause: error.cause ?? error, remote: error.remote });
 }
 
 /**
