@@ -182,12 +182,15 @@ test("a gateway whose log output is not read for a while (its reader stalled) ho
   // pino held every line until the reader took it, and its exit waited for the reader for good (SIGKILLed here).
   await using system = await startSystem();
   const output = system.gateway.child.stdout!;
-  /** Sends reads refused as invalid (a SKU of 8,000 characters), each logged with its 8 KB URL: `count` of them. */
+  /**
+   * Sends reads of no route (a path of 125 more plain segments, 8 KB), each logged with its URL and a message quoting
+   * it (a path's plain segments are shown): `count` of them.
+   */
   const loggedReads = async (count: number) => {
-    const padding = "x".repeat(8000);
+    const padding = Array.from({ length: 125 }, () => "x".repeat(63)).join("/");
     for (let sent = 0; sent < count; sent += 25) {
-      const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => system.api("GET", `/v1/inventory/NONE-${i}-${padding}`).then((answer) => answer.status)));
-      expect(new Set(statuses)).toEqual(new Set([400]));
+      const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => system.api("GET", `/v1/inventory/NONE-${i}/${padding}`).then((answer) => answer.status)));
+      expect(new Set(statuses)).toEqual(new Set([404]));
     }
   };
   output.pause();
