@@ -7,8 +7,8 @@ import type { Order } from "../../../proto/gen/orderly/order/v1/order_pb.js";
 import type { ReadStore } from "../read-store.js";
 import { readAtLeast, type ViewChanges } from "../view-changes.js";
 
-/** What the reads that may wait for a version need. */
-export interface OrderReadDeps {
+/** What the query side's reads need: the read models, and the changes a read that waits for a version (readAtLeast) waits on. */
+export interface ViewReadDeps {
   store: ReadStore;
   changes: ViewChanges;
 }
@@ -18,7 +18,7 @@ export interface OrderReadDeps {
  * ORDER_NOT_FOUND when unknown or not the caller's to see: an order the caller
  * may not see is answered exactly as an unknown id, with or without `minVersion`.
  */
-export async function readOrder(deps: OrderReadDeps, id: string, minVersion: bigint, context: CallContext): Promise<Order> {
+export async function readOrder(deps: ViewReadDeps, id: string, minVersion: bigint, context: CallContext): Promise<Order> {
   const view = await readAtLeast(deps.changes, "order", id, minVersion, context, () => {
     const found = deps.store.order(id);
     return found !== undefined && mayActFor(context.principal, found.order.customerId) ? found : undefined;
@@ -28,7 +28,7 @@ export async function readOrder(deps: OrderReadDeps, id: string, minVersion: big
 }
 
 /** GetOrder: the order view (see readOrder). */
-export function getOrder(deps: OrderReadDeps) {
+export function getOrder(deps: ViewReadDeps) {
   return async (request: GetOrderRequest, context: CallContext): Promise<MessageInitShape<typeof GetOrderResponseSchema>> => ({
     order: await readOrder(deps, request.id, request.minVersion, context),
   });

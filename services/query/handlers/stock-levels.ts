@@ -12,7 +12,7 @@ import { decodePageToken, pageOf, pageSize } from "../../../shared/pagination/in
 import type { CallContext } from "../../../shared/grpc/index.js";
 import type { ReadStore, StockLevelRow } from "../read-store.js";
 import { readAtLeast } from "../view-changes.js";
-import type { OrderReadDeps } from "./get-order.js";
+import type { ViewReadDeps } from "./get-order.js";
 
 function stockLevelMessage(row: StockLevelRow): MessageInitShape<typeof StockLevelSchema> {
   return {
@@ -26,7 +26,7 @@ function stockLevelMessage(row: StockLevelRow): MessageInitShape<typeof StockLev
 }
 
 /** GetStockLevel: one SKU's projected stock, first waiting for `minVersion` when given (readAtLeast). */
-export function getStockLevel(deps: OrderReadDeps) {
+export function getStockLevel(deps: ViewReadDeps) {
   return async (request: GetStockLevelRequest, context: CallContext): Promise<MessageInitShape<typeof GetStockLevelResponseSchema>> => {
     const row = await readAtLeast(deps.changes, "stock", request.sku, request.minVersion, context, () => deps.store.stockLevel(request.sku));
     if (!row) throw new OrderlyError("ITEM_NOT_FOUND", `no stock level for SKU ${request.sku}`, { metadata: { sku: request.sku } });
