@@ -51,7 +51,10 @@ export class ViewChanges {
 
   /** Records that the `view` of `id` now has `version`, waking reads waiting for it. */
   changed(view: ViewKind, id: string, version: number): void {
-    const set = this.waiters.get(`${view}:${id}`);
+    // Every applied event comes here, most with no read waiting at all: no key is made for them.
+    if (this.waiters.size === 0) return;
+    const key = `${view}:${id}`;
+    const set = this.waiters.get(key);
     if (!set) return;
     for (const waiter of set) {
       if (version >= waiter.minVersion) {
@@ -59,7 +62,7 @@ export class ViewChanges {
         waiter.resolve();
       }
     }
-    if (set.size === 0) this.waiters.delete(`${view}:${id}`);
+    if (set.size === 0) this.waiters.delete(key);
   }
 
   /**
