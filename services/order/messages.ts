@@ -25,11 +25,16 @@ export function orderMessage(order: OrderRecord): MessageInitShape<typeof OrderS
   };
 }
 
+/** How an error names the order it is about (`orderId`, `orderVersion`): `GET /v1/orders/{orderId}?minVersion={orderVersion}` reads it. */
+export function orderNamed(order: OrderRecord): { orderId: string; orderVersion: string } {
+  return { orderId: order.id, orderVersion: String(order.version) };
+}
+
 /** The error a client gets for a REJECTED order, with its id and version (final): the same every time it asks. */
 export function rejectionError(order: OrderRecord): OrderlyError {
   const reason = isReason(order.rejectReason) ? order.rejectReason : "INSUFFICIENT_STOCK";
   const detail = order.rejectMetadata.sku ? ` (${order.rejectMetadata.sku})` : "";
   return new OrderlyError(reason, `order ${order.id} was rejected: ${reason.toLowerCase().replaceAll("_", " ")}${detail}`, {
-    metadata: { ...order.rejectMetadata, orderId: order.id, orderVersion: String(order.version) },
+    metadata: { ...order.rejectMetadata, ...orderNamed(order) },
   });
 }

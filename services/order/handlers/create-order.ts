@@ -4,7 +4,7 @@ import type { CreateOrderRequest, CreateOrderResponseSchema } from "../../../pro
 import { HTTP_CODE_HEADER, announceStock, callOptionsOf, causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
 import { requireActFor } from "../../../shared/security/index.js";
-import { orderMessage, rejectionError } from "../messages.js";
+import { orderMessage, orderNamed, rejectionError } from "../messages.js";
 import { settleOrder, type SettleDeps } from "../settle-order.js";
 import { Status, type OrderRecord, type OrderStore } from "../store.js";
 
@@ -45,7 +45,7 @@ function naming(store: OrderStore, orderId: string, error: unknown): unknown {
     return error;
   }
   if (order === undefined) return error;
-  const metadata = { ...error.metadata, orderId, orderVersion: String(order.version) };
+  const metadata = { ...error.metadata, ...orderNamed(order) };
   return new OrderlyError(error.reason, error.message, { code: error.code, metadata, violations: [...error.violations], cause: error.cause ?? error, remote: error.remote });
 }
 
