@@ -25,7 +25,7 @@ export interface NatsServer extends AsyncDisposable {
   readonly connectOptions: { servers: string; user?: string; pass?: string };
   readonly logs: string[];
   child(): ChildProcess;
-  /** Kills the server (SIGKILL by default) and waits for it to end. */
+  /** Kills the server (SIGKILL by default; after 10 s, whatever the signal) and waits for it to end. */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again on the same port and store. */
   restart(): Promise<void>;
@@ -87,7 +87,11 @@ export async function startNats(options: { configFile?: string; operator?: { use
 
   const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    // A server that ignores a gentler signal (one reloaded into a configuration without
+    // JetStream, say) would hang the test: SIGKILL after 10 s, as a ServiceProcess's stop does.
+    const stubborn = signal === "SIGKILL" ? undefined : setTimeout(() => child.kill("SIGKILL"), 10_000);
     await exited;
+    clearTimeout(stubborn);
   };
   // Another test's process can take the free port before nats-server does: then another one.
   await startWhilePortTaken(5, launch, async () => (port = await freePort()));
