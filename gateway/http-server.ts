@@ -7,7 +7,7 @@ import { HTTP_CODE_HEADER, STOCK_VERSIONS_HEADER, checkRules, isRequestId, stock
 import type { Logger } from "../shared/logging/index.js";
 import { CountsByKey, untilDeadline } from "../shared/resilience/index.js";
 import { accessRuleOf, actsForAnyCustomer, checkAccess, type Principal } from "../shared/security/index.js";
-import { contextFromTraceparent, spanIds, traceparentOf, tracer } from "../shared/observability/index.js";
+import { contextFromTraceparent, shownPath, shownQuery, spanIds, traceparentOf, tracer } from "../shared/observability/index.js";
 import { hasBody, isLingering, lingerIfBodyStillComing, lingerOnClose } from "./lingering-close.js";
 import type { LoadShedder } from "./load-shedder.js";
 import type { RateLimiter } from "./rate-limiter.js";
@@ -16,7 +16,6 @@ import { ANY_AGE, type CacheDemand, type CacheHit, type FetchedRead, type ReadCa
 import { indexRoutes, resolveRoute, servingMethod, type Route } from "./routes/index.js";
 import { readJson, type BodyLimits } from "./json-body.js";
 import { queryParameters, requestFromHttp, responseToHttp, takesIdempotencyKey, type HttpRequestParts } from "./transcode.js";
-import { shownPath, shownQuery } from "./shown-url.js";
 
 /** The limits and budgets of the gateway. */
 export interface GatewayLimits extends BodyLimits {

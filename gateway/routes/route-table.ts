@@ -3,7 +3,7 @@ import { http } from "../../proto/gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../proto/gen/google/api/http_pb.js";
 import { OrderlyError } from "../../shared/errors/index.js";
 import { matchSegments, parsePathTemplate, splitPath, type PathTemplate } from "./path-template.js";
-import { shownPath, shownSegment } from "../shown-url.js";
+import { shownPath, shownSegment } from "../../shared/observability/index.js";
 
 /** An HTTP route, derived from one google.api.http binding of an RPC. */
 export interface Route {

@@ -4,7 +4,7 @@ import { Registry } from "prom-client";
 import { expect, test } from "vitest";
 import { reasonOf } from "../../test/helpers/system.js";
 import { HealthState } from "../grpc/index.js";
-import { silentLogger } from "../logging/index.js";
+import { createLogger, silentLogger } from "../logging/index.js";
 import { adminHostAllowed, startAdminServer } from "./admin-server.js";
 import { registerHealthMetric } from "./metrics.js";
 
@@ -68,6 +68,25 @@ test("the admin port answers an address, localhost, this machine's name and ORDE
       expect({ host, path, status: answer.status, reason: reasonOf(JSON.parse(answer.body)), leaked: answer.body.includes("pids") }).toEqual({ host, path, status: 403, reason: "HOST_NOT_ALLOWED", leaked: false });
     }
   }
+});
+
+test("a token pasted into an admin path is neither logged nor echoed: its messages and the refused Host's line show `…`", async () => {
+  const lines: string[] = [];
+  const logger = createLogger("order", "info", { write: (line: string) => void lines.push(line) });
+  const admin = await startAdminServer({ host: "127.0.0.1", port: 0, registry: new Registry(), status: async () => ({ ok: true }), health: new HealthState({}), logger });
+  await using _admin = { [Symbol.asyncDispose]: () => admin.close() };
+  const url = `http://127.0.0.1:${admin.port}`;
+  const secret = "SECRET.eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcGVyYXRvciJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg";
+  const notFound = (await (await fetch(`${url}/metrics/${secret}`)).json()) as { message: string };
+  const notAllowed = (await (await fetch(`${url}/metrics;token=${secret}`, { method: "POST" })).json()) as { message: string };
+  const refused = await getWithHost(admin.port, `/status.json/${secret}`, "attacker.example");
+  expect({ notFound: notFound.message, notAllowed: notAllowed.message, refused: refused.status }).toEqual({
+    notFound: "no admin endpoint at /metrics/…; there are /metrics, /healthz, /status.json",
+    notAllowed: "POST is not allowed on /…: GET and HEAD only",
+    refused: 403,
+  });
+  expect(lines.map((line) => JSON.parse(line) as { path?: string }).map(({ path }) => path)).toEqual(["/status.json/…"]);
+  expect(lines.join("\n")).not.toContain("SECRET");
 });
 
 test("ORDERLY_ADMIN_HOSTS=* answers any Host", () => {

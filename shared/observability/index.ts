@@ -10,3 +10,4 @@ export { startAdminServer, type AdminServer, type AdminServerOptions } from "./a
 export { readAtMost } from "./read-at-most.js";
 export { DescriptorWatch } from "./descriptors.js";
 export { serviceHealth, type ServiceHealthSources } from "./service-health.js";
+export { shownPath, shownQuery, shownSegment } from "./shown-url.js";
