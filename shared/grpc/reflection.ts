@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { clone, create, createFileRegistry, toBinary, type DescExtension, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { clone, create, createFileRegistry, toBinary, type DescEnum, type DescExtension, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
   ServerReflection,
@@ -14,7 +14,10 @@ import { grpcServiceDefinition, undecodable, type StreamingRegistration } from "
 interface DescriptorIndex {
   services: string[];
   byFilename: Map<string, DescFile>;
+  /** Every name a file declares (package-qualified): its messages, fields, oneofs, enums, enum values, extensions, services and methods. */
   bySymbol: Map<string, DescFile>;
+  /** The messages' names, which alone may be extended. */
+  messages: Set<string>;
   /** Per extended message type: the extension numbers declared for it, each with its file. */
   extensionsOf: Map<string, Map<number, DescFile>>;
 }
@@ -22,16 +25,25 @@ interface DescriptorIndex {
 function indexFiles(services: readonly DescService[], serviceNames: readonly string[]): DescriptorIndex {
   const byFilename = new Map<string, DescFile>();
   const bySymbol = new Map<string, DescFile>();
+  const messages = new Set<string>();
   const extensionsOf = new Map<string, Map<number, DescFile>>();
   const addExtension = (extension: DescExtension, file: DescFile) => {
     bySymbol.set(extension.typeName, file);
     const numbers = extensionsOf.get(extension.extendee.typeName) ?? new Map<number, DescFile>();
     extensionsOf.set(extension.extendee.typeName, numbers.set(extension.number, file));
   };
+  /** An enum, and its values in the scope that holds the enum (protobuf's scoping, as `protoc` and Go name them: `pkg.VALUE`). */
+  const addEnum = (e: DescEnum, scope: string, file: DescFile) => {
+    bySymbol.set(e.typeName, file);
+    for (const value of e.values) bySymbol.set(scope === "" ? value.name : `${scope}.${value.name}`, file);
+  };
   const addMessage = (message: DescMessage, file: DescFile) => {
     bySymbol.set(message.typeName, file);
+    messages.add(message.typeName);
+    for (const field of message.fields) bySymbol.set(`${message.typeName}.${field.name}`, file);
+    for (const oneof of message.oneofs) bySymbol.set(`${message.typeName}.${oneof.name}`, file);
     for (const nested of message.nestedMessages) addMessage(nested, file);
-    for (const nested of message.nestedEnums) bySymbol.set(nested.typeName, file);
+    for (const nested of message.nestedEnums) addEnum(nested, message.typeName, file);
     for (const extension of message.nestedExtensions) addExtension(extension, file);
   };
   const add = (file: DescFile) => {
@@ -39,7 +51,7 @@ function indexFiles(services: readonly DescService[], serviceNames: readonly str
     byFilename.set(file.proto.name, file);
     for (const dependency of file.dependencies) add(dependency);
     for (const message of file.messages) addMessage(message, file);
-    for (const e of file.enums) bySymbol.set(e.typeName, file);
+    for (const e of file.enums) addEnum(e, file.proto.package, file);
     for (const extension of file.extensions) addExtension(extension, file);
     for (const service of file.services) {
       bySymbol.set(service.typeName, file);
@@ -47,7 +59,7 @@ function indexFiles(services: readonly DescService[], serviceNames: readonly str
     }
   };
   for (const service of services) add(service.file);
-  return { services: [...serviceNames], byFilename, bySymbol, extensionsOf };
+  return { services: [...serviceNames], byFilename, bySymbol, messages, extensionsOf };
 }
 
 /** A file and its transitive dependencies, each as a serialized FileDescriptorProto, the file first. */
@@ -94,7 +106,7 @@ function answer(index: DescriptorIndex, request: ServerReflectionRequest): Serve
     }
     case "allExtensionNumbersOfType": {
       const type = messageRequest.value;
-      if (!index.bySymbol.has(type)) return notFound(`type ${type}`);
+      if (!index.messages.has(type)) return notFound(`type ${type}`);
       const numbers = [...(index.extensionsOf.get(type)?.keys() ?? [])].sort((a, b) => a - b);
       return create(ServerReflectionResponseSchema, {
         originalRequest: request,
@@ -104,7 +116,14 @@ function answer(index: DescriptorIndex, request: ServerReflectionRequest): Serve
     default:
       return create(ServerReflectionResponseSchema, {
         originalRequest: request,
-        messageResponse: { case: "errorResponse", value: { errorCode: Code.UNIMPLEMENTED, errorMessage: "not supported" } },
+        // An empty question, or one of a newer version of the protocol (its field unknown here): as grpc-go answers it.
+        messageResponse: {
+          case: "errorResponse",
+          value: {
+            errorCode: Code.INVALID_ARGUMENT,
+            errorMessage: "no question this server answers: ask list_services, file_by_filename, file_containing_symbol, file_containing_extension or all_extension_numbers_of_type",
+          },
+        },
       });
   }
 }

@@ -2,8 +2,9 @@ import * as grpc from "@grpc/grpc-js";
 import { once } from "node:events";
 import { connect as connectHttp2 } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { expect, test } from "vitest";
-import { ServerReflectionRequestSchema, ServerReflectionResponseSchema, type ServerReflectionResponse } from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflectionRequestSchema, ServerReflectionResponseSchema, type ServerReflectionRequest, type ServerReflectionResponse } from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
 import { GetOrderRequestSchema, QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { OrderlyError, fromStatus, type Code } from "../errors/index.js";
@@ -205,6 +206,33 @@ test("health checks and reflection refuse an undecodable request INVALID_ARGUMEN
   await once(reflection, "end");
   expect(answers.map((a) => a.messageResponse.case)).toEqual(["errorResponse", "listServicesResponse"]);
   expect(answers[0]!.messageResponse.value).toMatchObject({ errorCode: grpc.status.INVALID_ARGUMENT });
+});
+
+test("reflection finds a file by any name it declares (a field, a oneof, an enum value in its enum's scope, as protoc and Go name them), and answers an empty question INVALID_ARGUMENT", async () => {
+  await using served = await rawGetOrderServer(async ({ id }) => ({ order: { id } }));
+  const reflection = served.client.makeBidiStreamRequest("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", (b: Buffer) => b, (b: Buffer) => Buffer.from(b), new grpc.Metadata(), { deadline: Date.now() + 5000 });
+  const answers: ServerReflectionResponse[] = [];
+  reflection.on("data", (bytes: Buffer) => answers.push(fromBinary(ServerReflectionResponseSchema, bytes)));
+  const symbols = [
+    "orderly.query.v1.GetOrderRequest.min_version",
+    "orderly.order.v1.ORDER_STATUS_CONFIRMED",
+    "buf.validate.FieldRules.type",
+    "google.protobuf.FieldDescriptorProto.TYPE_STRING",
+    "orderly.order.v1.OrderStatus.ORDER_STATUS_CONFIRMED",
+  ];
+  const ask = (messageRequest: ServerReflectionRequest["messageRequest"]) =>
+    reflection.write(Buffer.from(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest }))));
+  for (const symbol of symbols) ask({ case: "fileContainingSymbol", value: symbol });
+  // A field is no type to extend.
+  ask({ case: "allExtensionNumbersOfType", value: "orderly.query.v1.GetOrderRequest.min_version" });
+  ask({ case: undefined });
+  reflection.end();
+  await once(reflection, "end");
+  expect(
+    answers.map(({ messageResponse: answer }) =>
+      answer.case === "fileDescriptorResponse" ? fromBinary(FileDescriptorProtoSchema, answer.value.fileDescriptorProto[0]!).name : answer.case === "errorResponse" ? answer.value.errorCode : answer.case,
+    ),
+  ).toEqual(["orderly/query/v1/query.proto", "orderly/order/v1/order.proto", "buf/validate/validate.proto", "google/protobuf/descriptor.proto", 5, 5, 3]);
 });
 
 test("reflection reads no more questions while its answers are not taken: a client that asks and never reads does not fill the server's memory with answers; once it reads, each question is answered", async () => {
