@@ -1,4 +1,5 @@
 import type { Message } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { SpanKind, trace } from "@opentelemetry/api";
 import { Code, OrderlyError, abortReason, codeName, underlyingCause } from "../errors/index.js";
 import { tracer } from "../observability/tracing.js";
@@ -93,11 +94,29 @@ export const translateStorageErrors: Interceptor = (next) => async (request, con
   }
 };
 
-/** Refuses a call whose deadline has already passed or whose caller went away, before any work. */
+/**
+ * The least time left (ms) for which a call to a method with side effects is begun: the answer's way back (the default
+ * answer margin's floor). With less, the change could be made (an order recorded, a restock applied) while its caller
+ * is told DEADLINE_EXCEEDED, and, without an idempotency key, could not find it.
+ */
+export const LEAST_TIME_FOR_A_CHANGE_MS = 20;
+
+/**
+ * Refuses, before any work, a call whose deadline has already passed or whose caller went away, and a call to a method
+ * with side effects (any not declared `NO_SIDE_EFFECTS`) with less than LEAST_TIME_FOR_A_CHANGE_MS left. A read is
+ * begun whatever is left: it changes nothing, and its answer may still arrive in time.
+ */
 export const enforceDeadline: Interceptor = (next) => async (request, context) => {
   if (context.signal.aborted) throw abortReason(context.signal);
-  if (context.deadline !== undefined && context.deadline <= Date.now()) {
-    throw new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded before the call started");
+  if (context.deadline !== undefined) {
+    const leftMs = context.deadline - Date.now();
+    if (leftMs <= 0) throw new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded before the call started");
+    if (leftMs < LEAST_TIME_FOR_A_CHANGE_MS && context.rpc?.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
+      throw new OrderlyError(
+        "DEADLINE_EXCEEDED",
+        `too little time left to make a change and answer in time (${Math.ceil(leftMs)} ms of the ${LEAST_TIME_FOR_A_CHANGE_MS} ms it takes at least): nothing was changed`,
+      );
+    }
   }
   return next(request, context);
 };

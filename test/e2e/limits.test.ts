@@ -312,6 +312,25 @@ describe("limits", () => {
     expect((await system.api("GET", `/v1/orders/${alices.body.id}?minVersion=2`, { as: "alice", headers: { "x-request-timeout": "3000" } })).status).toBe(200);
   });
 
+  test("a change asked with under 20 ms of budget is refused 504 before anything is recorded: no order placed, no stock restocked", async () => {
+    await system.api("POST", "/v1/inventory/SHORT-2:restock", { body: { quantity: 50, unitPriceMinor: "100" } });
+    const customerId = "short-budget";
+    const impatient = await Promise.all(
+      ["1", "2", "5", "10", "15", "19"].map(async (timeout) => {
+        const created = await system.api("POST", "/v1/orders", { body: { customerId, items: [{ sku: "SHORT-2", quantity: 1 }] }, headers: { "x-request-timeout": timeout } });
+        const restocked = await system.api("POST", "/v1/inventory/SHORT-2:restock", { body: { quantity: 1000 }, headers: { "x-request-timeout": timeout } });
+        return [created.status, reasonOf(created.body), restocked.status, reasonOf(restocked.body)];
+      }),
+    );
+    expect(impatient).toEqual(Array(6).fill([504, "DEADLINE_EXCEEDED", 504, "DEADLINE_EXCEEDED"]));
+    // The inventory holds what it did, and the read model, once it has an order placed after them, no other of theirs.
+    expect((await system.api("GET", "/v1/inventory/SHORT-2")).body).toMatchObject({ available: 50, reserved: 0 });
+    const placed = await system.api("POST", "/v1/orders", { body: { customerId, items: [{ sku: "SHORT-2", quantity: 1 }] } });
+    expect((await system.api("GET", `/v1/orders/${placed.body.id}?minVersion=${placed.body.version}`)).status).toBe(200);
+    const listed = await system.api("GET", `/v1/customers/${customerId}/orders`);
+    expect(listed.body.orders.map((order: { id: string }) => order.id)).toEqual([placed.body.id]);
+  });
+
   test("a short budget still gets its order reserved and confirmed when the inventory answers in time (not a 202 without asking)", async () => {
     await system.api("POST", "/v1/inventory/QUICK-1:restock", { body: { quantity: 100, unitPriceMinor: "100" } });
     // 240 ms, under twice the order service's answer margin (DEGRADE_MARGIN_MS 250): half of it goes to the reservation.
