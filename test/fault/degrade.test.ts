@@ -94,7 +94,7 @@ test("an order accepted as PENDING (202) while inventory is down can be cancelle
   expect((await system.api("POST", "/v1/orders", request)).body.status).toBe("ORDER_STATUS_CANCELLED");
 });
 
-test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503, and the recovery loop settles the order later", async () => {
+test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503 naming the order, which a read finds and events settle once it is back; one of an unknown SKU is rejected, not lost", async () => {
   await using system = await startSystem({ INVENTORY_FALLBACK: "fail-fast", PENDING_RECOVERY_AFTER_MS: "500", PENDING_RECOVERY_INTERVAL_MS: "200" });
   await system.api("POST", "/v1/inventory/FF-1:restock", { body: { quantity: 5 } });
   await system.inventory.stop("SIGKILL");
@@ -107,7 +107,8 @@ test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503, 
   // The client, and the gateway's metrics, are told it is the inventory that is down, not the order service that answered.
   expect(r.body.message).toMatch(/^inventory /);
   const { metadata } = r.body.details.find((d: { reason?: string }) => d.reason);
-  // The order was recorded, and the recovery loop will settle it: the error names it, so a client without a key does not place a second.
+  // The order was recorded and announced, to be reserved through events: the error names it, so a client without a key
+  // does not place a second, and a read finds it.
   expect(metadata).toMatchObject({ dependency: "inventory", orderId: expect.stringMatching(/^ord_/), orderVersion: "1" });
   const gatewayMetrics = await scrape(`${system.adminUrl}/metrics`);
   expect(["relayed", "error"].map((outcome) => sampleValue(gatewayMetrics, "orderly_dependency_calls_total", { dependency: "order", outcome }))).toEqual([1, 0]);
@@ -115,15 +116,25 @@ test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503, 
   const report = (await (await fetch(`${system.adminUrl}/status.json`)).json()) as Report;
   const orderCard = report.processes.find((p) => p.name === "gateway")?.status?.dependencies.find((d) => d.name === "order");
   expect(orderCard).toMatchObject({ relayed: 1, failures: 0 });
+  const pending = await system.api("GET", `/v1/orders/${metadata.orderId}?minVersion=1`);
+  expect([pending.status, pending.body.status]).toEqual([200, "ORDER_STATUS_PENDING"]);
+  // One of a SKU the inventory does not know (yet): named too, and so kept, to be rejected rather than discarded unseen.
+  const unknown = await system.api("POST", "/v1/orders", { body: { customerId: "fay", items: [{ sku: "FF-NOT-YET", quantity: 1 }] }, headers: { "x-request-timeout": "3000" } });
+  const unknownId = unknown.body.details.find((d: { reason?: string }) => d.reason).metadata.orderId as string;
+  expect([unknown.status, unknownId]).toEqual([503, expect.stringMatching(/^ord_/)]);
   await system.restart("inventory");
   const item = await waitFor(async () => {
     const it = await system.api("GET", "/v1/inventory/FF-1");
     return it.body.reserved === 1 ? it.body : undefined;
   }, "the recovery loop to reserve the pending order");
   expect(item).toMatchObject({ available: 4, reserved: 1 });
+  const confirmed = await system.api("GET", `/v1/orders/${metadata.orderId}?minVersion=2`);
+  expect([confirmed.status, confirmed.body.status]).toEqual([200, "ORDER_STATUS_CONFIRMED"]);
   const retried = await system.api("POST", "/v1/orders", { body: { customerId: "fay", items: [{ sku: "FF-1", quantity: 1 }] }, headers: { "idempotency-key": "ff-1" } });
   expect(retried.status).toBe(200);
   expect(retried.body).toMatchObject({ id: metadata.orderId, status: "ORDER_STATUS_CONFIRMED" });
+  const rejected = await system.api("GET", `/v1/orders/${unknownId}?minVersion=2`);
+  expect([rejected.status, rejected.body.status, rejected.body.rejectReason]).toEqual([200, "ORDER_STATUS_REJECTED", "UNKNOWN_SKU"]);
 });
 
 test("a reservation whose order never confirms is released after RESERVATION_TTL_MS, and a confirmed order's never is", async () => {

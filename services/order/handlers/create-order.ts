@@ -7,6 +7,7 @@ import { requireActFor } from "../../../shared/security/index.js";
 import { orderMessage, orderNamed, rejectionError } from "../messages.js";
 import { settleOrder, type SettleDeps } from "../settle-order.js";
 import { Status, type OrderRecord, type OrderStore } from "../store.js";
+import type { EventMeta } from "../../../shared/events/index.js";
 
 /** What CreateOrder needs. */
 export interface CreateOrderDeps extends SettleDeps {
@@ -31,16 +32,18 @@ function outcome(order: OrderRecord, context: CallContext): Response {
 
 /**
  * An error of a call that recorded its order (the inventory slow, down or its breaker open under fail-fast; the caller
- * gone): the order stays, PENDING for the recovery loop to settle, or settled meanwhile, so the error names it
- * (`orderId`, `orderVersion`), and a client that sent no key learns that it exists, to read it or cancel it, rather
- * than place a second by trying again. Only an OrderlyError: anything else (a storage failure) is left to the server's
- * translation, as it stands.
+ * gone): the order stays, so the error names it (`orderId`, `orderVersion`), and a client that sent no key learns that
+ * it exists, to read it or cancel it, rather than place a second by trying again. One still PENDING is first announced,
+ * to be reserved through events as a 202's is: an order its client was told of is never discarded (an unknown SKU then
+ * rejects it), and a read finds it. Only an OrderlyError: anything else (a storage failure) is left to the server's
+ * translation, as it stands, and so is an error whose order could not be announced (it is not named).
  */
-function naming(store: OrderStore, orderId: string, error: unknown): unknown {
+function naming(store: OrderStore, orderId: string, error: unknown, meta: EventMeta): unknown {
   if (!(error instanceof OrderlyError) || error.metadata.orderVersion !== undefined) return error;
   let order: OrderRecord | undefined;
   try {
     order = store.get(orderId);
+    if (order?.status === Status.PENDING && !order.announced) order = store.acceptAwaitingReservation(orderId, meta).order;
   } catch {
     return error;
   }
@@ -54,9 +57,9 @@ function naming(store: OrderStore, orderId: string, error: unknown): unknown {
  * reserves its stock on the inventory service within the caller's deadline,
  * then confirms or rejects it. When the inventory cannot answer in time, the
  * order is accepted as PENDING (202) and reserved through events (degrade),
- * or the error is returned (fail fast) and a retry with the same key — or the
- * recovery loop — resumes it; reserving is idempotent per order id, so
- * nothing is reserved twice. Such an error names the order (naming).
+ * or the error is returned (fail fast), naming the order, which is then
+ * reserved through events too (naming); a retry with the same key resumes it
+ * at once. Reserving is idempotent per order id, so nothing is reserved twice.
  */
 export function createOrder(deps: CreateOrderDeps) {
   return async (request: CreateOrderRequest, context: CallContext): Promise<Response> => {
@@ -72,7 +75,7 @@ export function createOrder(deps: CreateOrderDeps) {
       if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
       // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
       const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger, begun.order.id === id).catch((error: unknown) => {
-        throw naming(deps.store, begun.order.id, error);
+        throw naming(deps.store, begun.order.id, error, causeOf(context));
       });
       if (settled !== undefined) return outcome(settled, context);
       // A request with the same key found a SKU unknown and discarded the order (answering UNKNOWN_SKU records nothing),
