@@ -1,7 +1,6 @@
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
-import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
+import { connectWithStreams, startNats, startNatsDenyingInbox } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
 import { silentLogger } from "../logging/index.js";
@@ -50,11 +49,7 @@ test("the publisher stores messages in order with their headers, reports duplica
 
 test("a PubAck subscription the server refused (the user not allowed its inbox) is made again once the permission is granted by a reload: publishing works again without a restart", async () => {
   using dir = tempDir("orderly-publisher-");
-  const file = join(dir.path, "nats.conf");
-  const config = (subscribe: string) =>
-    `authorization { users = [ { user: operator, password: op-secret }, { user: order, password: order-secret, permissions: { publish: ">", subscribe: ${subscribe} } } ] }\n`;
-  writeFileSync(file, config(`{ deny: ">" }`));
-  await using nats = await startNats({ configFile: file, operator: { user: "operator", pass: "op-secret" } });
+  await using nats = await startNatsDenyingInbox(dir.path, "order", "order-secret");
   await using operator = await connectWithStreams(nats);
   const { jsm } = operator;
   const nc = await connectNats(nats.url, "publisher-test", silentLogger(), { user: "order", pass: "order-secret" });
@@ -71,9 +66,7 @@ test("a PubAck subscription the server refused (the user not allowed its inbox) 
   await waitFor(() => publish(next++).then(() => false, (error: Error) => /PubAck subscription failed/.test(error.message)), "the subscription refused again", 5_000, 20);
   expect((await jsm.streams.info(streams.orders.name)).state.messages).toBe(1);
   // The operator allows the user its inbox and reloads the server: the connection stays up.
-  // (A reloaded configuration without a jetstream block would turn JetStream off: the command line's -js is not kept.)
-  writeFileSync(file, `${config(`{ allow: "_INBOX_order.>" }`)}jetstream { store_dir: "${nats.storeDir}" }\n`);
-  nats.child().kill("SIGHUP");
+  nats.allowInbox();
   const ack = await waitFor(() => publish(2).catch(() => undefined), "a publish acked after the reload", 20_000, 200);
   // The first was stored, its PubAck lost with the subscription: sent again (as the relay does), it is a duplicate.
   const again = await publish(1);

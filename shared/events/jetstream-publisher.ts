@@ -31,6 +31,14 @@ export class PublisherClosed extends NatsConnectionLost {
 }
 
 /**
+ * The publisher sent nothing: its PubAck subscription was refused, or is being made again. No sign of a stream lost,
+ * so the relay asks for no stream setup (which NATS would refuse as well while the user lacks its inbox).
+ */
+export class NothingSent extends JetStreamPublishError {
+  override readonly name = "NothingSent";
+}
+
+/**
  * JetStream refused the message because its stream (or the server's store) is full: a state of the
  * stream, not of the message, so the messages after it are refused too until there is room.
  */
@@ -204,8 +212,8 @@ export class JetStreamPublisher {
       if (this.unusable !== undefined) return reject(new JetStreamPublishError(this.unusable));
       if (!this.connected) return reject(new NatsConnectionLost("not connected to NATS"));
       if (this.refused !== undefined && this.clock() - this.refused.at >= this.refused.againMs) this.resubscribe();
-      if (this.probing) return reject(new JetStreamPublishError("the PubAck subscription, refused before, is being made again"));
-      if (this.refused !== undefined) return reject(new JetStreamPublishError(this.refused.reason));
+      if (this.probing) return reject(new NothingSent("the PubAck subscription, refused before, is being made again"));
+      if (this.refused !== undefined) return reject(new NothingSent(this.refused.reason));
       const id = this.nextId++;
       const h: MsgHdrs = natsHeaders();
       if (message.headers) for (const [key, value] of Object.entries(message.headers)) h.set(key, value);

@@ -3,7 +3,7 @@ import { expect, test } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { StorageType, connect } from "nats";
-import { connectWithStreams, startNats } from "../../test/helpers/nats.js";
+import { connectWithStreams, startNats, startNatsDenyingInbox } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { startTcpProxy } from "../../test/helpers/tcp-proxy.js";
 import { tempDir } from "../../test/helpers/temp-dir.js";
@@ -317,6 +317,31 @@ test("JetStream's storage used up (the server's max_file_store) is told apart fr
   const stored = await Promise.all(Array.from({ length: count }, (_, i) => jsm.streams.getMessage(streams.inventory.name, { seq: i + 1 })));
   expect(stored.map((m) => m.header.get("Nats-Msg-Id"))).toEqual(appended);
   expect(restores).toBe(0);
+});
+
+test("while the server refuses the relay's PubAck inbox, its passes send nothing and ask for no stream setup (NATS would refuse that too); once a reload allows the inbox, every event is published, once, in order", async () => {
+  using dir = tempDir("orderly-nats-conf-");
+  await using nats = await startNatsDenyingInbox(dir.path, "inventory", "inv-secret");
+  await using operator = await connectWithStreams(nats);
+  const nc = await connectNats(nats.url, "relay-test", silentLogger(), { user: "inventory", pass: "inv-secret" });
+  await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
+  const { db, outbox, appended, append } = restockOutbox();
+  let restores = 0;
+  const relay = new OutboxRelay({ db, nc, logger: silentLogger(), outbox, backoff: { initialMs: 20, maxMs: 200 }, onPublishFailed: () => restores++ });
+  await using _relay = { [Symbol.asyncDispose]: () => relay.close() };
+  relay.start();
+  append(1, 20);
+  // Publishes sent before the refusal came fail as any unanswered publish does (a restore asked for them, at most once);
+  // the passes after it send nothing, and ask for none.
+  await waitFor(() => relay.stats().failures >= 6, "passes failing while the inbox is refused", 20_000);
+  const asked = restores;
+  expect(asked).toBeLessThanOrEqual(1);
+  nats.allowInbox();
+  await waitFor(() => unpublishedRows(db) === 0, "the events published once the inbox is allowed", 30_000);
+  const count = (await operator.jsm.streams.info(streams.inventory.name)).state.messages;
+  const stored = await Promise.all(Array.from({ length: count }, (_, i) => operator.jsm.streams.getMessage(streams.inventory.name, { seq: i + 1 })));
+  expect(stored.map((m) => m.header.get("Nats-Msg-Id"))).toEqual(appended);
+  expect(restores).toBe(asked);
 });
 
 test("a stream deleted under the relay: a pass that publishes nothing says so (onPublishFailed), and once the stream is made again every event is published, once", async () => {

@@ -6,7 +6,7 @@ import { readAtMost } from "../observability/read-at-most.js";
 import { recordsSpans, tracer } from "../observability/tracing.js";
 import { boundLimit, type Db } from "../sqlite/index.js";
 import { decodeEvent } from "./event-decoding.js";
-import { JetStreamPublisher, NatsConnectionLost, StreamFull, type JetStreamMessage } from "./jetstream-publisher.js";
+import { JetStreamPublisher, NatsConnectionLost, NothingSent, StreamFull, type JetStreamMessage } from "./jetstream-publisher.js";
 import type { Outbox, OutboxMessage } from "./outbox.js";
 import { outboxBacklog, PUBLISHED_THROUGH_SQL } from "./schema.js";
 import { settlesWithin } from "../process/shutdown.js";
@@ -25,7 +25,8 @@ export interface OutboxRelayOptions {
   /** How long to wait for a PubAck (ms). */
   publishTimeoutMs?: number;
   /**
-   * Called when a pass published nothing, and not for a full stream or a lost connection: the stream may
+   * Called when a pass published nothing, and not for a full stream, a lost connection or a publisher that sent
+   * nothing (its PubAck subscription refused: NothingSent): the stream may
    * be gone (JetStream then answers no publish, or only with 503), for the caller to make it again.
    */
   onPublishFailed?: () => void;
@@ -251,7 +252,7 @@ export class OutboxRelay {
         }
         if (!(error instanceof StreamFull || error instanceof NatsConnectionLost)) {
           this.stillFailing(error);
-          this.options.onPublishFailed?.();
+          if (!(error instanceof NothingSent)) this.options.onPublishFailed?.();
         }
       }
       this.pruneNow();

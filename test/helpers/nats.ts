@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -7,6 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { freePort } from "../../shared/process/index.js";
 import { ensureStreams } from "../../shared/events/stream-setup.js";
+import { natsInboxPrefix } from "../../shared/events/nats-connection.js";
 import { PORT_TAKEN, startWhilePortTaken, tracked, waitFor } from "./processes.js";
 
 export { freePort } from "../../shared/process/index.js";
@@ -111,6 +112,26 @@ export async function startNats(options: { configFile?: string; operator?: { use
       rmSync(storeDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A nats-server whose `user` (password `pass`) may publish anything but subscribe to nothing, as a NATS user whose
+ * permissions lack its inbox; `allowInbox()` lets it subscribe to its inbox (`_INBOX_<user>.>`) by a reload of the
+ * configuration (SIGHUP), its clients staying connected. The configuration file is written under `dir`.
+ */
+export async function startNatsDenyingInbox(dir: string, user: string, pass: string): Promise<NatsServer & { allowInbox(): void }> {
+  const file = join(dir, "nats.conf");
+  const config = (subscribe: string) =>
+    `authorization { users = [ { user: operator, password: op-secret }, { user: ${user}, password: ${pass}, permissions: { publish: ">", subscribe: ${subscribe} } } ] }\n`;
+  writeFileSync(file, config(`{ deny: ">" }`));
+  const nats = await startNats({ configFile: file, operator: { user: "operator", pass: "op-secret" } });
+  return Object.assign(nats, {
+    allowInbox() {
+      // A reloaded configuration without a jetstream block would turn JetStream off: the command line's -js is not kept.
+      writeFileSync(file, `${config(`{ allow: "${natsInboxPrefix(user)}.>" }`)}jetstream { store_dir: "${nats.storeDir}" }\n`);
+      nats.child().kill("SIGHUP");
+    },
+  });
 }
 
 /** Real nats-servers clustered with JetStream on free ports, each with its own store. */
