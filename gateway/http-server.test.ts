@@ -515,6 +515,8 @@ test("a request's query is logged with only the parameters the routes take, and 
     ["SECRET-3", "…", false],
     ["pageSize=2;access_token=SECRET-4", "pageSize=…", true],
     ["pageToken=abc_-12&page_size=x%20SECRET-6", "pageToken=abc_-12&page_size=…", true],
+    // A bearer token pasted as a value is plain, and longer than any value shown.
+    [`pageToken=eyJhbGciOiJFUzI1NiJ9.${"SECRET".repeat(12)}.c2lnbmF0dXJl&pageSize=x`, "pageToken=…&pageSize=x", false],
   ];
   for (const [query, shown, quoted] of cases) {
     const line = await logged(query);

@@ -4,8 +4,8 @@
  * (a token as a query parameter, after a `;`, or as a path segment).
  */
 
-/** A query value shown as it is: plain characters only (a number, a day, a SKU, a page token). */
-const PLAIN_VALUE = /^[A-Za-z0-9._~-]*$/;
+/** A query value shown as it is: plain characters only, up to 64 (a number, a day, a SKU; a bearer token is plain, and longer). */
+const PLAIN_VALUE = /^[A-Za-z0-9._~-]{0,64}$/;
 
 /** A path segment shown as it is: plain characters, and `:` of an action, up to the 64 of an id or a SKU (a token is longer). */
 const PLAIN_SEGMENT = /^[A-Za-z0-9._~:-]{0,64}$/;
