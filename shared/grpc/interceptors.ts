@@ -95,15 +95,16 @@ export const translateStorageErrors: Interceptor = (next) => async (request, con
 };
 
 /**
- * The least time left (ms) for which a call to a method with side effects is begun: the answer's way back (the default
- * answer margin's floor). With less, the change could be made (an order recorded, a restock applied) while its caller
- * is told DEADLINE_EXCEEDED, and, without an idempotency key, could not find it.
+ * The time (ms) an answer is given for its way back to the caller: the least margin a call's answer keeps
+ * (defaultCallBudget), and the least time left for which a call to a method with side effects is begun (enforceDeadline).
+ * With less, the change could be made (an order recorded, a restock applied) while its caller is told
+ * DEADLINE_EXCEEDED, and, without an idempotency key, could not find it.
  */
-export const LEAST_TIME_FOR_A_CHANGE_MS = 20;
+export const ANSWER_WAY_BACK_MS = 20;
 
 /**
  * Refuses, before any work, a call whose deadline has already passed or whose caller went away, and a call to a method
- * with side effects (any not declared `NO_SIDE_EFFECTS`) with less than LEAST_TIME_FOR_A_CHANGE_MS left. A read is
+ * with side effects (any not declared `NO_SIDE_EFFECTS`) with less than ANSWER_WAY_BACK_MS left. A read is
  * begun whatever is left: it changes nothing, and its answer may still arrive in time.
  */
 export const enforceDeadline: Interceptor = (next) => async (request, context) => {
@@ -111,10 +112,10 @@ export const enforceDeadline: Interceptor = (next) => async (request, context) =
   if (context.deadline !== undefined) {
     const leftMs = context.deadline - Date.now();
     if (leftMs <= 0) throw new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded before the call started");
-    if (leftMs < LEAST_TIME_FOR_A_CHANGE_MS && context.rpc?.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
+    if (leftMs < ANSWER_WAY_BACK_MS && context.rpc?.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
       throw new OrderlyError(
         "DEADLINE_EXCEEDED",
-        `too little time left to make a change and answer in time (${Math.ceil(leftMs)} ms of the ${LEAST_TIME_FOR_A_CHANGE_MS} ms it takes at least): nothing was changed`,
+        `too little time left to make a change and answer in time (${Math.floor(leftMs)} ms of the ${ANSWER_WAY_BACK_MS} ms it takes at least): nothing was changed`,
       );
     }
   }

@@ -14,7 +14,7 @@ import { grpcServiceDefinition, undecodable, type StreamingRegistration } from "
 interface DescriptorIndex {
   services: string[];
   byFilename: Map<string, DescFile>;
-  /** Every name a file declares (package-qualified): its messages, fields, oneofs, enums, enum values, extensions, services and methods. */
+  /** The names a file declares (package-qualified): its messages, fields, oneofs, enums, enum values, extensions, services and methods (not the map entries and proto3-optional oneofs protoc makes, which protobuf-es does not list). */
   bySymbol: Map<string, DescFile>;
   /** The messages' names, which alone may be extended. */
   messages: Set<string>;

@@ -10,7 +10,7 @@ import { callLogger, type Logger } from "../logging/index.js";
 import type { CallContext } from "./context.js";
 import { authorizeCalls, type ServiceAuth } from "../security/server-auth.js";
 import type { TlsFiles } from "../security/config.js";
-import { chain, defaultInterceptors, translateStorageErrors, type Interceptor, type Next } from "./interceptors.js";
+import { ANSWER_WAY_BACK_MS, chain, defaultInterceptors, translateStorageErrors, type Interceptor, type Next } from "./interceptors.js";
 import { prepareValidation, validateRequests } from "./validate-requests.js";
 import { isRequestId, metadataKeys } from "./metadata-keys.js";
 import type { ServiceHandlers } from "./types.js";
@@ -99,7 +99,7 @@ export interface CallBudget {
  */
 export const defaultCallBudget: CallBudget = {
   defaultMs: 5000,
-  answerMarginMs: (leftMs) => Math.min(1000, Math.max(20, leftMs / 10)),
+  answerMarginMs: (leftMs) => Math.min(1000, Math.max(ANSWER_WAY_BACK_MS, leftMs / 10)),
 };
 
 /** When the answer to a call started at `now` should be on its way (see CallContext.answerBy); a margin that is not a positive number keeps none. */

@@ -118,6 +118,9 @@ test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503 n
   expect(orderCard).toMatchObject({ relayed: 1, failures: 0 });
   const pending = await system.api("GET", `/v1/orders/${metadata.orderId}?minVersion=1`);
   expect([pending.status, pending.body.status]).toEqual([200, "ORDER_STATUS_PENDING"]);
+  // A retry with the key tries the reservation again, as fail-fast does (not a 202): still down, the same order named.
+  const again = await system.api("POST", "/v1/orders", { body: { customerId: "fay", items: [{ sku: "FF-1", quantity: 1 }] }, headers: { "idempotency-key": "ff-1", "x-request-timeout": "3000" } });
+  expect([again.status, again.body.details.find((d: { reason?: string }) => d.reason).metadata.orderId]).toEqual([503, metadata.orderId]);
   // One of a SKU the inventory does not know (yet): named too, and so kept, to be rejected rather than discarded unseen.
   const unknown = await system.api("POST", "/v1/orders", { body: { customerId: "fay", items: [{ sku: "FF-NOT-YET", quantity: 1 }] }, headers: { "x-request-timeout": "3000" } });
   const unknownId = unknown.body.details.find((d: { reason?: string }) => d.reason).metadata.orderId as string;
@@ -126,7 +129,7 @@ test("with INVENTORY_FALLBACK=fail-fast an unreachable inventory is a fast 503 n
   const item = await waitFor(async () => {
     const it = await system.api("GET", "/v1/inventory/FF-1");
     return it.body.reserved === 1 ? it.body : undefined;
-  }, "the recovery loop to reserve the pending order");
+  }, "the inventory to reserve the pending order from its event");
   expect(item).toMatchObject({ available: 4, reserved: 1 });
   const confirmed = await system.api("GET", `/v1/orders/${metadata.orderId}?minVersion=2`);
   expect([confirmed.status, confirmed.body.status]).toEqual([200, "ORDER_STATUS_CONFIRMED"]);

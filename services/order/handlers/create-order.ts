@@ -3,11 +3,11 @@ import { createHash } from "node:crypto";
 import type { CreateOrderRequest, CreateOrderResponseSchema } from "../../../proto/gen/orderly/order/v1/order_pb.js";
 import { HTTP_CODE_HEADER, announceStock, callOptionsOf, causeOf, type CallContext } from "../../../shared/grpc/index.js";
 import { OrderlyError } from "../../../shared/errors/index.js";
+import type { EventMeta } from "../../../shared/events/index.js";
 import { requireActFor } from "../../../shared/security/index.js";
 import { orderMessage, orderNamed, rejectionError } from "../messages.js";
 import { settleOrder, type SettleDeps } from "../settle-order.js";
 import { Status, type OrderRecord, type OrderStore } from "../store.js";
-import type { EventMeta } from "../../../shared/events/index.js";
 
 /** What CreateOrder needs. */
 export interface CreateOrderDeps extends SettleDeps {
@@ -38,7 +38,7 @@ function outcome(order: OrderRecord, context: CallContext): Response {
  * rejects it), and a read finds it. Only an OrderlyError: anything else (a storage failure) is left to the server's
  * translation, as it stands, and so is an error whose order could not be announced (it is not named).
  */
-function naming(store: OrderStore, orderId: string, error: unknown, meta: EventMeta): unknown {
+function announceAndName(store: OrderStore, orderId: string, error: unknown, meta: EventMeta): unknown {
   if (!(error instanceof OrderlyError) || error.metadata.orderVersion !== undefined) return error;
   let order: OrderRecord | undefined;
   try {
@@ -58,8 +58,9 @@ function naming(store: OrderStore, orderId: string, error: unknown, meta: EventM
  * then confirms or rejects it. When the inventory cannot answer in time, the
  * order is accepted as PENDING (202) and reserved through events (degrade),
  * or the error is returned (fail fast), naming the order, which is then
- * reserved through events too (naming); a retry with the same key resumes it
- * at once. Reserving is idempotent per order id, so nothing is reserved twice.
+ * reserved through events too (announceAndName); under fail-fast a retry with
+ * the same key tries the reservation again at once. Reserving is idempotent
+ * per order id, so nothing is reserved twice.
  */
 export function createOrder(deps: CreateOrderDeps) {
   return async (request: CreateOrderRequest, context: CallContext): Promise<Response> => {
@@ -72,10 +73,12 @@ export function createOrder(deps: CreateOrderDeps) {
       const id = deps.newId();
       const begun = deps.store.begin({ id, customerId, items, requestId: request.requestId, requestHash }, causeOf(context));
       if (begun.replay) return outcome(begun.replay, context);
-      if (begun.order.status !== Status.PENDING || begun.order.announced) return outcome(begun.order, context);
+      // An order accepted to be reserved through events is answered as it is (202 while PENDING); under fail-fast, where a
+      // 202 is never the answer, a retry of its key tries the reservation again (idempotent per order id).
+      if (begun.order.status !== Status.PENDING || (begun.order.announced && deps.degrade)) return outcome(begun.order, context);
       // Settled or not by the call's answer-by time, the caller hears (202, or a clean 504) before its own deadline.
       const settled = await settleOrder(deps, begun.order, callOptionsOf(context), context.logger, begun.order.id === id).catch((error: unknown) => {
-        throw naming(deps.store, begun.order.id, error, causeOf(context));
+        throw announceAndName(deps.store, begun.order.id, error, causeOf(context));
       });
       if (settled !== undefined) return outcome(settled, context);
       // A request with the same key found a SKU unknown and discarded the order (answering UNKNOWN_SKU records nothing),
