@@ -9,7 +9,7 @@ import { generateKeyPairSync, randomBytes, createPrivateKey } from "node:crypto"
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT } from "jose";
-import { claimSubject, consumerNames, streams } from "../shared/events/subjects.js";
+import { claimSubject, consumerNames, streams, type StreamKey } from "../shared/events/subjects.js";
 import { natsInboxPrefix } from "../shared/events/nats-connection.js";
 import { natsPasswordFile, secretsDir, type TlsFiles } from "../shared/security/index.js";
 import { makeOwnersDir } from "../shared/fs/index.js";
@@ -84,15 +84,16 @@ export async function writeDevCredentials(dataDir: string): Promise<DevTokens> {
 }
 
 /**
- * The JetStream API a service needs: set up the streams, and set up, read,
- * pull from, ack and (to rebuild a read model) delete its own durable
- * consumers, named here as the services name them, and no other's.
+ * The JetStream API a service needs: look up every stream, make and update the one it publishes to (`makes`) and no
+ * other (an update that lowers a stream's limit deletes its events), and set up, read, pull from, ack and (to rebuild
+ * a read model) delete its own durable consumers, named here as the services name them, and no other's.
  */
-function jetStreamApi(consumers: readonly (readonly [stream: string, durable: string])[]): string[] {
-  const streamNames = Object.values(streams).map((stream) => stream.name);
+function jetStreamApi(consumers: readonly (readonly [stream: string, durable: string])[], makes?: StreamKey): string[] {
+  const made = makes === undefined ? [] : [streams[makes].name];
   return [
     "$JS.API.INFO",
-    ...streamNames.flatMap((name) => [`$JS.API.STREAM.INFO.${name}`, `$JS.API.STREAM.CREATE.${name}`, `$JS.API.STREAM.UPDATE.${name}`]),
+    ...Object.values(streams).map((stream) => `$JS.API.STREAM.INFO.${stream.name}`),
+    ...made.flatMap((name) => [`$JS.API.STREAM.CREATE.${name}`, `$JS.API.STREAM.UPDATE.${name}`]),
     ...consumers.flatMap(([stream, durable]) => [
       `$JS.API.CONSUMER.INFO.${stream}.${durable}`,
       `$JS.API.CONSUMER.CREATE.${stream}.${durable}`,
@@ -113,11 +114,11 @@ const natsUsers = (queryConsumerName: string) => ({
   // Services publish their own events (through the outbox relay) and pull from their own consumers.
   // Each claims its consumer's name, as one process of its kind (asked, and answered in the asker's inbox: its own user's).
   inventory: {
-    publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, consumerNames.inventoryOrderEvents]]), claimSubject(consumerNames.inventoryOrderEvents), inbox("inventory")],
+    publish: [...streams.inventory.subjects, ...jetStreamApi([[streams.orders.name, consumerNames.inventoryOrderEvents]], "inventory"), claimSubject(consumerNames.inventoryOrderEvents), inbox("inventory")],
     subscribe: [inbox("inventory"), claimSubject(consumerNames.inventoryOrderEvents)],
   },
   order: {
-    publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, consumerNames.orderReservationOutcomes]]), claimSubject(consumerNames.orderReservationOutcomes), inbox("order")],
+    publish: [...streams.orders.subjects, ...jetStreamApi([[streams.inventory.name, consumerNames.orderReservationOutcomes]], "orders"), claimSubject(consumerNames.orderReservationOutcomes), inbox("order")],
     subscribe: [inbox("order"), claimSubject(consumerNames.orderReservationOutcomes)],
   },
   query: {

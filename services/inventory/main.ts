@@ -36,6 +36,7 @@ runMain(logger, async (fatal) => {
     logger,
     db,
     outbox,
+    makes: ["inventory"],
     consumers: [
       {
         stream: streams.orders.name,

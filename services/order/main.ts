@@ -38,6 +38,7 @@ runMain(logger, async (fatal) => {
     logger,
     db,
     outbox,
+    makes: ["orders"],
     consumers: [
       {
         stream: streams.inventory.name,

@@ -30,8 +30,7 @@ runMain(logger, async (fatal) => {
   const events = startEventRuntime({
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
-    streamMaxEvents: config.streamMaxEvents,
-    streamReplicas: config.streamReplicas,
+    // It makes no stream (it publishes to none): STREAM_MAX_EVENTS and STREAM_REPLICAS are the producers'.
     name: "query",
     logger,
     db,

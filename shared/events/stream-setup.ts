@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, DiscardPolicy, ErrorCode, RetentionPolicy, StorageType, type ConsumerInfo, type JetStreamManager, type NatsConnection, type NatsError, type StreamConfig } from "nats";
-import { streams } from "./subjects.js";
+import { streams, type StreamKey } from "./subjects.js";
 
 /** How the event streams are kept: their limits, and their copies. Rebuilding read models replays what the streams still hold. */
 export interface StreamSettings {
@@ -30,6 +30,9 @@ const MS = 1_000_000;
  */
 export const STREAM_REMAKE_WAIT_MS = 1000;
 
+/** Every stream of Orderly's, by its key. */
+const ALL_STREAMS = Object.keys(streams) as StreamKey[];
+
 type WantedStream = Partial<StreamConfig> & { name: string; max_msgs: number; num_replicas: number };
 
 function config(stream: { name: string; subjects: readonly string[] }, settings: StreamSettings): WantedStream {
@@ -55,8 +58,11 @@ function config(stream: { name: string; subjects: readonly string[] }, settings:
 }
 
 /**
- * Creates Orderly's streams, or updates them to this configuration; every process runs it at start.
- * Resolves with the names of the streams it had to create.
+ * Creates the streams `makes` names (by default all of Orderly's), or updates them to this configuration, and finds the
+ * others there: every process runs it at start, making the stream it publishes to, and waiting for those it reads
+ * (StreamNotMadeYet until their producers have made them), so that no process's NATS user need be allowed to change
+ * another's stream (an update that lowers a stream's limit deletes its events). Resolves with the names of the streams
+ * it had to create.
  * A stream's event limit is only ever raised: JetStream meets a lower one by deleting the oldest
  * events at once, which a consumer far behind may not have applied, so one process started with a
  * smaller STREAM_MAX_EVENTS than the rest must not shrink the streams (lowering it on purpose is done
@@ -73,9 +79,24 @@ function config(stream: { name: string; subjects: readonly string[] }, settings:
  * none, nor answers a read of them, for good. Made again at once, 96 of 100 were lost that way (or
  * refused: "error creating store for stream"); 20 ms later, none of 100.
  */
-export async function ensureStreams(jsm: JetStreamManager, settings: StreamSettings = defaultStreamSettings, remakeAfterMs = 0): Promise<string[]> {
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  settings: StreamSettings = defaultStreamSettings,
+  remakeAfterMs = 0,
+  makes: readonly StreamKey[] = ALL_STREAMS,
+): Promise<string[]> {
   const created: string[] = [];
-  for (const stream of Object.values(streams)) {
+  const missing: string[] = [];
+  for (const key of ALL_STREAMS) {
+    const stream = streams[key];
+    if (!makes.includes(key)) {
+      // Another process's to make: only looked for (its NATS user may not make or change it).
+      await jsm.streams.info(stream.name).catch((error: unknown) => {
+        if (!/stream not found/i.test(String(error))) throw error;
+        missing.push(stream.name);
+      });
+      continue;
+    }
     const wanted = config(stream, settings);
     try {
       await updateStream(jsm, wanted);
@@ -92,7 +113,13 @@ export async function ensureStreams(jsm: JetStreamManager, settings: StreamSetti
       }
     }
   }
+  if (missing.length > 0) throw new StreamNotMadeYet(`waiting for ${missing.join(" and ")}: the service that publishes to a stream makes it`);
   return created;
+}
+
+/** A stream a process reads (its consumers') that its producer has not made yet: waited for, not made. */
+export class StreamNotMadeYet extends Error {
+  override readonly name = "StreamNotMadeYet";
 }
 
 /**

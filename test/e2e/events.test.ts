@@ -349,9 +349,8 @@ describe("events through JetStream into the read models", () => {
     }
     expect(waiting.unpublished).toBeGreaterThan(0);
 
-    // Raised, and set on the streams by a service's start: everything waiting is published and applied, once.
-    await system.order.stop();
-    await system.restart("order", { STREAM_MAX_EVENTS: "1000000" });
+    // Raised, and set on each stream by its producer's start: everything waiting is published and applied, once.
+    for (const producer of ["order", "inventory"] as const) await system.restart(producer, { STREAM_MAX_EVENTS: "1000000" });
     const converged = await waitForConvergence(system);
     expect(converged.counts.unpublished).toBe(0);
     const applied = await waitForAllApplied(system);

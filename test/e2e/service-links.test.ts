@@ -52,7 +52,7 @@ describe("mTLS between the gateway and the services (ORDERLY_MTLS=1 in the local
 });
 
 describe("NATS users with per-service permissions", () => {
-  test("a service cannot publish another service's events, the gateway cannot publish at all, and anonymous connections are refused", async () => {
+  test("a service cannot publish another service's events nor change another's stream, the gateway cannot publish at all, and anonymous connections are refused", async () => {
     await using system = await startSystem();
     await system.api("POST", "/v1/inventory/NATS-1:restock", { body: { quantity: 5, name: "NATS widget", unitPriceMinor: "100", currencyCode: "USD" } });
     const before = await waitFor(async () => {
@@ -67,20 +67,19 @@ describe("NATS users with per-service permissions", () => {
       ["query", "orderly.orders.created"],
       ["gateway", "orderly.inventory.restocked"],
     ];
-    for (const [user, subject] of attempts) {
-      const nc: NatsConnection = await connectNats({ ...system.nats.connectOptions, user, pass: password(user), inboxPrefix: natsInboxPrefix(user) });
+    /** What `act` gets done, connected to NATS as `user` (with its own inbox prefix). */
+    const asUser = async <T>(user: string, act: (nc: NatsConnection) => Promise<T>): Promise<T> => {
+      const nc = await connectNats({ ...system.nats.connectOptions, user, pass: password(user), inboxPrefix: natsInboxPrefix(user) });
       try {
-        const published = await nc
-          .jetstream()
-          .publish(subject, new TextEncoder().encode("forged"), { timeout: 2000 })
-          .then(
-            () => "stored",
-            (error: Error) => error.message,
-          );
-        expect({ user, subject, published }).toEqual({ user, subject, published: `'Permissions Violation for Publish to "${subject}"'` });
+        return await act(nc);
       } finally {
         await nc.close();
       }
+    };
+    const messageOf = (error: Error) => error.message;
+    for (const [user, subject] of attempts) {
+      const published = await asUser(user, (nc) => nc.jetstream().publish(subject, new TextEncoder().encode("forged"), { timeout: 2000 }).then(() => "stored", messageOf));
+      expect({ user, subject, published }).toEqual({ user, subject, published: `'Permissions Violation for Publish to "${subject}"'` });
     }
     expect(await streamCounts(system.nats)).toEqual(before);
 
@@ -109,6 +108,24 @@ describe("NATS users with per-service permissions", () => {
     } finally {
       await query.close();
     }
+
+    // Nor can a service change a stream it does not publish to (an update lowering its limit deletes its events, as a
+    // purge would), and the query service none: each makes and updates its own stream only.
+    const updates: [user: string, stream: string][] = [
+      ["query", "ORDERS"],
+      ["query", "INVENTORY"],
+      ["order", "INVENTORY"],
+      ["inventory", "ORDERS"],
+    ];
+    for (const [user, stream] of updates) {
+      const updated = await asUser(user, async (nc) => {
+        const jsm = await nc.jetstreamManager({ checkAPI: false });
+        const { config } = await jsm.streams.info(stream);
+        return jsm.streams.update(stream, { ...config, max_msgs: 1 }).then(() => "updated", messageOf);
+      });
+      expect({ user, stream, updated }).toEqual({ user, stream, updated: expect.stringMatching(/permissions violation|timeout/i) });
+    }
+    expect(await streamCounts(system.nats)).toEqual(before);
 
     const anonymous = await connectNats({ servers: system.nats.url, maxReconnectAttempts: 0 }).then(
       async (nc) => {
