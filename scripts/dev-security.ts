@@ -84,16 +84,16 @@ export async function writeDevCredentials(dataDir: string): Promise<DevTokens> {
 }
 
 /**
- * The JetStream API a service needs: look up every stream, make and update the one it publishes to (`makes`) and no
- * other (an update that lowers a stream's limit deletes its events), and set up, read, pull from, ack and (to rebuild
- * a read model) delete its own durable consumers, named here as the services name them, and no other's.
+ * The JetStream API a service needs: look up and make (when missing) every stream, update the one it publishes to
+ * (`publishesTo`) and no other (an update that lowers a stream's limit deletes its events, as a purge would), and set
+ * up, read, pull from, ack and (to rebuild a read model) delete its own durable consumers, named here as the services
+ * name them, and no other's.
  */
-function jetStreamApi(consumers: readonly (readonly [stream: string, durable: string])[], makes?: StreamKey): string[] {
-  const made = makes === undefined ? [] : [streams[makes].name];
+function jetStreamApi(consumers: readonly (readonly [stream: string, durable: string])[], publishesTo?: StreamKey): string[] {
   return [
     "$JS.API.INFO",
-    ...Object.values(streams).map((stream) => `$JS.API.STREAM.INFO.${stream.name}`),
-    ...made.flatMap((name) => [`$JS.API.STREAM.CREATE.${name}`, `$JS.API.STREAM.UPDATE.${name}`]),
+    ...Object.values(streams).flatMap((stream) => [`$JS.API.STREAM.INFO.${stream.name}`, `$JS.API.STREAM.CREATE.${stream.name}`]),
+    ...(publishesTo === undefined ? [] : [`$JS.API.STREAM.UPDATE.${streams[publishesTo].name}`]),
     ...consumers.flatMap(([stream, durable]) => [
       `$JS.API.CONSUMER.INFO.${stream}.${durable}`,
       `$JS.API.CONSUMER.CREATE.${stream}.${durable}`,

@@ -36,7 +36,7 @@ runMain(logger, async (fatal) => {
     logger,
     db,
     outbox,
-    makes: ["inventory"],
+    publishesTo: ["inventory"],
     consumers: [
       {
         stream: streams.orders.name,

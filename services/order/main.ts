@@ -38,7 +38,7 @@ runMain(logger, async (fatal) => {
     logger,
     db,
     outbox,
-    makes: ["orders"],
+    publishesTo: ["orders"],
     consumers: [
       {
         stream: streams.inventory.name,

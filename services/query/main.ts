@@ -30,7 +30,9 @@ runMain(logger, async (fatal) => {
   const events = startEventRuntime({
     servers: config.natsUrl,
     natsAuth: config.natsAuth,
-    // It makes no stream (it publishes to none): STREAM_MAX_EVENTS and STREAM_REPLICAS are the producers'.
+    // For a stream it makes missing: it publishes to none, so it changes none.
+    streamMaxEvents: config.streamMaxEvents,
+    streamReplicas: config.streamReplicas,
     name: "query",
     logger,
     db,

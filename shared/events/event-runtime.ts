@@ -9,7 +9,7 @@ import { claimConsumers, type ClaimedConsumers, type ConsumerClaim } from "./con
 import { connectNats, followConnection } from "./nats-connection.js";
 import type { Outbox } from "./outbox.js";
 import { OutboxRelay } from "./outbox-relay.js";
-import { consumerInfo, defaultStreamSettings, ensureDurableConsumer, ensureStreams, renewIfUnreachable, STREAM_REMAKE_WAIT_MS, StreamNotMadeYet } from "./stream-setup.js";
+import { consumerInfo, defaultStreamSettings, ensureDurableConsumer, ensureStreams, renewIfUnreachable, STREAM_REMAKE_WAIT_MS } from "./stream-setup.js";
 import type { StreamKey } from "./subjects.js";
 
 /** One durable consumer a process runs. */
@@ -50,11 +50,11 @@ export interface EventRuntimeOptions {
    * back, or the paused one awake): the process must end.
    */
   claim?: ConsumerClaim & { lost: (refusal: ConfigError) => void };
-  /** The streams this process publishes to, which it makes and keeps at its settings; those it only reads it waits for. */
-  makes?: readonly StreamKey[];
-  /** Most events each stream holds (STREAM_MAX_EVENTS): raised on the streams at start, never lowered. */
+  /** The streams this process publishes to, which it keeps at its settings; any other it makes only when missing. */
+  publishesTo?: readonly StreamKey[];
+  /** Most events each stream holds (STREAM_MAX_EVENTS): a stream's at its making, raised at start on those it publishes to, never lowered. */
   streamMaxEvents?: number;
-  /** Copies of each stream in a JetStream cluster (STREAM_REPLICAS): added at start, never taken away. */
+  /** Copies of each stream in a JetStream cluster (STREAM_REPLICAS): a stream's at its making, added at start to those it publishes to, never taken away. */
   streamReplicas?: number;
   maxDeliveries?: number;
   retryDelayMs?: number;
@@ -100,8 +100,6 @@ async function retrying<T>(what: string, logger: Logger, isClosed: () => boolean
       if (attempt === 1 || attempt % 20 === 0) {
         // NATS refusing what was asked (a permission, a name) will not pass by itself: it is an error for an operator to fix.
         if (isNatsRefusal(error)) logger.error({ err: error, attempt }, `NATS refused the ${what} (see the NATS user's permissions and the consumer names); retrying`);
-        // A stream its producer has not made yet (at a first start, all start together): a wait, not a fault.
-        else if (error instanceof StreamNotMadeYet) logger.info({ attempt, waiting: error.message }, `${what} waits for a stream`);
         else logger.warn({ err: error, attempt }, `${what} failed; retrying`);
       }
       await pause(Math.min(2000, 100 * attempt));
@@ -208,7 +206,7 @@ export function startEventRuntime(options: EventRuntimeOptions): EventRuntime {
           replicas: options.streamReplicas ?? defaultStreamSettings.replicas,
         };
         // At start a stream missing is one never made (or a server's store lost); while running, one maybe still being deleted.
-        const streams = await ensureStreams(manager, settings, starting ? 0 : STREAM_REMAKE_WAIT_MS, options.makes ?? []);
+        const streams = await ensureStreams(manager, settings, starting ? 0 : STREAM_REMAKE_WAIT_MS, options.publishesTo ?? []);
         const durables = new Set<string>();
         for (const c of options.consumers ?? []) {
           if (starting && c.rebuildsFromStream) await replayIfForgotten(manager, options.db, c, logger);

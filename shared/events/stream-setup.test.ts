@@ -4,7 +4,7 @@ import { startNats, startNatsCluster } from "../../test/helpers/nats.js";
 import { waitFor } from "../../test/helpers/processes.js";
 import { silentLogger } from "../logging/index.js";
 import { connectNats } from "./nats-connection.js";
-import { defaultStreamSettings, ensureDurableConsumer, ensureStreams, STREAM_REMAKE_WAIT_MS, StreamNotMadeYet } from "./stream-setup.js";
+import { defaultStreamSettings, ensureDurableConsumer, ensureStreams, STREAM_REMAKE_WAIT_MS } from "./stream-setup.js";
 import { streams } from "./subjects.js";
 
 test("a full stream keeps its first event under a burst of events of every size, and refuses every event after the first it refused", async () => {
@@ -94,23 +94,21 @@ test("on a cluster, STREAM_REPLICAS gives every stream its copies, also a stream
   await expect(ensureStreams(await lone.jetstreamManager(), { ...defaultStreamSettings, replicas: 3 })).rejects.toThrow(/replicas > 1 not supported in non-clustered mode/);
 });
 
-test("a process makes the stream it publishes to and waits for the others: none made by a reader, each by its producer, whatever their order", async () => {
+test("a process makes any stream missing but changes only the one it publishes to: a reader's limits never reach another's stream", async () => {
   await using nats = await startNats();
   const nc = await connectNats(nats.url, "stream-setup-test", silentLogger());
   await using _nc = { [Symbol.asyncDispose]: () => nc.close() };
   const jsm = await nc.jetstreamManager();
-  const names = async () => (await jsm.streams.names().next()).sort();
-  // The query service (a reader of both) first: it makes none.
-  await expect(ensureStreams(jsm, defaultStreamSettings, 0, [])).rejects.toThrow(new StreamNotMadeYet("waiting for ORDERS and INVENTORY: the service that publishes to a stream makes it"));
-  expect(await names()).toEqual([]);
-  // The inventory service makes its own, and waits for the orders' (it reads them).
-  await expect(ensureStreams(jsm, defaultStreamSettings, 0, ["inventory"])).rejects.toThrow(/^waiting for ORDERS:/);
-  expect(await names()).toEqual(["INVENTORY"]);
-  expect(await ensureStreams(jsm, defaultStreamSettings, 0, ["orders"])).toEqual(["ORDERS"]);
-  expect([await ensureStreams(jsm, defaultStreamSettings, 0, ["inventory"]), await ensureStreams(jsm, defaultStreamSettings, 0, [])]).toEqual([[], []]);
-  // A reader leaves a stream's settings to its producer: the orders' limit stays the order service's.
-  await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 3_000_000 }, 0, ["inventory"]);
-  expect([(await jsm.streams.info("ORDERS")).config.max_msgs, (await jsm.streams.info("INVENTORY")).config.max_msgs]).toEqual([2_000_000, 3_000_000]);
+  const limits = async () => Promise.all(["ORDERS", "INVENTORY"].map(async (name) => (await jsm.streams.info(name)).config.max_msgs));
+  // The query service (a reader of both) first: it makes both, at its settings.
+  expect(await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 1000 }, 0, [])).toEqual(["ORDERS", "INVENTORY"]);
+  expect(await limits()).toEqual([1000, 1000]);
+  // The inventory service raises its own stream only; a reader with a higher limit changes neither.
+  expect(await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 5000 }, 0, ["inventory"])).toEqual([]);
+  expect(await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 9000 }, 0, [])).toEqual([]);
+  expect(await limits()).toEqual([1000, 5000]);
+  expect(await ensureStreams(jsm, { ...defaultStreamSettings, maxEvents: 2000 }, 0, ["orders"])).toEqual([]);
+  expect(await limits()).toEqual([2000, 5000]);
 });
 
 test("ensureDurableConsumer tells whether it had to create the consumer: once, and again after it was deleted", async () => {

@@ -58,11 +58,11 @@ function config(stream: { name: string; subjects: readonly string[] }, settings:
 }
 
 /**
- * Creates the streams `makes` names (by default all of Orderly's), or updates them to this configuration, and finds the
- * others there: every process runs it at start, making the stream it publishes to, and waiting for those it reads
- * (StreamNotMadeYet until their producers have made them), so that no process's NATS user need be allowed to change
- * another's stream (an update that lowers a stream's limit deletes its events). Resolves with the names of the streams
- * it had to create.
+ * Creates Orderly's streams when missing, and updates those `updates` names (by default all) to this configuration;
+ * every process runs it at start, updating only the stream it publishes to, so that no process's NATS user need be
+ * allowed to change another's stream (an update that lowers a stream's limit deletes its events: a purge). Any process
+ * makes a missing stream, so a reader restores one deleted under it as the producer would. Resolves with the names of
+ * the streams it had to create.
  * A stream's event limit is only ever raised: JetStream meets a lower one by deleting the oldest
  * events at once, which a consumer far behind may not have applied, so one process started with a
  * smaller STREAM_MAX_EVENTS than the rest must not shrink the streams (lowering it on purpose is done
@@ -83,23 +83,15 @@ export async function ensureStreams(
   jsm: JetStreamManager,
   settings: StreamSettings = defaultStreamSettings,
   remakeAfterMs = 0,
-  makes: readonly StreamKey[] = ALL_STREAMS,
+  updates: readonly StreamKey[] = ALL_STREAMS,
 ): Promise<string[]> {
   const created: string[] = [];
-  const missing: string[] = [];
   for (const key of ALL_STREAMS) {
-    const stream = streams[key];
-    if (!makes.includes(key)) {
-      // Another process's to make: only looked for (its NATS user may not make or change it).
-      await jsm.streams.info(stream.name).catch((error: unknown) => {
-        if (!/stream not found/i.test(String(error))) throw error;
-        missing.push(stream.name);
-      });
-      continue;
-    }
-    const wanted = config(stream, settings);
+    const wanted = config(streams[key], settings);
+    // Another process's stream is only looked for: its NATS user may not change it.
+    const keep = updates.includes(key) ? () => updateStream(jsm, wanted) : async () => void (await jsm.streams.info(wanted.name));
     try {
-      await updateStream(jsm, wanted);
+      await keep();
     } catch (error) {
       if (!/stream not found/i.test(String(error))) throw error;
       if (remakeAfterMs > 0) await new Promise((resolve) => setTimeout(resolve, remakeAfterMs));
@@ -107,19 +99,13 @@ export async function ensureStreams(
         await jsm.streams.add(wanted);
         created.push(wanted.name);
       } catch (addError) {
-        // Another process created it in between: bring it to this configuration.
+        // Another process created it in between: bring it to this configuration (if it is this one's to keep).
         if (!/already in use/i.test(String(addError))) throw addError;
-        await updateStream(jsm, wanted);
+        await keep();
       }
     }
   }
-  if (missing.length > 0) throw new StreamNotMadeYet(`waiting for ${missing.join(" and ")}: the service that publishes to a stream makes it`);
   return created;
-}
-
-/** A stream a process reads (its consumers') that its producer has not made yet: waited for, not made. */
-export class StreamNotMadeYet extends Error {
-  override readonly name = "StreamNotMadeYet";
 }
 
 /**
