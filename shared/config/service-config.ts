@@ -76,9 +76,9 @@ export interface ServiceBaseConfig extends ObservabilityConfig {
   security: SecurityConfig;
   /** The budget of a call that comes without a deadline (ms). */
   defaultBudgetMs: number;
-  /** Most events each event stream holds (STREAM_MAX_EVENTS), raised on the streams by every service at start. */
+  /** Most events each event stream holds (STREAM_MAX_EVENTS): a stream's when this service makes it, raised at start on the one it publishes to. */
   streamMaxEvents: number;
-  /** Copies of each event stream a JetStream cluster keeps (STREAM_REPLICAS), added on the streams by every service at start. */
+  /** Copies of each event stream a JetStream cluster keeps (STREAM_REPLICAS): a stream's when this service makes it, added at start to the one it publishes to. */
   streamReplicas: number;
 }
 

@@ -61,8 +61,8 @@ function config(stream: { name: string; subjects: readonly string[] }, settings:
  * Creates Orderly's streams when missing, and updates those `updates` names (by default all) to this configuration;
  * every process runs it at start, updating only the stream it publishes to, so that no process's NATS user need be
  * allowed to change another's stream (an update that lowers a stream's limit deletes its events: a purge). Any process
- * makes a missing stream, so a reader restores one deleted under it as the producer would. Resolves with the names of
- * the streams it had to create.
+ * makes a missing stream, so a reader restores one deleted under it (at its own settings, until the producer's next setup
+ * raises them). Resolves with the names of the streams it had to create.
  * A stream's event limit is only ever raised: JetStream meets a lower one by deleting the oldest
  * events at once, which a consumer far behind may not have applied, so one process started with a
  * smaller STREAM_MAX_EVENTS than the rest must not shrink the streams (lowering it on purpose is done

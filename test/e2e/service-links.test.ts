@@ -110,7 +110,7 @@ describe("NATS users with per-service permissions", () => {
     }
 
     // Nor can a service change a stream it does not publish to (an update lowering its limit deletes its events, as a
-    // purge would), and the query service none: each makes and updates its own stream only.
+    // purge would), and the query service none: each updates its own stream only (any may make a missing one).
     const updates: [user: string, stream: string][] = [
       ["query", "ORDERS"],
       ["query", "INVENTORY"],
