@@ -8,7 +8,7 @@ import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { freePort } from "../../shared/process/index.js";
 import { ensureStreams } from "../../shared/events/stream-setup.js";
 import { natsInboxPrefix } from "../../shared/events/nats-connection.js";
-import { PORT_TAKEN, startWhilePortTaken, tracked, waitFor } from "./processes.js";
+import { PORT_TAKEN, endProcess, startWhilePortTaken, tracked, waitFor } from "./processes.js";
 
 export { freePort } from "../../shared/process/index.js";
 
@@ -86,14 +86,8 @@ export async function startNats(options: { configFile?: string; operator?: { use
       });
     });
 
-  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    // A server that ignores a gentler signal (one reloaded into a configuration without
-    // JetStream, say) would hang the test: SIGKILL after 10 s, as a ServiceProcess's stop does.
-    const stubborn = signal === "SIGKILL" ? undefined : setTimeout(() => child.kill("SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(stubborn);
-  };
+  // A server that ignores a gentler signal (one reloaded into a configuration without JetStream, say) gets SIGKILL after 10 s.
+  const kill = (signal: NodeJS.Signals = "SIGKILL") => endProcess(child, signal, exited);
   // Another test's process can take the free port before nats-server does: then another one.
   await startWhilePortTaken(5, launch, async () => (port = await freePort()));
   /** Again on the same port (its clients reconnect there): a short-lived taker (an outgoing connection's local port, say) is waited out. */

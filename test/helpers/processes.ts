@@ -101,12 +101,7 @@ export async function startService(name: string, entry: string, env: Record<stri
     () => undefined,
   );
   const stop = async (signal: NodeJS.Signals = "SIGTERM", timeout = 10_000) => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
-      await exited;
-      clearTimeout(timer);
-    }
+    await endProcess(child, signal, exited, timeout);
     // What it logged is in `logs` once stopped; bounded, as a process it started may hold the pipe open.
     await Promise.race([outputRead, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
     return exited;
@@ -160,6 +155,14 @@ export async function startWhilePortTaken<T>(attempts: number, start: () => Prom
 }
 
 /** Waits until `condition` returns a truthy value, polling; fails with `message` after timeoutMs. */
+/** Sends `signal` to `child` while it runs and waits for `exited`; one that outlives `timeoutMs` after it gets SIGKILL. */
+export async function endProcess(child: ChildProcess, signal: NodeJS.Signals, exited: Promise<unknown>, timeoutMs = 10_000): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  const stubborn = signal === "SIGKILL" ? undefined : setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  await exited;
+  clearTimeout(stubborn);
+}
+
 export async function waitFor<T>(condition: () => T | Promise<T>, message: string, timeoutMs = 15_000, intervalMs = 50): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
