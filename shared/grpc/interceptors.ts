@@ -103,21 +103,30 @@ export const translateStorageErrors: Interceptor = (next) => async (request, con
 export const ANSWER_WAY_BACK_MS = 20;
 
 /**
+ * The refusal of a call to `method` begun with `leftMs` left, when the method has side effects (it is not declared
+ * `NO_SIDE_EFFECTS`; an unknown method is taken to have them) and less than ANSWER_WAY_BACK_MS is left; undefined
+ * when it may begin. A read is begun whatever is left: it changes nothing, and its answer may still arrive in time.
+ * A server refuses such a call (enforceDeadline), and a client does not send it (callWithPolicy).
+ */
+export function tooLateToChange(method: { readonly idempotency: MethodOptions_IdempotencyLevel } | undefined, leftMs: number): OrderlyError | undefined {
+  if (leftMs >= ANSWER_WAY_BACK_MS || method?.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) return undefined;
+  return new OrderlyError(
+    "DEADLINE_EXCEEDED",
+    `too little time left to make a change and answer in time (${Math.max(0, Math.floor(leftMs))} ms of the ${ANSWER_WAY_BACK_MS} ms it takes at least): nothing was changed`,
+  );
+}
+
+/**
  * Refuses, before any work, a call whose deadline has already passed or whose caller went away, and a call to a method
- * with side effects (any not declared `NO_SIDE_EFFECTS`) with less than ANSWER_WAY_BACK_MS left. A read is
- * begun whatever is left: it changes nothing, and its answer may still arrive in time.
+ * with side effects with too little time left to answer (tooLateToChange).
  */
 export const enforceDeadline: Interceptor = (next) => async (request, context) => {
   if (context.signal.aborted) throw abortReason(context.signal);
   if (context.deadline !== undefined) {
     const leftMs = context.deadline - Date.now();
     if (leftMs <= 0) throw new OrderlyError("DEADLINE_EXCEEDED", "deadline exceeded before the call started");
-    if (leftMs < ANSWER_WAY_BACK_MS && context.rpc?.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
-      throw new OrderlyError(
-        "DEADLINE_EXCEEDED",
-        `too little time left to make a change and answer in time (${Math.floor(leftMs)} ms of the ${ANSWER_WAY_BACK_MS} ms it takes at least): nothing was changed`,
-      );
-    }
+    const refusal = tooLateToChange(context.rpc, leftMs);
+    if (refusal) throw refusal;
   }
   return next(request, context);
 };

@@ -1,4 +1,5 @@
 import { expect, test } from "vitest";
+import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory_pb.js";
 import { QueryService } from "../../proto/gen/orderly/query/v1/query_pb.js";
 import { connect } from "../grpc/client.js";
 import { registration, startGrpcServer } from "../grpc/server.js";
@@ -73,4 +74,38 @@ test("over grpc-js, a dependency that answers no attempt in time fails the call 
   // The first attempt ended at its 700 ms attempt timeout, the second at the call's deadline.
   expect(service.calls).toEqual(["never", "never"]);
   expect(policy.stats).toMatchObject({ attempts: 2, retries: 1 });
+});
+
+test("over grpc-js, a change with too little time left to be answered is not sent (its service would refuse it), and is with enough", async () => {
+  // Every call that reaches the server, counted before the server's own deadline check could refuse it.
+  const arrived: string[] = [];
+  const handlers = {
+    restock: async ({ sku }) => ({ item: { sku } }),
+  } as Partial<ServiceHandlers<typeof InventoryService>> as ServiceHandlers<typeof InventoryService>;
+  const server = await startGrpcServer({
+    host: "127.0.0.1",
+    port: 0,
+    logger: silentLogger(),
+    services: [registration(InventoryService, handlers)],
+    observeCalls: (next) => (request, context) => {
+      arrived.push(context.method);
+      return next(request, context);
+    },
+  });
+  const connection = connect(`127.0.0.1:${server.port}`);
+  try {
+    const policy = new DependencyPolicy({ name: "inventory", attemptTimeoutMs: 1000, maxAttempts: 3, backoffInitialMs: 1, backoffMaxMs: 2, probe: async () => {} });
+    const client = createResilientClient(InventoryService, connection, policy);
+    const error = await client.restock({ sku: "MUG-1", quantity: 1 }, { deadline: Date.now() + 10 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    const answer = await client.restock({ sku: "MUG-2", quantity: 1 }, { deadline: Date.now() + 5000 });
+    expect(answer.item?.sku).toBe("MUG-2");
+    // Only the second call reached the server; the first was not retried either, and the breaker did not count it.
+    expect(arrived).toEqual(["orderly.inventory.v1.InventoryService/Restock"]);
+    expect(policy.stats).toMatchObject({ calls: 2, attempts: 2, retries: 0 });
+    expect(policy.breakerState).toBe("closed");
+  } finally {
+    connection.close();
+    await server.close(0);
+  }
 });

@@ -2,14 +2,31 @@ import type { DescMessage, DescMethodUnary, DescService, MessageInitShape, Messa
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
 import { callUnary, createClient, onReady, type CallOptions, type Client, type Connection } from "../grpc/index.js";
-import { DependencyPolicy } from "./dependency-policy.js";
+import { tooLateToChange } from "../grpc/interceptors.js";
+import { DependencyPolicy, type Attempt } from "./dependency-policy.js";
 
 /** Whether a method may be retried: its proto declares idempotency_level IDEMPOTENT or NO_SIDE_EFFECTS. */
 export function isIdempotent(method: DescMethodUnary): boolean {
   return method.idempotency !== MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN;
 }
 
-/** Makes one unary call under a dependency's policy (retried only when the method is idempotent). */
+/**
+ * Runs a call to `method` under the dependency's policy (retried only when the method is idempotent). An attempt
+ * that would reach the service with too little time left to make a change is not sent (tooLateToChange: the
+ * service would refuse it), and fails as the service's refusal would.
+ */
+function executeCall<T>(policy: DependencyPolicy, method: DescMethodUnary, send: (attempt: Attempt) => Promise<T>, options: CallOptions): Promise<T> {
+  return policy.execute(
+    isIdempotent(method),
+    (attempt) => {
+      const refusal = tooLateToChange(method, attempt.deadline - Date.now());
+      return refusal ? Promise.reject(refusal) : send(attempt);
+    },
+    { ...options, method: method.name },
+  );
+}
+
+/** Makes one unary call under a dependency's policy (see executeCall). */
 export function callWithPolicy<I extends DescMessage, O extends DescMessage>(
   policy: DependencyPolicy,
   connection: Connection,
@@ -17,11 +34,7 @@ export function callWithPolicy<I extends DescMessage, O extends DescMessage>(
   request: MessageInitShape<I>,
   options: CallOptions = {},
 ): Promise<MessageShape<O>> {
-  return policy.execute(
-    isIdempotent(method as DescMethodUnary),
-    ({ signal, deadline }) => callUnary(connection, method, request, { ...options, signal, deadline }),
-    { ...options, method: method.name },
-  );
+  return executeCall(policy, method as DescMethodUnary, ({ signal, deadline }) => callUnary(connection, method, request, { ...options, signal, deadline }), options);
 }
 
 /**
@@ -43,7 +56,5 @@ export function connectionPolicy(connection: Connection, options: Omit<Construct
 
 /** A typed client whose every call runs under the dependency's policy. */
 export function createResilientClient<S extends DescService>(service: S, connection: Connection, policy: DependencyPolicy): Client<S> {
-  return createClient(service, connection, (method, call, options) =>
-    policy.execute(isIdempotent(method), ({ signal, deadline }) => call({ ...options, signal, deadline }), { ...options, method: method.name }),
-  );
+  return createClient(service, connection, (method, call, options) => executeCall(policy, method, ({ signal, deadline }) => call({ ...options, signal, deadline }), options));
 }
