@@ -46,8 +46,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const refusedHosts = new Set<string>();
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    /** The path as logs and messages show it: its plain segments, no token a client put there by mistake. */
-    const shown = shownPath(path);
+    /** The path as logs and messages show it: its plain segments, no token a client put there by mistake (made only for those). */
+    const shown = () => shownPath(path);
     const json = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
       res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
@@ -61,14 +61,14 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         const host = String(req.headers.host).slice(0, 100);
         if (refusedHosts.size < 100 && !refusedHosts.has(host)) {
           refusedHosts.add(host);
-          options.logger.warn({ host, path: shown }, "admin request refused: its Host is not an address, localhost or in ORDERLY_ADMIN_HOSTS");
+          options.logger.warn({ host, path: shown() }, "admin request refused: its Host is not an address, localhost or in ORDERLY_ADMIN_HOSTS");
         }
         return refuse(new OrderlyError("HOST_NOT_ALLOWED", "host not allowed (ORDERLY_ADMIN_HOSTS lists the names this port answers)"));
       }
       // HEAD is GET without the body (RFC 9110; Node leaves the body out), as on the API's port.
       if (req.method !== "GET" && req.method !== "HEAD") {
         res.setHeader("allow", "GET, HEAD");
-        return refuse(new OrderlyError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${shown}: GET and HEAD only`));
+        return refuse(new OrderlyError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${shown()}: GET and HEAD only`));
       }
       if (path === "/metrics") {
         const text = await options.registry.metrics();
@@ -87,10 +87,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         return json(status === "not ready" ? 503 : 200, { status, checks });
       }
       const paths = ["/metrics", "/healthz", "/status.json", ...(options.statusPage === undefined ? [] : ["/status"])];
-      return refuse(new OrderlyError("ROUTE_NOT_FOUND", `no admin endpoint at ${shown}; there are ${paths.join(", ")}`));
+      return refuse(new OrderlyError("ROUTE_NOT_FOUND", `no admin endpoint at ${shown()}; there are ${paths.join(", ")}`));
     };
     answer().catch((error: unknown) => {
-      options.logger.error({ err: error, path: shown }, "admin request failed");
+      options.logger.error({ err: error, path: shown() }, "admin request failed");
       if (!res.headersSent) refuse(new OrderlyError("INTERNAL", "internal error"));
       else res.destroy();
     });
