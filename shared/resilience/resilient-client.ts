@@ -1,8 +1,7 @@
 import type { DescMessage, DescMethodUnary, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Health } from "../../proto/gen/grpc/health/v1/health_pb.js";
-import { callUnary, createClient, onReady, type CallOptions, type Client, type Connection } from "../grpc/index.js";
-import { tooLateToChange } from "../grpc/interceptors.js";
+import { callUnary, createClient, onReady, tooLateToChange, type CallOptions, type Client, type Connection } from "../grpc/index.js";
 import { DependencyPolicy, type Attempt } from "./dependency-policy.js";
 
 /** Whether a method may be retried: its proto declares idempotency_level IDEMPOTENT or NO_SIDE_EFFECTS. */
