@@ -156,6 +156,28 @@ function splitTarget(target: string): { path: string; search: string } {
   return at < 0 ? { path: target, search: "" } : { path: target.slice(0, at), search: target.slice(at + 1) };
 }
 
+/** A Host header's form (RFC 9110 §7.2): a name (or IPv4 address) or a bracketed IP literal, and an optional port. */
+const HOST_FORM = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]*)(?::[0-9]*)?$/;
+
+/**
+ * Why a request is not well-formed HTTP/1.x that Node's parser let through, if it is not (MALFORMED_REQUEST, and the
+ * connection is closed): another version (`HTTP/2.0` in a request line, or none, as HTTP/0.9), no Host on HTTP/1.1
+ * or two (RFC 9112 §3.2: Node's own refusal, which the server turns off, is a 400 without a body; two reach the
+ * handler joined with ", ", joinDuplicateHeaders, and no host has a comma), a Host that is no host, a fragment in
+ * the target (which a client never sends), and a Transfer-Encoding on HTTP/1.0 (RFC 9112 §6.1: its framing cannot
+ * be trusted, as an HTTP/1.0 hop in between may not have read it so).
+ */
+function framingRefusal(req: IncomingMessage): string | undefined {
+  if (req.httpVersionMajor !== 1) return `HTTP/${req.httpVersion} is not spoken here: send HTTP/1.1`;
+  const host = req.headers.host;
+  if (host === undefined) return req.httpVersionMinor === 1 ? "an HTTP/1.1 request must have a Host header" : undefined;
+  if (host.includes(",")) return "a request must have one Host header, not several";
+  if (!HOST_FORM.test(host)) return "the Host header is not a host and port";
+  if (req.url?.includes("#")) return "a request target has no fragment (#)";
+  if (req.httpVersionMinor === 0 && req.headers["transfer-encoding"] !== undefined) return "an HTTP/1.0 request cannot have a Transfer-Encoding";
+  return undefined;
+}
+
 /** The names of the query parameters the routes take: their request messages' fields, by proto or JSON name. */
 function queryNamesOf(routes: readonly Route[]): ReadonlySet<string> {
   return new Set(routes.flatMap((route) => route.method.input.fields.flatMap((field) => [field.name, field.jsonName])));
@@ -393,12 +415,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
   function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
-    // RFC 9112 §3.2: one Host, and on HTTP/1.1 at least one (Node's own refusal, which the server turns off, is a 400
-    // without a body). Two reach the handler joined with ", " (joinDuplicateHeaders), and no host name has a comma.
-    const host = req.headers.host;
-    if (host === undefined ? req.httpVersion === "1.1" : host.includes(",")) {
-      throw new OrderlyError("MALFORMED_REQUEST", host === undefined ? "an HTTP/1.1 request must have a Host header" : "a request must have one Host header, not several");
-    }
+    // Node's parser stops reading a connection at a request that asks for an Upgrade (the gateway has no upgrade
+    // listener: it speaks HTTP/1.1 only), so a request pipelined behind it would be dropped unanswered: the connection
+    // is closed after this answer instead, and its client sends the next one again.
+    if (req.headers.upgrade !== undefined) res.setHeader("connection", "close");
+    const refusal = framingRefusal(req);
+    if (refusal !== undefined) throw new OrderlyError("MALFORMED_REQUEST", refusal);
     const { path, search } = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
     // A built-in path is labelled by itself in metrics; other methods are 405.
@@ -550,7 +572,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       // Its body has its whole budget to come from now: the wait behind a write was not the client's slowness (were it refused
       // 408, the connection would close, and what is pipelined behind it be lost). Its call has what is left.
       const bodyWithinMs = deadline - (request.arrivedAt ?? clock());
-      return inCallersShare(principal, () => transcode(req, route, partsOf(params, search, idempotencyKey), bodyWithinMs).then((message) => forward(res, call, message)));
+      return inCallersShare(principal, () => transcode(req, res, route, partsOf(params, search, idempotencyKey), bodyWithinMs).then((message) => forward(res, call, message)));
     }
 
     // Per-customer resources are cached per customer (admins share one scope): a hit is only what the service let this scope read.
@@ -598,7 +620,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    */
   async function readThrough(req: IncomingMessage, res: ServerResponse, call: Call, parts: HttpRequestParts, fill: Fill, use: CacheUse, demand: CacheDemand): Promise<void> {
     const generation = fill.store.generation();
-    const message = await transcode(req, call.route, parts, call.deadline - clock());
+    const message = await transcode(req, res, call.route, parts, call.deadline - clock());
     checkRules(call.route.method.input, message);
     if (use !== "looked") {
       const hit = use === "look" ? fill.store.get(fill.key, minVersionOf(message), demand) : undefined;
@@ -670,8 +692,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   }
 
   /** The request message of a route: path variables, query, then the JSON body when the route takes one (received within `bodyWithinMs`). */
-  async function transcode(req: IncomingMessage, route: Route, parts: HttpRequestParts, bodyWithinMs: number): Promise<Message> {
-    const body = route.body === "" ? undefined : await readJson(req, limits, bodyWithinMs);
+  async function transcode(req: IncomingMessage, res: ServerResponse, route: Route, parts: HttpRequestParts, bodyWithinMs: number): Promise<Message> {
+    const body = route.body === "" ? undefined : await readJson(req, res, limits, bodyWithinMs);
     return requestFromHttp(route, { ...parts, body });
   }
 
@@ -857,7 +879,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
     }
     // A body refused before all of it came: the connection cannot carry another request.
-    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING" || err.reason === "UNSUPPORTED_TRANSFER_ENCODING" || err.reason === "EXPECTATION_FAILED") {
+    // A request not well framed (MALFORMED_REQUEST): what follows it on the connection cannot be trusted either.
+    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING" || err.reason === "UNSUPPORTED_TRANSFER_ENCODING" || err.reason === "EXPECTATION_FAILED" || err.reason === "MALFORMED_REQUEST") {
       res.setHeader("connection", "close");
       req.resume();
     }

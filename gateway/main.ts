@@ -17,7 +17,6 @@ import { connectDownstreams, readinessProbe, routeCaller } from "./downstreams.j
 import { JwtVerifier, LinkTokens, PRINCIPAL_METADATA_KEY } from "../shared/security/index.js";
 import { cachedReads } from "./cached-reads.js";
 import { closingErrorResponse, connectRefusal, createGatewayHandler, expectationRefusal, parserRefusal, requestIdSource } from "./http-server.js";
-import { continueIfWithinLimit } from "./json-body.js";
 import { afterAnswers, closeLingering, isLingering } from "./lingering-close.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { invalidateOnEvents } from "./cache-invalidation.js";
@@ -128,8 +127,12 @@ runMain(logger, async () => {
     },
     handler,
   );
-  // A client that sends Expect: 100-continue hears its 413 before it sends a body over the limit.
-  server.on("checkContinue", continueIfWithinLimit(handler, config.limits.maxBodyBytes));
+  // Every header counts (Node's default keeps the first 2,000 and drops the rest without a word: a second Authorization
+  // or Host after 2,000 others would not be seen, nor refused as doubled); the headers' size is bounded by maxHeaderSize.
+  server.maxHeadersCount = 0;
+  // A request with Expect: 100-continue is handled as any other: it is told to go on when its body is read (readJson),
+  // so a client hears its 401, 404 or 413 before it sends a body that would be refused.
+  server.on("checkContinue", handler);
   // Connections with a refusal waiting for the answers before it: the parser, once failed, fails again on every read.
   const refusing = new WeakSet<Duplex>();
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {

@@ -143,8 +143,9 @@ export function resolveRoute(index: RouteIndex, requestMethod: string, path: str
   // A last segment with an action none of the routes has (":Cancel"): the likely mistake, said beside the refusal.
   // The path as logs show it (shownPath): a client's mistake may have put a token in it.
   const action = colon >= 0 && !withVerb ? ` (no route has the action "${shownSegment(last.slice(colon))}"; the actions are ${[...index.verbSuffixes].join(", ")})` : "";
+  // Named as served (HEAD as GET): a HEAD's answer has the headers of its GET's, Content-Length too.
   if (allowed !== undefined) {
-    throw new OrderlyError("METHOD_NOT_ALLOWED", `${requestMethod} is not allowed on ${shownPath(path)}${action}`, { metadata: { allow: allowed.join(", ") } });
+    throw new OrderlyError("METHOD_NOT_ALLOWED", `${httpMethod} is not allowed on ${shownPath(path)}${action}`, { metadata: { allow: allowed.join(", ") } });
   }
-  throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${requestMethod} ${shownPath(path)}${action}`);
+  throw new OrderlyError("ROUTE_NOT_FOUND", `no route for ${httpMethod} ${shownPath(path)}${action}`);
 }

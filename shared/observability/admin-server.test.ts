@@ -1,4 +1,5 @@
 import { request } from "node:http";
+import { connect } from "node:net";
 import { hostname } from "node:os";
 import { Registry } from "prom-client";
 import { expect, test } from "vitest";
@@ -87,6 +88,28 @@ test("a token pasted into an admin path is neither logged nor echoed: its messag
   });
   expect(lines.map((line) => JSON.parse(line) as { path?: string }).map(({ path }) => path)).toEqual(["/status.json/…"]);
   expect(lines.join("\n")).not.toContain("SECRET");
+});
+
+/** What the port answers to raw request bytes, up to the connection's close. */
+function rawExchange(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let received = "";
+    const socket = connect(port, "127.0.0.1", () => socket.end(bytes));
+    socket.on("data", (chunk) => (received += chunk.toString("latin1"))).on("error", reject).on("close", () => resolve(received));
+  });
+}
+
+test("the admin port believes neither of two Hosts, however many headers are between them, and answers a request without Host as HTTP/1.0's", async () => {
+  const admin = await startAdminServer({ host: "127.0.0.1", port: 0, registry: new Registry(), status: async () => ({ ok: true }), health: new HealthState({}), logger: silentLogger() });
+  await using _admin = { [Symbol.asyncDispose]: () => admin.close() };
+  for (const between of ["", "x: 1\r\n".repeat(2100)]) {
+    const answer = await rawExchange(admin.port, `GET /status.json HTTP/1.1\r\nhost: localhost\r\n${between}host: rebound.example\r\nconnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(answer).toContain('"reason":"HOST_NOT_ALLOWED"');
+  }
+  const without = await rawExchange(admin.port, "GET /status.json HTTP/1.1\r\nconnection: close\r\n\r\n");
+  expect(without).toMatch(/^HTTP\/1\.1 200 /);
+  expect(without).toContain('{"ok":true}');
 });
 
 test("ORDERLY_ADMIN_HOSTS=* answers any Host", () => {

@@ -44,7 +44,11 @@ export interface AdminServer {
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const allowedHosts = new Set([hostname().toLowerCase(), ...(options.allowedHosts ?? [])]);
   const refusedHosts = new Set<string>();
-  const server: Server = createServer((req, res) => {
+  // Node's own refusal of an HTTP/1.1 request without Host is a 400 without a body: such a request is answered as one
+  // without Host on HTTP/1.0 is (a browser, the only client a page could misuse, always sends one). A Host sent twice
+  // reaches adminHostAllowed as both names joined, which no host is (Node would keep the first, and drop any Host after
+  // 2,000 other headers: every header counts, within Node's 16 KiB of headers).
+  const server: Server = createServer({ requireHostHeader: false, joinDuplicateHeaders: true }, (req, res) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     /** The path as logs and messages show it: its plain segments, no token a client put there by mistake (made only for those). */
     const shown = () => shownPath(path);
@@ -95,6 +99,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       else res.destroy();
     });
   });
+  server.maxHeadersCount = 0;
   await listen(server, options.port, options.host, options.logger, "admin", options.portSetting);
   const address = server.address();
   return {
@@ -117,6 +122,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
  */
 export function adminHostAllowed(host: string | undefined, allowed: ReadonlySet<string>): boolean {
   if (host === undefined || allowed.has("*")) return true;
+  // Two Hosts, joined: neither is believed.
+  if (host.includes(",")) return false;
   const close = host.startsWith("[") ? host.indexOf("]") : -1;
   if (host.startsWith("[") && close < 0) return false;
   const name = (close > 0 ? host.slice(1, close) : host.replace(/:\d*$/, "")).toLowerCase().replace(/\.$/, "");

@@ -551,6 +551,88 @@ describe("limits", () => {
     expect(item.body).toMatchObject({ available: 9, reserved: 1 });
   });
 
+  test("every header counts: a second Authorization or Host after 2,000 other headers is refused as any doubled one", async () => {
+    const many = "x: 1\r\n".repeat(2100);
+    const admin = `authorization: Bearer ${system.tokens.admin}\r\n`;
+    const alice = `authorization: Bearer ${system.tokens.customers.alice}\r\n`;
+    expect(await exchange(`GET /v1/inventory?pageSize=1 HTTP/1.1\r\nhost: orderly\r\n${alice}${many}`)).toMatch(/^HTTP\/1\.1 200 /);
+    const twoTokens = await exchange(`GET /v1/inventory?pageSize=1 HTTP/1.1\r\nhost: orderly\r\n${alice}${many}${admin}`);
+    expect(twoTokens).toMatch(/^HTTP\/1\.1 401 /);
+    expect(twoTokens).toContain('"reason":"INVALID_CREDENTIALS"');
+    const twoHosts = await exchange(`GET /healthz HTTP/1.1\r\nhost: orderly\r\n${many}host: elsewhere\r\n`);
+    expect(twoHosts).toMatch(/^HTTP\/1\.1 400 /);
+    expect(twoHosts).toContain('"reason":"MALFORMED_REQUEST"');
+  });
+
+  test("a request asking for an Upgrade is answered and its connection closed: nothing pipelined behind it is run (or left unanswered on an open connection)", async () => {
+    expect((await system.api("POST", "/v1/inventory/UPGRADE-1:restock", { body: { quantity: 5 } })).status).toBe(200);
+    const body = JSON.stringify({ quantity: 1 });
+    const restock = `POST /v1/inventory/UPGRADE-1:restock HTTP/1.1\r\nhost: orderly\r\nauthorization: Bearer ${system.tokens.admin}\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    for (const upgrade of ["websocket", "h2c"]) {
+      const { socket, received, ended } = rawConnection();
+      try {
+        socket.write(`GET /healthz HTTP/1.1\r\nhost: orderly\r\nupgrade: ${upgrade}\r\nconnection: Upgrade\r\n\r\n${restock}`);
+        await ended;
+        expect(received().match(/HTTP\/1\.1 \d+/g)).toEqual(["HTTP/1.1 200"]);
+        expect(received()).toMatch(/\r\nconnection: close\r\n/i);
+      } finally {
+        socket.destroy();
+      }
+    }
+    expect((await system.api("GET", "/v1/inventory/UPGRADE-1")).body).toMatchObject({ available: 5 });
+  });
+
+  test("an HTTP/1.0 request with a Transfer-Encoding is refused 400 MALFORMED_REQUEST and its connection closed (RFC 9112 §6.1), and is not run", async () => {
+    expect((await system.api("POST", "/v1/inventory/OLD-1:restock", { body: { quantity: 5 } })).status).toBe(200);
+    const body = JSON.stringify({ quantity: 1 });
+    const { socket, received, ended } = rawConnection();
+    try {
+      socket.write(
+        `POST /v1/inventory/OLD-1:restock HTTP/1.0\r\nhost: orderly\r\nauthorization: Bearer ${system.tokens.admin}\r\nconnection: keep-alive\r\n` +
+          `transfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\nconnection: keep-alive\r\n\r\n`,
+      );
+      await ended;
+      expect(received().match(/HTTP\/1\.1 \d+/g)).toEqual(["HTTP/1.1 400"]);
+      expect(received()).toContain('"reason":"MALFORMED_REQUEST"');
+    } finally {
+      socket.destroy();
+    }
+    expect((await system.api("GET", "/v1/inventory/OLD-1")).body).toMatchObject({ available: 5 });
+  });
+
+  test("another HTTP version, a Host that is no host, and a request target with a fragment get 400 MALFORMED_REQUEST", async () => {
+    const bearer = `authorization: Bearer ${system.tokens.admin}\r\n`;
+    for (const head of [
+      "GET /healthz HTTP/2.0\r\nhost: orderly\r\n",
+      "GET /healthz HTTP/1.1\r\nhost: a/b@c\r\n",
+      `GET /v1/inventory/MUG-1#top HTTP/1.1\r\nhost: orderly\r\n${bearer}`,
+    ]) {
+      const answer = await exchange(head);
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toContain('"reason":"MALFORMED_REQUEST"');
+    }
+    for (const host of ["orderly", "orderly.example:8080", "127.0.0.1:80", "[::1]:8080", "xn--bcher-kva.example"]) {
+      expect(await exchange(`GET /healthz HTTP/1.1\r\nhost: ${host}\r\n`)).toMatch(/^HTTP\/1\.1 200 /);
+    }
+  });
+
+  test("HEAD of a path with no route, or of a custom method's path, has its GET's headers, Content-Length too", async () => {
+    const bearer = `authorization: Bearer ${system.tokens.admin}\r\n`;
+    for (const path of ["/v1/nothing", "/v1/orders/ord_1:cancel"]) {
+      const headersOf = async (method: string) => {
+        const answer = await exchange(`${method} ${path} HTTP/1.1\r\nhost: orderly\r\n${bearer}`);
+        return { status: answer.split("\r\n")[0], length: /\r\ncontent-length: (\d+)/i.exec(answer)?.[1] };
+      };
+      const get = await headersOf("GET");
+      expect(get.length).toBeDefined();
+      expect(await headersOf("HEAD")).toEqual(get);
+    }
+  });
+
+  test("a client that sends Expect: 100-continue is told to go on only once its request would read the body: without a token it hears its 401 first", async () => {
+    expect(await blastBody("expect-continue", 1024, { authorization: "" })).toEqual({ statusLine: "HTTP/1.1 401 Unauthorized", reason: "AUTHENTICATION_REQUIRED", continued: false });
+  });
+
   test("a gRPC message over the 4 MiB limit is refused with RESOURCE_EXHAUSTED, and nothing is stored", async () => {
     const connection = connect(`127.0.0.1:${system.inventory.port}`, { maxMessageBytes: 16 * 1024 * 1024 });
     try {
