@@ -29,16 +29,14 @@ function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, w
   const cancelled = () => new OrderlyError("CANCELLED", "the client closed the connection before its body was sent");
   // Gone while an unknown token was verified: no event will come.
   if (req.destroyed) return Promise.reject(cancelled());
-  // A client that sent Expect: 100-continue (the only expectation the server lets through) is told to go on now, once
-  // its credentials, route and the body's declared size passed: not invited to send a body that would be refused.
-  // (Never told, a client sends no body, and Node closes the connection after the answer.)
-  if (req.headers.expect !== undefined) res.writeContinue();
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let timer: NodeJS.Timeout | undefined;
     const settle = (error: Error | undefined) => {
       clearTimeout(timer);
       req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+      res.off("socket", goAhead);
       if (error) reject(error);
       else resolve(Buffer.concat(chunks, size));
     };
@@ -51,8 +49,22 @@ function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, w
     const onClose = () => settle(cancelled());
     // A connection that ends mid-body is an "aborted" error (ECONNRESET) before the close: the client left, not a fault here.
     const onError = (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? cancelled() : error);
-    const timer = setTimeout(() => settle(new OrderlyError("REQUEST_TIMEOUT", "the request body was not all received within the request's deadline")), withinMs);
+    const startClock = () => {
+      timer = setTimeout(() => settle(new OrderlyError("REQUEST_TIMEOUT", "the request body was not all received within the request's deadline")), withinMs);
+    };
+    // A client that sent Expect: 100-continue (the only expectation the server lets through) is told to go on now, once
+    // its credentials, route and the body's declared size passed: not invited to send a body that would be refused.
+    // (Never told, a client sends no body, and Node closes the connection after the answer.) Behind answers still due
+    // on its connection (a write pipelined behind a slow read), the go-ahead waits for them, as Node holds it until
+    // then (the response gets the socket): the body's time counts from the go-ahead, since the client waits for it.
+    const goAhead = () => {
+      res.writeContinue();
+      startClock();
+    };
     req.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
+    if (req.headers.expect === undefined) startClock();
+    else if (res.socket !== null) goAhead();
+    else res.once("socket", goAhead);
   });
 }
 

@@ -633,6 +633,34 @@ describe("limits", () => {
     expect(await blastBody("expect-continue", 1024, { authorization: "" })).toEqual({ statusLine: "HTTP/1.1 401 Unauthorized", reason: "AUTHENTICATION_REQUIRED", continued: false });
   });
 
+  test("a write with Expect: 100-continue pipelined behind a slow read gets its go-ahead after the read's answer, and is not timed out (408) for that wait", async () => {
+    expect((await system.api("POST", "/v1/inventory/BEHIND-1:restock", { body: { quantity: 5 } })).status).toBe(200);
+    const created = await system.api("POST", "/v1/orders", { body: { customerId: "behind", items: [{ sku: "BEHIND-1", quantity: 1 }] } });
+    expect(created.status).toBe(200);
+    const id = (created.body as { id: string }).id;
+    const bearer = `authorization: Bearer ${system.tokens.admin}\r\n`;
+    const body = JSON.stringify({ quantity: 1 });
+    const { socket, received } = rawConnection();
+    const statuses = (): string[] => received().match(/HTTP\/1\.1 \d+/g) ?? [];
+    try {
+      // The read waits ~1.35 s for a version that never comes; the write behind it has a budget of 1 s.
+      socket.write(
+        `GET /v1/orders/${id}?minVersion=99 HTTP/1.1\r\nhost: orderly\r\n${bearer}x-request-timeout: 1500\r\n\r\n` +
+          `POST /v1/inventory/BEHIND-1:restock HTTP/1.1\r\nhost: orderly\r\n${bearer}x-request-timeout: 1000\r\nexpect: 100-continue\r\ncontent-length: ${body.length}\r\n\r\n`,
+      );
+      await waitFor(() => statuses().includes("HTTP/1.1 100"), "the go-ahead");
+      socket.write(`${body}GET /healthz HTTP/1.1\r\nhost: orderly\r\n\r\n`);
+      await waitFor(() => statuses().length >= 4, "four answers");
+      // Its budget was spent behind the read (it counts from the write's arrival): 504, and the connection goes on.
+      expect(statuses()).toEqual(["HTTP/1.1 504", "HTTP/1.1 100", "HTTP/1.1 504", "HTTP/1.1 200"]);
+      expect(received()).toContain('"reason":"VERSION_NOT_REACHED"');
+      expect(received()).toContain('"reason":"DEADLINE_EXCEEDED"');
+      expect(received()).not.toContain("REQUEST_TIMEOUT");
+    } finally {
+      socket.destroy();
+    }
+  });
+
   test("a gRPC message over the 4 MiB limit is refused with RESOURCE_EXHAUSTED, and nothing is stored", async () => {
     const connection = connect(`127.0.0.1:${system.inventory.port}`, { maxMessageBytes: 16 * 1024 * 1024 });
     try {
