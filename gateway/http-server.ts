@@ -156,8 +156,11 @@ function splitTarget(target: string): { path: string; search: string } {
   return at < 0 ? { path: target, search: "" } : { path: target.slice(0, at), search: target.slice(at + 1) };
 }
 
-/** A Host header's form (RFC 9110 §7.2): a name (or IPv4 address) or a bracketed IP literal, and an optional port. */
-const HOST_FORM = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]*)(?::[0-9]*)?$/;
+/**
+ * A Host header's form (RFC 9110 §7.2): a name or IPv4 address, or a bracketed IP literal (an IPv6 address, with a
+ * zone as RFC 6874 writes it, or an IPvFuture), and an optional port.
+ */
+const HOST_FORM = /^(?:\[[0-9A-Za-z:.%\-_~]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]*)(?::[0-9]*)?$/;
 
 /**
  * Why a request is not well-formed HTTP/1.x that Node's parser let through, if it is not (MALFORMED_REQUEST, and the

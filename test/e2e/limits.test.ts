@@ -611,7 +611,7 @@ describe("limits", () => {
       expect(answer).toMatch(/^HTTP\/1\.1 400 /);
       expect(answer).toContain('"reason":"MALFORMED_REQUEST"');
     }
-    for (const host of ["orderly", "orderly.example:8080", "127.0.0.1:80", "[::1]:8080", "xn--bcher-kva.example"]) {
+    for (const host of ["orderly", "orderly.example:8080", "127.0.0.1:80", "[::1]:8080", "[fe80::1%25eth0]:8080", "xn--bcher-kva.example", "my_host.local.", "ORDERLY"]) {
       expect(await exchange(`GET /healthz HTTP/1.1\r\nhost: ${host}\r\n`)).toMatch(/^HTTP\/1\.1 200 /);
     }
   });
