@@ -162,6 +162,11 @@ function splitTarget(target: string): { path: string; search: string } {
  */
 const HOST_FORM = /^(?:\[[0-9A-Za-z:.%\-_~]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]*)(?::[0-9]*)?$/;
 
+/** Whether a request asks to switch protocols, as Node's parser reads it: an Upgrade header, and `upgrade` in Connection. */
+function asksForUpgrade(req: IncomingMessage): boolean {
+  return req.headers.upgrade !== undefined && /(?:^|,)\s*upgrade\s*(?:,|$)/i.test(req.headers.connection ?? "");
+}
+
 /**
  * Why a request is not well-formed HTTP/1.x that Node's parser let through, if it is not (MALFORMED_REQUEST, and the
  * connection is closed): another version (`HTTP/2.0` in a request line, or none, as HTTP/0.9), no Host on HTTP/1.1
@@ -173,9 +178,10 @@ const HOST_FORM = /^(?:\[[0-9A-Za-z:.%\-_~]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]*)(?::
 function framingRefusal(req: IncomingMessage): string | undefined {
   if (req.httpVersionMajor !== 1) return `HTTP/${req.httpVersion} is not spoken here: send HTTP/1.1`;
   const host = req.headers.host;
-  if (host === undefined) return req.httpVersionMinor === 1 ? "an HTTP/1.1 request must have a Host header" : undefined;
-  if (host.includes(",")) return "a request must have one Host header, not several";
-  if (!HOST_FORM.test(host)) return "the Host header is not a host and port";
+  if (host === undefined) {
+    if (req.httpVersionMinor === 1) return "an HTTP/1.1 request must have a Host header";
+  } else if (host.includes(",")) return "a request must have one Host header, not several";
+  else if (!HOST_FORM.test(host)) return "the Host header is not a host and port";
   if (req.url?.includes("#")) return "a request target has no fragment (#)";
   if (req.httpVersionMinor === 0 && req.headers["transfer-encoding"] !== undefined) return "an HTTP/1.0 request cannot have a Transfer-Encoding";
   return undefined;
@@ -421,7 +427,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // Node's parser stops reading a connection at a request that asks for an Upgrade (the gateway has no upgrade
     // listener: it speaks HTTP/1.1 only), so a request pipelined behind it would be dropped unanswered: the connection
     // is closed after this answer instead, and its client sends the next one again.
-    if (req.headers.upgrade !== undefined) res.setHeader("connection", "close");
+    if (asksForUpgrade(req)) res.setHeader("connection", "close");
     const refusal = framingRefusal(req);
     if (refusal !== undefined) throw new OrderlyError("MALFORMED_REQUEST", refusal);
     const { path, search } = splitTarget(req.url ?? "/");

@@ -62,17 +62,24 @@ function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, w
       startClock();
     };
     req.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
-    if (req.headers.expect === undefined) startClock();
+    if (!expectsContinue(req)) startClock();
     else if (res.socket !== null) goAhead();
     else res.once("socket", goAhead);
   });
+}
+
+/**
+ * Whether a request waits for a go-ahead before it sends its body: `Expect: 100-continue` on HTTP/1.1, as Node reads it
+ * (an HTTP/1.0 client's is ignored, RFC 9110 §10.1.1; another expectation on HTTP/1.1 was refused, 417, before this).
+ */
+function expectsContinue(req: IncomingMessage): boolean {
+  return req.httpVersionMinor === 1 && req.headers.expect !== undefined && /(?:^|\W)100-continue(?:$|\W)/i.test(req.headers.expect);
 }
 
 /** Whether a request's Content-Length is over `maxBytes`. */
 function declaredTooLarge(req: IncomingMessage, maxBytes: number): boolean {
   return Number(req.headers["content-length"] ?? 0) > maxBytes;
 }
-
 
 /** A JSON number where one starts (sticky; only what JSON allows, anything else is JSON.parse's to refuse). */
 const NUMBER_TOKEN = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { consumerConfig, readGrpcAddress, readChoice, readInt, readMs, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
+import { ANSWER_WAY_BACK_MS } from "../../shared/grpc/interceptors.js";
 import { defaultDependencyPolicyOptions, type DependencyPolicyOptions } from "../../shared/resilience/index.js";
 
 /** The order service's configuration, read from the environment once. */
@@ -25,12 +26,12 @@ export function orderConfig(env: Env): OrderConfig {
     inventoryAddress: readGrpcAddress(env, "INVENTORY_ADDRESS", "INVENTORY_GRPC_PORT", 50052),
     inventoryPolicy: {
       name: "inventory",
-      attemptTimeoutMs: readMs(env, "INVENTORY_ATTEMPT_TIMEOUT_MS", 2000, 1),
+      attemptTimeoutMs: readMs(env, "INVENTORY_ATTEMPT_TIMEOUT_MS", 2000, ANSWER_WAY_BACK_MS),
       maxAttempts: readInt(env, "INVENTORY_MAX_ATTEMPTS", 3, 1, 10),
       backoffInitialMs: 25,
       backoffMaxMs: 250,
       breakerFailures: readInt(env, "INVENTORY_BREAKER_FAILURES", 5, 1),
-      halfOpenAfterMs: readInt(env, "INVENTORY_BREAKER_HALF_OPEN_MS", 5000, 1),
+      halfOpenAfterMs: readMs(env, "INVENTORY_BREAKER_HALF_OPEN_MS", 5000, 1),
       bulkheadLimit: readInt(env, "INVENTORY_BULKHEAD_LIMIT", 128, 1),
       bulkheadQueue: readInt(env, "INVENTORY_BULKHEAD_QUEUE", 512, 0),
       slowCallMs: defaultDependencyPolicyOptions.slowCallMs,

@@ -1,8 +1,8 @@
 import { request } from "node:http";
-import { connect } from "node:net";
 import { hostname } from "node:os";
 import { Registry } from "prom-client";
 import { expect, test } from "vitest";
+import { rawExchange } from "../../test/helpers/raw-http.js";
 import { reasonOf } from "../../test/helpers/system.js";
 import { HealthState } from "../grpc/index.js";
 import { createLogger, silentLogger } from "../logging/index.js";
@@ -89,15 +89,6 @@ test("a token pasted into an admin path is neither logged nor echoed: its messag
   expect(lines.map((line) => JSON.parse(line) as { path?: string }).map(({ path }) => path)).toEqual(["/status.json/…"]);
   expect(lines.join("\n")).not.toContain("SECRET");
 });
-
-/** What the port answers to raw request bytes, up to the connection's close. */
-function rawExchange(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let received = "";
-    const socket = connect(port, "127.0.0.1", () => socket.end(bytes));
-    socket.on("data", (chunk) => (received += chunk.toString("latin1"))).on("error", reject).on("close", () => resolve(received));
-  });
-}
 
 test("the admin port believes neither of two Hosts, however many headers are between them, and answers a request without Host as HTTP/1.0's", async () => {
   const admin = await startAdminServer({ host: "127.0.0.1", port: 0, registry: new Registry(), status: async () => ({ ok: true }), health: new HealthState({}), logger: silentLogger() });

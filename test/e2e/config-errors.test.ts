@@ -45,7 +45,10 @@ test("a service given a bad setting exits 2 at once with one line naming it, not
     ["services/order/main.ts", { PENDING_RECOVERY_INTERVAL_MS: "3000000000" }, `order: PENDING_RECOVERY_INTERVAL_MS must be between 100 and ${TIMER_LIMIT}, got 3000000000`],
     ["gateway/main.ts", { OTEL_BSP_SCHEDULE_DELAY: "3000000000" }, `gateway: OTEL_BSP_SCHEDULE_DELAY must be between 1 and ${TIMER_LIMIT}, got 3000000000`],
     ["services/query/main.ts", { CONSUMER_ACK_WAIT_MS: "99999999999999" }, `query: CONSUMER_ACK_WAIT_MS must be between 100 and ${TIMER_LIMIT}, got 99999999999999`],
-    ["services/order/main.ts", { INVENTORY_ATTEMPT_TIMEOUT_MS: "3000000000" }, `order: INVENTORY_ATTEMPT_TIMEOUT_MS must be between 1 and ${TIMER_LIMIT}, got 3000000000`],
+    ["services/order/main.ts", { INVENTORY_ATTEMPT_TIMEOUT_MS: "3000000000" }, `order: INVENTORY_ATTEMPT_TIMEOUT_MS must be between 20 and ${TIMER_LIMIT}, got 3000000000`],
+    // An attempt given less than 20 ms would never be sent a change (the service would refuse it).
+    ["services/order/main.ts", { INVENTORY_ATTEMPT_TIMEOUT_MS: "10" }, `order: INVENTORY_ATTEMPT_TIMEOUT_MS must be between 20 and ${TIMER_LIMIT}, got 10`],
+    ["services/order/main.ts", { INVENTORY_BREAKER_HALF_OPEN_MS: "3000000000" }, `order: INVENTORY_BREAKER_HALF_OPEN_MS must be between 1 and ${TIMER_LIMIT}, got 3000000000`],
     ["services/inventory/main.ts", { FAULT_DELAY_MS: "3000000000" }, `inventory: FAULT_DELAY_MS must be between 0 and ${TIMER_LIMIT}, got 3000000000`],
     // The query's durable consumers are named after it; npm start gives its NATS user those names.
     ...["a.b", "a b"].map((name): [string, Record<string, string>, string] => [

@@ -5,6 +5,7 @@ import { InventoryService } from "../../proto/gen/orderly/inventory/v1/inventory
 import { Code, OrderlyError } from "../../shared/errors/index.js";
 import { connect, createClient } from "../../shared/grpc/index.js";
 import { waitFor } from "../helpers/processes.js";
+import { rawExchange } from "../helpers/raw-http.js";
 import { api, reasonOf, startSystem, type System } from "../helpers/system.js";
 
 describe("limits", () => {
@@ -442,15 +443,8 @@ describe("limits", () => {
   });
 
   /** What the gateway answers to a raw request (which asks it to close the connection after). */
-  async function exchange(head: string, body = ""): Promise<string> {
-    const socket = connectTcp({ host: "127.0.0.1", port: Number(new URL(system.baseUrl).port) });
-    let received = "";
-    socket.on("data", (chunk) => (received += chunk.toString("latin1")));
-    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-    socket.on("error", () => undefined);
-    socket.write(`${head}connection: close\r\n\r\n${body}`);
-    await closed;
-    return received;
+  function exchange(head: string, body = ""): Promise<string> {
+    return rawExchange(Number(new URL(system.baseUrl).port), `${head}connection: close\r\n\r\n${body}`);
   }
 
   test("an HTTP/1.1 request without Host gets 400 MALFORMED_REQUEST with a reason, like any other malformed request; HTTP/1.0 needs none", async () => {
@@ -585,17 +579,20 @@ describe("limits", () => {
   test("an HTTP/1.0 request with a Transfer-Encoding is refused 400 MALFORMED_REQUEST and its connection closed (RFC 9112 §6.1), and is not run", async () => {
     expect((await system.api("POST", "/v1/inventory/OLD-1:restock", { body: { quantity: 5 } })).status).toBe(200);
     const body = JSON.stringify({ quantity: 1 });
-    const { socket, received, ended } = rawConnection();
-    try {
-      socket.write(
-        `POST /v1/inventory/OLD-1:restock HTTP/1.0\r\nhost: orderly\r\nauthorization: Bearer ${system.tokens.admin}\r\nconnection: keep-alive\r\n` +
-          `transfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\nconnection: keep-alive\r\n\r\n`,
-      );
-      await ended;
-      expect(received().match(/HTTP\/1\.1 \d+/g)).toEqual(["HTTP/1.1 400"]);
-      expect(received()).toContain('"reason":"MALFORMED_REQUEST"');
-    } finally {
-      socket.destroy();
+    // With a Host, and without one (which HTTP/1.0 may leave out).
+    for (const host of ["host: orderly\r\n", ""]) {
+      const { socket, received, ended } = rawConnection();
+      try {
+        socket.write(
+          `POST /v1/inventory/OLD-1:restock HTTP/1.0\r\n${host}authorization: Bearer ${system.tokens.admin}\r\nconnection: keep-alive\r\n` +
+            `transfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\nconnection: keep-alive\r\n\r\n`,
+        );
+        await ended;
+        expect(received().match(/HTTP\/1\.1 \d+/g)).toEqual(["HTTP/1.1 400"]);
+        expect(received()).toContain('"reason":"MALFORMED_REQUEST"');
+      } finally {
+        socket.destroy();
+      }
     }
     expect((await system.api("GET", "/v1/inventory/OLD-1")).body).toMatchObject({ available: 5 });
   });
@@ -606,6 +603,7 @@ describe("limits", () => {
       "GET /healthz HTTP/2.0\r\nhost: orderly\r\n",
       "GET /healthz HTTP/1.1\r\nhost: a/b@c\r\n",
       `GET /v1/inventory/MUG-1#top HTTP/1.1\r\nhost: orderly\r\n${bearer}`,
+      `GET /v1/inventory/MUG-1#top HTTP/1.0\r\n${bearer}`,
     ]) {
       const answer = await exchange(head);
       expect(answer).toMatch(/^HTTP\/1\.1 400 /);
@@ -631,6 +629,20 @@ describe("limits", () => {
 
   test("a client that sends Expect: 100-continue is told to go on only once its request would read the body: without a token it hears its 401 first", async () => {
     expect(await blastBody("expect-continue", 1024, { authorization: "" })).toEqual({ statusLine: "HTTP/1.1 401 Unauthorized", reason: "AUTHENTICATION_REQUIRED", continued: false });
+  });
+
+  test("an HTTP/1.0 client's Expect is ignored (RFC 9110 §10.1.1): it gets no 100 Continue, only its answer", async () => {
+    expect((await system.api("POST", "/v1/inventory/EXPECT-10:restock", { body: { quantity: 5 } })).status).toBe(200);
+    const body = JSON.stringify({ quantity: 1 });
+    for (const expectation of ["100-continue", "something-else"]) {
+      const answer = await exchange(
+        `POST /v1/inventory/EXPECT-10:restock HTTP/1.0\r\nauthorization: Bearer ${system.tokens.admin}\r\nexpect: ${expectation}\r\ncontent-length: ${body.length}\r\n`,
+        body,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+      expect(answer).not.toContain("100 Continue");
+    }
+    expect((await system.api("GET", "/v1/inventory/EXPECT-10")).body).toMatchObject({ available: 7 });
   });
 
   test("a write with Expect: 100-continue pipelined behind a slow read gets its go-ahead after the read's answer, and is not timed out (408) for that wait", async () => {
