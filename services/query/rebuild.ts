@@ -149,9 +149,18 @@ function newerOnlyIn(live: unknown[] | undefined, rebuilt: unknown[] | undefined
   return ((live ?? []) as Row[]).filter((row) => (versions.get(row[key]) ?? -1n) < row.version).length;
 }
 
-/** Whether a path holds nothing (no file, or an empty one) or a SQLite database (by its header), which a rebuild may replace. */
-function emptyOrSqlite(path: string): boolean {
-  if (!existsSync(path) || statSync(path).size === 0) return true;
+/**
+ * Why a rebuild may not write its output to `path`, replacing what is there; undefined when it may: nothing there (no
+ * file, or an empty one) or a read model (a database with the query service's tables, an earlier rebuild's say). Not
+ * a folder, nor a path whose folder does not exist, nor a file that is not a SQLite database, nor a database of
+ * something else (the order or inventory service's own, or a copy of one: a rebuild would wipe it).
+ */
+function refusalToReplace(path: string): string | undefined {
+  if (!existsSync(dirname(path))) return `the folder of --out ${path} does not exist: create it, or give another path`;
+  if (!existsSync(path)) return undefined;
+  const stat = statSync(path);
+  if (stat.isDirectory()) return `--out ${path} is a folder: give the path of a file`;
+  if (stat.size === 0) return undefined;
   const header = Buffer.alloc(SQLITE_HEADER.length);
   const fd = openSync(path, "r");
   try {
@@ -159,8 +168,24 @@ function emptyOrSqlite(path: string): boolean {
   } finally {
     closeSync(fd);
   }
-  return header.equals(SQLITE_HEADER);
+  if (!header.equals(SQLITE_HEADER)) return `--out ${path} is a file that is not a SQLite database, which the rebuild would replace: give another path`;
+  let tables: string[];
+  try {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[];
+    } finally {
+      db.close();
+    }
+  } catch (error) {
+    return `--out ${path} is a SQLite database that cannot be read (${(error as Error).message}), which the rebuild would replace: give another path`;
+  }
+  if (tables.length === 0 || tables.includes(READ_MODEL_TABLE)) return undefined;
+  return `--out ${path} is a database that is not a read model (its tables: ${tables.slice(0, 4).join(", ")}${tables.length > 4 ? ", …" : ""}), which the rebuild would replace: give another path`;
 }
+
+/** A table every read model has had since the first schema: what marks a database as one. */
+const READ_MODEL_TABLE = "order_views";
 
 /** The first 16 bytes of every SQLite database file. */
 const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
@@ -205,14 +230,32 @@ async function main(): Promise<void> {
   // The file is emptied first: never the read model itself (a running service would go on applying, and acking, events
   // into the file deleted under it, lost to the next start), nor a file another process has open.
   if (sameFile(out, config.dbFile)) throw new Error(`--out ${out} is the read model itself: give another file, or use --replace to swap the rebuilt one in`);
-  if (!emptyOrSqlite(out)) throw new Error(`--out ${out} is a file that is not a SQLite database, which the rebuild would replace: give another path`);
+  const refusal = refusalToReplace(out);
+  if (refusal !== undefined) throw new Error(refusal);
   if (inUse(out)) throw new Error(`${out} is open in another process: give another file with --out`);
-  for (const suffix of ["", "-wal", "-shm"]) rmSync(out + suffix, { force: true });
-  const db = openDatabase({ file: out, migrations: queryMigrations, synchronous: "NORMAL" });
+  // Built beside it and moved in place once whole: a rebuild that fails (NATS down, say) leaves the file as it was.
+  const building = `${out}.building`;
+  const removeBuilding = () => {
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(building + suffix, { force: true });
+  };
+  removeBuilding();
   const started = performance.now();
-  const counts = await replayStreams(config.natsUrl, db, config.consumerName, rebuildAuth(config));
-  const rebuilt = dumpReadModels(db);
-  db.close();
+  let counts: Record<string, number>;
+  let rebuilt: ReturnType<typeof dumpReadModels>;
+  try {
+    const db = openDatabase({ file: building, migrations: queryMigrations, synchronous: "NORMAL" });
+    try {
+      counts = await replayStreams(config.natsUrl, db, config.consumerName, rebuildAuth(config));
+      rebuilt = dumpReadModels(db);
+    } finally {
+      db.close();
+    }
+    for (const suffix of ["-wal", "-shm"]) rmSync(out + suffix, { force: true });
+    renameSync(building, out);
+  } catch (error) {
+    removeBuilding();
+    throw error;
+  }
   const summary = Object.fromEntries(Object.entries(rebuilt).map(([table, rows]) => [table, rows.length]));
   console.log(JSON.stringify({ out, events: counts, rows: summary, ms: Math.round(performance.now() - started) }));
   const comparison = existsSync(config.dbFile) ? compareWithLive(config.dbFile, rebuilt) : undefined;

@@ -170,6 +170,8 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
     const adminUrl = `http://127.0.0.1:${env.GATEWAY_ADMIN_PORT}`;
     const demoSkus = DEMO_CATALOG.map((item) => item.sku).sort();
     const [restocked, untouched] = DEMO_CATALOG;
+    /** The rebuild's output while the system ran, which a failed rebuild later must leave as it was. */
+    let rebuiltBefore = Buffer.alloc(0);
     if (restocked === undefined || untouched === undefined) throw new Error("the demo catalog needs two SKUs");
 
     {
@@ -254,6 +256,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       // `npm run rebuild`, as the README gives it, logs in as npm start's query user by itself (its nats-server refuses anonymous clients).
       const rebuild = await runRebuild(env);
       expect(rebuild.stdout).toContain("the rebuilt read models equal the live ones");
+      rebuiltBefore = readFileSync(join(dataDir, "query.rebuilt.db"));
       // Replacing the read model under the running query service would lose what it applies next: refused, nothing changed.
       const replacing = await runRebuild(env, ["--replace"]).then(
         () => "exited 0",
@@ -302,6 +305,26 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
     );
     expect(unreachable).toMatch(/^exited 1: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+ as user query \(.*\): start Orderly first/);
+    // A rebuild that failed left the earlier one's output as it was (it builds beside it, and moves it in once whole).
+    expect(readFileSync(join(dataDir, "query.rebuilt.db")).equals(rebuiltBefore)).toBe(true);
+    // Nor does it ever write over a database that is not a read model (the order service's own, say), a folder, or into
+    // a folder that is not there: refused before it reads anything, the file left as it was.
+    const orderDb = join(dataDir, "order.db");
+    const orderBytes = readFileSync(orderDb);
+    const refusals = await Promise.all(
+      [orderDb, dataDir, join(dataDir, "no-such-folder", "x.db")].map((out) =>
+        runRebuild(env, ["--out", out]).then(
+          () => "exited 0",
+          (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
+        ),
+      ),
+    );
+    expect(refusals).toEqual([
+      expect.stringMatching(new RegExp(`^exited 1: --out ${orderDb} is a database that is not a read model \\(its tables: .*orders.*\\), which the rebuild would replace: give another path\n$`)),
+      `exited 1: --out ${dataDir} is a folder: give the path of a file\n`,
+      `exited 1: the folder of --out ${join(dataDir, "no-such-folder", "x.db")} does not exist: create it, or give another path\n`,
+    ]);
+    expect(readFileSync(orderDb).equals(orderBytes)).toBe(true);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
