@@ -16,10 +16,10 @@ export interface Stoppable {
 }
 
 /**
- * Runs a process's `start`, then waits for SIGTERM or SIGINT and closes what
- * it returned. A second signal, or a close that takes longer than
- * `graceMs`, ends the process at once (once its last lines are logged: exitAfterLogs).
- * With configOrExit, the only place that calls process.exit.
+ * Runs a process's `start`, and on SIGTERM or SIGINT closes what it returned: once it has started, when the signal
+ * comes during the start (the default action would kill the process half-started). A second signal, or a close that
+ * takes longer than `graceMs` (the start's rest included), ends the process at once (once its last lines are logged:
+ * exitAfterLogs). With configOrExit, the only place that calls process.exit.
  */
 export function runMain(
   logger: Logger,
@@ -36,36 +36,35 @@ export function runMain(
   };
   process.on("uncaughtException", fail);
   process.on("unhandledRejection", fail);
-  start(fail).then(
-    (running) => {
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          logger.warn({ signal }, "second signal: exiting now");
-          exitAfterLogs(logger, 1);
-          return;
-        }
-        stopping = true;
-        logger.info({ signal }, "shutting down");
-        const timer = setTimeout(() => {
-          logger.error({ graceMs }, "shutdown took too long: exiting");
-          exitAfterLogs(logger, 1);
-        }, graceMs);
-        timer.unref();
-        running.close().then(
-          () => {
-            // Stopped in time: the exit's wait for the log's reader is no overrun of the grace.
-            clearTimeout(timer);
-            logger.info("stopped");
-            exitAfterLogs(logger, 0);
-          },
-          fail,
-        );
-      };
-      process.on("SIGTERM", stop);
-      process.on("SIGINT", stop);
-    },
-    fail,
-  );
+  const started = start(fail);
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting now");
+      exitAfterLogs(logger, 1);
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const timer = setTimeout(() => {
+      logger.error({ graceMs }, "shutdown took too long: exiting");
+      exitAfterLogs(logger, 1);
+    }, graceMs);
+    timer.unref();
+    started.then(
+      (running) =>
+        running.close().then(() => {
+          // Stopped in time: the exit's wait for the log's reader is no overrun of the grace.
+          clearTimeout(timer);
+          logger.info("stopped");
+          exitAfterLogs(logger, 0);
+        }, fail),
+      // A start that failed ends the process by itself (fail, below).
+      () => undefined,
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  started.catch(fail);
 }
 
 /**
