@@ -888,6 +888,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
     }
     // A body refused before all of it came: the connection cannot carry another request.
+    // RFC 9110 §15.5.16: a body refused for its content coding is answered with the codings that are accepted.
+    if (err.reason === "UNSUPPORTED_CONTENT_ENCODING") res.setHeader("accept-encoding", "identity");
     // A request not well framed (MALFORMED_REQUEST): what follows it on the connection cannot be trusted either.
     if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING" || err.reason === "UNSUPPORTED_TRANSFER_ENCODING" || err.reason === "EXPECTATION_FAILED" || err.reason === "MALFORMED_REQUEST") {
       res.setHeader("connection", "close");

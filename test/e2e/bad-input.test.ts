@@ -104,6 +104,11 @@ describe("bad input gets a 4xx with a reason and changes nothing", () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  test("a body refused for its Content-Encoding (415) is answered with the one accepted: Accept-Encoding: identity", async () => {
+    const refused = await system.api("POST", "/v1/orders", { body: order([{ sku: "BOX-1", quantity: 1 }]), headers: { "content-encoding": "gzip" } });
+    expect({ status: refused.status, accepted: refused.headers.get("accept-encoding") }).toEqual({ status: 415, accepted: "identity" });
+  });
+
   test("HEAD is answered as GET without the body, on API routes and built-ins; a method a path does not take is 405 listing the ones it does", async () => {
     for (const path of ["/v1/inventory/BOX-1", "/v1/inventory?pageSize=1", "/openapi.json", "/healthz"]) {
       const get = await system.api("GET", path);
