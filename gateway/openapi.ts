@@ -49,6 +49,7 @@ const HEADERS: Record<string, JsonObject> = {
   "Retry-After": header("Seconds to wait before trying again", { type: "string", pattern: "^\\d+$" }, true),
   Allow: header("The methods the path takes", { type: "string" }, true),
   "WWW-Authenticate": header('Bearer realm="orderly", with error="invalid_token" when the credentials were refused', { type: "string" }, true),
+  "Accept-Encoding": header("The content codings a request body may have: identity (none) only", { type: "string", enum: ["identity"] }, true),
 };
 
 function headerRefs(...names: string[]): JsonObject {
@@ -56,7 +57,7 @@ function headerRefs(...names: string[]): JsonObject {
 }
 
 /** Headers an error status carries besides X-Request-Id. */
-const ERROR_HEADERS: Record<string, string[]> = { "401": ["WWW-Authenticate"], "405": ["Allow"], "429": ["Retry-After"], "503": ["Retry-After"] };
+const ERROR_HEADERS: Record<string, string[]> = { "401": ["WWW-Authenticate"], "405": ["Allow"], "415": ["Accept-Encoding"], "429": ["Retry-After"], "503": ["Retry-After"] };
 
 /**
  * Reasons no client of a documented path receives: CANCELLED is the
