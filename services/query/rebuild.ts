@@ -15,7 +15,7 @@ import type { NatsAuth } from "../../shared/config/index.js";
 import { DeferredEvents, connectNats, consumerNames, decodeEvent, isOfUnknownType, streams, type StreamKey } from "../../shared/events/index.js";
 import { createLogger } from "../../shared/logging/index.js";
 import { natsPasswordFile } from "../../shared/security/index.js";
-import { claimSoleWriter, inUse, openDatabase, type Db } from "../../shared/sqlite/index.js";
+import { claimSoleWriter, holdExclusively, inUse, openDatabase, type Db } from "../../shared/sqlite/index.js";
 import { queryConfig, type QueryConfig } from "./config.js";
 import { Projector } from "./projector.js";
 import { dumpReadModels } from "./read-store.js";
@@ -169,19 +169,28 @@ function refusalToReplace(path: string): string | undefined {
     closeSync(fd);
   }
   if (!header.equals(SQLITE_HEADER)) return `--out ${path} is a file that is not a SQLite database, which the rebuild would replace: give another path`;
+  if (inUse(path)) return openElsewhere(path);
+  // Nothing else has it open: the -wal and -shm files a read-only look at a WAL database makes are this look's, and go with it.
+  const companions = ["-wal", "-shm"].map((suffix) => path + suffix).filter((file) => !existsSync(file));
   let tables: string[];
   try {
-    const db = new Database(path, { readonly: true, fileMustExist: true });
+    const db = new Database(path, { readonly: true, fileMustExist: true, timeout: 0 });
     try {
       tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[];
     } finally {
       db.close();
+      for (const file of companions) rmSync(file, { force: true });
     }
   } catch (error) {
     return `--out ${path} is a SQLite database that cannot be read (${(error as Error).message}), which the rebuild would replace: give another path`;
   }
   if (tables.length === 0 || tables.includes(READ_MODEL_TABLE)) return undefined;
   return `--out ${path} is a database that is not a read model (its tables: ${tables.slice(0, 4).join(", ")}${tables.length > 4 ? ", …" : ""}), which the rebuild would replace: give another path`;
+}
+
+/** The refusal of an output another process has open (a sqlite3 shell, a query service on it): replaced, it would go on using the old file. */
+function openElsewhere(path: string): string {
+  return `${path} is open in another process: give another file with --out`;
 }
 
 /** A table every read model has had since the first schema: what marks a database as one. */
@@ -232,9 +241,11 @@ async function main(): Promise<void> {
   if (sameFile(out, config.dbFile)) throw new Error(`--out ${out} is the read model itself: give another file, or use --replace to swap the rebuilt one in`);
   const refusal = refusalToReplace(out);
   if (refusal !== undefined) throw new Error(refusal);
-  if (inUse(out)) throw new Error(`${out} is open in another process: give another file with --out`);
-  // Built beside it and moved in place once whole: a rebuild that fails (NATS down, say) leaves the file as it was.
+  // Built beside it and moved in place once whole: a rebuild that fails (NATS down, say) leaves the file as it was. One
+  // rebuild at a time writes an output (held until this process ends): another would delete the file this one builds.
   const building = `${out}.building`;
+  const writing = holdExclusively(`${building}.lock`);
+  if (writing === undefined) throw new Error(`another rebuild is writing ${out}: wait for it to end, or give another file with --out`);
   const removeBuilding = () => {
     for (const suffix of ["", "-wal", "-shm"]) rmSync(building + suffix, { force: true });
   };
@@ -250,11 +261,16 @@ async function main(): Promise<void> {
     } finally {
       db.close();
     }
+    // Opened meanwhile (the replay can take minutes), the output is not replaced under its reader.
+    if (inUse(out)) throw new Error(openElsewhere(out));
     for (const suffix of ["-wal", "-shm"]) rmSync(out + suffix, { force: true });
     renameSync(building, out);
   } catch (error) {
     removeBuilding();
     throw error;
+  } finally {
+    writing.close();
+    rmSync(`${building}.lock`, { force: true });
   }
   const summary = Object.fromEntries(Object.entries(rebuilt).map(([table, rows]) => [table, rows.length]));
   console.log(JSON.stringify({ out, events: counts, rows: summary, ms: Math.round(performance.now() - started) }));

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { expect, test } from "vitest";
 import { DEMO_CATALOG } from "../../scripts/local-run.js";
 import { freePorts, nodeFlags } from "../../shared/process/index.js";
+import { holdExclusively } from "../../shared/sqlite/index.js";
 import { isRunning, ROOT, runRebuild, waitFor } from "../helpers/processes.js";
 import { api } from "../helpers/system.js";
 
@@ -311,6 +312,8 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
     // a folder that is not there: refused before it reads anything, the file left as it was.
     const orderDb = join(dataDir, "order.db");
     const orderBytes = readFileSync(orderDb);
+    const orderFiles = () => readdirSync(dataDir).filter((name) => name.startsWith("order.db")).sort();
+    const orderFilesBefore = orderFiles();
     const refusals = await Promise.all(
       [orderDb, dataDir, join(dataDir, "no-such-folder", "x.db")].map((out) =>
         runRebuild(env, ["--out", out]).then(
@@ -325,6 +328,19 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       `exited 1: the folder of --out ${join(dataDir, "no-such-folder", "x.db")} does not exist: create it, or give another path\n`,
     ]);
     expect(readFileSync(orderDb).equals(orderBytes)).toBe(true);
+    // Looked at, not touched: no -wal or -shm left beside it either.
+    expect(orderFiles()).toEqual(orderFilesBefore);
+    // One rebuild at a time writes an output: another would delete the file the first builds.
+    const writing = holdExclusively(join(dataDir, "query.rebuilt.db.building.lock"));
+    try {
+      const second = await runRebuild(env).then(
+        () => "exited 0",
+        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
+      );
+      expect(second).toBe(`exited 1: another rebuild is writing ${join(dataDir, "query.rebuilt.db")}: wait for it to end, or give another file with --out\n`);
+    } finally {
+      writing?.close();
+    }
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
