@@ -425,8 +425,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   /** Answers a request: at once, or when the returned promise settles. Throws what the client gets as an error. */
   function handle(req: IncomingMessage, res: ServerResponse, request: RequestState): Promise<void> | void {
     // Node's parser stops reading a connection at a request that asks for an Upgrade (the gateway has no upgrade
-    // listener: it speaks HTTP/1.1 only), so a request pipelined behind it would be dropped unanswered: the connection
-    // is closed after this answer instead, and its client sends the next one again.
+    // listener: it switches to no other protocol), so a request pipelined behind it would be dropped unanswered: the
+    // connection is closed after this answer instead, and its client sends the next one again.
     if (asksForUpgrade(req)) res.setHeader("connection", "close");
     const refusal = framingRefusal(req);
     if (refusal !== undefined) throw new OrderlyError("MALFORMED_REQUEST", refusal);

@@ -3,7 +3,7 @@
 // same Projector the live query service uses.
 //
 //   npm run rebuild                   builds query.rebuilt.db beside the read model (query.db) and compares the two
-//   npm run rebuild -- --out FILE     builds FILE instead
+//   npm run rebuild -- --out FILE     builds FILE instead (empty, missing or a read model: never another database)
 //   npm run rebuild -- --replace      then replaces query.db with it (refused while the query service has it open, and
 //                                     when the live read models hold what the rebuilt ones lack: --allow-loss replaces anyway)
 import Database from "better-sqlite3";
@@ -236,13 +236,14 @@ async function main(): Promise<void> {
   // database meanwhile. Just before the files change, no other connection (a sqlite3 shell, say) may have it open either.
   if (replace) claimSoleWriter(config.dbFile, "query");
   const out = resolve(args.out ?? join(dirname(config.dbFile), "query.rebuilt.db"));
-  // The file is emptied first: never the read model itself (a running service would go on applying, and acking, events
-  // into the file deleted under it, lost to the next start), nor a file another process has open.
+  // The output replaces what is there: never the read model itself (a running service would go on applying, and acking,
+  // events into the file replaced under it, lost to the next start), nor a file another process has open (refusalToReplace).
   if (sameFile(out, config.dbFile)) throw new Error(`--out ${out} is the read model itself: give another file, or use --replace to swap the rebuilt one in`);
   const refusal = refusalToReplace(out);
   if (refusal !== undefined) throw new Error(refusal);
   // Built beside it and moved in place once whole: a rebuild that fails (NATS down, say) leaves the file as it was. One
-  // rebuild at a time writes an output (held until this process ends): another would delete the file this one builds.
+  // rebuild at a time writes an output (held while it builds, or until this process ends): another would delete the file
+  // this one builds.
   const building = `${out}.building`;
   const writing = holdExclusively(`${building}.lock`);
   if (writing === undefined) throw new Error(`another rebuild is writing ${out}: wait for it to end, or give another file with --out`);
