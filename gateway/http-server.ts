@@ -2,7 +2,7 @@ import type { JsonValue, Message } from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomInt, randomUUID } from "node:crypto";
-import { Code, OrderlyError, httpStatusFor, retryAfterSecondsOf, toStatusJson, underlyingCause } from "../shared/errors/index.js";
+import { Code, OrderlyError, httpStatusFor, retryAfterSecondsOf, toStatusJson, underlyingCause, type Reason } from "../shared/errors/index.js";
 import { HTTP_CODE_HEADER, STOCK_VERSIONS_HEADER, checkRules, isRequestId, stockVersionsOf, type CallOptions } from "../shared/grpc/index.js";
 import type { Logger } from "../shared/logging/index.js";
 import { CountsByKey, untilDeadline } from "../shared/resilience/index.js";
@@ -161,6 +161,20 @@ function splitTarget(target: string): { path: string; search: string } {
  * zone as RFC 6874 writes it, or an IPvFuture), and an optional port.
  */
 const HOST_FORM = /^(?:\[[0-9A-Za-z:.%\-_~]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]*)(?::[0-9]*)?$/;
+
+/**
+ * The refusals after which a connection carries no other request: a body refused before all of it came (too large,
+ * too slow, in a coding not read, with an expectation not met), and a request not well framed (MALFORMED_REQUEST),
+ * behind which nothing on the connection can be trusted either.
+ */
+const CLOSES_CONNECTION: ReadonlySet<Reason> = new Set([
+  "PAYLOAD_TOO_LARGE",
+  "REQUEST_TIMEOUT",
+  "UNSUPPORTED_CONTENT_ENCODING",
+  "UNSUPPORTED_TRANSFER_ENCODING",
+  "EXPECTATION_FAILED",
+  "MALFORMED_REQUEST",
+]);
 
 /** Whether a request asks to switch protocols, as Node's parser reads it: an Upgrade header, and `upgrade` in Connection. */
 function asksForUpgrade(req: IncomingMessage): boolean {
@@ -887,11 +901,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     if (err.code === Code.UNAUTHENTICATED) {
       res.setHeader("www-authenticate", err.reason === "INVALID_CREDENTIALS" ? 'Bearer realm="orderly", error="invalid_token"' : 'Bearer realm="orderly"');
     }
-    // A body refused before all of it came: the connection cannot carry another request.
     // RFC 9110 §15.5.16: a body refused for its content coding is answered with the codings that are accepted.
     if (err.reason === "UNSUPPORTED_CONTENT_ENCODING") res.setHeader("accept-encoding", "identity");
-    // A request not well framed (MALFORMED_REQUEST): what follows it on the connection cannot be trusted either.
-    if (err.reason === "PAYLOAD_TOO_LARGE" || err.reason === "REQUEST_TIMEOUT" || err.reason === "UNSUPPORTED_CONTENT_ENCODING" || err.reason === "UNSUPPORTED_TRANSFER_ENCODING" || err.reason === "EXPECTATION_FAILED" || err.reason === "MALFORMED_REQUEST") {
+    if (CLOSES_CONNECTION.has(err.reason)) {
       res.setHeader("connection", "close");
       req.resume();
     }

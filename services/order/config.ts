@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { consumerConfig, readGrpcAddress, readChoice, readInt, readMs, serviceBaseConfig, type ConsumerConfig, type Env, type ServiceBaseConfig } from "../../shared/config/index.js";
-import { ANSWER_WAY_BACK_MS } from "../../shared/grpc/interceptors.js";
+import { ANSWER_WAY_BACK_MS } from "../../shared/grpc/index.js";
 import { defaultDependencyPolicyOptions, type DependencyPolicyOptions } from "../../shared/resilience/index.js";
 
 /** The order service's configuration, read from the environment once. */

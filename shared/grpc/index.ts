@@ -15,7 +15,7 @@ export { connect, onReady, callUnary, createClient, fromServiceError, channelSec
 export { logGrpcLibraryTo } from "./library-logs.js";
 export { healthService, HealthState, ServingStatus, type HealthChecks, type HealthStateOptions } from "./health.js";
 export { reflectionServices } from "./reflection.js";
-export { chain, traceCalls, logCalls, enforceDeadline, tooLateToChange, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
+export { ANSWER_WAY_BACK_MS, chain, traceCalls, logCalls, enforceDeadline, tooLateToChange, injectDelay, defaultInterceptors, type Interceptor, type Next } from "./interceptors.js";
 export { HTTP_CODE_HEADER, callOptionsOf, causeOf, type CallContext } from "./context.js";
 export { STOCK_VERSIONS_HEADER, announceStock, stockVersionsOf } from "./stock-versions.js";
 export { isRequestId, metadataKeys, REQUEST_ID_PATTERN } from "./metadata-keys.js";

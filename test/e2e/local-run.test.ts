@@ -259,34 +259,22 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
       expect(rebuild.stdout).toContain("the rebuilt read models equal the live ones");
       rebuiltBefore = readFileSync(join(dataDir, "query.rebuilt.db"));
       // Replacing the read model under the running query service would lose what it applies next: refused, nothing changed.
-      const replacing = await runRebuild(env, ["--replace"]).then(
-        () => "exited 0",
-        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
-      );
+      const replacing = await rebuildOutcome(env, ["--replace"]);
       expect(replacing).toMatch(/^exited 1: [\s\S]*query\.db is held by another process, its one writer \(is the query service running on it\?\): stop that process first/);
       // Nor may --out name the read model: the rebuild would empty the file the running service writes to.
       const liveFile = join(dataDir, "query.db");
       const liveInode = statSync(liveFile).ino;
-      const overLive = await runRebuild(env, ["--out", liveFile]).then(
-        () => "exited 0",
-        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
-      );
+      const overLive = await rebuildOutcome(env, ["--out", liveFile]);
       expect(overLive).toBe(`exited 1: --out ${liveFile} is the read model itself: give another file, or use --replace to swap the rebuilt one in\n`);
       expect(statSync(liveFile).ino).toBe(liveInode);
       // Nor a file of something else: it is left as it was.
       const notes = join(dataDir, "notes.txt");
       writeFileSync(notes, "not a database\n");
-      const overNotes = await runRebuild(env, ["--out", notes]).then(
-        () => "exited 0",
-        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
-      );
+      const overNotes = await rebuildOutcome(env, ["--out", notes]);
       expect(overNotes).toBe(`exited 1: --out ${notes} is a file that is not a SQLite database, which the rebuild would replace: give another path\n`);
       expect(readFileSync(notes, "utf8")).toBe("not a database\n");
       // A mistyped option does nothing, rather than a rebuild that was not asked for.
-      const mistyped = await runRebuild(env, ["--replcae"]).then(
-        () => "exited 0",
-        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
-      );
+      const mistyped = await rebuildOutcome(env, ["--replcae"]);
       expect(mistyped).toMatch(/^exited 1: Unknown option '--replcae'[\s\S]*usage: npm run rebuild -- \[--out <file>\] \[--replace \[--allow-loss\]\]/);
       expect((await api(baseUrl, "GET", `/v1/inventory/${restocked.sku}`, admin)).body.available).toBe(restocked.quantity + 10 + 7);
 
@@ -301,10 +289,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
     }
 
     // With nothing running, the rebuild says at once that NATS does not answer, instead of waiting for it.
-    const unreachable = await runRebuild(env).then(
-      () => "exited 0",
-      (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
-    );
+    const unreachable = await rebuildOutcome(env);
     expect(unreachable).toMatch(/^exited 1: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+ as user query \(.*\): start Orderly first/);
     // A rebuild that failed left the earlier one's output as it was (it builds beside it, and moves it in once whole).
     expect(readFileSync(join(dataDir, "query.rebuilt.db")).equals(rebuiltBefore)).toBe(true);
@@ -316,10 +301,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
     const orderFilesBefore = orderFiles();
     const refusals = await Promise.all(
       [orderDb, dataDir, join(dataDir, "no-such-folder", "x.db")].map((out) =>
-        runRebuild(env, ["--out", out]).then(
-          () => "exited 0",
-          (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
-        ),
+        rebuildOutcome(env, ["--out", out]),
       ),
     );
     expect(refusals).toEqual([
@@ -333,10 +315,7 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
     // One rebuild at a time writes an output: another would delete the file the first builds.
     const writing = holdExclusively(join(dataDir, "query.rebuilt.db.building.lock"));
     try {
-      const second = await runRebuild(env).then(
-        () => "exited 0",
-        (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
-      );
+      const second = await rebuildOutcome(env);
       expect(second).toBe(`exited 1: another rebuild is writing ${join(dataDir, "query.rebuilt.db")}: wait for it to end, or give another file with --out\n`);
     } finally {
       writing?.close();
@@ -345,6 +324,14 @@ test("npm start on an empty data dir comes up ready, serves the demo catalog, an
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+/** How `npm run rebuild` with `args` ended: "exited 0", or "exited <code>: <what it wrote to stderr>". */
+function rebuildOutcome(env: Record<string, string>, args: string[] = []): Promise<string> {
+  return runRebuild(env, args).then(
+    () => "exited 0",
+    (error: { code?: number; stderr?: string }) => `exited ${error.code}: ${error.stderr}`,
+  );
+}
 
 /** Runs `body` with a local run of its own data directory once it is ready, given the pids of every process it runs then. */
 async function withReadyRun(body: (run: LocalRun, pids: number[], env: Record<string, string>) => Promise<void>): Promise<void> {
